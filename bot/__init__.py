@@ -1,0 +1,1 @@
+"""protocolbot: runs looking-at-student-work protocols for teacher teams in Slack."""

@@ -1,0 +1,160 @@
+"""Turn a rendered message template into Slack text plus Block Kit built with slack_sdk's models.
+
+A template writes plain lines under directives, so every word stays in messages/:
+
+    :: text              the notification fallback (defaults to the first section)
+    :: header            plain-text header (Slack allows 150 characters)
+    :: section           mrkdwn section (long ones are split at line breaks)
+    :: context           a small mrkdwn line
+    :: divider
+    :: button ACTION_ID [primary|danger] [value=VALUE]   the next line is its label
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.render import render_text
+
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+TEXT_LIMIT = 3000
+MAX_BLOCKS = 50
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def _split(text: str, limit: int) -> list[str]:
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = text.rfind(" ", 0, limit)
+        if cut <= 0:
+            cut = limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip("\n")
+    if text.strip():
+        parts.append(text)
+    return parts
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.fallback: str | None = None
+        self.buttons: list[ButtonElement] = []
+
+    def flush_buttons(self) -> None:
+        if self.buttons:
+            self.blocks.append(ActionsBlock(elements=self.buttons))
+            self.buttons = []
+
+    def add(self, directive: list[str], body: str) -> None:
+        kind = directive[0]
+        if kind != "button":
+            self.flush_buttons()
+        if kind == "text":
+            self.fallback = body
+        elif kind == "header":
+            if body:
+                self.blocks.append(HeaderBlock(text=_clip(" ".join(body.split()), HEADER_LIMIT)))
+        elif kind == "section":
+            for part in _split(body, SECTION_LIMIT):
+                self.blocks.append(SectionBlock(text=MarkdownTextObject(text=part)))
+        elif kind == "context":
+            if body:
+                text = _clip(body, SECTION_LIMIT)
+                self.blocks.append(ContextBlock(elements=[MarkdownTextObject(text=text)]))
+        elif kind == "divider":
+            self.blocks.append(DividerBlock())
+        elif kind == "button":
+            options = dict(word.split("=", 1) for word in directive[2:] if "=" in word)
+            style = next((w for w in directive[2:] if w in ("primary", "danger")), None)
+            self.buttons.append(
+                ButtonElement(
+                    text=_clip(body, 75),
+                    action_id=directive[1],
+                    value=options.get("value"),
+                    style=style,
+                )
+            )
+        else:
+            raise ValueError(f"unknown message directive {kind!r}")
+
+
+def _build(rendered: str) -> _Builder:
+    builder = _Builder()
+    directive: list[str] | None = None
+    body: list[str] = []
+    for line in rendered.splitlines():
+        if line.startswith(":: "):
+            if directive is not None:
+                builder.add(directive, "\n".join(body).strip())
+            directive, body = line[3:].split(), []
+        else:
+            body.append(line)
+    if directive is not None:
+        builder.add(directive, "\n".join(body).strip())
+    elif "\n".join(body).strip():
+        builder.add(["section"], "\n".join(body).strip())
+    builder.flush_buttons()
+    return builder
+
+
+def _message(blocks: list[Block], fallback: str | None) -> Message:
+    if fallback is None:
+        fallback = next((b.text.text for b in blocks if isinstance(b, SectionBlock) and b.text), "")
+    # to_dict() validates each block against Slack's limits before Slack ever sees it.
+    return Message(text=_clip(fallback, TEXT_LIMIT), blocks=[b.to_dict() for b in blocks])
+
+
+def parse_message(rendered: str) -> Message:
+    builder = _build(rendered)
+    return _message(builder.blocks[:MAX_BLOCKS], builder.fallback)
+
+
+def parse_messages(rendered: str, max_blocks: int = 40, max_chars: int = 11000) -> list[Message]:
+    """A long text (the notes) as several messages, each within Slack's block and size limits."""
+    builder = _build(rendered)
+    messages: list[Message] = []
+    chunk: list[Block] = []
+    size = 0
+    for block in builder.blocks:
+        length = len(str(block.to_dict()))
+        if chunk and (len(chunk) >= max_blocks or size + length > max_chars):
+            messages.append(_message(chunk, builder.fallback if not messages else None))
+            chunk, size = [], 0
+        chunk.append(block)
+        size += length
+    if chunk or not messages:
+        messages.append(_message(chunk, builder.fallback if not messages else None))
+    return messages
+
+
+def render_message(template: str, **context: Any) -> Message:
+    return parse_message(render_text(template, **context))
+
+
+def render_messages(template: str, **context: Any) -> list[Message]:
+    return parse_messages(render_text(template, **context))

@@ -1,0 +1,213 @@
+"""The protocolbot command: serve, clock, demo, export, db upgrade, protocols list|check."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("bot")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"protocolbot: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # slack_sdk logs request bodies at DEBUG; keep message text out of logs at every level we set.
+    logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLogger().level))
+    logging.getLogger("slack_bolt").setLevel(max(logging.INFO, logging.getLogger().level))
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _wait_for_stop() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _schema_ready(settings: Settings) -> None:
+    from bot.store.db import Database
+    from bot.store.migrate import is_up_to_date
+
+    db = Database(settings.database_url)
+    try:
+        ready = is_up_to_date(db)
+    finally:
+        db.dispose()
+    if not ready:
+        print(
+            "protocolbot: the database schema is out of date: run `protocolbot db upgrade` first",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings.log_level)
+    try:
+        settings.require_slack()
+    except SettingsError as error:
+        print(f"protocolbot: {error}", file=sys.stderr)
+        return 2
+    _schema_ready(settings)
+
+    from bot.app import build_app
+    from bot.runtime import Runtime
+
+    runtime = Runtime(settings, with_scheduler=not args.no_scheduler)
+    app = build_app(runtime)
+    if args.no_scheduler:
+        runtime.inbox.replay()
+    else:
+        runtime.start()
+    stop = _wait_for_stop()
+    try:
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(app, settings.slack_app_token)
+            handler.connect()
+            log.info("connected to Slack in Socket Mode")
+            stop.wait()
+            handler.close()
+        else:
+            from bot.server import make_server
+
+            server = make_server(app, runtime, host=args.host, port=args.port or settings.port)
+            thread = threading.Thread(target=server.run, name="http", daemon=True)
+            thread.start()
+            log.info("listening on http://%s:%s/slack/events", args.host, server.effective_port)
+            stop.wait()
+            server.close()
+            thread.join(10)
+    finally:
+        log.info("stopping: finishing in-flight work")
+        runtime.stop()
+    return 0
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings.log_level)
+    _schema_ready(settings)
+    from bot.runtime import Runtime
+
+    runtime = Runtime(settings).start()
+    log.info("clock running: timers and the outbox")
+    stop = _wait_for_stop()
+    stop.wait()
+    runtime.stop()
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from bot.store.db import Database
+    from bot.store.migrate import current_revision, upgrade
+
+    db = Database(settings.database_url)
+    upgrade(db)
+    print(f"database is at revision {current_revision(db)}")
+    db.dispose()
+    return 0
+
+
+def cmd_protocols(args: argparse.Namespace) -> int:
+    from bot.protocols import BUILTIN_DIR, load_library
+
+    settings = _settings()
+    dirs = [Path(args.dir)] if args.dir else [BUILTIN_DIR]
+    if not args.dir and settings.protocols_dir:
+        dirs.append(settings.protocols_dir)
+    library, errors = load_library(dirs)
+    if args.action == "list":
+        for protocol in library.values():
+            steps = ", ".join(step.title for step in protocol.steps)
+            print(f"{protocol.id:26} {protocol.live_minutes:4} min  {protocol.name}: {steps}")
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if args.action == "check" and not errors:
+        print(f"{len(library)} protocols ok")
+    return 1 if errors else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.export import export
+
+    settings = _settings()
+    try:
+        print(export(settings, args.session, args.format), end="")
+    except LookupError as error:
+        print(f"protocolbot: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(args.protocol, step_seconds=args.step, out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="protocolbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    serve.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="web process only: a separate `protocolbot clock` runs the timers",
+    )
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    clock = sub.add_parser("clock", help="run the timers and the outbox (one per deployment)")
+    clock.set_defaults(func=cmd_clock)
+
+    demo = sub.add_parser("demo", help="an offline rehearsal with a scripted team, no Slack needed")
+    demo.add_argument("protocol", nargs="?", default="atlas")
+    demo.add_argument("--step", type=float, default=3.0, help="seconds per step (default 3)")
+    demo.set_defaults(func=cmd_demo)
+
+    export = sub.add_parser("export", help="a session's notes as md, csv or json")
+    export.add_argument("session", help="a session id, or 'latest'")
+    export.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    export.set_defaults(func=cmd_export)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=("upgrade",))
+    db.set_defaults(func=cmd_db)
+
+    protocols = sub.add_parser("protocols", help="list or check protocol files")
+    protocols.add_argument("action", choices=("list", "check"))
+    protocols.add_argument("dir", nargs="?", default=None)
+    protocols.set_defaults(func=cmd_protocols)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,604 @@
+"""Parse the text of the `/protocol` slash command into a typed command or a ParseError."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.render import render_text
+
+DAY = 86_400
+MAX_AHEAD_SECONDS = 90 * DAY  # the limit for `step`, `in`, `remind`, and how far away `at` may be
+MAX_EXTEND_SECONDS = 14 * DAY
+ECHO_LIMIT = 80  # user text quoted back in an error is clipped to this many characters
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenDialog:
+    """`/protocol` alone: open the start dialog."""
+
+
+@dataclass(frozen=True)
+class Help:
+    """`/protocol help`."""
+
+
+@dataclass(frozen=True)
+class ListProtocols:
+    """`/protocol list`."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """`/protocol preview <protocol>`."""
+
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Start:
+    """`/protocol start <protocol> ...`; None means "not given, use the default"."""
+
+    protocol: str
+    presenter: str | None = None
+    start_at: datetime | None = None  # aware UTC
+    step_seconds: int | None = None
+    remind_seconds: int | None = None
+    facilitator: str | None = None
+    weekdays: bool = False
+
+
+@dataclass(frozen=True)
+class Status:
+    """`/protocol status`."""
+
+
+@dataclass(frozen=True)
+class Next:
+    """`/protocol next`."""
+
+
+@dataclass(frozen=True)
+class Extend:
+    """`/protocol extend <duration>`."""
+
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """`/protocol pause`."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """`/protocol resume`."""
+
+
+@dataclass(frozen=True)
+class End:
+    """`/protocol end`."""
+
+
+@dataclass(frozen=True)
+class Notes:
+    """`/protocol notes`."""
+
+
+@dataclass(frozen=True)
+class Forget:
+    """`/protocol forget`."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """`/protocol cancel [<session-number>]`."""
+
+    session_number: int | None = None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """`/protocol rotation <@a> <@b> ...`; no users means "show the rotation"."""
+
+    users: tuple[str, ...] = ()
+
+
+Command: TypeAlias = (
+    OpenDialog
+    | Help
+    | ListProtocols
+    | Preview
+    | Start
+    | Status
+    | Next
+    | Extend
+    | Pause
+    | Resume
+    | End
+    | Notes
+    | Forget
+    | Cancel
+    | Rotation
+)
+
+
+@dataclass(frozen=True)
+class ParseError:
+    """Bad input: `code` names messages/errors/{code}.j2, `context` holds what it shows."""
+
+    code: str
+    context: dict[str, object] = field(default_factory=dict)
+
+    def message(self) -> str:
+        return render_text(f"errors/{self.code}.j2", **self.context)
+
+
+class DurationError(ValueError):
+    """A duration that is unreadable, zero, or over its limit; `code` is the error code."""
+
+    def __init__(self, code: str, text: str, limit: int) -> None:
+        super().__init__(f"{code}: {text!r}")
+        self.code = code
+        self.text = text
+        self.limit = limit
+
+
+class _Rejected(Exception):
+    """Raised deep in the parser; parse() returns the ParseError it carries."""
+
+    def __init__(self, code: str, **context: object) -> None:
+        super().__init__(code)
+        self.error = ParseError(code, context)
+
+
+def _echo(text: str) -> str:
+    """User text to quote back: not escaped (templates do that), but one short line."""
+    line = " ".join(text.split()).replace("`", "'")
+    return line if len(line) <= ECHO_LIMIT else line[: ECHO_LIMIT - 1] + "…"
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+# A Slack mention stays one token even if the name after `|` holds spaces.
+_TOKEN = re.compile(r"<@[^\s<>|]*(?:\|[^<>]*)?>|\S+")
+_MENTION = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^<>]*)?>")
+_NAME_LIKE = re.compile(r"[^\W\d][\w.'-]*")
+
+
+class _Cursor:
+    """The words of the command, read left to right."""
+
+    def __init__(self, text: str) -> None:
+        self._words = _TOKEN.findall(text)
+        self._pos = 0
+
+    def peek(self) -> str | None:
+        return self._words[self._pos] if self._pos < len(self._words) else None
+
+    def take(self) -> str:
+        word = self._words[self._pos]
+        self._pos += 1
+        return word
+
+    def take_if(self, accept: Callable[[str], object]) -> str | None:
+        word = self.peek()
+        return self.take() if word is not None and accept(word) else None
+
+    def remaining(self) -> list[str]:
+        words, self._pos = self._words[self._pos :], len(self._words)
+        return words
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """The caller's now (UTC) and time zone."""
+
+    now: datetime
+    zone: tzinfo
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.zone).date()
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return UTC
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def parse(text: str, *, now: datetime, tz: str = "UTC") -> Command | ParseError:
+    """Read `/protocol` text; `now` is the caller's aware clock, `tz` their IANA zone."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
+    clock = _Clock(now.astimezone(UTC), _zone(tz))
+    try:
+        return _command(_Cursor(text), clock)
+    except _Rejected as rejected:
+        return rejected.error
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice that `name` most likely misspells, for "did you mean ...?"."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    matches = difflib.get_close_matches(name.lower()[:ECHO_LIMIT], list(by_lower), n=1)
+    return by_lower[matches[0]] if matches else None
+
+
+def unknown_protocol(name: str, choices: Iterable[str]) -> ParseError:
+    """The error for a protocol the library does not have (the caller knows the library)."""
+    protocols = sorted(choices)
+    suggestion = closest(name, protocols)
+    return ParseError(
+        "unknown_protocol", {"text": _echo(name), "suggestion": suggestion, "protocols": protocols}
+    )
+
+
+def _command(cursor: _Cursor, clock: _Clock) -> Command:
+    word = cursor.take_if(bool)
+    if word is None:
+        return OpenDialog()
+    handler = _HANDLERS.get(word.lower())
+    if handler is None:
+        raise _Rejected(
+            "unknown_subcommand",
+            text=_echo(word),
+            suggestion=closest(word, SUBCOMMANDS),
+            subcommands=list(SUBCOMMANDS),
+        )
+    command = handler(cursor, clock)
+    _expect_end(cursor, word.lower())
+    return command
+
+
+def _expect_end(cursor: _Cursor, subcommand: str) -> None:
+    extra = cursor.remaining()
+    if extra:
+        raise _unexpected(extra, subcommand)
+
+
+def _unexpected(words: list[str], subcommand: str) -> _Rejected:
+    # A time without `at` in front is the likeliest slip, so the message says so.
+    when = subcommand == "start" and (_is_day_word(words[0]) or _TIME.fullmatch(words[0]))
+    return _Rejected(
+        "unexpected_words", text=_echo(" ".join(words)), subcommand=subcommand, when=bool(when)
+    )
+
+
+# --- subcommands ----------------------------------------------------------------------------
+
+_Handler = Callable[[_Cursor, _Clock], Command]
+
+
+def _bare(kind: Callable[[], Command]) -> _Handler:
+    def handler(cursor: _Cursor, clock: _Clock) -> Command:
+        return kind()
+
+    return handler
+
+
+def _preview(cursor: _Cursor, clock: _Clock) -> Preview:
+    return Preview(_protocol(cursor, "preview"))
+
+
+def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
+    return Extend(_read_duration(cursor, "extend", MAX_EXTEND_SECONDS))
+
+
+def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
+    word = cursor.take_if(bool)
+    if word is None:
+        return Cancel()
+    number = re.fullmatch(r"#?(\d{1,9})", word, re.ASCII)
+    if number is None or int(number[1]) == 0:
+        raise _Rejected("bad_session_number", text=_echo(word))
+    return Cancel(int(number[1]))
+
+
+def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
+    words = cursor.remaining()
+    return Rotation(tuple(_user_id(word, "user_format", option="rotation") for word in words))
+
+
+def _protocol(cursor: _Cursor, subcommand: str) -> str:
+    word = cursor.take_if(lambda w: not _is_option(w) and not w.startswith(("<", "@")))
+    if word is None:
+        raise _Rejected("missing_protocol", subcommand=subcommand)
+    return word.lower()
+
+
+def _user_id(word: str, code: str, **context: object) -> str:
+    mention = _MENTION.fullmatch(word)
+    if mention is None:
+        raise _Rejected(code, text=_echo(word), **context)
+    return mention[1]
+
+
+# --- start and its options ------------------------------------------------------------------
+
+
+def _start(cursor: _Cursor, clock: _Clock) -> Start:
+    command = Start(_protocol(cursor, "start"))
+    given: set[str] = set()
+    while cursor.peek() is not None:
+        command = _start_option(cursor, clock, command, given)
+    return command
+
+
+def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str]) -> Start:
+    word = cursor.take()
+    key = word.lower()
+    if key in _START_OPTIONS:
+        _claim(given, key)
+        return _START_OPTIONS[key](cursor, clock, command)
+    if _MENTION.fullmatch(word) or ("presenter" not in given and _looks_like_person(word)):
+        _claim(given, "presenter")
+        return replace(command, presenter=_user_id(word, "presenter_format"))
+    raise _unexpected([word, *cursor.remaining()], "start")
+
+
+def _claim(given: set[str], option: str) -> None:
+    """Each option at most once, and only one of `at` and `in`."""
+    if option in given:
+        raise _Rejected("duplicate_option", option=option)
+    if option in ("at", "in") and given & {"at", "in"}:
+        raise _Rejected("at_and_in")
+    given.add(option)
+
+
+def _looks_like_person(word: str) -> bool:
+    """Where a presenter should be: an @name, a <...> token, or a plain name (not a day)."""
+    if word.startswith(("@", "<")):
+        return True
+    return bool(_NAME_LIKE.fullmatch(word)) and not _is_day_word(word)
+
+
+def _is_option(word: str) -> bool:
+    return word.lower() in _START_OPTIONS
+
+
+_StartOption = Callable[[_Cursor, _Clock, Start], Start]
+
+
+def _option_at(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    return replace(command, start_at=_read_at(cursor, clock))
+
+
+def _option_in(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    seconds = _read_duration(cursor, "in", MAX_AHEAD_SECONDS)
+    return replace(command, start_at=clock.now + timedelta(seconds=seconds))
+
+
+def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    return replace(command, step_seconds=_read_duration(cursor, "step", MAX_AHEAD_SECONDS))
+
+
+def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    return replace(command, remind_seconds=_read_duration(cursor, "remind", MAX_AHEAD_SECONDS))
+
+
+def _option_facilitator(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    word = cursor.take_if(lambda w: not _is_option(w))
+    if word is None:
+        raise _Rejected("missing_value", option="facilitator")
+    return replace(command, facilitator=_user_id(word, "user_format", option="facilitator"))
+
+
+def _option_weekdays(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    return replace(command, weekdays=True)
+
+
+# --- durations ------------------------------------------------------------------------------
+
+_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), DAY),
+}
+_DURATION = re.compile(r"(?:\d+\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
+_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)", re.IGNORECASE | re.ASCII)
+
+
+def parse_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
+    """Seconds in `90m`, `1h30m`, `2 days`; DurationError if unreadable, zero or over `limit`."""
+    seconds = _sum_duration(text.strip())
+    if seconds is None:
+        raise DurationError("bad_duration", text, limit)
+    if seconds <= 0:
+        raise DurationError("duration_zero", text, limit)
+    if seconds > limit:
+        raise DurationError("duration_too_long", text, limit)
+    return seconds
+
+
+def _sum_duration(text: str) -> int | None:
+    if not _DURATION.fullmatch(text):
+        return None
+    total = 0
+    for number, unit in _DURATION_PART.findall(text):
+        if unit.lower() not in _UNITS:
+            return None
+        # More digits than any limit needs: cap, so int() never meets a 4,300-digit string.
+        total += int(number) * _UNITS[unit.lower()] if len(number) <= 12 else 10**13
+    return total
+
+
+def _read_duration(cursor: _Cursor, option: str, limit: int) -> int:
+    words = _duration_words(cursor)
+    if not words:
+        raise _Rejected("missing_value", option=option)
+    text = " ".join(words)
+    try:
+        return parse_duration(text, limit=limit)
+    except DurationError as error:
+        raise _Rejected(error.code, text=_echo(text), option=option, limit=limit) from None
+
+
+def _duration_words(cursor: _Cursor) -> list[str]:
+    """The first word, then any that continue it: `90 min`, `1h 30m`."""
+    words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
+    while words and (more := cursor.take_if(lambda w: _continues_duration(words[-1], w))):
+        words.append(more)
+    return words
+
+
+def _continues_duration(previous: str, word: str) -> bool:
+    return (previous[-1].isdigit() and word.lower() in _UNITS) or bool(_DURATION.fullmatch(word))
+
+
+# --- times ----------------------------------------------------------------------------------
+
+_WEEKDAYS = {
+    **dict.fromkeys(("mon", "monday"), 0),
+    **dict.fromkeys(("tue", "tues", "tuesday"), 1),
+    **dict.fromkeys(("wed", "weds", "wednesday"), 2),
+    **dict.fromkeys(("thu", "thur", "thurs", "thursday"), 3),
+    **dict.fromkeys(("fri", "friday"), 4),
+    **dict.fromkeys(("sat", "saturday"), 5),
+    **dict.fromkeys(("sun", "sunday"), 6),
+}
+_RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
+_TIME = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
+_AM_PM = re.compile(r"[ap]\.?m\.?", re.IGNORECASE)
+_MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
+
+
+def _is_day_word(word: str) -> bool:
+    lower = word.lower()
+    return lower in _WEEKDAYS or lower in _RELATIVE_DAYS or bool(_ISO_DATE.fullmatch(word))
+
+
+def _read_at(cursor: _Cursor, clock: _Clock) -> datetime:
+    words = _when_words(cursor)
+    if not words:
+        raise _Rejected("missing_value", option="at")
+    text = " ".join(words)
+    day = words[0] if _is_day_word(words[0]) else None
+    hour, minute = _time_of_day(" ".join(words[1:] if day else words), text)
+    start = _place(day, hour, minute, clock, text).astimezone(UTC)
+    if start <= clock.now:
+        raise _Rejected("when_past", text=_echo(text))
+    if start - clock.now > timedelta(seconds=MAX_AHEAD_SECONDS):
+        raise _Rejected("when_too_far", text=_echo(text), days=MAX_AHEAD_SECONDS // DAY)
+    return start
+
+
+def _when_words(cursor: _Cursor) -> list[str]:
+    """An optional day, a time, an optional am/pm; else one word, so the error can name it."""
+    words = [w for w in [cursor.take_if(_is_day_word), cursor.take_if(_TIME.fullmatch)] if w]
+    if words and words[-1][-1].isdigit():
+        words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
+    if not words:
+        words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
+    return words
+
+
+def _time_of_day(time_text: str, text: str) -> tuple[int, int]:
+    """(hour, minute) from `15:00`, `3pm`, `3:30 pm`; a bare `15` is too vague."""
+    match = _TIME.fullmatch(time_text)
+    if match is None or (match[2] is None and match[3] is None):
+        raise _Rejected("bad_when", text=_echo(text))
+    hour, minute = int(match[1]), int(match[2] or 0)
+    if match[3] is not None:
+        if not 1 <= hour <= 12:
+            raise _Rejected("bad_when", text=_echo(text))
+        hour = hour % 12 + (12 if match[3].lower() == "p" else 0)
+    if hour > 23 or minute > 59:
+        raise _Rejected("bad_when", text=_echo(text))
+    return hour, minute
+
+
+def _place(day: str | None, hour: int, minute: int, clock: _Clock, text: str) -> datetime:
+    """The local moment meant by a day word (or none) and a time of day."""
+    today = clock.today
+    lower = (day or "").lower()
+    if day is None:
+        return _next_occurrence(today, hour, minute, clock, every=1)
+    if lower in _WEEKDAYS:
+        first = today + timedelta(days=(_WEEKDAYS[lower] - today.weekday()) % 7)
+        return _next_occurrence(first, hour, minute, clock, every=7)
+    if lower in _RELATIVE_DAYS:
+        return _local(today + timedelta(days=_RELATIVE_DAYS[lower]), hour, minute, clock.zone)
+    return _local(_calendar_date(day, today, text), hour, minute, clock.zone)
+
+
+def _next_occurrence(first: date, hour: int, minute: int, clock: _Clock, every: int) -> datetime:
+    moment = _local(first, hour, minute, clock.zone)
+    if moment <= clock.now:
+        moment = _local(first + timedelta(days=every), hour, minute, clock.zone)
+    return moment
+
+
+def _calendar_date(text: str, today: date, phrase: str) -> date:
+    """A YYYY-MM-DD date, checked to exist and to be near enough to place in a zone."""
+    year, month, day = (int(part) for part in text.split("-"))
+    try:
+        result = date(year, month, day)
+    except ValueError:
+        raise _Rejected("bad_date", text=_echo(phrase)) from None
+    if result < today - timedelta(days=1):
+        raise _Rejected("when_past", text=_echo(phrase))
+    if result > today + timedelta(days=MAX_AHEAD_SECONDS // DAY + 1):
+        raise _Rejected("when_too_far", text=_echo(phrase), days=MAX_AHEAD_SECONDS // DAY)
+    return result
+
+
+def _local(day: date, hour: int, minute: int, zone: tzinfo) -> datetime:
+    """Wall time in `zone`: a time skipped by spring-forward moves on to the first valid one;
+    a repeated (fall-back) time is its first occurrence (fold=0)."""
+    moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+    for _ in range(_MAX_GAP_MINUTES):
+        if _exists(moment):
+            break
+        moment += timedelta(minutes=1)
+    return moment
+
+
+def _exists(moment: datetime) -> bool:
+    back = moment.astimezone(UTC).astimezone(moment.tzinfo)
+    return (back.date(), back.time()) == (moment.date(), moment.time())
+
+
+_START_OPTIONS: dict[str, _StartOption] = {
+    "at": _option_at,
+    "in": _option_in,
+    "step": _option_step,
+    "remind": _option_remind,
+    "facilitator": _option_facilitator,
+    "weekdays": _option_weekdays,
+}
+
+_HANDLERS: dict[str, _Handler] = {
+    "help": _bare(Help),
+    "list": _bare(ListProtocols),
+    "preview": _preview,
+    "start": _start,
+    "status": _bare(Status),
+    "next": _bare(Next),
+    "extend": _extend,
+    "pause": _bare(Pause),
+    "resume": _bare(Resume),
+    "end": _bare(End),
+    "notes": _bare(Notes),
+    "forget": _bare(Forget),
+    "cancel": _cancel,
+    "rotation": _rotation,
+}
+SUBCOMMANDS = tuple(_HANDLERS)

@@ -1,0 +1,256 @@
+"""protocolbot demo: a rehearsal with no Slack account.
+
+The real app, engine, scheduler and SQLite database run against the in-process Slack stand-in; a
+scripted team replies over signed HTTP as Slack would deliver their messages, and the conversation
+is printed as a transcript ending with the notes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+import yaml
+from slack_sdk.signature import SignatureVerifier
+
+from bot.app import build_app
+from bot.runtime import Runtime
+from bot.server import make_server
+from bot.settings import Settings
+from bot.slack_standin import Call, SlackStandin
+from bot.store.db import Database
+from bot.store.migrate import upgrade
+
+TEAM = "T_DEMO"
+SECRET = "demo-signing-secret"
+SCRIPT = Path(__file__).with_name("demo_team.yaml")
+STEP_RE = re.compile(r"^Step (\d+) of (\d+)")
+DATE_RE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
+MENTION_RE = re.compile(r"<@(\w+)(?:\|[^>]*)?>")
+
+
+class Transcript:
+    """Prints what the team would see in the channel, in order, as plain text."""
+
+    def __init__(self, out: TextIO, names: dict[str, str], started: float) -> None:
+        self.out, self.names, self.started = out, names, started
+        self._lock = threading.Lock()
+
+    def _plain(self, text: str) -> str:
+        text = DATE_RE.sub(
+            lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%H:%M:%S"), text
+        )
+        text = MENTION_RE.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+    def line(self, who: str, text: str, *, thread: bool = False, private: bool = False) -> None:
+        stamp = f"{time.monotonic() - self.started:5.1f}s"
+        indent = "      │ " if thread else ""
+        tag = " (only you)" if private else ""
+        body = self._plain(text).rstrip().replace("\n", "\n" + " " * 8 + indent)
+        with self._lock:
+            print(f"{stamp} {indent}{who}{tag}: {body}", file=self.out, flush=True)
+
+    def blocks(self, blocks: list[dict[str, Any]], fallback: str) -> str:
+        parts: list[str] = []
+        for block in blocks:
+            kind = block.get("type")
+            if kind == "header":
+                parts.append(f"== {block['text']['text']} ==")
+            elif kind == "section":
+                parts.append(block["text"]["text"])
+            elif kind == "context":
+                parts.append(" ".join(e.get("text", "") for e in block["elements"]))
+            elif kind == "actions":
+                parts.append(" ".join(f"[{e['text']['text']}]" for e in block["elements"]))
+        return "\n".join(parts) if parts else fallback
+
+
+class Team:
+    """The scripted teachers: they answer each step a moment after it is posted."""
+
+    def __init__(self, script: dict[str, Any], url: str, transcript: Transcript) -> None:
+        self.script, self.url, self.transcript = script, url, transcript
+        self._events = 0
+
+    def send(self, body: str, content_type: str) -> dict[str, Any] | str:
+        stamp = str(int(time.time()))
+        signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+        request = urllib.request.Request(
+            self.url,
+            data=body.encode(),
+            method="POST",
+            headers={
+                "Content-Type": content_type,
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": str(signature),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read().decode()
+        try:
+            return json.loads(raw) if raw else ""
+        except json.JSONDecodeError:
+            return raw
+
+    def command(self, user: str, text: str) -> dict[str, Any] | str:
+        channel = self.script["channel"]
+        body = urlencode(
+            {
+                "command": "/protocol",
+                "text": text,
+                "user_id": user,
+                "channel_id": channel,
+                "team_id": TEAM,
+                "team_domain": "demo",
+                "channel_name": "plc-grade7",
+                "user_name": user,
+                "trigger_id": "demo.trigger",
+                "response_url": "",
+                "api_app_id": "A_DEMO",
+                "token": "legacy",
+            }
+        )
+        return self.send(body, "application/x-www-form-urlencoded")
+
+    def reply(self, user: str, text: str, thread_ts: str) -> None:
+        self._events += 1
+        ts = f"{time.time():.6f}"
+        event = {
+            "type": "message",
+            "channel": self.script["channel"],
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "channel_type": "channel",
+            "team": TEAM,
+        }
+        body = json.dumps(
+            {
+                "token": "legacy",
+                "team_id": TEAM,
+                "api_app_id": "A_DEMO",
+                "type": "event_callback",
+                "event": event,
+                "event_id": f"Ev_DEMO_{self._events}",
+                "event_time": int(time.time()),
+                "authorizations": [{"team_id": TEAM, "user_id": "U_BOT", "is_bot": True}],
+            }
+        )
+        self.transcript.line(self.transcript.names.get(user, user), text, thread=True)
+        self.send(body, "application/json")
+
+    def answer_step(
+        self, index: int, collects: str, presenter_silent: bool, ts: str, pace: float
+    ) -> None:
+        lines = list(self.script["replies"].get(collects) or [])
+        if index == 1:
+            lines = [[self.script["presenter"]["id"], self.script["statement"]], *lines]
+        if presenter_silent and index == 2:
+            lines.append([self.script["presenter"]["id"], self.script["presenter_slip"]])
+        gap = pace * 0.6 / max(1, len(lines))
+        for user, text in lines:
+            time.sleep(gap)
+            self.reply(user, text, ts)
+
+
+def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: TextIO) -> int:
+    script = yaml.safe_load(SCRIPT.read_text())
+    people = [script["facilitator"], script["presenter"], *script["members"]]
+    names = {p["id"]: p["name"] for p in people} | {"U_BOT": "protocolbot"}
+    step = max(2, int(round(step_seconds)))
+    with (
+        tempfile.TemporaryDirectory(prefix="protocolbot-demo-") as tmp,
+        SlackStandin(team_id=TEAM) as standin,
+    ):
+        for person in people:
+            standin.add_user(person["id"], person["name"], tz="America/New_York")
+        standin.add_channel(script["channel"], [p["id"] for p in people] + ["U_BOT"])
+        settings = Settings(
+            slack_bot_token="xoxb-demo",
+            slack_signing_secret=SECRET,
+            slack_api_url=standin.url,
+            database_url=f"sqlite:///{tmp}/demo.sqlite3",
+        )
+        db = Database(settings.database_url)
+        upgrade(db)
+        runtime = Runtime(settings, database=db)
+        if protocol_id not in runtime.library:
+            print(
+                f"protocolbot demo: no protocol {protocol_id!r}; try one of: "
+                + ", ".join(sorted(runtime.library)),
+                file=out,
+            )
+            return 2
+        protocol = runtime.library[protocol_id]
+        server = make_server(build_app(runtime), runtime, host="127.0.0.1", port=0)
+        threading.Thread(target=server.run, daemon=True).start()
+        url = f"http://127.0.0.1:{server.effective_port}/slack/events"
+        transcript = Transcript(out, names, time.monotonic())
+        team = Team(script, url, transcript)
+        finished = threading.Event()
+
+        def on_call(call: Call) -> None:
+            if call.method != "chat.postMessage" or not call.response.get("ok"):
+                return
+            params = call.params
+            text = transcript.blocks(params.get("blocks") or [], str(params.get("text") or ""))
+            channel = str(params.get("channel") or "")
+            where = "DM to " + names.get(channel, channel) if channel.startswith(("U", "D")) else ""
+            transcript.line(
+                "protocolbot" + (f" ({where})" if where else ""),
+                text,
+                thread=bool(params.get("thread_ts")),
+            )
+            if str(params.get("text", "")).startswith("Notes from") and not where:
+                finished.set()
+            match = STEP_RE.match(str(params.get("text") or ""))
+            if match and not params.get("thread_ts"):
+                index = int(match.group(1))
+                s = protocol.step(index)
+                threading.Thread(
+                    target=team.answer_step,
+                    args=(index, s.collects, s.presenter == "silent", call.response["ts"], step),
+                    daemon=True,
+                ).start()
+
+        def on_private(call: Call) -> None:
+            if call.method == "chat.postEphemeral" and call.response.get("ok"):
+                who = names.get(str(call.params.get("user")), "someone")
+                transcript.line(
+                    f"protocolbot → {who}",
+                    transcript.blocks(
+                        call.params.get("blocks") or [], str(call.params.get("text") or "")
+                    ),
+                    thread=True,
+                    private=True,
+                )
+
+        standin.listeners.extend([on_call, on_private])
+        runtime.start()
+        print(
+            f"protocolbot demo: {protocol.name}, {len(protocol.steps)} steps of {step} s "
+            f"(a live session would take {protocol.live_minutes} min)\n",
+            file=out,
+        )
+        command = f"start {protocol_id} <@{script['presenter']['id']}|maria> step {step}s"
+        transcript.line("Dana", f"/protocol {command}")
+        answer = team.command(script["facilitator"]["id"], command)
+        if isinstance(answer, dict):
+            transcript.line("protocolbot → Dana", str(answer.get("text", "")), private=True)
+        ok = finished.wait(timeout=step * (len(protocol.steps) + 4) + 30)
+        runtime.sender.drain(timeout=10)
+        server.close()
+        runtime.stop()
+        db.dispose()
+        print("\nDone." if ok else "\nThe demo did not finish in time.", file=out)
+        return 0 if ok else 1

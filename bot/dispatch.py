@@ -1,0 +1,59 @@
+"""From a parsed /protocol command to the engine, and back as a Reply to render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from bot import commands as cmd
+from bot.engine.core import Actor, Engine
+from bot.engine.errors import Refusal, Reply
+
+
+def parse(text: str, *, now: datetime, tz: str, engine: Engine) -> cmd.Command | Reply:
+    parsed = cmd.parse(text, now=now, tz=tz)
+    if isinstance(parsed, cmd.ParseError):
+        return Reply("errors/render.j2", {"message": parsed.message()})
+    name = getattr(parsed, "protocol", None)
+    if name is not None and name not in engine.library:
+        error = cmd.unknown_protocol(name, engine.library)
+        return Reply("errors/render.j2", {"message": error.message()})
+    return parsed
+
+
+def run(command: cmd.Command, actor: Actor, engine: Engine, *, tz: str = "UTC") -> Reply:
+    """Carry out a command; a Refusal becomes the reply that explains it."""
+    try:
+        return _run(command, actor, engine, tz)
+    except Refusal as refusal:
+        return refusal.reply
+
+
+def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
+    simple: dict[type, Callable[[], Reply]] = {
+        cmd.Status: lambda: engine.status(actor),
+        cmd.Next: lambda: engine.next_step(actor),
+        cmd.End: lambda: engine.end(actor),
+        cmd.Notes: lambda: engine.notes(actor),
+        cmd.Help: lambda: Reply("replies/help.j2", {"library": engine.library}),
+        cmd.ListProtocols: lambda: Reply("replies/list.j2", {"library": engine.library}),
+    }
+    if type(command) in simple:
+        return simple[type(command)]()
+    if isinstance(command, cmd.Preview):
+        return Reply("replies/preview.j2", {"protocol": engine.protocol(command.protocol)})
+    if isinstance(command, cmd.Start):
+        if command.presenter is None:
+            raise Refusal("refusals/missing_presenter.j2", protocol=command.protocol)
+        return engine.start(
+            actor,
+            protocol_id=command.protocol,
+            presenter=command.presenter,
+            facilitator=command.facilitator,
+            step_seconds=command.step_seconds,
+            start_at=command.start_at,
+            weekdays=command.weekdays,
+            remind_seconds=command.remind_seconds,
+            tz=tz,
+        )
+    raise Refusal("refusals/not_yet.j2", command=type(command).__name__.lower())

@@ -1,0 +1,475 @@
+"""The protocol engine: start a session, open and close steps, end it with the notes.
+
+Imports no Bolt. Takes a database, the protocol library, a clock, timers (the scheduler port) and
+writes everything it wants said to the outbox in the same transaction as the change that says it.
+A timer firing and a facilitator pressing "Next step" run the same `_advance`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import slack
+from bot.blocks import Message, render_message
+from bot.clock import Clock
+from bot.engine import notes as notes_mod
+from bot.engine.errors import Refusal, Reply
+from bot.engine.pacing import close_time, step_seconds
+from bot.protocols import Protocol
+from bot.store.db import Database
+from bot.store.models import ACTIVE, ProtocolSession, StepRun
+
+log = logging.getLogger(__name__)
+
+MAX_SCHEDULED_PER_CHANNEL = 20
+
+
+class Timers(TypingProtocol):
+    """The scheduler port: the engine says when things are due, the scheduler makes them happen."""
+
+    def step_deadline(self, session_id: int, step: int, at: datetime) -> None: ...
+    def session_start(self, session_id: int, at: datetime) -> None: ...
+    def clear(self, session_id: int) -> None: ...
+
+
+class NoTimers:
+    """For processes that only record deadlines in the database (a clock process acts on them)."""
+
+    def step_deadline(self, session_id: int, step: int, at: datetime) -> None:
+        pass
+
+    def session_start(self, session_id: int, at: datetime) -> None:
+        pass
+
+    def clear(self, session_id: int) -> None:
+        pass
+
+
+@dataclass
+class Actor:
+    """Who asked, and where."""
+
+    team_id: str
+    user_id: str
+    channel_id: str
+    enterprise_id: str = ""
+    is_admin: Callable[[], bool] = field(default=lambda: False)
+
+
+@dataclass
+class _After:
+    calls: list[Callable[[], None]] = field(default_factory=list)
+
+    def __call__(self, fn: Callable[[], None]) -> None:
+        self.calls.append(fn)
+
+
+class Engine:
+    def __init__(
+        self,
+        db: Database,
+        library: dict[str, Protocol],
+        clock: Clock,
+        timers: Timers | None = None,
+        wake_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.db, self.library, self.clock = db, library, clock
+        self.timers: Timers = timers or NoTimers()
+        self.wake_outbox = wake_outbox or (lambda: None)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[Session, _After]]:
+        """A unit of work; timers and the outbox are told only after it commits."""
+        after = _After()
+        with self.db.session() as s:
+            yield s, after
+        for fn in after.calls:
+            try:
+                fn()
+            except Exception:
+                log.exception("after-commit action failed; the reconcile will catch up")
+        self.wake_outbox()
+
+    def protocol(self, protocol_id: str) -> Protocol:
+        try:
+            return self.library[protocol_id]
+        except KeyError:
+            raise Refusal(
+                "refusals/unknown_protocol.j2", name=protocol_id, available=sorted(self.library)
+            ) from None
+
+    def post(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        message: Message,
+        *,
+        channel: str | None = None,
+        ref: str | None = None,
+        thread_ref: str | None = None,
+        **extra: Any,
+    ) -> None:
+        channel = channel or session.channel_id
+        payload: dict[str, Any] = {"channel": channel, "text": message.text, **extra}
+        if message.blocks:
+            payload["blocks"] = message.blocks
+        slack.enqueue(
+            s,
+            now=self.clock.now(),
+            team_id=session.team_id,
+            channel=channel,
+            method="chat.postMessage",
+            payload=payload,
+            ref=ref,
+            thread_ref=thread_ref,
+        )
+
+    def call(self, s: Session, session: ProtocolSession, method: str, **payload: Any) -> None:
+        slack.enqueue(
+            s,
+            now=self.clock.now(),
+            team_id=session.team_id,
+            channel=str(payload.get("channel") or session.channel_id),
+            method=method,
+            payload=payload,
+        )
+
+    def active_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
+        return s.scalars(
+            select(ProtocolSession)
+            .where(
+                ProtocolSession.team_id == actor.team_id,
+                ProtocolSession.enterprise_id == actor.enterprise_id,
+                ProtocolSession.channel_id == actor.channel_id,
+                ProtocolSession.status.in_(ACTIVE),
+            )
+            .order_by(ProtocolSession.id.desc())
+            .with_for_update()
+        ).first()
+
+    def latest_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
+        return s.scalars(
+            select(ProtocolSession)
+            .where(
+                ProtocolSession.team_id == actor.team_id,
+                ProtocolSession.enterprise_id == actor.enterprise_id,
+                ProtocolSession.channel_id == actor.channel_id,
+                ProtocolSession.status.in_((*ACTIVE, "ended")),
+            )
+            .order_by(ProtocolSession.id.desc())
+        ).first()
+
+    def _lock(self, s: Session, session_id: int) -> ProtocolSession | None:
+        return s.scalars(
+            select(ProtocolSession).where(ProtocolSession.id == session_id).with_for_update()
+        ).first()
+
+    def require_facilitator(self, session: ProtocolSession, actor: Actor, action: str) -> None:
+        if actor.user_id == session.facilitator_id or actor.is_admin():
+            return
+        raise Refusal(
+            "refusals/only_facilitator.j2", facilitator=session.facilitator_id, action=action
+        )
+
+    # -- starting ------------------------------------------------------------------------------
+    def start(
+        self,
+        actor: Actor,
+        *,
+        protocol_id: str,
+        presenter: str,
+        facilitator: str | None = None,
+        step_seconds: int | None = None,
+        start_at: datetime | None = None,
+        weekdays: bool = False,
+        remind_seconds: int | None = None,
+        tz: str = "UTC",
+    ) -> Reply:
+        protocol = self.protocol(protocol_id)
+        now = self.clock.now()
+        starts_now = start_at is None or start_at <= now
+        with self.transaction() as (s, after):
+            if starts_now and (active := self.active_session(s, actor)) is not None:
+                raise Refusal(
+                    "refusals/already_running.j2",
+                    protocol=self.library[active.protocol_id].name
+                    if active.protocol_id in self.library
+                    else active.protocol_id,
+                    facilitator=active.facilitator_id,
+                )
+            session = ProtocolSession(
+                team_id=actor.team_id,
+                enterprise_id=actor.enterprise_id,
+                channel_id=actor.channel_id,
+                protocol_id=protocol.id,
+                presenter_id=presenter,
+                facilitator_id=facilitator or actor.user_id,
+                created_by=actor.user_id,
+                status="scheduled",
+                step_seconds=step_seconds,
+                weekdays=weekdays,
+                tz=tz,
+                remind_seconds=remind_seconds if remind_seconds is not None else 86400,
+                starts_at=now if starts_now else start_at,
+                created_at=now,
+            )
+            s.add(session)
+            s.flush()
+            if starts_now:
+                self._begin(s, after, session, now)
+            else:
+                sid, at = session.id, session.starts_at
+                after(lambda: self.timers.session_start(sid, at))
+            return Reply(
+                "replies/started.j2" if starts_now else "replies/scheduled.j2",
+                {"protocol": protocol, "session": session},
+            )
+
+    def begin(self, session_id: int) -> None:
+        """The timer path for a session scheduled ahead: start it now if the channel is free."""
+        now = self.clock.now()
+        with self.transaction() as (s, after):
+            session = self._lock(s, session_id)
+            if session is None or session.status != "scheduled":
+                return
+            actor = Actor(
+                session.team_id, session.facilitator_id, session.channel_id, session.enterprise_id
+            )
+            if self.active_session(s, actor) is not None:
+                # One active session per channel: try again when the other one is likely done.
+                at = now + timedelta(minutes=5)
+                after(lambda: self.timers.session_start(session_id, at))
+                return
+            self._begin(s, after, session, now)
+
+    def _begin(self, s: Session, after: _After, session: ProtocolSession, now: datetime) -> None:
+        protocol = self.library[session.protocol_id]
+        session.status = "running"
+        session.started_at = now
+        schedule = self.schedule(session, protocol, now)
+        self.post(
+            s,
+            session,
+            render_message(
+                "header.j2",
+                session=session,
+                protocol=protocol,
+                schedule=schedule,
+                live=session.step_seconds is None,
+            ),
+            ref=f"header:{session.id}",
+        )
+        self._open_step(s, after, session, protocol, 1, now)
+
+    def schedule(
+        self, session: ProtocolSession, protocol: Protocol, opened: datetime, first: int = 1
+    ) -> list[dict[str, Any]]:
+        """When each step from `first` on opens and closes, if nobody moves the schedule."""
+        rows = []
+        for index in range(first, len(protocol.steps) + 1):
+            seconds = step_seconds(protocol, index, session.step_seconds)
+            closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
+            rows.append(
+                {"index": index, "step": protocol.step(index), "opens": opened, "closes": closes}
+            )
+            opened = closes
+        return rows
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _open_step(
+        self,
+        s: Session,
+        after: _After,
+        session: ProtocolSession,
+        protocol: Protocol,
+        index: int,
+        opened: datetime,
+    ) -> None:
+        step = protocol.step(index)
+        seconds = step_seconds(protocol, index, session.step_seconds)
+        closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
+        run = StepRun(
+            session_id=session.id, index=index, step_id=step.id, started_at=opened, closes_at=closes
+        )
+        s.add(run)
+        session.current_step = index
+        session.step_closes_at = closes
+        context = notes_mod.step_context(s, session, protocol, index)
+        self.post(
+            s,
+            session,
+            render_message(
+                step.template or "step.j2",
+                session=session,
+                protocol=protocol,
+                step=step,
+                index=index,
+                count=len(protocol.steps),
+                closes_at=closes,
+                **context,
+            ),
+            ref=f"step:{session.id}:{index}",
+        )
+        sid = session.id
+        after(lambda: self.timers.step_deadline(sid, index, closes))
+
+    def close_step(self, session_id: int, expected_step: int) -> None:
+        """The timer path. Does nothing when the session has moved on: duplicates are harmless."""
+        with self.transaction() as (s, after):
+            session = self._lock(s, session_id)
+            if session is None or session.status != "running":
+                return
+            if session.current_step != expected_step or session.step_closes_at is None:
+                return
+            if session.step_closes_at > self.clock.now():
+                # Early (the close was moved later): the timer for the new time will come.
+                at = session.step_closes_at
+                after(lambda: self.timers.step_deadline(session_id, expected_step, at))
+                return
+            # Close on the planned boundary, not "now": catching up keeps the rest on schedule.
+            self._advance(s, after, session, session.step_closes_at)
+
+    def _advance(
+        self, s: Session, after: _After, session: ProtocolSession, boundary: datetime
+    ) -> None:
+        protocol = self.library[session.protocol_id]
+        current = self._step_run(s, session.id, session.current_step)
+        if current is not None and current.ended_at is None:
+            current.ended_at = boundary
+        if session.current_step >= len(protocol.steps):
+            self._finish(s, after, session, boundary)
+        else:
+            self._open_step(s, after, session, protocol, session.current_step + 1, boundary)
+
+    def _step_run(self, s: Session, session_id: int, index: int) -> StepRun | None:
+        return s.scalars(
+            select(StepRun).where(StepRun.session_id == session_id, StepRun.index == index)
+        ).first()
+
+    def next_step(self, actor: Actor, expected_step: int | None = None) -> Reply:
+        with self.transaction() as (s, after):
+            session = self._require_active(s, actor)
+            self.require_facilitator(session, actor, "next")
+            if session.status != "running":
+                raise Refusal("refusals/paused.j2")
+            if expected_step is not None and expected_step != session.current_step:
+                return Reply("replies/already_moved.j2", {"session": session})
+            protocol = self.library[session.protocol_id]
+            self._advance(s, after, session, self.clock.now())
+            return Reply(
+                "replies/moved_on.j2",
+                {"session": session, "protocol": protocol, "ended": session.status == "ended"},
+            )
+
+    def end(self, actor: Actor) -> Reply:
+        with self.transaction() as (s, after):
+            session = self._require_active(s, actor)
+            self.require_facilitator(session, actor, "end")
+            now = self.clock.now()
+            current = self._step_run(s, session.id, session.current_step)
+            if current is not None and current.ended_at is None:
+                current.ended_at = now
+            self._finish(s, after, session, now)
+            return Reply("replies/ended.j2", {"session": session})
+
+    def _require_active(self, s: Session, actor: Actor) -> ProtocolSession:
+        session = self.active_session(s, actor)
+        if session is None:
+            raise Refusal("refusals/no_session.j2")
+        return session
+
+    def _finish(self, s: Session, after: _After, session: ProtocolSession, when: datetime) -> None:
+        protocol = self.library[session.protocol_id]
+        session.status = "ended"
+        session.ended_at = when
+        session.step_closes_at = None
+        sid = session.id
+        after(lambda: self.timers.clear(sid))
+        data = notes_mod.build_notes(s, session, protocol)
+        messages = notes_mod.notes_messages(data)
+        for i, message in enumerate(messages):
+            # The first part is also shown in the channel, so the team sees the session is over.
+            self.post(s, session, message, thread_ref=f"header:{sid}", reply_broadcast=i == 0)
+        for message in notes_mod.notes_messages(data, for_presenter=True):
+            self.post(s, session, message, channel=session.presenter_id)
+
+    # -- reading -------------------------------------------------------------------------------
+    def status(self, actor: Actor) -> Reply:
+        with self.transaction() as (s, _after):
+            session = self.active_session(s, actor)
+            scheduled = s.scalars(
+                select(ProtocolSession)
+                .where(
+                    ProtocolSession.team_id == actor.team_id,
+                    ProtocolSession.enterprise_id == actor.enterprise_id,
+                    ProtocolSession.channel_id == actor.channel_id,
+                    ProtocolSession.status == "scheduled",
+                )
+                .order_by(ProtocolSession.starts_at)
+                .limit(MAX_SCHEDULED_PER_CHANNEL)
+            ).all()
+            context: dict[str, Any] = {"session": session, "scheduled": scheduled}
+            if session is not None:
+                protocol = self.library[session.protocol_id]
+                context.update(
+                    protocol=protocol,
+                    step=protocol.step(session.current_step),
+                    count=len(protocol.steps),
+                    now=self.clock.now(),
+                    participation=notes_mod.participation(s, session, protocol),
+                    show_names=actor.user_id == session.facilitator_id,
+                )
+            context["library"] = self.library
+            return Reply("replies/status.j2", context)
+
+    def notes(self, actor: Actor) -> Reply:
+        with self.transaction() as (s, _after):
+            session = self.latest_session(s, actor)
+            if session is None:
+                raise Refusal("refusals/no_notes.j2")
+            protocol = self.library[session.protocol_id]
+            return Reply("notes_reply.j2", {"notes": notes_mod.build_notes(s, session, protocol)})
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def due_work(self) -> tuple[list[tuple[int, int, datetime]], list[tuple[int, datetime]]]:
+        """Every deadline the database knows: (session, step, close) and (session, start)."""
+        with self.db.session() as s:
+            running = s.execute(
+                select(
+                    ProtocolSession.id, ProtocolSession.current_step, ProtocolSession.step_closes_at
+                ).where(
+                    ProtocolSession.status == "running", ProtocolSession.step_closes_at.is_not(None)
+                )
+            ).all()
+            scheduled = s.execute(
+                select(ProtocolSession.id, ProtocolSession.starts_at).where(
+                    ProtocolSession.status == "scheduled"
+                )
+            ).all()
+        closes = [(sid, step, at) for sid, step, at in running if at is not None]
+        return closes, [(sid, at) for sid, at in scheduled]
+
+    def on_posted(self, s: Session, ref: str | None, ts: str | None) -> None:
+        """The outbox sent a message with a ref: remember its ts so replies can find it."""
+        if not ref or not ts:
+            return
+        kind, _, rest = ref.partition(":")
+        if kind == "header":
+            session = s.get(ProtocolSession, int(rest))
+            if session is not None:
+                session.header_ts = ts
+        elif kind == "step":
+            sid, _, index = rest.partition(":")
+            run = self._step_run(s, int(sid), int(index))
+            if run is not None:
+                run.message_ts = ts

@@ -1,0 +1,279 @@
+"""Offline rules that read a reply: judgment or description, context question, tag prefix."""
+
+from __future__ import annotations
+
+import re
+
+# --- Tag prefixes --------------------------------------------------------------------------------
+
+# Each tag with the prefixes that select it (PRODUCT.md 3.3), matched case-insensitively.
+_TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("observation", ("o", "obs", "observation")),
+    ("interpretation", ("i", "interp", "interpretation")),
+    ("implication", ("imp", "implication")),
+    ("question", ("q", "question")),
+    ("warm", ("warm",)),
+    ("cool", ("cool",)),
+    ("reflection", ("reflection",)),
+    ("note", ("note",)),
+)
+TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for alias in aliases}
+
+# Slack mrkdwn wrappers people put around a prefix: *bold*, _italic_, ~strike~ (and ** from
+# Markdown habits). They may close before the colon ("*O*:") or after it ("*O:*").
+_WRAP = r"[*_~]{0,2}"
+_PREFIX_RE = re.compile(
+    rf"^\s*(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*:\s*(?P<close>{_WRAP})\s*",
+    re.IGNORECASE,
+)
+
+
+def strip_tag_prefix(text: str) -> tuple[str | None, str]:
+    """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers."""
+    match = _PREFIX_RE.match(text)
+    if match is None or match["word"].lower() not in TAG_PREFIXES:
+        return None, text.strip()
+    rest = text[match.end() :]
+    # Whole-message emphasis ("*Q: is this a draft?*") leaves the closing marker at the end.
+    unclosed = match["open"][len(match["mid"]) + len(match["close"]) :]
+    if unclosed and rest.rstrip().endswith(unclosed):
+        rest = rest.rstrip()[: -len(unclosed)]
+    return TAG_PREFIXES[match["word"].lower()], rest.strip()
+
+
+# --- Shared normalisation ------------------------------------------------------------------------
+
+# Quoted words belong to the student ('wrote "I think the plant will grow"'), not to the speaker,
+# so they must not trigger a judgment. Straight single quotes only count when they sit at word
+# edges, so apostrophes in "didn't" or "students'" stay put.
+_QUOTED_RE = re.compile(
+    r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|`[^`]*`|(?<!\w)'.+?'(?!\w)|^\s*(?:>|&gt;).*$", re.MULTILINE
+)
+
+
+def _normalise(text: str) -> str:
+    """Drop the tag prefix and quoted spans, lower-case, and straighten apostrophes."""
+    _, body = strip_tag_prefix(text)
+    body = _QUOTED_RE.sub(" ", body)
+    return " ".join(body.replace("’", "'").lower().split())
+
+
+_TOKEN_RE = re.compile(r"[a-z']+")
+
+
+def _words(*patterns: str) -> re.Pattern[str]:
+    """Compile alternatives as whole words/phrases."""
+    return re.compile(r"\b(?:" + "|".join(patterns) + r")\b")
+
+
+def _lexicon(words: str) -> frozenset[str]:
+    """Whitespace-separated words as a frozenset: long lexicons stay readable in the source."""
+    return frozenset(words.split())
+
+
+# --- Interpretation ------------------------------------------------------------------------------
+
+# Evaluative words: judgments about quality. Deliberately absent: words that are also ordinary
+# subject vocabulary ("organized into a table", "persuasive essay", "sound waves", "basic facts",
+# "original passage"), and "correctly", which usually reports a checkable fact such as spelling.
+EVALUATIVE: frozenset[str] = _lexicon(
+    """
+    good great nice strong stronger weak weaker excellent outstanding exceptional exemplary superb
+    poor poorly bad worse worst better best sloppy messy mess neat neatly careless carelessly
+    careful carefully lazy impressive impressed beautiful beautifully lovely wonderful amazing
+    awesome fantastic brilliant terrible awful horrible creative unoriginal generic cliche cliched
+    thoughtful insightful vague shallow superficial simplistic confusing unclear disorganized
+    repetitive redundant incomplete rushed accurate accurately inaccurate correct incorrect
+    incorrectly wrong effective effectively ineffective solid sophisticated clever fluent fluently
+    mature immature advanced compelling convincing unconvincing powerful vivid engaging boring
+    bland dull awkward clunky choppy disjointed coherent incoherent cohesive logical illogical
+    circular decent perfect perfectly flawless adequate inadequate sufficient insufficient
+    appropriate inappropriate properly nicely successful successfully unsuccessful talented
+    gifted smart bright intelligent diligent hardworking meticulous wordy concise precise
+    imprecise interesting mistake mistakes misconception misconceptions typical typically
+    atypical unusual missing flat rich thin sparse underdeveloped overdone cluttered balanced
+    unbalanced clash clashes sharp skilled skillful unskilled polished rough solidly
+    """
+)
+
+# Hedges and first-person stances mark an inference even when the rest is neutral.
+_HEDGE_RE = _words(
+    r"i (?:really |honestly )?(?:don't |do not )?(?:think|believe|feel|suspect|bet|guess|assume)",
+    r"i'm (?:guessing|not sure|sure|assuming)|i'd (?:say|guess|bet|argue)",
+    r"i (?:have a|get the) (?:feeling|sense)",
+    r"my (?:guess|sense|hunch|impression|read)|i wonder (?:if|whether|why)",
+    r"seems?|seemed|seemingly|appears? to|it appears|apparently",
+    r"probably|maybe|perhaps|possibly|likely|presumably",
+    r"must have|might (?:be|have)|may (?:be|have)|could be",
+    r"(?:looks|sounds|reads) like(?: (?:he|she|they|it|the (?:student|kid|child|writer|author)))?",
+    r"you can (?:tell|see that)|obviously|obvious|clearly|it's clear|it is clear|evidently",
+    r"no doubt|suggests?|implies|indicates that",
+)
+
+# Claims about what the student understands, intends, feels or did off the page.
+_MIND_RE = _words(
+    r"understand(?:s|ing)?|understood|misunderst\w*|comprehen\w*",
+    r"(?:doesn't|didn't|does not|did not|don't|do not) (?:really )?get",
+    r"gets? it|got (?:it|confused|lost|stuck)",
+    r"knows?|knew|no idea|aware|realiz\w*|realis\w*|grasp\w*|master(?:y|ed|s)",
+    r"struggl\w*|tr(?:y|ies|ied|ying) (?:hard|to)|trying|effort",
+    r"rushed|rushing|rush(?:es)? through|hurr(?:y|ied)|ran out of time|out of time",
+    r"confus(?:ed|ion)|misread|mistook|mixed up|forg[oe]t\w*|guess(?:ing|ed)|gave up|gives? up",
+    r"avoid(?:s|ed|ing)?|want(?:s|ed)? to|meant to|intend\w*|(?:over)?think(?:s|ing)?",
+    r"thought(?! bubble)|frustrat\w*|bored|nervous|anxious|afraid|proud|cares?|caring|engaged",
+    r"distract\w*|motivat\w*|confiden\w*|comfortable|bother(?:ed)?|capable|learner|natural",
+    r"loves?|enjoy\w*|seriously|(?:couldn't|could not|can't|cannot) (?:figure|explain|tell|decide)",
+    r"figured? out|memori[sz]\w*|copied (?:from|off)|cheat\w*|stud(?:y|ied) for|showing off",
+    r"(?:didn't|did not|doesn't|does not|failed to) (?:follow|read|check|proofread|try|listen)",
+    r"needs? (?:more|to|help|practice|support|work)|still (?:developing|learning|working on)",
+    r"(?:is|was|'s) working on|paying attention|attention to detail|overgenerali[sz]\w*",
+)
+
+# Overall verdicts and comparisons to a standard or to an expected level.
+_VERDICT_RE = _words(
+    r"makes? (?:no )?sense|(?:hard|difficult|easy|tough) to \w+",
+    r"too (?:many|much|short|long|few|simple)|not enough|lacks?|lacking|falls? apart",
+    r"well[- ](?:done|written|organized|developed|thought|crafted|structured|reasoned|supported)",
+    r"almost there|not there yet|on the right track|(?:shows|showing) growth|improve(?:d|ment)",
+    r"(?:below|above|at|approaching|on) grade[- ]level|grade[- ]level|standards?|proficien\w*",
+    r"(?:meets?|met|exceeds?|exceeded|approaching|approaches) (?:the )?expectations?|rubric",
+    r"would (?:score|get|earn)|(?:is|are|was) sound|sound reasoning",
+    r"an? [a-f][+-]? (?:paper|essay|piece)",
+    r"for an? (?:[\w-]+ )?(?:grader|student|kid|child)|for (?:his|her|their|this) (?:age|grade)",
+    r"(?:than|what) (?:i'd|i would|you'd|i) expect|expected|off[- ]topic|one[- ]sided",
+    r"what (?:the )?(?:assignment|task|prompt|question) (?:was )?"
+    r"(?:asking|asked|asks|called|wanted)",
+    r"supports? (?:the|his|her|their|its) (?:claim|thesis|argument|answer|conclusion)",
+)
+
+# Descriptions with the student as subject report marks on the page: wrote, drew, erased. Any
+# other predicate about the student ("she doesn't see", "he's treating the point like a comma",
+# "the student is comfortable with") is a claim about their mind or character.
+OBSERVABLE_VERBS: frozenset[str] = _lexicon(
+    """
+    write wrote written draw drew drawn use label quote subtract add multiply divide spell spelt
+    color colour paint refer mention name answer erase circle underline cross shade round ask
+    restate repeat sign put place leave left list number start begin began begun end include
+    cite count copy check trace glue tape staple cut fold measure record graph plot type print
+    highlight box mark change switch move rewrite rewrote revise skip skipped indent capitalize
+    translate conjugate punctuate sketch build built make made solve attempt show shown give gave
+    respond reply state say said call called title introduce identify explain describe compare
+    choose chose chosen select pick represent convert calculate compute estimate
+    """
+)
+_SUBJECT_RE = re.compile(
+    r"\b(?:(?:he|she|they)(?:'s|'d|'re)?|(?:the|this) (?:student|kid|child|writer|author|artist))"
+    r"\s+(.*)"
+)
+_FILLERS: frozenset[str] = _lexicon(
+    "do does did don't doesn't didn't not never also then just only even first again always "
+    "later once both all each instead"
+)
+
+
+# Inflection endings; the stem is then tried as-is, with "e" or "y" put back, and with a doubled
+# final consonant undone: erased -> erase, copies -> copy, skipped -> skip.
+_SUFFIXES = ("ing", "ies", "ied", "es", "ed", "s", "d")
+
+
+def _lemma_candidates(word: str) -> set[str]:
+    """Cheap de-inflection: the forms of `word` worth looking up among the base verbs."""
+    out = {word}
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix):
+            stem = word[: -len(suffix)]
+            out |= {stem, stem + "e", stem + "y", stem[:-1]}
+    return out
+
+
+def _student_predicate_is_inference(body: str) -> bool:
+    """True when some clause has the student as subject and a non-observable predicate."""
+    for match in _SUBJECT_RE.finditer(body):
+        verbs = [w for w in _TOKEN_RE.findall(match.group(1)) if w not in _FILLERS][:1]
+        if verbs and not _lemma_candidates(verbs[0]) & OBSERVABLE_VERBS:
+            return True
+    return False
+
+
+def reads_as_interpretation(text: str) -> bool:
+    """True when a reply in a describing step reads as a judgment or inference rather than a plain description."""  # noqa: E501 - verbatim from the interface spec
+    body = _normalise(text)
+    if any(token.strip("'") in EVALUATIVE for token in _TOKEN_RE.findall(body)):
+        return True
+    if any(rx.search(body) for rx in (_HEDGE_RE, _MIND_RE, _VERDICT_RE)):
+        return True
+    return _student_predicate_is_inference(body)
+
+
+# --- Quest for context ---------------------------------------------------------------------------
+
+_INTERROGATIVE_START = re.compile(
+    r"^(?:is|are|was|were|did|do|does|had|has|have|can|could|would|will|should|how|what|when"
+    r"|where|why|which|who|whose)\b"
+)
+_SOFT_QUESTION_RE = _words(
+    r"(?:i'm |i am )?(?:curious|wondering) (?:if|whether|about|what|how|why|when)",
+    r"i wonder (?:if|whether|what|how|why|when)",
+    r"(?:can|could|would) you (?:tell|say|share|explain|remind|clarify)",
+)
+
+# Questions put to the group (or the facilitator), not to the presenter. "tell us" is removed
+# first because "Can you tell us what the prompt was?" is addressed to the presenter.
+_GROUP_RE = _words(
+    r"anyone|anybody|everyone|everybody|someone|somebody|others|people|folks|y'all|you all",
+    r"you guys|we|let's|our|who (?:else|wants|would like)",
+    # Running the session is the facilitator's business, not context about the work.
+    r"keeping time|time (?:left|remaining)|next step|move on|scroll|zoom",
+)
+_TELL_US_RE = _words(r"(?:tell|show|give|remind) us")
+
+# Rhetorical asides: exclamations shaped like questions, and tag questions.
+_RHETORICAL_RE = re.compile(
+    r"^(?:isn't|aren't|wasn't|weren't|don't|doesn't) (?:it|that|this|they|the|those|these)\b.*\b(?:"
+    + "|".join(sorted(EVALUATIVE))
+    + r"|cool|neat|fun|lovely)\b"
+    r"|^how (?:cool|great|neat|fun|amazing|awesome|interesting|beautiful|wonderful|clever)\b"
+    r"|^who doesn't|^what an?\b(?!.*\b(?:is|was|were|did)\b)|\bis it just me\b"
+    r"|,\s*(?:right|huh|no|yes|eh)\s*\?*$|\byou know\?|\bwhy would (?:you|anyone) ever\b"
+)
+
+# Questions about the student's mind are interpretations phrased as questions, for the group.
+_MIND_QUESTION_RE = _words(
+    r"understand\w*|(?:over)?think(?:s|ing)?|trying|confused|get it|got it|meant|mean",
+    r"what if|could it be|could (?:this|that|the [\w/]+) (?:come|be)|come from|perspective",
+    r"do you think|(?:do|did) you (?:see|notice)|stands? out",
+)
+
+# What the presenter was asked to withhold: assignment, conditions, supports, history, choices.
+_CONTEXT_RE = _words(
+    r"drafts?|versions?|revis\w*|rubric|prompt|assign\w*|task|directions|instruct\w*|told",
+    r"allowed|permitted|required|minimum|expected|expectations?|standards?|cite",
+    r"calculators?|dictionar(?:y|ies)|notes|manipulatives|textbook|computers?|access|materials",
+    r"time|timed|minutes|hours|days|weeks|long|homework|home|class|classroom|lesson|unit",
+    r"taught|teach|model(?:ed|led)?|mentor|examples?|organizer|word bank|scaffold\w*|support",
+    r"partners?|groups?|alone|independently|aloud|grade|graded|grading|year|age|feedback",
+    r"english learner|ell|esl|iep|504|accommodations?|absent|typical|usually|normally",
+    r"before|after|beforehand|earlier|previously|first|final|choose|chose|chosen|pick|picked",
+    r"select\w*|topic|test|quiz|assessment|practice|story|passage|texts?|level|board",
+    r"(?:did|do|have|had|were|would) you|you (?:chose|picked|assigned|gave|taught|modeled|asked)",
+)
+_CONDITIONS_START = re.compile(r"^(?:were|did|had|have|do) (?:they|the (?:students|kids|class))\b")
+
+
+def asks_presenter_for_context(text: str) -> bool:
+    """True when a reply is a question seeking context from the presenter ("Is this the first draft?", "Were they allowed to use a calculator?", "What did the rubric say?"), as opposed to a statement or a rhetorical aside."""  # noqa: E501 - verbatim from the interface spec
+    tag, _ = strip_tag_prefix(text)
+    body = _normalise(text)
+    tagged = tag == "question"
+    is_question = (
+        tagged
+        or "?" in body
+        or bool(_INTERROGATIVE_START.match(body) or _SOFT_QUESTION_RE.search(body))
+    )
+    if not is_question:
+        return False
+    if _GROUP_RE.search(_TELL_US_RE.sub(" ", body)) or _RHETORICAL_RE.search(body):
+        return False
+    if _MIND_QUESTION_RE.search(body):
+        return False
+    return tagged or bool(_CONTEXT_RE.search(body) or _CONDITIONS_START.match(body))

@@ -1,0 +1,207 @@
+"""The group's notes ("the chart paper"): sections per tag in protocol order, and the figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.blocks import Message, render_messages
+from bot.protocols import TAGS, Protocol
+from bot.render import render_text
+from bot.store.models import Contribution, ProtocolSession, StepRun
+
+
+@dataclass(frozen=True)
+class Item:
+    text: str
+    user: str
+    step_index: int
+    tag: str
+    ts: str
+    audience: str
+
+
+@dataclass
+class Notes:
+    session: ProtocolSession
+    protocol: Protocol
+    steps: list[StepRun]
+    sections: list[tuple[str, list[Item]]]
+    presenter_notes: list[Item]
+    participation: dict[str, Any] = field(default_factory=dict)
+
+
+def _items(s: Session, session_id: int) -> list[Item]:
+    rows = s.scalars(
+        select(Contribution)
+        .where(Contribution.session_id == session_id)
+        .order_by(Contribution.step_index, Contribution.ts)
+    ).all()
+    return [Item(r.text, r.user_id, r.step_index, r.tag, r.ts, r.audience) for r in rows]
+
+
+def section_order(protocol: Protocol) -> list[str]:
+    """Tags in the order the protocol collects them, then any other tag a reply carried."""
+    order: list[str] = []
+    for step in protocol.steps:
+        if step.collects not in order:
+            order.append(step.collects)
+    return order + [tag for tag in TAGS if tag not in order]
+
+
+def participation(s: Session, session: ProtocolSession, protocol: Protocol) -> dict[str, Any]:
+    items = [i for i in _items(s, session.id) if i.audience == "group"]
+    steps = s.scalars(
+        select(StepRun).where(StepRun.session_id == session.id).order_by(StepRun.index)
+    ).all()
+    per_step: dict[int, set[str]] = {}
+    for item in items:
+        per_step.setdefault(item.step_index, set()).add(item.user)
+    tags = Counter(item.tag for item in items)
+    return {
+        "total": len(items),
+        "people": len({item.user for item in items}),
+        "per_person": Counter(item.user for item in items).most_common(),
+        "per_step": [
+            {
+                "index": run.index,
+                "title": protocol.step(run.index).title,
+                "count": sum(1 for i in items if i.step_index == run.index),
+                "people": sorted(per_step.get(run.index, set())),
+                "seconds": int(((run.ended_at or run.closes_at) - run.started_at).total_seconds()),
+            }
+            for run in steps
+        ],
+        "observations": tags.get("observation", 0),
+        "interpretations": tags.get("interpretation", 0),
+    }
+
+
+def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Notes:
+    items = _items(s, session.id)
+    group = [i for i in items if i.audience == "group"]
+    sections = [
+        (tag, [i for i in group if i.tag == tag])
+        for tag in section_order(protocol)
+        if any(i.tag == tag for i in group)
+    ]
+    steps = list(
+        s.scalars(select(StepRun).where(StepRun.session_id == session.id).order_by(StepRun.index))
+    )
+    return Notes(
+        session=session,
+        protocol=protocol,
+        steps=steps,
+        sections=sections,
+        presenter_notes=[i for i in items if i.audience == "presenter"],
+        participation=participation(s, session, protocol),
+    )
+
+
+def notes_messages(notes: Notes, *, for_presenter: bool = False) -> list[Message]:
+    return render_messages("notes.j2", notes=notes, for_presenter=for_presenter)
+
+
+def step_context(
+    s: Session, session: ProtocolSession, protocol: Protocol, index: int
+) -> dict[str, Any]:
+    """What a step message shows beyond the protocol: parked items, the presenter's statement."""
+    step = protocol.step(index)
+    earlier = [i for i in _items(s, session.id) if i.step_index < index and i.audience == "group"]
+    parked_interpretations: list[Item] = []
+    parked_questions: list[Item] = []
+    if step.collects == "interpretation":
+        parked_interpretations = [
+            i
+            for i in earlier
+            if i.tag == "interpretation"
+            and protocol.step(i.step_index).collects != "interpretation"
+        ]
+    if step.presenter != "silent":
+        silent = {k for k in range(1, index) if protocol.step(k).presenter == "silent"}
+        already = {k for k in range(1, index) if protocol.step(k).presenter != "silent"}
+        last_speaking = max(already, default=0)
+        parked_questions = [
+            i
+            for i in earlier
+            if i.tag == "question" and i.step_index in silent and i.step_index > last_speaking
+        ]
+    return {
+        "statement": session.statement if index == 1 else None,
+        "parked_interpretations": parked_interpretations,
+        "parked_questions": parked_questions,
+    }
+
+
+# -- export ------------------------------------------------------------------------------------
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_json(notes: Notes) -> str:
+    session = notes.session
+    items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
+    items.sort(key=lambda i: (i.step_index, i.ts))
+    data = {
+        "session": {
+            "id": session.id,
+            "protocol": session.protocol_id,
+            "team": session.team_id,
+            "channel": session.channel_id,
+            "presenter": session.presenter_id,
+            "facilitator": session.facilitator_id,
+            "status": session.status,
+            "created_at": _iso(session.created_at),
+            "starts_at": _iso(session.starts_at),
+            "started_at": _iso(session.started_at),
+            "ended_at": _iso(session.ended_at),
+        },
+        "steps": [
+            {
+                "index": run.index,
+                "id": run.step_id,
+                "title": notes.protocol.step(run.index).title,
+                "started_at": _iso(run.started_at),
+                "ended_at": _iso(run.ended_at),
+                "message_ts": run.message_ts,
+            }
+            for run in notes.steps
+        ],
+        "contributions": [
+            {
+                "step": notes.protocol.step(i.step_index).id,
+                "step_index": i.step_index,
+                "user": i.user,
+                "text": i.text,
+                "tag": i.tag,
+                "ts": i.ts,
+                "presenter_note": i.audience == "presenter",
+            }
+            for i in items
+        ],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def export_csv(notes: Notes) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["step", "step_title", "user", "tag", "text", "ts"])
+    items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
+    for i in sorted(items, key=lambda i: (i.step_index, i.ts)):
+        writer.writerow(
+            [i.step_index, notes.protocol.step(i.step_index).title, i.user, i.tag, i.text, i.ts]
+        )
+    return out.getvalue()
+
+
+def export_markdown(notes: Notes) -> str:
+    return render_text("notes.md.j2", notes=notes) + "\n"

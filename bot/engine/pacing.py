@@ -1,0 +1,35 @@
+"""Step lengths and close times: live minutes or an asynchronous step length, weekends skipped."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.protocols import Protocol
+
+MONDAY_MORNING = time(8, 0)
+
+
+def step_seconds(protocol: Protocol, index: int, override: int | None) -> int:
+    return override if override else protocol.step(index).minutes * 60
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def carry_past_weekend(at: datetime, tz: str) -> datetime:
+    """A close that falls on a Saturday or Sunday in the channel's zone moves to Monday morning."""
+    local = at.astimezone(zone(tz))
+    if local.weekday() < 5:
+        return at
+    monday = local.date() + timedelta(days=7 - local.weekday())
+    return datetime.combine(monday, MONDAY_MORNING, tzinfo=local.tzinfo).astimezone(at.tzinfo)
+
+
+def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
+    closes = opened + timedelta(seconds=seconds)
+    return carry_past_weekend(closes, tz) if weekdays else closes

@@ -1,0 +1,44 @@
+"""protocolbot export: a session's notes from the database, as Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.engine import notes as notes_mod
+from bot.protocols import BUILTIN_DIR, load_library
+from bot.settings import Settings
+from bot.store.db import Database
+from bot.store.models import ProtocolSession
+
+FORMATS = {
+    "md": notes_mod.export_markdown,
+    "csv": notes_mod.export_csv,
+    "json": notes_mod.export_json,
+}
+
+
+def export(settings: Settings, which: str, fmt: str) -> str:
+    dirs = [BUILTIN_DIR] + ([settings.protocols_dir] if settings.protocols_dir else [])
+    library, _errors = load_library(dirs)
+    db = Database(settings.database_url)
+    try:
+        with db.session() as s:
+            if which == "latest":
+                session = s.scalars(
+                    select(ProtocolSession).order_by(ProtocolSession.id.desc()).limit(1)
+                ).first()
+            elif which.isdigit():
+                session = s.get(ProtocolSession, int(which))
+            else:
+                raise LookupError(f"expected a session id or 'latest', got {which!r}")
+            if session is None:
+                raise LookupError(f"no session {which!r} in this database")
+            if session.protocol_id not in library:
+                raise LookupError(
+                    f"session {session.id} uses unknown protocol "
+                    f"{session.protocol_id!r}; set PROTOCOLS_DIR"
+                )
+            notes = notes_mod.build_notes(s, session, library[session.protocol_id])
+            return FORMATS[fmt](notes)
+    finally:
+        db.dispose()

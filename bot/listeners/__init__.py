@@ -1,0 +1,16 @@
+"""One register(app, runtime) per Slack surface."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import actions, commands, events, views
+from bot.runtime import Runtime
+
+
+def register_all(app: App, runtime: Runtime) -> None:
+    commands.register(app, runtime)
+    actions.register(app, runtime)
+    views.register(app, runtime)
+    # Last: its catch-all acknowledges every event type nobody above claimed.
+    events.register(app, runtime)

@@ -1,0 +1,38 @@
+"""Buttons on step messages; every other action is acknowledged so Slack never sees a 404."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.blocks import render_message
+from bot.engine.errors import Refusal
+from bot.listeners.people import actor_from_action
+from bot.runtime import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.action("step_next")
+    def step_next(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        action = body["actions"][0]
+        _session_id, _, step = str(action.get("value") or "").partition(":")
+        actor = actor_from_action(body, client)
+        try:
+            reply = runtime.engine.next_step(actor, int(step) if step.isdigit() else None)
+        except Refusal as refusal:
+            reply = refusal.reply
+        message = render_message(reply.template, **reply.context)
+        respond(
+            text=message.text,
+            blocks=message.blocks,
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    @app.action(re.compile(".*"))
+    def any_action(ack: Ack) -> None:
+        ack()

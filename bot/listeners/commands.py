@@ -1,0 +1,38 @@
+"""The /protocol slash command: parse, run, answer privately."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import dispatch
+from bot.blocks import render_message
+from bot.engine.errors import Reply
+from bot.listeners.people import actor_from_command, user_tz
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+NEEDS_ZONE = (" at ", " weekdays")
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.command("/protocol")
+    def protocol_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        text = " ".join(str(command.get("text") or "").split())
+        actor = actor_from_command(command, client)
+        # A time zone costs a users.info call: ask only when the command reads a clock time.
+        padded = f" {text.lower()} "
+        tz = user_tz(client, actor.user_id) if any(w in padded for w in NEEDS_ZONE) else None
+        parsed = dispatch.parse(
+            text, now=runtime.clock.now(), tz=tz or "UTC", engine=runtime.engine
+        )
+        reply = (
+            parsed
+            if isinstance(parsed, Reply)
+            else dispatch.run(parsed, actor, runtime.engine, tz=tz or "UTC")
+        )
+        message = render_message(reply.template, **reply.context)
+        ack(response_type="ephemeral", text=message.text, blocks=message.blocks)

@@ -1,0 +1,49 @@
+"""Who is asking: an Actor from a payload, with the admin check done only when it matters."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.engine.core import Actor
+
+log = logging.getLogger(__name__)
+
+
+def is_admin(client: WebClient, user_id: str) -> bool:
+    try:
+        user = client.users_info(user=user_id)["user"]
+    except SlackApiError:
+        return False
+    return bool(user.get("is_admin") or user.get("is_owner"))
+
+
+def user_tz(client: WebClient, user_id: str) -> str | None:
+    try:
+        tz = client.users_info(user=user_id)["user"].get("tz")
+    except SlackApiError:
+        return None
+    return str(tz) if tz else None
+
+
+def actor_from_command(command: dict[str, Any], client: WebClient) -> Actor:
+    user = command["user_id"]
+    return Actor(
+        team_id=command.get("team_id") or "",
+        user_id=user,
+        channel_id=command.get("channel_id") or "",
+        enterprise_id=command.get("enterprise_id") or "",
+        is_admin=partial(is_admin, client, user),
+    )
+
+
+def actor_from_action(body: dict[str, Any], client: WebClient) -> Actor:
+    user = body["user"]["id"]
+    team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
+    channel = (body.get("channel") or {}).get("id") or ""
+    enterprise = (body.get("enterprise") or {}).get("id") or ""
+    return Actor(team, user, channel, enterprise or "", partial(is_admin, client, user))

@@ -1,0 +1,23 @@
+"""Modal submissions and closes; unknown ones are acknowledged."""
+
+from __future__ import annotations
+
+import re
+
+from slack_bolt import Ack, App
+
+from bot.runtime import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.view(re.compile(".*"))
+    def any_view(ack: Ack) -> None:
+        ack()
+
+    @app.view_closed(re.compile(".*"))
+    def any_view_closed(ack: Ack) -> None:
+        ack()
+
+    @app.shortcut(re.compile(".*"))
+    def any_shortcut(ack: Ack) -> None:
+        ack()

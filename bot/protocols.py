@@ -1,0 +1,270 @@
+"""Load and validate protocols/*.yaml into frozen Protocol and Step objects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from bot import render
+
+TAGS: tuple[str, ...] = (
+    "observation",
+    "interpretation",
+    "implication",
+    "question",
+    "warm",
+    "cool",
+    "reflection",
+    "debrief",
+    "note",
+)
+PRESENTER_MODES: tuple[str, ...] = ("silent", "speaks", "only")
+PREP_KINDS: tuple[str, ...] = ("standard", "equity")
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "protocols"
+
+_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_MAX_MINUTES = 600
+# Slack caps a header block at 150 characters; the other caps keep a step message readable.
+_MAX_CHARS = {
+    "name": 150,
+    "title": 150,
+    "source": 300,
+    "summary": 1000,
+    "prompt": 300,
+    "guidance": 200,
+    "questions": 300,
+    "template": 100,
+}
+_PROTOCOL_REQUIRED = ("id", "name", "source", "summary", "steps")
+_PROTOCOL_FIELDS = (*_PROTOCOL_REQUIRED, "presenter_prep")
+_STEP_REQUIRED = ("id", "title", "minutes", "prompt", "guidance", "presenter", "collects")
+_STEP_FIELDS = (*_STEP_REQUIRED, "template", "everyone", "questions")
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    minutes: int
+    prompt: str
+    guidance: tuple[str, ...]
+    presenter: str
+    collects: str
+    template: str | None = None
+    everyone: bool = False
+    questions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Protocol:
+    id: str
+    name: str
+    source: str
+    summary: str
+    presenter_prep: str | None
+    steps: tuple[Step, ...]
+    path: Path | None = None
+
+    @property
+    def live_minutes(self) -> int:
+        return sum(step.minutes for step in self.steps)
+
+    def step(self, index: int) -> Step:
+        """The step numbered `index` as people count them: the first step is 1."""
+        if not 1 <= index <= len(self.steps):
+            raise IndexError(f"{self.id} has steps 1-{len(self.steps)}, not {index}")
+        return self.steps[index - 1]
+
+
+class ProtocolError(Exception):
+    """A protocol file that cannot be used. Step fields are numbered from 1: `steps[2].collects`."""
+
+    def __init__(self, file: str, field: str, problem: str) -> None:
+        super().__init__(f"{file}: {field}: {problem}")
+        self.file = file
+        self.field = field
+        self.problem = problem
+
+
+def load_protocol(path: Path) -> Protocol:
+    """Read one protocol file; raise ProtocolError naming the file, the field and the problem."""
+    file = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProtocolError(file, "(file)", _yaml_problem(exc)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError(file, "(file)", f"cannot be read ({exc})") from exc
+    if not isinstance(raw, dict):
+        _fail(file, "(file)", f"must be a mapping of protocol fields (got {_kind(raw)})")
+    _check_keys(file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
+    protocol_id = _ident(file, "id", raw["id"])
+    name = _text(file, "name", raw["name"])
+    source = _text(file, "source", raw["source"])
+    summary = _text(file, "summary", raw["summary"])
+    prep = raw.get("presenter_prep")
+    if prep is not None:
+        prep = _choice(file, "presenter_prep", prep, PREP_KINDS)
+    steps = raw["steps"]
+    if not isinstance(steps, list):
+        _fail(file, "steps", f"must be a list of steps (got {_kind(steps)})")
+    if not steps:
+        _fail(file, "steps", "must list at least one step (got none)")
+    loaded = tuple(_load_step(file, f"steps[{n}]", item) for n, item in enumerate(steps, 1))
+    seen: dict[str, int] = {}
+    for n, step in enumerate(loaded, 1):
+        if step.id in seen:
+            problem = f"duplicate step id {step.id!r} (also steps[{seen[step.id]}])"
+            _fail(file, f"steps[{n}].id", problem)
+        seen[step.id] = n
+    return Protocol(protocol_id, name, source, summary, prep, loaded, path=Path(path))
+
+
+def load_library(
+    dirs: Sequence[Path] | None = None,
+) -> tuple[dict[str, Protocol], list[ProtocolError]]:
+    """Load every *.yaml / *.yml in each directory in order; a bad file never stops the others."""
+    protocols: dict[str, Protocol] = {}
+    errors: list[ProtocolError] = []
+    for directory in [BUILTIN_DIR] if dirs is None else [Path(d) for d in dirs]:
+        if not directory.is_dir():
+            errors.append(ProtocolError(str(directory), "(directory)", "not found"))
+            continue
+        # By stem, so that atlas.yaml comes before atlas-equity.yaml.
+        files = sorted(
+            (
+                p
+                for p in directory.iterdir()
+                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+            ),
+            key=lambda p: (p.stem, p.suffix),
+        )
+        for path in files:
+            try:
+                protocol = load_protocol(path)
+            except ProtocolError as error:
+                errors.append(error)
+                continue
+            if protocol.id in protocols:
+                first = protocols[protocol.id].path
+                problem = f"duplicate protocol id {protocol.id!r} (already loaded from {first})"
+                errors.append(ProtocolError(str(path), "id", problem))
+                continue
+            protocols[protocol.id] = protocol
+    return protocols, errors
+
+
+def _load_step(file: str, where: str, raw: Any) -> Step:
+    if not isinstance(raw, dict):
+        _fail(file, where, f"must be a mapping of step fields (got {_kind(raw)})")
+    _check_keys(file, f"{where}.", raw, _STEP_FIELDS, _STEP_REQUIRED)
+    minutes = raw["minutes"]
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        _fail(file, f"{where}.minutes", f"must be a whole number of minutes (got {_kind(minutes)})")
+    if not 1 <= minutes <= _MAX_MINUTES:
+        _fail(file, f"{where}.minutes", f"must be from 1 to {_MAX_MINUTES} (got {minutes})")
+    everyone = raw.get("everyone", False)
+    if not isinstance(everyone, bool):
+        _fail(file, f"{where}.everyone", f"must be true or false (got {_kind(everyone)})")
+    template = raw.get("template")
+    return Step(
+        id=_ident(file, f"{where}.id", raw["id"]),
+        title=_text(file, f"{where}.title", raw["title"]),
+        minutes=minutes,
+        prompt=_text(file, f"{where}.prompt", raw["prompt"]),
+        guidance=_text_list(file, f"{where}.guidance", raw["guidance"]),
+        presenter=_choice(file, f"{where}.presenter", raw["presenter"], PRESENTER_MODES),
+        collects=_choice(file, f"{where}.collects", raw["collects"], TAGS),
+        template=None if template is None else _template(file, f"{where}.template", template),
+        everyone=everyone,
+        questions=_text_list(file, f"{where}.questions", raw.get("questions", [])),
+    )
+
+
+def _check_keys(
+    file: str, prefix: str, raw: dict[Any, Any], allowed: tuple[str, ...], required: tuple[str, ...]
+) -> None:
+    for key in raw:
+        if key not in allowed:
+            _fail(file, f"{prefix}{key}", f"unknown field (expected one of {', '.join(allowed)})")
+    for key in required:
+        if raw.get(key) is None:
+            _fail(file, f"{prefix}{key}", "is required")
+
+
+def _text(file: str, field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        _fail(file, field, f"must be text (got {_kind(value)})")
+    text = value.strip()
+    if not text:
+        _fail(file, field, "must not be empty")
+    limit = _MAX_CHARS[_base_name(field)]
+    if len(text) > limit:
+        _fail(file, field, f"must be at most {limit} characters (got {len(text)})")
+    return text
+
+
+def _text_list(file: str, field: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        _fail(file, field, f"must be a list of text (got {_kind(value)})")
+    return tuple(_text(file, f"{field}[{n}]", item) for n, item in enumerate(value, 1))
+
+
+def _ident(file: str, field: str, value: Any) -> str:
+    if not isinstance(value, str) or not _ID_PATTERN.match(value):
+        problem = f"must match {_ID_PATTERN.pattern}: lowercase letters, digits and hyphens"
+        _fail(file, field, f"{problem} (got {value!r})")
+    return value
+
+
+def _choice(file: str, field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        _fail(file, field, f"must be one of {', '.join(choices)} (got {value!r})")
+    return str(value)
+
+
+def _template(file: str, field: str, value: Any) -> str:
+    name = _text(file, field, value)
+    messages = render.MESSAGES_DIR
+    target = (messages / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(messages.resolve()):
+        _fail(file, field, f"must name a file inside {messages} (got {name!r})")
+    if not target.is_file():
+        _fail(file, field, f"no such template in {messages} (got {name!r})")
+    return name
+
+
+def _base_name(field: str) -> str:
+    """`steps[2].guidance[1]` -> `guidance`: the key that sets a field's length limit."""
+    return re.sub(r"\[\d+\]", "", field).rsplit(".", 1)[-1]
+
+
+def _kind(value: Any) -> str:
+    """How a wrong value is shown in an error: scalars as written, containers by kind."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int | float):
+        shown = repr(value)
+        return shown if len(shown) <= 40 else shown[:37] + "..."
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return f"a {type(value).__name__}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        parts = [p for p in (exc.context, exc.problem) if p]
+        return f"invalid YAML: {', '.join(parts)} (line {mark.line + 1}, column {mark.column + 1})"
+    return f"invalid YAML: {exc}"
+
+
+def _fail(file: str, field: str, problem: str) -> NoReturn:
+    raise ProtocolError(file, field, problem)

@@ -1,0 +1,71 @@
+"""Jinja2 environment over messages/: every sentence a user reads comes from a template."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
+
+_MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MRKDWN_RE = re.compile(r"[&<>]")
+
+
+def escape_mrkdwn(text: object) -> str:
+    """Escape user text so Slack shows it literally: no pings, no links, no broken formatting."""
+    return _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], str(text))
+
+
+def _slack_date(ts: Any, fmt: str = "{date_short_pretty} {time}", fallback: str = "") -> str:
+    """A time every reader sees in their own zone: Slack's <!date^...> token."""
+    epoch = int(ts.timestamp()) if hasattr(ts, "timestamp") else int(ts)
+    if not fallback:
+        fallback = ts.strftime("%Y-%m-%d %H:%M UTC") if hasattr(ts, "strftime") else str(ts)
+    text = fallback
+    return f"<!date^{epoch}^{fmt}|{text}>"
+
+
+def _duration(seconds: Any) -> str:
+    seconds = int(seconds)
+    if seconds <= 0:
+        return "0 min"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(f"{days} d")
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs and not days and not hours:
+        parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+@lru_cache(maxsize=4)
+def environment(directory: str = str(MESSAGES_DIR)) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(directory),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    # `e` is the mrkdwn escape: templates write {{ text | e }} for anything a user typed.
+    env.filters["e"] = escape_mrkdwn
+    env.filters["escape"] = escape_mrkdwn
+    env.filters["slack_date"] = _slack_date
+    env.filters["duration"] = _duration
+    return env
+
+
+def render_text(template: str, **context: Any) -> str:
+    """Render a template from messages/ to a string, trimmed."""
+    return environment().get_template(template).render(**context).strip()

@@ -1,0 +1,135 @@
+"""Settings: the only place that reads the environment (and a .env file)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_DATABASE_URL = "sqlite:///protocolbot.sqlite3"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = 3000
+    protocols_dir: Path | None = None
+    log_level: str = "INFO"
+    data_retention_days: int | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    def require_slack(self) -> None:
+        """Check what talking to a real Slack needs; raise SettingsError naming the first gap."""
+        if not self.slack_bot_token and not self.oauth:
+            raise SettingsError(
+                "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"
+            )
+        if self.socket_mode:
+            return
+        if not self.slack_signing_secret:
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET is missing: set it from the app's Basic Information page "
+                "(or set SLACK_APP_TOKEN to use Socket Mode)"
+            )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _token(env: Mapping[str, str], name: str, prefix: str) -> str | None:
+    value = _optional(env, name)
+    if value is not None and not value.startswith(prefix):
+        raise SettingsError(f"{name} is malformed: it should start with '{prefix}'")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} is malformed: expected a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} is out of range: expected {low} to {high}, got {value}")
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read settings from the environment, falling back to a .env file for unset names."""
+    env: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+
+    api_url = _optional(env, "SLACK_API_URL") or DEFAULT_SLACK_API_URL
+    if not api_url.startswith(("http://", "https://")):
+        raise SettingsError("SLACK_API_URL is malformed: expected an http(s) URL")
+    if not api_url.endswith("/"):
+        api_url += "/"
+
+    database_url = _optional(env, "DATABASE_URL") or DEFAULT_DATABASE_URL
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url.removeprefix("postgres://")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    if not database_url.startswith(("sqlite", "postgresql")):
+        raise SettingsError("DATABASE_URL is malformed: expected sqlite:///... or postgresql://...")
+
+    protocols_dir = _optional(env, "PROTOCOLS_DIR")
+    if protocols_dir is not None and not Path(protocols_dir).is_dir():
+        raise SettingsError(f"PROTOCOLS_DIR is not a directory: {protocols_dir}")
+
+    log_level = (_optional(env, "LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL is malformed: expected one of {', '.join(LOG_LEVELS)}")
+
+    client_id = _optional(env, "SLACK_CLIENT_ID")
+    client_secret = _optional(env, "SLACK_CLIENT_SECRET")
+    if bool(client_id) != bool(client_secret):
+        missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+        raise SettingsError(f"{missing} is missing: OAuth install needs both client id and secret")
+
+    port = _int(env, "PORT", 3000, 1, 65535)
+    assert port is not None
+    return Settings(
+        slack_bot_token=_token(env, "SLACK_BOT_TOKEN", "xoxb-"),
+        slack_signing_secret=_optional(env, "SLACK_SIGNING_SECRET"),
+        slack_app_token=_token(env, "SLACK_APP_TOKEN", "xapp-"),
+        slack_client_id=client_id,
+        slack_client_secret=client_secret,
+        slack_api_url=api_url,
+        database_url=database_url,
+        port=port,
+        protocols_dir=Path(protocols_dir) if protocols_dir else None,
+        log_level=log_level,
+        data_retention_days=_int(env, "DATA_RETENTION_DAYS", None, 1, 36500),
+    )

@@ -1,0 +1,344 @@
+"""The outbound port: every Slack call goes through a durable outbox, sent in order per channel.
+
+A row is committed in the same transaction as the state change that wants it, so a crash can
+neither lose a post nor make one without its cause. The sender keeps to Slack's per-channel pace,
+honours Retry-After, retries 5xx and timeouts with backoff, and, before repeating a post whose
+fate is unknown, looks for it in the channel by the metadata it carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import Clock
+from bot.store.db import Database
+from bot.store.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+METADATA_TYPE = "protocolbot_post"
+POSTING_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral"})
+# Answers that mean the call's purpose is already met.
+DONE_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found", "cant_delete"})
+RETRY_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+MAX_ATTEMPTS = 25
+ClientFor = Callable[[str], WebClient | None]
+
+
+def make_client(token: str | None, base_url: str, *, retries: bool = True) -> WebClient:
+    client = WebClient(token=token, base_url=base_url, timeout=10)
+    if not retries:
+        # The outbox retries itself; a client-side retry of a post could post it twice.
+        client.retry_handlers = []
+    return client
+
+
+def enqueue(
+    s: Session,
+    *,
+    now: datetime,
+    team_id: str,
+    channel: str,
+    method: str,
+    payload: dict[str, Any],
+    ref: str | None = None,
+    thread_ref: str | None = None,
+) -> OutboxMessage:
+    row = OutboxMessage(
+        team_id=team_id,
+        channel_id=channel,
+        method=method,
+        payload=payload,
+        ref=ref,
+        thread_ref=thread_ref,
+        status="pending",
+        attempts=0,
+        not_before=now,
+        created_at=now,
+    )
+    s.add(row)
+    return row
+
+
+class TokenBucket:
+    """About one post a second per channel, with a small burst, as Slack asks."""
+
+    def __init__(self, rate: float = 1.0, burst: float = 3.0) -> None:
+        self.rate, self.burst = rate, burst
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_time(self, key: str, now: float) -> float:
+        """Take a token if one is there (return 0), else say how long until one is."""
+        with self._lock:
+            tokens, last = self._state.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._state[key] = (tokens - 1, now)
+                return 0.0
+            self._state[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+class OutboxSender:
+    """Drains the outbox: one worker per channel at a time, so each channel's posts keep order."""
+
+    def __init__(
+        self,
+        db: Database,
+        client_for: ClientFor,
+        clock: Clock,
+        on_sent: Callable[[Session, OutboxMessage], None] | None = None,
+        on_failed: Callable[[Session, OutboxMessage], None] | None = None,
+        workers: int = 8,
+        rate: float = 1.0,
+        burst: float = 3.0,
+    ) -> None:
+        self.db, self.client_for, self.clock = db, client_for, clock
+        self.on_sent, self.on_failed = on_sent, on_failed
+        self.bucket = TokenBucket(rate, burst)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dm_channels: dict[tuple[str, str], str] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> OutboxSender:
+        self._thread = threading.Thread(target=self._loop, name="outbox-dispatch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dispatch()
+            except Exception:
+                log.exception("outbox dispatch failed; retrying")
+            self._wake.wait(0.25)
+            self._wake.clear()
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def _due_by_channel(self) -> dict[str, list[int]]:
+        now = self.clock.now()
+        with self.db.session() as s:
+            rows = s.execute(
+                select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before)
+                .where(OutboxMessage.status == "pending")
+                .order_by(OutboxMessage.id)
+                .limit(2000)
+            ).all()
+        channels: dict[str, list[int]] = {}
+        blocked: set[str] = set()
+        for row_id, channel, not_before in rows:
+            # Strict order per channel: a row waiting out a back-off holds the ones behind it.
+            if channel in blocked:
+                continue
+            if not_before > now:
+                blocked.add(channel)
+                continue
+            channels.setdefault(channel, []).append(row_id)
+        return channels
+
+    def dispatch(self) -> None:
+        for channel, ids in self._due_by_channel().items():
+            with self._busy_lock:
+                if channel in self._busy:
+                    continue
+                self._busy.add(channel)
+            self._pool.submit(self._drain_channel, channel, ids)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Send everything due now and wait for it (tests and the demo use this)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.dispatch()
+            with self._busy_lock:
+                busy = bool(self._busy)
+            if not busy and not self._due_by_channel():
+                return
+            time.sleep(0.02)
+
+    def _drain_channel(self, channel: str, ids: list[int]) -> None:
+        try:
+            for row_id in ids:
+                if self._stop.is_set() or not self._send_one(row_id):
+                    break
+        except Exception:
+            log.exception("outbox worker failed on channel %s", channel)
+        finally:
+            with self._busy_lock:
+                self._busy.discard(channel)
+            self._wake.set()
+
+    # -- one call ------------------------------------------------------------------------------
+    def _send_one(self, row_id: int) -> bool:
+        """Send one row; True when the channel may go on to its next row."""
+        with self.db.session() as s:
+            row = s.get(OutboxMessage, row_id)
+            if row is None or row.status != "pending":
+                return True
+            payload = dict(row.payload)
+            if row.thread_ref:
+                parent = self._parent(s, row)
+                if parent is None:
+                    return False
+                if parent.status == "sent" and parent.result_ts:
+                    payload["thread_ts"] = parent.result_ts
+                # a failed parent: post at top level rather than lose the message
+            maybe_sent = row.in_flight_at is not None
+            row.in_flight_at = self.clock.now()
+            row.attempts += 1
+            team_id, method, target = row.team_id, row.method, row.channel_id
+
+        client = self.client_for(team_id)
+        if client is None:
+            return self._finish(row_id, error="no_installation")
+
+        if method in POSTING_METHODS:
+            wait = self.bucket.wait_time(target, time.monotonic())
+            if wait > 0:
+                time.sleep(wait)
+                self.bucket.wait_time(target, time.monotonic())
+        try:
+            if method == "chat.postMessage":
+                payload["channel"] = self._channel_for(client, team_id, payload["channel"])
+                payload["metadata"] = {
+                    "event_type": METADATA_TYPE,
+                    "event_payload": {"outbox_id": row_id},
+                }
+                if maybe_sent:
+                    found = self._find_posted(client, payload, row_id)
+                    if found:
+                        return self._finish(row_id, ts=found)
+            response = client.api_call(method, json=payload)
+            data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
+            return self._finish(row_id, ts=data.get("ts") or data.get("message_ts"))
+        except SlackApiError as exc:
+            return self._on_api_error(row_id, client, payload, exc)
+        except (TimeoutError, URLError, ConnectionError, OSError) as exc:
+            log.warning("slack call %s timed out or failed to connect: %s", method, type(exc))
+            return self._retry(row_id, None, ambiguous=True)
+
+    def _parent(self, s: Session, row: OutboxMessage) -> OutboxMessage | None:
+        parent = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.team_id == row.team_id, OutboxMessage.ref == row.thread_ref)
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).first()
+        if parent is None or parent.status == "pending":
+            return None
+        return parent
+
+    def _channel_for(self, client: WebClient, team_id: str, channel: str) -> str:
+        """A user id as channel means a DM: open (or reuse) the app's conversation with them."""
+        if not channel.startswith(("U", "W")):
+            return channel
+        key = (team_id, channel)
+        if key not in self._dm_channels:
+            opened = client.conversations_open(users=channel)
+            self._dm_channels[key] = opened["channel"]["id"]
+        return self._dm_channels[key]
+
+    def _find_posted(self, client: WebClient, payload: dict[str, Any], row_id: int) -> str | None:
+        """Did an earlier attempt reach Slack? Look for our metadata among recent messages."""
+        try:
+            if payload.get("thread_ts"):
+                found = client.conversations_replies(
+                    channel=payload["channel"],
+                    ts=payload["thread_ts"],
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                found = client.conversations_history(
+                    channel=payload["channel"], include_all_metadata=True, limit=100
+                )
+        except SlackApiError:
+            return None
+        for message in found.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if (meta.get("event_payload") or {}).get("outbox_id") == row_id:
+                return str(message.get("ts"))
+        return None
+
+    def _on_api_error(
+        self, row_id: int, client: WebClient, payload: dict[str, Any], exc: SlackApiError
+    ) -> bool:
+        status = exc.response.status_code
+        error = str(exc.response.get("error") or f"http_{status}")
+        if status == 429:
+            retry_after = int(exc.response.headers.get("Retry-After", "1") or 1)
+            return self._retry(row_id, retry_after, ambiguous=False)
+        if status >= 500 or error in RETRY_ERRORS:
+            return self._retry(row_id, None, ambiguous=True)
+        if error in DONE_ERRORS:
+            return self._finish(row_id)
+        if error == "not_in_channel" and payload.get("channel"):
+            try:
+                client.conversations_join(channel=payload["channel"])
+                return self._retry(row_id, 0, ambiguous=False)
+            except SlackApiError:
+                pass
+        log.warning("slack refused outbox row %s: %s", row_id, error)
+        return self._finish(row_id, error=error)
+
+    def _retry(self, row_id: int, after: int | None, *, ambiguous: bool) -> bool:
+        with self.db.session() as s:
+            row = s.get(OutboxMessage, row_id)
+            if row is None:
+                return False
+            if after is None:
+                after = min(60, 2 ** min(row.attempts, 6))
+            if not ambiguous:
+                row.in_flight_at = None
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status, row.error = "failed", "gave_up"
+                if self.on_failed:
+                    self.on_failed(s, row)
+                return True
+            row.not_before = self.clock.now() + timedelta(seconds=after)
+        return False
+
+    def _finish(self, row_id: int, ts: str | None = None, error: str | None = None) -> bool:
+        with self.db.session() as s:
+            row = s.get(OutboxMessage, row_id)
+            if row is None:
+                return True
+            row.sent_at = self.clock.now()
+            if error:
+                row.status, row.error = "failed", error[:200]
+                if self.on_failed:
+                    self.on_failed(s, row)
+            else:
+                row.status, row.result_ts = "sent", ts
+                if self.on_sent:
+                    self.on_sent(s, row)
+        return True

@@ -1,0 +1,167 @@
+"""SQLAlchemy 2 models: sessions, their steps, contributions, and the inbox and outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.clock import as_utc
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always hands back an aware datetime, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+ACTIVE = ("running", "paused")
+
+
+class ProtocolSession(Base):
+    """One run of a protocol in a channel."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_channel", "team_id", "channel_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str] = mapped_column(String(32), default="")
+    channel_id: Mapped[str] = mapped_column(String(32))
+    protocol_id: Mapped[str] = mapped_column(String(64))
+    presenter_id: Mapped[str] = mapped_column(String(32))
+    facilitator_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    # scheduled -> running <-> paused -> ended; scheduled -> cancelled
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    step_seconds: Mapped[int | None] = mapped_column(Integer)
+    weekdays: Mapped[bool] = mapped_column(Boolean, default=False)
+    tz: Mapped[str] = mapped_column(String(64), default="UTC")
+    remind_seconds: Mapped[int] = mapped_column(Integer, default=86400)
+    starts_at: Mapped[datetime]
+    current_step: Mapped[int] = mapped_column(Integer, default=0)
+    step_closes_at: Mapped[datetime | None] = mapped_column(index=True)
+    paused_remaining: Mapped[int | None] = mapped_column(Integer)
+    header_ts: Mapped[str | None] = mapped_column(String(32))
+    statement: Mapped[str | None] = mapped_column(Text)
+    prep: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+    steps: Mapped[list[StepRun]] = relationship(
+        back_populates="session", order_by="StepRun.index", cascade="all, delete-orphan"
+    )
+
+
+class StepRun(Base):
+    """A step as it ran: when it opened and closed, and the message its replies thread under."""
+
+    __tablename__ = "session_steps"
+    __table_args__ = (
+        UniqueConstraint("session_id", "index", name="uq_session_steps_index"),
+        Index("ix_session_steps_message", "message_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+    session: Mapped[ProtocolSession] = relationship(back_populates="steps")
+
+
+class Contribution(Base):
+    """A reply in a step's thread, with its tag."""
+
+    __tablename__ = "contributions"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "ts", name="uq_contribution_ts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    step_index: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    tag: Mapped[str] = mapped_column(String(16))
+    # group: in the group's columns; presenter: a presenter note kept out of them
+    audience: Mapped[str] = mapped_column(String(16), default="group")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InboxEvent(Base):
+    """An Events API delivery, stored before it is acknowledged so it is never lost."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("team_id", "event_id", name="uq_inbox_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class OutboxMessage(Base):
+    """A Slack Web API call the bot means to make; sent in order per channel, retried until done."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # what this message is, for writing its ts back (e.g. "step:12:3", "header:12")
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the ref of the message this one replies under; its ts is filled in when sent
+    thread_ref: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # set just before a call goes out; a row found pending with it set may already be in Slack
+    in_flight_at: Mapped[datetime | None]
+    not_before: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    result_ts: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,604 @@
+"""Tests for the `/protocol` text parser: every form, every error, time zones, and properties."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.commands import (
+    MAX_AHEAD_SECONDS,
+    MAX_EXTEND_SECONDS,
+    SUBCOMMANDS,
+    Cancel,
+    Command,
+    DurationError,
+    End,
+    Extend,
+    Forget,
+    Help,
+    ListProtocols,
+    Next,
+    Notes,
+    OpenDialog,
+    ParseError,
+    Pause,
+    Preview,
+    Resume,
+    Rotation,
+    Start,
+    Status,
+    closest,
+    parse,
+    parse_duration,
+    unknown_protocol,
+)
+
+ERRORS_DIR = Path(__file__).resolve().parent.parent / "messages" / "errors"
+
+# Monday 2 March 2026, 18:00 UTC = 10:00 in Los Angeles (PST) = 13:00 in New York (EST).
+NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+LA = "America/Los_Angeles"
+NY = "America/New_York"
+MARIA = "<@U0MARIA|maria>"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def ok(text: str, tz: str = "UTC", now: datetime = NOW) -> Command:
+    result = parse(text, now=now, tz=tz)
+    assert not isinstance(result, ParseError), result.message()
+    return result
+
+
+def error(text: str, tz: str = "UTC", now: datetime = NOW) -> ParseError:
+    result = parse(text, now=now, tz=tz)
+    assert isinstance(result, ParseError), result
+    return result
+
+
+# --- every form -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", OpenDialog()),
+        ("   ", OpenDialog()),
+        ("help", Help()),
+        ("list", ListProtocols()),
+        ("preview atlas", Preview("atlas")),
+        ("preview ATLAS", Preview("atlas")),
+        ("start atlas", Start("atlas")),
+        ("status", Status()),
+        ("next", Next()),
+        ("pause", Pause()),
+        ("resume", Resume()),
+        ("end", End()),
+        ("notes", Notes()),
+        ("forget", Forget()),
+        ("cancel", Cancel()),
+        ("cancel 3", Cancel(3)),
+        ("cancel #12", Cancel(12)),
+        ("extend 10m", Extend(600)),
+        ("extend 10 min", Extend(600)),
+        ("rotation", Rotation()),
+        ("rotation <@U1|a> <@U2> <@W3|c d>", Rotation(("U1", "U2", "W3"))),
+    ],
+)
+def test_each_form(text: str, expected: Command) -> None:
+    assert ok(text) == expected
+
+
+def test_start_with_every_option() -> None:
+    text = f"start atlas {MARIA} at tue 15:00 step 1d remind 2 days facilitator <@U0SAM> weekdays"
+    assert ok(text, tz=LA) == Start(
+        protocol="atlas",
+        presenter="U0MARIA",
+        start_at=utc(2026, 3, 3, 23, 0),
+        step_seconds=86_400,
+        remind_seconds=172_800,
+        facilitator="U0SAM",
+        weekdays=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "start atlas <@U0MARIA|maria> step 1d",
+        "start atlas <@U0MARIA> step 1d",
+        "start atlas <@U0MARIA|maria lopez> step 1d",
+        "START Atlas <@U0MARIA> STEP 1D",
+        "  start \t atlas\n<@U0MARIA>\u00a0 step   1d  ",
+        "start atlas step 1d <@U0MARIA>",
+        "start atlas step 24h <@U0MARIA>",
+        "start atlas step 1 day <@U0MARIA>",
+    ],
+)
+def test_start_spelled_many_ways(text: str) -> None:
+    assert ok(text) == Start("atlas", presenter="U0MARIA", step_seconds=86_400)
+
+
+def test_enterprise_user_ids_are_mentions() -> None:
+    assert ok("start atlas <@W0ENT|ent>") == Start("atlas", presenter="W0ENT")
+
+
+def test_options_in_any_order() -> None:
+    first = ok(f"start tuning {MARIA} weekdays in 2h step 30m facilitator <@U2>")
+    second = ok(f"start tuning facilitator <@U2> step 30m in 2h weekdays {MARIA}")
+    assert (
+        first
+        == second
+        == Start(
+            "tuning",
+            presenter="U0MARIA",
+            start_at=NOW + timedelta(hours=2),
+            step_seconds=1800,
+            facilitator="U2",
+            weekdays=True,
+        )
+    )
+
+
+# --- durations ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("10sec", 10),
+        ("5m", 300),
+        ("5M", 300),
+        ("90min", 5400),
+        ("2mins", 120),
+        ("1h", 3600),
+        ("1hr", 3600),
+        ("3hrs", 10_800),
+        ("1d", 86_400),
+        ("1day", 86_400),
+        ("2days", 172_800),
+        ("1h30m", 5400),
+        ("1d2h3m4s", 93_784),
+        ("1h 30m", 5400),
+        (" 90 min ", 5400),
+        ("90d", 90 * 86_400),
+    ],
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("5x", "bad_duration"),
+        ("1.5h", "bad_duration"),
+        ("-1m", "bad_duration"),
+        ("5", "bad_duration"),
+        ("h", "bad_duration"),
+        ("", "bad_duration"),
+        ("٣m", "bad_duration"),  # not an ASCII digit
+        ("0s", "duration_zero"),
+        ("0h0m", "duration_zero"),
+        ("91d", "duration_too_long"),
+        ("99999999d", "duration_too_long"),
+        ("9" * 5000 + "d", "duration_too_long"),  # beyond int()'s digit limit: still no crash
+    ],
+)
+def test_parse_duration_rejects(text: str, code: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_duration(text)
+    assert isinstance(raised.value, DurationError)
+    assert raised.value.code == code
+
+
+def test_duration_limits_per_option() -> None:
+    assert ok("extend 14d") == Extend(MAX_EXTEND_SECONDS)
+    assert error("extend 15d").code == "duration_too_long"
+    assert ok("start atlas step 90d") == Start("atlas", step_seconds=MAX_AHEAD_SECONDS)
+    for option in ("step", "in", "remind"):
+        rejected = error(f"start atlas {option} 91d")
+        assert rejected.code == "duration_too_long"
+        assert rejected.context["option"] == option
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "offending"),
+    [
+        ("start atlas step 5x", "bad_duration", "5x"),
+        ("start atlas step 0s", "duration_zero", "0s"),
+        ("start atlas step -1m", "bad_duration", "-1m"),
+        ("start atlas step 99999999d", "duration_too_long", "99999999d"),
+        ("start atlas step 1.5h", "bad_duration", "1.5h"),
+        ("start atlas remind 0m", "duration_zero", "0m"),
+        ("extend 1.5h", "bad_duration", "1.5h"),
+    ],
+)
+def test_bad_durations_name_the_text(text: str, code: str, offending: str) -> None:
+    rejected = error(text)
+    assert rejected.code == code
+    assert rejected.context["text"] == offending
+    assert f"`{offending}`" in rejected.message()
+
+
+# --- times and time zones -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("tue 15:00", utc(2026, 3, 3, 23, 0)),  # 15:00 PST
+        ("Tue 3:30pm", utc(2026, 3, 3, 23, 30)),
+        ("tuesday 3pm", utc(2026, 3, 3, 23, 0)),
+        ("tuesday 3 pm", utc(2026, 3, 3, 23, 0)),
+        ("mon 11:00", utc(2026, 3, 2, 19, 0)),  # later today (a Monday)
+        ("mon 09:00", utc(2026, 3, 9, 16, 0)),  # already past: next Monday, now in PDT
+        ("15:00", utc(2026, 3, 2, 23, 0)),  # later today
+        ("09:00", utc(2026, 3, 3, 17, 0)),  # already past today: tomorrow
+        ("3pm", utc(2026, 3, 2, 23, 0)),
+        ("3:30 pm", utc(2026, 3, 2, 23, 30)),
+        ("3:30 p.m.", utc(2026, 3, 2, 23, 30)),
+        ("12am", utc(2026, 3, 3, 8, 0)),
+        ("12pm", utc(2026, 3, 2, 20, 0)),
+        ("today 15:00", utc(2026, 3, 2, 23, 0)),
+        ("tomorrow 9am", utc(2026, 3, 3, 17, 0)),
+        ("TOMORROW 09:00", utc(2026, 3, 3, 17, 0)),
+        ("2026-03-10 15:00", utc(2026, 3, 10, 22, 0)),  # PDT from 8 March
+        ("2026-3-10 3pm", utc(2026, 3, 10, 22, 0)),
+    ],
+)
+def test_at_is_read_in_the_callers_zone(when: str, expected: datetime) -> None:
+    command = ok(f"start atlas {MARIA} at {when}", tz=LA)
+    assert isinstance(command, Start)
+    assert command.start_at == expected
+    assert command.start_at.tzinfo is UTC
+
+
+def test_hh_mm_already_past_is_tomorrow() -> None:
+    command = ok("start atlas at 09:59", tz=LA)  # it is 10:00 in Los Angeles
+    assert isinstance(command, Start)
+    assert command.start_at == utc(2026, 3, 3, 17, 59)
+
+
+def test_spring_forward_gap_moves_to_first_valid_time() -> None:
+    # 8 March 2026 in New York: 02:00-02:59 does not exist; 03:00 EDT is 07:00 UTC.
+    for when in ("2026-03-08 02:30", "2026-03-08 02:00", "2026-03-08 2:59am"):
+        command = ok(f"start atlas at {when}", tz=NY)
+        assert isinstance(command, Start)
+        assert command.start_at == utc(2026, 3, 8, 7, 0), when
+
+
+def test_spring_forward_next_occurrence() -> None:
+    just_after_midnight = utc(2026, 3, 8, 5, 30)  # 00:30 EST on the spring-forward day
+    command = ok("start atlas at 02:30", tz=NY, now=just_after_midnight)
+    assert isinstance(command, Start)
+    assert command.start_at == utc(2026, 3, 8, 7, 0)
+
+
+def test_fall_back_takes_the_first_occurrence() -> None:
+    # 1 November 2026 in New York: 01:30 happens twice; the first is EDT (UTC-4).
+    command = ok("start atlas at 2026-11-01 01:30", tz=NY, now=utc(2026, 10, 20))
+    assert isinstance(command, Start)
+    assert command.start_at == utc(2026, 11, 1, 5, 30)
+
+
+def test_in_counts_from_now() -> None:
+    assert ok("start atlas in 1h30m") == Start("atlas", start_at=NOW + timedelta(minutes=90))
+
+
+def test_unknown_time_zone_falls_back_to_utc() -> None:
+    for zone in ("Mars/Olympus", "", "../etc", "America"):
+        command = ok("start atlas at 2026-03-10 15:00", tz=zone)
+        assert isinstance(command, Start)
+        assert command.start_at == utc(2026, 3, 10, 15, 0)
+
+
+def test_now_must_be_aware() -> None:
+    with pytest.raises(ValueError):
+        parse("help", now=datetime(2026, 3, 2, 18, 0))  # noqa: DTZ001
+
+
+@pytest.mark.parametrize(
+    ("when", "code"),
+    [
+        ("25:00", "bad_when"),
+        ("15:60", "bad_when"),
+        ("13pm", "bad_when"),
+        ("0am", "bad_when"),
+        ("15", "bad_when"),
+        ("noon", "bad_when"),
+        ("tomorrow", "bad_when"),
+        ("2026/03/10 15:00", "bad_when"),
+        ("2026-02-30 15:00", "bad_date"),
+        ("2026-13-01 15:00", "bad_date"),
+        ("0000-01-01 15:00", "bad_date"),
+        ("2026-03-01 15:00", "when_past"),
+        ("0001-01-01 00:00", "when_past"),
+        ("today 09:00", "when_past"),
+        ("2026-06-01 15:00", "when_too_far"),
+        ("9999-12-31 23:59", "when_too_far"),
+    ],
+)
+def test_bad_times(when: str, code: str) -> None:
+    rejected = error(f"start atlas {MARIA} at {when}", tz=LA)
+    assert rejected.code == code
+    assert when.startswith(str(rejected.context["text"]))  # the whole time, or its first word
+
+
+def test_at_reaches_exactly_ninety_days() -> None:
+    assert isinstance(ok("start atlas at 2026-05-31 18:00"), Start)
+    assert error("start atlas at 2026-05-31 18:01").code == "when_too_far"
+
+
+# --- every error code -----------------------------------------------------------------------
+
+# One input per error code parse() can produce, with the context it should carry.
+ERROR_CASES = [
+    ("strat atlas", "unknown_subcommand", {"text": "strat", "suggestion": "start"}),
+    ("start", "missing_protocol", {"subcommand": "start"}),
+    ("preview", "missing_protocol", {"subcommand": "preview"}),
+    (f"start {MARIA}", "missing_protocol", {"subcommand": "start"}),
+    ("start atlas bob", "presenter_format", {"text": "bob"}),
+    ("start atlas @maria", "presenter_format", {"text": "@maria"}),
+    ("start atlas <!channel>", "presenter_format", {"text": "<!channel>"}),
+    ("start atlas facilitator bob", "user_format", {"text": "bob", "option": "facilitator"}),
+    ("rotation <@U1> @sam", "user_format", {"text": "@sam", "option": "rotation"}),
+    ("start atlas step 5x", "bad_duration", {"text": "5x", "option": "step"}),
+    ("start atlas in 0s", "duration_zero", {"text": "0s", "option": "in"}),
+    ("extend 15d", "duration_too_long", {"text": "15d", "limit": MAX_EXTEND_SECONDS}),
+    ("start atlas at teatime", "bad_when", {"text": "teatime"}),
+    ("start atlas at 2026-02-30 10:00", "bad_date", {"text": "2026-02-30 10:00"}),
+    ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
+    ("start atlas at 2027-01-01 10:00", "when_too_far", {"days": 90}),
+    ("start atlas at tue 15:00 in 2h", "at_and_in", {}),
+    ("start atlas step 1d step 2d", "duplicate_option", {"option": "step"}),
+    ("start atlas weekdays weekdays", "duplicate_option", {"option": "weekdays"}),
+    (f"start atlas {MARIA} <@U2>", "duplicate_option", {"option": "presenter"}),
+    ("start atlas step", "missing_value", {"option": "step"}),
+    ("start atlas at step 1d", "missing_value", {"option": "at"}),
+    ("start atlas facilitator", "missing_value", {"option": "facilitator"}),
+    ("extend", "missing_value", {"option": "extend"}),
+    ("status please", "unexpected_words", {"text": "please", "subcommand": "status"}),
+    ("preview atlas now", "unexpected_words", {"text": "now", "subcommand": "preview"}),
+    (f"start atlas {MARIA} bob", "unexpected_words", {"text": "bob", "when": False}),
+    (f"start atlas {MARIA} tue 3pm", "unexpected_words", {"text": "tue 3pm", "when": True}),
+    ("start atlas step 1d 5", "unexpected_words", {"text": "5"}),
+    ("cancel 1 2", "unexpected_words", {"text": "2", "subcommand": "cancel"}),
+    ("cancel next", "bad_session_number", {"text": "next"}),
+    ("cancel 0", "bad_session_number", {"text": "0"}),
+]
+
+
+@pytest.mark.parametrize(("text", "code", "context"), ERROR_CASES)
+def test_error_codes(text: str, code: str, context: dict[str, object]) -> None:
+    rejected = error(text, tz=LA)
+    assert rejected.code == code
+    assert context.items() <= rejected.context.items()
+    assert_good_message(rejected)
+
+
+def test_every_error_code_has_a_template() -> None:
+    templates = {p.stem for p in ERRORS_DIR.glob("*.j2")}
+    produced = {code for _, code, _ in ERROR_CASES} | {"unknown_protocol"}
+    assert produced <= templates
+
+
+def test_error_messages_echo_user_text_escaped() -> None:
+    rejected = error("start atlas <!channel>")
+    assert rejected.context["text"] == "<!channel>"  # raw in the context
+    assert "`&lt;!channel&gt;`" in rejected.message()
+
+
+def test_echoed_text_is_clipped() -> None:
+    rejected = error("start atlas " + "x" * 10_000)
+    echoed = str(rejected.context["text"])
+    assert len(echoed) <= 80 and echoed.endswith("…")
+    assert len(rejected.message()) < 400
+
+
+def test_unknown_subcommand_lists_subcommands() -> None:
+    message = error("bogus").message()
+    assert all(name in message for name in SUBCOMMANDS)
+
+
+# --- the caller's helpers for protocol names ------------------------------------------------
+
+
+def test_closest() -> None:
+    library = ["atlas", "atlas-equity", "tuning", "consultancy"]
+    assert closest("atlsa", library) == "atlas"
+    assert closest("TUNNING", library) == "tuning"
+    assert closest("zzz", library) is None
+    assert closest("x" * 100_000, library) is None
+
+
+def test_unknown_protocol_lists_the_library() -> None:
+    rejected = unknown_protocol("<!here>tuing", ["tuning", "atlas"])
+    message = rejected.message()
+    assert "&lt;!here&gt;tuing" in message
+    assert "atlas, tuning" in message
+    assert_good_message(rejected)
+    assert_good_message(unknown_protocol("zzz", []))
+
+
+# --- message checks shared by the example and property tests -----------------------------
+
+EXAMPLE = re.compile(r"`(/protocol[^`]*)`$")
+
+
+def assert_good_message(rejected: ParseError) -> None:
+    message = rejected.message()
+    assert 0 < len(message) <= 3000
+    assert "<" not in message and ">" not in message  # nothing from the user can ping
+    example = EXAMPLE.search(message)
+    assert example, f"no closing example in {message!r}"
+    # The example must itself be a valid command, once @names are real mentions.
+    text = re.sub(
+        r"@(\w+)", lambda m: f"<@U0{m[1].upper()}|{m[1]}>", example[1][len("/protocol") :]
+    )
+    assert not isinstance(parse(text, now=NOW), ParseError), example[1]
+
+
+# --- properties -----------------------------------------------------------------------------
+
+TOKENS = [
+    *SUBCOMMANDS,
+    "START",
+    "Preview",
+    "atlas",
+    "tuning",
+    "at",
+    "AT",
+    "in",
+    "step",
+    "remind",
+    "facilitator",
+    "weekdays",
+    MARIA,
+    "<@U9>",
+    "<@W42|x y>",
+    "<@u1>",
+    "@bob",
+    "bob",
+    "<!channel>",
+    "<!here|here>",
+    "<#C1|general>",
+    "<@",
+    ">",
+    "<",
+    "&",
+    "`",
+    "*bold*",
+    "tue",
+    "Tuesday",
+    "today",
+    "tomorrow",
+    "15:00",
+    "3pm",
+    "3:30",
+    "pm",
+    "a.m.",
+    "24:00",
+    "2026-02-30",
+    "2026-03-10",
+    "9999-12-31",
+    "0001-01-01",
+    "1h30m",
+    "90",
+    "min",
+    "5x",
+    "0s",
+    "-1m",
+    "99999999d",
+    "1.5h",
+    "#2",
+    "0",
+    "٣m",
+    "²",
+    "x" * 300,
+    "9" * 5000,
+]
+SEPARATORS = [" ", "  ", "\t", "\n", "\u00a0", " \u3000 "]
+ZONES = ["UTC", LA, NY, "Australia/Lord_Howe", "Pacific/Apia", "Asia/Kolkata", "Nope/Zone", ""]
+
+near_valid = st.builds(
+    lambda words, sep: sep.join(words),
+    st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=12)), max_size=14),
+    st.sampled_from(SEPARATORS),
+)
+nows = st.datetimes(
+    min_value=datetime(2000, 1, 1),  # noqa: DTZ001 (hypothesis bounds are naive)
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+def check_result(result: Command | ParseError, now: datetime) -> None:
+    if isinstance(result, ParseError):
+        assert_message_is_safe(result)
+    elif isinstance(result, Start):
+        assert_start_in_bounds(result, now)
+
+
+def assert_message_is_safe(rejected: ParseError) -> None:
+    message = rejected.message()
+    assert 0 < len(message) <= 3000
+    assert "<" not in message and ">" not in message
+    assert message.endswith("`")
+
+
+def assert_start_in_bounds(start: Start, now: datetime) -> None:
+    assert start.protocol == start.protocol.lower()
+    if start.start_at is not None:
+        assert start.start_at.tzinfo is UTC
+        assert now < start.start_at <= now + timedelta(seconds=MAX_AHEAD_SECONDS)
+    for seconds in (start.step_seconds, start.remind_seconds):
+        assert seconds is None or 0 < seconds <= MAX_AHEAD_SECONDS
+    for user in (start.presenter, start.facilitator):
+        assert user is None or re.fullmatch(r"[UW][A-Z0-9]+", user)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(), now=nows, tz=st.sampled_from(ZONES))
+def test_any_text_parses_or_errs_cleanly(text: str, now: datetime, tz: str) -> None:
+    check_result(parse(text, now=now, tz=tz), now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=near_valid, now=nows, tz=st.sampled_from(ZONES))
+def test_near_valid_text_parses_or_errs_cleanly(text: str, now: datetime, tz: str) -> None:
+    check_result(parse(text, now=now, tz=tz), now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=near_valid, now=nows, tz=st.sampled_from(ZONES))
+def test_start_prefix_parses_or_errs_cleanly(text: str, now: datetime, tz: str) -> None:
+    check_result(parse(f"start atlas {text}", now=now, tz=tz), now)
+
+
+UNIT_SPELLINGS = {
+    1: ["s", "sec"],
+    60: ["m", "min", "mins"],
+    3600: ["h", "hr", "hrs"],
+    86_400: ["d"],
+}
+
+
+@st.composite
+def start_commands(draw: st.DrawFn) -> tuple[str, Start]:
+    """A valid `start` with random options in random order and case, and what it means."""
+    unit = draw(st.sampled_from(list(UNIT_SPELLINGS)))
+    amount = draw(st.integers(min_value=1, max_value=MAX_AHEAD_SECONDS // unit // 2))
+    spelled = f"{amount}{draw(st.sampled_from(UNIT_SPELLINGS[unit]))}"
+    user = draw(st.from_regex(r"[UW][A-Z0-9]{2,10}", fullmatch=True))
+    options = {
+        "presenter": ([f"<@{user}|someone>"], {"presenter": user}),
+        "step": (["step", spelled], {"step_seconds": amount * unit}),
+        "remind": (["remind", spelled], {"remind_seconds": amount * unit}),
+        "in": (["in", spelled], {"start_at": NOW + timedelta(seconds=amount * unit)}),
+        "facilitator": (["facilitator", f"<@{user}>"], {"facilitator": user}),
+        "weekdays": (["weekdays"], {"weekdays": True}),
+    }
+    chosen = draw(st.lists(st.sampled_from(list(options)), unique=True))
+    words: list[str] = ["start", "Atlas"]
+    fields: dict[str, object] = {}
+    for name in chosen:
+        option_words, option_fields = options[name]
+        words += [draw(st.sampled_from([w, w.upper()])) if w.isalpha() else w for w in option_words]
+        fields.update(option_fields)
+    return draw(st.sampled_from(SEPARATORS)).join(words), Start("atlas", **fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=start_commands())
+def test_valid_start_commands_mean_what_they_say(case: tuple[str, Start]) -> None:
+    text, expected = case
+    assert parse(text, now=NOW) == expected

@@ -1,0 +1,152 @@
+"""Offline reply classifiers: labelled-set quality bars, explicit examples, and tag prefixes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bench.judgment import Row, load, score
+from bot.engine.judgment import (
+    asks_presenter_for_context,
+    reads_as_interpretation,
+    strip_tag_prefix,
+)
+
+REMARKS = load("remarks.tsv")
+QUESTIONS = load("context_questions.tsv")
+
+
+# --- The labelled sets themselves ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "labels", "minimum"),
+    [
+        (REMARKS, {"description", "interpretation"}, 240),
+        (QUESTIONS, {"context", "other"}, 80),
+    ],
+)
+def test_labelled_set_is_well_formed(rows: list[Row], labels: set[str], minimum: int) -> None:
+    assert len(rows) >= minimum
+    assert {r.label for r in rows} == labels
+    assert {r.split for r in rows} == {"train", "heldout"}
+    texts = Counter(r.text.lower() for r in rows)
+    assert [t for t, n in texts.items() if n > 1] == []
+    # Roughly balanced, so precision and recall both mean something.
+    share = Counter(r.label for r in rows).most_common(1)[0][1] / len(rows)
+    assert share <= 0.6
+
+
+def test_remarks_keep_a_real_heldout_split() -> None:
+    assert sum(r.split == "heldout" for r in REMARKS) >= 60
+
+
+# --- Quality bars --------------------------------------------------------------------------------
+
+
+def test_interpretation_bar_on_whole_set() -> None:
+    s = score(REMARKS, "interpretation", reads_as_interpretation)
+    assert s.precision >= 0.9, s
+    assert s.recall >= 0.85, s
+
+
+def test_context_bar_on_whole_set() -> None:
+    s = score(QUESTIONS, "context", asks_presenter_for_context)
+    assert s.precision >= 0.85, s
+    assert s.recall >= 0.85, s
+
+
+def test_heldout_does_not_regress() -> None:
+    # A floor under today's held-out figures (bench prints the real ones), not the target bar:
+    # tuning rules until held-out rows pass would stop them being held out.
+    heldout = [r for r in REMARKS if r.split == "heldout"]
+    s = score(heldout, "interpretation", reads_as_interpretation)
+    assert s.precision >= 0.9, s
+    assert s.recall >= 0.75, s
+
+
+# --- Explicit examples ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I notice the student wrote 3/4 + 1/4 = 4/8", False),
+        ("The essay is disorganized.", True),
+        ("I see three crossed-out attempts", False),
+        ("She clearly understands place value", True),
+        ("Strong thesis.", True),
+        ("I think he ran out of time.", True),
+        ("It looks like he didn't understand regrouping.", True),
+        ("This is below grade level.", True),
+        ("There are no units on the final answer.", False),
+        # Words inside quotes are the student's, not the speaker's.
+        ('The hypothesis says "I think the plant will grow."', False),
+        ("The student wrote “probably” twice.", False),
+        ("The student's map has a compass rose but no key.", False),
+        ("She doesn't see the connection between the documents.", True),
+        ("O: she gets it", True),
+        ("", False),
+    ],
+)
+def test_reads_as_interpretation(text: str, expected: bool) -> None:
+    assert reads_as_interpretation(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Is this the first draft?", True),
+        ("Were they allowed to use a calculator?", True),
+        ("What did the rubric say?", True),
+        ("Can you tell us what the prompt was?", True),
+        ("Q: was there a word bank?", True),
+        ("I'm curious whether this was a timed write.", True),
+        ("What do others notice about the margins?", False),
+        ("Does anyone else see the arrow on page 2?", False),
+        ("Isn't it interesting how she used color?", False),
+        ("That's a lot of crossed-out work, right?", False),
+        ("This is the first draft.", False),
+        ("Does she understand what a variable is?", False),
+        ("Is that a 7 or a 1 in the second row?", False),
+        ("", False),
+    ],
+)
+def test_asks_presenter_for_context(text: str, expected: bool) -> None:
+    assert asks_presenter_for_context(text) is expected
+
+
+# --- Tag prefixes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The margins are full of doodles.", (None, "The margins are full of doodles.")),
+        ("Q: is this a draft?", ("question", "is this a draft?")),
+        ("obs : three paragraphs", ("observation", "three paragraphs")),
+        ("*I:* she gets it", ("interpretation", "she gets it")),
+        ("_Q:_ was it timed?", ("question", "was it timed?")),
+        ("*O*: two handwritings", ("observation", "two handwritings")),
+        ("*Q: was it timed?*", ("question", "was it timed?")),
+        ("**Obs:** no units", ("observation", "no units")),
+        ("  Observation:   the title is underlined  ", ("observation", "the title is underlined")),
+        ("Interp: rushing", ("interpretation", "rushing")),
+        ("INTERPRETATION: rushing", ("interpretation", "rushing")),
+        ("Imp: more number talks", ("implication", "more number talks")),
+        ("Implication: reteach", ("implication", "reteach")),
+        ("Question: which draft?", ("question", "which draft?")),
+        ("warm: lovely labels", ("warm", "lovely labels")),
+        ("Cool:the thesis", ("cool", "the thesis")),
+        ("Reflection: I learned a lot", ("reflection", "I learned a lot")),
+        ("Note: follow up", ("note", "follow up")),
+        ("I: ", ("interpretation", "")),
+        ("Observations show a pattern", (None, "Observations show a pattern")),
+        ("Quiet: please", (None, "Quiet: please")),
+        ("I think: maybe", (None, "I think: maybe")),
+        ("See page 2: the graph", (None, "See page 2: the graph")),
+    ],
+)
+def test_strip_tag_prefix(text: str, expected: tuple[str | None, str]) -> None:
+    assert strip_tag_prefix(text) == expected
