@@ -51,7 +51,7 @@ class Replies:
         ).first()
         if found is None:
             return None
-        session, run = found.tuple()
+        session, run = found
         # Replies to closed steps, or to a session that is over, are not collected.
         if session.status not in ("running", "paused") or run.ended_at is not None:
             return None

@@ -1,0 +1,53 @@
+"""Shared fixtures: the Slack stand-in, a database (SQLite, or PostgreSQL when CI provides one)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.slack_standin import SlackStandin
+from tests.harness import Bot, seed_workspace
+
+pytest_plugins = ["tests.fakes.slack_api"]
+
+# Set by .ci/run to an admin URL of a throwaway cluster, e.g. postgresql+psycopg://u@127.0.0.1:5433/postgres
+PG_ADMIN_URL = os.environ.get("PROTOCOLBOT_TEST_POSTGRES")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    if not PG_ADMIN_URL:
+        yield f"sqlite:///{tmp_path}/bot.sqlite3"
+        return
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def workspace(slack_api: SlackStandin) -> SlackStandin:
+    seed_workspace(slack_api)
+    return slack_api
+
+
+@pytest.fixture
+def bot(workspace: SlackStandin, database_url: str) -> Iterator[Bot]:
+    running = Bot(workspace, database_url).start()
+    try:
+        yield running
+    finally:
+        running.stop()

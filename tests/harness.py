@@ -1,0 +1,151 @@
+"""The bot as Slack sees it: the real app over HTTP, a real database, the stand-in Web API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bot.app import build_app
+from bot.clock import Clock
+from bot.runtime import Runtime
+from bot.server import make_server
+from bot.settings import Settings
+from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.migrate import upgrade
+from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
+
+SECRET = "test-signing-secret"
+TEAM, CHANNEL = "T_TEAM", "C_TEAM"
+FACILITATOR, PRESENTER = "U_FAC", "U_PRE"
+TEACHERS = ("U_T1", "U_T2", "U_T3")
+
+
+def http_post(url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def seed_workspace(standin: SlackStandin) -> None:
+    standin.add_user(FACILITATOR, "dana", tz="America/Los_Angeles")
+    standin.add_user(PRESENTER, "maria", tz="America/New_York")
+    for i, user in enumerate(TEACHERS):
+        standin.add_user(user, f"teacher{i + 1}")
+    standin.add_user("U_ADMIN", "admin", is_admin=True)
+    standin.add_channel(CHANNEL, [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"])
+
+
+class Bot:
+    """A running bot: send it signed requests, read what it posted from the stand-in."""
+
+    def __init__(
+        self,
+        standin: SlackStandin,
+        database_url: str,
+        *,
+        clock: Clock | None = None,
+        with_scheduler: bool = True,
+    ) -> None:
+        self.standin = standin
+        self.settings = Settings(
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=standin.url,
+            database_url=database_url,
+        )
+        self.db = Database(database_url)
+        upgrade(self.db)
+        self.runtime = Runtime(
+            self.settings, clock=clock, with_scheduler=with_scheduler, database=self.db
+        )
+        self.app = build_app(self.runtime)
+        self.server = make_server(self.app, self.runtime, host="127.0.0.1", port=0)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}/slack/events"
+
+    def start(self) -> Bot:
+        self.runtime.start()
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.close()
+        self.runtime.stop()
+        self.db.dispose()
+
+    # -- requests as Slack sends them -----------------------------------------------------------
+    def post(self, body: str, *, secret: str = SECRET, timestamp: int | None = None) -> tuple[
+        int, str
+    ]:
+        return http_post(self.url, body, signed_headers(body, secret, timestamp))
+
+    def command(self, text: str, user: str = FACILITATOR, channel: str = CHANNEL,
+                team: str = TEAM) -> dict[str, Any]:
+        status, body = self.post(
+            slash_command_body(text, user_id=user, channel_id=channel, team_id=team,
+                               response_url=self.standin.response_url())
+        )
+        assert status == 200, (status, body)
+        return json.loads(body) if body else {}
+
+    def event(self, event: dict[str, Any], *, team: str = TEAM, event_id: str | None = None,
+              retry: int | None = None) -> int:
+        body = event_body({"team": team, **event}, team_id=team, event_id=event_id)
+        headers = signed_headers(body, SECRET)
+        if retry is not None:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        status, _ = http_post(self.url, body, headers)
+        return status
+
+    def reply(self, user: str, text: str, thread_ts: str, *, channel: str = CHANNEL,
+              team: str = TEAM, ts: str | None = None) -> str:
+        ts = ts or f"{time.time():.6f}"
+        status = self.event(
+            {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+             "thread_ts": thread_ts, "channel_type": "channel"},
+            team=team,
+        )
+        assert status == 200
+        return ts
+
+    def action(self, action_id: str, value: str, user: str = FACILITATOR) -> tuple[int, str]:
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "team_id": TEAM},
+            "team": {"id": TEAM, "domain": "standin"},
+            "channel": {"id": CHANNEL},
+            "api_app_id": "A_APP",
+            "trigger_id": f"trigger.{uuid.uuid4().hex}",
+            "response_url": self.standin.response_url(),
+            "container": {"type": "message", "channel_id": CHANNEL},
+            "actions": [{"type": "button", "action_id": action_id, "value": value,
+                         "block_id": "b", "action_ts": f"{time.time():.6f}"}],
+        }
+        return self.post(interaction_body(payload))
+
+    # -- what the bot said ----------------------------------------------------------------------
+    def posts(self, channel: str = CHANNEL) -> list[dict[str, Any]]:
+        return [m for m in self.standin.messages(channel) if m.get("user") == "U_BOT"]
+
+    def step_posts(self) -> list[dict[str, Any]]:
+        return [m for m in self.posts() if str(m.get("text", "")).startswith("Step ")
+                and not m.get("thread_ts")]
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError("condition not met in time")

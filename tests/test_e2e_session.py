@@ -1,0 +1,159 @@
+"""A whole ATLAS session over signed HTTP against the stand-in Slack, on real (short) time."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import func, select
+
+from bot.engine import notes as notes_mod
+from bot.store.models import Contribution, ProtocolSession
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot
+
+
+def _session(bot: Bot) -> ProtocolSession:
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        s.expunge(session)
+        return session
+
+
+def test_full_atlas_session_runs_on_time_and_keeps_the_replies(bot: Bot) -> None:
+    answer = bot.command(f"start atlas <@{PRESENTER}|maria> step 2s")
+    assert "starting" in answer["text"].lower()
+    t1, t2, t3 = TEACHERS
+
+    bot.wait_until(lambda: len(bot.step_posts()) >= 2)
+    describe_ts = bot.step_posts()[1]["ts"]
+    kept = bot.reply(t1, "There are three crossed-out attempts at the top.", describe_ts)
+    edited = bot.reply(t2, "The graph has no labels.", describe_ts)
+    deleted = bot.reply(t3, "Typo reply, please ignore", describe_ts)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) >= 3)
+    bot.event({"type": "message", "subtype": "message_changed", "channel": CHANNEL,
+               "message": {"type": "message", "user": t2, "ts": edited, "thread_ts": describe_ts,
+                           "text": "The graph has no axis labels."},
+               "previous_message": {"ts": edited, "thread_ts": describe_ts}, "ts": "1.0"})
+    bot.event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
+               "deleted_ts": deleted, "previous_message": {"ts": deleted,
+                                                           "thread_ts": describe_ts}, "ts": "2.0"})
+
+    bot.wait_until(lambda: any(str(m.get("text", "")).startswith("Notes from")
+                               for m in bot.posts()), timeout=30)
+    session = _session(bot)
+    assert session.status == "ended"
+
+    posts = [m for m in bot.posts() if not m.get("thread_ts") or m.get("reply_broadcast")]
+    texts = [str(m["text"]) for m in bot.posts()]
+    assert texts[0].startswith("ATLAS")  # the header comes first
+    steps = bot.step_posts()
+    assert [s["text"].split(" - ")[0] for s in steps] == [f"Step {k} of 6" for k in range(1, 7)]
+    assert texts[-1].startswith("Notes from") or any(t.startswith("Notes from") for t in texts)
+    assert len(posts) >= 7
+
+    # Each step is posted within 1.5 s of when the schedule says it opens.
+    assert session.started_at is not None
+    calls = [c for c in bot.standin.calls_to("chat.postMessage")
+             if str(c.params.get("text", "")).startswith("Step ")]
+    for k, call in enumerate(calls):
+        due = session.started_at.timestamp() + 2 * k
+        assert abs(call.at - due) <= 1.5, (k + 1, call.at - due)
+
+    # The notes hold the observations, with the edit and without the deleted reply.
+    notes = next(m for m in bot.posts() if str(m.get("text", "")).startswith("Notes from"))
+    body = json.dumps(notes["blocks"])
+    assert "three crossed-out attempts" in body
+    assert "no axis labels" in body
+    assert "Typo reply" not in body
+    assert notes["thread_ts"] == bot.posts()[0]["ts"]  # in the header's thread
+    # and the presenter gets a copy by DM
+    dm = bot.standin.messages(f"D{PRESENTER[1:]}")
+    assert dm and dm[0]["text"].startswith("Notes from")
+
+    with bot.db.session() as s:
+        data = json.loads(notes_mod.export_json(notes_mod.build_notes(
+            s, s.get(ProtocolSession, session.id), bot.runtime.library["atlas"])))
+    observations = [c for c in data["contributions"] if c["tag"] == "observation"]
+    assert {c["text"] for c in observations} == {
+        "There are three crossed-out attempts at the top.", "The graph has no axis labels."}
+    assert {c["ts"] for c in observations} == {kept, edited}
+    assert [s["title"] for s in data["steps"]][1] == "Describing the Student Work"
+    assert all(s["message_ts"] for s in data["steps"])
+
+    reactions = {c.params["name"] for c in bot.standin.calls_to("reactions.add")}
+    assert "eyes" in reactions
+
+
+def test_only_the_facilitator_moves_the_session_on(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    refused = bot.command("next", user=TEACHERS[0])
+    assert "Only the facilitator, <@U_FAC>" in refused["text"]
+    time.sleep(0.3)
+    assert len(bot.step_posts()) == 1
+    assert _session(bot).current_step == 1
+    # an admin may act as facilitator
+    bot.command("next", user="U_ADMIN")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    # the button obeys the same rule, and a stale button does nothing
+    status, _ = bot.action("step_next", f"{_session(bot).id}:2", user=TEACHERS[1])
+    assert status == 200
+    status, _ = bot.action("step_next", f"{_session(bot).id}:1")
+    time.sleep(0.3)
+    assert _session(bot).current_step == 2
+    bot.action("step_next", f"{_session(bot).id}:2")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    assert _session(bot).current_step == 3
+
+
+def test_forged_or_stale_requests_get_401_and_change_nothing(bot: Bot) -> None:
+    from tests.fakes.signing import slash_command_body
+
+    body = slash_command_body(f"start atlas <@{PRESENTER}> step 2s")
+    assert bot.post(body, secret="not-the-secret")[0] == 401
+    assert bot.post(body, timestamp=int(time.time()) - 6 * 60)[0] == 401
+    from tests.harness import http_post
+
+    assert http_post(bot.url, body, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
+    time.sleep(0.3)
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ProtocolSession)) == 0
+    assert bot.standin.calls_to("chat.postMessage") == []
+    assert SECRET  # the same body with the right signature works:
+    assert bot.post(body)[0] == 200
+
+
+def test_retried_event_is_recorded_once(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    thread = bot.step_posts()[1]["ts"]
+    event = {"type": "message", "channel": CHANNEL, "user": TEACHERS[0], "text": "I see a chart.",
+             "ts": "1800000000.000100", "thread_ts": thread}
+    assert bot.event(event, event_id="EvSAME") == 200
+    assert bot.event(event, event_id="EvSAME", retry=1) == 200
+    assert bot.event(event, event_id="EvOTHER") == 200  # a duplicate delivery, new event id
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) >= 1)
+    time.sleep(0.3)
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contribution)) == 1
+    assert len(bot.standin.calls_to("reactions.add")) == 1
+
+
+def test_every_subscribed_event_type_is_acknowledged(bot: Bot) -> None:
+    for event in (
+        {"type": "message", "channel": CHANNEL, "user": "U_T1", "text": "hello", "ts": "1.1"},
+        {"type": "message", "subtype": "bot_message", "channel": CHANNEL, "bot_id": "B_X",
+         "text": "x", "ts": "1.2"},
+        {"type": "reaction_added", "user": "U_T1", "reaction": "eyes",
+         "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"}, "event_ts": "1.3"},
+        {"type": "reaction_removed", "user": "U_T1", "reaction": "eyes",
+         "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"}, "event_ts": "1.4"},
+        {"type": "app_home_opened", "user": "U_T1", "channel": "D1", "tab": "home"},
+        {"type": "app_uninstalled"},
+        {"type": "tokens_revoked", "tokens": {"bot": ["U_BOT"]}},
+        {"type": "member_joined_channel", "user": "U_T1", "channel": CHANNEL},
+        {"type": "some_future_event"},
+    ):
+        assert bot.event(event) == 200, event["type"]
