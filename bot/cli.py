@@ -92,15 +92,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stop.wait()
             handler.close()
         else:
-            from bot.server import make_server
+            from bot.server import BackgroundServer, make_server
 
-            server = make_server(app, runtime, host=args.host, port=args.port or settings.port)
-            thread = threading.Thread(target=server.run, name="http", daemon=True)
-            thread.start()
-            log.info("listening on http://%s:%s/slack/events", args.host, server.effective_port)
+            server = BackgroundServer(
+                make_server(app, runtime, host=args.host, port=args.port or settings.port)
+            ).start()
+            log.info("listening on http://%s:%s/slack/events", args.host, server.port)
             stop.wait()
-            server.close()
-            thread.join(10)
+            server.stop()
     finally:
         log.info("stopping: finishing in-flight work")
         runtime.stop()

@@ -23,7 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app
 from bot.runtime import Runtime
-from bot.server import make_server
+from bot.server import BackgroundServer, make_server
 from bot.settings import Settings
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
@@ -192,9 +192,10 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
             )
             return 2
         protocol = runtime.library[protocol_id]
-        server = make_server(build_app(runtime), runtime, host="127.0.0.1", port=0)
-        threading.Thread(target=server.run, daemon=True).start()
-        url = f"http://127.0.0.1:{server.effective_port}/slack/events"
+        server = BackgroundServer(
+            make_server(build_app(runtime), runtime, host="127.0.0.1", port=0)
+        ).start()
+        url = f"http://127.0.0.1:{server.port}/slack/events"
         transcript = Transcript(out, names, time.monotonic())
         team = Team(script, url, transcript)
         finished = threading.Event()
@@ -249,7 +250,7 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
             transcript.line("protocolbot → Dana", str(answer.get("text", "")), private=True)
         ok = finished.wait(timeout=step * (len(protocol.steps) + 4) + 30)
         runtime.sender.drain(timeout=10)
-        server.close()
+        server.stop()
         runtime.stop()
         db.dispose()
         print("\nDone." if ok else "\nThe demo did not finish in time.", file=out)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot import commands as cmd
+from bot.engine import controls
 from bot.engine.core import Actor, Engine
 from bot.engine.errors import Refusal, Reply
 
@@ -37,9 +38,14 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
         cmd.Notes: lambda: engine.notes(actor),
         cmd.Help: lambda: Reply("replies/help.j2", {"library": engine.library}),
         cmd.ListProtocols: lambda: Reply("replies/list.j2", {"library": engine.library}),
+        cmd.Pause: lambda: controls.pause(engine, actor),
+        cmd.Resume: lambda: controls.resume(engine, actor),
+        cmd.Forget: lambda: controls.forget(engine, actor),
     }
     if type(command) in simple:
         return simple[type(command)]()
+    if isinstance(command, cmd.Extend):
+        return controls.extend(engine, actor, command.seconds)
     if isinstance(command, cmd.Preview):
         return Reply("replies/preview.j2", {"protocol": engine.protocol(command.protocol)})
     if isinstance(command, cmd.Start):

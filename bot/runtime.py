@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, SystemClock
+from bot.directory import SlackDirectory
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
 from bot.inbox import Inbox
@@ -44,7 +45,9 @@ class Runtime:
         self._outbox_client = make_client(
             settings.slack_bot_token, settings.slack_api_url, retries=False
         )
-        self.engine = Engine(self.db, self.library, self.clock)
+        self.engine = Engine(
+            self.db, self.library, self.clock, directory=SlackDirectory(self.client_for)
+        )
         self.replies = Replies(self.engine)
         self.sender = OutboxSender(self.db, self.client_for, self.clock, on_sent=self._posted)
         self.engine.wake_outbox = self.sender.wake

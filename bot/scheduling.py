@@ -17,6 +17,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.engine.core import Engine
+from bot.engine.warnings import warn_step
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,11 @@ _engine: Engine | None = None
 def close_step_job(session_id: int, step: int) -> None:
     if _engine is not None:
         _engine.close_step(session_id, step)
+
+
+def warn_step_job(session_id: int, step: int) -> None:
+    if _engine is not None:
+        warn_step(_engine, session_id, step)
 
 
 def start_session_job(session_id: int) -> None:
@@ -40,6 +46,10 @@ def reconcile_job() -> None:
 
 def step_job_id(session_id: int, step: int) -> str:
     return f"session:{session_id}:step:{step}:close"
+
+
+def warn_job_id(session_id: int, step: int) -> str:
+    return f"session:{session_id}:step:{step}:warn"
 
 
 def start_job_id(session_id: int) -> str:
@@ -95,6 +105,16 @@ class Scheduler:
             run_date=at,
             args=[session_id, step],
             id=step_job_id(session_id, step),
+            replace_existing=True,
+        )
+
+    def step_warning(self, session_id: int, step: int, at: datetime) -> None:
+        self._aps.add_job(
+            warn_step_job,
+            "date",
+            run_date=at,
+            args=[session_id, step],
+            id=warn_job_id(session_id, step),
             replace_existing=True,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -55,3 +56,30 @@ def make_server(app: App, runtime: Runtime, host: str = "0.0.0.0", port: int = 3
         ident="protocolbot",
         clear_untrusted_proxy_headers=True,
     )
+
+
+class BackgroundServer:
+    """A waitress server on its own thread, stopped cleanly from another one."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.port: int = server.effective_port
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            # Closing the listening socket under a running select() ends the loop this way.
+            if not self._closing:
+                raise
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._closing = True
+        self.server.close()
+        self._thread.join(timeout)

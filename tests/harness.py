@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from typing import Any
 from bot.app import build_app
 from bot.clock import Clock
 from bot.runtime import Runtime
-from bot.server import make_server
+from bot.server import BackgroundServer, make_server
 from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
@@ -69,37 +68,50 @@ class Bot:
             self.settings, clock=clock, with_scheduler=with_scheduler, database=self.db
         )
         self.app = build_app(self.runtime)
-        self.server = make_server(self.app, self.runtime, host="127.0.0.1", port=0)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}/slack/events"
+        self.server = BackgroundServer(
+            make_server(self.app, self.runtime, host="127.0.0.1", port=0)
+        )
+        self.url = f"http://127.0.0.1:{self.server.port}/slack/events"
 
     def start(self) -> Bot:
         self.runtime.start()
-        self.thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.server.close()
+        self.server.stop()
         self.runtime.stop()
         self.db.dispose()
 
     # -- requests as Slack sends them -----------------------------------------------------------
-    def post(self, body: str, *, secret: str = SECRET, timestamp: int | None = None) -> tuple[
-        int, str
-    ]:
+    def post(
+        self, body: str, *, secret: str = SECRET, timestamp: int | None = None
+    ) -> tuple[int, str]:
         return http_post(self.url, body, signed_headers(body, secret, timestamp))
 
-    def command(self, text: str, user: str = FACILITATOR, channel: str = CHANNEL,
-                team: str = TEAM) -> dict[str, Any]:
+    def command(
+        self, text: str, user: str = FACILITATOR, channel: str = CHANNEL, team: str = TEAM
+    ) -> dict[str, Any]:
         status, body = self.post(
-            slash_command_body(text, user_id=user, channel_id=channel, team_id=team,
-                               response_url=self.standin.response_url())
+            slash_command_body(
+                text,
+                user_id=user,
+                channel_id=channel,
+                team_id=team,
+                response_url=self.standin.response_url(),
+            )
         )
         assert status == 200, (status, body)
         return json.loads(body) if body else {}
 
-    def event(self, event: dict[str, Any], *, team: str = TEAM, event_id: str | None = None,
-              retry: int | None = None) -> int:
+    def event(
+        self,
+        event: dict[str, Any],
+        *,
+        team: str = TEAM,
+        event_id: str | None = None,
+        retry: int | None = None,
+    ) -> int:
         body = event_body({"team": team, **event}, team_id=team, event_id=event_id)
         headers = signed_headers(body, SECRET)
         if retry is not None:
@@ -108,12 +120,27 @@ class Bot:
         status, _ = http_post(self.url, body, headers)
         return status
 
-    def reply(self, user: str, text: str, thread_ts: str, *, channel: str = CHANNEL,
-              team: str = TEAM, ts: str | None = None) -> str:
+    def reply(
+        self,
+        user: str,
+        text: str,
+        thread_ts: str,
+        *,
+        channel: str = CHANNEL,
+        team: str = TEAM,
+        ts: str | None = None,
+    ) -> str:
         ts = ts or f"{time.time():.6f}"
         status = self.event(
-            {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
-             "thread_ts": thread_ts, "channel_type": "channel"},
+            {
+                "type": "message",
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "ts": ts,
+                "thread_ts": thread_ts,
+                "channel_type": "channel",
+            },
             team=team,
         )
         assert status == 200
@@ -129,8 +156,15 @@ class Bot:
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
             "response_url": self.standin.response_url(),
             "container": {"type": "message", "channel_id": CHANNEL},
-            "actions": [{"type": "button", "action_id": action_id, "value": value,
-                         "block_id": "b", "action_ts": f"{time.time():.6f}"}],
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "value": value,
+                    "block_id": "b",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
         return self.post(interaction_body(payload))
 
@@ -139,8 +173,11 @@ class Bot:
         return [m for m in self.standin.messages(channel) if m.get("user") == "U_BOT"]
 
     def step_posts(self) -> list[dict[str, Any]]:
-        return [m for m in self.posts() if str(m.get("text", "")).startswith("Step ")
-                and not m.get("thread_ts")]
+        return [
+            m
+            for m in self.posts()
+            if str(m.get("text", "")).startswith("Step ") and not m.get("thread_ts")
+        ]
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout

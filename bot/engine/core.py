@@ -24,6 +24,7 @@ from bot.clock import Clock
 from bot.engine import notes as notes_mod
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import close_time, step_seconds
+from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.store.db import Database
 from bot.store.models import ACTIVE, ProtocolSession, StepRun
@@ -31,12 +32,23 @@ from bot.store.models import ACTIVE, ProtocolSession, StepRun
 log = logging.getLogger(__name__)
 
 MAX_SCHEDULED_PER_CHANNEL = 20
+WARN_AT = 0.8  # of a step's length
+WARN_MIN_STEP = timedelta(minutes=2)
+
+
+def warning_time(opened: datetime, closes: datetime) -> datetime | None:
+    """When the closing warning goes out: 80 % into the step, and not for steps under 2 minutes."""
+    length = closes - opened
+    if length < WARN_MIN_STEP:
+        return None
+    return opened + length * WARN_AT
 
 
 class Timers(TypingProtocol):
     """The scheduler port: the engine says when things are due, the scheduler makes them happen."""
 
     def step_deadline(self, session_id: int, step: int, at: datetime) -> None: ...
+    def step_warning(self, session_id: int, step: int, at: datetime) -> None: ...
     def session_start(self, session_id: int, at: datetime) -> None: ...
     def clear(self, session_id: int) -> None: ...
 
@@ -47,11 +59,25 @@ class NoTimers:
     def step_deadline(self, session_id: int, step: int, at: datetime) -> None:
         pass
 
+    def step_warning(self, session_id: int, step: int, at: datetime) -> None:
+        pass
+
     def session_start(self, session_id: int, at: datetime) -> None:
         pass
 
     def clear(self, session_id: int) -> None:
         pass
+
+
+class Directory(TypingProtocol):
+    """Read-only questions to Slack: who is in a channel (people only, no bots)."""
+
+    def members(self, team_id: str, channel: str) -> list[str]: ...
+
+
+class NoDirectory:
+    def members(self, team_id: str, channel: str) -> list[str]:
+        return []
 
 
 @dataclass
@@ -81,10 +107,12 @@ class Engine:
         clock: Clock,
         timers: Timers | None = None,
         wake_outbox: Callable[[], None] | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.db, self.library, self.clock = db, library, clock
         self.timers: Timers = timers or NoTimers()
         self.wake_outbox = wake_outbox or (lambda: None)
+        self.directory: Directory = directory or NoDirectory()
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
@@ -320,8 +348,14 @@ class Engine:
             ),
             ref=f"step:{session.id}:{index}",
         )
+        # The presenter's turn opens: give back the notes they kept while they listened.
+        if (turn := presenter_turn(s, session, protocol, index)) is not None:
+            self.post(s, session, turn, channel=session.presenter_id)
         sid = session.id
         after(lambda: self.timers.step_deadline(sid, index, closes))
+        warn_at = warning_time(opened, closes)
+        if warn_at is not None:
+            after(lambda: self.timers.step_warning(sid, index, warn_at))
 
     def close_step(self, session_id: int, expected_step: int) -> None:
         """The timer path. Does nothing when the session has moved on: duplicates are harmless."""

@@ -1,4 +1,9 @@
-"""Replies in a step's thread become contributions: recorded, tagged, edited and deleted."""
+"""Replies in a step's thread become contributions: recorded, tagged, re-tagged, edited, deleted.
+
+Here the bot keeps the protocol's norms as a facilitator would: it asks for the evidence behind a
+judgment made while describing, keeps the presenter's replies in a silent step as their own notes,
+and parks questions to a silent presenter for the step where they speak.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,16 @@ from sqlalchemy.orm import Session
 
 from bot.blocks import render_message
 from bot.engine.core import Engine
-from bot.engine.judgment import strip_tag_prefix
-from bot.engine.tags import REACTIONS
-from bot.protocols import Step
-from bot.store.models import Contribution, ProtocolSession, StepRun
+from bot.engine.errors import Refusal, Reply
+from bot.engine.judgment import (
+    asks_presenter_for_context,
+    reads_as_interpretation,
+    strip_tag_prefix,
+)
+from bot.engine.presenter import next_presenter_step
+from bot.engine.tags import REACTIONS, TAG_BY_REACTION
+from bot.protocols import Protocol, Step
+from bot.store.models import ACTIVE, Contribution, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +38,12 @@ class Replies:
         self.engine = engine
 
     def handle(self, team_id: str, event: dict[str, Any]) -> None:
-        if event.get("type") != "message":
-            return
+        if event.get("type") == "reaction_added":
+            self.reacted(team_id, event)
+        elif event.get("type") == "message":
+            self._message(team_id, event)
+
+    def _message(self, team_id: str, event: dict[str, Any]) -> None:
         subtype = event.get("subtype")
         if subtype == "message_changed":
             self.edited(team_id, event)
@@ -81,31 +96,59 @@ class Replies:
             protocol = engine.library[session.protocol_id]
             step = protocol.step(run.index)
             explicit, body = strip_tag_prefix(text)
-            tag = explicit or step.collects
-            audience = "group"
-            if user == session.presenter_id and step.presenter == "silent":
-                audience, tag = "presenter", "note"
-                self._ephemeral(s, session, user, thread_ts, "presenter_listens.j2", step=step)
+            tag, audience, norm = self._read(session, step, user, explicit, text)
             now = engine.clock.now()
-            s.add(
-                Contribution(
-                    session_id=session.id,
-                    step_index=run.index,
-                    team_id=team_id,
-                    channel_id=channel,
-                    user_id=user,
-                    ts=ts,
-                    thread_ts=thread_ts,
-                    text=body or text,
-                    tag=tag,
-                    audience=audience,
-                    created_at=now,
-                    updated_at=now,
-                )
+            row = Contribution(
+                session_id=session.id,
+                step_index=run.index,
+                team_id=team_id,
+                channel_id=channel,
+                user_id=user,
+                ts=ts,
+                thread_ts=thread_ts,
+                text=body or text,
+                tag=tag,
+                audience=audience,
+                created_at=now,
+                updated_at=now,
             )
+            s.add(row)
+            s.flush()  # the nudge's buttons carry the contribution's id
             engine.call(
                 s, session, "reactions.add", channel=channel, timestamp=ts, name=REACTIONS[tag]
             )
+            if norm is not None:
+                self._ephemeral(
+                    s,
+                    session,
+                    user,
+                    thread_ts,
+                    norm,
+                    protocol=protocol,
+                    step=step,
+                    index=run.index,
+                    contribution=row,
+                    interpreting=_interpreting_step(protocol, run.index),
+                    presenter_step=next_presenter_step(protocol, run.index),
+                )
+
+    @staticmethod
+    def _read(
+        session: ProtocolSession, step: Step, user: str, explicit: str | None, text: str
+    ) -> tuple[str, str, str | None]:
+        """The reply's tag, its audience, and the template of the norm it calls for (if any)."""
+        silent = step.presenter == "silent"
+        if user == session.presenter_id and silent:
+            return "note", "presenter", "presenter_listens.j2"
+        if explicit is not None and explicit != "question":
+            return explicit, "group", None
+        if silent and step.collects != "question":
+            # The quest for context: what the presenter was asked to withhold waits for their step.
+            if explicit == "question" or asks_presenter_for_context(text):
+                return "question", "group", "parked_question.j2"
+        if explicit is None and step.collects == "observation" and reads_as_interpretation(text):
+            return "observation", "group", "nudge_interpretation.j2"
+        return explicit or step.collects, "group", None
 
     def _ephemeral(
         self,
@@ -169,6 +212,48 @@ class Replies:
             name=REACTIONS[tag],
         )
 
+    def reacted(self, team_id: str, event: dict[str, Any]) -> None:
+        """The facilitator or the author reacts with another tag's emoji: re-tag the reply."""
+        item = event.get("item") or {}
+        user, channel, ts = event.get("user"), item.get("channel"), item.get("ts")
+        # Skin tones arrive as "eyes::skin-tone-2"; unknown emoji are not tags and are ignored.
+        tag = TAG_BY_REACTION.get(str(event.get("reaction") or "").split("::")[0])
+        if item.get("type") != "message" or tag is None or not user or not channel or not ts:
+            return
+        with self.engine.transaction() as (s, _after):
+            row = self._find(s, team_id, channel, ts)
+            if row is None or row.audience != "group" or row.tag == tag:
+                return
+            session = s.get(ProtocolSession, row.session_id)
+            if session is None or session.status not in ACTIVE:
+                return
+            # Anyone else's reaction is just a reaction; the bot's own tag marks land here too.
+            if user in (session.facilitator_id, row.user_id):
+                self.retag(s, row, tag)
+
+    def choose(self, team_id: str, user: str, contribution_id: int, *, park: bool) -> Reply:
+        """The author's answer to the describe-before-you-interpret nudge: keep it, or park it."""
+        with self.engine.transaction() as (s, _after):
+            row = s.get(Contribution, contribution_id)
+            session = s.get(ProtocolSession, row.session_id) if row is not None else None
+            if row is None or session is None or row.team_id != team_id:
+                return Reply("nudge_gone.j2")
+            if user != row.user_id:
+                raise Refusal("nudge_not_yours.j2", author=row.user_id)
+            if session.status not in ACTIVE:
+                return Reply("nudge_gone.j2")
+            protocol = self.engine.library[session.protocol_id]
+            if park and row.audience == "group" and row.tag != "interpretation":
+                self.retag(s, row, "interpretation")
+            return Reply(
+                "nudge_done.j2",
+                {
+                    "parked": park,
+                    "protocol": protocol,
+                    "interpreting": _interpreting_step(protocol, row.step_index),
+                },
+            )
+
     def deleted(self, team_id: str, channel: str, ts: str) -> None:
         with self.engine.transaction() as (s, _after):
             row = self._find(s, team_id, channel, ts)
@@ -186,5 +271,9 @@ class Replies:
         ).first()
 
 
-def collects_observations(step: Step) -> bool:
-    return step.collects == "observation"
+def _interpreting_step(protocol: Protocol, index: int) -> int | None:
+    """The first step after `index` that collects interpretations: where parked ones are shown."""
+    for k in range(index + 1, len(protocol.steps) + 1):
+        if protocol.step(k).collects == "interpretation":
+            return k
+    return None

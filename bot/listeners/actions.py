@@ -33,6 +33,32 @@ def register(app: App, runtime: Runtime) -> None:
             replace_original=False,
         )
 
+    @app.action(re.compile(r"^nudge_(keep|park)$"))
+    def nudge_choice(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        """The author keeps a judgment-like reply as an observation, or parks it."""
+        ack()
+        action = body["actions"][0]
+        value = str(action.get("value") or "")
+        team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
+        try:
+            reply = runtime.replies.choose(
+                team,
+                body["user"]["id"],
+                int(value) if value.isdigit() else 0,
+                park=action["action_id"] == "nudge_park",
+            )
+        except Refusal as refusal:
+            message = render_message(refusal.reply.template, **refusal.reply.context)
+            respond(
+                text=message.text,
+                blocks=message.blocks,
+                replace_original=False,
+                response_type="ephemeral",
+            )
+            return
+        message = render_message(reply.template, **reply.context)
+        respond(text=message.text, blocks=message.blocks, replace_original=True)
+
     @app.action(re.compile(".*"))
     def any_action(ack: Ack) -> None:
         ack()

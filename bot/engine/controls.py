@@ -1,0 +1,109 @@
+"""Facilitator controls that bend the schedule: extend, pause, resume; and forget."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from bot.blocks import render_message
+from bot.engine.core import Actor, Engine, warning_time
+from bot.engine.errors import Refusal, Reply
+from bot.engine.pacing import carry_past_weekend
+from bot.store.models import Contribution, ProtocolSession
+
+
+def _thread_note(
+    engine: Engine, s: Session, session: ProtocolSession, template: str, **context: object
+) -> None:
+    """A line in the current step's thread saying what the facilitator changed."""
+    engine.post(
+        s,
+        session,
+        render_message(template, session=session, **context),
+        thread_ref=f"step:{session.id}:{session.current_step}",
+    )
+
+
+def extend(engine: Engine, actor: Actor, seconds: int) -> Reply:
+    """Move the current step's close later; the steps after it move with it."""
+    with engine.transaction() as (s, after):
+        session = engine._require_active(s, actor)
+        engine.require_facilitator(session, actor, "extend")
+        delta = timedelta(seconds=seconds)
+        if session.status == "paused":
+            session.paused_remaining = (session.paused_remaining or 0) + seconds
+            return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
+        assert session.step_closes_at is not None
+        closes = session.step_closes_at + delta
+        if session.weekdays:
+            closes = carry_past_weekend(closes, session.tz)
+        session.step_closes_at = closes
+        run = engine._step_run(s, session.id, session.current_step)
+        if run is not None:
+            run.closes_at = closes
+        _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes)
+        sid, step = session.id, session.current_step
+        after(lambda: engine.timers.step_deadline(sid, step, closes))
+        warn_at = warning_time(run.started_at, closes) if run is not None else None
+        if warn_at is not None and warn_at > engine.clock.now():
+            at = warn_at
+            after(lambda: engine.timers.step_warning(sid, step, at))
+        return Reply("replies/extended.j2", {"session": session, "closes_at": closes})
+
+
+def pause(engine: Engine, actor: Actor) -> Reply:
+    """Freeze the time left in the current step."""
+    with engine.transaction() as (s, after):
+        session = engine._require_active(s, actor)
+        engine.require_facilitator(session, actor, "pause")
+        if session.status == "paused":
+            raise Refusal("refusals/already_paused.j2")
+        assert session.step_closes_at is not None
+        now = engine.clock.now()
+        session.paused_remaining = max(0, int((session.step_closes_at - now).total_seconds()))
+        session.status = "paused"
+        _thread_note(engine, s, session, "step_paused.j2")
+        sid = session.id
+        after(lambda: engine.timers.clear(sid))
+        return Reply("replies/paused.j2", {"session": session})
+
+
+def resume(engine: Engine, actor: Actor) -> Reply:
+    """Restore the time that was left when the step was paused."""
+    with engine.transaction() as (s, after):
+        session = engine._require_active(s, actor)
+        engine.require_facilitator(session, actor, "resume")
+        if session.status != "paused":
+            raise Refusal("refusals/not_paused.j2")
+        now = engine.clock.now()
+        closes = now + timedelta(seconds=session.paused_remaining or 0)
+        if session.weekdays:
+            closes = carry_past_weekend(closes, session.tz)
+        session.status = "running"
+        session.step_closes_at = closes
+        session.paused_remaining = None
+        run = engine._step_run(s, session.id, session.current_step)
+        if run is not None:
+            run.closes_at = closes
+        _thread_note(engine, s, session, "step_resumed.j2", closes_at=closes)
+        sid, step = session.id, session.current_step
+        after(lambda: engine.timers.step_deadline(sid, step, closes))
+        return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
+
+
+def forget(engine: Engine, actor: Actor) -> Reply:
+    """Delete the stored replies of the channel's last session (the facilitator's call)."""
+    with engine.transaction() as (s, _after):
+        session = engine.latest_session(s, actor)
+        if session is None:
+            raise Refusal("refusals/no_notes.j2")
+        engine.require_facilitator(session, actor, "forget the replies of")
+        count = s.scalar(
+            select(func.count())
+            .select_from(Contribution)
+            .where(Contribution.session_id == session.id)
+        )
+        s.execute(delete(Contribution).where(Contribution.session_id == session.id))
+        return Reply("replies/forgotten.j2", {"session": session, "count": count or 0})

@@ -1,0 +1,66 @@
+"""The presenter's turn: which step is theirs, and the notes they kept while listening, sent back."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.blocks import Message, render_message
+from bot.protocols import Protocol
+from bot.store.models import Contribution, ProtocolSession
+
+
+def next_presenter_step(protocol: Protocol, index: int) -> int | None:
+    """The first step after `index` where the presenter is not silent: where they answer."""
+    for k in range(index + 1, len(protocol.steps) + 1):
+        if protocol.step(k).presenter != "silent":
+            return k
+    return None
+
+
+def opens_presenter_turn(protocol: Protocol, index: int) -> bool:
+    """True for a step where the presenter speaks again right after listening."""
+    return (
+        index > 1
+        and protocol.step(index).presenter != "silent"
+        and protocol.step(index - 1).presenter == "silent"
+    )
+
+
+def listening_notes(
+    s: Session, session: ProtocolSession, protocol: Protocol, index: int
+) -> list[Contribution]:
+    """The presenter's own notes from the silent steps since they last spoke, before `index`."""
+    last_spoke = max(
+        (k for k in range(1, index) if protocol.step(k).presenter != "silent"), default=0
+    )
+    rows = s.scalars(
+        select(Contribution)
+        .where(
+            Contribution.session_id == session.id,
+            Contribution.audience == "presenter",
+            Contribution.step_index > last_spoke,
+            Contribution.step_index < index,
+        )
+        .order_by(Contribution.step_index, Contribution.ts)
+    ).all()
+    return list(rows)
+
+
+def presenter_turn(
+    s: Session, session: ProtocolSession, protocol: Protocol, index: int
+) -> Message | None:
+    """The DM that gives the presenter their notes as their turn opens; None when there are none."""
+    if not opens_presenter_turn(protocol, index):
+        return None
+    notes = listening_notes(s, session, protocol, index)
+    if not notes:
+        return None
+    return render_message(
+        "presenter_notes.j2",
+        session=session,
+        protocol=protocol,
+        step=protocol.step(index),
+        index=index,
+        notes=notes,
+    )

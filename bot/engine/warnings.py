@@ -1,0 +1,56 @@
+"""The closing warning: a count in the step's thread, and private nudges to who has not replied."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.blocks import render_message
+from bot.engine.core import Engine
+from bot.store.models import Contribution, ProtocolSession
+
+
+def warn_step(engine: Engine, session_id: int, step: int) -> None:
+    """Fired shortly before a step closes. Names nobody in public: the team sees a count."""
+    with engine.transaction() as (s, _after):
+        session = s.get(ProtocolSession, session_id)
+        if session is None or session.status != "running" or session.current_step != step:
+            return
+        if session.step_closes_at is None or session.step_closes_at <= engine.clock.now():
+            return
+        protocol = engine.library[session.protocol_id]
+        spec = protocol.step(step)
+        members = [
+            user
+            for user in engine.directory.members(session.team_id, session.channel_id)
+            if not (spec.presenter == "silent" and user == session.presenter_id)
+        ]
+        if spec.presenter == "only":
+            members = [session.presenter_id]
+        replied = set(
+            s.scalars(
+                select(Contribution.user_id).where(
+                    Contribution.session_id == session.id,
+                    Contribution.step_index == step,
+                    Contribution.audience == "group",
+                )
+            )
+        )
+        expected = set(members) | replied
+        context = {
+            "session": session,
+            "step": spec,
+            "index": step,
+            "replied": len(replied),
+            "expected": len(expected),
+            "closes_at": session.step_closes_at,
+        }
+        engine.post(
+            s,
+            session,
+            render_message("closing_warning.j2", **context),
+            thread_ref=f"step:{session.id}:{step}",
+        )
+        if not spec.everyone:
+            return
+        for user in sorted(set(members) - replied):
+            engine.post(s, session, render_message("closing_nudge.j2", **context), channel=user)

@@ -1,0 +1,110 @@
+"""Facilitator controls over signed HTTP: extend, pause, resume, forget; the closing warning."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from bot.engine.warnings import warn_step
+from bot.store.models import Contribution, ProtocolSession
+from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+
+
+def _session(bot: Bot) -> ProtocolSession:
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession).order_by(ProtocolSession.id.desc())).first()
+        assert session is not None
+        s.expunge(session)
+        return session
+
+
+def _thread(bot: Bot, ts: str) -> list[str]:
+    return [str(m["text"]) for m in bot.posts() if m.get("thread_ts") == ts]
+
+
+def test_extend_moves_the_close_and_says_so_in_the_thread(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    before = _session(bot).step_closes_at
+    assert before is not None
+
+    assert "Only the facilitator" in bot.command("extend 10m", user=TEACHERS[0])["text"]
+    assert _session(bot).step_closes_at == before
+
+    answer = bot.command("extend 1h30m")
+    assert "Extended" in answer["text"]
+    after = _session(bot).step_closes_at
+    assert after is not None and (after - before).total_seconds() == 5400
+    step_ts = bot.step_posts()[0]["ts"]
+    bot.wait_until(lambda: any("more" in t for t in _thread(bot, step_ts)))
+
+    too_long = bot.command("extend 15d")
+    assert "15d" in too_long["text"] and "/protocol extend" in too_long["text"]
+    assert _session(bot).step_closes_at == after
+
+
+def test_pause_freezes_the_step_and_resume_restores_the_time_left(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 3s")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    assert "Paused" in bot.command("pause")["text"]
+    assert "already paused" in bot.command("pause")["text"]
+    paused = _session(bot)
+    assert paused.status == "paused" and paused.paused_remaining is not None
+    left = paused.paused_remaining
+    time.sleep(3.5)  # longer than the step: a paused step must not close
+    assert len(bot.step_posts()) == 1 and _session(bot).current_step == 1
+
+    resumed_at = time.time()
+    assert "Resumed" in bot.command("resume")["text"]
+    bot.wait_until(lambda: len(bot.step_posts()) == 2, timeout=10)
+    step2 = [
+        c
+        for c in bot.standin.calls_to("chat.postMessage")
+        if str(c.params.get("text", "")).startswith("Step 2")
+    ][0]
+    assert abs(step2.at - (resumed_at + left)) < 1.5
+    assert "not paused" in bot.command("resume")["text"]
+
+
+def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.reply(TEACHERS[0], "I see a table with four rows.", bot.step_posts()[1]["ts"])
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+    assert "Only the facilitator" in bot.command("forget", user=TEACHERS[0])["text"]
+    answer = bot.command("forget")
+    assert "Deleted 1 stored reply" in answer["text"]
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contribution)) == 0
+
+
+def test_closing_warning_counts_in_public_and_nudges_in_private(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe_ts = bot.step_posts()[1]["ts"]
+    bot.reply(TEACHERS[0], "There are two diagrams.", describe_ts)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+
+    warn_step(bot.runtime.engine, _session(bot).id, 2)
+    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, describe_ts)))
+    warning = next(t for t in _thread(bot, describe_ts) if "so far" in t)
+    # Everyone in the channel but the silent presenter: the facilitator and three teachers.
+    assert "1 of 4 has described so far" in warning
+    assert "<@" not in warning  # nobody is named in public
+    bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 3)
+    nudged = {str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")}
+    assert nudged == {FACILITATOR, TEACHERS[1], TEACHERS[2]}
+    assert PRESENTER not in nudged and TEACHERS[0] not in nudged
+
+    # A stale warning (the step moved on) does nothing.
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    posts_before = len(bot.posts())
+    warn_step(bot.runtime.engine, _session(bot).id, 2)
+    time.sleep(0.3)
+    assert len(bot.posts()) == posts_before
