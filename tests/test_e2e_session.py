@@ -80,6 +80,13 @@ def test_full_atlas_session_runs_on_time_and_keeps_the_replies(bot: Bot) -> None
     assert [s["title"] for s in data["steps"]][1] == "Describing the Student Work"
     assert all(s["message_ts"] for s in data["steps"])
 
+    # The full notes are also uploaded as a Markdown file in the header's thread.
+    bot.wait_until(lambda: len(bot.standin.files) == 1)
+    upload = bot.standin.files[0]
+    assert upload["content"].decode().startswith("# Notes: ATLAS")
+    assert "three crossed-out attempts" in upload["content"].decode()
+    assert upload["thread_ts"] == bot.posts()[0]["ts"]
+
     reactions = {c.params["name"] for c in bot.standin.calls_to("reactions.add")}
     assert "eyes" in reactions
 

@@ -26,6 +26,7 @@ from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import close_time, step_seconds
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
+from bot.render import render_text
 from bot.store.db import Database
 from bot.store.models import ACTIVE, ProtocolSession, StepRun
 
@@ -50,6 +51,7 @@ class Timers(TypingProtocol):
     def step_deadline(self, session_id: int, step: int, at: datetime) -> None: ...
     def step_warning(self, session_id: int, step: int, at: datetime) -> None: ...
     def session_start(self, session_id: int, at: datetime) -> None: ...
+    def prep_due(self, session_id: int, kind: str, at: datetime) -> None: ...
     def clear(self, session_id: int) -> None: ...
 
 
@@ -63,6 +65,9 @@ class NoTimers:
         pass
 
     def session_start(self, session_id: int, at: datetime) -> None:
+        pass
+
+    def prep_due(self, session_id: int, kind: str, at: datetime) -> None:
         pass
 
     def clear(self, session_id: int) -> None:
@@ -113,6 +118,8 @@ class Engine:
         self.timers: Timers = timers or NoTimers()
         self.wake_outbox = wake_outbox or (lambda: None)
         self.directory: Directory = directory or NoDirectory()
+        # Called in the transaction that schedules a session ahead (presenter prep hooks in here).
+        self.on_scheduled: list[Callable[[Session, _After, ProtocolSession], None]] = []
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
@@ -171,6 +178,25 @@ class Engine:
             method=method,
             payload=payload,
         )
+
+    def tell(self, actor: Actor, message: Message) -> None:
+        """A private (ephemeral) line to one person in the channel, through the outbox."""
+        payload: dict[str, Any] = {
+            "channel": actor.channel_id,
+            "user": actor.user_id,
+            "text": message.text,
+        }
+        if message.blocks:
+            payload["blocks"] = message.blocks
+        with self.transaction() as (s, _after):
+            slack.enqueue(
+                s,
+                now=self.clock.now(),
+                team_id=actor.team_id,
+                channel=actor.channel_id,
+                method="chat.postEphemeral",
+                payload=payload,
+            )
 
     def active_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
         return s.scalars(
@@ -258,6 +284,8 @@ class Engine:
             else:
                 sid, at = session.id, session.starts_at
                 after(lambda: self.timers.session_start(sid, at))
+                for hook in self.on_scheduled:
+                    hook(s, after, session)
             return Reply(
                 "replies/started.j2" if starts_now else "replies/scheduled.j2",
                 {"protocol": protocol, "session": session},
@@ -349,8 +377,8 @@ class Engine:
             ref=f"step:{session.id}:{index}",
         )
         # The presenter's turn opens: give back the notes they kept while they listened.
-        if (turn := presenter_turn(s, session, protocol, index)) is not None:
-            self.post(s, session, turn, channel=session.presenter_id)
+        for message in presenter_turn(s, session, protocol, index):
+            self.post(s, session, message, channel=session.presenter_id)
         sid = session.id
         after(lambda: self.timers.step_deadline(sid, index, closes))
         warn_at = warning_time(opened, closes)
@@ -436,6 +464,20 @@ class Engine:
             self.post(s, session, message, thread_ref=f"header:{sid}", reply_broadcast=i == 0)
         for message in notes_mod.notes_messages(data, for_presenter=True):
             self.post(s, session, message, channel=session.presenter_id)
+        slack.enqueue(
+            s,
+            now=self.clock.now(),
+            team_id=session.team_id,
+            channel=session.channel_id,
+            method=slack.UPLOAD_METHOD,
+            payload={
+                "channel": session.channel_id,
+                "content": notes_mod.export_markdown(data),
+                "filename": f"notes-{protocol.id}-{when:%Y-%m-%d}-{sid}.md",
+                "title": render_text("notes_file_title.j2", protocol=protocol, when=when),
+            },
+            thread_ref=f"header:{sid}",
+        )
 
     # -- reading -------------------------------------------------------------------------------
     def status(self, actor: Actor) -> Reply:

@@ -7,9 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import dispatch
 from bot.blocks import render_message
+from bot.commands import OpenDialog
+from bot.dialogs import start_view
+from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.listeners.people import actor_from_command, user_tz
 from bot.runtime import Runtime
@@ -29,6 +33,11 @@ def register(app: App, runtime: Runtime) -> None:
         parsed = dispatch.parse(
             text, now=runtime.clock.now(), tz=tz or "UTC", engine=runtime.engine
         )
+        if isinstance(parsed, OpenDialog):
+            if _open_dialog(runtime, client, command, actor):
+                ack()
+                return
+            parsed = Reply("refusals/dialog_failed.j2")
         reply = (
             parsed
             if isinstance(parsed, Reply)
@@ -36,3 +45,21 @@ def register(app: App, runtime: Runtime) -> None:
         )
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def _open_dialog(
+    runtime: Runtime, client: WebClient, command: dict[str, Any], actor: Actor
+) -> bool:
+    # The trigger_id expires in 3 seconds, so the modal opens here rather than via the outbox.
+    metadata = {
+        "team": actor.team_id,
+        "channel": actor.channel_id,
+        "enterprise": actor.enterprise_id,
+    }
+    try:
+        client.views_open(
+            trigger_id=command["trigger_id"], view=start_view(runtime.library, metadata)
+        )
+    except SlackApiError:
+        return False
+    return True

@@ -1,0 +1,88 @@
+"""The start dialog: the modal /protocol opens, and reading what the facilitator chose."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk.models.views import View
+
+from bot.commands import DurationError, parse_duration
+from bot.protocols import Protocol
+from bot.render import render_text
+
+MAX_AHEAD = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class StartChoice:
+    protocol: str
+    presenter: str
+    step_seconds: int | None
+    start_at: datetime | None
+
+
+def start_view(library: dict[str, Protocol], metadata: dict[str, str]) -> dict[str, Any]:
+    initial = "atlas" if "atlas" in library else sorted(library)[0]
+    raw = render_text(
+        "dialog/start.json.j2", library=library, initial=initial, metadata=json.dumps(metadata)
+    )
+    view = json.loads(raw)
+    View(**view).validate_json()  # Slack's limits, checked before Slack sees it
+    return view
+
+
+def _value(values: dict[str, Any], block: str) -> Any:
+    element = (values.get(block) or {}).get("value") or {}
+    kind = element.get("type")
+    if kind in ("static_select", "radio_buttons"):
+        return (element.get("selected_option") or {}).get("value")
+    if kind == "users_select":
+        return element.get("selected_user")
+    if kind == "datetimepicker":
+        return element.get("selected_date_time")
+    return element.get("value")
+
+
+def read_start(
+    view: dict[str, Any], now: datetime, library: dict[str, Protocol]
+) -> StartChoice | dict[str, str]:
+    """The facilitator's choices, or Slack's inline errors keyed by block id."""
+    values = (view.get("state") or {}).get("values") or {}
+    errors: dict[str, str] = {}
+    protocol = _value(values, "protocol")
+    if protocol not in library:
+        errors["protocol"] = render_text(
+            "refusals/unknown_protocol.j2", name=str(protocol), available=sorted(library)
+        )
+    presenter = _value(values, "presenter")
+    if not presenter:
+        errors["presenter"] = render_text("dialog/presenter_bot.j2")
+    step_seconds: int | None = None
+    if _value(values, "pacing") == "async":
+        text = (_value(values, "step") or "").strip()
+        if not text:
+            errors["step"] = render_text("dialog/step_required.j2")
+        else:
+            try:
+                step_seconds = parse_duration(text)
+            except DurationError as error:
+                errors["step"] = render_text(
+                    f"errors/{error.code}.j2", text=text, option="step", limit=error.limit
+                )
+    start_at: datetime | None = None
+    if _value(values, "when") == "later":
+        stamp = _value(values, "start_at")
+        if stamp is None:
+            errors["start_at"] = render_text("dialog/start_at_required.j2")
+        else:
+            start_at = datetime.fromtimestamp(int(stamp), UTC)
+            if start_at <= now:
+                errors["start_at"] = render_text("dialog/start_at_past.j2")
+            elif start_at - now > MAX_AHEAD:
+                errors["start_at"] = render_text("dialog/start_at_far.j2")
+    if errors:
+        return errors
+    return StartChoice(str(protocol), str(presenter), step_seconds, start_at)

@@ -1,0 +1,86 @@
+"""App Home: a person's upcoming and active sessions, and the notes of past ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from bot import slack
+from bot.blocks import render_message
+from bot.engine import notes as notes_mod
+from bot.engine.core import Actor, Engine
+from bot.store.models import ACTIVE, Contribution, ProtocolSession
+
+LIMIT = 10
+
+
+def _mine(team_id: str, enterprise_id: str, user: str) -> Any:
+    contributed = select(Contribution.session_id).where(
+        Contribution.team_id == team_id, Contribution.user_id == user
+    )
+    return (
+        ProtocolSession.team_id == team_id,
+        ProtocolSession.enterprise_id == enterprise_id,
+        or_(
+            ProtocolSession.presenter_id == user,
+            ProtocolSession.facilitator_id == user,
+            ProtocolSession.id.in_(contributed),
+        ),
+    )
+
+
+def publish_home(engine: Engine, team_id: str, enterprise_id: str, user: str) -> None:
+    with engine.transaction() as (s, _after):
+        where = _mine(team_id, enterprise_id, user)
+        upcoming = s.scalars(
+            select(ProtocolSession)
+            .where(*where, ProtocolSession.status == "scheduled")
+            .order_by(ProtocolSession.starts_at)
+            .limit(LIMIT)
+        ).all()
+        active = s.scalars(
+            select(ProtocolSession)
+            .where(*where, ProtocolSession.status.in_(ACTIVE))
+            .order_by(ProtocolSession.id.desc())
+            .limit(LIMIT)
+        ).all()
+        past = s.scalars(
+            select(ProtocolSession)
+            .where(*where, ProtocolSession.status == "ended")
+            .order_by(ProtocolSession.ended_at.desc())
+            .limit(LIMIT)
+        ).all()
+        message = render_message(
+            "home.j2",
+            user=user,
+            upcoming=upcoming,
+            active=active,
+            past=past,
+            library=engine.library,
+        )
+        slack.enqueue(
+            s,
+            now=engine.clock.now(),
+            team_id=team_id,
+            channel=user,
+            method="views.publish",
+            payload={"user_id": user, "view": {"type": "home", "blocks": message.blocks}},
+        )
+
+
+def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
+    """A past session's notes, sent to the person who asked from their Home tab."""
+    with engine.transaction() as (s, _after):
+        session = s.scalars(
+            select(ProtocolSession).where(
+                ProtocolSession.id == session_id,
+                ProtocolSession.team_id == actor.team_id,
+                ProtocolSession.enterprise_id == actor.enterprise_id,
+            )
+        ).first()
+        if session is None or session.protocol_id not in engine.library:
+            return
+        notes = notes_mod.build_notes(s, session, engine.library[session.protocol_id])
+        for message in notes_mod.notes_messages(notes):
+            engine.post(s, session, message, channel=actor.user_id)

@@ -1,0 +1,51 @@
+"""The start dialog: /protocol alone opens it; its submission starts or schedules a session."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.blocks import render_message
+from bot.dialogs import StartChoice, read_start
+from bot.engine.core import Actor
+from bot.engine.errors import Refusal
+from bot.listeners.people import is_admin, user_tz
+from bot.runtime import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.view("start_dialog")
+    def start_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        choice = read_start(view, runtime.clock.now(), runtime.library)
+        if not isinstance(choice, StartChoice):
+            ack(response_action="errors", errors=choice)
+            return
+        meta = json.loads(view.get("private_metadata") or "{}")
+        user = body["user"]["id"]
+        actor = Actor(
+            team_id=meta.get("team") or (body.get("team") or {}).get("id") or "",
+            user_id=user,
+            channel_id=meta.get("channel") or "",
+            enterprise_id=meta.get("enterprise") or "",
+            is_admin=lambda: is_admin(client, user),
+        )
+        try:
+            reply = runtime.engine.start(
+                actor,
+                protocol_id=choice.protocol,
+                presenter=choice.presenter,
+                step_seconds=choice.step_seconds,
+                start_at=choice.start_at,
+                tz=user_tz(client, user) or "UTC",
+            )
+        except Refusal as refusal:
+            message = render_message(refusal.reply.template, **refusal.reply.context)
+            ack(response_action="errors", errors={"when": message.text[:2000]})
+            return
+        ack()
+        runtime.engine.tell(actor, render_message(reply.template, **reply.context))

@@ -1,0 +1,104 @@
+"""The start dialog over signed HTTP: /protocol opens it, its submission starts a session."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.store.models import ProtocolSession
+from tests.fakes.signing import interaction_body
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEAM, Bot
+
+
+def _opened_view(bot: Bot) -> dict[str, Any]:
+    answer = bot.command("")
+    assert answer == {} or not answer.get("text")
+    calls = bot.standin.calls_to("views.open")
+    assert len(calls) == 1
+    view = calls[0].params["view"]
+    return view if isinstance(view, dict) else json.loads(view)
+
+
+def _submit(bot: Bot, view: dict[str, Any], **choices: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "protocol": {"value": {"type": "static_select",
+                               "selected_option": {"value": choices.get("protocol", "atlas")}}},
+        "presenter": {"value": {"type": "users_select",
+                                "selected_user": choices.get("presenter", PRESENTER)}},
+        "pacing": {"value": {"type": "radio_buttons",
+                             "selected_option": {"value": choices.get("pacing", "live")}}},
+        "step": {"value": {"type": "plain_text_input", "value": choices.get("step")}},
+        "when": {"value": {"type": "radio_buttons",
+                           "selected_option": {"value": choices.get("when", "now")}}},
+        "start_at": {"value": {"type": "datetimepicker",
+                               "selected_date_time": choices.get("start_at")}},
+    }
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM, "domain": "standin"},
+        "user": {"id": FACILITATOR, "team_id": TEAM},
+        "api_app_id": "A_APP",
+        "trigger_id": "t.1",
+        "view": {**view, "id": "V1", "team_id": TEAM, "state": {"values": values}},
+    }
+    status, body = bot.post(interaction_body(payload))
+    assert status == 200, body
+    return json.loads(body) if body else {}
+
+
+def _sessions(bot: Bot) -> list[ProtocolSession]:
+    with bot.db.session() as s:
+        rows = list(s.scalars(select(ProtocolSession)))
+        s.expunge_all()
+        return rows
+
+
+def test_slash_protocol_alone_opens_the_start_dialog(bot: Bot) -> None:
+    view = _opened_view(bot)
+    assert view["callback_id"] == "start_dialog"
+    assert json.loads(view["private_metadata"]) == {
+        "team": TEAM, "channel": CHANNEL, "enterprise": ""}
+    blocks = {b["block_id"] for b in view["blocks"]}
+    assert {"protocol", "presenter", "pacing", "step", "when", "start_at"} <= blocks
+    options = next(b for b in view["blocks"] if b["block_id"] == "protocol")["element"]["options"]
+    assert len(options) == len(bot.runtime.library)
+
+
+def test_submitting_the_dialog_starts_an_asynchronous_session(bot: Bot) -> None:
+    view = _opened_view(bot)
+    answer = _submit(bot, view, pacing="async", step="1d")
+    assert answer == {}  # the modal closes
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    (session,) = _sessions(bot)
+    assert (session.protocol_id, session.presenter_id, session.facilitator_id) == (
+        "atlas", PRESENTER, FACILITATOR)
+    assert session.step_seconds == 86400 and session.status == "running"
+    bot.wait_until(lambda: any(c.params.get("user") == FACILITATOR
+                               for c in bot.standin.calls_to("chat.postEphemeral")))
+
+
+def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:
+    view = _opened_view(bot)
+    answer = _submit(bot, view, pacing="async")
+    assert answer["response_action"] == "errors" and "step" in answer["errors"]
+    answer = _submit(bot, view, pacing="async", step="5x")
+    assert "5x" in answer["errors"]["step"]
+    answer = _submit(bot, view, when="later")
+    assert "start_at" in answer["errors"]
+    answer = _submit(bot, view, when="later", start_at=int(time.time()) - 60)
+    assert "passed" in answer["errors"]["start_at"]
+    answer = _submit(bot, view, when="later", start_at=int(time.time()) + 100 * 86400)
+    assert "90 days" in answer["errors"]["start_at"]
+    assert _sessions(bot) == []
+
+
+def test_dialog_start_while_a_session_runs_is_refused_inline(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    view = _opened_view(bot)
+    answer = _submit(bot, view)
+    assert answer["response_action"] == "errors"
+    assert "already running" in answer["errors"]["when"]
+    assert len(_sessions(bot)) == 1

@@ -1,0 +1,65 @@
+"""App Home over signed HTTP: the person's sessions, and past notes sent on request."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import select
+
+from bot.store.models import OutboxMessage, ProtocolSession
+from tests.fakes.signing import interaction_body
+from tests.harness import PRESENTER, TEACHERS, TEAM, Bot
+
+
+def _open_home(bot: Bot, user: str, team: str = TEAM) -> str:
+    before = len(bot.standin.calls_to("views.publish"))
+    assert bot.event({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"},
+                     team=team) == 200
+    bot.wait_until(lambda: len(bot.standin.calls_to("views.publish")) > before)
+    call = bot.standin.calls_to("views.publish")[-1]
+    assert call.params["user_id"] == user
+    view = call.params["view"]
+    view = view if isinstance(view, dict) else json.loads(view)
+    assert view["type"] == "home"
+    return json.dumps(view["blocks"])
+
+
+def _press_notes(bot: Bot, user: str, session_id: int, team: str = TEAM) -> None:
+    payload = {
+        "type": "block_actions", "user": {"id": user, "team_id": team},
+        "team": {"id": team}, "api_app_id": "A_APP", "trigger_id": uuid.uuid4().hex,
+        "container": {"type": "view", "view_id": "V1"},
+        "actions": [{"type": "button", "action_id": "home_notes", "value": str(session_id),
+                     "block_id": "b", "action_ts": "1.0"}],
+    }
+    assert bot.post(interaction_body(payload))[0] == 200
+
+
+def test_home_lists_running_then_past_sessions_and_sends_notes(bot: Bot) -> None:
+    empty = _open_home(bot, PRESENTER)
+    assert "Nothing scheduled for you" in empty and "No session of yours is running" in empty
+
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    running = _open_home(bot, PRESENTER)
+    assert "ATLAS" in running and "you present" in running
+    bot.command("end")
+    bot.wait_until(lambda: any(str(m["text"]).startswith("Notes from") for m in bot.posts()))
+    past = _open_home(bot, PRESENTER)
+    assert "Send me the notes" in past
+    # Someone with no part in the session sees nothing of it.
+    assert "ATLAS" not in _open_home(bot, TEACHERS[2])
+
+    with bot.db.session() as s:
+        session_id = s.scalars(select(ProtocolSession.id)).one()
+    _press_notes(bot, TEACHERS[0], session_id)
+    bot.wait_until(lambda: bool(bot.standin.messages("D_T1")))
+    assert bot.standin.messages("D_T1")[0]["text"].startswith("Notes from")
+
+    # A button press carrying this session's id from another workspace gets nothing.
+    _press_notes(bot, "U_OTHER", session_id, team="T_OTHER")
+    bot.runtime.sender.drain(timeout=5)
+    with bot.db.session() as s:
+        sent = s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == "U_OTHER")).all()
+    assert sent == []
