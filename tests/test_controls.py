@@ -108,3 +108,31 @@ def test_closing_warning_counts_in_public_and_nudges_in_private(bot: Bot) -> Non
     warn_step(bot.runtime.engine, _session(bot).id, 2)
     time.sleep(0.3)
     assert len(bot.posts()) == posts_before
+
+
+def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step = bot.step_posts()[0]
+    labels = [e["text"]["text"] for b in step["blocks"] if b["type"] == "actions"
+              for e in b["elements"]]
+    assert labels == ["Next step", "Extend 15 min", "Pause"]
+    value = f"{_session(bot).id}:1"
+    before = _session(bot).step_closes_at
+    assert before is not None
+
+    bot.action("step_extend", value, user=TEACHERS[0])
+    assert _session(bot).step_closes_at == before
+    bot.action("step_extend", value)
+    after = _session(bot).step_closes_at
+    assert after is not None and (after - before).total_seconds() == 15 * 60
+
+    bot.action("step_pause", value, user=TEACHERS[0])
+    assert _session(bot).status == "running"
+    bot.action("step_pause", value)
+    assert _session(bot).status == "paused"
+    bot.wait_until(lambda: any("paused" in t for t in _thread(bot, step["ts"])))
+    bot.action("step_resume", value)
+    assert _session(bot).status == "running"
+    refusals = [c.params.get("text", "") for c in bot.standin.calls_to("response_url")]
+    assert sum("Only the facilitator" in str(t) for t in refusals) == 2

@@ -23,7 +23,7 @@ from bot.blocks import Message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
 from bot.engine.errors import Refusal, Reply
-from bot.engine.pacing import close_time, step_seconds
+from bot.engine.pacing import button_extension, close_time, step_seconds
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.render import render_text
@@ -372,6 +372,7 @@ class Engine:
                 index=index,
                 count=len(protocol.steps),
                 closes_at=closes,
+                extension=button_extension(seconds),
                 **context,
             ),
             ref=f"step:{session.id}:{index}",

@@ -33,3 +33,8 @@ def carry_past_weekend(at: datetime, tz: str) -> datetime:
 def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
     closes = opened + timedelta(seconds=seconds)
     return carry_past_weekend(closes, tz) if weekdays else closes
+
+
+def button_extension(step_seconds: int) -> int:
+    """What the Extend button adds: a quarter of the step, at least 5 minutes, at most a day."""
+    return max(300, min(86400, (step_seconds // 4) // 300 * 300))

@@ -9,20 +9,30 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import render_message
+from bot.engine import controls
 from bot.engine.errors import Refusal
 from bot.listeners.people import actor_from_action
 from bot.runtime import Runtime
 
 
 def register(app: App, runtime: Runtime) -> None:
-    @app.action("step_next")
-    def step_next(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    @app.action(re.compile(r"^step_(next|extend|pause|resume)$"))
+    def step_button(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """Facilitator buttons on a step message; the same permissions as the commands."""
         ack()
         action = body["actions"][0]
         _session_id, _, step = str(action.get("value") or "").partition(":")
+        expected = int(step) if step.isdigit() else None
         actor = actor_from_action(body, client)
+        engine = runtime.engine
+        run = {
+            "step_next": lambda: engine.next_step(actor, expected),
+            "step_extend": lambda: controls.extend_step(engine, actor, expected),
+            "step_pause": lambda: controls.pause(engine, actor),
+            "step_resume": lambda: controls.resume(engine, actor),
+        }[action["action_id"]]
         try:
-            reply = runtime.engine.next_step(actor, int(step) if step.isdigit() else None)
+            reply = run()
         except Refusal as refusal:
             reply = refusal.reply
         message = render_message(reply.template, **reply.context)
