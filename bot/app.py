@@ -13,6 +13,13 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class _QuietTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that our client (with its base URL) wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
 def build_app(runtime: Runtime) -> App:
     settings = runtime.settings
     app = App(
@@ -21,7 +28,9 @@ def build_app(runtime: Runtime) -> App:
         # Listeners store before they ack and hand slow work to our own workers.
         process_before_response=True,
         token_verification_enabled=False,
-        logger=logging.getLogger("bot.bolt"),
+        logger=_bolt_logger(),
+        # Many workspaces: /slack/install, /slack/oauth_redirect, a token per installation.
+        oauth_settings=runtime.installations.oauth_settings() if runtime.installations else None,
     )
 
     @app.error
@@ -32,3 +41,10 @@ def build_app(runtime: Runtime) -> App:
 
     register_all(app, runtime)
     return app
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("bot.bolt")
+    if not any(isinstance(f, _QuietTokenNotice) for f in logger.filters):
+        logger.addFilter(_QuietTokenNotice())
+    return logger

@@ -32,6 +32,7 @@ def _logging(level: str) -> None:
     logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLogger().level))
     logging.getLogger("slack_bolt").setLevel(max(logging.INFO, logging.getLogger().level))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _wait_for_stop() -> threading.Event:
@@ -155,6 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bot.export import export
 
     settings = _settings()
+    _schema_ready(settings)
     try:
         print(export(settings, args.session, args.format), end="")
     except LookupError as error:

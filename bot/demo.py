@@ -206,7 +206,9 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
             params = call.params
             text = transcript.blocks(params.get("blocks") or [], str(params.get("text") or ""))
             channel = str(params.get("channel") or "")
-            where = "DM to " + names.get(channel, channel) if channel.startswith(("U", "D")) else ""
+            # The stand-in opens DM channel D_X for user U_X.
+            dm_user = "U" + channel[1:] if channel.startswith("D") else channel
+            where = "DM to " + names.get(dm_user, dm_user) if channel[:1] in ("U", "D") else ""
             transcript.line(
                 "protocolbot" + (f" ({where})" if where else ""),
                 text,
