@@ -122,9 +122,17 @@ def _build(rendered: str) -> _Builder:
     return builder
 
 
+def _text_of(block: Block) -> str | None:
+    if isinstance(block, SectionBlock | HeaderBlock) and block.text:
+        return str(block.text.text)
+    if isinstance(block, ContextBlock) and block.elements:
+        return getattr(block.elements[0], "text", None)
+    return None
+
+
 def _message(blocks: list[Block], fallback: str | None) -> Message:
     if fallback is None:
-        fallback = next((b.text.text for b in blocks if isinstance(b, SectionBlock) and b.text), "")
+        fallback = next((t for b in blocks if (t := _text_of(b))), "")
     # to_dict() validates each block against Slack's limits before Slack ever sees it.
     return Message(text=_clip(fallback, TEXT_LIMIT), blocks=[b.to_dict() for b in blocks])
 

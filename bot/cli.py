@@ -23,16 +23,18 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _logging(settings: Settings) -> None:
+    from bot.logs import configure
+
+    configure(
+        settings.log_level,
+        secrets=(
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.slack_client_secret,
+        ),
     )
-    # slack_sdk logs request bodies at DEBUG; keep message text out of logs at every level we set.
-    logging.getLogger("slack_sdk").setLevel(max(logging.INFO, logging.getLogger().level))
-    logging.getLogger("slack_bolt").setLevel(max(logging.INFO, logging.getLogger().level))
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _wait_for_stop() -> threading.Event:
@@ -65,7 +67,7 @@ def _schema_ready(settings: Settings) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings.log_level)
+    _logging(settings)
     try:
         settings.require_slack()
     except SettingsError as error:
@@ -76,12 +78,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import build_app
     from bot.runtime import Runtime
 
+    # --no-scheduler: a web process; the one `protocolbot clock` runs the timers and the sender.
     runtime = Runtime(settings, with_scheduler=not args.no_scheduler)
     app = build_app(runtime)
-    if args.no_scheduler:
-        runtime.inbox.replay()
-    else:
-        runtime.start()
+    runtime.start()
     stop = _wait_for_stop()
     try:
         if settings.socket_mode:
@@ -100,16 +100,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ).start()
             log.info("listening on http://%s:%s/slack/events", args.host, server.port)
             stop.wait()
+            # Refuse new connections (Slack retries them elsewhere), answer the ones in flight.
+            log.info("stopping: finishing in-flight requests")
             server.stop()
     finally:
         log.info("stopping: finishing in-flight work")
         runtime.stop()
+    log.info("stopped")
     return 0
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings.log_level)
+    _logging(settings)
     _schema_ready(settings)
     from bot.runtime import Runtime
 
@@ -117,7 +120,9 @@ def cmd_clock(args: argparse.Namespace) -> int:
     log.info("clock running: timers and the outbox")
     stop = _wait_for_stop()
     stop.wait()
+    log.info("stopping: finishing in-flight work")
     runtime.stop()
+    log.info("stopped")
     return 0
 
 
@@ -212,3 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot import commands as cmd
-from bot.engine import controls
+from bot.engine import ahead, controls, rotation
 from bot.engine.core import Actor, Engine
 from bot.engine.errors import Refusal, Reply
+from bot.profiles import Zone
 
 
 def parse(text: str, *, now: datetime, tz: str, engine: Engine) -> cmd.Command | Reply:
@@ -22,9 +23,19 @@ def parse(text: str, *, now: datetime, tz: str, engine: Engine) -> cmd.Command |
     return parsed
 
 
-def run(command: cmd.Command, actor: Actor, engine: Engine, *, tz: str = "UTC") -> Reply:
+def run(
+    command: cmd.Command,
+    actor: Actor,
+    engine: Engine,
+    *,
+    tz: str = "UTC",
+    zone: Zone | None = None,
+    profiles: ahead.Profiles | None = None,
+) -> Reply:
     """Carry out a command; a Refusal becomes the reply that explains it."""
     try:
+        if isinstance(command, cmd.Start):
+            return ahead.start(engine, actor, command, tz=tz, zone=zone, profiles=profiles)
         return _run(command, actor, engine, tz)
     except Refusal as refusal:
         return refusal.reply
@@ -32,7 +43,7 @@ def run(command: cmd.Command, actor: Actor, engine: Engine, *, tz: str = "UTC") 
 
 def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
     simple: dict[type, Callable[[], Reply]] = {
-        cmd.Status: lambda: engine.status(actor),
+        cmd.Status: lambda: rotation.with_status(engine, actor, engine.status(actor)),
         cmd.Next: lambda: engine.next_step(actor),
         cmd.End: lambda: engine.end(actor),
         cmd.Notes: lambda: engine.notes(actor),
@@ -46,20 +57,10 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
         return simple[type(command)]()
     if isinstance(command, cmd.Extend):
         return controls.extend(engine, actor, command.seconds)
+    if isinstance(command, cmd.Cancel):
+        return ahead.cancel(engine, actor, command.session_number)
+    if isinstance(command, cmd.Rotation):
+        return rotation.rotation(engine, actor, command.users)
     if isinstance(command, cmd.Preview):
         return Reply("replies/preview.j2", {"protocol": engine.protocol(command.protocol)})
-    if isinstance(command, cmd.Start):
-        if command.presenter is None:
-            raise Refusal("refusals/missing_presenter.j2", protocol=command.protocol)
-        return engine.start(
-            actor,
-            protocol_id=command.protocol,
-            presenter=command.presenter,
-            facilitator=command.facilitator,
-            step_seconds=command.step_seconds,
-            start_at=command.start_at,
-            weekdays=command.weekdays,
-            remind_seconds=command.remind_seconds,
-            tz=tz,
-        )
     raise Refusal("refusals/not_yet.j2", command=type(command).__name__.lower())

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, SystemClock
 from bot.directory import SlackDirectory
+from bot.engine import delivery, prep
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
+from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
 from bot.inbox import Inbox
+from bot.notify import ClockLink, Notifier, NotifyTimers
+from bot.oauth import Installations
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
 from bot.scheduling import Scheduler
 from bot.settings import Settings
@@ -45,14 +50,32 @@ class Runtime:
         self._outbox_client = make_client(
             settings.slack_bot_token, settings.slack_api_url, retries=False
         )
+        # Many workspaces: each one's bot token comes from its OAuth installation.
+        self.installations = Installations(settings, self.db) if settings.oauth else None
         self.engine = Engine(
             self.db, self.library, self.clock, directory=SlackDirectory(self.client_for)
         )
+        prep.install(self.engine)
         self.replies = Replies(self.engine)
-        self.sender = OutboxSender(self.db, self.client_for, self.clock, on_sent=self._posted)
+        self.sender = OutboxSender(
+            self.db, self.client_for, self.clock, on_sent=self._posted, on_failed=self._failed
+        )
         self.engine.wake_outbox = self.sender.wake
-        self.inbox = Inbox(self.db, self.clock, self.replies.handle)
-        self.scheduler: Scheduler | None = Scheduler(self.engine) if with_scheduler else None
+        self.workspaces = Workspaces(self.engine, self.installations)
+        self.inbox = Inbox(self.db, self.clock, self._on_event)
+        self.scheduler: Scheduler | None = (
+            Scheduler(self.engine, retention_days=settings.data_retention_days)
+            if with_scheduler
+            else None
+        )
+        # A web process leaves timers and sending to the clock, and tells it what changed.
+        self.notifier = Notifier(self.db)
+        if self.scheduler is None:
+            self.engine.timers = NotifyTimers(self.notifier)
+            self.engine.wake_outbox = self.notifier.outbox_changed
+        else:
+            self.scheduler.every_tick.append(self.inbox.sweep)
+        self.link: ClockLink | None = None
         self._started = False
 
     @property
@@ -60,18 +83,37 @@ class Runtime:
         return self.library_errors
 
     def client_for(self, team_id: str) -> WebClient | None:
+        if self.installations is not None:
+            return self.installations.client_for(team_id)
         return self._outbox_client
+
+    def _on_event(self, team_id: str, event: dict[str, Any]) -> None:
+        if event.get("type") in WORKSPACE_EVENTS:
+            self.workspaces.handle(team_id, event)
+        else:
+            self.replies.handle(team_id, event)
 
     def _posted(self, s: Session, row: OutboxMessage) -> None:
         self.engine.on_posted(s, row.ref, row.result_ts)
+
+    def _failed(self, s: Session, row: OutboxMessage) -> None:
+        prep.dm_failed(self.engine, s, row)
+        delivery.tell_facilitator(self.engine, s, row)
 
     def start(self) -> Runtime:
         """Catch up on what a stop left behind, then run the sender and the timers."""
         replayed = self.inbox.replay()
         if replayed:
             log.info("replayed %d stored events", replayed)
-        self.sender.start()
-        if self.scheduler is not None:
+        if self.scheduler is None:
+            self.notifier.start()
+        else:
+            if self.db.is_postgres:
+                # Be the only clock on this database (or wait), and hear what web processes change.
+                self.link = ClockLink(
+                    self.db.url, self.scheduler.request_reconcile, self.sender.wake
+                ).start()
+            self.sender.start()
             self.scheduler.start()
         self._started = True
         return self
@@ -83,4 +125,7 @@ class Runtime:
             self.scheduler.shutdown(wait=True)
         self.inbox.stop()
         self.sender.stop()
+        self.notifier.stop()
+        if self.link is not None:
+            self.link.stop()
         self._started = False

@@ -3,24 +3,39 @@
 Job functions are module-level and take ids only, so the persistent store can serialise them; they
 call the same engine functions a button press does. The engine makes every transition idempotent,
 so a duplicate or late job does nothing harmful.
+
+Only one process runs a Scheduler: the single process by default, or the `clock` beside web
+processes (bot/notify.py). Web processes only write deadlines to the database, so the clock
+reconciles its jobs with the database whenever it is told something changed, and every couple of
+seconds in case a notification was lost. A reconcile compares with the jobs this process planned
+(kept in memory), so one that finds nothing new reads a few columns and touches no job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import datetime
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import and_, select
 
-from bot.engine.core import Engine
+from bot import retention
+from bot.engine import prep
+from bot.engine.core import Engine, warning_time
 from bot.engine.warnings import warn_step
+from bot.store.models import ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
+RECONCILE_SECONDS = 2.0
+HOUSEKEEPING_ID = "housekeeping"
 _engine: Engine | None = None
 
 
@@ -39,9 +54,20 @@ def start_session_job(session_id: int) -> None:
         _engine.begin(session_id)
 
 
+def prep_job(session_id: int, kind: str) -> None:
+    if _engine is not None:
+        prep.due(_engine, session_id, kind)
+
+
 def reconcile_job() -> None:
+    # Kept so that a job store written by an older version still loads; see Scheduler.start.
     if _scheduler is not None:
         _scheduler.reconcile()
+
+
+def housekeeping_job(retention_days: int | None) -> None:
+    if _engine is not None:
+        retention.purge(_engine.db, _engine.clock.now(), retention_days)
 
 
 def step_job_id(session_id: int, step: int) -> str:
@@ -56,15 +82,27 @@ def start_job_id(session_id: int) -> str:
     return f"session:{session_id}:start"
 
 
+def prep_job_id(session_id: int, kind: str) -> str:
+    return f"session:{session_id}:{kind}"
+
+
 _scheduler: Scheduler | None = None
 
 
 class Scheduler:
     """The engine's Timers, backed by APScheduler's BackgroundScheduler."""
 
-    def __init__(self, engine: Engine, reconcile_seconds: int = 30) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        reconcile_seconds: float = RECONCILE_SECONDS,
+        retention_days: int | None = None,
+    ) -> None:
         self.engine = engine
         self.reconcile_seconds = reconcile_seconds
+        self.retention_days = retention_days
+        # Called after each reconcile, e.g. the inbox's sweep for events a dead process left.
+        self.every_tick: list[Callable[[], object]] = []
         self._aps = BackgroundScheduler(
             jobstores={
                 "default": SQLAlchemyJobStore(engine=engine.db.engine, tablename="apscheduler_jobs")
@@ -73,79 +111,170 @@ class Scheduler:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
+        # job id -> run time, for every job this process added and has not yet seen run
+        self._planned: dict[str, datetime] = {}
+        # warning jobs that have run: a step gets one closing warning, however often it moves
+        self._warned: set[str] = set()
+        self._lock = threading.RLock()
+        self._poke = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> Scheduler:
         global _engine, _scheduler
         _engine, _scheduler = self.engine, self
         self.engine.timers = self
+        self._aps.add_listener(self._ran, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         self._aps.start()
+        with self._lock:
+            # What an earlier life left in the job store: read once, then kept in memory.
+            for job in self._aps.get_jobs():
+                if job.next_run_time is not None:
+                    self._planned[job.id] = job.next_run_time
+            # The reconcile used to be a stored interval job; a thread of ours does it now.
+            self._remove("reconcile")
         # Whatever the job store missed (a crash between commit and add_job) comes back here.
         self.reconcile()
         self._aps.add_job(
-            reconcile_job,
+            housekeeping_job,
             "interval",
-            seconds=self.reconcile_seconds,
-            id="reconcile",
+            days=1,
+            args=[self.retention_days],
+            id=HOUSEKEEPING_ID,
             replace_existing=True,
+            next_run_time=self.engine.clock.now() + timedelta(minutes=1),
         )
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._reconciler, name="reconcile", daemon=True)
+        self._thread.start()
         return self
 
     def shutdown(self, wait: bool = True) -> None:
         global _engine, _scheduler
+        self._stop.set()
+        self._poke.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
         self._aps.shutdown(wait=wait)
         _engine = _scheduler = None
 
+    def request_reconcile(self) -> None:
+        """Something changed in the database (another process said so): reconcile now."""
+        self._poke.set()
+
+    def _reconciler(self) -> None:
+        while not self._stop.is_set():
+            self._poke.wait(self.reconcile_seconds)
+            self._poke.clear()
+            if self._stop.is_set():
+                return
+            for work in (self.reconcile, *self.every_tick):
+                try:
+                    work()
+                except Exception as exc:
+                    name = getattr(work, "__name__", "tick")
+                    log.warning("%s failed (%s); trying again soon", name, type(exc).__name__)
+
+    def _ran(self, event: JobEvent) -> None:
+        """A job ran (or failed): forget it, so a reconcile that still finds it due re-adds it."""
+        with self._lock:
+            planned = self._planned.get(event.job_id)
+            when = getattr(event, "scheduled_run_time", None)
+            # A job that re-armed itself for later while running stays planned.
+            if planned is not None and when is not None and planned <= when + _SLACK:
+                del self._planned[event.job_id]
+            if event.job_id.endswith(":warn"):
+                self._warned.add(event.job_id)
+
     # -- Timers --------------------------------------------------------------------------------
     def step_deadline(self, session_id: int, step: int, at: datetime) -> None:
-        if step > 1:
-            self._remove(step_job_id(session_id, step - 1))
-        self._aps.add_job(
-            close_step_job,
-            "date",
-            run_date=at,
-            args=[session_id, step],
-            id=step_job_id(session_id, step),
-            replace_existing=True,
-        )
+        with self._lock:
+            if step > 1:
+                self._remove(step_job_id(session_id, step - 1))
+            self._add(step_job_id(session_id, step), close_step_job, [session_id, step], at)
 
     def step_warning(self, session_id: int, step: int, at: datetime) -> None:
-        self._aps.add_job(
-            warn_step_job,
-            "date",
-            run_date=at,
-            args=[session_id, step],
-            id=warn_job_id(session_id, step),
-            replace_existing=True,
-        )
+        self._add(warn_job_id(session_id, step), warn_step_job, [session_id, step], at)
 
     def session_start(self, session_id: int, at: datetime) -> None:
-        self._aps.add_job(
-            start_session_job,
-            "date",
-            run_date=at,
-            args=[session_id],
-            id=start_job_id(session_id),
-            replace_existing=True,
-        )
+        self._add(start_job_id(session_id), start_session_job, [session_id], at)
+
+    def prep_due(self, session_id: int, kind: str, at: datetime) -> None:
+        self._add(prep_job_id(session_id, kind), prep_job, [session_id, kind], at)
 
     def clear(self, session_id: int) -> None:
         prefix = f"session:{session_id}:"
-        for job in self._aps.get_jobs():
-            if job.id.startswith(prefix):
-                self._remove(job.id)
+        with self._lock:
+            for job_id in [j for j in self._planned if j.startswith(prefix)]:
+                self._remove(job_id)
+
+    def _add(self, job_id: str, job: Callable[..., None], args: list[object], at: datetime) -> None:
+        with self._lock:
+            self._aps.add_job(job, "date", run_date=at, args=args, id=job_id, replace_existing=True)
+            self._planned[job_id] = at
 
     def _remove(self, job_id: str) -> None:
-        with contextlib.suppress(JobLookupError):
-            self._aps.remove_job(job_id)
+        with self._lock:
+            self._planned.pop(job_id, None)
+            with contextlib.suppress(JobLookupError):
+                self._aps.remove_job(job_id)
 
+    # -- reconcile -----------------------------------------------------------------------------
     def reconcile(self) -> None:
         """Make the jobs match the deadlines the database holds, oldest first."""
-        closes, starts = self.engine.due_work()
-        existing = {job.id: job for job in self._aps.get_jobs()}
-        for session_id, step, at in sorted(closes, key=lambda row: row[2]):
-            job = existing.get(step_job_id(session_id, step))
-            if job is None or job.next_run_time is None or job.next_run_time != at:
-                self.step_deadline(session_id, step, at)
-        for session_id, at in starts:
-            if start_job_id(session_id) not in existing:
-                self.session_start(session_id, at)
+        # Held throughout, so a job's own re-planning can't interleave with a stale read.
+        with self._lock:
+            now = self.engine.clock.now()
+            closes, starts = self.engine.due_work()
+            wanted: set[str] = set()
+            for session_id, step, at in sorted(closes, key=lambda row: row[2]):
+                job_id = step_job_id(session_id, step)
+                wanted.add(job_id)
+                if self._planned.get(job_id) != at:
+                    self.step_deadline(session_id, step, at)
+            for session_id, step, at in self._warnings():
+                job_id = warn_job_id(session_id, step)
+                wanted.add(job_id)
+                # A warning whose time has passed has been given (or missed): never twice.
+                if at > now and job_id not in self._warned and self._planned.get(job_id) != at:
+                    self.step_warning(session_id, step, at)
+            for session_id, at in starts:
+                job_id = start_job_id(session_id)
+                wanted.add(job_id)
+                if job_id not in self._planned:
+                    self.session_start(session_id, at)
+            for session_id, kind, at in prep.due_work(self.engine):
+                job_id = prep_job_id(session_id, kind)
+                wanted.add(job_id)
+                if job_id not in self._planned:
+                    self.prep_due(session_id, kind, at)
+            # Sessions that ended, paused or moved on elsewhere: their jobs are stale.
+            for job_id in [j for j in self._planned if j.startswith("session:")]:
+                if job_id not in wanted:
+                    self._remove(job_id)
+            self._warned &= wanted
+
+    def _warnings(self) -> list[tuple[int, int, datetime]]:
+        """When each running step's closing warning is due (steps too short have none)."""
+        with self.engine.db.session() as s:
+            rows = s.execute(
+                select(StepRun.session_id, StepRun.index, StepRun.started_at, StepRun.closes_at)
+                .join(
+                    ProtocolSession,
+                    and_(
+                        ProtocolSession.id == StepRun.session_id,
+                        ProtocolSession.current_step == StepRun.index,
+                    ),
+                )
+                .where(ProtocolSession.status == "running", StepRun.ended_at.is_(None))
+            ).all()
+        warnings = []
+        for session_id, index, opened, closes in rows:
+            at = warning_time(opened, closes)
+            if at is not None:
+                warnings.append((session_id, index, at))
+        return warnings
+
+
+_SLACK = timedelta(milliseconds=1)  # job store round trips may shave microseconds off a time

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
+from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.runtime import Runtime
+from bot.screening import MAX_BODY, screen
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
@@ -39,8 +42,20 @@ def make_wsgi(
         return [payload]
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
+        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if path == "/healthz" and method == "GET":
             return healthz(start_response)
+        if path == "/slack/events" and method == "POST":
+            verdict = screen(environ, runtime.settings.slack_signing_secret or "")
+            if verdict is not None:
+                start_response(
+                    verdict.status,
+                    [
+                        ("Content-Type", verdict.content_type),
+                        ("Content-Length", str(len(verdict.body))),
+                    ],
+                )
+                return [verdict.body]
         return slack(environ, start_response)
 
     return wsgi
@@ -55,6 +70,7 @@ def make_server(app: App, runtime: Runtime, host: str = "0.0.0.0", port: int = 3
         threads=16,
         ident="protocolbot",
         clear_untrusted_proxy_headers=True,
+        max_request_body_size=MAX_BODY,
     )
 
 
@@ -80,6 +96,22 @@ class BackgroundServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let the requests in flight be answered, then close everything."""
         self._closing = True
-        self.server.close()
-        self._thread.join(timeout)
+        server = self.server
+        # The socket belongs to the server's loop thread: close it from there.
+        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._busy():
+            time.sleep(0.02)
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+        server.task_dispatcher.shutdown(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _busy(self) -> bool:
+        """A request is queued, being handled, or its answer not yet fully sent."""
+        tasks = self.server.task_dispatcher
+        if tasks.queue or tasks.active_count > 0:
+            return True
+        channels = list(self.server.active_channels.values())
+        return any(c.requests or c.total_outbufs_len > 0 for c in channels)

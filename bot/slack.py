@@ -4,6 +4,11 @@ A row is committed in the same transaction as the state change that wants it, so
 neither lose a post nor make one without its cause. The sender keeps to Slack's per-channel pace,
 honours Retry-After, retries 5xx and timeouts with backoff, and, before repeating a post whose
 fate is unknown, looks for it in the channel by the metadata it carries.
+
+One sender runs per deployment: the single process, or the `clock` beside web processes (which
+only enqueue and NOTIFY it; see bot/notify.py, whose advisory lock keeps a second clock on
+standby). That is what keeps each channel's posts in order and its pace within Slack's limit, so
+rows are not claimed across processes.
 """
 
 from __future__ import annotations
@@ -39,6 +44,15 @@ MAX_ATTEMPTS = 25
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
 UPLOAD_METHOD = "files.upload_v2"
 ClientFor = Callable[[str], WebClient | None]
+
+
+def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
+    """Slack's Retry-After header, in whole seconds (a missing or odd one: `default`)."""
+    raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+    try:
+        return max(0, int(float(raw))) if raw is not None else default
+    except ValueError:
+        return default
 
 
 def make_client(token: str | None, base_url: str, *, retries: bool = True) -> WebClient:
@@ -215,11 +229,11 @@ class OutboxSender:
             payload = dict(row.payload)
             if row.thread_ref:
                 parent = self._parent(s, row)
-                if parent is None:
-                    return False
-                if parent.status == "sent" and parent.result_ts:
+                if parent is not None and parent.status == "pending":
+                    return False  # the thread's first message goes first
+                if parent is not None and parent.status == "sent" and parent.result_ts:
                     payload["thread_ts"] = parent.result_ts
-                # a failed parent: post at top level rather than lose the message
+                # a failed (or long purged) parent: post at top level rather than lose it
             maybe_sent = row.in_flight_at is not None
             row.in_flight_at = self.clock.now()
             row.attempts += 1
@@ -229,11 +243,9 @@ class OutboxSender:
         if client is None:
             return self._finish(row_id, error="no_installation")
 
-        if method in POSTING_METHODS:
-            wait = self.bucket.wait_time(target, time.monotonic())
-            if wait > 0:
+        if method in POSTING_METHODS or method == UPLOAD_METHOD:
+            while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
                 time.sleep(wait)
-                self.bucket.wait_time(target, time.monotonic())
         try:
             if method == "chat.postMessage":
                 payload["channel"] = self._channel_for(client, team_id, payload["channel"])
@@ -246,27 +258,28 @@ class OutboxSender:
                     if found:
                         return self._finish(row_id, ts=found)
             if method == UPLOAD_METHOD:
+                if maybe_sent and self._find_upload(client, payload):
+                    return self._finish(row_id)
                 response = _upload(client, payload)
             else:
                 response = client.api_call(method, json=payload)
             data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
             return self._finish(row_id, ts=data.get("ts") or data.get("message_ts"))
         except SlackApiError as exc:
-            return self._on_api_error(row_id, client, payload, exc)
+            return self._on_api_error(row_id, client, payload, exc, maybe_sent=maybe_sent)
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
-            log.warning("slack call %s timed out or failed to connect: %s", method, type(exc))
+            log.warning(
+                "slack call %s timed out or failed to connect: %s", method, type(exc).__name__
+            )
             return self._retry(row_id, None, ambiguous=True)
 
     def _parent(self, s: Session, row: OutboxMessage) -> OutboxMessage | None:
-        parent = s.scalars(
+        return s.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.team_id == row.team_id, OutboxMessage.ref == row.thread_ref)
             .order_by(OutboxMessage.id.desc())
             .limit(1)
         ).first()
-        if parent is None or parent.status == "pending":
-            return None
-        return parent
 
     def _channel_for(self, client: WebClient, team_id: str, channel: str) -> str:
         """A user id as channel means a DM: open (or reuse) the app's conversation with them."""
@@ -292,32 +305,60 @@ class OutboxSender:
                 found = client.conversations_history(
                     channel=payload["channel"], include_all_metadata=True, limit=100
                 )
-        except SlackApiError:
-            return None
+        except SlackApiError as exc:
+            if exc.response.status_code == 429 or exc.response.status_code >= 500:
+                raise  # can't tell yet: try the whole row again later, still unsure
+            return None  # can't tell at all (e.g. no history scope): post
         for message in found.get("messages") or []:
             meta = message.get("metadata") or {}
             if (meta.get("event_payload") or {}).get("outbox_id") == row_id:
                 return str(message.get("ts"))
         return None
 
+    def _find_upload(self, client: WebClient, payload: dict[str, Any]) -> bool:
+        """Did an earlier attempt share this file? Uploads carry a unique file name."""
+        if not payload.get("thread_ts"):
+            return False
+        try:
+            found = client.conversations_replies(
+                channel=payload["channel"], ts=payload["thread_ts"], limit=200
+            )
+        except SlackApiError:
+            return False
+        return any(
+            f.get("name") == payload.get("filename")
+            for message in found.get("messages") or []
+            for f in message.get("files") or []
+        )
+
     def _on_api_error(
-        self, row_id: int, client: WebClient, payload: dict[str, Any], exc: SlackApiError
+        self,
+        row_id: int,
+        client: WebClient,
+        payload: dict[str, Any],
+        exc: SlackApiError,
+        *,
+        maybe_sent: bool,
     ) -> bool:
         status = exc.response.status_code
         error = str(exc.response.get("error") or f"http_{status}")
+        # A clear refusal says nothing of an earlier attempt that timed out: still unsure then.
         if status == 429:
-            retry_after = int(exc.response.headers.get("Retry-After", "1") or 1)
-            return self._retry(row_id, retry_after, ambiguous=False)
+            return self._retry(row_id, _retry_after(exc), ambiguous=maybe_sent)
         if status >= 500 or error in RETRY_ERRORS:
-            return self._retry(row_id, None, ambiguous=True)
+            return self._retry(row_id, _retry_after(exc, None), ambiguous=True)
         if error in DONE_ERRORS:
             return self._finish(row_id)
         if error == "not_in_channel" and payload.get("channel"):
             try:
                 client.conversations_join(channel=payload["channel"])
-                return self._retry(row_id, 0, ambiguous=False)
-            except SlackApiError:
-                pass
+                return self._retry(row_id, 0, ambiguous=maybe_sent)
+            except SlackApiError as join_error:
+                log.warning(
+                    "could not join %s: %s",
+                    payload["channel"],
+                    join_error.response.get("error") or join_error.response.status_code,
+                )
         log.warning("slack refused outbox row %s: %s", row_id, error)
         return self._finish(row_id, error=error)
 
@@ -327,13 +368,14 @@ class OutboxSender:
             if row is None:
                 return False
             if after is None:
-                after = min(60, 2 ** min(row.attempts, 6))
+                after = min(60, 2 ** min(row.attempts - 1, 6))
             if not ambiguous:
                 row.in_flight_at = None
             if row.attempts >= MAX_ATTEMPTS:
                 row.status, row.error = "failed", "gave_up"
                 if self.on_failed:
                     self.on_failed(s, row)
+                    self._wake.set()
                 return True
             row.not_before = self.clock.now() + timedelta(seconds=after)
         return False
@@ -348,6 +390,7 @@ class OutboxSender:
                 row.status, row.error = "failed", error[:200]
                 if self.on_failed:
                     self.on_failed(s, row)
+                    self._wake.set()  # it may have enqueued a word to someone about it
             else:
                 row.status, row.result_ts = "sent", ts
                 if self.on_sent:

@@ -200,6 +200,9 @@ class SlackStandin:
         self._home_views: dict[str, str] = {}
         self._uploads: dict[str, Params] = {}
         self._files: list[Params] = []
+        # OAuth: codes and refresh tokens -> the install they grant; tokens issued -> their team.
+        self._grants: dict[str, Params] = {}
+        self._issued: dict[str, Params] = {}
         self._last_ts_us = 0
         self._counter = 0
         self._methods: dict[str, Callable[[Params, str], Params]] = {
@@ -227,6 +230,8 @@ class SlackStandin:
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "apps.connections.open": self._apps_connections_open,
+            "oauth.v2.access": self._oauth_v2_access,
+            "auth.revoke": self._auth_revoke,
         }
         self.add_user(bot_user_id, "protocolbot", is_bot=True)
 
@@ -306,6 +311,25 @@ class SlackStandin:
                 "name": name,
                 "members": list(members),
                 "created": int(time.time()),
+            }
+
+    def add_install(
+        self,
+        code: str,
+        team_id: str,
+        *,
+        enterprise_id: str | None = None,
+        installer: str = "U_FAC",
+        expires_in: int | None = None,
+    ) -> None:
+        """Let oauth.v2.access exchange `code` for a bot token in `team_id` (once); with
+        `expires_in`, the token rotates: it comes with a single-use refresh token."""
+        with self._lock:
+            self._grants[code] = {
+                "team_id": team_id,
+                "enterprise_id": enterprise_id,
+                "installer": installer,
+                "expires_in": expires_in,
             }
 
     def add_message(
@@ -421,6 +445,8 @@ class SlackStandin:
             )
             return
         token = _bearer(handler.headers.get("Authorization")) or _str_or_none(params.get("token"))
+        if token is None and method == "oauth.v2.access":
+            token = ""  # authenticated by client id and secret (HTTP Basic), not a token
         if token is None:
             response: Params = {"ok": False, "error": "not_authed"}
             self._answer(handler, Call(method, params, received, response, 200, None))
@@ -471,6 +497,11 @@ class SlackStandin:
         impl = self._methods.get(method)
         if impl is None:
             return {"ok": False, "error": "unknown_method"}
+        issued = self._issued.get(token)
+        if issued is not None and issued["revoked"]:
+            return {"ok": False, "error": "token_revoked"}
+        if issued is not None and (issued["expires_at"] or time.time() + 1) < time.time():
+            return {"ok": False, "error": "token_expired"}
         try:
             with self._lock:
                 return {"ok": True, **impl(params, token)}
@@ -708,11 +739,13 @@ class SlackStandin:
     # ------------------------------------------------------------------ Web API methods
 
     def _auth_test(self, p: Params, token: str) -> Params:
+        issued = self._issued.get(token) or {}
         return {
             "url": f"https://{self.domain}.slack.com/",
             "team": self.team_name,
             "user": "protocolbot",
-            "team_id": self.team_id,
+            "team_id": issued.get("team_id") or self.team_id,
+            "enterprise_id": issued.get("enterprise_id"),
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
@@ -887,6 +920,7 @@ class SlackStandin:
         root = (first["thread_ts"] or first["ts"]) if first is not None else ts
         parent = self._index.get((channel, root))
         thread = ([parent] if parent is not None else []) + self._replies.get((channel, root), [])
+        thread += self._file_shares(channel, root)
         if not thread:
             raise _SlackError("thread_not_found")
         thread = [m for m in thread if _in_window(m["ts"], p)]
@@ -897,6 +931,24 @@ class SlackStandin:
             "has_more": bool(cursor),
             "response_metadata": {"next_cursor": cursor},
         }
+
+    def _file_shares(self, channel: str, thread_ts: str) -> list[Params]:
+        """Files shared into a thread, as the messages Slack shows for them (not in messages())."""
+        return [
+            {
+                "type": "message",
+                "user": f["user"],
+                "channel": channel,
+                "ts": f["share_ts"],
+                "thread_ts": thread_ts,
+                "text": f.get("initial_comment") or "",
+                "blocks": None,
+                "metadata": None,
+                "files": [{"id": f["id"], "name": f["name"], "title": f["title"]}],
+            }
+            for f in self._files
+            if f.get("thread_ts") == thread_ts and channel in f["channels"]
+        ]
 
     def _conversations_join(self, p: Params, token: str) -> Params:
         channel = self._channel_param(p)
@@ -1002,10 +1054,52 @@ class SlackStandin:
                 "size": len(upload["content"]),
                 "user": self.bot_user_id,
                 "created": int(time.time()),
+                # The file share is a message of its own in the channel or thread, as in Slack.
+                "share_ts": self._next_ts(),
             }
             self._files.append(record)
-            answered.append({k: v for k, v in record.items() if k not in ("content", "channel_id")})
+            answered.append(
+                {k: v for k, v in record.items() if k not in ("content", "channel_id", "share_ts")}
+            )
         return {"files": answered}
+
+    def _oauth_v2_access(self, p: Params, token: str) -> Params:
+        refreshing = p.get("grant_type") == "refresh_token"
+        grant = self._grants.pop(str(p.get("refresh_token" if refreshing else "code") or ""), None)
+        if grant is None:
+            raise _SlackError("invalid_refresh_token" if refreshing else "invalid_code")
+        expires_in = grant["expires_in"]
+        access = f"{'xoxe.' if expires_in else ''}xoxb-{grant['team_id']}-{self._next_id('')}"
+        self._issued[access] = {
+            "team_id": grant["team_id"],
+            "enterprise_id": grant["enterprise_id"],
+            "expires_at": time.time() + expires_in if expires_in else None,
+            "revoked": False,
+        }
+        answer: Params = {"access_token": access, "token_type": "bot"}
+        if expires_in:
+            refresh = f"xoxe-1-{self._next_id('')}"
+            self._grants[refresh] = grant
+            answer.update(refresh_token=refresh, expires_in=expires_in)
+        if refreshing:
+            return answer
+        enterprise = grant["enterprise_id"]
+        org = {"id": enterprise, "name": f"District {enterprise}"} if enterprise else None
+        return {
+            **answer,
+            "scope": "chat:write,commands",
+            "bot_user_id": self.bot_user_id,
+            "app_id": _APP_ID,
+            "team": {"id": grant["team_id"], "name": f"School {grant['team_id']}"},
+            "enterprise": org,
+            "is_enterprise_install": False,
+            "authed_user": {"id": grant["installer"]},
+        }
+
+    def _auth_revoke(self, p: Params, token: str) -> Params:
+        if token in self._issued:
+            self._issued[token]["revoked"] = True
+        return {"revoked": True}
 
     def _apps_connections_open(self, p: Params, token: str) -> Params:
         if not token.startswith("xapp-"):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -199,6 +199,12 @@ class Engine:
             )
 
     def active_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
+        if self.db.is_postgres:
+            # FOR UPDATE locks no row while the channel has no session: queue on the channel.
+            key = f"{actor.team_id}/{actor.enterprise_id}/{actor.channel_id}"
+            s.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
         return s.scalars(
             select(ProtocolSession)
             .where(
@@ -515,7 +521,8 @@ class Engine:
             if session is None:
                 raise Refusal("refusals/no_notes.j2")
             protocol = self.library[session.protocol_id]
-            return Reply("notes_reply.j2", {"notes": notes_mod.build_notes(s, session, protocol)})
+            notes = notes_mod.build_notes(s, session, protocol)
+            return Reply("notes_reply.j2", {"notes": notes, "for_presenter": False})
 
     # -- housekeeping --------------------------------------------------------------------------
     def due_work(self) -> tuple[list[tuple[int, int, datetime]], list[tuple[int, datetime]]]:

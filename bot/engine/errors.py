@@ -18,3 +18,7 @@ class Refusal(Exception):
     def __init__(self, template: str, **context: Any) -> None:
         super().__init__(template)
         self.reply = Reply(template, context)
+
+
+class NotYet(Exception):
+    """An event the engine can't place yet (its step's post is still in flight): keep it, retry."""

@@ -1,11 +1,11 @@
-"""The presenter's turn: which step is theirs, and the notes they kept while listening, sent back."""
+"""The presenter's turn: which step is theirs, and the notes they kept while listening."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.blocks import Message, render_message
+from bot.blocks import Message, render_messages
 from bot.protocols import Protocol
 from bot.store.models import Contribution, ProtocolSession
 
@@ -49,14 +49,14 @@ def listening_notes(
 
 def presenter_turn(
     s: Session, session: ProtocolSession, protocol: Protocol, index: int
-) -> Message | None:
-    """The DM that gives the presenter their notes as their turn opens; None when there are none."""
+) -> list[Message]:
+    """The DM that gives the presenter their notes as their turn opens (in parts if long)."""
     if not opens_presenter_turn(protocol, index):
-        return None
+        return []
     notes = listening_notes(s, session, protocol, index)
     if not notes:
-        return None
-    return render_message(
+        return []
+    return render_messages(
         "presenter_notes.j2",
         session=session,
         protocol=protocol,

@@ -8,6 +8,7 @@ and parks questions to a silent presenter for the step where they speak.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.blocks import render_message
 from bot.engine.core import Engine
-from bot.engine.errors import Refusal, Reply
+from bot.engine.errors import NotYet, Refusal, Reply
 from bot.engine.judgment import (
     asks_presenter_for_context,
     reads_as_interpretation,
@@ -27,6 +28,9 @@ from bot.protocols import Protocol, Step
 from bot.store.models import ACTIVE, Contribution, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
+
+# How long a reply in a thread the bot can't place yet is kept for another look.
+IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
 
@@ -53,7 +57,7 @@ class Replies:
             self.replied(team_id, event)
 
     def _open_step(
-        self, s: Session, team_id: str, channel: str, thread_ts: str
+        self, s: Session, team_id: str, channel: str, thread_ts: str, ts: str | None = None
     ) -> tuple[ProtocolSession, StepRun] | None:
         found = s.execute(
             select(ProtocolSession, StepRun)
@@ -67,10 +71,32 @@ class Replies:
         if found is None:
             return None
         session, run = found
-        # Replies to closed steps, or to a session that is over, are not collected.
-        if session.status not in ("running", "paused") or run.ended_at is not None:
+        # Replies to closed steps, or to a session that is over, are not collected. A reply
+        # written before its step closed still counts when it is handled later (a retry from
+        # Slack, a process that died between the ack and the handling): its ts says when.
+        if run.ended_at is not None:
+            return (session, run) if _written_before(ts, run.ended_at) else None
+        if session.status not in ("running", "paused"):
             return None
         return session, run
+
+    def _post_in_flight(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
+        """A recent reply may be in the thread of a step message whose ts the bot hasn't learned
+        yet (the sender died between Slack's answer and its commit): worth another look soon."""
+        if _written_before(ts, self.engine.clock.now() - IN_FLIGHT_PATIENCE):
+            return False
+        unconfirmed = s.scalars(
+            select(StepRun.id)
+            .join(ProtocolSession, ProtocolSession.id == StepRun.session_id)
+            .where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.status.in_(ACTIVE),
+                StepRun.message_ts.is_(None),
+            )
+            .limit(1)
+        ).first()
+        return unconfirmed is not None
 
     def replied(self, team_id: str, event: dict[str, Any]) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
@@ -80,8 +106,10 @@ class Replies:
             return
         engine = self.engine
         with engine.transaction() as (s, _after):
-            found = self._open_step(s, team_id, channel, thread_ts)
+            found = self._open_step(s, team_id, channel, thread_ts, ts)
             if found is None:
+                if self._post_in_flight(s, team_id, channel, ts):
+                    raise NotYet("a step message of this channel is not confirmed yet")
                 return
             session, run = found
             exists = s.scalars(
@@ -142,10 +170,13 @@ class Replies:
             return "note", "presenter", "presenter_listens.j2"
         if explicit is not None and explicit != "question":
             return explicit, "group", None
-        if silent and step.collects != "question":
-            # The quest for context: what the presenter was asked to withhold waits for their step.
-            if explicit == "question" or asks_presenter_for_context(text):
-                return "question", "group", "parked_question.j2"
+        # The quest for context: what the presenter was asked to withhold waits for their step.
+        if (
+            silent
+            and step.collects != "question"
+            and (explicit == "question" or asks_presenter_for_context(text))
+        ):
+            return "question", "group", "parked_question.j2"
         if explicit is None and step.collects == "observation" and reads_as_interpretation(text):
             return "observation", "group", "nudge_interpretation.j2"
         return explicit or step.collects, "group", None
@@ -245,13 +276,11 @@ class Replies:
             protocol = self.engine.library[session.protocol_id]
             if park and row.audience == "group" and row.tag != "interpretation":
                 self.retag(s, row, "interpretation")
+            later = _interpreting_step(protocol, row.step_index)
+            if later is not None and later <= session.current_step:
+                later = None  # that step has opened already: the notes are where it shows now
             return Reply(
-                "nudge_done.j2",
-                {
-                    "parked": park,
-                    "protocol": protocol,
-                    "interpreting": _interpreting_step(protocol, row.step_index),
-                },
+                "nudge_done.j2", {"parked": park, "protocol": protocol, "interpreting": later}
             )
 
     def deleted(self, team_id: str, channel: str, ts: str) -> None:
@@ -269,6 +298,14 @@ class Replies:
                 Contribution.ts == ts,
             )
         ).first()
+
+
+def _written_before(ts: str | None, moment: datetime) -> bool:
+    """Whether a Slack ts (seconds since the epoch, as text) is earlier than `moment`."""
+    try:
+        return float(ts or "") < moment.timestamp()
+    except ValueError:
+        return False
 
 
 def _interpreting_step(protocol: Protocol, index: int) -> int | None:

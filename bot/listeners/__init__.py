@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, dialog, events, home, views
+from bot.listeners import actions, commands, dialog, events, home, prep, views
 from bot.runtime import Runtime
 
 
 def register_all(app: App, runtime: Runtime) -> None:
     commands.register(app, runtime)
+    prep.register(app, runtime)
     home.register(app, runtime)
     actions.register(app, runtime)
     dialog.register(app, runtime)

@@ -15,7 +15,8 @@ from bot.commands import OpenDialog
 from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
-from bot.listeners.people import actor_from_command, user_tz
+from bot.listeners.people import actor_from_command
+from bot.profiles import SlackProfiles
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ def register(app: App, runtime: Runtime) -> None:
         actor = actor_from_command(command, client)
         # A time zone costs a users.info call: ask only when the command reads a clock time.
         padded = f" {text.lower()} "
-        tz = user_tz(client, actor.user_id) if any(w in padded for w in NEEDS_ZONE) else None
+        profiles = SlackProfiles(client)
+        zone = profiles.zone_of(actor.user_id) if any(w in padded for w in NEEDS_ZONE) else None
+        tz = zone.name if zone else None
         parsed = dispatch.parse(
             text, now=runtime.clock.now(), tz=tz or "UTC", engine=runtime.engine
         )
@@ -41,7 +44,9 @@ def register(app: App, runtime: Runtime) -> None:
         reply = (
             parsed
             if isinstance(parsed, Reply)
-            else dispatch.run(parsed, actor, runtime.engine, tz=tz or "UTC")
+            else dispatch.run(
+                parsed, actor, runtime.engine, tz=tz or "UTC", zone=zone, profiles=profiles
+            )
         )
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)

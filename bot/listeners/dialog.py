@@ -9,10 +9,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.blocks import render_message
+from bot.commands import Start
 from bot.dialogs import StartChoice, read_start
+from bot.engine import ahead
 from bot.engine.core import Actor
 from bot.engine.errors import Refusal
-from bot.listeners.people import is_admin, user_tz
+from bot.listeners.people import is_admin
+from bot.profiles import SlackProfiles
 from bot.runtime import Runtime
 
 
@@ -28,20 +31,29 @@ def register(app: App, runtime: Runtime) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
         user = body["user"]["id"]
         actor = Actor(
-            team_id=meta.get("team") or (body.get("team") or {}).get("id") or "",
+            team_id=(body.get("team") or {}).get("id") or body["user"].get("team_id") or "",
             user_id=user,
             channel_id=meta.get("channel") or "",
             enterprise_id=meta.get("enterprise") or "",
             is_admin=lambda: is_admin(client, user),
         )
+        profiles = SlackProfiles(client)
+        zone = profiles.zone_of(user)
+        request = Start(
+            protocol=choice.protocol,
+            presenter=choice.presenter,
+            start_at=choice.start_at,
+            step_seconds=choice.step_seconds,
+        )
         try:
-            reply = runtime.engine.start(
+            # The same path as `/protocol start`: presenter checks, scheduling limits, prep.
+            reply = ahead.start(
+                runtime.engine,
                 actor,
-                protocol_id=choice.protocol,
-                presenter=choice.presenter,
-                step_seconds=choice.step_seconds,
-                start_at=choice.start_at,
-                tz=user_tz(client, user) or "UTC",
+                request,
+                tz=zone.name if zone else "UTC",
+                zone=zone,
+                profiles=profiles,
             )
         except Refusal as refusal:
             message = render_message(refusal.reply.template, **refusal.reply.context)

@@ -16,4 +16,7 @@ def register(app: App, runtime: Runtime) -> None:
         row_id = runtime.inbox.accept(body)
         ack()
         if row_id is not None:
-            runtime.inbox.submit(row_id, (body.get("event") or {}).get("channel"))
+            event = body.get("event") or {}
+            # Reactions name their channel under item: keep them in the lane of their message.
+            channel = event.get("channel") or (event.get("item") or {}).get("channel")
+            runtime.inbox.submit(row_id, channel)

@@ -127,6 +127,23 @@ class Contribution(Base):
     updated_at: Mapped[datetime]
 
 
+class PresenterRotation(Base):
+    """A team's presenter order in one channel; who goes next is read from the sessions."""
+
+    __tablename__ = "presenter_rotations"
+    __table_args__ = (
+        UniqueConstraint("team_id", "enterprise_id", "channel_id", name="uq_rotation_channel"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str] = mapped_column(String(32), default="")
+    channel_id: Mapped[str] = mapped_column(String(32))
+    members: Mapped[list[str]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+
+
 class InboxEvent(Base):
     """An Events API delivery, stored before it is acknowledged so it is never lost."""
 

@@ -1,0 +1,145 @@
+"""Sessions started ahead of time: who presents (the rotation, a look at Slack), and cancelling."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, func, select
+
+from bot import commands as cmd
+from bot.engine import prep
+from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine
+from bot.engine.errors import Refusal, Reply
+from bot.engine.rotation import in_channel, next_presenter
+from bot.profiles import Person, Zone
+from bot.store.models import ProtocolSession
+
+
+class Profiles(Protocol):
+    def person(self, user_id: str) -> Person | None: ...
+
+
+def _scheduled_here(actor: Actor) -> list[ColumnElement[bool]]:
+    return [*in_channel(actor), ProtocolSession.status == "scheduled"]
+
+
+def _check_presenter(presenter: str, profiles: Profiles | None, from_rotation: bool) -> None:
+    person = profiles.person(presenter) if profiles is not None else None
+    if person is not None and person.gone:
+        raise Refusal(
+            "prep/refusals/presenter_gone.j2", presenter=presenter, rotation=from_rotation
+        )
+    if person is not None and person.is_bot:
+        raise Refusal("prep/refusals/presenter_bot.j2", presenter=presenter)
+
+
+def start(
+    engine: Engine,
+    actor: Actor,
+    command: cmd.Start,
+    *,
+    tz: str = "UTC",
+    zone: Zone | None = None,
+    profiles: Profiles | None = None,
+) -> Reply:
+    """`/protocol start`: now or ahead; without a presenter, the rotation says who."""
+    engine.protocol(command.protocol)
+    presenter, from_rotation = command.presenter, command.presenter is None
+    if presenter is None:
+        presenter = next_presenter(engine, actor)
+        if presenter is None:
+            raise Refusal("prep/refusals/missing_presenter.j2", protocol=command.protocol)
+    _check_presenter(presenter, profiles, from_rotation)
+    ahead = command.start_at is not None and command.start_at > engine.clock.now()
+    if ahead:
+        with engine.db.session() as s:
+            count = s.scalar(select(func.count(ProtocolSession.id)).where(*_scheduled_here(actor)))
+        if (count or 0) >= MAX_SCHEDULED_PER_CHANNEL:
+            raise Refusal("prep/refusals/too_many_scheduled.j2", limit=MAX_SCHEDULED_PER_CHANNEL)
+    reply = engine.start(
+        actor,
+        protocol_id=command.protocol,
+        presenter=presenter,
+        facilitator=command.facilitator,
+        step_seconds=command.step_seconds,
+        start_at=command.start_at,
+        weekdays=command.weekdays,
+        remind_seconds=command.remind_seconds,
+        tz=tz,
+    )
+    session: ProtocolSession = reply.context["session"]
+    context = {**reply.context, "from_rotation": from_rotation, "zone": zone}
+    if session.status != "scheduled":
+        return Reply("prep/started.j2", context)
+    plan = prep.plan(session) if engine.library[session.protocol_id].presenter_prep else None
+    labels = {
+        "starts": session.starts_at,
+        "remind": plan.remind_at if plan else None,
+        "followup": plan.followup_at if plan else None,
+    }
+    return Reply(
+        "prep/scheduled.j2",
+        {
+            **context,
+            "plan": plan,
+            "labels": {k: prep.local_label(v, session.tz) for k, v in labels.items() if v},
+        },
+    )
+
+
+def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
+    """`/protocol cancel [n]`: the facilitator calls off a session that has not started."""
+    with engine.transaction() as (s, after):
+        scheduled = s.scalars(
+            select(ProtocolSession)
+            .where(*_scheduled_here(actor))
+            .order_by(ProtocolSession.starts_at)
+            .with_for_update()
+        ).all()
+        if number is not None:
+            session = next((x for x in scheduled if x.id == number), None)
+        elif len(scheduled) == 1:
+            session = scheduled[0]
+        else:
+            session = None
+        if session is None:
+            other = None
+            if number is not None:
+                other = s.scalars(
+                    select(ProtocolSession.status).where(
+                        *in_channel(actor), ProtocolSession.id == number
+                    )
+                ).first()
+            # Plain values: the refusal rolls the transaction back, which expires the rows.
+            listed = [
+                {
+                    "id": x.id,
+                    "name": engine.library[x.protocol_id].name
+                    if x.protocol_id in engine.library
+                    else x.protocol_id,
+                    "starts_at": x.starts_at,
+                    "presenter_id": x.presenter_id,
+                }
+                for x in scheduled
+            ]
+            raise Refusal(
+                "prep/refusals/cancel_what.j2", number=number, other=other, scheduled=listed
+            )
+        engine.require_facilitator(session, actor, "cancel")
+        session.status = "cancelled"
+        session.ended_at = engine.clock.now()
+        after(partial(engine.timers.clear, session.id))
+        told = bool(((session.prep or {}).get("sent") or {}).get("scheduled"))
+        if told and session.presenter_id != actor.user_id:
+            prep.dm(
+                engine, s, session, session.presenter_id, "prep/cancelled_presenter.j2", "cancelled"
+            )
+        return Reply(
+            "prep/cancelled.j2",
+            {
+                "session": session,
+                "protocol": engine.library.get(session.protocol_id),
+                "told": told and session.presenter_id != actor.user_id,
+            },
+        )

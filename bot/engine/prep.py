@@ -1,0 +1,206 @@
+"""Presenter prep: the reminder DMs before a scheduled session, the follow-through, failed DMs.
+
+The DM at scheduling time goes out in the transaction that schedules the session. The later
+ones (`remind`, `followup`) are timer jobs whose times follow from the session's own columns,
+so the reconcile can always rebuild them; each records itself in `session.prep["sent"]`, which
+makes a duplicate or late job harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.blocks import render_message
+from bot.engine.core import Engine
+from bot.engine.pacing import zone
+from bot.store.models import OutboxMessage, ProtocolSession
+
+log = logging.getLogger(__name__)
+
+REMIND, FOLLOWUP = "remind", "followup"
+FOLLOWUP_LEAD = timedelta(hours=3)
+# A lead-time reminder this soon after the first DM is folded into it: one message, not two.
+FOLD_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When the presenter hears from the bot again; remind_at None: the first DM covers it."""
+
+    remind_at: datetime | None
+    followup_at: datetime
+
+
+def plan(session: ProtocolSession) -> Plan:
+    start, lead = session.starts_at, session.starts_at - session.created_at
+    remind = timedelta(seconds=session.remind_seconds)
+    remind_at: datetime | None = start - remind
+    if start - remind - session.created_at < FOLD_WINDOW:
+        remind_at = None
+    # A few hours before, or half the time there is (or half the lead time asked for) when short.
+    return Plan(remind_at, start - min(FOLLOWUP_LEAD, lead / 2, remind / 2))
+
+
+def local_label(at: datetime, tz: str) -> str:
+    """The fallback shown where Slack cannot render a date token: unambiguous, zone named."""
+    local = at.astimezone(zone(tz))
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
+
+
+def is_ready(session: ProtocolSession) -> bool:
+    return bool((session.prep or {}).get("submitted_at")) and bool(session.statement)
+
+
+def install(engine: Engine) -> None:
+    """Hook the first DM into the transaction that schedules a session ahead (once)."""
+    if not any(getattr(hook, "func", None) is _on_scheduled for hook in engine.on_scheduled):
+        engine.on_scheduled.append(partial(_on_scheduled, engine))
+
+
+def dm(
+    engine: Engine,
+    s: Session,
+    session: ProtocolSession,
+    user: str,
+    template: str,
+    kind: str,
+    **context: Any,
+) -> None:
+    """A direct message about this session's prep; its ref says which, for failure handling."""
+    protocol = engine.library[session.protocol_id]
+    message = render_message(
+        template,
+        session=session,
+        protocol=protocol,
+        starts_label=local_label(session.starts_at, session.tz),
+        **context,
+    )
+    engine.post(s, session, message, channel=user, ref=f"prep:{session.id}:{kind}")
+
+
+def _on_scheduled(engine: Engine, s: Session, after: Any, session: ProtocolSession) -> None:
+    if engine.library[session.protocol_id].presenter_prep is None:
+        return
+    now = engine.clock.now()
+    when = plan(session)
+    sent = {"scheduled": now.isoformat()}
+    if when.remind_at is None:
+        sent[REMIND] = now.isoformat()
+    session.prep = {**(session.prep or {}), "sent": sent}
+    dm(
+        engine,
+        s,
+        session,
+        session.presenter_id,
+        "prep/reminder.j2",
+        "scheduled",
+        moment="scheduled",
+    )
+    sid = session.id
+    for kind, at in _pending(session, when):
+        after(partial(engine.timers.prep_due, sid, kind, at))
+
+
+def _pending(session: ProtocolSession, when: Plan) -> list[tuple[str, datetime]]:
+    sent = (session.prep or {}).get("sent") or {}
+    planned = [(REMIND, when.remind_at), (FOLLOWUP, when.followup_at)]
+    return [(kind, at) for kind, at in planned if at is not None and kind not in sent]
+
+
+def due(engine: Engine, session_id: int, kind: str) -> None:
+    """The timer path for `remind` and `followup`: at most once each, never after the start."""
+    with engine.transaction() as (s, after):
+        session = engine._lock(s, session_id)
+        if session is None or session.status != "scheduled" or kind not in (REMIND, FOLLOWUP):
+            return
+        if engine.library.get(session.protocol_id) is None:
+            return
+        state = dict(session.prep or {})
+        sent = dict(state.get("sent") or {})
+        when = plan(session)
+        at = when.remind_at if kind == REMIND else when.followup_at
+        if kind in sent or at is None:
+            return
+        now = engine.clock.now()
+        if at > now:  # early (a clock or job store skew): the right time will come
+            after(partial(engine.timers.prep_due, session_id, kind, at))
+            return
+        sent[kind] = now.isoformat()
+        session.prep = {**state, "sent": sent}
+        if now >= session.starts_at:
+            return
+        if kind == REMIND:
+            _remind(engine, s, session, when, now)
+        elif not is_ready(session):
+            _follow_up(engine, s, session)
+
+
+def _remind(
+    engine: Engine, s: Session, session: ProtocolSession, when: Plan, now: datetime
+) -> None:
+    if is_ready(session):
+        dm(engine, s, session, session.presenter_id, "prep/reminder_ready.j2", REMIND)
+    elif now < when.followup_at:
+        dm(engine, s, session, session.presenter_id, "prep/reminder.j2", REMIND, moment="remind")
+    # else: the follow-up is due too (the service was down); it alone goes out, not both.
+
+
+def _follow_up(engine: Engine, s: Session, session: ProtocolSession) -> None:
+    dm(engine, s, session, session.presenter_id, "prep/followup.j2", FOLLOWUP)
+    if session.facilitator_id != session.presenter_id:
+        dm(
+            engine,
+            s,
+            session,
+            session.facilitator_id,
+            "prep/followup_facilitator.j2",
+            "followup_facilitator",
+        )
+
+
+def due_work(engine: Engine) -> list[tuple[int, str, datetime]]:
+    """Every prep job the database says is still to come: (session, kind, when)."""
+    with engine.db.session() as s:
+        sessions = s.scalars(
+            select(ProtocolSession).where(ProtocolSession.status == "scheduled")
+        ).all()
+        work = []
+        for session in sessions:
+            protocol = engine.library.get(session.protocol_id)
+            if protocol is None or protocol.presenter_prep is None:
+                continue
+            work += [(session.id, kind, at) for kind, at in _pending(session, plan(session))]
+    return work
+
+
+def dm_failed(engine: Engine, s: Session, row: OutboxMessage) -> None:
+    """A DM to the presenter could not be delivered: tell the facilitator, once, privately."""
+    if not (row.ref or "").startswith("prep:"):
+        return
+    session_id = (row.ref or "").split(":")[1]
+    session = s.get(ProtocolSession, int(session_id)) if session_id.isdigit() else None
+    if session is None or row.channel_id != session.presenter_id:
+        return
+    if session.facilitator_id == session.presenter_id:
+        return
+    state = dict(session.prep or {})
+    if state.get("unreachable"):
+        return
+    session.prep = {**state, "unreachable": row.error or "unknown"}
+    log.warning("prep DM to the presenter of session %s failed: %s", session.id, row.error)
+    dm(
+        engine,
+        s,
+        session,
+        session.facilitator_id,
+        "prep/unreachable.j2",
+        "unreachable",
+        error=row.error or "unknown",
+    )

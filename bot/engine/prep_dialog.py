@@ -1,0 +1,218 @@
+"""The presenter's prep dialog: check and keep what they wrote, suggest a protocol, switch it.
+
+A submission is a whole: reason, statement, link and confirmation are written together under
+the session's row lock, so two submissions (a double click, two dialogs open) leave the result
+of one of them, never a mix; the same content twice is one submission and says nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from bot.blocks import render_message
+from bot.engine import prep
+from bot.engine.core import Actor, Engine
+from bot.engine.errors import Refusal, Reply
+from bot.protocols import Protocol
+from bot.store.models import ACTIVE, ProtocolSession
+
+REASONS: dict[str, tuple[str, ...]] = {
+    "standard": ("wondering", "revise", "dilemma"),
+    "equity": ("wondering", "concerned"),
+}
+# Which protocols suit which reason (000: wondering, revise, dilemma; 002: wondering, concerned).
+SUGGESTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("standard", "wondering"): ("atlas", "collaborative-assessment"),
+    ("standard", "revise"): ("tuning", "dese-deep-dive"),
+    ("standard", "dilemma"): ("consultancy",),
+    ("equity", "wondering"): ("atlas-equity", "collaborative-assessment"),
+    ("equity", "concerned"): ("dese-deep-dive", "dese-everyday"),
+}
+STATEMENT_LIMIT = 800
+LINK_LIMIT = 1000
+_LINK_UNSAFE = {"|": "%7C", "<": "%3C", ">": "%3E"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    reason: str | None
+    statement: str
+    link: str
+    confirmed: bool
+
+    def fingerprint(self) -> str:
+        text = "\x1f".join((self.reason or "", self.statement, self.link))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def kind_of(protocol: Protocol) -> str:
+    return protocol.presenter_prep or "standard"
+
+
+def suggestions(library: dict[str, Protocol], kind: str, reason: str | None) -> list[Protocol]:
+    ids = SUGGESTIONS.get((kind, reason or ""), ())
+    return [library[pid] for pid in ids if pid in library]
+
+
+def fits(protocol: Protocol, reason: str | None) -> bool:
+    return reason is None or protocol.id in SUGGESTIONS.get((kind_of(protocol), reason), ())
+
+
+def clean_link(text: str) -> str:
+    """An http(s) link with the characters that would break a Slack link token encoded."""
+    link = text.strip()
+    for char, code in _LINK_UNSAFE.items():
+        link = link.replace(char, code)
+    return link
+
+
+def validate(sub: Submission, kind: str) -> dict[str, str]:
+    """Problems by the block they belong to, as codes the dialog's words explain."""
+    errors: dict[str, str] = {}
+    if sub.reason not in REASONS[kind]:
+        errors["reason"] = "reason_missing"
+    if not sub.statement.strip():
+        errors["statement"] = "statement_missing"
+    elif len(sub.statement.strip()) > STATEMENT_LIMIT:
+        errors["statement"] = "statement_long"
+    parts = urlsplit(sub.link) if sub.link else None
+    if not sub.link:
+        errors["link"] = "link_missing"
+    elif (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or re.search(r"\s", sub.link)
+        or len(sub.link) > LINK_LIMIT
+    ):
+        errors["link"] = "link_bad"
+    if not sub.confirmed:
+        errors["confirm"] = "confirm_missing"
+    return errors
+
+
+def _open_to_prep(session: ProtocolSession) -> bool:
+    """Before the start, and during step 1, where the statement is still wanted."""
+    return session.status == "scheduled" or (session.status in ACTIVE and session.current_step == 1)
+
+
+def submit(
+    engine: Engine, team_id: str, user_id: str, session_id: int, sub: Submission
+) -> dict[str, str]:
+    """Keep a submission; returns the errors to show in the dialog, {} when it is kept."""
+    sub = Submission(sub.reason, sub.statement.strip(), clean_link(sub.link), sub.confirmed)
+    with engine.transaction() as (s, _after):
+        session = engine._lock(s, session_id)
+        if session is None or session.team_id != team_id:
+            return {"reason": "session_gone"}
+        if user_id not in (session.presenter_id, session.facilitator_id):
+            return {"reason": "not_yours"}
+        if not _open_to_prep(session) or session.protocol_id not in engine.library:
+            return {"reason": "session_closed"}
+        protocol = engine.library[session.protocol_id]
+        errors = validate(sub, kind_of(protocol))
+        if errors:
+            return errors
+        state = dict(session.prep or {})
+        if state.get("fingerprint") == sub.fingerprint() and session.statement == sub.statement:
+            return {}  # the same dialog again: already kept, already said
+        first = not state.get("submitted_at")
+        session.statement = sub.statement
+        session.prep = {
+            **state,
+            "reason": sub.reason,
+            "link": sub.link,
+            "deidentified": True,
+            "submitted_at": engine.clock.now().isoformat(),
+            "submitted_by": user_id,
+            "fingerprint": sub.fingerprint(),
+        }
+        _tell(engine, s, session, protocol, first=first, by=user_id)
+    return {}
+
+
+def _tell(
+    engine: Engine,
+    s: Session,
+    session: ProtocolSession,
+    protocol: Protocol,
+    *,
+    first: bool,
+    by: str,
+) -> None:
+    reason = (session.prep or {}).get("reason")
+    context = {
+        "first": first,
+        "reason": reason,
+        "fits": fits(protocol, reason),
+        "suggested": suggestions(engine.library, kind_of(protocol), reason),
+    }
+    prep.dm(engine, s, session, session.presenter_id, "prep/submitted.j2", "submitted", **context)
+    if session.facilitator_id not in (session.presenter_id, by):
+        prep.dm(
+            engine,
+            s,
+            session,
+            session.facilitator_id,
+            "prep/submitted_facilitator.j2",
+            "submitted_facilitator",
+            **context,
+        )
+    if session.status in ACTIVE:
+        # Step 1 is open already: the statement goes in its thread, where the team is reading.
+        late = render_message("prep/statement_late.j2", session=session)
+        engine.post(s, session, late, thread_ref=f"step:{session.id}:1")
+
+
+def switch(engine: Engine, actor: Actor, session_id: int, protocol_id: str) -> Reply:
+    """The facilitator moves a scheduled session to another protocol before it starts."""
+    protocol = engine.protocol(protocol_id)
+    with engine.transaction() as (s, _after):
+        session = engine._lock(s, session_id)
+        if session is None or session.team_id != actor.team_id:
+            raise Refusal("prep/refusals/switch_gone.j2")
+        engine.require_facilitator(session, actor, "switch")
+        if session.status != "scheduled":
+            raise Refusal("prep/refusals/switch_started.j2", session=session)
+        if session.protocol_id == protocol.id:
+            return Reply("prep/switched.j2", {"session": session, "protocol": protocol})
+        before = engine.library.get(session.protocol_id)
+        session.protocol_id = protocol.id
+        if session.presenter_id != actor.user_id:
+            prep.dm(
+                engine,
+                s,
+                session,
+                session.presenter_id,
+                "prep/switched_presenter.j2",
+                "switched",
+                before=before,
+            )
+        return Reply("prep/switched.j2", {"session": session, "protocol": protocol})
+
+
+def opening(engine: Engine, team_id: str, user_id: str, session_id: int) -> ProtocolSession:
+    """The session whose prep dialog `user_id` may open now (detached), or a Refusal saying why."""
+    with engine.db.session() as s:
+        session = s.get(ProtocolSession, session_id)
+        if session is None or session.team_id != team_id:
+            raise Refusal("prep/refusals/prep_closed.j2", session=None)
+        s.expunge(session)
+    if user_id not in (session.presenter_id, session.facilitator_id):
+        raise Refusal("prep/refusals/prep_not_yours.j2", session=session)
+    if not _open_to_prep(session) or session.protocol_id not in engine.library:
+        raise Refusal("prep/refusals/prep_closed.j2", session=session)
+    return session
+
+
+def load(engine: Engine, session_id: int) -> ProtocolSession | None:
+    with engine.db.session() as s:
+        session = s.get(ProtocolSession, session_id)
+        if session is not None:
+            s.expunge(session)
+        return session

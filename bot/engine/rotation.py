@@ -1,0 +1,133 @@
+"""The team's presenter rotation per channel: who presents next, and who presented what.
+
+The order is stored; the turns are read from the sessions. A turn is a session (not cancelled)
+started in the channel since the rotation was set, with a member presenting; the next presenter
+is the member after the latest turn's, or the first one listed when nobody has had a turn yet.
+So a cancelled session gives its turn back, and a new order starts with whoever it lists first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from bot.engine.core import Actor, Engine
+from bot.engine.errors import Refusal, Reply
+from bot.store.models import PresenterRotation, ProtocolSession
+
+MAX_MEMBERS = 40
+RECENT = 5
+
+
+def _rotation(s: Session, actor: Actor) -> PresenterRotation | None:
+    return s.scalars(
+        select(PresenterRotation).where(
+            PresenterRotation.team_id == actor.team_id,
+            PresenterRotation.enterprise_id == actor.enterprise_id,
+            PresenterRotation.channel_id == actor.channel_id,
+        )
+    ).first()
+
+
+def in_channel(actor: Actor) -> list[ColumnElement[bool]]:
+    """The actor's channel, in the actor's workspace: never another team's sessions."""
+    return [
+        ProtocolSession.team_id == actor.team_id,
+        ProtocolSession.enterprise_id == actor.enterprise_id,
+        ProtocolSession.channel_id == actor.channel_id,
+    ]
+
+
+def _next(s: Session, actor: Actor, rotation: PresenterRotation) -> str | None:
+    members = list(rotation.members)
+    if not members:
+        return None
+    latest = s.scalars(
+        select(ProtocolSession.presenter_id)
+        .where(
+            *in_channel(actor),
+            ProtocolSession.status != "cancelled",
+            ProtocolSession.created_at >= rotation.updated_at,
+            ProtocolSession.presenter_id.in_(members),
+        )
+        .order_by(ProtocolSession.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return members[0]
+    return members[(members.index(latest) + 1) % len(members)]
+
+
+def next_presenter(engine: Engine, actor: Actor) -> str | None:
+    with engine.db.session() as s:
+        rotation = _rotation(s, actor)
+        return _next(s, actor, rotation) if rotation is not None else None
+
+
+def rotation(engine: Engine, actor: Actor, users: tuple[str, ...]) -> Reply:
+    """`/protocol rotation` shows the order; with people, it sets it (the first presents next)."""
+    members = list(dict.fromkeys(users))
+    if len(members) > MAX_MEMBERS:
+        raise Refusal("prep/refusals/rotation_too_long.j2", limit=MAX_MEMBERS)
+    with engine.transaction() as (s, _after):
+        row = _rotation(s, actor)
+        if members:
+            if row is None:
+                row = PresenterRotation(
+                    team_id=actor.team_id,
+                    enterprise_id=actor.enterprise_id,
+                    channel_id=actor.channel_id,
+                    members=members,
+                    updated_by=actor.user_id,
+                    updated_at=engine.clock.now(),
+                )
+                s.add(row)
+            else:
+                row.members, row.updated_by = members, actor.user_id
+                row.updated_at = engine.clock.now()
+            s.flush()
+        context = _context(engine, s, actor, row)
+        return Reply("prep/rotation.j2", {"rotation": context, "changed": bool(members)})
+
+
+def status_context(engine: Engine, actor: Actor) -> dict[str, Any] | None:
+    """What `/protocol status` shows about the rotation, or None when the channel has none."""
+    with engine.db.session() as s:
+        row = _rotation(s, actor)
+        return _context(engine, s, actor, row) if row is not None else None
+
+
+def _context(
+    engine: Engine, s: Session, actor: Actor, row: PresenterRotation | None
+) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    past = s.scalars(
+        select(ProtocolSession)
+        .where(*in_channel(actor), ProtocolSession.started_at.is_not(None))
+        .order_by(ProtocolSession.started_at.desc())
+        .limit(RECENT)
+    ).all()
+    recent = [
+        {
+            "presenter": session.presenter_id,
+            "protocol": engine.library[session.protocol_id].name
+            if session.protocol_id in engine.library
+            else session.protocol_id,
+            "at": session.started_at,
+        }
+        for session in past
+    ]
+    return {
+        "members": list(row.members),
+        "next": _next(s, actor, row),
+        "recent": recent,
+        "updated_by": row.updated_by,
+    }
+
+
+def with_status(engine: Engine, actor: Actor, reply: Reply) -> Reply:
+    """`/protocol status`, with who presents next and who presented what."""
+    return Reply(reply.template, {**reply.context, "rotation": status_context(engine, actor)})

@@ -1,0 +1,102 @@
+"""Presenter prep: the buttons in the reminder DMs, the prep dialog, the facilitator's switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import prep_views
+from bot.blocks import render_message
+from bot.engine import prep_dialog
+from bot.engine.errors import Refusal, Reply
+from bot.listeners.people import actor_from_action
+from bot.runtime import Runtime
+
+
+def _team(body: dict[str, Any]) -> str:
+    return str((body.get("team") or {}).get("id") or body["user"].get("team_id") or "")
+
+
+def _number(text: object) -> int:
+    value = str(text or "").partition(":")[0]
+    return int(value) if value.isdigit() else 0
+
+
+def _say(respond: Respond, reply: Reply) -> None:
+    message = render_message(reply.template, **reply.context)
+    respond(
+        text=message.text, blocks=message.blocks, response_type="ephemeral", replace_original=False
+    )
+
+
+def register(app: App, runtime: Runtime) -> None:
+    engine = runtime.engine
+
+    @app.action("prep_open")
+    @app.action("prep_guidance")
+    def open_modal(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        action = body["actions"][0]
+        try:
+            session = prep_dialog.opening(
+                engine, _team(body), body["user"]["id"], _number(action.get("value"))
+            )
+        except Refusal as refusal:
+            _say(respond, refusal.reply)
+            return
+        # The trigger_id expires in 3 seconds, so the modal opens here rather than via the outbox.
+        build = {"prep_open": prep_views.dialog_view, "prep_guidance": prep_views.guidance_view}
+        view = build[action["action_id"]](
+            session, engine.library[session.protocol_id], engine.library
+        )
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(prep_views.REASON_ACTION)
+    def reason_picked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """The reason changed in an open dialog: show the protocol that suits it."""
+        ack()
+        view = body.get("view") or {}
+        reason = (body["actions"][0].get("selected_option") or {}).get("value")
+        try:
+            session = prep_dialog.opening(
+                engine, _team(body), body["user"]["id"], prep_views.session_id_of(view) or 0
+            )
+        except Refusal:
+            return
+        protocol = engine.library[session.protocol_id]
+        updated = prep_views.dialog_view(session, protocol, engine.library, reason)
+        client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
+
+    @app.action("prep_switch")
+    def switch(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        value = str(body["actions"][0].get("value") or "")
+        session_id, _, protocol_id = value.partition(":")
+        actor = actor_from_action(body, client)
+        try:
+            reply = prep_dialog.switch(engine, actor, _number(session_id), protocol_id)
+        except Refusal as refusal:
+            reply = refusal.reply
+        _say(respond, reply)
+
+    @app.view(prep_views.CALLBACK_ID)
+    def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        session_id = prep_views.session_id_of(view) or 0
+        codes = prep_dialog.submit(
+            engine,
+            _team(body),
+            body["user"]["id"],
+            session_id,
+            prep_views.read_submission(view),
+        )
+        if not codes:
+            ack()
+            return
+        session = prep_dialog.load(engine, session_id)
+        protocol = engine.library.get(session.protocol_id) if session else None
+        ack(
+            response_action="errors",
+            errors=prep_views.error_messages(codes, session, protocol, engine.library),
+        )

@@ -1,0 +1,231 @@
+"""Web processes tell the clock what changed: NOTIFY out, LISTEN in (PostgreSQL only).
+
+Only the clock runs the scheduler and the outbox sender: APScheduler 3 cannot share a job store
+between processes, and one sender keeps each channel's posts in order and within Slack's pace. A web
+process records deadlines and outbox rows in the database; after the commit it sends
+`NOTIFY protocolbot, 'deadline'` (or `'outbox'`), and the clock, LISTENing on a connection of its
+own, reconciles its timers (or wakes its sender) at once. A notification lost to a crash between
+the commit and the NOTIFY is caught by the clock's periodic reconcile and outbox poll.
+
+The clock holds a PostgreSQL advisory lock on that same connection while it runs, so a second clock
+started by mistake stands by instead of running every timer twice; the lock goes with the
+connection when a clock dies, and the standby takes over. On SQLite there is one process, with
+nothing to tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import make_url, text
+
+from bot.store.db import Database
+
+if TYPE_CHECKING:  # psycopg is installed with the `postgres` extra only
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "protocolbot"
+DEADLINE, OUTBOX = "deadline", "outbox"
+CLOCK_LOCK = 0x70726F74  # the advisory lock key only the running clock holds ("prot")
+
+
+class Notifier:
+    """Sends NOTIFYs from a thread of its own, coalesced, so no request waits for them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.enabled = db.is_postgres
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def notify(self, kind: str) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._pending.add(kind)
+        self._wake.set()
+
+    def outbox_changed(self) -> None:
+        self.notify(OUTBOX)
+
+    def start(self) -> Notifier:
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Send what is still pending, then stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                kinds, self._pending = self._pending, set()
+            if kinds:
+                self._send(kinds)
+            if self._stop.is_set():
+                return
+
+    def _send(self, kinds: set[str]) -> None:
+        try:
+            with self.db.engine.connect() as conn:
+                for kind in sorted(kinds):
+                    conn.execute(
+                        text("SELECT pg_notify(:channel, :kind)"),
+                        {"channel": CHANNEL, "kind": kind},
+                    )
+                conn.commit()
+        except Exception as exc:
+            log.warning(
+                "could not notify the clock (%s); its periodic reconcile will catch up",
+                type(exc).__name__,
+            )
+
+
+class NotifyTimers:
+    """The engine's Timers in a web process: the deadline is in the database; tell the clock."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def step_deadline(self, session_id: int, step: int, at: datetime) -> None:
+        self.notifier.notify(DEADLINE)
+
+    def step_warning(self, session_id: int, step: int, at: datetime) -> None:
+        self.notifier.notify(DEADLINE)
+
+    def session_start(self, session_id: int, at: datetime) -> None:
+        self.notifier.notify(DEADLINE)
+
+    def prep_due(self, session_id: int, kind: str, at: datetime) -> None:
+        self.notifier.notify(DEADLINE)
+
+    def clear(self, session_id: int) -> None:
+        self.notifier.notify(DEADLINE)
+
+
+def libpq_url(database_url: str) -> str:
+    """A SQLAlchemy URL (postgresql+psycopg://...) as a libpq connection string."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class ClockLink:
+    """The clock's end: be the only clock, LISTEN, and pass each notification on."""
+
+    def __init__(
+        self,
+        database_url: str,
+        on_deadline: Callable[[], None],
+        on_outbox: Callable[[], None],
+        *,
+        on_lost: Callable[[], None] | None = None,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.conninfo = libpq_url(database_url)
+        self.on_deadline, self.on_outbox = on_deadline, on_outbox
+        self.on_lost = on_lost or _shut_down
+        self.poll_seconds = poll_seconds
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> ClockLink:
+        """Wait until no other clock runs on this database, then hold the lock and LISTEN."""
+        told = False
+        while not self._stop.is_set() and not self._try_acquire():
+            if not told:
+                log.warning("another clock is running on this database: standing by")
+                told = True
+            self._stop.wait(0.25)
+        return self
+
+    def _try_acquire(self) -> bool:
+        import psycopg
+
+        conn = psycopg.connect(self.conninfo, autocommit=True)
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (CLOCK_LOCK,)).fetchone()
+        if not (row and row[0]):
+            conn.close()
+            return False
+        conn.execute(f"LISTEN {CHANNEL}")
+        self._conn = conn
+        return True
+
+    def start(self) -> ClockLink:
+        if self._conn is None:
+            self.acquire()
+        self._thread = threading.Thread(target=self._run, name="clock-link", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            conn = self._conn
+            if conn is None or conn.closed:
+                self._reconnect()
+                continue
+            try:
+                for note in conn.notifies(timeout=self.poll_seconds):
+                    self._dispatch(note.payload)
+            except psycopg.Error as exc:
+                log.warning("lost the database link (%s); reconnecting", type(exc).__name__)
+                conn.close()
+
+    def _reconnect(self) -> None:
+        import psycopg
+
+        try:
+            held = self._try_acquire()
+        except psycopg.Error as exc:
+            log.warning("cannot reach the database (%s); retrying", type(exc).__name__)
+            self._stop.wait(1.0)
+            return
+        if not held:
+            # Another clock took over while the link was down: two must never run at once.
+            log.error("another clock took over while the database link was down: stopping")
+            self._stop.set()
+            self.on_lost()
+            return
+        # Notifications sent while the link was down are gone: look at everything once.
+        self.on_deadline()
+        self.on_outbox()
+
+    def _dispatch(self, payload: str) -> None:
+        if payload == DEADLINE:
+            self.on_deadline()
+        elif payload == OUTBOX:
+            self.on_outbox()
+
+
+def _shut_down() -> None:
+    """This process is no longer the clock: stop it gracefully (its supervisor restarts it)."""
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,127 @@
+"""What reaches Bolt: bodies that parse, of a kind Slack sends, within Slack's sizes.
+
+Bolt parses a body before anything else and answers a malformed one with a stack trace and a 500,
+and it logs whole payloads it has no listener for. Slack would retry a 500, and a log must not hold
+what people wrote. So a POST to /slack/events is screened first: a body too big for any Slack
+request gets 413; one that doesn't parse gets 400 (401 when unsigned, as Bolt would say); an
+envelope of a type the app doesn't take, or a message longer than Slack allows, is acknowledged
+and dropped. Each refusal is logged once, by its kind, never with the body. Everything else goes
+to Bolt untouched, which checks the signature again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+
+from bot.blocks import render_message
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1_000_000  # bytes: Slack's largest payloads (modal views) are far smaller
+MAX_MESSAGE_TEXT = 40_000  # Slack's own limit for a message's text
+MAX_COMMAND_TEXT = 4_000
+ENVELOPES = frozenset({"event_callback", "url_verification"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An answer given here instead of Bolt's."""
+
+    status: str
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+OK = Verdict("200 OK")
+
+
+def screen(environ: dict[str, Any], signing_secret: str) -> Verdict | None:
+    """None lets the request through (its body put back for Bolt to read); else the answer."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if length < 0 or length > MAX_BODY:
+        log.warning("refused a request body of %s bytes", environ.get("CONTENT_LENGTH"))
+        return Verdict("413 Payload Too Large")
+    raw = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+
+    def signed() -> bool:
+        verifier = SignatureVerifier(signing_secret)
+        return verifier.is_valid(
+            raw,
+            environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
+            environ.get("HTTP_X_SLACK_SIGNATURE", ""),
+        )
+
+    kind, parsed = _parse(raw, str(environ.get("CONTENT_TYPE") or ""))
+    if kind == "malformed":
+        if not signed():
+            return Verdict("401 Unauthorized")
+        log.warning("refused a malformed request body (%s)", parsed)
+        return Verdict("400 Bad Request")
+    if kind == "form" and "command" in parsed:
+        text = str(parsed.get("text") or "")
+        if len(text) > MAX_COMMAND_TEXT and signed():
+            log.warning("refused a command of %d characters", len(text))
+            return _ephemeral("errors/command_too_long.j2", length=len(text))
+        return None
+    if kind == "form" and ("payload" in parsed or "ssl_check" in parsed):
+        return None
+    if kind == "json" and parsed.get("type") in ENVELOPES:
+        if parsed.get("type") == "event_callback" and _too_long(parsed.get("event") or {}):
+            if not signed():
+                return Verdict("401 Unauthorized")
+            log.warning("ignored an event whose text is longer than Slack allows")
+            return OK
+        return None
+    if not signed():
+        return Verdict("401 Unauthorized")
+    what = parsed.get("type") if kind == "json" else "form"
+    if what == "app_rate_limited":
+        log.warning("Slack is holding back events for team %s", parsed.get("team_id"))
+    else:
+        log.warning("ignored a request of an unknown kind (%s)", str(what)[:40])
+    return OK
+
+
+def _parse(raw: bytes, content_type: str) -> tuple[str, Any]:
+    """("json"|"form", the parsed body) or ("malformed", why)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "malformed", "not UTF-8"
+    if content_type.split(";")[0].strip().lower() == "application/json" or text.startswith("{"):
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return "malformed", "json"
+        return ("json", body) if isinstance(body, dict) else ("malformed", "json, not an object")
+    form = {key: values[0] for key, values in parse_qs(text, keep_blank_values=True).items()}
+    if "payload" in form:
+        try:
+            payload = json.loads(form["payload"])
+        except ValueError:
+            return "malformed", "form payload"
+        if not isinstance(payload, dict):
+            return "malformed", "form payload, not an object"
+    return "form", form
+
+
+def _too_long(event: dict[str, Any]) -> bool:
+    texts = [event.get("text"), (event.get("message") or {}).get("text")]
+    return any(isinstance(t, str) and len(t) > MAX_MESSAGE_TEXT for t in texts)
+
+
+def _ephemeral(template: str, **context: Any) -> Verdict:
+    message = render_message(template, limit=MAX_COMMAND_TEXT, **context)
+    body = {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+    return Verdict("200 OK", json.dumps(body).encode(), "application/json")

@@ -1,0 +1,130 @@
+"""The bot as a real separate process (`python -m bot`), to be killed and restarted in tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Settings the child must not inherit from the developer's shell.
+_CLEARED = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+    "SLACK_API_URL",
+    "DATABASE_URL",
+    "PORT",
+    "PROTOCOLS_DIR",
+    "LOG_LEVEL",
+    "DATA_RETENTION_DAYS",
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bot_environment(**settings: str) -> dict[str, str]:
+    """The parent's environment without any protocolbot setting, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
+    return env
+
+
+# `python -m bot.cli` would only import the module: it has no `__main__` guard.
+_CLI = "import sys; from bot.cli import main; sys.exit(main())"
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`protocolbot ARGS` in a child process, e.g. ["db", "upgrade"]."""
+    return subprocess.run(
+        [sys.executable, "-c", _CLI, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class BotProcess:
+    """`python -m bot` with a fixed environment; start, SIGKILL, start again."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, port: int) -> None:
+        # The working directory is a scratch one, so no developer's .env is read.
+        self.env, self.workdir, self.port = env, workdir, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.events_url = f"{self.base}/slack/events"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "bot.log"
+
+    def start(self, timeout: float = 20.0) -> float:
+        """Start the process and wait for /healthz; returns the wall-clock time it answered."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts} ---\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot"],
+                env=self.env,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"bot exited with {self.proc.returncode}:\n{self.log_path.read_text()}"
+                )
+            if self.healthy():
+                return time.time()
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError(f"bot did not become healthy:\n{self.log_path.read_text()}")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def kill(self) -> float:
+        """SIGKILL: no shutdown hook runs, as when a machine or container dies."""
+        if self.proc is None or self.proc.poll() is not None:
+            return time.time()
+        self.proc.send_signal(signal.SIGKILL)
+        at = time.time()
+        self.proc.wait(10)
+        return at
+
+    def stop(self) -> None:
+        """A polite stop (SIGTERM), falling back to SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()

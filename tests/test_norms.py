@@ -1,0 +1,558 @@
+"""The protocol's norms, over signed HTTP against the stand-in Slack: tags, re-tagging by reaction,
+describe before you interpret, the presenter who listens, and the quest for context."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.engine import notes as notes_mod
+from bot.engine.presenter import next_presenter_step, opens_presenter_turn
+from bot.engine.replies import Replies
+from bot.protocols import BUILTIN_DIR, Protocol, load_library
+from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
+
+T1, T2, T3 = TEACHERS
+NUDGE_WORDS = "What do you see in the work that makes you say that?"
+LIBRARY, _ = load_library([BUILTIN_DIR])
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _start_at_step(bot: Bot, step: int) -> str:
+    """Start an ATLAS session that only moves when told, go to `step`, return its thread ts."""
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for k in range(2, step + 1):
+        _next(bot, k)
+    return str(bot.step_posts()[step - 1]["ts"])
+
+
+def _next(bot: Bot, expected: int) -> None:
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == expected)
+
+
+def _say(bot: Bot, user: str, text: str, thread_ts: str) -> str:
+    """A reply as a person writes it: in the stand-in's thread, and delivered as an event."""
+    ts = str(bot.standin.add_message(CHANNEL, user, text, thread_ts=thread_ts)["ts"])
+    bot.reply(user, text, thread_ts, ts=ts)
+    return ts
+
+
+def _react(bot: Bot, user: str, emoji: str, ts: str, channel: str = CHANNEL) -> None:
+    event = {
+        "type": "reaction_added",
+        "user": user,
+        "reaction": emoji,
+        "item_user": T1,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": "1.5",
+    }
+    assert bot.event(event) == 200
+
+
+def _settle(bot: Bot) -> None:
+    """Wait until every stored event is handled (an error would leave it unhandled) and sent."""
+
+    def settled() -> bool:
+        with bot.db.session() as s:
+            waiting = s.scalars(select(InboxEvent.id).where(InboxEvent.processed_at.is_(None)))
+            pending = s.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "pending"))
+            return waiting.first() is None and pending.first() is None
+
+    bot.wait_until(settled)
+
+
+def _row(bot: Bot, ts: str) -> Contribution | None:
+    with bot.db.session() as s:
+        row = s.scalars(select(Contribution).where(Contribution.ts == ts)).first()
+        if row is not None:
+            s.expunge(row)
+        return row
+
+
+def _recorded(bot: Bot, ts: str) -> Contribution:
+    bot.wait_until(lambda: _row(bot, ts) is not None and bool(bot.standin.reactions(CHANNEL, ts)))
+    row = _row(bot, ts)
+    assert row is not None
+    return row
+
+
+def _ephemerals_to(bot: Bot, user: str) -> list[dict[str, Any]]:
+    return [m for m in bot.standin.ephemerals(CHANNEL) if m["user"] == user]
+
+
+def _buttons(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        el["action_id"]: el["value"]
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for el in block["elements"]
+    }
+
+
+def _responses(bot: Bot) -> list[dict[str, Any]]:
+    return [c.params for c in bot.standin.calls_to("response_url")]
+
+
+def _notes(bot: Bot) -> notes_mod.Notes:
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        notes = notes_mod.build_notes(s, session, LIBRARY["atlas"])
+        s.expunge_all()
+        return notes
+
+
+def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
+    return [item.text for t, items in notes.sections if t == tag for item in items]
+
+
+# -- tagging --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "tag", "kept"),
+    [
+        ("O: three crossed-out attempts", "observation", "three crossed-out attempts"),
+        ("Obs: the graph has no labels", "observation", "the graph has no labels"),
+        ("Observation: two drafts", "observation", "two drafts"),
+        ("I: she is working on scale", "interpretation", "she is working on scale"),
+        ("Interp: a guess and check", "interpretation", "a guess and check"),
+        ("Interpretation: unsure of units", "interpretation", "unsure of units"),
+        ("Warm: the diagram is labelled", "warm", "the diagram is labelled"),
+        ("Cool: the table stops at row 4", "cool", "the table stops at row 4"),
+    ],
+)
+def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(
+    bot: Bot, text: str, tag: str, kept: str
+) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, text, thread)
+    row = _recorded(bot, ts)
+    assert (row.tag, row.text) == (tag, kept)
+    assert bot.standin.reactions(CHANNEL, ts) == [
+        {
+            "observation": "eyes",
+            "interpretation": "thought_balloon",
+            "warm": "sunny",
+            "cool": "snowflake",
+        }[tag]
+    ]
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []  # a tagged reply is not nudged
+
+
+def test_facilitator_or_author_reaction_retags_and_nobody_else_does(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "There are three crossed-out attempts at the top.", thread)
+    assert _recorded(bot, ts).tag == "observation"
+    assert bot.standin.reactions(CHANNEL, ts) == ["eyes"]
+
+    # Another teacher's reaction, the bot's own, and emoji that are not tags change nothing.
+    _react(bot, T2, "thought_balloon", ts)
+    _react(bot, "U_BOT", "bulb", ts)
+    _react(bot, FACILITATOR, "tada", ts)
+    _react(bot, FACILITATOR, "eyes", ts)
+    _settle(bot)
+    assert _row(bot, ts).tag == "observation"  # type: ignore[union-attr]
+    assert bot.standin.calls_to("reactions.remove") == []
+
+    # The facilitator re-tags: the bot's mark moves from eyes to thought_balloon.
+    _react(bot, FACILITATOR, "thought_balloon", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+
+    # The author may too, skin tone and all.
+    _react(bot, T1, "grey_question::skin-tone-3", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["grey_question"])
+    assert _row(bot, ts).tag == "question"  # type: ignore[union-attr]
+
+    _next(bot, 3)
+    _settle(bot)
+    notes = _notes(bot)
+    assert _section(notes, "question") == ["There are three crossed-out attempts at the top."]
+    assert _section(notes, "observation") == []
+
+
+def test_a_presenter_note_is_not_retagged_into_the_group_columns(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, PRESENTER, "I want to explain the assignment", thread)
+    assert _recorded(bot, ts).audience == "presenter"
+    _react(bot, FACILITATOR, "eyes", ts)
+    _settle(bot)
+    row = _row(bot, ts)
+    assert row is not None and (row.tag, row.audience) == ("note", "presenter")
+
+
+# -- describe before you interpret ----------------------------------------------------------------
+def test_a_judgment_while_describing_gets_the_nudge_and_can_be_parked(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    plain = _say(bot, T2, "The essay has five paragraphs.", thread)
+    judged = _say(bot, T1, "The essay is disorganized.", thread)
+    row = _recorded(bot, judged)
+    assert row.tag == "observation"  # recorded as the step collects, until the author chooses
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    nudge = _ephemerals_to(bot, T1)[0]
+    assert NUDGE_WORDS in nudge["text"]
+    assert nudge["thread_ts"] == thread
+    assert "The essay is disorganized." in json.dumps(nudge["blocks"])
+    assert _buttons(nudge) == {"nudge_keep": str(row.id), "nudge_park": str(row.id)}
+    labels = [
+        el["text"]["text"]
+        for b in nudge["blocks"]
+        if b["type"] == "actions"
+        for el in b["elements"]
+    ]
+    assert labels == ["Keep as observation", "Park as interpretation"]
+    _recorded(bot, plain)
+    _settle(bot)
+    assert _ephemerals_to(bot, T2) == []  # a plain description is not nudged
+
+    # Only the author may choose; anyone else gets a short word, and nothing changes.
+    assert bot.action("nudge_park", str(row.id), user=T3)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 1)
+    refusal = _responses(bot)[0]
+    assert "Only <@U_T1>" in refusal["text"]
+    assert refusal["replace_original"] in (False, "false")
+    assert _row(bot, judged).tag == "observation"  # type: ignore[union-attr]
+
+    assert bot.action("nudge_park", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 2)
+    done = _responses(bot)[1]
+    assert done["replace_original"] in (True, "true")
+    assert "Parked as an interpretation" in done["text"]
+    assert "Interpreting the Student Work" in done["text"]
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, judged) == ["thought_balloon"])
+    assert _row(bot, judged).tag == "interpretation"  # type: ignore[union-attr]
+
+    # Listed when the interpreting step opens, and in the Interpretations column of the notes.
+    _next(bot, 3)
+    interpreting = json.dumps(bot.step_posts()[2]["blocks"])
+    assert "Interpretations parked while we were describing" in interpreting
+    assert "The essay is disorganized." in interpreting
+    assert "five paragraphs" not in interpreting
+    bot.command("end")
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts())
+    )
+    notes = _notes(bot)
+    assert _section(notes, "interpretation") == ["The essay is disorganized."]
+    assert _section(notes, "observation") == ["The essay has five paragraphs."]
+    posted = json.dumps([m["blocks"] for m in bot.posts() if m.get("thread_ts")])
+    assert "*Interpretations*" in posted
+
+
+def test_keep_as_observation_leaves_it_where_it_is(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    judged = _say(bot, T1, "I think she ran out of time on the last problem.", thread)
+    row = _recorded(bot, judged)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    assert bot.action("nudge_keep", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 1)
+    kept = _responses(bot)[0]
+    assert kept["replace_original"] in (True, "true")
+    assert "Kept as an observation" in kept["text"]
+    _settle(bot)
+    assert _row(bot, judged).tag == "observation"  # type: ignore[union-attr]
+    assert bot.standin.reactions(CHANNEL, judged) == ["eyes"]
+    assert bot.standin.calls_to("reactions.remove") == []
+
+
+def test_parking_after_the_interpreting_step_opened_still_reaches_the_notes(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    judged = _say(bot, T1, "The handwriting is sloppy.", thread)
+    row = _recorded(bot, judged)
+    _next(bot, 3)
+    assert bot.action("nudge_park", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 1)
+    done = _responses(bot)[0]["text"]
+    assert "Parked as an interpretation" in done
+    assert "Interpreting the Student Work" not in done  # that step is already open
+    bot.wait_until(lambda: _row(bot, judged).tag == "interpretation")  # type: ignore[union-attr]
+
+
+def test_nudge_buttons_for_a_reply_that_is_gone_change_nothing(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    judged = _say(bot, T1, "This is a weak conclusion.", thread)
+    row = _recorded(bot, judged)
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": CHANNEL,
+            "deleted_ts": judged,
+            "previous_message": {"ts": judged, "thread_ts": thread},
+            "ts": "2.0",
+        }
+    )
+    bot.wait_until(lambda: _row(bot, judged) is None)
+    for value in (str(row.id), "not-a-number"):
+        assert bot.action("nudge_park", value, user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 2)
+    assert all("nothing changed" in r["text"] for r in _responses(bot))
+
+
+def test_the_nudge_is_only_for_steps_that_collect_observations(bot: Bot) -> None:
+    thread = _start_at_step(bot, 3)  # Interpreting: judgments are welcome
+    ts = _say(bot, T1, "I think she doesn't understand place value.", thread)
+    assert _recorded(bot, ts).tag == "interpretation"
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+
+
+# -- the presenter listens ------------------------------------------------------------------------
+def test_presenter_notes_stay_private_and_come_back_at_their_step(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, PRESENTER, "Remember to tell them about the calculator rule", thread)
+    row = _recorded(bot, ts)
+    assert (row.tag, row.audience) == ("note", "presenter")
+    assert bot.standin.reactions(CHANNEL, ts) == ["pencil2"]
+    bot.wait_until(lambda: len(_ephemerals_to(bot, PRESENTER)) == 1)
+    reminder = _ephemerals_to(bot, PRESENTER)[0]
+    assert "listening" in reminder["text"]
+    assert "Reflecting on the ATLAS" in json.dumps(reminder["blocks"])
+    _say(bot, T1, "The table has four rows.", thread)
+
+    dm = f"D{PRESENTER[1:]}"
+    for k in (3, 4):
+        _next(bot, k)
+    _settle(bot)
+    assert bot.standin.messages(dm) == []  # nothing until the presenter's turn
+    _next(bot, 5)
+    bot.wait_until(lambda: len(bot.standin.messages(dm)) == 1)
+    turn = bot.standin.messages(dm)[0]
+    assert "Reflecting on the ATLAS" in turn["text"]
+    body = json.dumps(turn["blocks"])
+    assert "Remember to tell them about the calculator rule" in body
+    assert "Describing the Student Work" in body
+
+    _next(bot, 6)
+    _settle(bot)
+    assert len(bot.standin.messages(dm)) == 1  # once, not at every later step
+    bot.command("end")
+    bot.wait_until(lambda: len(bot.standin.messages(dm)) >= 2)
+    group = json.dumps([m["blocks"] for m in bot.posts() if m.get("thread_ts")])
+    assert "calculator rule" not in group
+    copy = json.dumps([m["blocks"] for m in bot.standin.messages(dm)[1:]])
+    assert "calculator rule" in copy
+
+
+def test_no_dm_at_the_presenters_step_when_they_kept_no_notes(bot: Bot) -> None:
+    _start_at_step(bot, 5)
+    _settle(bot)
+    assert bot.standin.messages(f"D{PRESENTER[1:]}") == []
+
+
+# -- the quest for context ------------------------------------------------------------------------
+def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
+    describing = _start_at_step(bot, 2)
+    first = _say(bot, T1, "Is this the first draft?", describing)
+    assert _recorded(bot, first).tag == "question"
+    assert bot.standin.reactions(CHANNEL, first) == ["grey_question"]
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    parked = _ephemerals_to(bot, T1)[0]
+    assert parked["thread_ts"] == describing
+    assert "parked" in parked["text"]
+    assert "Reflecting on the ATLAS" in json.dumps(parked["blocks"])
+    seen = _say(bot, T2, "There is a number line drawn under the problem.", describing)
+    assert _recorded(bot, seen).tag == "observation"
+    aside = _say(bot, T3, "Can anyone zoom in on the second page?", describing)
+    assert _recorded(bot, aside).tag == "observation"  # to the group, not to the presenter
+
+    _next(bot, 3)
+    interpreting = str(bot.step_posts()[2]["ts"])
+    second = _say(bot, T2, "Were they allowed to use a calculator?", interpreting)
+    assert _recorded(bot, second).tag == "question"
+    _next(bot, 4)
+    _next(bot, 5)
+    reflecting = json.dumps(bot.step_posts()[4]["blocks"])
+    assert "Questions for the presenter, parked during the silent steps" in reflecting
+    assert "Is this the first draft?" in reflecting
+    assert "Were they allowed to use a calculator?" in reflecting
+    assert "zoom in" not in reflecting
+
+    bot.command("end")
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts())
+    )
+    assert _section(_notes(bot), "question") == [
+        "Is this the first draft?",
+        "Were they allowed to use a calculator?",
+    ]
+    posted = json.dumps([m["blocks"] for m in bot.posts() if m.get("thread_ts")])
+    assert "Questions for the presenter" in posted
+
+
+def test_a_question_in_a_step_where_the_presenter_speaks_is_not_parked(bot: Bot) -> None:
+    thread = _start_at_step(bot, 5)
+    ts = _say(bot, T1, "Is this the first draft?", thread)
+    assert _recorded(bot, ts).tag == "reflection"
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+
+
+# -- ignored without error ------------------------------------------------------------------------
+def test_stray_reactions_closed_steps_and_unknown_edits_are_ignored(bot: Bot) -> None:
+    describing = _start_at_step(bot, 2)
+    recorded = _say(bot, T1, "The title is underlined.", describing)
+    _recorded(bot, recorded)
+    _next(bot, 3)
+
+    late = _say(bot, T2, "The second page is blank.", describing)  # step 2 is closed
+    stranger = bot.standin.add_message(CHANNEL, T3, "lunch?")["ts"]
+    _react(bot, FACILITATOR, "thought_balloon", stranger)  # not a contribution
+    _react(bot, FACILITATOR, "not_an_emoji_we_know", recorded)
+    _react(bot, FACILITATOR, "bulb", "999.000", channel="C_ELSEWHERE")
+    bot.event(
+        {
+            "type": "reaction_added",
+            "user": FACILITATOR,
+            "reaction": "bulb",
+            "item": {"type": "file", "file": "F1"},
+            "event_ts": "1.6",
+        }
+    )
+    bot.event(
+        {
+            "type": "reaction_removed",
+            "user": FACILITATOR,
+            "reaction": "eyes",
+            "item": {"type": "message", "channel": CHANNEL, "ts": recorded},
+            "event_ts": "1.7",
+        }
+    )
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "message": {
+                "type": "message",
+                "user": T3,
+                "ts": "123.456",
+                "thread_ts": describing,
+                "text": "edited, never recorded",
+            },
+            "previous_message": {"ts": "123.456", "thread_ts": describing},
+            "ts": "3.0",
+        }
+    )
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": CHANNEL,
+            "deleted_ts": "123.457",
+            "previous_message": {"ts": "123.457", "thread_ts": describing},
+            "ts": "3.1",
+        }
+    )
+    _settle(bot)  # every event handled, none left failing
+
+    assert _row(bot, late) is None
+    assert bot.standin.reactions(CHANNEL, late) == []
+    assert _row(bot, "123.456") is None
+    row = _row(bot, recorded)
+    assert row is not None and row.tag == "observation"
+    assert bot.standin.reactions(CHANNEL, recorded) == ["eyes"]
+
+
+def test_a_reaction_after_the_session_ended_changes_nothing(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "Four of the answers are circled.", thread)
+    _recorded(bot, ts)
+    bot.command("end")
+    _settle(bot)
+    _react(bot, FACILITATOR, "thought_balloon", ts)
+    _settle(bot)
+    assert _row(bot, ts).tag == "observation"  # type: ignore[union-attr]
+
+
+# -- units ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("protocol_id", sorted(LIBRARY))
+def test_every_norm_message_renders_as_valid_blocks(protocol_id: str) -> None:
+    from bot.blocks import render_message, render_messages
+
+    protocol = LIBRARY[protocol_id]
+    session = ProtocolSession(id=7, channel_id=CHANNEL, presenter_id=PRESENTER)
+    long_text = "The student wrote <!channel> & *this* " * 200
+    row = Contribution(id=42, text=long_text, step_index=1)
+    for index, step in enumerate(protocol.steps, start=1):
+        for template in ("nudge_interpretation.j2", "parked_question.j2", "presenter_listens.j2"):
+            message = render_message(
+                template,
+                session=session,
+                protocol=protocol,
+                step=step,
+                index=index,
+                contribution=row,
+                interpreting=_interpreting(protocol, index),
+                presenter_step=next_presenter_step(protocol, index),
+            )
+            assert message.text and message.blocks
+            assert "<!channel>" not in json.dumps(message.blocks)
+        for parked in (True, False):
+            done = render_message(
+                "nudge_done.j2",
+                parked=parked,
+                protocol=protocol,
+                interpreting=_interpreting(protocol, index),
+            )
+            assert done.blocks
+    notes = [Contribution(text=long_text, step_index=k) for k in range(1, 4)] * 10
+    turn = render_messages(
+        "presenter_notes.j2",
+        session=session,
+        protocol=protocol,
+        step=protocol.steps[-1],
+        index=len(protocol.steps),
+        notes=notes,
+    )
+    assert len(turn) > 1  # long notes come in several messages, each within Slack's limits
+    assert "<!channel>" not in json.dumps([m.blocks for m in turn])
+
+
+def _interpreting(protocol: Protocol, index: int) -> int | None:
+    from bot.engine.replies import _interpreting_step
+
+    return _interpreting_step(protocol, index)
+
+
+def test_the_presenters_turn_is_the_first_speaking_step_after_listening() -> None:
+    atlas = LIBRARY["atlas"]
+    assert [k for k in range(1, 7) if opens_presenter_turn(atlas, k)] == [5]
+    assert next_presenter_step(atlas, 2) == 5
+    assert next_presenter_step(atlas, 6) is None
+    for protocol in LIBRARY.values():
+        for k in range(1, len(protocol.steps) + 1):
+            if opens_presenter_turn(protocol, k):
+                assert protocol.step(k).presenter != "silent"
+                assert protocol.step(k - 1).presenter == "silent"
+
+
+@pytest.mark.parametrize(
+    ("user", "step_index", "text", "expected"),
+    [
+        (PRESENTER, 2, "Is this the first draft?", ("note", "presenter", "presenter_listens.j2")),
+        (T1, 2, "Is this the first draft?", ("question", "group", "parked_question.j2")),
+        (T1, 2, "Q: why this piece?", ("question", "group", "parked_question.j2")),
+        (T1, 2, "The essay is disorganized.", ("observation", "group", "nudge_interpretation.j2")),
+        (T1, 2, "O: The essay is disorganized.", ("observation", "group", None)),
+        (T1, 2, "I: she rushed", ("interpretation", "group", None)),
+        (T1, 2, "The essay has three paragraphs.", ("observation", "group", None)),
+        (T1, 3, "Is this the first draft?", ("question", "group", "parked_question.j2")),
+        (T1, 5, "Is this the first draft?", ("reflection", "group", None)),
+        (PRESENTER, 5, "I learned a lot", ("reflection", "group", None)),
+    ],
+)
+def test_how_a_reply_is_read(
+    user: str, step_index: int, text: str, expected: tuple[str, str, str | None]
+) -> None:
+    from bot.engine.judgment import strip_tag_prefix
+
+    session = ProtocolSession(presenter_id=PRESENTER, facilitator_id=FACILITATOR)
+    step = LIBRARY["atlas"].step(step_index)
+    explicit, _ = strip_tag_prefix(text)
+    assert Replies._read(session, step, user, explicit, text) == expected

@@ -1,0 +1,660 @@
+"""Presenter prep: the reminder rules on a controlled clock, the dialog, cancelling, and the seed.
+
+The rule tests drive due jobs by calling what the scheduler's jobs call (`prep.due`,
+`Engine.begin`); the end-to-end tests go over signed HTTP to the real app and the Slack stand-in.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.blocks import render_message
+from bot.engine import prep, prep_dialog
+from bot.engine.core import Actor
+from bot.engine.prep_dialog import Submission
+from bot.prep_views import guidance_view
+from bot.profiles import Person
+from bot.scheduling import Scheduler
+from bot.store.models import OutboxMessage, ProtocolSession, StepRun
+from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.prep_world import (
+    FAC,
+    NOW,
+    PRE,
+    World,
+    action_ids,
+    dialog_values,
+    make_world,
+    message_text,
+    parsed_body,
+    view_action,
+    view_submission,
+)
+
+SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+THU_15_LA = datetime(2026, 3, 5, 23, 0, tzinfo=UTC)  # Thursday 15:00 in Los Angeles (PST)
+GOOD = Submission("wondering", "Write a paragraph on why we have seasons.", "https://x.org/w", True)
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    w = make_world(database_url, NOW)
+    try:
+        yield w
+    finally:
+        w.db.dispose()
+
+
+def _texts(world: World, user: str) -> list[str]:
+    return [message_text(row.payload) for row in world.dms(user)]
+
+
+# -- reminder rules ------------------------------------------------------------------------------
+
+
+def test_scheduling_sends_the_reminder_now_and_plans_the_rest(world: World) -> None:
+    prep.install(world.engine)  # installing twice still sends one reminder
+    reply = world.command(f"start atlas <@{PRE}|maria> at thu 15:00")
+    session = world.session()
+    assert session.status == "scheduled" and session.starts_at == THU_15_LA
+    assert world.dm_refs(PRE) == [f"prep:{session.id}:scheduled"]
+    assert world.dms(FAC) == []
+    assert world.timers.jobs == {
+        f"session:{session.id}:start": THU_15_LA,
+        f"session:{session.id}:remind": THU_15_LA - timedelta(hours=24),
+        f"session:{session.id}:followup": THU_15_LA - timedelta(hours=3),
+    }
+    assert "scheduled for" in reply and "a note to get ready" in reply
+    assert "your Slack time zone, America/Los_Angeles" in reply
+    dm = _texts(world, PRE)[0]
+    assert "keeps you up at night" in dm and f"<#{session.channel_id}>" in dm
+    assert action_ids(world.dms(PRE)[0].payload) == ["prep_open", "prep_guidance"]
+
+
+def test_the_lead_time_reminder_goes_out_once_at_its_time(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    remind_at = THU_15_LA - timedelta(hours=24)
+
+    world.clock.set(remind_at - timedelta(minutes=1))  # a job that fires early does nothing
+    world.timers.jobs.clear()
+    world.due(sid, prep.REMIND)
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled"]
+    assert world.timers.jobs == {f"session:{sid}:remind": remind_at}
+
+    world.clock.set(remind_at)
+    world.due(sid, prep.REMIND)
+    world.due(sid, prep.REMIND)  # a duplicate job is harmless
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled", f"prep:{sid}:remind"]
+    text = _texts(world, PRE)[1]
+    assert "friendly reminder" in text and "keeps you up at night" in text
+
+
+def test_remind_sets_the_lead_time(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00 remind 2d")
+    sid = world.session().id
+    assert world.timers.jobs[f"session:{sid}:remind"] == THU_15_LA - timedelta(days=2)
+    assert world.timers.jobs[f"session:{sid}:followup"] == THU_15_LA - timedelta(hours=3)
+    world.command(f"start atlas <@{PRE}> at thu 15:00 remind 1h", user="U_T1")
+    other = world.session().id
+    # The follow-up comes after a short reminder, not before it.
+    assert world.timers.jobs[f"session:{other}:remind"] == THU_15_LA - timedelta(hours=1)
+    assert world.timers.jobs[f"session:{other}:followup"] == THU_15_LA - timedelta(minutes=30)
+
+
+def test_a_start_sooner_than_the_lead_time_gets_one_reminder_at_once(world: World) -> None:
+    reply = world.command(f"start atlas <@{PRE}> in 5h")
+    sid = world.session().id
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled"]
+    assert f"session:{sid}:remind" not in world.timers.jobs
+    # A short lead: the follow-up comes at half of it.
+    assert world.timers.jobs[f"session:{sid}:followup"] == NOW + timedelta(hours=2, minutes=30)
+    assert "remind them" not in reply
+    world.clock.advance(hours=1)
+    world.due(sid, prep.REMIND)
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled"]
+
+
+def test_a_reminder_due_within_the_hour_is_folded_into_the_first(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> in 24h30m")
+    sid = world.session().id
+    assert f"session:{sid}:remind" not in world.timers.jobs
+    assert world.timers.jobs[f"session:{sid}:followup"] == NOW + timedelta(hours=21, minutes=30)
+
+
+def test_follow_through_when_the_prep_is_missing(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    world.clock.set(THU_15_LA - timedelta(hours=3))
+    world.due(sid, prep.FOLLOWUP)
+    world.due(sid, prep.FOLLOWUP)
+    assert world.dm_refs(PRE)[-1] == f"prep:{sid}:followup"
+    assert world.dm_refs(FAC) == [f"prep:{sid}:followup_facilitator"]
+    assert len(world.dms(PRE)) == 2
+    assert "Get ready" in _texts(world, PRE)[-1]
+    assert f"<@{PRE}> hasn't sent their prep" in _texts(world, FAC)[0]
+
+    # The start comes without it: step 1 says so plainly, and asks for the statement.
+    world.clock.set(THU_15_LA)
+    world.engine.begin(sid)
+    step1 = next(r for r in world.outbox() if r.ref == f"step:{sid}:1")
+    text = message_text(step1.payload)
+    assert "No statement of the assignment yet" in text
+    assert f"<@{PRE}>, please reply in this thread" in text
+
+
+def test_no_follow_up_once_the_prep_is_in(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, GOOD) == {}
+    world.clock.set(THU_15_LA - timedelta(hours=24))
+    world.due(sid, prep.REMIND)
+    assert "Your prep is in" in _texts(world, PRE)[-1]
+    world.clock.set(THU_15_LA - timedelta(hours=3))
+    world.due(sid, prep.FOLLOWUP)
+    assert f"prep:{sid}:followup" not in world.dm_refs(PRE)
+    assert f"prep:{sid}:followup_facilitator" not in world.dm_refs(FAC)
+
+
+def test_after_downtime_the_follow_up_alone_goes_out(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    world.clock.set(THU_15_LA - timedelta(hours=2))  # both were due while the service was down
+    world.due(sid, prep.REMIND)
+    world.due(sid, prep.FOLLOWUP)
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled", f"prep:{sid}:followup"]
+    # and nothing at all once the start time has passed
+    world.command(f"start atlas <@{PRE}> at thu 15:00", user="U_T1")
+    late = world.session().id
+    world.clock.set(THU_15_LA + timedelta(minutes=1))
+    world.due(late, prep.REMIND)
+    world.due(late, prep.FOLLOWUP)
+    assert world.dm_refs(PRE)[-1] == f"prep:{late}:scheduled"
+
+
+def test_cancelling_stops_every_reminder(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    assert "Only the facilitator" in world.command("cancel", user=TEACHERS[0])
+    reply = world.command("cancel")
+    assert f"Cancelled session #{sid}" in reply and "don't need to prepare" in reply
+    assert world.session(sid).status == "cancelled"
+    assert world.timers.cleared == [sid] and world.timers.jobs == {}
+    assert world.dm_refs(PRE)[-1] == f"prep:{sid}:cancelled"
+    world.clock.set(THU_15_LA - timedelta(hours=3))
+    world.due(sid, prep.REMIND)
+    world.due(sid, prep.FOLLOWUP)
+    world.clock.set(THU_15_LA)
+    world.engine.begin(sid)
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled", f"prep:{sid}:cancelled"]
+    assert world.session(sid).status == "cancelled" and world.dms(FAC) == []
+
+
+def test_cancel_asks_which_and_explains_what_it_cannot_cancel(world: World) -> None:
+    assert "Nothing is scheduled" in world.command("cancel")
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    world.command(f"start tuning <@{PRE}> in 2d")
+    first, second = world.session(1), world.session(2)
+    assert "Which one?" in world.command("cancel") and f"#{first.id}" in world.command("cancel")
+    assert "no session #99" in world.command("cancel 99")
+    assert "Cancelled session #2" in world.command(f"cancel {second.id}")
+    assert "already been cancelled" in world.command("cancel 2")
+    world.command(f"start atlas <@{PRE}> step 1d")
+    running = world.session()
+    answer = world.command(f"cancel {running.id}")
+    assert "already started" in answer and "/protocol end" in answer
+    assert world.session(first.id).status == "scheduled"
+
+
+def test_restarts_lose_no_reminder(world: World) -> None:
+    # Real APScheduler over the database's job store: its jobs must lie in the real future.
+    world.clock.set(datetime.now(UTC).replace(microsecond=0) + timedelta(days=30))
+    world.command(f"start atlas <@{PRE}> in 3d")
+    sid = world.session().id
+    start = world.session().starts_at
+    remind_at, followup_at = start - timedelta(hours=24), start - timedelta(hours=3)
+    assert sorted(prep.due_work(world.engine)) == [
+        (sid, prep.FOLLOWUP, followup_at),
+        (sid, prep.REMIND, remind_at),
+    ]
+    first = Scheduler(world.engine)
+    first._aps.start(paused=True)
+    first.reconcile()
+    jobs = {job.id: job.next_run_time for job in first._aps.get_jobs()}
+    assert jobs[f"session:{sid}:remind"] == remind_at
+    assert jobs[f"session:{sid}:followup"] == followup_at
+    first._aps.remove_job(f"session:{sid}:followup")  # lost, e.g. a crash before add_job
+    first.shutdown()
+    again = Scheduler(world.engine)
+    again._aps.start(paused=True)
+    again.reconcile()
+    assert {f"session:{sid}:remind", f"session:{sid}:followup"} <= {
+        job.id for job in again._aps.get_jobs()
+    }
+    again.shutdown()
+    world.clock.set(remind_at)
+    world.due(sid, prep.REMIND)
+    assert [kind for _, kind, _ in prep.due_work(world.engine)] == [prep.FOLLOWUP]
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+def test_a_presenter_who_left_or_is_an_app_is_refused(world: World) -> None:
+    world.profiles.people["U_GONE"] = Person("U_GONE", None, gone=True, is_bot=False)
+    world.profiles.people["U_APP"] = Person("U_APP", None, gone=False, is_bot=True)
+    assert "has left this workspace" in world.command("start atlas <@U_GONE> in 1d")
+    assert "is an app" in world.command("start atlas <@U_APP> in 1d")
+    assert "has left this workspace" in world.command("start atlas <@U_GONE>")
+    with world.db.session() as s:
+        assert s.scalar(select(func.count(ProtocolSession.id))) == 0
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("at 2026-03-01 10:00", "already passed"),
+        ("at 09:00 in 1h", "not both"),
+        ("at 2026-09-01 10:00", "90 days"),
+        ("in 91d", "90"),
+        ("at 2026-02-30 10:00", "2026-02-30"),
+    ],
+)
+def test_bad_times_say_what_was_wrong(world: World, when: str, expected: str) -> None:
+    answer = world.command(f"start atlas <@{PRE}> {when}")
+    assert expected in answer and "/protocol start" in answer
+    with world.db.session() as s:
+        assert s.scalar(select(func.count(ProtocolSession.id))) == 0
+
+
+def test_a_channel_holds_at_most_twenty_scheduled_sessions(world: World) -> None:
+    for day in range(1, 21):
+        assert "scheduled for" in world.command(f"start atlas <@{PRE}> in {day}d")
+    assert "already has 20 sessions scheduled" in world.command(f"start atlas <@{PRE}> in 30d")
+
+
+def test_a_failed_dm_is_told_to_the_facilitator_once(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    for error in ("cannot_dm_bot", "user_not_found"):
+        with world.db.session() as s:
+            row = s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == PRE)).first()
+            assert row is not None
+            row.status, row.error = "failed", error
+            prep.dm_failed(world.engine, s, row)
+    notes = _texts(world, FAC)
+    assert len(notes) == 1 and "cannot_dm_bot" in notes[0] and "couldn't reach" in notes[0]
+    assert "presenter unreachable by DM" in world.command("status")
+
+
+# -- the dialog, engine side ---------------------------------------------------------------------
+
+
+def test_the_dialog_checks_every_field(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    empty = Submission(None, "  ", "", False)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, empty) == {
+        "reason": "reason_missing",
+        "statement": "statement_missing",
+        "link": "link_missing",
+        "confirm": "confirm_missing",
+    }
+    odd = Submission("concerned", "x" * 801, "javascript:alert(1)", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, odd) == {
+        "reason": "reason_missing",  # "concerned" belongs to the equity prep, not ATLAS's
+        "statement": "statement_long",
+        "link": "link_bad",
+    }
+    assert prep_dialog.submit(world.engine, "T_TEAM", "U_T1", sid, GOOD) == {"reason": "not_yours"}
+    assert prep_dialog.submit(world.engine, "T_OTHER", PRE, sid, GOOD) == {"reason": "session_gone"}
+    assert world.session(sid).statement is None
+
+
+def test_a_dialog_submitted_twice_keeps_one_result(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, GOOD) == {}
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, GOOD) == {}
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled", f"prep:{sid}:submitted"]
+    assert world.dm_refs(FAC) == [f"prep:{sid}:submitted_facilitator"]
+
+    # An edit replaces the whole submission, and both hear about it once.
+    edit = Submission("dilemma", "Solve the three fraction problems.", "https://x.org/v2", True)
+    prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, edit)
+    session = world.session(sid)
+    assert session.statement == edit.statement and session.prep is not None
+    assert (session.prep["reason"], session.prep["link"]) == ("dilemma", "https://x.org/v2")
+    assert "Updated" in _texts(world, PRE)[-1] and len(world.dms(FAC)) == 2
+
+    # Two at once: the result is one of them, whole, never a mix.
+    a = Submission("wondering", "Task A", "https://a.example/a", True)
+    b = Submission("revise", "Task B", "https://b.example/b", True)
+    threads = [
+        threading.Thread(target=prep_dialog.submit, args=(world.engine, "T_TEAM", PRE, sid, x))
+        for x in (a, b)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = world.session(sid)
+    assert final.prep is not None
+    kept = (final.prep["reason"], final.statement, final.prep["link"])
+    assert kept in {(a.reason, a.statement, a.link), (b.reason, b.statement, b.link)}
+
+
+def test_the_dialog_suggests_a_protocol_and_the_facilitator_can_switch(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    dilemma = Submission("dilemma", "Plan a debate.", "https://x.org/d", True)
+    prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, dilemma)
+    note = world.dms(FAC)[-1].payload
+    assert "*Consultancy* usually fits better" in message_text(note)
+    assert action_ids(note) == ["prep_switch"]
+    assert "Consultancy" in _texts(world, PRE)[-1]
+
+    teacher = Actor("T_TEAM", "U_T1", "D_T1")
+    with pytest.raises(prep_dialog.Refusal):
+        prep_dialog.switch(world.engine, teacher, sid, "consultancy")
+    reply = prep_dialog.switch(world.engine, Actor("T_TEAM", FAC, "D_FAC"), sid, "consultancy")
+    assert world.session(sid).protocol_id == "consultancy"
+    said = render_message(reply.template, **reply.context)
+    assert "now *Consultancy*" in said.text
+    assert world.dm_refs(PRE)[-1] == f"prep:{sid}:switched"
+    world.clock.set(THU_15_LA)
+    world.engine.begin(sid)
+    with pytest.raises(prep_dialog.Refusal):
+        prep_dialog.switch(world.engine, Actor("T_TEAM", FAC, "D_FAC"), sid, "atlas")
+
+
+def test_the_statement_opens_step_1_escaped(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    sneaky = Submission("wondering", "Label <!channel> & <@U_T1> *now*", "https://x.org/a|b", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, sneaky) == {}
+    world.clock.set(THU_15_LA)
+    world.engine.begin(sid)
+    step1 = next(r for r in world.outbox() if r.ref == f"step:{sid}:1")
+    text = message_text(step1.payload)
+    assert ">Label &lt;!channel&gt; &amp; &lt;@U_T1&gt; *now*" in text
+    assert "<!channel>" not in text and "<@U_T1>" not in text
+    assert "<https://x.org/a%7Cb|The student work>" in text
+    with world.db.session() as s:
+        assert s.scalar(select(func.count(StepRun.id))) == 1
+
+
+def test_prep_sent_during_step_1_joins_its_thread_and_later_is_refused(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    world.clock.set(THU_15_LA)
+    world.engine.begin(sid)
+    assert prep_dialog.opening(world.engine, "T_TEAM", PRE, sid).id == sid
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, GOOD) == {}
+    late = [r for r in world.outbox() if r.thread_ref == f"step:{sid}:1"]
+    assert len(late) == 1 and GOOD.statement in message_text(late[0].payload)
+    world.command("next")
+    edit = Submission("revise", "Another task", "https://x.org/2", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, edit) == {
+        "reason": "session_closed"
+    }
+    with pytest.raises(prep_dialog.Refusal) as refused:
+        prep_dialog.opening(world.engine, "T_TEAM", PRE, sid)
+    said = render_message(refused.value.reply.template, **refused.value.reply.context)
+    assert "already started" in said.text and "step 1's thread" in said.text
+    assert world.session(sid).statement == GOOD.statement
+
+
+# -- the seed's key phrases ----------------------------------------------------------------------
+
+
+def _seed(prefix: str) -> str:
+    path = next(SEEDS.glob(f"{prefix}_*.txt"))
+    return re.sub(r"\s+", " ", path.read_text().replace("\u201c", '"').replace("\u201d", '"'))
+
+
+STANDARD_PHRASES = {
+    # phrase in the reminder: the words of seed 000 it carries
+    "keeps you up at night": "keeps you up at night",
+    "strut our stuff": "strut our stuff",
+    "mine our mistakes": "mine our mistakes",
+    "remove the student's name and any teacher comments": "name and any teacher comments removed",
+    "*Wondering*": "wondering",
+    "*Revise*": "revise",
+    "*Dilemma*": "dilemma",
+    "one piece, or several, from one student": "several pieces of work from one student",
+    "3 or 4 students at different levels": "three or four students at different levels",
+    "the assignment, your rubric or criteria, and the learning goals": "assessment criteria/rubric",
+    "Why is this a dilemma for me?": "Why is this a dilemma for me?",
+    "If I could take a snapshot of it, what would others see?": "take a snapshot of this dilemma",
+    "Whose practice do I hope changes?": "Whose practice do I hope changes?",
+}
+EQUITY_PHRASES = {
+    "wondering about": "wondering about",
+    "concerned about": "concerned about",
+    "real question or concern": "real question or concern",
+    "several pairs of eyes": "several pairs of eyes",
+    "at least one piece from a student who completed the assignment successfully": (
+        "at least one piece of work should be from a student who completed the assignment "
+        "successfully"
+    ),
+    "at least one from a student who did not": "not able to complete the assignment successfully",
+    "remove the student's name and any teacher comments": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("protocol_id", "seed", "phrases"),
+    [("atlas", "000", STANDARD_PHRASES), ("atlas-equity", "002", EQUITY_PHRASES)],
+)
+def test_the_reminder_keeps_the_seeds_key_phrases(
+    world: World, protocol_id: str, seed: str, phrases: dict[str, str]
+) -> None:
+    world.command(f"start {protocol_id} <@{PRE}> at thu 15:00")
+    session = world.session()
+    dm = world.dms(PRE)[0].payload
+    text = message_text(dm)
+    source = _seed(seed).lower()
+    for ours, theirs in phrases.items():
+        assert ours in text, ours
+        assert theirs.lower() in source, theirs
+    # Short enough for a phone, with the full guidance a tap away.
+    assert len(dm["blocks"]) <= 8 and len(text) < 1500 and "::" not in text
+    assert action_ids(dm) == ["prep_open", "prep_guidance"]
+    guidance = message_text(
+        guidance_view(session, world.engine.library[protocol_id], world.engine.library)
+    )
+    for ours in phrases:
+        if ours.startswith("*"):
+            continue
+        assert ours.split(" ")[0] in guidance
+
+
+def test_the_equity_guidance_carries_the_question_sets(world: World) -> None:
+    world.command(f"start atlas-equity <@{PRE}> at thu 15:00")
+    text = message_text(
+        guidance_view(world.session(), world.engine.library["atlas-equity"], world.engine.library)
+    )
+    for phrase in ("Equity and diversity", "Self-reflection", "Quality", '"finished"'):
+        assert phrase in text
+
+
+@pytest.mark.parametrize("protocol_id", ["atlas", "atlas-equity"])
+def test_every_prep_message_renders_cleanly(world: World, protocol_id: str) -> None:
+    """Each DM, note and reply of a full prep story: no stray directives, valid blocks."""
+    world.command(f"start {protocol_id} <@{PRE}> at thu 15:00")
+    world.command(f"start {protocol_id} <@{PRE}> at thu 15:00")
+    world.clock.set(THU_15_LA - timedelta(hours=24))
+    world.due(1, prep.REMIND)
+    reason = "concerned" if protocol_id == "atlas-equity" else "dilemma"
+    prep_dialog.submit(
+        world.engine, "T_TEAM", PRE, 2, Submission(reason, "Task", "https://a.b", True)
+    )
+    world.due(2, prep.REMIND)
+    world.clock.set(THU_15_LA - timedelta(hours=3))
+    world.due(1, prep.FOLLOWUP)
+    with world.db.session() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == PRE)).first()
+        assert row is not None
+        row.status, row.error = "failed", "user_not_found"
+        prep.dm_failed(world.engine, s, row)
+    prep_dialog.switch(world.engine, Actor("T_TEAM", FAC, "D_FAC"), 2, "consultancy")
+    replies = [world.command(text) for text in ("status", "cancel", "cancel 1", "rotation")]
+    texts = [message_text(row.payload) for row in world.outbox()] + replies
+    kinds = {str(row.ref).split(":")[-1] for row in world.outbox()}
+    assert kinds >= {
+        "scheduled",
+        "remind",
+        "followup",
+        "followup_facilitator",
+        "unreachable",
+        "submitted",
+        "submitted_facilitator",
+        "switched",
+        "cancelled",
+    }
+    for text in texts:
+        assert "::" not in text and "{{" not in text and "None" not in text, text
+
+
+# -- end to end over signed HTTP -----------------------------------------------------------------
+
+
+def _dm(bot: Bot, user: str) -> list[dict[str, object]]:
+    return bot.posts(f"D{user[1:]}")
+
+
+def _open_dialog(bot: Bot, session_id: int) -> dict[str, object]:
+    before = len(bot.standin.calls_to("views.open"))
+    status, _ = bot.action("prep_open", str(session_id), user=PRESENTER)
+    assert status == 200
+    calls = bot.standin.calls_to("views.open")
+    assert len(calls) == before + 1 and calls[-1].response["ok"], calls[-1].response
+    view = calls[-1].response["view"]
+    assert isinstance(view, dict)
+    return view
+
+
+def test_e2e_reminder_dialog_and_statement_in_step_1(bot: Bot) -> None:
+    answer = bot.command(f"start atlas <@{PRESENTER}|maria> in 2d")
+    assert "scheduled for" in answer["text"]
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    dm = _dm(bot, PRESENTER)[0]
+    assert "keeps you up at night" in message_text(dm)
+    with bot.db.session() as s:
+        sid = s.scalars(select(ProtocolSession.id)).one()
+
+    # "More guidance" opens the full guidance; "Get ready" opens the dialog.
+    bot.action("prep_guidance", str(sid), user=PRESENTER)
+    guidance = bot.standin.calls_to("views.open")[-1].params["view"]
+    assert "strut our stuff" in message_text(guidance)
+    view = _open_dialog(bot, sid)
+    assert [b.get("block_id") for b in view["blocks"]] == [  # type: ignore[union-attr]
+        "intro",
+        "reason",
+        "suggestion",
+        "statement",
+        "link",
+        "confirm",
+    ]
+
+    # Picking a reason shows the protocol that suits it.
+    status, _ = bot.post(view_action(view, PRESENTER, "dilemma"))
+    assert status == 200
+    updated = bot.standin.calls_to("views.update")[-1].params["view"]
+    assert "*Consultancy* usually fits better" in message_text(updated)
+
+    # Missing fields come back inline, block by block.
+    status, body = bot.post(
+        view_submission(
+            view, PRESENTER, dialog_values(reason=None, statement="", link="", confirmed=False)
+        )
+    )
+    errors = parsed_body(body)
+    assert status == 200 and errors["response_action"] == "errors"
+    assert set(errors["errors"]) == {"reason", "statement", "link", "confirm"}
+    assert "teacher comments" in errors["errors"]["confirm"]
+
+    statement = "Graph the <!here> fruit survey & label the axes"
+    good = dialog_values(statement=statement, link="https://docs.example.org/fruit")
+    for _ in range(2):  # submitted twice: one result, one set of messages
+        status, body = bot.post(view_submission(view, PRESENTER, good))
+        assert status == 200 and parsed_body(body) == {}
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2 and len(_dm(bot, FACILITATOR)) == 1)
+    assert "you're ready" in message_text(_dm(bot, PRESENTER)[1])
+    note = message_text(_dm(bot, FACILITATOR)[0])
+    assert "is ready" in note and "&lt;!here&gt;" in note and "<!here>" not in note
+
+    # The start: step 1 carries the statement, escaped, and the link.
+    bot.runtime.engine.begin(sid)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step1 = message_text(bot.step_posts()[0])
+    assert "Graph the &lt;!here&gt; fruit survey &amp; label the axes" in step1
+    assert "<https://docs.example.org/fruit|The student work>" in step1
+    assert len(_dm(bot, PRESENTER)) == 2 and len(_dm(bot, FACILITATOR)) == 1
+
+
+def test_e2e_switch_from_the_facilitators_note(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    bot.post(view_submission(view, PRESENTER, dialog_values(reason="dilemma")))
+    bot.wait_until(lambda: len(_dm(bot, FACILITATOR)) == 1)
+    note = _dm(bot, FACILITATOR)[0]
+    assert action_ids(note) == ["prep_switch"]  # type: ignore[arg-type]
+    assert "Only the facilitator" in _respond_text(bot, "prep_switch", "1:consultancy", TEACHERS[0])
+    assert "now *Consultancy*" in _respond_text(bot, "prep_switch", "1:consultancy", FACILITATOR)
+    with bot.db.session() as s:
+        assert s.get(ProtocolSession, 1).protocol_id == "consultancy"  # type: ignore[union-attr]
+    bot.wait_until(lambda: "switched your session" in message_text(_dm(bot, PRESENTER)[-1]))
+
+
+def _respond_text(bot: Bot, action: str, value: str, user: str) -> str:
+    before = len(bot.standin.calls_to("response_url"))
+    status, _ = bot.action(action, value, user=user)
+    assert status == 200
+    bot.standin.wait_for(
+        lambda calls: len([c for c in calls if c.method == "response_url"]) > before
+    )
+    return message_text(bot.standin.calls_to("response_url")[-1].params)
+
+
+def test_e2e_closed_dms_are_told_to_the_facilitator(bot: Bot) -> None:
+    bot.standin.fail_next("chat.postMessage", error="cannot_dm_bot")
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, FACILITATOR)) == 1)
+    note = message_text(_dm(bot, FACILITATOR)[0])
+    assert "couldn't reach" in note and "cannot_dm_bot" in note and f"<@{PRESENTER}>" in note
+    assert "presenter unreachable by DM" in message_text(bot.command("status"))
+
+
+def test_e2e_a_presenter_who_left_the_workspace(bot: Bot) -> None:
+    bot.standin.add_user("U_LEFT", "former", deleted=True)
+    answer = bot.command("start atlas <@U_LEFT> at tomorrow 15:00")
+    assert "has left this workspace" in message_text(answer)
+    answer = bot.command("start atlas <@U_NOBODY> in 1d")
+    assert "has left this workspace" in message_text(answer)
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count(ProtocolSession.id))) == 0
+
+
+def test_e2e_cancel_tells_the_presenter(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    assert "Only the facilitator" in message_text(bot.command("cancel", user=TEACHERS[0]))
+    assert "Cancelled session #1" in message_text(bot.command("cancel 1"))
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+    assert "nothing to prepare" in message_text(_dm(bot, PRESENTER)[1])
+    assert not [
+        j
+        for j in bot.runtime.scheduler._aps.get_jobs()  # type: ignore[union-attr]
+        if j.id.startswith("session:1:")
+    ]
+    # The reminder's button now explains instead of opening a dialog.
+    assert "was cancelled" in _respond_text(bot, "prep_open", "1", PRESENTER)

@@ -1,0 +1,411 @@
+"""Web processes and one clock (PRODUCT 4): NOTIFY/LISTEN, the one-clock lock, a cheap reconcile.
+
+The end-to-end test runs two `protocolbot serve --no-scheduler` processes and one
+`protocolbot clock` against one PostgreSQL database and the Slack stand-in, and sends a session's
+events to both web processes in turn. `Cluster` is shared with tests/test_chaos.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.notify import ClockLink, Notifier, NotifyTimers
+from bot.runtime import Runtime
+from bot.slack_standin import Call, SlackStandin
+from bot.store.db import Database
+from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
+from tests.conftest import PG_ADMIN_URL
+from tests.fakes.signing import event_body, signed_headers, slash_command_body
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot, http_post
+from tests.process import BotProcess, bot_environment, free_port, run_cli
+
+needs_postgres = pytest.mark.skipif(
+    not PG_ADMIN_URL,
+    reason="web and clock processes share one PostgreSQL (LISTEN/NOTIFY, row locks): "
+    "set PROTOCOLBOT_TEST_POSTGRES to an admin URL, as .ci/run does",
+)
+_CLI = "import sys; from bot.cli import main; sys.exit(main())"
+
+
+# -- processes -------------------------------------------------------------------------------------
+class Proc(BotProcess):
+    """`protocolbot ARGS` in a child process: a web process (`serve`) or the `clock`."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+        port = free_port() if args[0] == "serve" else 0
+        super().__init__(env, workdir, port)
+        self.name = name
+        self._since = 0
+        self.args = [*args, "--port", str(port)] if port else list(args)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def up(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def spawn(self) -> None:
+        assert not self.up, f"{self.name} is already running"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts} ---\n".encode())
+            log.flush()
+            self._since = log.tell()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _CLI, *self.args],
+                env=self.env,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def ready(self) -> bool:
+        if self.port:
+            return self.healthy()
+        # The clock has no port: it says so in its log once it holds the clock lock.
+        with self.log_path.open("rb") as log:
+            log.seek(self._since)
+            return b"clock running" in log.read()
+
+    def start(self, timeout: float = 30.0) -> float:
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
+            if self.ready():
+                return time.time()
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError(f"{self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
+
+
+class Cluster:
+    """Two web processes and a clock on one database, all pointed at the stand-in."""
+
+    def __init__(self, standin: SlackStandin, database_url: str, workdir: Path) -> None:
+        self.standin = standin
+        env = bot_environment(
+            SLACK_BOT_TOKEN="xoxb-test",
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=standin.url,
+            DATABASE_URL=database_url,
+            LOG_LEVEL="INFO",
+        )
+        upgraded = run_cli(["db", "upgrade"], env, workdir)
+        assert upgraded.returncode == 0, upgraded.stderr
+        self.webs = [
+            Proc(f"web{i}", ["serve", "--no-scheduler", "--host", "127.0.0.1"], env, workdir)
+            for i in (1, 2)
+        ]
+        self.clock = Proc("clock", ["clock"], env, workdir)
+        self.procs = [*self.webs, self.clock]
+
+    def start(self) -> Cluster:
+        for proc in self.procs:
+            proc.spawn()
+        deadline = time.monotonic() + 30
+        while not all(p.ready() for p in self.procs):
+            assert time.monotonic() < deadline, "the cluster did not start"
+            for proc in self.procs:
+                assert proc.up, proc.log_path.read_text()[-3000:]
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(p.log_path.read_text() for p in self.procs if p.log_path.exists())
+
+    def command(self, web: int, text: str) -> dict[str, Any]:
+        body = slash_command_body(text, response_url=self.standin.response_url())
+        status, answer = http_post(self.webs[web].events_url, body, signed_headers(body, SECRET))
+        assert status == 200, answer
+        return json.loads(answer) if answer else {}
+
+    def deliver(self, body: str, first: int, *, give_up: float = 20.0) -> bool:
+        """Deliver an event as Slack does: until a web process acknowledges it, retrying."""
+        deadline = time.monotonic() + give_up
+        attempt, web = 0, first
+        while time.monotonic() < deadline:
+            headers = signed_headers(body, SECRET)
+            if attempt:
+                headers["X-Slack-Retry-Num"] = str(attempt)
+                headers["X-Slack-Retry-Reason"] = "http_error"
+            try:
+                status, _ = http_post(self.webs[web].events_url, body, headers)
+            except OSError:
+                status = 0
+            if status == 200:
+                return True
+            attempt, web = attempt + 1, 1 - web
+            time.sleep(0.05)
+        return False
+
+
+def reply_body(user: str, text: str, thread_ts: str, ts: str, event_id: str | None = None) -> str:
+    return event_body(
+        {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "channel_type": "channel",
+            "team": "T_TEAM",
+        },
+        event_id=event_id,
+    )
+
+
+def posted(standin: SlackStandin, channel: str = CHANNEL) -> list[Call]:
+    """chat.postMessage calls that took effect (answered, or applied unheard after a timeout)."""
+    return [
+        c
+        for c in standin.calls_to("chat.postMessage")
+        if c.params.get("channel") == channel and c.response.get("ok")
+    ]
+
+
+def top_level(standin: SlackStandin) -> list[str]:
+    """What the channel shows at the top level: the header, each step, the notes (broadcast)."""
+    calls = posted(standin)
+    return [label(c) for c in calls if not c.params.get("thread_ts") or label(c) == "notes"]
+
+
+def label(call: Call) -> str:
+    text = str(call.params.get("text") or "")
+    if text.startswith("Step "):
+        return f"step {text.split()[1]}"
+    if text.startswith("Notes from"):
+        return "notes"
+    return "header" if "starts now" in text else f"other: {text[:30]}"
+
+
+def step_threads(standin: SlackStandin) -> dict[int, str]:
+    """Step number -> the ts of its (first) message, from what the stand-in stored."""
+    threads: dict[int, str] = {}
+    for message in standin.messages(CHANNEL):
+        text = str(message.get("text") or "")
+        if message.get("user") == "U_BOT" and text.startswith("Step ") and not message.get(
+            "thread_ts"
+        ):
+            threads.setdefault(int(text.split()[1]), str(message["ts"]))
+    return threads
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def notes_sent(standin: SlackStandin) -> bool:
+    return any(label(c) == "notes" for c in posted(standin, f"D{PRESENTER[1:]}"))
+
+
+def settled(db: Database) -> bool:
+    """Every stored event handled, every outbox row done."""
+    with db.session() as s:
+        unhandled = s.scalar(
+            select(func.count()).select_from(InboxEvent).where(InboxEvent.processed_at.is_(None))
+        )
+        pending = s.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+        )
+    return unhandled == 0 and pending == 0
+
+
+# -- two web processes and a clock -----------------------------------------------------------------
+@pytest.fixture
+def cluster(workspace: SlackStandin, database_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    if not PG_ADMIN_URL:
+        pytest.skip(needs_postgres.kwargs["reason"])
+    running = Cluster(workspace, database_url, tmp_path).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@needs_postgres
+def test_two_web_processes_and_a_clock_run_a_session(
+    cluster: Cluster, workspace: SlackStandin, database_url: str
+) -> None:
+    answer = cluster.command(0, f"start atlas <@{PRESENTER}|maria> step 2s")
+    assert "starting" in answer["text"].lower()
+    sent: dict[str, str] = {}  # ts -> text
+    n = 0
+    for step in (2, 3, 4):
+        thread = wait_for(lambda k=step: step_threads(workspace).get(k), 10, f"step {step}")
+        for user in TEACHERS:
+            n += 1
+            text = f"Reply {n}: there are {n} number lines on the page."
+            ts = str(workspace.add_message(CHANNEL, user, text, thread_ts=thread)["ts"])
+            sent[ts] = text
+            body = reply_body(user, text, thread, ts)
+            assert cluster.deliver(body, first=n % 2)
+            if n % 3 == 0:
+                # Slack's retry of the same event, to the other web process.
+                assert cluster.deliver(body, first=(n + 1) % 2)
+        if step == 3:
+            # The same message delivered twice under two event ids, to both at once.
+            user, n = TEACHERS[0], n + 1
+            text = f"Reply {n}: delivered twice."
+            ts = str(workspace.add_message(CHANNEL, user, text, thread_ts=thread)["ts"])
+            sent[ts] = text
+            both = [
+                threading.Thread(
+                    target=cluster.deliver, args=(reply_body(user, text, thread, ts), web)
+                )
+                for web in (0, 1)
+            ]
+            for t in both:
+                t.start()
+            for t in both:
+                t.join()
+            # Moved from the second web process: the clock must follow.
+            cluster.command(1, "extend 2s")
+
+    wait_for(lambda: notes_sent(workspace), 30, "the notes")
+    db = Database(database_url)
+    try:
+        wait_for(lambda: settled(db), 10, "the inbox and outbox to settle")
+        time.sleep(0.3)  # anything posted twice would show up now
+        labels = top_level(workspace)
+        assert labels == ["header", *(f"step {k}" for k in range(1, 7)), "notes"], labels
+        with db.session() as s:
+            session = s.scalars(select(ProtocolSession)).one()
+            runs = s.scalars(select(StepRun).order_by(StepRun.index)).all()
+            recorded = s.execute(select(Contribution.ts, Contribution.text)).all()
+        assert session.status == "ended"
+        assert sorted(ts for ts, _ in recorded) == sorted(sent), "each reply once"
+        reactions = [c.params["timestamp"] for c in workspace.calls_to("reactions.add")]
+        assert sorted(reactions) == sorted(sent), "one tag reaction per reply"
+        # Step 3 ran 2 s longer than planned, on the clock's time too.
+        lengths = [(r.ended_at - r.started_at) for r in runs if r.ended_at is not None]
+        assert lengths[2] == timedelta(seconds=4), lengths
+        steps = [c for c in posted(workspace) if label(c).startswith("step ")]
+        for run, call in zip(runs, steps, strict=True):
+            late = call.at - run.started_at.timestamp()
+            assert -0.05 <= late <= 1.0, (run.index, late)
+        assert "Traceback" not in cluster.logs()
+    finally:
+        db.dispose()
+
+
+# -- the notification path, in one test process ---------------------------------------------
+@needs_postgres
+def test_a_deadline_set_by_a_web_process_reaches_the_clock_within_a_second(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    clock = Runtime(web.settings, database=Database(database_url))
+    assert clock.scheduler is not None
+    clock.scheduler.reconcile_seconds = 3600  # no periodic safety net: only NOTIFY can tell it
+    clock.start()
+    try:
+        assert isinstance(web.runtime.engine.timers, NotifyTimers)
+        web.command(f"start dese-everyday <@{PRESENTER}|maria> step 1s")
+        web.wait_until(lambda: len(web.step_posts()) == 3, timeout=10)
+        with web.db.session() as s:
+            runs = s.scalars(select(StepRun).order_by(StepRun.index)).all()
+        calls = [c for c in workspace.calls_to("chat.postMessage") if label(c).startswith("step")]
+        for run, call in zip(runs, calls, strict=True):
+            assert call.at - run.started_at.timestamp() <= 1.0, run.index
+    finally:
+        clock.stop()
+        clock.db.dispose()
+        web.stop()
+
+
+def test_on_sqlite_a_web_process_has_no_one_to_tell(tmp_path: Path) -> None:
+    notifier = Notifier(Database(f"sqlite:///{tmp_path}/x.sqlite3")).start()
+    NotifyTimers(notifier).step_deadline(1, 1, _now())
+    notifier.outbox_changed()
+    assert not notifier.enabled and notifier._thread is None
+    notifier.stop()
+
+
+@needs_postgres
+def test_a_second_clock_stands_by_until_the_first_one_stops(database_url: str) -> None:
+    heard: list[str] = []
+    first = ClockLink(database_url, lambda: heard.append("deadline"), lambda: None).start()
+    second = ClockLink(database_url, lambda: None, lambda: None)
+    took_over = threading.Event()
+    threading.Thread(target=lambda: (second.acquire(), took_over.set()), daemon=True).start()
+    try:
+        assert not took_over.wait(1.5), "two clocks at once"
+        notifier = Notifier(Database(database_url)).start()
+        notifier.notify("deadline")
+        wait_for(lambda: heard, 2, "the notification")
+        notifier.stop()
+        notifier.db.dispose()
+        first.stop()
+        assert took_over.wait(3), "the standby did not take over"
+    finally:
+        first.stop()
+        second.stop()
+
+
+# -- reconcile ------------------------------------------------------------------------------------
+def test_a_reconcile_with_nothing_new_touches_no_job(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    scheduler = bot.runtime.scheduler
+    assert scheduler is not None
+    scheduler.reconcile()
+    aps = scheduler._aps
+    added: list[str] = []
+    real_add = aps.add_job
+
+    def add_job(*args: Any, **kwargs: Any) -> Any:
+        added.append(kwargs["id"])
+        return real_add(*args, **kwargs)
+
+    def get_jobs(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a reconcile must not load (unpickle) every job")
+
+    aps.add_job, aps.get_jobs = add_job, get_jobs  # type: ignore[method-assign]
+    try:
+        scheduler.reconcile()
+        assert added == []
+        # A deadline moved behind the scheduler's back (as a web process would): one job moves.
+        with bot.db.session() as s:
+            session = s.scalars(select(ProtocolSession)).one()
+            assert session.step_closes_at is not None
+            session.step_closes_at += timedelta(minutes=5)
+        scheduler.reconcile()
+        assert added == [f"session:{session.id}:step:1:close"]
+    finally:
+        aps.add_job, aps.get_jobs = real_add, type(aps).get_jobs.__get__(aps)  # type: ignore[method-assign]
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

@@ -1,0 +1,148 @@
+"""The team's presenter rotation: the order, who presents next, who presented what."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, select
+
+from bot.profiles import Person
+from bot.store.db import Database
+from bot.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from bot.store.models import ProtocolSession
+from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.prep_world import NOW, World, make_world, message_text
+
+A, B, C = "U_A", "U_B", "U_C"
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    w = make_world(database_url, NOW)
+    try:
+        yield w
+    finally:
+        w.db.dispose()
+
+
+def _presenters(world: World) -> list[str]:
+    with world.db.session() as s:
+        return list(s.scalars(select(ProtocolSession.presenter_id).order_by(ProtocolSession.id)))
+
+
+def test_rotation_is_shown_and_set(world: World) -> None:
+    assert "no presenter rotation yet" in world.command("rotation")
+    answer = world.command(f"rotation <@{A}|ana> <@{B}> <@{C}> <@{A}>")
+    assert "Saved the presenter rotation" in answer
+    assert f"1. <@{A}> :point_left: next" in answer and f"3. <@{C}>" in answer
+    assert "4." not in answer  # a name given twice is kept once
+    assert f"<@{A}> :point_left: next" in world.command("rotation")
+
+
+def test_start_without_a_presenter_takes_the_next_one(world: World) -> None:
+    assert "/protocol rotation" in world.command("start atlas in 1d")  # no rotation yet
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    assert "next in the rotation" in world.command("start atlas in 1d")
+    world.command("start atlas in 2d")
+    world.command("start atlas in 3d")
+    world.command("start atlas in 4d")
+    assert _presenters(world) == [A, B, C, A]
+    # The presenter taken from the rotation gets the prep reminder like anyone else.
+    assert world.dm_refs(A) == ["prep:1:scheduled", "prep:4:scheduled"]
+
+
+def test_a_cancelled_session_gives_its_turn_back(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    world.command("start atlas in 1d")
+    world.command("start atlas in 2d")
+    world.command("cancel 2")
+    world.command("start atlas in 3d")
+    assert _presenters(world) == [A, B, B]
+
+
+def test_an_explicit_presenter_takes_their_turn(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    world.command(f"start atlas <@{B}> in 1d")  # B goes early
+    world.command("start atlas in 2d")
+    world.command("start atlas <@U_GUEST> in 3d")  # a guest is outside the rotation
+    world.command("start atlas in 4d")
+    assert _presenters(world) == [B, C, "U_GUEST", A]
+
+
+def test_a_new_order_starts_with_whoever_it_lists_first(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    world.command("start atlas in 1d")
+    world.clock.advance(minutes=1)
+    world.command(f"rotation <@{C}> <@{A}> <@{B}>")
+    world.command("start atlas in 2d")
+    assert _presenters(world) == [A, C]
+
+
+def test_the_next_presenter_who_left_is_refused(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}>")
+    world.profiles.people[A] = Person(A, None, gone=True, is_bot=False)
+    answer = world.command("start atlas in 1d")
+    assert "is next in the rotation but has left" in answer and "/protocol rotation" in answer
+    assert _presenters(world) == []
+
+
+def test_status_shows_who_presents_next_and_who_presented_what(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    world.command("start atlas")  # now: A presents
+    world.command("end")
+    world.clock.advance(days=1)
+    world.command("start tuning in 1d")  # B, scheduled
+    status = world.command("status")
+    assert f"*Presenting next:* <@{C}>" in status
+    assert f"<@{A}>, ATLAS - Learning from Student Work" in status
+    assert "#2 Tuning Protocol" in status and "prep not in yet" in status
+    world.clock.advance(days=1)
+    world.engine.begin(2)
+    assert f"<@{B}>, Tuning Protocol" in world.command("status")
+
+
+def test_each_channel_and_workspace_keeps_its_own_rotation(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}>")
+    assert "no presenter rotation yet" in world.command("rotation", channel="C_OTHER")
+    world.command(f"rotation <@{C}>", channel="C_OTHER")
+    world.command("start atlas in 1d", channel="C_OTHER")
+    world.command("start atlas in 1d")
+    assert _presenters(world) == [C, A]
+
+
+def test_the_migration_adds_and_removes_the_rotation_table(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        upgrade(db)
+        assert current_revision(db) == head_revision()
+        assert "presenter_rotations" in inspect(db.engine).get_table_names()
+        config = alembic_config(db.url)
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+        assert "presenter_rotations" not in inspect(db.engine).get_table_names()
+        upgrade(db)
+        assert "presenter_rotations" in inspect(db.engine).get_table_names()
+    finally:
+        db.dispose()
+
+
+def test_e2e_rotation_over_signed_http(bot: Bot) -> None:
+    t1, t2, _ = TEACHERS
+    answer = message_text(bot.command(f"rotation <@{PRESENTER}|maria> <@{t1}> <@{t2}>"))
+    assert "Saved the presenter rotation" in answer
+    assert "scheduled for" in message_text(bot.command("start atlas in 2d"))
+    assert "next in the rotation" in message_text(bot.command("start tuning in 3d", user=t2))
+    with bot.db.session() as s:
+        rows = s.execute(
+            select(ProtocolSession.presenter_id, ProtocolSession.facilitator_id).order_by(
+                ProtocolSession.id
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(PRESENTER, FACILITATOR), (t1, t2)]
+    bot.wait_until(lambda: len(bot.posts(f"D{t1[1:]}")) == 1)
+    assert "keeps you up at night" in message_text(bot.posts(f"D{t1[1:]}")[0])
+    status = message_text(bot.command("status", user=t1))
+    assert f"*Presenting next:* <@{t2}>" in status and "prep not in yet" in status

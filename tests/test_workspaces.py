@@ -1,0 +1,424 @@
+"""Many workspaces: nothing crosses between them, and a workspace that leaves stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.scheduling import start_job_id, step_job_id
+from bot.slack_standin import SlackStandin
+from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
+from tests.fakes.signing import interaction_body
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.test_oauth import TEAM_A, TEAM_B, OAuthBot
+
+START = f"start atlas <@{PRESENTER}|maria> step 1h"
+NO_SESSION = "No protocol session is running in this channel"
+NO_NOTES = "There are no notes in this channel yet"
+
+
+@pytest.fixture
+def two_schools(workspace: SlackStandin, database_url: str) -> Iterator[OAuthBot]:
+    """Workspaces A and B have both installed the app; each has a channel with the same id."""
+    running = OAuthBot(workspace, database_url).start()
+    try:
+        running.install(TEAM_A)
+        running.install(TEAM_B)
+        yield running
+    finally:
+        running.stop()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _said(answer: dict[str, Any]) -> str:
+    return json.dumps(answer)
+
+
+def _status(bot: Bot, team: str) -> str:
+    """What /protocol status says, but for the seconds left, which tick on."""
+    return re.sub(r"\(in [^)]*\)", "(in …)", _said(bot.command("status", team=team)))
+
+
+def _sessions(bot: Bot) -> list[tuple[str, str, int]]:
+    with bot.db.session() as s:
+        rows = s.execute(
+            select(
+                ProtocolSession.team_id, ProtocolSession.status, ProtocolSession.current_step
+            ).order_by(ProtocolSession.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def _snapshot(bot: Bot) -> list[tuple[Any, ...]]:
+    """Everything a session is, short of its timestamps: for before-and-after comparisons."""
+    with bot.db.session() as s:
+        rows = s.execute(
+            select(
+                ProtocolSession.id,
+                ProtocolSession.team_id,
+                ProtocolSession.status,
+                ProtocolSession.current_step,
+                ProtocolSession.protocol_id,
+                ProtocolSession.facilitator_id,
+                ProtocolSession.statement,
+                ProtocolSession.prep,
+                ProtocolSession.step_closes_at,
+            ).order_by(ProtocolSession.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def _session_id(bot: Bot, team: str) -> int:
+    with bot.db.session() as s:
+        return s.scalars(
+            select(ProtocolSession.id).where(ProtocolSession.team_id == team).limit(1)
+        ).one()
+
+
+def _step_ts(bot: Bot, session_id: int, index: int) -> str:
+    def posted() -> str | None:
+        with bot.db.session() as s:
+            return s.scalars(
+                select(StepRun.message_ts).where(
+                    StepRun.session_id == session_id, StepRun.index == index
+                )
+            ).first()
+
+    bot.wait_until(lambda: posted() is not None)
+    ts = posted()
+    assert ts is not None
+    return ts
+
+
+def _settled(bot: Bot) -> None:
+    """Wait until every stored event has been handled, and every due post sent."""
+
+    def done() -> bool:
+        with bot.db.session() as s:
+            waiting = s.scalar(
+                select(func.count())
+                .select_from(InboxEvent)
+                .where(InboxEvent.processed_at.is_(None))
+            )
+        return waiting == 0
+
+    bot.wait_until(done)
+    bot.runtime.sender.drain()
+
+
+def _contributions(bot: Bot) -> list[tuple[str, str, str, str]]:
+    with bot.db.session() as s:
+        rows = s.execute(
+            select(
+                Contribution.team_id, Contribution.ts, Contribution.text, Contribution.tag
+            ).order_by(Contribution.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def _press(bot: Bot, action_id: str, value: str, *, team: str, user: str = FACILITATOR) -> None:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "team_id": team},
+        "team": {"id": team, "domain": team.lower()},
+        "channel": {"id": CHANNEL},
+        "api_app_id": "A_APP",
+        "trigger_id": f"trigger.{uuid.uuid4().hex}",
+        "response_url": bot.standin.response_url(),
+        "container": {"type": "message", "channel_id": CHANNEL},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "value": value,
+                "block_id": "b",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    status, body = bot.post(interaction_body(payload))
+    assert status == 200, body
+
+
+def _submit_prep(bot: Bot, session_id: int, *, team: str, user: str) -> None:
+    """The presenter-prep dialog submitted from `team`, naming a session by its id."""
+    values = {
+        "reason": {"prep_reason": {"selected_option": {"value": "wondering"}}},
+        "statement": {"statement": {"value": "Statement from another school"}},
+        "link": {"link": {"value": "https://example.org/work.pdf"}},
+        "confirm": {"confirm": {"selected_options": [{"value": "yes"}]}},
+    }
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team, "domain": team.lower()},
+        "user": {"id": user, "team_id": team},
+        "api_app_id": "A_APP",
+        "view": {
+            "id": "V_PREP",
+            "team_id": team,
+            "type": "modal",
+            "callback_id": "presenter_prep",
+            "private_metadata": json.dumps({"session_id": session_id}),
+            "state": {"values": values},
+        },
+    }
+    status, body = bot.post(interaction_body(payload))
+    assert status == 200, body
+
+
+def _responses(bot: Bot) -> str:
+    return json.dumps([call.params for call in bot.standin.calls_to("response_url")])
+
+
+def _leave(bot: Bot, team: str, event: dict[str, Any]) -> None:
+    assert bot.event(event, team=team) == 200
+    _settled(bot)
+
+
+# -- isolation ---------------------------------------------------------------------------------
+def test_workspace_b_cannot_see_or_change_workspace_a_in_a_channel_with_the_same_id(
+    two_schools: OAuthBot,
+) -> None:
+    bot = two_schools
+    t1, t2, _ = TEACHERS
+    assert "starting" in bot.command(START, team=TEAM_A)["text"].lower()
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 3h", team=TEAM_A)  # one scheduled ahead
+    a = _session_id(bot, TEAM_A)
+    _step_ts(bot, a, 1)
+    bot.command("next", team=TEAM_A)
+    describe_ts = _step_ts(bot, a, 2)
+    kept = bot.reply(t1, "I think they were confused by the graph.", describe_ts, team=TEAM_A)
+    _settled(bot)
+    contribution_id = _session_contribution_id(bot, kept)
+    before = (_snapshot(bot), _contributions(bot), _status(bot, TEAM_A))
+    assert before[1] == [(TEAM_A, kept, "I think they were confused by the graph.", "observation")]
+    a_posts = len(bot.standin.calls_to("chat.postMessage"))
+
+    # Every command from B, in the same channel id, by the same facilitator.
+    status = _said(bot.command("status", team=TEAM_B))
+    assert NO_SESSION in status and "ATLAS" not in status and "Scheduled here" not in status
+    for text in ("next", "end", "pause", "resume", "extend 1h"):
+        assert NO_SESSION in _said(bot.command(text, team=TEAM_B)), text
+    for text in ("notes", "forget"):
+        assert NO_NOTES in _said(bot.command(text, team=TEAM_B)), text
+    assert "ATLAS" not in _said(bot.command(f"cancel {a + 1}", team=TEAM_B))
+
+    # Events sent with team B that point at A's messages.
+    bot.reply(t2, "Another observation", describe_ts, team=TEAM_B)
+    bot.event(
+        {
+            "type": "reaction_added",
+            "user": FACILITATOR,
+            "reaction": "bulb",
+            "item": {"type": "message", "channel": CHANNEL, "ts": kept},
+            "event_ts": f"{time.time():.6f}",
+        },
+        team=TEAM_B,
+    )
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "message": {"user": t1, "ts": kept, "thread_ts": describe_ts, "text": "I: rewritten"},
+            "previous_message": {"ts": kept, "thread_ts": describe_ts},
+            "ts": f"{time.time():.6f}",
+        },
+        team=TEAM_B,
+    )
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": CHANNEL,
+            "deleted_ts": kept,
+            "previous_message": {"ts": kept, "thread_ts": describe_ts},
+            "ts": f"{time.time():.6f}",
+        },
+        team=TEAM_B,
+    )
+    # Buttons pressed from B carrying A's session and contribution ids.
+    _press(bot, "step_next", f"{a}:2", team=TEAM_B)
+    _press(bot, "nudge_park", str(contribution_id), team=TEAM_B, user=t1)
+    _press(bot, "nudge_keep", str(contribution_id), team=TEAM_B, user=t1)
+    _press(bot, "home_notes", str(a), team=TEAM_B)
+    _press(bot, "prep_open", str(a + 1), team=TEAM_B, user=PRESENTER)
+    _press(bot, "prep_switch", f"{a + 1}:tuning", team=TEAM_B)
+    _submit_prep(bot, a + 1, team=TEAM_B, user=PRESENTER)
+    # B's Home tab lists none of A's sessions, though the same people are in both.
+    bot.event({"type": "app_home_opened", "user": FACILITATOR, "tab": "home"}, team=TEAM_B)
+    _settled(bot)
+
+    after = (_snapshot(bot), _contributions(bot), _status(bot, TEAM_A))
+    assert after == before
+    assert NO_SESSION in _responses(bot)
+    assert "no longer being collected" in _responses(bot)
+    assert len(bot.standin.calls_to("chat.postMessage")) == a_posts
+    assert bot.standin.calls_to("views.open") == []
+    homes = bot.standin.calls_to("views.publish")
+    assert homes and all("ATLAS" not in json.dumps(call.params) for call in homes)
+    assert bot.standin.calls_to("reactions.remove") == []
+    # B's token only ever read who asked and drew B's own Home tab: it wrote nothing in A.
+    token_b = bot.installations.bot_token(TEAM_B)
+    used = {c.method for c in bot.standin.calls if c.token == token_b}
+    assert used <= {"auth.test", "users.info", "views.publish"}, used
+
+
+def _session_contribution_id(bot: Bot, ts: str) -> int:
+    with bot.db.session() as s:
+        return s.scalars(select(Contribution.id).where(Contribution.ts == ts)).one()
+
+
+def test_two_workspaces_run_sessions_in_same_channel_id_without_touching_each_other(
+    two_schools: OAuthBot,
+) -> None:
+    bot = two_schools
+    bot.command(START, team=TEAM_A)
+    bot.command(f"start dese-everyday <@{PRESENTER}|maria> step 1h", team=TEAM_B)
+    a, b = _session_id(bot, TEAM_A), _session_id(bot, TEAM_B)
+    a_ts, b_ts = _step_ts(bot, a, 1), _step_ts(bot, b, 1)
+    bot.reply(TEACHERS[0], "From school A", a_ts, team=TEAM_A)
+    bot.reply(TEACHERS[0], "From school B", b_ts, team=TEAM_B)
+    # Each thread answered from the other workspace is not collected.
+    bot.reply(TEACHERS[1], "A's thread, B's team", a_ts, team=TEAM_B)
+    bot.reply(TEACHERS[1], "B's thread, A's team", b_ts, team=TEAM_A)
+    bot.command("next", team=TEAM_A)
+    _settled(bot)
+
+    assert [(team, status, step) for team, status, step in _sessions(bot)] == [
+        (TEAM_A, "running", 2),
+        (TEAM_B, "running", 1),
+    ]
+    assert [(team, text) for team, _ts, text, _tag in _contributions(bot)] == [
+        (TEAM_A, "From school A"),
+        (TEAM_B, "From school B"),
+    ]
+    assert "ATLAS" in _said(bot.command("status", team=TEAM_A))
+    assert "ATLAS" not in _said(bot.command("status", team=TEAM_B))
+
+    assert "ended" in _said(bot.command("end", team=TEAM_A)).lower()
+    _settled(bot)
+    assert [status for _t, status, _s in _sessions(bot)] == ["ended", "running"]
+    with bot.db.session() as s:
+        posted = s.execute(select(OutboxMessage.team_id, OutboxMessage.status)).all()
+    tokens = {team: bot.installations.bot_token(team) for team in (TEAM_A, TEAM_B)}
+    calls = [c for c in bot.standin.calls if c.method in ("chat.postMessage", "reactions.add")]
+    assert {c.token for c in calls} == set(tokens.values())
+    assert all(status == "sent" for _team, status in posted)
+
+
+# -- leaving -----------------------------------------------------------------------------------
+def test_uninstall_stops_that_workspaces_sessions_drops_its_posts_and_deletes_its_tokens(
+    two_schools: OAuthBot,
+) -> None:
+    bot = two_schools
+    bot.command(START, team=TEAM_B)
+    bot.command(START, team=TEAM_A)
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 3h", team=TEAM_A)
+    a, b = _session_id(bot, TEAM_A), _session_id(bot, TEAM_B)
+    _step_ts(bot, a, 1)
+    _step_ts(bot, b, 1)
+    _settled(bot)
+    scheduler = bot.runtime.scheduler
+    assert scheduler is not None
+    assert scheduler._aps.get_job(step_job_id(a, 1)) is not None
+    assert scheduler._aps.get_job(start_job_id(a + 1)) is not None
+
+    # A's next step post is held back by Slack (429), so it is still pending at the uninstall.
+    bot.standin.fail_next("chat.postMessage", status=429, retry_after=120)
+    bot.command("next", team=TEAM_A)
+    bot.standin.wait_for(lambda calls: any(c.status == 429 for c in calls))
+    _leave(bot, TEAM_A, {"type": "app_uninstalled"})
+
+    assert _sessions(bot) == [
+        (TEAM_B, "running", 1),
+        (TEAM_A, "ended", 2),
+        (TEAM_A, "cancelled", 0),
+    ]
+    with bot.db.session() as s:
+        ended = s.get(ProtocolSession, a)
+        assert ended is not None and ended.ended_at is not None and ended.step_closes_at is None
+        open_steps = s.scalars(
+            select(StepRun).where(StepRun.session_id == a, StepRun.ended_at.is_(None))
+        ).all()
+        assert open_steps == []
+        rows = s.execute(select(OutboxMessage.team_id, OutboxMessage.status, OutboxMessage.error))
+        assert (TEAM_A, "failed", "app_uninstalled") in set(rows.all())
+        pending = s.scalars(select(OutboxMessage.team_id).where(OutboxMessage.status == "pending"))
+        assert list(pending) == []
+    bot.wait_until(lambda: scheduler._aps.get_job(step_job_id(a, 2)) is None)
+    assert scheduler._aps.get_job(start_job_id(a + 1)) is None
+    assert scheduler._aps.get_job(step_job_id(b, 1)) is not None
+
+    store = bot.installations.store
+    assert store.find_installation(enterprise_id=None, team_id=TEAM_A) is None
+    assert store.find_bot(enterprise_id=None, team_id=TEAM_A) is None
+    assert bot.runtime.client_for(TEAM_A) is None
+    assert bot.installations.bot_token(TEAM_B) is not None
+
+    # A command from A now is told to reinstall; B goes on as before.
+    assert bot.command("status", team=TEAM_A) == {}
+    assert "ATLAS" in _said(bot.command("status", team=TEAM_B))
+    # The same event again (Slack retrying, or a second delivery) changes nothing more.
+    _leave(bot, TEAM_A, {"type": "app_uninstalled"})
+    assert [s for _t, s, _i in _sessions(bot)] == ["running", "ended", "cancelled"]
+
+
+def test_a_revoked_bot_token_stops_the_workspace_like_an_uninstall(two_schools: OAuthBot) -> None:
+    bot = two_schools
+    bot.command(START, team=TEAM_A)
+    _step_ts(bot, _session_id(bot, TEAM_A), 1)
+    _leave(bot, TEAM_A, {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["U_BOT"]}})
+    assert _sessions(bot) == [(TEAM_A, "ended", 1)]
+    assert bot.installations.bot_token(TEAM_A) is None
+    assert bot.installations.bot_token(TEAM_B) is not None
+
+
+def test_revoked_user_tokens_alone_leave_the_bot_and_its_sessions_running(
+    two_schools: OAuthBot,
+) -> None:
+    bot = two_schools
+    bot.command(START, team=TEAM_A)
+    _step_ts(bot, _session_id(bot, TEAM_A), 1)
+    token = bot.installations.bot_token(TEAM_A)
+    _leave(bot, TEAM_A, {"type": "tokens_revoked", "tokens": {"oauth": [FACILITATOR], "bot": []}})
+    assert _sessions(bot) == [(TEAM_A, "running", 1)]
+    store = bot.installations.store
+    assert store.find_installation(enterprise_id=None, team_id=TEAM_A, user_id=FACILITATOR) is None
+    assert bot.installations.bot_token(TEAM_A) == token  # the bot's own row stays
+    assert "ATLAS" in _said(bot.command("status", team=TEAM_A))
+
+
+def test_an_enterprise_workspace_is_found_and_forgotten_by_its_team_id(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    bot = OAuthBot(workspace, database_url).start()
+    try:
+        token = bot.install(TEAM_A, enterprise_id="E_DISTRICT")
+        installation = bot.installations.store.find_installation(
+            enterprise_id="E_DISTRICT", team_id=TEAM_A
+        )
+        assert installation is not None and installation.bot_token == token
+        assert bot.installations.store.find_bot(enterprise_id=None, team_id=TEAM_A) is None
+        _leave(bot, TEAM_A, {"type": "app_uninstalled"})
+        assert bot.installations.bot_token(TEAM_A) is None
+        assert bot.installations.store.find_bot(enterprise_id="E_DISTRICT", team_id=TEAM_A) is None
+    finally:
+        bot.stop()
+
+
+def test_with_a_single_bot_token_an_uninstall_still_stops_the_sessions(bot: Bot) -> None:
+    bot.command(START)
+    with bot.db.session() as s:
+        sid = s.scalars(select(ProtocolSession.id)).one()
+    _step_ts(bot, sid, 1)
+    _leave(bot, "T_TEAM", {"type": "app_uninstalled"})
+    assert _sessions(bot) == [("T_TEAM", "ended", 1)]
+    assert bot.runtime.client_for("T_TEAM") is not None  # nothing to delete: it is the env's
