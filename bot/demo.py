@@ -74,11 +74,22 @@ class Transcript:
         return "\n".join(parts) if parts else fallback
 
 
+def _button(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any] | None:
+    for block in blocks:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return dict(element)
+    return None
+
+
 class Team:
     """The scripted teachers: they answer each step a moment after it is posted."""
 
-    def __init__(self, script: dict[str, Any], url: str, transcript: Transcript) -> None:
+    def __init__(
+        self, script: dict[str, Any], url: str, transcript: Transcript, response_url: str
+    ) -> None:
         self.script, self.url, self.transcript = script, url, transcript
+        self.response_url = response_url
         self._events = 0
 
     def send(self, body: str, content_type: str) -> dict[str, Any] | str:
@@ -149,6 +160,24 @@ class Team:
         self.transcript.line(self.transcript.names.get(user, user), text, thread=True)
         self.send(body, "application/json")
 
+    def press(self, user: str, button: dict[str, Any], delay: float) -> None:
+        """A teacher presses a button on a private message, as Slack delivers the click."""
+        time.sleep(delay)
+        label = button["text"]["text"]
+        self.transcript.line(self.transcript.names.get(user, user), f"[{label}]", thread=True)
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "team_id": TEAM},
+            "team": {"id": TEAM, "domain": "demo"},
+            "channel": {"id": self.script["channel"]},
+            "api_app_id": "A_DEMO",
+            "trigger_id": "demo.trigger",
+            "response_url": self.response_url,
+            "container": {"type": "message", "is_ephemeral": True},
+            "actions": [{**button, "block_id": "demo", "action_ts": f"{time.time():.6f}"}],
+        }
+        self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
     def answer_step(
         self, index: int, collects: str, presenter_silent: bool, ts: str, pace: float
     ) -> None:
@@ -197,7 +226,7 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
         ).start()
         url = f"http://127.0.0.1:{server.port}/slack/events"
         transcript = Transcript(out, names, time.monotonic())
-        team = Team(script, url, transcript)
+        team = Team(script, url, transcript, standin.response_url("demo"))
         finished = threading.Event()
 
         def on_call(call: Call) -> None:
@@ -227,6 +256,8 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
                 ).start()
 
         def on_private(call: Call) -> None:
+            if call.method == "response_url" and call.params.get("text"):
+                transcript.line("protocolbot (only you)", str(call.params["text"]), thread=True)
             if call.method == "chat.postEphemeral" and call.response.get("ok"):
                 who = names.get(str(call.params.get("user")), "someone")
                 transcript.line(
@@ -237,6 +268,12 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
                     thread=True,
                     private=True,
                 )
+                park = _button(call.params.get("blocks") or [], "nudge_park")
+                if park is not None:
+                    user = str(call.params.get("user"))
+                    threading.Thread(
+                        target=team.press, args=(user, park, step * 0.1), daemon=True
+                    ).start()
 
         standin.listeners.extend([on_call, on_private])
         runtime.start()
