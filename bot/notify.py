@@ -144,6 +144,7 @@ class ClockLink:
         self.on_lost = on_lost or _shut_down
         self.poll_seconds = poll_seconds
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._held = False  # this connection holds the clock lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -160,17 +161,17 @@ class ClockLink:
     def _try_acquire(self) -> bool:
         import psycopg
 
-        conn = psycopg.connect(self.conninfo, autocommit=True)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (CLOCK_LOCK,)).fetchone()
+        if self._conn is None or self._conn.closed:
+            self._conn, self._held = psycopg.connect(self.conninfo, autocommit=True), False
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CLOCK_LOCK,)).fetchone()
         if not (row and row[0]):
-            conn.close()
             return False
-        conn.execute(f"LISTEN {CHANNEL}")
-        self._conn = conn
+        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._held = True
         return True
 
     def start(self) -> ClockLink:
-        if self._conn is None:
+        if not self._held:
             self.acquire()
         self._thread = threading.Thread(target=self._run, name="clock-link", daemon=True)
         self._thread.start()
@@ -182,8 +183,8 @@ class ClockLink:
             self._thread.join(timeout)
             self._thread = None
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            self._conn.close()  # and with it the lock: a standby takes over
+            self._conn, self._held = None, False
 
     def _run(self) -> None:
         import psycopg
@@ -191,6 +192,7 @@ class ClockLink:
         while not self._stop.is_set():
             conn = self._conn
             if conn is None or conn.closed:
+                self._held = False
                 self._reconnect()
                 continue
             try:

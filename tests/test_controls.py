@@ -114,8 +114,9 @@ def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot)
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     step = bot.step_posts()[0]
-    labels = [e["text"]["text"] for b in step["blocks"] if b["type"] == "actions"
-              for e in b["elements"]]
+    labels = [
+        e["text"]["text"] for b in step["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
     assert labels == ["Next step", "Extend 15 min", "Pause"]
     value = f"{_session(bot).id}:1"
     before = _session(bot).step_closes_at

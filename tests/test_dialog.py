@@ -24,17 +24,31 @@ def _opened_view(bot: Bot) -> dict[str, Any]:
 
 def _submit(bot: Bot, view: dict[str, Any], **choices: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "protocol": {"value": {"type": "static_select",
-                               "selected_option": {"value": choices.get("protocol", "atlas")}}},
-        "presenter": {"value": {"type": "users_select",
-                                "selected_user": choices.get("presenter", PRESENTER)}},
-        "pacing": {"value": {"type": "radio_buttons",
-                             "selected_option": {"value": choices.get("pacing", "live")}}},
+        "protocol": {
+            "value": {
+                "type": "static_select",
+                "selected_option": {"value": choices.get("protocol", "atlas")},
+            }
+        },
+        "presenter": {
+            "value": {"type": "users_select", "selected_user": choices.get("presenter", PRESENTER)}
+        },
+        "pacing": {
+            "value": {
+                "type": "radio_buttons",
+                "selected_option": {"value": choices.get("pacing", "live")},
+            }
+        },
         "step": {"value": {"type": "plain_text_input", "value": choices.get("step")}},
-        "when": {"value": {"type": "radio_buttons",
-                           "selected_option": {"value": choices.get("when", "now")}}},
-        "start_at": {"value": {"type": "datetimepicker",
-                               "selected_date_time": choices.get("start_at")}},
+        "when": {
+            "value": {
+                "type": "radio_buttons",
+                "selected_option": {"value": choices.get("when", "now")},
+            }
+        },
+        "start_at": {
+            "value": {"type": "datetimepicker", "selected_date_time": choices.get("start_at")}
+        },
     }
     payload = {
         "type": "view_submission",
@@ -60,7 +74,10 @@ def test_slash_protocol_alone_opens_the_start_dialog(bot: Bot) -> None:
     view = _opened_view(bot)
     assert view["callback_id"] == "start_dialog"
     assert json.loads(view["private_metadata"]) == {
-        "team": TEAM, "channel": CHANNEL, "enterprise": ""}
+        "team": TEAM,
+        "channel": CHANNEL,
+        "enterprise": "",
+    }
     blocks = {b["block_id"] for b in view["blocks"]}
     assert {"protocol", "presenter", "pacing", "step", "when", "start_at"} <= blocks
     options = next(b for b in view["blocks"] if b["block_id"] == "protocol")["element"]["options"]
@@ -74,10 +91,16 @@ def test_submitting_the_dialog_starts_an_asynchronous_session(bot: Bot) -> None:
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     (session,) = _sessions(bot)
     assert (session.protocol_id, session.presenter_id, session.facilitator_id) == (
-        "atlas", PRESENTER, FACILITATOR)
+        "atlas",
+        PRESENTER,
+        FACILITATOR,
+    )
     assert session.step_seconds == 86400 and session.status == "running"
-    bot.wait_until(lambda: any(c.params.get("user") == FACILITATOR
-                               for c in bot.standin.calls_to("chat.postEphemeral")))
+    bot.wait_until(
+        lambda: any(
+            c.params.get("user") == FACILITATOR for c in bot.standin.calls_to("chat.postEphemeral")
+        )
+    )
 
 
 def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:

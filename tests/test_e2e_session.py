@@ -30,16 +30,37 @@ def test_full_atlas_session_runs_on_time_and_keeps_the_replies(bot: Bot) -> None
     edited = bot.reply(t2, "The graph has no labels.", describe_ts)
     deleted = bot.reply(t3, "Typo reply, please ignore", describe_ts)
     bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) >= 3)
-    bot.event({"type": "message", "subtype": "message_changed", "channel": CHANNEL,
-               "message": {"type": "message", "user": t2, "ts": edited, "thread_ts": describe_ts,
-                           "text": "The graph has no axis labels."},
-               "previous_message": {"ts": edited, "thread_ts": describe_ts}, "ts": "1.0"})
-    bot.event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
-               "deleted_ts": deleted, "previous_message": {"ts": deleted,
-                                                           "thread_ts": describe_ts}, "ts": "2.0"})
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "message": {
+                "type": "message",
+                "user": t2,
+                "ts": edited,
+                "thread_ts": describe_ts,
+                "text": "The graph has no axis labels.",
+            },
+            "previous_message": {"ts": edited, "thread_ts": describe_ts},
+            "ts": "1.0",
+        }
+    )
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": CHANNEL,
+            "deleted_ts": deleted,
+            "previous_message": {"ts": deleted, "thread_ts": describe_ts},
+            "ts": "2.0",
+        }
+    )
 
-    bot.wait_until(lambda: any(str(m.get("text", "")).startswith("Notes from")
-                               for m in bot.posts()), timeout=30)
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts()),
+        timeout=30,
+    )
     session = _session(bot)
     assert session.status == "ended"
 
@@ -53,8 +74,11 @@ def test_full_atlas_session_runs_on_time_and_keeps_the_replies(bot: Bot) -> None
 
     # Each step is posted within 1.5 s of when the schedule says it opens.
     assert session.started_at is not None
-    calls = [c for c in bot.standin.calls_to("chat.postMessage")
-             if str(c.params.get("text", "")).startswith("Step ")]
+    calls = [
+        c
+        for c in bot.standin.calls_to("chat.postMessage")
+        if str(c.params.get("text", "")).startswith("Step ")
+    ]
     for k, call in enumerate(calls):
         due = session.started_at.timestamp() + 2 * k
         assert abs(call.at - due) <= 1.5, (k + 1, call.at - due)
@@ -71,11 +95,18 @@ def test_full_atlas_session_runs_on_time_and_keeps_the_replies(bot: Bot) -> None
     assert dm and dm[0]["text"].startswith("Notes from")
 
     with bot.db.session() as s:
-        data = json.loads(notes_mod.export_json(notes_mod.build_notes(
-            s, s.get(ProtocolSession, session.id), bot.runtime.library["atlas"])))
+        data = json.loads(
+            notes_mod.export_json(
+                notes_mod.build_notes(
+                    s, s.get(ProtocolSession, session.id), bot.runtime.library["atlas"]
+                )
+            )
+        )
     observations = [c for c in data["contributions"] if c["tag"] == "observation"]
     assert {c["text"] for c in observations} == {
-        "There are three crossed-out attempts at the top.", "The graph has no axis labels."}
+        "There are three crossed-out attempts at the top.",
+        "The graph has no axis labels.",
+    }
     assert {c["ts"] for c in observations} == {kept, edited}
     assert [s["title"] for s in data["steps"]][1] == "Describing the Student Work"
     assert all(s["message_ts"] for s in data["steps"])
@@ -136,8 +167,14 @@ def test_retried_event_is_recorded_once(bot: Bot) -> None:
     bot.command("next")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
     thread = bot.step_posts()[1]["ts"]
-    event = {"type": "message", "channel": CHANNEL, "user": TEACHERS[0], "text": "I see a chart.",
-             "ts": "1800000000.000100", "thread_ts": thread}
+    event = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": TEACHERS[0],
+        "text": "I see a chart.",
+        "ts": "1800000000.000100",
+        "thread_ts": thread,
+    }
     assert bot.event(event, event_id="EvSAME") == 200
     assert bot.event(event, event_id="EvSAME", retry=1) == 200
     assert bot.event(event, event_id="EvOTHER") == 200  # a duplicate delivery, new event id
@@ -151,12 +188,28 @@ def test_retried_event_is_recorded_once(bot: Bot) -> None:
 def test_every_subscribed_event_type_is_acknowledged(bot: Bot) -> None:
     for event in (
         {"type": "message", "channel": CHANNEL, "user": "U_T1", "text": "hello", "ts": "1.1"},
-        {"type": "message", "subtype": "bot_message", "channel": CHANNEL, "bot_id": "B_X",
-         "text": "x", "ts": "1.2"},
-        {"type": "reaction_added", "user": "U_T1", "reaction": "eyes",
-         "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"}, "event_ts": "1.3"},
-        {"type": "reaction_removed", "user": "U_T1", "reaction": "eyes",
-         "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"}, "event_ts": "1.4"},
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "channel": CHANNEL,
+            "bot_id": "B_X",
+            "text": "x",
+            "ts": "1.2",
+        },
+        {
+            "type": "reaction_added",
+            "user": "U_T1",
+            "reaction": "eyes",
+            "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"},
+            "event_ts": "1.3",
+        },
+        {
+            "type": "reaction_removed",
+            "user": "U_T1",
+            "reaction": "eyes",
+            "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"},
+            "event_ts": "1.4",
+        },
         {"type": "app_home_opened", "user": "U_T1", "channel": "D1", "tab": "home"},
         {"type": "app_uninstalled"},
         {"type": "tokens_revoked", "tokens": {"bot": ["U_BOT"]}},

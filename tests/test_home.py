@@ -14,8 +14,12 @@ from tests.harness import PRESENTER, TEACHERS, TEAM, Bot
 
 def _open_home(bot: Bot, user: str, team: str = TEAM) -> str:
     before = len(bot.standin.calls_to("views.publish"))
-    assert bot.event({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"},
-                     team=team) == 200
+    assert (
+        bot.event(
+            {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"}, team=team
+        )
+        == 200
+    )
     bot.wait_until(lambda: len(bot.standin.calls_to("views.publish")) > before)
     call = bot.standin.calls_to("views.publish")[-1]
     assert call.params["user_id"] == user
@@ -27,11 +31,21 @@ def _open_home(bot: Bot, user: str, team: str = TEAM) -> str:
 
 def _press_notes(bot: Bot, user: str, session_id: int, team: str = TEAM) -> None:
     payload = {
-        "type": "block_actions", "user": {"id": user, "team_id": team},
-        "team": {"id": team}, "api_app_id": "A_APP", "trigger_id": uuid.uuid4().hex,
+        "type": "block_actions",
+        "user": {"id": user, "team_id": team},
+        "team": {"id": team},
+        "api_app_id": "A_APP",
+        "trigger_id": uuid.uuid4().hex,
         "container": {"type": "view", "view_id": "V1"},
-        "actions": [{"type": "button", "action_id": "home_notes", "value": str(session_id),
-                     "block_id": "b", "action_ts": "1.0"}],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "home_notes",
+                "value": str(session_id),
+                "block_id": "b",
+                "action_ts": "1.0",
+            }
+        ],
     }
     assert bot.post(interaction_body(payload))[0] == 200
 

@@ -27,7 +27,7 @@ from bot.store.db import Database
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
 from tests.conftest import PG_ADMIN_URL
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
-from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot, http_post
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
 from tests.process import BotProcess, bot_environment, free_port, run_cli
 
 needs_postgres = pytest.mark.skipif(
@@ -205,8 +205,10 @@ def step_threads(standin: SlackStandin) -> dict[int, str]:
     threads: dict[int, str] = {}
     for message in standin.messages(CHANNEL):
         text = str(message.get("text") or "")
-        if message.get("user") == "U_BOT" and text.startswith("Step ") and not message.get(
-            "thread_ts"
+        if (
+            message.get("user") == "U_BOT"
+            and text.startswith("Step ")
+            and not message.get("thread_ts")
         ):
             threads.setdefault(int(text.split()[1]), str(message["ts"]))
     return threads
@@ -233,9 +235,7 @@ def settled(db: Database) -> bool:
             select(func.count()).select_from(InboxEvent).where(InboxEvent.processed_at.is_(None))
         )
         pending = s.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
         )
     return unhandled == 0 and pending == 0
 
@@ -313,7 +313,13 @@ def test_two_web_processes_and_a_clock_run_a_session(
         for run, call in zip(runs, steps, strict=True):
             late = call.at - run.started_at.timestamp()
             assert -0.05 <= late <= 1.0, (run.index, late)
-        assert "Traceback" not in cluster.logs()
+        # SIGTERM: each process, web or clock, finishes its work and exits cleanly.
+        for proc in cluster.procs:
+            assert proc.proc is not None
+            proc.proc.terminate()
+        assert [p.proc.wait(20) for p in cluster.procs if p.proc is not None] == [0, 0, 0]
+        logs = cluster.logs()
+        assert logs.count("stopped") == 3 and "Traceback" not in logs, logs[-3000:]
     finally:
         db.dispose()
 
@@ -409,3 +415,110 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+# -- the inbox: durable before the ack, once however often it comes -------------------------------
+def _reply_event(bot: Bot, text: str, *, ts: str | None = None) -> tuple[str, str]:
+    """A reply in step 1's thread as Slack sends it: (its body, its ts)."""
+    thread = str(bot.step_posts()[0]["ts"])
+    ts = ts or str(bot.standin.add_message(CHANNEL, TEACHERS[0], text, thread_ts=thread)["ts"])
+    return reply_body(TEACHERS[0], text, thread, ts), ts
+
+
+def _recorded(bot: Bot) -> list[str]:
+    with bot.db.session() as s:
+        return list(s.scalars(select(Contribution.ts)))
+
+
+def _unhandled(bot: Bot) -> int:
+    with bot.db.session() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(InboxEvent)
+                .where(InboxEvent.processed_at.is_(None))
+            )
+            or 0
+        )
+
+
+def _started(bot: Bot) -> Bot:
+    assert bot.runtime.scheduler is not None
+    bot.runtime.scheduler.every_tick.clear()  # no background sweep: this test does it by hand
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    return bot
+
+
+def test_retries_and_duplicate_deliveries_are_recorded_once(bot: Bot) -> None:
+    _started(bot)
+    body, ts = _reply_event(bot, "The student drew two number lines.")
+    for retry in (None, "1", "2", "3"):
+        headers = signed_headers(body, SECRET)
+        if retry:
+            headers["X-Slack-Retry-Num"] = retry
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        assert http_post(bot.url, body, headers)[0] == 200
+    # The same message again under a new event id (Slack does that too).
+    again, _ = _reply_event(bot, "The student drew two number lines.", ts=ts)
+    assert http_post(bot.url, again, signed_headers(again, SECRET))[0] == 200
+    bot.wait_until(lambda: _unhandled(bot) == 0 and bool(_recorded(bot)))
+    bot.runtime.sender.drain(5)
+    with bot.db.session() as s:
+        stored = s.scalar(select(func.count()).select_from(InboxEvent))
+    assert stored == 2  # the retries never got past the door
+    assert _recorded(bot) == [ts]
+    assert [c.params["timestamp"] for c in bot.standin.calls_to("reactions.add")] == [ts]
+
+
+def test_an_event_is_stored_before_the_ack_and_handled_after_a_crash(bot: Bot) -> None:
+    _started(bot)
+    bot.runtime.inbox.submit = lambda *args: None  # type: ignore[method-assign]  # dies after ack
+    body, ts = _reply_event(bot, "Kept across the crash.")
+    assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
+    assert (_unhandled(bot), _recorded(bot)) == (1, [])
+    assert bot.runtime.inbox.replay() == 1  # what the next start does
+    assert (_unhandled(bot), _recorded(bot)) == (0, [ts])
+
+
+def test_a_reply_to_a_step_whose_post_is_in_flight_waits_for_it(bot: Bot) -> None:
+    _started(bot)
+    # The sender posted step 1 but died before writing its ts down: the thread is unknown.
+    with bot.db.session() as s:
+        run = s.scalars(select(StepRun)).one()
+        known, run.message_ts = run.message_ts, None
+    body, ts = _reply_event(bot, "Written in a thread the bot can't place yet.")
+    assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
+    bot.wait_until(lambda: not bot.runtime.inbox._queued)
+    assert (_unhandled(bot), _recorded(bot)) == (1, [])
+    with bot.db.session() as s:
+        s.scalars(select(StepRun)).one().message_ts = known  # the restarted sender finds it
+    bot.runtime.inbox.sweep(older_than=timedelta(0))
+    assert (_unhandled(bot), _recorded(bot)) == (0, [ts])
+
+
+@needs_postgres
+def test_two_processes_reaching_for_one_event_handle_it_once(bot: Bot) -> None:
+    from bot.inbox import Inbox
+
+    _started(bot)
+    bot.runtime.inbox.submit = lambda *args: None  # type: ignore[method-assign]
+    body, ts = _reply_event(bot, "Claimed once.")
+    assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
+    with bot.db.session() as s:
+        row_id = s.scalars(select(InboxEvent.id)).one()
+    calls: list[str] = []
+
+    def slow(team: str, event: dict[str, Any]) -> None:
+        calls.append(team)
+        time.sleep(0.5)
+        bot.runtime.replies.handle(team, event)
+
+    first, second = (Inbox(bot.db, bot.runtime.clock, slow) for _ in range(2))
+    racing = threading.Thread(target=first.process, args=(row_id,))
+    racing.start()
+    time.sleep(0.1)
+    second.process(row_id)  # skips the locked row at once
+    racing.join()
+    second.process(row_id)  # and later finds it handled
+    assert calls == [TEAM] and _recorded(bot) == [ts] and _unhandled(bot) == 0

@@ -202,9 +202,7 @@ class Engine:
         if self.db.is_postgres:
             # FOR UPDATE locks no row while the channel has no session: queue on the channel.
             key = f"{actor.team_id}/{actor.enterprise_id}/{actor.channel_id}"
-            s.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-            )
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
         return s.scalars(
             select(ProtocolSession)
             .where(

@@ -1,0 +1,150 @@
+"""The servers under test, each in its own process: ours (`python -m bot`) and the bare app."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bench.signing import SECRET, TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/statm").read_text().split()
+    except OSError:
+        return 0
+    return int(fields[1]) * PAGE_SIZE
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class Server:
+    """A server process on 127.0.0.1; `ready_seconds` is spawn to the first /healthz 200."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, workdir: Path):
+        self.name, self.port, self.workdir = name, port, workdir
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.ready_seconds = self._wait_ready(started)
+        self.samples: list[tuple[float, int, float]] = []  # (time, rss, cpu seconds)
+        self._sampling = threading.Event()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _wait_ready(self, started: float, timeout: float = 300.0) -> float:
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        while time.perf_counter() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s; see {self.log_path}")
+
+    def sample(self) -> None:
+        """Record RSS and CPU time now."""
+        self.samples.append((time.time(), rss_bytes(self.pid), cpu_seconds(self.pid)))
+
+    def sample_every(self, seconds: float) -> None:
+        """Record RSS and CPU time in the background until stop()."""
+
+        def loop() -> None:
+            while not self._sampling.wait(seconds):
+                self.sample()
+
+        self.sample()
+        threading.Thread(target=loop, daemon=True).start()
+
+    def stop(self) -> None:
+        self._sampling.set()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def start_ours(workdir: Path, database_url: str, slack_api_url: str) -> Server:
+    """`python -m bot` (serve, with the scheduler and outbox) as an operator would run it."""
+    port = free_port()
+    env = _env(
+        {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack_api_url,
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    argv = [sys.executable, "-m", "bot", "--host", "127.0.0.1", "--port", str(port)]
+    return Server("ours", argv, env, port, workdir)
+
+
+def start_bare(workdir: Path, slack_api_url: str) -> Server:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.bare",
+        "--port",
+        str(port),
+        "--slack-api-url",
+        slack_api_url,
+    ]
+    return Server("baseline", argv, _env({}), port, workdir)
+
+
+@contextlib.contextmanager
+def running(server: Server):  # type: ignore[no-untyped-def]
+    try:
+        yield server
+    finally:
+        server.stop()

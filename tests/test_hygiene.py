@@ -1,0 +1,445 @@
+"""Hygiene (PRODUCT 5, issue 5 item 6): graceful SIGTERM, /healthz, data retention, quiet logs,
+and bad input answered cleanly (a 2xx or 4xx, logged once, nothing changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import logging
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from bot.retention import purge
+from bot.runtime import Runtime
+from bot.server import make_wsgi
+from bot.settings import Settings
+from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.migrate import upgrade
+from bot.store.models import (
+    Contribution,
+    InboxEvent,
+    OutboxMessage,
+    ProtocolSession,
+)
+from tests.conftest import PG_ADMIN_URL
+from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
+from tests.process import BotProcess, bot_environment, free_port, run_cli
+from tests.test_processes import reply_body, step_threads, wait_for
+
+TOKEN = "xoxb-1111-2222-TOKENtokenTOKEN"
+SIGNING = "signing-secret-9f8e7d6c5b4a"
+
+
+def _process(standin: SlackStandin, database_url: str, workdir: Path, **env: str) -> BotProcess:
+    settings = bot_environment(
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING,
+        SLACK_API_URL=standin.url,
+        DATABASE_URL=database_url,
+        PORT=str(free_port()),
+        **env,
+    )
+    upgraded = run_cli(["db", "upgrade"], settings, workdir)
+    assert upgraded.returncode == 0, upgraded.stderr
+    return BotProcess(settings, workdir, int(settings["PORT"]))
+
+
+def _send(bot: BotProcess, body: str, **headers: str) -> int:
+    try:
+        status, _ = http_post(bot.events_url, body, {**signed_headers(body, SIGNING), **headers})
+    except OSError:
+        return 0
+    return status
+
+
+def _start(bot: BotProcess, standin: SlackStandin, protocol: str, step: str) -> str:
+    body = slash_command_body(
+        f"start {protocol} <@{PRESENTER}|maria> step {step}", response_url=standin.response_url()
+    )
+    assert _send(bot, body) == 200
+    return str(wait_for(lambda: step_threads(standin).get(1), 10, "step 1"))
+
+
+# -- SIGTERM --------------------------------------------------------------------------------------
+def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    bot = _process(workspace, database_url, tmp_path, LOG_LEVEL="INFO")
+    bot.start()
+    try:
+        thread = _start(bot, workspace, "atlas", "1h")
+        answers: dict[str, int] = {}
+
+        def reply(n: int) -> None:
+            user = TEACHERS[n % 3]
+            said = f"Reply {n} before the stop."
+            ts = str(workspace.add_message(CHANNEL, user, said, thread_ts=thread)["ts"])
+            answers[ts] = _send(bot, reply_body(user, said, thread, ts))
+
+        burst = [threading.Thread(target=reply, args=(n,)) for n in range(40)]
+        for sender in burst[:20]:
+            sender.start()
+        assert bot.proc is not None
+        bot.proc.send_signal(signal.SIGTERM)  # with requests in flight
+        time.sleep(0.5)
+        for sender in burst[20:]:
+            sender.start()  # after the stop began: refused, so Slack would retry elsewhere
+        for sender in burst:
+            sender.join()
+        assert bot.proc is not None
+        assert bot.proc.wait(20) == 0
+    finally:
+        bot.stop()
+    acked = {ts for ts, status in answers.items() if status == 200}
+    log = bot.log_path.read_text()
+    assert "stopped" in log and "Traceback" not in log, log[-2000:]
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            recorded = set(s.scalars(select(Contribution.ts)))
+            unhandled = s.scalar(
+                select(func.count())
+                .select_from(InboxEvent)
+                .where(InboxEvent.processed_at.is_(None))
+            )
+    finally:
+        db.dispose()
+    assert acked and len(acked) < len(answers), answers
+    assert set(answers.values()) <= {200, 0}
+    # Every acknowledged reply was handled before the process ended: none waits for a replay.
+    assert acked <= recorded and unhandled == 0
+    print(f"sigterm: {len(acked)} of {len(answers)} replies acknowledged, all recorded")
+
+
+# -- /healthz --------------------------------------------------------------------------------------
+def _healthz(wsgi: Any) -> tuple[str, dict[str, Any]]:
+    answered: dict[str, str] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answered["status"] = status
+
+    environ = {"PATH_INFO": "/healthz", "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+    body = b"".join(wsgi(environ, start_response))
+    return answered["status"], json.loads(body)
+
+
+def test_healthz_reports_the_database(bot: Bot, tmp_path: Path) -> None:
+    with urllib.request.urlopen(bot.url.replace("slack/events", "healthz")) as answer:
+        assert (answer.status, json.loads(answer.read())) == (200, {"ok": True, "database": "ok"})
+    gone = (
+        "postgresql+psycopg://protocolbot@127.0.0.1:1/gone"
+        if PG_ADMIN_URL
+        else f"sqlite:///{tmp_path}/no/such/dir/bot.sqlite3"
+    )
+    runtime = SimpleNamespace(db=Database(gone), settings=bot.settings)
+    status, body = _healthz(make_wsgi(bot.app, runtime))  # type: ignore[arg-type]
+    assert status.startswith("503") and body == {"ok": False, "database": "unreachable"}
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="drops the live PostgreSQL database under the bot")
+def test_healthz_says_503_when_the_database_goes_away(bot: Bot, database_url: str) -> None:
+    assert _healthz(make_wsgi(bot.app, bot.runtime))[0].startswith("200")
+    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    admin.dispose()
+    status, body = _healthz(make_wsgi(bot.app, bot.runtime))
+    assert status.startswith("503") and body["database"] == "unreachable"
+
+
+# -- DATA_RETENTION_DAYS ---------------------------------------------------------------------------
+def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    upgrade(db)
+    now = datetime.now(UTC)
+    try:
+        with db.session() as s:
+            for sid, ended in ((1, now - timedelta(days=40)), (2, now - timedelta(days=5))):
+                s.add(_session(sid, ended, statement=f"statement {sid}"))
+            s.add(_session(3, None, status="running"))
+            s.flush()
+            for sid in (1, 2, 3):
+                s.add(_contribution(sid, now))
+            for days, status in ((40, "sent"), (40, "pending"), (5, "sent")):
+                s.add(_outbox(now - timedelta(days=days), status))
+            s.add(_inbox("Ev1", now - timedelta(days=3), handled=True))
+            s.add(_inbox("Ev2", now - timedelta(days=3), handled=False))
+        counts = purge(db, now, retention_days=30)
+        with db.session() as s:
+            left = sorted(s.scalars(select(Contribution.session_id)))
+            statements = dict(
+                s.execute(select(ProtocolSession.id, ProtocolSession.statement)).all()
+            )
+            outbox = sorted(s.scalars(select(OutboxMessage.status)))
+            inbox = list(s.scalars(select(InboxEvent.event_id)))
+        assert counts == {"inbox": 1, "contributions": 1, "outbox": 1}
+        assert left == [2, 3]
+        assert statements[1] is None and statements[2] == "statement 2"
+        assert outbox == ["pending", "sent"]  # unsent rows are never dropped
+        assert inbox == ["Ev2"]  # unhandled events are never dropped
+        # Without the setting only handled inbox events go.
+        assert purge(db, now, retention_days=None) == {"inbox": 0}
+    finally:
+        db.dispose()
+
+
+def test_the_clock_runs_the_housekeeping_daily_with_the_retention_setting(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=workspace.url,
+        database_url=database_url,
+        data_retention_days=30,
+    )
+    db = Database(database_url)
+    upgrade(db)
+    runtime = Runtime(settings, database=db).start()
+    try:
+        assert runtime.scheduler is not None
+        job = runtime.scheduler._aps.get_job("housekeeping")
+        assert job is not None and list(job.args) == [30]
+        assert job.trigger.interval == timedelta(days=1)
+    finally:
+        runtime.stop()
+        db.dispose()
+
+
+def _session(
+    sid: int, ended: datetime | None, status: str = "ended", statement: str | None = None
+) -> ProtocolSession:
+    at = datetime.now(UTC) - timedelta(days=60)
+    return ProtocolSession(
+        id=sid,
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        protocol_id="atlas",
+        presenter_id=PRESENTER,
+        facilitator_id="U_FAC",
+        created_by="U_FAC",
+        status=status,
+        starts_at=at,
+        created_at=at,
+        started_at=at,
+        ended_at=ended,
+        statement=statement,
+    )
+
+
+def _contribution(sid: int, now: datetime) -> Contribution:
+    return Contribution(
+        session_id=sid,
+        step_index=2,
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        user_id="U_T1",
+        ts=f"{sid}.000100",
+        thread_ts="1.000000",
+        text="The student drew two number lines.",
+        tag="observation",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _outbox(at: datetime, status: str) -> OutboxMessage:
+    return OutboxMessage(
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        method="chat.postMessage",
+        payload={"channel": CHANNEL, "text": "Notes from ATLAS: the student drew..."},
+        status=status,
+        attempts=1,
+        not_before=at,
+        created_at=at,
+    )
+
+
+def _inbox(event_id: str, at: datetime, handled: bool) -> InboxEvent:
+    return InboxEvent(
+        team_id=TEAM,
+        event_id=event_id,
+        payload={"event": {"type": "message"}, "team_id": TEAM},
+        received_at=at,
+        processed_at=at if handled else None,
+    )
+
+
+# -- logs ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_logs_hold_no_token_secret_or_message_text(
+    workspace: SlackStandin, database_url: str, tmp_path: Path, level: str
+) -> None:
+    bot = _process(workspace, database_url, tmp_path, LOG_LEVEL=level)
+    bot.start()
+    words = ["XYZZY-observation-words", "PLUGH-unknown-protocol", "FROTZ-edited-words"]
+    try:
+        thread = _start(bot, workspace, "dese-everyday", "1s")
+        for n, user in enumerate(TEACHERS):
+            said = f"{words[0]} {n}: I think it seems they didn't understand."
+            ts = str(workspace.add_message(CHANNEL, user, said, thread_ts=thread)["ts"])
+            assert _send(bot, reply_body(user, said, thread, ts)) == 200
+        body = slash_command_body(f"preview {words[1]}", response_url=workspace.response_url())
+        assert _send(bot, body) == 200
+        assert _send(bot, '{"type": "event_callback", "event": ') == 400
+        assert _send(bot, json.dumps({"type": "mystery", "text": words[2]})) == 200
+        wait_for(
+            lambda: any("Notes from" in str(m.get("text")) for m in workspace.messages(CHANNEL)),
+            15,
+            "the notes",
+        )
+    finally:
+        bot.stop()
+    log = bot.log_path.read_text()
+    assert log.count("\n") > 3, log
+    for secret in (TOKEN, SIGNING, *words, "didn't understand"):
+        assert secret not in log, (secret, level)
+    assert "Traceback" not in log
+
+
+# -- bad input -------------------------------------------------------------------------------------
+@pytest.fixture
+def watched(bot: Bot, caplog: pytest.LogCaptureFixture) -> Iterator[Bot]:
+    caplog.set_level(logging.INFO)
+    yield bot
+
+
+READS = {"auth.test", "users.info", "conversations.members", "conversations.info", "response_url"}
+
+
+def _state(bot: Bot) -> tuple[Any, ...]:
+    """What a request could change: sessions, replies, the outbox, and Slack (reads aside)."""
+    bot.runtime.sender.drain(5)
+    with bot.db.session() as s:
+        counts = tuple(
+            s.scalar(select(func.count()).select_from(model))
+            for model in (ProtocolSession, Contribution, OutboxMessage)
+        )
+    return counts, [c.method for c in bot.standin.calls if c.method not in READS]
+
+
+def _message(team: str, text: str, thread_ts: str = "1.000100") -> str:
+    event = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": "U_T1",
+        "text": text,
+        "ts": f"{time.time():.6f}",
+        "thread_ts": thread_ts,
+        "team": team,
+    }
+    return event_body(event, team_id=team)
+
+
+def _action(bot: Bot, action_id: str, value: str) -> str:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U_FAC", "team_id": TEAM},
+        "team": {"id": TEAM},
+        "channel": {"id": CHANNEL},
+        "trigger_id": "trigger.1",
+        "response_url": bot.standin.response_url(),
+        "container": {"type": "message", "channel_id": CHANNEL},
+        "actions": [{"type": "button", "action_id": action_id, "value": value, "block_id": "b"}],
+    }
+    return interaction_body(payload)
+
+
+Body = str | bytes
+BAD: dict[str, tuple[int, Any]] = {
+    "malformed JSON": (400, lambda bot: '{"type": "event_callback", "event": {'),
+    "JSON that is not an object": (400, lambda bot: "[1, 2, 3]"),
+    "a malformed form payload": (400, lambda bot: "payload=%7Bnot+json"),
+    "bytes that are not UTF-8": (400, lambda bot: b"payload=\xff\xfe"),
+    "an event callback with no event": (400, lambda bot: '{"type": "event_callback"}'),
+    "an unknown envelope": (200, lambda bot: '{"type": "mystery", "token": "x"}'),
+    "a form of no known kind": (200, lambda bot: "hello=world"),
+    "an unknown event type": (200, lambda bot: event_body({"type": "emoji_changed"})),
+    "a reply in an unknown workspace": (200, lambda bot: _message("T_NOBODY", "Hello?")),
+    "a reply in no session's thread": (200, lambda bot: _message(TEAM, "Hi", "999.000001")),
+    "an oversized reply": (200, lambda bot: _message(TEAM, "long " * 10_000)),
+    "Next step for no session": (200, lambda bot: _action(bot, "step_next", "424242:3")),
+    "a nudge for no reply": (200, lambda bot: _action(bot, "nudge_keep", "424242")),
+    "a nudge with a junk value": (200, lambda bot: _action(bot, "nudge_park", "junk")),
+    "an oversized command": (200, lambda bot: slash_command_body("start atlas " + "x" * 5000)),
+}
+
+
+def _signed_post(url: str, body: Body, secret: str = SECRET) -> tuple[int, str]:
+    raw = body if isinstance(body, bytes) else body.encode()
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + raw, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json"
+        if raw.lstrip().startswith((b"{", b"["))
+        else "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest.hexdigest()}",
+    }
+    request = urllib.request.Request(url, data=raw, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gets_a_clean_answer_is_logged_once_and_changes_nothing(
+    watched: Bot, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    bot = watched
+    expected, make = BAD[case]
+    before = _state(bot)
+    caplog.clear()
+    status, _ = _signed_post(bot.url, make(bot))
+    assert status == expected
+    time.sleep(0.2)  # whatever it set in motion
+    assert _state(bot) == before
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) <= 1, [r.getMessage() for r in warned]
+    assert all(r.exc_info is None for r in caplog.records), "no stack trace"
+    if expected == 400:
+        assert len(warned) == 1
+
+
+def test_bad_input_unsigned_forged_or_stale_is_refused_before_anything(watched: Bot) -> None:
+    before = _state(watched)
+    for body in ('{"type": "event_callback", "event": {', '{"type": "mystery"}', "hello=world"):
+        unsigned = {"Content-Type": "application/json"}
+        forged = signed_headers(body, "not-the-secret")
+        stale = signed_headers(body, SECRET, timestamp=int(time.time()) - 6 * 60)
+        for headers in (unsigned, forged, stale):
+            assert http_post(watched.url, body, headers)[0] == 401, (body, headers)
+    assert _state(watched) == before
+
+
+def test_a_body_bigger_than_slack_ever_sends_is_refused(watched: Bot) -> None:
+    body = json.dumps({"type": "event_callback", "event": {"text": "x" * 1_100_000}})
+    assert _signed_post(watched.url, body)[0] == 413
+
+
+def test_an_oversized_command_is_told_what_was_wrong(watched: Bot) -> None:
+    status, answer = _signed_post(watched.url, slash_command_body("start atlas " + "x" * 5000))
+    assert status == 200
+    reply = json.loads(answer)
+    assert reply["response_type"] == "ephemeral" and "too long" in reply["text"]

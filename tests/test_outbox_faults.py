@@ -1,0 +1,240 @@
+"""The outbox under Slack's faults (PRODUCT 5): 429 with Retry-After, 5xx, timeouts, refusals.
+
+Nothing the bot meant to post is lost or posted twice, each channel keeps its order and Slack's
+pace (measured from the stand-in's call log), and a post Slack refuses for good is explained to
+the session's facilitator, privately, once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import select
+
+from bot.clock import SystemClock
+from bot.slack import OutboxSender, enqueue
+from bot.slack_standin import Call, SlackStandin
+from bot.store.db import Database
+from bot.store.migrate import upgrade
+from bot.store.models import OutboxMessage
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, Bot
+
+OTHER = "C_OTHER"
+RATE, BURST = 1.0, 3.0  # the sender's defaults: about one post a second per channel
+
+
+@pytest.fixture
+def db(database_url: str, workspace: SlackStandin) -> Iterator[Database]:
+    workspace.add_channel(OTHER, ["U_FAC", "U_BOT"], name="other")
+    database = Database(database_url)
+    upgrade(database)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _client(standin: SlackStandin, timeout: float = 0.4) -> WebClient:
+    client = WebClient(token="xoxb-test", base_url=standin.url, timeout=timeout)
+    client.retry_handlers = []  # as the outbox's own client: the outbox retries, not slack_sdk
+    return client
+
+
+def _sender(db: Database, standin: SlackStandin, **kwargs: Any) -> OutboxSender:
+    client = _client(standin)
+    return OutboxSender(db, lambda _team: client, SystemClock(), **kwargs)
+
+
+def _enqueue(db: Database, channel: str, texts: list[str]) -> None:
+    with db.session() as s:
+        for text in texts:
+            enqueue(
+                s,
+                now=datetime.now(UTC),
+                team_id="T_TEAM",
+                channel=channel,
+                method="chat.postMessage",
+                payload={"channel": channel, "text": text},
+            )
+
+
+def _rows(db: Database) -> list[OutboxMessage]:
+    with db.session() as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def _wait_done(db: Database, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(row.status != "pending" for row in _rows(db)):
+            return
+        time.sleep(0.05)
+    raise AssertionError([(r.id, r.status, r.attempts, r.error) for r in _rows(db)])
+
+
+def _posts(standin: SlackStandin, channel: str) -> list[Call]:
+    """Every chat.postMessage call to a channel, whatever Slack answered."""
+    return [c for c in standin.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+
+
+def _pace_kept(calls: list[Call]) -> None:
+    """A token bucket's promise: any run of calls fits in `burst` plus `rate` per second."""
+    times = [c.at for c in calls]
+    for i in range(len(times)):
+        for j in range(i + 1, len(times)):
+            allowed = BURST + (times[j] - times[i]) * RATE + 0.05
+            assert j - i + 1 <= allowed, (i, j, times[j] - times[i])
+
+
+def test_429_500_and_timeouts_lose_nothing_and_keep_each_channel_in_order_and_pace(
+    db: Database, workspace: SlackStandin
+) -> None:
+    mine = [f"team post {k}" for k in range(6)]
+    theirs = [f"other post {k}" for k in range(2)]
+    _enqueue(db, CHANNEL, mine[:4])
+    _enqueue(db, OTHER, theirs)
+    _enqueue(db, CHANNEL, mine[4:])
+    method = "chat.postMessage"
+    workspace.fail_next(method, status=429, retry_after=2)
+    workspace.fail_next(method, status=500, times=2)
+    workspace.fail_next(method, delay=1.0, apply_on_timeout=True)  # posted, answer lost
+    workspace.fail_next(method, delay=1.0)  # timed out, not posted
+    workspace.fail_next(method, status=503, retry_after=1)
+    sender = _sender(db, workspace).start()
+    try:
+        _wait_done(db, 40)
+    finally:
+        sender.stop()
+
+    rows = _rows(db)
+    assert {row.status for row in rows} == {"sent"}
+    for channel, texts in ((CHANNEL, mine), (OTHER, theirs)):
+        shown = [m["text"] for m in workspace.messages(channel)]
+        assert shown == texts, "each once, in the order enqueued"
+        _pace_kept(_posts(workspace, channel))
+    # Retry-After honoured: nothing more to that channel until it had passed.
+    calls = workspace.calls_to(method)
+    limited = next(c for c in calls if c.status == 429)
+    where = limited.params["channel"]
+    after = [c for c in calls if c.params.get("channel") == where and c.at > limited.at]
+    assert after and after[0].at - limited.at >= 2 - 0.05
+    # Posts whose fate was unknown were looked for (by metadata) before being sent again.
+    assert workspace.calls_to("conversations.history")
+    print(
+        f"calls={len(calls)} (429: {sum(c.status == 429 for c in calls)}, "
+        f"5xx: {sum(c.status >= 500 for c in calls)}, "
+        f"unanswered: {sum(not c.delivered for c in calls)}) for {len(rows)} posts"
+    )
+
+
+@pytest.mark.parametrize("how", ["answer lost", "crash after the answer"])
+def test_a_post_that_went_through_is_not_posted_again_by_the_next_sender(
+    db: Database, workspace: SlackStandin, how: str
+) -> None:
+    _enqueue(db, CHANNEL, ["Step 2 of 6 - Describing the Student Work"])
+    first = _sender(db, workspace)
+    row_id = _rows(db)[0].id
+    if how == "answer lost":
+        workspace.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True)
+        first._send_one(row_id)
+    else:
+        # The process dies after Slack answered, before the answer is written down.
+        def die(*args: Any, **kwargs: Any) -> bool:
+            raise SystemExit("killed")
+
+        first._finish = die  # type: ignore[method-assign]
+        with pytest.raises(SystemExit):
+            first._send_one(row_id)
+    time.sleep(1.2)  # the lost answer's post lands meanwhile
+    assert len(workspace.messages(CHANNEL)) == 1
+    row = _rows(db)[0]
+    assert (row.status, row.in_flight_at is not None) == ("pending", True)
+
+    second = _sender(db, workspace)  # a new process: no memory of the first
+    second._send_one(row.id)
+    messages = workspace.messages(CHANNEL)
+    assert len(messages) == 1, "posted once"
+    row = _rows(db)[0]
+    assert (row.status, row.result_ts) == ("sent", messages[0]["ts"])
+    assert len([c for c in _posts(workspace, CHANNEL) if c.response.get("ok")]) == 1
+
+
+def test_not_in_channel_joins_and_posts(db: Database, workspace: SlackStandin) -> None:
+    _enqueue(db, OTHER, ["Hello from the bot"])
+    workspace.fail_next("chat.postMessage", error="not_in_channel")
+    sender = _sender(db, workspace).start()
+    try:
+        _wait_done(db, 10)
+    finally:
+        sender.stop()
+    assert [c.params["channel"] for c in workspace.calls_to("conversations.join")] == [OTHER]
+    assert [m["text"] for m in workspace.messages(OTHER)] == ["Hello from the bot"]
+
+
+# -- refusals reach the facilitator ----------------------------------------------------------------
+def _notices(bot: Bot, user: str = FACILITATOR) -> list[str]:
+    return [
+        json.dumps(c.params.get("blocks"))
+        for c in bot.standin.calls_to("chat.postMessage")
+        if c.params.get("channel") == f"D{user[1:]}" and c.response.get("ok")
+    ]
+
+
+def test_a_channel_slack_refuses_is_explained_to_the_facilitator_once(bot: Bot) -> None:
+    # C_GONE is not a channel the stand-in knows: every post there is `channel_not_found`.
+    answer = bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_GONE")
+    assert "starting" in answer["text"].lower()
+    bot.wait_until(lambda: bool(_notices(bot)), timeout=10)
+    bot.runtime.sender.drain(10)
+    notices = _notices(bot)
+    assert len(notices) == 1, "one note, though the header and step 1 both failed"
+    assert "channel is gone" in notices[0] and "C_GONE" in notices[0]
+    with bot.db.session() as s:
+        failed = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.status == "failed")).all()
+    assert sorted(str(ref) for ref in failed) == sorted(
+        [f"header:{_session_id(bot)}", f"step:{_session_id(bot)}:1"]
+    )
+
+
+def test_a_note_that_cannot_be_delivered_is_not_answered_with_another(bot: Bot) -> None:
+    # A facilitator the stand-in doesn't know can't be sent a DM: that failure goes unanswered.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_GONE", user="U_NOBODY")
+    bot.wait_until(lambda: bool(bot.standin.calls_to("conversations.open")), timeout=10)
+    bot.runtime.sender.drain(10)
+    time.sleep(0.5)
+    opens = [c.params.get("users") for c in bot.standin.calls_to("conversations.open")]
+    assert opens == ["U_NOBODY"]
+    with bot.db.session() as s:
+        rows = s.scalars(select(OutboxMessage)).all()
+    assert {r.status for r in rows} == {"failed"}
+    assert len(rows) == 3  # header, step 1, and the one note
+
+
+def _session_id(bot: Bot) -> int:
+    from bot.store.models import ProtocolSession
+
+    with bot.db.session() as s:
+        return int(s.scalars(select(ProtocolSession.id)).one())
+
+
+def test_a_session_under_faults_posts_every_step_once(bot: Bot) -> None:
+    bot.runtime._outbox_client.timeout = 0.5
+    standin = bot.standin
+    standin.fail_next("chat.postMessage", status=429, retry_after=1)
+    bot.command(f"start dese-everyday <@{PRESENTER}|maria> step 2s")
+    bot.wait_until(lambda: len(bot.step_posts()) >= 1, timeout=10)
+    standin.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True)
+    standin.fail_next("chat.postMessage", status=500)
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts()),
+        timeout=30,
+    )
+    steps = [m["text"].split(" - ")[0] for m in bot.step_posts()]
+    assert steps == ["Step 1 of 3", "Step 2 of 3", "Step 3 of 3"]
+    _pace_kept(_posts(standin, CHANNEL))
