@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.error import URLError
@@ -34,6 +35,8 @@ from bot.store.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 METADATA_TYPE = "protocolbot_post"
+# Session.info key: this transaction enqueued a row.
+ENQUEUED = "outbox_enqueued"
 POSTING_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral"})
 # Answers that mean the call's purpose is already met.
 DONE_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found", "cant_delete"})
@@ -44,6 +47,8 @@ MAX_ATTEMPTS = 25
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
 UPLOAD_METHOD = "files.upload_v2"
 ClientFor = Callable[[str], WebClient | None]
+# Rows of one channel claimed at a time (more wait for the next round, unclaimed).
+CLAIM_PER_CHANNEL = 10
 
 
 def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
@@ -87,6 +92,7 @@ def enqueue(
         created_at=now,
     )
     s.add(row)
+    s.info[ENQUEUED] = True  # Engine.transaction wakes the sender once this commits
     return row
 
 
@@ -116,8 +122,44 @@ class TokenBucket:
             return (1 - tokens) / self.rate
 
 
+@dataclass
+class _Claim:
+    """A row taken for sending: what the call needs, read in the claiming transaction."""
+
+    row_id: int
+    team_id: str
+    channel: str
+    method: str
+    payload: dict[str, Any]
+    ref: str | None
+    maybe_sent: bool
+    # Set when the thread's first message is claimed in the same batch, ahead of this row.
+    parent_ref: str | None = None
+    # What to put back if the row is claimed but never tried (its channel stopped before it).
+    previous_in_flight: datetime | None = None
+
+
+@dataclass
+class _Outcome:
+    """What became of one claimed row: finished (sent or failed), retried later, or not tried."""
+
+    row_id: int
+    kind: str  # "finish" | "retry" | "release"
+    ts: str | None = None
+    error: str | None = None
+    after: int | None = None
+    ambiguous: bool = False
+    previous_in_flight: datetime | None = None
+
+
 class OutboxSender:
-    """Drains the outbox: one worker per channel at a time, so each channel's posts keep order."""
+    """Drains the outbox: one worker per channel at a time, so each channel's posts keep order.
+
+    Rows are claimed in batches: one transaction marks the due rows of many channels in flight,
+    workers make the calls (a channel's rows in order, one channel per worker), and the outcomes
+    are written back together by whichever worker finishes first (a group commit). A channel
+    stays busy until its outcomes are committed, so no row is ever claimed twice.
+    """
 
     def __init__(
         self,
@@ -126,16 +168,20 @@ class OutboxSender:
         clock: Clock,
         on_sent: Callable[[Session, OutboxMessage], None] | None = None,
         on_failed: Callable[[Session, OutboxMessage], None] | None = None,
-        workers: int = 8,
+        workers: int = 32,
         rate: float = 1.0,
         burst: float = 3.0,
     ) -> None:
         self.db, self.client_for, self.clock = db, client_for, clock
         self.on_sent, self.on_failed = on_sent, on_failed
         self.bucket = TokenBucket(rate, burst)
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        self._settling: list[tuple[str, list[_Outcome]]] = []
+        self._settling_lock = threading.Lock()
+        self._committing = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -189,12 +235,37 @@ class OutboxSender:
         return channels
 
     def dispatch(self) -> None:
-        for channel, ids in self._due_by_channel().items():
-            with self._busy_lock:
+        """Claim the due rows of every idle channel in one transaction and hand them to workers."""
+        due = self._due_by_channel()
+        taken: dict[str, list[int]] = {}
+        with self._busy_lock:
+            # Enough to keep every worker going; the rest wait for the next round, unclaimed.
+            room = max(0, 4 * self.workers - len(self._busy))
+            for channel, ids in due.items():
+                if len(taken) >= room:
+                    break
                 if channel in self._busy:
                     continue
                 self._busy.add(channel)
-            self._pool.submit(self._drain_channel, channel, ids)
+                taken[channel] = ids[:CLAIM_PER_CHANNEL]
+        if not taken:
+            return
+        claims: dict[str, list[_Claim]] = {}
+        try:
+            with self.db.session() as s:
+                claims = self._claim(s, taken)
+        except Exception:
+            self._release_busy(taken)
+            raise
+        self._release_busy([c for c in taken if not claims.get(c)])
+        for channel, batch in claims.items():
+            if batch:
+                self._pool.submit(self._drain_channel, channel, batch)
+
+    def _release_busy(self, channels: Iterable[str]) -> None:
+        with self._busy_lock:
+            for channel in channels:
+                self._busy.discard(channel)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Send everything due now and wait for it (tests and the demo use this)."""
@@ -207,41 +278,169 @@ class OutboxSender:
                 return
             time.sleep(0.02)
 
-    def _drain_channel(self, channel: str, ids: list[int]) -> None:
+    def _claim(self, s: Session, taken: dict[str, list[int]]) -> dict[str, list[_Claim]]:
+        """Mark the rows in flight (in the order each channel must send them); return them.
+
+        A channel's claim stops at a thread reply whose first message is still unsent and not
+        ahead of it in this batch: the thread's first message goes first.
+        """
+        ids = [row_id for batch in taken.values() for row_id in batch]
+        rows = {
+            row.id: row for row in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+        }
+        parents = self._parents(s, [row for row in rows.values() if row.thread_ref])
+        now = self.clock.now()
+        claims: dict[str, list[_Claim]] = {}
+        for channel, batch in taken.items():
+            mine: list[_Claim] = []
+            claimed_refs: set[str] = set()
+            for row_id in batch:
+                row = rows.get(row_id)
+                if row is None or row.status != "pending":
+                    continue
+                payload = dict(row.payload)
+                parent_ref = None
+                if row.thread_ref:
+                    parent = parents.get((row.team_id, row.thread_ref))
+                    if parent is not None and parent.status == "pending":
+                        if row.thread_ref not in claimed_refs:
+                            break
+                        parent_ref = row.thread_ref
+                    elif parent is not None and parent.status == "sent" and parent.result_ts:
+                        payload["thread_ts"] = parent.result_ts
+                    # a failed (or long purged) parent: post at top level rather than lose it
+                mine.append(
+                    _Claim(
+                        row_id=row.id,
+                        team_id=row.team_id,
+                        channel=row.channel_id,
+                        method=row.method,
+                        payload=payload,
+                        ref=row.ref,
+                        maybe_sent=row.in_flight_at is not None,
+                        parent_ref=parent_ref,
+                        previous_in_flight=row.in_flight_at,
+                    )
+                )
+                if row.ref:
+                    claimed_refs.add(row.ref)
+                row.in_flight_at = now
+                row.attempts += 1
+            claims[channel] = mine
+        return claims
+
+    def _parents(
+        self, s: Session, rows: list[OutboxMessage]
+    ) -> dict[tuple[str, str], OutboxMessage]:
+        """The latest row carrying each (team, thread_ref) as its ref."""
+        refs = {row.thread_ref for row in rows if row.thread_ref}
+        if not refs:
+            return {}
+        found: dict[tuple[str, str], OutboxMessage] = {}
+        for parent in s.scalars(
+            select(OutboxMessage).where(OutboxMessage.ref.in_(refs)).order_by(OutboxMessage.id)
+        ):
+            if parent.ref is not None:
+                found[(parent.team_id, parent.ref)] = parent
+        return found
+
+    def _drain_channel(self, channel: str, claims: list[_Claim]) -> None:
+        outcomes: list[_Outcome] = []
         try:
-            for row_id in ids:
-                if self._stop.is_set() or not self._send_one(row_id):
+            sent: dict[str, str | None] = {}
+            for i, claim in enumerate(claims):
+                if self._stop.is_set():
+                    outcomes.extend(_release(c) for c in claims[i:])
+                    break
+                if claim.parent_ref is not None and sent.get(claim.parent_ref):
+                    claim.payload["thread_ts"] = sent[claim.parent_ref]
+                outcome = self._call(claim)
+                outcomes.append(outcome)
+                if outcome.kind == "finish" and claim.ref:
+                    sent[claim.ref] = outcome.ts if outcome.error is None else None
+                if outcome.kind != "finish":
+                    # Strict order: what follows waits for this row's retry.
+                    outcomes.extend(_release(c) for c in claims[i + 1 :])
                     break
         except Exception:
             log.exception("outbox worker failed on channel %s", channel)
+            done = {o.row_id for o in outcomes}
+            outcomes.extend(_release(c) for c in claims if c.row_id not in done)
+        self._settle(channel, outcomes)
+
+    # -- writing outcomes back -----------------------------------------------------------------
+    def _settle(self, channel: str, outcomes: list[_Outcome]) -> None:
+        """Queue a channel's outcomes and commit every queued one unless another worker is."""
+        with self._settling_lock:
+            self._settling.append((channel, outcomes))
+        while True:
+            if not self._committing.acquire(blocking=False):
+                return  # the worker committing will take ours too
+            try:
+                with self._settling_lock:
+                    batch, self._settling = self._settling, []
+                if batch:
+                    self._commit(batch)
+            finally:
+                self._committing.release()
+            with self._settling_lock:
+                if not self._settling:
+                    return
+
+    def _commit(self, batch: list[tuple[str, list[_Outcome]]]) -> None:
+        try:
+            outcomes = [o for _, outs in batch for o in outs]
+            with self.db.session() as s:
+                rows = {
+                    row.id: row
+                    for row in s.scalars(
+                        select(OutboxMessage).where(
+                            OutboxMessage.id.in_([o.row_id for o in outcomes])
+                        )
+                    )
+                }
+                for outcome in sorted(outcomes, key=lambda o: o.row_id):
+                    row = rows.get(outcome.row_id)
+                    if row is not None:
+                        self._apply(s, row, outcome)
+        except Exception:
+            # The rows stay in flight: the next try looks for them by metadata before posting.
+            log.exception("could not record outbox outcomes; they will be retried")
         finally:
-            with self._busy_lock:
-                self._busy.discard(channel)
+            self._release_busy(channel for channel, _ in batch)
             self._wake.set()
+
+    def _apply(self, s: Session, row: OutboxMessage, outcome: _Outcome) -> bool:
+        if outcome.kind == "release":
+            row.in_flight_at = outcome.previous_in_flight
+            row.attempts = max(0, row.attempts - 1)
+            return False
+        if outcome.kind == "retry":
+            return self._apply_retry(s, row, outcome.after, ambiguous=outcome.ambiguous)
+        return self._apply_finish(s, row, outcome.ts, outcome.error)
 
     # -- one call ------------------------------------------------------------------------------
     def _send_one(self, row_id: int) -> bool:
-        """Send one row; True when the channel may go on to its next row."""
+        """Send one row on its own; True when the channel may go on to its next row."""
         with self.db.session() as s:
             row = s.get(OutboxMessage, row_id)
             if row is None or row.status != "pending":
                 return True
-            payload = dict(row.payload)
-            if row.thread_ref:
-                parent = self._parent(s, row)
-                if parent is not None and parent.status == "pending":
-                    return False  # the thread's first message goes first
-                if parent is not None and parent.status == "sent" and parent.result_ts:
-                    payload["thread_ts"] = parent.result_ts
-                # a failed (or long purged) parent: post at top level rather than lose it
-            maybe_sent = row.in_flight_at is not None
-            row.in_flight_at = self.clock.now()
-            row.attempts += 1
-            team_id, method, target = row.team_id, row.method, row.channel_id
+            claims = self._claim(s, {row.channel_id: [row_id]}).get(row.channel_id)
+        if not claims:
+            return False  # the thread's first message goes first
+        outcome = self._call(claims[0])
+        if outcome.kind == "retry":
+            return self._retry(row_id, outcome.after, ambiguous=outcome.ambiguous)
+        return self._finish(row_id, ts=outcome.ts, error=outcome.error)
 
+    def _call(self, claim: _Claim) -> _Outcome:
+        """Make the Slack call for a claimed row; say what became of it (nothing is written)."""
+        row_id, team_id, method, target = claim.row_id, claim.team_id, claim.method, claim.channel
+        payload, maybe_sent = claim.payload, claim.maybe_sent
         client = self.client_for(team_id)
         if client is None:
-            return self._finish(row_id, error="no_installation")
+            return _finished(row_id, error="no_installation")
 
         if method in POSTING_METHODS or method == UPLOAD_METHOD:
             while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
@@ -256,30 +455,22 @@ class OutboxSender:
                 if maybe_sent:
                     found = self._find_posted(client, payload, row_id)
                     if found:
-                        return self._finish(row_id, ts=found)
+                        return _finished(row_id, ts=found)
             if method == UPLOAD_METHOD:
                 if maybe_sent and self._find_upload(client, payload):
-                    return self._finish(row_id)
+                    return _finished(row_id)
                 response = _upload(client, payload)
             else:
                 response = client.api_call(method, json=payload)
             data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
-            return self._finish(row_id, ts=data.get("ts") or data.get("message_ts"))
+            return _finished(row_id, ts=data.get("ts") or data.get("message_ts"))
         except SlackApiError as exc:
             return self._on_api_error(row_id, client, payload, exc, maybe_sent=maybe_sent)
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
             log.warning(
                 "slack call %s timed out or failed to connect: %s", method, type(exc).__name__
             )
-            return self._retry(row_id, None, ambiguous=True)
-
-    def _parent(self, s: Session, row: OutboxMessage) -> OutboxMessage | None:
-        return s.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.team_id == row.team_id, OutboxMessage.ref == row.thread_ref)
-            .order_by(OutboxMessage.id.desc())
-            .limit(1)
-        ).first()
+            return _Outcome(row_id, "retry", after=None, ambiguous=True)
 
     def _channel_for(self, client: WebClient, team_id: str, channel: str) -> str:
         """A user id as channel means a DM: open (or reuse) the app's conversation with them."""
@@ -339,20 +530,20 @@ class OutboxSender:
         exc: SlackApiError,
         *,
         maybe_sent: bool,
-    ) -> bool:
+    ) -> _Outcome:
         status = exc.response.status_code
         error = str(exc.response.get("error") or f"http_{status}")
         # A clear refusal says nothing of an earlier attempt that timed out: still unsure then.
         if status == 429:
-            return self._retry(row_id, _retry_after(exc), ambiguous=maybe_sent)
+            return _Outcome(row_id, "retry", after=_retry_after(exc), ambiguous=maybe_sent)
         if status >= 500 or error in RETRY_ERRORS:
-            return self._retry(row_id, _retry_after(exc, None), ambiguous=True)
+            return _Outcome(row_id, "retry", after=_retry_after(exc, None), ambiguous=True)
         if error in DONE_ERRORS:
-            return self._finish(row_id)
+            return _finished(row_id)
         if error == "not_in_channel" and payload.get("channel"):
             try:
                 client.conversations_join(channel=payload["channel"])
-                return self._retry(row_id, 0, ambiguous=maybe_sent)
+                return _Outcome(row_id, "retry", after=0, ambiguous=maybe_sent)
             except SlackApiError as join_error:
                 log.warning(
                     "could not join %s: %s",
@@ -360,24 +551,29 @@ class OutboxSender:
                     join_error.response.get("error") or join_error.response.status_code,
                 )
         log.warning("slack refused outbox row %s: %s", row_id, error)
-        return self._finish(row_id, error=error)
+        return _finished(row_id, error=error)
 
     def _retry(self, row_id: int, after: int | None, *, ambiguous: bool) -> bool:
         with self.db.session() as s:
             row = s.get(OutboxMessage, row_id)
             if row is None:
                 return False
-            if after is None:
-                after = min(60, 2 ** min(row.attempts - 1, 6))
-            if not ambiguous:
-                row.in_flight_at = None
-            if row.attempts >= MAX_ATTEMPTS:
-                row.status, row.error = "failed", "gave_up"
-                if self.on_failed:
-                    self.on_failed(s, row)
-                    self._wake.set()
-                return True
-            row.not_before = self.clock.now() + timedelta(seconds=after)
+            return self._apply_retry(s, row, after, ambiguous=ambiguous)
+
+    def _apply_retry(
+        self, s: Session, row: OutboxMessage, after: int | None, *, ambiguous: bool
+    ) -> bool:
+        if after is None:
+            after = min(60, 2 ** min(row.attempts - 1, 6))
+        if not ambiguous:
+            row.in_flight_at = None
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status, row.error = "failed", "gave_up"
+            if self.on_failed:
+                self.on_failed(s, row)
+                self._wake.set()
+            return True
+        row.not_before = self.clock.now() + timedelta(seconds=after)
         return False
 
     def _finish(self, row_id: int, ts: str | None = None, error: str | None = None) -> bool:
@@ -385,14 +581,28 @@ class OutboxSender:
             row = s.get(OutboxMessage, row_id)
             if row is None:
                 return True
-            row.sent_at = self.clock.now()
-            if error:
-                row.status, row.error = "failed", error[:200]
-                if self.on_failed:
-                    self.on_failed(s, row)
-                    self._wake.set()  # it may have enqueued a word to someone about it
-            else:
-                row.status, row.result_ts = "sent", ts
-                if self.on_sent:
-                    self.on_sent(s, row)
+            return self._apply_finish(s, row, ts, error)
+
+    def _apply_finish(
+        self, s: Session, row: OutboxMessage, ts: str | None, error: str | None
+    ) -> bool:
+        row.sent_at = self.clock.now()
+        if error:
+            row.status, row.error = "failed", error[:200]
+            if self.on_failed:
+                self.on_failed(s, row)
+                self._wake.set()  # it may have enqueued a word to someone about it
+        else:
+            row.status, row.result_ts = "sent", ts
+            if self.on_sent:
+                self.on_sent(s, row)
         return True
+
+
+def _finished(row_id: int, ts: str | None = None, error: str | None = None) -> _Outcome:
+    return _Outcome(row_id, "finish", ts=ts, error=error)
+
+
+def _release(claim: _Claim) -> _Outcome:
+    """A claimed row that was never tried: as it was before the claim."""
+    return _Outcome(claim.row_id, "release", previous_in_flight=claim.previous_in_flight)

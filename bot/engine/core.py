@@ -128,12 +128,15 @@ class Engine:
         after = _After()
         with self.db.session() as s:
             yield s, after
+            enqueued = s.info.pop(slack.ENQUEUED, False)
         for fn in after.calls:
             try:
                 fn()
             except Exception:
                 log.exception("after-commit action failed; the reconcile will catch up")
-        self.wake_outbox()
+        if enqueued:
+            # Only a transaction that wrote to the outbox wakes it (a status read does not).
+            self.wake_outbox()
 
     def protocol(self, protocol_id: str) -> Protocol:
         try:
