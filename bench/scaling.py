@@ -271,9 +271,9 @@ def _clock(
         "`SELECT ... WHERE step_closes_at <= now() ORDER BY step_closes_at LIMIT 100 FOR UPDATE "
         "SKIP LOCKED` on PostgreSQL and run the same idempotent `close_step`; no process holds a "
         "job per session, memory stays flat, and capacity grows with workers until the "
-        "database's write rate is the limit. Until then, an in-memory APScheduler job store "
-        "(the deadlines are rebuilt from the database on start anyway) removes the job-store "
-        "writes from every transition.",
+        "database's write rate is the limit. (The clock already keeps its APScheduler jobs in "
+        "memory and rebuilds them from these columns on start, so a transition costs no "
+        "job-store writes.)",
         "",
     ]
 
