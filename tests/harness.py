@@ -54,9 +54,10 @@ class Bot:
         *,
         clock: Clock | None = None,
         with_scheduler: bool = True,
+        settings: Settings | None = None,
     ) -> None:
         self.standin = standin
-        self.settings = Settings(
+        self.settings = settings or Settings(
             slack_bot_token="xoxb-test",
             slack_signing_secret=SECRET,
             slack_api_url=standin.url,
@@ -146,11 +147,13 @@ class Bot:
         assert status == 200
         return ts
 
-    def action(self, action_id: str, value: str, user: str = FACILITATOR) -> tuple[int, str]:
+    def action(
+        self, action_id: str, value: str, user: str = FACILITATOR, team: str = TEAM
+    ) -> tuple[int, str]:
         payload = {
             "type": "block_actions",
-            "user": {"id": user, "team_id": TEAM},
-            "team": {"id": TEAM, "domain": "standin"},
+            "user": {"id": user, "team_id": team},
+            "team": {"id": team, "domain": "standin"},
             "channel": {"id": CHANNEL},
             "api_app_id": "A_APP",
             "trigger_id": f"trigger.{uuid.uuid4().hex}",

@@ -18,11 +18,8 @@ import yaml
 from slack_sdk.oauth.installation_store import Bot as StoredBot
 from sqlalchemy import inspect, select, update
 
-from bot.app import build_app
 from bot.clock import Clock
 from bot.oauth import BOT_SCOPES, ROTATE_MINUTES, Installations, _expiring
-from bot.runtime import Runtime
-from bot.server import BackgroundServer, make_server
 from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
@@ -46,24 +43,16 @@ class OAuthBot(Bot):
         clock: Clock | None = None,
         with_scheduler: bool = True,
     ) -> None:
-        self.standin = standin
-        self.settings = Settings(
+        settings = Settings(
             slack_signing_secret=SECRET,
             slack_client_id=CLIENT_ID,
             slack_client_secret=CLIENT_SECRET,
             slack_api_url=standin.url,
             database_url=database_url,
         )
-        self.db = Database(database_url)
-        upgrade(self.db)
-        self.runtime = Runtime(
-            self.settings, clock=clock, with_scheduler=with_scheduler, database=self.db
+        super().__init__(
+            standin, database_url, clock=clock, with_scheduler=with_scheduler, settings=settings
         )
-        self.app = build_app(self.runtime)
-        self.server = BackgroundServer(
-            make_server(self.app, self.runtime, host="127.0.0.1", port=0)
-        )
-        self.url = f"http://127.0.0.1:{self.server.port}/slack/events"
 
     @property
     def installations(self) -> Installations:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,26 +123,7 @@ def _contributions(bot: Bot) -> list[tuple[str, str, str, str]]:
 
 
 def _press(bot: Bot, action_id: str, value: str, *, team: str, user: str = FACILITATOR) -> None:
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "team_id": team},
-        "team": {"id": team, "domain": team.lower()},
-        "channel": {"id": CHANNEL},
-        "api_app_id": "A_APP",
-        "trigger_id": f"trigger.{uuid.uuid4().hex}",
-        "response_url": bot.standin.response_url(),
-        "container": {"type": "message", "channel_id": CHANNEL},
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action_id,
-                "value": value,
-                "block_id": "b",
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
-    }
-    status, body = bot.post(interaction_body(payload))
+    status, body = bot.action(action_id, value, user=user, team=team)
     assert status == 200, body
 
 

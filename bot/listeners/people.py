@@ -22,14 +22,6 @@ def is_admin(client: WebClient, user_id: str) -> bool:
     return bool(user.get("is_admin") or user.get("is_owner"))
 
 
-def user_tz(client: WebClient, user_id: str) -> str | None:
-    try:
-        tz = client.users_info(user=user_id)["user"].get("tz")
-    except SlackApiError:
-        return None
-    return str(tz) if tz else None
-
-
 def actor_from_command(command: dict[str, Any], client: WebClient) -> Actor:
     user = command["user_id"]
     return Actor(
