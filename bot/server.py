@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -104,7 +105,9 @@ class BackgroundServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._busy():
             time.sleep(0.02)
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        # If the loop already ended (nothing left to serve), it closed its trigger with it.
+        with contextlib.suppress(OSError):
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         self._thread.join(max(0.1, deadline - time.monotonic()))
         server.task_dispatcher.shutdown(timeout=max(0.1, deadline - time.monotonic()))
 
