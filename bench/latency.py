@@ -11,6 +11,7 @@ from bench.measure import end_to_end, summarize
 from bench.processes import Server, start_bare, start_ours
 from bench.profiling import recording
 from bench.workspace import (
+    answers_seen,
     reactions_seen,
     reply_requests,
     start_sessions,
@@ -42,15 +43,17 @@ def run(
         collected: dict[str, dict[str, list[Result | None]]] = {
             kind: {"ours": [], "baseline": []} for kind in KINDS
         }
-        e2e_results: list[Result | None] = []
-        e2e_keys: list[tuple[str, str]] = []
+        # For ours: the reply's tag reaction, or the status answer, reaching the stand-in.
+        e2e_results: dict[str, list[Result | None]] = {kind: [] for kind in KINDS}
+        e2e_keys: dict[str, list[tuple[str, str]]] = {kind: [] for kind in KINDS}
         made = 0
         for kind in KINDS:
             for r in range(rounds):
                 targets: list[tuple[str, Server]] = [("baseline", baseline), ("ours", ours)]
                 for name, server in targets if r % 2 == 0 else targets[::-1]:
                     if kind == "status":
-                        requests = status_requests(per_slice, channels)
+                        requests, keys = status_requests(standin, per_slice, channels, made)
+                        made += per_slice
                     else:
                         requests, keys = reply_requests(standin, threads, per_slice, made)
                         made += per_slice
@@ -63,9 +66,9 @@ def run(
                     ):
                         results = run_in_process(job)
                     collected[kind][name].extend(results)
-                    if kind == "reply" and name == "ours":
-                        e2e_results.extend(results)
-                        e2e_keys.extend(keys)
+                    if name == "ours":
+                        e2e_results[kind].extend(results)
+                        e2e_keys[kind].extend(keys)
                     time.sleep(1.0)  # let the bot's background work from this slice settle
         time.sleep(3.0)
         summary = {
@@ -81,7 +84,12 @@ def run(
                 "connections": connections,
             },
             "latency": summary,
-            "reply_end_to_end": end_to_end(e2e_results, e2e_keys, reactions_seen(standin)),
+            "reply_end_to_end": end_to_end(
+                e2e_results["reply"], e2e_keys["reply"], reactions_seen(standin)
+            ),
+            "status_end_to_end": end_to_end(
+                e2e_results["status"], e2e_keys["status"], answers_seen(standin)
+            ),
         }
     finally:
         for server in (ours, baseline):

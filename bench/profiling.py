@@ -36,6 +36,9 @@ def recording(pid: int, out: Path | None, label: str) -> Iterator[None]:
             "--rate",
             "200",
             "--nonblocking",
+            # Only the thread holding the GIL: where the interpreter's time goes, not which
+            # threads are waiting for it.
+            "--gil",
             "-o",
             str(raw),
         ],

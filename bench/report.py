@@ -33,13 +33,18 @@ EXPLAIN = {
         "to its answer, so a server's queue cannot hide behind the generator's. `/protocol "
         "status` goes to channels each running a session; thread replies go under the open "
         "step of {channels} running sessions, and for ours the end-to-end time runs from the "
-        "event's send to the tag reaction reaching the Slack stand-in."
+        "event's send to the tag reaction reaching the Slack stand-in. Ours acknowledges "
+        "`status` at once and sends the answer to the command's response_url (served by the "
+        "stand-in); the time from the command's send to that answer is given too."
     ),
     "throughput": (
         "A stepped ramp of thread replies ({step_seconds:g} s a step, doubling from {first:g}/s, "
         "then bisecting twice; ceiling {ceiling:g}/s). The baseline holds a step when every ack "
         "is a 200 within 3 s; ours must also tag every reply (event in, row committed, reaction "
-        "at the stand-in) with the 99th percentile of that within 3 s."
+        "at the stand-in) with the 99th percentile of that within 3 s. CPU per request is the "
+        "server process's CPU time over the step (for ours, until every reply was tagged) "
+        "divided by the requests sent: a process that is bound by one interpreter holds at "
+        "most the baseline's rate times the baseline's CPU per request over its own."
     ),
     "sessions": (
         "{sessions:,} ATLAS sessions in distinct channels, created through the engine; the bot "

@@ -34,8 +34,14 @@ def signed_headers(body: str, content_type: str, secret: str = SECRET) -> dict[s
     }
 
 
-def command_body(text: str, channel: str, user: str = FACILITATOR, team: str = TEAM) -> str:
-    """A /protocol invocation, form-encoded."""
+def command_body(
+    text: str,
+    channel: str,
+    user: str = FACILITATOR,
+    team: str = TEAM,
+    response_url: str | None = None,
+) -> str:
+    """A /protocol invocation, form-encoded; answers after the ack go to `response_url`."""
     return urlencode(
         {
             "token": "legacy-verification-token",
@@ -49,7 +55,8 @@ def command_body(text: str, channel: str, user: str = FACILITATOR, team: str = T
             "text": text,
             "api_app_id": "A_APP",
             "is_enterprise_install": "false",
-            "response_url": f"https://hooks.slack.com/commands/{team}/1/{uuid.uuid4().hex}",
+            "response_url": response_url
+            or f"https://hooks.slack.com/commands/{team}/1/{uuid.uuid4().hex}",
             "trigger_id": f"trigger.{uuid.uuid4().hex}",
         }
     )

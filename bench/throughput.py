@@ -15,7 +15,7 @@ from typing import Any
 from bench.context import Context
 from bench.loadgen import Job, run_in_process
 from bench.measure import ACK_LIMIT, end_to_end, summarize
-from bench.processes import Server, start_bare, start_ours
+from bench.processes import Server, cpu_seconds, start_bare, start_ours
 from bench.profiling import recording
 from bench.workspace import Thread, reactions_seen, reply_requests, start_sessions, start_standin
 
@@ -69,6 +69,7 @@ def run(
             ctx.say(f"  throughput: {name} at {rate:g}/s for {step_seconds:g}s")
             job = Job("127.0.0.1", server.port, requests, rate, connections)
             profile = ctx.profile if name == "ours" else None
+            cpu_before = cpu_seconds(server.pid)
             with recording(server.pid, profile, f"throughput-{rate:g}"):
                 results = run_in_process(job)
             acks = summarize(results)
@@ -84,6 +85,9 @@ def run(
                 e2e = end_to_end(results, keys, reactions_seen(standin))
                 row["end_to_end"] = e2e
                 held = held and e2e["completed"] == e2e["count"] and e2e["p99"] <= ACK_LIMIT
+            # The server's CPU for the step, per request: for ours, until every reply was tagged
+            # (or the drain gave up), so the work done after the ack counts too.
+            row["cpu_ms_per_request"] = (cpu_seconds(server.pid) - cpu_before) / count * 1000
             row["held"] = held
             steps.append(row)
             time.sleep(1.0)

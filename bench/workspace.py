@@ -77,8 +77,21 @@ def start_sessions(standin: SlackStandin, port: int, channels: int) -> list[Thre
     return [threads[channel_name(i)] for i in range(channels)]
 
 
-def status_requests(count: int, channels: int) -> list[Request]:
-    return [(command_body("status", channel_name(i % channels)), FORM) for i in range(count)]
+def status_requests(
+    standin: SlackStandin, count: int, channels: int, start: int = 0
+) -> tuple[list[Request], list[tuple[str, str]]]:
+    """`count` status commands over the channels, each with its own response_url at the
+    stand-in, where ours sends the answer after the ack; also returns each one's key."""
+    requests: list[Request] = []
+    keys: list[tuple[str, str]] = []
+    for n in range(start, start + count):
+        key = f"status-{n}"
+        url = standin.response_url(key)
+        requests.append(
+            (command_body("status", channel_name(n % channels), response_url=url), FORM)
+        )
+        keys.append(("response", url))
+    return requests, keys
 
 
 def reply_requests(
@@ -97,6 +110,12 @@ def reply_requests(
         requests.append((reply_body(thread.channel, user, text, ts, thread.ts), JSON))
         keys.append((thread.channel, ts))
     return requests, keys
+
+
+def answers_seen(standin: SlackStandin) -> Iterator[tuple[tuple[str, str], float]]:
+    """Each answer posted to a response_url: (("response", url), when it arrived)."""
+    for call in standin.calls_to("response_url"):
+        yield ("response", str(call.params.get("response_url"))), call.at
 
 
 def reactions_seen(standin: SlackStandin) -> Iterator[tuple[tuple[str, str], float]]:

@@ -15,6 +15,9 @@ from bot.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("bot")
 
 
+SWITCH_INTERVAL = 0.00025  # seconds; see cmd_serve
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -78,6 +81,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import build_app
     from bot.runtime import Runtime
 
+    # Background threads (handling replies, sending) share the interpreter with the threads
+    # that acknowledge Slack. Python hands the GIL over every 5 ms by default, so an ack could
+    # wait that long behind a busy thread, or behind one holding the inbox's write lock; every
+    # 0.25 ms keeps that wait below what the ack itself costs.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     # --no-scheduler: a web process; the one `protocolbot clock` runs the timers and the sender.
     runtime = Runtime(settings, with_scheduler=not args.no_scheduler)
     app = build_app(runtime)

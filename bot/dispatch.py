@@ -43,7 +43,7 @@ def run(
 
 def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
     simple: dict[type, Callable[[], Reply]] = {
-        cmd.Status: lambda: rotation.with_status(engine, actor, engine.status(actor)),
+        cmd.Status: lambda: rotation.status(engine, actor),
         cmd.Next: lambda: engine.next_step(actor),
         cmd.End: lambda: engine.end(actor),
         cmd.Notes: lambda: engine.notes(actor),

@@ -24,11 +24,12 @@ INBOX_KEEP = timedelta(days=1)
 def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, int]:
     """Delete what is past its time; returns how many rows of each kind went."""
     counts: dict[str, int] = {}
-    with db.session() as s:
+    with db.inbox_session() as s:
         handled = delete(InboxEvent).where(
             InboxEvent.processed_at.is_not(None), InboxEvent.received_at < now - INBOX_KEEP
         )
         counts["inbox"] = _count(s.execute(handled))
+    with db.session() as s:
         if retention_days is not None:
             cutoff = now - timedelta(days=retention_days)
             ended = select(ProtocolSession.id).where(

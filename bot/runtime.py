@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.engine import delivery, prep
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
 from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
+from bot.foreground import Foreground
 from bot.inbox import Inbox
 from bot.notify import ClockLink, Notifier, NotifyTimers
 from bot.oauth import Installations
@@ -57,12 +59,19 @@ class Runtime:
         )
         prep.install(self.engine)
         self.replies = Replies(self.engine)
+        # Answers to Slack go first; background work steps aside for them (bot/foreground.py).
+        self.foreground = Foreground()
         self.sender = OutboxSender(
-            self.db, self.client_for, self.clock, on_sent=self._posted, on_failed=self._failed
+            self.db,
+            self.client_for,
+            self.clock,
+            on_sent=self._posted,
+            on_failed=self._failed,
+            foreground=self.foreground,
         )
         self.engine.wake_outbox = self.sender.wake
         self.workspaces = Workspaces(self.engine, self.installations)
-        self.inbox = Inbox(self.db, self.clock, self._on_event)
+        self.inbox = Inbox(self.db, self.clock, self._on_event, foreground=self.foreground)
         self.scheduler: Scheduler | None = (
             Scheduler(self.engine, retention_days=settings.data_retention_days)
             if with_scheduler
@@ -76,6 +85,8 @@ class Runtime:
         else:
             self.scheduler.every_tick.append(self.inbox.sweep)
         self.link: ClockLink | None = None
+        # Answers to read-only commands, sent through response_url after the ack.
+        self.answers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answer")
         self._started = False
 
     @property
@@ -124,6 +135,7 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
         self.inbox.stop()
+        self.answers.shutdown(wait=True)
         self.sender.stop()
         self.notifier.stop()
         if self.link is not None:

@@ -57,6 +57,15 @@ def make_wsgi(
                     ],
                 )
                 return [verdict.body]
+            foreground = runtime.foreground
+            foreground.begin()
+            try:
+                body = slack(environ, start_response)
+            except BaseException:
+                foreground.end()
+                raise
+            # In flight until waitress has written it and closed the body.
+            return foreground.answer(body)
         return slack(environ, start_response)
 
     return wsgi

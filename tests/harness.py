@@ -93,17 +93,23 @@ class Bot:
     def command(
         self, text: str, user: str = FACILITATOR, channel: str = CHANNEL, team: str = TEAM
     ) -> dict[str, Any]:
+        """The answer: in the ack, or, for a command that only reads, sent to response_url."""
+        url = self.standin.response_url(f"cmd-{uuid.uuid4().hex}")
         status, body = self.post(
             slash_command_body(
-                text,
-                user_id=user,
-                channel_id=channel,
-                team_id=team,
-                response_url=self.standin.response_url(),
+                text, user_id=user, channel_id=channel, team_id=team, response_url=url
             )
         )
         assert status == 200, (status, body)
-        return json.loads(body) if body else {}
+        if body:
+            return dict(json.loads(body))
+        if text.split()[:1] not in (["status"], ["notes"]):
+            return {}
+        calls = self.standin.wait_for(
+            lambda calls: any(c.params.get("response_url") == url for c in calls)
+        )
+        answer = next(c for c in calls if c.params.get("response_url") == url)
+        return {k: v for k, v in answer.params.items() if k != "response_url"}
 
     def event(
         self,

@@ -116,6 +116,7 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
     try:
         with db.session() as s:
             recorded = set(s.scalars(select(Contribution.ts)))
+        with db.inbox_session() as s:
             unhandled = s.scalar(
                 select(func.count())
                 .select_from(InboxEvent)
@@ -183,6 +184,7 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
                 s.add(_contribution(sid, now))
             for days, status in ((40, "sent"), (40, "pending"), (5, "sent")):
                 s.add(_outbox(now - timedelta(days=days), status))
+        with db.inbox_session() as s:
             s.add(_inbox("Ev1", now - timedelta(days=3), handled=True))
             s.add(_inbox("Ev2", now - timedelta(days=3), handled=False))
         counts = purge(db, now, retention_days=30)
@@ -192,6 +194,7 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
                 s.execute(select(ProtocolSession.id, ProtocolSession.statement)).all()
             )
             outbox = sorted(s.scalars(select(OutboxMessage.status)))
+        with db.inbox_session() as s:
             inbox = list(s.scalars(select(InboxEvent.event_id)))
         assert counts == {"inbox": 1, "contributions": 1, "outbox": 1}
         assert left == [2, 3]

@@ -59,10 +59,13 @@ def _settle(bot: Bot) -> None:
     """Wait until every stored event is handled (an error would leave it unhandled) and sent."""
 
     def settled() -> bool:
-        with bot.db.session() as s:
+        with bot.db.inbox_session() as s:
             waiting = s.scalars(select(InboxEvent.id).where(InboxEvent.processed_at.is_(None)))
+            if waiting.first() is not None:
+                return False
+        with bot.db.session() as s:
             pending = s.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "pending"))
-            return waiting.first() is None and pending.first() is None
+            return pending.first() is None
 
     bot.wait_until(settled)
 

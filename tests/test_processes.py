@@ -230,10 +230,11 @@ def notes_sent(standin: SlackStandin) -> bool:
 
 def settled(db: Database) -> bool:
     """Every stored event handled, every outbox row done."""
-    with db.session() as s:
+    with db.inbox_session() as s:
         unhandled = s.scalar(
             select(func.count()).select_from(InboxEvent).where(InboxEvent.processed_at.is_(None))
         )
+    with db.session() as s:
         pending = s.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
         )
@@ -431,7 +432,7 @@ def _recorded(bot: Bot) -> list[str]:
 
 
 def _unhandled(bot: Bot) -> int:
-    with bot.db.session() as s:
+    with bot.db.inbox_session() as s:
         return int(
             s.scalar(
                 select(func.count())
@@ -447,6 +448,7 @@ def _started(bot: Bot) -> Bot:
     bot.runtime.scheduler.every_tick.clear()  # no background sweep: this test does it by hand
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.runtime.sender.drain(5)  # and the step's ts is written down, so replies can be placed
     return bot
 
 
@@ -464,7 +466,7 @@ def test_retries_and_duplicate_deliveries_are_recorded_once(bot: Bot) -> None:
     assert http_post(bot.url, again, signed_headers(again, SECRET))[0] == 200
     bot.wait_until(lambda: _unhandled(bot) == 0 and bool(_recorded(bot)))
     bot.runtime.sender.drain(5)
-    with bot.db.session() as s:
+    with bot.db.inbox_session() as s:
         stored = s.scalar(select(func.count()).select_from(InboxEvent))
     assert stored == 2  # the retries never got past the door
     assert _recorded(bot) == [ts]
@@ -505,7 +507,7 @@ def test_two_processes_reaching_for_one_event_handle_it_once(bot: Bot) -> None:
     bot.runtime.inbox.submit = lambda *args: None  # type: ignore[method-assign]
     body, ts = _reply_event(bot, "Claimed once.")
     assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
-    with bot.db.session() as s:
+    with bot.db.inbox_session() as s:
         row_id = s.scalars(select(InboxEvent.id)).one()
     calls: list[str] = []
 

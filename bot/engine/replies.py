@@ -110,6 +110,10 @@ class Replies:
             if found is None:
                 if self._post_in_flight(s, team_id, channel, ts):
                     raise NotYet("a step message of this channel is not confirmed yet")
+                # Its ts may have been recorded between the two reads (PostgreSQL reads what is
+                # committed at each statement): a ts once recorded stays, so look once more.
+                found = self._open_step(s, team_id, channel, thread_ts, ts)
+            if found is None:
                 return
             session, run = found
             exists = s.scalars(

@@ -92,13 +92,6 @@ def rotation(engine: Engine, actor: Actor, users: tuple[str, ...]) -> Reply:
         return Reply("prep/rotation.j2", {"rotation": context, "changed": bool(members)})
 
 
-def status_context(engine: Engine, actor: Actor) -> dict[str, Any] | None:
-    """What `/protocol status` shows about the rotation, or None when the channel has none."""
-    with engine.db.session() as s:
-        row = _rotation(s, actor)
-        return _context(engine, s, actor, row) if row is not None else None
-
-
 def _context(
     engine: Engine, s: Session, actor: Actor, row: PresenterRotation | None
 ) -> dict[str, Any] | None:
@@ -128,6 +121,9 @@ def _context(
     }
 
 
-def with_status(engine: Engine, actor: Actor, reply: Reply) -> Reply:
-    """`/protocol status`, with who presents next and who presented what."""
-    return Reply(reply.template, {**reply.context, "rotation": status_context(engine, actor)})
+def status(engine: Engine, actor: Actor) -> Reply:
+    """`/protocol status`, with who presents next and who presented what, in one read."""
+    with engine.db.reading() as s:
+        context = engine.status_context(s, actor)
+        context["rotation"] = _context(engine, s, actor, _rotation(s, actor))
+    return Reply("replies/status.j2", context)

@@ -9,11 +9,12 @@ from bot.runtime import Runtime
 
 
 def register_all(app: App, runtime: Runtime) -> None:
+    # Bolt tries listeners in order and thread replies are the busiest traffic, so the events
+    # listeners come first: a reply matches at once instead of after every button's matcher.
+    home.register(app, runtime)
+    events.register(app, runtime)
     commands.register(app, runtime)
     prep.register(app, runtime)
-    home.register(app, runtime)
     actions.register(app, runtime)
     dialog.register(app, runtime)
     views.register(app, runtime)
-    # Last: its catch-all acknowledges every event type nobody above claimed.
-    events.register(app, runtime)

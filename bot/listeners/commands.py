@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import commands as cmd
 from bot import dispatch
 from bot.blocks import render_message
 from bot.commands import OpenDialog
@@ -21,11 +22,17 @@ from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 NEEDS_ZONE = (" at ", " weekdays")
+# Commands that only read: acknowledged at once, answered through response_url a moment later,
+# so the ack never waits on the database. Commands that change something still answer in the
+# ack, once the change is committed.
+READ_ONLY = (cmd.Status, cmd.Notes)
 
 
 def register(app: App, runtime: Runtime) -> None:
     @app.command("/protocol")
-    def protocol_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+    def protocol_command(
+        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
         text = " ".join(str(command.get("text") or "").split())
         actor = actor_from_command(command, client)
         # A time zone costs a users.info call: ask only when the command reads a clock time.
@@ -41,6 +48,10 @@ def register(app: App, runtime: Runtime) -> None:
                 ack()
                 return
             parsed = Reply("refusals/dialog_failed.j2")
+        if isinstance(parsed, READ_ONLY) and command.get("response_url"):
+            ack()
+            runtime.answers.submit(_answer_later, runtime, parsed, actor, respond)
+            return
         reply = (
             parsed
             if isinstance(parsed, Reply)
@@ -50,6 +61,21 @@ def register(app: App, runtime: Runtime) -> None:
         )
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond: Respond) -> None:
+    runtime.foreground.step_aside()
+    try:
+        reply = dispatch.run(command, actor, runtime.engine)
+    except Exception as exc:
+        log.error("reading for /protocol failed: %s", type(exc).__name__, exc_info=exc)
+        reply = Reply("refusals/answer_failed.j2", {"command": type(command).__name__.lower()})
+    message = render_message(reply.template, **reply.context)
+    try:
+        respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
+    except Exception as exc:
+        # response_url refused or unreachable: the user can ask again; nothing was changed.
+        log.warning("answer to /protocol not delivered: %s", type(exc).__name__)
 
 
 def _open_dialog(

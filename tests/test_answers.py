@@ -1,0 +1,55 @@
+"""Commands that only read are acknowledged at once and answered through response_url."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from tests.fakes.signing import slash_command_body
+from tests.harness import CHANNEL, PRESENTER, TEAM, Bot
+
+
+def _ask(bot: Bot, command: str, key: str) -> tuple[int, str, str]:
+    url = bot.standin.response_url(key)
+    status, body = bot.post(
+        slash_command_body(command, channel_id=CHANNEL, team_id=TEAM, response_url=url)
+    )
+    return status, body, url
+
+
+def _answer_at(bot: Bot, url: str) -> dict[str, object]:
+    calls = bot.standin.wait_for(
+        lambda calls: any(c.params.get("response_url") == url for c in calls)
+    )
+    return next(c.params for c in calls if c.params.get("response_url") == url)
+
+
+def test_status_acks_empty_then_answers_privately(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    status, body, url = _ask(bot, "status", "status-1")
+    assert (status, body) == (200, "")
+    answer = _answer_at(bot, url)
+    assert answer["response_type"] == "ephemeral"
+    assert "Status of this channel" in str(answer["text"])
+    assert "ATLAS" in str(answer["blocks"])
+
+
+def test_a_command_that_changes_something_answers_in_the_ack(bot: Bot) -> None:
+    status, body, url = _ask(bot, f"start atlas <@{PRESENTER}|maria> step 1h", "start-1")
+    assert status == 200 and "starting" in body.lower()
+    assert not [c for c in bot.standin.calls_to("response_url") if c.params["response_url"] == url]
+
+
+def test_a_failed_read_still_gets_a_short_answer(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    with bot.db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE sessions RENAME TO sessions_away"))
+    try:
+        status, body, url = _ask(bot, "status", "status-broken")
+        assert (status, body) == (200, "")
+        answer = _answer_at(bot, url)
+        assert "Nothing was changed" in str(answer["text"])
+        assert "/protocol status" in str(answer["text"])
+        assert "Traceback" not in str(answer)
+    finally:
+        with bot.db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE sessions_away RENAME TO sessions"))

@@ -1,0 +1,37 @@
+"""The outbox in rounds: one transaction writes back what workers finished and claims what is due.
+
+A round that cannot be written (here: a callback that fails for one channel's rows) must neither
+hold up the other channels nor post anything twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.models import OutboxMessage
+from tests.harness import CHANNEL
+from tests.test_outbox_faults import OTHER, _enqueue, _rows, _sender, db  # noqa: F401
+
+
+def test_a_channel_whose_outcomes_cannot_be_written_holds_up_no_other(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    def on_sent(s: Session, row: OutboxMessage) -> None:
+        if row.channel_id == OTHER:
+            raise RuntimeError("this channel's bookkeeping is broken")
+
+    sender = _sender(db, workspace, on_sent=on_sent)
+    _enqueue(db, OTHER, ["x"])
+    _enqueue(db, CHANNEL, ["a", "b", "c"])
+    try:
+        sender.drain(3)
+    finally:
+        sender.stop()
+    status = {row.payload["text"]: row.status for row in _rows(db)}
+    assert status == {"x": "pending", "a": "sent", "b": "sent", "c": "sent"}
+    texts = [call.params["text"] for call in workspace.calls_to("chat.postMessage")]
+    # The row whose outcome is never written is looked for before each new try: posted once.
+    assert sorted(texts) == ["a", "b", "c", "x"]
