@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from bot.slack_standin import SlackStandin
 from tests.harness import Bot, seed_workspace
 
-pytest_plugins = ["tests.fakes.slack_api"]
+pytest_plugins = ["tests.fakes.slack_api", "tests.engine_fixtures"]
 
 # Set by .ci/run to an admin URL of a throwaway cluster, e.g. postgresql+psycopg://u@127.0.0.1:5433/postgres
 PG_ADMIN_URL = os.environ.get("PROTOCOLBOT_TEST_POSTGRES")

@@ -8,10 +8,13 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from bot import commands as cmd
 from bot.app import build_app
 from bot.clock import Clock
+from bot.listeners.commands import READ_ONLY
 from bot.runtime import Runtime
 from bot.server import BackgroundServer, make_server
 from bot.settings import Settings
@@ -103,7 +106,7 @@ class Bot:
         assert status == 200, (status, body)
         if body:
             return dict(json.loads(body))
-        if text.split()[:1] not in (["status"], ["notes"]):
+        if not isinstance(cmd.parse(text, now=datetime.now(UTC), tz="UTC"), READ_ONLY):
             return {}
         calls = self.standin.wait_for(
             lambda calls: any(c.params.get("response_url") == url for c in calls)

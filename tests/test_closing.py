@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 from bot.engine.core import Engine
-from bot.protocols import Protocol, load_library
 from bot.scheduling import Closer
-from bot.store.db import Database
-from bot.store.migrate import upgrade
 from tests.test_engine import (
     WEDNESDAY,
     HeldClock,
@@ -31,35 +28,6 @@ from tests.test_engine import (
     start,
     step_refs,
 )
-
-
-@pytest.fixture(scope="module")
-def library() -> dict[str, Protocol]:
-    loaded, errors = load_library()
-    assert not errors
-    return loaded
-
-
-@pytest.fixture
-def clock() -> HeldClock:
-    return HeldClock(WEDNESDAY)
-
-
-@pytest.fixture
-def timers() -> RecordingTimers:
-    return RecordingTimers()
-
-
-@pytest.fixture
-def engine(
-    database_url: str, library: dict[str, Protocol], clock: HeldClock, timers: RecordingTimers
-) -> Iterator[Engine]:
-    db = Database(database_url)
-    upgrade(db)
-    try:
-        yield Engine(db, library, clock, timers=timers)
-    finally:
-        db.dispose()
 
 
 def start_in(engine: Engine, channels: int, step: int = 60) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot.engine.core import Actor, Engine
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import carry_past_weekend, close_time, step_seconds
-from bot.protocols import Protocol, load_library
+from bot.protocols import Protocol
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
@@ -83,35 +83,6 @@ class RecordingTimers:
         """The earliest close job whose time has come, removed as APScheduler removes it."""
         due = sorted((at, job_id) for job_id, (_s, _k, at) in self.jobs.items() if at <= now)
         return self.jobs.pop(due[0][1]) if due else None
-
-
-@pytest.fixture(scope="module")
-def library() -> dict[str, Protocol]:
-    loaded, errors = load_library()
-    assert not errors
-    return loaded
-
-
-@pytest.fixture
-def clock() -> HeldClock:
-    return HeldClock(WEDNESDAY)
-
-
-@pytest.fixture
-def timers() -> RecordingTimers:
-    return RecordingTimers()
-
-
-@pytest.fixture
-def engine(
-    database_url: str, library: dict[str, Protocol], clock: HeldClock, timers: RecordingTimers
-) -> Iterator[Engine]:
-    db = Database(database_url)
-    upgrade(db)
-    try:
-        yield Engine(db, library, clock, timers=timers)
-    finally:
-        db.dispose()
 
 
 def actor(user: str = FACILITATOR, *, team: str = TEAM, channel: str = CHANNEL, **kw: Any) -> Actor:
