@@ -135,6 +135,14 @@ class Inbox:
         self._marks_due = threading.Event()
         self._stopping = threading.Event()
         self._marker: threading.Thread | None = None
+        # Not yet handled, and not held by another process (PostgreSQL).
+        claim = (
+            select(InboxEvent.id)
+            .where(InboxEvent.id == bindparam("row_id"), InboxEvent.processed_at.is_(None))
+            .with_for_update(skip_locked=True)
+        )
+        self._claim = claim
+        self._claim_payload = claim.with_only_columns(InboxEvent.payload)
         self._mark = (
             update(InboxEvent)
             .where(InboxEvent.id == bindparam("row_id"))
@@ -174,6 +182,12 @@ class Inbox:
                     (team_id, event_id, json.dumps(payload), sqlite_datetime(now)),
                 )
                 return int(cursor.lastrowid or 0)
+        if self.db.is_postgres:
+            return self.db.insert_event_pg(
+                "INSERT INTO inbox (team_id, event_id, payload, received_at)"
+                " VALUES (%s, %s, %s::json, %s) RETURNING id",
+                (team_id, event_id, json.dumps(payload), as_utc(now)),
+            )
         row = {"team_id": team_id, "event_id": event_id, "payload": payload, "received_at": now}
         with self.db.inbox_write() as conn:
             return int(conn.execute(self._insert, row).scalar_one())
@@ -197,7 +211,7 @@ class Inbox:
         """Handle one stored event once. A lane passes the payload it stored; replay and sweep
         read it back."""
         if self.db.is_postgres:
-            self._process_claimed(row_id)
+            self._process_claimed(row_id, payload)
             return
         if payload is None:
             with self.db.inbox_session() as s:
@@ -257,16 +271,19 @@ class Inbox:
             with self._marks_lock:
                 self._marks = {**marks, **self._marks}
 
-    def _process_claimed(self, row_id: int) -> None:
-        """Hold the row while handling it; a process that finds it held leaves it to the holder."""
-        with self.db.inbox_session() as s:
-            row = s.scalars(
-                select(InboxEvent).where(InboxEvent.id == row_id).with_for_update(skip_locked=True)
-            ).first()
-            if row is None or row.processed_at is not None:
+    def _process_claimed(self, row_id: int, payload: dict[str, Any] | None) -> None:
+        """Hold the row while handling it; a process that finds it held leaves it to the holder.
+        Core rather than the ORM: this runs once per event, and the ORM's select and flush cost
+        as much CPU as the handling of a reply."""
+        with self.db.inbox_write() as conn:
+            if payload is None:
+                payload = conn.execute(self._claim_payload, {"row_id": row_id}).scalar()
+                if payload is None:
+                    return
+            elif conn.execute(self._claim, {"row_id": row_id}).scalar() is None:
                 return
-            if self._handle(row_id, row.payload):
-                row.processed_at = self.clock.now()
+            if self._handle(row_id, payload):
+                conn.execute(self._mark, {"row_id": row_id, "at": self.clock.now()})
 
     def _handle(self, row_id: int, payload: dict[str, Any]) -> bool:
         team_id, event = str(payload.get("team_id") or ""), payload["event"]

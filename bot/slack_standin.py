@@ -97,6 +97,9 @@ class _SlackError(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of posts from the bot (a round of steps
+    # closing, the outbox sending in parallel) would be refused and retried, not answered.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], standin: SlackStandin) -> None:
         super().__init__(address, _Handler)

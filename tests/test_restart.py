@@ -9,6 +9,7 @@ message, and PROTOCOLBOT_RESTART_SEED replays one.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -282,6 +283,19 @@ def test_python_m_bot_cli_runs_the_command(database_url: str, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert "database is at revision" in done.stdout  # not a silent no-op
+
+
+def test_a_started_process_sets_its_long_lived_heap_aside() -> None:
+    from bot.cli import _settle_heap
+
+    gc.unfreeze()
+    kept = [[i] for i in range(1000)]  # what a process makes at start and keeps
+    try:
+        _settle_heap()
+        # The collector no longer walks them: they sit in the permanent generation.
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()
 
 
 def test_a_notes_upload_cut_short_by_a_kill_is_not_uploaded_twice(

@@ -1,0 +1,94 @@
+"""PostgreSQL: events stored before an ack go through connections of their own (bot/store/db.py)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from bot.store.models import Contribution, InboxEvent
+from tests.conftest import PG_ADMIN_URL
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+
+pytestmark = pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="set PROTOCOLBOT_TEST_POSTGRES to an admin URL, as .ci/run does"
+)
+
+
+def _start_session(bot: Bot) -> str:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.runtime.sender.drain(5)
+    return str(bot.step_posts()[0]["ts"])
+
+
+def _recorded(bot: Bot) -> list[str]:
+    with bot.db.session() as s:
+        return list(s.scalars(select(Contribution.ts).order_by(Contribution.id)))
+
+
+def _stored(bot: Bot) -> int:
+    with bot.db.inbox_session() as s:
+        return int(s.scalar(select(func.count()).select_from(InboxEvent)) or 0)
+
+
+def _cut_connections(database_url: str) -> int:
+    """What a database restart does to the bot's open connections: end them server-side."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            ).scalar()
+    finally:
+        admin.dispose()
+    return int(ended or 0)
+
+
+def test_ack_connections_do_not_wait_for_the_wal_flush(bot: Bot) -> None:
+    thread = _start_session(bot)
+    ts = bot.reply(TEACHERS[0], "Three of the graphs have no title.", thread)
+    bot.wait_until(lambda: _recorded(bot) == [ts])
+    ack_engine = bot.db._ack_engine
+    assert ack_engine is not None
+    with ack_engine.connect() as conn:
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+        assert conn.execute(text("SHOW TimeZone")).scalar() == "UTC"
+    # Everything else still waits for the flush.
+    with bot.db.engine.connect() as conn:
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_a_reply_after_the_database_dropped_its_connections_is_acked_and_recorded(
+    bot: Bot, database_url: str
+) -> None:
+    thread = _start_session(bot)
+    first = bot.reply(TEACHERS[0], "Most answers show the working.", thread)
+    bot.wait_until(lambda: _recorded(bot) == [first])
+    assert _cut_connections(database_url) >= 1
+    # The ack connection the first reply used is dead now: the insert is tried on a new one
+    # (Bot.reply asserts the 200).
+    second = bot.reply(TEACHERS[1], "Two students skipped the last question.", thread)
+    assert _stored(bot) == 2
+    bot.wait_until(lambda: _recorded(bot) == [first, second], timeout=20)
+
+
+def test_a_retried_event_is_stored_once(bot: Bot) -> None:
+    thread = _start_session(bot)
+    event = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": TEACHERS[0],
+        "text": "The units are missing on every axis.",
+        "ts": "1790000000.000100",
+        "thread_ts": thread,
+        "channel_type": "channel",
+    }
+    assert bot.event(event, event_id="Ev0001") == 200
+    assert bot.event(event, event_id="Ev0001", retry=1) == 200
+    assert _stored(bot) == 1
+    bot.wait_until(lambda: _recorded(bot) == ["1790000000.000100"])
