@@ -163,12 +163,12 @@ class Database:
 
         # PostgreSQL: the events stored before each ack go through connections of their own.
         # Their commits don't wait for the WAL to reach the disk (synchronous_commit=off):
-        # PostgreSQL has the row the moment it answers, so a bot process that dies after
-        # the ack loses nothing; only a crash of the database server itself in the next
-        # fraction of a second could (wal_writer_delay, 0.2 s by default), as with SQLite in
-        # WAL mode. Waiting for the flush instead queued each ack behind every other commit's
-        # fsync: a reply's ack p50 went from 2 to 28 ms at 100/s. No pre-ping either (a round
-        # trip a checkout): a connection found dead is replaced and the insert tried again.
+        # PostgreSQL has the row the moment it answers, so a bot process that dies after the
+        # ack loses nothing; only a crash of the database server itself within 0.6 s could
+        # (3 x wal_writer_delay), as a power cut could with SQLite in WAL mode. No pre-ping
+        # either (a round trip a checkout): a connection found dead is replaced and the insert
+        # tried again. With the driver alone, the insert took 0.32 ms p50 and 0.84 ms p99 on
+        # loopback, against 0.77 and 1.88 ms through SQLAlchemy on a pre-pinged connection.
         self._ack_engine: Engine | None = (
             make_engine(url, options="-c synchronous_commit=off", pre_ping=False, pool_size=4)
             if self.engine.dialect.name == "postgresql"
