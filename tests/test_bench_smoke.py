@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,24 @@ def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> No
     assert result["params"]
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / f"performance-{name}.png").stat().st_size > 1000
+
+
+def test_the_capacity_model_sizes_the_clock_from_its_postgresql_run() -> None:
+    import copy
+
+    from bench.scaling import model
+
+    entries = load(Path(__file__).resolve().parent.parent / "docs" / "performance.md")
+    if "sessions-postgresql" not in entries or "coldstart-postgresql" not in entries:
+        pytest.skip("docs/performance.md holds no PostgreSQL run")
+    entries = copy.deepcopy(entries)
+    behind = entries["sessions-postgresql"]["result"]["minute"]
+    behind.update(lateness_p99=4.9, missed=0, achieved_per_second=120.0)
+    entries["sessions"]["result"]["minute"].update(lateness_p99=0.1, missed=0)
+    page = model(entries)
+    assert re.search(r"PostgreSQL\)\s*\| 120/s \(fell behind: p99 over 1 s\)\s*\| sessions", page)
+    assert "held 120 transitions a second" in page
+    assert re.search(r"single process held \(same load, SQLite\)\s*\| 167/s\s*\|", page)
+    # Without a PostgreSQL run the single process on SQLite sizes it.
+    del entries["sessions-postgresql"]
+    assert "held 167 transitions a second" in model(entries)
