@@ -70,10 +70,10 @@ def model(entries: dict[str, Any], w: Workload = Workload()) -> str:
     # The clock of a deployment that grows is on PostgreSQL: its run sizes the clock when
     # there is one, and the single process on SQLite is shown beside it.
     single = sessions
-    clock_pg = _g(entries, "sessions-postgresql")
-    if clock_pg and _g(entries, "coldstart-postgresql"):
-        sessions, coldstart = clock_pg, _g(entries, "coldstart-postgresql") or coldstart
-    clock_db = "PostgreSQL" if sessions is clock_pg else db
+    clock_pg, coldstart_pg = _g(entries, "sessions-postgresql"), _g(entries, "coldstart-postgresql")
+    if clock_pg and coldstart_pg:
+        sessions, coldstart = clock_pg, coldstart_pg
+    clock_db = "PostgreSQL" if sessions is not single else db
     live_hours = 1.0
     replies = w.participants * w.replies_each
     # replies/s one web process recorded end to end; several web processes need PostgreSQL,

@@ -136,13 +136,12 @@ class Inbox:
         self._stopping = threading.Event()
         self._marker: threading.Thread | None = None
         # Not yet handled, and not held by another process (PostgreSQL).
-        claim = (
+        self._claim = (
             select(InboxEvent.id)
             .where(InboxEvent.id == bindparam("row_id"), InboxEvent.processed_at.is_(None))
             .with_for_update(skip_locked=True)
         )
-        self._claim = claim
-        self._claim_payload = claim.with_only_columns(InboxEvent.payload)
+        self._claim_payload = self._claim.with_only_columns(InboxEvent.payload)
         self._mark = (
             update(InboxEvent)
             .where(InboxEvent.id == bindparam("row_id"))

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from bot import commands as cmd
 from bot.app import build_app
 from bot.clock import Clock
@@ -21,6 +23,7 @@ from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
+from bot.store.models import Contribution
 from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
 
 SECRET = "test-signing-secret"
@@ -190,6 +193,19 @@ class Bot:
             for m in self.posts()
             if str(m.get("text", "")).startswith("Step ") and not m.get("thread_ts")
         ]
+
+    def open_step(self) -> str:
+        """Start an ATLAS session on hour-long steps; the first step message's ts, once sent."""
+        self.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+        self.wait_until(lambda: bool(self.step_posts()))
+        self.runtime.sender.drain(5)
+        return str(self.step_posts()[0]["ts"])
+
+    # -- what the bot stored --------------------------------------------------------------------
+    def recorded(self) -> list[str]:
+        """The ts of every reply recorded as a contribution, in the order recorded."""
+        with self.db.session() as s:
+            return list(s.scalars(select(Contribution.ts).order_by(Contribution.id)))
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout

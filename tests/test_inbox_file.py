@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database, inbox_url
-from bot.store.models import Contribution, InboxEvent
-from tests.harness import CHANNEL, PRESENTER, TEACHERS, TEAM, Bot
+from bot.store.models import InboxEvent
+from tests.harness import CHANNEL, TEACHERS, TEAM, Bot
 
 
 def test_inbox_url_sits_beside_a_sqlite_file() -> None:
@@ -33,16 +33,9 @@ def sqlite_bot(workspace: SlackStandin, tmp_path: Path) -> Iterator[Bot]:
     running.stop()
 
 
-def _start_session(bot: Bot) -> str:
-    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
-    bot.wait_until(lambda: bool(bot.step_posts()))
-    bot.runtime.sender.drain(5)
-    return str(bot.step_posts()[0]["ts"])
-
-
 def test_a_reply_is_acknowledged_while_the_main_database_is_busy(sqlite_bot: Bot) -> None:
     bot = sqlite_bot
-    thread = _start_session(bot)
+    thread = bot.open_step()
     holding, release = threading.Event(), threading.Event()
 
     def hold_the_write_lock() -> None:
@@ -63,7 +56,7 @@ def test_a_reply_is_acknowledged_while_the_main_database_is_busy(sqlite_bot: Bot
     finally:
         release.set()
         holder.join()
-    bot.wait_until(lambda: _recorded(bot) == [ts])
+    bot.wait_until(lambda: bot.recorded() == [ts])
     with bot.db.engine.connect() as conn:  # the main file's old inbox table stays empty
         assert conn.execute(text("SELECT count(*) FROM inbox")).scalar() == 0
     # Written by the driver directly, the row reads back through the models as it was sent.
@@ -82,7 +75,7 @@ def test_events_left_in_the_main_database_are_moved_and_handled(
     url = f"sqlite:///{tmp_path}/bot.sqlite3"
     bot = Bot(workspace, url).start()
     try:
-        thread = _start_session(bot)
+        thread = bot.open_step()
     finally:
         bot.stop()
     ts = str(
@@ -111,7 +104,7 @@ def test_events_left_in_the_main_database_are_moved_and_handled(
     db.dispose()
     again = Bot(workspace, url).start()
     try:
-        again.wait_until(lambda: _recorded(again) == [ts])
+        again.wait_until(lambda: again.recorded() == [ts])
         with again.db.session() as s:
             assert s.scalar(select(func.count()).select_from(InboxEvent)) == 0
         with again.db.inbox_session() as s:
@@ -125,8 +118,3 @@ def _stored(bot: Bot) -> InboxEvent:
         row = s.scalars(select(InboxEvent)).one()
         s.expunge(row)
         return row
-
-
-def _recorded(bot: Bot) -> list[str]:
-    with bot.db.session() as s:
-        return list(s.scalars(select(Contribution.ts)))

@@ -5,25 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from bot.store.models import Contribution, InboxEvent
+from bot.store.models import InboxEvent
 from tests.conftest import PG_ADMIN_URL
-from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+from tests.harness import CHANNEL, TEACHERS, Bot
 
 pytestmark = pytest.mark.skipif(
     not PG_ADMIN_URL, reason="set PROTOCOLBOT_TEST_POSTGRES to an admin URL, as .ci/run does"
 )
-
-
-def _start_session(bot: Bot) -> str:
-    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
-    bot.wait_until(lambda: bool(bot.step_posts()))
-    bot.runtime.sender.drain(5)
-    return str(bot.step_posts()[0]["ts"])
-
-
-def _recorded(bot: Bot) -> list[str]:
-    with bot.db.session() as s:
-        return list(s.scalars(select(Contribution.ts).order_by(Contribution.id)))
 
 
 def _stored(bot: Bot) -> int:
@@ -50,9 +38,9 @@ def _cut_connections(database_url: str) -> int:
 
 
 def test_ack_connections_do_not_wait_for_the_wal_flush(bot: Bot) -> None:
-    thread = _start_session(bot)
+    thread = bot.open_step()
     ts = bot.reply(TEACHERS[0], "Three of the graphs have no title.", thread)
-    bot.wait_until(lambda: _recorded(bot) == [ts])
+    bot.wait_until(lambda: bot.recorded() == [ts])
     ack_engine = bot.db._ack_engine
     assert ack_engine is not None
     with ack_engine.connect() as conn:
@@ -66,19 +54,19 @@ def test_ack_connections_do_not_wait_for_the_wal_flush(bot: Bot) -> None:
 def test_a_reply_after_the_database_dropped_its_connections_is_acked_and_recorded(
     bot: Bot, database_url: str
 ) -> None:
-    thread = _start_session(bot)
+    thread = bot.open_step()
     first = bot.reply(TEACHERS[0], "Most answers show the working.", thread)
-    bot.wait_until(lambda: _recorded(bot) == [first])
+    bot.wait_until(lambda: bot.recorded() == [first])
     assert _cut_connections(database_url) >= 1
     # The ack connection the first reply used is dead now: the insert is tried on a new one
     # (Bot.reply asserts the 200).
     second = bot.reply(TEACHERS[1], "Two students skipped the last question.", thread)
     assert _stored(bot) == 2
-    bot.wait_until(lambda: _recorded(bot) == [first, second], timeout=20)
+    bot.wait_until(lambda: bot.recorded() == [first, second], timeout=20)
 
 
 def test_a_retried_event_is_stored_once(bot: Bot) -> None:
-    thread = _start_session(bot)
+    thread = bot.open_step()
     event = {
         "type": "message",
         "channel": CHANNEL,
@@ -91,4 +79,4 @@ def test_a_retried_event_is_stored_once(bot: Bot) -> None:
     assert bot.event(event, event_id="Ev0001") == 200
     assert bot.event(event, event_id="Ev0001", retry=1) == 200
     assert _stored(bot) == 1
-    bot.wait_until(lambda: _recorded(bot) == ["1790000000.000100"])
+    bot.wait_until(lambda: bot.recorded() == ["1790000000.000100"])

@@ -426,11 +426,6 @@ def _reply_event(bot: Bot, text: str, *, ts: str | None = None) -> tuple[str, st
     return reply_body(TEACHERS[0], text, thread, ts), ts
 
 
-def _recorded(bot: Bot) -> list[str]:
-    with bot.db.session() as s:
-        return list(s.scalars(select(Contribution.ts)))
-
-
 def _unhandled(bot: Bot) -> int:
     with bot.db.inbox_session() as s:
         return int(
@@ -464,12 +459,12 @@ def test_retries_and_duplicate_deliveries_are_recorded_once(bot: Bot) -> None:
     # The same message again under a new event id (Slack does that too).
     again, _ = _reply_event(bot, "The student drew two number lines.", ts=ts)
     assert http_post(bot.url, again, signed_headers(again, SECRET))[0] == 200
-    bot.wait_until(lambda: _unhandled(bot) == 0 and bool(_recorded(bot)))
+    bot.wait_until(lambda: _unhandled(bot) == 0 and bool(bot.recorded()))
     bot.runtime.sender.drain(5)
     with bot.db.inbox_session() as s:
         stored = s.scalar(select(func.count()).select_from(InboxEvent))
     assert stored == 2  # the retries never got past the door
-    assert _recorded(bot) == [ts]
+    assert bot.recorded() == [ts]
     assert [c.params["timestamp"] for c in bot.standin.calls_to("reactions.add")] == [ts]
 
 
@@ -478,9 +473,9 @@ def test_an_event_is_stored_before_the_ack_and_handled_after_a_crash(bot: Bot) -
     bot.runtime.inbox.submit = lambda *args: None  # type: ignore[method-assign]  # dies after ack
     body, ts = _reply_event(bot, "Kept across the crash.")
     assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
-    assert (_unhandled(bot), _recorded(bot)) == (1, [])
+    assert (_unhandled(bot), bot.recorded()) == (1, [])
     assert bot.runtime.inbox.replay() == 1  # what the next start does
-    assert (_unhandled(bot), _recorded(bot)) == (0, [ts])
+    assert (_unhandled(bot), bot.recorded()) == (0, [ts])
 
 
 def test_a_reply_to_a_step_whose_post_is_in_flight_waits_for_it(bot: Bot) -> None:
@@ -492,11 +487,11 @@ def test_a_reply_to_a_step_whose_post_is_in_flight_waits_for_it(bot: Bot) -> Non
     body, ts = _reply_event(bot, "Written in a thread the bot can't place yet.")
     assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
     bot.wait_until(lambda: not bot.runtime.inbox._queued)
-    assert (_unhandled(bot), _recorded(bot)) == (1, [])
+    assert (_unhandled(bot), bot.recorded()) == (1, [])
     with bot.db.session() as s:
         s.scalars(select(StepRun)).one().message_ts = known  # the restarted sender finds it
     bot.runtime.inbox.sweep(older_than=timedelta(0))
-    assert (_unhandled(bot), _recorded(bot)) == (0, [ts])
+    assert (_unhandled(bot), bot.recorded()) == (0, [ts])
 
 
 @needs_postgres
@@ -523,4 +518,4 @@ def test_two_processes_reaching_for_one_event_handle_it_once(bot: Bot) -> None:
     second.process(row_id)  # skips the locked row at once
     racing.join()
     second.process(row_id)  # and later finds it handled
-    assert calls == [TEAM] and _recorded(bot) == [ts] and _unhandled(bot) == 0
+    assert calls == [TEAM] and bot.recorded() == [ts] and _unhandled(bot) == 0
