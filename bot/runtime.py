@@ -23,7 +23,7 @@ from bot.oauth import Installations
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
 from bot.scheduling import Scheduler
 from bot.settings import Settings
-from bot.slack import OutboxSender, make_client
+from bot.slack import OutboxSender, Sent, make_client
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
 
@@ -104,8 +104,8 @@ class Runtime:
         else:
             self.replies.handle(team_id, event)
 
-    def _posted(self, s: Session, row: OutboxMessage) -> None:
-        self.engine.on_posted(s, row.ref, row.result_ts)
+    def _posted(self, s: Session, sent: list[Sent]) -> None:
+        self.engine.on_posted(s, [(each.ref, each.ts) for each in sent])
 
     def _failed(self, s: Session, row: OutboxMessage) -> None:
         prep.dm_failed(self.engine, s, row)

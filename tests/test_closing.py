@@ -8,16 +8,20 @@ does not hold up the others.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from bot.engine.core import Engine
 from bot.scheduling import Closer
+from bot.store.models import Contribution
 from tests.test_engine import (
+    TEAM,
     WEDNESDAY,
     HeldClock,
     RecordingTimers,
@@ -126,6 +130,102 @@ def test_one_broken_session_does_not_hold_up_the_rest_of_its_round(
     assert set(errors) == {broken}, errors
     assert isinstance(errors[broken], KeyError)
     assert [session_row(engine, sid).current_step for sid in (first, *ids)] == [2, 2, 1, 2]
+
+
+def test_a_round_reads_the_replies_its_steps_give_back_once_for_all(
+    engine: Engine, clock: HeldClock
+) -> None:
+    ids = start_in(engine, 3)
+    clock.advance(60)
+    engine.close_steps([(sid, 1) for sid in ids])  # all describing now (step 2)
+    with engine.db.session() as s:
+        for n, sid in enumerate(ids):
+            for tag, text in (("interpretation", f"room {n} reads it as rushed"), ("note", "x")):
+                s.add(
+                    Contribution(
+                        session_id=sid,
+                        step_index=2,
+                        team_id=TEAM,
+                        channel_id=f"C_ROOM{n}",
+                        user_id="U_T1",
+                        ts=f"1700000000.00000{n}{len(tag)}",
+                        thread_ts="1700000000.000001",
+                        text=text,
+                        tag=tag,
+                        created_at=clock.now(),
+                        updated_at=clock.now(),
+                    )
+                )
+    clock.advance(60)
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM contributions" in statement:
+            reads.append(statement)
+
+    event.listen(engine.db.engine, "before_cursor_execute", count)
+    try:
+        engine.close_steps([(sid, 2) for sid in ids])  # to interpreting, which lists them
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", count)
+    assert len(reads) == 1, "one read for the round, not one a session"
+    for n, sid in enumerate(ids):
+        (post,) = [r for r in outbox(engine) if r.ref == f"step:{sid}:3"]
+        shown = json.dumps(post.payload["blocks"])
+        assert f"room {n} reads it as rushed" in shown
+        others = [f"room {k} reads" for k in range(3) if k != n]
+        assert not any(other in shown for other in others), "each room sees its own"
+
+
+def due_and_recorded(
+    engine: Engine, clock: HeldClock, monkeypatch: pytest.MonkeyPatch, channels: int
+) -> tuple[list[int], list[list[int]]]:
+    """Sessions whose first step is due, and the rounds `close_steps` is then called with."""
+    ids = start_in(engine, channels)
+    clock.advance(60)
+    rounds: list[list[int]] = []
+    real = engine.close_steps
+
+    def close_steps(due: list[tuple[int, int]]) -> None:
+        rounds.append(sorted(sid for sid, _ in due))
+        real(due)
+
+    monkeypatch.setattr(engine, "close_steps", close_steps)
+    return ids, rounds
+
+
+def close_apart(closer: Closer, ids: list[int], gap: float) -> None:
+    """Each session's close from a job thread of its own, `gap` seconds after the one before."""
+    threads = []
+    for sid in ids:
+        threads.append(threading.Thread(target=closer.close, args=(sid, 1)))
+        threads[-1].start()
+        time.sleep(gap)
+    for thread in threads:
+        thread.join(30)
+
+
+def test_closes_due_a_moment_apart_share_one_round(
+    engine: Engine, clock: HeldClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids, rounds = due_and_recorded(engine, clock, monkeypatch, 4)
+    # Spread over 0.15 s, inside the 2-s gather: without it the first would close alone.
+    close_apart(Closer(engine, gather=2.0), ids, gap=0.05)
+    assert rounds == [sorted(ids)]
+    assert [session_row(engine, sid).current_step for sid in ids] == [2, 2, 2, 2]
+
+
+def test_a_full_round_does_not_wait_out_the_gather(
+    engine: Engine, clock: HeldClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids, rounds = due_and_recorded(engine, clock, monkeypatch, 5)
+    began = time.monotonic()
+    close_apart(Closer(engine, gather=60.0, most=3), ids[:3], gap=0.0)
+    assert time.monotonic() - began < 30, "three closes fill the round: it goes at once"
+    assert rounds == [sorted(ids[:3])]
+    # A close alone waits the gather out, and no longer.
+    close_apart(Closer(engine, gather=0.3, most=3), ids[3:4], gap=0.0)
+    assert rounds[1:] == [[ids[3]]]
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> None:

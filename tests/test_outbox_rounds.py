@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from bot.slack import Sent
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
-from bot.store.models import OutboxMessage
 from tests.harness import CHANNEL
 from tests.test_outbox_faults import OTHER, _enqueue, _rows, _sender, db  # noqa: F401
 
@@ -19,8 +19,8 @@ def test_a_channel_whose_outcomes_cannot_be_written_holds_up_no_other(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
 ) -> None:
-    def on_sent(s: Session, row: OutboxMessage) -> None:
-        if row.channel_id == OTHER:
+    def on_sent(s: Session, sent: list[Sent]) -> None:
+        if any(each.channel == OTHER for each in sent):
             raise RuntimeError("this channel's bookkeeping is broken")
 
     sender = _sender(db, workspace, on_sent=on_sent)

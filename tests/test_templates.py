@@ -179,7 +179,7 @@ def outbox(engine: Engine, after: int = 0) -> list[OutboxMessage]:
 def posted(engine: Engine, ref: str, ts: str) -> None:
     """The outbox sent the message `ref`: Slack gave it `ts` (so replies can thread under it)."""
     with engine.db.session() as s:
-        engine.on_posted(s, ref, ts)
+        engine.on_posted(s, [(ref, ts)])
 
 
 def scheduled_session(engine: Engine, protocol_id: str, **kw: Any) -> ProtocolSession:

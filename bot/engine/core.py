@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import Select, and_, select, text, update
+from sqlalchemy import Select, and_, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -414,6 +414,14 @@ class Engine:
                     select(StepRun).where(StepRun.session_id.in_(first), StepRun.ended_at.is_(None))
                 )
             }
+            notes_mod.read_ahead(
+                s,
+                [
+                    (session.id, self.library[session.protocol_id], session.current_step + 1)
+                    for session in locked
+                    if session.status == "running" and session.protocol_id in self.library
+                ],
+            )
             # The sessions are apart, so nothing read here waits on another's writes: flushing
             # once at the commit sends each kind of row for all of them together.
             with s.no_autoflush:
@@ -604,24 +612,36 @@ class Engine:
                 work.warnings.append((sid, step, warn))
         return work
 
-    def on_posted(self, s: Session, ref: str | None, ts: str | None) -> None:
-        """The outbox sent a message with a ref: remember its ts so replies can find it."""
-        if not ref or not ts:
-            return
-        kind, _, rest = ref.partition(":")
-        # Plain UPDATEs on the connection: the sender records every post of every step, and an
-        # ORM load, or a flush of the sender's own rows before each, cost more than the post.
-        if kind == "header":
-            s.connection().execute(
-                update(ProtocolSession).where(ProtocolSession.id == int(rest)).values(header_ts=ts)
-            )
-        elif kind == "step":
-            sid, _, index = rest.partition(":")
-            s.connection().execute(
-                update(StepRun)
-                .where(StepRun.session_id == int(sid), StepRun.index == int(index))
-                .values(message_ts=ts)
-            )
+    def on_posted(self, s: Session, posts: Iterable[tuple[str | None, str | None]]) -> None:
+        """The outbox sent messages with refs: remember their ts so replies can find them."""
+        headers, steps = [], []
+        for ref, ts in posts:
+            if not ref or not ts:
+                continue
+            kind, _, rest = ref.partition(":")
+            if kind == "header":
+                headers.append({"b_sid": int(rest), "b_ts": ts})
+            elif kind == "step":
+                sid, _, index = rest.partition(":")
+                steps.append({"b_sid": int(sid), "b_index": int(index), "b_ts": ts})
+        # Plain UPDATEs, each kind in one statement: the sender records every post of every
+        # step, and an ORM load, or a flush of the sender's own rows, cost more than the post.
+        if headers:
+            s.connection().execute(_HEADER_POSTED, headers)
+        if steps:
+            s.connection().execute(_STEP_POSTED, steps)
+
+
+_HEADER_POSTED = (
+    update(ProtocolSession)
+    .where(ProtocolSession.id == bindparam("b_sid"))
+    .values(header_ts=bindparam("b_ts"))
+)
+_STEP_POSTED = (
+    update(StepRun)
+    .where(StepRun.session_id == bindparam("b_sid"), StepRun.index == bindparam("b_index"))
+    .values(message_ts=bindparam("b_ts"))
+)
 
 
 def _channel_sessions(actor: Actor, statuses: Iterable[str]) -> Select[ProtocolSession]:
