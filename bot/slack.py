@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, defer
 
 from bot.clock import Clock
 from bot.foreground import Foreground
+from bot.keepalive import KeepAliveWebClient
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
 
@@ -65,7 +66,7 @@ def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
 
 
 def make_client(token: str | None, base_url: str, *, retries: bool = True) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=10)
+    client = KeepAliveWebClient(token=token, base_url=base_url, timeout=10)
     if not retries:
         # The outbox retries itself; a client-side retry of a post could post it twice.
         client.retry_handlers = []

@@ -104,10 +104,35 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], standin: SlackStandin) -> None:
         super().__init__(address, _Handler)
         self.standin = standin
+        # Connections are kept alive (HTTP/1.1), as Slack's are: stopping closes them too.
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.connections.add(request)
+            self.standin.connections_opened += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections, self.connections = set(self.connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: on a kept-alive connection Nagle's algorithm would
+    # hold the body back until the client's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         self._route()
@@ -189,6 +214,8 @@ class SlackStandin:
         self._thread: threading.Thread | None = None
         self._calls: list[Call] = []
         self._faults: dict[str, list[_Fault]] = {}
+        # HTTP connections clients opened to this stand-in (kept alive, a client reuses one).
+        self.connections_opened = 0
         self._users: dict[str, _User] = {}
         self._channels: dict[str, Params] = {}
         self._dms: dict[str, str] = {}
@@ -261,6 +288,7 @@ class SlackStandin:
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
@@ -459,6 +487,7 @@ class SlackStandin:
             self._stopping.wait(fault.delay)
             if self._stopping.is_set() or handler.client_gone():
                 self._drop(method, params, token, received, fault)
+                handler.close_connection = True
                 return
         headers: dict[str, str] = {}
         if fault is not None and fault.answers_error:
