@@ -10,7 +10,8 @@ Only how the request travels changes: slack_sdk still builds it, and still reads
 raises its errors and applies its retry handlers. A connection the server closed while idle is
 noticed before a request goes out on it and replaced. A failure once a request has been sent is
 raised as it is: the call may have reached Slack, and the outbox treats it as unsure (it looks for
-the post before repeating it).
+the post before repeating it). A connection left idle for IDLE_SECONDS is not reused: a firewall
+or NAT on the way may have forgotten it without a word, and a call on it would only time out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import io
 import select
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
@@ -27,10 +29,13 @@ from urllib.request import Request
 
 from slack_sdk import WebClient
 
+IDLE_SECONDS = 20.0
+
 
 class _Connections(threading.local):
     def __init__(self) -> None:
         self.open: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self.last_used: dict[tuple[str, str, int], float] = {}
 
 
 def _dropped(connection: http.client.HTTPConnection) -> bool:
@@ -46,17 +51,21 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 
 
 class KeepAliveWebClient(WebClient):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, idle_seconds: float = IDLE_SECONDS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.idle_seconds = idle_seconds
         self._connections = _Connections()
         self._tls = self.ssl or ssl.create_default_context()
 
     def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         key = (scheme, host, port)
         connection = self._connections.open.get(key)
-        if connection is not None and _dropped(connection):
+        now = time.monotonic()
+        idle = now - self._connections.last_used.get(key, now)
+        if connection is not None and (idle > self.idle_seconds or _dropped(connection)):
             connection.close()
             connection = None
+        self._connections.last_used[key] = now
         if connection is None:
             if scheme == "https":
                 connection = http.client.HTTPSConnection(

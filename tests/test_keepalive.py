@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from urllib.error import URLError
 
 import pytest
@@ -76,6 +77,17 @@ def test_a_connection_the_server_closed_is_replaced_before_the_next_call(
     post(client, "after")
     assert [m["text"] for m in standin.messages(CHANNEL)][-2:] == ["before", "after"]
     assert standin.connections_opened == 2
+
+
+def test_a_connection_left_idle_too_long_is_not_reused(standin: SlackStandin) -> None:
+    client = KeepAliveWebClient(token="xoxb-test", base_url=standin.url, idle_seconds=0.2)
+    post(client, "first")
+    post(client, "soon after")
+    assert standin.connections_opened == 1
+    time.sleep(0.4)  # a NAT on the way may have forgotten it by now, without a word
+    post(client, "much later")
+    assert standin.connections_opened == 2
+    assert [m["text"] for m in standin.messages(CHANNEL)] == ["first", "soon after", "much later"]
 
 
 def test_error_answers_keep_their_status_headers_and_connection(standin: SlackStandin) -> None:
