@@ -161,6 +161,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_protocols(args: argparse.Namespace) -> int:
     from bot.protocols import BUILTIN_DIR, load_library
 
+    if args.action == "docs":
+        return _protocol_docs()
     settings = _settings()
     dirs = [Path(args.dir)] if args.dir else [BUILTIN_DIR]
     if not args.dir and settings.protocols_dir:
@@ -175,6 +177,21 @@ def cmd_protocols(args: argparse.Namespace) -> int:
     if args.action == "check" and not errors:
         print(f"{len(library)} protocols ok")
     return 1 if errors else 0
+
+
+def _protocol_docs() -> int:
+    """Regenerate docs/protocols.md from the built-in protocols (a contributor's command)."""
+    from bot.protocol_docs import DOCS_PATH, render_docs
+    from bot.protocols import load_library
+
+    library, errors = load_library()
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        return 1
+    DOCS_PATH.write_text(render_docs(library), encoding="utf-8")
+    print(f"wrote {DOCS_PATH}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -227,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=("upgrade",))
     db.set_defaults(func=cmd_db)
 
-    protocols = sub.add_parser("protocols", help="list or check protocol files")
-    protocols.add_argument("action", choices=("list", "check"))
+    protocols = sub.add_parser(
+        "protocols", help="list or check protocol files, or regenerate docs/protocols.md"
+    )
+    protocols.add_argument("action", choices=("list", "check", "docs"))
     protocols.add_argument("dir", nargs="?", default=None)
     protocols.set_defaults(func=cmd_protocols)
     return parser

@@ -22,6 +22,7 @@ import select
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
@@ -51,16 +52,22 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 
 
 class KeepAliveWebClient(WebClient):
-    def __init__(self, *args: Any, idle_seconds: float = IDLE_SECONDS, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        idle_seconds: float = IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.idle_seconds = idle_seconds
+        self.idle_seconds, self._monotonic = idle_seconds, monotonic
         self._connections = _Connections()
         self._tls = self.ssl or ssl.create_default_context()
 
     def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         key = (scheme, host, port)
         connection = self._connections.open.get(key)
-        now = time.monotonic()
+        now = self._monotonic()
         idle = now - self._connections.last_used.get(key, now)
         if connection is not None and (idle > self.idle_seconds or _dropped(connection)):
             connection.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 
-from bot.protocols import BUILTIN_DIR, Protocol, Step, load_library
+from bot.protocols import BUILTIN_DIR, Protocol, Step
 
 DOCS_PATH = BUILTIN_DIR.parent / "docs" / "protocols.md"
 
@@ -30,7 +29,7 @@ def render_docs(library: Mapping[str, Protocol]) -> str:
     lines = [
         "# Protocols",
         "",
-        "<!-- Generated from protocols/*.yaml by `python -m bot.protocol_docs`. Do not edit. -->",
+        "<!-- Generated from protocols/*.yaml by `protocolbot protocols docs`. Do not edit. -->",
         "",
         "The protocols protocolbot runs out of the box. Minutes are those of a live meeting;",
         "`/protocol start ... step 1d` stretches every step for a team that meets asynchronously.",
@@ -97,16 +96,7 @@ def _mermaid(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
-def main() -> int:
-    library, errors = load_library()
-    for error in errors:
-        print(error, file=sys.stderr)
-    if errors:
-        return 1
-    DOCS_PATH.write_text(render_docs(library), encoding="utf-8")
-    print(f"wrote {DOCS_PATH}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bot.cli import main
+
+    raise SystemExit(main(["protocols", "docs"]))

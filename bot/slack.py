@@ -424,10 +424,15 @@ class OutboxSender:
 
     # -- writing outcomes back -----------------------------------------------------------------
     def _record(self, s: Session, outcomes: list[_Outcome]) -> None:
-        sent = [o for o in outcomes if o.kind == "finish" and o.error is None and o.claim]
+        sent: list[Sent] = []
+        rest: list[_Outcome] = []
+        for o in outcomes:
+            if o.kind == "finish" and o.error is None and o.claim is not None:
+                sent.append(Sent(o.row_id, o.claim.team_id, o.claim.channel, o.claim.ref, o.ts))
+            else:
+                rest.append(o)
         if sent:
             self._record_sent(s, sent)
-        rest = [o for o in outcomes if not (o.kind == "finish" and o.error is None and o.claim)]
         if not rest:
             return
         # The payload (the message itself, the largest column) is not needed to record what
@@ -445,22 +450,15 @@ class OutboxSender:
             if row is not None:
                 self._apply(s, row, outcome)
 
-    def _record_sent(self, s: Session, outcomes: list[_Outcome]) -> None:
+    def _record_sent(self, s: Session, sent: list[Sent]) -> None:
         """The rows Slack took, in one statement: the most common outcome by far (every step of
         every session posts), so no row is loaded for it."""
         now = self.clock.now()
         s.connection().execute(
-            _MARK_SENT, [{"b_id": o.row_id, "b_at": now, "b_ts": o.ts} for o in outcomes]
+            _MARK_SENT, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
         )
         if self.on_sent:
-            self.on_sent(
-                s,
-                [
-                    Sent(o.row_id, o.claim.team_id, o.claim.channel, o.claim.ref, o.ts)
-                    for o in outcomes
-                    if o.claim is not None
-                ],
-            )
+            self.on_sent(s, sent)
 
     def _record_apart(self, finished: list[tuple[str, list[_Outcome]]]) -> None:
         for channel, outcomes in finished:

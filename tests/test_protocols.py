@@ -351,7 +351,7 @@ def test_missing_directory_is_an_error_not_a_crash(tmp_path: Path) -> None:
 def test_docs_are_up_to_date() -> None:
     expected = render_docs(LIBRARY)
     actual = DOCS_PATH.read_text(encoding="utf-8") if DOCS_PATH.exists() else ""
-    assert actual == expected, "docs/protocols.md is out of date: run `python -m bot.protocol_docs`"
+    assert actual == expected, "docs/protocols.md is out of date: run `protocolbot protocols docs`"
 
 
 def test_docs_show_every_step_and_a_diagram() -> None:

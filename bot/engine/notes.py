@@ -44,12 +44,28 @@ _READ_AHEAD = "notes_read_ahead"
 
 
 def _items(s: Session, session_id: int) -> list[Item]:
-    rows = s.scalars(
-        select(Contribution)
-        .where(Contribution.session_id == session_id)
-        .order_by(Contribution.step_index, Contribution.ts)
-    ).all()
-    return [Item(r.text, r.user_id, r.step_index, r.tag, r.ts, r.audience) for r in rows]
+    return _items_of(s, [session_id])[session_id]
+
+
+def _items_of(s: Session, session_ids: list[int]) -> dict[int, list[Item]]:
+    """Each session's replies, in step order then as written (plain rows, no ORM objects)."""
+    found: dict[int, list[Item]] = {sid: [] for sid in session_ids}
+    rows = s.execute(
+        select(
+            Contribution.session_id,
+            Contribution.text,
+            Contribution.user_id,
+            Contribution.step_index,
+            Contribution.tag,
+            Contribution.ts,
+            Contribution.audience,
+        )
+        .where(Contribution.session_id.in_(session_ids))
+        .order_by(Contribution.session_id, Contribution.step_index, Contribution.ts)
+    )
+    for sid, text, user, step_index, tag, ts, audience in rows:
+        found[sid].append(Item(text, user, step_index, tag, ts, audience))
+    return found
 
 
 def section_order(protocol: Protocol) -> list[str]:
@@ -139,25 +155,8 @@ def read_ahead(s: Session, opening: list[tuple[int, Protocol, int]]) -> None:
         for sid, protocol, index in opening
         if index <= len(protocol.steps) and any(_parked(protocol, index))
     ]
-    if not ids:
-        return
-    found: dict[int, list[Item]] = {sid: [] for sid in ids}
-    rows = s.execute(
-        select(
-            Contribution.session_id,
-            Contribution.text,
-            Contribution.user_id,
-            Contribution.step_index,
-            Contribution.tag,
-            Contribution.ts,
-            Contribution.audience,
-        )
-        .where(Contribution.session_id.in_(ids))
-        .order_by(Contribution.session_id, Contribution.step_index, Contribution.ts)
-    )
-    for sid, text, user, step_index, tag, ts, audience in rows:
-        found[sid].append(Item(text, user, step_index, tag, ts, audience))
-    s.info.setdefault(_READ_AHEAD, {}).update(found)
+    if ids:
+        s.info.setdefault(_READ_AHEAD, {}).update(_items_of(s, ids))
 
 
 def step_context(
