@@ -25,7 +25,7 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from bot.clock import Clock
@@ -83,28 +83,58 @@ def enqueue(
     payload: dict[str, Any],
     ref: str | None = None,
     thread_ref: str | None = None,
-) -> OutboxMessage:
-    row = OutboxMessage(
-        team_id=team_id,
-        channel_id=channel,
-        method=method,
-        payload=payload,
-        ref=ref,
-        thread_ref=thread_ref,
-        status="pending",
-        attempts=0,
-        not_before=now,
-        created_at=now,
-    )
-    s.add(row)
+    at_once: bool = False,
+) -> None:
+    """Put a call in the outbox, sent once the transaction commits.
+
+    at_once: insert the row now with Core, for a transaction that writes a row or two; the ORM's
+    unit of work costs several times the insert, and pays off only when it batches many. Either
+    way the row is visible to the transaction's later reads (the ORM's autoflush).
+    """
+    row = {
+        "team_id": team_id,
+        "channel_id": channel,
+        "method": method,
+        "payload": payload,
+        "ref": ref,
+        "thread_ref": thread_ref,
+        "status": "pending",
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+    }
+    if at_once:
+        s.connection().execute(_ENQUEUE, row)
+    else:
+        s.add(OutboxMessage(**row))
     s.info[ENQUEUED] = True  # Engine.transaction wakes the sender once this commits
-    return row
 
 
 def _upload(client: WebClient, payload: dict[str, Any]) -> Any:
     """Upload a text file (the notes as Markdown) into a channel or thread."""
     args = {k: v for k, v in payload.items() if v is not None}
     return client.files_upload_v2(**args)
+
+
+# team, ref, status, result_ts
+_Parent = Row[str, str | None, str, str | None]
+
+
+def _parents(s: Session, refs: set[str]) -> dict[tuple[str, str], _Parent]:
+    """The latest row carrying each (team, ref) in `refs` as its ref: status and ts only."""
+    if not refs:
+        return {}
+    found: dict[tuple[str, str], _Parent] = {}
+    for parent in s.execute(
+        select(
+            OutboxMessage.team_id, OutboxMessage.ref, OutboxMessage.status, OutboxMessage.result_ts
+        )
+        .where(OutboxMessage.ref.in_(refs))
+        .order_by(OutboxMessage.id)
+    ):
+        if parent.ref is not None:
+            found[(parent.team_id, parent.ref)] = parent
+    return found
 
 
 class TokenBucket:
@@ -139,6 +169,24 @@ class Sent:
 
 
 OnSent = Callable[[Session, list[Sent]], None]
+_ENQUEUE = insert(OutboxMessage)
+# What a claim reads of its rows (all but the outcome columns).
+_CLAIMABLE = select(
+    OutboxMessage.id,
+    OutboxMessage.team_id,
+    OutboxMessage.channel_id,
+    OutboxMessage.method,
+    OutboxMessage.payload,
+    OutboxMessage.ref,
+    OutboxMessage.thread_ref,
+    OutboxMessage.status,
+    OutboxMessage.in_flight_at,
+).where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+_MARK_IN_FLIGHT = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+    .values(in_flight_at=bindparam("at"), attempts=OutboxMessage.attempts + 1)
+)
 _MARK_SENT = (
     update(OutboxMessage)
     .where(OutboxMessage.id == bindparam("b_id"))
@@ -335,12 +383,11 @@ class OutboxSender:
         ahead of it in this batch: the thread's first message goes first.
         """
         ids = [row_id for batch in taken.values() for row_id in batch]
-        rows = {
-            row.id: row for row in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))
-        }
-        parents = self._parents(s, [row for row in rows.values() if row.thread_ref])
-        now = self.clock.now()
+        # Plain rows and one UPDATE: the ORM's objects and flush cost more CPU than the claim.
+        rows = {row.id: row for row in s.execute(_CLAIMABLE, {"ids": ids})}
+        parents = _parents(s, {row.thread_ref for row in rows.values() if row.thread_ref})
         claims: dict[str, list[_Claim]] = {}
+        claimed: list[int] = []
         for channel, batch in taken.items():
             mine: list[_Claim] = []
             claimed_refs: set[str] = set()
@@ -372,27 +419,13 @@ class OutboxSender:
                         previous_in_flight=row.in_flight_at,
                     )
                 )
+                claimed.append(row.id)
                 if row.ref:
                     claimed_refs.add(row.ref)
-                row.in_flight_at = now
-                row.attempts += 1
             claims[channel] = mine
+        if claimed:
+            s.execute(_MARK_IN_FLIGHT, {"ids": claimed, "at": self.clock.now()})
         return claims
-
-    def _parents(
-        self, s: Session, rows: list[OutboxMessage]
-    ) -> dict[tuple[str, str], OutboxMessage]:
-        """The latest row carrying each (team, thread_ref) as its ref."""
-        refs = {row.thread_ref for row in rows if row.thread_ref}
-        if not refs:
-            return {}
-        found: dict[tuple[str, str], OutboxMessage] = {}
-        for parent in s.scalars(
-            select(OutboxMessage).where(OutboxMessage.ref.in_(refs)).order_by(OutboxMessage.id)
-        ):
-            if parent.ref is not None:
-                found[(parent.team_id, parent.ref)] = parent
-        return found
 
     def _drain_channel(self, channel: str, claims: list[_Claim]) -> None:
         outcomes: list[_Outcome] = []

@@ -46,6 +46,8 @@ def test_ack_connections_do_not_wait_for_the_wal_flush(bot: Bot) -> None:
     with ack_engine.connect() as conn:
         assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
         assert conn.execute(text("SHOW TimeZone")).scalar() == "UTC"
+        # The insert is its own transaction: one round trip, no BEGIN and COMMIT around it.
+        assert conn.connection.dbapi_connection.autocommit is True  # type: ignore[union-attr]
     # Everything else still waits for the flush.
     with bot.db.engine.connect() as conn:
         assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"

@@ -555,7 +555,6 @@ def test_how_a_reply_is_read(
 ) -> None:
     from bot.engine.judgment import strip_tag_prefix
 
-    session = ProtocolSession(presenter_id=PRESENTER, facilitator_id=FACILITATOR)
     step = LIBRARY["atlas"].step(step_index)
     explicit, _ = strip_tag_prefix(text)
-    assert Replies._read(session, step, user, explicit, text) == expected
+    assert Replies._read(PRESENTER, step, user, explicit, text) == expected

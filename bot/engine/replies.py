@@ -11,9 +11,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
 from bot.engine.errors import NotYet, Refusal, Reply
@@ -33,6 +34,32 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
+
+# The step a thread belongs to, with what handling a reply needs of its session.
+_OPEN_STEP = (
+    select(
+        ProtocolSession.id,
+        ProtocolSession.protocol_id,
+        ProtocolSession.status,
+        ProtocolSession.presenter_id,
+        StepRun.index.label("step_index"),  # a Row's .index is the tuple's method
+        StepRun.ended_at,
+    )
+    .join(StepRun, StepRun.session_id == ProtocolSession.id)
+    .where(
+        StepRun.message_ts == bindparam("thread_ts"),
+        ProtocolSession.team_id == bindparam("team_id"),
+        ProtocolSession.channel_id == bindparam("channel"),
+    )
+)
+# session id, protocol id, status, presenter, step index, step ended at
+_Open = Row[int, str, str, str, int, datetime | None]
+_RECORDED = select(Contribution.id).where(
+    Contribution.team_id == bindparam("team_id"),
+    Contribution.channel_id == bindparam("channel"),
+    Contribution.ts == bindparam("ts"),
+)
+_RECORD = insert(Contribution).returning(Contribution.id)
 
 
 class Replies:
@@ -56,29 +83,27 @@ class Replies:
         elif subtype in REPLY_SUBTYPES and not event.get("bot_id"):
             self.replied(team_id, event)
 
+    @staticmethod
     def _open_step(
-        self, s: Session, team_id: str, channel: str, thread_ts: str, ts: str | None = None
-    ) -> tuple[ProtocolSession, StepRun] | None:
-        found = s.execute(
-            select(ProtocolSession, StepRun)
-            .join(StepRun, StepRun.session_id == ProtocolSession.id)
-            .where(
-                StepRun.message_ts == thread_ts,
-                ProtocolSession.team_id == team_id,
-                ProtocolSession.channel_id == channel,
-            )
-        ).first()
+        s: Session, team_id: str, channel: str, thread_ts: str, ts: str | None = None
+    ) -> _Open | None:
+        """The session and step whose message heads this thread, if it still collects replies
+        (plain columns: this runs for every reply)."""
+        found = (
+            s.connection()
+            .execute(_OPEN_STEP, {"team_id": team_id, "channel": channel, "thread_ts": thread_ts})
+            .first()
+        )
         if found is None:
             return None
-        session, run = found
         # Replies to closed steps, or to a session that is over, are not collected. A reply
         # written before its step closed still counts when it is handled later (a retry from
         # Slack, a process that died between the ack and the handling): its ts says when.
-        if run.ended_at is not None:
-            return (session, run) if _written_before(ts, run.ended_at) else None
-        if session.status not in ("running", "paused"):
+        if found.ended_at is not None:
+            return found if _written_before(ts, found.ended_at) else None
+        if found.status not in ("running", "paused"):
             return None
-        return session, run
+        return found
 
     def _post_in_flight(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
         """A recent reply may be in the thread of a step message whose ts the bot hasn't learned
@@ -115,41 +140,45 @@ class Replies:
                 found = self._open_step(s, team_id, channel, thread_ts, ts)
             if found is None:
                 return
-            session, run = found
-            exists = s.scalars(
-                select(Contribution.id).where(
-                    Contribution.team_id == team_id,
-                    Contribution.channel_id == channel,
-                    Contribution.ts == ts,
-                )
-            ).first()
-            if exists is not None:
+            conn = s.connection()
+            key = {"team_id": team_id, "channel": channel, "ts": ts}
+            if conn.execute(_RECORDED, key).first() is not None:
                 return  # a duplicate delivery of a reply already recorded
-            protocol = engine.library[session.protocol_id]
-            step = protocol.step(run.index)
+            protocol = engine.library[found.protocol_id]
+            step = protocol.step(found.step_index)
             explicit, body = strip_tag_prefix(text)
-            tag, audience, norm = self._read(session, step, user, explicit, text)
+            tag, audience, norm = self._read(found.presenter_id, step, user, explicit, text)
             now = engine.clock.now()
-            row = Contribution(
-                session_id=session.id,
-                step_index=run.index,
+            # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
+            contribution_id = conn.execute(
+                _RECORD,
+                {
+                    "team_id": team_id,
+                    "channel_id": channel,
+                    "ts": ts,
+                    "session_id": found.id,
+                    "step_index": found.step_index,
+                    "user_id": user,
+                    "thread_ts": thread_ts,
+                    "text": body or text,
+                    "tag": tag,
+                    "audience": audience,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ).scalar_one()
+            slack.enqueue(
+                s,
+                now=now,
                 team_id=team_id,
-                channel_id=channel,
-                user_id=user,
-                ts=ts,
-                thread_ts=thread_ts,
-                text=body or text,
-                tag=tag,
-                audience=audience,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(row)
-            s.flush()  # the nudge's buttons carry the contribution's id
-            engine.call(
-                s, session, "reactions.add", channel=channel, timestamp=ts, name=REACTIONS[tag]
+                channel=channel,
+                method="reactions.add",
+                payload={"channel": channel, "timestamp": ts, "name": REACTIONS[tag]},
+                at_once=True,
             )
             if norm is not None:
+                session = s.get(ProtocolSession, found.id)
+                assert session is not None  # just read, in this transaction
                 self._ephemeral(
                     s,
                     session,
@@ -158,19 +187,20 @@ class Replies:
                     norm,
                     protocol=protocol,
                     step=step,
-                    index=run.index,
-                    contribution=row,
-                    interpreting=_interpreting_step(protocol, run.index),
-                    presenter_step=next_presenter_step(protocol, run.index),
+                    index=found.step_index,
+                    # the nudge's buttons carry the contribution's id
+                    contribution={"id": contribution_id, "text": body or text},
+                    interpreting=_interpreting_step(protocol, found.step_index),
+                    presenter_step=next_presenter_step(protocol, found.step_index),
                 )
 
     @staticmethod
     def _read(
-        session: ProtocolSession, step: Step, user: str, explicit: str | None, text: str
+        presenter_id: str | None, step: Step, user: str, explicit: str | None, text: str
     ) -> tuple[str, str, str | None]:
         """The reply's tag, its audience, and the template of the norm it calls for (if any)."""
         silent = step.presenter == "silent"
-        if user == session.presenter_id and silent:
+        if user == presenter_id and silent:
             return "note", "presenter", "presenter_listens.j2"
         if explicit is not None and explicit != "question":
             return explicit, "group", None

@@ -18,7 +18,12 @@ _reading = threading.local()
 
 
 def make_engine(
-    url: str, *, options: str = "", pre_ping: bool = True, pool_size: int = 10
+    url: str,
+    *,
+    options: str = "",
+    pre_ping: bool = True,
+    pool_size: int = 10,
+    autocommit: bool = False,
 ) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -50,6 +55,7 @@ def make_engine(
         max_overflow=20,
         pool_pre_ping=pre_ping,
         hide_parameters=True,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
 
@@ -170,7 +176,13 @@ class Database:
         # tried again. With the driver alone, the insert took 0.32 ms p50 and 0.84 ms p99 on
         # loopback, against 0.77 and 1.88 ms through SQLAlchemy on a pre-pinged connection.
         self._ack_engine: Engine | None = (
-            make_engine(url, options="-c synchronous_commit=off", pre_ping=False, pool_size=4)
+            make_engine(
+                url,
+                options="-c synchronous_commit=off",
+                pre_ping=False,
+                pool_size=4,
+                autocommit=True,
+            )
             if self.engine.dialect.name == "postgresql"
             else None
         )
@@ -247,11 +259,11 @@ class Database:
             try:
                 conn: Any = pooled.dbapi_connection
                 try:
+                    # One statement in autocommit: one round trip, where a transaction
+                    # around it would take three (BEGIN, the insert, COMMIT).
                     row = conn.execute(sql, params).fetchone()
-                    conn.commit()
                     return int(row[0])
                 except conn.IntegrityError as exc:
-                    conn.rollback()
                     raise IntegrityError("INSERT INTO inbox", None, exc) from None
                 except conn.OperationalError:
                     # The server went away (a restart): this connection is done for.
