@@ -269,7 +269,7 @@ def histogram(values: list[float]) -> list[tuple[float, int]]:
 def database_size(database_url: str) -> dict[str, Any]:
     """Rows per table and bytes on disk, for the capacity model's bytes per row."""
     db = Database(database_url)
-    tables = ("sessions", "session_steps", "outbox", "inbox", "contributions", "apscheduler_jobs")
+    tables = ("sessions", "session_steps", "outbox", "inbox", "contributions")
     rows: dict[str, int] = {}
     with db.engine.connect() as conn:
         for table in tables:
