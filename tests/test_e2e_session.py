@@ -90,9 +90,10 @@ def test_full_atlas_session_runs_on_time_and_keeps_the_replies(bot: Bot) -> None
     assert "no axis labels" in body
     assert "Typo reply" not in body
     assert notes["thread_ts"] == bot.posts()[0]["ts"]  # in the header's thread
-    # and the presenter gets a copy by DM
-    dm = bot.standin.messages(f"D{PRESENTER[1:]}")
-    assert dm and dm[0]["text"].startswith("Notes from")
+    # and the presenter gets a copy by DM (another channel: it may land just after)
+    dm_channel = f"D{PRESENTER[1:]}"
+    bot.wait_until(lambda: bool(bot.standin.messages(dm_channel)), timeout=10)
+    assert bot.standin.messages(dm_channel)[0]["text"].startswith("Notes from")
 
     with bot.db.session() as s:
         data = json.loads(
