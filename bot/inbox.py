@@ -198,6 +198,11 @@ class Inbox:
             self._queued.add(stored.row_id)
         lane.put(stored)
 
+    def idle(self) -> bool:
+        """Whether every event handed to this process's lanes has been handled."""
+        with self._queued_lock:
+            return not self._queued
+
     def _from_lane(self, stored: Stored) -> None:
         self.foreground.step_aside()
         try:

@@ -207,6 +207,12 @@ class Bot:
         with self.db.session() as s:
             return list(s.scalars(select(Contribution.ts).order_by(Contribution.id)))
 
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every event stored is handled and every post due is sent: what an
+        assertion that nothing (more) happened needs, instead of a pause."""
+        self.wait_until(self.runtime.inbox.idle, timeout)
+        self.runtime.sender.drain(timeout)
+
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -106,7 +106,7 @@ def test_closing_warning_counts_in_public_and_nudges_in_private(bot: Bot) -> Non
     bot.wait_until(lambda: len(bot.step_posts()) == 3)
     posts_before = len(bot.posts())
     warn_step(bot.runtime.engine, _session(bot).id, 2)
-    time.sleep(0.3)
+    bot.settle()
     assert len(bot.posts()) == posts_before
 
 

@@ -128,7 +128,7 @@ def test_only_the_facilitator_moves_the_session_on(bot: Bot) -> None:
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     refused = bot.command("next", user=TEACHERS[0])
     assert "Only the facilitator, <@U_FAC>" in refused["text"]
-    time.sleep(0.3)
+    bot.settle()
     assert len(bot.step_posts()) == 1
     assert _session(bot).current_step == 1
     # an admin may act as facilitator
@@ -138,7 +138,7 @@ def test_only_the_facilitator_moves_the_session_on(bot: Bot) -> None:
     status, _ = bot.action("step_next", f"{_session(bot).id}:2", user=TEACHERS[1])
     assert status == 200
     status, _ = bot.action("step_next", f"{_session(bot).id}:1")
-    time.sleep(0.3)
+    bot.settle()
     assert _session(bot).current_step == 2
     bot.action("step_next", f"{_session(bot).id}:2")
     bot.wait_until(lambda: len(bot.step_posts()) == 3)
@@ -154,7 +154,7 @@ def test_forged_or_stale_requests_get_401_and_change_nothing(bot: Bot) -> None:
     from tests.harness import http_post
 
     assert http_post(bot.url, body, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
-    time.sleep(0.3)
+    bot.settle()
     with bot.db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProtocolSession)) == 0
     assert bot.standin.calls_to("chat.postMessage") == []
@@ -180,7 +180,7 @@ def test_retried_event_is_recorded_once(bot: Bot) -> None:
     assert bot.event(event, event_id="EvSAME", retry=1) == 200
     assert bot.event(event, event_id="EvOTHER") == 200  # a duplicate delivery, new event id
     bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) >= 1)
-    time.sleep(0.3)
+    bot.settle()
     with bot.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Contribution)) == 1
     assert len(bot.standin.calls_to("reactions.add")) == 1

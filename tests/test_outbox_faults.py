@@ -206,8 +206,7 @@ def test_a_note_that_cannot_be_delivered_is_not_answered_with_another(bot: Bot) 
     # A facilitator the stand-in doesn't know can't be sent a DM: that failure goes unanswered.
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_GONE", user="U_NOBODY")
     bot.wait_until(lambda: bool(bot.standin.calls_to("conversations.open")), timeout=10)
-    bot.runtime.sender.drain(10)
-    time.sleep(0.5)
+    bot.settle()
     opens = [c.params.get("users") for c in bot.standin.calls_to("conversations.open")]
     assert opens == ["U_NOBODY"]
     with bot.db.session() as s:

@@ -54,11 +54,13 @@ _OPEN_STEP = (
 )
 # session id, protocol id, status, presenter, step index, step ended at
 _Open = Row[int, str, str, str, int, datetime | None]
-_RECORDED = select(Contribution.id).where(
+# A reply is known by its channel and ts.
+_AT_TS = (
     Contribution.team_id == bindparam("team_id"),
     Contribution.channel_id == bindparam("channel"),
     Contribution.ts == bindparam("ts"),
 )
+_RECORDED = select(Contribution.id).where(*_AT_TS)
 _RECORD = insert(Contribution).returning(Contribution.id)
 
 
@@ -147,6 +149,7 @@ class Replies:
             protocol = engine.library[found.protocol_id]
             step = protocol.step(found.step_index)
             explicit, body = strip_tag_prefix(text)
+            kept = body or text
             tag, audience, norm = self._read(found.presenter_id, step, user, explicit, text)
             now = engine.clock.now()
             # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
@@ -160,7 +163,7 @@ class Replies:
                     "step_index": found.step_index,
                     "user_id": user,
                     "thread_ts": thread_ts,
-                    "text": body or text,
+                    "text": kept,
                     "tag": tag,
                     "audience": audience,
                     "created_at": now,
@@ -189,7 +192,7 @@ class Replies:
                     step=step,
                     index=found.step_index,
                     # the nudge's buttons carry the contribution's id
-                    contribution={"id": contribution_id, "text": body or text},
+                    contribution={"id": contribution_id, "text": kept},
                     interpreting=_interpreting_step(protocol, found.step_index),
                     presenter_step=next_presenter_step(protocol, found.step_index),
                 )
@@ -326,11 +329,7 @@ class Replies:
     @staticmethod
     def _find(s: Session, team_id: str, channel: str, ts: str) -> Contribution | None:
         return s.scalars(
-            select(Contribution).where(
-                Contribution.team_id == team_id,
-                Contribution.channel_id == channel,
-                Contribution.ts == ts,
-            )
+            select(Contribution).where(*_AT_TS), {"team_id": team_id, "channel": channel, "ts": ts}
         ).first()
 
 
