@@ -419,7 +419,7 @@ def test_bad_input_gets_a_clean_answer_is_logged_once_and_changes_nothing(
     caplog.clear()
     status, _ = _signed_post(bot.url, make(bot))
     assert status == expected
-    time.sleep(0.2)  # whatever it set in motion
+    bot.settle()  # whatever it set in motion
     assert _state(bot) == before
     warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warned) <= 1, [r.getMessage() for r in warned]
