@@ -1,4 +1,5 @@
-"""The floor: a Bolt App whose listeners only ack, on the same waitress setup and adapter as ours.
+"""The baseline, the floor for an ack: a Bolt App whose listeners only ack, on the same waitress
+setup and adapter as ours.
 
 Run as `python -m bench.bare --port N --slack-api-url URL`; serves /slack/events and /healthz
 until SIGTERM.
@@ -72,14 +73,9 @@ def make_bare_server(app: App, host: str = "127.0.0.1", port: int = 0) -> Any:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bare")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3001)
-    parser.add_argument("--slack-api-url", required=True)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    server = make_bare_server(build_bare_app(args.slack_api_url), args.host, args.port)
+def serve(app: App, host: str, port: int) -> None:
+    """Serve `app` until SIGTERM or SIGINT."""
+    server = make_bare_server(app, host, port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -87,6 +83,16 @@ def main() -> None:
     thread.start()
     stop.wait()
     server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bare")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3001)
+    parser.add_argument("--slack-api-url", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    serve(build_bare_app(args.slack_api_url), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Cold start to ready: spawn the process, time to the first /healthz 200, ours beside the floor."""
+"""Cold start to ready: spawn, time to the first /healthz 200, ours beside the baseline."""
 
 from __future__ import annotations
 

@@ -77,6 +77,19 @@ def latency_rows(result: dict[str, Any]) -> list[Row]:
                 ours["errors"] == 0,
             ),
         ]
+    floor = result["latency"]["reply"].get("floor")
+    if floor is not None:
+        base = result["latency"]["reply"]["baseline"]
+        rows.append(
+            Row(
+                f"end-to-end floor: thread reply ack p50 / p99 at {rate:g}/s (baseline's p99)",
+                f"{ms(floor['p50'])} / {ms(floor['p99'])}",
+                ms(base["p99"]),
+                _x(ratio(floor["p99"], base["p99"])),
+                "",
+                None,
+            )
+        )
     lag = [
         result["latency"][k][t]["generator_lag_p99"]
         for k in ("status", "reply")
@@ -95,6 +108,7 @@ def latency_rows(result: dict[str, Any]) -> list[Row]:
     ends = (
         ("status_end_to_end", "`/protocol status` answer at the stand-in"),
         ("reply_end_to_end", "thread reply end to end (tag reaction at the stand-in)"),
+        ("floor_reply_end_to_end", "end-to-end floor: thread reply to its reaction"),
     )
     for key, label in ends:
         e2e = result.get(key)
@@ -127,7 +141,26 @@ def throughput_rows(result: dict[str, Any]) -> list[Row]:
             r >= 0.8,
         ),
     ]
-    cpu = {name: _cpu_at_best(result, name) for name in ("ours", "baseline")}
+    if "floor" in result:
+        rows += [
+            Row(
+                "end-to-end floor: thread replies/s that hold (baseline ack)",
+                fmt(result["floor"], "/s"),
+                fmt(base, "/s") + capped,
+                _x(ratio(result["floor"], base)),
+                "",
+                None,
+            ),
+            Row(
+                "ours over the end-to-end floor (replies/s that hold)",
+                fmt(ours, "/s"),
+                fmt(result["floor"], "/s"),
+                _x(ratio(ours, result["floor"])),
+                "",
+                None,
+            ),
+        ]
+    cpu = {name: _cpu_at_best(result, name) for name in ("ours", "baseline", "floor")}
     if cpu["ours"] and cpu["baseline"]:
         rows.append(
             Row(
@@ -139,6 +172,17 @@ def throughput_rows(result: dict[str, Any]) -> list[Row]:
                 None,
             )
         )
+        if cpu["floor"]:
+            rows.append(
+                Row(
+                    "end-to-end floor: server CPU per reply at its highest held rate",
+                    f"{cpu['floor']:.2f} ms",
+                    f"{cpu['baseline']:.2f} ms",
+                    _x(cpu["floor"] / cpu["baseline"]),
+                    "",
+                    None,
+                )
+            )
         rows.append(
             Row(
                 "highest ratio one interpreter allows (baseline CPU / ours CPU per request)",

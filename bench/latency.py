@@ -1,4 +1,8 @@
-"""Ack latency of `/protocol status` and thread replies at a fixed rate, ours beside the floor."""
+"""Ack latency of `/protocol status` and thread replies at a fixed rate, ours beside the baseline.
+
+Thread replies are also sent to the end-to-end floor (bench/floor.py), a bot that records each
+reply and tags it in the same process that acks: how much of ours' ack latency any such bot pays.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from bench.context import Context
 from bench.loadgen import Job, Result, run_in_process
 from bench.measure import end_to_end, summarize
-from bench.processes import Server, start_bare, start_ours
+from bench.processes import Server, start_bare, start_floor, start_ours
 from bench.profiling import recording
 from bench.workspace import (
     answers_seen,
@@ -34,22 +38,26 @@ def run(
 ) -> dict[str, Any]:
     """Each target gets `duration` seconds per kind, in `rounds` alternating slices."""
     standin = start_standin()
-    baseline = ours = None
+    baseline = ours = floor = None
     try:
         baseline = start_bare(ctx.workdir, standin.url)
         ours = start_ours(ctx.workdir, ctx.fresh_database(), standin.url)
+        floor = start_floor(ctx.workdir, standin.url, ctx.fresh_database())
         threads = start_sessions(standin, ours.port, channels)
         per_slice = max(1, round(rate * duration / rounds))
         collected: dict[str, dict[str, list[Result | None]]] = {
             kind: {"ours": [], "baseline": []} for kind in KINDS
         }
+        collected["reply"]["floor"] = []
         # For ours: the reply's tag reaction, or the status answer, reaching the stand-in.
-        e2e_results: dict[str, list[Result | None]] = {kind: [] for kind in KINDS}
-        e2e_keys: dict[str, list[tuple[str, str]]] = {kind: [] for kind in KINDS}
+        e2e_results: dict[str, list[Result | None]] = {kind: [] for kind in (*KINDS, "floor")}
+        e2e_keys: dict[str, list[tuple[str, str]]] = {kind: [] for kind in (*KINDS, "floor")}
         made = 0
         for kind in KINDS:
             for r in range(rounds):
                 targets: list[tuple[str, Server]] = [("baseline", baseline), ("ours", ours)]
+                if kind == "reply":
+                    targets.append(("floor", floor))
                 for name, server in targets if r % 2 == 0 else targets[::-1]:
                     if kind == "status":
                         requests, keys = status_requests(standin, per_slice, channels, made)
@@ -66,9 +74,10 @@ def run(
                     ):
                         results = run_in_process(job)
                     collected[kind][name].extend(results)
-                    if name == "ours":
-                        e2e_results[kind].extend(results)
-                        e2e_keys[kind].extend(keys)
+                    if name != "baseline":
+                        e2e = kind if name == "ours" else "floor"
+                        e2e_results[e2e].extend(results)
+                        e2e_keys[e2e].extend(keys)
                     time.sleep(1.0)  # let the bot's background work from this slice settle
         time.sleep(3.0)
         summary = {
@@ -87,12 +96,15 @@ def run(
             "reply_end_to_end": end_to_end(
                 e2e_results["reply"], e2e_keys["reply"], reactions_seen(standin)
             ),
+            "floor_reply_end_to_end": end_to_end(
+                e2e_results["floor"], e2e_keys["floor"], reactions_seen(standin)
+            ),
             "status_end_to_end": end_to_end(
                 e2e_results["status"], e2e_keys["status"], answers_seen(standin)
             ),
         }
     finally:
-        for server in (ours, baseline):
-            if server is not None:
-                server.stop()
+        for each in (floor, ours, baseline):
+            if each is not None:
+                each.stop()
         standin.stop()

@@ -1,11 +1,11 @@
-"""One PNG per benchmark (matplotlib, Agg), each readable at a glance: ours beside the floor."""
+"""One PNG per benchmark (matplotlib, Agg), each readable at a glance: ours beside the baseline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-OURS, BASE, TARGET, BAD = "#1f77b4", "#9e9e9e", "#d62728", "#d62728"
+OURS, BASE, FLOOR, TARGET, BAD = "#1f77b4", "#9e9e9e", "#2ca02c", "#d62728", "#d62728"
 
 
 def _pyplot() -> Any:
@@ -31,9 +31,15 @@ def latency(result: dict[str, Any], path: Path) -> None:
         data = result["latency"][kind]
         xs = range(3)
         labels = ("p50", "p99", "max")
-        for offset, (name, color) in ((-0.2, ("baseline", BASE)), (0.2, ("ours", OURS))):
+        shown = [("baseline", BASE), ("ours", OURS)]
+        if "floor" in data:
+            shown.append(("floor", FLOOR))
+        width = 0.8 / len(shown)
+        for i, (name, color) in enumerate(shown):
+            offset = (i - (len(shown) - 1) / 2) * width
             values = [data[name][q] * 1000 for q in labels]
-            ax.bar([x + offset for x in xs], values, 0.4, label=name, color=color)
+            label = "end-to-end floor" if name == "floor" else name
+            ax.bar([x + offset for x in xs], values, width, label=label, color=color)
             for x, v in zip(xs, values, strict=True):
                 ax.annotate(f"{v:.3g}", (x + offset, v), ha="center", va="bottom", fontsize=8)
         limit = 1.25 * data["baseline"]["p99"] * 1000
@@ -53,15 +59,23 @@ def latency(result: dict[str, Any], path: Path) -> None:
 def throughput(result: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
     fig, (bars, ramp) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 2]})
-    ours, base = result["ours"], result["baseline"]
-    bars.bar(["baseline\n(ack only)", "ours\n(end to end)"], [base, ours], color=[BASE, OURS])
+    names = ["baseline\n(ack only)", "ours\n(end to end)"]
+    values, colors = [result["baseline"], result["ours"]], [BASE, OURS]
+    if "floor" in result:
+        names.append("floor\n(end to end)")
+        values.append(result["floor"])
+        colors.append(FLOOR)
+    base = result["baseline"]
+    bars.bar(names, values, color=colors)
     bars.axhline(0.8 * base, color=TARGET, linestyle="--", label="target (0.8x baseline)")
-    for x, v in enumerate((base, ours)):
+    for x, v in enumerate(values):
         bars.annotate(f"{v:g}/s", (x, v), ha="center", va="bottom", fontsize=9)
     bars.set_ylabel("replies per second that hold")
     bars.legend(fontsize=8)
-    for name, color in (("baseline", BASE), ("ours", OURS)):
+    for name, color in (("baseline", BASE), ("ours", OURS), ("floor", FLOOR)):
         steps = sorted((s for s in result["steps"] if s["target"] == name), key=lambda s: s["rate"])
+        if not steps:
+            continue
         rates = [s["rate"] for s in steps]
         p99 = [s["acks"]["p99"] * 1000 for s in steps]
         ramp.plot(rates, p99, "-o", color=color, label=f"{name} ack p99")
@@ -74,9 +88,9 @@ def throughput(result: dict[str, Any], path: Path) -> None:
                 edgecolors=BAD,
                 label=f"{name}: step failed",
             )
-        if name == "ours":
+        if name != "baseline":
             e2e = [s["end_to_end"]["p99"] * 1000 for s in steps]
-            ramp.plot(rates, e2e, "--^", color=color, label="ours end-to-end p99")
+            ramp.plot(rates, e2e, "--^", color=color, label=f"{name} end-to-end p99")
     ramp.axhline(3000, color=TARGET, linestyle=":", label="3 s")
     ramp.set_xscale("log")
     ramp.set_yscale("log")

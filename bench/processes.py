@@ -142,6 +142,23 @@ def start_bare(workdir: Path, slack_api_url: str) -> Server:
     return Server("baseline", argv, _env({}), port, workdir)
 
 
+def start_floor(workdir: Path, slack_api_url: str, database_url: str) -> Server:
+    """bench/floor.py: the least a bot can do per reply, end to end."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.floor",
+        "--port",
+        str(port),
+        "--slack-api-url",
+        slack_api_url,
+        "--database-url",
+        database_url,
+    ]
+    return Server("floor", argv, _env({}), port, workdir)
+
+
 @contextlib.contextmanager
 def running(server: Server):  # type: ignore[no-untyped-def]
     try:

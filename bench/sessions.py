@@ -226,7 +226,7 @@ def _minute_phase(
         outbox_id = ((call.params.get("metadata") or {}).get("event_payload") or {}).get(
             "outbox_id"
         )
-        if outbox_id in ids:
+        if isinstance(outbox_id, int) and outbox_id in ids:
             post_counts[outbox_id] += 1
             key = ids[outbox_id]
             posted.setdefault(key, call.at)
@@ -278,7 +278,9 @@ def database_size(database_url: str) -> dict[str, Any]:
             except SQLAlchemyError:
                 conn.rollback()
         if db.is_postgres:
-            size = int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar())
+            size = int(
+                conn.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0
+            )
         else:
             # The main file plus its write-ahead log: what the rows take on disk right now.
             path = Path(database_url.removeprefix("sqlite:///"))

@@ -43,6 +43,14 @@ def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> No
     assert result["params"]
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / f"performance-{name}.png").stat().st_size > 1000
+    # The end-to-end floor (bench/floor.py) records and tags every reply it is sent.
+    if name == "latency":
+        floor = result["floor_reply_end_to_end"]
+        assert floor["count"] > 0
+        assert floor["completed"] == floor["count"]
+        assert result["latency"]["reply"]["floor"]["errors"] == 0
+    if name == "throughput":
+        assert result["floor"] >= 10
 
 
 def test_the_capacity_model_sizes_the_clock_from_its_postgresql_run() -> None:
