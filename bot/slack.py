@@ -125,7 +125,7 @@ def _parents(s: Session, refs: set[str]) -> dict[tuple[str, str], _Parent]:
     if not refs:
         return {}
     found: dict[tuple[str, str], _Parent] = {}
-    for parent in s.execute(
+    for parent in s.connection().execute(
         select(
             OutboxMessage.team_id, OutboxMessage.ref, OutboxMessage.status, OutboxMessage.result_ts
         )
@@ -302,7 +302,11 @@ class OutboxSender:
     def _due_by_channel(
         self, s: Session, skip: Iterable[str] = (), channels: int = 1000
     ) -> dict[str, list[int]]:
-        """The due rows of up to `channels` channels not in `skip`, oldest first, per channel."""
+        """The due rows of up to `channels` channels not in `skip`, oldest first, per channel.
+
+        Read with Core on the session's connection (after writing what the session holds), not
+        through the ORM: the sender reads this every round, and the ORM doubles its cost."""
+        s.flush()
         now = self.clock.now()
         query = select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before).where(
             OutboxMessage.status == "pending"
@@ -311,7 +315,7 @@ class OutboxSender:
             # Busy channels' rows are at the head of the queue: read past them, not through them.
             query = query.where(OutboxMessage.channel_id.not_in(skip))
         # A prefix of the queue is a prefix of each channel's rows, so order per channel holds.
-        rows = s.execute(query.order_by(OutboxMessage.id).limit(4 * channels)).all()
+        rows = s.connection().execute(query.order_by(OutboxMessage.id).limit(4 * channels)).all()
         due: dict[str, list[int]] = {}
         blocked: set[str] = set()
         for row_id, channel, not_before in rows:
@@ -383,8 +387,12 @@ class OutboxSender:
         ahead of it in this batch: the thread's first message goes first.
         """
         ids = [row_id for batch in taken.values() for row_id in batch]
-        # Plain rows and one UPDATE: the ORM's objects and flush cost more CPU than the claim.
-        rows = {row.id: row for row in s.execute(_CLAIMABLE, {"ids": ids})}
+        # Plain rows and one UPDATE, through the session's connection: the ORM's objects, and
+        # even its handling of a Core statement (an UPDATE is matched against the objects it
+        # holds), cost more CPU than the claim. Changes to its objects are written first.
+        s.flush()
+        conn = s.connection()
+        rows = {row.id: row for row in conn.execute(_CLAIMABLE, {"ids": ids})}
         parents = _parents(s, {row.thread_ref for row in rows.values() if row.thread_ref})
         claims: dict[str, list[_Claim]] = {}
         claimed: list[int] = []
@@ -424,7 +432,7 @@ class OutboxSender:
                     claimed_refs.add(row.ref)
             claims[channel] = mine
         if claimed:
-            s.execute(_MARK_IN_FLIGHT, {"ids": claimed, "at": self.clock.now()})
+            conn.execute(_MARK_IN_FLIGHT, {"ids": claimed, "at": self.clock.now()})
         return claims
 
     def _drain_channel(self, channel: str, claims: list[_Claim]) -> None:
