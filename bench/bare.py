@@ -26,18 +26,23 @@ from bench.signing import SECRET, TOKEN
 StartResponse = Callable[..., Any]
 
 
-def build_bare_app(slack_api_url: str, secret: str = SECRET) -> App:
-    """The same App options as bot.app.build_app; every listener acks and does nothing else.
+def bolt_app(slack_api_url: str, secret: str = SECRET, name: str = "bench.bare") -> App:
+    """An App with bot.app.build_app's options and no listeners yet.
 
     Like ours, its client points at the Slack stand-in: Bolt calls auth.test once, then caches it.
     """
-    app = App(
+    return App(
         signing_secret=secret,
         client=WebClient(token=TOKEN, base_url=slack_api_url, timeout=10),
         process_before_response=True,
         token_verification_enabled=False,
-        logger=logging.getLogger("bench.bare"),
+        logger=logging.getLogger(name),
     )
+
+
+def build_bare_app(slack_api_url: str, secret: str = SECRET) -> App:
+    """Every listener acks and does nothing else."""
+    app = bolt_app(slack_api_url, secret)
 
     @app.command("/protocol")
     def command(ack: Ack) -> None:

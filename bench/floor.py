@@ -26,9 +26,8 @@ import threading
 from typing import Any
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
 
-from bench.bare import serve
+from bench.bare import bolt_app, serve
 from bench.signing import SECRET, TOKEN
 from bot.keepalive import KeepAliveWebClient
 
@@ -48,10 +47,15 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.postgres = url.startswith("postgresql")
+        self._duplicate: tuple[type[Exception], ...]
         if self.postgres:
+            from psycopg.errors import UniqueViolation
+
             self._target = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+            self._duplicate = (UniqueViolation,)
         else:
             self._target = url.removeprefix("sqlite:///")
+            self._duplicate = (sqlite3.IntegrityError,)
         self._local = threading.local()
         serial = "BIGSERIAL" if self.postgres else "INTEGER"
         conn = self._conn()
@@ -85,10 +89,8 @@ class Store:
         """Commit the event; False for one already kept (a retry)."""
         try:
             self._conn().execute(self._event, (event_id, json.dumps(payload)))
-        except Exception as exc:  # the drivers' unique violations share no base class
-            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
-                return False
-            raise
+        except self._duplicate:
+            return False
         return True
 
     def record(self, event: dict[str, Any]) -> None:
@@ -98,13 +100,7 @@ class Store:
 
 
 def build_floor_app(slack_api_url: str, store: Store, secret: str = SECRET) -> App:
-    app = App(
-        signing_secret=secret,
-        client=WebClient(token=TOKEN, base_url=slack_api_url, timeout=10),
-        process_before_response=True,
-        token_verification_enabled=False,
-        logger=logging.getLogger("bench.floor"),
-    )
+    app = bolt_app(slack_api_url, secret, name=log.name)
     client = KeepAliveWebClient(token=TOKEN, base_url=slack_api_url, timeout=10)
     client.retry_handlers = []
     work: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()

@@ -128,35 +128,28 @@ def start_ours(workdir: Path, database_url: str, slack_api_url: str) -> Server:
     return Server("ours", argv, env, port, workdir)
 
 
-def start_bare(workdir: Path, slack_api_url: str) -> Server:
+def _start_module(name: str, module: str, workdir: Path, *args: str) -> Server:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.bare",
-        "--port",
-        str(port),
-        "--slack-api-url",
-        slack_api_url,
-    ]
-    return Server("baseline", argv, _env({}), port, workdir)
+    argv = [sys.executable, "-m", module, "--port", str(port), *args]
+    return Server(name, argv, _env({}), port, workdir)
+
+
+def start_bare(workdir: Path, slack_api_url: str) -> Server:
+    """bench/bare.py: Bolt's floor for an ack."""
+    return _start_module("baseline", "bench.bare", workdir, "--slack-api-url", slack_api_url)
 
 
 def start_floor(workdir: Path, slack_api_url: str, database_url: str) -> Server:
     """bench/floor.py: the least a bot can do per reply, end to end."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
+    return _start_module(
+        "floor",
         "bench.floor",
-        "--port",
-        str(port),
+        workdir,
         "--slack-api-url",
         slack_api_url,
         "--database-url",
         database_url,
-    ]
-    return Server("floor", argv, _env({}), port, workdir)
+    )
 
 
 @contextlib.contextmanager

@@ -304,9 +304,8 @@ class OutboxSender:
     ) -> dict[str, list[int]]:
         """The due rows of up to `channels` channels not in `skip`, oldest first, per channel.
 
-        Read with Core on the session's connection (after writing what the session holds), not
-        through the ORM: the sender reads this every round, and the ORM doubles its cost."""
-        s.flush()
+        Read with Core on the session's connection, not through the ORM: the sender reads this
+        every round, and the ORM doubles its cost."""
         now = self.clock.now()
         query = select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before).where(
             OutboxMessage.status == "pending"
@@ -345,6 +344,8 @@ class OutboxSender:
             with self.db.session() as s:
                 if finished:
                     self._record(s, [o for _, outcomes in finished for o in outcomes])
+                    # What the recording changed through the ORM, before the Core reads below.
+                    s.flush()
                 if room > 0:
                     due = self._due_by_channel(s, busy, room)
                     taken = {c: ids[:CLAIM_PER_CHANNEL] for c, ids in list(due.items())[:room]}
@@ -389,8 +390,7 @@ class OutboxSender:
         ids = [row_id for batch in taken.values() for row_id in batch]
         # Plain rows and one UPDATE, through the session's connection: the ORM's objects, and
         # even its handling of a Core statement (an UPDATE is matched against the objects it
-        # holds), cost more CPU than the claim. Changes to its objects are written first.
-        s.flush()
+        # holds), cost more CPU than the claim.
         conn = s.connection()
         rows = {row.id: row for row in conn.execute(_CLAIMABLE, {"ids": ids})}
         parents = _parents(s, {row.thread_ref for row in rows.values() if row.thread_ref})
