@@ -19,6 +19,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,12 @@ MARK_EVERY = 0.05
 CHECKPOINT_EVERY = 1.0
 # A sweep gives up on an event that failed this often; the next start tries it once more.
 MAX_TRIES = 3
+# Replies and reactions a lane has queued up are handled in one transaction, this many at most:
+# enough to make a backlog cheaper to clear than to build, short enough that the write lock
+# (SQLite) is never held for long.
+BATCH = 16
+BATCHED_EVENTS = frozenset({"message", "reaction_added", "reaction_removed"})
+Batch = Callable[[], AbstractContextManager[None]]
 
 
 def sqlite_datetime(at: datetime) -> str:
@@ -56,9 +63,10 @@ def sqlite_datetime(at: datetime) -> str:
 
 class _Lane:
     """One thread handling events in the order they were put (a queue is cheaper to hand to,
-    inside the ack, than an executor)."""
+    inside the ack, than an executor). What has queued up while it worked is taken together, up
+    to BATCH events."""
 
-    def __init__(self, name: str, handle: Callable[[Stored], None]) -> None:
+    def __init__(self, name: str, handle: Callable[[list[Stored]], None]) -> None:
         self._name, self._handle = name, handle
         self._queue: queue.SimpleQueue[Stored | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -73,9 +81,20 @@ class _Lane:
         self._queue.put(stored)
 
     def _run(self) -> None:
-        while (stored := self._queue.get()) is not None:
+        stopping = False
+        while not stopping and (first := self._queue.get()) is not None:
+            taken = [first]
+            while len(taken) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                taken.append(more)
             try:
-                self._handle(stored)
+                self._handle(taken)
             except Exception:
                 log.exception("inbox lane failed on an event; the sweep tries it again")
 
@@ -119,8 +138,12 @@ class Inbox:
         handler: Handler,
         lanes: int = 4,
         foreground: Foreground | None = None,
+        batch: Batch | None = None,
     ) -> None:
+        """batch: opens a block whose transactions commit as one (Engine.batch); without it
+        every event is handled in a transaction of its own."""
         self.db, self.clock, self.handler = db, clock, handler
+        self.batch = batch
         self.foreground = foreground or Foreground()
         # One single-thread lane per channel hash keeps a channel's events in arrival order.
         self._lanes = [_Lane(f"inbox{i}", self._from_lane) for i in range(lanes)]
@@ -142,6 +165,14 @@ class Inbox:
             .with_for_update(skip_locked=True)
         )
         self._claim_payload = self._claim.with_only_columns(InboxEvent.payload)
+        self._claim_many = (
+            select(InboxEvent.id)
+            .where(
+                InboxEvent.id.in_(bindparam("ids", expanding=True)),
+                InboxEvent.processed_at.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        )
         self._mark = (
             update(InboxEvent)
             .where(InboxEvent.id == bindparam("row_id"))
@@ -203,13 +234,56 @@ class Inbox:
         with self._queued_lock:
             return not self._queued
 
-    def _from_lane(self, stored: Stored) -> None:
+    def _from_lane(self, taken: list[Stored]) -> None:
         self.foreground.step_aside()
         try:
-            self.process(stored.row_id, stored.payload)
+            run: list[Stored] = []
+            for stored in taken:
+                if self.batch is not None and stored.payload["event"].get("type") in BATCHED_EVENTS:
+                    run.append(stored)
+                    continue
+                self._process_many(run)
+                run = []
+                self.process(stored.row_id, stored.payload)
+            self._process_many(run)
         finally:
             with self._queued_lock:
-                self._queued.discard(stored.row_id)
+                self._queued.difference_update(stored.row_id for stored in taken)
+
+    def _process_many(self, run: list[Stored]) -> None:
+        """Handle a lane's run of replies and reactions together, in order (see BATCH)."""
+        if len(run) < 2:
+            for stored in run:
+                self.process(stored.row_id, stored.payload)
+            return
+        if not self.db.is_postgres:
+            for stored in self._handle_many(run):
+                self._handled(stored.row_id)
+            return
+        # PostgreSQL: hold the rows while handling them, as _process_claimed does one.
+        with self.db.inbox_write() as conn:
+            held = set(conn.execute(self._claim_many, {"ids": [r.row_id for r in run]}).scalars())
+            handled = self._handle_many([stored for stored in run if stored.row_id in held])
+            if handled:
+                now = self.clock.now()
+                conn.execute(self._mark, [{"row_id": r.row_id, "at": now} for r in handled])
+
+    def _handle_many(self, run: list[Stored]) -> list[Stored]:
+        """Handle events in one transaction; if any of them fails, handle each on its own, so
+        the rest are kept and the failing one waits for its next try. Returns those handled."""
+        assert self.batch is not None
+        try:
+            with self.batch():
+                for i, stored in enumerate(run):
+                    if i:
+                        self.foreground.step_aside()  # as between events handled apart
+                    payload = stored.payload
+                    self.handler(str(payload.get("team_id") or ""), payload["event"])
+        except Exception:
+            return [stored for stored in run if self._handle(stored.row_id, stored.payload)]
+        for stored in run:
+            self._failures.pop(stored.row_id, None)
+        return run
 
     def process(self, row_id: int, payload: dict[str, Any] | None = None) -> None:
         """Handle one stored event once. A lane passes the payload it stored; replay and sweep

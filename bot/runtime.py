@@ -71,7 +71,13 @@ class Runtime:
         )
         self.engine.wake_outbox = self.sender.wake
         self.workspaces = Workspaces(self.engine, self.installations)
-        self.inbox = Inbox(self.db, self.clock, self._on_event, foreground=self.foreground)
+        self.inbox = Inbox(
+            self.db,
+            self.clock,
+            self._on_event,
+            foreground=self.foreground,
+            batch=self.engine.batch,
+        )
         self.scheduler: Scheduler | None = (
             Scheduler(self.engine, retention_days=settings.data_retention_days)
             if with_scheduler

@@ -53,7 +53,7 @@ ClientFor = Callable[[str], WebClient | None]
 CLAIM_PER_CHANNEL = 10
 # The sender looks for due rows when woken (at most once per GATHER_SECONDS), else every
 # POLL_SECONDS.
-GATHER_SECONDS, POLL_SECONDS = 0.02, 0.25
+GATHER_SECONDS, POLL_SECONDS = 0.05, 0.25
 
 
 def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
@@ -170,6 +170,14 @@ class Sent:
 
 OnSent = Callable[[Session, list[Sent]], None]
 _ENQUEUE = insert(OutboxMessage)
+# The queue's head, oldest first (statements built once: the sender reads this every round).
+_DUE = (
+    select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before)
+    .where(OutboxMessage.status == "pending")
+    .order_by(OutboxMessage.id)
+    .limit(bindparam("limit"))
+)
+_DUE_SKIPPING = _DUE.where(OutboxMessage.channel_id.not_in(bindparam("skip", expanding=True)))
 # What a claim reads of its rows (all but the outcome columns).
 _CLAIMABLE = select(
     OutboxMessage.id,
@@ -307,14 +315,13 @@ class OutboxSender:
         Read with Core on the session's connection, not through the ORM: the sender reads this
         every round, and the ORM doubles its cost."""
         now = self.clock.now()
-        query = select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before).where(
-            OutboxMessage.status == "pending"
-        )
-        if skip := list(skip):
-            # Busy channels' rows are at the head of the queue: read past them, not through them.
-            query = query.where(OutboxMessage.channel_id.not_in(skip))
+        # Busy channels' rows are at the head of the queue: read past them, not through them.
         # A prefix of the queue is a prefix of each channel's rows, so order per channel holds.
-        rows = s.connection().execute(query.order_by(OutboxMessage.id).limit(4 * channels)).all()
+        if skip := list(skip):
+            query, params = _DUE_SKIPPING, {"limit": 4 * channels, "skip": skip}
+        else:
+            query, params = _DUE, {"limit": 4 * channels}
+        rows = s.connection().execute(query, params).all()
         due: dict[str, list[int]] = {}
         blocked: set[str] = set()
         for row_id, channel, not_before in rows:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot import commands as cmd
 from bot.app import build_app
@@ -200,6 +202,32 @@ class Bot:
         self.wait_until(lambda: bool(self.step_posts()))
         self.runtime.sender.drain(5)
         return str(self.step_posts()[0]["ts"])
+
+    @contextmanager
+    def sessions_locked(self) -> Iterator[None]:
+        """Hold a lock that recording a reply needs (SQLite: the main database's write lock;
+        PostgreSQL: the sessions' rows), from another thread, for the length of the block."""
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with self.db.session() as s:
+                if self.db.is_postgres:
+                    # Recording a reply takes a key-share lock on its session's row.
+                    s.execute(text("SELECT id FROM sessions FOR UPDATE"))
+                else:
+                    s.execute(text("UPDATE sessions SET status = status"))
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert holding.wait(10)
+            yield
+            assert holder.is_alive()  # held until the end of the block
+        finally:
+            release.set()
+            holder.join()
 
     # -- what the bot stored --------------------------------------------------------------------
     def recorded(self) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,26 +35,11 @@ def sqlite_bot(workspace: SlackStandin, tmp_path: Path) -> Iterator[Bot]:
 def test_a_reply_is_acknowledged_while_the_main_database_is_busy(sqlite_bot: Bot) -> None:
     bot = sqlite_bot
     thread = bot.open_step()
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_write_lock() -> None:
-        with bot.db.session() as s:
-            s.execute(text("UPDATE sessions SET status = status"))
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold_the_write_lock)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with bot.sessions_locked():
         ts = bot.reply(TEACHERS[0], "The second column has no units.", thread)
         # The ack came back while the engine's database was still locked for writing.
-        assert holder.is_alive() and not release.is_set()
         with bot.db.inbox_session() as s:
             assert s.scalar(select(func.count()).select_from(InboxEvent)) == 1
-    finally:
-        release.set()
-        holder.join()
     bot.wait_until(lambda: bot.recorded() == [ts])
     with bot.db.engine.connect() as conn:  # the main file's old inbox table stays empty
         assert conn.execute(text("SELECT count(*) FROM inbox")).scalar() == 0

@@ -8,6 +8,7 @@ A timer firing and a facilitator pressing "Next step" run the same `_advance`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,15 +130,46 @@ class Engine:
         self.directory: Directory = directory or NoDirectory()
         # Called in the transaction that schedules a session ahead (presenter prep hooks in here).
         self.on_scheduled: list[Callable[[Session, _After, ProtocolSession], None]] = []
+        # The batch this thread's transactions join, if one is open (see batch()).
+        self._local = threading.local()
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[tuple[Session, _After]]:
         """A unit of work; timers and the outbox are told only after it commits."""
+        joined: tuple[Session, _After] | None = getattr(self._local, "batch", None)
+        if joined is not None:
+            yield joined
+            return
         after = _After()
         with self.db.session() as s:
             yield s, after
             enqueued = s.info.pop(slack.ENQUEUED, False)
+        self._after_commit(after, enqueued)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Transactions opened on this thread inside the block are one, committed at its end.
+
+        For a lane with a backlog of replies: one commit (and, on SQLite, one turn of the write
+        lock) for many, where each reply's own costs more than recording it. Any exception rolls
+        back the whole batch, so a caller that wants the rest kept handles each one again on its
+        own. Handlers that run inside must not catch an exception from a transaction and go on.
+        """
+        if getattr(self._local, "batch", None) is not None:
+            yield
+            return
+        after = _After()
+        with self.db.session() as s:
+            self._local.batch = (s, after)
+            try:
+                yield
+            finally:
+                self._local.batch = None
+            enqueued = s.info.pop(slack.ENQUEUED, False)
+        self._after_commit(after, enqueued)
+
+    def _after_commit(self, after: _After, enqueued: bool) -> None:
         for fn in after.calls:
             try:
                 fn()
