@@ -205,13 +205,10 @@ class Inbox:
         if self.db.separate_inbox:
             # SQLite: straight to the driver. This runs before every ack, and SQLAlchemy's
             # statement machinery costs several times the write (100 vs 25 us a row measured).
-            with self.db.inbox_sqlite() as conn:
-                cursor = conn.execute(
-                    "INSERT INTO inbox (team_id, event_id, payload, received_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (team_id, event_id, json.dumps(payload), sqlite_datetime(now)),
-                )
-                return int(cursor.lastrowid or 0)
+            return self.db.insert_event_sqlite(
+                "INSERT INTO inbox (team_id, event_id, payload, received_at) VALUES (?, ?, ?, ?)",
+                (team_id, event_id, json.dumps(payload), sqlite_datetime(now)),
+            )
         if self.db.is_postgres:
             return self.db.insert_event_pg(
                 "INSERT INTO inbox (team_id, event_id, payload, received_at)"

@@ -10,9 +10,9 @@ from bot.runtime import Runtime
 
 def register_all(app: App, runtime: Runtime) -> None:
     # Bolt tries listeners in order and thread replies are the busiest traffic, so the events
-    # listeners come first: a reply matches at once instead of after every button's matcher.
-    home.register(app, runtime)
+    # listener comes first: a reply matches at once instead of after other listeners' matchers.
     events.register(app, runtime)
+    home.register(app, runtime)
     commands.register(app, runtime)
     prep.register(app, runtime)
     actions.register(app, runtime)
