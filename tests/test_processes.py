@@ -505,17 +505,20 @@ def test_two_processes_reaching_for_one_event_handle_it_once(bot: Bot) -> None:
     with bot.db.inbox_session() as s:
         row_id = s.scalars(select(InboxEvent.id)).one()
     calls: list[str] = []
+    holding, release = threading.Event(), threading.Event()
 
-    def slow(team: str, event: dict[str, Any]) -> None:
+    def held(team: str, event: dict[str, Any]) -> None:
         calls.append(team)
-        time.sleep(0.5)
+        holding.set()  # the first process holds the row's lock while it handles the event
+        assert release.wait(10), "the second process waited on the lock instead of skipping"
         bot.runtime.replies.handle(team, event)
 
-    first, second = (Inbox(bot.db, bot.runtime.clock, slow) for _ in range(2))
+    first, second = (Inbox(bot.db, bot.runtime.clock, held) for _ in range(2))
     racing = threading.Thread(target=first.process, args=(row_id,))
     racing.start()
-    time.sleep(0.1)
+    assert holding.wait(10)
     second.process(row_id)  # skips the locked row at once
+    release.set()
     racing.join()
     second.process(row_id)  # and later finds it handled
     assert calls == [TEAM] and bot.recorded() == [ts] and _unhandled(bot) == 0

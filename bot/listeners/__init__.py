@@ -9,10 +9,11 @@ from bot.runtime import Runtime
 
 
 def register_all(app: App, runtime: Runtime) -> None:
-    # Bolt tries listeners in order and thread replies are the busiest traffic, so the events
-    # listener comes first: a reply matches at once instead of after other listeners' matchers.
-    events.register(app, runtime)
+    # Bolt runs the first listener that matches. The Home tab's event listener goes ahead of
+    # the events catch-all, which stores the rest; the busiest traffic (thread replies) then
+    # matches second, ahead of every command's, button's and dialog's matcher.
     home.register(app, runtime)
+    events.register(app, runtime)
     commands.register(app, runtime)
     prep.register(app, runtime)
     actions.register(app, runtime)

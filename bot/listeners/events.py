@@ -9,13 +9,9 @@ from slack_bolt import Ack, App
 
 from bot.runtime import Runtime
 
-# Every event but the Home tab opening, which bot/listeners/home.py answers. Registered first,
-# so the busiest traffic (thread replies) matches on Bolt's first try.
-STORED = re.compile(r"^(?!app_home_opened$)")
-
 
 def register(app: App, runtime: Runtime) -> None:
-    @app.event(STORED)
+    @app.event(re.compile(".*"))
     def any_event(ack: Ack, body: dict[str, Any]) -> None:
         stored = runtime.inbox.accept(body)
         ack()
