@@ -7,9 +7,7 @@ import gc
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -50,15 +48,20 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def _wait_for_stop() -> threading.Event:
-    stop = threading.Event()
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
+def _hold_stop_signals() -> None:
+    """Block SIGTERM and SIGINT in this thread before any other starts; every thread started
+    later inherits the mask. The kernel may hand a process's signal to any thread that does not
+    block it, and Python then runs the handler only when the main thread next runs bytecode:
+    a main thread asleep in a wait could miss the stop for good (a test saw it sleep 20 s).
+    Held like this, the signal stays pending until `_wait_for_stop` takes it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _wait_for_stop() -> None:
+    signal.sigwait(STOP_SIGNALS)
 
 
 def _schema_ready(settings: Settings) -> None:
@@ -79,6 +82,7 @@ def _schema_ready(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    _hold_stop_signals()
     settings = _settings()
     _logging(settings)
     try:
@@ -101,7 +105,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(runtime)
     runtime.start()
     _settle_heap()
-    stop = _wait_for_stop()
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -109,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             handler = SocketModeHandler(app, settings.slack_app_token)
             handler.connect()
             log.info("connected to Slack in Socket Mode")
-            stop.wait()
+            _wait_for_stop()
             handler.close()
         else:
             from bot.server import BackgroundServer, make_server
@@ -118,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 make_server(app, runtime, host=args.host, port=args.port or settings.port)
             ).start()
             log.info("listening on http://%s:%s/slack/events", args.host, server.port)
-            stop.wait()
+            _wait_for_stop()
             # Refuse new connections (Slack retries them elsewhere), answer the ones in flight.
             log.info("stopping: finishing in-flight requests")
             server.stop()
@@ -130,6 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
+    _hold_stop_signals()
     settings = _settings()
     _logging(settings)
     _schema_ready(settings)
@@ -138,8 +142,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     runtime = Runtime(settings).start()
     _settle_heap()
     log.info("clock running: timers and the outbox")
-    stop = _wait_for_stop()
-    stop.wait()
+    _wait_for_stop()
     log.info("stopping: finishing in-flight work")
     runtime.stop()
     log.info("stopped")

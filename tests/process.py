@@ -29,6 +29,21 @@ _CLEARED = (
 )
 
 
+def workers_taking(pid: int, signals: set[signal.Signals]) -> list[str]:
+    """The ids of a process's threads, besides the main one, that do not block all of `signals`
+    (from Linux's /proc): the ones the kernel could hand such a signal to instead of the main
+    thread. (A main thread waiting in sigwait shows the signals it waits for unblocked.)"""
+    mask = sum(1 << (sig - 1) for sig in signals)
+    open_to = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        if task.name == str(pid):
+            continue
+        fields = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines())
+        if int(fields["SigBlk"], 16) & mask != mask:
+            open_to.append(task.name)
+    return open_to
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -42,7 +42,7 @@ from bot.store.models import (
 from tests.conftest import PG_ADMIN_URL
 from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
-from tests.process import BotProcess, bot_environment, free_port, run_cli
+from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
 from tests.test_processes import reply_body, step_threads, wait_for
 
 TOKEN = "xoxb-1111-2222-TOKENtokenTOKEN"
@@ -99,6 +99,9 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
         for sender in burst[:20]:
             sender.start()
         assert bot.proc is not None
+        # The other threads hold the stop signals, so SIGTERM waits for the main thread to take it:
+        # handed to a worker thread, it would leave the main thread asleep and the bot running.
+        assert workers_taking(bot.proc.pid, {signal.SIGTERM, signal.SIGINT}) == []
         bot.proc.send_signal(signal.SIGTERM)  # with requests in flight
         time.sleep(0.5)
         for sender in burst[20:]:

@@ -8,6 +8,7 @@ events to both web processes in turn. `Cluster` is shared with tests/test_chaos.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSe
 from tests.conftest import PG_ADMIN_URL
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
-from tests.process import BotProcess, bot_environment, free_port, run_cli
+from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
 
 needs_postgres = pytest.mark.skipif(
     not PG_ADMIN_URL,
@@ -317,6 +318,7 @@ def test_two_web_processes_and_a_clock_run_a_session(
         # SIGTERM: each process, web or clock, finishes its work and exits cleanly.
         for proc in cluster.procs:
             assert proc.proc is not None
+            assert workers_taking(proc.proc.pid, {signal.SIGTERM, signal.SIGINT}) == []
             proc.proc.terminate()
         assert [p.proc.wait(20) for p in cluster.procs if p.proc is not None] == [0, 0, 0]
         logs = cluster.logs()
