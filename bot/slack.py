@@ -52,8 +52,9 @@ ClientFor = Callable[[str], WebClient | None]
 # Rows of one channel claimed at a time (more wait for the next round, unclaimed).
 CLAIM_PER_CHANNEL = 10
 # The sender looks for due rows when woken (at most once per GATHER_SECONDS), else every
-# POLL_SECONDS.
-GATHER_SECONDS, POLL_SECONDS = 0.05, 0.25
+# POLL_SECONDS. 50 ms of gathering cost the same CPU per reply as 20 ms, at 100 and at 400
+# replies/s in one A/B run, and doubled the time to a reply's tag reaction (32 ms against 15).
+GATHER_SECONDS, POLL_SECONDS = 0.02, 0.25
 
 
 def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
