@@ -51,10 +51,13 @@ UPLOAD_METHOD = "files.upload_v2"
 ClientFor = Callable[[str], WebClient | None]
 # Rows of one channel claimed at a time (more wait for the next round, unclaimed).
 CLAIM_PER_CHANNEL = 10
-# The sender looks for due rows when woken (at most once per GATHER_SECONDS), else every
-# POLL_SECONDS. 50 ms of gathering cost the same CPU per reply as 20 ms, at 100 and at 400
-# replies/s in one A/B run, and doubled the time to a reply's tag reaction (32 ms against 15).
-GATHER_SECONDS, POLL_SECONDS = 0.02, 0.25
+# The sender looks for due rows when woken (at most once per gather), else every POLL_SECONDS.
+# Measured by alternating the two values in one run at 100 replies/s: on SQLite 50 ms cost the
+# same CPU per reply as 20 ms (at 400/s too) and doubled the time to a reply's tag reaction (32
+# ms against 15). On PostgreSQL every round is also work for the server, on whose answers the
+# acks wait: 50 ms took the reply ack p99 from 15.7 to 9.4 ms and the bot's CPU per reply from
+# 6.3 to 5.5 ms.
+GATHER_SECONDS, GATHER_SECONDS_POSTGRES, POLL_SECONDS = 0.02, 0.05, 0.25
 
 
 def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
@@ -263,6 +266,7 @@ class OutboxSender:
         self.foreground = foreground or Foreground()
         self.bucket = TokenBucket(rate, burst)
         self.workers = workers
+        self.gather = GATHER_SECONDS_POSTGRES if db.is_postgres else GATHER_SECONDS
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
@@ -304,7 +308,7 @@ class OutboxSender:
             self._wake.wait(POLL_SECONDS)
             # Every commit that enqueues wakes the sender: gather what a short moment brings
             # into one round rather than scanning and claiming once per row.
-            self._stop.wait(max(0.0, began + GATHER_SECONDS - time.monotonic()))
+            self._stop.wait(max(0.0, began + self.gather - time.monotonic()))
             self._wake.clear()
 
     # -- dispatch ------------------------------------------------------------------------------
