@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -71,6 +72,14 @@ def _send(bot: BotProcess, body: str, **headers: str) -> int:
     return status
 
 
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def _start(bot: BotProcess, standin: SlackStandin, protocol: str, step: str) -> str:
     body = slash_command_body(
         f"start {protocol} <@{PRESENTER}|maria> step {step}", response_url=standin.response_url()
@@ -103,7 +112,7 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
         # handed to a worker thread, it would leave the main thread asleep and the bot running.
         assert workers_taking(bot.proc.pid, {signal.SIGTERM, signal.SIGINT}) == []
         bot.proc.send_signal(signal.SIGTERM)  # with requests in flight
-        time.sleep(0.5)
+        wait_for(lambda: _refused(bot.port), 10, "the bot to stop accepting connections")
         for sender in burst[20:]:
             sender.start()  # after the stop began: refused, so Slack would retry elsewhere
         for sender in burst:
