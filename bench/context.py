@@ -34,6 +34,12 @@ class Context:
     _began: float = field(default_factory=time.monotonic)
 
     @property
+    def production_shape(self) -> bool:
+        """Run ours as a web process and the clock: PostgreSQL's production shape (PRODUCT 4).
+        SQLite is one process."""
+        return self.postgres_admin_url is not None
+
+    @property
     def database_kind(self) -> str:
         return "PostgreSQL" if self.postgres_admin_url else "SQLite"
 

@@ -41,7 +41,9 @@ def run(
     baseline = ours = floor = None
     try:
         baseline = start_bare(ctx.workdir, standin.url)
-        ours = start_ours(ctx.workdir, ctx.fresh_database(), standin.url)
+        ours = start_ours(
+            ctx.workdir, ctx.fresh_database(), standin.url, with_clock=ctx.production_shape
+        )
         floor = start_floor(ctx.workdir, standin.url, ctx.fresh_database())
         threads = start_sessions(standin, ours.port, channels)
         per_slice = max(1, round(rate * duration / rounds))
@@ -86,6 +88,7 @@ def run(
         }
         return {
             "params": {
+                "ours": "web + clock" if ctx.production_shape else "one process",
                 "rate": rate,
                 "duration": duration,
                 "rounds": rounds,

@@ -1,4 +1,9 @@
-"""The servers under test, each in its own process: ours (`python -m bot`) and the bare app."""
+"""The servers under test, each in its own process: ours (`python -m bot`) and the bare app.
+
+On PostgreSQL ours can also run as production does (PRODUCT 4, the Procfile): a web process
+(`serve --no-scheduler`) that stores and acknowledges, and the clock (`clock`) that handles the
+events, runs the timers and sends. Requests go to the web process; CPU counts both.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +64,7 @@ class Server:
         )
         self.ready_seconds = self._wait_ready(started)
         self.samples: list[tuple[float, int, float]] = []  # (time, rss, cpu seconds)
+        self.companions: tuple[subprocess.Popen[bytes], ...] = ()  # the clock, beside a web process
         self._sampling = threading.Event()
 
     @property
@@ -93,16 +99,52 @@ class Server:
         self.sample()
         threading.Thread(target=loop, daemon=True).start()
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and of any process serving with it (the clock)."""
+        return cpu_seconds(self.pid) + sum(cpu_seconds(proc.pid) for proc in self.companions)
+
     def stop(self) -> None:
         self._sampling.set()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        for proc in (self.proc, *self.companions):
+            _terminate(proc)
         self._log.close()
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _start_clock(
+    env: dict[str, str], workdir: Path, timeout: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """`protocolbot clock`, once it holds the clock lock (it says so in its log)."""
+    log_path = workdir / "ours-clock.log"
+    with log_path.open("ab") as log:
+        since = log.tell()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "clock"],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"our clock exited early; see {log_path}")
+        with log_path.open("rb") as log:
+            log.seek(since)
+            if b"clock running" in log.read():
+                return proc
+        time.sleep(0.01)
+    _terminate(proc)
+    raise RuntimeError(f"our clock not running within {timeout}s; see {log_path}")
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -112,8 +154,11 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_ours(workdir: Path, database_url: str, slack_api_url: str) -> Server:
-    """`python -m bot` (serve, with the scheduler and outbox) as an operator would run it."""
+def start_ours(
+    workdir: Path, database_url: str, slack_api_url: str, *, with_clock: bool = False
+) -> Server:
+    """`python -m bot` (serve, with the scheduler and outbox) as an operator would run it; with
+    `with_clock` (PostgreSQL), a web process and the clock, as in production."""
     port = free_port()
     env = _env(
         {
@@ -124,8 +169,18 @@ def start_ours(workdir: Path, database_url: str, slack_api_url: str) -> Server:
             "LOG_LEVEL": "INFO",
         }
     )
-    argv = [sys.executable, "-m", "bot", "--host", "127.0.0.1", "--port", str(port)]
-    return Server("ours", argv, env, port, workdir)
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    if not with_clock:
+        return Server("ours", [sys.executable, "-m", "bot", *address], env, port, workdir)
+    clock = _start_clock(env, workdir)
+    web_argv = [sys.executable, "-m", "bot.cli", "serve", "--no-scheduler", *address]
+    try:
+        web = Server("ours", web_argv, env, port, workdir)
+    except BaseException:
+        _terminate(clock)
+        raise
+    web.companions = (clock,)
+    return web
 
 
 def _start_module(name: str, module: str, workdir: Path, *args: str) -> Server:

@@ -20,7 +20,7 @@ from typing import Any
 from bench.context import Context
 from bench.loadgen import Job, run_in_process
 from bench.measure import ACK_LIMIT, end_to_end, summarize
-from bench.processes import Server, cpu_seconds, start_bare, start_floor, start_ours
+from bench.processes import Server, start_bare, start_floor, start_ours
 from bench.profiling import recording
 from bench.workspace import Thread, reactions_seen, reply_requests, start_sessions, start_standin
 
@@ -65,7 +65,9 @@ def run(
     made = 0
     try:
         baseline = start_bare(ctx.workdir, standin.url)
-        ours = start_ours(ctx.workdir, ctx.fresh_database(), standin.url)
+        ours = start_ours(
+            ctx.workdir, ctx.fresh_database(), standin.url, with_clock=ctx.production_shape
+        )
         floor = start_floor(ctx.workdir, standin.url, ctx.fresh_database())
         threads = start_sessions(standin, ours.port, channels)
 
@@ -77,7 +79,7 @@ def run(
             ctx.say(f"  throughput: {name} at {rate:g}/s for {step_seconds:g}s")
             job = Job("127.0.0.1", server.port, requests, rate, connections)
             profile = ctx.profile if name == "ours" else None
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = server.cpu_seconds()
             with recording(server.pid, profile, f"throughput-{rate:g}"):
                 results = run_in_process(job)
             acks = summarize(results)
@@ -95,7 +97,7 @@ def run(
                 held = held and e2e["completed"] == e2e["count"] and e2e["p99"] <= ACK_LIMIT
             # The server's CPU for the step, per request: end to end, until every reply was tagged
             # (or the drain gave up), so the work done after the ack counts too.
-            row["cpu_ms_per_request"] = (cpu_seconds(server.pid) - cpu_before) / count * 1000
+            row["cpu_ms_per_request"] = (server.cpu_seconds() - cpu_before) / count * 1000
             row["held"] = held
             steps.append(row)
             time.sleep(1.0)
@@ -108,6 +110,7 @@ def run(
         )
         return {
             "params": {
+                "ours": "web + clock" if ctx.production_shape else "one process",
                 "step_seconds": step_seconds,
                 "first": first,
                 "ceiling": ceiling,

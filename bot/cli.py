@@ -101,7 +101,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # 0.25 ms keeps that wait below what the ack itself costs.
     sys.setswitchinterval(SWITCH_INTERVAL)
     # --no-scheduler: a web process; the one `protocolbot clock` runs the timers and the sender.
-    runtime = Runtime(settings, with_scheduler=not args.no_scheduler)
+    runtime = Runtime(
+        settings, with_scheduler=not args.no_scheduler, handle_events=args.handle_events
+    )
     app = build_app(runtime)
     runtime.start()
     _settle_heap()
@@ -225,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scheduler",
         action="store_true",
         help="web process only: a separate `protocolbot clock` runs the timers",
+    )
+    serve.add_argument(
+        "--handle-events",
+        action="store_true",
+        help="with --no-scheduler on PostgreSQL: handle the events this process stores, instead "
+        "of leaving them to the clock (for more events than one clock keeps up with)",
     )
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=None)

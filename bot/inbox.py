@@ -2,9 +2,10 @@
 
 Slack's retries carry the same event_id and are dropped at the door by a unique key; a message
 delivered twice under two event_ids is recognised by the handler (a reply is keyed on its ts).
-On PostgreSQL several processes may reach for one stored event (a web process handling what it
-acknowledged, another replaying at start, the clock sweeping up after a process that died between
-the ack and the handling): a row lock taken with SKIP LOCKED decides who handles it. An event the
+On PostgreSQL a web process only stores and acknowledges: it hands each stored event to the clock
+(bot/notify.py), which handles it in its lanes. Several processes may still reach for one stored
+event (the clock's lane, its sweep, a single `serve` replaying at start): a row lock taken with
+SKIP LOCKED decides who handles it. An event the
 engine can't place yet (NotYet) stays unhandled, and the clock's sweep tries it again.
 """
 
@@ -113,7 +114,13 @@ class Stored:
 
     row_id: int
     channel: str | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: named by a web process; the lane reads it back
+
+    @property
+    def loaded(self) -> dict[str, Any]:
+        """The payload, once the lane has it (see Inbox._with_payloads)."""
+        assert self.payload is not None
+        return self.payload
 
 
 def worth_keeping(event: dict[str, Any]) -> bool:
@@ -144,6 +151,8 @@ class Inbox:
         every event is handled in a transaction of its own."""
         self.db, self.clock, self.handler = db, clock, handler
         self.batch = batch
+        # A web process on PostgreSQL: what it stores is handled by the clock (Runtime sets it).
+        self.hand_off: Callable[[int, str | None], None] | None = None
         self.foreground = foreground or Foreground()
         # One single-thread lane per channel hash keeps a channel's events in arrival order.
         self._lanes = [_Lane(f"inbox{i}", self._from_lane) for i in range(lanes)]
@@ -172,6 +181,9 @@ class Inbox:
                 InboxEvent.processed_at.is_(None),
             )
             .with_for_update(skip_locked=True)
+        )
+        self._payloads = select(InboxEvent.id, InboxEvent.payload).where(
+            InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.processed_at.is_(None)
         )
         self._mark = (
             update(InboxEvent)
@@ -220,7 +232,18 @@ class Inbox:
             return int(conn.execute(self._insert, row).scalar_one())
 
     def submit(self, stored: Stored) -> None:
-        """Handle a just-stored event after the ack, in its channel's lane."""
+        """Handle a just-stored event after the ack, in its channel's lane (or the clock's)."""
+        if self.hand_off is not None:
+            self.hand_off(stored.row_id, stored.channel)
+            return
+        self._put(stored)
+
+    def take(self, named: list[tuple[int, str]]) -> None:
+        """The clock: handle events a web process stored, named by id and channel."""
+        for row_id, channel in named:
+            self._put(Stored(row_id, channel, None))
+
+    def _put(self, stored: Stored) -> None:
         lane = self._lanes[zlib.crc32((stored.channel or "").encode()) % len(self._lanes)]
         with self._queued_lock:
             self._queued.add(stored.row_id)
@@ -235,17 +258,36 @@ class Inbox:
         self.foreground.step_aside()
         try:
             run: list[Stored] = []
-            for stored in taken:
-                if self.batch is not None and stored.payload["event"].get("type") in BATCHED_EVENTS:
+            for stored in self._with_payloads(taken):
+                if self.batch is not None and stored.loaded["event"].get("type") in BATCHED_EVENTS:
                     run.append(stored)
                     continue
                 self._process_many(run)
                 run = []
-                self.process(stored.row_id, stored.payload)
+                self.process(stored.row_id, stored.loaded)
             self._process_many(run)
         finally:
             with self._queued_lock:
                 self._queued.difference_update(stored.row_id for stored in taken)
+
+    def _with_payloads(self, taken: list[Stored]) -> list[Stored]:
+        """Read back, in one query, the payloads of events a web process named; those already
+        handled (by a sweep) are dropped."""
+        named = [stored.row_id for stored in taken if stored.payload is None]
+        if not named:
+            return taken
+        with self.db.inbox_write() as conn:
+            rows = conn.execute(self._payloads, {"ids": named}).all()
+        payloads: dict[int, dict[str, Any]] = dict(rows)
+        ready: list[Stored] = []
+        for stored in taken:
+            if stored.payload is None:
+                payload = payloads.get(stored.row_id)
+                if payload is None:
+                    continue
+                stored = Stored(stored.row_id, stored.channel, payload)
+            ready.append(stored)
+        return ready
 
     def _process_many(self, run: list[Stored]) -> None:
         """Handle a lane's run of replies and reactions together, in order (see BATCH)."""
@@ -274,10 +316,10 @@ class Inbox:
                 for i, stored in enumerate(run):
                     if i:
                         self.foreground.step_aside()  # as between events handled apart
-                    payload = stored.payload
+                    payload = stored.loaded
                     self.handler(str(payload.get("team_id") or ""), payload["event"])
         except Exception:
-            return [stored for stored in run if self._handle(stored.row_id, stored.payload)]
+            return [stored for stored in run if self._handle(stored.row_id, stored.loaded)]
         for stored in run:
             self._failures.pop(stored.row_id, None)
         return run

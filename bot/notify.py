@@ -7,6 +7,11 @@ process records deadlines and outbox rows in the database; after the commit it s
 own, reconciles its timers (or wakes its sender) at once. A notification lost to a crash between
 the commit and the NOTIFY is caught by the clock's periodic reconcile and outbox poll.
 
+Events work the same way: a web process stores each event and acknowledges it, then names the
+stored rows in `NOTIFY protocolbot, 'inbox:<id>=<channel>,...'`, and the clock handles them. The
+acking process then does nothing else per event, and a lost notification leaves the row for the
+clock's sweep.
+
 The clock holds a PostgreSQL advisory lock on that same connection while it runs, so a second clock
 started by mistake stands by instead of running every timer twice; the lock goes with the
 connection when a clock dies, and the standby takes over. On SQLite there is one process, with
@@ -34,6 +39,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "protocolbot"
 DEADLINE, OUTBOX = "deadline", "outbox"
+INBOX = "inbox:"  # followed by stored events as id=channel, comma-separated
+# A NOTIFY payload must be under 8000 bytes; an id and a channel take about 25.
+INBOX_PAYLOAD_BYTES = 7000
+Stored = tuple[int, str]  # an inbox row's id and the channel whose lane it belongs to
 CLOCK_LOCK = 0x70726F74  # the advisory lock key only the running clock holds ("prot")
 
 
@@ -44,6 +53,7 @@ class Notifier:
         self.db = db
         self.enabled = db.is_postgres
         self._pending: set[str] = set()
+        self._stored: list[Stored] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -58,6 +68,12 @@ class Notifier:
 
     def outbox_changed(self) -> None:
         self.notify(OUTBOX)
+
+    def inbox_stored(self, row_id: int, channel: str | None) -> None:
+        """An event is stored and acknowledged: the clock handles it."""
+        with self._lock:
+            self._stored.append((row_id, channel or ""))
+        self._wake.set()
 
     def start(self) -> Notifier:
         if self.enabled and self._thread is None:
@@ -79,25 +95,52 @@ class Notifier:
             self._wake.clear()
             with self._lock:
                 kinds, self._pending = self._pending, set()
-            if kinds:
-                self._send(kinds)
+                stored, self._stored = self._stored, []
+            if kinds or stored:
+                self._send(sorted(kinds) + inbox_payloads(stored))
             if self._stop.is_set():
                 return
 
-    def _send(self, kinds: set[str]) -> None:
+    def _send(self, payloads: list[str]) -> None:
         try:
             with self.db.engine.connect() as conn:
-                for kind in sorted(kinds):
-                    conn.execute(
-                        text("SELECT pg_notify(:channel, :kind)"),
-                        {"channel": CHANNEL, "kind": kind},
-                    )
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    [{"channel": CHANNEL, "payload": payload} for payload in payloads],
+                )
                 conn.commit()
         except Exception as exc:
             log.warning(
                 "could not notify the clock (%s); its periodic reconcile will catch up",
                 type(exc).__name__,
             )
+
+
+def inbox_payloads(stored: list[Stored]) -> list[str]:
+    """Stored events as NOTIFY payloads, each under the size PostgreSQL allows."""
+    payloads: list[str] = []
+    items: list[str] = []
+    size = 0
+    for row_id, channel in stored:
+        item = f"{row_id}={channel}"
+        if items and size + len(item) + 1 > INBOX_PAYLOAD_BYTES:
+            payloads.append(INBOX + ",".join(items))
+            items, size = [], 0
+        items.append(item)
+        size += len(item) + 1
+    if items:
+        payloads.append(INBOX + ",".join(items))
+    return payloads
+
+
+def parse_inbox(payload: str) -> list[Stored]:
+    """The stored events an inbox payload names; anything malformed is left to the sweep."""
+    stored: list[Stored] = []
+    for item in payload[len(INBOX) :].split(","):
+        row_id, _, channel = item.partition("=")
+        if row_id.isdigit():
+            stored.append((int(row_id), channel))
+    return stored
 
 
 class NotifyTimers:
@@ -136,11 +179,12 @@ class ClockLink:
         on_deadline: Callable[[], None],
         on_outbox: Callable[[], None],
         *,
+        on_inbox: Callable[[list[Stored]], None] | None = None,
         on_lost: Callable[[], None] | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.conninfo = libpq_url(database_url)
-        self.on_deadline, self.on_outbox = on_deadline, on_outbox
+        self.on_deadline, self.on_outbox, self.on_inbox = on_deadline, on_outbox, on_inbox
         self.on_lost = on_lost or _shut_down
         self.poll_seconds = poll_seconds
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
@@ -226,6 +270,8 @@ class ClockLink:
             self.on_deadline()
         elif payload == OUTBOX:
             self.on_outbox()
+        elif payload.startswith(INBOX) and self.on_inbox is not None:
+            self.on_inbox(parse_inbox(payload))
 
 
 def _shut_down() -> None:

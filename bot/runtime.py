@@ -37,8 +37,12 @@ class Runtime:
         *,
         clock: Clock | None = None,
         with_scheduler: bool = True,
+        handle_events: bool = False,
         database: Database | None = None,
     ) -> None:
+        """with_scheduler=False: a web process. On PostgreSQL it stores and acknowledges each
+        event and leaves the handling to the clock, unless `handle_events` (for more events
+        than one clock handles: each such web process handles what it stores)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.db = database or Database(settings.database_url)
@@ -88,6 +92,8 @@ class Runtime:
         if self.scheduler is None:
             self.engine.timers = NotifyTimers(self.notifier)
             self.engine.wake_outbox = self.notifier.outbox_changed
+            if self.db.is_postgres and not handle_events:
+                self.inbox.hand_off = self.notifier.inbox_stored
         else:
             self.scheduler.every_tick.append(self.inbox.sweep)
         self.link: ClockLink | None = None
@@ -119,16 +125,20 @@ class Runtime:
 
     def start(self) -> Runtime:
         """Catch up on what a stop left behind, then run the sender and the timers."""
-        replayed = self.inbox.replay()
-        if replayed:
-            log.info("replayed %d stored events", replayed)
+        if self.inbox.hand_off is None:  # a web process leaves what was left to the clock
+            replayed = self.inbox.replay()
+            if replayed:
+                log.info("replayed %d stored events", replayed)
         if self.scheduler is None:
             self.notifier.start()
         else:
             if self.db.is_postgres:
                 # Be the only clock on this database (or wait), and hear what web processes change.
                 self.link = ClockLink(
-                    self.db.url, self.scheduler.request_reconcile, self.sender.wake
+                    self.db.url,
+                    self.scheduler.request_reconcile,
+                    self.sender.wake,
+                    on_inbox=self.inbox.take,
                 ).start()
             self.sender.start()
             self.scheduler.start()

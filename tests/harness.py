@@ -62,6 +62,7 @@ class Bot:
         *,
         clock: Clock | None = None,
         with_scheduler: bool = True,
+        handle_events: bool = False,
         settings: Settings | None = None,
     ) -> None:
         self.standin = standin
@@ -74,7 +75,11 @@ class Bot:
         self.db = Database(database_url)
         upgrade(self.db)
         self.runtime = Runtime(
-            self.settings, clock=clock, with_scheduler=with_scheduler, database=self.db
+            self.settings,
+            clock=clock,
+            with_scheduler=with_scheduler,
+            handle_events=handle_events,
+            database=self.db,
         )
         self.app = build_app(self.runtime)
         self.server = BackgroundServer(

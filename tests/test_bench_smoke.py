@@ -10,6 +10,7 @@ import pytest
 
 from bench.__main__ import main
 from bench.report import load
+from tests.conftest import PG_ADMIN_URL
 
 TINY = {
     "coldstart": ["--repeats", "1"],
@@ -51,6 +52,19 @@ def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> No
         assert result["latency"]["reply"]["floor"]["errors"] == 0
     if name == "throughput":
         assert result["floor"] >= 10
+
+
+@pytest.mark.timeout(90)
+def test_on_postgresql_ours_runs_as_a_web_process_and_the_clock(tmp_path: Path) -> None:
+    """The shape production runs (PRODUCT 4): the clock handles what the web process stores."""
+    if not PG_ADMIN_URL:
+        pytest.skip("set PROTOCOLBOT_TEST_POSTGRES to an admin URL, as .ci/run does")
+    args = ["latency", "--out", str(tmp_path), "--quiet", "--database-url", PG_ADMIN_URL]
+    assert main([*args, *TINY["latency"]]) == 0
+    result = load(tmp_path / "performance.md")["latency-postgresql"]["result"]
+    ours = result["reply_end_to_end"]
+    assert ours["count"] > 0 and ours["completed"] == ours["count"]
+    assert result["params"]["ours"] == "web + clock"
 
 
 def test_the_capacity_model_sizes_the_clock_from_its_postgresql_run() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.notify import ClockLink, Notifier, NotifyTimers
+from bot.notify import ClockLink, Notifier, NotifyTimers, inbox_payloads, parse_inbox
 from bot.runtime import Runtime
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
@@ -350,6 +350,71 @@ def test_a_deadline_set_by_a_web_process_reaches_the_clock_within_a_second(
         clock.stop()
         clock.db.dispose()
         web.stop()
+
+
+@needs_postgres
+def test_a_web_process_stores_and_acks_and_the_clock_handles_each_event(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    # For more events than one clock keeps up with: a web process that handles its own.
+    handler = Bot(workspace, database_url, with_scheduler=False, handle_events=True).start()
+
+    def clock_runtime() -> Runtime:
+        clock = Runtime(web.settings, database=Database(database_url))
+        assert clock.scheduler is not None
+        clock.scheduler.reconcile_seconds = 3600  # no periodic sweep: only NOTIFY can tell it
+        return clock.start()
+
+    def unhandled() -> list[int]:
+        with web.db.session() as s:
+            return list(s.scalars(select(InboxEvent.id).where(InboxEvent.processed_at.is_(None))))
+
+    clock = clock_runtime()
+    try:
+        web.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+        web.wait_until(lambda: bool(web.step_posts()))
+        thread = str(web.step_posts()[0]["ts"])
+        clock.stop()
+        clock.db.dispose()
+
+        # No clock: the web process acknowledges and stores the reply, and handles nothing.
+        first = web.reply(TEACHERS[0], "She wrote three drafts.", thread)
+        web.settle()
+        assert len(unhandled()) == 1 and web.recorded() == []
+        # ...while one started with --handle-events records what it stores, clock or not.
+        own = handler.reply(TEACHERS[2], "Each draft is longer.", thread)
+        handler.settle()
+        assert len(unhandled()) == 1 and web.recorded() == [own]
+
+        # A clock that starts handles what was left; then each reply the web process names.
+        clock = clock_runtime()
+        web.wait_until(lambda: web.recorded() == [own, first], timeout=5)
+        second = web.reply(TEACHERS[1], "The second draft has no title.", thread)
+        wait_for(lambda: web.recorded() == [own, first, second], 1.0, "the clock handling it")
+        wait_for(
+            lambda: (
+                {c.params["timestamp"] for c in workspace.calls_to("reactions.add")}
+                >= {own, first, second}
+            ),
+            2.0,
+            "the tag reactions",
+        )
+        assert unhandled() == []
+    finally:
+        clock.stop()
+        clock.db.dispose()
+        handler.stop()
+        web.stop()
+
+
+def test_inbox_notifications_stay_under_postgres_payload_limit() -> None:
+    stored = [(row_id, f"C{row_id:010d}") for row_id in range(1, 2001)]
+    payloads = inbox_payloads(stored)
+    assert len(payloads) > 1
+    assert all(len(p.encode()) < 8000 for p in payloads)
+    assert [item for p in payloads for item in parse_inbox(p)] == stored
+    assert parse_inbox("inbox:12=C1,garbage,=C2,13=") == [(12, "C1"), (13, "")]
 
 
 def test_on_sqlite_a_web_process_has_no_one_to_tell(tmp_path: Path) -> None:
