@@ -83,6 +83,16 @@ def test_the_capacity_model_sizes_the_clock_from_its_postgresql_run() -> None:
     assert re.search(r"PostgreSQL\)\s*\| 120/s \(fell behind: p99 over 1 s\)\s*\| sessions", page)
     assert "held 120 transitions a second" in page
     assert re.search(r"single process held \(same load, SQLite\)\s*\| 167/s\s*\|", page)
+    # Run as web + clock, the clock handles every event: the model says where that ends.
+    if "throughput-postgresql" in entries:
+        shape = entries["throughput-postgresql"]["result"]["params"]
+        shape["ours"] = "web + clock"
+        entries["throughput-postgresql"]["result"]["ours"] = 400
+        page = model(entries)
+        assert re.search(r"by a web process and the clock \(PostgreSQL\)\s*\| 400/s", page)
+        assert re.search(r"reach it at about 30,000 workspaces", page)
+        shape["ours"] = "one process"
+        assert "by one web process (PostgreSQL)" in model(entries)
     # Without a PostgreSQL run the single process on SQLite sizes it.
     del entries["sessions-postgresql"]
     assert "held 167 transitions a second" in model(entries)
