@@ -31,6 +31,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import Clock, as_utc
 from bot.engine.errors import NotYet
 from bot.foreground import Foreground
+from bot.notify import CHANNEL as NOTIFY_CHANNEL
+from bot.notify import INBOX as INBOX_NOTE
 from bot.store.db import Database
 from bot.store.models import InboxEvent
 
@@ -118,7 +120,7 @@ class Stored:
 
     @property
     def loaded(self) -> dict[str, Any]:
-        """The payload, once the lane has it (see Inbox._with_payloads)."""
+        """The payload, once the lane has it (see Inbox._claim_and_handle)."""
         assert self.payload is not None
         return self.payload
 
@@ -151,8 +153,9 @@ class Inbox:
         every event is handled in a transaction of its own."""
         self.db, self.clock, self.handler = db, clock, handler
         self.batch = batch
-        # A web process on PostgreSQL: what it stores is handled by the clock (Runtime sets it).
-        self.hand_off: Callable[[int, str | None], None] | None = None
+        # A web process on PostgreSQL: the insert that stores an event also names it to the
+        # clock (NOTIFY, delivered at its commit), and the clock handles it (Runtime sets it).
+        self.hand_off = False
         self.foreground = foreground or Foreground()
         # One single-thread lane per channel hash keeps a channel's events in arrival order.
         self._lanes = [_Lane(f"inbox{i}", self._from_lane) for i in range(lanes)]
@@ -175,15 +178,12 @@ class Inbox:
         )
         self._claim_payload = self._claim.with_only_columns(InboxEvent.payload)
         self._claim_many = (
-            select(InboxEvent.id)
+            select(InboxEvent.id, InboxEvent.payload)
             .where(
                 InboxEvent.id.in_(bindparam("ids", expanding=True)),
                 InboxEvent.processed_at.is_(None),
             )
             .with_for_update(skip_locked=True)
-        )
-        self._payloads = select(InboxEvent.id, InboxEvent.payload).where(
-            InboxEvent.id.in_(bindparam("ids", expanding=True)), InboxEvent.processed_at.is_(None)
         )
         self._mark = (
             update(InboxEvent)
@@ -204,15 +204,17 @@ class Inbox:
             "team_id": team_id,
             "enterprise_id": body.get("enterprise_id") or "",
         }
-        try:
-            row_id = self._store(team_id, event_id, payload)
-        except (IntegrityError, sqlite3.IntegrityError):
-            return None
         # Reactions name their channel under item: keep them in the lane of their message.
         channel = event.get("channel") or (event.get("item") or {}).get("channel")
+        try:
+            row_id = self._store(team_id, event_id, payload, channel)
+        except (IntegrityError, sqlite3.IntegrityError):
+            return None
         return Stored(row_id, channel, payload)
 
-    def _store(self, team_id: str, event_id: str, payload: dict[str, Any]) -> int:
+    def _store(
+        self, team_id: str, event_id: str, payload: dict[str, Any], channel: str | None
+    ) -> int:
         now = self.clock.now()
         if self.db.separate_inbox:
             # SQLite: straight to the driver. This runs before every ack, and SQLAlchemy's
@@ -220,6 +222,22 @@ class Inbox:
             return self.db.insert_event_sqlite(
                 "INSERT INTO inbox (team_id, event_id, payload, received_at) VALUES (?, ?, ?, ?)",
                 (team_id, event_id, json.dumps(payload), sqlite_datetime(now)),
+            )
+        if self.db.is_postgres and self.hand_off:
+            # One statement still: the clock hears of the row when it is committed.
+            return self.db.insert_event_pg(
+                "WITH stored AS (INSERT INTO inbox (team_id, event_id, payload, received_at)"
+                " VALUES (%s, %s, %s::json, %s) RETURNING id)"
+                " SELECT id, pg_notify(%s, %s || id || '=' || %s) FROM stored",
+                (
+                    team_id,
+                    event_id,
+                    json.dumps(payload),
+                    as_utc(now),
+                    NOTIFY_CHANNEL,
+                    INBOX_NOTE,
+                    channel or "",
+                ),
             )
         if self.db.is_postgres:
             return self.db.insert_event_pg(
@@ -232,11 +250,10 @@ class Inbox:
             return int(conn.execute(self._insert, row).scalar_one())
 
     def submit(self, stored: Stored) -> None:
-        """Handle a just-stored event after the ack, in its channel's lane (or the clock's)."""
-        if self.hand_off is not None:
-            self.hand_off(stored.row_id, stored.channel)
-            return
-        self._put(stored)
+        """Handle a just-stored event after the ack, in its channel's lane; a web process that
+        hands its events to the clock has nothing left to do."""
+        if not self.hand_off:
+            self._put(stored)
 
     def take(self, named: list[tuple[int, str]]) -> None:
         """The clock: handle events a web process stored, named by id and channel."""
@@ -257,55 +274,62 @@ class Inbox:
     def _from_lane(self, taken: list[Stored]) -> None:
         self.foreground.step_aside()
         try:
+            if self.db.is_postgres:
+                self._claim_and_handle(taken)
+                return
+            # SQLite: one process holds the inbox, and every event comes with its payload.
             run: list[Stored] = []
-            for stored in self._with_payloads(taken):
-                if self.batch is not None and stored.loaded["event"].get("type") in BATCHED_EVENTS:
+            for stored in taken:
+                if self._batched(stored.loaded):
                     run.append(stored)
                     continue
-                self._process_many(run)
+                self._mark_handled(self._handle_run(run))
                 run = []
                 self.process(stored.row_id, stored.loaded)
-            self._process_many(run)
+            self._mark_handled(self._handle_run(run))
         finally:
             with self._queued_lock:
                 self._queued.difference_update(stored.row_id for stored in taken)
 
-    def _with_payloads(self, taken: list[Stored]) -> list[Stored]:
-        """Read back, in one query, the payloads of events a web process named; those already
-        handled (by a sweep) are dropped."""
-        named = [stored.row_id for stored in taken if stored.payload is None]
-        if not named:
-            return taken
+    def _batched(self, payload: dict[str, Any]) -> bool:
+        return self.batch is not None and payload["event"].get("type") in BATCHED_EVENTS
+
+    def _mark_handled(self, handled: list[Stored]) -> None:
+        for stored in handled:
+            self._handled(stored.row_id)
+
+    def _claim_and_handle(self, taken: list[Stored]) -> None:
+        """PostgreSQL: in one transaction on the inbox, hold the lane's rows (those another
+        process holds, or has handled, are left out), read back the payloads of those a web
+        process named, handle them in order, and note the handled ones."""
         with self.db.inbox_write() as conn:
-            rows = conn.execute(self._payloads, {"ids": named}).all()
-        payloads: dict[int, dict[str, Any]] = dict(rows)
-        ready: list[Stored] = []
-        for stored in taken:
-            if stored.payload is None:
-                payload = payloads.get(stored.row_id)
+            ids = {"ids": [stored.row_id for stored in taken]}
+            held: dict[int, dict[str, Any]] = dict(conn.execute(self._claim_many, ids).all())
+            handled: list[Stored] = []
+            run: list[Stored] = []
+            for stored in taken:
+                payload = held.get(stored.row_id)
                 if payload is None:
                     continue
                 stored = Stored(stored.row_id, stored.channel, payload)
-            ready.append(stored)
-        return ready
-
-    def _process_many(self, run: list[Stored]) -> None:
-        """Handle a lane's run of replies and reactions together, in order (see BATCH)."""
-        if len(run) < 2:
-            for stored in run:
-                self.process(stored.row_id, stored.payload)
-            return
-        if not self.db.is_postgres:
-            for stored in self._handle_many(run):
-                self._handled(stored.row_id)
-            return
-        # PostgreSQL: hold the rows while handling them, as _process_claimed does one.
-        with self.db.inbox_write() as conn:
-            held = set(conn.execute(self._claim_many, {"ids": [r.row_id for r in run]}).scalars())
-            handled = self._handle_many([stored for stored in run if stored.row_id in held])
+                if self._batched(payload):
+                    run.append(stored)
+                    continue
+                handled += self._handle_run(run)
+                run = []
+                if self._handle(stored.row_id, payload):
+                    handled.append(stored)
+            handled += self._handle_run(run)
             if handled:
                 now = self.clock.now()
                 conn.execute(self._mark, [{"row_id": r.row_id, "at": now} for r in handled])
+
+    def _handle_run(self, run: list[Stored]) -> list[Stored]:
+        """Handle a lane's run of replies and reactions together, in order (see BATCH);
+        returns those handled."""
+        if len(run) >= 2:
+            return self._handle_many(run)
+        return [stored for stored in run if self._handle(stored.row_id, stored.loaded)]
 
     def _handle_many(self, run: list[Stored]) -> list[Stored]:
         """Handle events in one transaction; if any of them fails, handle each on its own, so

@@ -7,10 +7,10 @@ process records deadlines and outbox rows in the database; after the commit it s
 own, reconciles its timers (or wakes its sender) at once. A notification lost to a crash between
 the commit and the NOTIFY is caught by the clock's periodic reconcile and outbox poll.
 
-Events work the same way: a web process stores each event and acknowledges it, then names the
-stored rows in `NOTIFY protocolbot, 'inbox:<id>=<channel>,...'`, and the clock handles them. The
-acking process then does nothing else per event, and a lost notification leaves the row for the
-clock's sweep.
+Events work the same way: the one statement with which a web process stores an event before its
+ack also sends `NOTIFY protocolbot, 'inbox:<id>=<channel>'` (bot/inbox.py), and the clock handles
+the row. The acking process then does nothing else per event, and a notification lost with the
+link leaves the row for the clock's sweep.
 
 The clock holds a PostgreSQL advisory lock on that same connection while it runs, so a second clock
 started by mistake stands by instead of running every timer twice; the lock goes with the
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "protocolbot"
 DEADLINE, OUTBOX = "deadline", "outbox"
 INBOX = "inbox:"  # followed by stored events as id=channel, comma-separated
-# A NOTIFY payload must be under 8000 bytes; an id and a channel take about 25.
-INBOX_PAYLOAD_BYTES = 7000
 Stored = tuple[int, str]  # an inbox row's id and the channel whose lane it belongs to
 CLOCK_LOCK = 0x70726F74  # the advisory lock key only the running clock holds ("prot")
 
@@ -53,7 +51,6 @@ class Notifier:
         self.db = db
         self.enabled = db.is_postgres
         self._pending: set[str] = set()
-        self._stored: list[Stored] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -68,12 +65,6 @@ class Notifier:
 
     def outbox_changed(self) -> None:
         self.notify(OUTBOX)
-
-    def inbox_stored(self, row_id: int, channel: str | None) -> None:
-        """An event is stored and acknowledged: the clock handles it."""
-        with self._lock:
-            self._stored.append((row_id, channel or ""))
-        self._wake.set()
 
     def start(self) -> Notifier:
         if self.enabled and self._thread is None:
@@ -95,9 +86,8 @@ class Notifier:
             self._wake.clear()
             with self._lock:
                 kinds, self._pending = self._pending, set()
-                stored, self._stored = self._stored, []
-            if kinds or stored:
-                self._send(sorted(kinds) + inbox_payloads(stored))
+            if kinds:
+                self._send(sorted(kinds))
             if self._stop.is_set():
                 return
 
@@ -114,23 +104,6 @@ class Notifier:
                 "could not notify the clock (%s); its periodic reconcile will catch up",
                 type(exc).__name__,
             )
-
-
-def inbox_payloads(stored: list[Stored]) -> list[str]:
-    """Stored events as NOTIFY payloads, each under the size PostgreSQL allows."""
-    payloads: list[str] = []
-    items: list[str] = []
-    size = 0
-    for row_id, channel in stored:
-        item = f"{row_id}={channel}"
-        if items and size + len(item) + 1 > INBOX_PAYLOAD_BYTES:
-            payloads.append(INBOX + ",".join(items))
-            items, size = [], 0
-        items.append(item)
-        size += len(item) + 1
-    if items:
-        payloads.append(INBOX + ",".join(items))
-    return payloads
 
 
 def parse_inbox(payload: str) -> list[Stored]:

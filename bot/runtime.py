@@ -93,7 +93,7 @@ class Runtime:
             self.engine.timers = NotifyTimers(self.notifier)
             self.engine.wake_outbox = self.notifier.outbox_changed
             if self.db.is_postgres and not handle_events:
-                self.inbox.hand_off = self.notifier.inbox_stored
+                self.inbox.hand_off = True
         else:
             self.scheduler.every_tick.append(self.inbox.sweep)
         self.link: ClockLink | None = None
@@ -125,7 +125,7 @@ class Runtime:
 
     def start(self) -> Runtime:
         """Catch up on what a stop left behind, then run the sender and the timers."""
-        if self.inbox.hand_off is None:  # a web process leaves what was left to the clock
+        if not self.inbox.hand_off:  # a web process leaves what was left to the clock
             replayed = self.inbox.replay()
             if replayed:
                 log.info("replayed %d stored events", replayed)
