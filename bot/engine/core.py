@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import Select, and_, bindparam, select, text, update
+from sqlalchemy import ScalarResult, and_, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -247,10 +247,10 @@ class Engine:
             # FOR UPDATE locks no row while the channel has no session: queue on the channel.
             key = f"{actor.team_id}/{actor.enterprise_id}/{actor.channel_id}"
             s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
-        return s.scalars(_channel_sessions(actor, ACTIVE).with_for_update()).first()
+        return channel_sessions(s, actor, ACTIVE, lock=True).first()
 
     def latest_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
-        return s.scalars(_channel_sessions(actor, (*ACTIVE, "ended"))).first()
+        return channel_sessions(s, actor, (*ACTIVE, "ended")).first()
 
     def _lock(self, s: Session, session_id: int) -> ProtocolSession | None:
         return s.scalars(
@@ -575,7 +575,7 @@ class Engine:
 
     def status_context(self, s: Session, actor: Actor) -> dict[str, Any]:
         """What `/protocol status` shows, read without taking any lock."""
-        sessions = s.scalars(_channel_sessions(actor, (*ACTIVE, "scheduled"))).all()
+        sessions = channel_sessions(s, actor, (*ACTIVE, "scheduled")).all()
         session = next((row for row in sessions if row.status in ACTIVE), None)
         scheduled = sorted(
             (row for row in sessions if row.status == "scheduled"), key=lambda row: row.starts_at
@@ -676,15 +676,31 @@ _STEP_POSTED = (
 )
 
 
-def _channel_sessions(actor: Actor, statuses: Iterable[str]) -> Select[ProtocolSession]:
+# Built once: a statement made per call costs more CPU to build and key for the cache than the
+# read itself (`/protocol status` makes several).
+_CHANNEL_SESSIONS = (
+    select(ProtocolSession)
+    .where(
+        ProtocolSession.team_id == bindparam("team_id"),
+        ProtocolSession.enterprise_id == bindparam("enterprise_id"),
+        ProtocolSession.channel_id == bindparam("channel_id"),
+        ProtocolSession.status.in_(bindparam("statuses", expanding=True)),
+    )
+    .order_by(ProtocolSession.id.desc())
+)
+_CHANNEL_SESSIONS_LOCKED = _CHANNEL_SESSIONS.with_for_update()
+
+
+def channel_sessions(
+    s: Session, actor: Actor, statuses: Iterable[str], *, lock: bool = False
+) -> ScalarResult[ProtocolSession]:
     """The actor's channel's sessions in these states, in its own workspace, newest first."""
-    return (
-        select(ProtocolSession)
-        .where(
-            ProtocolSession.team_id == actor.team_id,
-            ProtocolSession.enterprise_id == actor.enterprise_id,
-            ProtocolSession.channel_id == actor.channel_id,
-            ProtocolSession.status.in_(tuple(statuses)),
-        )
-        .order_by(ProtocolSession.id.desc())
+    return s.scalars(
+        _CHANNEL_SESSIONS_LOCKED if lock else _CHANNEL_SESSIONS,
+        {
+            "team_id": actor.team_id,
+            "enterprise_id": actor.enterprise_id,
+            "channel_id": actor.channel_id,
+            "statuses": list(statuses),
+        },
     )

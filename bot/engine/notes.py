@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.blocks import Message, render_messages
@@ -47,22 +47,29 @@ def _items(s: Session, session_id: int) -> list[Item]:
     return _items_of(s, [session_id])[session_id]
 
 
+# Built once (see bot/engine/core.py: _CHANNEL_SESSIONS).
+_ITEMS = (
+    select(
+        Contribution.session_id,
+        Contribution.text,
+        Contribution.user_id,
+        Contribution.step_index,
+        Contribution.tag,
+        Contribution.ts,
+        Contribution.audience,
+    )
+    .where(Contribution.session_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Contribution.session_id, Contribution.step_index, Contribution.ts)
+)
+_STEPS = (
+    select(StepRun).where(StepRun.session_id == bindparam("session_id")).order_by(StepRun.index)
+)
+
+
 def _items_of(s: Session, session_ids: list[int]) -> dict[int, list[Item]]:
     """Each session's replies, in step order then as written (plain rows, no ORM objects)."""
     found: dict[int, list[Item]] = {sid: [] for sid in session_ids}
-    rows = s.execute(
-        select(
-            Contribution.session_id,
-            Contribution.text,
-            Contribution.user_id,
-            Contribution.step_index,
-            Contribution.tag,
-            Contribution.ts,
-            Contribution.audience,
-        )
-        .where(Contribution.session_id.in_(session_ids))
-        .order_by(Contribution.session_id, Contribution.step_index, Contribution.ts)
-    )
+    rows = s.execute(_ITEMS, {"ids": session_ids})
     for sid, text, user, step_index, tag, ts, audience in rows:
         found[sid].append(Item(text, user, step_index, tag, ts, audience))
     return found
@@ -79,9 +86,7 @@ def section_order(protocol: Protocol) -> list[str]:
 
 def participation(s: Session, session: ProtocolSession, protocol: Protocol) -> dict[str, Any]:
     items = [i for i in _items(s, session.id) if i.audience == "group"]
-    steps = s.scalars(
-        select(StepRun).where(StepRun.session_id == session.id).order_by(StepRun.index)
-    ).all()
+    steps = s.scalars(_STEPS, {"session_id": session.id}).all()
     per_step: dict[int, set[str]] = {}
     for item in items:
         per_step.setdefault(item.step_index, set()).add(item.user)
@@ -113,9 +118,7 @@ def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Not
         for tag in section_order(protocol)
         if any(i.tag == tag for i in group)
     ]
-    steps = list(
-        s.scalars(select(StepRun).where(StepRun.session_id == session.id).order_by(StepRun.index))
-    )
+    steps = list(s.scalars(_STEPS, {"session_id": session.id}))
     return Notes(
         session=session,
         protocol=protocol,

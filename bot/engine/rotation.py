@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.engine.core import Actor, Engine
@@ -21,14 +21,21 @@ MAX_MEMBERS = 40
 RECENT = 5
 
 
+# Built once (see bot/engine/core.py: _CHANNEL_SESSIONS): `/protocol status` reads it.
+_ROTATION = select(PresenterRotation).where(
+    PresenterRotation.team_id == bindparam("team_id"),
+    PresenterRotation.enterprise_id == bindparam("enterprise_id"),
+    PresenterRotation.channel_id == bindparam("channel_id"),
+)
+
+
 def _rotation(s: Session, actor: Actor) -> PresenterRotation | None:
-    return s.scalars(
-        select(PresenterRotation).where(
-            PresenterRotation.team_id == actor.team_id,
-            PresenterRotation.enterprise_id == actor.enterprise_id,
-            PresenterRotation.channel_id == actor.channel_id,
-        )
-    ).first()
+    where = {
+        "team_id": actor.team_id,
+        "enterprise_id": actor.enterprise_id,
+        "channel_id": actor.channel_id,
+    }
+    return s.scalars(_ROTATION, where).first()
 
 
 def in_channel(actor: Actor) -> list[ColumnElement[bool]]:
