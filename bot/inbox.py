@@ -26,7 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.clock import Clock, as_utc
 from bot.engine.errors import NotYet
@@ -56,7 +58,7 @@ MAX_TRIES = 3
 # (SQLite) is never held for long.
 BATCH = 16
 BATCHED_EVENTS = frozenset({"message", "reaction_added", "reaction_removed"})
-Batch = Callable[[], AbstractContextManager[None]]
+Batch = Callable[[], AbstractContextManager[Session]]
 
 
 def sqlite_datetime(at: datetime) -> str:
@@ -108,6 +110,10 @@ class _Lane:
         if thread is not None:
             self._queue.put(None)
             thread.join()
+
+
+class _Apart(Exception):
+    """A lane's events that one transaction can't take together."""
 
 
 @dataclass(frozen=True)
@@ -299,12 +305,46 @@ class Inbox:
             self._handled(stored.row_id)
 
     def _claim_and_handle(self, taken: list[Stored]) -> None:
-        """PostgreSQL: in one transaction on the inbox, hold the lane's rows (those another
-        process holds, or has handled, are left out), read back the payloads of those a web
-        process named, handle them in order, and note the handled ones."""
+        """PostgreSQL: hold the lane's rows (those another process holds, or has handled, are
+        left out), read back the payloads of those a web process named, handle them in order,
+        and note the handled ones. Replies and reactions go through in one transaction, claim
+        and marks included; anything else, or any failure, goes the way of _claim_apart."""
+        if self.batch is None:
+            self._claim_apart(taken)
+            return
+        try:
+            with self.batch() as s:
+                conn = s.connection()
+                held = self._held(conn, taken)
+                if not all(self._batched(payload) for payload in held.values()):
+                    raise _Apart
+                handling = [stored for stored in taken if stored.row_id in held]
+                for i, stored in enumerate(handling):
+                    if i:
+                        self.foreground.step_aside()  # as between events handled apart
+                    payload = held[stored.row_id]
+                    self.handler(str(payload.get("team_id") or ""), payload["event"])
+                if handling:
+                    now = self.clock.now()
+                    conn.execute(self._mark, [{"row_id": r.row_id, "at": now} for r in handling])
+        except Exception as exc:
+            if not isinstance(exc, _Apart | NotYet):
+                log.debug("a lane's batch failed (%s); handling apart", type(exc).__name__)
+            self._claim_apart(taken)
+            return
+        for stored in handling:
+            self._failures.pop(stored.row_id, None)
+
+    def _held(self, conn: Connection, taken: list[Stored]) -> dict[int, dict[str, Any]]:
+        ids = {"ids": [stored.row_id for stored in taken]}
+        return dict(conn.execute(self._claim_many, ids).all())
+
+    def _claim_apart(self, taken: list[Stored]) -> None:
+        """_claim_and_handle's way for what one transaction can't take: the rows held in a
+        transaction of the inbox's, each run of replies in one of its own (see _handle_many),
+        anything else alone."""
         with self.db.inbox_write() as conn:
-            ids = {"ids": [stored.row_id for stored in taken]}
-            held: dict[int, dict[str, Any]] = dict(conn.execute(self._claim_many, ids).all())
+            held = self._held(conn, taken)
             handled: list[Stored] = []
             run: list[Stored] = []
             for stored in taken:

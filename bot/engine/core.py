@@ -148,22 +148,24 @@ class Engine:
         self._after_commit(after, enqueued)
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Transactions opened on this thread inside the block are one, committed at its end.
+    def batch(self) -> Iterator[Session]:
+        """Transactions opened on this thread inside the block are one, committed at its end;
+        the block gets their session (the inbox claims and marks its rows in it on PostgreSQL).
 
         For a lane with a backlog of replies: one commit (and, on SQLite, one turn of the write
         lock) for many, where each reply's own costs more than recording it. Any exception rolls
         back the whole batch, so a caller that wants the rest kept handles each one again on its
         own. Handlers that run inside must not catch an exception from a transaction and go on.
         """
-        if getattr(self._local, "batch", None) is not None:
-            yield
+        joined: tuple[Session, _After] | None = getattr(self._local, "batch", None)
+        if joined is not None:
+            yield joined[0]
             return
         after = _After()
         with self.db.session() as s:
             self._local.batch = (s, after)
             try:
-                yield
+                yield s
             finally:
                 self._local.batch = None
             enqueued = s.info.pop(slack.ENQUEUED, False)
