@@ -155,10 +155,16 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def start_ours(
-    workdir: Path, database_url: str, slack_api_url: str, *, with_clock: bool = False
+    workdir: Path,
+    database_url: str,
+    slack_api_url: str,
+    *,
+    with_clock: bool = False,
+    source: Path = ROOT,
 ) -> Server:
     """`python -m bot` (serve, with the scheduler and outbox) as an operator would run it; with
-    `with_clock` (PostgreSQL), a web process and the clock, as in production."""
+    `with_clock` (PostgreSQL), a web process and the clock, as in production. `source`: the
+    project tree whose `bot` runs (bench/ab.py's variants)."""
     port = free_port()
     env = _env(
         {
@@ -169,6 +175,8 @@ def start_ours(
             "LOG_LEVEL": "INFO",
         }
     )
+    if source != ROOT:
+        env["PYTHONPATH"] = str(source) + os.pathsep + env["PYTHONPATH"]
     address = ["--host", "127.0.0.1", "--port", str(port)]
     if not with_clock:
         return Server("ours", [sys.executable, "-m", "bot", *address], env, port, workdir)

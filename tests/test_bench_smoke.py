@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import ab
 from bench.__main__ import main
 from bench.report import load
 from tests.conftest import PG_ADMIN_URL
@@ -65,6 +66,32 @@ def test_on_postgresql_ours_runs_as_a_web_process_and_the_clock(tmp_path: Path) 
     ours = result["reply_end_to_end"]
     assert ours["count"] > 0 and ours["completed"] == ours["count"]
     assert result["params"]["ours"] == "web + clock"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(bool(PG_ADMIN_URL), reason="runs on SQLite alone: the SQLite run covers it")
+def test_ab_compares_variants_of_the_bot_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    args = ["--rounds", "2", "--seconds", "1", "--rate", "20", "--channels", "2", "--quiet"]
+    assert ab.main([f"this={root}", f"again={root}", *args]) == 0
+    rows = {
+        cells[0]: cells
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])
+    }
+    assert list(rows) == ["target", "this", "again", "floor", "baseline"]
+    done, errors, against = (rows["target"].index(h) for h in ("done", "errors", "over the first"))
+    for name in ("this", "again", "floor"):
+        assert rows[name][done] == "40/40", name  # every reply reached its tag reaction
+        assert rows[name][errors] == "0"
+    assert rows["baseline"][done] == ""
+    assert rows["this"][against] == "p99 1x, CPU 1x"  # the first variant is the yardstick
+
+
+def test_ab_refuses_a_directory_without_the_bot(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        ab.main(["x=/nonexistent"])
+    assert "want NAME=DIR" in capsys.readouterr().err
 
 
 def test_the_capacity_model_sizes_the_clock_from_its_postgresql_run() -> None:
