@@ -228,9 +228,10 @@ def model(entries: dict[str, Any], w: Workload = Workload()) -> str:
         "PostgreSQL (one SQLite file takes one writer process) and a database that takes their "
         "writes."
         + (
-            " There the clock handles every event the web processes store, so past one web "
-            "process they run with `--handle-events`, each handling its own; the column assumes "
-            "each keeps the rate measured here (the bench does not run that shape)."
+            " There the clock handles every event the web processes store; once peak events "
+            "pass what it handles (see below), the web processes run with `--handle-events`, "
+            "each handling its own, and the column assumes each keeps the rate measured here "
+            "(the bench does not run that shape)."
             if with_clock
             else ""
         )
