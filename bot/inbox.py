@@ -2,10 +2,10 @@
 
 Slack's retries carry the same event_id and are dropped at the door by a unique key; a message
 delivered twice under two event_ids is recognised by the handler (a reply is keyed on its ts).
-On PostgreSQL a web process only stores and acknowledges: it hands each stored event to the clock
-(bot/notify.py), which handles it in its lanes. Several processes may still reach for one stored
-event (the clock's lane, its sweep, a single `serve` replaying at start): a row lock taken with
-SKIP LOCKED decides who handles it. An event the
+On PostgreSQL a web process only stores and acknowledges: the insert that stores an event also
+names it to the clock (NOTIFY; see bot/notify.py), which handles it in its lanes. Several
+processes may still reach for one stored event (the clock's lane, its sweep, a single `serve`
+replaying at start): a row lock taken with SKIP LOCKED decides who handles it. An event the
 engine can't place yet (NotYet) stays unhandled, and the clock's sweep tries it again.
 """
 
@@ -35,6 +35,7 @@ from bot.engine.errors import NotYet
 from bot.foreground import Foreground
 from bot.notify import CHANNEL as NOTIFY_CHANNEL
 from bot.notify import INBOX as INBOX_NOTE
+from bot.notify import NamedEvent
 from bot.store.db import Database
 from bot.store.models import InboxEvent
 
@@ -261,7 +262,7 @@ class Inbox:
         if not self.hand_off:
             self._put(stored)
 
-    def take(self, named: list[tuple[int, str]]) -> None:
+    def take(self, named: list[NamedEvent]) -> None:
         """The clock: handle events a web process stored, named by id and channel."""
         for row_id, channel in named:
             self._put(Stored(row_id, channel, None))
@@ -284,25 +285,14 @@ class Inbox:
                 self._claim_and_handle(taken)
                 return
             # SQLite: one process holds the inbox, and every event comes with its payload.
-            run: list[Stored] = []
-            for stored in taken:
-                if self._batched(stored.loaded):
-                    run.append(stored)
-                    continue
-                self._mark_handled(self._handle_run(run))
-                run = []
-                self.process(stored.row_id, stored.loaded)
-            self._mark_handled(self._handle_run(run))
+            for stored in self._handle_in_order(taken):
+                self._handled(stored.row_id)
         finally:
             with self._queued_lock:
                 self._queued.difference_update(stored.row_id for stored in taken)
 
     def _batched(self, payload: dict[str, Any]) -> bool:
         return self.batch is not None and payload["event"].get("type") in BATCHED_EVENTS
-
-    def _mark_handled(self, handled: list[Stored]) -> None:
-        for stored in handled:
-            self._handled(stored.row_id)
 
     def _claim_and_handle(self, taken: list[Stored]) -> None:
         """PostgreSQL: hold the lane's rows (those another process holds, or has handled, are
@@ -345,28 +335,29 @@ class Inbox:
         anything else alone."""
         with self.db.inbox_write() as conn:
             held = self._held(conn, taken)
-            handled: list[Stored] = []
-            run: list[Stored] = []
-            for stored in taken:
-                payload = held.get(stored.row_id)
-                if payload is None:
-                    continue
-                stored = Stored(stored.row_id, stored.channel, payload)
-                if self._batched(payload):
-                    run.append(stored)
-                    continue
-                handled += self._handle_run(run)
-                run = []
-                if self._handle(stored.row_id, payload):
-                    handled.append(stored)
-            handled += self._handle_run(run)
+            handled = self._handle_in_order(
+                [Stored(s.row_id, s.channel, held[s.row_id]) for s in taken if s.row_id in held]
+            )
             if handled:
                 now = self.clock.now()
                 conn.execute(self._mark, [{"row_id": r.row_id, "at": now} for r in handled])
 
+    def _handle_in_order(self, taken: list[Stored]) -> list[Stored]:
+        """Handle a lane's events in order: each run of replies and reactions together (see
+        BATCH), anything else alone. Returns those handled."""
+        handled: list[Stored] = []
+        run: list[Stored] = []
+        for stored in taken:
+            if self._batched(stored.loaded):
+                run.append(stored)
+                continue
+            handled += self._handle_run(run)
+            run = []
+            if self._handle(stored.row_id, stored.loaded):
+                handled.append(stored)
+        return handled + self._handle_run(run)
+
     def _handle_run(self, run: list[Stored]) -> list[Stored]:
-        """Handle a lane's run of replies and reactions together, in order (see BATCH);
-        returns those handled."""
         if len(run) >= 2:
             return self._handle_many(run)
         return [stored for stored in run if self._handle(stored.row_id, stored.loaded)]

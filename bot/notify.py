@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "protocolbot"
 DEADLINE, OUTBOX = "deadline", "outbox"
 INBOX = "inbox:"  # followed by stored events as id=channel, comma-separated
-Stored = tuple[int, str]  # an inbox row's id and the channel whose lane it belongs to
+NamedEvent = tuple[int, str]  # an inbox row's id and the channel whose lane it belongs to
 CLOCK_LOCK = 0x70726F74  # the advisory lock key only the running clock holds ("prot")
 
 
@@ -106,9 +106,9 @@ class Notifier:
             )
 
 
-def parse_inbox(payload: str) -> list[Stored]:
+def parse_inbox(payload: str) -> list[NamedEvent]:
     """The stored events an inbox payload names; anything malformed is left to the sweep."""
-    stored: list[Stored] = []
+    stored: list[NamedEvent] = []
     for item in payload[len(INBOX) :].split(","):
         row_id, _, channel = item.partition("=")
         if row_id.isdigit():
@@ -152,7 +152,7 @@ class ClockLink:
         on_deadline: Callable[[], None],
         on_outbox: Callable[[], None],
         *,
-        on_inbox: Callable[[list[Stored]], None] | None = None,
+        on_inbox: Callable[[list[NamedEvent]], None] | None = None,
         on_lost: Callable[[], None] | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
