@@ -74,6 +74,7 @@ class Runtime:
             foreground=self.foreground,
         )
         self.engine.wake_outbox = self.sender.wake
+        self.engine.sender = self.sender  # once it runs (the clock, or the single process)
         self.workspaces = Workspaces(self.engine, self.installations)
         self.inbox = Inbox(
             self.db,

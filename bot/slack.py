@@ -37,8 +37,9 @@ from bot.store.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 METADATA_TYPE = "protocolbot_post"
-# Session.info key: this transaction enqueued a row.
+# Session.info keys: this transaction enqueued a row; the calls it hands to the sender.
 ENQUEUED = "outbox_enqueued"
+HANDED = "outbox_handed"
 POSTING_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral"})
 # Answers that mean the call's purpose is already met.
 DONE_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found", "cant_delete"})
@@ -88,12 +89,17 @@ def enqueue(
     ref: str | None = None,
     thread_ref: str | None = None,
     at_once: bool = False,
+    hand_to: OutboxSender | None = None,
 ) -> None:
     """Put a call in the outbox, sent once the transaction commits.
 
     at_once: insert the row now with Core, for a transaction that writes a row or two; the ORM's
     unit of work costs several times the insert, and pays off only when it batches many. Either
     way the row is visible to the transaction's later reads (the ORM's autoflush).
+
+    hand_to: a running sender that may take the call straight to a worker at the commit (see
+    Handoff), for a call no other row waits on (a reaction: no ref, no thread). The transaction
+    must be an Engine's, which hands it over or, if it fails, lets the channel go.
     """
     row = {
         "team_id": team_id,
@@ -107,6 +113,18 @@ def enqueue(
         "not_before": now,
         "created_at": now,
     }
+    if hand_to is not None and ref is None and thread_ref is None:
+        handoff: Handoff = s.info.setdefault(HANDED, Handoff(hand_to))
+        if handoff.holds(channel):
+            # Written claimed, as a round would leave it: if the process dies before the call,
+            # the next start's sender finds it in flight and makes it.
+            row_id = (
+                s.connection()
+                .execute(_ENQUEUE_CLAIMED, {**row, "in_flight_at": now, "attempts": 1})
+                .scalar_one()
+            )
+            handoff.add(_Claim(row_id, team_id, channel, method, dict(payload), None, False))
+            return
     if at_once:
         s.connection().execute(_ENQUEUE, row)
     else:
@@ -174,6 +192,7 @@ class Sent:
 
 OnSent = Callable[[Session, list[Sent]], None]
 _ENQUEUE = insert(OutboxMessage)
+_ENQUEUE_CLAIMED = _ENQUEUE.returning(OutboxMessage.id)
 # The queue's head, oldest first (statements built once: the sender reads this every round).
 _DUE = (
     select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before)
@@ -237,6 +256,47 @@ class _Outcome:
     claim: _Claim | None = None  # the row as claimed, once it was tried
 
 
+class Handoff:
+    """Calls a unit of work hands straight to the sender's workers once it commits.
+
+    A reply's tag reaction would otherwise wait for the sender's next round to claim it: up to
+    a gather's wait, and a round's reads and writes for one row. Instead the transaction holds
+    the reaction's channel for itself (no worker is on it, no round is claiming), writes the row
+    already claimed, and at its commit gives its calls to a worker. Their outcomes are written
+    back by the next round, like any worker's. Calls to a channel that can't be held go the
+    usual way.
+    """
+
+    def __init__(self, sender: OutboxSender) -> None:
+        self.sender = sender
+        self.claims: dict[str, list[_Claim]] = {}
+
+    def holds(self, channel: str) -> bool:
+        if channel in self.claims:
+            return True
+        if not self.sender.hold(channel):
+            return False
+        self.claims[channel] = []
+        return True
+
+    def add(self, claim: _Claim) -> None:
+        self.claims[claim.channel].append(claim)
+
+    def committed(self) -> None:
+        for channel, claims in self.claims.items():
+            self.sender.send_held(channel, claims)
+
+    def rolled_back(self) -> None:
+        for channel in self.claims:
+            self.sender.let_go(channel)
+
+
+def handed(s: Session) -> Handoff | None:
+    """What this transaction hands to the sender (taken: an Engine calls this once)."""
+    handoff: Handoff | None = s.info.pop(HANDED, None)
+    return handoff
+
+
 class OutboxSender:
     """Drains the outbox: one worker per channel at a time, so each channel's posts keep order.
 
@@ -244,8 +304,10 @@ class OutboxSender:
     workers finished since the last round, then marks the due rows of idle channels in flight.
     Workers make the calls (a channel's rows in order, one channel per worker) and hand their
     outcomes to the next round. A channel stays busy until its outcomes are committed, so no row
-    is ever claimed twice. At 10,000 sessions on one-minute steps, ~170 posts a second share a
-    few dozen transactions rather than taking one or two each.
+    is ever claimed twice. A reply's tag reaction skips the claim: the transaction that records
+    the reply holds its channel and hands the call to a worker at its commit (Handoff). At
+    10,000 sessions on one-minute steps, ~170 posts a second share a few dozen transactions
+    rather than taking one or two each.
     """
 
     def __init__(
@@ -297,6 +359,35 @@ class OutboxSender:
 
     def wake(self) -> None:
         self._wake.set()
+
+    # -- calls handed over at a commit (see Handoff) -------------------------------------------
+    def hold(self, channel: str) -> bool:
+        """Take `channel` for calls a transaction hands over at its commit. False while the
+        sender isn't running, a worker is on the channel, or a round is under way (between
+        reading which channels are busy and claiming, a round must not meet a new one)."""
+        if self._thread is None or self._stop.is_set():
+            return False
+        if not self._round.acquire(blocking=False):
+            return False
+        try:
+            with self._busy_lock:
+                if channel in self._busy:
+                    return False
+                self._busy.add(channel)
+                return True
+        finally:
+            self._round.release()
+
+    def send_held(self, channel: str, claims: list[_Claim]) -> None:
+        try:
+            self._pool.submit(self._drain_channel, channel, claims)
+        except RuntimeError:
+            # Stopping: the rows stay claimed, and the next start's sender makes the calls.
+            self.let_go(channel)
+
+    def let_go(self, channel: str) -> None:
+        with self._busy_lock:
+            self._busy.discard(channel)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

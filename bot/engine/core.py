@@ -127,6 +127,8 @@ class Engine:
         self.db, self.library, self.clock = db, library, clock
         self.timers: Timers = timers or NoTimers()
         self.wake_outbox = wake_outbox or (lambda: None)
+        # The sender running in this process, if any: a reply's tag reaction goes straight to it.
+        self.sender: slack.OutboxSender | None = None
         self.directory: Directory = directory or NoDirectory()
         # Called in the transaction that schedules a session ahead (presenter prep hooks in here).
         self.on_scheduled: list[Callable[[Session, _After, ProtocolSession], None]] = []
@@ -142,7 +144,8 @@ class Engine:
             yield joined
             return
         after = _After()
-        with self.db.session() as s:
+        with self._handing_over() as handoff, self.db.session() as s:
+            handoff.append(s)
             yield s, after
             enqueued = s.info.pop(slack.ENQUEUED, False)
         self._after_commit(after, enqueued)
@@ -162,7 +165,8 @@ class Engine:
             yield joined[0]
             return
         after = _After()
-        with self.db.session() as s:
+        with self._handing_over() as handoff, self.db.session() as s:
+            handoff.append(s)
             self._local.batch = (s, after)
             try:
                 yield s
@@ -170,6 +174,24 @@ class Engine:
                 self._local.batch = None
             enqueued = s.info.pop(slack.ENQUEUED, False)
         self._after_commit(after, enqueued)
+
+    @staticmethod
+    @contextmanager
+    def _handing_over() -> Iterator[list[Session]]:
+        """Around a unit of work's session: once it has committed, its calls held for the sender
+        go to a worker (slack.Handoff); if it fails, at any point up to its commit, their
+        channels are let go."""
+        opened: list[Session] = []
+        try:
+            yield opened
+        except BaseException:
+            handoff = slack.handed(opened[0]) if opened else None
+            if handoff is not None:
+                handoff.rolled_back()
+            raise
+        handoff = slack.handed(opened[0]) if opened else None
+        if handoff is not None:
+            handoff.committed()
 
     def _after_commit(self, after: _After, enqueued: bool) -> None:
         for fn in after.calls:

@@ -178,6 +178,7 @@ class Replies:
                 method="reactions.add",
                 payload={"channel": channel, "timestamp": ts, "name": REACTIONS[tag]},
                 at_once=True,
+                hand_to=engine.sender,
             )
             if norm is not None:
                 session = s.get(ProtocolSession, found.id)

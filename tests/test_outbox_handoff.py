@@ -1,0 +1,145 @@
+"""A reply's tag reaction goes from the commit that records the reply straight to an outbox
+worker, without waiting for the sender's next round to claim it (slack.Handoff).
+
+Each test first lets every post due go out, then makes the sender's rounds a minute apart: what
+reaches the stand-in before then was handed over, not claimed by a round.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import SystemClock
+from bot.engine.core import Engine
+from bot.protocols import load_library
+from bot.slack import OutboxSender, enqueue
+from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.models import OutboxMessage
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+from tests.test_outbox_faults import _rows, _sender, db  # noqa: F401
+
+
+def _rounds_a_minute_apart(bot: Bot) -> None:
+    bot.settle()  # the step posts are sent and recorded: replies to them can be placed
+    bot.runtime.sender.gather = 60.0
+    time.sleep(0.5)  # the loop's round under way ends; its next wait is the long one
+
+
+def _reaction_rows(bot: Bot) -> list[OutboxMessage]:
+    with bot.db.session() as s:
+        return list(
+            s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.method == "reactions.add")
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def _react(s: Session, sender: OutboxSender, ts: str) -> None:
+    """What recording a reply enqueues for its tag, offered to `sender`."""
+    enqueue(
+        s,
+        now=datetime.now(UTC),
+        team_id="T_TEAM",
+        channel=CHANNEL,
+        method="reactions.add",
+        payload={"channel": CHANNEL, "timestamp": ts, "name": "eyes"},
+        at_once=True,
+        hand_to=sender,
+    )
+
+
+def _open_step(bot: Bot) -> str:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    return str(bot.step_posts()[1]["ts"])
+
+
+def test_a_replys_tag_reaction_is_sent_at_its_commit_without_a_round(bot: Bot) -> None:
+    describe = _open_step(bot)
+    _rounds_a_minute_apart(bot)
+    reply = bot.reply(TEACHERS[0], "I see a table with four rows.", describe)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1, timeout=3)
+    assert bot.standin.calls_to("reactions.add")[0].params["timestamp"] == reply
+    (row,) = _reaction_rows(bot)
+    # Written claimed; what became of it waits for the next round, as any worker's outcome.
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.in_flight_at is not None
+    bot.runtime.sender.drain(5)
+    (row,) = _reaction_rows(bot)
+    assert row.status == "sent"
+    assert len(bot.standin.calls_to("reactions.add")) == 1
+
+
+def test_a_channel_a_worker_is_on_gets_its_reaction_the_usual_way(bot: Bot) -> None:
+    describe = _open_step(bot)
+    _rounds_a_minute_apart(bot)
+    sender = bot.runtime.sender
+    assert sender.hold(CHANNEL)  # as a worker sending the channel's posts would have it
+    bot.reply(TEACHERS[0], "The second row is blank.", describe)
+    bot.wait_until(lambda: len(_reaction_rows(bot)) == 1, timeout=5)
+    (row,) = _reaction_rows(bot)
+    assert (row.status, row.attempts, row.in_flight_at) == ("pending", 0, None)
+    assert bot.standin.calls_to("reactions.add") == []
+    sender.let_go(CHANNEL)
+    sender.drain(5)
+    assert [r.status for r in _reaction_rows(bot)] == ["sent"]
+    assert len(bot.standin.calls_to("reactions.add")) == 1
+
+
+def test_a_unit_of_work_that_fails_lets_its_channel_go_and_sends_nothing(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    library, _ = load_library()
+    engine = Engine(db, library, SystemClock())
+    sender = _sender(db, workspace)
+    sender.gather = 60.0
+    sender.start()
+    time.sleep(0.5)  # its first round is over; the next is a minute away
+    engine.sender = sender
+    try:
+        with pytest.raises(RuntimeError), engine.transaction() as (s, _after):
+            _react(s, sender, "1.000001")
+            claimed = s.scalars(select(OutboxMessage.in_flight_at)).all()
+            assert len(claimed) == 1 and claimed[0] is not None  # held for this transaction
+            raise RuntimeError("the reply's handling failed after the reaction was written")
+        # The channel is free again: held, it would keep every later row of it from a round.
+        assert sender.hold(CHANNEL)
+        sender.let_go(CHANNEL)
+        sender.drain(3)
+    finally:
+        sender.stop()
+    assert _rows(db) == []
+    assert workspace.calls_to("reactions.add") == []
+
+
+def test_a_stopped_sender_takes_nothing_and_the_call_waits_in_the_outbox(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    library, _ = load_library()
+    engine = Engine(db, library, SystemClock())
+    sender = _sender(db, workspace).start()
+    sender.stop()
+    engine.sender = sender
+    with engine.transaction() as (s, _after):
+        _react(s, sender, "1.000002")
+    ((status, attempts),) = [(r.status, r.attempts) for r in _rows(db)]
+    assert (status, attempts) == ("pending", 0)
+    fresh = _sender(db, workspace)  # the next start's
+    try:
+        fresh.drain(5)
+    finally:
+        fresh.stop()
+    assert [r.status for r in _rows(db)] == ["sent"]
+    assert len(workspace.calls_to("reactions.add")) == 1
