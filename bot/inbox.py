@@ -36,6 +36,7 @@ from bot.foreground import Foreground
 from bot.notify import CHANNEL as NOTIFY_CHANNEL
 from bot.notify import INBOX as INBOX_NOTE
 from bot.notify import NamedEvent
+from bot.store import raw
 from bot.store.db import Database
 from bot.store.models import InboxEvent
 
@@ -60,11 +61,6 @@ MAX_TRIES = 3
 BATCH = 16
 BATCHED_EVENTS = frozenset({"message", "reaction_added", "reaction_removed"})
 Batch = Callable[[], AbstractContextManager[Session]]
-
-
-def sqlite_datetime(at: datetime) -> str:
-    """A UTC datetime as SQLAlchemy's DateTime stores it in SQLite (no offset: it is UTC)."""
-    return as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class _Lane:
@@ -228,7 +224,7 @@ class Inbox:
             # statement machinery costs several times the write (100 vs 25 us a row measured).
             return self.db.insert_event_sqlite(
                 "INSERT INTO inbox (team_id, event_id, payload, received_at) VALUES (?, ?, ?, ?)",
-                (team_id, event_id, json.dumps(payload), sqlite_datetime(now)),
+                (team_id, event_id, json.dumps(payload), raw.stored_datetime(now)),
             )
         if self.db.is_postgres and self.hand_off:
             # One statement still: the clock hears of the row when it is committed.

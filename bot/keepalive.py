@@ -1,4 +1,5 @@
-"""slack_sdk's WebClient on kept-alive connections: one per thread and host, reused call to call.
+"""slack_sdk's WebClient on kept-alive connections: one per thread and host, reused call to call
+and shared by every client (each workspace's token has one).
 
 slack_sdk's synchronous client opens a connection (and, against Slack, a TLS session) for every
 call. The outbox makes one call per post and per tag reaction, ~170 a second with 10,000
@@ -33,10 +34,21 @@ from slack_sdk import WebClient
 IDLE_SECONDS = 20.0
 
 
+# scheme, host, port, timeout, TLS context: what a connection is made with
+_Key = tuple[str, str, int, float | None, ssl.SSLContext]
+
+
 class _Connections(threading.local):
     def __init__(self) -> None:
-        self.open: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
-        self.last_used: dict[tuple[str, str, int], float] = {}
+        self.open: dict[_Key, http.client.HTTPConnection] = {}
+        self.last_used: dict[_Key, float] = {}
+
+
+# Every client's, per thread. A connection carries no token (each request names its own), so
+# the clients of many workspaces (OAuth: one a call, see bot/oauth.py) share a thread's
+# connection to Slack instead of each opening, and shaking hands on, one of their own.
+_SHARED = _Connections()
+_DEFAULT_TLS = ssl.create_default_context()
 
 
 def _dropped(connection: http.client.HTTPConnection) -> bool:
@@ -61,11 +73,14 @@ class KeepAliveWebClient(WebClient):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.idle_seconds, self._monotonic = idle_seconds, monotonic
-        self._connections = _Connections()
-        self._tls = self.ssl or ssl.create_default_context()
+        self._connections = _SHARED
+        self._tls = self.ssl or _DEFAULT_TLS
+
+    def _key(self, scheme: str, host: str, port: int) -> _Key:
+        return (scheme, host, port, self.timeout, self._tls)
 
     def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        key = (scheme, host, port)
+        key = self._key(scheme, host, port)
         connection = self._connections.open.get(key)
         now = self._monotonic()
         idle = now - self._connections.last_used.get(key, now)
@@ -84,7 +99,7 @@ class KeepAliveWebClient(WebClient):
         return connection
 
     def _forget(self, scheme: str, host: str, port: int) -> None:
-        connection = self._connections.open.pop((scheme, host, port), None)
+        connection = self._connections.open.pop(self._key(scheme, host, port), None)
         if connection is not None:
             connection.close()
 

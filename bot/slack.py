@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, defer
 from bot.clock import Clock
 from bot.foreground import Foreground
 from bot.keepalive import KeepAliveWebClient
+from bot.store import raw
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
 
@@ -118,15 +119,13 @@ def enqueue(
         if handoff.holds(channel):
             # Written claimed, as a round would leave it: if the process dies before the call,
             # the next start's sender finds it in flight and makes it.
-            row_id = (
-                s.connection()
-                .execute(_ENQUEUE_CLAIMED, {**row, "in_flight_at": now, "attempts": 1})
-                .scalar_one()
-            )
+            claimed = _ENQUEUE_CLAIMED.first(s, {**row, "in_flight_at": now, "attempts": 1})
+            assert claimed is not None  # RETURNING its id
+            row_id = claimed[0]
             handoff.add(_Claim(row_id, team_id, channel, method, dict(payload), None, False))
             return
     if at_once:
-        s.connection().execute(_ENQUEUE, row)
+        _ENQUEUE.execute(s, row)
     else:
         s.add(OutboxMessage(**row))
     s.info[ENQUEUED] = True  # Engine.transaction wakes the sender once this commits
@@ -191,8 +190,23 @@ class Sent:
 
 
 OnSent = Callable[[Session, list[Sent]], None]
-_ENQUEUE = insert(OutboxMessage)
-_ENQUEUE_CLAIMED = _ENQUEUE.returning(OutboxMessage.id)
+# Rows put in the outbox with Core, on SQLite by the driver alone (a reply's reaction is one).
+_ENQUEUED_COLUMNS = [
+    "team_id",
+    "channel_id",
+    "method",
+    "payload",
+    "ref",
+    "thread_ref",
+    "status",
+    "attempts",
+    "not_before",
+    "created_at",
+]
+_ENQUEUE = raw.Statement(insert(OutboxMessage), _ENQUEUED_COLUMNS)
+_ENQUEUE_CLAIMED = raw.Statement(
+    insert(OutboxMessage).returning(OutboxMessage.id), [*_ENQUEUED_COLUMNS, "in_flight_at"]
+)
 # The queue's head, oldest first (statements built once: the sender reads this every round).
 _DUE = (
     select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before)
@@ -218,7 +232,7 @@ _MARK_IN_FLIGHT = (
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
     .values(in_flight_at=bindparam("at"), attempts=OutboxMessage.attempts + 1)
 )
-_MARK_SENT = (
+_MARK_SENT = raw.Statement(
     update(OutboxMessage)
     .where(OutboxMessage.id == bindparam("b_id"))
     .values(status="sent", sent_at=bindparam("b_at"), result_ts=bindparam("b_ts"))
@@ -598,8 +612,8 @@ class OutboxSender:
         """The rows Slack took, in one statement: the most common outcome by far (every step of
         every session posts), so no row is loaded for it."""
         now = self.clock.now()
-        s.connection().execute(
-            _MARK_SENT, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
+        _MARK_SENT.executemany(
+            s, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
         )
         if self.on_sent:
             self.on_sent(s, sent)

@@ -15,23 +15,36 @@ from tests.harness import TEACHERS, Bot
 
 
 def count_recording_commits(bot: Bot) -> list[int]:
-    """The number of replies each committed transaction recorded, in commit order."""
+    """The number of replies each committed transaction recorded, in commit order. SQLite's
+    statements are seen by the driver's trace (a reply is recorded by the driver alone there),
+    PostgreSQL's by SQLAlchemy."""
     per_commit: list[int] = []
     pending: Counter[int] = Counter()
 
-    @event.listens_for(bot.db.engine, "after_cursor_execute")
-    def _executed(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def executed(dbapi: Any, statement: str) -> None:
         if statement.lstrip().upper().startswith("INSERT INTO CONTRIBUTIONS"):
-            pending[id(conn)] += 1
+            pending[id(dbapi)] += 1
+
+    if bot.db.is_postgres:
+
+        @event.listens_for(bot.db.engine, "after_cursor_execute")
+        def _executed(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            executed(conn.connection.dbapi_connection, statement)
+
+    else:
+
+        @event.listens_for(bot.db.engine, "checkout")
+        def _traced(dbapi: Any, *_: Any) -> None:
+            dbapi.set_trace_callback(lambda statement: executed(dbapi, statement))
 
     @event.listens_for(bot.db.engine, "commit")
     def _committed(conn: Any) -> None:
-        if count := pending.pop(id(conn), 0):
+        if count := pending.pop(id(conn.connection.dbapi_connection), 0):
             per_commit.append(count)
 
     @event.listens_for(bot.db.engine, "rollback")
     def _rolled_back(conn: Any) -> None:
-        pending.pop(id(conn), None)
+        pending.pop(id(conn.connection.dbapi_connection), None)
 
     return per_commit
 

@@ -66,6 +66,22 @@ def test_each_thread_keeps_its_own_connection(standin: SlackStandin) -> None:
     assert standin.connections_opened == 3
 
 
+def test_clients_of_different_workspaces_share_a_threads_connection(
+    standin: SlackStandin,
+) -> None:
+    # OAuth: the outbox makes a client with the workspace's token for each call.
+    for n in range(6):
+        post(make_client(f"xoxb-team-{n % 2}", standin.url, retries=False), f"post {n}")
+    assert standin.connections_opened == 1
+    # Each request still carried its own workspace's token.
+    assert [call.token for call in standin.calls_to("chat.postMessage")] == [
+        f"xoxb-team-{n % 2}" for n in range(6)
+    ]
+    # A client made differently (here, a shorter timeout) keeps a connection of its own.
+    post(KeepAliveWebClient(token="xoxb-team-0", base_url=standin.url, timeout=2), "quick")
+    assert standin.connections_opened == 2
+
+
 def test_a_connection_the_server_closed_is_replaced_before_the_next_call(
     standin: SlackStandin,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,7 @@ from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import ProtocolSession
-from tests.harness import PRESENTER, SECRET, Bot
+from tests.harness import PRESENTER, SECRET, TEACHERS, Bot
 
 CLIENT_ID, CLIENT_SECRET = "1111.2222", "oauth-client-secret"
 TEAM_A, TEAM_B = "T_A", "T_B"
@@ -186,6 +187,32 @@ def test_each_workspace_is_answered_and_posted_to_with_its_own_token(oauth_bot: 
     with oauth_bot.db.session() as s:
         teams = sorted(s.scalars(select(ProtocolSession.team_id)))
     assert teams == [TEAM_A, TEAM_B]
+
+
+def test_the_outbox_keeps_its_connections_to_slack_across_a_workspaces_calls(
+    oauth_bot: OAuthBot,
+) -> None:
+    token = oauth_bot.install(TEAM_A)
+    oauth_bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", team=TEAM_A)
+    oauth_bot.wait_until(lambda: bool(oauth_bot.step_posts()))
+    oauth_bot.runtime.sender.drain(5)
+    thread = str(oauth_bot.step_posts()[0]["ts"])
+    opened = oauth_bot.standin.connections_opened
+    replies = 10
+    for n in range(replies):
+        ts = oauth_bot.reply(TEACHERS[n % 3], f"Row {n} repeats the error.", thread, team=TEAM_A)
+        oauth_bot.wait_until(
+            lambda ts=ts: any(
+                c.params.get("timestamp") == ts for c in oauth_bot.standin.calls_to("reactions.add")
+            )
+        )
+    reactions = oauth_bot.standin.calls_to("reactions.add")
+    assert [c.token for c in reactions] == [token] * replies
+    # Each call has a client of its own (the workspace's token, looked up then), but they share
+    # a worker thread's connection: at most one new connection per worker, not one per call.
+    workers = sum(t.name.startswith("outbox_") for t in threading.enumerate())
+    assert workers < replies
+    assert oauth_bot.standin.connections_opened - opened <= workers
 
 
 def test_a_workspace_that_has_not_installed_the_app_is_told_to_and_nothing_runs(

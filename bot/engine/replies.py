@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -26,6 +26,7 @@ from bot.engine.judgment import (
 from bot.engine.presenter import next_presenter_step
 from bot.engine.tags import REACTIONS, TAG_BY_REACTION
 from bot.protocols import Protocol, Step
+from bot.store import raw
 from bot.store.models import ACTIVE, Contribution, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,17 @@ _OPEN_STEP = (
         ProtocolSession.channel_id == bindparam("channel"),
     )
 )
-# session id, protocol id, status, presenter, step index, step ended at
-_Open = Row[int, str, str, str, int, datetime | None]
+
+
+class _Open(NamedTuple):
+    id: int  # the session's
+    protocol_id: str
+    status: str
+    presenter_id: str
+    step_index: int
+    ended_at: datetime | None
+
+
 # A reply is known by its channel and ts.
 _AT_TS = (
     Contribution.team_id == bindparam("team_id"),
@@ -62,6 +72,24 @@ _AT_TS = (
 )
 _RECORDED = select(Contribution.id).where(*_AT_TS)
 _RECORD = insert(Contribution).returning(Contribution.id)
+_RECORD_COLUMNS = [
+    "team_id",
+    "channel_id",
+    "ts",
+    "session_id",
+    "step_index",
+    "user_id",
+    "thread_ts",
+    "text",
+    "tag",
+    "audience",
+    "created_at",
+    "updated_at",
+]
+# On SQLite, run by the driver alone (bot.store.raw): these run for every reply.
+_OPEN_STEP_RUN = raw.Statement(_OPEN_STEP)
+_RECORDED_RUN = raw.Statement(_RECORDED)
+_RECORD_RUN = raw.Statement(_RECORD, _RECORD_COLUMNS)
 
 
 class Replies:
@@ -91,11 +119,9 @@ class Replies:
     ) -> _Open | None:
         """The session and step whose message heads this thread, if it still collects replies
         (plain columns: this runs for every reply)."""
-        found = (
-            s.connection()
-            .execute(_OPEN_STEP, {"team_id": team_id, "channel": channel, "thread_ts": thread_ts})
-            .first()
-        )
+        key = {"team_id": team_id, "channel": channel, "thread_ts": thread_ts}
+        row = _OPEN_STEP_RUN.first(s, key)
+        found = None if row is None else _Open(*row)
         if found is None:
             return None
         # Replies to closed steps, or to a session that is over, are not collected. A reply
@@ -142,9 +168,8 @@ class Replies:
                 found = self._open_step(s, team_id, channel, thread_ts, ts)
             if found is None:
                 return
-            conn = s.connection()
             key = {"team_id": team_id, "channel": channel, "ts": ts}
-            if conn.execute(_RECORDED, key).first() is not None:
+            if _RECORDED_RUN.first(s, key) is not None:
                 return  # a duplicate delivery of a reply already recorded
             protocol = engine.library[found.protocol_id]
             step = protocol.step(found.step_index)
@@ -153,23 +178,23 @@ class Replies:
             tag, audience, norm = self._read(found.presenter_id, step, user, explicit, text)
             now = engine.clock.now()
             # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
-            contribution_id = conn.execute(
-                _RECORD,
-                {
-                    "team_id": team_id,
-                    "channel_id": channel,
-                    "ts": ts,
-                    "session_id": found.id,
-                    "step_index": found.step_index,
-                    "user_id": user,
-                    "thread_ts": thread_ts,
-                    "text": kept,
-                    "tag": tag,
-                    "audience": audience,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).scalar_one()
+            values = {
+                "team_id": team_id,
+                "channel_id": channel,
+                "ts": ts,
+                "session_id": found.id,
+                "step_index": found.step_index,
+                "user_id": user,
+                "thread_ts": thread_ts,
+                "text": kept,
+                "tag": tag,
+                "audience": audience,
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserted = _RECORD_RUN.first(s, values)
+            assert inserted is not None  # RETURNING its id
+            contribution_id = inserted[0]
             slack.enqueue(
                 s,
                 now=now,

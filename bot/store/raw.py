@@ -1,0 +1,134 @@
+"""Core statements run with SQLite's driver alone, inside a session's transaction.
+
+For the few statements every thread reply runs. SQLAlchemy's execution (building a context,
+processing each parameter and row, the events around it) costs several times what SQLite takes
+to run them. Each statement here is still written once, in Core, and compiled for SQLite once;
+only the values are converted here, the way the store keeps them: datetimes as UTC text (see
+UTCDateTime), dicts and lists as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Insert, Select, Update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import Session
+
+from bot.clock import as_utc
+from bot.store.models import UTCDateTime
+
+_DIALECT = sqlite.dialect()
+
+
+def _driver(s: Session) -> sqlite3.Connection | None:
+    """The session's SQLite connection, in its transaction (begun if it wasn't); None on any
+    other database."""
+    if s.get_bind().dialect.name != "sqlite":
+        return None
+    dbapi = s.connection().connection.dbapi_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    return dbapi
+
+
+def stored_datetime(at: datetime) -> str:
+    """A datetime as SQLAlchemy's DateTime stores it in SQLite: UTC, without an offset."""
+    return as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _bind(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return stored_datetime(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
+def _read_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _read_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+class Statement:
+    """A Core statement run in a session's transaction: on SQLite by the driver alone, compiled
+    once; on PostgreSQL through SQLAlchemy. Values are given by name, as to Core.
+
+    columns: for an INSERT, the columns it sets (every one it is given), in any order.
+    An IN list (an expanding parameter) can't be compiled once: such statements stay Core.
+    """
+
+    def __init__(
+        self,
+        statement: Select[*tuple[Any, ...]] | Insert | Update,
+        columns: list[str] | None = None,
+    ) -> None:
+        self.statement = statement
+        compiled = statement.compile(dialect=_DIALECT, column_keys=columns)
+        self.sql = compiled.string
+        self._names = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (`.values(status="sent")`): not asked of callers.
+        binds = {name: compiled.binds[name] for name in self._names}
+        self._fixed = {
+            name: bind.value
+            for name, bind in binds.items()
+            if not bind.required and bind.value is not None
+        }
+        # What Core would fill in from a column's default (an INSERT not given that column) is
+        # not done here: such a statement must be given every column.
+        if defaulted := [n for n, b in binds.items() if not b.required and b.value is None]:
+            raise ValueError(f"give these columns too: {', '.join(defaulted)}")
+        types = (
+            [column.type for column in statement.selected_columns]
+            if isinstance(statement, Select)
+            else [column["type"] for column in statement.returning_column_descriptions]
+        )
+        # Columns read back as SQLAlchemy would hand them out (the rest come as they are).
+        self._reads: list[tuple[int, Callable[[Any], Any]]] = [
+            (i, _read_datetime if isinstance(kind, UTCDateTime) else _read_json)
+            for i, kind in enumerate(types)
+            if isinstance(kind, UTCDateTime | JSON)
+        ]
+
+    def _args(self, values: dict[str, Any]) -> list[Any]:
+        fixed = self._fixed
+        return [
+            _bind(values[name] if name in values or name not in fixed else fixed[name])
+            for name in self._names
+        ]
+
+    def execute(self, s: Session, values: dict[str, Any]) -> None:
+        """Run the statement; whatever it returns is not read."""
+        dbapi = _driver(s)
+        if dbapi is None:
+            s.connection().execute(self.statement, values)
+        else:
+            dbapi.execute(self.sql, self._args(values))
+
+    def executemany(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        """Run the statement once for each set of values, as Core's executemany does."""
+        dbapi = _driver(s)
+        if dbapi is None:
+            s.connection().execute(self.statement, rows)
+        else:
+            dbapi.executemany(self.sql, [self._args(values) for values in rows])
+
+    def first(self, s: Session, values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row the statement returns, or None."""
+        dbapi = _driver(s)
+        if dbapi is None:
+            found = s.connection().execute(self.statement, values).first()
+            return None if found is None else tuple(found)
+        row = dbapi.execute(self.sql, self._args(values)).fetchone()
+        if row is None or not self._reads:
+            return row
+        read = list(row)
+        for i, convert in self._reads:
+            read[i] = convert(read[i])
+        return tuple(read)

@@ -1,0 +1,154 @@
+"""Statements run by SQLite's driver alone store and read back what SQLAlchemy would: the same
+rows, the same types, in the same transaction (and on PostgreSQL they go through SQLAlchemy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+
+from bot.store import raw
+from bot.store.db import Database
+from bot.store.migrate import upgrade
+from bot.store.models import OutboxMessage
+
+# Every column but those an insert leaves empty (the id is the database's).
+COLUMNS = [
+    column.name
+    for column in OutboxMessage.__table__.columns
+    if column.name not in ("id", "sent_at", "result_ts", "error")
+]
+INSERT = raw.Statement(insert(OutboxMessage).returning(OutboxMessage.id), COLUMNS)
+INSERT_QUIETLY = raw.Statement(insert(OutboxMessage), COLUMNS)
+READ = raw.Statement(
+    select(
+        OutboxMessage.id,
+        OutboxMessage.payload,
+        OutboxMessage.in_flight_at,
+        OutboxMessage.not_before,
+        OutboxMessage.sent_at,
+        OutboxMessage.attempts,
+    ).where(OutboxMessage.channel_id == bindparam("channel"))
+)
+MARK_SENT = raw.Statement(
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("b_id"))
+    .values(status="sent", sent_at=bindparam("b_at"), result_ts=bindparam("b_ts"))
+)
+# Half past five in the evening in Kolkata is noon in UTC.
+KOLKATA = timezone(timedelta(hours=5, minutes=30))
+AT = datetime(2026, 3, 4, 17, 30, 15, 123456, tzinfo=KOLKATA)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    upgrade(database)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def values(channel: str, **changes: object) -> dict[str, object]:
+    return {
+        "team_id": "T1",
+        "channel_id": channel,
+        "method": "reactions.add",
+        "payload": {"name": "eyes", "text": "Ünïcode, “quotes” and 🙂", "nested": [1, None]},
+        "ref": None,
+        "thread_ref": None,
+        "status": "pending",
+        "attempts": 1,
+        "in_flight_at": AT,
+        "not_before": AT,
+        "created_at": AT,
+        **changes,
+    }
+
+
+def test_a_row_written_by_the_driver_reads_back_through_the_orm_as_written(db: Database) -> None:
+    with db.session() as s:
+        inserted = INSERT.first(s, values("C1"))
+        assert inserted is not None
+        row_id = inserted[0]
+    with db.session() as s:
+        row = s.get(OutboxMessage, row_id)
+        assert row is not None
+        assert row.payload == values("C1")["payload"]
+        assert row.in_flight_at == AT and row.not_before == AT
+        assert row.in_flight_at.utcoffset() == timedelta(0)
+        assert row.in_flight_at.replace(tzinfo=None) == datetime(2026, 3, 4, 12, 0, 15, 123456)
+        assert (row.ref, row.thread_ref, row.sent_at, row.attempts) == (None, None, None, 1)
+
+
+def test_a_read_by_the_driver_hands_back_what_sqlalchemy_would(db: Database) -> None:
+    sent = datetime(2026, 3, 4, 12, 1, tzinfo=UTC)
+    with db.session() as s:
+        s.add(OutboxMessage(**values("C2"), sent_at=sent))
+        s.add(OutboxMessage(**values("C2", in_flight_at=None, payload={})))
+    with db.session() as s:
+        core = [tuple(r) for r in s.connection().execute(READ.statement, {"channel": "C2"})]
+        first = READ.first(s, {"channel": "C2"})
+    assert first == core[0]
+    assert first is not None
+    _id, payload, in_flight, not_before, sent_at, attempts = first
+    assert payload == values("C2")["payload"]
+    assert (in_flight, not_before, sent_at, attempts) == (AT, AT, sent, 1)
+    assert isinstance(sent_at, datetime) and sent_at.tzinfo is not None
+    with db.session() as s:
+        assert READ.first(s, {"channel": "C-none"}) is None
+
+
+def test_the_driver_writes_in_the_sessions_transaction(db: Database) -> None:
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon), db.session() as s:
+        INSERT_QUIETLY.execute(s, values("C3"))
+        # The transaction's later reads see it, through SQLAlchemy as through the driver.
+        assert READ.first(s, {"channel": "C3"}) is not None
+        assert s.scalars(select(OutboxMessage.id).where(OutboxMessage.channel_id == "C3")).all()
+        raise Abandon
+    with db.session() as s:
+        assert READ.first(s, {"channel": "C3"}) is None  # rolled back with it
+        INSERT_QUIETLY.execute(s, values("C3"))
+    with db.session() as s:
+        assert (
+            len(s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == "C3")).all()) == 1
+        )
+
+
+def test_an_update_for_many_rows_sets_each_its_own_values_and_the_statements_own(
+    db: Database,
+) -> None:
+    with db.session() as s:
+        ids = [INSERT.first(s, values("C5")) for _ in range(3)]
+    first, second, untouched = (row[0] for row in ids if row is not None)
+    with db.session() as s:
+        MARK_SENT.executemany(
+            s,
+            [
+                {"b_id": first, "b_at": AT, "b_ts": "1.000100"},
+                {"b_id": second, "b_at": AT + timedelta(seconds=1), "b_ts": None},
+            ],
+        )
+    with db.session() as s:
+        rows = {
+            row.id: (row.status, row.sent_at, row.result_ts)
+            for row in s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == "C5"))
+        }
+    assert rows == {
+        first: ("sent", AT, "1.000100"),
+        second: ("sent", AT + timedelta(seconds=1), None),
+        untouched: ("pending", None, None),
+    }
+
+
+def test_an_insert_must_be_given_the_columns_core_would_fill_from_their_defaults() -> None:
+    # Core fills status and attempts from the model's defaults; the driver would store NULLs.
+    given = [name for name in COLUMNS if name not in ("status", "attempts")]
+    with pytest.raises(ValueError, match="status, attempts"):
+        raw.Statement(insert(OutboxMessage), given)
