@@ -336,6 +336,19 @@ def test_end_posts_the_notes_in_the_headers_thread_and_to_the_presenter(
     assert len(outbox(engine)) == before
 
 
+def test_the_notes_of_a_session_ended_early_give_its_last_step_the_time_it_ran(
+    engine: Engine, clock: HeldClock
+) -> None:
+    start(engine, step_seconds=3600)
+    clock.advance(600)
+    engine.end(actor())  # ten minutes into an hour-long first step
+    (markdown,) = [r for r in outbox(engine) if r.method == "files.upload_v2"]
+    first_step = next(
+        line for line in markdown.payload["content"].splitlines() if line.startswith("| 1 |")
+    )
+    assert first_step.endswith("| 10 min |"), first_step
+
+
 # -- idempotent transitions ------------------------------------------------------------------------
 
 

@@ -92,7 +92,9 @@ def test_a_read_by_the_driver_hands_back_what_sqlalchemy_would(db: Database) -> 
     with db.session() as s:
         core = [tuple(r) for r in s.connection().execute(READ.statement, {"channel": "C2"})]
         first = READ.first(s, {"channel": "C2"})
+        every = READ.all(s, {"channel": "C2"})
     assert first == core[0]
+    assert every == core and len(every) == 2
     assert first is not None
     _id, payload, in_flight, not_before, sent_at, attempts = first
     assert payload == values("C2")["payload"]

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot.blocks import Message, render_messages
 from bot.protocols import TAGS, Protocol
 from bot.render import render_text
+from bot.store import raw
 from bot.store.models import Contribution, ProtocolSession, StepRun
 
 
@@ -27,6 +28,19 @@ class Item:
     tag: str
     ts: str
     audience: str
+
+
+class _Said(NamedTuple):
+    user: str
+    step_index: int
+    tag: str
+
+
+class _StepTimes(NamedTuple):
+    number: int  # the step's index
+    started_at: datetime
+    closes_at: datetime
+    ended_at: datetime | None
 
 
 @dataclass
@@ -84,9 +98,27 @@ def section_order(protocol: Protocol) -> list[str]:
     return order + [tag for tag in TAGS if tag not in order]
 
 
+# What `/protocol status` reads of one session, as plain rows (on SQLite by the driver alone,
+# see bot.store.raw): its group's replies, and when each of its steps ran.
+_GROUP_ITEMS = raw.Statement(
+    select(Contribution.user_id, Contribution.step_index, Contribution.tag)
+    .where(Contribution.session_id == bindparam("session_id"), Contribution.audience == "group")
+    .order_by(Contribution.step_index, Contribution.ts)
+)
+_STEP_TIMES = raw.Statement(
+    select(StepRun.index, StepRun.started_at, StepRun.closes_at, StepRun.ended_at)
+    .where(StepRun.session_id == bindparam("session_id"))
+    .order_by(StepRun.index)
+)
+
+
 def participation(s: Session, session: ProtocolSession, protocol: Protocol) -> dict[str, Any]:
-    items = [i for i in _items(s, session.id) if i.audience == "group"]
-    steps = s.scalars(_STEPS, {"session_id": session.id}).all()
+    # What this transaction changed through the ORM goes first, as the ORM's own reads would
+    # (the notes of a session ending now count its last step as ended).
+    s.flush()
+    key = {"session_id": session.id}
+    items = [_Said(*row) for row in _GROUP_ITEMS.all(s, key)]
+    steps = [_StepTimes(*row) for row in _STEP_TIMES.all(s, key)]
     per_step: dict[int, set[str]] = {}
     for item in items:
         per_step.setdefault(item.step_index, set()).add(item.user)
@@ -97,10 +129,10 @@ def participation(s: Session, session: ProtocolSession, protocol: Protocol) -> d
         "per_person": Counter(item.user for item in items).most_common(),
         "per_step": [
             {
-                "index": run.index,
-                "title": protocol.step(run.index).title,
-                "count": sum(1 for i in items if i.step_index == run.index),
-                "people": sorted(per_step.get(run.index, set())),
+                "index": run.number,
+                "title": protocol.step(run.number).title,
+                "count": sum(1 for i in items if i.step_index == run.number),
+                "people": sorted(per_step.get(run.number, set())),
                 "seconds": int(((run.ended_at or run.closes_at) - run.started_at).total_seconds()),
             }
             for run in steps

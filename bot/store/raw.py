@@ -119,6 +119,13 @@ class Statement:
         else:
             dbapi.executemany(self.sql, [self._args(values) for values in rows])
 
+    def all(self, s: Session, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row the statement returns."""
+        dbapi = _driver(s)
+        if dbapi is None:
+            return [tuple(row) for row in s.connection().execute(self.statement, values)]
+        return [self._read(row) for row in dbapi.execute(self.sql, self._args(values))]
+
     def first(self, s: Session, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row the statement returns, or None."""
         dbapi = _driver(s)
@@ -126,7 +133,10 @@ class Statement:
             found = s.connection().execute(self.statement, values).first()
             return None if found is None else tuple(found)
         row = dbapi.execute(self.sql, self._args(values)).fetchone()
-        if row is None or not self._reads:
+        return None if row is None else self._read(row)
+
+    def _read(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not self._reads:
             return row
         read = list(row)
         for i, convert in self._reads:
