@@ -31,6 +31,8 @@ class Item:
 
 
 class _Said(NamedTuple):
+    """What participation counts of a reply (an Item has these too)."""
+
     user: str
     step_index: int
     tag: str
@@ -113,12 +115,18 @@ _STEP_TIMES = raw.Statement(
 
 
 def participation(s: Session, session: ProtocolSession, protocol: Protocol) -> dict[str, Any]:
-    # What this transaction changed through the ORM goes first, as the ORM's own reads would
-    # (the notes of a session ending now count its last step as ended).
-    s.flush()
+    """The session's figures for `/protocol status`, read on their own."""
     key = {"session_id": session.id}
     items = [_Said(*row) for row in _GROUP_ITEMS.all(s, key)]
     steps = [_StepTimes(*row) for row in _STEP_TIMES.all(s, key)]
+    return _participation(items, steps, protocol)
+
+
+def _participation(
+    items: list[_Said] | list[Item], steps: list[_StepTimes], protocol: Protocol
+) -> dict[str, Any]:
+    """Who said how much, in which steps, over how long: from the group's replies in step order
+    and the steps' times."""
     per_step: dict[int, set[str]] = {}
     for item in items:
         per_step.setdefault(item.step_index, set()).add(item.user)
@@ -157,7 +165,12 @@ def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Not
         steps=steps,
         sections=sections,
         presenter_notes=[i for i in items if i.audience == "presenter"],
-        participation=participation(s, session, protocol),
+        # From what was just read (this transaction's own changes included, by autoflush).
+        participation=_participation(
+            group,
+            [_StepTimes(r.index, r.started_at, r.closes_at, r.ended_at) for r in steps],
+            protocol,
+        ),
     )
 
 

@@ -121,9 +121,9 @@ class Replies:
         (plain columns: this runs for every reply)."""
         key = {"team_id": team_id, "channel": channel, "thread_ts": thread_ts}
         row = _OPEN_STEP_RUN.first(s, key)
-        found = None if row is None else _Open(*row)
-        if found is None:
+        if row is None:
             return None
+        found = _Open(*row)
         # Replies to closed steps, or to a session that is over, are not collected. A reply
         # written before its step closed still counts when it is handled later (a retry from
         # Slack, a process that died between the ack and the handling): its ts says when.
