@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import ScalarResult, and_, bindparam, select, text, update
+from sqlalchemy import ScalarResult, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -28,6 +28,7 @@ from bot.engine.pacing import button_extension, close_time, step_seconds
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.render import render_text
+from bot.store import raw
 from bot.store.db import Database
 from bot.store.models import ACTIVE, ProtocolSession, StepRun
 
@@ -599,7 +600,7 @@ class Engine:
 
     def status_context(self, s: Session, actor: Actor) -> dict[str, Any]:
         """What `/protocol status` shows, read without taking any lock."""
-        sessions = channel_sessions(s, actor, (*ACTIVE, "scheduled")).all()
+        sessions = [SessionView(*row) for row in _STATUS_SESSIONS.all(s, channel_values(actor))]
         session = next((row for row in sessions if row.status in ACTIVE), None)
         scheduled = sorted(
             (row for row in sessions if row.status == "scheduled"), key=lambda row: row.starts_at
@@ -612,7 +613,7 @@ class Engine:
                 step=protocol.step(session.current_step),
                 count=len(protocol.steps),
                 now=self.clock.now(),
-                participation=notes_mod.participation(s, session, protocol),
+                participation=notes_mod.participation(s, session.id, protocol),
                 show_names=actor.user_id == session.facilitator_id,
             )
         context["library"] = self.library
@@ -715,16 +716,48 @@ _CHANNEL_SESSIONS = (
 _CHANNEL_SESSIONS_LOCKED = _CHANNEL_SESSIONS.with_for_update()
 
 
+class SessionView(NamedTuple):
+    """What `/protocol status` shows of a session, read as a plain row."""
+
+    id: int
+    protocol_id: str
+    status: str
+    current_step: int
+    step_closes_at: datetime | None
+    starts_at: datetime
+    presenter_id: str
+    facilitator_id: str
+    prep: dict[str, Any] | None
+
+
+# The channel's running, paused and scheduled sessions, newest first: on SQLite by the driver
+# alone (see bot.store.raw), which wants the states as plain comparisons rather than an IN list.
+_STATUS_SESSIONS = raw.Statement(
+    select(*(getattr(ProtocolSession, name) for name in SessionView._fields))
+    .where(
+        ProtocolSession.team_id == bindparam("team_id"),
+        ProtocolSession.enterprise_id == bindparam("enterprise_id"),
+        ProtocolSession.channel_id == bindparam("channel_id"),
+        or_(*(ProtocolSession.status == state for state in (*ACTIVE, "scheduled"))),
+    )
+    .order_by(ProtocolSession.id.desc())
+)
+
+
+def channel_values(actor: Actor) -> dict[str, str]:
+    """The actor's channel, in its own workspace, as a statement's values."""
+    return {
+        "team_id": actor.team_id,
+        "enterprise_id": actor.enterprise_id,
+        "channel_id": actor.channel_id,
+    }
+
+
 def channel_sessions(
     s: Session, actor: Actor, statuses: Iterable[str], *, lock: bool = False
 ) -> ScalarResult[ProtocolSession]:
     """The actor's channel's sessions in these states, in its own workspace, newest first."""
     return s.scalars(
         _CHANNEL_SESSIONS_LOCKED if lock else _CHANNEL_SESSIONS,
-        {
-            "team_id": actor.team_id,
-            "enterprise_id": actor.enterprise_id,
-            "channel_id": actor.channel_id,
-            "statuses": list(statuses),
-        },
+        {**channel_values(actor), "statuses": list(statuses)},
     )

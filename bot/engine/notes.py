@@ -114,9 +114,9 @@ _STEP_TIMES = raw.Statement(
 )
 
 
-def participation(s: Session, session: ProtocolSession, protocol: Protocol) -> dict[str, Any]:
+def participation(s: Session, session_id: int, protocol: Protocol) -> dict[str, Any]:
     """The session's figures for `/protocol status`, read on their own."""
-    key = {"session_id": session.id}
+    key = {"session_id": session_id}
     items = [_Said(*row) for row in _GROUP_ITEMS.all(s, key)]
     steps = [_StepTimes(*row) for row in _STEP_TIMES.all(s, key)]
     return _participation(items, steps, protocol)

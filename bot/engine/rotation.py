@@ -8,34 +8,55 @@ So a cancelled session gives its turn back, and a new order starts with whoever 
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
-from bot.engine.core import Actor, Engine
+from bot.engine.core import Actor, Engine, channel_values
 from bot.engine.errors import Refusal, Reply
+from bot.store import raw
 from bot.store.models import PresenterRotation, ProtocolSession
 
 MAX_MEMBERS = 40
 RECENT = 5
 
 
-# Built once (see bot/engine/core.py: _CHANNEL_SESSIONS): `/protocol status` reads it.
-_ROTATION = select(PresenterRotation).where(
+_IN_CHANNEL = (
     PresenterRotation.team_id == bindparam("team_id"),
     PresenterRotation.enterprise_id == bindparam("enterprise_id"),
     PresenterRotation.channel_id == bindparam("channel_id"),
 )
+# Built once (see bot/engine/core.py: _CHANNEL_SESSIONS).
+_ROTATION = select(PresenterRotation).where(*_IN_CHANNEL)
+
+
+class RotationView(NamedTuple):
+    """What is shown of a channel's rotation, read as a plain row."""
+
+    members: list[str]
+    updated_at: datetime
+    updated_by: str
+
+    @classmethod
+    def of(cls, row: PresenterRotation) -> RotationView:
+        return cls(list(row.members), row.updated_at, row.updated_by)
+
+
+# The same, as plain values: `/protocol status` reads it (on SQLite by the driver alone).
+_ROTATION_VIEW = raw.Statement(
+    select(*(getattr(PresenterRotation, name) for name in RotationView._fields)).where(*_IN_CHANNEL)
+)
 
 
 def _rotation(s: Session, actor: Actor) -> PresenterRotation | None:
-    where = {
-        "team_id": actor.team_id,
-        "enterprise_id": actor.enterprise_id,
-        "channel_id": actor.channel_id,
-    }
-    return s.scalars(_ROTATION, where).first()
+    return s.scalars(_ROTATION, channel_values(actor)).first()
+
+
+def _rotation_view(s: Session, actor: Actor) -> RotationView | None:
+    row = _ROTATION_VIEW.first(s, channel_values(actor))
+    return None if row is None else RotationView(*row)
 
 
 def in_channel(actor: Actor) -> list[ColumnElement[bool]]:
@@ -47,8 +68,8 @@ def in_channel(actor: Actor) -> list[ColumnElement[bool]]:
     ]
 
 
-def _next(s: Session, actor: Actor, rotation: PresenterRotation) -> str | None:
-    members = list(rotation.members)
+def _next(s: Session, actor: Actor, rotation: RotationView) -> str | None:
+    members = rotation.members
     if not members:
         return None
     latest = s.scalars(
@@ -69,7 +90,7 @@ def _next(s: Session, actor: Actor, rotation: PresenterRotation) -> str | None:
 
 def next_presenter(engine: Engine, actor: Actor) -> str | None:
     with engine.db.session() as s:
-        rotation = _rotation(s, actor)
+        rotation = _rotation_view(s, actor)
         return _next(s, actor, rotation) if rotation is not None else None
 
 
@@ -95,12 +116,12 @@ def rotation(engine: Engine, actor: Actor, users: tuple[str, ...]) -> Reply:
                 row.members, row.updated_by = members, actor.user_id
                 row.updated_at = engine.clock.now()
             s.flush()
-        context = _context(engine, s, actor, row)
+        context = _context(engine, s, actor, None if row is None else RotationView.of(row))
         return Reply("prep/rotation.j2", {"rotation": context, "changed": bool(members)})
 
 
 def _context(
-    engine: Engine, s: Session, actor: Actor, row: PresenterRotation | None
+    engine: Engine, s: Session, actor: Actor, row: RotationView | None
 ) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -121,7 +142,7 @@ def _context(
         for session in past
     ]
     return {
-        "members": list(row.members),
+        "members": row.members,
         "next": _next(s, actor, row),
         "recent": recent,
         "updated_by": row.updated_by,
@@ -132,5 +153,5 @@ def status(engine: Engine, actor: Actor) -> Reply:
     """`/protocol status`, with who presents next and who presented what, in one read."""
     with engine.db.reading() as s:
         context = engine.status_context(s, actor)
-        context["rotation"] = _context(engine, s, actor, _rotation(s, actor))
+        context["rotation"] = _context(engine, s, actor, _rotation_view(s, actor))
     return Reply("replies/status.j2", context)
