@@ -2,8 +2,8 @@
 
 Each TREE is a directory holding the project: a `git worktree` of another commit, or a copy with
 one change. Each variant runs as `python -m bot` with its TREE first on PYTHONPATH, on a database
-of its own and against a Slack stand-in of its own; the baseline (bench/bare.py) and, for thread
-replies, the end-to-end floor (bench/floor.py) run beside them. Every round sends each target the
+of its own and against a Slack stand-in of its own; the baseline (bench/bare.py) and the end-to-end
+floor (bench/floor.py) run beside them. Every round sends each target the
 same number of requests at the same rate, in an order that reverses every other round, so a
 stretch of noise on the machine falls on all of them alike.
 
@@ -72,10 +72,9 @@ def run(
         for name, tree in variants:
             standin = start_standin()
             targets.append(Target(name, _ours(ctx, tree, standin), standin, "ours"))
-        if kind == "reply":
-            standin = start_standin()
-            floor = start_floor(ctx.workdir, standin.url, ctx.fresh_database())
-            targets.append(Target("floor", floor, standin, "floor"))
+        standin = start_standin()
+        floor = start_floor(ctx.workdir, standin.url, ctx.fresh_database())
+        targets.append(Target("floor", floor, standin, "floor"))
         standin = start_standin()
         targets.append(
             Target("baseline", start_bare(ctx.workdir, standin.url), standin, "baseline")

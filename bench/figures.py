@@ -77,12 +77,14 @@ def latency_rows(result: dict[str, Any]) -> list[Row]:
                 ours["errors"] == 0,
             ),
         ]
-    floor = result["latency"]["reply"].get("floor")
-    if floor is not None:
-        base = result["latency"]["reply"]["baseline"]
+    for kind, label in (("status", "`/protocol status`"), ("reply", "thread reply")):
+        floor = result["latency"][kind].get("floor")
+        if floor is None:  # figures from before the floor answered status
+            continue
+        base = result["latency"][kind]["baseline"]
         rows.append(
             Row(
-                f"end-to-end floor: thread reply ack p50 / p99 at {rate:g}/s (baseline's p99)",
+                f"end-to-end floor: {label} ack p50 / p99 at {rate:g}/s (baseline's p99)",
                 f"{ms(floor['p50'])} / {ms(floor['p99'])}",
                 ms(base["p99"]),
                 _x(ratio(floor["p99"], base["p99"])),
@@ -107,6 +109,7 @@ def latency_rows(result: dict[str, Any]) -> list[Row]:
     )
     ends = (
         ("status_end_to_end", "`/protocol status` answer at the stand-in"),
+        ("floor_status_end_to_end", "end-to-end floor: `/protocol status` to its answer"),
         ("reply_end_to_end", "thread reply end to end (tag reaction at the stand-in)"),
         ("floor_reply_end_to_end", "end-to-end floor: thread reply to its reaction"),
     )

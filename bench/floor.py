@@ -1,15 +1,19 @@
-"""The end-to-end floor: the least a bot can do per thread reply and keep PRODUCT 5's promises.
+"""The end-to-end floor: the least a bot can do per thread reply, or per `/protocol status`, and
+keep PRODUCT 5's promises.
 
-The bare app (bench/bare.py) is the floor for an ack. This one is the floor for a reply recorded
-end to end, on the same Bolt options, server and adapter:
+The bare app (bench/bare.py) is the floor for an ack. This one is the floor for work done after
+the ack in the process that acks, on the same Bolt options, server and adapter:
 
-- before the ack it commits the event, so an acknowledged event survives a crash;
-- after the ack, one of LANES threads records the reply (a row keyed by channel and ts, so a
-  second delivery changes nothing) and adds a reaction to it over a kept-alive connection.
+- a thread reply: before the ack it commits the event, so an acknowledged event survives a crash;
+  after the ack, one of LANES threads records the reply (a row keyed by channel and ts, so a
+  second delivery changes nothing) and adds a reaction to it over a kept-alive connection;
+- a slash command: it acks at once; then a lane reads the channel's state (one query) and posts a
+  one-line answer to the command's response_url over a kept-alive connection, as ours does.
 
-It knows nothing of sessions, steps, tags, norms or retries: every reply gets the same reaction,
-and a failed call is dropped. Whatever ours does beyond this is product; this much any bot on this
-stack pays. The database is raw driver calls (sqlite3 or psycopg), the cheapest way to them.
+It knows nothing of sessions, steps, tags, norms, permissions or retries: every reply gets the
+same reaction, every command the same kind of answer, and a failed call is dropped. Whatever
+ours does beyond this is product; this much any bot on this stack pays. The database is raw
+driver calls (sqlite3 or psycopg), the cheapest way to them.
 
 Run as `python -m bench.floor --port N --slack-api-url URL --database-url URL`.
 """
@@ -17,19 +21,22 @@ Run as `python -m bench.floor --port N --slack-api-url URL --database-url URL`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import queue
 import re
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 
 from bench.bare import bolt_app, serve
 from bench.signing import SECRET, TOKEN
 from bot.keepalive import KeepAliveWebClient
+from bot.listeners.commands import answer_to
 
 LANES = 4
 REACTION = "eyes"
@@ -67,6 +74,7 @@ class Store:
             "INSERT INTO floor_replies (channel, ts, user_id, text)"
             f" VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT DO NOTHING"
         )
+        self._count = f"SELECT count(*) FROM floor_replies WHERE channel = {mark}"
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -98,35 +106,49 @@ class Store:
             self._reply, (event["channel"], event["ts"], event.get("user"), event.get("text"))
         )
 
+    def replies_in(self, channel: str) -> int:
+        return int(self._conn().execute(self._count, (channel,)).fetchone()[0])
+
 
 def build_floor_app(slack_api_url: str, store: Store, secret: str = SECRET) -> App:
     app = bolt_app(slack_api_url, secret, name=log.name)
     client = KeepAliveWebClient(token=TOKEN, base_url=slack_api_url, timeout=10)
     client.retry_handlers = []
-    work: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 
     def lane() -> None:
         while True:
-            event = work.get()
+            job = work.get()
             try:
-                store.record(event)
-                client.reactions_add(channel=event["channel"], timestamp=event["ts"], name=REACTION)
+                job()
             except Exception as exc:
-                log.warning("reply not recorded or tagged: %s", type(exc).__name__)
+                log.warning("reply or answer dropped: %s", type(exc).__name__)
+
+    def tag(event: dict[str, Any]) -> None:
+        store.record(event)
+        client.reactions_add(channel=event["channel"], timestamp=event["ts"], name=REACTION)
+
+    def answer(channel: str, respond: Respond) -> None:
+        count = store.replies_in(channel)
+        answer_to(respond).send(
+            response_type="ephemeral", text=f"{count} replies in this channel so far."
+        )
 
     for i in range(LANES):
         threading.Thread(target=lane, name=f"floor{i}", daemon=True).start()
 
     @app.command("/protocol")
-    def command(ack: Ack) -> None:
+    def command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         ack()
+        if command.get("response_url"):
+            work.put(functools.partial(answer, str(command.get("channel_id")), respond))
 
     @app.event("message")
     def message(ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
         kept = store.keep_event(str(body.get("event_id")), event)
         ack()
         if kept and event.get("thread_ts") and not event.get("subtype"):
-            work.put(event)
+            work.put(functools.partial(tag, event))
 
     @app.event(re.compile(".*"))
     def other(ack: Ack) -> None:

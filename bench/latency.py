@@ -1,7 +1,8 @@
 """Ack latency of `/protocol status` and thread replies at a fixed rate, ours beside the baseline.
 
-Thread replies are also sent to the end-to-end floor (bench/floor.py), a bot that records each
-reply and tags it in the same process that acks: how much of ours' ack latency any such bot pays.
+Both kinds also go to the end-to-end floor (bench/floor.py), a bot that records and tags each
+reply, and reads and answers each status, in the same process that acks: how much of ours' ack
+latency any such bot pays.
 """
 
 from __future__ import annotations
@@ -48,18 +49,20 @@ def run(
         threads = start_sessions(standin, ours.port, channels)
         per_slice = max(1, round(rate * duration / rounds))
         collected: dict[str, dict[str, list[Result | None]]] = {
-            kind: {"ours": [], "baseline": []} for kind in KINDS
+            kind: {"ours": [], "baseline": [], "floor": []} for kind in KINDS
         }
-        collected["reply"]["floor"] = []
-        # For ours: the reply's tag reaction, or the status answer, reaching the stand-in.
-        e2e_results: dict[str, list[Result | None]] = {kind: [] for kind in (*KINDS, "floor")}
-        e2e_keys: dict[str, list[tuple[str, str]]] = {kind: [] for kind in (*KINDS, "floor")}
+        # The reply's tag reaction, or the status answer, reaching the stand-in: ours and floor's.
+        ends = [(kind, name) for kind in KINDS for name in ("ours", "floor")]
+        e2e_results: dict[tuple[str, str], list[Result | None]] = {end: [] for end in ends}
+        e2e_keys: dict[tuple[str, str], list[tuple[str, str]]] = {end: [] for end in ends}
         made = 0
         for kind in KINDS:
             for r in range(rounds):
-                targets: list[tuple[str, Server]] = [("baseline", baseline), ("ours", ours)]
-                if kind == "reply":
-                    targets.append(("floor", floor))
+                targets: list[tuple[str, Server]] = [
+                    ("baseline", baseline),
+                    ("ours", ours),
+                    ("floor", floor),
+                ]
                 for name, server in targets if r % 2 == 0 else targets[::-1]:
                     if kind == "status":
                         requests, keys = status_requests(standin, per_slice, channels, made)
@@ -77,9 +80,8 @@ def run(
                         results = run_in_process(job)
                     collected[kind][name].extend(results)
                     if name != "baseline":
-                        e2e = kind if name == "ours" else "floor"
-                        e2e_results[e2e].extend(results)
-                        e2e_keys[e2e].extend(keys)
+                        e2e_results[kind, name].extend(results)
+                        e2e_keys[kind, name].extend(keys)
                     time.sleep(1.0)  # let the bot's background work from this slice settle
         time.sleep(3.0)
         summary = {
@@ -96,15 +98,14 @@ def run(
                 "connections": connections,
             },
             "latency": summary,
-            "reply_end_to_end": end_to_end(
-                e2e_results["reply"], e2e_keys["reply"], reactions_seen(standin)
-            ),
-            "floor_reply_end_to_end": end_to_end(
-                e2e_results["floor"], e2e_keys["floor"], reactions_seen(standin)
-            ),
-            "status_end_to_end": end_to_end(
-                e2e_results["status"], e2e_keys["status"], answers_seen(standin)
-            ),
+            **{
+                f"{'floor_' if name == 'floor' else ''}{kind}_end_to_end": end_to_end(
+                    e2e_results[kind, name],
+                    e2e_keys[kind, name],
+                    reactions_seen(standin) if kind == "reply" else answers_seen(standin),
+                )
+                for kind, name in ends
+            },
         }
     finally:
         for each in (floor, ours, baseline):

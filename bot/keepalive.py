@@ -1,5 +1,6 @@
-"""slack_sdk's WebClient on kept-alive connections: one per thread and host, reused call to call
-and shared by every client (each workspace's token has one).
+"""slack_sdk's WebClient, and its WebhookClient (answers to a command's response_url), on
+kept-alive connections: one per thread and host, reused call to call and shared by every client
+(each workspace's token has one; each command its own response_url on the same host).
 
 slack_sdk's synchronous client opens a connection (and, against Slack, a TLS session) for every
 call. The outbox makes one call per post and per tag reaction, ~170 a second with 10,000
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 from urllib.request import Request
 
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 IDLE_SECONDS = 20.0
 
@@ -63,15 +65,14 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-class KeepAliveWebClient(WebClient):
-    def __init__(
-        self,
-        *args: Any,
-        idle_seconds: float = IDLE_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
+class _KeptAlive:
+    """The connection handling both clients share; `timeout`, `ssl` and `proxy` are theirs."""
+
+    timeout: int
+    ssl: ssl.SSLContext | None
+    proxy: str | None
+
+    def _keep_alive(self, idle_seconds: float, monotonic: Callable[[], float]) -> None:
         self.idle_seconds, self._monotonic = idle_seconds, monotonic
         self._connections = _SHARED
         self._tls = self.ssl or _DEFAULT_TLS
@@ -103,10 +104,13 @@ class KeepAliveWebClient(WebClient):
         if connection is not None:
             connection.close()
 
-    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+    def _exchange(self, url: str, req: Request) -> tuple[http.client.HTTPResponse, bytes] | None:
+        """Send the request on the thread's connection; None when this one can't go that way
+        (a proxy, another scheme): the caller sends it as slack_sdk would. An HTTP error status
+        is raised as urllib raises it, with the body to read."""
         parts = urlsplit(url)
         if self.proxy is not None or parts.scheme not in ("http", "https") or not parts.hostname:
-            return super()._perform_urllib_http_request_internal(url, req)
+            return None
         scheme, host = parts.scheme, parts.hostname
         port = parts.port or (443 if scheme == "https" else 80)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -124,10 +128,62 @@ class KeepAliveWebClient(WebClient):
             raise
         if response.will_close:
             self._forget(scheme, host, port)
-        headers = response.headers
         if response.status >= 400:
-            raise HTTPError(url, response.status, response.reason, headers, io.BytesIO(data))
+            raise HTTPError(
+                url, response.status, response.reason, response.headers, io.BytesIO(data)
+            )
+        return response, data
+
+
+def _text(response: http.client.HTTPResponse, data: bytes) -> str:
+    return data.decode(response.headers.get_content_charset() or "utf-8")
+
+
+class KeepAliveWebClient(_KeptAlive, WebClient):
+    def __init__(
+        self,
+        *args: Any,
+        idle_seconds: float = IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_alive(idle_seconds, monotonic)
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        exchanged = self._exchange(url, req)
+        if exchanged is None:
+            return super()._perform_urllib_http_request_internal(url, req)
+        response, data = exchanged
+        headers = response.headers
         if headers.get_content_type() == "application/gzip":
             return {"status": response.status, "headers": headers, "body": data}
-        charset = headers.get_content_charset() or "utf-8"
-        return {"status": response.status, "headers": headers, "body": data.decode(charset)}
+        return {"status": response.status, "headers": headers, "body": _text(response, data)}
+
+
+class KeepAliveWebhookClient(_KeptAlive, WebhookClient):
+    """Answers to response_urls (all on Slack's one host) on the thread's kept-alive connection:
+    a `/protocol status` answer costs no new connection, nor, against Slack, a TLS handshake."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(url, **kwargs)
+        self._keep_alive(idle_seconds, monotonic)
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        exchanged = self._exchange(url, req)
+        if exchanged is None:
+            return super()._perform_http_request_internal(url, req)  # type: ignore[no-any-return]
+        response, data = exchanged
+        return WebhookResponse(
+            url=url,
+            status_code=response.status,
+            body=_text(response, data),
+            headers=dict(response.headers.items()),
+        )

@@ -53,3 +53,18 @@ def test_a_failed_read_still_gets_a_short_answer(bot: Bot) -> None:
     finally:
         with bot.db.engine.begin() as conn:
             conn.execute(text("ALTER TABLE sessions_away RENAME TO sessions"))
+
+
+def test_status_answers_reuse_their_threads_connection_to_slack(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.settle()
+    before = bot.standin.connections_opened
+    urls = []
+    for n in range(12):
+        status, body, url = _ask(bot, "status", f"status-many-{n}")
+        assert (status, body) == (200, "")
+        urls.append(url)
+    for url in urls:
+        assert "Status of this channel" in str(_answer_at(bot, url)["text"])
+    # At most one new connection per answer thread (Bolt's respond opened one per answer).
+    assert bot.standin.connections_opened - before <= 4

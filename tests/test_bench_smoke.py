@@ -45,12 +45,15 @@ def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> No
     assert result["params"]
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / f"performance-{name}.png").stat().st_size > 1000
-    # The end-to-end floor (bench/floor.py) records and tags every reply it is sent.
+    # The end-to-end floor (bench/floor.py) records and tags every reply it is sent, and answers
+    # every status command at its response_url.
     if name == "latency":
-        floor = result["floor_reply_end_to_end"]
-        assert floor["count"] > 0
-        assert floor["completed"] == floor["count"]
-        assert result["latency"]["reply"]["floor"]["errors"] == 0
+        for kind in ("reply", "status"):
+            floor = result[f"floor_{kind}_end_to_end"]
+            assert floor["count"] > 0
+            assert floor["completed"] == floor["count"], kind
+            assert result["latency"][kind]["floor"]["errors"] == 0
+        assert "end-to-end floor: `/protocol status` ack" in text
     if name == "throughput":
         assert result["floor"] >= 10
 

@@ -6,10 +6,12 @@ import threading
 from urllib.error import URLError
 
 import pytest
+from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.keepalive import KeepAliveWebClient
+from bot.listeners.commands import answer_to
 from bot.slack import make_client
 from bot.slack_standin import SlackStandin
 
@@ -141,3 +143,33 @@ def test_a_call_that_times_out_leaves_no_half_read_connection(standin: SlackStan
     ts = post(client, "next")
     assert [m["text"] for m in standin.messages(CHANNEL) if m["ts"] == ts] == ["next"]
     assert standin.connections_opened == 2
+
+
+def test_answers_to_response_urls_from_one_thread_share_one_connection(
+    standin: SlackStandin,
+) -> None:
+    # Each /protocol command has its own response_url, all on Slack's one host.
+    for n in range(4):
+        url = standin.response_url(f"cmd-{n}")
+        answer = answer_to(Respond(response_url=url)).send(response_type="ephemeral", text=f"a{n}")
+        assert answer.status_code == 200
+    answers = standin.calls_to("response_url")
+    assert [(a.params["text"], a.params["response_type"]) for a in answers] == [
+        (f"a{n}", "ephemeral") for n in range(4)
+    ]
+    assert standin.connections_opened == 1
+    # Bolt's own respond, for comparison: a connection an answer.
+    for n in range(2):
+        Respond(response_url=standin.response_url(f"bolt-{n}"))(text="plain")
+    assert standin.connections_opened == 1 + 2
+
+
+def test_an_answer_refused_by_slack_is_a_status_and_the_next_one_goes_through(
+    standin: SlackStandin,
+) -> None:
+    expired = standin.response_url("hook").replace("/response/", "/expired/")
+    gone = answer_to(Respond(response_url=expired)).send(text="late")
+    assert gone.status_code == 404
+    ok = answer_to(Respond(response_url=standin.response_url("next"))).send(text="in time")
+    assert ok.status_code == 200
+    assert [a.params["text"] for a in standin.calls_to("response_url")] == ["in time"]
