@@ -2,10 +2,10 @@
 
 Each TREE is a directory holding the project: a `git worktree` of another commit, or a copy with
 one change. Each variant runs as `python -m bot` with its TREE first on PYTHONPATH, on a database
-of its own and against a Slack stand-in of its own; the baseline (bench/bare.py) and the end-to-end
-floor (bench/floor.py) run beside them. Every round sends each target the
-same number of requests at the same rate, in an order that reverses every other round, so a
-stretch of noise on the machine falls on all of them alike.
+of its own and against a Slack stand-in of its own; the baseline (bench/bare.py) and the
+end-to-end floor (bench/floor.py) run beside them. Every round sends each target the same number
+of requests at the same rate, in an order that reverses every other round, so a stretch of noise
+on the machine falls on all of them alike.
 
 The table gives, per target, ack p50/p99/max, CPU per request (user + system time of the process
 over its slices and a second after each, divided by its requests) and, for ours and the floor,

@@ -35,8 +35,7 @@ from slack_bolt import Ack, App, Respond
 
 from bench.bare import bolt_app, serve
 from bench.signing import SECRET, TOKEN
-from bot.keepalive import KeepAliveWebClient
-from bot.listeners.commands import answer_to
+from bot.keepalive import KeepAliveWebClient, answer_to
 
 LANES = 4
 REACTION = "eyes"

@@ -25,6 +25,13 @@ from bench.workspace import (
 )
 
 KINDS = ("status", "reply")
+# Where each target's time to the answer or tag reaction goes in the figures.
+END_KEYS = {
+    ("status", "ours"): "status_end_to_end",
+    ("status", "floor"): "floor_status_end_to_end",
+    ("reply", "ours"): "reply_end_to_end",
+    ("reply", "floor"): "floor_reply_end_to_end",
+}
 TARGET_RATIO, TARGET_MAX = 1.25, 3.0
 
 
@@ -52,17 +59,16 @@ def run(
             kind: {"ours": [], "baseline": [], "floor": []} for kind in KINDS
         }
         # The reply's tag reaction, or the status answer, reaching the stand-in: ours and floor's.
-        ends = [(kind, name) for kind in KINDS for name in ("ours", "floor")]
-        e2e_results: dict[tuple[str, str], list[Result | None]] = {end: [] for end in ends}
-        e2e_keys: dict[tuple[str, str], list[tuple[str, str]]] = {end: [] for end in ends}
+        e2e_results: dict[tuple[str, str], list[Result | None]] = {end: [] for end in END_KEYS}
+        e2e_keys: dict[tuple[str, str], list[tuple[str, str]]] = {end: [] for end in END_KEYS}
+        targets: list[tuple[str, Server]] = [
+            ("baseline", baseline),
+            ("ours", ours),
+            ("floor", floor),
+        ]
         made = 0
         for kind in KINDS:
             for r in range(rounds):
-                targets: list[tuple[str, Server]] = [
-                    ("baseline", baseline),
-                    ("ours", ours),
-                    ("floor", floor),
-                ]
                 for name, server in targets if r % 2 == 0 else targets[::-1]:
                     if kind == "status":
                         requests, keys = status_requests(standin, per_slice, channels, made)
@@ -99,12 +105,12 @@ def run(
             },
             "latency": summary,
             **{
-                f"{'floor_' if name == 'floor' else ''}{kind}_end_to_end": end_to_end(
+                key: end_to_end(
                     e2e_results[kind, name],
                     e2e_keys[kind, name],
                     reactions_seen(standin) if kind == "reply" else answers_seen(standin),
                 )
-                for kind, name in ends
+                for (kind, name), key in END_KEYS.items()
             },
         }
     finally:

@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request
@@ -33,7 +33,11 @@ from urllib.request import Request
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
+if TYPE_CHECKING:
+    from slack_bolt import Respond
+
 IDLE_SECONDS = 20.0
+RESPOND_TIMEOUT = 10  # seconds: an answer is worth nothing to someone who has given up waiting
 
 
 # scheme, host, port, timeout, TLS context: what a connection is made with
@@ -187,3 +191,10 @@ class KeepAliveWebhookClient(_KeptAlive, WebhookClient):
             body=_text(response, data),
             headers=dict(response.headers.items()),
         )
+
+
+def answer_to(respond: Respond) -> KeepAliveWebhookClient:
+    """A command's response_url (Bolt's `respond`), over the thread's kept-alive connection."""
+    return KeepAliveWebhookClient(
+        str(respond.response_url), proxy=respond.proxy, ssl=respond.ssl, timeout=RESPOND_TIMEOUT
+    )

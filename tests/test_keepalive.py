@@ -10,8 +10,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.keepalive import KeepAliveWebClient
-from bot.listeners.commands import answer_to
+from bot.keepalive import KeepAliveWebClient, answer_to
 from bot.slack import make_client
 from bot.slack_standin import SlackStandin
 

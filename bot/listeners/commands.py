@@ -16,14 +16,13 @@ from bot.commands import OpenDialog
 from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
-from bot.keepalive import KeepAliveWebhookClient
+from bot.keepalive import answer_to
 from bot.listeners.people import actor_from_command
 from bot.profiles import SlackProfiles
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 NEEDS_ZONE = (" at ", " weekdays")
-RESPOND_TIMEOUT = 10  # seconds: the answer is worth nothing to someone who has given up waiting
 # Commands that only read: acknowledged at once, answered through response_url a moment later,
 # so the ack never waits on the database. Commands that change something still answer in the
 # ack, once the change is committed.
@@ -78,13 +77,6 @@ def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond:
     except Exception as exc:
         # response_url refused or unreachable: the user can ask again; nothing was changed.
         log.warning("answer to /protocol not delivered: %s", type(exc).__name__)
-
-
-def answer_to(respond: Respond) -> KeepAliveWebhookClient:
-    """The command's response_url, over the thread's kept-alive connection to Slack."""
-    return KeepAliveWebhookClient(
-        str(respond.response_url), proxy=respond.proxy, ssl=respond.ssl, timeout=RESPOND_TIMEOUT
-    )
 
 
 def _open_dialog(
