@@ -307,7 +307,8 @@ class Inbox:
                 handling = [stored for stored in taken if stored.row_id in held]
                 for i, stored in enumerate(handling):
                     if i:
-                        self.foreground.step_aside()  # as between events handled apart
+                        # As between events handled apart, without the settle: this holds locks.
+                        self.foreground.step_aside(settle=False)
                     payload = held[stored.row_id]
                     self.handler(str(payload.get("team_id") or ""), payload["event"])
                 if handling:
@@ -366,7 +367,8 @@ class Inbox:
             with self.batch():
                 for i, stored in enumerate(run):
                     if i:
-                        self.foreground.step_aside()  # as between events handled apart
+                        # As between events handled apart, without the settle: this holds locks.
+                        self.foreground.step_aside(settle=False)
                     payload = stored.loaded
                     self.handler(str(payload.get("team_id") or ""), payload["event"])
         except Exception:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from bot.foreground import Foreground
 
 
@@ -51,3 +53,63 @@ def test_a_steady_stream_of_answers_cannot_starve_the_background() -> None:
     thread, done = _step_aside_in_thread(foreground)
     assert done.wait(10)
     thread.join()
+
+
+class _Clock:
+    """A monotonic clock that moves only when told, and records what the background slept."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _settling(clock: _Clock, patience: float = 0.002, settle: float = 0.002) -> Foreground:
+    return Foreground(patience, settle, monotonic=clock.monotonic, sleep=clock.sleep)
+
+
+def test_background_lets_a_written_answer_settle_before_it_starts() -> None:
+    clock = _Clock()
+    foreground = _settling(clock)
+    foreground.begin()
+    foreground.answer([b"{}"]).close()  # type: ignore[attr-defined]  # written at 100.0
+    clock.now += 0.0005
+    foreground.step_aside()
+    assert clock.slept == [pytest.approx(0.0015)]  # what is left of the 2 ms
+    foreground.step_aside()  # settled: the next piece of work goes straight on
+    assert len(clock.slept) == 1
+
+
+def test_long_after_the_last_answer_background_does_not_wait() -> None:
+    clock = _Clock()
+    foreground = _settling(clock)
+    foreground.step_aside()  # nothing answered yet
+    foreground.begin()
+    foreground.end()
+    clock.now += 1.0
+    foreground.step_aside()
+    assert clock.slept == []
+
+
+def test_the_settle_is_bounded_by_patience() -> None:
+    clock = _Clock()
+    foreground = _settling(clock, patience=0.001, settle=0.005)
+    foreground.begin()
+    foreground.end()
+    foreground.step_aside()
+    assert clock.slept == [pytest.approx(0.001)]
+
+
+def test_inside_a_transaction_background_does_not_wait_for_the_settle() -> None:
+    clock = _Clock()
+    foreground = _settling(clock)
+    foreground.begin()
+    foreground.end()
+    foreground.step_aside(settle=False)
+    assert clock.slept == []
