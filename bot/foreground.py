@@ -10,9 +10,11 @@ shares this machine with us (a proxy in front of the server; on the benchmark's 
 load generator). Work that starts the moment an answer is written takes the CPU from that reader:
 on two cores, answering `/protocol status` right after its ack put the ack's 99th percentile at
 1.5-2.0 times the bare app's in A/B runs, nearly all of it after the ack had been written; the
-answer starting 2 ms later put it at 0.94-1.14x. So a piece of background work also lets the last
-answer settle for SETTLE before it starts, within the same patience. Inside a transaction it does
-not wait for that: the transaction's locks would be held meanwhile.
+answer starting 2 ms later put it at 0.94-1.14x. So the work an answer sets going (the answer to
+a read-only command, a lane's handling of the events just stored) first lets the last answer
+settle for SETTLE, within the same patience. Other background work only steps aside: it runs
+whether or not an answer has just gone, and under a steady stream of requests a wait before each
+of its pieces (every tag reaction's call) cost more CPU and latency than it saved.
 """
 
 from __future__ import annotations
@@ -56,15 +58,18 @@ class Foreground:
         server calls close() after the last write). Call begin() before making it."""
         return _Answer(body, self.end)
 
-    def step_aside(self, settle: bool = True) -> None:
-        """Wait until no answer is in flight and the last one has had `settle` to be read, or
-        `patience` has passed. settle=False (inside a transaction): only the answers in flight."""
-        began = self._monotonic()
-        if self._serving:  # a stale read only costs one wait or one turn
-            with self._idle:
-                self._idle.wait_for(lambda: not self._serving, timeout=self.patience)
-        if not settle:
+    def step_aside(self) -> None:
+        """Wait until no answer is in flight, or `patience` has passed."""
+        if not self._serving:  # a stale read only costs one wait or one turn
             return
+        with self._idle:
+            self._idle.wait_for(lambda: not self._serving, timeout=self.patience)
+
+    def after_answer(self) -> None:
+        """Step aside, and let the last answer written settle for `settle`: for work an answer
+        has just set going. Both waits together last `patience` at most."""
+        began = self._monotonic()
+        self.step_aside()
         quiet = min(self._written + self.settle, began + self.patience) - self._monotonic()
         if quiet > 0:
             self._sleep(quiet)

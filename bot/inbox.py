@@ -275,7 +275,7 @@ class Inbox:
             return not self._queued
 
     def _from_lane(self, taken: list[Stored]) -> None:
-        self.foreground.step_aside()
+        self.foreground.after_answer()  # these events were stored by acks just written
         try:
             if self.db.is_postgres:
                 self._claim_and_handle(taken)
@@ -307,8 +307,7 @@ class Inbox:
                 handling = [stored for stored in taken if stored.row_id in held]
                 for i, stored in enumerate(handling):
                     if i:
-                        # As between events handled apart, without the settle: this holds locks.
-                        self.foreground.step_aside(settle=False)
+                        self.foreground.step_aside()  # as between events handled apart
                     payload = held[stored.row_id]
                     self.handler(str(payload.get("team_id") or ""), payload["event"])
                 if handling:
@@ -367,8 +366,7 @@ class Inbox:
             with self.batch():
                 for i, stored in enumerate(run):
                     if i:
-                        # As between events handled apart, without the settle: this holds locks.
-                        self.foreground.step_aside(settle=False)
+                        self.foreground.step_aside()  # as between events handled apart
                     payload = stored.loaded
                     self.handler(str(payload.get("team_id") or ""), payload["event"])
         except Exception:

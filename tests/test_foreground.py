@@ -80,20 +80,20 @@ def test_background_lets_a_written_answer_settle_before_it_starts() -> None:
     foreground.begin()
     foreground.answer([b"{}"]).close()  # type: ignore[attr-defined]  # written at 100.0
     clock.now += 0.0005
-    foreground.step_aside()
+    foreground.after_answer()
     assert clock.slept == [pytest.approx(0.0015)]  # what is left of the 2 ms
-    foreground.step_aside()  # settled: the next piece of work goes straight on
+    foreground.after_answer()  # settled: the next piece of work goes straight on
     assert len(clock.slept) == 1
 
 
 def test_long_after_the_last_answer_background_does_not_wait() -> None:
     clock = _Clock()
     foreground = _settling(clock)
-    foreground.step_aside()  # nothing answered yet
+    foreground.after_answer()  # nothing answered yet
     foreground.begin()
     foreground.end()
     clock.now += 1.0
-    foreground.step_aside()
+    foreground.after_answer()
     assert clock.slept == []
 
 
@@ -102,14 +102,14 @@ def test_the_settle_is_bounded_by_patience() -> None:
     foreground = _settling(clock, patience=0.001, settle=0.005)
     foreground.begin()
     foreground.end()
-    foreground.step_aside()
+    foreground.after_answer()
     assert clock.slept == [pytest.approx(0.001)]
 
 
-def test_inside_a_transaction_background_does_not_wait_for_the_settle() -> None:
+def test_other_background_work_does_not_wait_for_the_settle() -> None:
     clock = _Clock()
     foreground = _settling(clock)
     foreground.begin()
     foreground.end()
-    foreground.step_aside(settle=False)
+    foreground.step_aside()
     assert clock.slept == []

@@ -65,7 +65,7 @@ def register(app: App, runtime: Runtime) -> None:
 
 
 def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond: Respond) -> None:
-    runtime.foreground.step_aside()
+    runtime.foreground.after_answer()
     try:
         reply = dispatch.run(command, actor, runtime.engine)
     except Exception as exc:
