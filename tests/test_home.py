@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import select
 
-from bot.store.models import OutboxMessage, ProtocolSession
+from bot.store.models import InboxEvent, OutboxMessage, ProtocolSession
 from tests.fakes.signing import interaction_body
 from tests.harness import PRESENTER, TEACHERS, TEAM, Bot
 
@@ -77,3 +77,18 @@ def test_home_lists_running_then_past_sessions_and_sends_notes(bot: Bot) -> None
     with bot.db.session() as s:
         sent = s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == "U_OTHER")).all()
     assert sent == []
+
+
+def test_the_home_tab_is_answered_by_its_own_listener_and_not_stored(bot: Bot) -> None:
+    _open_home(bot, PRESENTER)
+    bot.event({"type": "reaction_added", "user": PRESENTER, "reaction": "eyes"})
+    with bot.runtime.db.inbox_session() as s:
+        stored = [row.payload["event"]["type"] for row in s.scalars(select(InboxEvent))]
+    assert "reaction_added" in stored  # the catch-all stores other events
+    assert "app_home_opened" not in stored
+
+
+def test_replies_then_commands_are_the_first_listeners_bolt_tries(bot: Bot) -> None:
+    # Every listener tried before the one that matches costs the ack Bolt's argument building.
+    first = [listener.ack_function.__name__ for listener in bot.app._listeners[:2]]
+    assert first == ["any_event", "protocol_command"]

@@ -9,9 +9,12 @@ from slack_bolt import Ack, App
 
 from bot.runtime import Runtime
 
+# Every event type but the Home tab's, which bot/listeners/home.py answers (and doesn't store).
+STORED = re.compile(r"^(?!app_home_opened$)")
+
 
 def register(app: App, runtime: Runtime) -> None:
-    @app.event(re.compile(".*"))
+    @app.event(STORED)
     def any_event(ack: Ack, body: dict[str, Any]) -> None:
         stored = runtime.inbox.accept(body)
         ack()
