@@ -75,7 +75,8 @@ def _send(bot: BotProcess, body: str, **headers: str) -> int:
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the listening socket closed with this connection still in its queue.
         return True
     return False
 
