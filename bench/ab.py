@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ from bench.postgres import TemporaryPostgres
 from bench.processes import Server, start_bare, start_floor, start_ours
 from bench.stats import fmt, ratio, table
 from bench.workspace import (
-    answers_seen,
-    reactions_seen,
+    arrivals,
     reply_requests,
     start_sessions,
     start_standin,
@@ -136,10 +134,7 @@ def _figures(target: Target, kind: str) -> dict[str, Any]:
         "cpu_per_request": target.cpu / max(1, len(target.results)),
     }
     if target.kind != "baseline":
-        seen: Iterator[tuple[tuple[str, str], float]] = (
-            reactions_seen(target.standin) if kind == "reply" else answers_seen(target.standin)
-        )
-        e2e = end_to_end(target.results, target.keys, seen)
+        e2e = end_to_end(target.results, target.keys, arrivals(target.standin, kind))
         figures.update(
             e2e_p50=e2e["p50"], e2e_p99=e2e["p99"], completed=e2e["completed"], count=e2e["count"]
         )

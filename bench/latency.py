@@ -16,8 +16,7 @@ from bench.measure import end_to_end, summarize
 from bench.processes import Server, start_bare, start_floor, start_ours
 from bench.profiling import recording
 from bench.workspace import (
-    answers_seen,
-    reactions_seen,
+    arrivals,
     reply_requests,
     start_sessions,
     start_standin,
@@ -108,7 +107,7 @@ def run(
                 key: end_to_end(
                     e2e_results[kind, name],
                     e2e_keys[kind, name],
-                    reactions_seen(standin) if kind == "reply" else answers_seen(standin),
+                    arrivals(standin, kind),
                 )
                 for (kind, name), key in END_KEYS.items()
             },

@@ -123,3 +123,8 @@ def reactions_seen(standin: SlackStandin) -> Iterator[tuple[tuple[str, str], flo
     for call in standin.calls_to("reactions.add"):
         if call.response.get("ok"):
             yield (str(call.params.get("channel")), str(call.params.get("timestamp"))), call.at
+
+
+def arrivals(standin: SlackStandin, kind: str) -> Iterator[tuple[tuple[str, str], float]]:
+    """What a request of `kind` ends in at the stand-in: a reply's tag reaction, a status answer."""
+    return reactions_seen(standin) if kind == "reply" else answers_seen(standin)

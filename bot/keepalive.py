@@ -76,7 +76,14 @@ class _KeptAlive:
     ssl: ssl.SSLContext | None
     proxy: str | None
 
-    def _keep_alive(self, idle_seconds: float, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        idle_seconds: float = IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)  # the client's own
         self.idle_seconds, self._monotonic = idle_seconds, monotonic
         self._connections = _SHARED
         self._tls = self.ssl or _DEFAULT_TLS
@@ -144,16 +151,6 @@ def _text(response: http.client.HTTPResponse, data: bytes) -> str:
 
 
 class KeepAliveWebClient(_KeptAlive, WebClient):
-    def __init__(
-        self,
-        *args: Any,
-        idle_seconds: float = IDLE_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._keep_alive(idle_seconds, monotonic)
-
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         exchanged = self._exchange(url, req)
         if exchanged is None:
@@ -168,17 +165,6 @@ class KeepAliveWebClient(_KeptAlive, WebClient):
 class KeepAliveWebhookClient(_KeptAlive, WebhookClient):
     """Answers to response_urls (all on Slack's one host) on the thread's kept-alive connection:
     a `/protocol status` answer costs no new connection, nor, against Slack, a TLS handshake."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        idle_seconds: float = IDLE_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(url, **kwargs)
-        self._keep_alive(idle_seconds, monotonic)
 
     def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
         exchanged = self._exchange(url, req)
