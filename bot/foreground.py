@@ -1,9 +1,9 @@
 """Requests Slack is waiting on go first.
 
-Background work (handling stored events, sending posts) shares the interpreter with the threads
-that answer Slack, and Python runs one thread at a time. While an answer is being made, the
-background steps aside before starting its next piece of work, for a few milliseconds at most so
-that a steady stream of requests cannot starve it.
+Background work (handling stored events, noting them handled) shares the interpreter with the
+threads that answer Slack, and Python runs one thread at a time. While an answer is being made,
+the background steps aside before starting its next piece of work, for a few milliseconds at most
+so that a steady stream of requests cannot starve it.
 
 Once an answer is written it still has to be read: by Slack, or on the way to it by whatever
 shares this machine with us (a proxy in front of the server; on the benchmark's two cores, the
@@ -12,9 +12,10 @@ on two cores, answering `/protocol status` right after its ack put the ack's 99t
 1.5-2.0 times the bare app's in A/B runs, nearly all of it after the ack had been written; the
 answer starting 2 ms later put it at 0.94-1.14x. So the work an answer sets going (the answer to
 a read-only command, a lane's handling of the events just stored) first lets the last answer
-settle for SETTLE, within the same patience. Other background work only steps aside: it runs
-whether or not an answer has just gone, and under a steady stream of requests a wait before each
-of its pieces (every tag reaction's call) cost more CPU and latency than it saved.
+settle for SETTLE, within the same patience, once for all the events it takes together. Other
+background work only steps aside. The outbox's calls don't wait at all: under a steady stream of
+requests a wait before each call (every tag reaction's) cost more CPU and latency than it saved,
+since every answer that ended woke every worker waiting (see OutboxSender).
 """
 
 from __future__ import annotations

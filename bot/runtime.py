@@ -71,7 +71,6 @@ class Runtime:
             self.clock,
             on_sent=self._posted,
             on_failed=self._failed,
-            foreground=self.foreground,
         )
         self.engine.wake_outbox = self.sender.wake
         self.engine.sender = self.sender  # once it runs (the clock, or the single process)

@@ -29,7 +29,6 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from bot.clock import Clock
-from bot.foreground import Foreground
 from bot.keepalive import KeepAliveWebClient
 from bot.store import raw
 from bot.store.db import Database
@@ -334,12 +333,14 @@ class OutboxSender:
         workers: int = 32,
         rate: float = 1.0,
         burst: float = 3.0,
-        foreground: Foreground | None = None,
     ) -> None:
         self.db, self.client_for, self.clock = db, client_for, clock
         self.on_sent, self.on_failed = on_sent, on_failed
-        # Acks to Slack in flight go first: each call waits for them, a moment at most.
-        self.foreground = foreground or Foreground()
+        # Calls don't wait for acks in flight (bot/foreground.py): a tag reaction's call comes
+        # from a lane's batch, which has let the acks before it go first. A/B at 500 replies/s
+        # on SQLite, with and without a wait before each call: CPU per reply 1.89 -> 1.76 ms,
+        # ack p99 126 -> 16.3 ms, tag reaction p99 1,066 -> 164 ms; at 100/s ack p99 3.28 ->
+        # 3.08 ms. Waiting, the workers were woken by every ack that ended.
         self.bucket = TokenBucket(rate, burst)
         self.workers = workers
         self.gather = GATHER_SECONDS_POSTGRES if db.is_postgres else GATHER_SECONDS
@@ -562,7 +563,6 @@ class OutboxSender:
                     break
                 if claim.parent_ref is not None and sent.get(claim.parent_ref):
                     claim.payload["thread_ts"] = sent[claim.parent_ref]
-                self.foreground.step_aside()
                 outcome = self._call(claim)
                 outcome.claim = claim
                 outcomes.append(outcome)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.slack import Sent
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
-from tests.harness import CHANNEL
+from tests.harness import CHANNEL, Bot
 from tests.test_outbox_faults import OTHER, _enqueue, _rows, _sender, db  # noqa: F401
 
 
@@ -35,3 +35,24 @@ def test_a_channel_whose_outcomes_cannot_be_written_holds_up_no_other(
     texts = [call.params["text"] for call in workspace.calls_to("chat.postMessage")]
     # The row whose outcome is never written is looked for before each new try: posted once.
     assert sorted(texts) == ["a", "b", "c", "x"]
+
+
+def test_the_senders_calls_do_not_wait_for_answers_in_flight(bot: Bot) -> None:
+    """The lane whose batch enqueued a tag reaction has let the acks before it go first; the
+    call then goes out at once. (Waiting before each call, every worker was woken by every ack
+    that ended.)"""
+    foreground = bot.runtime.foreground
+    foreground.patience, foreground.settle = 30.0, 0.0
+    foreground.begin()  # an answer in flight for the whole test
+    try:
+        _enqueue(bot.db, CHANNEL, ["posted while an ack is in flight"])
+        bot.runtime.sender.wake()
+        bot.wait_until(
+            lambda: any(
+                call.params.get("text") == "posted while an ack is in flight"
+                for call in bot.standin.calls_to("chat.postMessage")
+            ),
+            timeout=10,  # a third of the patience a call would have waited
+        )
+    finally:
+        foreground.end()
