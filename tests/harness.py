@@ -52,6 +52,16 @@ def seed_workspace(standin: SlackStandin) -> None:
     standin.add_channel(CHANNEL, [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"])
 
 
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, poll: float = 0.05) -> None:
+    """Poll until `predicate` holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(poll)
+    raise AssertionError("condition not met in time")
+
+
 class Bot:
     """A running bot: send it signed requests, read what it posted from the stand-in."""
 
@@ -246,10 +256,5 @@ class Bot:
         self.wait_until(self.runtime.inbox.idle, timeout)
         self.runtime.sender.drain(timeout)
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError("condition not met in time")
+    def wait_until(self, predicate: Callable[[], object], timeout: float = 15.0) -> None:
+        wait_until(predicate, timeout)

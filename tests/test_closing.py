@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from sqlalchemy import event
 from bot.engine.core import Engine
 from bot.scheduling import Closer
 from bot.store.models import Contribution
+from tests.harness import wait_until
 from tests.test_engine import (
     TEAM,
     WEDNESDAY,
@@ -119,10 +119,10 @@ def test_one_broken_session_does_not_hold_up_the_rest_of_its_round(
 
     threads = [threading.Thread(target=job, args=(sid,)) for sid in (first, *ids)]
     threads[0].start()
-    wait_for(lambda: rounds)
+    wait_until(lambda: rounds, 10.0, poll=0.01)
     for thread in threads[1:]:
         thread.start()
-    wait_for(lambda: len(closer._waiting) == 3)
+    wait_until(lambda: len(closer._waiting) == 3, 10.0, poll=0.01)
     release.set()
     for thread in threads:
         thread.join(30)
@@ -226,10 +226,3 @@ def test_a_full_round_does_not_wait_out_the_gather(
     # A close alone waits the gather out, and no longer.
     close_apart(Closer(engine, gather=0.3, most=3), ids[3:4], gap=0.0)
     assert rounds[1:] == [[ids[3]]]
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)

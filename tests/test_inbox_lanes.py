@@ -21,6 +21,7 @@ from bot.inbox import Inbox, Stored, _Lane
 from bot.store.db import MARK_CHUNK, Database
 from bot.store.migrate import upgrade
 from bot.store.models import InboxEvent
+from tests.harness import wait_until
 
 
 @pytest.fixture
@@ -67,22 +68,14 @@ class Batches:
         self.handled += 1
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def test_a_lane_takes_the_events_that_follow_its_first_within_the_gather_together() -> None:
     taken: list[list[int]] = []
-    lane = _Lane("test-lane", lambda events: taken.append([e.row_id for e in events]), 0.5)
+    lane = _Lane("test-lane", lambda events: taken.append([e.row_id for e in events]), 30.0)
     lane.put(Stored(1, "C1", {}))
-    time.sleep(0.05)  # well within the gather: without it the first goes alone
-    lane.put(Stored(2, "C1", {}))
+    wait_until(lambda: lane._queue.empty())  # the lane holds the first: without a gather it
+    lane.put(Stored(2, "C1", {}))  # would have gone alone
     lane.put(Stored(3, "C2", {}))
-    wait_for(lambda: sum(map(len, taken)) == 3)
-    lane.stop()
+    lane.stop()  # ends the gather; the lane handles what it holds
     assert taken == [[1, 2, 3]]
 
 
@@ -107,9 +100,8 @@ def test_on_sqlite_one_lane_handles_every_channel_so_their_replies_share_a_batch
             stored = inbox.accept(reply_body(n, channel=f"C{n}"))
             assert stored is not None
             inbox.submit(stored)
-        wait_for(lambda: batches.handled == 8)
     finally:
-        inbox.stop()
+        inbox.stop()  # ends the lane's gather: it handles what it holds, then stops
     # Four lanes split eight channels between them: two batches at least, likely four.
     assert len(batches.batches) == 1 and len(batches.batches[0]) == 8
 
@@ -145,9 +137,8 @@ def test_a_batch_steps_aside_once_before_it_starts_and_not_between_its_events(
             stored = inbox.accept(reply_body(n))
             assert stored is not None
             inbox.submit(stored)
-        wait_for(lambda: batches.handled == 6)
     finally:
-        inbox.stop()
+        inbox.stop()  # ends the lane's gather: it handles what it holds, then stops
     assert [len(b) for b in batches.batches] == [6]
     # The marks' thread steps aside before each flush; the lane only before its batch.
     assert [call for name, call in foreground.calls if name == "inbox0"] == ["after_answer"]
