@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, defer
 from bot.clock import Clock
 from bot.keepalive import KeepAliveWebClient
 from bot.store import raw
-from bot.store.db import Database
+from bot.store.db import MARK_CHUNK, Database
 from bot.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ CLAIM_PER_CHANNEL = 10
 # acks wait: 50 ms took the reply ack p99 from 15.7 to 9.4 ms and the bot's CPU per reply from
 # 6.3 to 5.5 ms.
 GATHER_SECONDS, GATHER_SECONDS_POSTGRES, POLL_SECONDS = 0.02, 0.05, 0.25
+# A commit's reactions are made one channel after another on one worker, until they have taken
+# this long (seconds); the channels left then get a worker each.
+SPREAD_AFTER = 0.025
 
 
 def _retry_after(exc: SlackApiError, default: int | None = 1) -> int | None:
@@ -237,6 +240,12 @@ _MARK_SENT = raw.Statement(
     .values(status="sent", sent_at=bindparam("b_at"), result_ts=bindparam("b_ts"))
 )
 
+# The same on SQLite for many rows at once, one VALUES row (id, ts) each.
+_MARK_SENT_FROM = (
+    "UPDATE outbox SET status = 'sent', sent_at = ?, result_ts = marked.column2"
+    " FROM (VALUES {rows}) AS marked WHERE outbox.id = marked.column1"
+)
+
 
 @dataclass
 class _Claim:
@@ -296,8 +305,8 @@ class Handoff:
         self.claims[claim.channel].append(claim)
 
     def committed(self) -> None:
-        for channel, claims in self.claims.items():
-            self.sender.send_held(channel, claims)
+        if self.claims:
+            self.sender.send_held(self.claims)
 
     def rolled_back(self) -> None:
         for channel in self.claims:
@@ -344,6 +353,7 @@ class OutboxSender:
         self.bucket = TokenBucket(rate, burst)
         self.workers = workers
         self.gather = GATHER_SECONDS_POSTGRES if db.is_postgres else GATHER_SECONDS
+        self.spread_after = SPREAD_AFTER
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
@@ -393,12 +403,36 @@ class OutboxSender:
         finally:
             self._round.release()
 
-    def send_held(self, channel: str, claims: list[_Claim]) -> None:
+    def send_held(self, held: dict[str, list[_Claim]]) -> None:
+        """Make the calls a commit held, its channels one after another on one worker."""
         try:
-            self._pool.submit(self._drain_channel, channel, claims)
+            self._pool.submit(self._drain_held, list(held.items()))
         except RuntimeError:
             # Stopping: the rows stay claimed, and the next start's sender makes the calls.
-            self.let_go(channel)
+            for channel in held:
+                self.let_go(channel)
+
+    def _drain_held(self, held: list[tuple[str, list[_Claim]]]) -> None:
+        """One worker for a batch's reactions, rather than one per channel: at 500 replies/s
+        on SQLite that took the bot's CPU per reply from 1.55 to 1.36 ms and the ack p99 from
+        7.0 to 4.1 ms (A/B, one run). Once calls prove slow (Slack itself, not the stand-in on
+        loopback), the channels left go to workers of their own, so none waits on the others."""
+        began = time.monotonic()
+        for i, (channel, claims) in enumerate(held):
+            if i and time.monotonic() - began > self.spread_after:
+                self._spread(held[i:])
+                return
+            self._drain_channel(channel, claims)
+
+    def _spread(self, held: list[tuple[str, list[_Claim]]]) -> None:
+        for n, (channel, claims) in enumerate(held):
+            try:
+                self._pool.submit(self._drain_channel, channel, claims)
+            except RuntimeError:
+                # Stopping: this worker puts the rest back untried (_drain_channel sees _stop).
+                for rest in held[n:]:
+                    self._drain_channel(*rest)
+                return
 
     def let_go(self, channel: str) -> None:
         with self._busy_lock:
@@ -612,9 +646,22 @@ class OutboxSender:
         """The rows Slack took, in one statement: the most common outcome by far (every step of
         every session posts), so no row is loaded for it."""
         now = self.clock.now()
-        _MARK_SENT.executemany(
-            s, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
-        )
+        dbapi = raw.driver(s)
+        if dbapi is None:
+            _MARK_SENT.executemany(
+                s, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
+            )
+        else:
+            # SQLite: one statement per MARK_CHUNK rows. An executemany steps once per row, and
+            # gives up the GIL and waits for it at each, while the round holds the write lock
+            # that a lane's next batch waits for.
+            at = raw.stored_datetime(now)
+            for start in range(0, len(sent), MARK_CHUNK):
+                chunk = sent[start : start + MARK_CHUNK]
+                dbapi.execute(
+                    _MARK_SENT_FROM.format(rows=", ".join(["(?, ?)"] * len(chunk))),
+                    [at, *(value for each in chunk for value in (each.row_id, each.ts))],
+                )
         if self.on_sent:
             self.on_sent(s, sent)
 

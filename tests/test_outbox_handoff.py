@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from bot.slack import OutboxSender, enqueue
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
-from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, wait_until
 from tests.test_outbox_faults import _rows, _sender, db  # noqa: F401
 
 
@@ -42,15 +43,15 @@ def _reaction_rows(bot: Bot) -> list[OutboxMessage]:
         )
 
 
-def _react(s: Session, sender: OutboxSender, ts: str) -> None:
+def _react(s: Session, sender: OutboxSender, ts: str, channel: str = CHANNEL) -> None:
     """What recording a reply enqueues for its tag, offered to `sender`."""
     enqueue(
         s,
         now=datetime.now(UTC),
         team_id="T_TEAM",
-        channel=CHANNEL,
+        channel=channel,
         method="reactions.add",
-        payload={"channel": CHANNEL, "timestamp": ts, "name": "eyes"},
+        payload={"channel": channel, "timestamp": ts, "name": "eyes"},
         at_once=True,
         hand_to=sender,
     )
@@ -143,3 +144,53 @@ def test_a_stopped_sender_takes_nothing_and_the_call_waits_in_the_outbox(
         fresh.stop()
     assert [r.status for r in _rows(db)] == ["sent"]
     assert len(workspace.calls_to("reactions.add")) == 1
+
+
+def _hand_over_in(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+    channels: list[str],
+    **sender_kw: Any,
+) -> dict[str, float]:
+    """Commit one unit of work that reacts once in each of `channels`; when each call came."""
+    library, _ = load_library()
+    engine = Engine(db, library, SystemClock())
+    sender = _sender(db, workspace)
+    for name, value in sender_kw.items():
+        setattr(sender, name, value)
+    sender.gather = 60.0
+    sender.start()
+    time.sleep(0.5)  # its first round is over; the next is a minute away
+    engine.sender = sender
+    try:
+        with engine.transaction() as (s, _after):
+            for channel in channels:
+                _react(s, sender, "1.000003", channel)
+        wait_until(lambda: len(workspace.calls_to("reactions.add")) == len(channels), timeout=5)
+    finally:
+        sender.stop()
+    return {c.params["channel"]: c.at for c in workspace.calls_to("reactions.add")}
+
+
+def test_a_commits_calls_in_several_channels_go_one_after_another_on_one_worker(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    """While its calls are quick, one worker makes a commit's calls: one wakeup, not one a
+    channel. Each call here takes 0.15 s, so a call made before the last one's answer shows."""
+    workspace.fail_next("reactions.add", times=3, delay=0.15)
+    at = _hand_over_in(db, workspace, ["C_ONE", "C_TWO", "C_THREE"], spread_after=10.0)
+    # In the order they were held, each once the one before was answered.
+    assert at["C_TWO"] - at["C_ONE"] >= 0.12 and at["C_THREE"] - at["C_TWO"] >= 0.12, at
+
+
+def test_once_calls_prove_slow_the_channels_left_get_a_worker_each(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    workspace.fail_next("reactions.add", times=4, delay=0.25)
+    at = _hand_over_in(db, workspace, ["C_ONE", "C_TWO", "C_THREE", "C_FOUR"], spread_after=0.05)
+    rest = [at["C_TWO"], at["C_THREE"], at["C_FOUR"]]
+    assert min(rest) - at["C_ONE"] >= 0.2, at  # the first call's 0.25 s is over the 0.05 allowed
+    # The other three went out together rather than 0.25 s apart.
+    assert max(rest) - min(rest) < 0.15, at

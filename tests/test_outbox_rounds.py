@@ -6,12 +6,16 @@ hold up the other channels nor post anything twice.
 
 from __future__ import annotations
 
+import time
+
+import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from bot.slack import Sent
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
-from tests.harness import CHANNEL, Bot
+from tests.harness import CHANNEL, Bot, wait_until
 from tests.test_outbox_faults import OTHER, _enqueue, _rows, _sender, db  # noqa: F401
 
 
@@ -56,3 +60,33 @@ def test_the_senders_calls_do_not_wait_for_answers_in_flight(bot: Bot) -> None:
         )
     finally:
         foreground.end()
+
+
+def test_a_round_writes_back_what_slack_took_in_one_statement_on_sqlite(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    """The round holds the database's write lock, that a lane's next batch waits for; one
+    statement per step of an executemany gave the GIL up and waited for it once a row."""
+    if db.is_postgres:
+        pytest.skip("traces SQLite's statements")
+    sender = _sender(db, workspace)  # not started: the test runs its rounds
+    _enqueue(db, CHANNEL, ["a", "b", "c"])
+    _enqueue(db, OTHER, ["x", "y", "z"])
+    traced: list[str] = []
+    event.listen(
+        db.engine.pool,
+        "checkout",
+        lambda dbapi, _record, _proxy: dbapi.set_trace_callback(traced.append),
+    )
+    try:
+        sender.dispatch()  # claims both channels' rows, and workers make the calls
+        wait_until(lambda: len(workspace.calls_to("chat.postMessage")) == 6)
+        time.sleep(0.2)  # the workers hand over what became of them
+        traced.clear()
+        sender.dispatch()
+    finally:
+        sender.stop()
+    assert len([sql for sql in traced if sql.startswith("UPDATE outbox SET status")]) == 1
+    assert [row.status for row in _rows(db)] == ["sent"] * 6
+    assert all(row.result_ts for row in _rows(db))
