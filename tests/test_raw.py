@@ -7,12 +7,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.orm import Session
 
+from bot.engine.core import Engine
+from bot.engine.replies import Replies
 from bot.store import raw
 from bot.store.db import Database
 from bot.store.migrate import upgrade
-from bot.store.models import OutboxMessage
+from bot.store.models import Contribution, OutboxMessage
+from tests.test_engine import CHANNEL, TEACHER, TEAM, start
 
 # Every column but those an insert leaves empty (the id is the database's).
 COLUMNS = [
@@ -154,3 +158,84 @@ def test_an_insert_must_be_given_the_columns_core_would_fill_from_their_defaults
     given = [name for name in COLUMNS if name not in ("status", "attempts")]
     with pytest.raises(ValueError, match="status, attempts"):
         raw.Statement(insert(OutboxMessage), given)
+
+
+def test_the_driver_follows_a_session_into_its_next_transaction(db: Database) -> None:
+    """The connection is kept for the rest of a transaction; one begun after a rollback (on
+    another pooled connection, perhaps) is found again."""
+    with Session(db.engine) as s:
+        INSERT_QUIETLY.execute(s, values("C4", ref="rolled back"))
+        s.rollback()
+        INSERT_QUIETLY.execute(s, values("C4", ref="rolled back too"))
+        assert len(READ.all(s, {"channel": "C4"})) == 1
+        s.rollback()
+        INSERT_QUIETLY.execute(s, values("C4", ref="kept"))
+        s.commit()
+    with db.session() as s:
+        refs = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.channel_id == "C4")).all()
+    assert refs == ["kept"]
+
+
+def test_values_of_a_datetime_subclass_are_stored_as_datetimes(db: Database) -> None:
+    """freezegun's datetimes, for one: not mistaken for values taken as they are."""
+
+    class Later(datetime):
+        pass
+
+    at = Later(2026, 3, 4, 12, 0, 15, 123456, tzinfo=UTC)
+    with db.session() as s:
+        INSERT_QUIETLY.execute(s, values("C5", not_before=at))
+    with db.session() as s:
+        stored = s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == "C5")).one()
+        assert stored.not_before == at
+
+
+def test_a_reply_is_recorded_in_three_statements_and_its_second_delivery_in_two(
+    engine: Engine,
+) -> None:
+    """Under load each statement a lane runs costs it a wait for the GIL: a reply finds its step,
+    inserts itself (a second delivery inserts nothing) and its tag reaction, and reads nothing
+    else first."""
+    if engine.db.is_postgres:
+        pytest.skip("traces SQLite's statements")
+    session = start(engine, step_seconds=3600)
+    thread = "2000.000100"
+    with engine.db.session() as s:
+        engine.on_posted(s, [(f"step:{session.id}:1", thread)])
+    traced: list[str] = []
+    event.listen(
+        engine.db.engine.pool,
+        "checkout",
+        lambda dbapi, _record, _proxy: dbapi.set_trace_callback(traced.append),
+    )
+    reply = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": TEACHER,
+        "text": "I see a table with four rows.",
+        "ts": "2000.000200",
+        "thread_ts": thread,
+    }
+
+    def statements() -> list[str]:
+        done = [" ".join(sql.split()[:3]) for sql in traced if sql.split()[0] != "COMMIT"]
+        traced.clear()
+        return done
+
+    Replies(engine).handle(TEAM, reply)
+    assert statements() == [
+        "BEGIN IMMEDIATE",
+        "SELECT sessions.id, sessions.protocol_id,",
+        "INSERT INTO contributions",
+        "INSERT INTO outbox",
+    ]
+    Replies(engine).handle(TEAM, dict(reply))  # Slack delivers it again
+    assert statements() == [
+        "BEGIN IMMEDIATE",
+        "SELECT sessions.id, sessions.protocol_id,",
+        "INSERT INTO contributions",
+    ]
+    with engine.db.session() as s:
+        assert s.scalars(select(Contribution.ts)).all() == ["2000.000200"]
+        reactions = select(OutboxMessage.id).where(OutboxMessage.method == "reactions.add")
+        assert len(s.scalars(reactions).all()) == 1

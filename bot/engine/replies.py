@@ -11,7 +11,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -70,8 +71,15 @@ _AT_TS = (
     Contribution.channel_id == bindparam("channel"),
     Contribution.ts == bindparam("ts"),
 )
-_RECORDED = select(Contribution.id).where(*_AT_TS)
-_RECORD = insert(Contribution).returning(Contribution.id)
+# A second delivery of a reply already recorded inserts nothing and returns no id. One
+# statement where a look first took two: on SQLite, each gives the GIL up and waits to have it
+# back, and under load that wait, not the work, is most of a reply's time in its lane. The
+# PostgreSQL construct compiles for SQLite as well (ON CONFLICT ... DO NOTHING).
+_RECORD = (
+    postgresql.insert(Contribution)
+    .on_conflict_do_nothing(index_elements=["team_id", "channel_id", "ts"])
+    .returning(Contribution.id)
+)
 _RECORD_COLUMNS = [
     "team_id",
     "channel_id",
@@ -88,7 +96,6 @@ _RECORD_COLUMNS = [
 ]
 # On SQLite, run by the driver alone (bot.store.raw): these run for every reply.
 _OPEN_STEP_RUN = raw.Statement(_OPEN_STEP)
-_RECORDED_RUN = raw.Statement(_RECORDED)
 _RECORD_RUN = raw.Statement(_RECORD, _RECORD_COLUMNS)
 
 
@@ -168,9 +175,6 @@ class Replies:
                 found = self._open_step(s, team_id, channel, thread_ts, ts)
             if found is None:
                 return
-            key = {"team_id": team_id, "channel": channel, "ts": ts}
-            if _RECORDED_RUN.first(s, key) is not None:
-                return  # a duplicate delivery of a reply already recorded
             protocol = engine.library[found.protocol_id]
             step = protocol.step(found.step_index)
             explicit, body = strip_tag_prefix(text)
@@ -193,7 +197,8 @@ class Replies:
                 "updated_at": now,
             }
             inserted = _RECORD_RUN.first(s, values)
-            assert inserted is not None  # RETURNING its id
+            if inserted is None:
+                return  # a duplicate delivery of a reply already recorded
             contribution_id = inserted[0]
             slack.enqueue(
                 s,
