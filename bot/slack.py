@@ -292,11 +292,13 @@ class Handoff:
     def __init__(self, sender: OutboxSender) -> None:
         self.sender = sender
         self.claims: dict[str, list[_Claim]] = {}
+        self.refused = False
 
     def holds(self, channel: str) -> bool:
         if channel in self.claims:
             return True
         if not self.sender.hold(channel):
+            self.refused = True
             return False
         self.claims[channel] = []
         return True
@@ -307,6 +309,9 @@ class Handoff:
     def committed(self) -> None:
         if self.claims:
             self.sender.send_held(self.claims)
+        if self.refused:
+            # Its row went the usual way: the next round should not wait out a gather for it.
+            self.sender.wake(soon=True)
 
     def rolled_back(self) -> None:
         for channel in self.claims:
@@ -361,6 +366,7 @@ class OutboxSender:
         self._finished: list[tuple[str, list[_Outcome]]] = []
         self._round = threading.Lock()  # one round at a time (the loop, drain, stop)
         self._wake = threading.Event()
+        self._soon = threading.Event()  # a round now, rather than after the gather
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._dm_channels: dict[tuple[str, str], str] = {}
@@ -374,6 +380,7 @@ class OutboxSender:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._soon.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=False)
@@ -382,7 +389,11 @@ class OutboxSender:
         except Exception:
             log.exception("could not record the last outbox outcomes; they will be retried")
 
-    def wake(self) -> None:
+    def wake(self, soon: bool = False) -> None:
+        """Something was enqueued. soon: a call a round turned away (see Handoff), which the
+        next round takes without waiting out the gather."""
+        if soon:
+            self._soon.set()
         self._wake.set()
 
     # -- calls handed over at a commit (see Handoff) -------------------------------------------
@@ -441,15 +452,19 @@ class OutboxSender:
     def _loop(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
+            # What wakes the sender from here on (during the round) calls for another round.
+            self._wake.clear()
+            self._soon.clear()
             try:
                 self.dispatch()
             except Exception:
                 log.exception("outbox dispatch failed; retrying")
             self._wake.wait(POLL_SECONDS)
             # Every commit that enqueues wakes the sender: gather what a short moment brings
-            # into one round rather than scanning and claiming once per row.
-            self._stop.wait(max(0.0, began + self.gather - time.monotonic()))
-            self._wake.clear()
+            # into one round rather than scanning and claiming once per row. Not for a tag
+            # reaction a round turned away: on PostgreSQL, waiting out the 50 ms gather for
+            # those was the tag reaction's p99 (66 ms, against a p50 of 14 ms at 100 replies/s).
+            self._soon.wait(max(0.0, began + self.gather - time.monotonic()))
 
     # -- dispatch ------------------------------------------------------------------------------
     def _due_by_channel(

@@ -194,3 +194,26 @@ def test_once_calls_prove_slow_the_channels_left_get_a_worker_each(
     assert min(rest) - at["C_ONE"] >= 0.2, at  # the first call's 0.25 s is over the 0.05 allowed
     # The other three went out together rather than 0.25 s apart.
     assert max(rest) - min(rest) < 0.15, at
+
+
+def test_a_reaction_a_round_turned_away_goes_out_without_waiting_out_the_gather(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    library, _ = load_library()
+    engine = Engine(db, library, SystemClock())
+    sender = _sender(db, workspace)
+    sender.gather = 30.0
+    sender.start()
+    time.sleep(0.5)  # its first round is over; the next is half a minute away
+    engine.sender = sender
+    try:
+        with sender._round:  # a round under way: the channel can't be held for a handoff
+            with engine.transaction() as (s, _after):
+                _react(s, sender, "1.000004")
+            ((status, attempts),) = [(r.status, r.attempts) for r in _rows(db)]
+            assert (status, attempts) == ("pending", 0)  # enqueued the usual way
+        # The round that comes next takes it at once, not after the 30 s gather.
+        wait_until(lambda: len(workspace.calls_to("reactions.add")) == 1, timeout=5)
+    finally:
+        sender.stop()
