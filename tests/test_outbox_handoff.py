@@ -97,17 +97,30 @@ def test_a_channel_a_worker_is_on_gets_its_reaction_the_usual_way(bot: Bot) -> N
     assert len(bot.standin.calls_to("reactions.add")) == 1
 
 
-def test_a_unit_of_work_that_fails_lets_its_channel_go_and_sends_nothing(
+def _engine_with_sender(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
-) -> None:
+    **sender_kw: Any,
+) -> tuple[Engine, OutboxSender]:
+    """An Engine whose transactions hand calls to a running sender whose rounds are a minute
+    apart (its first is over)."""
     library, _ = load_library()
     engine = Engine(db, library, SystemClock())
     sender = _sender(db, workspace)
+    for name, value in sender_kw.items():
+        setattr(sender, name, value)
     sender.gather = 60.0
     sender.start()
     time.sleep(0.5)  # its first round is over; the next is a minute away
     engine.sender = sender
+    return engine, sender
+
+
+def test_a_unit_of_work_that_fails_lets_its_channel_go_and_sends_nothing(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    engine, sender = _engine_with_sender(db, workspace)
     try:
         with pytest.raises(RuntimeError), engine.transaction() as (s, _after):
             _react(s, sender, "1.000001")
@@ -153,15 +166,7 @@ def _hand_over_in(
     **sender_kw: Any,
 ) -> dict[str, float]:
     """Commit one unit of work that reacts once in each of `channels`; when each call came."""
-    library, _ = load_library()
-    engine = Engine(db, library, SystemClock())
-    sender = _sender(db, workspace)
-    for name, value in sender_kw.items():
-        setattr(sender, name, value)
-    sender.gather = 60.0
-    sender.start()
-    time.sleep(0.5)  # its first round is over; the next is a minute away
-    engine.sender = sender
+    engine, sender = _engine_with_sender(db, workspace, **sender_kw)
     try:
         with engine.transaction() as (s, _after):
             for channel in channels:
@@ -200,20 +205,14 @@ def test_a_reaction_a_round_turned_away_goes_out_without_waiting_out_the_gather(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
 ) -> None:
-    library, _ = load_library()
-    engine = Engine(db, library, SystemClock())
-    sender = _sender(db, workspace)
-    sender.gather = 30.0
-    sender.start()
-    time.sleep(0.5)  # its first round is over; the next is half a minute away
-    engine.sender = sender
+    engine, sender = _engine_with_sender(db, workspace)
     try:
         with sender._round:  # a round under way: the channel can't be held for a handoff
             with engine.transaction() as (s, _after):
                 _react(s, sender, "1.000004")
             ((status, attempts),) = [(r.status, r.attempts) for r in _rows(db)]
             assert (status, attempts) == ("pending", 0)  # enqueued the usual way
-        # The round that comes next takes it at once, not after the 30 s gather.
+        # The round that comes next takes it at once, not after the minute's gather.
         wait_until(lambda: len(workspace.calls_to("reactions.add")) == 1, timeout=5)
     finally:
         sender.stop()
