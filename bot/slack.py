@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, defer
 from bot.clock import Clock
 from bot.keepalive import KeepAliveWebClient
 from bot.store import raw
-from bot.store.db import MARK_CHUNK, Database
+from bot.store.db import Database
 from bot.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,8 @@ _MARK_SENT = raw.Statement(
     .values(status="sent", sent_at=bindparam("b_at"), result_ts=bindparam("b_ts"))
 )
 
-# The same on SQLite for many rows at once, one VALUES row (id, ts) each.
-_MARK_SENT_FROM = (
+# The same on SQLite for many rows at once (raw.update_pairs), one VALUES row (id, ts) each.
+_MARK_SENT_PAIRS = (
     "UPDATE outbox SET status = 'sent', sent_at = ?, result_ts = marked.column2"
     " FROM (VALUES {rows}) AS marked WHERE outbox.id = marked.column1"
 )
@@ -667,16 +667,9 @@ class OutboxSender:
                 s, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
             )
         else:
-            # SQLite: one statement per MARK_CHUNK rows. An executemany steps once per row, and
-            # gives up the GIL and waits for it at each, while the round holds the write lock
-            # that a lane's next batch waits for.
-            at = raw.stored_datetime(now)
-            for start in range(0, len(sent), MARK_CHUNK):
-                chunk = sent[start : start + MARK_CHUNK]
-                dbapi.execute(
-                    _MARK_SENT_FROM.format(rows=", ".join(["(?, ?)"] * len(chunk))),
-                    [at, *(value for each in chunk for value in (each.row_id, each.ts))],
-                )
+            # SQLite: the round holds the write lock that a lane's next batch waits for.
+            pairs = [(each.row_id, each.ts) for each in sent]
+            raw.update_pairs(dbapi, _MARK_SENT_PAIRS, pairs, raw.stored_datetime(now))
         if self.on_sent:
             self.on_sent(s, sent)
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from bot import commands as cmd
 from bot.app import build_app
@@ -60,6 +60,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 15.0, poll: flo
             return
         time.sleep(poll)
     raise AssertionError("condition not met in time")
+
+
+def sqlite_statements(db: Database) -> list[str]:
+    """Every statement SQLite runs on `db`'s engine connections from now on, as run."""
+    traced: list[str] = []
+    event.listen(
+        db.engine.pool,
+        "checkout",
+        lambda dbapi, _record, _proxy: dbapi.set_trace_callback(traced.append),
+    )
+    return traced
 
 
 class Bot:

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from bot.clock import SystemClock
 from bot.foreground import Foreground
 from bot.inbox import Inbox, Stored, _Lane
-from bot.store.db import MARK_CHUNK, Database
+from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import InboxEvent
+from bot.store.raw import MARK_CHUNK
 from tests.harness import wait_until
 
 

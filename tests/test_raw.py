@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.engine.core import Engine
@@ -16,6 +16,7 @@ from bot.store import raw
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import Contribution, OutboxMessage
+from tests.harness import sqlite_statements
 from tests.test_engine import CHANNEL, TEACHER, TEAM, start
 
 # Every column but those an insert leaves empty (the id is the database's).
@@ -202,12 +203,7 @@ def test_a_reply_is_recorded_in_three_statements_and_its_second_delivery_in_two(
     thread = "2000.000100"
     with engine.db.session() as s:
         engine.on_posted(s, [(f"step:{session.id}:1", thread)])
-    traced: list[str] = []
-    event.listen(
-        engine.db.engine.pool,
-        "checkout",
-        lambda dbapi, _record, _proxy: dbapi.set_trace_callback(traced.append),
-    )
+    traced = sqlite_statements(engine.db)
     reply = {
         "type": "message",
         "channel": CHANNEL,

@@ -14,12 +14,10 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store.raw import stored_datetime
+from bot.store.raw import stored_datetime, update_pairs
 
 # Set while a thread is inside Database.reading(): its transactions begin without the write lock.
 _reading = threading.local()
-# Events noted handled per statement: 2 values each, within SQLite's oldest limit of 999.
-MARK_CHUNK = 400
 
 
 def make_engine(
@@ -252,15 +250,12 @@ class Database:
         thread waited for the GIL between them, and an ack meeting it would sleep in SQLite's
         busy handler (a millisecond at least)."""
         self._prepare_inbox()
-        conn = self._inbox_driver()
-        for start in range(0, len(marks), MARK_CHUNK):
-            chunk = marks[start : start + MARK_CHUNK]
-            rows = ", ".join(["(?, ?)"] * len(chunk))
-            conn.execute(
-                "UPDATE inbox SET processed_at = marked.column2"
-                f" FROM (VALUES {rows}) AS marked WHERE inbox.id = marked.column1",
-                [value for row_id, at in chunk for value in (row_id, stored_datetime(at))],
-            )
+        update_pairs(
+            self._inbox_driver(),
+            "UPDATE inbox SET processed_at = marked.column2"
+            " FROM (VALUES {rows}) AS marked WHERE inbox.id = marked.column1",
+            [(row_id, stored_datetime(at)) for row_id, at in marks],
+        )
 
     def _inbox_driver(self) -> Any:
         """This thread's connection to the inbox file, kept out of the engine's pool."""

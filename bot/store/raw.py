@@ -27,6 +27,9 @@ _DIALECT = sqlite.dialect()
 _DRIVER = "raw_driver"
 # Values the driver takes as they are (most of them: looked up before any isinstance).
 _AS_THEY_ARE = frozenset({str, int, float, bool, bytes, type(None)})
+# Pairs written per UPDATE ... FROM (VALUES ...) (update_pairs): 2 values each, within SQLite's
+# oldest limit of 999 values a statement.
+MARK_CHUNK = 400
 
 
 def driver(s: Session) -> sqlite3.Connection | None:
@@ -45,6 +48,20 @@ def driver(s: Session) -> sqlite3.Connection | None:
         dbapi = found
     s.info[_DRIVER] = (s.get_transaction(), dbapi)
     return dbapi
+
+
+def update_pairs(
+    conn: sqlite3.Connection, sql: str, pairs: list[tuple[Any, Any]], *first: Any
+) -> None:
+    """Run `sql`, an UPDATE ... FROM (VALUES {rows}) AS marked ... whose VALUES rows are pairs
+    (marked.column1, marked.column2), for every pair, MARK_CHUNK pairs a statement; `first`: the
+    values of the placeholders before the VALUES. One statement where an executemany steps once
+    a row, and on each step gives up the GIL and waits to have it back while holding the file's
+    write lock."""
+    for start in range(0, len(pairs), MARK_CHUNK):
+        chunk = pairs[start : start + MARK_CHUNK]
+        rows = ", ".join(["(?, ?)"] * len(chunk))
+        conn.execute(sql.format(rows=rows), [*first, *(value for pair in chunk for value in pair)])
 
 
 def stored_datetime(at: datetime) -> str:
