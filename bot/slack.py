@@ -25,14 +25,15 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import BigInteger, Row, String, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, defer
 
 from bot.clock import Clock
 from bot.keepalive import KeepAliveWebClient
 from bot.store import raw
 from bot.store.db import Database
-from bot.store.models import OutboxMessage
+from bot.store.models import OutboxMessage, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -234,16 +235,21 @@ _MARK_IN_FLIGHT = (
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
     .values(in_flight_at=bindparam("at"), attempts=OutboxMessage.attempts + 1)
 )
-_MARK_SENT = raw.Statement(
-    update(OutboxMessage)
-    .where(OutboxMessage.id == bindparam("b_id"))
-    .values(status="sent", sent_at=bindparam("b_at"), result_ts=bindparam("b_ts"))
-)
-
-# The same on SQLite for many rows at once (raw.update_pairs), one VALUES row (id, ts) each.
+# The rows Slack took, many at once: on SQLite with raw.update_pairs, one VALUES row (id, ts)
+# each; on PostgreSQL as two arrays unnested side by side. One statement, where an executemany
+# was one a row, each its own work for the server and the driver.
 _MARK_SENT_PAIRS = (
     "UPDATE outbox SET status = 'sent', sent_at = ?, result_ts = marked.column2"
     " FROM (VALUES {rows}) AS marked WHERE outbox.id = marked.column1"
+)
+_MARK_SENT_ARRAYS = text(
+    "UPDATE outbox SET status = 'sent', sent_at = :at, result_ts = marked.ts"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:tss AS varchar[])) AS marked (id, ts)"
+    " WHERE outbox.id = marked.id"
+).bindparams(
+    bindparam("at", type_=UTCDateTime()),
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("tss", type_=ARRAY(String)),
 )
 
 
@@ -663,9 +669,8 @@ class OutboxSender:
         now = self.clock.now()
         dbapi = raw.driver(s)
         if dbapi is None:
-            _MARK_SENT.executemany(
-                s, [{"b_id": each.row_id, "b_at": now, "b_ts": each.ts} for each in sent]
-            )
+            ids, tss = [each.row_id for each in sent], [each.ts for each in sent]
+            s.execute(_MARK_SENT_ARRAYS, {"at": now, "ids": ids, "tss": tss})
         else:
             # SQLite: the round holds the write lock that a lane's next batch waits for.
             pairs = [(each.row_id, each.ts) for each in sent]

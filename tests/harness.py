@@ -73,6 +73,21 @@ def sqlite_statements(db: Database) -> list[str]:
     return traced
 
 
+def statements(db: Database) -> list[str]:
+    """Every statement run on `db`'s engine from now on, one for each row an executemany
+    takes: on SQLite as SQLite ran them (statements sent by the driver alone included), on
+    PostgreSQL as SQLAlchemy sent them."""
+    if not db.is_postgres:
+        return sqlite_statements(db)
+    traced: list[str] = []
+
+    def sent(_conn: Any, _cursor: Any, sql: str, params: Any, _context: Any, many: bool) -> None:
+        traced.extend([sql] * (len(params) if many else 1))
+
+    event.listen(db.engine, "before_cursor_execute", sent)
+    return traced
+
+
 class Bot:
     """A running bot: send it signed requests, read what it posted from the stand-in."""
 

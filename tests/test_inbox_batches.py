@@ -8,10 +8,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from bot.store.models import InboxEvent, ProtocolSession, StepRun
-from tests.harness import TEACHERS, Bot
+from tests.harness import TEACHERS, Bot, statements
 
 
 def count_recording_commits(bot: Bot) -> list[int]:
@@ -69,6 +70,32 @@ def test_replies_queued_in_a_lane_are_recorded_in_one_transaction(bot: Bot) -> N
     assert len(per_commit) <= 2, per_commit
     bot.settle()
     assert tag_reactions(bot) == Counter(sent)
+
+
+def test_a_batch_notes_its_events_handled_in_one_statement(bot: Bot) -> None:
+    """PostgreSQL: the lane's transaction notes its whole batch handled with one UPDATE, where
+    an executemany was one a row, each its own work for the server. (SQLite notes handled events
+    from a thread of their own, together: tests/test_inbox_lanes.py.)"""
+    if not bot.db.is_postgres:
+        pytest.skip("SQLite notes handled events apart from the lane's transaction")
+    thread = bot.open_step()
+    traced = statements(bot.db)
+    sent: list[str] = []
+    with bot.sessions_locked():
+        for i in range(10):
+            sent.append(bot.reply(TEACHERS[i % 3], f"Row {i} drops the negative sign.", thread))
+    bot.wait_until(lambda: bot.recorded() == sent)
+
+    def unhandled() -> int:
+        with bot.db.inbox_session() as s:
+            return len(
+                s.scalars(select(InboxEvent.id).where(InboxEvent.processed_at.is_(None))).all()
+            )
+
+    bot.wait_until(lambda: unhandled() == 0)
+    marks = [sql for sql in traced if sql.lstrip().startswith("UPDATE inbox SET processed_at")]
+    # The first reply alone, before the lane was held up; the nine behind it together.
+    assert 1 <= len(marks) <= 2, marks
 
 
 def test_a_reply_that_cannot_be_placed_yet_leaves_the_rest_of_its_batch_recorded(
