@@ -65,6 +65,7 @@ BATCH = 16
 GATHER = 0.01
 BATCHED_EVENTS = frozenset({"message", "reaction_added", "reaction_removed"})
 Batch = Callable[[], AbstractContextManager[Session]]
+LookAhead = Callable[[Session, list[tuple[str, dict[str, Any]]]], None]
 
 
 class _Lane:
@@ -160,6 +161,7 @@ class Inbox:
         foreground: Foreground | None = None,
         batch: Batch | None = None,
         gather: float = GATHER,
+        look_ahead: LookAhead | None = None,
     ) -> None:
         """batch: opens a block whose transactions commit as one (Engine.batch); without it
         every event is handled in a transaction of its own.
@@ -174,6 +176,8 @@ class Inbox:
         trips: where the database is far, web processes run with --handle-events add lanes."""
         self.db, self.clock, self.handler = db, clock, handler
         self.batch = batch
+        # PostgreSQL: given a batch's (team, event) pairs before they are handled in its session.
+        self.look_ahead = look_ahead
         # A web process on PostgreSQL: the insert that stores an event also names it to the
         # clock (NOTIFY, delivered at its commit), and the clock handles it (Runtime sets it).
         self.hand_off = False
@@ -332,6 +336,9 @@ class Inbox:
                 if not all(self._batched(payload) for payload in held.values()):
                     raise _Apart
                 handling = [stored for stored in taken if stored.row_id in held]
+                if self.look_ahead is not None and len(handling) > 1:
+                    events = [held[stored.row_id] for stored in handling]
+                    self.look_ahead(s, [(str(e.get("team_id") or ""), e["event"]) for e in events])
                 for stored in handling:
                     payload = held[stored.row_id]
                     self.handler(str(payload.get("team_id") or ""), payload["event"])

@@ -81,6 +81,7 @@ class Runtime:
             self._on_event,
             foreground=self.foreground,
             batch=self.engine.batch,
+            look_ahead=self.replies.look_ahead,
         )
         self.scheduler: Scheduler | None = (
             Scheduler(self.engine, retention_days=settings.data_retention_days)

@@ -72,12 +72,14 @@ def test_replies_queued_in_a_lane_are_recorded_in_one_transaction(bot: Bot) -> N
     assert tag_reactions(bot) == Counter(sent)
 
 
-def test_a_batch_notes_its_events_handled_in_one_statement(bot: Bot) -> None:
-    """PostgreSQL: the lane's transaction notes its whole batch handled with one UPDATE, where
-    an executemany was one a row, each its own work for the server. (SQLite notes handled events
-    from a thread of their own, together: tests/test_inbox_lanes.py.)"""
+def test_a_batch_runs_one_statement_for_its_steps_and_one_for_its_marks(bot: Bot) -> None:
+    """PostgreSQL, where each statement is work for the clock and the server: a lane's batch
+    reads its replies' open steps in one query (Replies.look_ahead), where each reply took one,
+    and notes the batch handled with one UPDATE, where an executemany was one a row. (SQLite
+    looks each step up on its own, which cost no more there, and notes handled events from a
+    thread of their own: tests/test_inbox_lanes.py.)"""
     if not bot.db.is_postgres:
-        pytest.skip("SQLite notes handled events apart from the lane's transaction")
+        pytest.skip("SQLite runs these apart from the lane's batch")
     thread = bot.open_step()
     traced = statements(bot.db)
     sent: list[str] = []
@@ -85,6 +87,8 @@ def test_a_batch_notes_its_events_handled_in_one_statement(bot: Bot) -> None:
         for i in range(10):
             sent.append(bot.reply(TEACHERS[i % 3], f"Row {i} drops the negative sign.", thread))
     bot.wait_until(lambda: bot.recorded() == sent)
+    bot.settle()
+    assert tag_reactions(bot) == Counter(sent)
 
     def unhandled() -> int:
         with bot.db.inbox_session() as s:
@@ -93,8 +97,10 @@ def test_a_batch_notes_its_events_handled_in_one_statement(bot: Bot) -> None:
             )
 
     bot.wait_until(lambda: unhandled() == 0)
+    lookups = [sql for sql in traced if "session_steps.index AS step_index" in sql]
     marks = [sql for sql in traced if sql.lstrip().startswith("UPDATE inbox SET processed_at")]
     # The first reply alone, before the lane was held up; the nine behind it together.
+    assert 1 <= len(lookups) <= 2, lookups
     assert 1 <= len(marks) <= 2, marks
 
 
