@@ -336,12 +336,14 @@ class Inbox:
                 if not all(self._batched(payload) for payload in held.values()):
                     raise _Apart
                 handling = [stored for stored in taken if stored.row_id in held]
-                if self.look_ahead is not None and len(handling) > 1:
-                    events = [held[stored.row_id] for stored in handling]
-                    self.look_ahead(s, [(str(e.get("team_id") or ""), e["event"]) for e in events])
-                for stored in handling:
-                    payload = held[stored.row_id]
-                    self.handler(str(payload.get("team_id") or ""), payload["event"])
+                events = [
+                    (str(held[stored.row_id].get("team_id") or ""), held[stored.row_id]["event"])
+                    for stored in handling
+                ]
+                if self.look_ahead is not None and len(events) > 1:
+                    self.look_ahead(s, events)
+                for team_id, event in events:
+                    self.handler(team_id, event)
                 if handling:
                     self._mark_handled(conn, handling)
         except Exception as exc:

@@ -144,10 +144,7 @@ class Replies:
         threads = {
             (team_id, str(event["channel"]), str(event["thread_ts"]))
             for team_id, event in events
-            if event.get("type") == "message"
-            and event.get("subtype") in REPLY_SUBTYPES
-            and event.get("channel")
-            and event.get("thread_ts")
+            if event.get("channel") and event.get("thread_ts")  # what replied() looks up
         }
         if not threads:
             return
@@ -176,8 +173,9 @@ class Replies:
         (plain columns: this runs for every reply). Unless `fresh`, what look_ahead read for the
         transaction's batch stands in for the query."""
         ahead = None if fresh else s.info.get(_LOOKED_AHEAD)
-        if ahead is not None and (team_id, channel, thread_ts) in ahead:
-            row = ahead[(team_id, channel, thread_ts)]
+        thread = (team_id, channel, thread_ts)
+        if ahead is not None and thread in ahead:
+            row = ahead[thread]
         else:
             key = {"team_id": team_id, "channel": channel, "thread_ts": thread_ts}
             row = _OPEN_STEP_RUN.first(s, key)
