@@ -25,7 +25,7 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import BigInteger, Row, String, bindparam, insert, select, text, update
+from sqlalchemy import CTE, BigInteger, Row, String, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, defer
 
@@ -105,33 +105,107 @@ def enqueue(
     Handoff), for a call no other row waits on (a reaction: no ref, no thread). The transaction
     must be an Engine's, which hands it over or, if it fails, lets the channel go.
     """
-    row = {
-        "team_id": team_id,
-        "channel_id": channel,
-        "method": method,
-        "payload": payload,
-        "ref": ref,
-        "thread_ref": thread_ref,
-        "status": "pending",
-        "attempts": 0,
-        "not_before": now,
-        "created_at": now,
-    }
-    if hand_to is not None and ref is None and thread_ref is None:
-        handoff: Handoff = s.info.setdefault(HANDED, Handoff(hand_to))
-        if handoff.holds(channel):
-            # Written claimed, as a round would leave it: if the process dies before the call,
-            # the next start's sender finds it in flight and makes it.
-            claimed = _ENQUEUE_CLAIMED.first(s, {**row, "in_flight_at": now, "attempts": 1})
-            assert claimed is not None  # RETURNING its id
-            row_id = claimed[0]
-            handoff.add(_Claim(row_id, team_id, channel, method, dict(payload), None, False))
-            return
-    if at_once:
-        _ENQUEUE.execute(s, row)
+    pending = Pending(
+        s,
+        now=now,
+        team_id=team_id,
+        channel=channel,
+        method=method,
+        payload=payload,
+        ref=ref,
+        thread_ref=thread_ref,
+        hand_to=hand_to if ref is None and thread_ref is None else None,
+    )
+    if pending.held:
+        # Written claimed, as a round would leave it: if the process dies before the call,
+        # the next start's sender finds it in flight and makes it.
+        claimed = _ENQUEUE_CLAIMED.first(s, pending.row)
+        assert claimed is not None  # RETURNING its id
+        pending.put(claimed[0])
+    elif at_once:
+        _ENQUEUE.execute(s, pending.row)
+        pending.put()
     else:
-        s.add(OutboxMessage(**row))
-    s.info[ENQUEUED] = True  # Engine.transaction wakes the sender once this commits
+        s.add(OutboxMessage(**pending.row))
+        pending.put()
+
+
+class Pending:
+    """An outbox row on its way in (see enqueue): its values, and what follows its insert.
+
+    A caller may insert the row with a statement of its own: on PostgreSQL a reply's tag
+    reaction goes in with the reply, in one statement (see enqueued_from). The row is then
+    written claimed if the transaction holds its channel (`held`), and put() says how the
+    insert went."""
+
+    def __init__(
+        self,
+        s: Session,
+        *,
+        now: datetime,
+        team_id: str,
+        channel: str,
+        method: str,
+        payload: dict[str, Any],
+        ref: str | None = None,
+        thread_ref: str | None = None,
+        hand_to: OutboxSender | None = None,
+    ) -> None:
+        self._s = s
+        self.row: dict[str, Any] = {
+            "team_id": team_id,
+            "channel_id": channel,
+            "method": method,
+            "payload": payload,
+            "ref": ref,
+            "thread_ref": thread_ref,
+            "status": "pending",
+            "attempts": 0,
+            "not_before": now,
+            "created_at": now,
+        }
+        self._handoff: Handoff | None = None
+        if hand_to is not None:
+            handoff: Handoff = s.info.setdefault(HANDED, Handoff(hand_to))
+            if handoff.holds(channel):
+                self._handoff = handoff
+                self.row.update(in_flight_at=now, attempts=1)
+
+    @property
+    def held(self) -> bool:
+        return self._handoff is not None
+
+    def put(self, row_id: int | None = None) -> None:
+        """The row is in; a held row's id is what its claim is made of."""
+        if self._handoff is None:
+            self._s.info[ENQUEUED] = True  # Engine.transaction wakes the sender at its commit
+            return
+        assert row_id is not None, "a held row is handed over by its id"
+        row = self.row
+        payload = dict(row["payload"])  # a worker may add to it (a thread's ts)
+        self._handoff.add(
+            _Claim(row_id, row["team_id"], row["channel_id"], row["method"], payload, None, False)
+        )
+
+    def dropped(self) -> None:
+        """The caller's statement inserted nothing (a reply delivered twice): a channel held
+        for this row alone is given back."""
+        if self._handoff is not None:
+            self._handoff.unhold(self.row["channel_id"])
+
+
+def enqueued_from(source: CTE, prefix: str) -> CTE:
+    """PostgreSQL: a CTE that inserts one outbox row for each row of `source` and returns its
+    id. The row's values are named `prefix` + column, as in Pending.row (in_flight_at too)."""
+    table = OutboxMessage.__table__
+    columns = [*_ENQUEUED_COLUMNS, "in_flight_at"]
+    values = select(*[bindparam(prefix + c, type_=table.c[c].type) for c in columns])
+    return (
+        insert(OutboxMessage)
+        .from_select(columns, values.select_from(source))
+        .returning(OutboxMessage.id)
+        .cte(f"{prefix}enqueued")
+    )
 
 
 def _upload(client: WebClient, payload: dict[str, Any]) -> Any:
@@ -311,6 +385,13 @@ class Handoff:
 
     def add(self, claim: _Claim) -> None:
         self.claims[claim.channel].append(claim)
+
+    def unhold(self, channel: str) -> None:
+        """Give a channel back if this transaction holds it for nothing: the call it was held
+        for was not enqueued after all (a reply delivered twice)."""
+        if channel in self.claims and not self.claims[channel]:
+            del self.claims[channel]
+            self.sender.let_go(channel)
 
     def committed(self) -> None:
         if self.claims:

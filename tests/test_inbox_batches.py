@@ -3,6 +3,7 @@ holds up none of the others."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,8 @@ def count_recording_commits(bot: Bot) -> list[int]:
     pending: Counter[int] = Counter()
 
     def executed(dbapi: Any, statement: str) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO CONTRIBUTIONS"):
+        # On PostgreSQL the reply's insert comes in a WITH, with its reaction's.
+        if "INSERT INTO CONTRIBUTIONS" in statement.upper():
             pending[id(dbapi)] += 1
 
     if bot.db.is_postgres:
@@ -72,10 +74,11 @@ def test_replies_queued_in_a_lane_are_recorded_in_one_transaction(bot: Bot) -> N
     assert tag_reactions(bot) == Counter(sent)
 
 
-def test_a_batch_runs_one_statement_for_its_steps_and_one_for_its_marks(bot: Bot) -> None:
+def test_a_batch_runs_one_statement_for_its_steps_its_marks_and_each_reply(bot: Bot) -> None:
     """PostgreSQL, where each statement is work for the clock and the server: a lane's batch
     reads its replies' open steps in one query (Replies.look_ahead), where each reply took one,
-    and notes the batch handled with one UPDATE, where an executemany was one a row. (SQLite
+    notes the batch handled with one UPDATE, where an executemany was one a row, and writes
+    each reply with its tag reaction's outbox row in one statement, where it took two. (SQLite
     looks each step up on its own, which cost no more there, and notes handled events from a
     thread of their own: tests/test_inbox_lanes.py.)"""
     if not bot.db.is_postgres:
@@ -102,6 +105,9 @@ def test_a_batch_runs_one_statement_for_its_steps_and_one_for_its_marks(bot: Bot
     # The first reply alone, before the lane was held up; the nine behind it together.
     assert 1 <= len(lookups) <= 2, lookups
     assert 1 <= len(marks) <= 2, marks
+    writes = [sql for sql in traced if re.search(r"INSERT INTO (contributions|outbox)\b", sql)]
+    assert len(writes) == 10, writes
+    assert all("INSERT INTO outbox" in sql for sql in writes)
 
 
 def test_a_reply_that_cannot_be_placed_yet_leaves_the_rest_of_its_batch_recorded(

@@ -24,6 +24,7 @@ from bot.store.db import Database
 from bot.store.models import OutboxMessage
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, wait_until
 from tests.test_outbox_faults import _rows, _sender, db  # noqa: F401
+from tests.test_processes import _unhandled
 
 
 def _rounds_a_minute_apart(bot: Bot) -> None:
@@ -93,6 +94,28 @@ def test_a_channel_a_worker_is_on_gets_its_reaction_the_usual_way(bot: Bot) -> N
     assert bot.standin.calls_to("reactions.add") == []
     sender.let_go(CHANNEL)
     sender.drain(5)
+    assert [r.status for r in _reaction_rows(bot)] == ["sent"]
+    assert len(bot.standin.calls_to("reactions.add")) == 1
+
+
+def test_a_reply_delivered_again_leaves_its_channel_free(bot: Bot) -> None:
+    """A second delivery of a reply (a new event id, the same ts) records nothing and enqueues
+    nothing. On PostgreSQL the reply goes in with its reaction's row, so its channel is held
+    before the insert finds the reply already there: it is given back at once, not left busy
+    until the next round."""
+    describe = _open_step(bot)
+    _rounds_a_minute_apart(bot)
+    sender = bot.runtime.sender
+    reply = bot.reply(TEACHERS[0], "Each column is labelled.", describe)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1, timeout=3)
+    sender.drain(5)  # the reaction's outcome is written back: the channel is free
+    bot.reply(TEACHERS[0], "Each column is labelled.", describe, ts=reply)
+    # Stored before its ack, noted handled in (SQLite: after) the transaction that handled it,
+    # and out of the lane once that transaction has handed over what it held.
+    bot.wait_until(lambda: _unhandled(bot) == 0 and bot.runtime.inbox.idle(), timeout=5)
+    assert sender.hold(CHANNEL)  # no worker, and no held call, is on it
+    sender.let_go(CHANNEL)
+    assert bot.recorded() == [reply]
     assert [r.status for r in _reaction_rows(bot)] == ["sent"]
     assert len(bot.standin.calls_to("reactions.add")) == 1
 
