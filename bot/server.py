@@ -18,6 +18,7 @@ from waitress.server import create_server
 
 from bot.runtime import Runtime
 from bot.screening import MAX_BODY, screen
+from bot.store.db import REQUEST_THREADS
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
@@ -77,7 +78,7 @@ def make_server(app: App, runtime: Runtime, host: str = "0.0.0.0", port: int = 3
         make_wsgi(app, runtime),
         host=host,
         port=port,
-        threads=16,
+        threads=REQUEST_THREADS,
         ident="protocolbot",
         clear_untrusted_proxy_headers=True,
         max_request_body_size=MAX_BODY,

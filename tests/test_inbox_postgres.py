@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import create_engine, func, select, text
+import threading
 
+import pytest
+from sqlalchemy import create_engine, event, func, select, text
+
+from bot.store.db import REQUEST_THREADS
 from bot.store.models import InboxEvent
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import CHANNEL, TEACHERS, Bot
@@ -82,3 +85,54 @@ def test_a_retried_event_is_stored_once(bot: Bot) -> None:
     assert bot.event(event, event_id="Ev0001", retry=1) == 200
     assert _stored(bot) == 1
     bot.wait_until(lambda: bot.recorded() == ["1790000000.000100"])
+
+
+def test_a_burst_of_events_opens_no_connection_once_the_first_is_over(bot: Bot) -> None:
+    """Every server thread may store an event at once, and each keeps its ack connection for
+    the next burst. A pool that kept fewer opened (and closed) a connection for each insert past
+    them, a backend started on the server every time, under the load that could least afford
+    it."""
+    thread = bot.open_step()
+    ack_engine = bot.db._ack_engine
+    assert ack_engine is not None
+    opened: list[int] = []
+    event.listen(ack_engine, "connect", lambda *_: opened.append(1))
+
+    def burst(round_: int) -> None:
+        # Each insert waits behind the lock, holding its connection, until all are waiting.
+        with bot.db.engine.connect() as holder:
+            holder.execute(text("LOCK TABLE inbox IN EXCLUSIVE MODE"))
+            senders = [
+                threading.Thread(
+                    target=bot.reply,
+                    args=(TEACHERS[i % 3], f"Burst {round_}, reply {i}.", thread),
+                    kwargs={"ts": f"1700000{round_}00.{i:06d}"},
+                )
+                for i in range(REQUEST_THREADS)
+            ]
+            for sender in senders:
+                sender.start()
+            bot.wait_until(lambda: _waiting_inserts(bot) == REQUEST_THREADS)
+            holder.commit()
+        for sender in senders:
+            sender.join(10)
+
+    burst(1)
+    first = len(opened)
+    assert 0 < first <= REQUEST_THREADS
+    burst(2)
+    assert len(opened) == first
+    assert _stored(bot) == 2 * REQUEST_THREADS
+
+
+def _waiting_inserts(bot: Bot) -> int:
+    with bot.db.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%INSERT INTO inbox%' AND datname = current_database()"
+                )
+            ).scalar()
+            or 0
+        )
