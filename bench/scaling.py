@@ -329,7 +329,7 @@ def _clock_events(rate: float, events_per_workspace: float) -> list[str]:
     limit = rate * HEADROOM / events_per_workspace if events_per_workspace else math.inf
     return [
         "Events: on PostgreSQL the clock also handles every event the web processes store. "
-        f"With one web process it recorded {rate:.0f} replies a second end to end; at "
+        f"With one web process it recorded {rate:,.0f} replies a second end to end; at "
         f"{HEADROOM:g} of that, the peak-hour events reach it at about {_round(limit):,} "
         "workspaces. Past that, web processes started with `--handle-events` handle what "
         "they store themselves, and event handling grows with web processes again.",
