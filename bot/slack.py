@@ -105,7 +105,7 @@ def enqueue(
     Handoff), for a call no other row waits on (a reaction: no ref, no thread). The transaction
     must be an Engine's, which hands it over or, if it fails, lets the channel go.
     """
-    pending = Pending(
+    Pending(
         s,
         now=now,
         team_id=team_id,
@@ -115,28 +115,16 @@ def enqueue(
         ref=ref,
         thread_ref=thread_ref,
         hand_to=hand_to if ref is None and thread_ref is None else None,
-    )
-    if pending.held:
-        # Written claimed, as a round would leave it: if the process dies before the call,
-        # the next start's sender finds it in flight and makes it.
-        claimed = _ENQUEUE_CLAIMED.first(s, pending.row)
-        assert claimed is not None  # RETURNING its id
-        pending.put(claimed[0])
-    elif at_once:
-        _ENQUEUE.execute(s, pending.row)
-        pending.put()
-    else:
-        s.add(OutboxMessage(**pending.row))
-        pending.put()
+    ).insert(at_once=at_once)
 
 
 class Pending:
     """An outbox row on its way in (see enqueue): its values, and what follows its insert.
 
-    A caller may insert the row with a statement of its own: on PostgreSQL a reply's tag
-    reaction goes in with the reply, in one statement (see enqueued_from). The row is then
-    written claimed if the transaction holds its channel (`held`), and put() says how the
-    insert went."""
+    insert() puts it in. A caller may instead insert it with a statement of its own (on
+    PostgreSQL a reply's tag reaction goes in with the reply: see enqueued_from and named()),
+    then say with put() or dropped() how that went. Either way the row is written claimed if
+    the transaction holds its channel for the call."""
 
     def __init__(
         self,
@@ -171,9 +159,24 @@ class Pending:
                 self._handoff = handoff
                 self.row.update(in_flight_at=now, attempts=1)
 
-    @property
-    def held(self) -> bool:
-        return self._handoff is not None
+    def insert(self, *, at_once: bool = False) -> None:
+        """Insert the row (see enqueue for `at_once`)."""
+        if self._handoff is not None:
+            # Written claimed, as a round would leave it: if the process dies before the call,
+            # the next start's sender finds it in flight and makes it.
+            claimed = _ENQUEUE_CLAIMED.first(self._s, self.row)
+            assert claimed is not None  # RETURNING its id
+            self.put(claimed[0])
+        elif at_once:
+            _ENQUEUE.execute(self._s, self.row)
+            self.put()
+        else:
+            self._s.add(OutboxMessage(**self.row))
+            self.put()
+
+    def named(self, prefix: str) -> dict[str, Any]:
+        """The row's values as enqueued_from's statement takes them."""
+        return {prefix + name: value for name, value in {"in_flight_at": None, **self.row}.items()}
 
     def put(self, row_id: int | None = None) -> None:
         """The row is in; a held row's id is what its claim is made of."""
@@ -196,7 +199,7 @@ class Pending:
 
 def enqueued_from(source: CTE, prefix: str) -> CTE:
     """PostgreSQL: a CTE that inserts one outbox row for each row of `source` and returns its
-    id. The row's values are named `prefix` + column, as in Pending.row (in_flight_at too)."""
+    id. Its values are named `prefix` + column, as Pending.named gives them."""
     table = OutboxMessage.__table__
     columns = [*_ENQUEUED_COLUMNS, "in_flight_at"]
     values = select(*[bindparam(prefix + c, type_=table.c[c].type) for c in columns])

@@ -100,8 +100,8 @@ def test_a_channel_a_worker_is_on_gets_its_reaction_the_usual_way(bot: Bot) -> N
 
 def test_a_reply_delivered_again_leaves_its_channel_free(bot: Bot) -> None:
     """A second delivery of a reply (a new event id, the same ts) records nothing and enqueues
-    nothing. On PostgreSQL the reply goes in with its reaction's row, so its channel is held
-    before the insert finds the reply already there: it is given back at once, not left busy
+    nothing. The reaction's channel is held before the insert finds the reply already there
+    (on PostgreSQL the two go in as one statement): it is given back at once, not left busy
     until the next round."""
     describe = _open_step(bot)
     _rounds_a_minute_apart(bot)

@@ -8,6 +8,7 @@ and parks questions to a silent presenter for the step where they speak.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -261,40 +262,29 @@ class Replies:
                 "created_at": now,
                 "updated_at": now,
             }
-            reaction = {"channel": channel, "timestamp": ts, "name": REACTIONS[tag]}
+            reaction = slack.Pending(
+                s,
+                now=now,
+                team_id=team_id,
+                channel=channel,
+                method="reactions.add",
+                payload={"channel": channel, "timestamp": ts, "name": REACTIONS[tag]},
+                hand_to=engine.sender,
+            )
+            recorded: Sequence[Any] | None
             if engine.db.is_postgres:
-                pending = slack.Pending(
-                    s,
-                    now=now,
-                    team_id=team_id,
-                    channel=channel,
-                    method="reactions.add",
-                    payload=reaction,
-                    hand_to=engine.sender,
-                )
-                row = {"in_flight_at": None, **pending.row}
-                values.update({_REACTION + name: value for name, value in row.items()})
-                both = s.connection().execute(_RECORD_AND_REACT, values).first()
-                if both is None:
-                    pending.dropped()
-                    return  # a duplicate delivery of a reply already recorded
-                contribution_id, reaction_id = both
-                pending.put(reaction_id)
+                values.update(reaction.named(_REACTION))
+                recorded = s.connection().execute(_RECORD_AND_REACT, values).first()
+                if recorded is not None:
+                    reaction.put(recorded[1])
             else:
-                inserted = _RECORD_RUN.first(s, values)
-                if inserted is None:
-                    return  # a duplicate delivery of a reply already recorded
-                contribution_id = inserted[0]
-                slack.enqueue(
-                    s,
-                    now=now,
-                    team_id=team_id,
-                    channel=channel,
-                    method="reactions.add",
-                    payload=reaction,
-                    at_once=True,
-                    hand_to=engine.sender,
-                )
+                recorded = _RECORD_RUN.first(s, values)
+                if recorded is not None:
+                    reaction.insert(at_once=True)
+            if recorded is None:
+                reaction.dropped()
+                return  # a duplicate delivery of a reply already recorded
+            contribution_id = recorded[0]
             if norm is not None:
                 session = s.get(ProtocolSession, found.id)
                 assert session is not None  # just read, in this transaction
