@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2.ext import Extension
 
 MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
 
@@ -27,6 +28,37 @@ def _slack_date(ts: Any, fmt: str = "{date_short_pretty} {time}", fallback: str 
         fallback = ts.strftime("%Y-%m-%d %H:%M UTC") if hasattr(ts, "strftime") else str(ts)
     text = fallback
     return f"<!date^{epoch}^{fmt}|{text}>"
+
+
+_TAGS = re.compile(r"\{%.*?%\}|\{#.*?#\}")
+_LAST_TAG_END = re.compile(r"(?<![-+])%\}(\s*)$")
+_INCLUDE = re.compile(r"\{%[-+]?\s*include\b")
+
+
+class _LinesKeepTheirBreak(Extension):
+    """trim_blocks drops the line break after every block tag, which is what a line holding
+    only tags wants. A line that also prints something and ends in a tag (`- {{ x }}{% endif %}`,
+    or an include) would lose its own break and run into the next: its last tag is given `+%}`,
+    which keeps it.
+    Lines of a tag that spans several (`{% set names = {` ... `} %}`) are left as they are."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        lines = source.split("\n")
+        opened = ""  # "%" or "#" while inside a tag or comment begun on an earlier line
+        for i, line in enumerate(lines):
+            if opened:
+                if f"{opened}}}" in line:
+                    opened = ""
+                continue
+            bare = _TAGS.sub("", line)
+            unclosed = re.search(r"\{([%#])", bare)
+            if unclosed:
+                opened = unclosed.group(1)
+                continue
+            prints = bare.strip() or _INCLUDE.search(line)
+            if prints and _LAST_TAG_END.search(line):
+                lines[i] = _LAST_TAG_END.sub(r"+%}\1", line)
+        return "\n".join(lines)
 
 
 def _duration(seconds: Any) -> str:
@@ -57,6 +89,7 @@ def environment(directory: str = str(MESSAGES_DIR)) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        extensions=[_LinesKeepTheirBreak],
     )
     # `e` is the mrkdwn escape: templates write {{ text | e }} for anything a user typed.
     env.filters["e"] = escape_mrkdwn

@@ -9,6 +9,7 @@ test walks messages/ and fails for a template no case here renders: add one when
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,9 +52,14 @@ LIBRARY, _ERRORS = load_library()
 # -- checks ----------------------------------------------------------------------------------
 
 
+# A block directive that ran into the line before it and so reached the reader as text.
+FUSED_DIRECTIVE = re.compile(r":: (text|header|section|context|divider|button)\b")
+
+
 def check_blocks(blocks: list[dict[str, Any]], limit: int = MAX_BLOCKS) -> None:
     """Slack's limits for a message (a Home tab or a modal may hold 100 blocks)."""
     assert len(blocks) <= limit, len(blocks)
+    assert not FUSED_DIRECTIVE.search(json.dumps(blocks)), blocks
     for block in blocks:
         # slack_sdk's models check the rest of Slack's rules (types, lengths, button counts).
         assert Block.parse(block).to_dict() == block  # type: ignore[union-attr]
@@ -448,6 +454,42 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/answer_failed.j2", command="status"))
     texts.append(render_text("notes_file_title.j2", protocol=LIBRARY["atlas"], when=NOW))
     return said, texts
+
+
+def lines_of(message: Message) -> list[str]:
+    return [
+        line
+        for block in message.blocks
+        if block["type"] == "section"
+        for line in block["text"]["text"].split("\n")
+    ]
+
+
+def test_a_line_that_ends_in_a_tag_keeps_its_line_break(engine: Engine) -> None:
+    template = (
+        "{% for x in xs %}\n- {{ x }}{% if x == 2 %} (two){% endif %}\n{% endfor %}\n"
+        "{% set words = {\n  'a': 1,\n} %}\n{% if xs %}\nend\n{% endif %}\n"
+    )
+    rendered = environment().from_string(template).render(xs=[1, 2, 3])
+    assert rendered.strip() == "- 1\n- 2 (two)\n- 3\nend"
+
+    listed = render_message("replies/list.j2", library=LIBRARY)
+    sections = [b for b in listed.blocks if b["type"] == "section"]
+    assert len(sections) == len(LIBRARY)
+    assert all(b["text"]["text"].count("\n") == 1 for b in sections), sections
+
+    here = actor()
+    engine.start(here, protocol_id="atlas", presenter=PRESENTER, step_seconds=3600)
+    engine.next_step(here)
+    status = lines_of(reply_message(engine.status(here)))
+    assert any(line.startswith("Closes ") for line in status), status
+    assert sum(line[:3] in ("1. ", "2. ") for line in status) == 2, status
+
+    listed_twice = [{"id": 7, "name": "ATLAS", "starts_at": NOW, "presenter_id": PRESENTER}] * 2
+    refused = render_text(
+        "prep/refusals/cancel_what.j2", number=7, other="running", scheduled=listed_twice
+    )
+    assert refused.split("\n")[1:] == [line for line in refused.split("\n") if line[:1] == "•"]
 
 
 def test_replies_and_refusals_render_within_slacks_limits(engine: Engine) -> None:
