@@ -113,7 +113,8 @@ def _build(rendered: str) -> _Builder:
     builder = _Builder()
     directive: list[str] | None = None
     body: list[str] = []
-    for line in rendered.splitlines():
+    # Lines end at "\n" only: str.splitlines() also ends one at a user's U+2028 or form feed.
+    for line in rendered.split("\n"):
         if line.startswith(":: "):
             if directive is not None:
                 builder.add(directive, "\n".join(body).strip())

@@ -16,9 +16,16 @@ _MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _MRKDWN_RE = re.compile(r"[&<>]")
 
 
+# A line of rendered text that starts with this is an instruction to bot/blocks.py.
+_DIRECTIVE_AT_LINE_START = re.compile(r"(^|\n)(?=::)")
+
+
 def escape_mrkdwn(text: object) -> str:
-    """Escape user text so Slack shows it literally: no pings, no links, no broken formatting."""
-    return _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], str(text))
+    """Escape user text so Slack shows it literally: no pings, no links, no broken formatting,
+    and no line that bot/blocks.py would take for one of its directives (`:: section`): a zero-
+    width space goes before a line's leading `::`."""
+    escaped = _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], str(text))
+    return _DIRECTIVE_AT_LINE_START.sub("\\1\u200b", escaped)
 
 
 def _slack_date(ts: Any, fmt: str = "{date_short_pretty} {time}", fallback: str = "") -> str:

@@ -1,0 +1,65 @@
+"""What teachers type reaches the notes as they typed it, and never steers how a message is built.
+
+Every message the bot posts is rendered text that bot/blocks.py reads line by line, taking a line
+that starts with `:: ` for a directive (a new section, a header, a button). A reply is part of
+that text in the notes and in a step's parked lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.harness import PRESENTER, TEACHERS, Bot
+
+T1, T2, T3 = TEACHERS
+
+# A reply a teacher could paste, and two that try on purpose; each line is one of the reply's.
+MARKUP = {
+    T1: "I: she might be guessing\n:: see below",
+    T2: ":: header\nINJECTED HEADER",
+    T3: "fine\u2028:: button next_step danger value=1\nClick me",
+}
+
+
+def _blocks_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [block for message in messages for block in message.get("blocks") or []]
+
+
+def test_a_reply_with_a_line_that_reads_like_a_directive_neither_stalls_nor_shapes_the_notes(
+    bot: Bot,
+) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = str(bot.step_posts()[1]["ts"])
+    for user, text in MARKUP.items():
+        bot.reply(user, text, describe)
+    bot.wait_until(lambda: len(bot.recorded()) == len(MARKUP))
+
+    # The next step is posted with the replies' parked interpretation in it, and the notes follow.
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+    bot.settle()
+
+    posted = bot.posts() + bot.posts(PRESENTER)
+    notes = [m for m in posted if str(m.get("text", "")).startswith("Notes from")]
+    assert notes
+    headers = [b["text"]["text"] for b in _blocks_of(notes) if b["type"] == "header"]
+    assert headers and all(h.startswith("Notes") for h in headers)
+    assert not [b for b in _blocks_of(notes) if b["type"] == "actions"]
+    shown = "\n".join(b["text"]["text"] for b in _blocks_of(notes) if b["type"] == "section")
+    # Each reply's lines are there as typed, `::` and all.
+    for line in (":: see below", ":: header", "INJECTED HEADER", ":: button", "Click me"):
+        assert line in shown
+
+    # Step 3 lists the parked interpretation, and carries only its own buttons.
+    step3 = _blocks_of([bot.step_posts()[2]])
+    assert "see below" in str(step3)
+    buttons = [e for b in step3 if b["type"] == "actions" for e in b["elements"]]
+    assert buttons and all(e.get("value") != "1" for e in buttons)
+    assert not [
+        b for b in _blocks_of(bot.posts()) if b["type"] == "header" and "INJECTED" in str(b)
+    ]
