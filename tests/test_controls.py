@@ -137,3 +137,34 @@ def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot)
     assert _session(bot).status == "running"
     refusals = [c.params.get("text", "") for c in bot.standin.calls_to("response_url")]
     assert sum("Only the facilitator" in str(t) for t in refusals) == 2
+
+
+def test_a_button_from_an_earlier_session_or_step_leaves_the_running_one_alone(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("end")
+    old = f"{_session(bot).id}:1"
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: _session(bot).id != int(old.split(":")[0]))
+    new = _session(bot)
+    assert (new.current_step, new.status) == (1, "running")
+
+    # Last week's step 1 message: Next, Extend and Pause were live on it.
+    for action in ("step_next", "step_extend", "step_pause"):
+        bot.action(action, old)
+    now = _session(bot)
+    assert (now.current_step, now.status, now.step_closes_at) == (1, "running", new.step_closes_at)
+
+    # This session's step 1 message, once the session has moved on to step 2.
+    bot.command("next")
+    bot.action("step_pause", f"{new.id}:1")
+    assert (_session(bot).current_step, _session(bot).status) == (2, "running")
+
+    answers = [str(c.params.get("text", "")) for c in bot.standin.calls_to("response_url")]
+    assert sum("from an earlier session" in t for t in answers) == 3
+    assert any("already moved on to step 2" in t for t in answers)
+    # Its own button still works.
+    bot.action("step_pause", f"{new.id}:2")
+    assert _session(bot).status == "paused"
+    bot.action("step_resume", f"{new.id}:1")
+    assert _session(bot).status == "running"

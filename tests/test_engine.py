@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.engine.core import Actor, Engine
+from bot.engine.core import Actor, Engine, Pressed
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import carry_past_weekend, close_time, step_seconds
 from bot.protocols import Protocol
@@ -285,7 +285,7 @@ def test_next_closes_the_step_now_and_gives_the_next_its_full_length(
     assert step_refs(engine, session.id) == [f"step:{session.id}:1", f"step:{session.id}:2"]
 
     # A stale button (pressed on step 1) does nothing.
-    stale = engine.next_step(actor(), expected_step=1)
+    stale = engine.next_step(actor(), Pressed(None, 1))
     assert stale.template == "replies/already_moved.j2"
     assert session_row(engine, session.id).current_step == 2
     assert len(step_refs(engine, session.id)) == 2

@@ -25,7 +25,7 @@ from bot import dispatch
 from bot.blocks import Message, parse_messages, render_message
 from bot.engine import controls
 from bot.engine import notes as notes_mod
-from bot.engine.core import Actor, Engine
+from bot.engine.core import Actor, Engine, Pressed
 from bot.engine.errors import Refusal, Reply
 from bot.engine.replies import Replies
 from bot.engine.warnings import warn_step
@@ -250,7 +250,9 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
         if index == 2:
             messages += _controls(engine, replies, session.id)
             # A button pressed on step 1, arriving late.
-            messages.append(reply_message(engine.next_step(actor(), expected_step=1)))
+            messages.append(reply_message(engine.next_step(actor(), Pressed(None, 1))))
+            # A button from an earlier session's step message.
+            messages.append(reply_message(engine.next_step(actor(), Pressed(session.id - 1, 2))))
         clock(engine).advance(600)
         messages.append(reply_message(engine.next_step(actor())))
     # `/protocol notes` (the reply to it): see test_the_notes_command_shows_the_notes.

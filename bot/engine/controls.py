@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.blocks import render_message
-from bot.engine.core import Actor, Engine, warning_time
+from bot.engine.core import Actor, Engine, Pressed, warning_time
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import button_extension, carry_past_weekend, step_seconds
 from bot.store.models import Contribution, ProtocolSession
@@ -53,22 +53,26 @@ def extend(engine: Engine, actor: Actor, seconds: int) -> Reply:
         return Reply("replies/extended.j2", {"session": session, "closes_at": closes})
 
 
-def extend_step(engine: Engine, actor: Actor, expected_step: int | None) -> Reply:
+def extend_step(engine: Engine, actor: Actor, pressed: Pressed) -> Reply:
     """The Extend button: a quarter of the step's length more, on the step it was pressed on."""
     with engine.transaction() as (s, _after):
         session = engine._require_active(s, actor)
-        if expected_step is not None and expected_step != session.current_step:
-            return Reply("replies/already_moved.j2", {"session": session})
+        stale = pressed.stale(session)
+        if stale is not None:
+            return stale
         protocol = engine.library[session.protocol_id]
         seconds = step_seconds(protocol, session.current_step, session.step_seconds)
     return extend(engine, actor, button_extension(seconds))
 
 
-def pause(engine: Engine, actor: Actor) -> Reply:
-    """Freeze the time left in the current step."""
+def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply:
+    """Freeze the time left in the current step (the one its button was on, if pressed)."""
     with engine.transaction() as (s, after):
         session = engine._require_active(s, actor)
         engine.require_facilitator(session, actor, "pause")
+        stale = pressed.stale(session) if pressed is not None else None
+        if stale is not None:
+            return stale
         if session.status == "paused":
             raise Refusal("refusals/already_paused.j2")
         assert session.step_closes_at is not None
@@ -81,11 +85,15 @@ def pause(engine: Engine, actor: Actor) -> Reply:
         return Reply("replies/paused.j2", {"session": session})
 
 
-def resume(engine: Engine, actor: Actor) -> Reply:
+def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply:
     """Restore the time that was left when the step was paused."""
     with engine.transaction() as (s, after):
         session = engine._require_active(s, actor)
         engine.require_facilitator(session, actor, "resume")
+        # A Resume button from an earlier pause of this session still resumes it.
+        stale = pressed.stale(session, check_step=False) if pressed is not None else None
+        if stale is not None:
+            return stale
         if session.status != "paused":
             raise Refusal("refusals/not_paused.j2")
         now = engine.clock.now()

@@ -107,6 +107,30 @@ class Actor:
     is_admin: Callable[[], bool] = field(default=lambda: False)
 
 
+@dataclass(frozen=True)
+class Pressed:
+    """A step message's button: the session and step that message is for (its value, `7:2`)."""
+
+    session_id: int | None
+    step: int | None
+
+    @classmethod
+    def parse(cls, value: str) -> Pressed:
+        session_id, _, step = value.partition(":")
+        return cls(
+            int(session_id) if session_id.isdigit() else None, int(step) if step.isdigit() else None
+        )
+
+    def stale(self, session: ProtocolSession, check_step: bool = True) -> Reply | None:
+        """Why a press on this button must not act on `session` (the channel's active one):
+        the button belongs to another, older session, or to a step it has left."""
+        if self.session_id is not None and self.session_id != session.id:
+            return Reply("replies/button_over.j2", {"session": session})
+        if check_step and self.step is not None and self.step != session.current_step:
+            return Reply("replies/already_moved.j2", {"session": session})
+        return None
+
+
 @dataclass
 class _After:
     calls: list[Callable[[], None]] = field(default_factory=list)
@@ -532,14 +556,15 @@ class Engine:
             select(StepRun).where(StepRun.session_id == session_id, StepRun.index == index)
         ).first()
 
-    def next_step(self, actor: Actor, expected_step: int | None = None) -> Reply:
+    def next_step(self, actor: Actor, pressed: Pressed | None = None) -> Reply:
         with self.transaction() as (s, after):
             session = self._require_active(s, actor)
             self.require_facilitator(session, actor, "next")
             if session.status != "running":
                 raise Refusal("refusals/paused.j2")
-            if expected_step is not None and expected_step != session.current_step:
-                return Reply("replies/already_moved.j2", {"session": session})
+            stale = pressed.stale(session) if pressed is not None else None
+            if stale is not None:
+                return stale
             protocol = self.library[session.protocol_id]
             self._advance(s, after, session, self.clock.now())
             return Reply(

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import render_message
 from bot.engine import controls
+from bot.engine.core import Pressed
 from bot.engine.errors import Refusal
 from bot.listeners.people import actor_from_action
 from bot.runtime import Runtime
@@ -21,15 +22,14 @@ def register(app: App, runtime: Runtime) -> None:
         """Facilitator buttons on a step message; the same permissions as the commands."""
         ack()
         action = body["actions"][0]
-        _session_id, _, step = str(action.get("value") or "").partition(":")
-        expected = int(step) if step.isdigit() else None
+        pressed = Pressed.parse(str(action.get("value") or ""))
         actor = actor_from_action(body, client)
         engine = runtime.engine
         run = {
-            "step_next": lambda: engine.next_step(actor, expected),
-            "step_extend": lambda: controls.extend_step(engine, actor, expected),
-            "step_pause": lambda: controls.pause(engine, actor),
-            "step_resume": lambda: controls.resume(engine, actor),
+            "step_next": lambda: engine.next_step(actor, pressed),
+            "step_extend": lambda: controls.extend_step(engine, actor, pressed),
+            "step_pause": lambda: controls.pause(engine, actor, pressed),
+            "step_resume": lambda: controls.resume(engine, actor, pressed),
         }[action["action_id"]]
         try:
             reply = run()
