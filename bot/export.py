@@ -24,13 +24,19 @@ def export(settings: Settings, which: str, fmt: str) -> str:
     try:
         with db.session() as s:
             if which == "latest":
+                # The session that started last: not one scheduled for later, or cancelled.
                 session = s.scalars(
-                    select(ProtocolSession).order_by(ProtocolSession.id.desc()).limit(1)
+                    select(ProtocolSession)
+                    .where(ProtocolSession.started_at.is_not(None))
+                    .order_by(ProtocolSession.started_at.desc(), ProtocolSession.id.desc())
+                    .limit(1)
                 ).first()
             elif which.isdigit():
                 session = s.get(ProtocolSession, int(which))
             else:
                 raise LookupError(f"expected a session id or 'latest', got {which!r}")
+            if session is None and which == "latest":
+                raise LookupError("no session has started yet in this database")
             if session is None:
                 raise LookupError(f"no session {which!r} in this database")
             if session.protocol_id not in library:

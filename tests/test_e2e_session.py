@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.engine import notes as notes_mod
+from bot.export import export
 from bot.store.models import Contribution, ProtocolSession
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot
 
@@ -218,3 +220,21 @@ def test_every_subscribed_event_type_is_acknowledged(bot: Bot) -> None:
         {"type": "some_future_event"},
     ):
         assert bot.event(event) == 200, event["type"]
+
+
+def test_export_latest_is_the_session_that_ran_last_not_one_scheduled_after_it(bot: Bot) -> None:
+    with pytest.raises(LookupError, match="no session has started"):
+        export(bot.settings, "latest", "json")
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.reply(TEACHERS[0], "Three crossed-out attempts at the top.", bot.step_posts()[0]["ts"])
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    bot.command("end")
+    ran = _session(bot).id
+    bot.command(f"start tuning <@{PRESENTER}|maria> in 2d")
+
+    exported = json.loads(export(bot.settings, "latest", "json"))
+    assert exported["session"]["id"] == ran
+    assert [c["text"] for c in exported["contributions"]] == [
+        "Three crossed-out attempts at the top."
+    ]
