@@ -337,6 +337,9 @@ def _start(cursor: _Cursor, clock: _Clock) -> Start:
     given: set[str] = set()
     while cursor.peek() is not None:
         command = _start_option(cursor, clock, command, given)
+    if "remind" in given and not given & {"at", "in"}:
+        # The presenter is reminded ahead of a start; a session that starts now has none.
+        raise _Rejected("remind_without_when")
     return command
 
 

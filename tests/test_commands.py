@@ -359,6 +359,7 @@ ERROR_CASES = [
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
     ("start atlas at 2027-01-01 10:00", "when_too_far", {"days": 90}),
     ("start atlas at tue 15:00 in 2h", "at_and_in", {}),
+    (f"start atlas {MARIA} remind 2d", "remind_without_when", {}),
     ("start atlas step 1d step 2d", "duplicate_option", {"option": "step"}),
     ("start atlas weekdays weekdays", "duplicate_option", {"option": "weekdays"}),
     (f"start atlas {MARIA} <@U2>", "duplicate_option", {"option": "presenter"}),
@@ -588,6 +589,8 @@ def start_commands(draw: st.DrawFn) -> tuple[str, Start]:
         "weekdays": (["weekdays"], {"weekdays": True}),
     }
     chosen = draw(st.lists(st.sampled_from(list(options)), unique=True))
+    if "remind" in chosen and "in" not in chosen:
+        chosen.append("in")  # a reminder is for a session scheduled ahead
     words: list[str] = ["start", "Atlas"]
     fields: dict[str, object] = {}
     for name in chosen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlalchemy import func, select
@@ -54,6 +55,8 @@ def test_pause_freezes_the_step_and_resume_restores_the_time_left(bot: Bot) -> N
     left = paused.paused_remaining
     time.sleep(3.5)  # longer than the step: a paused step must not close
     assert len(bot.step_posts()) == 1 and _session(bot).current_step == 1
+    status = json.dumps(bot.command("status"))
+    assert f"Paused with {left} s left in this step" in status, status
 
     resumed_at = time.time()
     assert "Resumed" in bot.command("resume")["text"]

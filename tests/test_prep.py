@@ -257,6 +257,21 @@ def test_a_presenter_who_left_or_is_an_app_is_refused(world: World) -> None:
         assert s.scalar(select(func.count(ProtocolSession.id))) == 0
 
 
+def test_a_facilitator_who_left_or_is_an_app_is_refused(world: World) -> None:
+    """Named as facilitator, they alone could steer the session: nobody but an admin could."""
+    world.profiles.people["U_GONE"] = Person("U_GONE", None, gone=True, is_bot=False)
+    world.profiles.people["U_APP"] = Person("U_APP", None, gone=False, is_bot=True)
+    answer = world.command("start atlas <@U_PRE> facilitator <@U_GONE>")
+    assert "has left this workspace, so they can't facilitate" in answer
+    answer = world.command("start atlas <@U_PRE> in 1d facilitator <@U_APP>")
+    assert "is an app, not a person, so they can't facilitate" in answer
+    with world.db.session() as s:
+        assert s.scalar(select(func.count(ProtocolSession.id))) == 0
+    world.command("start atlas <@U_PRE> facilitator <@U_T1>")
+    with world.db.session() as s:
+        assert s.scalars(select(ProtocolSession.facilitator_id)).all() == ["U_T1"]
+
+
 @pytest.mark.parametrize(
     ("when", "expected"),
     [

@@ -507,6 +507,7 @@ def test_replies_and_refusals_render_within_slacks_limits(engine: Engine) -> Non
 # Each input, as a person might type it after `/protocol`, and the error it must give.
 BAD_INPUTS = {
     "start atlas <@U1> at 15:00 in 2h": "at_and_in",
+    "start atlas <@U1> remind 2d": "remind_without_when",
     "start atlas <@U1> at 2026-02-30 15:00": "bad_date",
     "start atlas <@U1> step 5x<!channel>": "bad_duration",
     "cancel <@U123>": "bad_session_number",
@@ -825,6 +826,8 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         ("prep_closed", {"session": some}),
         ("prep_not_yours", {"session": some}),
         ("presenter_bot", {"presenter": "U_BOT"}),
+        ("facilitator_not_person", {"facilitator": "U_BOT", "bot": True}),
+        ("facilitator_not_person", {"facilitator": PRESENTER, "bot": False}),
         ("presenter_gone", {"presenter": PRESENTER, "rotation": True}),
         ("rotation_too_long", {"limit": 30}),
         ("switch_gone", {}),

@@ -34,6 +34,16 @@ def _check_presenter(presenter: str, profiles: Profiles | None, from_rotation: b
         raise Refusal("prep/refusals/presenter_bot.j2", presenter=presenter)
 
 
+def _check_facilitator(facilitator: str | None, profiles: Profiles | None) -> None:
+    """A facilitator named in the command steers the session: an app, or someone who has
+    left, never could, and only an admin could end it."""
+    person = profiles.person(facilitator) if profiles and facilitator else None
+    if person is not None and (person.gone or person.is_bot):
+        raise Refusal(
+            "prep/refusals/facilitator_not_person.j2", facilitator=facilitator, bot=person.is_bot
+        )
+
+
 def start(
     engine: Engine,
     actor: Actor,
@@ -51,6 +61,8 @@ def start(
         if presenter is None:
             raise Refusal("prep/refusals/missing_presenter.j2", protocol=command.protocol)
     _check_presenter(presenter, profiles, from_rotation)
+    if command.facilitator != actor.user_id:
+        _check_facilitator(command.facilitator, profiles)
     ahead = command.start_at is not None and command.start_at > engine.clock.now()
     if ahead:
         with engine.db.session() as s:

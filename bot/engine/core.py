@@ -559,7 +559,7 @@ class Engine:
     def next_step(self, actor: Actor, pressed: Pressed | None = None) -> Reply:
         with self.transaction() as (s, after):
             session = self._require_active(s, actor)
-            self.require_facilitator(session, actor, "next")
+            self.require_facilitator(session, actor, "move to the next step of")
             if session.status != "running":
                 raise Refusal("refusals/paused.j2")
             stale = pressed.stale(session) if pressed is not None else None
@@ -749,6 +749,7 @@ class SessionView(NamedTuple):
     status: str
     current_step: int
     step_closes_at: datetime | None
+    paused_remaining: int | None
     starts_at: datetime
     presenter_id: str
     facilitator_id: str

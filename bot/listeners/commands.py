@@ -68,10 +68,11 @@ def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond:
     runtime.foreground.after_answer()
     try:
         reply = dispatch.run(command, actor, runtime.engine)
+        message = render_message(reply.template, **reply.context)
     except Exception as exc:
         log.error("reading for /protocol failed: %s", type(exc).__name__, exc_info=exc)
-        reply = Reply("refusals/answer_failed.j2", {"command": type(command).__name__.lower()})
-    message = render_message(reply.template, **reply.context)
+        failed = Reply("refusals/answer_failed.j2", {"command": type(command).__name__.lower()})
+        message = render_message(failed.template, **failed.context)
     try:
         answer_to(respond).send(response_type="ephemeral", text=message.text, blocks=message.blocks)
     except Exception as exc:
