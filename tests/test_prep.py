@@ -78,6 +78,19 @@ def test_scheduling_sends_the_reminder_now_and_plans_the_rest(world: World) -> N
     assert action_ids(world.dms(PRE)[0].payload) == ["prep_open", "prep_guidance"]
 
 
+def test_the_scheduling_reply_names_who_hears_of_missing_prep(world: World) -> None:
+    assert "nudge them once more and tell you." in world.command(f"start atlas <@{PRE}> in 2d")
+    other = world.command(f"start atlas <@{PRE}> in 3d facilitator <@U_T1>")
+    assert "tell you" not in other and "and tell the facilitator, <@U_T1>." in other
+    world.clock.set(world.session().starts_at - timedelta(hours=3))
+    world.due(world.session().id, prep.FOLLOWUP)
+    assert world.dm_refs("U_T1") == [f"prep:{world.session().id}:followup_facilitator"]
+    assert world.dms(FAC) == []
+    # A presenter who facilitates hears the nudge; nobody else is told.
+    own = world.command(f"start atlas <@{PRE}> in 4d facilitator <@{PRE}>")
+    assert "nudge them once more." in own and "and tell" not in own
+
+
 def test_the_lead_time_reminder_goes_out_once_at_its_time(world: World) -> None:
     world.command(f"start atlas <@{PRE}> at thu 15:00")
     sid = world.session().id
