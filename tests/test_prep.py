@@ -690,3 +690,15 @@ def test_e2e_cancel_tells_the_presenter(bot: Bot) -> None:
     ]
     # The reminder's button now explains instead of opening a dialog.
     assert "was cancelled" in _respond_text(bot, "prep_open", "1", PRESENTER)
+
+
+def test_e2e_an_admin_who_cancels_is_named_and_the_facilitator_told(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    answer = message_text(bot.command("cancel 1", user="U_ADMIN"))
+    assert "Cancelled session #1" in answer and f"facilitator, <@{FACILITATOR}>, know" in answer
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2 and len(_dm(bot, FACILITATOR)) == 1)
+    told = message_text(_dm(bot, PRESENTER)[1])
+    assert "<@U_ADMIN> cancelled" in told and f"<@{FACILITATOR}>" not in told
+    note = message_text(_dm(bot, FACILITATOR)[0])
+    assert "<@U_ADMIN> cancelled" in note and "session #1" in note

@@ -736,11 +736,19 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         for name in ("reminder_ready", "followup", "followup_facilitator", "statement_late"):
             said.append(render_message(f"prep/{name}.j2", **base))
         said.append(render_message("prep/unreachable.j2", error=PINGS, **base))
-        said.append(render_message("prep/cancelled_presenter.j2", **base))
+        for name in ("cancelled_presenter", "cancelled_facilitator"):
+            said.append(render_message(f"prep/{name}.j2", by="U_ADMIN", **base))
         for told in (True, False):
-            said.append(
-                render_message("prep/cancelled.j2", session=ready, protocol=None, told=told)
-            )
+            for told_facilitator in (True, False):
+                said.append(
+                    render_message(
+                        "prep/cancelled.j2",
+                        session=ready,
+                        protocol=None,
+                        told=told,
+                        told_facilitator=told_facilitator,
+                    )
+                )
         other = LIBRARY["consultancy"]
         said.append(render_message("prep/switched.j2", session=ready, protocol=other))
         said.append(

@@ -101,7 +101,7 @@ def start(
 
 
 def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
-    """`/protocol cancel [n]`: the facilitator calls off a session that has not started."""
+    """`/protocol cancel [n]`: the facilitator (or an admin) calls off a session not yet started."""
     with engine.transaction() as (s, after):
         scheduled = s.scalars(
             select(ProtocolSession)
@@ -142,16 +142,39 @@ def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
         session.status = "cancelled"
         session.ended_at = engine.clock.now()
         after(partial(engine.timers.clear, session.id))
+        by = actor.user_id
         told = bool(((session.prep or {}).get("sent") or {}).get("scheduled"))
-        if told and session.presenter_id != actor.user_id:
+        told = told and session.presenter_id != by
+        if told:
             prep.dm(
-                engine, s, session, session.presenter_id, "prep/cancelled_presenter.j2", "cancelled"
+                engine,
+                s,
+                session,
+                session.presenter_id,
+                "prep/cancelled_presenter.j2",
+                "cancelled",
+                by=by,
+            )
+        # An admin cancelled someone else's session: its facilitator hears it from the bot.
+        told_facilitator = session.facilitator_id != by and not (
+            told and session.facilitator_id == session.presenter_id
+        )
+        if told_facilitator:
+            prep.dm(
+                engine,
+                s,
+                session,
+                session.facilitator_id,
+                "prep/cancelled_facilitator.j2",
+                "cancelled_facilitator",
+                by=by,
             )
         return Reply(
             "prep/cancelled.j2",
             {
                 "session": session,
                 "protocol": engine.library.get(session.protocol_id),
-                "told": told and session.presenter_id != actor.user_id,
+                "told": told,
+                "told_facilitator": told_facilitator,
             },
         )
