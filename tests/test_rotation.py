@@ -62,6 +62,17 @@ def test_a_cancelled_session_gives_its_turn_back(world: World) -> None:
     assert _presenters(world) == [A, B, B]
 
 
+def test_an_earlier_cancelled_session_gives_its_turn_back(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    world.command("start atlas at tue 15:00")
+    world.command("start atlas at wed 15:00")
+    world.command("cancel 1")
+    assert f"<@{A}> :point_left: next" in world.command("rotation")
+    world.command("start atlas at thu 15:00")
+    world.command("start atlas at fri 15:00")  # the order goes on after the turn given back
+    assert _presenters(world) == [A, B, A, C]
+
+
 def test_an_explicit_presenter_takes_their_turn(world: World) -> None:
     world.command(f"rotation <@{A}> <@{B}> <@{C}>")
     world.command(f"start atlas <@{B}> in 1d")  # B goes early

@@ -1,9 +1,10 @@
 """The team's presenter rotation per channel: who presents next, and who presented what.
 
-The order is stored; the turns are read from the sessions. A turn is a session (not cancelled)
-started in the channel since the rotation was set, with a member presenting; the next presenter
-is the member after the latest turn's, or the first one listed when nobody has had a turn yet.
-So a cancelled session gives its turn back, and a new order starts with whoever it lists first.
+The order is stored; the turns are read from the sessions. A turn is a session started in the
+channel since the rotation was set, with a member presenting; the next presenter is the member
+after the latest turn's, or the first one listed when nobody has had a turn yet. A cancelled
+session gives its turn back: its presenter comes next, before the order goes on, however many
+turns were taken after it. A new order starts with whoever it lists first.
 """
 
 from __future__ import annotations
@@ -72,20 +73,25 @@ def _next(s: Session, actor: Actor, rotation: RotationView) -> str | None:
     members = rotation.members
     if not members:
         return None
-    latest = s.scalars(
-        select(ProtocolSession.presenter_id)
+    turns = s.execute(
+        select(ProtocolSession.presenter_id, ProtocolSession.status)
         .where(
             *in_channel(actor),
-            ProtocolSession.status != "cancelled",
             ProtocolSession.created_at >= rotation.updated_at,
             ProtocolSession.presenter_id.in_(members),
         )
-        .order_by(ProtocolSession.id.desc())
-        .limit(1)
-    ).first()
-    if latest is None:
-        return members[0]
-    return members[(members.index(latest) + 1) % len(members)]
+        .order_by(ProtocolSession.id)
+    ).all()
+    following = members[0]
+    owed: list[str] = []  # presenters whose session was cancelled, in that order
+    for presenter, status in turns:
+        if status != "cancelled" and presenter in owed:
+            owed.remove(presenter)  # takes back the turn a cancelled session gave
+            continue
+        following = members[(members.index(presenter) + 1) % len(members)]
+        if status == "cancelled" and presenter not in owed:
+            owed.append(presenter)
+    return owed[0] if owed else following
 
 
 def next_presenter(engine: Engine, actor: Actor) -> str | None:
