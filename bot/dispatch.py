@@ -30,12 +30,14 @@ def run(
     *,
     tz: str = "UTC",
     zone: Zone | None = None,
-    profiles: ahead.Profiles | None = None,
+    profiles: rotation.Profiles | None = None,
 ) -> Reply:
     """Carry out a command; a Refusal becomes the reply that explains it."""
     try:
         if isinstance(command, cmd.Start):
             return ahead.start(engine, actor, command, tz=tz, zone=zone, profiles=profiles)
+        if isinstance(command, cmd.Rotation):
+            return rotation.rotation(engine, actor, command.users, profiles)
         return _run(command, actor, engine, tz)
     except Refusal as refusal:
         return refusal.reply
@@ -59,8 +61,6 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
         return controls.extend(engine, actor, command.seconds)
     if isinstance(command, cmd.Cancel):
         return ahead.cancel(engine, actor, command.session_number)
-    if isinstance(command, cmd.Rotation):
-        return rotation.rotation(engine, actor, command.users)
     if isinstance(command, cmd.Preview):
         return Reply("replies/preview.j2", {"protocol": engine.protocol(command.protocol)})
     raise Refusal("refusals/not_yet.j2", command=type(command).__name__.lower())

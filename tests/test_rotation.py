@@ -99,6 +99,26 @@ def test_the_next_presenter_who_left_is_refused(world: World) -> None:
     assert _presenters(world) == []
 
 
+def test_a_rotation_listing_an_app_or_someone_who_left_is_refused(world: World) -> None:
+    world.profiles.people["U_APP"] = Person("U_APP", None, gone=False, is_bot=True)
+    world.profiles.people["U_GONE"] = Person("U_GONE", None, gone=True, is_bot=False)
+    answer = world.command(f"rotation <@U_APP> <@{A}> <@U_GONE>")
+    assert "didn't save" in answer and "<@U_APP> is an app" in answer
+    assert "<@U_GONE> has left" in answer and f"<@{A}>" not in answer
+    assert "/protocol rotation @maria" in answer
+    assert "no presenter rotation yet" in world.command("rotation")
+    world.command(f"rotation <@{A}> <@{B}>")
+    assert "didn't save" in world.command(f"rotation <@{B}> <@U_APP>")
+    assert f"<@{A}> :point_left: next" in world.command("rotation")  # the order is kept
+
+
+def test_a_saved_rotation_whose_next_is_an_app_says_so(world: World) -> None:
+    world.command(f"rotation <@{A}> <@{B}>")
+    world.profiles.people[A] = Person(A, None, gone=False, is_bot=True)
+    answer = world.command("start atlas in 1d")
+    assert "is next in the rotation but is an app" in answer and "/protocol rotation" in answer
+
+
 def test_status_shows_who_presents_next_and_who_presented_what(world: World) -> None:
     world.command(f"rotation <@{A}> <@{B}> <@{C}>")
     world.command("start atlas")  # now: A presents
@@ -142,6 +162,8 @@ def test_the_migration_adds_and_removes_the_rotation_table(database_url: str) ->
 
 def test_e2e_rotation_over_signed_http(bot: Bot) -> None:
     t1, t2, _ = TEACHERS
+    refused = message_text(bot.command(f"rotation <@U_BOT|protocolbot> <@{PRESENTER}|maria>"))
+    assert "didn't save" in refused and "<@U_BOT> is an app" in refused
     answer = message_text(bot.command(f"rotation <@{PRESENTER}|maria> <@{t1}> <@{t2}>"))
     assert "Saved the presenter rotation" in answer
     assert "scheduled for" in message_text(bot.command("start atlas in 2d"))

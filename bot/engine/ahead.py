@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, select
 
@@ -11,13 +10,9 @@ from bot import commands as cmd
 from bot.engine import prep
 from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine
 from bot.engine.errors import Refusal, Reply
-from bot.engine.rotation import in_channel, next_presenter
-from bot.profiles import Person, Zone
+from bot.engine.rotation import Profiles, in_channel, next_presenter
+from bot.profiles import Zone
 from bot.store.models import ProtocolSession
-
-
-class Profiles(Protocol):
-    def person(self, user_id: str) -> Person | None: ...
 
 
 def _scheduled_here(actor: Actor) -> list[ColumnElement[bool]]:
@@ -31,7 +26,7 @@ def _check_presenter(presenter: str, profiles: Profiles | None, from_rotation: b
             "prep/refusals/presenter_gone.j2", presenter=presenter, rotation=from_rotation
         )
     if person is not None and person.is_bot:
-        raise Refusal("prep/refusals/presenter_bot.j2", presenter=presenter)
+        raise Refusal("prep/refusals/presenter_bot.j2", presenter=presenter, rotation=from_rotation)
 
 
 def _check_facilitator(facilitator: str | None, profiles: Profiles | None) -> None:

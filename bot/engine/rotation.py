@@ -10,18 +10,23 @@ turns were taken after it. A new order starts with whoever it lists first.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.engine.core import Actor, Engine, channel_values
 from bot.engine.errors import Refusal, Reply
+from bot.profiles import Person
 from bot.store import raw
 from bot.store.models import PresenterRotation, ProtocolSession
 
 MAX_MEMBERS = 40
 RECENT = 5
+
+
+class Profiles(Protocol):
+    def person(self, user_id: str) -> Person | None: ...
 
 
 _IN_CHANNEL = (
@@ -100,11 +105,14 @@ def next_presenter(engine: Engine, actor: Actor) -> str | None:
         return _next(s, actor, rotation) if rotation is not None else None
 
 
-def rotation(engine: Engine, actor: Actor, users: tuple[str, ...]) -> Reply:
+def rotation(
+    engine: Engine, actor: Actor, users: tuple[str, ...], profiles: Profiles | None = None
+) -> Reply:
     """`/protocol rotation` shows the order; with people, it sets it (the first presents next)."""
     members = list(dict.fromkeys(users))
     if len(members) > MAX_MEMBERS:
         raise Refusal("prep/refusals/rotation_too_long.j2", limit=MAX_MEMBERS)
+    _check_members(members, profiles)
     with engine.transaction() as (s, _after):
         row = _rotation(s, actor)
         if members:
@@ -124,6 +132,21 @@ def rotation(engine: Engine, actor: Actor, users: tuple[str, ...]) -> Reply:
             s.flush()
         context = _context(engine, s, actor, None if row is None else RotationView.of(row))
         return Reply("prep/rotation.j2", {"rotation": context, "changed": bool(members)})
+
+
+def _check_members(members: list[str], profiles: Profiles | None) -> None:
+    """Only people still in the workspace can present: an app or someone who left can't."""
+    if profiles is None:
+        return
+    apps, gone = [], []
+    for user in members:
+        person = profiles.person(user)  # None: Slack can't say now, so let them be
+        if person is not None and person.gone:
+            gone.append(user)
+        elif person is not None and person.is_bot:
+            apps.append(user)
+    if apps or gone:
+        raise Refusal("prep/refusals/rotation_not_people.j2", apps=apps, gone=gone)
 
 
 def _context(
