@@ -257,6 +257,40 @@ def test_restarts_lose_no_reminder(world: World) -> None:
     assert [kind for _, kind, _ in prep.due_work(world.engine)] == [prep.FOLLOWUP]
 
 
+# -- a channel still busy at the start time ---------------------------------------------------
+
+
+def test_a_start_due_while_another_session_runs_waits_and_says_so(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at tue 15:00 step 1d")
+    clear = world.command(f"start tuning <@{PRE}> at wed 15:00 facilitator <@U_T2>", channel="C_X")
+    assert ":hourglass:" not in clear
+    reply = world.command("start tuning <@U_T1> at wed 15:00 facilitator <@U_T2>")
+    assert "(session #1) is planned to be running here then, until" in reply
+    assert "start as soon as that one ends" in reply and "let <@U_T2> know" in reply
+    assert "/protocol cancel 3" in reply
+    first, waiting = world.session(1), world.session(3)
+    world.clock.set(first.starts_at)
+    world.engine.begin(first.id)
+    world.clock.set(waiting.starts_at)
+    world.engine.begin(waiting.id)
+    assert world.session(waiting.id).status == "scheduled"
+    assert world.dm_refs("U_T2") == [f"waiting:{waiting.id}"]
+    note = _texts(world, "U_T2")[0]
+    assert "starts right after that one ends" in note and "ATLAS" in note
+    world.clock.advance(minutes=5)
+    world.engine.begin(waiting.id)  # the retry: the facilitator was told once
+    assert world.dm_refs("U_T2") == [f"waiting:{waiting.id}"]
+    status = world.command("status", user="U_T3")
+    assert f"#{waiting.id} Tuning Protocol" in status
+    assert "waiting for the session running now to end" in status
+    world.clock.advance(minutes=1)
+    world.command("end")
+    # It starts as the other one ends, not at its next retry.
+    assert world.session(waiting.id).status == "running"
+    assert world.session(waiting.id).started_at == world.clock.now()
+    assert "waiting for" not in world.command("status", user="U_T3")
+
+
 # -- bad input -----------------------------------------------------------------------------------
 
 
@@ -702,3 +736,18 @@ def test_e2e_an_admin_who_cancels_is_named_and_the_facilitator_told(bot: Bot) ->
     assert "<@U_ADMIN> cancelled" in told and f"<@{FACILITATOR}>" not in told
     note = message_text(_dm(bot, FACILITATOR)[0])
     assert "<@U_ADMIN> cancelled" in note and "session #1" in note
+
+
+def test_e2e_a_session_waiting_for_the_channel_starts_when_it_is_free(bot: Bot) -> None:
+    t1, t2, _ = TEACHERS
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    reply = message_text(bot.command(f"start tuning <@{t1}> in 2s facilitator <@{t2}>"))
+    assert "*ATLAS - Learning from Student Work* (session #1) is planned to be running" in reply
+    bot.wait_until(lambda: any("starts right after" in message_text(dm) for dm in _dm(bot, t2)))
+    assert "waiting for the session" in message_text(bot.command("status", user=t1))
+    bot.command("end")
+    # Its step 1 comes as the other one ends, not at the next retry minutes later.
+    bot.wait_until(lambda: len(bot.step_posts()) == 2, timeout=5)
+    with bot.db.session() as s:
+        assert s.get(ProtocolSession, 2).status == "running"  # type: ignore[union-attr]

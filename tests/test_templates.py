@@ -768,13 +768,25 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                 said.append(render_message("prep/submitted.j2", **context))
                 said.append(render_message("prep/submitted_facilitator.j2", **context))
         plan = prep.plan(ready)
+        running = {
+            "id": 7,
+            "protocol": LIBRARY["tuning"].name,
+            "status": "running",
+            "facilitator": TEACHERS[0],
+            "ends_at": NOW + timedelta(days=2),
+        }
+        paused = {**running, "status": "paused", "ends_at": None}
+        for value in (running, paused):
+            said.append(
+                render_message("start_waiting.j2", session=ready, protocol=protocol, running=value)
+            )
         for zone in (
             None,
             Zone("America/New_York"),
             Zone("UTC", "default"),
             Zone("UTC", "workspace"),
         ):
-            for from_rotation in (True, False):
+            for from_rotation, waits_for in ((True, None), (False, running), (False, paused)):
                 said.append(
                     render_message(
                         "prep/scheduled.j2",
@@ -784,6 +796,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                         labels={"starts": label, "remind": label, "followup": label},
                         zone=zone,
                         from_rotation=from_rotation,
+                        waits_for=waits_for,
                     )
                 )
                 said.append(
@@ -811,6 +824,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             "replies/status.j2",
             session=None,
             scheduled=scheduled,
+            waiting=[scheduled[0].id],
             library=LIBRARY,
             rotation=rotation,
         )

@@ -30,7 +30,7 @@ from bot.protocols import Protocol
 from bot.render import render_text
 from bot.store import raw
 from bot.store.db import Database
-from bot.store.models import ACTIVE, ProtocolSession, StepRun
+from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,9 @@ class Engine:
                     else active.protocol_id,
                     facilitator=active.facilitator_id,
                 )
+            in_the_way = None
+            if not starts_now and start_at is not None:
+                in_the_way = self._in_the_way(s, actor, start_at)
             session = ProtocolSession(
                 team_id=actor.team_id,
                 enterprise_id=actor.enterprise_id,
@@ -366,11 +369,44 @@ class Engine:
                     hook(s, after, session)
             return Reply(
                 "replies/started.j2" if starts_now else "replies/scheduled.j2",
-                {"protocol": protocol, "session": session},
+                {"protocol": protocol, "session": session, "waits_for": in_the_way},
             )
 
+    def _in_the_way(self, s: Session, actor: Actor, at: datetime) -> dict[str, Any] | None:
+        """The channel's session planned to be running at `at`, if any, as plain values."""
+        for other in channel_sessions(s, actor, (*ACTIVE, "scheduled")):
+            if other.status == "scheduled" and other.starts_at > at:
+                continue
+            ends_at = self.planned_end(other)
+            if ends_at is None or ends_at > at:
+                return self._running_view(other, ends_at)
+        return None
+
+    def _running_view(self, session: ProtocolSession, ends_at: datetime | None) -> dict[str, Any]:
+        protocol = self.library.get(session.protocol_id)
+        return {
+            "id": session.id,
+            "protocol": protocol.name if protocol else session.protocol_id,
+            "status": session.status,
+            "facilitator": session.facilitator_id,
+            "ends_at": ends_at,
+        }
+
+    def planned_end(self, session: ProtocolSession) -> datetime | None:
+        """When a session ends on its current schedule; None when nobody can say (paused)."""
+        protocol = self.library.get(session.protocol_id)
+        if protocol is None:
+            return None
+        if session.status == "scheduled":
+            return self.schedule(session, protocol, session.starts_at)[-1]["closes"]
+        if session.status != "running" or session.step_closes_at is None:
+            return None
+        rest = self.schedule(session, protocol, session.step_closes_at, session.current_step + 1)
+        return rest[-1]["closes"] if rest else session.step_closes_at
+
     def begin(self, session_id: int) -> None:
-        """The timer path for a session scheduled ahead: start it now if the channel is free."""
+        """The timer path for a session scheduled ahead: start it now if the channel is free,
+        else tell its facilitator it waits for the session running there."""
         now = self.clock.now()
         with self.transaction() as (s, after):
             session = self._lock(s, session_id)
@@ -379,12 +415,31 @@ class Engine:
             actor = Actor(
                 session.team_id, session.facilitator_id, session.channel_id, session.enterprise_id
             )
-            if self.active_session(s, actor) is not None:
-                # One active session per channel: try again when the other one is likely done.
+            if (active := self.active_session(s, actor)) is not None:
+                # One active session per channel: it starts when that one ends (see _finish);
+                # the retry is for a start that was missed there (a process that died).
                 at = now + timedelta(minutes=5)
                 after(lambda: self.timers.session_start(session_id, at))
+                self._tell_waiting(s, session, active)
                 return
             self._begin(s, after, session, now)
+
+    def _tell_waiting(self, s: Session, session: ProtocolSession, active: ProtocolSession) -> None:
+        """The facilitator hears, once, that their session waits for the one running."""
+        ref = f"waiting:{session.id}"
+        told = s.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.team_id == session.team_id, OutboxMessage.ref == ref
+            )
+        ).first()
+        if told is not None:
+            return
+        protocol = self.library[session.protocol_id]
+        running = self._running_view(active, self.planned_end(active))
+        message = render_message(
+            "start_waiting.j2", session=session, protocol=protocol, running=running
+        )
+        self.post(s, session, message, channel=session.facilitator_id, ref=ref)
 
     def _begin(self, s: Session, after: _After, session: ProtocolSession, now: datetime) -> None:
         protocol = self.library[session.protocol_id]
@@ -596,6 +651,21 @@ class Engine:
         session.step_closes_at = None
         sid = session.id
         after(lambda: self.timers.clear(sid))
+        waiting = s.scalars(
+            select(ProtocolSession.id)
+            .where(
+                ProtocolSession.team_id == session.team_id,
+                ProtocolSession.enterprise_id == session.enterprise_id,
+                ProtocolSession.channel_id == session.channel_id,
+                ProtocolSession.status == "scheduled",
+                ProtocolSession.starts_at <= self.clock.now(),
+            )
+            .order_by(ProtocolSession.starts_at, ProtocolSession.id)
+            .limit(1)
+        ).first()
+        if waiting is not None:
+            # Its time has come and the channel is free once this commits: start it now.
+            after(lambda: self.begin(waiting))
         data = notes_mod.build_notes(s, session, protocol)
         messages = notes_mod.notes_messages(data)
         for i, message in enumerate(messages):
@@ -630,14 +700,17 @@ class Engine:
         scheduled = sorted(
             (row for row in sessions if row.status == "scheduled"), key=lambda row: row.starts_at
         )[:MAX_SCHEDULED_PER_CHANNEL]
-        context: dict[str, Any] = {"session": session, "scheduled": scheduled}
+        now = self.clock.now()
+        # Due, but the channel is busy: they start when the running session ends.
+        waiting = [row.id for row in scheduled if session is not None and row.starts_at <= now]
+        context: dict[str, Any] = {"session": session, "scheduled": scheduled, "waiting": waiting}
         if session is not None:
             protocol = self.library[session.protocol_id]
             context.update(
                 protocol=protocol,
                 step=protocol.step(session.current_step),
                 count=len(protocol.steps),
-                now=self.clock.now(),
+                now=now,
                 participation=notes_mod.participation(s, session.id, protocol),
                 show_names=actor.user_id == session.facilitator_id,
             )
