@@ -37,6 +37,10 @@ def build_app(runtime: Runtime) -> App:
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
         # One place for the unexpected: log the type and where, never the payload's text.
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        if body.get("type") == "event_callback":
+            # Perhaps not stored (the database out of reach): a 500 has Slack send it again,
+            # and an event that was stored after all is recognised as a retry then.
+            return BoltResponse(status=500, body="")
         return BoltResponse(status=200, body="")
 
     register_all(app, runtime)

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.engine import notes as notes_mod
 from bot.export import export
@@ -186,6 +186,28 @@ def test_retried_event_is_recorded_once(bot: Bot) -> None:
     with bot.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Contribution)) == 1
     assert len(bot.standin.calls_to("reactions.add")) == 1
+
+
+def test_an_event_that_could_not_be_stored_is_not_acknowledged(bot: Bot) -> None:
+    """Slack sends again what got no 200; what got a 200 it never sends again."""
+    thread = bot.open_step()
+    event = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": TEACHERS[0],
+        "text": "I see a chart.",
+        "ts": "1800000000.000100",
+        "thread_ts": thread,
+    }
+    with bot.db.inbox_write() as conn:  # the inbox out of reach, as with the database down
+        conn.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
+    try:
+        assert bot.event(event, event_id="EvLATER") == 500
+    finally:
+        with bot.db.inbox_write() as conn:
+            conn.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
+    assert bot.event(event, event_id="EvLATER", retry=1) == 200
+    bot.wait_until(lambda: bot.recorded() == [event["ts"]])
 
 
 def test_every_subscribed_event_type_is_acknowledged(bot: Bot) -> None:
