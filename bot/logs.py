@@ -27,20 +27,28 @@ FLOORS = {
 }
 TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 MASK = "[redacted]"
+# Bolt's log lines that quote a whole request body (what someone wrote, a verification token):
+# the line is kept as far as its first "(", and the rest dropped.
+QUOTES_A_BODY = (
+    "Unhandled request (",
+    "Invalid request signature detected (",
+    "A global middleware (",
+)
 
 
 class KeepSecretsOut(logging.Filter):
-    """Masks tokens and the given secrets; drops the payload from Bolt's unhandled warning."""
+    """Masks tokens and the given secrets; drops the request body from Bolt's lines that quote
+    one (QUOTES_A_BODY)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 6]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith("Unhandled request ("):
-            message = "Unhandled request (payload not logged)"
-        clean = TOKEN.sub(MASK, message)
+        message = clean = record.getMessage()
+        if clean.startswith(QUOTES_A_BODY):
+            clean = clean.split("(", 1)[0] + "(request body not logged)"
+        clean = TOKEN.sub(MASK, clean)
         for secret in self.secrets:
             clean = clean.replace(secret, MASK)
         if clean != message or record.args:
