@@ -55,6 +55,9 @@ def screen(environ: dict[str, Any], signing_secret: str) -> Verdict | None:
         return Verdict("413 Payload Too Large")
     raw = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(raw)
+    if not str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "").isdigit():
+        # Not from Slack, and Bolt's own check would fail on it with a stack trace.
+        return Verdict("401 Unauthorized")
 
     def signed() -> bool:
         return is_signed(

@@ -452,6 +452,21 @@ def test_bad_input_unsigned_forged_or_stale_is_refused_before_anything(watched: 
     assert _state(watched) == before
 
 
+def test_a_timestamp_that_is_no_number_is_refused_without_a_stack_trace(
+    watched: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _state(watched)
+    command = slash_command_body("start atlas <@U_PRE> step 2s")
+    event = event_body({"type": "message", "channel": "C_TEAM", "user": "U_T1", "text": "x"})
+    for body in (command, event):
+        for stamp in ("abc", "1e3", "", " 12"):
+            headers = {**signed_headers(body, SECRET), "X-Slack-Request-Timestamp": stamp}
+            assert http_post(watched.url, body, headers)[0] == 401, (body, stamp)
+    watched.settle()
+    assert _state(watched) == before
+    assert all(r.exc_info is None for r in caplog.records), "no stack trace"
+
+
 def test_a_body_bigger_than_slack_ever_sends_is_refused(watched: Bot) -> None:
     raw = json.dumps({"type": "event_callback", "event": {"text": "x" * 1_100_000}}).encode()
     stamp = str(int(time.time()))
