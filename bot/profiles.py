@@ -70,10 +70,15 @@ class SlackProfiles:
             return None
         return _valid(team.get("tz") or team.get("timezone"))
 
-    def zone_of(self, user_id: str) -> Zone:
-        """The caller's zone; without one, the workspace's, else the default (and we say so)."""
+    def zone_of(self, user_id: str) -> Zone | None:
+        """The caller's zone; without one, the workspace's, else the default (and we say so).
+
+        None when Slack cannot say (an outage): a time read in a guessed zone would be hours off,
+        and saying the profile has no zone would be false."""
         person = self.person(user_id)
-        if person is not None and person.tz:
+        if person is None:
+            return None
+        if person.tz:
             return Zone(person.tz, "user")
         workspace = self.workspace_zone()
         if workspace:

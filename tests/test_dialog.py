@@ -125,3 +125,12 @@ def test_dialog_start_while_a_session_runs_is_refused_inline(bot: Bot) -> None:
     assert answer["response_action"] == "errors"
     assert "already running" in answer["errors"]["when"]
     assert len(_sessions(bot)) == 1
+
+
+def test_a_later_start_waits_for_slack_to_give_the_time_zone(bot: Bot) -> None:
+    view = _opened_view(bot)
+    bot.standin.fail_next("users.info", status=503, times=5)
+    answer = _submit(bot, view, when="later", start_at=int(time.time()) + 86400)
+    assert answer["response_action"] == "errors"
+    assert "time zone" in answer["errors"]["start_at"]
+    assert _sessions(bot) == []

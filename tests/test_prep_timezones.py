@@ -153,3 +153,21 @@ def test_e2e_the_zone_read_and_the_fallback_are_said(
         later = s.scalars(select(ProtocolSession).order_by(ProtocolSession.id.desc())).first()
     assert later is not None and later.tz == "UTC"
     assert later.starts_at.astimezone(UTC).hour == 15
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_slack_failing_to_answer_is_not_a_profile_without_a_zone(
+    workspace: SlackStandin, status: int
+) -> None:
+    profiles = SlackProfiles(WebClient(token="xoxb-test", base_url=workspace.url))
+    workspace.fail_next("users.info", status=status, times=2)
+    assert profiles.zone_of(FACILITATOR) is None
+
+
+def test_e2e_a_time_is_not_read_in_a_guessed_zone_while_slack_fails(bot: Bot) -> None:
+    bot.standin.fail_next("users.info", status=429, times=5)
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}> at tomorrow 15:00"))
+    assert "couldn't read your time zone from Slack just now" in answer
+    assert "no time zone" not in answer
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession)).all() == []

@@ -454,6 +454,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/not_yet.j2", command="rotation"))
     said.append(render_message("refusals/dialog_failed.j2"))
     said.append(render_message("refusals/answer_failed.j2", command="status"))
+    said.append(render_message("refusals/zone_unavailable.j2"))
     texts.append(render_text("notes_file_title.j2", protocol=LIBRARY["atlas"], when=NOW))
     return said, texts
 

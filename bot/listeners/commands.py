@@ -39,11 +39,12 @@ def register(app: App, runtime: Runtime) -> None:
         # A time zone costs a users.info call: ask only when the command reads a clock time.
         padded = f" {text.lower()} "
         profiles = SlackProfiles(client)
-        zone = profiles.zone_of(actor.user_id) if any(w in padded for w in NEEDS_ZONE) else None
-        tz = zone.name if zone else None
-        parsed = dispatch.parse(
-            text, now=runtime.clock.now(), tz=tz or "UTC", engine=runtime.engine
-        )
+        needs_zone = any(w in padded for w in NEEDS_ZONE)
+        zone = profiles.zone_of(actor.user_id) if needs_zone else None
+        tz = zone.name if zone else "UTC"
+        parsed = dispatch.parse(text, now=runtime.clock.now(), tz=tz, engine=runtime.engine)
+        if needs_zone and zone is None:
+            parsed = Reply("refusals/zone_unavailable.j2")  # Slack didn't say: don't guess
         if isinstance(parsed, OpenDialog):
             if _open_dialog(runtime, client, command, actor):
                 ack()
@@ -56,9 +57,7 @@ def register(app: App, runtime: Runtime) -> None:
         reply = (
             parsed
             if isinstance(parsed, Reply)
-            else dispatch.run(
-                parsed, actor, runtime.engine, tz=tz or "UTC", zone=zone, profiles=profiles
-            )
+            else dispatch.run(parsed, actor, runtime.engine, tz=tz, zone=zone, profiles=profiles)
         )
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)

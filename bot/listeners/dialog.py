@@ -16,7 +16,10 @@ from bot.engine.core import Actor
 from bot.engine.errors import Refusal
 from bot.listeners.people import is_admin
 from bot.profiles import SlackProfiles
+from bot.render import render_text
 from bot.runtime import Runtime
+
+ZONE_UNAVAILABLE = "refusals/zone_unavailable.j2"
 
 
 def register(app: App, runtime: Runtime) -> None:
@@ -39,6 +42,10 @@ def register(app: App, runtime: Runtime) -> None:
         )
         profiles = SlackProfiles(client)
         zone = profiles.zone_of(user)
+        if zone is None and choice.start_at is not None:
+            # The picked time is shown back in the caller's zone: wait for Slack rather than guess.
+            ack(response_action="errors", errors={"start_at": render_text(ZONE_UNAVAILABLE)})
+            return
         request = Start(
             protocol=choice.protocol,
             presenter=choice.presenter,
