@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,6 +14,10 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 DEFAULT_ZONE = "UTC"
+# The lookups are made before an ack, inside Slack's 3 seconds: each call may take CALL_SECONDS,
+# and none starts once less than that is left of BUDGET_SECONDS (so they end by then).
+CALL_SECONDS = 1
+BUDGET_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -43,17 +49,45 @@ def _valid(tz: object) -> str | None:
 class SlackProfiles:
     """The engine's read-only view of people, over one workspace's WebClient."""
 
-    def __init__(self, client: WebClient) -> None:
-        self.client = client
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        budget: float = BUDGET_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # The request's client, on a short timeout and without retries: a slow answer is an outage.
+        self.client = WebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=CALL_SECONDS,
+            ssl=client.ssl,
+            proxy=client.proxy,
+            headers=client.headers,
+            team_id=client.default_params.get("team_id"),
+            logger=client.logger,
+            retry_handlers=[],
+        )
+        self._monotonic = monotonic
+        self._deadline = monotonic() + budget
+
+    def _in_time(self) -> bool:
+        return self._deadline - self._monotonic() >= CALL_SECONDS
 
     def person(self, user_id: str) -> Person | None:
-        """None when Slack cannot say (an outage): the caller goes ahead without the check."""
+        """None when Slack cannot say in time (an outage): the caller goes ahead without the
+        check."""
+        if not self._in_time():
+            return None
         try:
             user = self.client.users_info(user=user_id)["user"]
         except SlackApiError as error:
             if error.response.get("error") in ("user_not_found", "user_not_visible"):
                 return Person(user_id, None, gone=True, is_bot=False)
             log.warning("users.info failed: %s", error.response.get("error"))
+            return None
+        except OSError as error:  # timed out, or no connection
+            log.warning("users.info failed: %s", type(error).__name__)
             return None
         return Person(
             user_id,
@@ -64,9 +98,11 @@ class SlackProfiles:
 
     def workspace_zone(self) -> str | None:
         """Slack's team.info has no zone today; honour one if it ever carries it."""
+        if not self._in_time():
+            return None
         try:
             team = self.client.team_info()["team"]
-        except SlackApiError:
+        except (SlackApiError, OSError):
             return None
         return _valid(team.get("tz") or team.get("timezone"))
 
