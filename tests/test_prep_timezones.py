@@ -171,3 +171,12 @@ def test_e2e_a_time_is_not_read_in_a_guessed_zone_while_slack_fails(bot: Bot) ->
     assert "no time zone" not in answer
     with bot.db.session() as s:
         assert s.scalars(select(ProtocolSession)).all() == []
+
+
+def test_e2e_in_shows_the_start_in_the_callers_zone(bot: Bot) -> None:
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}> in 2h"))
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+    assert session.tz == LA
+    assert session.starts_at.astimezone(ZoneInfo(LA)).strftime("%H:%M %Z") in answer
+    assert " UTC" not in answer

@@ -22,7 +22,7 @@ from bot.profiles import SlackProfiles
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-NEEDS_ZONE = (" at ", " weekdays")
+NEEDS_ZONE = (" at ", " in ", " weekdays")
 # Commands that only read: acknowledged at once, answered through response_url a moment later,
 # so the ack never waits on the database. Commands that change something still answer in the
 # ack, once the change is committed.
@@ -36,7 +36,8 @@ def register(app: App, runtime: Runtime) -> None:
     ) -> None:
         text = " ".join(str(command.get("text") or "").split())
         actor = actor_from_command(command, client)
-        # A time zone costs a users.info call: ask only when the command reads a clock time.
+        # A time zone costs a users.info call: ask only when the command reads or shows a clock
+        # time (`in 2h` is shown to the caller as a local time, and stored with their zone).
         padded = f" {text.lower()} "
         profiles = SlackProfiles(client)
         needs_zone = any(w in padded for w in NEEDS_ZONE)
