@@ -17,7 +17,7 @@ from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.keepalive import answer_to
-from bot.listeners.people import actor_from_command
+from bot.listeners.people import actor_from_command, between_people
 from bot.profiles import SlackProfiles
 from bot.runtime import Runtime
 
@@ -40,12 +40,15 @@ def register(app: App, runtime: Runtime) -> None:
         # time (`in 2h` is shown to the caller as a local time, and stored with their zone).
         padded = f" {text.lower()} "
         profiles = SlackProfiles(client)
-        needs_zone = any(w in padded for w in NEEDS_ZONE)
+        elsewhere = between_people(command)  # nothing can start there: no zone needed
+        needs_zone = not elsewhere and any(w in padded for w in NEEDS_ZONE)
         zone = profiles.zone_of(actor.user_id) if needs_zone else None
         tz = zone.name if zone else "UTC"
         parsed = dispatch.parse(text, now=runtime.clock.now(), tz=tz, engine=runtime.engine)
         if needs_zone and zone is None:
             parsed = Reply("refusals/zone_unavailable.j2")  # Slack didn't say: don't guess
+        if elsewhere and isinstance(parsed, cmd.Start | OpenDialog):
+            parsed = Reply("refusals/direct_message.j2")
         if isinstance(parsed, OpenDialog):
             if _open_dialog(runtime, client, command, actor):
                 ack()

@@ -22,6 +22,14 @@ def is_admin(client: WebClient, user_id: str) -> bool:
     return bool(user.get("is_admin") or user.get("is_owner"))
 
 
+def between_people(command: dict[str, Any]) -> bool:
+    """A slash command typed in a DM or a group DM, where a session can't run: Slack names a DM
+    `directmessage` (its id starts with D) and a group DM `mpdm-...` (its id with G or C)."""
+    name = str(command.get("channel_name") or "")
+    channel = str(command.get("channel_id") or "")
+    return channel.startswith("D") or name == "directmessage" or name.startswith("mpdm-")
+
+
 def actor_from_command(command: dict[str, Any], client: WebClient) -> Actor:
     user = command["user_id"]
     return Actor(
