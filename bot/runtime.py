@@ -122,7 +122,8 @@ class Runtime:
 
     def _failed(self, s: Session, row: OutboxMessage) -> None:
         prep.dm_failed(self.engine, s, row)
-        delivery.tell_facilitator(self.engine, s, row)
+        if not delivery.call_off_unreachable(self.engine, s, row):
+            delivery.tell_facilitator(self.engine, s, row)
 
     def start(self) -> Runtime:
         """Catch up on what a stop left behind, then run the sender and the timers."""

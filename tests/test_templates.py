@@ -639,6 +639,40 @@ def test_the_facilitator_hears_why_another_post_could_not_be_posted(
         check_message(message)
 
 
+def unreachable_messages(engine: Engine) -> list[Message]:
+    """The note to the facilitator when a session's start can't reach its channel at all."""
+    from bot.engine import delivery
+
+    said: list[Message] = []
+    for error in delivery.UNREACHABLE:
+        room = actor(channel=f"C_{error.upper()}")
+        session = engine.start(room, protocol_id="atlas", presenter=PRESENTER).context["session"]
+        before = outbox(engine)[-1].id
+        row = OutboxMessage(
+            team_id=TEAM,
+            channel_id=room.channel_id,
+            method="chat.postMessage",
+            payload={"channel": room.channel_id, "text": "ATLAS starts now"},
+            ref=f"header:{session.id}",
+            status="failed",
+            error=error,
+        )
+        with engine.transaction() as (s, _after):
+            assert delivery.call_off_unreachable(engine, s, row)
+        notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
+        said += [n for n in notes if n is not None]
+    assert len(said) == len(delivery.UNREACHABLE)
+    return said
+
+
+def test_the_facilitator_hears_a_session_that_could_not_reach_its_channel_was_called_off(
+    engine: Engine,
+) -> None:
+    for message in unreachable_messages(engine):
+        check_message(message)
+        assert "called the session off" in message.text
+
+
 # -- the start dialog and App Home -------------------------------------------------------------
 
 
@@ -886,6 +920,7 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
     for code, context in BEFORE_THE_PARSER.items():
         render_message(f"errors/{code}.j2", **context)
     delivery_messages(engine, ("step",))
+    unreachable_messages(engine)
     dialog_and_home(engine)
     prep_messages(engine)
     templates = {

@@ -37,9 +37,7 @@ def _sessions(bot: Bot) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("channel", "name"), BETWEEN_PEOPLE)
-def test_a_start_in_a_direct_message_is_refused_up_front(
-    bot: Bot, channel: str, name: str
-) -> None:
+def test_a_start_in_a_direct_message_is_refused_up_front(bot: Bot, channel: str, name: str) -> None:
     for text in (
         f"start atlas <@{PRESENTER}|maria> step 1h",
         f"start atlas <@{PRESENTER}|maria> at tomorrow 15:00",
@@ -50,3 +48,36 @@ def test_a_start_in_a_direct_message_is_refused_up_front(
     assert _sessions(bot) == []
     assert bot.standin.calls_to("views.open") == []
     assert bot.standin.calls_to("users.info") == []  # no time zone looked up to refuse
+
+
+def _notes_to_facilitator(bot: Bot) -> list[str]:
+    return [message_text(m) for m in bot.posts(f"D{FACILITATOR[1:]}")]
+
+
+def test_a_session_whose_start_cannot_reach_a_private_channel_is_called_off(bot: Bot) -> None:
+    bot.standin.add_channel("C_PRIV", [FACILITATOR, PRESENTER], name="private")
+    bot.standin.fail_next("chat.postMessage", error="not_in_channel", times=2)
+    bot.standin.fail_next(
+        "conversations.join", error="method_not_supported_for_channel_type", times=2
+    )
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_PRIV")
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = _notes_to_facilitator(bot)
+    assert "called the session off" in note and "/invite @protocolbot" in note
+    assert _sessions(bot) == [("C_PRIV", "cancelled")]
+    # The channel is free: once the bot is invited, a start there is not "already running".
+    answer = message_text(
+        bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_PRIV")
+    )
+    assert "already running" not in answer and "starting" in answer
+
+
+def test_a_session_in_a_channel_slack_cannot_find_is_called_off_with_one_note(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_GONE")
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = _notes_to_facilitator(bot)
+    assert "called the session off" in note and "can't see it" in note
+    assert _sessions(bot) == [("C_GONE", "cancelled")]
+    assert not bot.posts("C_GONE")

@@ -2,21 +2,67 @@
 
 Called by the outbox sender in the transaction that marks the row failed. Only channel posts count
 (a failed reaction or nudge is not worth a message); a failed direct message is never answered
-with another direct message, so a facilitator who can't be reached doesn't start a loop.
+with another direct message, so a facilitator who can't be reached doesn't start a loop. A session
+whose start can't reach its channel at all is called off, so it doesn't hold the channel.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.blocks import render_message
 from bot.engine.core import Engine
 from bot.slack import UPLOAD_METHOD
-from bot.store.models import OutboxMessage, ProtocolSession
+from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
 NOTICE = "undelivered"
 TOLD_ABOUT = frozenset({"chat.postMessage", UPLOAD_METHOD})
+# Slack's answers when the bot can't reach a channel (a join was tried for not_in_channel).
+UNREACHABLE = frozenset({"not_in_channel", "channel_not_found"})
+
+
+def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
+    """The header or step 1 of a session could not reach its channel: nobody there sees the
+    session, yet it would run on, and hold the channel. Call it off and tell the facilitator what
+    to do. True when it did."""
+    session_id = (row.ref or "").partition(":")[2].partition(":")[0]
+    start_posts = (f"header:{session_id}", f"step:{session_id}:1")
+    if row.error not in UNREACHABLE or row.ref not in start_posts or not session_id.isdigit():
+        return False
+    session = s.get(ProtocolSession, int(session_id), with_for_update=True)
+    if session is None or session.team_id != row.team_id or session.status not in ACTIVE:
+        return False
+    if session.current_step != 1:
+        return False  # the session went on: the channel was reached, or it is someone's call
+    now = engine.clock.now()
+    session.status, session.ended_at = "cancelled", now
+    session.step_closes_at = session.paused_remaining = None
+    s.execute(
+        update(StepRun)
+        .where(StepRun.session_id == session.id, StepRun.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    # The other start post, if not tried yet, would go nowhere (or arrive for a session gone).
+    s.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.team_id == row.team_id,
+            OutboxMessage.ref.in_(start_posts),
+            OutboxMessage.status == "pending",
+        )
+        .values(status="failed", error=row.error, sent_at=now)
+    )
+    engine.timers.clear(session.id)  # its jobs do nothing for a session not running, either way
+    protocol = engine.library.get(session.protocol_id)
+    message = render_message(
+        "session_unreachable.j2",
+        session=session,
+        protocol_name=protocol.name if protocol else session.protocol_id,
+        error=row.error,
+    )
+    engine.post(s, session, message, channel=session.facilitator_id, ref=_notice(session, row))
+    return True
 
 
 def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
@@ -25,10 +71,9 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
     if (row.ref or "").startswith(f"{NOTICE}:"):
         return
     session = _session_of(s, row)
-    if session is None:
-        return
-    error = row.error or "unknown"
-    ref = f"{NOTICE}:{session.id}:{error}"[:64]
+    if session is None or session.status == "cancelled":
+        return  # a session called off: its facilitator was told why
+    ref = _notice(session, row)
     told = s.scalars(
         select(OutboxMessage.id).where(
             OutboxMessage.team_id == row.team_id, OutboxMessage.ref == ref
@@ -42,9 +87,14 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
         session=session,
         protocol_name=protocol.name if protocol else session.protocol_id,
         what=_what(row),
-        error=error,
+        error=row.error or "unknown",
     )
     engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
+
+
+def _notice(session: ProtocolSession, row: OutboxMessage) -> str:
+    """The ref of the note about a session's posts refused for one reason: one note each."""
+    return f"{NOTICE}:{session.id}:{row.error or 'unknown'}"[:64]
 
 
 def _session_of(s: Session, row: OutboxMessage) -> ProtocolSession | None:
