@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.views import View
 
+from bot.blocks import render_message
 from bot.commands import DurationError, parse_duration
+from bot.engine.errors import Reply
 from bot.protocols import Protocol
 from bot.render import render_text
 
 MAX_AHEAD = timedelta(days=90)
+# Refusals of a start, shown under the field they are about. Slack shows an inline error as plain
+# text, so each has its own words in dialog/: no mrkdwn, no mentions, no command to type.
+INLINE_REFUSALS = {
+    "prep/refusals/presenter_bot.j2": ("presenter", "dialog/presenter_bot.j2"),
+    "prep/refusals/presenter_gone.j2": ("presenter", "dialog/presenter_gone.j2"),
+    "refusals/already_running.j2": ("when", "dialog/already_running.j2"),
+    "prep/refusals/too_many_scheduled.j2": ("when", "dialog/too_many_scheduled.j2"),
+}
+# Slack's markup in a message: <target|label> or <target>, and *bold*, _italic_, `code`, ~strike~.
+_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_EMPHASIS = re.compile(r"(?<!\w)[*_`~]|[*_`~](?!\w)")
+# What a mention taken out leaves: "the facilitator, , can" or "(facilitator )".
+_GAP, _DOUBLE_COMMA = re.compile(r" +(?=[,.;:)])"), re.compile(r",(?=[,.])")
 
 
 @dataclass(frozen=True)
@@ -86,3 +102,16 @@ def read_start(
     if errors:
         return errors
     return StartChoice(str(protocol), str(presenter), step_seconds, start_at)
+
+
+def inline_error(reply: Reply) -> dict[str, str]:
+    """A refusal of the start as the dialog's inline errors: under its field, in plain text."""
+    field, template = INLINE_REFUSALS.get(reply.template, ("when", ""))
+    if template:
+        return {field: render_text(template, **reply.context)[:2000]}
+    # A refusal with no words of its own here: its message, with the markup taken out.
+    text = render_message(reply.template, **reply.context).text
+    text = _EMPHASIS.sub("", _LINK.sub(lambda link: link.group(2) or "", text))
+    text = _DOUBLE_COMMA.sub("", _GAP.sub("", text))
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return {field: render_text("dialog/refused.j2", message=text)[:2000]}

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.dialogs import inline_error
+from bot.engine.errors import Reply
 from bot.store.models import ProtocolSession
 from tests.fakes.signing import interaction_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEAM, Bot
@@ -134,3 +136,29 @@ def test_a_later_start_waits_for_slack_to_give_the_time_zone(bot: Bot) -> None:
     assert answer["response_action"] == "errors"
     assert "time zone" in answer["errors"]["start_at"]
     assert _sessions(bot) == []
+
+
+MARKUP = ("<@", "<#", "<!", "*", "`", "&lt;", "/protocol")
+
+
+def _plain(text: str) -> bool:
+    return not any(mark in text for mark in MARKUP)
+
+
+def test_refusals_are_shown_in_plain_text_under_the_field_they_are_about(bot: Bot) -> None:
+    view = _opened_view(bot)
+    for presenter, said in (("U_BOT", "bot"), ("U_GONE", "left this workspace")):
+        answer = _submit(bot, view, presenter=presenter)
+        assert answer["response_action"] == "errors"
+        assert list(answer["errors"]) == ["presenter"]
+        assert said in answer["errors"]["presenter"] and _plain(answer["errors"]["presenter"])
+    assert _submit(bot, view) == {}
+    answer = _submit(bot, view)
+    assert list(answer["errors"]) == ["when"]
+    assert "already running" in answer["errors"]["when"] and _plain(answer["errors"]["when"])
+    assert len(_sessions(bot)) == 1
+
+
+def test_a_refusal_without_words_of_its_own_loses_its_markup() -> None:
+    refusal = Reply("refusals/only_facilitator.j2", {"facilitator": "U_FAC", "action": "start"})
+    assert inline_error(refusal) == {"when": "Only the facilitator, can start this session."}

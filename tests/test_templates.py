@@ -704,6 +704,14 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
         assert isinstance(errors, dict)
         texts += errors.values()
     texts.append(render_text("dialog/refused.j2", message="Pick a teacher."))
+    for template, context in (
+        ("prep/refusals/presenter_bot.j2", {"presenter": "U_BOT"}),
+        ("prep/refusals/presenter_gone.j2", {"presenter": PRESENTER, "rotation": False}),
+        ("refusals/already_running.j2", {"protocol": "ATLAS", "facilitator": FACILITATOR}),
+        ("prep/refusals/too_many_scheduled.j2", {"limit": 20}),
+        ("refusals/only_facilitator.j2", {"facilitator": FACILITATOR, "action": "start"}),
+    ):
+        texts += dialogs.inline_error(Reply(template, context)).values()
 
     # Home: one session upcoming, one running, one past.
     home_room = actor(channel="C_HOME")

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import render_message
 from bot.commands import Start
-from bot.dialogs import StartChoice, read_start
+from bot.dialogs import StartChoice, inline_error, read_start
 from bot.engine import ahead
 from bot.engine.core import Actor
 from bot.engine.errors import Refusal
@@ -63,8 +63,7 @@ def register(app: App, runtime: Runtime) -> None:
                 profiles=profiles,
             )
         except Refusal as refusal:
-            message = render_message(refusal.reply.template, **refusal.reply.context)
-            ack(response_action="errors", errors={"when": message.text[:2000]})
+            ack(response_action="errors", errors=inline_error(refusal.reply))
             return
         ack()
         runtime.engine.tell(actor, render_message(reply.template, **reply.context))
