@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from jinja2 import TemplateNotFound
 from sqlalchemy import event
 
 from bot.engine.core import Engine
@@ -92,10 +94,14 @@ def test_one_broken_session_does_not_hold_up_the_rest_of_its_round(
 ) -> None:
     first, *ids = start_in(engine, 4)
     broken = ids[1]
+    # A protocol whose second step names a template that is not there: opening it fails.
+    atlas = engine.library["atlas"]
+    steps = (atlas.steps[0], replace(atlas.steps[1], template="no-such.j2"), *atlas.steps[2:])
+    monkeypatch.setitem(engine.library, "broken", replace(atlas, id="broken", steps=steps))
     with engine.db.session() as s:
         row = s.get(type(session_row(engine, broken)), broken)
         assert row is not None
-        row.protocol_id = "no-longer-installed"
+        row.protocol_id = "broken"
     clock.advance(60)
     closer = Closer(engine)
     # The first round holds until the other three closes wait behind it: they make one round.
@@ -128,7 +134,7 @@ def test_one_broken_session_does_not_hold_up_the_rest_of_its_round(
         thread.join(30)
     assert rounds[:2] == [[first], sorted(ids)], "the three waiting closes made one round"
     assert set(errors) == {broken}, errors
-    assert isinstance(errors[broken], KeyError)
+    assert isinstance(errors[broken], TemplateNotFound)
     assert [session_row(engine, sid).current_step for sid in (first, *ids)] == [2, 2, 1, 2]
 
 

@@ -447,6 +447,15 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         )
     )
     said.append(reply_message(refusal(lambda: engine.next_step(here(TEACHERS[0])))))
+    # The same session after a restart that no longer has its protocol.
+    gone = Engine(engine.db, {k: v for k, v in LIBRARY.items() if k != "atlas"}, engine.clock)
+    said.append(reply_message(gone.status(here())))
+    said.append(reply_message(gone.notes(here())))
+    said.append(reply_message(refusal(lambda: gone.next_step(here()))))
+    for held in (True, False):
+        session = started.context["session"]
+        said.append(render_message("protocol_gone.j2", session=session, held=held))
+    said.append(render_message("replies/ended.j2", session=started.context["session"], gone=True))
     said.append(reply_message(engine.end(here())))
     for command in (cmd.Start("atlas"), cmd.Cancel(), cmd.Rotation()):
         said.append(reply_message(dispatch.run(command, here(), engine)))

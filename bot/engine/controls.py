@@ -60,7 +60,7 @@ def extend_step(engine: Engine, actor: Actor, pressed: Pressed) -> Reply:
         stale = pressed.stale(session)
         if stale is not None:
             return stale
-        protocol = engine.library[session.protocol_id]
+        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
         seconds = step_seconds(protocol, session.current_step, session.step_seconds)
     return extend(engine, actor, button_extension(seconds))
 
@@ -96,6 +96,8 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             return stale
         if session.status != "paused":
             raise Refusal("refusals/not_paused.j2")
+        if session.protocol_id not in engine.library:
+            raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
         now = engine.clock.now()
         closes = now + timedelta(seconds=session.paused_remaining or 0)
         if session.weekdays:

@@ -236,6 +236,12 @@ class Engine:
                 "refusals/unknown_protocol.j2", name=protocol_id, available=sorted(self.library)
             ) from None
 
+    def shown_protocol(self, s: Session, session_id: int, protocol_id: str) -> Protocol:
+        """The session's protocol, or, if it is no longer installed, a stand-in made of the steps
+        it ran: enough to show what was recorded, never to run a step."""
+        protocol = self.library.get(protocol_id)
+        return protocol if protocol is not None else notes_mod.stand_in(s, session_id, protocol_id)
+
     def post(
         self,
         s: Session,
@@ -415,6 +421,9 @@ class Engine:
             actor = Actor(
                 session.team_id, session.facilitator_id, session.channel_id, session.enterprise_id
             )
+            if session.protocol_id not in self.library:
+                self._call_off(s, after, session, now)
+                return
             if (active := self.active_session(s, actor)) is not None:
                 # One active session per channel: it starts when that one ends (see _finish);
                 # the retry is for a start that was missed there (a process that died).
@@ -584,8 +593,38 @@ class Engine:
             sid, at = session.id, session.step_closes_at
             after(lambda: self.timers.step_deadline(sid, expected_step, at))
             return
+        if session.protocol_id not in self.library:
+            self._hold(s, after, session)
+            return
         # Close on the planned boundary, not "now": catching up keeps the rest on schedule.
         self._advance(s, after, session, session.step_closes_at, current)
+
+    def _hold(self, s: Session, after: _After, session: ProtocolSession) -> None:
+        """A step is due to close but the session's protocol is no longer installed (its file was
+        removed, or fails validation since a restart): pause the session rather than guess its
+        next step, and tell the facilitator once. If the operator puts the protocol back,
+        `resume` carries on; `end` finishes it with the replies so far."""
+        log.warning(
+            "session %s held: protocol %r is not installed", session.id, session.protocol_id
+        )
+        session.status = "paused"
+        session.paused_remaining = 0
+        sid = session.id
+        after(lambda: self.timers.clear(sid))
+        message = render_message("protocol_gone.j2", session=session, held=True)
+        self.post(s, session, message, channel=session.facilitator_id)
+
+    def _call_off(self, s: Session, after: _After, session: ProtocolSession, now: datetime) -> None:
+        """A scheduled session is due to start but its protocol is no longer installed."""
+        log.warning(
+            "session %s called off: protocol %r is not installed", session.id, session.protocol_id
+        )
+        session.status = "cancelled"
+        session.ended_at = now
+        sid = session.id
+        after(lambda: self.timers.clear(sid))
+        message = render_message("protocol_gone.j2", session=session, held=False)
+        self.post(s, session, message, channel=session.facilitator_id)
 
     def _advance(
         self,
@@ -615,6 +654,8 @@ class Engine:
         with self.transaction() as (s, after):
             session = self._require_active(s, actor)
             self.require_facilitator(session, actor, "move to the next step of")
+            if session.protocol_id not in self.library:
+                raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
             if session.status != "running":
                 raise Refusal("refusals/paused.j2")
             stale = pressed.stale(session) if pressed is not None else None
@@ -636,7 +677,8 @@ class Engine:
             if current is not None and current.ended_at is None:
                 current.ended_at = now
             self._finish(s, after, session, now)
-            return Reply("replies/ended.j2", {"session": session})
+            gone = session.protocol_id not in self.library
+            return Reply("replies/ended.j2", {"session": session, "gone": gone})
 
     def _require_active(self, s: Session, actor: Actor) -> ProtocolSession:
         session = self.active_session(s, actor)
@@ -645,7 +687,7 @@ class Engine:
         return session
 
     def _finish(self, s: Session, after: _After, session: ProtocolSession, when: datetime) -> None:
-        protocol = self.library[session.protocol_id]
+        protocol = self.shown_protocol(s, session.id, session.protocol_id)
         session.status = "ended"
         session.ended_at = when
         session.step_closes_at = None
@@ -705,9 +747,10 @@ class Engine:
         waiting = [row.id for row in scheduled if session is not None and row.starts_at <= now]
         context: dict[str, Any] = {"session": session, "scheduled": scheduled, "waiting": waiting}
         if session is not None:
-            protocol = self.library[session.protocol_id]
+            protocol = self.shown_protocol(s, session.id, session.protocol_id)
             context.update(
                 protocol=protocol,
+                gone=session.protocol_id not in self.library,
                 step=protocol.step(session.current_step),
                 count=len(protocol.steps),
                 now=now,
@@ -722,9 +765,10 @@ class Engine:
             session = self.latest_session(s, actor)
             if session is None:
                 raise Refusal("refusals/no_notes.j2")
-            protocol = self.library[session.protocol_id]
+            protocol = self.shown_protocol(s, session.id, session.protocol_id)
             notes = notes_mod.build_notes(s, session, protocol)
-            return Reply("notes_reply.j2", {"notes": notes, "for_presenter": False})
+            gone = session.protocol_id not in self.library
+            return Reply("notes_reply.j2", {"notes": notes, "for_presenter": False, "gone": gone})
 
     # -- housekeeping --------------------------------------------------------------------------
     def due_work(self) -> DueWork:

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.blocks import Message, render_messages
-from bot.protocols import TAGS, Protocol
+from bot.protocols import TAGS, Protocol, Step
 from bot.render import render_text
 from bot.store import raw
 from bot.store.models import Contribution, ProtocolSession, StepRun
@@ -148,6 +148,27 @@ def _participation(
         "observations": tags.get("observation", 0),
         "interpretations": tags.get("interpretation", 0),
     }
+
+
+def stand_in(s: Session, session_id: int, protocol_id: str) -> Protocol:
+    """For a session whose protocol is no longer installed: a protocol made of the steps it ran,
+    each titled with its stored id, enough to show what was recorded (never to run a step)."""
+    ran = {run.index: run.step_id for run in s.scalars(_STEPS, {"session_id": session_id})}
+    steps = tuple(
+        Step(
+            id=ran.get(index, str(index)),
+            title=ran.get(index, str(index)),
+            minutes=0,
+            prompt="",
+            guidance=(),
+            presenter="speaks",
+            collects="note",
+        )
+        for index in range(1, max(ran, default=0) + 1)
+    )
+    return Protocol(
+        id=protocol_id, name=protocol_id, source="", summary="", presenter_prep=None, steps=steps
+    )
 
 
 def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Notes:

@@ -241,7 +241,8 @@ class Replies:
                 found = self._open_step(s, team_id, channel, thread_ts, ts, fresh=True)
             if found is None:
                 return
-            protocol = engine.library[found.protocol_id]
+            # A session whose protocol is no longer installed still records replies (as notes).
+            protocol = engine.shown_protocol(s, found.id, found.protocol_id)
             step = protocol.step(found.step_index)
             explicit, body = strip_tag_prefix(text)
             kept = body or text
@@ -416,7 +417,7 @@ class Replies:
                 raise Refusal("nudge_not_yours.j2", author=row.user_id)
             if session.status not in ACTIVE:
                 return Reply("nudge_gone.j2")
-            protocol = self.engine.library[session.protocol_id]
+            protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
             if park and row.audience == "group" and row.tag != "interpretation":
                 self.retag(s, row, "interpretation")
             later = _interpreting_step(protocol, row.step_index)

@@ -17,7 +17,9 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
             return
         if session.step_closes_at is None or session.step_closes_at <= engine.clock.now():
             return
-        protocol = engine.library[session.protocol_id]
+        protocol = engine.library.get(session.protocol_id)
+        if protocol is None:
+            return  # no longer installed: the close holds the session (Engine._hold)
         spec = protocol.step(step)
         members = [
             user

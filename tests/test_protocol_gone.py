@@ -1,0 +1,120 @@
+"""A session whose protocol dropped out of the library (its file removed, or failing validation
+since a restart) can still be read, held and ended, and the channel freed for the next one."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.engine import controls
+from bot.engine.core import Engine
+from bot.engine.errors import Refusal
+from bot.protocols import BUILTIN_DIR, Protocol
+from bot.settings import Settings
+from bot.slack_standin import SlackStandin
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot
+from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
+
+OURS = "our-everyday"
+
+
+def without(library: dict[str, Protocol], protocol_id: str) -> dict[str, Protocol]:
+    return {k: v for k, v in library.items() if k != protocol_id}
+
+
+def restarted(engine: Engine, library: dict[str, Protocol], timers: RecordingTimers) -> Engine:
+    """The same database after a restart that loaded `library`."""
+    return Engine(engine.db, library, engine.clock, timers=timers)
+
+
+def test_the_channel_can_be_read_and_ended_after_a_restart_without_its_protocol(
+    workspace: SlackStandin, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    custom = tmp_path / "protocols"
+    custom.mkdir()
+    source = (BUILTIN_DIR / "dese-everyday.yaml").read_text()
+    (custom / f"{OURS}.yaml").write_text(source.replace("id: dese-everyday", f"id: {OURS}", 1))
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=workspace.url,
+        database_url=database_url,
+        protocols_dir=custom,
+    )
+    bot = Bot(workspace, database_url, settings=settings).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.runtime.sender.drain(5)
+        step = bot.step_posts()[0]["ts"]
+        bot.reply(TEACHERS[0], "Most students listed the criteria.", step)
+        bot.settle()
+    finally:
+        bot.stop()
+    (custom / f"{OURS}.yaml").unlink()
+    caplog.set_level(logging.WARNING)
+    bot = Bot(workspace, database_url, settings=settings).start()
+    try:
+        bot.reply(TEACHERS[1], "Two used the rubric's own words.", step)
+        bot.settle()
+        assert len(bot.recorded()) == 2
+        status = str(bot.command("status"))
+        assert "no longer installed" in status and "expectations" in status
+        notes = bot.command("notes")
+        assert "no longer installed" in str(notes["blocks"])
+        assert "Most students listed the criteria." in str(notes["blocks"])
+        assert "no longer installed" in bot.command("next")["text"]
+        assert "Only the facilitator" in bot.command("end", user=TEACHERS[1])["text"]
+        ended = bot.command("end")
+        assert "no longer installed" in str(ended)
+        bot.settle()
+        posted = [m for m in bot.posts() if m.get("thread_ts")]
+        assert any("Most students listed the criteria." in str(m) for m in posted)
+        started = bot.command(f"start tuning <@{PRESENTER}> step 1h")
+        assert "already running" not in str(started)
+        bot.wait_until(lambda: any("Tuning" in str(m) for m in bot.posts()))
+    finally:
+        bot.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_step_due_to_close_without_its_protocol_holds_the_session_and_says_so_once(
+    engine: Engine, library: dict[str, Protocol], clock: HeldClock
+) -> None:
+    session = start(engine, step_seconds=3600)
+    timers = RecordingTimers()
+    gone = restarted(engine, without(library, "atlas"), timers)
+    clock.advance(3600)
+    gone.close_step(session.id, 1)
+    gone.close_step(session.id, 1)  # a duplicate, or the clock's next reconcile
+    held = session_row(gone, session.id)
+    assert (held.status, held.current_step) == ("paused", 1)
+    assert session.id in timers.cleared
+    assert gone.due_work().closes == []
+    told = [r for r in outbox(gone) if r.channel_id == FACILITATOR]
+    assert len(told) == 1 and "no longer installed" in str(told[0].payload)
+    with pytest.raises(Refusal) as refused:
+        controls.resume(gone, actor())
+    assert refused.value.reply.template == "refusals/protocol_gone.j2"
+    # The operator puts the protocol back: the session carries on from where it was held.
+    back = restarted(engine, library, RecordingTimers())
+    controls.resume(back, actor())
+    back.close_step(session.id, 1)
+    assert session_row(back, session.id).current_step == 2
+
+
+def test_a_scheduled_session_without_its_protocol_is_called_off_at_its_start(
+    engine: Engine, library: dict[str, Protocol], clock: HeldClock
+) -> None:
+    session = start(engine, start_at=clock.now() + timedelta(hours=1))
+    gone = restarted(engine, without(library, "atlas"), RecordingTimers())
+    clock.advance(3600)
+    gone.begin(session.id)
+    gone.begin(session.id)
+    assert session_row(gone, session.id).status == "cancelled"
+    told = [r for r in outbox(gone) if r.channel_id == FACILITATOR]
+    assert len(told) == 1 and "did not start" in str(told[0].payload)
+    assert not [r for r in outbox(gone) if r.channel_id == CHANNEL]
