@@ -4,6 +4,8 @@ With DATA_RETENTION_DAYS set, the clock's daily housekeeping deletes the contrib
 presenter's statement) of sessions that ended more than that many days ago, and the outbox rows
 (which carry the notes' text) sent that long ago. Whatever the setting, handled inbox events go
 after a day: they are kept only to recognise Slack's retries.
+
+`/protocol forget` does the same for one session at once (forget_copies, forget_events).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from bot.store.db import Database
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession
@@ -50,6 +53,58 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
     if any(counts.values()):
         log.info("retention: deleted %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
     return counts
+
+
+def session_rows(session_id: int) -> ColumnElement[bool]:
+    """One session's outbox rows, by the refs the engine gives them: its header, its steps and
+    what went in their threads, the notes, and the direct messages and nudges about it."""
+    sid = session_id
+    named: list[ColumnElement[bool]] = [OutboxMessage.ref == f"nudge:{sid}"]
+    for column in (OutboxMessage.ref, OutboxMessage.thread_ref):
+        named += [column == f"header:{sid}", column == f"notes:{sid}"]
+        named += [column.like(f"{kind}:{sid}:%") for kind in ("step", "prep", "presenter")]
+    return or_(*named)
+
+
+def forget_copies(s: Session, session_id: int) -> int:
+    """The outbox's copies of a session's replies, for `/protocol forget`; returns the rows.
+
+    Sent (or failed) rows lose their content as retention would delete them; each keeps its ref
+    and ts, so a post still to come in a running session's threads finds its place. Of the rows
+    not sent yet, the notes and the messages that quote replies are dropped (nothing forgotten
+    is posted after the forget); the rest, which run the session, still go.
+    """
+    mine = session_rows(session_id)
+    quoting = or_(
+        OutboxMessage.thread_ref == f"header:{session_id}",  # the notes, in parts and as a file
+        OutboxMessage.ref == f"notes:{session_id}",
+        OutboxMessage.ref.like(f"presenter:{session_id}:%"),
+        OutboxMessage.ref == f"nudge:{session_id}",
+    )
+    dropped = s.execute(
+        delete(OutboxMessage).where(mine, quoting, OutboxMessage.status == "pending")
+    )
+    emptied = s.execute(
+        update(OutboxMessage)
+        .where(mine, OutboxMessage.status.in_(("sent", "failed")))
+        .values(payload={})
+    )
+    return _count(dropped) + _count(emptied)
+
+
+def forget_events(db: Database, team_id: str, channel_id: str) -> int:
+    """Handled inbox events of a channel lose their content (their ids still recognise a retry)."""
+    with db.inbox_session() as s:
+        handled = (
+            update(InboxEvent)
+            .where(
+                InboxEvent.team_id == team_id,
+                InboxEvent.processed_at.is_not(None),
+                InboxEvent.payload["event"]["channel"].as_string() == channel_id,
+            )
+            .values(payload={})
+        )
+        return _count(s.execute(handled))
 
 
 def _count(result: object) -> int:

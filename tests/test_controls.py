@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text, update
 
+from bot.engine import controls
+from bot.engine.core import Engine
+from bot.engine.replies import Replies
 from bot.engine.warnings import warn_step
 from bot.store.models import Contribution, ProtocolSession
-from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
+from tests.test_engine import actor, outbox, start
 
 
 def _session(bot: Bot) -> ProtocolSession:
@@ -171,3 +175,65 @@ def test_a_button_from_an_earlier_session_or_step_leaves_the_running_one_alone(b
     assert _session(bot).status == "paused"
     bot.action("step_resume", f"{new.id}:1")
     assert _session(bot).status == "running"
+
+
+# Plain words: the notes escape some characters, and the search below is for the text as typed.
+SECRET = "Jayden wrote about his fathers deportation"
+
+
+def _holding(bot: Bot, secret: str) -> list[str]:
+    """The tables, in the main database and the inbox's, with a row that holds `secret`."""
+    found = []
+    for opened in (bot.db.session, bot.db.inbox_session):
+        with opened() as s:
+            for name in inspect(s.connection()).get_table_names():
+                rows = s.execute(text(f'SELECT * FROM "{name}"')).all()
+                found += [name for row in rows if secret in repr(tuple(row))]
+    return found
+
+
+def test_forget_leaves_no_copy_of_the_replies_anywhere(bot: Bot) -> None:
+    ts = bot.open_step()
+    with bot.db.session() as s:
+        # As the presenter's prep dialog keeps it.
+        s.execute(update(ProtocolSession).values(statement=f"Prep: {SECRET}."))
+    bot.reply(TEACHERS[0], SECRET, ts)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.runtime.sender.drain(5)
+    # An inference in the describing step: the nudge quotes it back to its author.
+    bot.reply(TEACHERS[1], f"I think {SECRET} probably", bot.step_posts()[1]["ts"])
+    bot.settle()
+    assert bot.standin.calls_to("chat.postEphemeral")
+    bot.command("end")
+    bot.settle()
+    assert _holding(bot, SECRET)
+    sent = len(bot.standin.calls_to("chat.postMessage"))
+    assert "Deleted 2 stored replies" in bot.command("forget")["text"]
+    bot.settle()
+    assert _holding(bot, SECRET) == []
+    assert len(bot.standin.calls_to("chat.postMessage")) == sent
+
+
+def test_forget_right_after_end_drops_the_notes_not_yet_posted(engine: Engine) -> None:
+    session = start(engine, step_seconds=3600)
+    with engine.db.session() as s:
+        engine.on_posted(s, [(f"header:{session.id}", "1.1"), (f"step:{session.id}:1", "1.2")])
+    Replies(engine).replied(
+        TEAM,
+        {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": TEACHERS[0],
+            "text": SECRET,
+            "ts": "1.3",
+            "thread_ts": "1.2",
+        },
+    )
+    engine.end(actor())
+    controls.forget(engine, actor())
+    rows = outbox(engine)
+    assert not [r for r in rows if SECRET in json.dumps(r.payload)]
+    assert not [r for r in rows if r.thread_ref == f"header:{session.id}"]
+    assert not [r for r in rows if r.channel_id == PRESENTER]
+    assert [r.ref for r in rows if r.ref and r.ref.startswith("step:")]  # the steps still go

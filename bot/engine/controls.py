@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from bot import retention
 from bot.blocks import render_message
 from bot.engine.core import Actor, Engine, Pressed, warning_time
 from bot.engine.errors import Refusal, Reply
@@ -127,4 +128,9 @@ def forget(engine: Engine, actor: Actor) -> Reply:
             .where(Contribution.session_id == session.id)
         )
         s.execute(delete(Contribution).where(Contribution.session_id == session.id))
-        return Reply("replies/forgotten.j2", {"session": session, "count": count or 0})
+        # What retention would delete in time: the presenter's statement, the outbox's copies.
+        session.statement = None
+        retention.forget_copies(s, session.id)
+        reply = Reply("replies/forgotten.j2", {"session": session, "count": count or 0})
+    retention.forget_events(engine.db, actor.team_id, actor.channel_id)
+    return reply

@@ -268,7 +268,15 @@ class Engine:
             thread_ref=thread_ref,
         )
 
-    def call(self, s: Session, session: ProtocolSession, method: str, **payload: Any) -> None:
+    def call(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        method: str,
+        *,
+        ref: str | None = None,
+        **payload: Any,
+    ) -> None:
         slack.enqueue(
             s,
             now=self.clock.now(),
@@ -276,6 +284,7 @@ class Engine:
             channel=str(payload.get("channel") or session.channel_id),
             method=method,
             payload=payload,
+            ref=ref,
         )
 
     def tell(self, actor: Actor, message: Message) -> None:
@@ -521,7 +530,8 @@ class Engine:
         )
         # The presenter's turn opens: give back the notes they kept while they listened.
         for message in presenter_turn(s, session, protocol, index):
-            self.post(s, session, message, channel=session.presenter_id)
+            ref = f"presenter:{session.id}:{index}"
+            self.post(s, session, message, channel=session.presenter_id, ref=ref)
         sid = session.id
         after(lambda: self.timers.step_deadline(sid, index, closes))
         warn_at = warning_time(opened, closes)
@@ -714,7 +724,7 @@ class Engine:
             # The first part is also shown in the channel, so the team sees the session is over.
             self.post(s, session, message, thread_ref=f"header:{sid}", reply_broadcast=i == 0)
         for message in notes_mod.notes_messages(data, for_presenter=True):
-            self.post(s, session, message, channel=session.presenter_id)
+            self.post(s, session, message, channel=session.presenter_id, ref=f"notes:{sid}")
         slack.enqueue(
             s,
             now=self.clock.now(),

@@ -343,7 +343,8 @@ class Replies:
         }
         if message.blocks:
             payload["blocks"] = message.blocks
-        self.engine.call(s, session, "chat.postEphemeral", **payload)
+        # The ref names the session, so that `forget` finds a nudge that quotes a reply.
+        self.engine.call(s, session, "chat.postEphemeral", ref=f"nudge:{session.id}", **payload)
 
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
