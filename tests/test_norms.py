@@ -55,6 +55,21 @@ def _react(bot: Bot, user: str, emoji: str, ts: str, channel: str = CHANNEL) -> 
     assert bot.event(event) == 200
 
 
+def _edit(bot: Bot, user: str, ts: str, thread_ts: str, text: str, **extra: Any) -> None:
+    """The author edits a reply: Slack's message_changed event, with the message as it is now."""
+    message = {"type": "message", "user": user, "ts": ts, "thread_ts": thread_ts, "text": text}
+    event = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "message": {**message, **extra},
+        "previous_message": {"ts": ts, "thread_ts": thread_ts, "user": user},
+        "ts": f"{float(ts) + 1:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
 def _settle(bot: Bot) -> None:
     """Wait until every stored event is handled (an error would leave it unhandled) and sent."""
 
@@ -394,6 +409,30 @@ def test_a_question_in_a_step_where_the_presenter_speaks_is_not_parked(bot: Bot)
     assert _recorded(bot, ts).tag == "reflection"
     _settle(bot)
     assert _ephemerals_to(bot, T1) == []
+
+
+# -- what is kept ---------------------------------------------------------------------------------
+def test_text_slack_escaped_is_kept_as_typed_and_shown_escaped_once(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    # Slack delivers a typed "3 < 5 & x > y" as "3 &lt; 5 &amp; x &gt; y".
+    typed = _say(bot, T1, "O: she wrote 3 &lt; 5 &amp; x &gt; y", thread)
+    edited = _say(bot, T2, "The axes are labelled", thread)
+    _recorded(bot, edited)
+    _edit(bot, T2, edited, thread, "The axes read a &amp; b, &amp;lt; is spelt out")
+    _settle(bot)
+    assert _row(bot, typed).text == "she wrote 3 < 5 & x > y"  # type: ignore[union-attr]
+    assert _row(bot, edited).text == "The axes read a & b, &lt; is spelt out"  # type: ignore[union-attr]
+
+    bot.command("end")
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts())
+    )
+    notes = next(m for m in bot.posts() if str(m.get("text", "")).startswith("Notes from"))
+    shown = json.dumps(notes["blocks"])
+    assert "she wrote 3 &lt; 5 &amp; x &gt; y - " in shown
+    assert "The axes read a &amp; b, &amp;lt; is spelt out - " in shown
+    assert "&amp;amp;" not in shown and "&amp;lt; 5" not in shown
+    assert "she wrote 3 < 5 & x > y" in notes_mod.export_csv(_notes(bot))
 
 
 # -- ignored without error ------------------------------------------------------------------------

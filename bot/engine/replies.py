@@ -227,7 +227,7 @@ class Replies:
     def replied(self, team_id: str, event: dict[str, Any]) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
-        text = (event.get("text") or "").strip()
+        text = _as_typed(event.get("text") or "").strip()
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
             return
         engine = self.engine
@@ -349,7 +349,7 @@ class Replies:
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
-        text = (message.get("text") or "").strip()
+        text = _as_typed(message.get("text") or "").strip()
         if not channel or not ts:
             return
         with self.engine.transaction() as (s, _after):
@@ -439,6 +439,12 @@ class Replies:
         return s.scalars(
             select(Contribution).where(*_AT_TS), {"team_id": team_id, "channel": channel, "ts": ts}
         ).first()
+
+
+def _as_typed(text: str) -> str:
+    """A message's text as its author typed it: Slack sends a typed &, < or > as an entity, and
+    the templates escape what they show (view_submission values arrive unescaped: not here)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _written_before(ts: str | None, moment: datetime) -> bool:
