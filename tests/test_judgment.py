@@ -146,6 +146,12 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
         ("Quiet: please", (None, "Quiet: please")),
         ("I think: maybe", (None, "I think: maybe")),
         ("See page 2: the graph", (None, "See page 2: the graph")),
+        # An emoji after the first word is not a prefix's colon.
+        ("I :heart: how she labelled both axes", (None, "I :heart: how she labelled both axes")),
+        ("Warm :fire: the hook", (None, "Warm :fire: the hook")),
+        ("O :+1::skin-tone-2: same", (None, "O :+1::skin-tone-2: same")),
+        ("Warm: :fire: the hook", ("warm", ":fire: the hook")),
+        ("O::eyes: three attempts", ("observation", ":eyes: three attempts")),
     ],
 )
 def test_strip_tag_prefix(text: str, expected: tuple[str | None, str]) -> None:

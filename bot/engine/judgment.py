@@ -22,8 +22,11 @@ TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for 
 # Slack mrkdwn wrappers people put around a prefix: *bold*, _italic_, ~strike~ (and ** from
 # Markdown habits). They may close before the colon ("*O*:") or after it ("*O:*").
 _WRAP = r"[*_~]{0,2}"
+# The prefix's colon is not the first of an emoji's two: "I :heart: how she labelled the axes".
+_NOT_EMOJI = r"(?![\w+'-]+:)"
 _PREFIX_RE = re.compile(
-    rf"^\s*(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*:\s*(?P<close>{_WRAP})\s*",
+    rf"^\s*(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*:{_NOT_EMOJI}\s*"
+    rf"(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
 
