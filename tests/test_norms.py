@@ -55,15 +55,18 @@ def _react(bot: Bot, user: str, emoji: str, ts: str, channel: str = CHANNEL) -> 
     assert bot.event(event) == 200
 
 
-def _edit(bot: Bot, user: str, ts: str, thread_ts: str, text: str, **extra: Any) -> None:
-    """The author edits a reply: Slack's message_changed event, with the message as it is now."""
+def _edit(
+    bot: Bot, user: str, ts: str, thread_ts: str, text: str, before: str = "", **extra: Any
+) -> None:
+    """The author edits a reply: Slack's message_changed event, with the message as it is now
+    and as it was `before`."""
     message = {"type": "message", "user": user, "ts": ts, "thread_ts": thread_ts, "text": text}
     event = {
         "type": "message",
         "subtype": "message_changed",
         "channel": CHANNEL,
         "message": {**message, **extra},
-        "previous_message": {"ts": ts, "thread_ts": thread_ts, "user": user},
+        "previous_message": {"ts": ts, "thread_ts": thread_ts, "user": user, "text": before},
         "ts": f"{float(ts) + 1:.6f}",
         "hidden": True,
     }
@@ -192,6 +195,26 @@ def test_facilitator_or_author_reaction_retags_and_nobody_else_does(bot: Bot) ->
     notes = _notes(bot)
     assert _section(notes, "question") == ["There are three crossed-out attempts at the top."]
     assert _section(notes, "observation") == []
+
+
+def test_an_edit_that_takes_the_prefix_away_gives_the_reply_its_steps_tag(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "I: The graph has no labels", thread)
+    assert _recorded(bot, ts).tag == "interpretation"
+    _edit(bot, T1, ts, thread, "The graph has no labels", before="I: The graph has no labels")
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["eyes"])
+    row = _row(bot, ts)
+    assert row is not None and (row.tag, row.text) == ("observation", "The graph has no labels")
+
+    # A re-tag by reaction is deliberate: taking the prefix away afterwards leaves it.
+    retagged = _say(bot, T2, "I: The title is underlined", thread)
+    assert _recorded(bot, retagged).tag == "interpretation"
+    _react(bot, FACILITATOR, "bulb", retagged)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, retagged) == ["bulb"])
+    _edit(bot, T2, retagged, thread, "The title is underlined", before="I: The title is underlined")
+    _settle(bot)
+    assert _row(bot, retagged).tag == "implication"  # type: ignore[union-attr]
+    assert bot.standin.reactions(CHANNEL, retagged) == ["bulb"]
 
 
 def test_a_presenter_note_is_not_retagged_into_the_group_columns(bot: Bot) -> None:

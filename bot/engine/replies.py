@@ -362,8 +362,26 @@ class Replies:
             explicit, body = strip_tag_prefix(text)
             row.text = body or text
             row.updated_at = self.engine.clock.now()
-            if explicit and explicit != row.tag and row.audience == "group":
+            if row.audience != "group":
+                return
+            if explicit is None:
+                explicit = self._unprefixed(s, row, event.get("previous_message") or {}, text)
+            if explicit and explicit != row.tag:
                 self.retag(s, row, explicit)
+
+    def _unprefixed(
+        self, s: Session, row: Contribution, previous: dict[str, Any], text: str
+    ) -> str | None:
+        """The tag of a reply whose edit took away the prefix that tagged it: what the reply
+        would have had without one. None when the tag did not come from that prefix (a re-tag
+        by reaction or by the nudge's button is deliberate, and stays)."""
+        before, _ = strip_tag_prefix(_as_typed(previous.get("text") or ""))
+        session = s.get(ProtocolSession, row.session_id)
+        if before != row.tag or session is None:
+            return None
+        step = self.engine.library[session.protocol_id].step(row.step_index)
+        tag, audience, _norm = self._read(session.presenter_id, step, row.user_id, None, text)
+        return tag if audience == "group" else None
 
     def retag(self, s: Session, row: Contribution, tag: str) -> None:
         session = s.get(ProtocolSession, row.session_id)
