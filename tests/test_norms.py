@@ -458,6 +458,41 @@ def test_text_slack_escaped_is_kept_as_typed_and_shown_escaped_once(bot: Bot) ->
     assert "she wrote 3 < 5 & x > y" in notes_mod.export_csv(_notes(bot))
 
 
+def test_a_file_shared_without_words_is_kept_by_its_name(bot: Bot) -> None:
+    thread = _start_at_step(bot, 1)  # "share the work here"
+    photo = {
+        "id": "F1",
+        "name": "IMG_2041.jpg",
+        "title": "student work",
+        "permalink": "https://x/F1",
+    }
+    shared = str(bot.standin.add_message(CHANNEL, PRESENTER, "", thread_ts=thread)["ts"])
+    bot.event(
+        {
+            "type": "message",
+            "subtype": "file_share",
+            "channel": CHANNEL,
+            "user": PRESENTER,
+            "text": "",
+            "ts": shared,
+            "thread_ts": thread,
+            "files": [photo],
+        }
+    )
+    row = _recorded(bot, shared)
+    assert (row.tag, row.audience) == ("note", "group")
+    assert "student work" in row.text and "https://x/F1" in row.text
+
+    # A caption taken away by an edit leaves the file it came with.
+    captioned = _say(bot, T1, "Page 2, with the margin notes", thread)
+    _recorded(bot, captioned)
+    _edit(bot, T1, captioned, thread, "", files=[{"id": "F2", "name": "page2.jpg"}])
+    _settle(bot)
+    row = _row(bot, captioned)  # type: ignore[assignment]
+    assert row is not None and "page2.jpg" in row.text
+    assert [i.user for i in _notes(bot).sections[0][1]] == [PRESENTER, T1]
+
+
 # -- ignored without error ------------------------------------------------------------------------
 def test_stray_reactions_closed_steps_and_unknown_edits_are_ignored(bot: Bot) -> None:
     describing = _start_at_step(bot, 2)

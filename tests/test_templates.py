@@ -244,6 +244,10 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
             event_ts = f"{base + index}.{n + 200:06d}"
             replies.handle(TEAM, _message(user, text, event_ts, thread))
         replies.handle(TEAM, _message(PRESENTER, f"My note {PINGS}", f"{base + index}.9", thread))
+        if index == 1:  # the work, shared as a photo with no caption
+            photo = {"name": f"work {PINGS}.jpg", "permalink": "https://files.example/F1"}
+            shared = {**_message(PRESENTER, "", f"{base + index}.8", thread), "files": [photo]}
+            replies.handle(TEAM, {**shared, "subtype": "file_share"})
         warn_step(engine, session.id, index)
         messages.append(reply_message(engine.status(actor())))
         messages.append(reply_message(engine.status(actor(TEACHERS[0]))))

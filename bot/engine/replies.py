@@ -28,6 +28,7 @@ from bot.engine.judgment import (
 from bot.engine.presenter import next_presenter_step
 from bot.engine.tags import REACTIONS, TAG_BY_REACTION
 from bot.protocols import Protocol, Step
+from bot.render import render_text
 from bot.store import raw
 from bot.store.models import ACTIVE, Contribution, ProtocolSession, StepRun
 
@@ -227,7 +228,8 @@ class Replies:
     def replied(self, team_id: str, event: dict[str, Any]) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
-        text = _as_typed(event.get("text") or "").strip()
+        typed = _as_typed(event.get("text") or "").strip()
+        text = typed or _shared_files(event)
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
             return
         engine = self.engine
@@ -246,7 +248,8 @@ class Replies:
             step = protocol.step(found.step_index)
             explicit, body = strip_tag_prefix(text)
             kept = body or text
-            tag, audience, norm = self._read(found.presenter_id, step, user, explicit, text)
+            # Only words typed are judged: a photo's file name is not a reading of the work.
+            tag, audience, norm = self._read(found.presenter_id, step, user, explicit, typed)
             now = engine.clock.now()
             # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
             values = {
@@ -349,7 +352,8 @@ class Replies:
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
-        text = _as_typed(message.get("text") or "").strip()
+        typed = _as_typed(message.get("text") or "").strip()
+        text = typed or _shared_files(message)  # a caption taken away leaves the files shared
         if not channel or not ts:
             return
         with self.engine.transaction() as (s, _after):
@@ -365,7 +369,7 @@ class Replies:
             if row.audience != "group":
                 return
             if explicit is None:
-                explicit = self._unprefixed(s, row, event.get("previous_message") or {}, text)
+                explicit = self._unprefixed(s, row, event.get("previous_message") or {}, typed)
             if explicit and explicit != row.tag:
                 self.retag(s, row, explicit)
 
@@ -463,6 +467,19 @@ def _as_typed(text: str) -> str:
     """A message's text as its author typed it: Slack sends a typed &, < or > as an entity, and
     the templates escape what they show (view_submission values arrive unescaped: not here)."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _shared_files(message: dict[str, Any]) -> str:
+    """The text kept for a message that shares files with no words: the files, by name and link
+    (a photo of the student work in step 1's thread); empty when it shares none."""
+    files = [f for f in message.get("files") or [] if isinstance(f, dict)]
+    if not files:
+        return ""
+    named = [
+        {"name": f.get("title") or f.get("name") or "", "permalink": f.get("permalink") or ""}
+        for f in files
+    ]
+    return render_text("shared_files.j2", files=named)
 
 
 def _written_before(ts: str | None, moment: datetime) -> bool:
