@@ -22,9 +22,10 @@ LIBRARY, _ = load_library([BUILTIN_DIR])
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _start_at_step(bot: Bot, step: int) -> str:
-    """Start an ATLAS session that only moves when told, go to `step`, return its thread ts."""
-    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+def _start_at_step(bot: Bot, step: int, protocol: str = "atlas") -> str:
+    """Start a session (ATLAS unless told) that only moves when told, go to `step`, return its
+    thread ts."""
+    bot.command(f"start {protocol} <@{PRESENTER}|maria> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     for k in range(2, step + 1):
         _next(bot, k)
@@ -123,7 +124,7 @@ def _responses(bot: Bot) -> list[dict[str, Any]]:
 def _notes(bot: Bot) -> notes_mod.Notes:
     with bot.db.session() as s:
         session = s.scalars(select(ProtocolSession)).one()
-        notes = notes_mod.build_notes(s, session, LIBRARY["atlas"])
+        notes = notes_mod.build_notes(s, session, LIBRARY[session.protocol_id])
         s.expunge_all()
         return notes
 
@@ -386,6 +387,33 @@ def test_no_dm_at_the_presenters_step_when_they_kept_no_notes(bot: Bot) -> None:
     assert bot.standin.messages(f"D{PRESENTER[1:]}") == []
 
 
+def test_in_a_presenter_only_step_the_others_are_reminded_and_kept_as_notes(bot: Bot) -> None:
+    thread = _start_at_step(bot, 5, "collaborative-assessment")  # Hearing from the Presenter
+    answer = _say(bot, PRESENTER, "The drawing carried more than I expected", thread)
+    assert _recorded(bot, answer).tag == "reflection"
+    aside = _say(bot, T1, "Agree, the drawing carried the argument", thread)
+    row = _recorded(bot, aside)
+    assert (row.tag, row.audience) == ("note", "group")
+    assert bot.standin.reactions(CHANNEL, aside) == ["pencil2"]
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    assert "Hearing from the Presenter" in json.dumps(_ephemerals_to(bot, T1)[0]["blocks"])
+    _settle(bot)
+    assert _ephemerals_to(bot, PRESENTER) == []
+    notes = _notes(bot)
+    assert _section(notes, "reflection") == ["The drawing carried more than I expected"]
+    assert _section(notes, "note") == ["Agree, the drawing carried the argument"]
+
+
+def test_the_presenters_answers_to_clarifying_questions_are_not_questions(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2, "tuning")  # Clarifying Questions
+    asked = _say(bot, T1, "Was this timed?", thread)
+    answered = _say(bot, PRESENTER, "Yes, 40 minutes, no notes", thread)
+    assert _recorded(bot, asked).tag == "question"
+    assert _recorded(bot, answered).tag == "note"
+    _settle(bot)
+    assert _section(_notes(bot), "question") == ["Was this timed?"]
+
+
 # -- the quest for context ------------------------------------------------------------------------
 def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     describing = _start_at_step(bot, 2)
@@ -580,7 +608,12 @@ def test_every_norm_message_renders_as_valid_blocks(protocol_id: str) -> None:
     long_text = "The student wrote <!channel> & *this* " * 200
     row = Contribution(id=42, text=long_text, step_index=1)
     for index, step in enumerate(protocol.steps, start=1):
-        for template in ("nudge_interpretation.j2", "parked_question.j2", "presenter_listens.j2"):
+        for template in (
+            "nudge_interpretation.j2",
+            "parked_question.j2",
+            "presenter_listens.j2",
+            "group_listens.j2",
+        ):
             message = render_message(
                 template,
                 session=session,
