@@ -139,8 +139,9 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
         ("Question: which draft?", ("question", "which draft?")),
         ("warm: lovely labels", ("warm", "lovely labels")),
         ("Cool:the thesis", ("cool", "the thesis")),
-        ("Reflection: I learned a lot", ("reflection", "I learned a lot")),
-        ("Note: follow up", ("note", "follow up")),
+        # Ordinary openers, not prefixes: the reply keeps its step's tag.
+        ("Reflection: I learned a lot", (None, "Reflection: I learned a lot")),
+        ("Note: follow up", (None, "Note: follow up")),
         ("I: ", ("interpretation", "")),
         ("Observations show a pattern", (None, "Observations show a pattern")),
         ("Quiet: please", (None, "Quiet: please")),

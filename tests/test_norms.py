@@ -678,6 +678,9 @@ def test_the_presenters_turn_is_the_first_speaking_step_after_listening() -> Non
         (T1, 3, "Is this the first draft?", ("question", "group", "parked_question.j2")),
         (T1, 5, "Is this the first draft?", ("reflection", "group", None)),
         (PRESENTER, 5, "I learned a lot", ("reflection", "group", None)),
+        (T1, 2, "Note: the student erased the first answer twice", ("observation", "group", None)),
+        (T1, 2, "Note: she clearly rushed", ("observation", "group", "nudge_interpretation.j2")),
+        (T1, 6, "Reflection: this protocol helped me slow down", ("debrief", "group", None)),
     ],
 )
 def test_how_a_reply_is_read(

@@ -6,7 +6,10 @@ import re
 
 # --- Tag prefixes --------------------------------------------------------------------------------
 
-# Each tag with the prefixes that select it (PRODUCT.md 3.3), matched case-insensitively.
+# Each tag with the prefixes that select it (PRODUCT.md 3.3, with "Question:" spelt out as the
+# others are and "Imp:"/"Implication:" for the one kind it gives none), matched case-insensitively.
+# No "Note:" or "Reflection:": people open ordinary sentences with them, and they would move a reply
+# out of its step's column unasked.
 _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("observation", ("o", "obs", "observation")),
     ("interpretation", ("i", "interp", "interpretation")),
@@ -14,8 +17,6 @@ _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("question", ("q", "question")),
     ("warm", ("warm",)),
     ("cool", ("cool",)),
-    ("reflection", ("reflection",)),
-    ("note", ("note",)),
 )
 TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for alias in aliases}
 
