@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.engine import notes as notes_mod
 from bot.engine.presenter import next_presenter_step, opens_presenter_turn
 from bot.engine.replies import Replies
-from bot.protocols import BUILTIN_DIR, Protocol, load_library
+from bot.protocols import BUILTIN_DIR, TAGS, Protocol, load_library
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 
@@ -441,6 +441,7 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     assert "Is this the first draft?" in reflecting
     assert "Were they allowed to use a calculator?" in reflecting
     assert "zoom in" not in reflecting
+    _recorded(bot, _say(bot, PRESENTER, "It was the second draft", str(bot.step_posts()[4]["ts"])))
 
     bot.command("end")
     bot.wait_until(
@@ -451,7 +452,8 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
         "Were they allowed to use a calculator?",
     ]
     posted = json.dumps([m["blocks"] for m in bot.posts() if m.get("thread_ts")])
-    assert "Questions for the presenter" in posted
+    # In PRODUCT.md 3.2's order, though no ATLAS step collects questions.
+    assert posted.index("*Questions for the presenter*") < posted.index("*Presenter reflection*")
 
 
 def test_a_question_in_a_step_where_the_presenter_speaks_is_not_parked(bot: Bot) -> None:
@@ -663,6 +665,25 @@ def test_the_presenters_turn_is_the_first_speaking_step_after_listening() -> Non
             if opens_presenter_turn(protocol, k):
                 assert protocol.step(k).presenter != "silent"
                 assert protocol.step(k - 1).presenter == "silent"
+
+
+@pytest.mark.parametrize("protocol_id", sorted(LIBRARY))
+def test_notes_sections_keep_the_specs_order_for_tags_no_step_collects(protocol_id: str) -> None:
+    protocol = LIBRARY[protocol_id]
+    order = notes_mod.section_order(protocol)
+    assert sorted(order) == sorted(TAGS)
+    collected = list(dict.fromkeys(step.collects for step in protocol.steps))
+    assert [t for t in order if t in collected] == collected  # protocol order
+    assert order.index("cool") == order.index("warm") + 1
+    if protocol_id == "atlas":  # PRODUCT.md 3.2
+        assert order[order.index("implication") :] == [
+            "implication",
+            "question",
+            "warm",
+            "cool",
+            "reflection",
+            "debrief",
+        ]
 
 
 @pytest.mark.parametrize(

@@ -92,12 +92,22 @@ def _items_of(s: Session, session_ids: list[int]) -> dict[int, list[Item]]:
 
 
 def section_order(protocol: Protocol) -> list[str]:
-    """Tags in the order the protocol collects them, then any other tag a reply carried."""
+    """Tags in the order the protocol collects them. A tag no step collects (a prefix or a
+    re-tag gave it) goes among its kin as TAGS, the order of PRODUCT.md 3.2, has them: after the
+    last placed of the tags before it there, or else just before the next one placed. So ATLAS
+    lists Questions for the presenter before Presenter reflection, and Tuning its Cool feedback
+    beside the Warm."""
     order: list[str] = []
     for step in protocol.steps:
         if step.collects not in order:
             order.append(step.collects)
-    return order + [tag for tag in TAGS if tag not in order]
+    for k, tag in enumerate(TAGS):
+        if tag in order:
+            continue
+        before = [order.index(t) for t in TAGS[:k] if t in order]
+        after = next((order.index(t) for t in TAGS[k + 1 :] if t in order), len(order))
+        order.insert(max(before) + 1 if before else after, tag)
+    return order
 
 
 # What `/protocol status` reads of one session, as plain rows (on SQLite by the driver alone,
