@@ -74,6 +74,20 @@ def _edit(
     assert bot.event(event) == 200
 
 
+def _delete(bot: Bot, user: str, ts: str, thread_ts: str) -> None:
+    """The author deletes a reply: Slack's message_deleted event."""
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": ts,
+        "previous_message": {"ts": ts, "thread_ts": thread_ts, "user": user, "text": "gone"},
+        "ts": f"{float(ts) + 1:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
 def _settle(bot: Bot) -> None:
     """Wait until every stored event is handled (an error would leave it unhandled) and sent."""
 
@@ -329,7 +343,8 @@ def test_nudge_buttons_for_a_reply_that_is_gone_change_nothing(bot: Bot) -> None
             "ts": "2.0",
         }
     )
-    bot.wait_until(lambda: _row(bot, judged) is None)
+    # Its words are gone; an empty row stays in its place (see Replies.deleted).
+    bot.wait_until(lambda: _row(bot, judged).text == "")  # type: ignore[union-attr]
     for value in (str(row.id), "not-a-number"):
         assert bot.action("nudge_park", value, user=T1)[0] == 200
     bot.wait_until(lambda: len(_responses(bot)) == 2)
@@ -521,6 +536,36 @@ def test_a_file_shared_without_words_is_kept_by_its_name(bot: Bot) -> None:
     row = _row(bot, captioned)  # type: ignore[assignment]
     assert row is not None and "page2.jpg" in row.text
     assert [i.user for i in _notes(bot).sections[0][1]] == [PRESENTER, T1]
+
+
+def test_a_deletion_or_an_edit_delivered_before_its_reply_still_counts(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+
+    def written(user: str, text: str) -> str:
+        return str(bot.standin.add_message(CHANNEL, user, text, thread_ts=thread)["ts"])
+
+    # Slack delivers the deletion first and the message after it (a retry after downtime) ...
+    gone = written(T3, "Sorry, wrong channel: the parent meeting is at 4")
+    _delete(bot, T3, gone, thread)
+    _settle(bot)
+    bot.reply(T3, "Sorry, wrong channel: the parent meeting is at 4", thread, ts=gone)
+    # ... or the edit first, and then the message as it was first written.
+    fixed = written(T1, "The esay has fve paragrphs")
+    _edit(bot, T1, fixed, thread, "The essay has five paragraphs")
+    _settle(bot)
+    bot.reply(T1, "The esay has fve paragrphs", thread, ts=fixed)
+    # In order, and then a late edit of the deleted reply.
+    later = _say(bot, T2, "The title is underlined", thread)
+    _recorded(bot, later)
+    _delete(bot, T2, later, thread)
+    _settle(bot)
+    _edit(bot, T2, later, thread, "The title is underlined twice")
+    _settle(bot)
+
+    assert _section(_notes(bot), "observation") == ["The essay has five paragraphs"]
+    assert bot.standin.reactions(CHANNEL, gone) == []
+    assert bot.standin.reactions(CHANNEL, fixed) == ["eyes"]
+    assert _row(bot, later).text == ""  # type: ignore[union-attr]
 
 
 # -- ignored without error ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from bot import slack
 from bot.blocks import render_message
 from bot.engine import notes as notes_mod
 from bot.engine.core import Actor, Engine
+from bot.engine.replies import DELETED
 from bot.store.models import ACTIVE, Contribution, ProtocolSession
 
 LIMIT = 10
@@ -17,7 +18,9 @@ LIMIT = 10
 
 def _mine(team_id: str, enterprise_id: str, user: str) -> Any:
     contributed = select(Contribution.session_id).where(
-        Contribution.team_id == team_id, Contribution.user_id == user
+        Contribution.team_id == team_id,
+        Contribution.user_id == user,
+        Contribution.audience != DELETED,
     )
     return (
         ProtocolSession.team_id == team_id,

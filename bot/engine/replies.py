@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
+# The audience of a reply deleted in Slack (see Contribution.audience). Slack may deliver a
+# deletion, or an edit, before the message itself (retries after downtime): the row stays, empty,
+# and the late message's insert meets it and records nothing.
+DELETED = "deleted"
 
 # The step a thread belongs to, with what handling a reply needs of its session.
 _OPEN_STEP_COLUMNS = (
@@ -147,7 +151,8 @@ class Replies:
         if subtype == "message_changed":
             self.edited(team_id, event)
         elif subtype == "message_deleted":
-            self.deleted(team_id, str(event.get("channel")), str(event.get("deleted_ts")))
+            channel, ts = str(event.get("channel")), str(event.get("deleted_ts"))
+            self.deleted(team_id, channel, ts, event.get("previous_message") or {})
         elif subtype in REPLY_SUBTYPES and not event.get("bot_id"):
             self.replied(team_id, event)
 
@@ -225,6 +230,20 @@ class Replies:
         ).first()
         return unconfirmed is not None
 
+    def _step_of(
+        self, s: Session, team_id: str, channel: str, thread_ts: str, ts: str
+    ) -> _Open | None:
+        """The open step a reply belongs to (_open_step), or NotYet while it may be one whose
+        message's ts the bot is still to learn."""
+        found = self._open_step(s, team_id, channel, thread_ts, ts)
+        if found is None:
+            if self._post_in_flight(s, team_id, channel, ts):
+                raise NotYet("a step message of this channel is not confirmed yet")
+            # Its ts may have been recorded between the two reads (PostgreSQL reads what is
+            # committed at each statement): a ts once recorded stays, so look once more.
+            found = self._open_step(s, team_id, channel, thread_ts, ts, fresh=True)
+        return found
+
     def replied(self, team_id: str, event: dict[str, Any]) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
@@ -234,13 +253,7 @@ class Replies:
             return
         engine = self.engine
         with engine.transaction() as (s, _after):
-            found = self._open_step(s, team_id, channel, thread_ts, ts)
-            if found is None:
-                if self._post_in_flight(s, team_id, channel, ts):
-                    raise NotYet("a step message of this channel is not confirmed yet")
-                # Its ts may have been recorded between the two reads (PostgreSQL reads what is
-                # committed at each statement): a ts once recorded stays, so look once more.
-                found = self._open_step(s, team_id, channel, thread_ts, ts, fresh=True)
+            found = self._step_of(s, team_id, channel, thread_ts, ts)
             if found is None:
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
@@ -364,20 +377,28 @@ class Replies:
             return
         with self.engine.transaction() as (s, _after):
             row = self._find(s, team_id, channel, ts)
-            if row is None:
-                return  # an edit of a message never recorded
-            if not text:
-                s.delete(row)
-                return
-            explicit, body = strip_tag_prefix(text)
-            row.text = body or text
-            row.updated_at = self.engine.clock.now()
-            if row.audience != "group":
-                return
-            if explicit is None:
-                explicit = self._unprefixed(s, row, event.get("previous_message") or {}, typed)
-            if explicit and explicit != row.tag:
-                self.retag(s, row, explicit)
+            if row is not None and row.audience != DELETED:
+                self._edit(s, row, text, typed, event.get("previous_message") or {})
+        # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
+        # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
+        if row is None and _reply_in_thread(message):
+            self.replied(team_id, {**message, "channel": channel})
+
+    def _edit(
+        self, s: Session, row: Contribution, text: str, typed: str, previous: dict[str, Any]
+    ) -> None:
+        if not text:
+            self._delete(s, row)
+            return
+        explicit, body = strip_tag_prefix(text)
+        row.text = body or text
+        row.updated_at = self.engine.clock.now()
+        if row.audience != "group":
+            return
+        if explicit is None:
+            explicit = self._unprefixed(s, row, previous, typed)
+        if explicit and explicit != row.tag:
+            self.retag(s, row, explicit)
 
     def _unprefixed(
         self, s: Session, row: Contribution, previous: dict[str, Any], text: str
@@ -440,7 +461,7 @@ class Replies:
         with self.engine.transaction() as (s, _after):
             row = s.get(Contribution, contribution_id)
             session = s.get(ProtocolSession, row.session_id) if row is not None else None
-            if row is None or session is None or row.team_id != team_id:
+            if row is None or session is None or row.team_id != team_id or row.audience == DELETED:
                 return Reply("nudge_gone.j2")
             if user != row.user_id:
                 raise Refusal("nudge_not_yours.j2", author=row.user_id)
@@ -456,11 +477,41 @@ class Replies:
                 "nudge_done.j2", {"parked": park, "protocol": protocol, "interpreting": later}
             )
 
-    def deleted(self, team_id: str, channel: str, ts: str) -> None:
+    def deleted(self, team_id: str, channel: str, ts: str, previous: dict[str, Any]) -> None:
         with self.engine.transaction() as (s, _after):
             row = self._find(s, team_id, channel, ts)
             if row is not None:
-                s.delete(row)
+                self._delete(s, row)
+                return
+            # Deleted before its message reached us: an empty row keeps the message out.
+            thread_ts = previous.get("thread_ts")
+            if not thread_ts or not _reply_in_thread({"ts": ts, "thread_ts": thread_ts}):
+                return
+            found = self._step_of(s, team_id, channel, str(thread_ts), ts)
+            if found is None:
+                return
+            now = self.engine.clock.now()
+            values = {
+                "team_id": team_id,
+                "channel_id": channel,
+                "ts": ts,
+                "session_id": found.id,
+                "step_index": found.step_index,
+                "user_id": str(previous.get("user") or ""),
+                "thread_ts": str(thread_ts),
+                "text": "",
+                "tag": "note",
+                "audience": DELETED,
+                "created_at": now,
+                "updated_at": now,
+            }
+            _RECORD_RUN.first(s, values)
+
+    def _delete(self, s: Session, row: Contribution) -> None:
+        """A reply deleted in Slack: its words go, and an empty row stays in its place (DELETED)."""
+        row.text = ""
+        row.audience = DELETED
+        row.updated_at = self.engine.clock.now()
 
     @staticmethod
     def _find(s: Session, team_id: str, channel: str, ts: str) -> Contribution | None:
@@ -486,6 +537,17 @@ def _shared_files(message: dict[str, Any]) -> str:
         for f in files
     ]
     return render_text("shared_files.j2", files=named)
+
+
+def _reply_in_thread(message: dict[str, Any]) -> bool:
+    """Whether a message can be a person's reply in a thread: written after the thread's head,
+    and not by a bot."""
+    if message.get("bot_id") or message.get("subtype") not in REPLY_SUBTYPES:
+        return False
+    try:
+        return float(message.get("ts") or "") > float(message.get("thread_ts") or "")
+    except ValueError:
+        return False
 
 
 def _written_before(ts: str | None, moment: datetime) -> bool:

@@ -121,7 +121,8 @@ class Contribution(Base):
     thread_ts: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     tag: Mapped[str] = mapped_column(String(16))
-    # group: in the group's columns; presenter: a presenter note kept out of them
+    # group: in the group's columns; presenter: a presenter note kept out of them; deleted: a
+    # reply deleted in Slack, kept without its text so that a late delivery of it stays out
     audience: Mapped[str] = mapped_column(String(16), default="group")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
