@@ -8,8 +8,12 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.store.db import Database
 
 log = logging.getLogger("bot")
 
@@ -61,21 +65,53 @@ def _wait_for_stop() -> None:
     signal.sigwait(STOP_SIGNALS)
 
 
-def _schema_ready(settings: Settings) -> None:
+def _stop(problem: str) -> NoReturn:
+    """Stop the command with one line on stderr, as a settings error does."""
+    print(f"protocolbot: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _open_database(settings: Settings) -> Database:
+    """The database at DATABASE_URL, connected to once: a problem stops the command with one
+    line giving the driver's reason (never the password)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
     from bot.store.db import Database
+
+    url = make_url(settings.database_url)
+    try:
+        db = Database(settings.database_url)
+    except ImportError as error:
+        if error.name != "psycopg":
+            raise
+        _stop(
+            "DATABASE_URL is a PostgreSQL URL but its driver, psycopg, is not installed: "
+            "install the postgres extra (pip install -e '.[postgres]')"
+        )
+    try:
+        with db.engine.connect():
+            pass
+    except SQLAlchemyError as error:
+        db.dispose()
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        if url.password:
+            reason = reason.replace(url.password, "***")
+        _stop(f"cannot open DATABASE_URL: {reason}")
+    return db
+
+
+def _schema_ready(settings: Settings) -> None:
     from bot.store.migrate import is_up_to_date
 
-    db = Database(settings.database_url)
+    db = _open_database(settings)
     try:
         ready = is_up_to_date(db)
     finally:
         db.dispose()
     if not ready:
-        print(
-            "protocolbot: the database schema is out of date: run `protocolbot db upgrade` first",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
+        _stop("the database schema is out of date: run `protocolbot db upgrade` first")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -149,10 +185,9 @@ def cmd_clock(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings()
-    from bot.store.db import Database
     from bot.store.migrate import current_revision, upgrade
 
-    db = Database(settings.database_url)
+    db = _open_database(settings)
     upgrade(db)
     print(f"database is at revision {current_revision(db)}")
     db.dispose()

@@ -16,6 +16,9 @@ FORMATS = {
     "json": notes_mod.export_json,
 }
 
+# Session ids are an INTEGER column: PostgreSQL's int4 is the narrower of the two databases.
+MAX_SESSION_ID = 2**31 - 1
+
 
 def export(settings: Settings, which: str, fmt: str) -> str:
     dirs = [BUILTIN_DIR] + ([settings.protocols_dir] if settings.protocols_dir else [])
@@ -31,8 +34,10 @@ def export(settings: Settings, which: str, fmt: str) -> str:
                     .order_by(ProtocolSession.started_at.desc(), ProtocolSession.id.desc())
                     .limit(1)
                 ).first()
-            elif which.isdigit():
-                session = s.get(ProtocolSession, int(which))
+            elif which.isascii() and which.isdigit():
+                # An id past the column's range is none the database could hold.
+                wanted = int(which)
+                session = s.get(ProtocolSession, wanted) if wanted <= MAX_SESSION_ID else None
             else:
                 raise LookupError(f"expected a session id or 'latest', got {which!r}")
             if session is None and which == "latest":

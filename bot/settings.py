@@ -81,6 +81,20 @@ def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high:
     return value
 
 
+def _check_database_url(url: str) -> None:
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        # Not quoted: the URL may hold a password.
+        raise SettingsError(
+            "DATABASE_URL is malformed: expected sqlite:///PATH or "
+            "postgresql://user:password@host:port/database"
+        ) from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -103,6 +117,7 @@ def load_settings(
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     if not database_url.startswith(("sqlite", "postgresql")):
         raise SettingsError("DATABASE_URL is malformed: expected sqlite:///... or postgresql://...")
+    _check_database_url(database_url)
 
     protocols_dir = _optional(env, "PROTOCOLS_DIR")
     if protocols_dir is not None and not Path(protocols_dir).is_dir():

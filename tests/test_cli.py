@@ -1,0 +1,99 @@
+"""The protocolbot command as an operator meets it (PRODUCT 4): a database it cannot open, or a
+setting it cannot use, stops it with one line that says what to do, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url
+
+from tests.conftest import PG_ADMIN_URL
+from tests.process import bot_environment, run_cli
+
+PASSWORD = "pw-Secret-4711"
+REFUSED = f"postgresql://bot:{PASSWORD}@127.0.0.1:1/protocolbot"
+NO_SUCH_HOST = f"postgresql://bot:{PASSWORD}@no-such-host.invalid/protocolbot"
+NO_SUCH_DIR = "sqlite:////nonexistent-dir-of-protocolbot/bot.sqlite3"
+
+
+def _run(
+    args: list[str], database_url: str, cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    settings = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing", DATABASE_URL=database_url
+    )
+    return run_cli(args, {**settings, **env}, cwd)
+
+
+def _one_line(done: subprocess.CompletedProcess[str], password: str = PASSWORD) -> str:
+    """The one line a refused command printed on stderr, checked for what must not be there."""
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert password not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "database_url", "reason"),
+    [
+        (["db", "upgrade"], NO_SUCH_DIR, "unable to open database file"),
+        (["db", "upgrade"], REFUSED, "Connection refused"),
+        (["export", "latest"], REFUSED, "Connection refused"),
+        (["clock"], NO_SUCH_HOST, "no-such-host.invalid"),
+        (["serve"], REFUSED, "Connection refused"),
+    ],
+    ids=["upgrade-sqlite-no-dir", "upgrade-refused", "export-refused", "clock-no-host", "serve"],
+)
+def test_a_database_that_cannot_be_opened_stops_a_command_with_the_drivers_reason(
+    args: list[str], database_url: str, reason: str, tmp_path: Path
+) -> None:
+    line = _one_line(_run(args, database_url, tmp_path))
+    assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
+    assert reason in line
+
+
+@pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
+)
+def test_a_postgresql_database_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    assert PG_ADMIN_URL
+    url = make_url(PG_ADMIN_URL).set(database="no_such_protocolbot_db")
+    done = _run(["db", "upgrade"], url.render_as_string(hide_password=False), tmp_path)
+    line = _one_line(done, url.password or PASSWORD)
+    assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
+    assert "no_such_protocolbot_db" in line
+
+
+def test_a_postgresql_url_without_its_driver_says_which_extra_to_install(tmp_path: Path) -> None:
+    # A venv installed without the `postgres` extra: psycopg cannot be imported.
+    shim = tmp_path / "without_psycopg" / "psycopg"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n"
+    )
+    pythonpath = os.pathsep.join([str(shim.parent), bot_environment()["PYTHONPATH"]])
+    for args in (["db", "upgrade"], ["export", "latest"]):
+        line = _one_line(_run(args, REFUSED, tmp_path, PYTHONPATH=pythonpath))
+        assert "psycopg" in line and "pip install -e '.[postgres]'" in line, line
+
+
+def test_a_database_url_that_is_no_url_is_named_without_quoting_it(tmp_path: Path) -> None:
+    line = _one_line(_run(["db", "upgrade"], f"postgresql://bot:{PASSWORD}@host:port/x", tmp_path))
+    assert line.startswith("protocolbot: DATABASE_URL is malformed: "), line
+
+
+def test_export_of_a_session_that_is_not_there_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    for wanted in ("7", "99999999999999999999999"):
+        done = _run(["export", wanted], url, tmp_path)
+        assert (done.returncode, done.stderr) == (
+            1,
+            f"protocolbot: no session {wanted!r} in this database\n",
+        )
