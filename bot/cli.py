@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -49,6 +50,7 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
+MIN_DEMO_STEP = 2
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -71,15 +73,19 @@ def _stop(problem: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _open_database(settings: Settings) -> Database:
+def _open_database(settings: Settings, *, create: bool = False) -> Database:
     """The database at DATABASE_URL, connected to once: a problem stops the command with one
-    line giving the driver's reason (never the password)."""
+    line giving the driver's reason (never the password). Without `create`, a SQLite file that
+    is not there is not made (connecting would leave an empty one behind)."""
     from sqlalchemy import make_url
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from bot.store.db import Database
 
     url = make_url(settings.database_url)
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if not create and path not in (None, "", ":memory:") and not Path(path or "").exists():
+        _stop(f"there is no database at {path} (DATABASE_URL): run `protocolbot db upgrade` first")
     try:
         db = Database(settings.database_url)
     except ImportError as error:
@@ -187,7 +193,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings()
     from bot.store.migrate import current_revision, upgrade
 
-    db = _open_database(settings)
+    db = _open_database(settings, create=True)
     upgrade(db)
     print(f"database is at revision {current_revision(db)}")
     db.dispose()
@@ -249,6 +255,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.protocol, step_seconds=args.step, out=sys.stdout)
 
 
+def _demo_step(raw: str) -> float:
+    """--step: the scripted team needs a couple of seconds a step to say its lines."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {raw!r}") from None
+    if not MIN_DEMO_STEP <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"a step takes at least {MIN_DEMO_STEP} seconds (try --step 3), got {raw!r}"
+        )
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protocolbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="an offline rehearsal with a scripted team, no Slack needed")
     demo.add_argument("protocol", nargs="?", default="atlas")
-    demo.add_argument("--step", type=float, default=3.0, help="seconds per step (default 3)")
+    demo.add_argument(
+        "--step", type=_demo_step, default=3.0, help="seconds per step, 2 or more (default 3)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     export = sub.add_parser("export", help="a session's notes as md, csv or json")

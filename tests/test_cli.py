@@ -97,3 +97,26 @@ def test_export_of_a_session_that_is_not_there_says_so(tmp_path: Path) -> None:
             1,
             f"protocolbot: no session {wanted!r} in this database\n",
         )
+
+
+@pytest.mark.parametrize("args", [["export", "latest"], ["clock"]])
+def test_a_command_in_a_directory_without_the_database_says_so_and_makes_no_file(
+    args: list[str], tmp_path: Path
+) -> None:
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing")
+    line = _one_line(run_cli(args, env, tmp_path))  # DATABASE_URL unset: protocolbot.sqlite3
+    assert line == (
+        "protocolbot: there is no database at protocolbot.sqlite3 (DATABASE_URL): "
+        "run `protocolbot db upgrade` first"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("step", ["0", "-1", "nan"])
+def test_a_demo_step_too_short_to_run_is_refused(step: str, tmp_path: Path) -> None:
+    done = run_cli(["demo", f"--step={step}"], bot_environment(), tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert f"argument --step: a step takes at least 2 seconds (try --step 3), got '{step}'" in (
+        done.stderr
+    )
