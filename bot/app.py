@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.listeners import register_all
+from bot.logs import Outage
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -20,9 +22,28 @@ class _QuietTokenNotice(logging.Filter):
         return "will be unused" not in record.getMessage()
 
 
+# Set by on_error for the request its thread is dispatching.
+_failing = threading.local()
+
+
+class _App(App):
+    """Bolt's App, telling its outage (see on_error) when a request went through again."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.outage = Outage(log, "handling Slack requests")
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        _failing.now = False
+        response = super().dispatch(req)
+        if not _failing.now:
+            self.outage.ok()
+        return response
+
+
 def build_app(runtime: Runtime) -> App:
     settings = runtime.settings
-    app = App(
+    app = _App(
         signing_secret=settings.slack_signing_secret or "",
         client=runtime.client,
         # Listeners store before they ack and hand slow work to our own workers.
@@ -35,8 +56,11 @@ def build_app(runtime: Runtime) -> App:
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        _failing.now = True
         # One place for the unexpected: log the type and where, never the payload's text.
-        log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        # Slack or the database out of reach fails every request alike: a line now and then.
+        if not app.outage.failed(error):
+            log.error("listener failed: %s", type(error).__name__, exc_info=error)
         if body.get("type") == "event_callback":
             # Perhaps not stored (the database out of reach): a 500 has Slack send it again,
             # and an event that was stored after all is recognised as a retry then.

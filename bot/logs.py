@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from urllib.error import URLError
+
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The lowest level each library may log at, whatever LOG_LEVEL says.
@@ -73,3 +78,90 @@ def configure(level: str, secrets: Iterable[str | None] = ()) -> None:
     root.setLevel(number)
     for name, floor in FLOORS.items():
         logging.getLogger(name).setLevel(max(floor, number))
+
+
+def unreachable(error: BaseException) -> str | None:
+    """What `error` says is out of reach ("the database", "Slack"), or None for any other
+    failure: one that a retry will not cure, and whose traceback is wanted."""
+    if isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
+        return "the database"
+    if isinstance(error, URLError | TimeoutError | ConnectionError):
+        return "Slack"
+    return None
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of what the driver or socket said (no statement, no parameters)."""
+    cause: object = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(cause, URLError):
+        cause = cause.reason
+    said = (str(cause).strip().splitlines() or [""])[0][:160]
+    return f"{type(error).__name__}: {said}" if said else type(error).__name__
+
+
+class Outage:
+    """A service out of reach while `doing` something again and again (a loop's rounds, every
+    request): one line, no traceback, when it begins; another at most every `every` seconds
+    while it lasts; one when it is over. Without this an outage of 15 s logged 60 tracebacks."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        doing: str,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger, self.doing, self.every, self.clock = logger, doing, every, clock
+        self._lock = threading.Lock()
+        self._began: float | None = None
+        self._service = ""
+        self._said_at = 0.0
+        self._failures = 0
+
+    def failed(self, error: BaseException) -> bool:
+        """Note a failure; False if it is not of the outage kind (the caller logs it in full)."""
+        service = unreachable(error)
+        if service is None:
+            return False
+        with self._lock:
+            now = self.clock()
+            self._failures += 1
+            if self._began is not None and now - self._said_at < self.every:
+                return True
+            first, self._said_at = self._began is None, now
+            if self._began is None:
+                self._began, self._service = now, service
+            lasted, failures = now - self._began, self._failures
+        if first:
+            self.logger.warning(
+                "%s: cannot reach %s (%s); retrying", self.doing, service, _reason(error)
+            )
+        else:
+            self.logger.warning(
+                "%s: still cannot reach %s after %.0f s, %d failures (%s); retrying",
+                self.doing,
+                service,
+                lasted,
+                failures,
+                _reason(error),
+            )
+        return True
+
+    def ok(self) -> None:
+        """It worked: if an outage was under way, say it is over."""
+        if self._began is None:
+            return
+        with self._lock:
+            if self._began is None:
+                return
+            lasted, failures = self.clock() - self._began, self._failures
+            self._began, self._failures = None, 0
+        self.logger.warning(
+            "%s: %s is back after %.0f s, %d failures",
+            self.doing,
+            self._service,
+            lasted,
+            failures,
+        )

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, defer
 
 from bot.clock import Clock
 from bot.keepalive import KeepAliveWebClient
+from bot.logs import Outage
 from bot.store import raw
 from bot.store.db import Database
 from bot.store.models import OutboxMessage, UTCDateTime
@@ -460,6 +461,8 @@ class OutboxSender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._dm_channels: dict[tuple[str, str], str] = {}
+        # The database out of reach: a line now and then, not a traceback every round.
+        self._outage = Outage(log, "outbox dispatch")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> OutboxSender:
@@ -547,8 +550,11 @@ class OutboxSender:
             self._soon.clear()
             try:
                 self.dispatch()
-            except Exception:
-                log.exception("outbox dispatch failed; retrying")
+            except Exception as error:
+                if not self._outage.failed(error):
+                    log.exception("outbox dispatch failed; retrying")
+            else:
+                self._outage.ok()
             self._wake.wait(POLL_SECONDS)
             # Every commit that enqueues wakes the sender: gather what a short moment brings
             # into one round rather than scanning and claiming once per row. Not for a tag

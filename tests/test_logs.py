@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.error import URLError
 
 import pytest
 
 from bot import logs
-from tests.fakes.signing import event_body, signed_headers
-from tests.harness import CHANNEL, SECRET, TEACHERS, Bot, http_post
+from bot.clock import SystemClock
+from bot.settings import Settings
+from bot.slack import OutboxSender
+from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.migrate import upgrade
+from tests.fakes.signing import event_body, signed_headers, slash_command_body
+from tests.harness import CHANNEL, SECRET, TEACHERS, Bot, http_post, wait_until
+from tests.process import free_port
 
 WRITTEN = "Maria's student wrote 3/4 and crossed it out"
 
@@ -57,3 +67,93 @@ def test_a_library_line_that_quotes_a_request_keeps_its_words_not_the_request(
     logged = capsys.readouterr().err
     assert line.split("(", 1)[0] + "(request body not logged)" in logged
     assert "crossed it out" not in logged
+
+
+# -- outages: Slack or the database out of reach -----------------------------------------------
+def _outage_lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == logger and r.levelno >= logging.WARNING]
+
+
+def test_the_outbox_says_once_that_the_database_is_out_of_reach_and_once_that_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.slack")
+    # SQLite cannot open a file in a directory not there yet: every round fails to connect.
+    url = f"sqlite:///{tmp_path}/later/bot.sqlite3"
+    db = Database(url)
+    sender = OutboxSender(db, lambda _team: None, SystemClock()).start()
+    try:
+        time.sleep(1.5)  # six rounds or more
+        down = _outage_lines(caplog, "bot.slack")
+        assert [r.getMessage().split(" (")[0] for r in down] == [
+            "outbox dispatch: cannot reach the database"
+        ]
+        assert "unable to open database file" in down[0].getMessage()
+        (tmp_path / "later").mkdir()
+        upgraded = Database(url)
+        upgrade(upgraded)
+        upgraded.dispose()
+        wait_until(lambda: len(_outage_lines(caplog, "bot.slack")) == 2, timeout=5)
+    finally:
+        sender.stop()
+        db.dispose()
+    back = _outage_lines(caplog, "bot.slack")[1].getMessage()
+    assert back.startswith("outbox dispatch: the database is back after "), back
+    assert all(r.exc_info is None for r in caplog.records if r.name == "bot.slack")
+
+
+def test_requests_while_slack_is_out_of_reach_log_a_line_not_a_traceback_each(
+    workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()  # nothing listens there yet: auth.test is refused
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=f"http://127.0.0.1:{port}/api/",
+        database_url=database_url,
+    )
+    caplog.set_level(logging.INFO, logger="bot.app")
+    bot = Bot(workspace, database_url, settings=settings, with_scheduler=False).start()
+    try:
+        event = {"type": "message", "channel": CHANNEL, "user": TEACHERS[0], "text": WRITTEN}
+        for n in range(3):
+            assert bot.post(event_body(event, team_id="T_TEAM", event_id=f"Ev{n}"))[0] == 500
+            assert bot.post(slash_command_body("status"))[0] == 200
+        down = _outage_lines(caplog, "bot.app")
+        assert len(down) == 1, [r.getMessage() for r in down]
+        assert (
+            down[0]
+            .getMessage()
+            .startswith("handling Slack requests: cannot reach Slack (URLError: ")
+        )
+        with SlackStandin(team_id="T_TEAM", port=port):
+            assert bot.post(slash_command_body("help"))[0] == 200
+    finally:
+        bot.stop()
+    lines = [r.getMessage() for r in _outage_lines(caplog, "bot.app")]
+    assert len(lines) == 2 and lines[1].startswith("handling Slack requests: Slack is back after ")
+    assert all(r.exc_info is None for r in caplog.records if r.name == "bot.app")
+    assert WRITTEN not in caplog.text
+
+
+def test_an_outage_is_told_again_once_a_minute_and_other_failures_are_left_to_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    outage = logs.Outage(logging.getLogger("bot.test"), "doing it", clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="bot.test")
+    refused = URLError(ConnectionRefusedError(111, "Connection refused"))
+    for second in range(0, 150, 1):
+        now[0] = float(second)
+        assert outage.failed(refused)
+    assert not outage.failed(ValueError("a bug"))  # its traceback is the caller's to log
+    outage.ok()
+    outage.ok()
+    assert [r.getMessage() for r in caplog.records] == [
+        "doing it: cannot reach Slack (URLError: [Errno 111] Connection refused); retrying",
+        "doing it: still cannot reach Slack after 60 s, 61 failures "
+        "(URLError: [Errno 111] Connection refused); retrying",
+        "doing it: still cannot reach Slack after 120 s, 121 failures "
+        "(URLError: [Errno 111] Connection refused); retrying",
+        "doing it: Slack is back after 149 s, 150 failures",
+    ]
