@@ -20,13 +20,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.engine import controls
 from bot.engine.core import Actor, Engine, Pressed
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import carry_past_weekend, close_time, step_seconds
+from bot.engine.replies import Replies
 from bot.protocols import Protocol
 from bot.store.db import Database
 from bot.store.migrate import upgrade
-from bot.store.models import OutboxMessage, ProtocolSession, StepRun
+from bot.store.models import Contribution, OutboxMessage, ProtocolSession, StepRun
 
 WEDNESDAY = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
 TEAM, CHANNEL = "T_ONE", "C_ROOM"
@@ -435,6 +437,55 @@ def test_deadlines_missed_while_down_close_on_their_planned_boundaries_in_order(
     for k in (1, 2, 3):
         engine.close_step(session.id, k)
     assert len(outbox(engine)) == posted
+
+
+def test_a_second_press_of_extend_straight_after_the_first_adds_nothing(
+    engine: Engine, clock: HeldClock
+) -> None:
+    session = start(engine, step_seconds=3600)
+    planned = session_row(engine, session.id).step_closes_at
+    assert planned is not None
+    pressed = Pressed(session.id, 1)
+    assert controls.extend_step(engine, actor(), pressed).template == "replies/extended.j2"
+    clock.advance(1)
+    again = controls.extend_step(engine, actor(), pressed)
+    assert again.template == "replies/extended_just_now.j2"
+    assert session_row(engine, session.id).step_closes_at == planned + timedelta(minutes=15)
+    clock.advance(3)  # a deliberate second press
+    assert controls.extend_step(engine, actor(), pressed).template == "replies/extended.j2"
+    assert session_row(engine, session.id).step_closes_at == planned + timedelta(minutes=30)
+
+
+def test_a_step_posted_late_takes_replies_until_the_next_step_is_posted(
+    engine: Engine, clock: HeldClock, timers: RecordingTimers
+) -> None:
+    """Down through the closes of steps 1 and 2: step 2's message goes out late and closes on
+    its planned boundary, already past. Until step 3's message appears, it is the newest step
+    people see, and they reply to it."""
+    session = start(engine, step_seconds=60)
+    clock.advance(130)
+    assert play_scheduler(engine, timers, clock) == 2
+    late = clock.now().timestamp()
+    step2 = f"{late + 0.5:.6f}"
+    with engine.db.session() as s:
+        engine.on_posted(s, [(f"step:{session.id}:1", "1000.000100")])
+        engine.on_posted(s, [(f"step:{session.id}:2", step2)])
+
+    def reply(ts: float, text: str) -> None:
+        event = {"type": "message", "channel": CHANNEL, "user": "U_T1", "text": text}
+        Replies(engine).handle(TEAM, {**event, "ts": f"{ts:.6f}", "thread_ts": step2})
+
+    reply(late + 1.0, "Written before step 3 was posted.")
+    with engine.db.session() as s:
+        engine.on_posted(s, [(f"step:{session.id}:3", f"{late + 1.5:.6f}")])
+    reply(late + 1.2, "Written before step 3 was posted, handled after.")
+    reply(late + 2.0, "Written once step 3 was there.")
+    with engine.db.session() as s:
+        kept = s.execute(select(Contribution.step_index, Contribution.text)).all()
+    assert sorted(kept) == [
+        (2, "Written before step 3 was posted, handled after."),
+        (2, "Written before step 3 was posted."),
+    ]
 
 
 def test_a_session_that_ended_while_down_ends_on_its_planned_boundary(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, true, tuple_
@@ -207,7 +207,13 @@ class Replies:
         # written before its step closed still counts when it is handled later (a retry from
         # Slack, a process that died between the ack and the handling): its ts says when.
         if found.ended_at is not None:
-            return found if _written_before(ts, found.ended_at) else None
+            if _written_before(ts, found.ended_at):
+                return found
+            # A step posted late (the bot was down past its close) closes on its planned
+            # boundary, before anyone saw it: it was still the newest step until the next one's
+            # message appeared, and what was written in its thread by then counts.
+            shown_until = _next_step_shown_at(s, found)
+            return found if shown_until is not None and _written_before(ts, shown_until) else None
         if found.status not in ("running", "paused"):
             return None
         return found
@@ -548,6 +554,21 @@ def _reply_in_thread(message: dict[str, Any]) -> bool:
         return float(message.get("ts") or "") > float(message.get("thread_ts") or "")
     except ValueError:
         return False
+
+
+def _next_step_shown_at(s: Session, found: _Open) -> datetime | None:
+    """When the message of the step after `found`'s was posted: the far future while it is yet
+    to be, None if there is no next step (the session ended at this one)."""
+    row = s.execute(
+        select(StepRun.message_ts).where(
+            StepRun.session_id == found.id, StepRun.index == found.step_index + 1
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.message_ts is None:
+        return datetime.max.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(row.message_ts), UTC)
 
 
 def _written_before(ts: str | None, moment: datetime) -> bool:
