@@ -132,8 +132,11 @@ def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot)
     bot.action("step_extend", value, user=TEACHERS[0])
     assert _session(bot).step_closes_at == before
     bot.action("step_extend", value)
+    bot.action("step_extend", value)  # a double click
     after = _session(bot).step_closes_at
     assert after is not None and (after - before).total_seconds() == 15 * 60
+    answers = [str(c.params.get("text", "")) for c in bot.standin.calls_to("response_url")]
+    assert sum("I took that as one click" in t for t in answers) == 1
 
     bot.action("step_pause", value, user=TEACHERS[0])
     assert _session(bot).status == "running"

@@ -301,6 +301,9 @@ def _controls(engine: Engine, replies: Replies, session_id: int) -> list[Message
         reply_message(controls.resume(engine, actor())),
         reply_message(refusal(lambda: controls.resume(engine, actor()))),
         reply_message(refusal(lambda: engine.end(actor(TEACHERS[0])))),
+        # The Extend button pressed twice in a row.
+        reply_message(controls.extend_step(engine, actor(), Pressed(session_id, None))),
+        reply_message(controls.extend_step(engine, actor(), Pressed(session_id, None))),
     ]
     with engine.db.session() as s:
         ids = list(

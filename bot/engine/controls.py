@@ -27,11 +27,34 @@ def _thread_note(
     )
 
 
-def extend(engine: Engine, actor: Actor, seconds: int) -> Reply:
-    """Move the current step's close later; the steps after it move with it."""
+# Two presses of one Extend button this close together are a double click, not a request for
+# twice the time.
+DOUBLE_PRESS = timedelta(seconds=3)
+
+
+def extend(
+    engine: Engine, actor: Actor, seconds: int | None, pressed: Pressed | None = None
+) -> Reply:
+    """Move the current step's close later; the steps after it move with it. `seconds` None:
+    the Extend button's quarter of the step, on the step it was `pressed` on."""
     with engine.transaction() as (s, after):
         session = engine._require_active(s, actor)
         engine.require_facilitator(session, actor, "extend")
+        now = engine.clock.now()
+        run = engine._step_run(s, session.id, session.current_step)
+        if pressed is not None:
+            stale = pressed.stale(session)
+            if stale is not None:
+                return stale
+            if run is not None and run.extended_at and now - run.extended_at < DOUBLE_PRESS:
+                return Reply("replies/extended_just_now.j2", {"session": session})
+        if seconds is None:
+            protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+            seconds = button_extension(
+                step_seconds(protocol, session.current_step, session.step_seconds)
+            )
+        if run is not None:
+            run.extended_at = now
         delta = timedelta(seconds=seconds)
         if session.status == "paused":
             session.paused_remaining = (session.paused_remaining or 0) + seconds
@@ -41,29 +64,22 @@ def extend(engine: Engine, actor: Actor, seconds: int) -> Reply:
         if session.weekdays:
             closes = carry_past_weekend(closes, session.tz)
         session.step_closes_at = closes
-        run = engine._step_run(s, session.id, session.current_step)
         if run is not None:
             run.closes_at = closes
         _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         warn_at = warning_time(run.started_at, closes) if run is not None else None
-        if warn_at is not None and warn_at > engine.clock.now():
+        if warn_at is not None and warn_at > now:
             at = warn_at
             after(lambda: engine.timers.step_warning(sid, step, at))
         return Reply("replies/extended.j2", {"session": session, "closes_at": closes})
 
 
 def extend_step(engine: Engine, actor: Actor, pressed: Pressed) -> Reply:
-    """The Extend button: a quarter of the step's length more, on the step it was pressed on."""
-    with engine.transaction() as (s, _after):
-        session = engine._require_active(s, actor)
-        stale = pressed.stale(session)
-        if stale is not None:
-            return stale
-        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
-        seconds = step_seconds(protocol, session.current_step, session.step_seconds)
-    return extend(engine, actor, button_extension(seconds))
+    """The Extend button: a quarter of the step's length more, on the step it was pressed on;
+    a second press straight after the first (a double click) adds nothing."""
+    return extend(engine, actor, None, pressed)
 
 
 def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply:

@@ -99,6 +99,8 @@ class StepRun(Base):
     closes_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     message_ts: Mapped[str | None] = mapped_column(String(32))
+    # When the step was last given more time (extend, or its button).
+    extended_at: Mapped[datetime | None]
 
     session: Mapped[ProtocolSession] = relationship(back_populates="steps")
 
