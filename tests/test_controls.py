@@ -80,7 +80,12 @@ def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
     bot.command("next")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
     bot.reply(TEACHERS[0], "I see a table with four rows.", bot.step_posts()[1]["ts"])
-    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+    gone = bot.reply(TEACHERS[1], "Wrong thread, sorry", bot.step_posts()[1]["ts"])
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 2)
+    deleted = {"type": "message", "subtype": "message_deleted", "channel": CHANNEL}
+    previous = {"ts": gone, "thread_ts": bot.step_posts()[1]["ts"], "user": TEACHERS[1]}
+    bot.event({**deleted, "deleted_ts": gone, "previous_message": previous})
+    bot.settle()
     assert "Only the facilitator" in bot.command("forget", user=TEACHERS[0])["text"]
     answer = bot.command("forget")
     assert "Deleted 1 stored reply" in answer["text"]

@@ -12,6 +12,7 @@ from bot.blocks import render_message
 from bot.engine.core import Actor, Engine, Pressed, warning_time
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import button_extension, carry_past_weekend, step_seconds
+from bot.engine.replies import DELETED
 from bot.store.models import Contribution, ProtocolSession
 
 
@@ -141,7 +142,7 @@ def forget(engine: Engine, actor: Actor) -> Reply:
         count = s.scalar(
             select(func.count())
             .select_from(Contribution)
-            .where(Contribution.session_id == session.id)
+            .where(Contribution.session_id == session.id, Contribution.audience != DELETED)
         )
         s.execute(delete(Contribution).where(Contribution.session_id == session.id))
         # What retention would delete in time: the presenter's statement, the outbox's copies.
