@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.keepalive import KeepAliveWebClient
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ZONE = "UTC"
@@ -57,7 +59,8 @@ class SlackProfiles:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         # The request's client, on a short timeout and without retries: a slow answer is an outage.
-        self.client = WebClient(
+        # Kept alive like every other client (its own connection, for its own timeout).
+        self.client = KeepAliveWebClient(
             token=client.token,
             base_url=client.base_url,
             timeout=CALL_SECONDS,

@@ -416,7 +416,8 @@ class Replies:
         session = s.get(ProtocolSession, row.session_id)
         if before != row.tag or session is None:
             return None
-        step = self.engine.library[session.protocol_id].step(row.step_index)
+        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        step = protocol.step(row.step_index)
         tag, audience, _norm = self._read(session.presenter_id, step, row.user_id, None, text)
         return tag if audience == "group" else None
 
