@@ -86,13 +86,18 @@ def _check_database_url(url: str) -> None:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         # Not quoted: the URL may hold a password.
         raise SettingsError(
             "DATABASE_URL is malformed: expected sqlite:///PATH or "
             "postgresql://user:password@host:port/database"
         ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise SettingsError(
+            "DATABASE_URL names an in-memory SQLite database, which keeps nothing once the "
+            "process stops: give a file, e.g. sqlite:///protocolbot.sqlite3"
+        )
 
 
 def load_settings(

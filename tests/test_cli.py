@@ -88,6 +88,12 @@ def test_a_database_url_that_is_no_url_is_named_without_quoting_it(tmp_path: Pat
     assert line.startswith("protocolbot: DATABASE_URL is malformed: "), line
 
 
+def test_an_in_memory_database_is_refused_for_it_keeps_nothing(tmp_path: Path) -> None:
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        line = _one_line(_run(["db", "upgrade"], url, tmp_path))
+        assert line.startswith("protocolbot: DATABASE_URL names an in-memory SQLite"), line
+
+
 def test_export_of_a_session_that_is_not_there_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bot.sqlite3"
     assert _run(["db", "upgrade"], url, tmp_path).returncode == 0

@@ -456,6 +456,23 @@ def test_a_second_press_of_extend_straight_after_the_first_adds_nothing(
     assert session_row(engine, session.id).step_closes_at == planned + timedelta(minutes=30)
 
 
+def test_a_start_due_as_the_running_session_ends_says_nothing_of_waiting(
+    engine: Engine, clock: HeldClock, timers: RecordingTimers
+) -> None:
+    """Its start timer may run a moment before the running session's last close: that session
+    ends now, and this one starts with it, without a note that it waits."""
+    running = start(engine, step_seconds=60)
+    ends_at = engine.planned_end(session_row(engine, running.id))
+    assert ends_at is not None
+    later = start(engine, "tuning", start_at=ends_at)
+    clock.advance((ends_at - clock.now()).total_seconds())
+    engine.begin(later.id)
+    assert not [r for r in outbox(engine) if (r.ref or "").startswith("waiting:")]
+    play_scheduler(engine, timers, clock)
+    assert session_row(engine, running.id).status == "ended"
+    assert session_row(engine, later.id).status == "running"
+
+
 def test_a_step_posted_late_takes_replies_until_the_next_step_is_posted(
     engine: Engine, clock: HeldClock, timers: RecordingTimers
 ) -> None:

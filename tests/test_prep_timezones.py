@@ -173,6 +173,15 @@ def test_e2e_a_time_is_not_read_in_a_guessed_zone_while_slack_fails(bot: Bot) ->
         assert s.scalars(select(ProtocolSession)).all() == []
 
 
+def test_e2e_in_needs_no_zone_to_schedule_while_slack_fails(bot: Bot) -> None:
+    """`in 2h` is two hours from now wherever the caller is: only its label wants their zone."""
+    bot.standin.fail_next("users.info", status=429, times=5)
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}> in 2h"))
+    assert "is scheduled" in answer and "no time zone" not in answer
+    with bot.db.session() as s:
+        assert [x.status for x in s.scalars(select(ProtocolSession))] == ["scheduled"]
+
+
 def test_e2e_in_shows_the_start_in_the_callers_zone(bot: Bot) -> None:
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}> in 2h"))
     with bot.db.session() as s:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import controls
+from bot.engine import controls, home
 from bot.engine.core import Engine
 from bot.engine.errors import Refusal
 from bot.protocols import BUILTIN_DIR, Protocol
@@ -118,3 +118,18 @@ def test_a_scheduled_session_without_its_protocol_is_called_off_at_its_start(
     told = [r for r in outbox(gone) if r.channel_id == FACILITATOR]
     assert len(told) == 1 and "did not start" in str(told[0].payload)
     assert not [r for r in outbox(gone) if r.channel_id == CHANNEL]
+    presenter = [r for r in outbox(gone) if r.channel_id == PRESENTER]
+    assert "is no longer installed" in str(presenter[-1].payload)
+
+
+def test_the_notes_of_a_session_whose_protocol_is_gone_still_reach_the_home_tab(
+    engine: Engine, library: dict[str, Protocol], clock: HeldClock
+) -> None:
+    session = start(engine, step_seconds=60)
+    engine.end(actor())
+    gone = restarted(engine, without(library, "atlas"), RecordingTimers())
+    before = len(outbox(gone))
+    home.send_notes(gone, actor(TEACHERS[0]), session.id)
+    sent = outbox(gone)[before:]
+    assert sent and all(r.channel_id == TEACHERS[0] for r in sent)
+    assert "Notes" in str(sent[0].payload)

@@ -462,6 +462,9 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     for held in (True, False):
         session = started.context["session"]
         said.append(render_message("protocol_gone.j2", session=session, held=held))
+    for reason in ("gone", "unreachable"):
+        called_off = {"session": started.context["session"], "protocol_name": "ATLAS"}
+        said.append(render_message("presenter_called_off.j2", reason=reason, **called_off))
     said.append(render_message("replies/ended.j2", session=started.context["session"], gone=True))
     said.append(reply_message(engine.end(here())))
     for command in (cmd.Start("atlas"), cmd.Cancel(), cmd.Rotation()):

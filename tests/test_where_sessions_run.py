@@ -66,6 +66,8 @@ def test_a_session_whose_start_cannot_reach_a_private_channel_is_called_off(bot:
     (note,) = _notes_to_facilitator(bot)
     assert "called the session off" in note and "/invite @protocolbot" in note
     assert _sessions(bot) == [("C_PRIV", "cancelled")]
+    told = [str(m.get("text")) for m in bot.posts(f"D{PRESENTER[1:]}")]
+    assert told == ["ATLAS - Learning from Student Work in <#C_PRIV> did not go ahead."]
     # The channel is free: once the bot is invited, a start there is not "already running".
     answer = message_text(
         bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", channel="C_PRIV")

@@ -438,7 +438,10 @@ class Engine:
                 # the retry is for a start that was missed there (a process that died).
                 at = now + timedelta(minutes=5)
                 after(lambda: self.timers.session_start(session_id, at))
-                self._tell_waiting(s, session, active)
+                ends_at = self.planned_end(active)
+                if ends_at is None or ends_at > now:
+                    # Not one ending this very moment (its close is due, its timer on its way).
+                    self._tell_waiting(s, session, active)
                 return
             self._begin(s, after, session, now)
 
@@ -635,6 +638,19 @@ class Engine:
         after(lambda: self.timers.clear(sid))
         message = render_message("protocol_gone.j2", session=session, held=False)
         self.post(s, session, message, channel=session.facilitator_id)
+        self.tell_presenter_called_off(s, session, session.protocol_id, "gone")
+
+    def tell_presenter_called_off(
+        self, s: Session, session: ProtocolSession, protocol_name: str, reason: str
+    ) -> None:
+        """The presenter of a session that did not go ahead hears so (the facilitator was told
+        why, and what to do), unless they are the facilitator."""
+        if session.presenter_id == session.facilitator_id:
+            return
+        message = render_message(
+            "presenter_called_off.j2", session=session, protocol_name=protocol_name, reason=reason
+        )
+        self.post(s, session, message, channel=session.presenter_id)
 
     def _advance(
         self,

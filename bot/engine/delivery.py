@@ -62,6 +62,8 @@ def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool
         error=row.error,
     )
     engine.post(s, session, message, channel=session.facilitator_id, ref=_notice(session, row))
+    name = protocol.name if protocol else session.protocol_id
+    engine.tell_presenter_called_off(s, session, name, "unreachable")
     return True
 
 

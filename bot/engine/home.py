@@ -82,8 +82,9 @@ def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
                 ProtocolSession.enterprise_id == actor.enterprise_id,
             )
         ).first()
-        if session is None or session.protocol_id not in engine.library:
+        if session is None:
             return
-        notes = notes_mod.build_notes(s, session, engine.library[session.protocol_id])
+        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        notes = notes_mod.build_notes(s, session, protocol)
         for message in notes_mod.notes_messages(notes):
             engine.post(s, session, message, channel=actor.user_id)

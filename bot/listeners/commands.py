@@ -22,7 +22,9 @@ from bot.profiles import SlackProfiles
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-NEEDS_ZONE = (" at ", " in ", " weekdays")
+NEEDS_ZONE = (" at ", " weekdays")
+# `in 2h` is placed without a zone; the caller's, if Slack gives it, labels the time they see.
+LIKES_ZONE = (" in ",)
 # Commands that only read: acknowledged at once, answered through response_url a moment later,
 # so the ack never waits on the database. Commands that change something still answer in the
 # ack, once the change is committed.
@@ -42,7 +44,8 @@ def register(app: App, runtime: Runtime) -> None:
         profiles = SlackProfiles(client)
         elsewhere = between_people(command)  # nothing can start there: no zone needed
         needs_zone = not elsewhere and any(w in padded for w in NEEDS_ZONE)
-        zone = profiles.zone_of(actor.user_id) if needs_zone else None
+        likes_zone = not elsewhere and any(w in padded for w in LIKES_ZONE)
+        zone = profiles.zone_of(actor.user_id) if needs_zone or likes_zone else None
         tz = zone.name if zone else "UTC"
         parsed = dispatch.parse(text, now=runtime.clock.now(), tz=tz, engine=runtime.engine)
         if needs_zone and zone is None:
