@@ -86,7 +86,7 @@ def read_start(
                 step_seconds = parse_duration(text)
             except DurationError as error:
                 errors["step"] = render_text(
-                    f"errors/{error.code}.j2", text=text, option="step", limit=error.limit
+                    "dialog/step_bad.j2", code=error.code, text=text[:100], limit=error.limit
                 )
     start_at: datetime | None = None
     if _value(values, "when") == "later":

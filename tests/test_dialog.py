@@ -109,8 +109,10 @@ def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:
     view = _opened_view(bot)
     answer = _submit(bot, view, pacing="async")
     assert answer["response_action"] == "errors" and "step" in answer["errors"]
-    answer = _submit(bot, view, pacing="async", step="5x")
-    assert "5x" in answer["errors"]["step"]
+    for step, said in (("5x", "not a length"), ("0m", "no time"), ("400d", "longer than")):
+        answer = _submit(bot, view, pacing="async", step=step)
+        shown = answer["errors"]["step"]
+        assert step in shown and said in shown and _plain(shown) and "/protocol" not in shown
     answer = _submit(bot, view, when="later")
     assert "start_at" in answer["errors"]
     answer = _submit(bot, view, when="later", start_at=int(time.time()) - 60)
