@@ -274,12 +274,12 @@ def test_a_start_due_while_another_session_runs_waits_and_says_so(world: World) 
     world.clock.set(waiting.starts_at)
     world.engine.begin(waiting.id)
     assert world.session(waiting.id).status == "scheduled"
-    assert world.dm_refs("U_T2") == [f"waiting:{waiting.id}"]
+    assert world.dm_refs("U_T2") == [f"waiting:{waiting.id}:{first.id}"]
     note = _texts(world, "U_T2")[0]
     assert "starts right after that one ends" in note and "ATLAS" in note
     world.clock.advance(minutes=5)
     world.engine.begin(waiting.id)  # the retry: the facilitator was told once
-    assert world.dm_refs("U_T2") == [f"waiting:{waiting.id}"]
+    assert world.dm_refs("U_T2") == [f"waiting:{waiting.id}:{first.id}"]
     status = world.command("status", user="U_T3")
     assert f"#{waiting.id} Tuning Protocol" in status
     assert "waiting for the session running now to end" in status
@@ -289,6 +289,32 @@ def test_a_start_due_while_another_session_runs_waits_and_says_so(world: World) 
     assert world.session(waiting.id).status == "running"
     assert world.session(waiting.id).started_at == world.clock.now()
     assert "waiting for" not in world.command("status", user="U_T3")
+
+
+def test_sessions_due_one_after_another_while_one_runs_wait_in_turn(world: World) -> None:
+    world.command(f"start atlas <@{PRE}> at tue 15:00 step 1d")
+    world.command("start tuning <@U_T1> at wed 15:00 facilitator <@U_T2>")
+    reply = world.command("start consultancy <@U_T1> at wed 16:00 facilitator <@U_T3>")
+    first, second, third = world.session(1), world.session(2), world.session(3)
+    # The third waits for the second, which itself waits for the first: until the second ends,
+    # a tuning protocol's length after the first's end.
+    assert "*Tuning Protocol* (session #2) is planned to be running here then" in reply
+    first_ends = world.engine.planned_end(first)
+    assert first_ends is not None
+    second_ends = world.engine.planned_end(second, first_ends)
+    assert second_ends is not None and str(int(second_ends.timestamp())) in reply
+    world.clock.set(first.starts_at)
+    world.engine.begin(first.id)
+    for later in (second, third):
+        world.clock.set(later.starts_at)
+        world.engine.begin(later.id)
+    assert world.dm_refs("U_T3") == [f"waiting:{third.id}:{first.id}"]
+    assert "once that one and those due before yours have run" in _texts(world, "U_T3")[0]
+    world.command("end")
+    # The second starts; the third's facilitator hears it now waits for that one.
+    assert [world.session(x.id).status for x in (second, third)] == ["running", "scheduled"]
+    assert world.dm_refs("U_T3") == [f"waiting:{third.id}:{first.id}", f"waiting:{third.id}:2"]
+    assert "right after that one ends" in _texts(world, "U_T3")[1]
 
 
 # -- bad input -----------------------------------------------------------------------------------

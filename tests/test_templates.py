@@ -839,9 +839,12 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             "ends_at": NOW + timedelta(days=2),
         }
         paused = {**running, "status": "paused", "ends_at": None}
-        for value in (running, paused):
+        for value, queued in ((running, False), (running, True), (paused, False)):
+            waiting = {"session": ready, "protocol": protocol, "running": value}
             said.append(
-                render_message("start_waiting.j2", session=ready, protocol=protocol, running=value)
+                render_message(
+                    "start_waiting.j2", **waiting, free_at=value["ends_at"], queued=queued
+                )
             )
         for zone in (
             None,

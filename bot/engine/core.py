@@ -7,6 +7,7 @@ A timer firing and a facilitator pressing "Next step" run the same `_advance`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -387,15 +388,31 @@ class Engine:
                 {"protocol": protocol, "session": session, "waits_for": in_the_way},
             )
 
-    def _in_the_way(self, s: Session, actor: Actor, at: datetime) -> dict[str, Any] | None:
-        """The channel's session planned to be running at `at`, if any, as plain values."""
-        for other in channel_sessions(s, actor, (*ACTIVE, "scheduled")):
+    def _in_the_way(
+        self, s: Session, actor: Actor, at: datetime, ours: int | None = None
+    ) -> dict[str, Any] | None:
+        """What a start at `at` in the actor's channel waits for, if anything: the session after
+        which the channel is free (the one running, then those due before `at`, one after the
+        other, each starting when the one before ends), with when that is (None: nobody can say,
+        a paused one is in the queue). `ours`: a session already scheduled, left out."""
+        queue = sorted(
+            (x for x in channel_sessions(s, actor, (*ACTIVE, "scheduled")) if x.id != ours),
+            key=lambda x: (x.status == "scheduled", x.starts_at, x.id),
+        )
+        last: ProtocolSession | None = None
+        free_at: datetime | None = self.clock.now()
+        for other in queue:
             if other.status == "scheduled" and other.starts_at > at:
-                continue
-            ends_at = self.planned_end(other)
-            if ends_at is None or ends_at > at:
-                return self._running_view(other, ends_at)
-        return None
+                break  # it starts after this one
+            if other.status == "scheduled":
+                begins = max(other.starts_at, free_at) if free_at is not None else None
+                free_at = self.planned_end(other, begins) if begins is not None else None
+            else:
+                free_at = self.planned_end(other)
+            last = other
+        if last is None or (free_at is not None and free_at <= at):
+            return None
+        return self._running_view(last, free_at)
 
     def _running_view(self, session: ProtocolSession, ends_at: datetime | None) -> dict[str, Any]:
         protocol = self.library.get(session.protocol_id)
@@ -407,13 +424,16 @@ class Engine:
             "ends_at": ends_at,
         }
 
-    def planned_end(self, session: ProtocolSession) -> datetime | None:
-        """When a session ends on its current schedule; None when nobody can say (paused)."""
+    def planned_end(
+        self, session: ProtocolSession, begins: datetime | None = None
+    ) -> datetime | None:
+        """When a session ends on its current schedule (a scheduled one: if it `begins` then, by
+        default at its time); None when nobody can say (paused)."""
         protocol = self.library.get(session.protocol_id)
         if protocol is None:
             return None
         if session.status == "scheduled":
-            return self.schedule(session, protocol, session.starts_at)[-1]["closes"]
+            return self.schedule(session, protocol, begins or session.starts_at)[-1]["closes"]
         if session.status != "running" or session.step_closes_at is None:
             return None
         rest = self.schedule(session, protocol, session.step_closes_at, session.current_step + 1)
@@ -441,13 +461,16 @@ class Engine:
                 ends_at = self.planned_end(active)
                 if ends_at is None or ends_at > now:
                     # Not one ending this very moment (its close is due, its timer on its way).
-                    self._tell_waiting(s, session, active)
+                    self._tell_waiting(s, actor, session, active)
                 return
             self._begin(s, after, session, now)
 
-    def _tell_waiting(self, s: Session, session: ProtocolSession, active: ProtocolSession) -> None:
-        """The facilitator hears, once, that their session waits for the one running."""
-        ref = f"waiting:{session.id}"
+    def _tell_waiting(
+        self, s: Session, actor: Actor, session: ProtocolSession, active: ProtocolSession
+    ) -> None:
+        """The facilitator hears that their session waits, and for how long: once for each
+        session that runs in the way (another due before it may start when this one ends)."""
+        ref = f"waiting:{session.id}:{active.id}"
         told = s.scalars(
             select(OutboxMessage.id).where(
                 OutboxMessage.team_id == session.team_id, OutboxMessage.ref == ref
@@ -457,8 +480,14 @@ class Engine:
             return
         protocol = self.library[session.protocol_id]
         running = self._running_view(active, self.planned_end(active))
+        free = self._in_the_way(s, actor, session.starts_at, ours=session.id)
         message = render_message(
-            "start_waiting.j2", session=session, protocol=protocol, running=running
+            "start_waiting.j2",
+            session=session,
+            protocol=protocol,
+            running=running,
+            free_at=free["ends_at"] if free else running["ends_at"],
+            queued=free is not None and free["id"] != active.id,
         )
         self.post(s, session, message, channel=session.facilitator_id, ref=ref)
 
@@ -729,11 +758,12 @@ class Engine:
                 ProtocolSession.starts_at <= self.clock.now(),
             )
             .order_by(ProtocolSession.starts_at, ProtocolSession.id)
-            .limit(1)
-        ).first()
-        if waiting is not None:
-            # Its time has come and the channel is free once this commits: start it now.
-            after(lambda: self.begin(waiting))
+            .limit(MAX_SCHEDULED_PER_CHANNEL)
+        ).all()
+        for due in waiting:
+            # The channel is free once this commits: the first due starts now, and the
+            # facilitators of the others hear that theirs now waits for that one.
+            after(functools.partial(self.begin, due))
         data = notes_mod.build_notes(s, session, protocol)
         messages = notes_mod.notes_messages(data)
         for i, message in enumerate(messages):
