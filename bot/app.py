@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
+from bot.blocks import render_message
 from bot.listeners import register_all
 from bot.logs import Outage
 from bot.runtime import Runtime
@@ -65,6 +67,15 @@ def build_app(runtime: Runtime) -> App:
             # Perhaps not stored (the database out of reach): a 500 has Slack send it again,
             # and an event that was stored after all is recognised as a retry then.
             return BoltResponse(status=500, body="")
+        if body.get("command"):
+            # A slash command answered with nothing leaves its author wondering: say so.
+            message = render_message("refusals/command_failed.j2")
+            answer = {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+            return BoltResponse(
+                status=200,
+                body=json.dumps(answer),
+                headers={"content-type": "application/json;charset=utf-8"},
+            )
         return BoltResponse(status=200, body="")
 
     register_all(app, runtime)

@@ -210,6 +210,18 @@ def test_an_event_that_could_not_be_stored_is_not_acknowledged(bot: Bot) -> None
     bot.wait_until(lambda: bot.recorded() == [event["ts"]])
 
 
+def test_a_command_that_fails_on_our_side_says_so(bot: Bot) -> None:
+    with bot.db.session() as s:  # the sessions out of reach, as with the database down
+        s.execute(text("ALTER TABLE sessions RENAME TO sessions_away"))
+    try:
+        answer = bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    finally:
+        with bot.db.session() as s:
+            s.execute(text("ALTER TABLE sessions_away RENAME TO sessions"))
+    assert answer["response_type"] == "ephemeral"
+    assert "Something went wrong on my side" in answer["text"]
+
+
 def test_every_subscribed_event_type_is_acknowledged(bot: Bot) -> None:
     for event in (
         {"type": "message", "channel": CHANNEL, "user": "U_T1", "text": "hello", "ts": "1.1"},

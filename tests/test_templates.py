@@ -472,6 +472,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/missing_presenter.j2", protocol="atlas"))
     said.append(render_message("refusals/not_yet.j2", command="rotation"))
     said.append(render_message("refusals/dialog_failed.j2"))
+    said.append(render_message("refusals/command_failed.j2"))
     said.append(render_message("refusals/answer_failed.j2", command="status"))
     said.append(render_message("refusals/zone_unavailable.j2"))
     said.append(render_message("refusals/direct_message.j2"))
