@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import func, inspect, select, text, update
+from sqlalchemy import inspect, select, text, update
 
 from bot.engine import controls
 from bot.engine.core import Engine
@@ -79,7 +79,7 @@ def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     bot.command("next")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
-    bot.reply(TEACHERS[0], "I see a table with four rows.", bot.step_posts()[1]["ts"])
+    kept = bot.reply(TEACHERS[0], "I see a table with four rows.", bot.step_posts()[1]["ts"])
     gone = bot.reply(TEACHERS[1], "Wrong thread, sorry", bot.step_posts()[1]["ts"])
     bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 2)
     deleted = {"type": "message", "subtype": "message_deleted", "channel": CHANNEL}
@@ -89,8 +89,15 @@ def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
     assert "Only the facilitator" in bot.command("forget", user=TEACHERS[0])["text"]
     answer = bot.command("forget")
     assert "Deleted 1 stored reply" in answer["text"]
+    # A typo fixed afterwards, or Slack unfurling a link in it (an edit as well), brings
+    # nothing back.
+    edited = {"ts": kept, "thread_ts": bot.step_posts()[1]["ts"], "user": TEACHERS[0]}
+    changed = {"type": "message", "subtype": "message_changed", "channel": CHANNEL}
+    bot.event({**changed, "message": {**edited, "text": "I see a table with five rows."}})
+    bot.settle()
     with bot.db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Contribution)) == 0
+        assert [t for t in s.scalars(select(Contribution.text)) if t] == []
+    assert "five rows" not in json.dumps(bot.command("notes"))
 
 
 def test_closing_warning_counts_in_public_and_nudges_in_private(bot: Bot) -> None:

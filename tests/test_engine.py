@@ -454,6 +454,11 @@ def test_a_second_press_of_extend_straight_after_the_first_adds_nothing(
     clock.advance(3)  # a deliberate second press
     assert controls.extend_step(engine, actor(), pressed).template == "replies/extended.j2"
     assert session_row(engine, session.id).step_closes_at == planned + timedelta(minutes=30)
+    # A command's extension is not a press: the button straight after it still counts.
+    clock.advance(5)
+    controls.extend(engine, actor(), 600)
+    assert controls.extend_step(engine, actor(), pressed).template == "replies/extended.j2"
+    assert session_row(engine, session.id).step_closes_at == planned + timedelta(minutes=55)
 
 
 def test_a_start_due_as_the_running_session_ends_says_nothing_of_waiting(

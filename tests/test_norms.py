@@ -316,6 +316,20 @@ def test_keep_as_observation_leaves_it_where_it_is(bot: Bot) -> None:
     assert bot.standin.calls_to("reactions.remove") == []
 
 
+def test_keep_after_park_takes_the_park_back(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    judged = _say(bot, T1, "She probably didn't understand scale.", thread)
+    row = _recorded(bot, judged)
+    assert bot.action("nudge_park", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, judged) == ["thought_balloon"])
+    assert bot.action("nudge_keep", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 2)
+    assert "Kept as an observation" in _responses(bot)[1]["text"]
+    _settle(bot)
+    assert _row(bot, judged).tag == "observation"  # type: ignore[union-attr]
+    assert bot.standin.reactions(CHANNEL, judged) == ["eyes"]
+
+
 def test_parking_after_the_interpreting_step_opened_still_reaches_the_notes(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     judged = _say(bot, T1, "The handwriting is sloppy.", thread)
@@ -537,6 +551,29 @@ def test_a_file_shared_without_words_is_kept_by_its_name(bot: Bot) -> None:
     assert row is not None and "page2.jpg" in row.text
     assert [i.user for i in _notes(bot).sections[0][1]] == [PRESENTER, T1]
 
+    # With a caption, the reply keeps both its words and the file.
+    shown = str(bot.standin.add_message(CHANNEL, T2, "Here is page 3", thread_ts=thread)["ts"])
+    page3 = {"id": "F3", "name": "page3.jpg", "permalink": "https://x/F3"}
+    event = {"type": "message", "subtype": "file_share", "channel": CHANNEL, "user": T2}
+    bot.event(
+        {**event, "text": "Here is page 3", "ts": shown, "thread_ts": thread} | {"files": [page3]}
+    )
+    row = _recorded(bot, shown)
+    assert row.text == "Here is page 3\nShared page3.jpg (https://x/F3)"
+
+
+def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    said = (
+        "Matches <https://example.org/rubric|the rubric>, as <@U_T2> said; see "
+        "<https://example.org/a> and ask <@U_T3|lee> in <#C_X|math>"
+    )
+    linked = _recorded(bot, _say(bot, T1, said, thread))
+    assert linked.text == (
+        "Matches the rubric (https://example.org/rubric), as @U_T2 said; see "
+        "https://example.org/a and ask @lee in #math"
+    )
+
 
 def test_a_deletion_or_an_edit_delivered_before_its_reply_still_counts(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
@@ -757,3 +794,25 @@ def test_how_a_reply_is_read(
     step = LIBRARY["atlas"].step(step_index)
     explicit, _ = strip_tag_prefix(text)
     assert Replies._read(PRESENTER, step, user, explicit, text) == expected
+
+
+def test_the_reflection_section_is_the_presenters_until_others_reflect_too(bot: Bot) -> None:
+    """ATLAS's reflection step: the presenter replies first, then everyone adds what they
+    learned; the section's title says whose reflections it holds."""
+
+    def titles() -> list[str]:
+        with bot.db.session() as s:
+            session = s.scalars(select(ProtocolSession)).one()
+            notes = notes_mod.build_notes(s, session, LIBRARY[session.protocol_id])
+            shown = [b for m in notes_mod.notes_messages(notes) for b in m.blocks]
+            exported = notes_mod.export_markdown(notes)
+        return [b["text"]["text"].split("\n")[0] for b in shown if b["type"] == "section"] + [
+            line for line in exported.splitlines() if line.startswith("## ")
+        ]
+
+    thread = _start_at_step(bot, 5)
+    _recorded(bot, _say(bot, PRESENTER, "I see now she was guessing.", thread))
+    assert "*Presenter reflection*" in titles() and "## Presenter reflection" in titles()
+    _recorded(bot, _say(bot, T1, "I learned to slow down before judging.", thread))
+    assert "*Reflections*" in titles() and "## Reflections" in titles()
+    assert "*Presenter reflection*" not in titles()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot import retention
@@ -54,7 +54,7 @@ def extend(
             seconds = button_extension(
                 step_seconds(protocol, session.current_step, session.step_seconds)
             )
-        if run is not None:
+        if run is not None and pressed is not None:
             run.extended_at = now
         delta = timedelta(seconds=seconds)
         if session.status == "paused":
@@ -144,7 +144,13 @@ def forget(engine: Engine, actor: Actor) -> Reply:
             .select_from(Contribution)
             .where(Contribution.session_id == session.id, Contribution.audience != DELETED)
         )
-        s.execute(delete(Contribution).where(Contribution.session_id == session.id))
+        # Each reply's row stays, empty and marked deleted, as a reply deleted in Slack does: an
+        # edit, or Slack's unfurl of a link in it (an edit too), must not bring it back.
+        s.execute(
+            update(Contribution)
+            .where(Contribution.session_id == session.id)
+            .values(text="", audience=DELETED, updated_at=engine.clock.now())
+        )
         # What retention would delete in time: the presenter's statement, the outbox's copies.
         session.statement = None
         retention.forget_copies(s, session.id)

@@ -8,6 +8,7 @@ and parks questions to a silent presenter for the step where they speak.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -254,7 +255,7 @@ class Replies:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
         typed = _as_typed(event.get("text") or "").strip()
-        text = typed or _shared_files(event)
+        text = _with_files(typed, event)
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
             return
         engine = self.engine
@@ -378,7 +379,7 @@ class Replies:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
         typed = _as_typed(message.get("text") or "").strip()
-        text = typed or _shared_files(message)  # a caption taken away leaves the files shared
+        text = _with_files(typed, message)  # a caption taken away leaves the files shared
         if not channel or not ts:
             return
         with self.engine.transaction() as (s, _after):
@@ -475,8 +476,10 @@ class Replies:
             if session.status not in ACTIVE:
                 return Reply("nudge_gone.j2")
             protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
-            if park and row.audience == "group" and row.tag != "interpretation":
-                self.retag(s, row, "interpretation")
+            # Either answer stands as the author's last word: Keep after Park takes it back.
+            wanted = "interpretation" if park else "observation"
+            if row.audience == "group" and row.tag != wanted:
+                self.retag(s, row, wanted)
             later = _interpreting_step(protocol, row.step_index)
             if later is not None and later <= session.current_step:
                 later = None  # that step has opened already: the notes are where it shows now
@@ -527,15 +530,36 @@ class Replies:
         ).first()
 
 
+# Slack's markup in a message's text: <target> or <target|label>. A typed < is &lt; there.
+_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+
+
+def _readable(markup: re.Match[str]) -> str:
+    """One piece of Slack markup as the words a reader saw: a link's label and address, a
+    mention's name (its id when Slack gave none), a date's text."""
+    target, label = markup.group(1), markup.group(2)
+    if target.startswith(("@", "#")):
+        return f"{target[0]}{label}" if label else target
+    if target.startswith("!"):
+        return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
+    if not label or label == target or target == f"mailto:{label}":
+        return label or target
+    return f"{label} ({target})"
+
+
 def _as_typed(text: str) -> str:
-    """A message's text as its author typed it: Slack sends a typed &, < or > as an entity, and
-    the templates escape what they show (view_submission values arrive unescaped: not here)."""
+    """A message's text as its author typed it, as the notes and exports keep it: Slack's
+    markup read as the words it shows, and a typed &, < or > (Slack sends entities) back as
+    typed; the templates escape what they show (view_submission values arrive unescaped: not
+    here)."""
+    text = _MARKUP.sub(_readable, text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _shared_files(message: dict[str, Any]) -> str:
-    """The text kept for a message that shares files with no words: the files, by name and link
-    (a photo of the student work in step 1's thread); empty when it shares none."""
+    """The files a message shares, by name and link, as the notes keep them (a photo of the
+    student work in step 1's thread); empty when it shares none."""
     files = [f for f in message.get("files") or [] if isinstance(f, dict)]
     if not files:
         return ""
@@ -544,6 +568,12 @@ def _shared_files(message: dict[str, Any]) -> str:
         for f in files
     ]
     return render_text("shared_files.j2", files=named)
+
+
+def _with_files(typed: str, message: dict[str, Any]) -> str:
+    """The text kept for a reply: its words, then the files it shared (a photo of the work with
+    a caption keeps both)."""
+    return "\n".join(part for part in (typed, _shared_files(message)) if part)
 
 
 def _reply_in_thread(message: dict[str, Any]) -> bool:

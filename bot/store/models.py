@@ -99,7 +99,7 @@ class StepRun(Base):
     closes_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     message_ts: Mapped[str | None] = mapped_column(String(32))
-    # When the step was last given more time (extend, or its button).
+    # When the step's Extend button last gave it more time (a double click's second press).
     extended_at: Mapped[datetime | None]
 
     session: Mapped[ProtocolSession] = relationship(back_populates="steps")

@@ -1,4 +1,4 @@
-"""session_steps.extended_at: when a step was last given more time
+"""session_steps.extended_at: when a step's Extend button last gave it more time
 
 A double click on a step's Extend button sends two presses a fraction of a second apart; the
 second finds this recent and is taken for the first.
