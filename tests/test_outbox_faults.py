@@ -208,11 +208,12 @@ def test_a_note_that_cannot_be_delivered_is_not_answered_with_another(bot: Bot) 
     bot.wait_until(lambda: bool(bot.standin.calls_to("conversations.open")), timeout=10)
     bot.settle()
     opens = [c.params.get("users") for c in bot.standin.calls_to("conversations.open")]
-    assert opens == ["U_NOBODY"]
+    assert opens == ["U_NOBODY", PRESENTER]  # the note, and the presenter's word it is off
     with bot.db.session() as s:
-        rows = s.scalars(select(OutboxMessage)).all()
-    assert {r.status for r in rows} == {"failed"}
-    assert len(rows) == 3  # header, step 1, and the one note
+        rows = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    # Header, step 1 and the one note fail; nothing answers the note's failure.
+    assert [r.status for r in rows] == ["failed", "failed", "failed", "sent"]
+    assert rows[3].channel_id == PRESENTER
 
 
 def _session_id(bot: Bot) -> int:
