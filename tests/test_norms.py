@@ -573,6 +573,14 @@ def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
         "Matches the rubric (https://example.org/rubric), as @U_T2 said; see "
         "https://example.org/a and ask @lee in #math"
     )
+    # A link's label is not a prefix the person typed.
+    labelled = _recorded(bot, _say(bot, T2, "<https://example.org/x|I: labelled> text", thread))
+    assert (labelled.tag, labelled.text) == (
+        "observation",
+        "I: labelled (https://example.org/x) text",
+    )
+    prefixed = _recorded(bot, _say(bot, T3, "I: see <https://example.org/y>", thread))
+    assert (prefixed.tag, prefixed.text) == ("interpretation", "see https://example.org/y")
 
 
 def test_a_deletion_or_an_edit_delivered_before_its_reply_still_counts(bot: Bot) -> None:

@@ -254,7 +254,8 @@ class Replies:
     def replied(self, team_id: str, event: dict[str, Any]) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
-        typed = _as_typed(event.get("text") or "").strip()
+        raw = event.get("text") or ""
+        typed = _as_typed(raw).strip()
         text = _with_files(typed, event)
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
             return
@@ -266,7 +267,7 @@ class Replies:
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
             step = protocol.step(found.step_index)
-            explicit, body = strip_tag_prefix(text)
+            explicit, body = _prefix(raw, text)
             kept = body or text
             # Only words typed are judged: a photo's file name is not a reading of the work.
             tag, audience, norm = self._read(found.presenter_id, step, user, explicit, typed)
@@ -378,27 +379,34 @@ class Replies:
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
-        typed = _as_typed(message.get("text") or "").strip()
+        raw = message.get("text") or ""
+        typed = _as_typed(raw).strip()
         text = _with_files(typed, message)  # a caption taken away leaves the files shared
         if not channel or not ts:
             return
         with self.engine.transaction() as (s, _after):
             row = self._find(s, team_id, channel, ts)
             if row is not None and row.audience != DELETED:
-                self._edit(s, row, text, typed, event.get("previous_message") or {})
+                previous = event.get("previous_message") or {}
+                self._edit(s, row, _prefix(raw, text), typed, previous)
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
         # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
         if row is None and _reply_in_thread(message):
             self.replied(team_id, {**message, "channel": channel})
 
     def _edit(
-        self, s: Session, row: Contribution, text: str, typed: str, previous: dict[str, Any]
+        self,
+        s: Session,
+        row: Contribution,
+        read: tuple[str | None, str],
+        typed: str,
+        previous: dict[str, Any],
     ) -> None:
+        explicit, text = read
         if not text:
             self._delete(s, row)
             return
-        explicit, body = strip_tag_prefix(text)
-        row.text = body or text
+        row.text = text
         row.updated_at = self.engine.clock.now()
         if row.audience != "group":
             return
@@ -413,7 +421,8 @@ class Replies:
         """The tag of a reply whose edit took away the prefix that tagged it: what the reply
         would have had without one. None when the tag did not come from that prefix (a re-tag
         by reaction or by the nudge's button is deliberate, and stays)."""
-        before, _ = strip_tag_prefix(_as_typed(previous.get("text") or ""))
+        raw = previous.get("text") or ""
+        before, _ = _prefix(raw, _as_typed(raw))
         session = s.get(ProtocolSession, row.session_id)
         if before != row.tag or session is None:
             return None
@@ -568,6 +577,16 @@ def _shared_files(message: dict[str, Any]) -> str:
         for f in files
     ]
     return render_text("shared_files.j2", files=named)
+
+
+def _prefix(raw: str, text: str) -> tuple[str | None, str]:
+    """A reply's tag prefix and the text without it (strip_tag_prefix), read from what the
+    person typed: text that opens with Slack's markup (a link, a mention; a typed < arrives as
+    &lt;) has none, whatever the link's label says."""
+    if raw.lstrip().startswith("<"):
+        return None, text
+    explicit, body = strip_tag_prefix(text)
+    return explicit, body or text
 
 
 def _with_files(typed: str, message: dict[str, Any]) -> str:
