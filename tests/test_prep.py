@@ -462,6 +462,28 @@ def test_the_dialog_suggests_a_protocol_and_the_facilitator_can_switch(world: Wo
         prep_dialog.switch(world.engine, Actor("T_TEAM", FAC, "D_FAC"), sid, "atlas")
 
 
+def test_a_switch_to_another_kind_of_prep_asks_the_presenter_to_choose_a_reason_again(
+    world: World,
+) -> None:
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    revise = Submission("revise", "Plan a debate.", "https://x.org/d", True)
+    prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, revise)
+    facilitator = Actor("T_TEAM", FAC, "D_FAC")
+    reply = prep_dialog.switch(world.engine, facilitator, sid, "atlas-equity")
+    assert "I've told" in render_message(reply.template, **reply.context).text
+    prep_now = world.session(sid).prep or {}
+    assert "reason" not in prep_now and prep_now.get("submitted_at")
+    note = world.dms(PRE)[-1].payload
+    assert "pick your reason again" in message_text(note)
+    assert action_ids(note) == ["prep_open", "prep_guidance"]
+    # A second press finds it done: nobody is told again, and the reply says nothing of it.
+    sent = len(world.dms(PRE))
+    again = prep_dialog.switch(world.engine, facilitator, sid, "atlas-equity")
+    assert "I've told" not in render_message(again.template, **again.context).text
+    assert len(world.dms(PRE)) == sent
+
+
 def test_the_statement_opens_step_1_escaped(world: World) -> None:
     world.command(f"start atlas <@{PRE}> at thu 15:00")
     sid = world.session().id

@@ -814,12 +814,13 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                     )
                 )
         other = LIBRARY["consultancy"]
-        said.append(render_message("prep/switched.j2", session=ready, protocol=other))
-        said.append(
-            render_message(
-                "prep/switched_presenter.j2", before=protocol, **{**base, "protocol": other}
+        for told in (True, False):
+            said.append(
+                render_message("prep/switched.j2", session=ready, protocol=other, told=told)
             )
-        )
+        for choose_again in (True, False):
+            switched = {**base, "protocol": other, "choose_again": choose_again}
+            said.append(render_message("prep/switched_presenter.j2", before=protocol, **switched))
         for reason in REASONS[kind]:
             for first in (True, False):
                 context = {

@@ -180,10 +180,22 @@ def switch(engine: Engine, actor: Actor, session_id: int, protocol_id: str) -> R
         if session.status != "scheduled":
             raise Refusal("prep/refusals/switch_started.j2", session=session)
         if session.protocol_id == protocol.id:
+            # A second press: done already, and nobody is told again.
             return Reply("prep/switched.j2", {"session": session, "protocol": protocol})
         before = engine.library.get(session.protocol_id)
         session.protocol_id = protocol.id
-        if session.presenter_id != actor.user_id:
+        # A reason picked from the other kind of prep's list (wondering, revise, dilemma; or
+        # wondering, concerned) is not one of this protocol's: the presenter picks again.
+        prep_so_far = dict(session.prep or {})
+        choose_again = (
+            before is not None
+            and kind_of(before) != kind_of(protocol)
+            and prep_so_far.pop("reason", None) is not None
+        )
+        if choose_again:
+            session.prep = prep_so_far
+        told = session.presenter_id != actor.user_id
+        if told:
             prep.dm(
                 engine,
                 s,
@@ -192,8 +204,9 @@ def switch(engine: Engine, actor: Actor, session_id: int, protocol_id: str) -> R
                 "prep/switched_presenter.j2",
                 "switched",
                 before=before,
+                choose_again=choose_again,
             )
-        return Reply("prep/switched.j2", {"session": session, "protocol": protocol})
+        return Reply("prep/switched.j2", {"session": session, "protocol": protocol, "told": told})
 
 
 def opening(engine: Engine, team_id: str, user_id: str, session_id: int) -> ProtocolSession:
