@@ -14,7 +14,7 @@ from bot.blocks import render_message
 from bot.commands import DurationError, parse_duration
 from bot.engine.errors import Reply
 from bot.protocols import Protocol
-from bot.render import render_text
+from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
 
 MAX_AHEAD = timedelta(days=90)
 # Refusals of a start, shown under the field they are about. Slack shows an inline error as plain
@@ -25,8 +25,7 @@ INLINE_REFUSALS = {
     "refusals/already_running.j2": ("when", "dialog/already_running.j2"),
     "prep/refusals/too_many_scheduled.j2": ("when", "dialog/too_many_scheduled.j2"),
 }
-# Slack's markup in a message: <target|label> or <target>, and *bold*, _italic_, `code`, ~strike~.
-_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+# Slack's emphasis in a message: *bold*, _italic_, `code`, ~strike~ (links: SLACK_MARKUP).
 _EMPHASIS = re.compile(r"(?<!\w)[*_`~]|[*_`~](?!\w)")
 # What a mention taken out leaves: "the facilitator, , can" or "(facilitator )".
 _GAP, _DOUBLE_COMMA = re.compile(r" +(?=[,.;:)])"), re.compile(r",(?=[,.])")
@@ -111,7 +110,6 @@ def inline_error(reply: Reply) -> dict[str, str]:
         return {field: render_text(template, **reply.context)[:2000]}
     # A refusal with no words of its own here: its message, with the markup taken out.
     text = render_message(reply.template, **reply.context).text
-    text = _EMPHASIS.sub("", _LINK.sub(lambda link: link.group(2) or "", text))
-    text = _DOUBLE_COMMA.sub("", _GAP.sub("", text))
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = _EMPHASIS.sub("", SLACK_MARKUP.sub(lambda link: link.group(2) or "", text))
+    text = unescape_mrkdwn(_DOUBLE_COMMA.sub("", _GAP.sub("", text)))
     return {field: render_text("dialog/refused.j2", message=text)[:2000]}

@@ -16,6 +16,8 @@ _MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _MRKDWN_RE = re.compile(r"[&<>]")
 
 
+# Slack's markup in a message's text: <target> or <target|label>. A typed < arrives as &lt;.
+SLACK_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 # A line of rendered text that starts with this is an instruction to bot/blocks.py.
 _DIRECTIVE_AT_LINE_START = re.compile(r"(^|\n)(?=::)")
 
@@ -26,6 +28,11 @@ def escape_mrkdwn(text: object) -> str:
     width space goes before a line's leading `::`."""
     escaped = _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], str(text))
     return _DIRECTIVE_AT_LINE_START.sub("\\1\u200b", escaped)
+
+
+def unescape_mrkdwn(text: str) -> str:
+    """Slack's three entities back to the characters they stand for (&amp; last): text as typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _slack_date(ts: Any, fmt: str = "{date_short_pretty} {time}", fallback: str = "") -> str:

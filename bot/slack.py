@@ -198,6 +198,14 @@ class Pending:
             self._handoff.unhold(self.row["channel_id"])
 
 
+def enqueued(s: Session, team_id: str, ref: str) -> bool:
+    """Whether a call with this ref is in the outbox already: for a word said once."""
+    found = s.scalars(
+        select(OutboxMessage.id).where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
+    ).first()
+    return found is not None
+
+
 def enqueued_from(source: CTE, prefix: str) -> CTE:
     """PostgreSQL: a CTE that inserts one outbox row for each row of `source` and returns its
     id. Its values are named `prefix` + column, as Pending.named gives them."""

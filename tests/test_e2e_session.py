@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -164,13 +167,8 @@ def test_forged_or_stale_requests_get_401_and_change_nothing(bot: Bot) -> None:
     assert bot.post(body)[0] == 200
 
 
-def test_retried_event_is_recorded_once(bot: Bot) -> None:
-    bot.command(f"start atlas <@{PRESENTER}> step 1h")
-    bot.wait_until(lambda: len(bot.step_posts()) == 1)
-    bot.command("next")
-    bot.wait_until(lambda: len(bot.step_posts()) == 2)
-    thread = bot.step_posts()[1]["ts"]
-    event = {
+def _a_reply(thread: str) -> dict[str, Any]:
+    return {
         "type": "message",
         "channel": CHANNEL,
         "user": TEACHERS[0],
@@ -178,6 +176,27 @@ def test_retried_event_is_recorded_once(bot: Bot) -> None:
         "ts": "1800000000.000100",
         "thread_ts": thread,
     }
+
+
+@contextmanager
+def _out_of_reach(opened: Callable[[], Any], table: str) -> Iterator[None]:
+    """A table renamed away under the bot, as with the database down; back afterwards."""
+    with opened() as conn:
+        conn.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+    try:
+        yield
+    finally:
+        with opened() as conn:
+            conn.execute(text(f"ALTER TABLE {table}_away RENAME TO {table}"))
+
+
+def test_retried_event_is_recorded_once(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    thread = bot.step_posts()[1]["ts"]
+    event = _a_reply(thread)
     assert bot.event(event, event_id="EvSAME") == 200
     assert bot.event(event, event_id="EvSAME", retry=1) == 200
     assert bot.event(event, event_id="EvOTHER") == 200  # a duplicate delivery, new event id
@@ -191,33 +210,16 @@ def test_retried_event_is_recorded_once(bot: Bot) -> None:
 def test_an_event_that_could_not_be_stored_is_not_acknowledged(bot: Bot) -> None:
     """Slack sends again what got no 200; what got a 200 it never sends again."""
     thread = bot.open_step()
-    event = {
-        "type": "message",
-        "channel": CHANNEL,
-        "user": TEACHERS[0],
-        "text": "I see a chart.",
-        "ts": "1800000000.000100",
-        "thread_ts": thread,
-    }
-    with bot.db.inbox_write() as conn:  # the inbox out of reach, as with the database down
-        conn.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
-    try:
+    event = _a_reply(thread)
+    with _out_of_reach(bot.db.inbox_write, "inbox"):
         assert bot.event(event, event_id="EvLATER") == 500
-    finally:
-        with bot.db.inbox_write() as conn:
-            conn.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
     assert bot.event(event, event_id="EvLATER", retry=1) == 200
     bot.wait_until(lambda: bot.recorded() == [event["ts"]])
 
 
 def test_a_command_that_fails_on_our_side_says_so(bot: Bot) -> None:
-    with bot.db.session() as s:  # the sessions out of reach, as with the database down
-        s.execute(text("ALTER TABLE sessions RENAME TO sessions_away"))
-    try:
+    with _out_of_reach(bot.db.session, "sessions"):
         answer = bot.command(f"start atlas <@{PRESENTER}> step 1h")
-    finally:
-        with bot.db.session() as s:
-            s.execute(text("ALTER TABLE sessions_away RENAME TO sessions"))
     assert answer["response_type"] == "ephemeral"
     assert "Something went wrong on my side" in answer["text"]
 

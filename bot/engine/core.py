@@ -31,7 +31,7 @@ from bot.protocols import Protocol
 from bot.render import render_text
 from bot.store import raw
 from bot.store.db import Database
-from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
+from bot.store.models import ACTIVE, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
@@ -471,12 +471,7 @@ class Engine:
         """The facilitator hears that their session waits, and for how long: once for each
         session that runs in the way (another due before it may start when this one ends)."""
         ref = f"waiting:{session.id}:{active.id}"
-        told = s.scalars(
-            select(OutboxMessage.id).where(
-                OutboxMessage.team_id == session.team_id, OutboxMessage.ref == ref
-            )
-        ).first()
-        if told is not None:
+        if slack.enqueued(s, session.team_id, ref):
             return
         protocol = self.library[session.protocol_id]
         running = self._running_view(active, self.planned_end(active))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
 from bot.slack import UPLOAD_METHOD
@@ -76,12 +77,7 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
     if session is None or session.status == "cancelled":
         return  # a session called off: its facilitator was told why
     ref = _notice(session, row)
-    told = s.scalars(
-        select(OutboxMessage.id).where(
-            OutboxMessage.team_id == row.team_id, OutboxMessage.ref == ref
-        )
-    ).first()
-    if told is not None:
+    if slack.enqueued(s, row.team_id, ref):
         return  # one word per session and reason, however many posts it stops
     protocol = engine.library.get(session.protocol_id)
     message = render_message(

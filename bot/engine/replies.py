@@ -29,7 +29,7 @@ from bot.engine.judgment import (
 from bot.engine.presenter import next_presenter_step
 from bot.engine.tags import REACTIONS, TAG_BY_REACTION
 from bot.protocols import Protocol, Step
-from bot.render import render_text
+from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
 from bot.store import raw
 from bot.store.models import ACTIVE, Contribution, ProtocolSession, StepRun
 
@@ -273,20 +273,7 @@ class Replies:
             tag, audience, norm = self._read(found.presenter_id, step, user, explicit, typed)
             now = engine.clock.now()
             # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
-            values = {
-                "team_id": team_id,
-                "channel_id": channel,
-                "ts": ts,
-                "session_id": found.id,
-                "step_index": found.step_index,
-                "user_id": user,
-                "thread_ts": thread_ts,
-                "text": kept,
-                "tag": tag,
-                "audience": audience,
-                "created_at": now,
-                "updated_at": now,
-            }
+            values = _row(team_id, channel, ts, thread_ts, found, user, kept, tag, audience, now)
             reaction = slack.Pending(
                 s,
                 now=now,
@@ -509,21 +496,10 @@ class Replies:
             found = self._step_of(s, team_id, channel, str(thread_ts), ts)
             if found is None:
                 return
-            now = self.engine.clock.now()
-            values = {
-                "team_id": team_id,
-                "channel_id": channel,
-                "ts": ts,
-                "session_id": found.id,
-                "step_index": found.step_index,
-                "user_id": str(previous.get("user") or ""),
-                "thread_ts": str(thread_ts),
-                "text": "",
-                "tag": "note",
-                "audience": DELETED,
-                "created_at": now,
-                "updated_at": now,
-            }
+            author, now = str(previous.get("user") or ""), self.engine.clock.now()
+            values = _row(
+                team_id, channel, ts, str(thread_ts), found, author, "", "note", DELETED, now
+            )
             _RECORD_RUN.first(s, values)
 
     def _delete(self, s: Session, row: Contribution) -> None:
@@ -539,8 +515,6 @@ class Replies:
         ).first()
 
 
-# Slack's markup in a message's text: <target> or <target|label>. A typed < is &lt; there.
-_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 
 
@@ -562,8 +536,7 @@ def _as_typed(text: str) -> str:
     markup read as the words it shows, and a typed &, < or > (Slack sends entities) back as
     typed; the templates escape what they show (view_submission values arrive unescaped: not
     here)."""
-    text = _MARKUP.sub(_readable, text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return unescape_mrkdwn(SLACK_MARKUP.sub(_readable, text))
 
 
 def _shared_files(message: dict[str, Any]) -> str:
@@ -577,6 +550,35 @@ def _shared_files(message: dict[str, Any]) -> str:
         for f in files
     ]
     return render_text("shared_files.j2", files=named)
+
+
+def _row(
+    team_id: str,
+    channel: str,
+    ts: str,
+    thread_ts: str,
+    found: _Open,
+    user: str,
+    text: str,
+    tag: str,
+    audience: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A contributions row's values (_RECORD_COLUMNS), for a reply in the step `found`."""
+    return {
+        "team_id": team_id,
+        "channel_id": channel,
+        "ts": ts,
+        "session_id": found.id,
+        "step_index": found.step_index,
+        "user_id": user,
+        "thread_ts": thread_ts,
+        "text": text,
+        "tag": tag,
+        "audience": audience,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _prefix(raw: str, text: str) -> tuple[str | None, str]:
