@@ -48,6 +48,23 @@ def _valid(tz: object) -> str | None:
     return tz
 
 
+def impatient(client: WebClient, seconds: int) -> WebClient:
+    """The request's client on a short timeout and without retries, for a call made before an
+    ack, inside Slack's 3 seconds: a slow answer is an outage. Kept alive like every other
+    client (its own connection, for its own timeout)."""
+    return KeepAliveWebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=seconds,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        team_id=client.default_params.get("team_id"),
+        logger=client.logger,
+        retry_handlers=[],
+    )
+
+
 class SlackProfiles:
     """The engine's read-only view of people, over one workspace's WebClient."""
 
@@ -58,19 +75,7 @@ class SlackProfiles:
         budget: float = BUDGET_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        # The request's client, on a short timeout and without retries: a slow answer is an outage.
-        # Kept alive like every other client (its own connection, for its own timeout).
-        self.client = KeepAliveWebClient(
-            token=client.token,
-            base_url=client.base_url,
-            timeout=CALL_SECONDS,
-            ssl=client.ssl,
-            proxy=client.proxy,
-            headers=client.headers,
-            team_id=client.default_params.get("team_id"),
-            logger=client.logger,
-            retry_handlers=[],
-        )
+        self.client = impatient(client, CALL_SECONDS)
         self._monotonic = monotonic
         self._deadline = monotonic() + budget
 

@@ -52,3 +52,24 @@ def test_no_lookup_starts_once_the_budget_cannot_cover_it(workspace: SlackStandi
     assert profiles.person(PRESENTER) is None
     assert profiles.zone_of(FACILITATOR) is None
     assert len(workspace.calls_to("users.info")) == 1
+
+
+def test_a_slow_start_dialog_is_refused_in_time(bot: Bot) -> None:
+    # The trigger_id lasts 3 seconds: past that Slack shows an error whatever the bot does.
+    bot.standin.fail_next("views.open", delay=SLOW, apply_on_timeout=True)
+    began = time.monotonic()
+    answer = bot.command("")
+    assert time.monotonic() - began < IN_TIME
+    assert "could not open the start dialog" in message_text(answer)
+
+
+def test_a_slow_admin_check_is_answered_in_time(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: bot.step_posts())
+    # Someone other than the facilitator steers: only then is Slack asked whether they're an admin.
+    bot.standin.fail_next("users.info", times=3, delay=SLOW, apply_on_timeout=True)
+    began = time.monotonic()
+    answer = bot.command("next", user="U_ADMIN")
+    assert time.monotonic() - began < IN_TIME
+    assert "Only the facilitator" in message_text(answer)
+    assert len(bot.step_posts()) == 1

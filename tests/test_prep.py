@@ -739,6 +739,14 @@ def _respond_text(bot: Bot, action: str, value: str, user: str) -> str:
     return message_text(bot.standin.calls_to("response_url")[-1].params)
 
 
+def test_e2e_a_dialog_slack_would_not_open_is_explained(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    bot.standin.fail_next("views.open", error="expired_trigger_id")
+    assert "Press the button again" in _respond_text(bot, "prep_open", "1", PRESENTER)
+    _open_dialog(bot, 1)  # and the next press opens it
+
+
 def test_e2e_closed_dms_are_told_to_the_facilitator(bot: Bot) -> None:
     bot.standin.fail_next("chat.postMessage", error="cannot_dm_bot")
     bot.command(f"start atlas <@{PRESENTER}> in 2d")

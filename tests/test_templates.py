@@ -927,6 +927,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         ("switch_gone", {}),
         ("switch_started", {"session": some}),
         ("too_many_scheduled", {"limit": 20}),
+        ("dialog_failed", {}),
     ):
         said.append(render_message(f"prep/refusals/{template}.j2", **context))
     texts.append(render_text("prep/dialog_gone.j2"))

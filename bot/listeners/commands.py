@@ -18,7 +18,7 @@ from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.keepalive import answer_to
 from bot.listeners.people import actor_from_command, between_people
-from bot.profiles import SlackProfiles
+from bot.profiles import SlackProfiles, impatient
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ LIKES_ZONE = (" in ",)
 # so the ack never waits on the database. Commands that change something still answer in the
 # ack, once the change is committed.
 READ_ONLY = (cmd.Status, cmd.Notes)
+# views.open is answered before the ack (its trigger_id lasts 3 s): a slower answer is an outage.
+DIALOG_SECONDS = 2
 
 
 def register(app: App, runtime: Runtime) -> None:
@@ -96,9 +98,12 @@ def _open_dialog(
         "enterprise": actor.enterprise_id,
     }
     try:
-        client.views_open(
+        impatient(client, DIALOG_SECONDS).views_open(
             trigger_id=command["trigger_id"], view=start_view(runtime.library, metadata)
         )
     except SlackApiError:
+        return False
+    except OSError as error:  # timed out, or no connection: the ack must still come in time
+        log.warning("views.open failed: %s", type(error).__name__)
         return False
     return True

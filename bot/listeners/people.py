@@ -10,14 +10,20 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.engine.core import Actor
+from bot.profiles import CALL_SECONDS, impatient
 
 log = logging.getLogger(__name__)
 
 
 def is_admin(client: WebClient, user_id: str) -> bool:
+    """Asked before an ack, when someone other than the facilitator steers: Slack's answer must
+    come within a second. Without one the caller is treated as not an admin (and may ask again)."""
     try:
-        user = client.users_info(user=user_id)["user"]
+        user = impatient(client, CALL_SECONDS).users_info(user=user_id)["user"]
     except SlackApiError:
+        return False
+    except OSError as error:  # timed out, or no connection
+        log.warning("users.info for the admin check failed: %s", type(error).__name__)
         return False
     return bool(user.get("is_admin") or user.get("is_owner"))
 

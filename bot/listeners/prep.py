@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import prep_views
 from bot.blocks import render_message
 from bot.engine import prep_dialog
 from bot.engine.errors import Refusal, Reply
+from bot.listeners.commands import DIALOG_SECONDS
 from bot.listeners.people import actor_from_action
+from bot.profiles import impatient
 from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error"))
+    return type(error).__name__
 
 
 def _team(body: dict[str, Any]) -> str:
@@ -51,7 +63,11 @@ def register(app: App, runtime: Runtime) -> None:
         view = build[action["action_id"]](
             session, engine.library[session.protocol_id], engine.library
         )
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            impatient(client, DIALOG_SECONDS).views_open(trigger_id=body["trigger_id"], view=view)
+        except (SlackApiError, OSError) as error:
+            log.warning("views.open for prep failed: %s", _why(error))
+            _say(respond, Reply("prep/refusals/dialog_failed.j2"))
 
     @app.action(prep_views.REASON_ACTION)
     def reason_picked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
