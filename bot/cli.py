@@ -108,6 +108,62 @@ def _open_database(settings: Settings, *, create: bool = False) -> Database:
     return db
 
 
+# Slack's answers to a token that will never work, as against Slack being out of reach.
+REFUSED_TOKEN = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+BOT_TOKEN_HINT = (
+    "set it to the app's Bot User OAuth Token (xoxb-...) from its OAuth & Permissions page"
+)
+APP_TOKEN_HINT = (
+    "set it to an app-level token (xapp-...) with the connections:write scope, "
+    "from the app's Basic Information page"
+)
+
+
+def _slack_ready(settings: Settings) -> None:
+    """Ask Slack whether the tokens are good before serving: a token it refuses stops start-up
+    with one line (else every user is told to reinstall the app, and the operator only a log
+    line per request). Slack out of reach stops Socket Mode, which cannot run without it; it is
+    only logged over HTTP, where requests wait for it."""
+    from urllib.error import URLError
+
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack import make_client
+
+    client = make_client(None, settings.slack_api_url, retries=False)
+    checks = []
+    if settings.slack_bot_token and not settings.oauth:
+        checks.append(("SLACK_BOT_TOKEN", BOT_TOKEN_HINT, settings.slack_bot_token))
+    if settings.slack_app_token:
+        checks.append(("SLACK_APP_TOKEN", APP_TOKEN_HINT, settings.slack_app_token))
+    for name, hint, token in checks:
+        try:
+            if name == "SLACK_APP_TOKEN":
+                client.apps_connections_open(app_token=token)
+            else:
+                client.auth_test(token=token)
+        except SlackApiError as error:
+            reason = str(error.response.get("error") or f"HTTP {error.response.status_code}")
+            if reason in REFUSED_TOKEN:
+                _stop(f"Slack refused {name} ({reason}): {hint}")
+            log.warning("could not check %s with Slack: %s", name, reason)
+        except (URLError, OSError) as error:
+            if settings.socket_mode:
+                _stop(f"cannot reach Slack at SLACK_API_URL: {type(error).__name__}")
+            log.warning(
+                "could not check %s: Slack is out of reach (%s)", name, type(error).__name__
+            )
+
+
 def _schema_ready(settings: Settings) -> None:
     from bot.store.migrate import is_up_to_date
 
@@ -130,6 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 2
     _schema_ready(settings)
+    _slack_ready(settings)
 
     from bot.app import build_app
     from bot.runtime import Runtime

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
+from bot.slack_standin import SlackStandin
 from tests.conftest import PG_ADMIN_URL
-from tests.process import bot_environment, run_cli
+from tests.process import BotProcess, bot_environment, free_port, run_cli
 
 PASSWORD = "pw-Secret-4711"
 REFUSED = f"postgresql://bot:{PASSWORD}@127.0.0.1:1/protocolbot"
@@ -126,3 +127,54 @@ def test_a_demo_step_too_short_to_run_is_refused(step: str, tmp_path: Path) -> N
     assert f"argument --step: a step takes at least 2 seconds (try --step 3), got '{step}'" in (
         done.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("tokens", "refused", "name", "what"),
+    [
+        ({}, "auth.test", "SLACK_BOT_TOKEN", "Bot User OAuth Token (xoxb-...)"),
+        (
+            {"SLACK_APP_TOKEN": "xapp-1-A1-1-revoked"},
+            "apps.connections.open",
+            "SLACK_APP_TOKEN",
+            "app-level token (xapp-...)",
+        ),
+    ],
+    ids=["bot-token", "socket-mode-app-token"],
+)
+def test_serve_with_a_token_slack_refuses_stops_with_one_line_naming_it(
+    tokens: dict[str, str],
+    refused: str,
+    name: str,
+    what: str,
+    slack_api: SlackStandin,
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    slack_api.fail_next(refused, error="invalid_auth")
+    done = _run(["serve"], url, tmp_path, SLACK_API_URL=slack_api.url, **tokens)
+    line = _one_line(done, password="xoxb-test")
+    assert line.startswith(f"protocolbot: Slack refused {name} (invalid_auth): "), line
+    assert what in line and "revoked" not in line
+    assert slack_api.calls[-1].method == refused
+
+
+def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    port = free_port()
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=url,
+        SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/",
+        PORT=str(port),
+    )
+    process = BotProcess(env, tmp_path, port)
+    try:
+        process.start()
+        assert process.healthy()
+    finally:
+        process.stop()
+    assert "could not check SLACK_BOT_TOKEN: Slack is out of reach" in process.log_path.read_text()
