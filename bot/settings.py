@@ -47,6 +47,13 @@ class Settings:
             raise SettingsError(
                 "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"
             )
+        if self.socket_mode and self.oauth:
+            # Workspaces install at /slack/install, an HTTP page Socket Mode does not serve.
+            raise SettingsError(
+                "SLACK_APP_TOKEN (Socket Mode) cannot install workspaces by OAuth: unset it to "
+                "serve /slack/install over HTTP, or unset SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "and set SLACK_BOT_TOKEN"
+            )
         if self.socket_mode:
             return
         if not self.slack_signing_secret:

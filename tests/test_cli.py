@@ -178,3 +178,14 @@ def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> N
     finally:
         process.stop()
     assert "could not check SLACK_BOT_TOKEN: Slack is out of reach" in process.log_path.read_text()
+
+
+def test_socket_mode_with_an_oauth_install_is_refused_for_nobody_could_install(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    oauth = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "client-secret"}
+    env = {**bot_environment(DATABASE_URL=url, SLACK_APP_TOKEN="xapp-1-A1-1-secret"), **oauth}
+    line = _one_line(run_cli(["serve"], env, tmp_path), password="client-secret")
+    assert line.startswith("protocolbot: SLACK_APP_TOKEN (Socket Mode) cannot install"), line
