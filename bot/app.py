@@ -12,6 +12,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from bot.blocks import render_message
 from bot.listeners import register_all
 from bot.logs import Outage
+from bot.render import render_text
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def build_app(runtime: Runtime) -> App:
         logger=_bolt_logger(),
         # Many workspaces: /slack/install, /slack/oauth_redirect, a token per installation.
         oauth_settings=runtime.installations.oauth_settings() if runtime.installations else None,
+        # Bolt's own words say "for some unknown reason" the installation is "no longer" there.
+        user_facing_authorize_error_message=render_text("refusals/not_installed.j2"),
     )
 
     @app.error

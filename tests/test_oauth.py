@@ -222,7 +222,10 @@ def test_a_workspace_that_has_not_installed_the_app_is_told_to_and_nothing_runs(
     answer = oauth_bot.command(f"start atlas <@{PRESENTER}|maria>", team="T_NOT_INSTALLED")
     assert answer == {}
     told = oauth_bot.standin.calls_to("response_url")
-    assert told and "install" in str(told[-1].params.get("text")).lower()
+    assert told and told[-1].params.get("text") == (
+        ":warning: protocolbot is not installed in this workspace (or it was removed). "
+        "Ask a workspace admin to install it, then try again."
+    )
     with oauth_bot.db.session() as s:
         assert s.scalars(select(ProtocolSession)).first() is None
     assert oauth_bot.runtime.client_for("T_NOT_INSTALLED") is None
