@@ -135,6 +135,21 @@ class Installations:
                 .where(ProtocolSession.team_id == team_id, ProtocolSession.enterprise_id != "")
                 .limit(1)
             )
+            if not org:
+                # A workspace with no session yet (someone opened the Home tab): Slack let its
+                # request through, so an org-wide install covers it; if only one org made one,
+                # that is the one.
+                orgs = conn.scalars(
+                    select(bots.enterprise_id)
+                    .where(
+                        bots.client_id == self.client_id,
+                        bots.team_id.is_(None),
+                        bots.enterprise_id.is_not(None),
+                    )
+                    .distinct()
+                    .limit(2)
+                ).all()
+                org = orgs[0] if len(orgs) == 1 else None
         return (org, None) if org else None
 
     def _find(self, key: StoreKey) -> Found | None:

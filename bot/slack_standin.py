@@ -352,15 +352,18 @@ class SlackStandin:
         enterprise_id: str | None = None,
         installer: str = "U_FAC",
         expires_in: int | None = None,
+        org_wide: bool = False,
     ) -> None:
         """Let oauth.v2.access exchange `code` for a bot token in `team_id` (once); with
-        `expires_in`, the token rotates: it comes with a single-use refresh token."""
+        `expires_in`, the token rotates: it comes with a single-use refresh token. `org_wide`:
+        an Enterprise Grid org admin installs for the whole org `enterprise_id` (no team)."""
         with self._lock:
             self._grants[code] = {
                 "team_id": team_id,
                 "enterprise_id": enterprise_id,
                 "installer": installer,
                 "expires_in": expires_in,
+                "org_wide": org_wide,
             }
 
     def add_message(
@@ -780,7 +783,7 @@ class SlackStandin:
             "enterprise_id": issued.get("enterprise_id"),
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
-            "is_enterprise_install": False,
+            "is_enterprise_install": bool(issued.get("org_wide")),
         }
 
     def _chat_post_message(self, p: Params, token: str) -> Params:
@@ -1107,6 +1110,7 @@ class SlackStandin:
             "enterprise_id": grant["enterprise_id"],
             "expires_at": time.time() + expires_in if expires_in else None,
             "revoked": False,
+            "org_wide": bool(grant.get("org_wide")),
         }
         answer: Params = {"access_token": access, "token_type": "bot"}
         if expires_in:
@@ -1122,9 +1126,13 @@ class SlackStandin:
             "scope": "chat:write,commands",
             "bot_user_id": self.bot_user_id,
             "app_id": _APP_ID,
-            "team": {"id": grant["team_id"], "name": f"School {grant['team_id']}"},
+            "team": (
+                None
+                if grant.get("org_wide")
+                else {"id": grant["team_id"], "name": f"School {grant['team_id']}"}
+            ),
             "enterprise": org,
-            "is_enterprise_install": False,
+            "is_enterprise_install": bool(grant.get("org_wide")),
             "authed_user": {"id": grant["installer"]},
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,8 @@ from sqlalchemy import func, select
 from bot.scheduling import start_job_id, step_job_id
 from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
-from tests.fakes.signing import interaction_body
-from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.fakes.signing import interaction_body, signed_headers
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot, http_post
 from tests.test_oauth import TEAM_A, TEAM_B, OAuthBot
 
 START = f"start atlas <@{PRESENTER}|maria> step 1h"
@@ -403,3 +404,59 @@ def test_with_a_single_bot_token_an_uninstall_still_stops_the_sessions(bot: Bot)
     _leave(bot, "T_TEAM", {"type": "app_uninstalled"})
     assert _sessions(bot) == [("T_TEAM", "ended", 1)]
     assert bot.runtime.client_for("T_TEAM") is not None  # nothing to delete: it is the env's
+
+
+def _org_event(bot: Bot, event: dict[str, Any], *, team: str, org: str) -> None:
+    """An event from a workspace of an Enterprise Grid org that installed the app org-wide."""
+    body = json.dumps(
+        {
+            "token": "legacy-verification-token",
+            "team_id": team,
+            "enterprise_id": org,
+            "context_team_id": team,
+            "context_enterprise_id": org,
+            "api_app_id": "A_APP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": org,
+                    "team_id": None,
+                    "user_id": "U_BOT",
+                    "is_bot": True,
+                    "is_enterprise_install": True,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+    )
+    status, answer = http_post(bot.url, body, signed_headers(body, SECRET))
+    assert status == 200, answer
+
+
+def test_an_org_wide_install_draws_the_home_tab_of_a_workspace_with_no_session_yet(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    bot = OAuthBot(workspace, database_url).start()
+    try:
+        workspace.add_install("code-org", TEAM_A, enterprise_id="E_DISTRICT", org_wide=True)
+        state, cookie = bot.begin_install()
+        status, page, _ = bot.get(f"/slack/oauth_redirect?code=code-org&state={state}", cookie)
+        assert status == 200, page
+        org = bot.installations.store.find_installation(
+            enterprise_id="E_DISTRICT", team_id=None, is_enterprise_install=True
+        )
+        assert org is not None and org.team_id is None
+
+        home = {"type": "app_home_opened", "user": FACILITATOR, "tab": "home"}
+        for team in (TEAM_A, TEAM_B):  # two of the org's workspaces, neither with a session
+            _org_event(bot, home, team=team, org="E_DISTRICT")
+        _settled(bot)
+        published = bot.standin.calls_to("views.publish")
+        assert [(c.token, c.response.get("ok")) for c in published] == [(org.bot_token, True)] * 2
+        with bot.db.session() as s:
+            assert s.scalars(select(OutboxMessage.error)).all() == [None, None]
+    finally:
+        bot.stop()
