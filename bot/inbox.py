@@ -137,6 +137,16 @@ class Stored:
         return self.payload
 
 
+def installed_team(body: dict[str, Any]) -> str:
+    """The workspace whose installation an event came to. In a Slack Connect channel the
+    envelope's team_id names the workspace that made the channel, perhaps another
+    organisation's; authorizations names ours (with no team for an org-wide install)."""
+    authorizations = body.get("authorizations") or [{}]
+    ours = authorizations[0] if isinstance(authorizations[0], dict) else {}
+    event = body.get("event") or {}
+    return str(ours.get("team_id") or body.get("team_id") or event.get("team") or "")
+
+
 def worth_keeping(event: dict[str, Any]) -> bool:
     kind = event.get("type")
     if kind not in KEPT_EVENTS:
@@ -227,7 +237,7 @@ class Inbox:
         event = body.get("event") or {}
         if not worth_keeping(event):
             return None
-        team_id = str(body.get("team_id") or event.get("team") or "")
+        team_id = installed_team(body)
         # Slack always sends one; without it nothing can be recognised as a retry.
         event_id = str(body.get("event_id") or f"none:{uuid.uuid4().hex}")
         payload = {

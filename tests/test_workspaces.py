@@ -406,8 +406,18 @@ def test_with_a_single_bot_token_an_uninstall_still_stops_the_sessions(bot: Bot)
     assert bot.runtime.client_for("T_TEAM") is not None  # nothing to delete: it is the env's
 
 
-def _org_event(bot: Bot, event: dict[str, Any], *, team: str, org: str) -> None:
-    """An event from a workspace of an Enterprise Grid org that installed the app org-wide."""
+def _delivered(
+    bot: Bot,
+    event: dict[str, Any],
+    *,
+    team: str,
+    installed: str | None,
+    org: str | None = None,
+    shared: bool = False,
+) -> None:
+    """An event as Slack delivers it: the envelope names `team` (in a Slack Connect channel,
+    the workspace that made the channel), authorizations the installation it came to
+    (`installed`, or None for an org-wide install of `org`)."""
     body = json.dumps(
         {
             "token": "legacy-verification-token",
@@ -423,13 +433,13 @@ def _org_event(bot: Bot, event: dict[str, Any], *, team: str, org: str) -> None:
             "authorizations": [
                 {
                     "enterprise_id": org,
-                    "team_id": None,
+                    "team_id": installed,
                     "user_id": "U_BOT",
                     "is_bot": True,
-                    "is_enterprise_install": True,
+                    "is_enterprise_install": installed is None,
                 }
             ],
-            "is_ext_shared_channel": False,
+            "is_ext_shared_channel": shared,
         }
     )
     status, answer = http_post(bot.url, body, signed_headers(body, SECRET))
@@ -452,7 +462,7 @@ def test_an_org_wide_install_draws_the_home_tab_of_a_workspace_with_no_session_y
 
         home = {"type": "app_home_opened", "user": FACILITATOR, "tab": "home"}
         for team in (TEAM_A, TEAM_B):  # two of the org's workspaces, neither with a session
-            _org_event(bot, home, team=team, org="E_DISTRICT")
+            _delivered(bot, home, team=team, installed=None, org="E_DISTRICT")
         _settled(bot)
         published = bot.standin.calls_to("views.publish")
         assert [(c.token, c.response.get("ok")) for c in published] == [(org.bot_token, True)] * 2
@@ -460,3 +470,28 @@ def test_an_org_wide_install_draws_the_home_tab_of_a_workspace_with_no_session_y
             assert s.scalars(select(OutboxMessage.error)).all() == [None, None]
     finally:
         bot.stop()
+
+
+def test_replies_in_a_slack_connect_channel_another_org_made_are_collected(bot: Bot) -> None:
+    """Slack names the channel's creator in the envelope's team_id; the installation the event
+    came to (ours) is in authorizations."""
+    describe_ts = bot.open_step()
+    guest, made_by = "U_GUEST", "T_OTHER_ORG"
+    for user, text, team in ((TEACHERS[0], "Ours", "T_TEAM"), (guest, "A guest's", made_by)):
+        reply = {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": user,
+            "team": team,
+            "user_team": team,
+            "text": text,
+            "ts": f"{time.time():.6f}",
+            "thread_ts": describe_ts,
+            "channel_type": "channel",
+        }
+        _delivered(bot, reply, team=made_by, installed="T_TEAM", shared=True)
+    _settled(bot)
+    assert [(team, text) for team, _ts, text, _tag in _contributions(bot)] == [
+        ("T_TEAM", "Ours"),
+        ("T_TEAM", "A guest's"),
+    ]
