@@ -128,8 +128,12 @@ def _press(bot: Bot, action_id: str, value: str, *, team: str, user: str = FACIL
     assert status == 200, body
 
 
-def _submit_prep(bot: Bot, session_id: int, *, team: str, user: str) -> None:
-    """The presenter-prep dialog submitted from `team`, naming a session by its id."""
+def _submit_prep(
+    bot: Bot, session_id: int, *, team: str, user: str, installed: str | None = None
+) -> str:
+    """The presenter-prep dialog submitted from `team`, naming a session by its id; from the
+    other side of a Slack Connect channel, Slack names our workspace in `installed`. Returns
+    the answer."""
     values = {
         "reason": {"prep_reason": {"selected_option": {"value": "wondering"}}},
         "statement": {"statement": {"value": "Statement from another school"}},
@@ -148,10 +152,12 @@ def _submit_prep(bot: Bot, session_id: int, *, team: str, user: str) -> None:
             "callback_id": "presenter_prep",
             "private_metadata": json.dumps({"session_id": session_id}),
             "state": {"values": values},
+            **({"app_installed_team_id": installed} if installed else {}),
         },
     }
     status, body = bot.post(interaction_body(payload))
     assert status == 200, body
+    return body
 
 
 def _responses(bot: Bot) -> str:
@@ -495,3 +501,17 @@ def test_replies_in_a_slack_connect_channel_another_org_made_are_collected(bot: 
         ("T_TEAM", "Ours"),
         ("T_TEAM", "A guest's"),
     ]
+
+
+def test_a_guest_presenter_from_another_org_can_send_their_prep(bot: Bot) -> None:
+    """A dialog submitted from the other side of a Slack Connect channel names the guest's
+    workspace in team, and ours in view.app_installed_team_id."""
+    guest_org = "T_GUEST_ORG"
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 3h")
+    with bot.db.session() as s:
+        session_id = s.scalars(select(ProtocolSession.id)).one()
+    answer = _submit_prep(bot, session_id, team=guest_org, user=PRESENTER, installed="T_TEAM")
+    assert answer == ""  # the dialog closes: kept
+    with bot.db.session() as s:
+        session = s.get(ProtocolSession, session_id)
+        assert session is not None and session.statement == "Statement from another school"

@@ -12,7 +12,7 @@ from bot.blocks import render_message
 from bot.engine import controls
 from bot.engine.core import Pressed
 from bot.engine.errors import Refusal
-from bot.listeners.people import actor_from_action
+from bot.listeners.people import actor_from_action, installed_team
 from bot.runtime import Runtime
 
 
@@ -49,10 +49,9 @@ def register(app: App, runtime: Runtime) -> None:
         ack()
         action = body["actions"][0]
         value = str(action.get("value") or "")
-        team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
         try:
             reply = runtime.replies.choose(
-                team,
+                installed_team(body),
                 body["user"]["id"],
                 int(value) if value.isdigit() else 0,
                 park=action["action_id"] == "nudge_park",

@@ -14,7 +14,7 @@ from bot.dialogs import StartChoice, inline_error, read_start
 from bot.engine import ahead
 from bot.engine.core import Actor
 from bot.engine.errors import Refusal
-from bot.listeners.people import is_admin
+from bot.listeners.people import installed_team, is_admin
 from bot.profiles import SlackProfiles
 from bot.render import render_text
 from bot.runtime import Runtime
@@ -34,7 +34,7 @@ def register(app: App, runtime: Runtime) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
         user = body["user"]["id"]
         actor = Actor(
-            team_id=(body.get("team") or {}).get("id") or body["user"].get("team_id") or "",
+            team_id=installed_team(body),
             user_id=user,
             channel_id=meta.get("channel") or "",
             enterprise_id=meta.get("enterprise") or "",

@@ -47,9 +47,18 @@ def actor_from_command(command: dict[str, Any], client: WebClient) -> Actor:
     )
 
 
+def installed_team(body: dict[str, Any]) -> str:
+    """The workspace whose installation a button or dialog came to (Bolt authorizes it so): a
+    dialog submitted from another organisation's side of a Slack Connect channel names that
+    side in team, and ours in view.app_installed_team_id."""
+    view = body.get("view") or {}
+    team = (body.get("team") or {}).get("id") or body["user"].get("team_id")
+    return str(view.get("app_installed_team_id") or team or "")
+
+
 def actor_from_action(body: dict[str, Any], client: WebClient) -> Actor:
     user = body["user"]["id"]
-    team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
+    team = installed_team(body)
     channel = (body.get("channel") or {}).get("id") or ""
     enterprise = (body.get("enterprise") or {}).get("id") or ""
     return Actor(team, user, channel, enterprise or "", partial(is_admin, client, user))

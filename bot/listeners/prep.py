@@ -14,7 +14,7 @@ from bot.blocks import render_message
 from bot.engine import prep_dialog
 from bot.engine.errors import Refusal, Reply
 from bot.listeners.commands import DIALOG_SECONDS
-from bot.listeners.people import actor_from_action
+from bot.listeners.people import actor_from_action, installed_team
 from bot.profiles import impatient
 from bot.runtime import Runtime
 
@@ -25,10 +25,6 @@ def _why(error: Exception) -> str:
     if isinstance(error, SlackApiError):
         return str(error.response.get("error"))
     return type(error).__name__
-
-
-def _team(body: dict[str, Any]) -> str:
-    return str((body.get("team") or {}).get("id") or body["user"].get("team_id") or "")
 
 
 def _number(text: object) -> int:
@@ -53,7 +49,7 @@ def register(app: App, runtime: Runtime) -> None:
         action = body["actions"][0]
         try:
             session = prep_dialog.opening(
-                engine, _team(body), body["user"]["id"], _number(action.get("value"))
+                engine, installed_team(body), body["user"]["id"], _number(action.get("value"))
             )
         except Refusal as refusal:
             _say(respond, refusal.reply)
@@ -77,7 +73,10 @@ def register(app: App, runtime: Runtime) -> None:
         reason = (body["actions"][0].get("selected_option") or {}).get("value")
         try:
             session = prep_dialog.opening(
-                engine, _team(body), body["user"]["id"], prep_views.session_id_of(view) or 0
+                engine,
+                installed_team(body),
+                body["user"]["id"],
+                prep_views.session_id_of(view) or 0,
             )
         except Refusal:
             return
@@ -102,7 +101,7 @@ def register(app: App, runtime: Runtime) -> None:
         session_id = prep_views.session_id_of(view) or 0
         codes = prep_dialog.submit(
             engine,
-            _team(body),
+            installed_team(body),
             body["user"]["id"],
             session_id,
             prep_views.read_submission(view),
