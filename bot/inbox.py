@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 KEPT_EVENTS = frozenset(
     {"message", "reaction_added", "reaction_removed", "app_uninstalled", "tokens_revoked"}
 )
+LEAVING = frozenset({"app_uninstalled", "tokens_revoked"})
 Handler = Callable[[str, dict[str, Any]], None]
 # An event still unhandled this long after it arrived was left by a process that died.
 SWEEP_AFTER = timedelta(seconds=2)
@@ -238,6 +239,10 @@ class Inbox:
         if not worth_keeping(event):
             return None
         team_id = installed_team(body)
+        if event.get("type") in LEAVING and body.get("event_time"):
+            # When it left: Slack retries an unanswered event for half an hour, and by the time
+            # one arrives the workspace may have installed the app again.
+            event = {**event, "event_time": body["event_time"]}
         # Slack always sends one; without it nothing can be recognised as a retry.
         event_id = str(body.get("event_id") or f"none:{uuid.uuid4().hex}")
         payload = {

@@ -193,10 +193,31 @@ class Installations:
                 return found
 
     # -- a workspace leaves ------------------------------------------------------------------------
-    def forget(self, team_id: str) -> None:
-        """Delete every token the workspace gave us (for an org id: the org-wide install's)."""
+    def forget(self, team_id: str, before: datetime | None = None) -> None:
+        """Delete every token the workspace gave us (for an org id: the org-wide install's);
+        with `before`, unless it installed the app again since."""
         for enterprise_id, team in self._keys(team_id):
-            self.store.delete_all(enterprise_id=enterprise_id, team_id=team)
+            if before is None or not self._installed_since((enterprise_id, team), before):
+                self.store.delete_all(enterprise_id=enterprise_id, team_id=team)
+
+    def _installed_since(self, key: StoreKey, moment: datetime) -> bool:
+        enterprise_id, team_id = key
+        bots = self.store.bots.c
+        naive = moment.astimezone(UTC).replace(tzinfo=None)  # the store keeps naive UTC
+        with self.db.engine.connect() as conn:
+            later = conn.scalar(
+                select(bots.id)
+                .where(
+                    bots.client_id == self.client_id,
+                    bots.enterprise_id.is_(None)
+                    if enterprise_id is None
+                    else bots.enterprise_id == enterprise_id,
+                    bots.team_id.is_(None) if team_id is None else bots.team_id == team_id,
+                    bots.installed_at > naive,
+                )
+                .limit(1)
+            )
+        return later is not None
 
     def forget_users(self, team_id: str, users: list[str]) -> None:
         """Delete the installations of people whose user tokens were revoked."""

@@ -420,6 +420,7 @@ def _delivered(
     installed: str | None,
     org: str | None = None,
     shared: bool = False,
+    event_time: float | None = None,
 ) -> None:
     """An event as Slack delivers it: the envelope names `team` (in a Slack Connect channel,
     the workspace that made the channel), authorizations the installation it came to
@@ -435,7 +436,7 @@ def _delivered(
             "event": event,
             "type": "event_callback",
             "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
-            "event_time": int(time.time()),
+            "event_time": int(event_time or time.time()),
             "authorizations": [
                 {
                     "enterprise_id": org,
@@ -515,3 +516,25 @@ def test_a_guest_presenter_from_another_org_can_send_their_prep(bot: Bot) -> Non
     with bot.db.session() as s:
         session = s.get(ProtocolSession, session_id)
         assert session is not None and session.statement == "Statement from another school"
+
+
+@pytest.mark.parametrize(
+    "leaving",
+    [{"type": "app_uninstalled"}, {"type": "tokens_revoked", "tokens": {"bot": ["U_BOT"]}}],
+    ids=["uninstalled", "revoked"],
+)
+def test_a_late_uninstall_from_before_a_reinstall_leaves_the_new_install_running(
+    leaving: dict[str, Any], two_schools: OAuthBot
+) -> None:
+    """Slack retries an event it saw unanswered (the bot down) for half an hour, with the
+    time it happened; meanwhile the workspace installed the app again and started a session."""
+    bot = two_schools
+    uninstalled_at = time.time() - 600
+    bot.command(START, team=TEAM_A)
+    _step_ts(bot, _session_id(bot, TEAM_A), 1)
+    token = bot.installations.bot_token(TEAM_A)
+    _delivered(bot, leaving, team=TEAM_A, installed=TEAM_A, event_time=uninstalled_at)
+    _settled(bot)
+    assert _sessions(bot) == [(TEAM_A, "running", 1)]
+    assert bot.installations.bot_token(TEAM_A) == token
+    assert "ATLAS" in _said(bot.command("status", team=TEAM_A))

@@ -8,6 +8,7 @@ installation store forgets its tokens. Handling the same event twice changes not
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -26,7 +27,7 @@ STOPPABLE = ("running", "paused", "scheduled")
 class Tokens(TypingProtocol):
     """The installation store's side (absent with a single SLACK_BOT_TOKEN)."""
 
-    def forget(self, team_id: str) -> None: ...
+    def forget(self, team_id: str, before: datetime | None = None) -> None: ...
     def forget_users(self, team_id: str, users: list[str]) -> None: ...
 
 
@@ -38,10 +39,14 @@ class Workspaces:
         if not team_id:
             return
         kind = event.get("type")
+        # What came after the workspace left (a reinstall, its sessions) stays. Slack gives the
+        # time in whole seconds: what began in that second is taken to have come before.
+        at = event.get("event_time")
+        before = datetime.fromtimestamp(at + 1, UTC) if isinstance(at, int | float) else None
         if kind == "app_uninstalled":
-            self.leave(team_id, reason=kind)
+            self.leave(team_id, reason=kind, before=before)
             if self.tokens is not None:
-                self.tokens.forget(team_id)
+                self.tokens.forget(team_id, before)
         elif kind == "tokens_revoked":
             revoked = event.get("tokens") or {}
             users = [str(user) for user in revoked.get("oauth") or []]
@@ -50,14 +55,16 @@ class Workspaces:
             if revoked.get("bot"):
                 # The bot cannot speak there any more: as good as uninstalled. The installation
                 # rows carry the same revoked bot token, so they go with the bot's.
-                self.leave(team_id, reason=kind)
+                self.leave(team_id, reason=kind, before=before)
                 if self.tokens is not None:
-                    self.tokens.forget(team_id)
+                    self.tokens.forget(team_id, before)
 
-    def leave(self, team_id: str, *, reason: str) -> int:
-        """Stop the workspace's sessions (an org id: the org's) and drop its unsent posts."""
+    def leave(self, team_id: str, *, reason: str, before: datetime | None = None) -> int:
+        """Stop the workspace's sessions (an org id: the org's) and drop its unsent posts; with
+        `before`, only those it had by then."""
         engine = self.engine
         now = engine.clock.now()
+        until = before or now
         with engine.transaction() as (s, after):
             sessions = s.scalars(
                 select(ProtocolSession)
@@ -66,6 +73,7 @@ class Workspaces:
                         ProtocolSession.team_id == team_id, ProtocolSession.enterprise_id == team_id
                     ),
                     ProtocolSession.status.in_(STOPPABLE),
+                    ProtocolSession.created_at <= until,
                 )
                 .with_for_update()
             ).all()
@@ -91,7 +99,11 @@ class Workspaces:
                 after(partial(engine.timers.clear, session.id))
             s.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.team_id.in_(teams), OutboxMessage.status == "pending")
+                .where(
+                    OutboxMessage.team_id.in_(teams),
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.created_at <= until,
+                )
                 .values(status="failed", error=reason, sent_at=now)
             )
         log.info("workspace left (%s): %d sessions stopped", reason, len(sessions))
