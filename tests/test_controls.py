@@ -129,6 +129,30 @@ def test_closing_warning_counts_in_public_and_nudges_in_private(bot: Bot) -> Non
     assert len(bot.posts()) == posts_before
 
 
+def test_a_step_extended_or_paused_after_its_warning_is_not_warned_again(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe_ts = bot.step_posts()[1]["ts"]
+    sid = _session(bot).id
+
+    warn_step(bot.runtime.engine, sid, 2)
+    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, describe_ts)))
+    bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 4)
+    # The step moves past its warning: an extension, then a pause and a resume re-arm it.
+    bot.command("extend 15m")
+    warn_step(bot.runtime.engine, sid, 2)
+    bot.command("pause")
+    bot.command("resume")
+    warn_step(bot.runtime.engine, sid, 2)
+    bot.settle()
+
+    assert sum("so far" in t for t in _thread(bot, describe_ts)) == 1
+    nudged = [str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")]
+    assert sorted(nudged) == sorted([FACILITATOR, *TEACHERS])  # each once
+
+
 def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)

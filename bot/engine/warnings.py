@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
 from bot.store.models import Contribution, ProtocolSession
@@ -20,6 +21,11 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         protocol = engine.library.get(session.protocol_id)
         if protocol is None:
             return  # no longer installed: the close holds the session (Engine._hold)
+        # One warning a step: an Extend or a pause after it moves the step's 80 % mark later,
+        # and its timer comes again, but the team has been told and the quiet ones nudged.
+        ref = f"warning:{session.id}:{step}"
+        if slack.enqueued(s, session.team_id, ref):
+            return
         spec = protocol.step(step)
         members = [
             user
@@ -50,6 +56,7 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
             s,
             session,
             render_message("closing_warning.j2", **context),
+            ref=ref,
             thread_ref=f"step:{session.id}:{step}",
         )
         if not spec.everyone:
