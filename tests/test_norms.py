@@ -410,6 +410,27 @@ def test_presenter_notes_stay_private_and_come_back_at_their_step(bot: Bot) -> N
     assert "calculator rule" in copy
 
 
+def test_a_reminder_of_who_speaks_comes_once_a_step_however_often_one_replies(bot: Bot) -> None:
+    describing = _start_at_step(bot, 2)
+    notes = [_say(bot, PRESENTER, f"Note to self {k}", describing) for k in range(3)]
+    asked = [_say(bot, T1, f"Is this draft {k} of the essay?", describing) for k in range(2)]
+    assert [_recorded(bot, ts).audience for ts in notes] == ["presenter"] * 3  # each kept
+    assert [_recorded(bot, ts).tag for ts in asked] == ["question"] * 2
+    _settle(bot)
+    assert [m["text"] for m in _ephemerals_to(bot, PRESENTER)] == [
+        "You are listening in this step."
+    ]
+    assert len(_ephemerals_to(bot, T1)) == 1
+
+    # The next step where they listen is a step of its own: reminded there once again.
+    _next(bot, 3)
+    interpreting = str(bot.step_posts()[2]["ts"])
+    for k in range(2):
+        _say(bot, PRESENTER, f"Another note {k}", interpreting)
+    _settle(bot)
+    assert len(_ephemerals_to(bot, PRESENTER)) == 2
+
+
 def test_no_dm_at_the_presenters_step_when_they_kept_no_notes(bot: Bot) -> None:
     _start_at_step(bot, 5)
     _settle(bot)

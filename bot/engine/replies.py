@@ -39,6 +39,14 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
+# Reminders of who speaks, and where a question waits: said once to a person in a step (their
+# later replies there are kept the same way, and the reaction on each says how). The judgment
+# nudge is about one reply, with buttons for it, so each such reply gets its own.
+ONCE_A_STEP = {
+    "presenter_listens.j2": "listens",
+    "group_listens.j2": "listens",
+    "parked_question.j2": "parked",
+}
 # The audience of a reply deleted in Slack (see Contribution.audience). Slack may deliver a
 # deletion, or an edit, before the message itself (retries after downtime): the row stays, empty,
 # and the late message's insert meets it and records nothing.
@@ -351,6 +359,11 @@ class Replies:
         template: str,
         **context: Any,
     ) -> None:
+        ref = f"nudge:{session.id}"
+        if template in ONCE_A_STEP:
+            ref = f"{ONCE_A_STEP[template]}:{session.id}:{context['index']}:{user}"
+            if slack.enqueued(s, session.team_id, ref):
+                return
         message = render_message(template, session=session, **context)
         payload: dict[str, Any] = {
             "channel": session.channel_id,
@@ -361,7 +374,7 @@ class Replies:
         if message.blocks:
             payload["blocks"] = message.blocks
         # The ref names the session, so that `forget` finds a nudge that quotes a reply.
-        self.engine.call(s, session, "chat.postEphemeral", ref=f"nudge:{session.id}", **payload)
+        self.engine.call(s, session, "chat.postEphemeral", ref=ref, **payload)
 
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
