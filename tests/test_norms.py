@@ -700,6 +700,29 @@ def test_stray_reactions_closed_steps_and_unknown_edits_are_ignored(bot: Bot) ->
     assert bot.standin.reactions(CHANNEL, recorded) == ["eyes"]
 
 
+def test_a_reply_in_a_closed_steps_thread_is_told_where_the_group_is(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    getting_started = str(bot.step_posts()[0]["ts"])
+    late = [_say(bot, T1, f"One more thought {k}", getting_started) for k in range(2)]
+    bot.command("pause")
+    _say(bot, T2, "And one from me", getting_started)
+    _settle(bot)
+    assert [_row(bot, ts) for ts in late] == [None, None]  # not recorded, as before
+    told = _ephemerals_to(bot, T1)
+    assert len(told) == 1  # once, however many replies
+    assert told[0]["thread_ts"] == getting_started
+    words = json.dumps(told[0]["blocks"])
+    assert "Step 1, *Getting Started*, has closed" in words
+    assert "step 2, *Describing the Student Work*" in words
+    assert "paused" in json.dumps(_ephemerals_to(bot, T2)[0]["blocks"])
+
+    # Once the session is over, its threads are anyone's to talk in.
+    bot.command("end")
+    _say(bot, T3, "Thanks all", thread)
+    _settle(bot)
+    assert _ephemerals_to(bot, T3) == []
+
+
 def test_a_reaction_after_the_session_ended_changes_nothing(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, "Four of the answers are circled.", thread)

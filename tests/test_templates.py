@@ -244,6 +244,10 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
             event_ts = f"{base + index}.{n + 200:06d}"
             replies.handle(TEAM, _message(user, text, event_ts, thread))
         replies.handle(TEAM, _message(PRESENTER, f"My note {PINGS}", f"{base + index}.9", thread))
+        if index > 1:  # a late word in the step before's thread, written after it closed
+            late = f"{clock(engine).now().timestamp():.6f}"
+            before = f"{base + index - 1}.000100"
+            replies.handle(TEAM, _message(TEACHERS[0], f"One more {PINGS}", late, before))
         if index == 1:  # the work, shared as a photo with no caption
             photo = {"name": f"work {PINGS}.jpg", "permalink": "https://files.example/F1"}
             shared = {**_message(PRESENTER, "", f"{base + index}.8", thread), "files": [photo]}

@@ -39,13 +39,14 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
-# Reminders of who speaks, and where a question waits: said once to a person in a step (their
-# later replies there are kept the same way, and the reaction on each says how). The judgment
-# nudge is about one reply, with buttons for it, so each such reply gets its own.
+# Reminders of who speaks, where a question waits, and that a step has closed: said once to a
+# person in a step (their later replies there go the same way). The judgment nudge is about one
+# reply, with buttons for it, so each such reply gets its own.
 ONCE_A_STEP = {
     "presenter_listens.j2": "listens",
     "group_listens.j2": "listens",
     "parked_question.j2": "parked",
+    "step_closed.j2": "closed",
 }
 # The audience of a reply deleted in Slack (see Contribution.audience). Slack may deliver a
 # deletion, or an edit, before the message itself (retries after downtime): the row stays, empty,
@@ -271,6 +272,7 @@ class Replies:
         with engine.transaction() as (s, _after):
             found = self._step_of(s, team_id, channel, thread_ts, ts)
             if found is None:
+                self._closed(s, team_id, channel, thread_ts, user)
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
@@ -322,6 +324,25 @@ class Replies:
                     interpreting=_interpreting_step(protocol, found.step_index),
                     presenter_step=next_presenter_step(protocol, found.step_index),
                 )
+
+    def _closed(self, s: Session, team_id: str, channel: str, thread_ts: str, user: str) -> None:
+        """A reply in the thread of a step that closed while its session runs on is not recorded:
+        its author hears so, and where the group is now, rather than think it was heard."""
+        row = _OPEN_STEP_RUN.first(
+            s, {"team_id": team_id, "channel": channel, "thread_ts": thread_ts}
+        )
+        closed = _Open(*row) if row is not None else None
+        if closed is None or closed.ended_at is None or closed.status not in ACTIVE:
+            return
+        session = s.get(ProtocolSession, closed.id)
+        assert session is not None  # just read, in this transaction
+        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        context = {
+            "step": protocol.step(closed.step_index),
+            "index": closed.step_index,
+            "current": protocol.step(session.current_step),
+        }
+        self._ephemeral(s, session, user, thread_ts, "step_closed.j2", **context)
 
     @staticmethod
     def _read(
