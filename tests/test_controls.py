@@ -216,6 +216,22 @@ def test_a_button_from_an_earlier_session_or_step_leaves_the_running_one_alone(b
     assert _session(bot).status == "running"
 
 
+def test_a_double_click_on_finish_says_the_session_is_over(bot: Bot) -> None:
+    bot.command(f"start dese-everyday <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.command("next")
+    sid = _session(bot).id
+    bot.action("step_next", f"{sid}:3")  # Finish
+    bot.action("step_next", f"{sid}:3")  # ... and its second click
+    bot.action("step_pause", f"{sid}:3", user=TEACHERS[0])
+    answers = [str(c.params.get("text", "")) for c in bot.standin.calls_to("response_url")]
+    assert "That was the last step" in answers[0]
+    assert all("That session is over" in t for t in answers[1:]), answers
+    assert not any("Start one with" in t for t in answers)
+    assert "No protocol session is running" in bot.command("next")["text"]
+
+
 # Plain words: the notes escape some characters, and the search below is for the text as typed.
 SECRET = "Jayden wrote about his fathers deportation"
 

@@ -263,6 +263,10 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
             messages.append(reply_message(engine.next_step(actor(), Pressed(session.id - 1, 2))))
         clock(engine).advance(600)
         messages.append(reply_message(engine.next_step(actor())))
+    # A second click on the last step's Finish, once the session is over.
+    messages.append(
+        reply_message(refusal(lambda: engine.next_step(actor(), Pressed(session.id, count))))
+    )
     # `/protocol notes` (the reply to it): see test_the_notes_command_shows_the_notes.
     notes_reply = engine.notes(actor())
     messages.append(

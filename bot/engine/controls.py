@@ -39,7 +39,7 @@ def extend(
     """Move the current step's close later; the steps after it move with it. `seconds` None:
     the Extend button's quarter of the step, on the step it was `pressed` on."""
     with engine.transaction() as (s, after):
-        session = engine._require_active(s, actor)
+        session = engine._require_active(s, actor, pressed)
         engine.require_facilitator(session, actor, "extend")
         now = engine.clock.now()
         run = engine._step_run(s, session.id, session.current_step)
@@ -86,7 +86,7 @@ def extend_step(engine: Engine, actor: Actor, pressed: Pressed) -> Reply:
 def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply:
     """Freeze the time left in the current step (the one its button was on, if pressed)."""
     with engine.transaction() as (s, after):
-        session = engine._require_active(s, actor)
+        session = engine._require_active(s, actor, pressed)
         engine.require_facilitator(session, actor, "pause")
         stale = pressed.stale(session) if pressed is not None else None
         if stale is not None:
@@ -106,7 +106,7 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
 def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply:
     """Restore the time that was left when the step was paused."""
     with engine.transaction() as (s, after):
-        session = engine._require_active(s, actor)
+        session = engine._require_active(s, actor, pressed)
         engine.require_facilitator(session, actor, "resume")
         # A Resume button from an earlier pause of this session still resumes it.
         stale = pressed.stale(session, check_step=False) if pressed is not None else None

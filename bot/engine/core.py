@@ -702,7 +702,7 @@ class Engine:
 
     def next_step(self, actor: Actor, pressed: Pressed | None = None) -> Reply:
         with self.transaction() as (s, after):
-            session = self._require_active(s, actor)
+            session = self._require_active(s, actor, pressed)
             self.require_facilitator(session, actor, "move to the next step of")
             if session.protocol_id not in self.library:
                 raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
@@ -730,10 +730,14 @@ class Engine:
             gone = session.protocol_id not in self.library
             return Reply("replies/ended.j2", {"session": session, "gone": gone})
 
-    def _require_active(self, s: Session, actor: Actor) -> ProtocolSession:
+    def _require_active(
+        self, s: Session, actor: Actor, pressed: Pressed | None = None
+    ) -> ProtocolSession:
         session = self.active_session(s, actor)
         if session is None:
-            raise Refusal("refusals/no_session.j2")
+            # A button on a step message: its session ran here, and is over now.
+            over = pressed is not None and pressed.session_id is not None
+            raise Refusal("refusals/session_over.j2" if over else "refusals/no_session.j2")
         return session
 
     def _finish(self, s: Session, after: _After, session: ProtocolSession, when: datetime) -> None:
