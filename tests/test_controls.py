@@ -216,6 +216,15 @@ def test_a_button_from_an_earlier_session_or_step_leaves_the_running_one_alone(b
     assert _session(bot).status == "running"
 
 
+def test_next_typed_as_the_step_closes_on_time_leaves_the_new_step_open(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 4s")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)  # step 1 closed on its own
+    answer = bot.command("next")  # typed for step 1, arriving as step 2 opens
+    assert "I left step 2 of 6, *Describing the Student Work*, open" in answer["text"]
+    assert "/protocol next` again" in answer["text"]
+    assert (_session(bot).current_step, len(bot.step_posts())) == (2, 2)
+
+
 def test_a_double_click_on_finish_says_the_session_is_over(bot: Bot) -> None:
     bot.command(f"start dese-everyday <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)

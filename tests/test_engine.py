@@ -686,3 +686,23 @@ def test_two_starts_at_once_in_one_channel_make_one_session(
         assert len(active) == 1
     finally:
         db.dispose()
+
+
+def test_next_a_moment_after_a_step_opened_on_time_waits_to_be_sent_again(
+    engine: Engine, clock: HeldClock
+) -> None:
+    session = start(engine, step_seconds=600)
+    clock.advance(600)
+    engine.close_step(session.id, 1)  # on time, by its timer
+    clock.advance(1)
+    assert engine.next_step(actor()).template == "replies/moved_on_its_own.j2"
+    assert engine.next_step(actor(ADMIN, is_admin=lambda: True)).template == (
+        "replies/moved_on_its_own.j2"
+    )
+    assert session_row(engine, session.id).current_step == 2
+    clock.advance(3)  # sent again, a few seconds on: it moves
+    assert engine.next_step(actor()).template == "replies/moved_on.j2"
+    assert session_row(engine, session.id).current_step == 3
+    # A step opened by next, not on time, moves on at once when asked again.
+    assert engine.next_step(actor()).template == "replies/moved_on.j2"
+    assert session_row(engine, session.id).current_step == 4

@@ -261,6 +261,11 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
             messages.append(reply_message(engine.next_step(actor(), Pressed(None, 1))))
             # A button from an earlier session's step message.
             messages.append(reply_message(engine.next_step(actor(), Pressed(session.id - 1, 2))))
+        if index == 1:  # step 1 closes on time; a next typed for it arrives a moment later
+            clock(engine).advance(3600)
+            engine.close_step(session.id, 1)
+            messages.append(reply_message(engine.next_step(actor())))
+            continue
         clock(engine).advance(600)
         messages.append(reply_message(engine.next_step(actor())))
     # A second click on the last step's Finish, once the session is over.

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_SCHEDULED_PER_CHANNEL = 20
 WARN_AT = 0.8  # of a step's length
 WARN_MIN_STEP = timedelta(minutes=2)
+# A `/protocol next` this soon after a step opened on its own was typed for the step before.
+JUST_OPENED = timedelta(seconds=3)
 
 
 def warning_time(opened: datetime, closes: datetime) -> datetime | None:
@@ -712,11 +714,34 @@ class Engine:
             if stale is not None:
                 return stale
             protocol = self.library[session.protocol_id]
-            self._advance(s, after, session, self.clock.now())
+            now = self.clock.now()
+            if pressed is None and self._opened_on_its_own(s, session, now):
+                # Typed for the step that just closed on time: the one that opened stays open.
+                return Reply(
+                    "replies/moved_on_its_own.j2", {"session": session, "protocol": protocol}
+                )
+            self._advance(s, after, session, now)
             return Reply(
                 "replies/moved_on.j2",
                 {"session": session, "protocol": protocol, "ended": session.status == "ended"},
             )
+
+    def _opened_on_its_own(self, s: Session, session: ProtocolSession, now: datetime) -> bool:
+        """Whether the current step opened a moment ago, on its own: the step before closed on
+        its planned time (a close by `next` or a button ends it when pressed, not then)."""
+        if session.current_step < 2:
+            return False
+        runs = s.scalars(
+            select(StepRun).where(
+                StepRun.session_id == session.id,
+                StepRun.index.in_((session.current_step - 1, session.current_step)),
+            )
+        ).all()
+        before = next((r for r in runs if r.index == session.current_step - 1), None)
+        current = next((r for r in runs if r.index == session.current_step), None)
+        if before is None or current is None or before.ended_at != before.closes_at:
+            return False
+        return timedelta(0) <= now - current.started_at < JUST_OPENED
 
     def end(self, actor: Actor) -> Reply:
         with self.transaction() as (s, after):
