@@ -258,7 +258,7 @@ def _command(cursor: _Cursor, clock: _Clock) -> Command:
         raise _Rejected(
             "unknown_subcommand",
             text=_echo(word),
-            suggestion=closest(word, SUBCOMMANDS),
+            suggestion=_MEANT.get(word.lower()) or closest(word, SUBCOMMANDS),
             subcommands=list(SUBCOMMANDS),
         )
     command = handler(cursor, clock)
@@ -605,3 +605,13 @@ _HANDLERS: dict[str, _Handler] = {
     "rotation": _rotation,
 }
 SUBCOMMANDS = tuple(_HANDLERS)
+# Other words a facilitator reaches for mid-session, and the subcommand each means. ("stop" is
+# not here: it could mean pause or end, and end can't be undone.)
+_MEANT = {
+    "skip": "next",
+    "advance": "next",
+    "finish": "end",
+    "continue": "resume",
+    "unpause": "resume",
+    "hold": "pause",
+}

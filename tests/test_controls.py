@@ -225,6 +225,16 @@ def test_next_typed_as_the_step_closes_on_time_leaves_the_new_step_open(bot: Bot
     assert (_session(bot).current_step, len(bot.step_posts())) == (2, 2)
 
 
+def test_words_a_facilitator_reaches_for_point_to_the_control_they_mean(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for typed, meant in (("skip", "next"), ("finish", "end"), ("unpause", "resume")):
+        answer = bot.command(typed)["text"]
+        assert f"There is no `/protocol {typed}` (did you mean `{meant}`?)" in answer
+    assert "did you mean" not in bot.command("stop")["text"]  # pause or end? not guessed
+    assert (_session(bot).current_step, _session(bot).status) == (1, "running")
+
+
 def test_a_double_click_on_finish_says_the_session_is_over(bot: Bot) -> None:
     bot.command(f"start dese-everyday <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
