@@ -1,0 +1,53 @@
+"""What the bot says, read as a teacher reads it, over signed HTTP against the stand-in Slack."""
+
+from __future__ import annotations
+
+import json
+
+from tests.harness import PRESENTER, TEACHERS, Bot
+
+
+def _notes(bot: Bot) -> dict[str, object]:
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts())
+    )
+    return next(m for m in bot.posts() if str(m.get("text", "")).startswith("Notes from"))
+
+
+def test_notes_count_one_reply_in_the_singular_and_skip_counts_a_protocol_never_asks_for(
+    bot: Bot,
+) -> None:
+    bot.command(f"start tuning <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.reply(PRESENTER, "Grade 7: compare 3/4 and 5/8 with a drawing.", bot.step_posts()[0]["ts"])
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    bot.command("end")
+
+    notes = _notes(bot)
+    assert notes["text"] == "Notes from Tuning Protocol: 1 contribution from 1 person."
+    body = json.dumps(notes["blocks"])
+    assert "1 contribution from 1 person." in body
+    # Tuning has no describing step: "0 observations and 0 interpretations" says nothing.
+    assert "observations" not in body and "interpretations" not in body
+    assert "Presentation: 1 reply from 1 person in" in body
+    assert "Clarifying Questions: 0 replies from 0 people in" not in body  # never opened
+    bot.wait_until(lambda: len(bot.standin.files) == 1)
+    assert "- Contributions: 1 from 1 person\n" in bot.standin.files[0]["content"].decode()
+
+
+def test_notes_of_a_describing_protocol_count_observations_and_interpretations(bot: Bot) -> None:
+    t1, t2, _t3 = TEACHERS
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = bot.step_posts()[1]["ts"]
+    bot.reply(t1, "Two circles, one cut in 4 parts and one in 8.", describe)
+    bot.reply(t2, "I: she compares the numerators only.", describe)
+    bot.reply(t1, "The answer line says 5/8.", describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 3)
+    bot.command("end")
+
+    body = json.dumps(_notes(bot)["blocks"])
+    assert "2 observations and 1 interpretation." in body
+    assert "Describing the Student Work: 3 replies from 2 people in" in body
