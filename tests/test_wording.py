@@ -51,3 +51,27 @@ def test_notes_of_a_describing_protocol_count_observations_and_interpretations(b
     body = json.dumps(_notes(bot)["blocks"])
     assert "2 observations and 1 interpretation." in body
     assert "Describing the Student Work: 3 replies from 2 people in" in body
+
+
+def _closing_line(post: dict[str, object]) -> str:
+    """The step message's last line of text: who speaks, how replies are tagged, when it closes."""
+    context = [b for b in post["blocks"] if b["type"] == "context"]  # type: ignore[union-attr]
+    return str(context[-1]["elements"][0]["text"])
+
+
+def test_a_step_offers_only_the_prefixes_that_tag_a_reply_otherwise(bot: Bot) -> None:
+    bot.command(f"start tuning <@{PRESENTER}|maria> step 1h")
+    for opened in (2, 3, 4):
+        bot.wait_until(lambda opened=opened: len(bot.step_posts()) == opened - 1)
+        bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 4)
+    clarifying, feedback = bot.step_posts()[1], bot.step_posts()[3]
+
+    # A clarifying question is a question: no `Q:` to "tag it otherwise", and no invitation
+    # to give warm or cool feedback in the step that keeps opinions for later.
+    line = _closing_line(clarifying)
+    assert "each reply is recorded as a question. Closes" in line
+    assert "Cool:" not in line and "Warm:" not in line and "Q:" not in line
+    line = _closing_line(feedback)
+    assert "recorded as warm feedback; start with `Cool:` for cool feedback or `Q:` for a" in line
+    assert "`Warm:`" not in line
