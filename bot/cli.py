@@ -263,18 +263,27 @@ def cmd_protocols(args: argparse.Namespace) -> int:
     if args.action == "docs":
         return _protocol_docs()
     settings = _settings()
-    dirs = [Path(args.dir)] if args.dir else [BUILTIN_DIR]
-    if not args.dir and settings.protocols_dir:
-        dirs.append(settings.protocols_dir)
+    dirs = [BUILTIN_DIR]
+    extra = Path(args.dir) if args.dir else settings.protocols_dir
+    if extra is not None and extra.resolve() != BUILTIN_DIR:
+        dirs.append(extra)
+    # A folder named here is loaded beside the built-ins, as the bot loads it, so that an id
+    # taken by a built-in protocol is an error here and not a file skipped at start-up.
     library, errors = load_library(dirs)
+    shown = [
+        p
+        for p in library.values()
+        if args.dir is None
+        or (p.path is not None and p.path.parent.resolve() == dirs[-1].resolve())
+    ]
     if args.action == "list":
-        for protocol in library.values():
+        for protocol in shown:
             steps = ", ".join(step.title for step in protocol.steps)
             print(f"{protocol.id:26} {protocol.live_minutes:4} min  {protocol.name}: {steps}")
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if args.action == "check" and not errors:
-        print(f"{len(library)} protocols ok")
+        print(f"{len(shown)} {'protocol' if len(shown) == 1 else 'protocols'} ok")
     return 1 if errors else 0
 
 

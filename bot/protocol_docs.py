@@ -33,6 +33,7 @@ def render_docs(library: Mapping[str, Protocol]) -> str:
         "",
         "The protocols protocolbot runs out of the box. Minutes are those of a live meeting;",
         "`/protocol start ... step 1d` stretches every step for a team that meets asynchronously.",
+        "To add one of your own, see [Writing your own protocol](#writing-your-own-protocol).",
         "",
         "| Protocol | Steps | Live minutes |",
         "|---|---:|---:|",
@@ -43,7 +44,94 @@ def render_docs(library: Mapping[str, Protocol]) -> str:
         lines.append(f"| {row} | {len(protocol.steps)} | {protocol.live_minutes} |")
     for protocol in library.values():
         lines += ["", *_section(protocol)]
+    lines += ["", *_WRITING]
     return "\n".join(lines) + "\n"
+
+
+_WRITING = """\
+## Writing your own protocol
+
+1. Make a folder for your protocols, say `/srv/protocolbot/protocols`, and write one file per
+   protocol in it, named after its id: `peer-feedback.yaml` (`.yml` works too). Copy the
+   example below and change it.
+2. Check it: `protocolbot protocols check /srv/protocolbot/protocols`. It checks the folder as
+   the bot will load it, beside the built-in protocols, and prints one line for each problem,
+   naming the file, the field and what to fix:
+   `error: /srv/protocolbot/protocols/peer-feedback.yaml: steps[2].minutes: must be a whole
+   number of minutes (got '10m')`. Steps are counted from 1.
+3. Set `PROTOCOLS_DIR=/srv/protocolbot/protocols` where the bot reads its settings, and
+   restart every `serve` and `clock` process: protocols are read at start-up. A file with a
+   problem is skipped (the log says why) and the other protocols run.
+4. In Slack, `/protocol preview peer-feedback` shows every step, only to you.
+
+```yaml
+id: peer-feedback
+name: Peer Feedback on a Draft
+source: Our team's own protocol, adapted from ATLAS (NSRF)
+summary: >-
+  A short look at one student's draft: describe it, then say what the student might do next.
+presenter_prep: standard
+steps:
+  - id: context
+    title: The Assignment
+    minutes: 5
+    prompt: What was the student asked to do?
+    guidance:
+      - "Presenter: a very brief statement of the assignment, and the draft, name removed."
+    presenter: only
+    collects: note
+
+  - id: describe
+    title: Describing the Draft
+    minutes: 10
+    prompt: What do you see?
+    guidance:
+      - Say only what is in the work.
+      - "If an interpretation comes to mind, start the reply with I: to park it."
+    presenter: silent
+    collects: observation
+    everyone: true
+
+  - id: next-steps
+    title: Next Steps
+    minutes: 10
+    prompt: What could this student work on next?
+    guidance: []
+    presenter: speaks
+    collects: implication
+    questions:
+      - What would you say to the student first?
+```
+
+| Field | Required | What it holds |
+|---|---|---|
+| `id` | yes | lowercase letters, digits and hyphens, starting with a letter or digit: what \
+people type after `/protocol start`. No two protocols may share one, and a built-in id \
+(`atlas`, ...) is taken |
+| `name` | yes | the title people see, up to 150 characters |
+| `source` | yes | where the protocol comes from, up to 300 characters |
+| `summary` | yes | a few sentences shown at the top of the session, up to 1000 characters |
+| `presenter_prep` | no | the reminder the presenter gets before a scheduled start: \
+`standard` (work they wonder about, want to revise, or that shows a dilemma) or `equity` \
+(work they wonder or are concerned about, for an equity conversation). Leave it out for none |
+| `steps` | yes | the steps, in order, at least one |
+| `steps[n].id` | yes | like the protocol's `id`; different for each step |
+| `steps[n].title` | yes | up to 150 characters |
+| `steps[n].minutes` | yes | a whole number from 1 to 600: the step's length in a live \
+session (write `10`, not `10m`) |
+| `steps[n].prompt` | yes | the facilitator's question, up to 300 characters |
+| `steps[n].guidance` | yes | a list of short lines, up to 200 characters each (`[]` for \
+none). Quote a line that has `: ` in it |
+| `steps[n].presenter` | yes | `silent` (the presenter listens: their replies become private \
+notes), `speaks`, or `only` (only the presenter speaks) |
+| `steps[n].collects` | yes | what a reply is recorded as: `observation`, `interpretation`, \
+`implication`, `question`, `warm`, `cool`, `reflection`, `debrief` or `note` |
+| `steps[n].everyone` | no | `true` when everyone should reply: members who have not get a \
+private nudge before the step closes |
+| `steps[n].questions` | no | questions listed under the prompt, up to 300 characters each |
+| `steps[n].template` | no | a template in `messages/` to post the step with instead of \
+`step.j2` |
+""".splitlines()
 
 
 def _section(protocol: Protocol) -> list[str]:
