@@ -75,3 +75,23 @@ def test_a_step_offers_only_the_prefixes_that_tag_a_reply_otherwise(bot: Bot) ->
     line = _closing_line(feedback)
     assert "recorded as warm feedback; start with `Cool:` for cool feedback or `Q:` for a" in line
     assert "`Warm:`" not in line
+
+
+def _norms(bot: Bot) -> str:
+    bot.wait_until(lambda: bool(bot.posts()))
+    header = json.dumps(bot.posts()[0]["blocks"])
+    return header.split("*Norms:*", 1)[1]
+
+
+def test_the_header_states_only_the_norms_the_protocol_has(bot: Bot) -> None:
+    # The DESE tool has no describing step and no step where the presenter listens.
+    bot.command(f"start dese-everyday <@{PRESENTER}|maria> step 1h")
+    norms = _norms(bot)
+    assert "reply in its thread. Steps close on time" in norms
+    assert "Describe before you interpret" not in norms and "listens" not in norms
+
+
+def test_the_atlas_header_keeps_describe_first_and_the_listening_presenter(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    norms = _norms(bot)
+    assert "Describe before you interpret. When a step says the presenter listens" in norms
