@@ -179,10 +179,10 @@ class Team:
         self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
     def answer_step(
-        self, index: int, collects: str, presenter_silent: bool, ts: str, pace: float
+        self, index: int, collects: str, presenter_silent: bool, ts: str, pace: float, opens: bool
     ) -> None:
         lines = list(self.script["replies"].get(collects) or [])
-        if index == 1:
+        if opens:  # the step that opens with the statement of the assignment
             lines = [[self.script["presenter"]["id"], self.script["statement"]], *lines]
         if presenter_silent and index == 2:
             lines.append([self.script["presenter"]["id"], self.script["presenter_slip"]])
@@ -251,7 +251,14 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
                 s = protocol.step(index)
                 threading.Thread(
                     target=team.answer_step,
-                    args=(index, s.collects, s.presenter == "silent", call.response["ts"], step),
+                    args=(
+                        index,
+                        s.collects,
+                        s.presenter == "silent",
+                        call.response["ts"],
+                        step,
+                        index == protocol.statement_step,
+                    ),
                     daemon=True,
                 ).start()
 

@@ -43,7 +43,7 @@ _MAX_CHARS = {
 _PROTOCOL_REQUIRED = ("id", "name", "source", "summary", "steps")
 _PROTOCOL_FIELDS = (*_PROTOCOL_REQUIRED, "presenter_prep")
 _STEP_REQUIRED = ("id", "title", "minutes", "prompt", "guidance", "presenter", "collects")
-_STEP_FIELDS = (*_STEP_REQUIRED, "template", "everyone", "questions")
+_STEP_FIELDS = (*_STEP_REQUIRED, "template", "everyone", "questions", "statement")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class Step:
     template: str | None = None
     everyone: bool = False
     questions: tuple[str, ...] = ()
+    statement: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ class Protocol:
     presenter_prep: str | None
     steps: tuple[Step, ...]
     path: Path | None = None
+
+    @property
+    def statement_step(self) -> int:
+        """The step the presenter's statement of the assignment opens: step 1 unless one step
+        says otherwise (the Collaborative Assessment Conference hears it only from step 5)."""
+        return next((n for n, step in enumerate(self.steps, 1) if step.statement), 1)
 
     @property
     def live_minutes(self) -> int:
@@ -122,6 +129,10 @@ def load_protocol(path: Path) -> Protocol:
             problem = f"duplicate step id {step.id!r} (also steps[{seen[step.id]}])"
             _fail(file, f"steps[{n}].id", problem)
         seen[step.id] = n
+    marked = [n for n, step in enumerate(loaded, 1) if step.statement]
+    if len(marked) > 1:
+        problem = f"only one step can open with the statement (steps[{marked[0]}] does)"
+        _fail(file, f"steps[{marked[1]}].statement", problem)
     return Protocol(protocol_id, name, source, summary, prep, loaded, path=Path(path))
 
 
@@ -171,6 +182,9 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
     everyone = raw.get("everyone", False)
     if not isinstance(everyone, bool):
         _fail(file, f"{where}.everyone", f"must be true or false (got {_kind(everyone)})")
+    statement = raw.get("statement", False)
+    if not isinstance(statement, bool):
+        _fail(file, f"{where}.statement", f"must be true or false (got {_kind(statement)})")
     template = raw.get("template")
     return Step(
         id=_ident(file, f"{where}.id", raw["id"]),
@@ -183,6 +197,7 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
         template=None if template is None else _template(file, f"{where}.template", template),
         everyone=everyone,
         questions=_text_list(file, f"{where}.questions", raw.get("questions", [])),
+        statement=statement,
     )
 
 

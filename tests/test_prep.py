@@ -807,3 +807,73 @@ def test_e2e_a_session_waiting_for_the_channel_starts_when_it_is_free(bot: Bot) 
     bot.wait_until(lambda: len(bot.step_posts()) == 2, timeout=5)
     with bot.db.session() as s:
         assert s.get(ProtocolSession, 2).status == "running"  # type: ignore[union-attr]
+
+
+def test_e2e_the_conference_shows_the_work_first_and_the_assignment_when_the_presenter_speaks(
+    bot: Bot,
+) -> None:
+    # The Collaborative Assessment Conference looks at the work knowing nothing of the
+    # assignment until the presenter speaks in step 5: step 1 showed the presenter's statement
+    # (and asked for one) while its own guidance said to say nothing about the assignment.
+    bot.command(f"start collaborative-assessment <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    assert "(it opens step 5)" in message_text(_dm(bot, PRESENTER)[0])
+    view = _open_dialog(bot, 1)
+    assert "It opens step 5." in message_text(view)
+    statement = "Write about a time you changed your mind."
+    good = dialog_values(statement=statement, link="https://docs.example.org/essay")
+    status, _ = bot.post(view_submission(view, PRESENTER, good))
+    assert status == 200
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+    assert "Your statement will open step 5:" in message_text(_dm(bot, PRESENTER)[1])
+
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step1 = message_text(bot.step_posts()[0])
+    assert "<https://docs.example.org/essay|The student work>" in step1
+    assert statement not in step1 and "asked to do" not in step1
+    for opened in range(2, 6):
+        bot.command("next")
+        bot.wait_until(lambda opened=opened: len(bot.step_posts()) == opened)
+    step5 = message_text(bot.step_posts()[4])
+    assert step5.count(statement) == 1
+    assert all(statement not in message_text(m) for m in bot.step_posts()[1:4])
+
+
+def test_e2e_without_prep_the_conference_asks_for_the_work_alone_in_step_1(bot: Bot) -> None:
+    bot.command(f"start collaborative-assessment <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step1 = message_text(bot.step_posts()[0])
+    assert "please share the work here" in step1
+    assert "what the student was asked to do comes in step 5" in step1
+    assert "brief statement" not in step1
+    for opened in range(2, 6):
+        bot.command("next")
+        bot.wait_until(lambda opened=opened: len(bot.step_posts()) == opened)
+    step5 = message_text(bot.step_posts()[4])
+    assert "please start with a very brief statement of what the student was asked to do" in step5
+
+
+def test_e2e_prep_sent_during_the_conference_shows_the_work_now_and_the_statement_in_step_5(
+    bot: Bot,
+) -> None:
+    bot.command(f"start collaborative-assessment <@{PRESENTER}> step 1h")
+    for opened in (2, 3):
+        bot.wait_until(lambda opened=opened: len(bot.step_posts()) == opened - 1)
+        bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    view = _open_dialog(bot, 1)  # step 3: the statement is still to come
+    statement = "Write about a time you changed your mind."
+    good = dialog_values(statement=statement, link="https://docs.example.org/essay")
+    status, body = bot.post(view_submission(view, PRESENTER, good))
+    assert status == 200 and parsed_body(body) == {}
+    step1 = bot.step_posts()[0]["ts"]
+    bot.wait_until(lambda: any(m.get("thread_ts") == step1 for m in bot.posts()))
+    late = [message_text(m) for m in bot.posts() if m.get("thread_ts") == step1]
+    assert "<https://docs.example.org/essay|The work>" in late[0] and statement not in late[0]
+    for opened in (4, 5):
+        bot.command("next")
+        bot.wait_until(lambda opened=opened: len(bot.step_posts()) == opened)
+    step5 = bot.step_posts()[4]
+    assert statement in message_text(step5)
+    assert all(statement not in message_text(m) for m in bot.posts() if m["ts"] != step5["ts"])

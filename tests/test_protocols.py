@@ -267,7 +267,22 @@ BROKEN: list[tuple[str, Any, str, str]] = [
     ("questions-null", with_step(questions=None), "steps[1].questions", "must be a list"),
     ("no-template", with_step(template="nope.j2"), "steps[1].template", "no such template"),
     ("escape-template", with_step(template="../pyproject.toml"), "steps[1].template", "inside"),
+    ("bad-statement", with_step(statement="yes"), "steps[1].statement", "true or false"),
+    (
+        "two-statements",
+        good(steps=[{**step, "statement": True} for step in GOOD["steps"]]),
+        "steps[2].statement",
+        "only one step can open with the statement (steps[1] does)",
+    ),
 ]
+
+
+def test_the_statement_opens_step_1_unless_a_step_says_otherwise(tmp_path: Path) -> None:
+    assert load_protocol(write(tmp_path / "mini.yaml", GOOD)).statement_step == 1
+    marked = good(steps=[GOOD["steps"][0], {**GOOD["steps"][1], "statement": True}])
+    assert load_protocol(write(tmp_path / "marked.yaml", marked)).statement_step == 2
+    assert LIBRARY["collaborative-assessment"].statement_step == 5
+    assert {p.statement_step for k, p in LIBRARY.items() if k != "collaborative-assessment"} == {1}
 
 
 @pytest.mark.parametrize(

@@ -363,9 +363,11 @@ def test_a_whole_session_of_every_protocol_stays_within_slacks_limits(
     count = len(LIBRARY[protocol_id].steps)
     expected = [f"Step {k} of {count}" for k in range(1, count + 1)]
     assert [t.split(" - ")[0] for t in step_texts] == expected
-    # The statement opens step 1, escaped, and the long reply is in the notes, whole.
-    first_step = next(m for m in messages if m.text.startswith("Step 1 "))
-    assert "Explain why we have seasons." in json.dumps(first_step.blocks)
+    # The statement opens its step (step 1 but for the Conference's), escaped, and the long
+    # reply is in the notes, whole.
+    at = LIBRARY[protocol_id].statement_step
+    opened = next(m for m in messages if m.text.startswith(f"Step {at} "))
+    assert "Explain why we have seasons." in json.dumps(opened.blocks)
     notes = [m for m in messages if m.text.startswith("Notes from")]
     assert notes and LONG[-200:] in json.dumps([m.blocks for m in notes], ensure_ascii=False)
 

@@ -251,7 +251,7 @@ def step_context(
         every = ahead if ahead is not None else _items(s, session.id)
         earlier = [i for i in every if i.step_index < index and i.audience == "group"]
     return {
-        "statement": session.statement if index == 1 else None,
+        "statement": session.statement if index == protocol.statement_step else None,
         "parked_interpretations": [
             i
             for i in earlier

@@ -96,9 +96,15 @@ def validate(sub: Submission, kind: str) -> dict[str, str]:
     return errors
 
 
-def _open_to_prep(session: ProtocolSession) -> bool:
-    """Before the start, and during step 1, where the statement is still wanted."""
-    return session.status == "scheduled" or (session.status in ACTIVE and session.current_step == 1)
+def _open_to_prep(session: ProtocolSession, protocol: Protocol | None) -> bool:
+    """Before the start, and until the step the statement opens (step 1 unless the protocol
+    says otherwise) has closed: the statement is still wanted."""
+    if protocol is None:
+        return False
+    at = protocol.statement_step
+    return session.status == "scheduled" or (
+        session.status in ACTIVE and session.current_step <= at
+    )
 
 
 def submit(
@@ -112,7 +118,7 @@ def submit(
             return {"reason": "session_gone"}
         if user_id not in (session.presenter_id, session.facilitator_id):
             return {"reason": "not_yours"}
-        if not _open_to_prep(session) or session.protocol_id not in engine.library:
+        if not _open_to_prep(session, engine.library.get(session.protocol_id)):
             return {"reason": "session_closed"}
         protocol = engine.library[session.protocol_id]
         errors = validate(sub, kind_of(protocol))
@@ -163,9 +169,14 @@ def _tell(
             "submitted_facilitator",
             **context,
         )
-    if session.status in ACTIVE:
-        # Step 1 is open already: the statement goes in its thread, where the team is reading.
+    at = protocol.statement_step
+    if session.status in ACTIVE and session.current_step >= at:
+        # Its step is open already: the statement goes in its thread, where the team is reading.
         late = render_message("prep/statement_late.j2", session=session)
+        engine.post(s, session, late, thread_ref=f"step:{session.id}:{at}")
+    elif session.status in ACTIVE and (session.prep or {}).get("link"):
+        # The work is looked at first, the statement heard later (when its step opens).
+        late = render_message("prep/statement_late.j2", session=session, link_only=True)
         engine.post(s, session, late, thread_ref=f"step:{session.id}:1")
 
 
@@ -214,12 +225,13 @@ def opening(engine: Engine, team_id: str, user_id: str, session_id: int) -> Prot
     with engine.db.session() as s:
         session = s.get(ProtocolSession, session_id)
         if session is None or session.team_id != team_id:
-            raise Refusal("prep/refusals/prep_closed.j2", session=None)
+            raise Refusal("prep/refusals/prep_closed.j2", session=None, protocol=None)
         s.expunge(session)
     if user_id not in (session.presenter_id, session.facilitator_id):
         raise Refusal("prep/refusals/prep_not_yours.j2", session=session)
-    if not _open_to_prep(session) or session.protocol_id not in engine.library:
-        raise Refusal("prep/refusals/prep_closed.j2", session=session)
+    protocol = engine.library.get(session.protocol_id)
+    if not _open_to_prep(session, protocol):
+        raise Refusal("prep/refusals/prep_closed.j2", session=session, protocol=protocol)
     return session
 
 
