@@ -30,6 +30,7 @@ from bot.engine.prep_dialog import (
     STATEMENT_LIMIT,
     Submission,
     fits,
+    instead,
     kind_of,
     suggestions,
 )
@@ -55,7 +56,7 @@ def words(
         kind=kind,
         reason=reason,
         fits=fits(protocol, reason),
-        suggested=suggestions(library, kind, reason),
+        suggested=instead(library, protocol, reason),
         choices={r: suggestions(library, kind, r) for r in REASONS[kind]},
         starts_label=prep.local_label(session.starts_at, session.tz),
         limit=STATEMENT_LIMIT,

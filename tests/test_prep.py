@@ -21,9 +21,12 @@ from bot.engine.core import Actor
 from bot.engine.prep_dialog import Submission
 from bot.prep_views import guidance_view
 from bot.profiles import Person
+from bot.protocols import BUILTIN_DIR
 from bot.scheduling import Scheduler
+from bot.settings import Settings
+from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
-from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.harness import FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot
 from tests.prep_world import (
     FAC,
     NOW,
@@ -877,3 +880,42 @@ def test_e2e_prep_sent_during_the_conference_shows_the_work_now_and_the_statemen
     step5 = bot.step_posts()[4]
     assert statement in message_text(step5)
     assert all(statement not in message_text(m) for m in bot.posts() if m["ts"] != step5["ts"])
+
+
+def test_e2e_an_operators_own_protocol_is_not_second_guessed(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # Every reason named built-in protocols only, so each prep for an operator's protocol was
+    # told that ATLAS (or another) "usually fits better", and its facilitator got switch buttons.
+    custom = tmp_path / "protocols"
+    custom.mkdir()
+    source = (BUILTIN_DIR / "atlas.yaml").read_text(encoding="utf-8")
+    mine = source.replace("id: atlas", "id: our-atlas", 1).replace(
+        "name: ATLAS - Learning from Student Work", "name: Our ATLAS", 1
+    )
+    (custom / "our-atlas.yaml").write_text(mine, encoding="utf-8")
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=workspace.url,
+        database_url=database_url,
+        protocols_dir=custom,
+    )
+    bot = Bot(workspace, database_url, settings=settings).start()
+    try:
+        bot.command(f"start our-atlas <@{PRESENTER}> in 2d")
+        bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+        view = _open_dialog(bot, 1)
+        status, _ = bot.post(view_action(view, PRESENTER, "wondering"))
+        assert status == 200
+        updated = message_text(bot.standin.calls_to("views.update")[-1].params["view"])
+        assert "fits better" not in updated
+        assert "This session is set for *Our ATLAS*" in updated
+        status, body = bot.post(view_submission(view, PRESENTER, dialog_values()))
+        assert status == 200 and parsed_body(body) == {}
+        bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2 and len(_dm(bot, FACILITATOR)) == 1)
+        assert "fits better" not in message_text(_dm(bot, PRESENTER)[1])
+        note = _dm(bot, FACILITATOR)[0]
+        assert "fits better" not in message_text(note) and action_ids(note) == []
+    finally:
+        bot.stop()

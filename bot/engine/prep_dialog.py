@@ -59,6 +59,14 @@ def suggestions(library: dict[str, Protocol], kind: str, reason: str | None) -> 
     return [library[pid] for pid in ids if pid in library]
 
 
+def instead(library: dict[str, Protocol], protocol: Protocol, reason: str | None) -> list[Protocol]:
+    """What to suggest instead of `protocol` for `reason`: nothing for a protocol no reason
+    names (an operator's own), whose fit we cannot judge."""
+    if not any(protocol.id in ids for ids in SUGGESTIONS.values()):
+        return []
+    return suggestions(library, kind_of(protocol), reason)
+
+
 def fits(protocol: Protocol, reason: str | None) -> bool:
     return reason is None or protocol.id in SUGGESTIONS.get((kind_of(protocol), reason), ())
 
@@ -156,7 +164,7 @@ def _tell(
         "first": first,
         "reason": reason,
         "fits": fits(protocol, reason),
-        "suggested": suggestions(engine.library, kind_of(protocol), reason),
+        "suggested": instead(engine.library, protocol, reason),
     }
     prep.dm(engine, s, session, session.presenter_id, "prep/submitted.j2", "submitted", **context)
     if session.facilitator_id not in (session.presenter_id, by):
