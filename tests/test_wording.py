@@ -95,3 +95,29 @@ def test_the_atlas_header_keeps_describe_first_and_the_listening_presenter(bot: 
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     norms = _norms(bot)
     assert "Describe before you interpret. When a step says the presenter listens" in norms
+
+
+def test_a_step_with_many_long_parked_interpretations_keeps_its_buttons(bot: Bot) -> None:
+    # Slack takes 50 blocks: 60 long parked interpretations ran the step message past them,
+    # and the cut took the closing time and the facilitator's Next step, Extend and Pause.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = bot.step_posts()[1]["ts"]
+    long = "she may be reading the fractions as two whole numbers; " * 47
+    for n in range(60):
+        bot.reply(TEACHERS[n % 3], f"I: {n} {long}", describe, ts=f"1700000000.{n:06d}")
+    bot.wait_until(lambda: len(bot.recorded()) == 60, timeout=60)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+
+    blocks = bot.step_posts()[2]["blocks"]
+    assert len(blocks) <= 50
+    assert [e["action_id"] for e in blocks[-1]["elements"]] == [
+        "step_next",
+        "step_extend",
+        "step_pause",
+    ]
+    assert "Closes" in json.dumps(blocks[-2])
+    assert "...and 20 more. Every one is in the notes at the end." in json.dumps(blocks)
