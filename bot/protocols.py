@@ -98,11 +98,27 @@ class ProtocolError(Exception):
         self.problem = problem
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as safe_load reads it, except that a key given twice in a mapping is an error:
+    safe_load keeps the last one, so a second `prompt:` silently replaced the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"found the key {key!r} twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_protocol(path: Path) -> Protocol:
     """Read one protocol file; raise ProtocolError naming the file, the field and the problem."""
     file = str(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ProtocolError(file, "(file)", _yaml_problem(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:

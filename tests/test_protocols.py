@@ -269,6 +269,12 @@ BROKEN: list[tuple[str, Any, str, str]] = [
     ("escape-template", with_step(template="../pyproject.toml"), "steps[1].template", "inside"),
     ("bad-statement", with_step(statement="yes"), "steps[1].statement", "true or false"),
     (
+        "key-twice",
+        yaml.safe_dump(GOOD).replace("  prompt:", "  prompt: What do you see?\n  prompt:", 1),
+        "(file)",
+        "invalid YAML: found the key 'prompt' twice (line",
+    ),
+    (
         "two-statements",
         good(steps=[{**step, "statement": True} for step in GOOD["steps"]]),
         "steps[2].statement",

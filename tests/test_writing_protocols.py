@@ -68,3 +68,21 @@ def test_check_names_a_file_whose_id_a_built_in_protocol_has(tmp_path: Path) -> 
     first = BUILTIN_DIR / "atlas.yaml"
     expected = f"error: {mine}: id: duplicate protocol id 'atlas' (already loaded from {first})"
     assert err.splitlines() == [expected]
+
+
+def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> None:
+    # safe_load kept the second `prompt:` of a step and dropped the first without a word.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    twice = _example().replace(
+        "    prompt: What do you see?\n",
+        "    prompt: What do you see?\n    prompt: What is there?\n",
+        1,
+    )
+    mine.write_text(twice, encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    line = twice.splitlines().index("    prompt: What is there?") + 1
+    problem = f"invalid YAML: found the key 'prompt' twice (line {line}, column 5)"
+    assert err.splitlines() == [f"error: {mine}: (file): {problem}"]
