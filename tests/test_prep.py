@@ -919,3 +919,30 @@ def test_e2e_an_operators_own_protocol_is_not_second_guessed(
         assert "fits better" not in message_text(note) and action_ids(note) == []
     finally:
         bot.stop()
+
+
+def test_e2e_only_protocols_that_describe_first_ask_the_statement_to_withhold_context(
+    bot: Bot,
+) -> None:
+    # ATLAS keeps background and hopes out so the team sees what is in the work; the Tuning
+    # Protocol's presenter opens with the context and the goals, and the DESE tool's first step
+    # is the team's expectations: there "nothing about what you hoped to see" was wrong.
+    withheld = "nothing about what you hoped to see"
+    bot.command(f"start tuning <@{PRESENTER}> in 2d")
+    bot.command(f"start atlas <@{PRESENTER}> in 3d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+    tuning, atlas = _open_dialog(bot, 1), _open_dialog(bot, 2)
+    assert withheld not in message_text(tuning)
+    assert "the way you gave it to students. It opens step 1." in message_text(tuning)
+    assert withheld in message_text(atlas)
+    bot.action("prep_guidance", "1", user=PRESENTER)
+    guidance = message_text(bot.standin.calls_to("views.open")[-1].params["view"])
+    assert "Very brief: only what the student was asked to do.\n" in guidance
+    bot.action("prep_guidance", "2", user=PRESENTER)
+    guidance = message_text(bot.standin.calls_to("views.open")[-1].params["view"])
+    assert "nothing about what you hoped or expected to see" in guidance
+
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step1 = message_text(bot.step_posts()[0])
+    assert "a very brief statement of what the student was asked to do, and share" in step1
