@@ -113,7 +113,8 @@ people type after `/protocol start`. No two protocols may share one, and a built
 | `summary` | yes | a few sentences shown at the top of the session, up to 1000 characters |
 | `presenter_prep` | no | the reminder the presenter gets before a scheduled start: \
 `standard` (work they wonder about, want to revise, or that shows a dilemma) or `equity` \
-(work they wonder or are concerned about, for an equity conversation). Leave it out for none |
+(work they wonder or are concerned about, for an equity conversation), or `none` (the same \
+as leaving it out): no reminder |
 | `steps` | yes | the steps, in order, at least one |
 | `steps[n].id` | yes | like the protocol's `id`; different for each step |
 | `steps[n].title` | yes | up to 150 characters |

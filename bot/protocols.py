@@ -131,8 +131,10 @@ def load_protocol(path: Path) -> Protocol:
     source = _text(file, "source", raw["source"])
     summary = _text(file, "summary", raw["summary"])
     prep = raw.get("presenter_prep")
+    if prep == "none":  # PRODUCT 2 writes the choices as `standard` | `equity` | none
+        prep = None
     if prep is not None:
-        prep = _choice(file, "presenter_prep", prep, PREP_KINDS)
+        prep = _choice(file, "presenter_prep", prep, (*PREP_KINDS, "none"))
     steps = raw["steps"]
     if not isinstance(steps, list):
         _fail(file, "steps", f"must be a list of steps (got {_kind(steps)})")
@@ -255,7 +257,7 @@ def _ident(file: str, field: str, value: Any) -> str:
 
 def _choice(file: str, field: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        _fail(file, field, f"must be one of {', '.join(choices)} (got {value!r})")
+        _fail(file, field, f"must be one of {', '.join(choices)} (got {_kind(value)})")
     return str(value)
 
 

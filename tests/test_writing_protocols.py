@@ -86,3 +86,34 @@ def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> N
     line = twice.splitlines().index("    prompt: What is there?") + 1
     problem = f"invalid YAML: found the key 'prompt' twice (line {line}, column 5)"
     assert err.splitlines() == [f"error: {mine}: (file): {problem}"]
+
+
+def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
+    tmp_path: Path,
+) -> None:
+    # PRODUCT 2 gives the choices as `standard` | `equity` | none: `none` was refused, and a
+    # list or a YAML `yes` came back as Python wrote it (['a', 'b'], True).
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "peer-feedback.yaml").write_text(
+        _example().replace("presenter_prep: standard", "presenter_prep: none"), encoding="utf-8"
+    )
+    assert _check(folder, tmp_path) == (0, "1 protocol ok\n", "")
+    wrong = folder / "peer-feedback.yaml"
+    wrong.write_text(
+        _example()
+        .replace("presenter_prep: standard", "presenter_prep: yes")
+        .replace("collects: implication", "collects: [implication, question]"),
+        encoding="utf-8",
+    )
+    status, _out, err = _check(folder, tmp_path)
+    assert status == 1
+    assert (
+        err == f"error: {wrong}: presenter_prep: must be one of standard, equity, none (got true)\n"
+    )
+    wrong.write_text(
+        _example().replace("collects: implication", "collects: [implication, question]"),
+        encoding="utf-8",
+    )
+    status, _out, err = _check(folder, tmp_path)
+    assert err.endswith("debrief, note (got a list)\n")
