@@ -141,12 +141,15 @@ def load_protocol(path: Path) -> Protocol:
     if not steps:
         _fail(file, "steps", "must list at least one step (got none)")
     loaded = tuple(_load_step(file, f"steps[{n}]", item) for n, item in enumerate(steps, 1))
-    seen: dict[str, int] = {}
-    for n, step in enumerate(loaded, 1):
-        if step.id in seen:
-            problem = f"duplicate step id {step.id!r} (also steps[{seen[step.id]}])"
-            _fail(file, f"steps[{n}].id", problem)
-        seen[step.id] = n
+    for key in ("id", "title"):
+        # Steps are told apart by their titles in every message ("parked for step 3, *...*").
+        seen: dict[str, int] = {}
+        for n, step in enumerate(loaded, 1):
+            value = getattr(step, key)
+            if value in seen:
+                problem = f"duplicate step {key} {value!r} (also steps[{seen[value]}])"
+                _fail(file, f"steps[{n}].{key}", problem)
+            seen[value] = n
     marked = [n for n, step in enumerate(loaded, 1) if step.statement]
     if len(marked) > 1:
         problem = f"only one step can open with the statement (steps[{marked[0]}] does)"

@@ -243,6 +243,12 @@ BROKEN: list[tuple[str, Any, str, str]] = [
     ("step-unknown-key", with_step(colour="red"), "steps[1].colour", "unknown field"),
     ("step-bad-id", with_step(id="Describe"), "steps[1].id", "must match"),
     ("dup-step-id", with_step(id="debrief"), "steps[2].id", "duplicate step id 'debrief'"),
+    (
+        "dup-step-title",
+        with_step(title=GOOD["steps"][1]["title"]),
+        "steps[2].title",
+        f"duplicate step title {GOOD['steps'][1]['title']!r} (also steps[1])",
+    ),
     ("zero-minutes", with_step(minutes=0), "steps[1].minutes", "must be from 1 to 600 (got 0)"),
     ("many-minutes", with_step(minutes=601), "steps[1].minutes", "from 1 to 600"),
     ("text-minutes", with_step(minutes="10"), "steps[1].minutes", "(got '10')"),

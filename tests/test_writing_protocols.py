@@ -117,3 +117,15 @@ def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
     )
     status, _out, err = _check(folder, tmp_path)
     assert err.endswith("debrief, note (got a list)\n")
+
+
+def test_two_steps_with_one_title_are_named(tmp_path: Path) -> None:
+    # Each message tells steps apart by title ("parked for step 3, *Describing the Draft*").
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    mine.write_text(_example().replace("title: Next Steps", "title: The Assignment"), "utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    problem = "duplicate step title 'The Assignment' (also steps[1])"
+    assert err == f"error: {mine}: steps[3].title: {problem}\n"
