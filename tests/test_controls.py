@@ -153,6 +153,20 @@ def test_a_step_extended_or_paused_after_its_warning_is_not_warned_again(bot: Bo
     assert sorted(nudged) == sorted([FACILITATOR, *TEACHERS])  # each once
 
 
+def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks(
+    bot: Bot,
+) -> None:
+    # "0 of 1 has replied so far" under the Tuning Protocol's Presentation pointed at the
+    # presenter in front of the team.
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    presentation = bot.step_posts()[0]["ts"]
+    warn_step(bot.runtime.engine, _session(bot).id, 1)
+    bot.wait_until(lambda: any("This step closes" in t for t in _thread(bot, presentation)))
+    warning = next(t for t in _thread(bot, presentation) if "This step closes" in t)
+    assert " of 1 " not in warning and "so far" not in warning
+
+
 def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
