@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -228,6 +228,23 @@ def _upload(client: WebClient, payload: dict[str, Any]) -> Any:
 
 # team, ref, status, result_ts
 _Parent = Row[str, str | None, str, str | None]
+
+
+def _thread(
+    client: WebClient, channel: str, ts: str, *, metadata: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every message of a thread, oldest first, page by page: what the bot posted after the
+    ambiguous attempt it looks for comes after all the replies already there (a step's thread
+    may hold hundreds)."""
+    cursor = None
+    while True:
+        page = client.conversations_replies(
+            channel=channel, ts=ts, include_all_metadata=metadata, limit=200, cursor=cursor
+        )
+        yield from page.get("messages") or []
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return
 
 
 def _parents(s: Session, refs: set[str]) -> dict[tuple[str, str], _Parent]:
@@ -862,25 +879,22 @@ class OutboxSender:
     def _find_posted(self, client: WebClient, payload: dict[str, Any], row_id: int) -> str | None:
         """Did an earlier attempt reach Slack? Look for our metadata among recent messages."""
         try:
+            found: Iterable[dict[str, Any]]
             if payload.get("thread_ts"):
-                found = client.conversations_replies(
-                    channel=payload["channel"],
-                    ts=payload["thread_ts"],
-                    include_all_metadata=True,
-                    limit=200,
-                )
+                found = _thread(client, payload["channel"], payload["thread_ts"], metadata=True)
             else:
-                found = client.conversations_history(
+                history = client.conversations_history(
                     channel=payload["channel"], include_all_metadata=True, limit=100
                 )
+                found = history.get("messages") or []
+            for message in found:
+                meta = message.get("metadata") or {}
+                if (meta.get("event_payload") or {}).get("outbox_id") == row_id:
+                    return str(message.get("ts"))
         except SlackApiError as exc:
             if exc.response.status_code == 429 or exc.response.status_code >= 500:
                 raise  # can't tell yet: try the whole row again later, still unsure
             return None  # can't tell at all (e.g. no history scope): post
-        for message in found.get("messages") or []:
-            meta = message.get("metadata") or {}
-            if (meta.get("event_payload") or {}).get("outbox_id") == row_id:
-                return str(message.get("ts"))
         return None
 
     def _find_upload(self, client: WebClient, payload: dict[str, Any]) -> bool:
@@ -888,16 +902,13 @@ class OutboxSender:
         if not payload.get("thread_ts"):
             return False
         try:
-            found = client.conversations_replies(
-                channel=payload["channel"], ts=payload["thread_ts"], limit=200
+            return any(
+                f.get("name") == payload.get("filename")
+                for message in _thread(client, payload["channel"], payload["thread_ts"])
+                for f in message.get("files") or []
             )
         except SlackApiError:
             return False
-        return any(
-            f.get("name") == payload.get("filename")
-            for message in found.get("messages") or []
-            for f in message.get("files") or []
-        )
 
     def _on_api_error(
         self,

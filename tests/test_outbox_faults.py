@@ -23,7 +23,7 @@ from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage
-from tests.harness import CHANNEL, FACILITATOR, PRESENTER, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, Bot, wait_until
 
 OTHER = "C_OTHER"
 RATE, BURST = 1.0, 3.0  # the sender's defaults: about one post a second per channel
@@ -163,6 +163,45 @@ def test_a_post_that_went_through_is_not_posted_again_by_the_next_sender(
     row = _rows(db)[0]
     assert (row.status, row.result_ts) == ("sent", messages[0]["ts"])
     assert len([c for c in _posts(workspace, CHANNEL) if c.response.get("ok")]) == 1
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "files.upload_v2"])
+def test_a_post_whose_answer_was_lost_in_a_busy_thread_is_not_posted_again(
+    db: Database, workspace: SlackStandin, method: str
+) -> None:
+    # A step's thread with 250 replies: the bot's post lands after them all, past the first
+    # page that conversations.replies gives.
+    root = workspace.add_message(CHANNEL, "U_BOT", "Step 2 of 6 - Describing the Student Work")
+    for k in range(250):
+        workspace.add_message(CHANNEL, "U_T1", f"observation {k}", thread_ts=root["ts"])
+    payload: dict[str, Any] = {"channel": CHANNEL, "thread_ts": root["ts"]}
+    if method == "chat.postMessage":
+        payload["text"] = "4 of 6 have described so far"
+        fails = method
+    else:
+        payload.update(content="# Notes", filename="notes-atlas-1.md", title="Notes")
+        fails = "files.completeUploadExternal"
+    with db.session() as s:
+        enqueue(
+            s,
+            now=datetime.now(UTC),
+            team_id="T_TEAM",
+            channel=CHANNEL,
+            method=method,
+            payload=payload,
+        )
+    row_id = _rows(db)[0].id
+    workspace.fail_next(fails, delay=1.0, apply_on_timeout=True)  # posted, answer lost
+    _sender(db, workspace)._send_one(row_id)
+
+    def landed() -> int:
+        posts = [m for m in workspace.messages(CHANNEL) if m["text"].startswith("4 of 6")]
+        return len(posts) + len(workspace.files)
+
+    wait_until(landed)
+    _sender(db, workspace)._send_one(row_id)
+    assert landed() == 1, "posted once"
+    assert _rows(db)[0].status == "sent"
 
 
 def test_not_in_channel_joins_and_posts(db: Database, workspace: SlackStandin) -> None:
