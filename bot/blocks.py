@@ -16,6 +16,8 @@ renders ~170 step messages a second at 10,000 sessions.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,18 +38,49 @@ class Message:
 
 
 def _split(text: str, limit: int) -> list[str]:
+    """A long section as parts within `limit`. A part ends at a line break outside a code block
+    (a reply may hold one): Slack reads each block on its own, and a block cut inside one shows
+    its ``` as text, and the next shows all that follows, mentions and bullets, as code. A code
+    block too long for one part is closed where it is cut and opened again in the next."""
     parts: list[str] = []
     while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit)
-        if cut <= 0:
-            cut = limit
-        parts.append(text[:cut].rstrip())
-        text = text[cut:].lstrip("\n")
+        fences = _fences(text)
+        cut = _cut(text, limit, fences)
+        part, text = text[:cut].rstrip(), text[cut:].lstrip("\n")
+        if bisect_left(fences, cut) % 2:
+            part, text = f"{part}\n{_FENCE}", f"{_FENCE}\n{text}"
+        if part.strip():
+            parts.append(part)
     if text.strip():
         parts.append(text)
     return parts
+
+
+_FENCE = "```"
+
+
+def _fences(text: str) -> list[int]:
+    """Where code blocks open and close. With an odd count the last ``` has no partner: Slack
+    shows it as typed, and it opens nothing."""
+    found = [m.start() for m in re.finditer(_FENCE, text)]
+    return found[: len(found) // 2 * 2]
+
+
+def _cut(text: str, limit: int, fences: list[int]) -> int:
+    """Where the part of `text` within `limit` ends (see _split)."""
+    cut = text.rfind("\n", 0, limit)
+    while cut > 0 and bisect_left(fences, cut) % 2:
+        cut = text.rfind("\n", 0, cut)
+    if cut > 0:
+        return cut
+    # Inside a code block: room to close it, and a cut far enough on for the part to hold more
+    # than the fence that opened it again.
+    room = limit - len(_FENCE) - 1
+    for mark in ("\n", " "):
+        cut = text.rfind(mark, 0, room)
+        if cut > room // 2:
+            return cut
+    return room
 
 
 def _clip(text: str, limit: int) -> str:
