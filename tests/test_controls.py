@@ -14,6 +14,7 @@ from bot.engine.warnings import warn_step
 from bot.store.models import Contribution, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 from tests.test_engine import actor, outbox, start
+from tests.test_home import _press_notes
 
 
 def _session(bot: Bot) -> ProtocolSession:
@@ -301,6 +302,20 @@ def test_forget_leaves_no_copy_of_the_replies_anywhere(bot: Bot) -> None:
     bot.settle()
     assert _holding(bot, SECRET) == []
     assert len(bot.standin.calls_to("chat.postMessage")) == sent
+
+
+def test_forget_takes_back_the_copies_of_the_notes_sent_from_app_home(bot: Bot) -> None:
+    ts = bot.open_step()
+    bot.reply(TEACHERS[0], SECRET, ts)
+    bot.command("end")
+    bot.settle()
+    # A teacher asks for the notes from their Home tab: a copy of them goes by DM.
+    _press_notes(bot, TEACHERS[1], _session(bot).id)
+    bot.wait_until(lambda: bool(bot.standin.messages(f"D{TEACHERS[1][1:]}")))
+    bot.settle()
+    assert "Deleted 1 stored reply" in bot.command("forget")["text"]
+    bot.settle()
+    assert _holding(bot, SECRET) == []
 
 
 def test_forget_right_after_end_drops_the_notes_not_yet_posted(engine: Engine) -> None:

@@ -86,5 +86,6 @@ def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
             return
         protocol = engine.shown_protocol(s, session.id, session.protocol_id)
         notes = notes_mod.build_notes(s, session, protocol)
+        # The ref names the session's notes, so that `forget` finds this copy too.
         for message in notes_mod.notes_messages(notes):
-            engine.post(s, session, message, channel=actor.user_id)
+            engine.post(s, session, message, channel=actor.user_id, ref=f"notes:{session.id}")
