@@ -203,5 +203,11 @@ def render_message(template: str, **context: Any) -> Message:
     return parse_message(render_text(template, **context))
 
 
+def fits_one_message(template: str, **context: Any) -> bool:
+    """Whether a template's blocks all fit one message (render_message keeps the first
+    MAX_BLOCKS)."""
+    return len(_build(render_text(template, **context)).blocks) <= MAX_BLOCKS
+
+
 def render_messages(template: str, **context: Any) -> list[Message]:
     return parse_messages(render_text(template, **context))

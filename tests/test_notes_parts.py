@@ -3,6 +3,7 @@ message Slack shows as written (over signed HTTP, against the stand-in Slack).""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.harness import PRESENTER, TEACHERS, Bot
@@ -38,3 +39,23 @@ def test_replies_with_code_blocks_stay_whole_across_the_notes_parts(bot: Bot) ->
         shown = [n for n in range(40) for _ in range(body.count(f"Reply {n:02d} has this"))]
         assert shown == list(range(40)), "each reply once, in order"
         assert body.count(code) == 40
+
+
+def test_notes_too_long_for_one_answer_reach_the_asker_whole(bot: Bot) -> None:
+    step = bot.open_step()
+    words = "the student wrote the equation again beside the table " * 7
+    for n in range(400):
+        bot.reply(TEACHERS[n % 3], f"Reply {n:03d}: {words}", step, ts=f"{1700000000 + n}.000100")
+    bot.settle(30)
+    asker = TEACHERS[2]
+    answer = bot.command("notes", user=asker)
+    # One answer holds at most 50 blocks: such notes come whole by DM, in parts (about one a
+    # second, Slack's pace).
+    assert "direct message" in answer["text"]
+    count = int(re.search(r"in (\d+) parts", answer["text"]).group(1))  # type: ignore[union-attr]
+    dm = f"D{asker[1:]}"
+    bot.wait_until(lambda: len(bot.standin.messages(dm)) >= count, timeout=60)
+    parts = bot.standin.messages(dm)
+    body = "\n".join(_sections([answer, *parts]))
+    shown = [n for n in range(400) for _ in range(body.count(f"Reply {n:03d}: "))]
+    assert shown == list(range(400)), "each reply once, in order"

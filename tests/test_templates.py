@@ -473,6 +473,9 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     gone = Engine(engine.db, {k: v for k, v in LIBRARY.items() if k != "atlas"}, engine.clock)
     said.append(reply_message(gone.status(here())))
     said.append(reply_message(gone.notes(here())))
+    # Notes too long for one answer go by DM; the answer says so.
+    notes = gone.notes(here()).context["notes"]
+    said.append(render_message("replies/notes_sent.j2", notes=notes, parts=3))
     said.append(reply_message(refusal(lambda: gone.next_step(here()))))
     for held in (True, False):
         session = started.context["session"]

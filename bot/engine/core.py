@@ -21,7 +21,7 @@ from sqlalchemy import ScalarResult, and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import slack
-from bot.blocks import Message, render_message
+from bot.blocks import Message, fits_one_message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
 from bot.engine.errors import Refusal, Reply
@@ -848,7 +848,15 @@ class Engine:
             protocol = self.shown_protocol(s, session.id, session.protocol_id)
             notes = notes_mod.build_notes(s, session, protocol)
             gone = session.protocol_id not in self.library
-            return Reply("notes_reply.j2", {"notes": notes, "for_presenter": False, "gone": gone})
+            context = {"notes": notes, "for_presenter": False, "gone": gone}
+            if fits_one_message("notes_reply.j2", **context):
+                return Reply("notes_reply.j2", context)
+            # Too long for one answer: the asker gets them whole by DM, in parts, as from App
+            # Home (the ref lets `forget` find the copy).
+            messages = notes_mod.notes_messages(notes)
+            for message in messages:
+                self.post(s, session, message, channel=actor.user_id, ref=f"notes:{session.id}")
+            return Reply("replies/notes_sent.j2", {"notes": notes, "parts": len(messages)})
 
     # -- housekeeping --------------------------------------------------------------------------
     def due_work(self) -> DueWork:
