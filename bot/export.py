@@ -44,12 +44,12 @@ def export(settings: Settings, which: str, fmt: str) -> str:
                 raise LookupError("no session has started yet in this database")
             if session is None:
                 raise LookupError(f"no session {which!r} in this database")
-            if session.protocol_id not in library:
-                raise LookupError(
-                    f"session {session.id} uses unknown protocol "
-                    f"{session.protocol_id!r}; set PROTOCOLS_DIR"
-                )
-            notes = notes_mod.build_notes(s, session, library[session.protocol_id])
+            # A protocol no longer installed (its file retired, or PROTOCOLS_DIR unset here):
+            # its steps by the ids recorded, as `/protocol notes` shows them.
+            protocol = library.get(session.protocol_id) or notes_mod.stand_in(
+                s, session.id, session.protocol_id
+            )
+            notes = notes_mod.build_notes(s, session, protocol)
             return FORMATS[fmt](notes)
     finally:
         db.dispose()

@@ -3,6 +3,7 @@ since a restart) can still be read, held and ended, and the channel freed for th
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from bot.engine import controls, home
 from bot.engine.core import Engine
 from bot.engine.errors import Refusal
+from bot.export import export
 from bot.protocols import BUILTIN_DIR, Protocol
 from bot.settings import Settings
 from bot.slack_standin import SlackStandin
@@ -133,3 +135,38 @@ def test_the_notes_of_a_session_whose_protocol_is_gone_still_reach_the_home_tab(
     sent = outbox(gone)[before:]
     assert sent and all(r.channel_id == TEACHERS[0] for r in sent)
     assert "Notes" in str(sent[0].payload)
+
+
+def test_a_session_whose_protocol_is_gone_can_still_be_exported(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    custom = tmp_path / "protocols"
+    custom.mkdir()
+    source = (BUILTIN_DIR / "dese-everyday.yaml").read_text()
+    (custom / f"{OURS}.yaml").write_text(source.replace("id: dese-everyday", f"id: {OURS}", 1))
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=workspace.url,
+        database_url=database_url,
+        protocols_dir=custom,
+    )
+    bot = Bot(workspace, database_url, settings=settings).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.runtime.sender.drain(5)
+        bot.reply(TEACHERS[0], "Most students listed the criteria.", bot.step_posts()[0]["ts"])
+        bot.settle()
+        bot.command("end")
+        bot.settle()
+    finally:
+        bot.stop()
+    # The operator retires the protocol: what the team wrote under it is still theirs to export.
+    (custom / f"{OURS}.yaml").unlink()
+    for fmt in ("md", "csv", "json"):
+        exported = export(settings, "latest", fmt)
+        assert "Most students listed the criteria." in exported, fmt
+    data = json.loads(export(settings, "latest", "json"))
+    assert data["session"]["protocol"] == OURS
+    assert [c["step"] for c in data["contributions"]] == ["expectations"]
