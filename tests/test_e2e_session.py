@@ -274,3 +274,14 @@ def test_export_latest_is_the_session_that_ran_last_not_one_scheduled_after_it(b
     assert [c["text"] for c in exported["contributions"]] == [
         "Three crossed-out attempts at the top."
     ]
+
+
+def test_the_export_of_a_cancelled_session_says_it_was_cancelled(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 2d")
+    session = _session(bot)
+    assert "Cancelled session" in bot.command(f"cancel {session.id}")["text"]
+    exported = export(bot.settings, str(session.id), "md")
+    lines = exported.splitlines()
+    assert "- Started: not started" in lines
+    assert any(line.startswith("- Cancelled: ") for line in lines), exported
+    assert not any(line.startswith("- Ended: ") for line in lines), exported
