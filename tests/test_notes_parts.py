@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import select
+
+from bot.store.models import Contribution
 from tests.harness import PRESENTER, TEACHERS, Bot
 
 
@@ -59,3 +62,31 @@ def test_notes_too_long_for_one_answer_reach_the_asker_whole(bot: Bot) -> None:
     body = "\n".join(_sections([answer, *parts]))
     shown = [n for n in range(400) for _ in range(body.count(f"Reply {n:03d}: "))]
     assert shown == list(range(400)), "each reply once, in order"
+
+
+def test_notes_and_forget_take_the_session_that_ran_last_not_the_newest_number(bot: Bot) -> None:
+    # Session #1 is booked ahead; #2 runs and ends before #1 starts.
+    booked = bot.command(f"start atlas <@{PRESENTER}|maria> in 4s step 1h")
+    assert "session #1" in booked["text"], booked
+    quick = bot.command(f"start dese-everyday <@{PRESENTER}|maria> step 1h")
+    assert "starting" in quick["text"].lower(), quick
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.runtime.sender.drain(5)
+    bot.reply(TEACHERS[0], "Most students restated the goal.", bot.step_posts()[0]["ts"])
+    bot.settle()
+    bot.command("end")
+    # Then #1 starts on time, and is the channel's current session.
+    bot.wait_until(lambda: any(p["text"].startswith("Step 1 of 6") for p in bot.step_posts()))
+    bot.runtime.sender.drain(5)
+    atlas = next(p for p in bot.step_posts() if p["text"].startswith("Step 1 of 6"))
+    bot.reply(TEACHERS[1], "The presenter brought two drafts.", atlas["ts"])
+    bot.settle()
+    assert "The presenter brought two drafts." in str(bot.command("notes")["blocks"])
+    bot.command("end")
+    bot.settle()
+    # The session that ran last is the one `notes` shows and `forget` deletes.
+    assert "ATLAS" in bot.command("notes")["text"]
+    assert "from session #1" in bot.command("forget")["text"]
+    with bot.db.session() as s:
+        kept = [t for t in s.scalars(select(Contribution.text)) if t]
+    assert kept == ["Most students restated the goal."]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import ScalarResult, and_, bindparam, or_, select, text, update
+from sqlalchemy import ScalarResult, and_, bindparam, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -317,7 +317,8 @@ class Engine:
         return channel_sessions(s, actor, ACTIVE, lock=True).first()
 
     def latest_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
-        return channel_sessions(s, actor, (*ACTIVE, "ended")).first()
+        """The channel's current session, or else the one that ran last (_LATEST_SESSION)."""
+        return s.scalars(_LATEST_SESSION, channel_values(actor)).first()
 
     def _lock(self, s: Session, session_id: int) -> ProtocolSession | None:
         return s.scalars(
@@ -944,6 +945,22 @@ _CHANNEL_SESSIONS = (
     .order_by(ProtocolSession.id.desc())
 )
 _CHANNEL_SESSIONS_LOCKED = _CHANNEL_SESSIONS.with_for_update()
+# Not the newest id: a session booked ahead may run after one started since.
+_LATEST_SESSION = (
+    select(ProtocolSession)
+    .where(
+        ProtocolSession.team_id == bindparam("team_id"),
+        ProtocolSession.enterprise_id == bindparam("enterprise_id"),
+        ProtocolSession.channel_id == bindparam("channel_id"),
+        ProtocolSession.status.in_((*ACTIVE, "ended")),
+    )
+    .order_by(
+        case((ProtocolSession.status.in_(ACTIVE), 0), else_=1),
+        ProtocolSession.started_at.desc().nulls_last(),
+        ProtocolSession.id.desc(),
+    )
+    .limit(1)
+)
 
 
 class SessionView(NamedTuple):
