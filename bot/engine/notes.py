@@ -53,7 +53,12 @@ class Notes:
     sections: list[tuple[str, list[Item]]]
     presenter_notes: list[Item]
     participation: dict[str, Any] = field(default_factory=dict)
+    # Replies recorded, then deleted (in Slack, or all at once by `/protocol forget`).
+    deleted: int = 0
 
+
+# A contribution's audience once deleted (see bot.engine.replies.DELETED).
+DELETED = "deleted"
 
 # Session.info key: replies read ahead for a round of steps opening (`read_ahead`), by session.
 _READ_AHEAD = "notes_read_ahead"
@@ -196,6 +201,7 @@ def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Not
         steps=steps,
         sections=sections,
         presenter_notes=[i for i in items if i.audience == "presenter"],
+        deleted=sum(1 for i in items if i.audience == DELETED),
         # From what was just read (this transaction's own changes included, by autoflush).
         participation=_participation(
             group,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot import slack
 from bot.blocks import render_message
+from bot.engine import notes as notes_mod
 from bot.engine.core import Engine
 from bot.engine.errors import NotYet, Refusal, Reply
 from bot.engine.judgment import (
@@ -51,7 +52,7 @@ ONCE_A_STEP = {
 # The audience of a reply deleted in Slack (see Contribution.audience). Slack may deliver a
 # deletion, or an edit, before the message itself (retries after downtime): the row stays, empty,
 # and the late message's insert meets it and records nothing.
-DELETED = "deleted"
+DELETED = notes_mod.DELETED
 
 # The step a thread belongs to, with what handling a reply needs of its session.
 _OPEN_STEP_COLUMNS = (
