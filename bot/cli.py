@@ -308,10 +308,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings()
     _schema_ready(settings)
     try:
-        print(export(settings, args.session, args.format), end="")
+        exported = export(settings, args.session, args.format)
     except LookupError as error:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 1
+    # A file's bytes, UTF-8 whatever the terminal's encoding (Windows' redirected stdout is
+    # cp1252): a reply in Arabic or with an emoji is written, not a traceback.
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a stdout that takes text only
+        print(exported, end="")
+        return 0
+    sys.stdout.flush()
+    out.write(exported.encode("utf-8"))
+    out.flush()
     return 0
 
 

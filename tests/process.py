@@ -60,13 +60,13 @@ def bot_environment(**settings: str) -> dict[str, str]:
 
 
 # `python -m bot.cli` would only import the module: it has no `__main__` guard.
-_CLI = "import sys; from bot.cli import main; sys.exit(main())"
+CLI = "import sys; from bot.cli import main; sys.exit(main())"
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`protocolbot ARGS` in a child process, e.g. ["db", "upgrade"]."""
     return subprocess.run(
-        [sys.executable, "-c", _CLI, *args],
+        [sys.executable, "-c", CLI, *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url
 
+from bot.export import export
 from bot.slack_standin import SlackStandin
 from tests.conftest import PG_ADMIN_URL
-from tests.process import BotProcess, bot_environment, free_port, run_cli
+from tests.harness import TEACHERS, Bot
+from tests.process import CLI, BotProcess, bot_environment, free_port, run_cli
 
 PASSWORD = "pw-Secret-4711"
 REFUSED = f"postgresql://bot:{PASSWORD}@127.0.0.1:1/protocolbot"
@@ -189,3 +192,31 @@ def test_socket_mode_with_an_oauth_install_is_refused_for_nobody_could_install(
     env = {**bot_environment(DATABASE_URL=url, SLACK_APP_TOKEN="xapp-1-A1-1-secret"), **oauth}
     line = _one_line(run_cli(["serve"], env, tmp_path), password="client-secret")
     assert line.startswith("protocolbot: SLACK_APP_TOKEN (Socket Mode) cannot install"), line
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "json"])
+def test_export_is_utf_8_whatever_the_terminal_speaks(bot: Bot, tmp_path: Path, fmt: str) -> None:
+    # Windows' redirected stdout is cp1252; an old server's locale may be Latin-1.
+    step = bot.open_step()
+    said = "الطالب كتب 🎉 三次"
+    bot.reply(TEACHERS[0], said, step)
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+        PYTHONIOENCODING="latin-1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, "export", "latest", "--format", fmt],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.decode("utf-8") == export(bot.settings, "latest", fmt)
+    assert said in done.stdout.decode("utf-8")
