@@ -1,9 +1,9 @@
 """Data retention: what teachers wrote is kept no longer than the operator says.
 
 With DATA_RETENTION_DAYS set, the clock's daily housekeeping deletes the contributions (and the
-presenter's statement) of sessions that ended more than that many days ago, and the outbox rows
-(which carry the notes' text) sent that long ago. Whatever the setting, handled inbox events go
-after a day: they are kept only to recognise Slack's retries.
+presenter's statement and link to the work) of sessions that ended more than that many days ago,
+and the outbox rows (which carry the notes' text) sent that long ago. Whatever the setting,
+handled inbox events go after a day: they are kept only to recognise Slack's retries.
 
 `/protocol forget` does the same for one session at once (forget_copies, forget_events).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -46,6 +47,14 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
                 .where(ProtocolSession.id.in_(ended), ProtocolSession.statement.is_not(None))
                 .values(statement=None)
             )
+            preps = select(ProtocolSession.id, ProtocolSession.prep)
+            for sid, prep in s.execute(preps.where(ProtocolSession.id.in_(ended))).all():
+                if prep and PREP_WRITTEN & prep.keys():
+                    s.execute(
+                        update(ProtocolSession)
+                        .where(ProtocolSession.id == sid)
+                        .values(prep=without_written(prep))
+                    )
             sent = delete(OutboxMessage).where(
                 OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at < cutoff
             )
@@ -53,6 +62,15 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
     if any(counts.values()):
         log.info("retention: deleted %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
     return counts
+
+
+# What the presenter wrote in the prep dialog besides the statement: the link to the student work
+# (its address may name the student). The rest of `prep` is choices and bookkeeping.
+PREP_WRITTEN = frozenset({"link"})
+
+
+def without_written(prep: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in prep.items() if k not in PREP_WRITTEN}
 
 
 def session_rows(session_id: int) -> ColumnElement[bool]:

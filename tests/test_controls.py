@@ -307,6 +307,22 @@ def test_forget_leaves_no_copy_of_the_replies_anywhere(bot: Bot) -> None:
     assert len(bot.standin.calls_to("chat.postMessage")) == sent
 
 
+def test_forget_deletes_the_presenters_link_to_the_student_work(bot: Bot) -> None:
+    link = "https://docs.example/jayden-deportation-essay"
+    ts = bot.open_step()
+    with bot.db.session() as s:
+        # As the presenter's prep dialog keeps it, beside the statement.
+        prep = {"reason": "wondering", "link": link, "deidentified": True}
+        s.execute(update(ProtocolSession).values(statement="Explain the seasons.", prep=prep))
+    bot.reply(TEACHERS[0], "Two diagrams.", ts)
+    bot.command("end")
+    bot.settle()
+    assert "sessions" in _holding(bot, link)
+    assert "Deleted 1 stored reply" in bot.command("forget")["text"]
+    assert _holding(bot, link) == []
+    assert _session(bot).prep == {"reason": "wondering", "deidentified": True}
+
+
 def test_forget_takes_back_the_copies_of_the_notes_sent_from_app_home(bot: Bot) -> None:
     ts = bot.open_step()
     bot.reply(TEACHERS[0], SECRET, ts)

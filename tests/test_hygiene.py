@@ -190,7 +190,10 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
     try:
         with db.session() as s:
             for sid, ended in ((1, now - timedelta(days=40)), (2, now - timedelta(days=5))):
-                s.add(_session(sid, ended, statement=f"statement {sid}"))
+                session = _session(sid, ended, statement=f"statement {sid}")
+                # The presenter's link to the student work, from the prep dialog.
+                session.prep = {"reason": "wondering", "link": f"https://docs.example/work-{sid}"}
+                s.add(session)
             s.add(_session(3, None, status="running"))
             s.flush()
             for sid in (1, 2, 3):
@@ -207,11 +210,14 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
                 s.execute(select(ProtocolSession.id, ProtocolSession.statement)).all()
             )
             outbox = sorted(s.scalars(select(OutboxMessage.status)))
+            preps = dict(s.execute(select(ProtocolSession.id, ProtocolSession.prep)).all())
         with db.inbox_session() as s:
             inbox = list(s.scalars(select(InboxEvent.event_id)))
         assert counts == {"inbox": 1, "contributions": 1, "outbox": 1}
         assert left == [2, 3]
         assert statements[1] is None and statements[2] == "statement 2"
+        assert preps[1] == {"reason": "wondering"}
+        assert preps[2]["link"] == "https://docs.example/work-2"
         assert outbox == ["pending", "sent"]  # unsent rows are never dropped
         assert inbox == ["Ev2"]  # unhandled events are never dropped
         # Without the setting only handled inbox events go.

@@ -151,8 +151,11 @@ def forget(engine: Engine, actor: Actor) -> Reply:
             .where(Contribution.session_id == session.id)
             .values(text="", audience=DELETED, updated_at=engine.clock.now())
         )
-        # What retention would delete in time: the presenter's statement, the outbox's copies.
+        # What retention would delete in time: the presenter's statement and link, the outbox's
+        # copies.
         session.statement = None
+        if session.prep:
+            session.prep = retention.without_written(session.prep)
         retention.forget_copies(s, session.id)
         reply = Reply("replies/forgotten.j2", {"session": session, "count": count or 0})
     retention.forget_events(engine.db, actor.team_id, actor.channel_id)
