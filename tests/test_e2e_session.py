@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -285,3 +287,22 @@ def test_the_export_of_a_cancelled_session_says_it_was_cancelled(bot: Bot) -> No
     assert "- Started: not started" in lines
     assert any(line.startswith("- Cancelled: ") for line in lines), exported
     assert not any(line.startswith("- Ended: ") for line in lines), exported
+
+
+def test_the_csv_export_tells_the_presenters_own_notes_from_the_groups_replies(bot: Bot) -> None:
+    bot.open_step()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.runtime.sender.drain(5)
+    describing = bot.step_posts()[1]["ts"]
+    bot.reply(TEACHERS[0], "The graph has no labels.", describing)
+    # The presenter listens in step 2: what they write is their own note, not the group's.
+    bot.reply(PRESENTER, "Remember to say it was a first draft.", describing)
+    bot.settle()
+    bot.command("end")
+    rows = list(csv.DictReader(io.StringIO(export(bot.settings, "latest", "csv"))))
+    marked = {row["text"]: row["presenter_note"] for row in rows}
+    assert marked == {
+        "The graph has no labels.": "no",
+        "Remember to say it was a first draft.": "yes",
+    }

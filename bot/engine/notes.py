@@ -324,12 +324,13 @@ def export_json(notes: Notes) -> str:
 def export_csv(notes: Notes) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["step", "step_title", "user", "tag", "text", "ts"])
+    # presenter_note as in the JSON: the presenter's own notes while listening, not the group's.
+    writer.writerow(["step", "step_title", "user", "tag", "text", "ts", "presenter_note"])
     items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
     for i in sorted(items, key=lambda i: (i.step_index, i.ts)):
-        writer.writerow(
-            [i.step_index, notes.protocol.step(i.step_index).title, i.user, i.tag, i.text, i.ts]
-        )
+        title = notes.protocol.step(i.step_index).title
+        own = "yes" if i.audience == "presenter" else "no"
+        writer.writerow([i.step_index, title, i.user, i.tag, i.text, i.ts, own])
     return out.getvalue()
 
 
