@@ -306,3 +306,11 @@ def test_the_csv_export_tells_the_presenters_own_notes_from_the_groups_replies(b
         "The graph has no labels.": "no",
         "Remember to say it was a first draft.": "yes",
     }
+
+
+def test_the_export_of_a_running_session_says_it_has_not_ended(bot: Bot) -> None:
+    bot.open_step()
+    lines = export(bot.settings, "latest", "md").splitlines()
+    assert "- Ended: not yet (running)" in lines
+    bot.command("pause")
+    assert "- Ended: not yet (paused)" in export(bot.settings, "latest", "md").splitlines()
