@@ -4,6 +4,7 @@ message Slack shows as written (over signed HTTP, against the stand-in Slack).""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -90,3 +91,30 @@ def test_notes_and_forget_take_the_session_that_ran_last_not_the_newest_number(b
     with bot.db.session() as s:
         kept = [t for t in s.scalars(select(Contribution.text)) if t]
     assert kept == ["Most students restated the goal."]
+
+
+def test_a_reply_written_before_the_end_but_handled_after_it_is_added_to_the_notes(
+    bot: Bot,
+) -> None:
+    step = bot.open_step()
+    header_ts = str(bot.posts()[0]["ts"])
+    written = f"{time.time():.6f}"  # in the last moments of the session
+    bot.wait_until(lambda: time.time() > float(written) + 0.01)
+    bot.command("end")
+    bot.settle()
+    # Slack delivers it late (a retry), and then once more.
+    for _ in range(2):
+        bot.reply(TEACHERS[0], "Last thought: ask them &amp; listen", step, ts=written)
+        bot.settle()
+    # A reply written after the end is not the session's, and says nothing.
+    bot.reply(TEACHERS[1], "Thanks all.", step)
+    bot.settle()
+
+    def told(messages: list[dict[str, Any]]) -> list[str]:
+        return [s for s in _sections(messages) if "Last thought" in s]
+
+    assert told(_notes_parts(bot, header_ts)) == [
+        f"*Notes*\n• Last thought: ask them &amp; listen - <@{TEACHERS[0]}>"
+    ]
+    assert len(told(bot.standin.messages(f"D{PRESENTER[1:]}"))) == 1
+    assert "Thanks all." not in str(bot.posts())

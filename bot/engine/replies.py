@@ -308,6 +308,11 @@ class Replies:
                 reaction.dropped()
                 return  # a duplicate delivery of a reply already recorded
             contribution_id = recorded[0]
+            if found.status == "ended" and audience == "group":
+                # Written before the end, handled after it (Slack's retry, a busy moment): the
+                # notes went out without it.
+                item = {"text": kept, "user": user, "tag": tag}
+                self._late_for_the_notes(s, found.id, protocol, item)
             if norm is not None:
                 session = s.get(ProtocolSession, found.id)
                 assert session is not None  # just read, in this transaction
@@ -344,6 +349,18 @@ class Replies:
             "current": protocol.step(session.current_step),
         }
         self._ephemeral(s, session, user, thread_ts, "step_closed.j2", **context)
+
+    def _late_for_the_notes(
+        self, s: Session, session_id: int, protocol: Protocol, item: dict[str, str]
+    ) -> None:
+        """A reply the notes missed, added below them: in the header's thread and to the
+        presenter (refs as the notes', so that `forget` finds these too)."""
+        session = s.get(ProtocolSession, session_id)
+        assert session is not None  # just read, in this transaction
+        message = render_message("notes_late.j2", protocol=protocol, item=item)
+        self.engine.post(s, session, message, thread_ref=f"header:{session_id}")
+        presenter, ref = session.presenter_id, f"notes:{session_id}"
+        self.engine.post(s, session, message, channel=presenter, ref=ref)
 
     @staticmethod
     def _read(
