@@ -92,3 +92,29 @@ def test_replies_then_commands_are_the_first_listeners_bolt_tries(bot: Bot) -> N
     # Every listener tried before the one that matches costs the ack Bolt's argument building.
     first = [listener.ack_function.__name__ for listener in bot.app._listeners[:2]]
     assert first == ["any_event", "protocol_command"]
+
+
+def test_the_presenter_asking_from_home_gets_their_own_copy_of_the_notes(bot: Bot) -> None:
+    bot.open_step()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.runtime.sender.drain(5)
+    # The presenter listens in step 2: this is their own note, in their copy only.
+    bot.reply(PRESENTER, "Say it was a first draft.", bot.step_posts()[1]["ts"])
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    dm = f"D{PRESENTER[1:]}"
+    at_the_end = len(bot.standin.messages(dm))
+    assert "Say it was a first draft." in json.dumps(bot.standin.messages(dm))
+    with bot.db.session() as s:
+        session_id = s.scalars(select(ProtocolSession.id)).one()
+    _press_notes(bot, PRESENTER, session_id)
+    bot.wait_until(lambda: len(bot.standin.messages(dm)) > at_the_end)
+    bot.settle()
+    again = json.dumps(bot.standin.messages(dm)[at_the_end:])
+    assert "Say it was a first draft." in again
+    # Anyone else gets the group's notes.
+    _press_notes(bot, TEACHERS[0], session_id)
+    bot.wait_until(lambda: bool(bot.standin.messages("D_T1")))
+    assert "first draft" not in json.dumps(bot.standin.messages("D_T1"))

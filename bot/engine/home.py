@@ -87,5 +87,7 @@ def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
         protocol = engine.shown_protocol(s, session.id, session.protocol_id)
         notes = notes_mod.build_notes(s, session, protocol)
         # The ref names the session's notes, so that `forget` finds this copy too.
-        for message in notes_mod.notes_messages(notes):
+        # The presenter's copy holds their own notes from the listening steps, as at the end.
+        own = actor.user_id == session.presenter_id
+        for message in notes_mod.notes_messages(notes, for_presenter=own):
             engine.post(s, session, message, channel=actor.user_id, ref=f"notes:{session.id}")
