@@ -67,6 +67,12 @@ def _wait_for_stop() -> None:
     signal.sigwait(STOP_SIGNALS)
 
 
+def _stop_asked() -> bool:
+    """A stop signal is pending, held until `_wait_for_stop` would take it: for a wait before
+    then (a second clock standing by) to give up on."""
+    return not STOP_SIGNALS.isdisjoint(signal.sigpending())
+
+
 def _stop(problem: str) -> NoReturn:
     """Stop the command with one line on stderr, as a settings error does."""
     print(f"protocolbot: {problem}", file=sys.stderr)
@@ -200,7 +206,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, with_scheduler=not args.no_scheduler, handle_events=args.handle_events
     )
     app = build_app(runtime)
-    runtime.start()
+    if not runtime.start(stopping=_stop_asked).started:
+        log.info("stopped while standing by")
+        return 0
     _settle_heap()
     try:
         if settings.socket_mode:
@@ -236,7 +244,10 @@ def cmd_clock(args: argparse.Namespace) -> int:
     _schema_ready(settings)
     from bot.runtime import Runtime
 
-    runtime = Runtime(settings).start()
+    runtime = Runtime(settings).start(stopping=_stop_asked)
+    if not runtime.started:
+        log.info("stopped while standing by")
+        return 0
     _settle_heap()
     log.info("clock running: timers and the outbox")
     _wait_for_stop()

@@ -165,10 +165,13 @@ class ClockLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self) -> ClockLink:
-        """Wait until no other clock runs on this database, then hold the lock and LISTEN."""
+    def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockLink:
+        """Wait until no other clock runs on this database, then hold the lock and LISTEN; or
+        until `stopping` says this process was asked to stop meanwhile (then not `held`)."""
         told = False
         while not self._stop.is_set() and not self._try_acquire():
+            if stopping is not None and stopping():
+                break
             if not told:
                 log.warning("another clock is running on this database: standing by")
                 told = True
@@ -186,6 +189,10 @@ class ClockLink:
         self._conn.execute(f"LISTEN {CHANNEL}")
         self._held = True
         return True
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def start(self) -> ClockLink:
         if not self._held:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,27 @@ class Runtime:
         if not delivery.call_off_unreachable(self.engine, s, row):
             delivery.tell_facilitator(self.engine, s, row)
 
-    def start(self) -> Runtime:
-        """Catch up on what a stop left behind, then run the sender and the timers."""
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self, stopping: Callable[[], bool] | None = None) -> Runtime:
+        """Catch up on what a stop left behind, then run the sender and the timers.
+
+        A second clock waits as a standby until the first one stops, or until `stopping` says
+        it was asked to stop meanwhile: then nothing is started (`started` stays False)."""
+        if self.scheduler is not None and self.db.is_postgres:
+            # Be the only clock on this database (or wait), and hear what web processes change.
+            self.link = ClockLink(
+                self.db.url,
+                self.scheduler.request_reconcile,
+                self.sender.wake,
+                on_inbox=self.inbox.take,
+            )
+            if not self.link.acquire(stopping).held:
+                self.link.stop()
+                self.link = None
+                return self
         if not self.inbox.hand_off:  # a web process leaves what was left to the clock
             replayed = self.inbox.replay()
             if replayed:
@@ -134,14 +154,8 @@ class Runtime:
         if self.scheduler is None:
             self.notifier.start()
         else:
-            if self.db.is_postgres:
-                # Be the only clock on this database (or wait), and hear what web processes change.
-                self.link = ClockLink(
-                    self.db.url,
-                    self.scheduler.request_reconcile,
-                    self.sender.wake,
-                    on_inbox=self.inbox.take,
-                ).start()
+            if self.link is not None:
+                self.link.start()
             self.sender.start()
             self.scheduler.start()
         self._started = True

@@ -442,6 +442,35 @@ def test_a_second_clock_stands_by_until_the_first_one_stops(database_url: str) -
         second.stop()
 
 
+@needs_postgres
+def test_a_standby_clock_stops_when_asked(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM to a second clock standing by stops it at once; the first one runs on."""
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=workspace.url,
+        DATABASE_URL=database_url,
+        LOG_LEVEL="INFO",
+    )
+    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    first = Proc("clock1", ["clock"], env, tmp_path)
+    second = Proc("clock2", ["clock"], env, tmp_path)
+    first.start()
+    try:
+        second.spawn()
+        wait_for(lambda: b"standing by" in second.log_path.read_bytes(), 20, "the standby")
+        assert second.proc is not None
+        second.proc.terminate()
+        assert second.proc.wait(5) == 0, second.log_path.read_text()
+        assert "stopped while standing by" in second.log_path.read_text()
+        assert first.up and "clock running" not in second.log_path.read_text()
+    finally:
+        second.kill()
+        first.stop()
+
+
 # -- reconcile ------------------------------------------------------------------------------------
 def test_a_reconcile_with_nothing_new_touches_no_job(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
