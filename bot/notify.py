@@ -14,18 +14,22 @@ link leaves the row for the clock's sweep.
 
 The clock holds a PostgreSQL advisory lock on that same connection while it runs, so a second clock
 started by mistake stands by instead of running every timer twice; the lock goes with the
-connection when a clock dies, and the standby takes over. On SQLite there is one process, with
-nothing to tell.
+connection when a clock dies, and the standby takes over. On SQLite there is nothing to tell,
+but the same holds: the process that runs the timers (by default the one process) holds an OS
+lock on a file beside the database (`ClockFile`), and a second one started on that file by
+mistake stands by rather than posting every step and note a second time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url, text
@@ -252,6 +256,45 @@ class ClockLink:
             self.on_outbox()
         elif payload.startswith(INBOX) and self.on_inbox is not None:
             self.on_inbox(parse_inbox(payload))
+
+
+class ClockFile:
+    """SQLite's one-clock lock: an exclusive OS lock (flock) on `<database>.clock.lock`, held
+    while the process runs; the kernel lets it go when the process dies, however it dies."""
+
+    def __init__(self, database_url: str, poll_seconds: float = 0.25) -> None:
+        self.path = Path(f"{make_url(database_url).database}.clock.lock")
+        self.poll_seconds = poll_seconds
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockFile:
+        """Wait until no other clock runs on this database, then hold the lock; or until
+        `stopping` says this process was asked to stop meanwhile (then not `held`)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if stopping is not None and stopping():
+                    os.close(fd)
+                    return self
+                if not told:
+                    log.warning("another clock is running on this database: standing by")
+                    told = True
+                threading.Event().wait(self.poll_seconds)
+                continue
+            self._fd = fd
+            return self
+
+    def stop(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # and with it the lock: a standby takes over
+            self._fd = None
 
 
 def _shut_down() -> None:

@@ -19,7 +19,7 @@ from bot.engine.replies import Replies
 from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
 from bot.foreground import Foreground
 from bot.inbox import Inbox
-from bot.notify import ClockLink, Notifier, NotifyTimers
+from bot.notify import ClockFile, ClockLink, Notifier, NotifyTimers
 from bot.oauth import Installations
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
 from bot.scheduling import Scheduler
@@ -99,6 +99,7 @@ class Runtime:
         else:
             self.scheduler.every_tick.append(self.inbox.sweep)
         self.link: ClockLink | None = None
+        self.clock_file: ClockFile | None = None
         # Answers to read-only commands, sent through response_url after the ack.
         self.answers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answer")
         self._started = False
@@ -147,6 +148,11 @@ class Runtime:
                 self.link.stop()
                 self.link = None
                 return self
+        elif self.scheduler is not None:
+            # SQLite: one process runs the timers and the sender on a database file.
+            self.clock_file = ClockFile(self.db.url).acquire(stopping)
+            if not self.clock_file.held:
+                return self
         if not self.inbox.hand_off:  # a web process leaves what was left to the clock
             replayed = self.inbox.replay()
             if replayed:
@@ -172,4 +178,6 @@ class Runtime:
         self.notifier.stop()
         if self.link is not None:
             self.link.stop()
+        if self.clock_file is not None:
+            self.clock_file.stop()
         self._started = False

@@ -329,3 +329,41 @@ def _all_sent(db: Database) -> bool:
     with db.session() as s:
         statuses = set(s.scalars(select(OutboxMessage.status)))
         return statuses == {"sent"}
+
+
+def test_a_second_bot_on_one_database_stands_by_and_takes_over_when_the_first_dies(
+    process: BotProcess, workspace: SlackStandin, database_url: str
+) -> None:
+    """Two `protocolbot serve` on one database (a second started by mistake, or a new one
+    before the old one stopped): one runs the timers and posts, the other waits; SIGKILL the
+    first and the second carries the session on, every step once."""
+    second = BotProcess(process.env, process.workdir / "second", free_port())
+    second.workdir.mkdir()
+    second.env = {**process.env, "PORT": str(second.port)}
+    try:
+        process.start()
+        assert second.proc is None
+        with second.log_path.open("ab") as log:
+            second.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot"],
+                env=second.env,
+                cwd=process.workdir,  # the same relative paths as the first
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait(lambda: b"standing by" in second.log_path.read_bytes(), 20, "the standby")
+        body = slash_command_body(
+            f"start atlas <@{PRESENTER}|maria> step 2s", response_url=workspace.response_url()
+        )
+        status, answer = http_post(process.events_url, body, signed_headers(body, SECRET))
+        assert status == 200, answer
+        _wait(lambda: _step_posted(workspace, 3), 15, "step 3")
+        process.kill()
+        _wait(lambda: any(_label(c) == "notes" for c in _posts(workspace, CHANNEL)), 30, "notes")
+        assert second.healthy()
+        time.sleep(1.0)  # anything posted twice would show up now
+        labels = [_label(c) for c in _posts(workspace, CHANNEL) if not c.params.get("thread_ts")]
+        assert labels == ["header", *(f"step {k}" for k in range(1, STEPS + 1))], labels
+    finally:
+        second.stop()
