@@ -171,6 +171,21 @@ def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks
     assert " of 1 " not in warning and "so far" not in warning
 
 
+def test_the_closing_warning_of_a_long_step_says_which_day_it_closes(bot: Bot) -> None:
+    # A week's step warns more than a day before it closes (and a reader far away may be on
+    # another day): the time alone would read as today.
+    bot.command(f"start atlas <@{PRESENTER}> step 7d")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step_ts = bot.step_posts()[0]["ts"]
+    session = _session(bot)
+    warn_step(bot.runtime.engine, session.id, 1)
+    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, step_ts)))
+    warning = next(t for t in _thread(bot, step_ts) if "so far" in t)
+    assert session.step_closes_at is not None
+    closes = int(session.step_closes_at.timestamp())
+    assert f"closes <!date^{closes}^{{date_short_pretty}} at {{time}}|" in warning, warning
+
+
 def test_step_buttons_extend_pause_and_resume_for_the_facilitator_only(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
