@@ -383,6 +383,7 @@ class _Outcome:
     error: str | None = None
     after: int | None = None
     ambiguous: bool = False
+    limited: bool = False  # Slack said to wait (429): not a failed attempt
     previous_in_flight: datetime | None = None
     claim: _Claim | None = None  # the row as claimed, once it was tried
 
@@ -810,7 +811,9 @@ class OutboxSender:
             row.attempts = max(0, row.attempts - 1)
             return False
         if outcome.kind == "retry":
-            return self._apply_retry(s, row, outcome.after, ambiguous=outcome.ambiguous)
+            return self._apply_retry(
+                s, row, outcome.after, ambiguous=outcome.ambiguous, limited=outcome.limited
+            )
         return self._apply_finish(s, row, outcome.ts, outcome.error)
 
     # -- one call ------------------------------------------------------------------------------
@@ -825,7 +828,9 @@ class OutboxSender:
             return False  # the thread's first message goes first
         outcome = self._call(claims[0])
         if outcome.kind == "retry":
-            return self._retry(row_id, outcome.after, ambiguous=outcome.ambiguous)
+            return self._retry(
+                row_id, outcome.after, ambiguous=outcome.ambiguous, limited=outcome.limited
+            )
         return self._finish(row_id, ts=outcome.ts, error=outcome.error)
 
     def _call(self, claim: _Claim) -> _Outcome:
@@ -923,7 +928,9 @@ class OutboxSender:
         error = str(exc.response.get("error") or f"http_{status}")
         # A clear refusal says nothing of an earlier attempt that timed out: still unsure then.
         if status == 429:
-            return _Outcome(row_id, "retry", after=_retry_after(exc), ambiguous=maybe_sent)
+            return _Outcome(
+                row_id, "retry", after=_retry_after(exc), ambiguous=maybe_sent, limited=True
+            )
         if status >= 500 or error in RETRY_ERRORS:
             return _Outcome(row_id, "retry", after=_retry_after(exc, None), ambiguous=True)
         if error in DONE_ERRORS:
@@ -941,16 +948,28 @@ class OutboxSender:
         log.warning("slack refused outbox row %s: %s", row_id, error)
         return _finished(row_id, error=error)
 
-    def _retry(self, row_id: int, after: int | None, *, ambiguous: bool) -> bool:
+    def _retry(
+        self, row_id: int, after: int | None, *, ambiguous: bool, limited: bool = False
+    ) -> bool:
         with self.db.session() as s:
             row = s.get(OutboxMessage, row_id)
             if row is None:
                 return False
-            return self._apply_retry(s, row, after, ambiguous=ambiguous)
+            return self._apply_retry(s, row, after, ambiguous=ambiguous, limited=limited)
 
     def _apply_retry(
-        self, s: Session, row: OutboxMessage, after: int | None, *, ambiguous: bool
+        self,
+        s: Session,
+        row: OutboxMessage,
+        after: int | None,
+        *,
+        ambiguous: bool,
+        limited: bool = False,
     ) -> bool:
+        if limited:
+            # Slack asked for a wait (429 and its Retry-After), however long a storm lasts: the
+            # call is not given up on for that, and later back-offs don't grow from it.
+            row.attempts = max(0, row.attempts - 1)
         if after is None:
             after = min(60, 2 ** min(row.attempts - 1, 6))
         if not ambiguous:

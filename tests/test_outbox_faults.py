@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.clock import SystemClock
-from bot.slack import OutboxSender, enqueue
+from bot.slack import MAX_ATTEMPTS, OutboxSender, enqueue
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
@@ -131,6 +131,25 @@ def test_429_500_and_timeouts_lose_nothing_and_keep_each_channel_in_order_and_pa
         f"5xx: {sum(c.status >= 500 for c in calls)}, "
         f"unanswered: {sum(not c.delivered for c in calls)}) for {len(rows)} posts"
     )
+
+
+def test_a_429_storm_longer_than_the_retries_loses_nothing(
+    db: Database, workspace: SlackStandin
+) -> None:
+    # Slack keeps answering 429 for more tries than a failing call is given: each time it asks
+    # for a wait, which is no failure. (A fast pace here: the storm, not the pace, is tested.)
+    _enqueue(db, CHANNEL, ["Step 2 of 6 - Describing the Student Work"])
+    workspace.fail_next("chat.postMessage", status=429, retry_after=0, times=MAX_ATTEMPTS + 5)
+    sender = _sender(db, workspace, rate=100.0, burst=100.0).start()
+    try:
+        _wait_done(db, 30)
+    finally:
+        sender.stop()
+    assert [(row.status, row.error) for row in _rows(db)] == [("sent", None)]
+    assert [m["text"] for m in workspace.messages(CHANNEL)] == [
+        "Step 2 of 6 - Describing the Student Work"
+    ]
+    assert sum(c.status == 429 for c in _posts(workspace, CHANNEL)) == MAX_ATTEMPTS + 5
 
 
 @pytest.mark.parametrize("how", ["answer lost", "crash after the answer"])
