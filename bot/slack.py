@@ -42,7 +42,6 @@ METADATA_TYPE = "protocolbot_post"
 # Session.info keys: this transaction enqueued a row; the calls it hands to the sender.
 ENQUEUED = "outbox_enqueued"
 HANDED = "outbox_handed"
-POSTING_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral"})
 # Answers that mean the call's purpose is already met.
 DONE_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found", "cant_delete"})
 RETRY_ERRORS = frozenset(
@@ -51,6 +50,11 @@ RETRY_ERRORS = frozenset(
 MAX_ATTEMPTS = 25
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
 UPLOAD_METHOD = "files.upload_v2"
+# Calls kept to Slack's pace of about one a second per channel: what the channel sees, posts and
+# file shares. A private line (chat.postEphemeral, a Tier 4 method: 100+ a minute, bursts
+# welcome) is not: paced, a burst of nudges to people replying held the next step back a second
+# each behind them.
+PACED_METHODS = frozenset({"chat.postMessage", UPLOAD_METHOD})
 ClientFor = Callable[[str], WebClient | None]
 # Rows of one channel claimed at a time (more wait for the next round, unclaimed).
 CLAIM_PER_CHANNEL = 10
@@ -841,7 +845,7 @@ class OutboxSender:
         if client is None:
             return _finished(row_id, error="no_installation")
 
-        if method in POSTING_METHODS or method == UPLOAD_METHOD:
+        if method in PACED_METHODS:
             while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
                 time.sleep(wait)
         try:

@@ -23,7 +23,7 @@ from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage
-from tests.harness import CHANNEL, FACILITATOR, PRESENTER, Bot, wait_until
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot, wait_until
 
 OTHER = "C_OTHER"
 RATE, BURST = 1.0, 3.0  # the sender's defaults: about one post a second per channel
@@ -297,3 +297,26 @@ def test_a_session_under_faults_posts_every_step_once(bot: Bot) -> None:
     steps = [m["text"].split(" - ")[0] for m in bot.step_posts()]
     assert steps == ["Step 1 of 3", "Step 2 of 3", "Step 3 of 3"]
     _pace_kept(_posts(standin, CHANNEL))
+
+
+def test_private_nudges_to_many_replies_do_not_hold_the_next_step_back(bot: Bot) -> None:
+    # Fifteen judgments in a describing step: a private nudge each (chat.postEphemeral, not a
+    # message the channel sees). The next step goes out on time, and the channel's posts keep
+    # their pace.
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = bot.step_posts()[1]["ts"]
+    for n in range(15):
+        text = f"I think the student probably didn't understand part {n}."
+        bot.reply(TEACHERS[n % len(TEACHERS)], text, describe)
+    asked = time.time()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3, timeout=30)
+    step3 = next(
+        c for c in _posts(bot.standin, CHANNEL) if str(c.params["text"]).startswith("Step 3")
+    )
+    assert step3.at - asked < 3.0, f"step 3 posted {step3.at - asked:.1f} s after `next`"
+    bot.wait_until(lambda: len(bot.standin.calls_to("chat.postEphemeral")) >= 15, timeout=30)
+    _pace_kept(_posts(bot.standin, CHANNEL))
