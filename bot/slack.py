@@ -48,6 +48,8 @@ RETRY_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
 MAX_ATTEMPTS = 25
+# How far apart the clocks of the processes writing to the outbox may be without delaying a post.
+CLOCK_LEEWAY = timedelta(minutes=1)
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
 UPLOAD_METHOD = "files.upload_v2"
 # Calls kept to Slack's pace of about one a second per channel: what the channel sees, posts and
@@ -154,7 +156,9 @@ class Pending:
             "thread_ref": thread_ref,
             "status": "pending",
             "attempts": 0,
-            "not_before": now,
+            # Due at once, even for a sender whose clock runs behind the writer's (a web process
+            # on another machine): only a back-off (a retry) puts not_before ahead.
+            "not_before": now - CLOCK_LEEWAY,
             "created_at": now,
         }
         self._handoff: Handoff | None = None

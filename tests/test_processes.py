@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +346,36 @@ def test_a_deadline_set_by_a_web_process_reaches_the_clock_within_a_second(
         calls = [c for c in workspace.calls_to("chat.postMessage") if label(c).startswith("step")]
         for run, call in zip(runs, calls, strict=True):
             assert call.at - run.started_at.timestamp() <= 1.0, run.index
+    finally:
+        clock.stop()
+        clock.db.dispose()
+        web.stop()
+
+
+class _ClockAhead:
+    """A machine whose clock runs ahead of the others'."""
+
+    def __init__(self, seconds: float) -> None:
+        self.ahead = timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+def test_a_web_process_whose_clock_runs_ahead_delays_no_post(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # The web process's machine is 8 s ahead of the clock's: what it writes to the outbox (the
+    # header and step 1 of a session started now) goes out at once, not when the clock's
+    # machine reaches the web's time.
+    web = Bot(workspace, database_url, with_scheduler=False, clock=_ClockAhead(8)).start()
+    clock = Runtime(web.settings, database=Database(database_url)).start()
+    try:
+        asked = time.time()
+        web.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+        web.wait_until(lambda: len(web.step_posts()) == 1, timeout=15)
+        first = next(c for c in workspace.calls_to("chat.postMessage") if label(c) == "step 1")
+        assert first.at - asked < 3.0, f"step 1 posted {first.at - asked:.1f} s after the start"
     finally:
         clock.stop()
         clock.db.dispose()
