@@ -501,12 +501,13 @@ def test_a_step_posted_late_takes_replies_until_the_next_step_is_posted(
     with engine.db.session() as s:
         engine.on_posted(s, [(f"step:{session.id}:3", f"{late + 1.5:.6f}")])
     reply(late + 1.2, "Written before step 3 was posted, handled after.")
-    reply(late + 2.0, "Written once step 3 was there.")
+    reply(late + 2.0, "Written once step 3 was there.")  # a closed step of a running session
     with engine.db.session() as s:
         kept = s.execute(select(Contribution.step_index, Contribution.text)).all()
     assert sorted(kept) == [
         (2, "Written before step 3 was posted, handled after."),
         (2, "Written before step 3 was posted."),
+        (2, "Written once step 3 was there."),
     ]
 
 

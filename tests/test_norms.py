@@ -635,13 +635,12 @@ def test_a_deletion_or_an_edit_delivered_before_its_reply_still_counts(bot: Bot)
 
 
 # -- ignored without error ------------------------------------------------------------------------
-def test_stray_reactions_closed_steps_and_unknown_edits_are_ignored(bot: Bot) -> None:
+def test_stray_reactions_and_unknown_edits_are_ignored(bot: Bot) -> None:
     describing = _start_at_step(bot, 2)
     recorded = _say(bot, T1, "The title is underlined.", describing)
     _recorded(bot, recorded)
     _next(bot, 3)
 
-    late = _say(bot, T2, "The second page is blank.", describing)  # step 2 is closed
     stranger = bot.standin.add_message(CHANNEL, T3, "lunch?")["ts"]
     _react(bot, FACILITATOR, "thought_balloon", stranger)  # not a contribution
     _react(bot, FACILITATOR, "not_an_emoji_we_know", recorded)
@@ -692,35 +691,40 @@ def test_stray_reactions_closed_steps_and_unknown_edits_are_ignored(bot: Bot) ->
     )
     _settle(bot)  # every event handled, none left failing
 
-    assert _row(bot, late) is None
-    assert bot.standin.reactions(CHANNEL, late) == []
     assert _row(bot, "123.456") is None
     row = _row(bot, recorded)
     assert row is not None and row.tag == "observation"
     assert bot.standin.reactions(CHANNEL, recorded) == ["eyes"]
 
 
-def test_a_reply_in_a_closed_steps_thread_is_told_where_the_group_is(bot: Bot) -> None:
+def test_a_reply_in_a_closed_steps_thread_is_kept_and_told_where_the_group_is(bot: Bot) -> None:
+    # A teacher catching up on an earlier step: PRODUCT 3.3, a reply in a step's thread is a
+    # contribution, tagged as that step collects.
     thread = _start_at_step(bot, 2)
     getting_started = str(bot.step_posts()[0]["ts"])
     late = [_say(bot, T1, f"One more thought {k}", getting_started) for k in range(2)]
     bot.command("pause")
-    _say(bot, T2, "And one from me", getting_started)
+    paused = _say(bot, T2, "And one from me", getting_started)
     _settle(bot)
-    assert [_row(bot, ts) for ts in late] == [None, None]  # not recorded, as before
+    for ts in (*late, paused):
+        _recorded(bot, ts)
+    assert [_row(bot, ts).step_index for ts in late] == [1, 1]  # type: ignore[union-attr]
     told = _ephemerals_to(bot, T1)
     assert len(told) == 1  # once, however many replies
     assert told[0]["thread_ts"] == getting_started
     words = json.dumps(told[0]["blocks"])
-    assert "Step 1, *Getting Started*, has closed" in words
+    assert "Step 1, *Getting Started*, has closed; I have kept your reply" in words
     assert "step 2, *Describing the Student Work*" in words
     assert "paused" in json.dumps(_ephemerals_to(bot, T2)[0]["blocks"])
+    bot.command("resume")
 
     # Once the session is over, its threads are anyone's to talk in.
     bot.command("end")
     _say(bot, T3, "Thanks all", thread)
     _settle(bot)
     assert _ephemerals_to(bot, T3) == []
+    notes = json.dumps(bot.posts())
+    assert "One more thought 1" in notes and "And one from me" in notes
 
 
 def test_a_reaction_after_the_session_ended_changes_nothing(bot: Bot) -> None:

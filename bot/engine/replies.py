@@ -214,11 +214,14 @@ class Replies:
         if row is None:
             return None
         found = _Open(*row)
-        # Replies to closed steps, or to a session that is over, are not collected. A reply
-        # written before its step closed still counts when it is handled later (a retry from
-        # Slack, a process that died between the ack and the handling): its ts says when.
+        # Replies to a session that is over are not collected. A reply written before its step
+        # closed still counts when it is handled later (a retry from Slack, a process that died
+        # between the ack and the handling): its ts says when.
         if found.ended_at is not None:
-            if _written_before(ts, found.ended_at):
+            if _written_before(ts, found.ended_at) or found.status in ACTIVE:
+                # A step closed while its session runs on still collects: a teacher catching up
+                # on an earlier step is heard there (PRODUCT 3.3: a reply in a step's thread is
+                # a contribution).
                 return found
             # A step posted late (the bot was down past its close) closes on its planned
             # boundary, before anyone saw it: it was still the newest step until the next one's
@@ -273,7 +276,6 @@ class Replies:
         with engine.transaction() as (s, _after):
             found = self._step_of(s, team_id, channel, thread_ts, ts)
             if found is None:
-                self._closed(s, team_id, channel, thread_ts, user)
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
@@ -313,6 +315,8 @@ class Replies:
                 # notes went out without it.
                 item = {"text": kept, "user": user, "tag": tag}
                 self._late_for_the_notes(s, found.id, protocol, item)
+            if found.ended_at is not None and found.status in ACTIVE:
+                self._closed(s, found, user, thread_ts)
             if norm is not None:
                 session = s.get(ProtocolSession, found.id)
                 assert session is not None  # just read, in this transaction
@@ -331,21 +335,15 @@ class Replies:
                     presenter_step=next_presenter_step(protocol, found.step_index),
                 )
 
-    def _closed(self, s: Session, team_id: str, channel: str, thread_ts: str, user: str) -> None:
-        """A reply in the thread of a step that closed while its session runs on is not recorded:
-        its author hears so, and where the group is now, rather than think it was heard."""
-        row = _OPEN_STEP_RUN.first(
-            s, {"team_id": team_id, "channel": channel, "thread_ts": thread_ts}
-        )
-        closed = _Open(*row) if row is not None else None
-        if closed is None or closed.ended_at is None or closed.status not in ACTIVE:
-            return
-        session = s.get(ProtocolSession, closed.id)
+    def _closed(self, s: Session, found: _Open, user: str, thread_ts: str) -> None:
+        """A reply kept in the thread of a step that has closed while its session runs on: its
+        author hears, once a step, that the group has moved on, and where to."""
+        session = s.get(ProtocolSession, found.id)
         assert session is not None  # just read, in this transaction
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
         context = {
-            "step": protocol.step(closed.step_index),
-            "index": closed.step_index,
+            "step": protocol.step(found.step_index),
+            "index": found.step_index,
             "current": protocol.step(session.current_step),
         }
         self._ephemeral(s, session, user, thread_ts, "step_closed.j2", **context)
