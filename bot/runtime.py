@@ -148,8 +148,9 @@ class Runtime:
                 self.link.stop()
                 self.link = None
                 return self
-        elif self.scheduler is not None:
-            # SQLite: one process runs the timers and the sender on a database file.
+        elif self.scheduler is not None and self.db.separate_inbox:
+            # SQLite: one process runs the timers and the sender on a database file (one in
+            # memory is the process's own).
             self.clock_file = ClockFile(self.db.url).acquire(stopping)
             if not self.clock_file.held:
                 return self
