@@ -138,7 +138,7 @@ class Stored:
         return self.payload
 
 
-def installed_team(body: dict[str, Any]) -> str:
+def _event_team(body: dict[str, Any]) -> str:
     """The workspace whose installation an event came to. In a Slack Connect channel the
     envelope's team_id names the workspace that made the channel, perhaps another
     organisation's; authorizations names ours (with no team for an org-wide install)."""
@@ -238,7 +238,7 @@ class Inbox:
         event = body.get("event") or {}
         if not worth_keeping(event):
             return None
-        team_id = installed_team(body)
+        team_id = _event_team(body)
         if event.get("type") in LEAVING and body.get("event_time"):
             # When it left: Slack retries an unanswered event for half an hour, and by the time
             # one arrives the workspace may have installed the app again.

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select, text
@@ -100,6 +101,7 @@ class Bot:
         with_scheduler: bool = True,
         handle_events: bool = False,
         settings: Settings | None = None,
+        protocols_dir: Path | None = None,
     ) -> None:
         self.standin = standin
         self.settings = settings or Settings(
@@ -107,6 +109,7 @@ class Bot:
             slack_signing_secret=SECRET,
             slack_api_url=standin.url,
             database_url=database_url,
+            protocols_dir=protocols_dir,
         )
         self.db = Database(database_url)
         upgrade(self.db)

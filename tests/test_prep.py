@@ -23,10 +23,9 @@ from bot.prep_views import guidance_view
 from bot.profiles import Person
 from bot.protocols import BUILTIN_DIR
 from bot.scheduling import Scheduler
-from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
-from tests.harness import FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot
+from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.prep_world import (
     FAC,
     NOW,
@@ -894,14 +893,7 @@ def test_e2e_an_operators_own_protocol_is_not_second_guessed(
         "name: ATLAS - Learning from Student Work", "name: Our ATLAS", 1
     )
     (custom / "our-atlas.yaml").write_text(mine, encoding="utf-8")
-    settings = Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=workspace.url,
-        database_url=database_url,
-        protocols_dir=custom,
-    )
-    bot = Bot(workspace, database_url, settings=settings).start()
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
         bot.command(f"start our-atlas <@{PRESENTER}> in 2d")
         bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)

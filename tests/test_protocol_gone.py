@@ -15,9 +15,8 @@ from bot.engine.core import Engine
 from bot.engine.errors import Refusal
 from bot.export import export
 from bot.protocols import BUILTIN_DIR, Protocol
-from bot.settings import Settings
 from bot.slack_standin import SlackStandin
-from tests.harness import CHANNEL, FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
 
 OURS = "our-everyday"
@@ -32,33 +31,38 @@ def restarted(engine: Engine, library: dict[str, Protocol], timers: RecordingTim
     return Engine(engine.db, library, engine.clock, timers=timers)
 
 
-def test_the_channel_can_be_read_and_ended_after_a_restart_without_its_protocol(
-    workspace: SlackStandin, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def _ours(tmp_path: Path) -> Path:
+    """A folder holding our own protocol, a copy of a built-in one under the id OURS."""
     custom = tmp_path / "protocols"
     custom.mkdir()
     source = (BUILTIN_DIR / "dese-everyday.yaml").read_text()
     (custom / f"{OURS}.yaml").write_text(source.replace("id: dese-everyday", f"id: {OURS}", 1))
-    settings = Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=workspace.url,
-        database_url=database_url,
-        protocols_dir=custom,
-    )
-    bot = Bot(workspace, database_url, settings=settings).start()
+    return custom
+
+
+def _started_with_a_reply(bot: Bot) -> str:
+    """Start a session of OURS and reply in its first step; the step's ts."""
+    bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.runtime.sender.drain(5)
+    step = str(bot.step_posts()[0]["ts"])
+    bot.reply(TEACHERS[0], "Most students listed the criteria.", step)
+    bot.settle()
+    return step
+
+
+def test_the_channel_can_be_read_and_ended_after_a_restart_without_its_protocol(
+    workspace: SlackStandin, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
-        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
-        bot.wait_until(lambda: bool(bot.step_posts()))
-        bot.runtime.sender.drain(5)
-        step = bot.step_posts()[0]["ts"]
-        bot.reply(TEACHERS[0], "Most students listed the criteria.", step)
-        bot.settle()
+        step = _started_with_a_reply(bot)
     finally:
         bot.stop()
     (custom / f"{OURS}.yaml").unlink()
     caplog.set_level(logging.WARNING)
-    bot = Bot(workspace, database_url, settings=settings).start()
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
         bot.reply(TEACHERS[1], "Two used the rubric's own words.", step)
         bot.settle()
@@ -140,24 +144,10 @@ def test_the_notes_of_a_session_whose_protocol_is_gone_still_reach_the_home_tab(
 def test_a_session_whose_protocol_is_gone_can_still_be_exported(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
-    custom = tmp_path / "protocols"
-    custom.mkdir()
-    source = (BUILTIN_DIR / "dese-everyday.yaml").read_text()
-    (custom / f"{OURS}.yaml").write_text(source.replace("id: dese-everyday", f"id: {OURS}", 1))
-    settings = Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=workspace.url,
-        database_url=database_url,
-        protocols_dir=custom,
-    )
-    bot = Bot(workspace, database_url, settings=settings).start()
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
-        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
-        bot.wait_until(lambda: bool(bot.step_posts()))
-        bot.runtime.sender.drain(5)
-        bot.reply(TEACHERS[0], "Most students listed the criteria.", bot.step_posts()[0]["ts"])
-        bot.settle()
+        _started_with_a_reply(bot)
         bot.command("end")
         bot.settle()
     finally:
@@ -165,8 +155,8 @@ def test_a_session_whose_protocol_is_gone_can_still_be_exported(
     # The operator retires the protocol: what the team wrote under it is still theirs to export.
     (custom / f"{OURS}.yaml").unlink()
     for fmt in ("md", "csv", "json"):
-        exported = export(settings, "latest", fmt)
+        exported = export(bot.settings, "latest", fmt)
         assert "Most students listed the criteria." in exported, fmt
-    data = json.loads(export(settings, "latest", "json"))
+    data = json.loads(export(bot.settings, "latest", "json"))
     assert data["session"]["protocol"] == OURS
     assert [c["step"] for c in data["contributions"]] == ["expectations"]

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from bot.protocol_docs import DOCS_PATH
 from bot.protocols import BUILTIN_DIR
-from bot.settings import Settings
 from bot.slack_standin import SlackStandin
-from tests.harness import PRESENTER, SECRET, Bot
+from tests.harness import PRESENTER, Bot
 from tests.process import bot_environment, run_cli
 
 
@@ -38,14 +37,7 @@ def test_the_docs_example_checks_and_runs(
     (folder / "peer-feedback.yaml").write_text(_example(), encoding="utf-8")
     assert _check(folder, tmp_path) == (0, "1 protocol ok\n", "")
 
-    settings = Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=workspace.url,
-        database_url=database_url,
-        protocols_dir=folder,
-    )
-    bot = Bot(workspace, database_url, settings=settings).start()
+    bot = Bot(workspace, database_url, protocols_dir=folder).start()
     try:
         preview = bot.command("preview peer-feedback")
         assert "Describing the Draft" in json.dumps(preview)

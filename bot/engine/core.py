@@ -934,26 +934,18 @@ _STEP_POSTED = (
 
 # Built once: a statement made per call costs more CPU to build and key for the cache than the
 # read itself (`/protocol status` makes several).
-_CHANNEL_SESSIONS = (
-    select(ProtocolSession)
-    .where(
-        ProtocolSession.team_id == bindparam("team_id"),
-        ProtocolSession.enterprise_id == bindparam("enterprise_id"),
-        ProtocolSession.channel_id == bindparam("channel_id"),
-        ProtocolSession.status.in_(bindparam("statuses", expanding=True)),
-    )
-    .order_by(ProtocolSession.id.desc())
+_IN_CHANNEL = select(ProtocolSession).where(
+    ProtocolSession.team_id == bindparam("team_id"),
+    ProtocolSession.enterprise_id == bindparam("enterprise_id"),
+    ProtocolSession.channel_id == bindparam("channel_id"),
 )
+_CHANNEL_SESSIONS = _IN_CHANNEL.where(
+    ProtocolSession.status.in_(bindparam("statuses", expanding=True))
+).order_by(ProtocolSession.id.desc())
 _CHANNEL_SESSIONS_LOCKED = _CHANNEL_SESSIONS.with_for_update()
 # Not the newest id: a session booked ahead may run after one started since.
 _LATEST_SESSION = (
-    select(ProtocolSession)
-    .where(
-        ProtocolSession.team_id == bindparam("team_id"),
-        ProtocolSession.enterprise_id == bindparam("enterprise_id"),
-        ProtocolSession.channel_id == bindparam("channel_id"),
-        ProtocolSession.status.in_((*ACTIVE, "ended")),
-    )
+    _IN_CHANNEL.where(ProtocolSession.status.in_((*ACTIVE, "ended")))
     .order_by(
         case((ProtocolSession.status.in_(ACTIVE), 0), else_=1),
         ProtocolSession.started_at.desc().nulls_last(),
