@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -172,14 +173,7 @@ class ClockLink:
     def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockLink:
         """Wait until no other clock runs on this database, then hold the lock and LISTEN; or
         until `stopping` says this process was asked to stop meanwhile (then not `held`)."""
-        told = False
-        while not self._stop.is_set() and not self._try_acquire():
-            if stopping is not None and stopping():
-                break
-            if not told:
-                log.warning("another clock is running on this database: standing by")
-                told = True
-            self._stop.wait(0.25)
+        _stand_by(self._try_acquire, stopping, self._stop.wait, self._stop.is_set)
         return self
 
     def _try_acquire(self) -> bool:
@@ -258,13 +252,33 @@ class ClockLink:
             self.on_inbox(parse_inbox(payload))
 
 
+def _stand_by(
+    take: Callable[[], bool],
+    stopping: Callable[[], bool] | None,
+    pause: Callable[[float], object],
+    given_up: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Try `take` (the one-clock lock) until it works, saying once that this clock stands by;
+    False when `stopping` (asked to stop) or `given_up` (stopped) says so first."""
+    told = False
+    while not given_up():
+        if take():
+            return True
+        if stopping is not None and stopping():
+            return False
+        if not told:
+            log.warning("another clock is running on this database: standing by")
+            told = True
+        pause(0.25)
+    return False
+
+
 class ClockFile:
     """SQLite's one-clock lock: an exclusive OS lock (flock) on `<database>.clock.lock`, held
     while the process runs; the kernel lets it go when the process dies, however it dies."""
 
-    def __init__(self, database_url: str, poll_seconds: float = 0.25) -> None:
+    def __init__(self, database_url: str) -> None:
         self.path = Path(f"{make_url(database_url).database}.clock.lock")
-        self.poll_seconds = poll_seconds
         self._fd: int | None = None
 
     @property
@@ -275,21 +289,19 @@ class ClockFile:
         """Wait until no other clock runs on this database, then hold the lock; or until
         `stopping` says this process was asked to stop meanwhile (then not `held`)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        told = False
-        while True:
+
+        def take() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if stopping is not None and stopping():
-                    os.close(fd)
-                    return self
-                if not told:
-                    log.warning("another clock is running on this database: standing by")
-                    told = True
-                threading.Event().wait(self.poll_seconds)
-                continue
+                return False
+            return True
+
+        if _stand_by(take, stopping, time.sleep):
             self._fd = fd
-            return self
+        else:
+            os.close(fd)
+        return self
 
     def stop(self) -> None:
         if self._fd is not None:

@@ -40,6 +40,19 @@ _CLI = "import sys; from bot.cli import main; sys.exit(main())"
 
 
 # -- processes -------------------------------------------------------------------------------------
+
+
+def _environment(standin: SlackStandin, database_url: str) -> dict[str, str]:
+    """A process's environment: the stand-in's Slack, the test's database, logs at INFO."""
+    return bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=standin.url,
+        DATABASE_URL=database_url,
+        LOG_LEVEL="INFO",
+    )
+
+
 class Proc(BotProcess):
     """`protocolbot ARGS` in a child process: a web process (`serve`) or the `clock`."""
 
@@ -101,13 +114,7 @@ class Cluster:
 
     def __init__(self, standin: SlackStandin, database_url: str, workdir: Path) -> None:
         self.standin = standin
-        env = bot_environment(
-            SLACK_BOT_TOKEN="xoxb-test",
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=standin.url,
-            DATABASE_URL=database_url,
-            LOG_LEVEL="INFO",
-        )
+        env = _environment(standin, database_url)
         upgraded = run_cli(["db", "upgrade"], env, workdir)
         assert upgraded.returncode == 0, upgraded.stderr
         self.webs = [
@@ -477,13 +484,7 @@ def test_a_standby_clock_stops_when_asked(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
     """SIGTERM to a second clock standing by stops it at once; the first one runs on."""
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=workspace.url,
-        DATABASE_URL=database_url,
-        LOG_LEVEL="INFO",
-    )
+    env = _environment(workspace, database_url)
     assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
     first = Proc("clock1", ["clock"], env, tmp_path)
     second = Proc("clock2", ["clock"], env, tmp_path)
