@@ -415,6 +415,11 @@ class SlackStandin:
         with self._lock:
             self._faults.setdefault(method, []).extend(copy.copy(fault) for _ in range(times))
 
+    def faults_left(self, method: str) -> int:
+        """How many faults armed by `fail_next` for `method` no call has reached yet."""
+        with self._lock:
+            return len(self._faults.get(method, ()))
+
     @property
     def calls(self) -> list[Call]:
         with self._lock:

@@ -159,9 +159,10 @@ def test_killed_and_restarted_bot_posts_every_step_once_on_schedule(
 
         # Kill 2: while a step's post is in flight; Slack posts it but the answer never arrives.
         armed = datetime.now(UTC)
-        workspace.fail_next("chat.postMessage", delay=0.4, apply_on_timeout=True)
+        workspace.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True)
         in_flight = _wait(lambda: _step_in_flight(db, armed), 10, "a step post in flight")
-        time.sleep(0.1)  # the request has reached the stand-in, which answers after 0.4 s
+        # The request has reached the stand-in, which answers after 1 s.
+        _wait(lambda: workspace.faults_left("chat.postMessage") == 0, 5, "the post at Slack")
         kill(f"with {in_flight} in flight")
         lives.append(Uptime(process.start()))
 
@@ -307,15 +308,16 @@ def test_a_notes_upload_cut_short_by_a_kill_is_not_uploaded_twice(
     db = Database(database_url)
     try:
         process.start()
-        # Slack completes the upload, but the answer is 0.4 s late: the process dies waiting.
-        workspace.fail_next("files.completeUploadExternal", delay=0.4, apply_on_timeout=True)
+        # Slack completes the upload, but the answer is 1 s late: the process dies waiting.
+        workspace.fail_next("files.completeUploadExternal", delay=1.0, apply_on_timeout=True)
         armed = datetime.now(UTC)
         body = slash_command_body(f"start dese-everyday <@{PRESENTER}> step 1s")
         status, _ = http_post(process.events_url, body, signed_headers(body, SECRET))
         assert status == 200
         _wait(lambda: _in_flight(db, armed, "files.upload_v2"), 15, "the notes upload")
-        _wait(lambda: workspace.calls_to("files.getUploadURLExternal"), 5, "the upload URL")
-        time.sleep(0.2)  # the file's bytes are sent; the completing call is waiting
+        # The file's bytes are sent; the completing call is waiting for its answer.
+        done = "files.completeUploadExternal"
+        _wait(lambda: workspace.faults_left(done) == 0, 5, "the completing call at Slack")
         process.kill()
         process.start()
         _wait(lambda: _all_sent(db), 15, "the outbox to drain")
