@@ -22,6 +22,7 @@ from bench.workspace import (
     start_standin,
     status_requests,
 )
+from bot.slack_standin import SlackStandin
 
 KINDS = ("status", "reply")
 # Where each target's time to the answer or tag reaction goes in the figures.
@@ -32,6 +33,20 @@ END_KEYS = {
     ("reply", "floor"): "floor_reply_end_to_end",
 }
 TARGET_RATIO, TARGET_MAX = 1.25, 3.0
+# How long a slice's replies and statuses may take to reach the stand-in before the next slice,
+# and, at the end, before what has not arrived counts as not completed.
+SETTLE_SECONDS, LAST_SETTLE_SECONDS = 1.0, 3.0
+
+
+def settle(standin: SlackStandin, kind: str, keys: list[tuple[str, str]], seconds: float) -> None:
+    """Wait until every request in `keys` has reached the stand-in, or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    wanted = set(keys)
+    while time.monotonic() < deadline:
+        if wanted <= {key for key, _ in arrivals(standin, kind)}:
+            time.sleep(0.05)  # what the bot does after its last call (commits, logs)
+            return
+        time.sleep(0.02)
 
 
 def run(
@@ -87,8 +102,10 @@ def run(
                     if name != "baseline":
                         e2e_results[kind, name].extend(results)
                         e2e_keys[kind, name].extend(keys)
-                    time.sleep(1.0)  # let the bot's background work from this slice settle
-        time.sleep(3.0)
+                        # Let the bot's background work from this slice settle before the next.
+                        settle(standin, kind, keys, SETTLE_SECONDS)
+        for (kind, _), keys in e2e_keys.items():
+            settle(standin, kind, keys, LAST_SETTLE_SECONDS)
         summary = {
             kind: {name: summarize(results) for name, results in by_target.items()}
             for kind, by_target in collected.items()
