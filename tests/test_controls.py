@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 from sqlalchemy import inspect, select, text, update
 
@@ -11,10 +12,13 @@ from bot.engine import controls
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
 from bot.engine.warnings import warn_step
+from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
-from tests.test_engine import actor, outbox, start
+from tests.test_engine import HeldClock, actor, outbox, start
 from tests.test_home import _press_notes
+
+ADMIN = "U_ADMIN"
 
 
 def _session(bot: Bot) -> ProtocolSession:
@@ -256,6 +260,41 @@ def test_next_typed_as_the_step_closes_on_time_leaves_the_new_step_open(bot: Bot
     assert "I left step 2 of 6, *Describing the Student Work*, open" in answer["text"]
     assert "/protocol next` again" in answer["text"]
     assert (_session(bot).current_step, len(bot.step_posts())) == (2, 2)
+
+
+def test_next_sent_by_two_people_at_once_moves_the_session_one_step(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """The facilitator and a workspace admin both send `/protocol next` for step 1: the second
+    arrives as step 2 opens, names no step, and leaves it open, saying who moved it."""
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, clock=clock).start()
+    try:
+        bot.command(f"start atlas <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        sid = _session(bot).id
+        assert "Moved on to step 2" in bot.command("next")["text"]
+        clock.advance(1)
+        answer = bot.command("next", user=ADMIN)["text"]
+        assert "I left step 2 of 6, *Describing the Student Work*, open" in answer
+        assert f"<@{FACILITATOR}> moved the session on to it a moment ago" in answer
+        assert _session(bot).current_step == 2
+
+        # The admin's Next button on step 2, then the facilitator's `next` typed for step 2.
+        bot.action("step_next", f"{sid}:2", user=ADMIN)
+        clock.advance(2)
+        answer = bot.command("next")["text"]
+        assert f"<@{ADMIN}> moved the session on to it a moment ago" in answer
+        assert _session(bot).current_step == 3
+
+        # A few seconds on, the same `next` is taken as meant for step 3.
+        clock.advance(2)
+        assert "Moved on to step 4" in bot.command("next")["text"]
+        # One person's `next`, then `next` again at once: both are theirs, both move on.
+        assert "Moved on to step 5" in bot.command("next")["text"]
+        assert _session(bot).current_step == 5
+    finally:
+        bot.stop()
 
 
 def test_words_a_facilitator_reaches_for_point_to_the_control_they_mean(bot: Bot) -> None:

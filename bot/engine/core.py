@@ -531,12 +531,18 @@ class Engine:
         protocol: Protocol,
         index: int,
         opened: datetime,
+        opened_by: str | None = None,
     ) -> None:
         step = protocol.step(index)
         seconds = step_seconds(protocol, index, session.step_seconds)
         closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
         run = StepRun(
-            session_id=session.id, index=index, step_id=step.id, started_at=opened, closes_at=closes
+            session_id=session.id,
+            index=index,
+            step_id=step.id,
+            started_at=opened,
+            closes_at=closes,
+            opened_by=opened_by,
         )
         s.add(run)
         session.current_step = index
@@ -686,8 +692,10 @@ class Engine:
         session: ProtocolSession,
         boundary: datetime,
         current: StepRun | None = None,
+        moved_by: str | None = None,
     ) -> None:
-        """Close the current step (its run, if not given, is looked up) and open the next."""
+        """Close the current step (its run, if not given, is looked up) and open the next;
+        `moved_by`: the person who closed it (`next`, or a Next button)."""
         protocol = self.library[session.protocol_id]
         if current is None:
             current = self._step_run(s, session.id, session.current_step)
@@ -696,7 +704,9 @@ class Engine:
         if session.current_step >= len(protocol.steps):
             self._finish(s, after, session, boundary)
         else:
-            self._open_step(s, after, session, protocol, session.current_step + 1, boundary)
+            self._open_step(
+                s, after, session, protocol, session.current_step + 1, boundary, moved_by
+            )
 
     def _step_run(self, s: Session, session_id: int, index: int) -> StepRun | None:
         return s.scalars(
@@ -716,22 +726,31 @@ class Engine:
                 return stale
             protocol = self.library[session.protocol_id]
             now = self.clock.now()
-            if pressed is None and self._opened_on_its_own(s, session, now):
-                # Typed for the step that just closed on time: the one that opened stays open.
-                return Reply(
-                    "replies/moved_on_its_own.j2", {"session": session, "protocol": protocol}
-                )
-            self._advance(s, after, session, now)
+            if pressed is None:
+                # A typed `next` names no step: it may have been meant for the one just closed.
+                just_moved = self._just_moved(s, session, protocol, actor, now)
+                if just_moved is not None:
+                    return just_moved
+            self._advance(s, after, session, now, moved_by=actor.user_id)
             return Reply(
                 "replies/moved_on.j2",
                 {"session": session, "protocol": protocol, "ended": session.status == "ended"},
             )
 
-    def _opened_on_its_own(self, s: Session, session: ProtocolSession, now: datetime) -> bool:
-        """Whether the current step opened a moment ago, on its own: the step before closed on
-        its planned time (a close by `next` or a button ends it when pressed, not then)."""
+    def _just_moved(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        protocol: Protocol,
+        actor: Actor,
+        now: datetime,
+    ) -> Reply | None:
+        """Why a typed `next` leaves the current step open: it opened a moment ago, on its own
+        (the step before closed on its planned time) or by someone else's `next` or Next button,
+        so the `next` was meant for the step before. The same person's `next` straight after
+        their own is deliberate, and moves on."""
         if session.current_step < 2:
-            return False
+            return None
         runs = s.scalars(
             select(StepRun).where(
                 StepRun.session_id == session.id,
@@ -740,9 +759,19 @@ class Engine:
         ).all()
         before = next((r for r in runs if r.index == session.current_step - 1), None)
         current = next((r for r in runs if r.index == session.current_step), None)
-        if before is None or current is None or before.ended_at != before.closes_at:
-            return False
-        return timedelta(0) <= now - current.started_at < JUST_OPENED
+        if before is None or current is None:
+            return None
+        if not timedelta(0) <= now - current.started_at < JUST_OPENED:
+            return None
+        context = {"session": session, "protocol": protocol}
+        if current.opened_by is not None:
+            if current.opened_by == actor.user_id:
+                return None
+            return Reply("replies/moved_by_someone.j2", {**context, "by": current.opened_by})
+        # A close by `next` or a button ends the step when pressed, not on its planned time.
+        if before.ended_at == before.closes_at:
+            return Reply("replies/moved_on_its_own.j2", context)
+        return None
 
     def end(self, actor: Actor) -> Reply:
         with self.transaction() as (s, after):

@@ -101,6 +101,8 @@ class StepRun(Base):
     message_ts: Mapped[str | None] = mapped_column(String(32))
     # When the step's Extend button last gave it more time (a double click's second press).
     extended_at: Mapped[datetime | None]
+    # Who opened it with `/protocol next` or a Next button (None: it opened on schedule).
+    opened_by: Mapped[str | None] = mapped_column(String(32))
 
     session: Mapped[ProtocolSession] = relationship(back_populates="steps")
 
