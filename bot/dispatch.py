@@ -9,6 +9,7 @@ from bot import commands as cmd
 from bot.engine import ahead, controls, rotation
 from bot.engine.core import Actor, Engine
 from bot.engine.errors import Refusal, Reply
+from bot.engine.preview import preview
 from bot.profiles import Zone
 
 
@@ -62,5 +63,5 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
     if isinstance(command, cmd.Cancel):
         return ahead.cancel(engine, actor, command.session_number)
     if isinstance(command, cmd.Preview):
-        return Reply("replies/preview.j2", {"protocol": engine.protocol(command.protocol)})
+        return preview(engine, actor, command.protocol)
     raise Refusal("refusals/not_yet.j2", command=type(command).__name__.lower())

@@ -121,3 +121,55 @@ def test_two_steps_with_one_title_are_named(tmp_path: Path) -> None:
     assert (status, out) == (1, "")
     problem = "duplicate step title 'The Assignment' (also steps[1])"
     assert err == f"error: {mine}: steps[3].title: {problem}\n"
+
+
+def _long_protocol(steps: int) -> str:
+    """An operator's protocol of many steps, each with a title and question near their limits."""
+    lines = [
+        "id: long-walk",
+        "name: The Long Walk",
+        "source: Our district's own",
+        "summary: Many short looks at one piece of work.",
+        "steps:",
+    ]
+    question = "what do you notice here, and where? " * 7
+    for n in range(1, steps + 1):
+        lines += [
+            f"  - id: look-{n}",
+            f"    title: {json.dumps(f'Look number {n} ' + 'at the work, closely, ' * 5)}",
+            "    minutes: 5",
+            f"    prompt: {json.dumps(f'Question {n}: ' + question)}",
+            "    guidance: []",
+            "    presenter: speaks",
+            "    collects: observation",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_preview_of_a_protocol_of_many_steps_shows_every_step(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # Slack takes 50 blocks and about 13,000 characters of blocks a message: the answer was cut
+    # at the 47th step (header, summary, and the rest past 50).
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "long-walk.yaml").write_text(_long_protocol(70), encoding="utf-8")
+    bot = Bot(workspace, database_url, protocols_dir=folder).start()
+    try:
+        answer = bot.command("preview long-walk")
+        assert "The Long Walk has 70 steps" in answer["text"]
+        parts = re.search(r"in (\d+) parts", answer["text"])
+        assert parts is not None
+        bot.wait_until(lambda: len(bot.posts("D_FAC")) == int(parts[1]))
+        sent = bot.posts("D_FAC")
+        for message in sent:
+            assert len(message["blocks"]) <= 50
+            assert len(json.dumps(message["blocks"])) <= 13_000
+        shown = "\n".join(json.dumps(message["blocks"]) for message in sent)
+        titles = re.findall(r"\*(\d+)\. Look number (\d+) ", shown)
+        assert titles == [(str(n), str(n)) for n in range(1, 71)]
+        assert shown.count("Start it with `/protocol start long-walk") == 1
+        # A protocol that fits one message is still the answer itself.
+        assert "Describing the Student Work" in json.dumps(bot.command("preview atlas"))
+    finally:
+        bot.stop()

@@ -1,0 +1,31 @@
+"""`/protocol preview`: every step of a protocol, to the asker only, however many steps it has."""
+
+from __future__ import annotations
+
+from bot import slack
+from bot.blocks import render_messages
+from bot.engine.core import Actor, Engine
+from bot.engine.errors import Reply
+
+TEMPLATE = "replies/preview.j2"
+
+
+def preview(engine: Engine, actor: Actor, protocol_id: str) -> Reply:
+    """The preview as the command's answer when it fits one message; an operator's long
+    protocol (past Slack's 50 blocks, or its ~13,000 characters of blocks) goes whole to the
+    asker by direct message, in parts, and the answer says so."""
+    protocol = engine.protocol(protocol_id)
+    messages = render_messages(TEMPLATE, protocol=protocol)
+    if len(messages) == 1:
+        return Reply(TEMPLATE, {"protocol": protocol})
+    with engine.transaction() as (s, _after):
+        for message in messages:
+            slack.enqueue(
+                s,
+                now=engine.clock.now(),
+                team_id=actor.team_id,
+                channel=actor.user_id,
+                method="chat.postMessage",
+                payload={"channel": actor.user_id, "text": message.text, "blocks": message.blocks},
+            )
+    return Reply("replies/preview_sent.j2", {"protocol": protocol, "parts": len(messages)})
