@@ -366,6 +366,25 @@ class SlackStandin:
                 "org_wide": org_wide,
             }
 
+    def add_token(
+        self,
+        token: str,
+        team_id: str | None,
+        *,
+        enterprise_id: str | None = None,
+        org_wide: bool = False,
+    ) -> None:
+        """A bot token issued outside OAuth (the app's own install page), as auth.test tells
+        it: for `team_id`, or with `org_wide` for the whole Enterprise Grid org."""
+        with self._lock:
+            self._issued[token] = {
+                "team_id": team_id,
+                "enterprise_id": enterprise_id,
+                "expires_at": None,
+                "revoked": False,
+                "org_wide": org_wide,
+            }
+
     def add_message(
         self,
         channel: str,

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.scheduling import start_job_id, step_job_id
+from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
-from tests.fakes.signing import interaction_body, signed_headers
+from tests.fakes.signing import interaction_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot, http_post
 from tests.test_oauth import TEAM_A, TEAM_B, OAuthBot
 
@@ -538,3 +539,58 @@ def test_a_late_uninstall_from_before_a_reinstall_leaves_the_new_install_running
     assert _sessions(bot) == [(TEAM_A, "running", 1)]
     assert bot.installations.bot_token(TEAM_A) == token
     assert "ATLAS" in _said(bot.command("status", team=TEAM_A))
+
+
+# -- one bot token -----------------------------------------------------------------------------
+OTHER_WORKSPACE = "runs for another Slack workspace"
+
+
+def _command_from(bot: Bot, text: str, team: str, enterprise: str | None = None) -> str:
+    body = slash_command_body(
+        text, team_id=team, enterprise_id=enterprise, response_url=bot.standin.response_url()
+    )
+    status, answer = bot.post(body)
+    assert status == 200, answer
+    return answer
+
+
+def test_a_single_bot_token_serves_its_own_workspace_only(bot: Bot) -> None:
+    """SLACK_BOT_TOKEN belongs to T_TEAM: a command or event from another workspace signed
+    with the app's secret is acknowledged, its author told, and nothing runs."""
+    answer = json.loads(_command_from(bot, START, "T_ELSEWHERE"))
+    assert OTHER_WORKSPACE in answer["text"] and answer["response_type"] == "ephemeral"
+    assert OTHER_WORKSPACE in _command_from(bot, "status", "T_ELSEWHERE")
+    assert _sessions(bot) == []
+    reply = {"type": "message", "channel": CHANNEL, "user": TEACHERS[0], "text": "Hi"}
+    assert bot.event({**reply, "ts": f"{time.time():.6f}"}, team="T_ELSEWHERE") == 200
+    _press(bot, "step_next", "1:1", team="T_ELSEWHERE")
+    assert OTHER_WORKSPACE in _responses(bot)
+    _settled(bot)
+    with bot.db.inbox_session() as s:
+        assert s.scalar(select(func.count()).select_from(InboxEvent)) == 0
+
+    assert "starting" in bot.command(START)["text"].lower()  # its own workspace
+    assert _sessions(bot) == [("T_TEAM", "running", 1)]
+
+
+def test_a_single_org_wide_token_serves_every_workspace_of_its_org(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    workspace.add_token("xoxb-org", None, enterprise_id="E_DISTRICT", org_wide=True)
+    settings = Settings(
+        slack_bot_token="xoxb-org",
+        slack_signing_secret=SECRET,
+        slack_api_url=workspace.url,
+        database_url=database_url,
+    )
+    bot = Bot(workspace, database_url, settings=settings).start()
+    try:
+        for team in (TEAM_A, TEAM_B):
+            answer = _command_from(bot, START, team, "E_DISTRICT")
+            assert "starting" in answer.lower(), answer
+        assert sorted(_sessions(bot)) == [(TEAM_A, "running", 1), (TEAM_B, "running", 1)]
+        assert OTHER_WORKSPACE in _command_from(bot, START, "T_ELSEWHERE", "E_ELSEWHERE")
+        assert OTHER_WORKSPACE in _command_from(bot, START, "T_ELSEWHERE")
+        assert len(_sessions(bot)) == 2
+    finally:
+        bot.stop()

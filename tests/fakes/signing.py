@@ -44,10 +44,14 @@ def slash_command_body(
     response_url: str | None = None,
     user_name: str = "facilitator",
     channel_name: str = "team",
+    enterprise_id: str | None = None,
 ) -> str:
-    """A slash command invocation, form-urlencoded as Slack sends it."""
+    """A slash command invocation, form-urlencoded as Slack sends it (from a workspace of an
+    Enterprise Grid org with `enterprise_id`)."""
+    grid = {"enterprise_id": enterprise_id, "enterprise_name": "District"} if enterprise_id else {}
     return urlencode(
         {
+            **grid,
             "token": VERIFICATION_TOKEN,
             "team_id": team_id,
             "team_domain": "standin",

@@ -1,0 +1,103 @@
+"""With one SLACK_BOT_TOKEN: serve the workspace the token belongs to, and no other.
+
+Slack sends a request to the app's URL from wherever the app is installed (or from anyone who
+signs with its secret, such as a second workspace the operator tried it in). With OAuth each
+request is answered with its own workspace's token, or refused; with one token it would be acted
+on with the token's workspace's identity, its sessions kept apart only by the team id Slack gave.
+auth.test says what the token belongs to: a workspace, or, installed org-wide on Enterprise Grid,
+an organisation, whose every workspace is served.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import render_message
+
+log = logging.getLogger(__name__)
+TEMPLATE = "refusals/other_workspace.j2"
+
+
+@dataclass(frozen=True)
+class TokenHome:
+    """Where the bot token belongs, as auth.test tells it."""
+
+    team_id: str
+    enterprise_id: str
+    org_wide: bool
+
+    def serves(self, team_id: str | None, enterprise_id: str | None) -> bool:
+        if self.org_wide:
+            return bool(enterprise_id) and enterprise_id == self.enterprise_id
+        return team_id == self.team_id
+
+
+class OneWorkspace(Middleware):
+    """Runs after Bolt's own authorization, which has checked the token (and said so if it
+    does not work): a request from elsewhere is acknowledged, and its author told, and nothing
+    else happens."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._home: TokenHome | None = None
+        self._lock = threading.Lock()
+        self._refused: set[str] = set()  # workspaces already logged
+
+    def home(self) -> TokenHome | None:
+        """The token's workspace, asked of Slack once it answers (None until then)."""
+        if self._home is not None:
+            return self._home
+        with self._lock:
+            if self._home is None:
+                try:
+                    auth = self.client.auth_test()
+                except (SlackApiError, OSError) as error:
+                    log.warning(
+                        "auth.test for the bot token's workspace failed: %s", type(error).__name__
+                    )
+                    return None
+                self._home = TokenHome(
+                    team_id=str(auth.get("team_id") or ""),
+                    enterprise_id=str(auth.get("enterprise_id") or ""),
+                    org_wide=bool(auth.get("is_enterprise_install")),
+                )
+            return self._home
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        team, enterprise = req.context.team_id, req.context.enterprise_id
+        if not team and not enterprise:
+            return next()  # nothing to tell by (Slack's url_verification, ssl_check)
+        home = self.home()
+        if home is None or home.serves(team, enterprise):
+            return next()
+        where = f"{enterprise}/{team}" if enterprise else str(team)
+        if where not in self._refused and len(self._refused) < 1000:
+            self._refused.add(where)
+            log.warning("refused requests from workspace %s: the bot token is for another", where)
+        message = render_message(TEMPLATE)
+        if req.body.get("command"):
+            answer = {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+            return BoltResponse(
+                status=200,
+                body=json.dumps(answer),
+                headers={"content-type": "application/json;charset=utf-8"},
+            )
+        respond = req.context.respond if req.context.response_url else None
+        if respond is not None:
+            try:
+                respond(text=message.text, blocks=message.blocks)
+            except Exception as error:  # response_url refused or unreachable: nothing changed
+                log.warning("answer to another workspace not delivered: %s", type(error).__name__)
+        # Events are acknowledged, so that Slack does not send them again, and dropped.
+        return BoltResponse(status=200, body="")
