@@ -12,7 +12,6 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from bot.blocks import render_message
 from bot.listeners import register_all
 from bot.logs import Outage
-from bot.one_workspace import OneWorkspace
 from bot.render import render_text
 from bot.runtime import Runtime
 
@@ -82,9 +81,9 @@ def build_app(runtime: Runtime) -> App:
             )
         return BoltResponse(status=200, body="")
 
-    if runtime.installations is None:
+    if runtime.one_workspace is not None:
         # One token: requests from other workspaces are turned away before any listener.
-        app.use(OneWorkspace(runtime.client))
+        app.use(runtime.one_workspace)
     register_all(app, runtime)
     return app
 

@@ -5,7 +5,9 @@ signs with its secret, such as a second workspace the operator tried it in). Wit
 request is answered with its own workspace's token, or refused; with one token it would be acted
 on with the token's workspace's identity, its sessions kept apart only by the team id Slack gave.
 auth.test says what the token belongs to: a workspace, or, installed org-wide on Enterprise Grid,
-an organisation, whose every workspace is served.
+an organisation, whose every workspace is served. Once Slack refuses the token (revoked, or the
+bot's account deactivated, with no event to say so) requests are told the app is not installed,
+as they are with OAuth, until auth.test takes the token again.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import render_message
+from bot.profiles import CALL_SECONDS, impatient
+from bot.slack import INSTALLATION_GONE
 
 log = logging.getLogger(__name__)
-TEMPLATE = "refusals/other_workspace.j2"
+ELSEWHERE = "refusals/other_workspace.j2"
+GONE = "refusals/not_installed.j2"
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,8 @@ class TokenHome:
 
 
 class OneWorkspace(Middleware):
-    """Runs after Bolt's own authorization, which has checked the token (and said so if it
-    does not work): a request from elsewhere is acknowledged, and its author told, and nothing
+    """Runs after Bolt's own authorization, which checked the token once: a request from
+    elsewhere, or after Slack refused the token, is acknowledged, its author told, and nothing
     else happens."""
 
     def __init__(self, client: WebClient) -> None:
@@ -52,24 +57,32 @@ class OneWorkspace(Middleware):
         self._lock = threading.Lock()
         self._refused: set[str] = set()  # workspaces already logged
 
-    def home(self) -> TokenHome | None:
-        """The token's workspace, asked of Slack once it answers (None until then)."""
-        if self._home is not None:
-            return self._home
+    def token_refused(self) -> None:
+        """Slack refused the token on a call: ask auth.test again before the next request."""
+        self._home = None
+
+    def _ask(self) -> TokenHome | str | None:
+        """The token's workspace; GONE when Slack refuses the token; None when Slack can't be
+        asked now (the request goes on: Bolt has checked the token)."""
         with self._lock:
-            if self._home is None:
-                try:
-                    auth = self.client.auth_test()
-                except (SlackApiError, OSError) as error:
-                    log.warning(
-                        "auth.test for the bot token's workspace failed: %s", type(error).__name__
-                    )
-                    return None
-                self._home = TokenHome(
-                    team_id=str(auth.get("team_id") or ""),
-                    enterprise_id=str(auth.get("enterprise_id") or ""),
-                    org_wide=bool(auth.get("is_enterprise_install")),
-                )
+            if self._home is not None:
+                return self._home
+            try:
+                # Before an ack, within Slack's 3 seconds.
+                auth = impatient(self.client, CALL_SECONDS).auth_test()
+            except SlackApiError as error:
+                if error.response.get("error") in INSTALLATION_GONE:
+                    return GONE
+                log.warning("auth.test failed: %s", error.response.get("error"))
+                return None
+            except OSError as error:
+                log.warning("auth.test failed: %s", type(error).__name__)
+                return None
+            self._home = TokenHome(
+                team_id=str(auth.get("team_id") or ""),
+                enterprise_id=str(auth.get("enterprise_id") or ""),
+                org_wide=bool(auth.get("is_enterprise_install")),
+            )
             return self._home
 
     def process(
@@ -78,26 +91,33 @@ class OneWorkspace(Middleware):
         team, enterprise = req.context.team_id, req.context.enterprise_id
         if not team and not enterprise:
             return next()  # nothing to tell by (Slack's url_verification, ssl_check)
-        home = self.home()
-        if home is None or home.serves(team, enterprise):
+        home = self._home or self._ask()
+        if home is None or (isinstance(home, TokenHome) and home.serves(team, enterprise)):
             return next()
-        where = f"{enterprise}/{team}" if enterprise else str(team)
-        if where not in self._refused and len(self._refused) < 1000:
-            self._refused.add(where)
-            log.warning("refused requests from workspace %s: the bot token is for another", where)
-        message = render_message(TEMPLATE)
-        if req.body.get("command"):
-            answer = {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
-            return BoltResponse(
-                status=200,
-                body=json.dumps(answer),
-                headers={"content-type": "application/json;charset=utf-8"},
-            )
-        respond = req.context.respond if req.context.response_url else None
-        if respond is not None:
-            try:
-                respond(text=message.text, blocks=message.blocks)
-            except Exception as error:  # response_url refused or unreachable: nothing changed
-                log.warning("answer to another workspace not delivered: %s", type(error).__name__)
-        # Events are acknowledged, so that Slack does not send them again, and dropped.
-        return BoltResponse(status=200, body="")
+        if home != GONE:
+            where = f"{enterprise}/{team}" if enterprise else str(team)
+            if where not in self._refused and len(self._refused) < 1000:
+                self._refused.add(where)
+                log.warning(
+                    "refused requests from workspace %s: the bot token is for another", where
+                )
+        return _refusal(req, ELSEWHERE if home != GONE else GONE)
+
+
+def _refusal(req: BoltRequest, template: str) -> BoltResponse:
+    message = render_message(template)
+    if req.body.get("command"):
+        answer = {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+        return BoltResponse(
+            status=200,
+            body=json.dumps(answer),
+            headers={"content-type": "application/json;charset=utf-8"},
+        )
+    respond = req.context.respond if req.context.response_url else None
+    if respond is not None:
+        try:
+            respond(text=message.text, blocks=message.blocks)
+        except Exception as error:  # response_url refused or unreachable: nothing changed
+            log.warning("refusal not delivered: %s", type(error).__name__)
+    # Events are acknowledged, so that Slack does not send them again, and dropped.
+    return BoltResponse(status=200, body="")

@@ -21,10 +21,11 @@ from bot.foreground import Foreground
 from bot.inbox import Inbox
 from bot.notify import ClockFile, ClockLink, Notifier, NotifyTimers
 from bot.oauth import Installations
+from bot.one_workspace import OneWorkspace
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
 from bot.scheduling import Scheduler
 from bot.settings import Settings
-from bot.slack import OutboxSender, Sent, make_client
+from bot.slack import INSTALLATION_GONE, OutboxSender, Sent, make_client
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
 
@@ -59,6 +60,8 @@ class Runtime:
         )
         # Many workspaces: each one's bot token comes from its OAuth installation.
         self.installations = Installations(settings, self.db) if settings.oauth else None
+        # One token: the workspace it belongs to, and no other, is served (the app's middleware).
+        self.one_workspace = OneWorkspace(self.client) if self.installations is None else None
         self.engine = Engine(
             self.db, self.library, self.clock, directory=SlackDirectory(self.client_for)
         )
@@ -72,6 +75,7 @@ class Runtime:
             self.clock,
             on_sent=self._posted,
             on_failed=self._failed,
+            on_gone=self._installation_gone,
         )
         self.engine.wake_outbox = self.sender.wake
         self.engine.sender = self.sender  # once it runs (the clock, or the single process)
@@ -122,7 +126,19 @@ class Runtime:
     def _posted(self, s: Session, sent: list[Sent]) -> None:
         self.engine.on_posted(s, [(each.ref, each.ts) for each in sent])
 
+    def _installation_gone(self, team_id: str, error: str) -> None:
+        """Slack refused the workspace's token (revoked, the bot's account deactivated) with no
+        event to say so: the workspace has gone, as if it had uninstalled the app."""
+        now = self.clock.now()
+        if self.installations is not None:
+            self.installations.forget(team_id, before=now)
+        self.workspaces.leave(team_id, reason=error, before=now)
+        if self.one_workspace is not None:
+            self.one_workspace.token_refused()
+
     def _failed(self, s: Session, row: OutboxMessage) -> None:
+        if row.error in INSTALLATION_GONE:
+            return  # the bot can't say anything there any more
         prep.dm_failed(self.engine, s, row)
         if not delivery.call_off_unreachable(self.engine, s, row):
             delivery.tell_facilitator(self.engine, s, row)

@@ -47,6 +47,9 @@ DONE_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found", 
 RETRY_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
+# Slack's answers to a token that no longer works (revoked, or the bot's account deactivated):
+# the installation is gone, though no tokens_revoked or app_uninstalled event said so.
+INSTALLATION_GONE = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed"})
 MAX_ATTEMPTS = 25
 # How far apart the clocks of the processes writing to the outbox may be without delaying a post.
 CLOCK_LEEWAY = timedelta(minutes=1)
@@ -469,12 +472,16 @@ class OutboxSender:
         clock: Clock,
         on_sent: OnSent | None = None,
         on_failed: Callable[[Session, OutboxMessage], None] | None = None,
+        on_gone: Callable[[str, str], None] | None = None,
         workers: int = 32,
         rate: float = 1.0,
         burst: float = 3.0,
     ) -> None:
         self.db, self.client_for, self.clock = db, client_for, clock
         self.on_sent, self.on_failed = on_sent, on_failed
+        # (team id, Slack's error) when a workspace's token is refused for good.
+        self.on_gone = on_gone
+        self._gone: set[str] = set()  # workspaces whose refused token was logged
         # Calls don't wait for acks in flight (bot/foreground.py): a tag reaction's call comes
         # from a lane's batch, which has let the acks before it go first. A/B at 500 replies/s
         # on SQLite, with and without a wait before each call: CPU per reply 1.89 -> 1.76 ms,
@@ -870,14 +877,39 @@ class OutboxSender:
             else:
                 response = client.api_call(method, json=payload)
             data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
+            if self._gone:
+                self._gone.discard(team_id)  # installed again: a refusal is news again
             return _finished(row_id, ts=data.get("ts") or data.get("message_ts"))
         except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in INSTALLATION_GONE:
+                self._installation_gone(team_id, str(error))
+                return _finished(row_id, error=str(error))
             return self._on_api_error(row_id, client, payload, exc, maybe_sent=maybe_sent)
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
             log.warning(
                 "slack call %s timed out or failed to connect: %s", method, type(exc).__name__
             )
             return _Outcome(row_id, "retry", after=None, ambiguous=True)
+
+    def _installation_gone(self, team_id: str, error: str) -> None:
+        """Slack refused the workspace's token for good: as an uninstall, said once in the log
+        (the token never is), and handed to on_gone each time (a post of a session started
+        since stops that one too)."""
+        with self._busy_lock:
+            first = team_id not in self._gone
+            self._gone.add(team_id)
+        if first:
+            log.warning(
+                "slack refused the bot token of workspace %s (%s): taken as uninstalled",
+                team_id,
+                error,
+            )
+        if self.on_gone is not None:
+            try:
+                self.on_gone(team_id, error)
+            except Exception:
+                log.exception("could not stop workspace %s after its token was refused", team_id)
 
     def _channel_for(self, client: WebClient, team_id: str, channel: str) -> str:
         """A user id as channel means a DM: open (or reuse) the app's conversation with them."""

@@ -385,6 +385,15 @@ class SlackStandin:
                 "org_wide": org_wide,
             }
 
+    def refuse_token(self, token: str, error: str = "token_revoked") -> None:
+        """From now on every call with `token` is refused with `error` (revoked by an admin,
+        the bot's account deactivated: account_inactive), and no event says so."""
+        with self._lock:
+            issued = self._issued.setdefault(
+                token, {"team_id": None, "enterprise_id": None, "expires_at": None}
+            )
+            issued["revoked"] = error
+
     def add_message(
         self,
         channel: str,
@@ -558,7 +567,8 @@ class SlackStandin:
             return {"ok": False, "error": "unknown_method"}
         issued = self._issued.get(token)
         if issued is not None and issued["revoked"]:
-            return {"ok": False, "error": "token_revoked"}
+            refused = issued["revoked"]
+            return {"ok": False, "error": refused if isinstance(refused, str) else "token_revoked"}
         if issued is not None and (issued["expires_at"] or time.time() + 1) < time.time():
             return {"ok": False, "error": "token_expired"}
         try:

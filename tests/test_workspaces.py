@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -594,3 +595,59 @@ def test_a_single_org_wide_token_serves_every_workspace_of_its_org(
         assert len(_sessions(bot)) == 2
     finally:
         bot.stop()
+
+
+# -- a token Slack refuses, with no event to say why --------------------------------------------
+NOT_INSTALLED = "protocolbot is not installed in this workspace"
+
+
+def _refused_calls(bot: Bot) -> list[str]:
+    return [c.method for c in bot.standin.calls if c.response.get("ok") is False]
+
+
+@pytest.mark.parametrize("refused", ["token_revoked", "account_inactive"])
+def test_a_token_slack_refuses_is_taken_as_an_uninstall(
+    bot: Bot, refused: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An admin revoked the token, or deactivated the bot's account, and no tokens_revoked or
+    app_uninstalled event reached the bot: the session ran on, each post failing, and the
+    facilitator was told 'Moved on' at every `next`."""
+    bot.command(START)
+    _step_ts(bot, _session_id(bot, "T_TEAM"), 1)
+    bot.standin.refuse_token("xoxb-test", refused)
+    with caplog.at_level(logging.INFO):
+        bot.command("next")  # answered before step 2 is posted, which Slack then refuses
+        bot.wait_until(lambda: _sessions(bot) == [("T_TEAM", "ended", 2)])
+        _settled(bot)
+        for text in ("next", "status", START):
+            answer = _said(bot.command(text))
+            assert NOT_INSTALLED in answer and "Moved on" not in answer, (text, answer)
+    assert _sessions(bot) == [("T_TEAM", "ended", 2)]
+    # Step 2 was tried once; nobody was sent word of it (the bot can't speak there).
+    assert _refused_calls(bot).count("chat.postMessage") == 1
+    with bot.db.session() as s:
+        pending = select(func.count()).where(OutboxMessage.status == "pending")
+        assert s.scalar(pending) == 0
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    said = [r.getMessage() for r in warned if refused in r.getMessage()]
+    assert len(said) == 1 and "T_TEAM" in said[0], said
+    assert not any("xoxb-test" in r.getMessage() for r in caplog.records)
+
+
+def test_a_workspace_whose_token_slack_refuses_is_forgotten_and_the_others_run_on(
+    two_schools: OAuthBot,
+) -> None:
+    bot = two_schools
+    bot.command(START, team=TEAM_A)
+    _step_ts(bot, _session_id(bot, TEAM_A), 1)
+    token = bot.installations.bot_token(TEAM_A)
+    assert token is not None
+    bot.standin.refuse_token(token, "invalid_auth")
+    bot.command("next", team=TEAM_A)
+    bot.wait_until(lambda: bot.installations.bot_token(TEAM_A) is None)
+    bot.wait_until(lambda: (TEAM_A, "ended", 2) in _sessions(bot))
+    assert _sessions(bot) == [(TEAM_A, "ended", 2)]
+    assert bot.command("next", team=TEAM_A) == {}
+    assert NOT_INSTALLED in _responses(bot)
+    assert bot.installations.bot_token(TEAM_B) is not None
+    assert "starting" in bot.command(START, team=TEAM_B)["text"].lower()
