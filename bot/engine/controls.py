@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -9,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from bot import retention
 from bot.blocks import render_message
-from bot.engine.core import Actor, Engine, Pressed, warning_time
+from bot.engine.core import Actor, Engine, Pressed
 from bot.engine.errors import Refusal, Reply
-from bot.engine.pacing import button_extension, carry_past_weekend, step_seconds
+from bot.engine.pacing import button_extension, carry_past_weekend, step_seconds, warning_lead
 from bot.engine.replies import DELETED
-from bot.store.models import Contribution, ProtocolSession
+from bot.store.models import Contribution, ProtocolSession, StepRun
 
 
 def _thread_note(
@@ -26,6 +27,27 @@ def _thread_note(
         render_message(template, session=session, **context),
         thread_ref=f"step:{session.id}:{session.current_step}",
     )
+
+
+def _move_warning(
+    engine: Engine,
+    s: Session,
+    after: Callable[[Callable[[], None]], None],
+    session: ProtocolSession,
+    run: StepRun | None,
+) -> None:
+    """The step's close moved (extend, resume): a warning not given yet comes the same time before
+    the new close as it would have before the old one, so the team hears before the step closes
+    however long it was paused."""
+    if run is None or run.warn_at is None:
+        return
+    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+    lead = warning_lead(step_seconds(protocol, run.index, session.step_seconds))
+    if lead is None:
+        return
+    warn_at = run.warn_at = run.closes_at - lead
+    sid, step = session.id, run.index
+    after(lambda: engine.timers.step_warning(sid, step, warn_at))
 
 
 # Two presses of one Extend button this close together are a double click, not a request for
@@ -70,10 +92,7 @@ def extend(
         _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
-        warn_at = warning_time(run.started_at, closes) if run is not None else None
-        if warn_at is not None and warn_at > now:
-            at = warn_at
-            after(lambda: engine.timers.step_warning(sid, step, at))
+        _move_warning(engine, s, after, session, run)
         return Reply("replies/extended.j2", {"session": session, "closes_at": closes})
 
 
@@ -129,6 +148,7 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         _thread_note(engine, s, session, "step_resumed.j2", closes_at=closes)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
+        _move_warning(engine, s, after, session, run)
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
 
 

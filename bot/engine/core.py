@@ -25,7 +25,7 @@ from bot.blocks import Message, fits_one_message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
 from bot.engine.errors import Refusal, Reply
-from bot.engine.pacing import button_extension, close_time, step_seconds
+from bot.engine.pacing import button_extension, close_time, step_seconds, warning_lead
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.render import render_text
@@ -36,18 +36,8 @@ from bot.store.models import ACTIVE, ProtocolSession, StepRun
 log = logging.getLogger(__name__)
 
 MAX_SCHEDULED_PER_CHANNEL = 20
-WARN_AT = 0.8  # of a step's length
-WARN_MIN_STEP = timedelta(minutes=2)
 # A `/protocol next` this soon after a step opened on its own was typed for the step before.
 JUST_OPENED = timedelta(seconds=3)
-
-
-def warning_time(opened: datetime, closes: datetime) -> datetime | None:
-    """When the closing warning goes out: 80 % into the step, and not for steps under 2 minutes."""
-    length = closes - opened
-    if length < WARN_MIN_STEP:
-        return None
-    return opened + length * WARN_AT
 
 
 @dataclass
@@ -536,6 +526,8 @@ class Engine:
         step = protocol.step(index)
         seconds = step_seconds(protocol, index, session.step_seconds)
         closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
+        lead = warning_lead(seconds)
+        warn_at = closes - lead if lead is not None else None
         run = StepRun(
             session_id=session.id,
             index=index,
@@ -543,6 +535,7 @@ class Engine:
             started_at=opened,
             closes_at=closes,
             opened_by=opened_by,
+            warn_at=warn_at,
         )
         s.add(run)
         session.current_step = index
@@ -570,9 +563,9 @@ class Engine:
             self.post(s, session, message, channel=session.presenter_id, ref=ref)
         sid = session.id
         after(lambda: self.timers.step_deadline(sid, index, closes))
-        warn_at = warning_time(opened, closes)
         if warn_at is not None:
-            after(lambda: self.timers.step_warning(sid, index, warn_at))
+            warns = warn_at
+            after(lambda: self.timers.step_warning(sid, index, warns))
 
     def close_step(self, session_id: int, expected_step: int) -> None:
         """The timer path. Does nothing when the session has moved on: duplicates are harmless."""
@@ -902,8 +895,7 @@ class Engine:
                     ProtocolSession.id,
                     ProtocolSession.current_step,
                     ProtocolSession.step_closes_at,
-                    StepRun.started_at,
-                    StepRun.closes_at,
+                    StepRun.warn_at,
                 )
                 .outerjoin(
                     StepRun,
@@ -921,12 +913,12 @@ class Engine:
                 )
             ).all()
         work = DueWork(starts=[(sid, at) for sid, at in scheduled])
-        for sid, step, closes_at, opened, closes in running:
+        for sid, step, closes_at, warn_at in running:
             if closes_at is not None:
                 work.closes.append((sid, step, closes_at))
-            # Steps too short for a warning have none.
-            if opened is not None and (warn := warning_time(opened, closes)) is not None:
-                work.warnings.append((sid, step, warn))
+            # Steps too short for a warning have none; a step warned has none left.
+            if warn_at is not None:
+                work.warnings.append((sid, step, warn_at))
         return work
 
     def on_posted(self, s: Session, posts: Iterable[tuple[str | None, str | None]]) -> None:

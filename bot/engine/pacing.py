@@ -8,6 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.protocols import Protocol
 
 MONDAY_MORNING = time(8, 0)
+# The closing warning comes a fifth of a step's length before it closes (at 80 % of a step that
+# runs as planned), however its close moves; steps under 2 minutes have none.
+WARN_AT = 0.8
+WARN_MIN_STEP = timedelta(minutes=2)
 
 
 def step_seconds(protocol: Protocol, index: int, override: int | None) -> int:
@@ -33,6 +37,14 @@ def carry_past_weekend(at: datetime, tz: str) -> datetime:
 def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
     closes = opened + timedelta(seconds=seconds)
     return carry_past_weekend(closes, tz) if weekdays else closes
+
+
+def warning_lead(seconds: int) -> timedelta | None:
+    """How long before a step of `seconds` closes its closing warning comes; None: no warning."""
+    length = timedelta(seconds=seconds)
+    if length < WARN_MIN_STEP:
+        return None
+    return length * (1 - WARN_AT)
 
 
 def button_extension(step_seconds: int) -> int:

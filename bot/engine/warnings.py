@@ -24,6 +24,9 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         # One warning a step: an Extend or a pause after it moves the step's 80 % mark later,
         # and its timer comes again, but the team has been told and the quiet ones nudged.
         ref = f"warning:{session.id}:{step}"
+        run = engine._step_run(s, session.id, step)
+        if run is not None:
+            run.warn_at = None  # given: a step is warned once, however its close moves after
         if slack.enqueued(s, session.team_id, ref):
             return
         spec = protocol.step(step)

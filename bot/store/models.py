@@ -103,6 +103,9 @@ class StepRun(Base):
     extended_at: Mapped[datetime | None]
     # Who opened it with `/protocol next` or a Next button (None: it opened on schedule).
     opened_by: Mapped[str | None] = mapped_column(String(32))
+    # When its closing warning is due: moved with the close (extend, pause and resume), None once
+    # given (or for a step too short to have one).
+    warn_at: Mapped[datetime | None]
 
     session: Mapped[ProtocolSession] = relationship(back_populates="steps")
 

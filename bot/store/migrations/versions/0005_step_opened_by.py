@@ -4,7 +4,7 @@ Two people sending `/protocol next` at nearly the same moment (the facilitator a
 admin) would move the session two steps; the second finds the step just opened by someone else
 and is turned away.
 
-Revision ID: 0005_qa2
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-06
 """
@@ -12,7 +12,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_qa2"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,88 @@
+"""When the closing warning comes: before the step's actual close, however the close moved.
+
+The end-to-end tests run a web process (no timers) on a clock the test sets back, for what
+happened in a session long ago, then a bot on the real time with its scheduler.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.engine import controls
+from bot.engine.core import Engine
+from bot.slack_standin import SlackStandin
+from bot.store.models import ProtocolSession
+from tests.harness import PRESENTER, Bot
+from tests.test_engine import HeldClock, RecordingTimers, actor, runs, session_row, start
+
+
+class _Behind:
+    """A web process's clock, as far behind the real time as the test says."""
+
+    def __init__(self) -> None:
+        self.behind = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) - self.behind
+
+
+def _warnings(workspace: SlackStandin) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in workspace.messages("C_TEAM")
+        if m.get("thread_ts") and "This step closes" in str(m.get("text", ""))
+    ]
+
+
+def _closes(bot: Bot) -> int:
+    with bot.db.session() as s:
+        closes = s.scalars(select(ProtocolSession.step_closes_at)).one()
+        assert closes is not None
+        return int(closes.timestamp())
+
+
+def test_a_step_paused_past_its_warning_time_is_warned_before_its_new_close(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # A 10-minute step paused just before its warning (due 8 minutes in) for an hour, then
+    # resumed with 2 minutes and a second left: warned 2 minutes before it closes, as unpaused.
+    web_clock = _Behind()
+    web = Bot(workspace, database_url, with_scheduler=False, clock=web_clock).start()
+    try:
+        web_clock.behind = timedelta(minutes=70)
+        web.command(f"start atlas <@{PRESENTER}> step 10m")
+        web_clock.behind = timedelta(minutes=70) - timedelta(minutes=7, seconds=59)
+        assert "Paused" in web.command("pause")["text"]
+    finally:
+        web.stop()
+    bot = Bot(workspace, database_url).start()  # an hour on: the clock's own time
+    try:
+        assert "Resumed" in bot.command("resume")["text"]
+        bot.wait_until(lambda: _warnings(workspace), timeout=6)
+        bot.settle()
+        (warning,) = _warnings(workspace)
+        (step,) = bot.step_posts()
+        assert warning["thread_ts"] == step["ts"]
+        assert f"<!date^{_closes(bot)}^" in warning["text"]
+    finally:
+        bot.stop()
+
+
+def test_resume_and_extend_keep_the_warning_its_time_before_the_close(
+    engine: Engine, clock: HeldClock, timers: RecordingTimers
+) -> None:
+    session = start(engine, step_seconds=600)
+    clock.advance(7 * 60)
+    controls.pause(engine, actor())
+    clock.advance(3600)
+    controls.resume(engine, actor())
+    closes = clock.now() + timedelta(minutes=3)
+    assert session_row(engine, session.id).step_closes_at == closes
+    assert ("step_warning", (session.id, 1, closes - timedelta(minutes=2))) == timers.other[-1]
+    controls.extend(engine, actor(), 900)
+    later = closes + timedelta(minutes=15)
+    assert ("step_warning", (session.id, 1, later - timedelta(minutes=2))) == timers.other[-1]
+    assert runs(engine, session.id)[0].warn_at == later - timedelta(minutes=2)
