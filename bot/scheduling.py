@@ -207,8 +207,9 @@ class Scheduler:
         )
         # job id -> run time, for every job this process added and has not yet seen run
         self._planned: dict[str, datetime] = {}
-        # warning jobs that have run: a step gets one closing warning, however often it moves
-        self._warned: set[str] = set()
+        # warning jobs that have run, at the time they were for: not planned again for that time
+        # (the warning itself clears the step's warn_at once given)
+        self._warned: dict[str, datetime] = {}
         self._lock = threading.RLock()
         self._poke = threading.Event()
         self._stop = threading.Event()
@@ -276,10 +277,12 @@ class Scheduler:
             planned = self._planned.get(event.job_id)
             when = getattr(event, "scheduled_run_time", None)
             # A job that re-armed itself for later while running stays planned.
+            ran_for = when
             if planned is not None and when is not None and planned <= when + _SLACK:
                 del self._planned[event.job_id]
-            if event.job_id.endswith(":warn"):
-                self._warned.add(event.job_id)
+                ran_for = planned  # as reconcile reads it, to the microsecond
+            if event.job_id.endswith(":warn") and isinstance(ran_for, datetime):
+                self._warned[event.job_id] = ran_for
 
     # -- Timers --------------------------------------------------------------------------------
     def step_deadline(self, session_id: int, step: int, at: datetime) -> None:
@@ -323,7 +326,6 @@ class Scheduler:
         """
         with self._lock:
             before = dict(self._planned)
-        now = self.engine.clock.now()
         due = self.engine.due_work()
         preps = prep.due_work(self.engine)
         with self._lock:
@@ -340,8 +342,10 @@ class Scheduler:
             for session_id, step, at in due.warnings:
                 job_id = warn_job_id(session_id, step)
                 wanted.add(job_id)
-                # A warning whose time has passed has been given (or missed): never twice.
-                fresh = at > now and job_id not in self._warned
+                # A warning whose time passed while no clock ran (a restart, a deploy) is run at
+                # once: it decides whether there is still time for it. One that ran for this
+                # time is not run again.
+                fresh = self._warned.get(job_id) != at
                 if fresh and settled(job_id) and before.get(job_id) != at:
                     self.step_warning(session_id, step, at)
             for session_id, at in due.starts:
@@ -358,7 +362,7 @@ class Scheduler:
             for job_id in [j for j in self._planned if j.startswith("session:")]:
                 if job_id not in wanted and settled(job_id):
                     self._remove(job_id)
-            self._warned &= wanted
+            self._warned = {j: at for j, at in self._warned.items() if j in wanted}
 
 
 _SLACK = timedelta(milliseconds=1)  # job store round trips may shave microseconds off a time

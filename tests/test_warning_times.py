@@ -6,6 +6,8 @@ happened in a session long ago, then a bot on the real time with its scheduler.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from sqlalchemy import select
 from bot.engine import controls
 from bot.engine.core import Engine
 from bot.slack_standin import SlackStandin
-from bot.store.models import ProtocolSession
+from bot.store.models import ProtocolSession, StepRun
 from tests.harness import PRESENTER, Bot
 from tests.test_engine import HeldClock, RecordingTimers, actor, runs, session_row, start
 
@@ -69,6 +71,63 @@ def test_a_step_paused_past_its_warning_time_is_warned_before_its_new_close(
         assert f"<!date^{_closes(bot)}^" in warning["text"]
     finally:
         bot.stop()
+
+
+@contextmanager
+def _clock_back(workspace: SlackStandin, database_url: str, ago: timedelta) -> Iterator[Bot]:
+    """A session of 10-minute steps started `ago` by a web process, and no clock process running
+    since; then the bot with its scheduler, on the real time."""
+    web_clock = _Behind()
+    web_clock.behind = ago
+    web = Bot(workspace, database_url, with_scheduler=False, clock=web_clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 10m")
+    finally:
+        web.stop()
+    bot = Bot(workspace, database_url).start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
+
+
+def test_a_warning_due_while_the_clock_was_down_goes_out_when_it_is_back(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Started 8.5 minutes ago: the warning fell due half a minute ago, and the step closes in a
+    # minute and a half.
+    with _clock_back(workspace, database_url, timedelta(minutes=8, seconds=30)) as bot:
+        bot.wait_until(lambda: _warnings(workspace), timeout=6)
+        bot.settle()
+        (warning,) = _warnings(workspace)
+        (step,) = bot.step_posts()
+        assert warning["thread_ts"] == step["ts"]
+        assert f"<!date^{_closes(bot)}^" in warning["text"]  # says when the step closes
+        assert _session(bot).current_step == 1 and _warned_at_is_cleared(bot)
+
+
+def test_a_warning_due_while_the_clock_was_down_is_dropped_when_its_step_closes_now(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # 15 s before the close, under a quarter of the warning's 2 minutes: too late to be of use.
+    # The step closes as it would have, unwarned (as one whose close passed too).
+    with _clock_back(workspace, database_url, timedelta(minutes=9, seconds=45)) as bot:
+        bot.wait_until(lambda: _warned_at_is_cleared(bot), timeout=6)
+        bot.settle()
+        assert _warnings(workspace) == []
+        assert len(bot.step_posts()) == 1
+
+
+def _warned_at_is_cleared(bot: Bot) -> bool:
+    with bot.db.session() as s:
+        return s.scalars(select(StepRun.warn_at)).one() is None
+
+
+def _session(bot: Bot) -> ProtocolSession:
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        s.expunge(session)
+        return session
 
 
 def test_resume_and_extend_keep_the_warning_its_time_before_the_close(

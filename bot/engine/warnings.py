@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
+from bot.engine.pacing import step_seconds, warning_lead
 from bot.store.models import Contribution, ProtocolSession
+
+# A warning late (its clock was down when it fell due) still goes out while at least this share of
+# its lead is left before the close: a quarter of an hour-long step's 12 minutes, 3 minutes.
+LATE_SHARE = 0.25
+
+
+def _time_for_it(left: timedelta, seconds: int) -> bool:
+    lead = warning_lead(seconds)
+    return lead is not None and left >= lead * LATE_SHARE
 
 
 def warn_step(engine: Engine, session_id: int, step: int) -> None:
@@ -16,20 +28,23 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         session = s.get(ProtocolSession, session_id)
         if session is None or session.status != "running" or session.current_step != step:
             return
-        if session.step_closes_at is None or session.step_closes_at <= engine.clock.now():
+        if session.step_closes_at is None:
             return
         protocol = engine.library.get(session.protocol_id)
         if protocol is None:
             return  # no longer installed: the close holds the session (Engine._hold)
+        run = engine._step_run(s, session.id, step)
+        if run is not None:
+            run.warn_at = None  # given, or too late: a step is warned once, however it moves
+        spec = protocol.step(step)
+        seconds = step_seconds(protocol, step, session.step_seconds)
+        if not _time_for_it(session.step_closes_at - engine.clock.now(), seconds):
+            return  # due while no clock ran, and the step closes too soon to say so usefully
         # One warning a step: an Extend or a pause after it moves the step's 80 % mark later,
         # and its timer comes again, but the team has been told and the quiet ones nudged.
         ref = f"warning:{session.id}:{step}"
-        run = engine._step_run(s, session.id, step)
-        if run is not None:
-            run.warn_at = None  # given: a step is warned once, however its close moves after
         if slack.enqueued(s, session.team_id, ref):
             return
-        spec = protocol.step(step)
         members = [
             user
             for user in engine.directory.members(session.team_id, session.channel_id)
