@@ -240,7 +240,9 @@ def test_weekdays_carry_a_weekend_close_to_monday_morning(
     assert closes == expected
     assert closes.utcoffset() == timedelta(0)  # still UTC for the store
     without = close_time(opened.astimezone(UTC), seconds, weekdays=False, tz=tz)
-    assert without == opened.astimezone(UTC) + timedelta(seconds=seconds)
+    # Whole days: the same local time of day, however many hours that is.
+    local = opened.astimezone(ZoneInfo(tz))
+    assert without == (local + timedelta(seconds=seconds)).astimezone(UTC)
 
 
 def test_carry_past_weekend_is_a_no_op_on_weekdays() -> None:

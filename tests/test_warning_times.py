@@ -6,19 +6,31 @@ happened in a session long ago, then a bot on the real time with its scheduler.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from bot.engine import controls
 from bot.engine.core import Engine
+from bot.engine.pacing import later
 from bot.slack_standin import SlackStandin
-from bot.store.models import ProtocolSession, StepRun
+from bot.store.models import OutboxMessage, ProtocolSession, StepRun
 from tests.harness import PRESENTER, Bot
-from tests.test_engine import HeldClock, RecordingTimers, actor, runs, session_row, start
+from tests.test_engine import (
+    HeldClock,
+    RecordingTimers,
+    actor,
+    date_tokens,
+    runs,
+    session_row,
+    start,
+)
 
 
 class _Behind:
@@ -145,3 +157,50 @@ def test_resume_and_extend_keep_the_warning_its_time_before_the_close(
     later = closes + timedelta(minutes=15)
     assert ("step_warning", (session.id, 1, later - timedelta(minutes=2))) == timers.other[-1]
     assert runs(engine, session.id)[0].warn_at == later - timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("starts", "commands"),
+    [
+        # Step 1 opens Saturday 3 PM (PDT) and closes Sunday 3 PM (PST): 25 hours.
+        (datetime(2026, 10, 31, 22, 0, tzinfo=UTC), []),
+        # Step 1 opens Friday 3 PM and is extended by a day, across the same change.
+        (datetime(2026, 10, 30, 22, 0, tzinfo=UTC), ["extend 1d"]),
+    ],
+)
+def test_a_days_step_keeps_its_local_time_across_a_daylight_saving_change(
+    workspace: SlackStandin, database_url: str, starts: datetime, commands: list[str]
+) -> None:
+    # The facilitator is in Los Angeles, whose clocks go back an hour on 1 November 2026.
+    web = Bot(workspace, database_url, with_scheduler=False, clock=HeldClock(starts)).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d")
+        for command in commands:
+            web.command(command)
+        assert _closes(web) == int(datetime(2026, 11, 1, 23, 0, tzinfo=UTC).timestamp())
+        with web.db.session() as s:
+            header = s.scalars(
+                select(OutboxMessage).where(OutboxMessage.ref.like("header:%"))
+            ).one()
+        # Every step opens and closes at 3 PM in Los Angeles, as the header shows them.
+        opens_and_closes = date_tokens(json.dumps(header.payload))
+        assert len(opens_and_closes) >= 6
+        los_angeles = ZoneInfo("America/Los_Angeles")
+        assert {datetime.fromtimestamp(at, los_angeles).hour for at in opens_and_closes} == {15}
+    finally:
+        web.stop()
+
+
+def test_whole_days_are_counted_on_the_calendar_and_hours_on_the_clock() -> None:
+    new_york = ZoneInfo("America/New_York")
+    # 3 PM on the Saturday before clocks go forward (20:00 UTC).
+    saturday = datetime(2026, 3, 7, 20, 0, tzinfo=UTC)
+
+    def hours_later(seconds: int, tz: str) -> float:
+        return (later(saturday, seconds, tz) - saturday).total_seconds() / 3600
+
+    assert later(saturday, 86400, "America/New_York").astimezone(new_york).hour == 15
+    assert hours_later(86400, "America/New_York") == 23
+    assert hours_later(86400 + 1800, "America/New_York") == 23.5
+    assert hours_later(2 * 86400, "UTC") == 48
+    assert hours_later(3 * 3600, "America/New_York") == 3

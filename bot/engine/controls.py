@@ -12,7 +12,13 @@ from bot import retention
 from bot.blocks import render_message
 from bot.engine.core import Actor, Engine, Pressed
 from bot.engine.errors import Refusal, Reply
-from bot.engine.pacing import button_extension, carry_past_weekend, step_seconds, warning_lead
+from bot.engine.pacing import (
+    button_extension,
+    carry_past_weekend,
+    later,
+    step_seconds,
+    warning_lead,
+)
 from bot.engine.replies import DELETED
 from bot.store.models import Contribution, ProtocolSession, StepRun
 
@@ -78,12 +84,11 @@ def extend(
             )
         if run is not None and pressed is not None:
             run.extended_at = now
-        delta = timedelta(seconds=seconds)
         if session.status == "paused":
             session.paused_remaining = (session.paused_remaining or 0) + seconds
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
         assert session.step_closes_at is not None
-        closes = session.step_closes_at + delta
+        closes = later(session.step_closes_at, seconds, session.tz)
         if session.weekdays:
             closes = carry_past_weekend(closes, session.tz)
         session.step_closes_at = closes

@@ -34,8 +34,18 @@ def carry_past_weekend(at: datetime, tz: str) -> datetime:
     return datetime.combine(monday, MONDAY_MORNING, tzinfo=local.tzinfo).astimezone(at.tzinfo)
 
 
+def later(at: datetime, seconds: int, tz: str) -> datetime:
+    """`seconds` after `at`, whole days counted on the calendar of the zone `tz`: a day's step
+    opened at 3 PM closes at 3 PM, across a daylight-saving change too (23 or 25 hours)."""
+    days, rest = divmod(seconds, 86400)
+    if days:
+        # Arithmetic on an aware datetime in one zone is on its wall clock.
+        at = (at.astimezone(zone(tz)) + timedelta(days=days)).astimezone(at.tzinfo)
+    return at + timedelta(seconds=rest)
+
+
 def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
-    closes = opened + timedelta(seconds=seconds)
+    closes = later(opened, seconds, tz)
     return carry_past_weekend(closes, tz) if weekdays else closes
 
 

@@ -50,6 +50,11 @@ def register(app: App, runtime: Runtime) -> None:
         zone = profiles.zone_of(actor.user_id) if needs_zone or likes_zone else None
         tz = zone.name if zone else "UTC"
         parsed = dispatch.parse(text, now=runtime.clock.now(), tz=tz, engine=runtime.engine)
+        if zone is None and not elsewhere and _counts_days(parsed):
+            # Steps of whole days keep their local time of day across a daylight-saving change,
+            # in the caller's zone if Slack gives it (else UTC's 24 hours).
+            zone = profiles.zone_of(actor.user_id)
+            tz = zone.name if zone else "UTC"
         if needs_zone and zone is None:
             parsed = Reply("refusals/zone_unavailable.j2")  # Slack didn't say: don't guess
         if elsewhere and isinstance(parsed, cmd.Start | OpenDialog):
@@ -70,6 +75,10 @@ def register(app: App, runtime: Runtime) -> None:
         )
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+
+def _counts_days(parsed: object) -> bool:
+    return isinstance(parsed, cmd.Start) and (parsed.step_seconds or 0) >= 86400
 
 
 def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond: Respond) -> None:
