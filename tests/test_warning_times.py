@@ -191,6 +191,35 @@ def test_a_days_step_keeps_its_local_time_across_a_daylight_saving_change(
         web.stop()
 
 
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+
+
+@pytest.mark.parametrize(
+    ("opens", "step", "warned"),
+    [
+        # A day's step opened on Friday afternoon closes on Monday morning: warned on Friday,
+        # its 4.8 hours' lead counted back from the end of Friday, not at 3 AM on Monday.
+        (datetime(2026, 11, 13, 15, 0), "1d", datetime(2026, 11, 13, 19, 12)),
+        # Two days from Thursday: Friday afternoon, not Sunday night.
+        (datetime(2026, 11, 12, 15, 0), "2d", datetime(2026, 11, 13, 14, 24)),
+        # Tuesday to Wednesday: no weekend, the warning 4.8 hours before the close as ever.
+        (datetime(2026, 11, 10, 15, 0), "1d", datetime(2026, 11, 11, 10, 12)),
+    ],
+)
+def test_a_weekdays_step_closing_on_monday_is_warned_on_the_working_day_before(
+    workspace: SlackStandin, database_url: str, opens: datetime, step: str, warned: datetime
+) -> None:
+    clock = HeldClock(opens.replace(tzinfo=LOS_ANGELES).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step {step} weekdays")
+        # What the clock process plans from the database.
+        (warning,) = web.runtime.engine.due_work().warnings
+        assert warning[2].astimezone(LOS_ANGELES).replace(tzinfo=None) == warned
+    finally:
+        web.stop()
+
+
 def test_whole_days_are_counted_on_the_calendar_and_hours_on_the_clock() -> None:
     new_york = ZoneInfo("America/New_York")
     # 3 PM on the Saturday before clocks go forward (20:00 UTC).

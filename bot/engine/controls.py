@@ -18,6 +18,7 @@ from bot.engine.pacing import (
     later,
     step_seconds,
     warning_lead,
+    warning_time,
 )
 from bot.engine.replies import DELETED
 from bot.store.models import Contribution, ProtocolSession, StepRun
@@ -51,7 +52,11 @@ def _move_warning(
     lead = warning_lead(step_seconds(protocol, run.index, session.step_seconds))
     if lead is None:
         return
-    warn_at = run.warn_at = run.closes_at - lead
+    at = warning_time(run.started_at, run.closes_at, lead, weekdays=session.weekdays, tz=session.tz)
+    run.warn_at = at
+    if at is None:
+        return
+    warn_at = at
     sid, step = session.id, run.index
     after(lambda: engine.timers.step_warning(sid, step, warn_at))
 

@@ -57,6 +57,39 @@ def warning_lead(seconds: int) -> timedelta | None:
     return length * (1 - WARN_AT)
 
 
+def warning_time(
+    opened: datetime, closes: datetime, lead: timedelta, *, weekdays: bool, tz: str
+) -> datetime | None:
+    """When the closing warning of a step open from `opened` to `closes` goes out: `lead` before
+    the close. With `weekdays` the weekend does not count, as it does not for the close: the
+    warning of a step carried to Monday morning comes on Friday (a 1-day step's 4.8 hours before
+    the end of Friday, a 2-day step's 9.6), not in the night or on Sunday evening. None when
+    that would be before the step opened (a step opened late on a Friday): its message says
+    when it closes."""
+    at = _working_time_before(closes, lead, tz) if weekdays else closes - lead
+    return at if at > opened else None
+
+
+def _working_time_before(at: datetime, lead: timedelta, tz: str) -> datetime:
+    """`lead` before `at`, skipping weekends (Saturday 0:00 to Monday morning in `tz`)."""
+    local_zone = zone(tz)
+    while True:
+        local = at.astimezone(local_zone)
+        monday = local.date() - timedelta(days=local.weekday())
+        week_starts = datetime.combine(monday, MONDAY_MORNING, tzinfo=local_zone)
+        if local < week_starts:  # Monday before the morning: still the weekend before it
+            monday -= timedelta(days=7)
+            week_starts = datetime.combine(monday, MONDAY_MORNING, tzinfo=local_zone)
+        saturday = datetime.combine(monday + timedelta(days=5), time(0), tzinfo=local_zone)
+        if local > saturday:  # in a weekend: count back from its start
+            at = saturday.astimezone(at.tzinfo)
+        if at - lead >= week_starts:
+            return at - lead
+        lead -= at - week_starts
+        weekend = datetime.combine(monday - timedelta(days=2), time(0), tzinfo=local_zone)
+        at = weekend.astimezone(at.tzinfo)
+
+
 def button_extension(step_seconds: int) -> int:
     """What the Extend button adds: a quarter of the step, at least 5 minutes, at most a day."""
     return max(300, min(86400, (step_seconds // 4) // 300 * 300))
