@@ -50,7 +50,10 @@ RETRY_ERRORS = frozenset(
 # Slack's answers to a token that no longer works (revoked, or the bot's account deactivated):
 # the installation is gone, though no tokens_revoked or app_uninstalled event said so.
 INSTALLATION_GONE = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed"})
-MAX_ATTEMPTS = 25
+# A call Slack keeps failing (5xx, timeouts) is tried, a minute apart at most, for this long
+# before it is given up and the facilitator told: Slack's outages have lasted hours, and a step's
+# message or the notes must outlast them. A 429 is Slack asking for a wait: it never counts.
+GIVE_UP_AFTER = timedelta(hours=24)
 # How far apart the clocks of the processes writing to the outbox may be without delaying a post.
 CLOCK_LEEWAY = timedelta(minutes=1)
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
@@ -1006,21 +1009,25 @@ class OutboxSender:
         ambiguous: bool,
         limited: bool = False,
     ) -> bool:
+        now = self.clock.now()
         if limited:
             # Slack asked for a wait (429 and its Retry-After), however long a storm lasts: the
             # call is not given up on for that, and later back-offs don't grow from it.
             row.attempts = max(0, row.attempts - 1)
+        elif row.failing_since is None:
+            row.failing_since = now
         if after is None:
             after = min(60, 2 ** min(row.attempts - 1, 6))
         if not ambiguous:
             row.in_flight_at = None
-        if row.attempts >= MAX_ATTEMPTS:
+        failing = row.failing_since
+        if not limited and failing is not None and now - failing >= GIVE_UP_AFTER:
             row.status, row.error = "failed", "gave_up"
             if self.on_failed:
                 self.on_failed(s, row)
                 self._wake.set()
             return True
-        row.not_before = self.clock.now() + timedelta(seconds=after)
+        row.not_before = now + timedelta(seconds=after)
         return False
 
     def _finish(self, row_id: int, ts: str | None = None, error: str | None = None) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,15 +19,17 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.clock import SystemClock
-from bot.slack import MAX_ATTEMPTS, OutboxSender, enqueue
+from bot.slack import OutboxSender, TokenBucket, enqueue
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot, wait_until
+from tests.test_engine import HeldClock
 
 OTHER = "C_OTHER"
-RATE, BURST = 1.0, 3.0  # the sender's defaults: about one post a second per channel
+RATE, BURST = 1.0, 3.0
+STORM = 30  # 429s in a row  # the sender's defaults: about one post a second per channel
 
 
 @pytest.fixture
@@ -136,10 +139,11 @@ def test_429_500_and_timeouts_lose_nothing_and_keep_each_channel_in_order_and_pa
 def test_a_429_storm_longer_than_the_retries_loses_nothing(
     db: Database, workspace: SlackStandin
 ) -> None:
-    # Slack keeps answering 429 for more tries than a failing call is given: each time it asks
-    # for a wait, which is no failure. (A fast pace here: the storm, not the pace, is tested.)
+    # Slack keeps answering 429 for more tries than a failing call was once given (25): each
+    # time it asks for a wait, which is no failure. (A fast pace here: the storm, not the pace,
+    # is tested.)
     _enqueue(db, CHANNEL, ["Step 2 of 6 - Describing the Student Work"])
-    workspace.fail_next("chat.postMessage", status=429, retry_after=0, times=MAX_ATTEMPTS + 5)
+    workspace.fail_next("chat.postMessage", status=429, retry_after=0, times=STORM)
     sender = _sender(db, workspace, rate=100.0, burst=100.0).start()
     try:
         _wait_done(db, 30)
@@ -149,7 +153,7 @@ def test_a_429_storm_longer_than_the_retries_loses_nothing(
     assert [m["text"] for m in workspace.messages(CHANNEL)] == [
         "Step 2 of 6 - Describing the Student Work"
     ]
-    assert sum(c.status == 429 for c in _posts(workspace, CHANNEL)) == MAX_ATTEMPTS + 5
+    assert sum(c.status == 429 for c in _posts(workspace, CHANNEL)) == STORM
 
 
 @pytest.mark.parametrize("how", ["answer lost", "crash after the answer"])
@@ -320,3 +324,58 @@ def test_private_nudges_to_many_replies_do_not_hold_the_next_step_back(bot: Bot)
     assert step3.at - asked < 3.0, f"step 3 posted {step3.at - asked:.1f} s after `next`"
     bot.wait_until(lambda: len(bot.standin.calls_to("chat.postEphemeral")) >= 15, timeout=30)
     _pace_kept(_posts(bot.standin, CHANNEL))
+
+
+def _outage(bot: Bot, clock: HeldClock, every: timedelta, rounds: int) -> None:
+    """`rounds` tries of what is due, `every` apart on the bot's clock (past each back-off).
+    (A fast pace: the outage, not the pace, is tested.)"""
+    bot.runtime.sender.bucket = TokenBucket(100.0, 100.0)
+    for _ in range(rounds):
+        bot.runtime.sender.drain(5)
+        clock.advance(every.total_seconds())
+
+
+def _start_rows(bot: Bot) -> list[tuple[str | None, str, str | None]]:
+    return [(r.ref, r.status, r.error) for r in _rows(bot.db) if r.channel_id == CHANNEL]
+
+
+@contextmanager
+def _started_in_an_outage(
+    workspace: SlackStandin, database_url: str, failures: int
+) -> Iterator[tuple[Bot, HeldClock]]:
+    """A session started as Slack begins to fail its next `failures` posts, by a bot whose
+    clock the test moves on (its sender tries only when asked)."""
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        workspace.fail_next("chat.postMessage", status=503, times=failures)
+        bot.command(f"start atlas <@{PRESENTER}> step 1h")
+        yield bot, clock
+    finally:
+        bot.stop()
+
+
+def test_a_slack_outage_of_hours_loses_neither_the_start_nor_a_step(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Slack answers 503 for three hours and more (40 tries, 5 minutes apart): past the 25 tries
+    # a failing call was given, about 20 minutes of an outage.
+    with _started_in_an_outage(workspace, database_url, 40) as (bot, clock):
+        _outage(bot, clock, timedelta(minutes=5), 45)
+        assert _start_rows(bot) == [("header:1", "sent", None), ("step:1:1", "sent", None)]
+        shown = [str(m["text"]) for m in workspace.messages(CHANNEL)]
+        assert len(shown) == 2 and shown[1].startswith("Step 1 of 6")
+        assert workspace.messages(f"D{FACILITATOR[1:]}") == []  # nothing to tell anyone
+
+
+def test_a_post_slack_fails_for_a_day_is_given_up_and_the_facilitator_told(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    with _started_in_an_outage(workspace, database_url, 1000) as (bot, clock):
+        # Tried every half hour for 23 hours (46 tries) it is still pending; past a day it goes.
+        _outage(bot, clock, timedelta(minutes=30), 47)
+        assert _start_rows(bot)[0] == ("header:1", "pending", None)
+        _outage(bot, clock, timedelta(minutes=30), 3)
+        assert _start_rows(bot)[0] == ("header:1", "failed", "gave_up")
+        (notice,) = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR]
+        assert "I couldn't post the start of" in str(notice.payload["text"])

@@ -23,7 +23,7 @@ from tests.test_engine import CHANNEL, TEACHER, TEAM, start
 COLUMNS = [
     column.name
     for column in OutboxMessage.__table__.columns
-    if column.name not in ("id", "sent_at", "result_ts", "error")
+    if column.name not in ("id", "sent_at", "result_ts", "error", "failing_since")
 ]
 INSERT = raw.Statement(insert(OutboxMessage).returning(OutboxMessage.id), COLUMNS)
 INSERT_QUIETLY = raw.Statement(insert(OutboxMessage), COLUMNS)

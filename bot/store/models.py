@@ -185,6 +185,8 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # set just before a call goes out; a row found pending with it set may already be in Slack
     in_flight_at: Mapped[datetime | None]
+    # when Slack first failed it (5xx, a timeout; not a 429): it is given up a while after
+    failing_since: Mapped[datetime | None]
     not_before: Mapped[datetime]
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
