@@ -54,6 +54,9 @@ INSTALLATION_GONE = frozenset({"invalid_auth", "token_revoked", "account_inactiv
 # before it is given up and the facilitator told: Slack's outages have lasted hours, and a step's
 # message or the notes must outlast them. A 429 is Slack asking for a wait: it never counts.
 GIVE_UP_AFTER = timedelta(hours=24)
+# ...unless Slack does the workspace's other calls meanwhile: then it is this call Slack can't do
+# (about 20 minutes of tries), and the channel's later posts, which wait behind it, go on.
+MAX_ATTEMPTS = 25
 # How far apart the clocks of the processes writing to the outbox may be without delaying a post.
 CLOCK_LEEWAY = timedelta(minutes=1)
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
@@ -485,6 +488,9 @@ class OutboxSender:
         # (team id, Slack's error) when a workspace's token is refused for good.
         self.on_gone = on_gone
         self._gone: set[str] = set()  # workspaces whose refused token was logged
+        # When Slack last did a call of each workspace's: a call failing since before that is
+        # failing on its own, not in an outage.
+        self._answered: dict[str, datetime] = {}
         # Calls don't wait for acks in flight (bot/foreground.py): a tag reaction's call comes
         # from a lane's batch, which has let the acks before it go first. A/B at 500 replies/s
         # on SQLite, with and without a wait before each call: CPU per reply 1.89 -> 1.76 ms,
@@ -882,6 +888,7 @@ class OutboxSender:
             data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
             if self._gone:
                 self._gone.discard(team_id)  # installed again: a refusal is news again
+            self._answered[team_id] = self.clock.now()
             return _finished(row_id, ts=data.get("ts") or data.get("message_ts"))
         except SlackApiError as exc:
             error = exc.response.get("error")
@@ -1020,8 +1027,7 @@ class OutboxSender:
             after = min(60, 2 ** min(row.attempts - 1, 6))
         if not ambiguous:
             row.in_flight_at = None
-        failing = row.failing_since
-        if not limited and failing is not None and now - failing >= GIVE_UP_AFTER:
+        if not limited and self._gives_up(row, now):
             row.status, row.error = "failed", "gave_up"
             if self.on_failed:
                 self.on_failed(s, row)
@@ -1029,6 +1035,17 @@ class OutboxSender:
             return True
         row.not_before = now + timedelta(seconds=after)
         return False
+
+    def _gives_up(self, row: OutboxMessage, now: datetime) -> bool:
+        """Whether a call Slack failed again is given up: after a day of an outage, or after
+        MAX_ATTEMPTS tries while Slack did the workspace's other calls."""
+        failing = row.failing_since
+        if failing is None:
+            return False
+        if now - failing >= GIVE_UP_AFTER:
+            return True
+        answered = self._answered.get(row.team_id)
+        return row.attempts >= MAX_ATTEMPTS and answered is not None and answered >= failing
 
     def _finish(self, row_id: int, ts: str | None = None, error: str | None = None) -> bool:
         with self.db.session() as s:

@@ -59,6 +59,7 @@ class _Fault:
     retry_after: int | None
     delay: float
     apply_on_timeout: bool
+    channel: str | None = None  # only calls to this channel
 
     @property
     def answers_error(self) -> bool:
@@ -427,8 +428,9 @@ class SlackStandin:
         retry_after: int | None = None,
         delay: float = 0.0,
         apply_on_timeout: bool = False,
+        channel: str | None = None,
     ) -> None:
-        """Make the next `times` calls of `method` fail.
+        """Make the next `times` calls of `method` fail (with `channel`, its calls to that one).
 
         status=429 answers `ratelimited` with a Retry-After header (default 1 s); another status
         answers `internal_error` (or `error`); `error` alone answers HTTP 200 with `ok: false`.
@@ -439,7 +441,7 @@ class SlackStandin:
         """
         if status == 200 and error is None and delay <= 0:
             error = "internal_error"
-        fault = _Fault(status, error, retry_after, delay, apply_on_timeout)
+        fault = _Fault(status, error, retry_after, delay, apply_on_timeout, channel)
         with self._lock:
             self._faults.setdefault(method, []).extend(copy.copy(fault) for _ in range(times))
 
@@ -518,7 +520,7 @@ class SlackStandin:
             response: Params = {"ok": False, "error": "not_authed"}
             self._answer(handler, Call(method, params, received, response, 200, None))
             return
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, params.get("channel"))
         if fault is not None and fault.delay > 0:
             self._stopping.wait(fault.delay)
             if self._stopping.is_set() or handler.client_gone():
@@ -556,10 +558,13 @@ class SlackStandin:
                 except Exception:
                     logger.exception("slack stand-in listener failed")
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, channel: object) -> _Fault | None:
         with self._lock:
-            queue = self._faults.get(method)
-            return queue.pop(0) if queue else None
+            queue = self._faults.get(method) or []
+            for n, fault in enumerate(queue):
+                if fault.channel is None or fault.channel == channel:
+                    return queue.pop(n)
+            return None
 
     def _dispatch(self, method: str, params: Params, token: str) -> Params:
         impl = self._methods.get(method)

@@ -379,3 +379,22 @@ def test_a_post_slack_fails_for_a_day_is_given_up_and_the_facilitator_told(
         assert _start_rows(bot)[0] == ("header:1", "failed", "gave_up")
         (notice,) = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR]
         assert "I couldn't post the start of" in str(notice.payload["text"])
+
+
+def test_a_post_slack_fails_while_it_does_the_workspaces_others_is_given_up_in_minutes(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Slack fails every post to one channel (a post it cannot take), and posts to another of the
+    # workspace's channels go through: no outage, so the failing post doesn't hold its channel
+    # for a day. It is given up after 25 tries, as before, and the facilitator told.
+    workspace.add_channel(OTHER, [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"])
+    with _started_in_an_outage(workspace, database_url, 0) as (bot, clock):
+        workspace.fail_next("chat.postMessage", status=500, times=1000, channel=CHANNEL)
+        bot.command(f"start atlas <@{PRESENTER}> step 1h", channel=OTHER)
+        _outage(bot, clock, timedelta(minutes=1), 24)
+        assert _start_rows(bot)[0] == ("header:1", "pending", None)
+        _outage(bot, clock, timedelta(minutes=1), 3)
+        assert _start_rows(bot)[0] == ("header:1", "failed", "gave_up")
+        (notice,) = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR]
+        assert "I couldn't post the start of" in str(notice.payload["text"])
+        assert len(workspace.messages(OTHER)) == 2  # the other session's start and its step 1
