@@ -134,11 +134,12 @@ APP_TOKEN_HINT = (
 )
 
 
-def _slack_ready(settings: Settings) -> None:
+def _slack_ready(settings: Settings, *, socket_mode: bool) -> None:
     """Ask Slack whether the tokens are good before serving: a token it refuses stops start-up
     with one line (else every user is told to reinstall the app, and the operator only a log
     line per request). Slack out of reach stops Socket Mode, which cannot run without it; it is
-    only logged over HTTP, where requests wait for it."""
+    only logged over HTTP, where requests wait for it, and by the clock, whose outbox waits.
+    Without `socket_mode` (the clock) only the bot token is checked."""
     from urllib.error import URLError
 
     from slack_sdk.errors import SlackApiError
@@ -149,7 +150,7 @@ def _slack_ready(settings: Settings) -> None:
     checks = []
     if settings.slack_bot_token and not settings.oauth:
         checks.append(("SLACK_BOT_TOKEN", BOT_TOKEN_HINT, settings.slack_bot_token))
-    if settings.slack_app_token:
+    if socket_mode and settings.slack_app_token:
         checks.append(("SLACK_APP_TOKEN", APP_TOKEN_HINT, settings.slack_app_token))
     for name, hint, token in checks:
         try:
@@ -163,7 +164,7 @@ def _slack_ready(settings: Settings) -> None:
                 _stop(f"Slack refused {name} ({reason}): {hint}")
             log.warning("could not check %s with Slack: %s", name, reason)
         except (URLError, OSError) as error:
-            if settings.socket_mode:
+            if socket_mode and settings.socket_mode:
                 _stop(f"cannot reach Slack at SLACK_API_URL: {type(error).__name__}")
             log.warning(
                 "could not check %s: Slack is out of reach (%s)", name, type(error).__name__
@@ -192,7 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 2
     _schema_ready(settings)
-    _slack_ready(settings)
+    _slack_ready(settings, socket_mode=True)
 
     from bot.app import build_app
     from bot.runtime import Runtime
@@ -241,7 +242,13 @@ def cmd_clock(args: argparse.Namespace) -> int:
     _hold_stop_signals()
     settings = _settings()
     _logging(settings)
+    # The clock posts everything the bot says: without a token Slack would refuse every post.
+    try:
+        settings.require_token()
+    except SettingsError as error:
+        _stop(str(error))
     _schema_ready(settings)
+    _slack_ready(settings, socket_mode=False)
     from bot.runtime import Runtime
 
     runtime = Runtime(settings).start(stopping=_stop_asked)

@@ -41,12 +41,16 @@ class Settings:
     def oauth(self) -> bool:
         return bool(self.slack_client_id and self.slack_client_secret)
 
-    def require_slack(self) -> None:
-        """Check what talking to a real Slack needs; raise SettingsError naming the first gap."""
+    def require_token(self) -> None:
+        """Check there is a way to post to Slack: a bot token, or the OAuth installations'."""
         if not self.slack_bot_token and not self.oauth:
             raise SettingsError(
                 "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"
             )
+
+    def require_slack(self) -> None:
+        """Check what talking to a real Slack needs; raise SettingsError naming the first gap."""
+        self.require_token()
         if self.socket_mode and self.oauth:
             # Workspaces install at /slack/install, an HTTP page Socket Mode does not serve.
             raise SettingsError(

@@ -133,19 +133,22 @@ def test_a_demo_step_too_short_to_run_is_refused(step: str, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("tokens", "refused", "name", "what"),
+    ("command", "tokens", "refused", "name", "what"),
     [
-        ({}, "auth.test", "SLACK_BOT_TOKEN", "Bot User OAuth Token (xoxb-...)"),
+        ("serve", {}, "auth.test", "SLACK_BOT_TOKEN", "Bot User OAuth Token (xoxb-...)"),
         (
+            "serve",
             {"SLACK_APP_TOKEN": "xapp-1-A1-1-revoked"},
             "apps.connections.open",
             "SLACK_APP_TOKEN",
             "app-level token (xapp-...)",
         ),
+        ("clock", {}, "auth.test", "SLACK_BOT_TOKEN", "Bot User OAuth Token (xoxb-...)"),
     ],
-    ids=["bot-token", "socket-mode-app-token"],
+    ids=["bot-token", "socket-mode-app-token", "clock-bot-token"],
 )
 def test_serve_with_a_token_slack_refuses_stops_with_one_line_naming_it(
+    command: str,
     tokens: dict[str, str],
     refused: str,
     name: str,
@@ -156,11 +159,23 @@ def test_serve_with_a_token_slack_refuses_stops_with_one_line_naming_it(
     url = f"sqlite:///{tmp_path}/bot.sqlite3"
     assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
     slack_api.fail_next(refused, error="invalid_auth")
-    done = _run(["serve"], url, tmp_path, SLACK_API_URL=slack_api.url, **tokens)
+    done = _run([command], url, tmp_path, SLACK_API_URL=slack_api.url, **tokens)
     line = _one_line(done, password="xoxb-test")
     assert line.startswith(f"protocolbot: Slack refused {name} (invalid_auth): "), line
     assert what in line and "revoked" not in line
     assert slack_api.calls[-1].method == refused
+
+
+def test_a_clock_without_a_bot_token_stops_before_posting_anything(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # The clock posts every step and the notes: with no token, Slack refused each one.
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    env = bot_environment(DATABASE_URL=url, SLACK_API_URL=slack_api.url)
+    line = _one_line(run_cli(["clock"], env, tmp_path))
+    assert line.startswith("protocolbot: SLACK_BOT_TOKEN is missing: "), line
+    assert slack_api.calls == []
 
 
 def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> None:
