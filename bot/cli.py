@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import math
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from bot.runtime import Runtime
     from bot.store.db import Database
 
 log = logging.getLogger("bot")
@@ -210,6 +214,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not runtime.start(stopping=_stop_asked).started:
         log.info("stopped while standing by")
         return 0
+    # Bound once started: a second serve standing by on one SQLite file may share the port.
+    listening = None if settings.socket_mode else _listen(app, runtime, args, settings)
     _settle_heap()
     try:
         if settings.socket_mode:
@@ -221,11 +227,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _wait_for_stop()
             handler.close()
         else:
-            from bot.server import BackgroundServer, make_server
+            from bot.server import BackgroundServer
 
-            server = BackgroundServer(
-                make_server(app, runtime, host=args.host, port=args.port or settings.port)
-            ).start()
+            server = BackgroundServer(listening).start()
             log.info("listening on http://%s:%s/slack/events", args.host, server.port)
             _wait_for_stop()
             # Refuse new connections (Slack retries them elsewhere), answer the ones in flight.
@@ -236,6 +240,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runtime.stop()
     log.info("stopped")
     return 0
+
+
+def _listen(app: App, runtime: Runtime, args: argparse.Namespace, settings: Settings) -> Any:
+    """The HTTP server, bound to its port; a port it cannot have stops the started runtime and
+    the command with one line."""
+    from bot.server import make_server
+
+    port = args.port or settings.port
+    try:
+        return make_server(app, runtime, host=args.host, port=port)
+    except OSError as error:
+        runtime.stop()
+        if error.errno == errno.EADDRINUSE:
+            _stop(f"port {port} is in use by another process: stop it, or set PORT to a free port")
+        reason = error.strerror or type(error).__name__
+        _stop(f"cannot listen on {args.host}:{port} ({reason}): set PORT to a port you may open")
 
 
 def cmd_clock(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ setting it cannot use, stops it with one line that says what to do, exit code 2,
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -196,6 +197,23 @@ def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> N
     finally:
         process.stop()
     assert "could not check SLACK_BOT_TOKEN: Slack is out of reach" in process.log_path.read_text()
+
+
+def test_serve_on_a_port_in_use_stops_with_one_line(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run(["serve"], url, tmp_path, SLACK_API_URL=slack_api.url, PORT=str(port))
+    line = _one_line(done, password="signing")
+    assert line == (
+        f"protocolbot: port {port} is in use by another process: stop it, "
+        "or set PORT to a free port"
+    )
 
 
 def test_socket_mode_with_an_oauth_install_is_refused_for_nobody_could_install(
