@@ -104,7 +104,25 @@ def _check_database_url(url: str) -> None:
             "DATABASE_URL is malformed: expected sqlite:///PATH or "
             "postgresql://user:password@host:port/database"
         ) from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "postgresql" and driver != "psycopg":
+        raise SettingsError(
+            f"DATABASE_URL asks for the {driver} driver, which protocolbot does not use: write "
+            "postgresql://user:password@host:port/database"
+        )
+    if backend == "sqlite" and driver != "pysqlite":
+        raise SettingsError(
+            f"DATABASE_URL asks for the {driver} driver, which protocolbot does not use: write "
+            "sqlite:///PATH"
+        )
+    if backend == "sqlite" and parsed.host:
+        # sqlite://bot.sqlite3 reads bot.sqlite3 as a host name and opens a database in memory.
+        raise SettingsError(
+            "DATABASE_URL has two slashes after sqlite: where a file needs three: "
+            "sqlite:///protocolbot.sqlite3 (relative), sqlite:////var/lib/protocolbot.sqlite3 "
+            "(absolute)"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise SettingsError(
             "DATABASE_URL names an in-memory SQLite database, which keeps nothing once the "
             "process stops: give a file, e.g. sqlite:///protocolbot.sqlite3"
@@ -129,6 +147,9 @@ def load_settings(
     database_url = _optional(env, "DATABASE_URL") or DEFAULT_DATABASE_URL
     if database_url.startswith("postgres://"):
         database_url = "postgresql://" + database_url.removeprefix("postgres://")
+    # SQLAlchemy's documented form for psycopg2 reads the same with psycopg (3), ours.
+    if database_url.startswith("postgresql+psycopg2://"):
+        database_url = "postgresql://" + database_url.removeprefix("postgresql+psycopg2://")
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     if not database_url.startswith(("sqlite", "postgresql")):

@@ -99,6 +99,34 @@ def test_an_in_memory_database_is_refused_for_it_keeps_nothing(tmp_path: Path) -
         assert line.startswith("protocolbot: DATABASE_URL names an in-memory SQLite"), line
 
 
+@pytest.mark.parametrize(
+    ("database_url", "said"),
+    [
+        ("sqlite://bot.sqlite3", "DATABASE_URL has two slashes after sqlite: where a file needs"),
+        (
+            f"postgresql+asyncpg://bot:{PASSWORD}@127.0.0.1:1/x",
+            "DATABASE_URL asks for the asyncpg driver, which protocolbot does not use: write "
+            "postgresql://",
+        ),
+        ("sqlite+aiosqlite:///bot.sqlite3", "DATABASE_URL asks for the aiosqlite driver"),
+    ],
+    ids=["sqlite-two-slashes", "asyncpg", "aiosqlite"],
+)
+def test_a_database_url_in_a_form_we_cannot_use_says_which_to_write(
+    database_url: str, said: str, tmp_path: Path
+) -> None:
+    line = _one_line(_run(["db", "upgrade"], database_url, tmp_path))
+    assert line.startswith(f"protocolbot: {said}"), line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_psycopg2_url_as_sqlalchemy_documents_it_is_read_with_our_driver(tmp_path: Path) -> None:
+    url = REFUSED.replace("postgresql://", "postgresql+psycopg2://")
+    line = _one_line(_run(["db", "upgrade"], url, tmp_path))
+    assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
+    assert "Connection refused" in line
+
+
 def test_export_of_a_session_that_is_not_there_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bot.sqlite3"
     assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
