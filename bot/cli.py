@@ -114,6 +114,13 @@ def _open_database(settings: Settings, *, create: bool = False) -> Database:
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         if url.password:
             reason = reason.replace(url.password, "***")
+        if path not in (None, "", ":memory:"):
+            # SQLite writes its journal beside the file: the folder must be writable too.
+            where = Path(path or "").resolve()
+            _stop(
+                f"cannot open DATABASE_URL: {reason} at {where}: make sure {where.parent} "
+                "exists and this user can write to it and to the file"
+            )
         _stop(f"cannot open DATABASE_URL: {reason}")
     return db
 

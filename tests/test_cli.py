@@ -63,6 +63,16 @@ def test_a_database_that_cannot_be_opened_stops_a_command_with_the_drivers_reaso
     assert reason in line
 
 
+def test_a_sqlite_file_that_cannot_be_made_names_its_folder(tmp_path: Path) -> None:
+    # A relative path is read from the working directory: the line says which one that was.
+    line = _one_line(_run(["db", "upgrade"], "sqlite:///data/bot.sqlite3", tmp_path))
+    assert line == (
+        "protocolbot: cannot open DATABASE_URL: unable to open database file at "
+        f"{tmp_path}/data/bot.sqlite3: make sure {tmp_path}/data exists and this user can "
+        "write to it and to the file"
+    )
+
+
 @pytest.mark.skipif(
     not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
 )
