@@ -257,6 +257,10 @@ def _listen(app: App, runtime: Runtime, args: argparse.Namespace, settings: Sett
     port = args.port or settings.port
     try:
         return make_server(app, runtime, host=args.host, port=port)
+    except ValueError:
+        # waitress's word for a host name that resolves to no address.
+        runtime.stop()
+        _stop(f"cannot listen on {args.host}: give --host an address of this machine (0.0.0.0)")
     except OSError as error:
         runtime.stop()
         if error.errno == errno.EADDRINUSE:
@@ -388,6 +392,17 @@ def _demo_step(raw: str) -> float:
     return seconds
 
 
+def _port(raw: str) -> int:
+    """--port, read as PORT is: a port number to listen on."""
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 1 to 65535, got {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protocolbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -404,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --no-scheduler on PostgreSQL: handle the events this process stores, instead "
         "of leaving them to the clock (for more events than one clock keeps up with)",
     )
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--host", default="0.0.0.0", help="the address to listen on over HTTP (default 0.0.0.0)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=None, help="the port to listen on over HTTP (default PORT)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     clock = sub.add_parser("clock", help="run the timers and the outbox (one per deployment)")

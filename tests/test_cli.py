@@ -254,6 +254,32 @@ def test_serve_on_a_port_in_use_stops_with_one_line(
     )
 
 
+def test_serve_on_a_host_it_cannot_listen_on_stops_with_one_line(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    done = _run(
+        ["serve", "--host", "no-such-host.invalid"], url, tmp_path, SLACK_API_URL=slack_api.url
+    )
+    line = _one_line(done, password="signing")
+    assert line == (
+        "protocolbot: cannot listen on no-such-host.invalid: give --host an address of this "
+        "machine (0.0.0.0)"
+    )
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_serve_on_a_port_that_is_no_port_is_refused_before_starting(
+    port: str, tmp_path: Path
+) -> None:
+    # waitress took 99999 for a random free port, where Slack would never find the bot.
+    done = _run(["serve", "--port", port], "sqlite:///bot.sqlite3", tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "protocolbot serve: error: argument --port: expected " in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_socket_mode_with_an_oauth_install_is_refused_for_nobody_could_install(
     tmp_path: Path,
 ) -> None:
