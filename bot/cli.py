@@ -403,11 +403,24 @@ def _port(raw: str) -> int:
     return port
 
 
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand: `summary` in protocolbot --help, both in its own --help."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}"
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protocolbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    serve = _command(
+        sub,
+        "serve",
+        "run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT)",
+        "Answer Slack and, unless --no-scheduler, run the timers and the outbox too.",
+    )
     serve.add_argument(
         "--no-scheduler",
         action="store_true",
@@ -427,30 +440,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    clock = sub.add_parser("clock", help="run the timers and the outbox (one per deployment)")
+    clock = _command(
+        sub,
+        "clock",
+        "run the timers and the outbox (one per deployment)",
+        "Post each step on time and everything the bot says, beside web processes started with "
+        "`protocolbot serve --no-scheduler`. Run exactly one; a second one stands by.",
+    )
     clock.set_defaults(func=cmd_clock)
 
-    demo = sub.add_parser("demo", help="an offline rehearsal with a scripted team, no Slack needed")
-    demo.add_argument("protocol", nargs="?", default="atlas")
+    demo = _command(
+        sub,
+        "demo",
+        "an offline rehearsal with a scripted team, no Slack needed",
+        "A whole session against a local stand-in for Slack, printed as a transcript.",
+    )
+    demo.add_argument("protocol", nargs="?", default="atlas", help="a protocol id (default atlas)")
     demo.add_argument(
         "--step", type=_demo_step, default=3.0, help="seconds per step, 2 or more (default 3)"
     )
     demo.set_defaults(func=cmd_demo)
 
-    export = sub.add_parser("export", help="a session's notes as md, csv or json")
+    export = _command(
+        sub,
+        "export",
+        "a session's notes as md, csv or json",
+        "Write a session's notes to stdout, from the database at DATABASE_URL.",
+    )
     export.add_argument("session", help="a session id, or 'latest'")
-    export.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    export.add_argument(
+        "--format", choices=("md", "csv", "json"), default="md", help="default md (Markdown)"
+    )
     export.set_defaults(func=cmd_export)
 
-    db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=("upgrade",))
+    db = _command(
+        sub,
+        "db",
+        "create or migrate the database schema",
+        "Create the database at DATABASE_URL, or bring an older one up to date (nothing is lost).",
+    )
+    db.add_argument("action", choices=("upgrade",), help="upgrade: create or migrate the schema")
     db.set_defaults(func=cmd_db)
 
-    protocols = sub.add_parser(
-        "protocols", help="list or check protocol files, or regenerate docs/protocols.md"
+    protocols = _command(
+        sub,
+        "protocols",
+        "list or check protocol files, or regenerate docs/protocols.md",
+        "list and check read the built-in protocols and the folder given (or PROTOCOLS_DIR).",
     )
-    protocols.add_argument("action", choices=("list", "check", "docs"))
-    protocols.add_argument("dir", nargs="?", default=None)
+    protocols.add_argument(
+        "action",
+        choices=("list", "check", "docs"),
+        help="list: each protocol and its steps; check: validate the files; docs: rewrite "
+        "docs/protocols.md",
+    )
+    protocols.add_argument(
+        "dir", nargs="?", default=None, help="a folder of protocol files (default PROTOCOLS_DIR)"
+    )
     protocols.set_defaults(func=cmd_protocols)
     return parser
 

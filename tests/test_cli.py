@@ -3,6 +3,7 @@ setting it cannot use, stops it with one line that says what to do, exit code 2,
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
+from bot.cli import build_parser
 from bot.export import export
 from bot.slack_standin import SlackStandin
 from tests.conftest import PG_ADMIN_URL
@@ -159,6 +161,18 @@ def test_a_command_in_a_directory_without_the_database_says_so_and_makes_no_file
         "run `protocolbot db upgrade` first"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_command_and_argument_says_what_it_is_in_help() -> None:
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    for name, parser in commands.choices.items():
+        assert parser.description, f"protocolbot {name} --help says nothing of what it does"
+        for action in parser._actions:
+            assert action.help, f"protocolbot {name} --help: {action.dest} is not explained"
 
 
 @pytest.mark.parametrize("step", ["0", "-1", "nan"])
