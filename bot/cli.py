@@ -182,10 +182,25 @@ def _slack_ready(settings: Settings, *, socket_mode: bool) -> None:
             )
 
 
+def _schema_known(db: Database) -> None:
+    """Stop at a schema migrated by a newer protocolbot, which this one cannot read or upgrade."""
+    from bot.store.migrate import current_revision, head_revision, is_known
+
+    revision = current_revision(db)
+    if not is_known(revision):
+        db.dispose()
+        _stop(
+            f"the database schema ({revision}) is from a newer protocolbot than this one "
+            f"(up to {head_revision()}): run that version, or restore the backup taken before "
+            "it upgraded the database"
+        )
+
+
 def _schema_ready(settings: Settings) -> None:
     from bot.store.migrate import is_up_to_date
 
     db = _open_database(settings)
+    _schema_known(db)
     try:
         ready = is_up_to_date(db)
     finally:
@@ -300,6 +315,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from bot.store.migrate import current_revision, upgrade
 
     db = _open_database(settings, create=True)
+    _schema_known(db)
     upgrade(db)
     print(f"database is at revision {current_revision(db)}")
     db.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import make_url
 from bot.cli import build_parser
 from bot.export import export
 from bot.slack_standin import SlackStandin
+from bot.store.migrate import head_revision
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import TEACHERS, Bot
 from tests.process import CLI, BotProcess, bot_environment, free_port, run_cli
@@ -173,6 +175,23 @@ def test_every_command_and_argument_says_what_it_is_in_help() -> None:
         assert parser.description, f"protocolbot {name} --help says nothing of what it does"
         for action in parser._actions:
             assert action.help, f"protocolbot {name} --help: {action.dest} is not explained"
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["serve"], ["export", "latest"]])
+def test_a_database_a_newer_version_migrated_is_named_not_sent_to_db_upgrade(
+    args: list[str], tmp_path: Path
+) -> None:
+    # Rolled back after a newer version's `db upgrade`: upgrading again cannot help.
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    assert _run(["db", "upgrade"], url, tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    line = _one_line(_run(args, url, tmp_path))
+    assert line == (
+        f"protocolbot: the database schema (9999) is from a newer protocolbot than this one "
+        f"(up to {head_revision()}): run that version, or restore the backup taken before it "
+        "upgraded the database"
+    )
 
 
 @pytest.mark.parametrize("step", ["0", "-1", "nan"])

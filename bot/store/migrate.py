@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from bot.store.db import Database
 
@@ -28,6 +29,20 @@ def head_revision() -> str | None:
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def is_known(revision: str | None) -> bool:
+    """Whether this version's migrations know `revision`: not one written by a newer version
+    (a database upgraded, then the code rolled back)."""
+    if revision is None:
+        return True
+    try:
+        return (
+            ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision)
+            is not None
+        )
+    except CommandError:
+        return False
 
 
 def is_up_to_date(db: Database) -> bool:
