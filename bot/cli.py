@@ -392,7 +392,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo(args.protocol, step_seconds=args.step, out=sys.stdout)
+    try:
+        return run_demo(args.protocol, step_seconds=args.step, out=sys.stdout)
+    except KeyboardInterrupt:  # Ctrl-C while it was still setting up
+        return 130
 
 
 def _demo_step(raw: str) -> float:

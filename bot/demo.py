@@ -91,8 +91,12 @@ class Team:
         self.script, self.url, self.transcript = script, url, transcript
         self.response_url = response_url
         self._events = 0
+        # Set once the rehearsal ends (Ctrl-C): whoever was still typing says nothing more.
+        self.gone = threading.Event()
 
     def send(self, body: str, content_type: str) -> dict[str, Any] | str:
+        if self.gone.is_set():
+            return ""
         stamp = str(int(time.time()))
         signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
         request = urllib.request.Request(
@@ -283,21 +287,28 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
                     ).start()
 
         standin.listeners.extend([on_call, on_private])
-        runtime.start()
-        print(
-            f"protocolbot demo: {protocol.name}, {len(protocol.steps)} steps of {step} s "
-            f"(a live session would take {protocol.live_minutes} min)\n",
-            file=out,
-        )
-        command = f"start {protocol_id} <@{script['presenter']['id']}|maria> step {step}s"
-        transcript.line("Dana", f"/protocol {command}")
-        answer = team.command(script["facilitator"]["id"], command)
-        if isinstance(answer, dict):
-            transcript.line("protocolbot → Dana", str(answer.get("text", "")), private=True)
-        ok = finished.wait(timeout=step * (len(protocol.steps) + 4) + 30)
-        runtime.sender.drain(timeout=10)
+        try:
+            runtime.start()
+            print(
+                f"protocolbot demo: {protocol.name}, {len(protocol.steps)} steps of {step} s "
+                f"(a live session would take {protocol.live_minutes} min)\n",
+                file=out,
+            )
+            command = f"start {protocol_id} <@{script['presenter']['id']}|maria> step {step}s"
+            transcript.line("Dana", f"/protocol {command}")
+            answer = team.command(script["facilitator"]["id"], command)
+            if isinstance(answer, dict):
+                transcript.line("protocolbot → Dana", str(answer.get("text", "")), private=True)
+            ok: bool | None = finished.wait(timeout=step * (len(protocol.steps) + 4) + 30)
+            runtime.sender.drain(timeout=10)
+        except KeyboardInterrupt:
+            ok = None  # Ctrl-C: the rehearsal stops here, tidily
+        team.gone.set()
         server.stop()
         runtime.stop()
         db.dispose()
+        if ok is None:
+            print("\nStopped.", file=out)
+            return 130
         print("\nDone." if ok else "\nThe demo did not finish in time.", file=out)
         return 0 if ok else 1

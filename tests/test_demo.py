@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
+import threading
+import time
+
+import pytest
 
 from bot.demo import run_demo
 
@@ -28,3 +34,21 @@ def test_demo_names_the_protocols_when_asked_for_an_unknown_one() -> None:
     out = io.StringIO()
     assert run_demo("no-such-protocol", out=out) == 2
     assert "atlas" in out.getvalue()
+
+
+def test_ctrl_c_stops_the_demo_without_a_traceback() -> None:
+    out = io.StringIO()
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 30
+        while "== Step 1 of 6" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: KeyboardInterrupt in the main thread
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    try:
+        stopped = run_demo("atlas", step_seconds=5, out=out)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C ended the demo in a KeyboardInterrupt traceback")
+    assert stopped == 130
+    assert out.getvalue().rstrip().endswith("Stopped.")
