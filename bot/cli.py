@@ -95,7 +95,10 @@ def _open_database(settings: Settings, *, create: bool = False) -> Database:
     url = make_url(settings.database_url)
     path = url.database if url.get_backend_name() == "sqlite" else None
     if not create and path not in (None, "", ":memory:") and not Path(path or "").exists():
-        _stop(f"there is no database at {path} (DATABASE_URL): run `protocolbot db upgrade` first")
+        # In full: a relative path is read from the working directory, which may not be the
+        # one `db upgrade` ran in.
+        where = Path(path or "").resolve()
+        _stop(f"there is no database at {where} (DATABASE_URL): run `protocolbot db upgrade` first")
     try:
         db = Database(settings.database_url)
     except ImportError as error:

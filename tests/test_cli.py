@@ -159,7 +159,7 @@ def test_a_command_in_a_directory_without_the_database_says_so_and_makes_no_file
     env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing")
     line = _one_line(run_cli(args, env, tmp_path))  # DATABASE_URL unset: protocolbot.sqlite3
     assert line == (
-        "protocolbot: there is no database at protocolbot.sqlite3 (DATABASE_URL): "
+        f"protocolbot: there is no database at {tmp_path}/protocolbot.sqlite3 (DATABASE_URL): "
         "run `protocolbot db upgrade` first"
     )
     assert list(tmp_path.iterdir()) == []
