@@ -338,6 +338,13 @@ def test_the_scopes_asked_for_are_the_manifests() -> None:
     assert "tokens_revoked" in manifest["settings"]["event_subscriptions"]["bot_events"]
 
 
+def test_the_messages_tab_takes_no_messages_for_nobody_reads_them() -> None:
+    # The bot DMs nudges, reminders and notes; a teacher answering one there was never heard.
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert "message.im" not in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert manifest["features"]["app_home"]["messages_tab_read_only_enabled"] is True
+
+
 def test_with_a_single_bot_token_there_is_no_install_flow(bot: Bot) -> None:
     assert bot.app.oauth_flow is None and bot.runtime.installations is None
     client = bot.runtime.client_for("T_ANY")
