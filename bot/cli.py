@@ -83,12 +83,23 @@ def _stop(problem: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def _driver_reason(error: Exception, settings: Settings) -> str:
+    """The first line of what the database driver said (no statement, never the password)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    password = make_url(settings.database_url).password
+    return reason.replace(password, "***") if password else reason
+
+
 def _open_database(settings: Settings, *, create: bool = False) -> Database:
     """The database at DATABASE_URL, connected to once: a problem stops the command with one
     line giving the driver's reason (never the password). Without `create`, a SQLite file that
     is not there is not made (connecting would leave an empty one behind)."""
     from sqlalchemy import make_url
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from bot.store.db import Database
 
@@ -113,10 +124,7 @@ def _open_database(settings: Settings, *, create: bool = False) -> Database:
             pass
     except SQLAlchemyError as error:
         db.dispose()
-        cause = error.orig if isinstance(error, DBAPIError) else error
-        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        if url.password:
-            reason = reason.replace(url.password, "***")
+        reason = _driver_reason(error, settings)
         if path not in (None, "", ":memory:"):
             # SQLite writes its journal beside the file: the folder must be writable too.
             where = Path(path or "").resolve()
@@ -313,13 +321,33 @@ def cmd_clock(args: argparse.Namespace) -> int:
     return 0
 
 
+# PostgreSQL's code for a missing privilege: since PostgreSQL 15 only a database's owner may
+# create tables in its public schema unless granted.
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings()
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.store.migrate import current_revision, upgrade
 
     db = _open_database(settings, create=True)
     _schema_known(db)
-    upgrade(db)
+    try:
+        upgrade(db)
+    except SQLAlchemyError as error:
+        db.dispose()
+        reason = _driver_reason(error, settings)
+        if getattr(getattr(error, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            user = make_url(settings.database_url).username
+            _stop(
+                f"cannot upgrade the database: {reason}: the user {user} needs to own the "
+                f"database, or be granted CREATE on its schema (GRANT CREATE ON SCHEMA public "
+                f"TO {user})"
+            )
+        _stop(f"cannot upgrade the database: {reason}")
     print(f"database is at revision {current_revision(db)}")
     db.dispose()
     return 0

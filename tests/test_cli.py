@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, text
 
 from bot.cli import build_parser
 from bot.export import export
@@ -87,6 +87,34 @@ def test_a_postgresql_database_that_does_not_exist_is_named(tmp_path: Path) -> N
     line = _one_line(done, url.password or PASSWORD)
     assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
     assert "no_such_protocolbot_db" in line
+
+
+@pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
+)
+def test_an_upgrade_by_a_user_who_may_not_create_tables_says_what_to_grant(
+    tmp_path: Path,
+) -> None:
+    # PostgreSQL 15: a database owned by someone else takes no tables from this user.
+    assert PG_ADMIN_URL
+    name = f"pb_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'"))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(PG_ADMIN_URL).set(username=name, password=PASSWORD, database=name)
+        done = _run(["db", "upgrade"], url.render_as_string(hide_password=False), tmp_path)
+        assert _one_line(done) == (
+            "protocolbot: cannot upgrade the database: permission denied for schema public: "
+            f"the user {name} needs to own the database, or be granted CREATE on its schema "
+            f"(GRANT CREATE ON SCHEMA public TO {name})"
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f"DROP ROLE IF EXISTS {name}"))
+        admin.dispose()
 
 
 def test_a_postgresql_url_without_its_driver_says_which_extra_to_install(tmp_path: Path) -> None:
