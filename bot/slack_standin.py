@@ -345,6 +345,19 @@ class SlackStandin:
                 "created": int(time.time()),
             }
 
+    def archive_channel(self, channel_id: str, archived: bool = True) -> None:
+        """Archive (or unarchive) a channel: from now on Slack refuses posts, reactions and
+        private lines there with `is_archived`, and conversations.info says so."""
+        with self._lock:
+            self._channels[channel_id]["archived"] = archived
+
+    def remove_member(self, channel_id: str, user_id: str) -> None:
+        """Take someone out of a channel (the bot too: then Slack answers `not_in_channel`)."""
+        with self._lock:
+            members = self._channels[channel_id]["members"]
+            if user_id in members:
+                members.remove(user_id)
+
     def add_install(
         self,
         code: str,
@@ -627,6 +640,15 @@ class SlackStandin:
             raise _SlackError("channel_not_found")
         return channel
 
+    def _writable(self, channel: str) -> str:
+        """A channel the bot may post in: not archived, and (registered ones) with the bot in."""
+        registered = self._channels.get(channel)
+        if registered is not None and registered.get("archived"):
+            raise _SlackError("is_archived")
+        if registered is not None and self.bot_user_id not in registered["members"]:
+            raise _SlackError("not_in_channel")
+        return channel
+
     def _open_dm(self, user_id: str) -> str:
         dm = f"D{user_id[1:]}"
         self._dms[dm] = user_id
@@ -738,9 +760,9 @@ class SlackStandin:
             "is_im": False,
             "is_mpim": False,
             "is_private": False,
-            "is_archived": False,
+            "is_archived": bool(registered.get("archived")),
             "is_general": False,
-            "is_member": True,
+            "is_member": self.bot_user_id in registered.get("members", [self.bot_user_id]),
             "created": registered["created"],
             "creator": self.bot_user_id,
             "name_normalized": registered["name"],
@@ -826,7 +848,7 @@ class SlackStandin:
         }
 
     def _chat_post_message(self, p: Params, token: str) -> Params:
-        channel = self._channel_param(p)
+        channel = self._writable(self._channel_param(p))
         text, blocks = _text_and_blocks(p)
         metadata = _check_metadata(p.get("metadata"))
         message = self._store_message(
@@ -876,7 +898,7 @@ class SlackStandin:
         return {"channel": channel, "ts": message["ts"]}
 
     def _chat_post_ephemeral(self, p: Params, token: str) -> Params:
-        channel = self._channel_param(p)
+        channel = self._writable(self._channel_param(p))
         user = str(p.get("user") or "")
         if not user:
             raise _SlackError("user_not_found")
@@ -908,7 +930,7 @@ class SlackStandin:
         return {"channel": channel, "permalink": link}
 
     def _reaction_target(self, p: Params) -> tuple[tuple[str, str], str]:
-        channel = self._channel_param(p)
+        channel = self._writable(self._channel_param(p))
         message = self._find(channel, str(p.get("timestamp") or ""))
         name = str(p.get("name") or "").strip(":")
         if not name:
@@ -1027,6 +1049,8 @@ class SlackStandin:
     def _conversations_join(self, p: Params, token: str) -> Params:
         channel = self._channel_param(p)
         registered = self._channels.get(channel)
+        if registered is not None and registered.get("archived"):
+            raise _SlackError("is_archived")
         if registered is not None and self.bot_user_id not in registered["members"]:
             registered["members"].append(self.bot_user_id)
         return {"channel": self._channel_info(channel)}

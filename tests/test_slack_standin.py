@@ -89,7 +89,7 @@ def test_post_errors(slack_api: SlackStandin) -> None:
         client.api_call("chat.postMessage", json={"channel": "C_TEAM", "blocks": []})
     assert error_of(excinfo) == "no_text"
 
-    slack_api.add_channel("C_TEAM", ["U_FAC", "U_T1"])
+    slack_api.add_channel("C_TEAM", ["U_FAC", "U_T1", "U_BOT"])
     client.chat_postMessage(channel="C_TEAM", text="registered")
     with pytest.raises(SlackApiError) as excinfo:
         client.chat_postMessage(channel="C_OTHER", text="hello")
@@ -221,6 +221,33 @@ def test_channels_and_members(slack_api: SlackStandin) -> None:
     with pytest.raises(SlackApiError) as excinfo:
         client.conversations_info(channel="C_NOPE")
     assert error_of(excinfo) == "channel_not_found"
+
+
+def test_an_archived_channel_or_one_the_bot_left_refuses_what_the_bot_sends(
+    slack_api: SlackStandin,
+) -> None:
+    slack_api.add_channel("C_TEAM", ["U_FAC", "U_BOT"])
+    client = client_for(slack_api)
+    ts = client.chat_postMessage(channel="C_TEAM", text="step 1")["ts"]
+    slack_api.archive_channel("C_TEAM")
+    assert client.conversations_info(channel="C_TEAM")["channel"]["is_archived"] is True
+    for call in (
+        lambda: client.chat_postMessage(channel="C_TEAM", text="step 2"),
+        lambda: client.chat_postEphemeral(channel="C_TEAM", user="U_FAC", text="psst"),
+        lambda: client.reactions_add(channel="C_TEAM", timestamp=ts, name="eyes"),
+        lambda: client.conversations_join(channel="C_TEAM"),
+    ):
+        with pytest.raises(SlackApiError) as excinfo:
+            call()
+        assert error_of(excinfo) == "is_archived"
+    slack_api.archive_channel("C_TEAM", archived=False)
+    slack_api.remove_member("C_TEAM", "U_BOT")
+    assert client.conversations_info(channel="C_TEAM")["channel"]["is_member"] is False
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_postMessage(channel="C_TEAM", text="step 2")
+    assert error_of(excinfo) == "not_in_channel"
+    client.conversations_join(channel="C_TEAM")  # a public channel: the bot may join again
+    client.chat_postMessage(channel="C_TEAM", text="step 2")
 
 
 def test_users(slack_api: SlackStandin) -> None:
