@@ -689,25 +689,42 @@ def unreachable_messages(engine: Engine) -> list[Message]:
     """The note to the facilitator when a session's start can't reach its channel at all."""
     from bot.engine import delivery
 
+    return _closed_channel_notes(engine, "header", delivery.call_off_unreachable)
+
+
+def held_messages(engine: Engine) -> list[Message]:
+    """The note to the facilitator when a step of a running session can't reach its channel."""
+    from bot.engine import delivery
+
+    return _closed_channel_notes(engine, "step", delivery.hold_unreachable)
+
+
+def _closed_channel_notes(
+    engine: Engine, kind: str, handle: Callable[[Engine, Any, OutboxMessage], bool]
+) -> list[Message]:
+    """For each answer that closes a channel to the bot, a session whose `kind` of post (its
+    header, or step 1's message) met it, `handle`d: what the facilitator was told."""
+    from bot.engine import delivery
+
     said: list[Message] = []
-    for error in delivery.UNREACHABLE:
-        room = actor(channel=f"C_{error.upper()}")
+    for error in delivery.CHANNEL_CLOSED:
+        room = actor(channel=f"C_{kind.upper()}_{error.upper()}")
         session = engine.start(room, protocol_id="atlas", presenter=PRESENTER).context["session"]
         before = outbox(engine)[-1].id
         row = OutboxMessage(
             team_id=TEAM,
             channel_id=room.channel_id,
             method="chat.postMessage",
-            payload={"channel": room.channel_id, "text": "ATLAS starts now"},
-            ref=f"header:{session.id}",
+            payload={"channel": room.channel_id, "text": "ATLAS"},
+            ref=f"header:{session.id}" if kind == "header" else f"step:{session.id}:1",
             status="failed",
             error=error,
         )
         with engine.transaction() as (s, _after):
-            assert delivery.call_off_unreachable(engine, s, row)
+            assert handle(engine, s, row)
         notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
         said += [n for n in notes if n is not None]
-    assert len(said) == len(delivery.UNREACHABLE)
+    assert len(said) == len(delivery.CHANNEL_CLOSED)
     return said
 
 
@@ -717,6 +734,14 @@ def test_the_facilitator_hears_a_session_that_could_not_reach_its_channel_was_ca
     for message in unreachable_messages(engine):
         check_message(message)
         assert "called the session off" in message.text
+
+
+def test_the_facilitator_hears_a_session_whose_channel_went_away_was_paused(
+    engine: Engine,
+) -> None:
+    for message in held_messages(engine):
+        check_message(message)
+        assert "paused the session" in message.text
 
 
 # -- the start dialog and App Home -------------------------------------------------------------
@@ -980,6 +1005,7 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
         render_message(f"errors/{code}.j2", **context)
     delivery_messages(engine, ("step",))
     unreachable_messages(engine)
+    held_messages(engine)
     dialog_and_home(engine)
     prep_messages(engine)
     templates = {

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.store.models import ProtocolSession
 from tests.fakes.signing import slash_command_body
-from tests.harness import FACILITATOR, PRESENTER, TEAM, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 from tests.prep_world import message_text
 
 # channel_id and channel_name as Slack sends them from a DM and from group DMs.
@@ -83,3 +83,57 @@ def test_a_session_in_a_channel_slack_cannot_find_is_called_off_with_one_note(bo
     assert "called the session off" in note and "can't see it" in note
     assert _sessions(bot) == [("C_GONE", "cancelled")]
     assert not bot.posts("C_GONE")
+
+
+def _channel_posts_tried(bot: Bot) -> int:
+    return sum(
+        1 for c in bot.standin.calls_to("chat.postMessage") if c.params["channel"] == CHANNEL
+    )
+
+
+def test_a_session_whose_channel_is_archived_is_paused_and_its_step_posted_on_resume(
+    bot: Bot,
+) -> None:
+    first = bot.open_step()
+    bot.standin.archive_channel(CHANNEL)
+    bot.command("extend 10m")  # its line in step 1's thread is refused: the facilitator hears
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.command("next")  # step 2 can't be posted: nobody would see it, nor the steps after it
+    bot.wait_until(lambda: len(_notes_to_facilitator(bot)) == 2, timeout=10)
+    bot.settle()
+    refused, note = _notes_to_facilitator(bot)
+    assert "archived" in refused
+    assert "paused the session" in note and "archived" in note and "/protocol resume" in note
+    assert _sessions(bot) == [(CHANNEL, "paused")]
+    tried = _channel_posts_tried(bot)
+    answer = message_text(bot.command("next"))
+    assert "paused" in answer  # the session stays where the team last saw it
+    bot.settle()
+    assert _channel_posts_tried(bot) == tried  # nothing more sent into the archived channel
+
+    bot.standin.archive_channel(CHANNEL, archived=False)
+    bot.command("resume")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2, timeout=10)
+    bot.settle()
+    step_one, step_two = bot.step_posts()
+    assert step_one["ts"] == first and step_two["text"].startswith("Step 2 of 6")
+    reply = bot.reply(TEACHERS[0], "The graph has no labels", str(step_two["ts"]))
+    bot.wait_until(lambda: reply in bot.recorded(), timeout=10)
+    assert _sessions(bot) == [(CHANNEL, "running")]
+
+
+def test_a_session_booked_for_a_channel_archived_since_is_called_off(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 1h step 1h")
+    ((session_id,),) = _ids(bot)
+    bot.standin.archive_channel(CHANNEL)
+    bot.runtime.engine.begin(session_id)  # its start time comes
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = _notes_to_facilitator(bot)
+    assert "called the session off" in note and "unarchive the channel" in note
+    assert _sessions(bot) == [(CHANNEL, "cancelled")]
+
+
+def _ids(bot: Bot) -> list[tuple[int]]:
+    with bot.db.session() as s:
+        return [(x.id,) for x in s.scalars(select(ProtocolSession))]

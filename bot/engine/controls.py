@@ -21,7 +21,7 @@ from bot.engine.pacing import (
     warning_time,
 )
 from bot.engine.replies import DELETED
-from bot.store.models import Contribution, ProtocolSession, StepRun
+from bot.store.models import Contribution, OutboxMessage, ProtocolSession, StepRun
 
 
 def _thread_note(
@@ -155,11 +155,29 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         run = engine._step_run(s, session.id, session.current_step)
         if run is not None:
             run.closes_at = closes
-        _thread_note(engine, s, session, "step_resumed.j2", closes_at=closes)
+        if run is not None and run.message_ts is None and _never_posted(s, session):
+            # Held because its channel could not be reached: the step is posted now, in full.
+            protocol = engine.library[session.protocol_id]
+            engine.post_step(s, session, protocol, session.current_step, closes)
+        else:
+            _thread_note(engine, s, session, "step_resumed.j2", closes_at=closes)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
+
+
+def _never_posted(s: Session, session: ProtocolSession) -> bool:
+    """Whether Slack refused the current step's message for good (see delivery.hold_unreachable),
+    rather than it being on its way."""
+    ref = f"step:{session.id}:{session.current_step}"
+    last = s.scalars(
+        select(OutboxMessage.status)
+        .where(OutboxMessage.team_id == session.team_id, OutboxMessage.ref == ref)
+        .order_by(OutboxMessage.id.desc())
+        .limit(1)
+    ).first()
+    return last == "failed"
 
 
 def forget(engine: Engine, actor: Actor) -> Reply:

@@ -550,6 +550,27 @@ class Engine:
         s.add(run)
         session.current_step = index
         session.step_closes_at = closes
+        self.post_step(s, session, protocol, index, closes)
+        # The presenter's turn opens: give back the notes they kept while they listened.
+        for message in presenter_turn(s, session, protocol, index):
+            ref = f"presenter:{session.id}:{index}"
+            self.post(s, session, message, channel=session.presenter_id, ref=ref)
+        sid = session.id
+        after(lambda: self.timers.step_deadline(sid, index, closes))
+        if warn_at is not None:
+            warns = warn_at
+            after(lambda: self.timers.step_warning(sid, index, warns))
+
+    def post_step(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        protocol: Protocol,
+        index: int,
+        closes: datetime,
+    ) -> None:
+        """The step's message in the channel: its question, guidance, close time and buttons."""
+        step = protocol.step(index)
         context = notes_mod.step_context(s, session, protocol, index)
         self.post(
             s,
@@ -562,20 +583,11 @@ class Engine:
                 index=index,
                 count=len(protocol.steps),
                 closes_at=closes,
-                extension=button_extension(seconds),
+                extension=button_extension(step_seconds(protocol, index, session.step_seconds)),
                 **context,
             ),
             ref=f"step:{session.id}:{index}",
         )
-        # The presenter's turn opens: give back the notes they kept while they listened.
-        for message in presenter_turn(s, session, protocol, index):
-            ref = f"presenter:{session.id}:{index}"
-            self.post(s, session, message, channel=session.presenter_id, ref=ref)
-        sid = session.id
-        after(lambda: self.timers.step_deadline(sid, index, closes))
-        if warn_at is not None:
-            warns = warn_at
-            after(lambda: self.timers.step_warning(sid, index, warns))
 
     def close_step(self, session_id: int, expected_step: int) -> None:
         """The timer path. Does nothing when the session has moved on: duplicates are harmless."""

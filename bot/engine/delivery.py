@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
+from bot.engine.pacing import step_seconds
 from bot.slack import UPLOAD_METHOD
 from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
@@ -21,6 +22,8 @@ NOTICE = "undelivered"
 TOLD_ABOUT = frozenset({"chat.postMessage", UPLOAD_METHOD})
 # Slack's answers when the bot can't reach a channel (a join was tried for not_in_channel).
 UNREACHABLE = frozenset({"not_in_channel", "channel_not_found"})
+# ...and those that keep every later post out of it too, until someone puts it right.
+CHANNEL_CLOSED = UNREACHABLE | {"is_archived"}
 
 
 def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
@@ -29,7 +32,7 @@ def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool
     to do. True when it did."""
     session_id = (row.ref or "").partition(":")[2].partition(":")[0]
     start_posts = (f"header:{session_id}", f"step:{session_id}:1")
-    if row.error not in UNREACHABLE or row.ref not in start_posts or not session_id.isdigit():
+    if row.error not in CHANNEL_CLOSED or row.ref not in start_posts or not session_id.isdigit():
         return False
     session = s.get(ProtocolSession, int(session_id), with_for_update=True)
     if session is None or session.team_id != row.team_id or session.status not in ACTIVE:
@@ -65,6 +68,38 @@ def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool
     engine.post(s, session, message, channel=session.facilitator_id, ref=_notice(session, row))
     name = protocol.name if protocol else session.protocol_id
     engine.tell_presenter_called_off(s, session, name, "unreachable")
+    return True
+
+
+def hold_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
+    """The message of the step a session has just opened could not reach its channel (archived,
+    the bot removed from it, gone): nobody there sees the step, and every step after it would
+    go the same way. Pause the session with the whole step still to come, and tell the
+    facilitator that `/protocol resume` posts it once the channel is back. True when it did."""
+    kind, _, rest = (row.ref or "").partition(":")
+    session_id, _, index = rest.partition(":")
+    if row.error not in CHANNEL_CLOSED or kind != "step" or not session_id.isdigit():
+        return False
+    session = s.get(ProtocolSession, int(session_id), with_for_update=True)
+    if session is None or session.team_id != row.team_id or session.status != "running":
+        return False
+    if str(session.current_step) != index or session.protocol_id not in engine.library:
+        return False  # the session has moved on since: the step's post is not what holds it
+    protocol = engine.library[session.protocol_id]
+    session.status = "paused"
+    session.paused_remaining = step_seconds(protocol, session.current_step, session.step_seconds)
+    engine.timers.clear(session.id)
+    # A note of its own, whatever notes of refused posts went before (a line in a thread
+    # refused the same way): this one says the session is paused, and can end it.
+    message = render_message(
+        "session_held.j2",
+        session=session,
+        protocol=protocol,
+        index=session.current_step,
+        error=row.error,
+    )
+    ref = f"held:{session.id}:{row.id}"
+    engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
     return True
 
 
