@@ -16,7 +16,8 @@ from sqlalchemy import func, select, text
 from bot.engine import notes as notes_mod
 from bot.export import export
 from bot.store.models import Contribution, ProtocolSession
-from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot
+from tests.fakes.signing import interaction_body
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot
 
 
 def _session(bot: Bot) -> ProtocolSession:
@@ -258,6 +259,41 @@ def test_every_subscribed_event_type_is_acknowledged(bot: Bot) -> None:
         {"type": "some_future_event"},
     ):
         assert bot.event(event) == 200, event["type"]
+
+
+def test_every_kind_of_interaction_is_acknowledged(bot: Bot) -> None:
+    """What Slack may send to the interactivity URL, ours or not: a 404 shows the person a
+    warning, and counts against the app."""
+    user = {"id": "U_T1", "team_id": TEAM}
+    team = {"id": TEAM, "domain": "standin"}
+    for payload in (
+        # A select with options from the app (none of ours has one; a message of another
+        # version of the app might).
+        {
+            "type": "block_suggestion",
+            "user": user,
+            "team": team,
+            "api_app_id": "A_APP",
+            "action_id": "someone_else",
+            "block_id": "b",
+            "value": "mar",
+            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": "1.1"},
+        },
+        {"type": "shortcut", "callback_id": "not_ours", "trigger_id": "t.1", "user": user},
+        {
+            "type": "message_action",
+            "callback_id": "not_ours",
+            "trigger_id": "t.2",
+            "user": user,
+            "team": team,
+            "channel": {"id": CHANNEL},
+            "message": {"ts": "1.1", "text": "x"},
+            "response_url": bot.standin.response_url(),
+        },
+        {"type": "view_closed", "user": user, "team": team, "view": {"callback_id": "x"}},
+    ):
+        status, body = bot.post(interaction_body(payload))
+        assert status == 200, (payload["type"], body)
 
 
 def test_export_latest_is_the_session_that_ran_last_not_one_scheduled_after_it(bot: Bot) -> None:

@@ -1,4 +1,4 @@
-"""Modal submissions and closes; unknown ones are acknowledged."""
+"""Modal submissions and closes, shortcuts and option lists: unknown ones are acknowledged."""
 
 from __future__ import annotations
 
@@ -21,3 +21,8 @@ def register(app: App, runtime: Runtime) -> None:
     @app.shortcut(re.compile(".*"))
     def any_shortcut(ack: Ack) -> None:
         ack()
+
+    @app.options(re.compile(".*"))
+    def any_options(ack: Ack) -> None:
+        # No select of ours asks the app for its options: a list asked for is an empty one.
+        ack(options=[])
