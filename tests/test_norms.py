@@ -604,6 +604,43 @@ def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
     assert (prefixed.tag, prefixed.text) == ("interpretation", "see https://example.org/y")
 
 
+def test_a_reply_whose_words_come_only_in_rich_text_blocks_is_kept(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+
+    def section(*elements: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "rich_text_section", "elements": list(elements)}
+
+    words = {"type": "text", "text": "Q: Did <all> students get "}
+    blocks = [
+        {
+            "type": "rich_text",
+            "block_id": "rt",
+            "elements": [
+                section(words, {"type": "link", "url": "https://x/r", "text": "the rubric"}),
+                {
+                    "type": "rich_text_list",
+                    "style": "bullet",
+                    "elements": [
+                        section({"type": "user", "user_id": T2}, {"type": "text", "text": " & me"})
+                    ],
+                },
+            ],
+        }
+    ]
+    # Sent with its words in the blocks only, as some clients and integrations do.
+    ts = str(bot.standin.add_message(CHANNEL, T1, "", thread_ts=thread, blocks=blocks)["ts"])
+    message = {"type": "message", "channel": CHANNEL, "user": T1, "ts": ts, "thread_ts": thread}
+    bot.event({**message, "text": "", "blocks": blocks})
+    row = _recorded(bot, ts)
+    assert row.tag == "question"
+    assert row.text == "Did <all> students get the rubric (https://x/r)\n• @U_T2 & me"
+    # An edit that comes the same way changes it.
+    blocks[0]["elements"] = [section({"type": "text", "text": "Q: Did they all get it?"})]
+    _edit(bot, T1, ts, thread, "", blocks=blocks)
+    _settle(bot)
+    assert _row(bot, ts).text == "Did they all get it?"  # type: ignore[union-attr]
+
+
 def test_a_deletion_or_an_edit_delivered_before_its_reply_still_counts(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
 

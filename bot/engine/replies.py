@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -267,7 +267,7 @@ class Replies:
     def replied(self, team_id: str, event: dict[str, Any]) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
-        raw = event.get("text") or ""
+        raw = _markup(event)
         typed = _as_typed(raw).strip()
         text = _with_files(typed, event)
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
@@ -416,7 +416,7 @@ class Replies:
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
-        raw = message.get("text") or ""
+        raw = _markup(message)
         typed = _as_typed(raw).strip()
         text = _with_files(typed, message)  # a caption taken away leaves the files shared
         if not channel or not ts:
@@ -458,7 +458,7 @@ class Replies:
         """The tag of a reply whose edit took away the prefix that tagged it: what the reply
         would have had without one. None when the tag did not come from that prefix (a re-tag
         by reaction or by the nudge's button is deliberate, and stays)."""
-        raw = previous.get("text") or ""
+        raw = _markup(previous)
         before, _ = _prefix(raw, _as_typed(raw))
         session = s.get(ProtocolSession, row.session_id)
         if before != row.tag or session is None:
@@ -587,6 +587,63 @@ def _as_typed(text: str) -> str:
     typed; the templates escape what they show (view_submission values arrive unescaped: not
     here)."""
     return unescape_mrkdwn(SLACK_MARKUP.sub(_readable, text))
+
+
+def _markup(message: dict[str, Any]) -> str:
+    """A message's text in Slack's markup. Slack sends a person's words in `text`, and in
+    rich-text blocks too; a message whose `text` came empty (sent by a client or an integration
+    that filled in only the blocks) is read from its blocks, rather than taken for no words."""
+    text = message.get("text")
+    if text or not isinstance(message.get("blocks"), list):
+        return str(text or "")
+    lines = [
+        _rich_text(element)
+        for block in message["blocks"]
+        if isinstance(block, dict) and block.get("type") == "rich_text"
+        for element in block.get("elements") or []
+        if isinstance(element, dict)
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+def _entities(text: str) -> str:
+    """Typed text as Slack sends it in `text`: &, < and > as entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Rich text's inline elements as Slack's markup (text entities escaped, as in `text`).
+_INLINE: dict[str, Callable[[dict[str, Any]], str]] = {
+    "text": lambda e: _entities(str(e.get("text") or "")),
+    "link": lambda e: (
+        f"<{e.get('url') or ''}|{_entities(str(e.get('text') or ''))}>"
+        if e.get("text")
+        else f"<{e.get('url') or ''}>"
+    ),
+    "user": lambda e: f"<@{e.get('user_id') or ''}>",
+    "channel": lambda e: f"<#{e.get('channel_id') or ''}>",
+    "usergroup": lambda e: f"<!subteam^{e.get('usergroup_id') or ''}>",
+    "broadcast": lambda e: f"<!{e.get('range') or 'here'}>",
+    "emoji": lambda e: f":{e.get('name') or ''}:",
+    "date": lambda e: _entities(str(e.get("fallback") or e.get("timestamp") or "")),
+}
+
+
+def _rich_text(element: dict[str, Any]) -> str:
+    """One rich-text element (a section, a list, a quote, code) as lines of markup."""
+    kind, parts = element.get("type"), element.get("elements") or []
+    if kind == "rich_text_list":
+        lines = [_rich_text(item) for item in parts if isinstance(item, dict)]
+        return "\n".join(f"• {line}" for line in lines if line)
+    inline = "".join(
+        _INLINE.get(str(part.get("type")), lambda e: "")(part)
+        for part in parts
+        if isinstance(part, dict)
+    )
+    if kind == "rich_text_quote":
+        return "\n".join(f"&gt; {line}" for line in inline.split("\n"))
+    if kind == "rich_text_preformatted":
+        return f"```{inline}```"
+    return inline
 
 
 def _shared_files(message: dict[str, Any]) -> str:
