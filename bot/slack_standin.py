@@ -30,6 +30,9 @@ Params = dict[str, Any]
 _JSON_PARAMS = ("blocks", "attachments", "metadata", "view", "files", "unfurls", "user_auth_blocks")
 _APP_ID = "A_APP"
 _MAX_TEXT = 40_000
+# The text a message's blocks may hold all told: chat.postMessage answers msg_blocks_too_long
+# past about 13,000 characters, though each block is within its own limit.
+_MAX_BLOCKS_TEXT = 13_000
 
 
 class _RealClock:
@@ -614,6 +617,14 @@ class SlackStandin:
         except _SlackError:
             params = {}
         params["response_url"] = f"{self._origin}{handler.path}"
+        try:
+            _check_blocks(params.get("blocks"))
+        except _SlackError as refused:
+            # As Slack answers a response_url: HTTP 400, the error as plain text.
+            call = Call("response_url", params, time.time(), {"error": refused.error}, 400, None)
+            self._record(call)
+            handler.reply(400, refused.error.encode(), "text/plain")
+            return
         self._answer(handler, Call("response_url", params, time.time(), {"ok": True}, 200, None))
 
     # ------------------------------------------------------------------ shared helpers
@@ -1271,6 +1282,9 @@ def _check_blocks(blocks: Any, limit: int = 50) -> None:
         raise _invalid_blocks("blocks must be a list")
     if len(blocks) > limit:
         raise _invalid_blocks(f"no more than {limit} items allowed")
+    if limit == 50 and sum(len(text) for text in _texts(blocks)) > _MAX_BLOCKS_TEXT:
+        # A message's blocks all told, each within its own limit (views have none such).
+        raise _SlackError("msg_blocks_too_long")
     seen: set[str] = set()
     for i, block in enumerate(blocks):
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
@@ -1294,6 +1308,16 @@ def _check_blocks(blocks: Any, limit: int = 50) -> None:
             raise _invalid_blocks(
                 f"no more than 25 items allowed [json-pointer:/blocks/{i}/elements]"
             )
+
+
+def _texts(node: Any) -> list[str]:
+    """Every text object's text in some blocks."""
+    if isinstance(node, list):
+        return [text for item in node for text in _texts(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [str(node["text"])] if node.get("type") in ("mrkdwn", "plain_text") else []
+    return own + [text for value in node.values() for text in _texts(value)]
 
 
 def _check_metadata(metadata: Any) -> Params | None:

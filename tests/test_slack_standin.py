@@ -250,6 +250,23 @@ def test_an_archived_channel_or_one_the_bot_left_refuses_what_the_bot_sends(
     client.chat_postMessage(channel="C_TEAM", text="step 2")
 
 
+def test_blocks_too_long_all_told_are_refused_each_within_its_own_limit(
+    slack_api: SlackStandin,
+) -> None:
+    client = client_for(slack_api)
+    five = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2900}}] * 5
+    with pytest.raises(SlackApiError) as excinfo:
+        client.chat_postMessage(channel="C_TEAM", text="long", blocks=five)
+    assert error_of(excinfo) == "msg_blocks_too_long"
+    client.chat_postMessage(channel="C_TEAM", text="long", blocks=five[:4])
+    refused = WebhookClient(slack_api.response_url("long")).send(text="long", blocks=five)
+    assert (refused.status_code, refused.body) == (400, "msg_blocks_too_long")
+    assert (
+        WebhookClient(slack_api.response_url("ok")).send(text="ok", blocks=five[:4]).status_code
+        == 200
+    )
+
+
 def test_users(slack_api: SlackStandin) -> None:
     slack_api.add_user("U_FAC", "Dana Facilitator", tz="America/Los_Angeles", is_admin=True)
     slack_api.add_user("U_OLD", "Gone Teacher", deleted=True)
