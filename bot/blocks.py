@@ -27,6 +27,10 @@ SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
 TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
+# What one message's blocks may weigh (their dicts as text): chat.postMessage, and a
+# response_url, refuse blocks past about 13,000 characters of text all told
+# (msg_blocks_too_long), each block within its own limit or not.
+MESSAGE_CHARS = 11_000
 BUTTON_LIMIT = 75
 Block = dict[str, Any]
 
@@ -181,7 +185,9 @@ def parse_message(rendered: str) -> Message:
     return _message(builder.blocks[:MAX_BLOCKS], builder.fallback)
 
 
-def parse_messages(rendered: str, max_blocks: int = 40, max_chars: int = 11000) -> list[Message]:
+def parse_messages(
+    rendered: str, max_blocks: int = 40, max_chars: int = MESSAGE_CHARS
+) -> list[Message]:
     """A long text (the notes) as several messages, each within Slack's block and size limits."""
     builder = _build(rendered)
     messages: list[Message] = []
@@ -204,9 +210,10 @@ def render_message(template: str, **context: Any) -> Message:
 
 
 def fits_one_message(template: str, **context: Any) -> bool:
-    """Whether a template's blocks all fit one message (render_message keeps the first
-    MAX_BLOCKS)."""
-    return len(_build(render_text(template, **context)).blocks) <= MAX_BLOCKS
+    """Whether a template's blocks all fit one message: no more than MAX_BLOCKS of them
+    (render_message keeps the first MAX_BLOCKS), and no more than MESSAGE_CHARS all told."""
+    blocks = _build(render_text(template, **context)).blocks
+    return len(blocks) <= MAX_BLOCKS and sum(len(str(b)) for b in blocks) <= MESSAGE_CHARS
 
 
 def render_messages(template: str, **context: Any) -> list[Message]:

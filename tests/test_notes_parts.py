@@ -65,6 +65,24 @@ def test_notes_too_long_for_one_answer_reach_the_asker_whole(bot: Bot) -> None:
     assert shown == list(range(400)), "each reply once, in order"
 
 
+def test_notes_of_a_few_long_replies_reach_the_asker_whole(bot: Bot) -> None:
+    # Ten reflections of 1,500 characters: few blocks, but more words than one message holds.
+    step = bot.open_step()
+    words = "I noticed the student kept the units in every line of the table, " * 23
+    for n in range(10):
+        bot.reply(TEACHERS[n % 3], f"Reply {n}: {words}", step, ts=f"{1700000000 + n}.000100")
+    bot.settle()
+    asker = TEACHERS[2]
+    answer = bot.command("notes", user=asker)
+    (said,) = bot.standin.calls_to("response_url")
+    assert said.status == 200, said.response  # Slack took the answer
+    dm = f"D{asker[1:]}"
+    bot.settle()
+    body = "\n".join(_sections([answer, *bot.standin.messages(dm)]))
+    shown = [n for n in range(10) for _ in range(body.count(f"Reply {n}: "))]
+    assert shown == list(range(10)), "each reply once, in order"
+
+
 def test_notes_and_forget_take_the_session_that_ran_last_not_the_newest_number(bot: Bot) -> None:
     # Session #1 is booked ahead; #2 runs and ends before #1 starts.
     booked = bot.command(f"start atlas <@{PRESENTER}|maria> in 4s step 1h")
