@@ -111,15 +111,22 @@ def test_notes_and_forget_take_the_session_that_ran_last_not_the_newest_number(b
     assert kept == ["Most students restated the goal."]
 
 
-def test_a_reply_written_before_the_end_but_handled_after_it_is_added_to_the_notes(
-    bot: Bot,
-) -> None:
+def _ended_with_a_reply_on_its_way(bot: Bot) -> tuple[str, str, str]:
+    """A session ended just after a reply was written (its ts), that Slack delivers later:
+    the step's ts, the header's, and the reply's."""
     step = bot.open_step()
     header_ts = str(bot.posts()[0]["ts"])
     written = f"{time.time():.6f}"  # in the last moments of the session
     bot.wait_until(lambda: time.time() > float(written) + 0.01)
     bot.command("end")
     bot.settle()
+    return step, header_ts, written
+
+
+def test_a_reply_written_before_the_end_but_handled_after_it_is_added_to_the_notes(
+    bot: Bot,
+) -> None:
+    step, header_ts, written = _ended_with_a_reply_on_its_way(bot)
     # Slack delivers it late (a retry), and then once more.
     for _ in range(2):
         bot.reply(TEACHERS[0], "Last thought: ask them &amp; listen", step, ts=written)
@@ -136,3 +143,14 @@ def test_a_reply_written_before_the_end_but_handled_after_it_is_added_to_the_not
     ]
     assert len(told(bot.standin.messages(f"D{PRESENTER[1:]}"))) == 1
     assert "Thanks all." not in str(bot.posts())
+
+
+def test_a_long_reply_handled_after_the_end_reaches_the_notes_whole(bot: Bot) -> None:
+    step, header_ts, written = _ended_with_a_reply_on_its_way(bot)
+    # A long reflection (Slack takes 40,000 characters), delivered late by Slack.
+    long = " ".join(f"Line {n:03d} of what I saw in the table." for n in range(500))
+    bot.reply(TEACHERS[0], long, step, ts=written)
+    bot.settle()
+    for parts in (_notes_parts(bot, header_ts), bot.standin.messages(f"D{PRESENTER[1:]}")):
+        body = " ".join(_sections(parts))
+        assert all(f"Line {n:03d} " in body for n in range(500))

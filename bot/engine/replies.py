@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from bot import slack
-from bot.blocks import render_message
+from bot.blocks import render_message, render_messages
 from bot.engine import notes as notes_mod
 from bot.engine.core import Engine
 from bot.engine.errors import NotYet, Refusal, Reply
@@ -355,10 +355,13 @@ class Replies:
         presenter (refs as the notes', so that `forget` finds these too)."""
         session = s.get(ProtocolSession, session_id)
         assert session is not None  # just read, in this transaction
-        message = render_message("notes_late.j2", protocol=protocol, item=item)
-        self.engine.post(s, session, message, thread_ref=f"header:{session_id}")
+        # A long reply (Slack takes 40,000 characters) is more than one message holds: in parts.
+        messages = render_messages("notes_late.j2", protocol=protocol, item=item)
         presenter, ref = session.presenter_id, f"notes:{session_id}"
-        self.engine.post(s, session, message, channel=presenter, ref=ref)
+        for message in messages:
+            self.engine.post(s, session, message, thread_ref=f"header:{session_id}")
+        for message in messages:
+            self.engine.post(s, session, message, channel=presenter, ref=ref)
 
     @staticmethod
     def _read(
