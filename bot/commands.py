@@ -292,6 +292,12 @@ def _bare(kind: Callable[[], Command]) -> _Handler:
     return handler
 
 
+def _help(cursor: _Cursor, clock: _Clock) -> Help:
+    # `help start`, `help me`: whatever follows, the answer is the help.
+    cursor.remaining()
+    return Help()
+
+
 def _preview(cursor: _Cursor, clock: _Clock) -> Preview:
     return Preview(_protocol(cursor, "preview"))
 
@@ -589,7 +595,7 @@ _START_OPTIONS: dict[str, _StartOption] = {
 }
 
 _HANDLERS: dict[str, _Handler] = {
-    "help": _bare(Help),
+    "help": _help,
     "list": _bare(ListProtocols),
     "preview": _preview,
     "start": _start,
