@@ -44,7 +44,15 @@ log = logging.getLogger(__name__)
 
 # Only what the bot acts on is stored; other channel chatter is acknowledged and dropped.
 KEPT_EVENTS = frozenset(
-    {"message", "reaction_added", "reaction_removed", "app_uninstalled", "tokens_revoked"}
+    {
+        "message",
+        "reaction_added",
+        "reaction_removed",
+        "app_uninstalled",
+        "tokens_revoked",
+        "channel_left",
+        "group_left",
+    }
 )
 LEAVING = frozenset({"app_uninstalled", "tokens_revoked"})
 Handler = Callable[[str, dict[str, Any]], None]

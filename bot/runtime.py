@@ -120,6 +120,8 @@ class Runtime:
     def _on_event(self, team_id: str, event: dict[str, Any]) -> None:
         if event.get("type") in WORKSPACE_EVENTS:
             self.workspaces.handle(team_id, event)
+        elif event.get("type") in delivery.REMOVED_EVENTS:
+            delivery.removed_from_channel(self.engine, team_id, event)
         else:
             self.replies.handle(team_id, event)
 

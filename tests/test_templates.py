@@ -744,6 +744,31 @@ def test_the_facilitator_hears_a_session_whose_channel_went_away_was_paused(
         assert "paused the session" in message.text
 
 
+def removed_messages(engine: Engine) -> list[Message]:
+    """The note to the facilitator when someone takes the bot out of a session's channel."""
+    from bot.engine import delivery
+
+    said: list[Message] = []
+    for remover in (TEACHERS[0], None):
+        room = actor(channel=f"C_LEFT_{remover}")
+        engine.start(room, protocol_id="atlas", presenter=PRESENTER)
+        before = outbox(engine)[-1].id
+        event = {"type": "channel_left", "channel": room.channel_id, "actor_id": remover}
+        delivery.removed_from_channel(engine, TEAM, event)
+        notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
+        said += [n for n in notes if n is not None]
+    assert len(said) == 2
+    return said
+
+
+def test_the_facilitator_hears_the_bot_was_removed_and_the_session_paused(
+    engine: Engine,
+) -> None:
+    for message in removed_messages(engine):
+        check_message(message)
+        assert "so I paused" in message.text
+
+
 # -- the start dialog and App Home -------------------------------------------------------------
 
 
@@ -1006,6 +1031,7 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
     delivery_messages(engine, ("step",))
     unreachable_messages(engine)
     held_messages(engine)
+    removed_messages(engine)
     dialog_and_home(engine)
     prep_messages(engine)
     templates = {

@@ -137,3 +137,23 @@ def test_a_session_booked_for_a_channel_archived_since_is_called_off(bot: Bot) -
 def _ids(bot: Bot) -> list[tuple[int]]:
     with bot.db.session() as s:
         return [(x.id,) for x in s.scalars(select(ProtocolSession))]
+
+
+def test_a_session_whose_bot_is_removed_from_its_channel_is_paused_until_resumed(
+    bot: Bot,
+) -> None:
+    first = bot.open_step()
+    bot.standin.remove_member(CHANNEL, "U_BOT")
+    # Slack tells the bot it left; from now on it sends none of the channel's messages.
+    assert bot.event({"type": "channel_left", "channel": CHANNEL, "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = _notes_to_facilitator(bot)
+    assert f"<@{TEACHERS[0]}> removed me" in note and "/protocol resume" in note
+    assert _sessions(bot) == [(CHANNEL, "paused")]
+
+    bot.command("resume")  # the bot comes back to a public channel with its next post
+    bot.settle()
+    assert _sessions(bot) == [(CHANNEL, "running")]
+    resumed = [m for m in bot.posts() if m.get("thread_ts") == first]
+    assert resumed and "running again" in message_text(resumed[-1])

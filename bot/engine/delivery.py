@@ -8,6 +8,8 @@ whose start can't reach its channel at all is called off, so it doesn't hold the
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -101,6 +103,42 @@ def hold_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
     ref = f"held:{session.id}:{row.id}"
     engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
     return True
+
+
+# Slack's word to the bot that it was taken out of a channel (public; private).
+REMOVED_EVENTS = frozenset({"channel_left", "group_left"})
+
+
+def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) -> None:
+    """Someone took the bot out of a channel where a session runs: Slack sends it none of the
+    replies written there from now on, so the step would run on unheard. Pause the session
+    with the time left, and tell the facilitator how to carry on."""
+    channel = str(event.get("channel") or "")
+    with engine.transaction() as (s, after):
+        session = s.scalars(
+            select(ProtocolSession)
+            .where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.status == "running",
+            )
+            .with_for_update()
+        ).first()
+        if session is None or session.step_closes_at is None:
+            return
+        now = engine.clock.now()
+        session.status = "paused"
+        session.paused_remaining = max(0, int((session.step_closes_at - now).total_seconds()))
+        sid = session.id
+        after(lambda: engine.timers.clear(sid))
+        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        message = render_message(
+            "session_left.j2",
+            session=session,
+            protocol=protocol,
+            remover=event.get("actor_id"),
+        )
+        engine.post(s, session, message, channel=session.facilitator_id)
 
 
 def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
