@@ -696,7 +696,11 @@ def held_messages(engine: Engine) -> list[Message]:
     """The note to the facilitator when a step of a running session can't reach its channel."""
     from bot.engine import delivery
 
-    return _closed_channel_notes(engine, "step", delivery.hold_unreachable)
+    said = _closed_channel_notes(engine, "step", delivery.hold_unreachable)
+    # Its button ends the session from there: the answer to the facilitator.
+    session = engine.start(actor(channel="C_AWAY"), protocol_id="atlas", presenter=PRESENTER)
+    check_message(render_message("replies/ended_away.j2", **session.context))
+    return said
 
 
 def _closed_channel_notes(

@@ -157,3 +157,26 @@ def test_a_session_whose_bot_is_removed_from_its_channel_is_paused_until_resumed
     assert _sessions(bot) == [(CHANNEL, "running")]
     resumed = [m for m in bot.posts() if m.get("thread_ts") == first]
     assert resumed and "running again" in message_text(resumed[-1])
+
+
+def test_a_session_held_by_a_channel_gone_for_good_can_be_ended_from_the_note(bot: Bot) -> None:
+    first = bot.open_step()
+    bot.reply(TEACHERS[0], "The table has four columns", first)
+    bot.standin.archive_channel(CHANNEL)  # and it stays archived: nobody can type there
+    bot.command("next")
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = bot.posts(f"D{FACILITATOR[1:]}")
+    (button,) = [e for b in note["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert bot.action(button["action_id"], button["value"], user=TEACHERS[1])[0] == 200
+    bot.settle()
+    assert _sessions(bot) == [(CHANNEL, "paused")]  # only the facilitator ends it
+    assert bot.action(button["action_id"], button["value"])[0] == 200
+    bot.settle()
+    assert _sessions(bot) == [(CHANNEL, "ended")]
+    for person in (FACILITATOR, PRESENTER):
+        notes = [message_text(m) for m in bot.posts(f"D{person[1:]}") if "Notes from" in m["text"]]
+        assert len(notes) == 1 and "The table has four columns" in notes[0], person
+    answers = [c.params["text"] for c in bot.standin.calls_to("response_url")]
+    assert answers[0].startswith(f"Only the facilitator, <@{FACILITATOR}>, can end")
+    assert answers[1].startswith(":checkered_flag: The session has ended.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -12,6 +13,7 @@ from bot import retention
 from bot.blocks import render_message
 from bot.engine.core import Actor, Engine, Pressed
 from bot.engine.errors import Refusal, Reply
+from bot.engine.home import send_notes
 from bot.engine.pacing import (
     button_extension,
     carry_past_weekend,
@@ -21,7 +23,7 @@ from bot.engine.pacing import (
     warning_time,
 )
 from bot.engine.replies import DELETED
-from bot.store.models import Contribution, OutboxMessage, ProtocolSession, StepRun
+from bot.store.models import ACTIVE, Contribution, OutboxMessage, ProtocolSession, StepRun
 
 
 def _thread_note(
@@ -165,6 +167,23 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
+
+
+def end_away(engine: Engine, actor: Actor, session_id: int) -> Reply:
+    """End a session from the facilitator's note that its channel could not be reached (its
+    button): the notes go to the presenter as at any end, and to the facilitator here, since
+    the channel may never show them."""
+    with engine.db.session() as s:
+        session = s.get(ProtocolSession, session_id)
+        where = (session.channel_id, session.enterprise_id) if session else None
+        active = session is not None and session.status in ACTIVE
+    if session is None or where is None or session.team_id != actor.team_id or not active:
+        raise Refusal("refusals/session_over.j2")
+    # The channel has one active session at most: this one, which `end` finds there.
+    there = replace(actor, channel_id=where[0], enterprise_id=where[1])
+    engine.end(there)
+    send_notes(engine, there, session_id)
+    return Reply("replies/ended_away.j2", {"session": session})
 
 
 def _never_posted(s: Session, session: ProtocolSession) -> bool:

@@ -11,9 +11,17 @@ from slack_sdk import WebClient
 from bot.blocks import render_message
 from bot.engine import controls
 from bot.engine.core import Pressed
-from bot.engine.errors import Refusal
+from bot.engine.errors import Refusal, Reply
 from bot.listeners.people import actor_from_action, installed_team
 from bot.runtime import Runtime
+
+
+def _say(respond: Respond, reply: Reply) -> None:
+    """A button's answer, to the person who pressed it only, below the message."""
+    message = render_message(reply.template, **reply.context)
+    respond(
+        text=message.text, blocks=message.blocks, response_type="ephemeral", replace_original=False
+    )
 
 
 def register(app: App, runtime: Runtime) -> None:
@@ -35,13 +43,7 @@ def register(app: App, runtime: Runtime) -> None:
             reply = run()
         except Refusal as refusal:
             reply = refusal.reply
-        message = render_message(reply.template, **reply.context)
-        respond(
-            text=message.text,
-            blocks=message.blocks,
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        _say(respond, reply)
 
     @app.action(re.compile(r"^nudge_(keep|park)$"))
     def nudge_choice(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -67,6 +69,18 @@ def register(app: App, runtime: Runtime) -> None:
             return
         message = render_message(reply.template, **reply.context)
         respond(text=message.text, blocks=message.blocks, replace_original=True)
+
+    @app.action("held_end")
+    def end_away(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """The facilitator ends, from their DMs, a session whose channel can't be reached."""
+        ack()
+        value = str(body["actions"][0].get("value") or "")
+        actor = actor_from_action(body, client)
+        try:
+            reply = controls.end_away(runtime.engine, actor, int(value) if value.isdigit() else 0)
+        except Refusal as refusal:
+            reply = refusal.reply
+        _say(respond, reply)
 
     @app.action(re.compile(".*"))
     def any_action(ack: Ack) -> None:
