@@ -161,6 +161,13 @@ class _Rejected(Exception):
         self.error = ParseError(code, context)
 
 
+# What pasted or autocorrected text carries that nobody typed: zero-width spaces, word joiners
+# and byte order marks (dropped); quotes around a protocol's name; a mark after a subcommand.
+_INVISIBLE = dict.fromkeys((0x200B, 0x2060, 0xFEFF))
+_QUOTES = "\"'`“”‘’«»„"
+_AFTER_WORD = ".!?,;:"
+
+
 def _echo(text: str) -> str:
     """User text to quote back: not escaped (templates do that), but one short line."""
     line = " ".join(text.split()).replace("`", "'")
@@ -228,7 +235,7 @@ def parse(text: str, *, now: datetime, tz: str = "UTC") -> Command | ParseError:
         raise ValueError("now must be an aware datetime")
     clock = _Clock(now.astimezone(UTC), _zone(tz))
     try:
-        return _command(_Cursor(text), clock)
+        return _command(_Cursor(text.translate(_INVISIBLE)), clock)
     except _Rejected as rejected:
         return rejected.error
 
@@ -253,7 +260,8 @@ def _command(cursor: _Cursor, clock: _Clock) -> Command:
     word = cursor.take_if(bool)
     if word is None:
         return OpenDialog()
-    handler = _HANDLERS.get(word.lower())
+    # `status.`, `next!`: a full stop or a mark that autocorrect or habit puts after the word.
+    handler = _HANDLERS.get(word.lower()) or _HANDLERS.get(word.lower().rstrip(_AFTER_WORD))
     if handler is None:
         raise _Rejected(
             "unknown_subcommand",
@@ -323,9 +331,11 @@ def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
 
 def _protocol(cursor: _Cursor, subcommand: str) -> str:
     word = cursor.take_if(lambda w: not _is_option(w) and not w.startswith(("<", "@")))
-    if word is None:
+    # Quotes around the name (“atlas”, as smart punctuation types them) are not part of it.
+    name = word.strip(_QUOTES).lower() if word is not None else ""
+    if not name:
         raise _Rejected("missing_protocol", subcommand=subcommand)
-    return word.lower()
+    return name
 
 
 def _user_id(word: str, code: str, **context: object) -> str:
