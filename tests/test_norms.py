@@ -764,6 +764,25 @@ def test_a_reply_in_a_closed_steps_thread_is_kept_and_told_where_the_group_is(bo
     assert "One more thought 1" in notes and "And one from me" in notes
 
 
+def test_a_reply_under_the_header_is_told_where_it_counts(bot: Bot) -> None:
+    _start_at_step(bot, 2)
+    header = str(bot.posts()[0]["ts"])
+    said = [_say(bot, T1, f"The student showed the steps {k}", header) for k in range(2)]
+    _settle(bot)
+    assert bot.recorded() == []  # not a step's thread: not kept
+    (told,) = _ephemerals_to(bot, T1)  # once, however many replies
+    assert told["thread_ts"] == header
+    words = json.dumps(told["blocks"])
+    assert "haven't kept your reply" in words and "step 2, *Describing the Student Work*" in words
+    assert said and _ephemerals_to(bot, T2) == []
+
+    # Once the session is over, its header's thread is where the notes are, and anyone's.
+    bot.command("end")
+    _say(bot, T3, "Thanks all", header)
+    _settle(bot)
+    assert _ephemerals_to(bot, T3) == []
+
+
 def test_a_reaction_after_the_session_ended_changes_nothing(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, "Four of the answers are circled.", thread)

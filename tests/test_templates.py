@@ -773,6 +773,23 @@ def test_the_facilitator_hears_the_bot_was_removed_and_the_session_paused(
         assert "so I paused" in message.text
 
 
+def header_reply_messages(engine: Engine) -> list[Message]:
+    """The private word to someone replying under a running session's header."""
+    said = []
+    for status in ("running", "paused"):
+        room = actor(channel=f"C_HEADER_{status.upper()}")
+        session = engine.start(room, protocol_id="atlas", presenter=PRESENTER).context["session"]
+        session.status = status
+        atlas = LIBRARY["atlas"]
+        said.append(
+            render_message("header_reply.j2", session=session, index=1, current=atlas.step(1))
+        )
+    for message in said:
+        check_message(message)
+    assert "paused" in said[1].blocks[0]["text"]["text"]
+    return said
+
+
 # -- the start dialog and App Home -------------------------------------------------------------
 
 
@@ -1036,6 +1053,7 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
     unreachable_messages(engine)
     held_messages(engine)
     removed_messages(engine)
+    header_reply_messages(engine)
     dialog_and_home(engine)
     prep_messages(engine)
     templates = {

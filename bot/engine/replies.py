@@ -48,6 +48,7 @@ ONCE_A_STEP = {
     "group_listens.j2": "listens",
     "parked_question.j2": "parked",
     "step_closed.j2": "closed",
+    "header_reply.j2": "header_reply",
 }
 # The audience of a reply deleted in Slack (see Contribution.audience). Slack may deliver a
 # deletion, or an edit, before the message itself (retries after downtime): the row stays, empty,
@@ -276,6 +277,7 @@ class Replies:
         with engine.transaction() as (s, _after):
             found = self._step_of(s, team_id, channel, thread_ts, ts)
             if found is None:
+                self._under_header(s, team_id, channel, thread_ts, user)
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
@@ -334,6 +336,26 @@ class Replies:
                     interpreting=_interpreting_step(protocol, found.step_index),
                     presenter_step=next_presenter_step(protocol, found.step_index),
                 )
+
+    def _under_header(
+        self, s: Session, team_id: str, channel: str, thread_ts: str, user: str
+    ) -> None:
+        """A reply in the thread of a running session's header (its first message, with the
+        norms; the notes come there at the end) is not a step's: its author hears, once a step,
+        that it isn't kept, and where to write it so that it is."""
+        session = s.scalars(
+            select(ProtocolSession).where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.header_ts == thread_ts,
+                ProtocolSession.status.in_(ACTIVE),
+            )
+        ).first()
+        if session is None or not session.current_step:
+            return
+        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        context = {"index": session.current_step, "current": protocol.step(session.current_step)}
+        self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
 
     def _closed(self, s: Session, found: _Open, user: str, thread_ts: str) -> None:
         """A reply kept in the thread of a step that has closed while its session runs on: its
