@@ -446,7 +446,9 @@ class SlackStandin:
         apply_on_timeout: bool = False,
         channel: str | None = None,
     ) -> None:
-        """Make the next `times` calls of `method` fail (with `channel`, its calls to that one).
+        """Make the next `times` calls of `method` fail (with `channel`, its calls to that one;
+        "response_url": the next POSTs to any response_url, answered with the status given and
+        `error` as plain text).
 
         status=429 answers `ratelimited` with a Retry-After header (default 1 s); another status
         answers `internal_error` (or `error`); `error` alone answers HTTP 200 with `ok: false`.
@@ -617,13 +619,20 @@ class SlackStandin:
         except _SlackError:
             params = {}
         params["response_url"] = f"{self._origin}{handler.path}"
+        fault = self._take_fault("response_url", None)
         try:
+            if fault is not None and fault.answers_error:
+                # fail_next("response_url", status=404, error="expired_url"): a used-up one.
+                raise _SlackError(fault.error or "invalid_payload", status=fault.status)
             _check_blocks(params.get("blocks"))
         except _SlackError as refused:
-            # As Slack answers a response_url: HTTP 400, the error as plain text.
-            call = Call("response_url", params, time.time(), {"error": refused.error}, 400, None)
-            self._record(call)
-            handler.reply(400, refused.error.encode(), "text/plain")
+            # As Slack answers a response_url: HTTP 400 (or 404 for one used up or expired),
+            # the error as plain text.
+            status = int(refused.extra.get("status") or 400)
+            status = status if status != 200 else 400
+            answer = {"error": refused.error}
+            self._record(Call("response_url", params, time.time(), answer, status, None))
+            handler.reply(status, refused.error.encode(), "text/plain")
             return
         self._answer(handler, Call("response_url", params, time.time(), {"ok": True}, 200, None))
 

@@ -265,6 +265,9 @@ def test_blocks_too_long_all_told_are_refused_each_within_its_own_limit(
         WebhookClient(slack_api.response_url("ok")).send(text="ok", blocks=five[:4]).status_code
         == 200
     )
+    slack_api.fail_next("response_url", status=404, error="expired_url")
+    expired = WebhookClient(slack_api.response_url("old")).send(text="late")
+    assert (expired.status_code, expired.body) == (404, "expired_url")
 
 
 def test_users(slack_api: SlackStandin) -> None:
