@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import text
 
 from tests.fakes.signing import slash_command_body
-from tests.harness import CHANNEL, PRESENTER, TEAM, Bot
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, TEAM, Bot
 
 
 def _ask(bot: Bot, command: str, key: str) -> tuple[int, str, str]:
@@ -68,3 +71,18 @@ def test_status_answers_reuse_their_threads_connection_to_slack(bot: Bot) -> Non
         assert "Status of this channel" in str(_answer_at(bot, url)["text"])
     # At most one new connection per answer thread (Bolt's respond opened one per answer).
     assert bot.standin.connections_opened - before <= 4
+
+
+def test_an_answer_whose_response_url_slack_refuses_still_reaches_the_asker(bot: Bot) -> None:
+    bot.open_step()
+    # Slack answers 404 for a response_url used up or expired (the answer came too late).
+    bot.standin.fail_next("response_url", status=404, error="expired_url")
+    bot.command("status", user=TEACHERS[0])
+
+    def told_to_them() -> list[dict[str, Any]]:
+        return [m for m in bot.standin.ephemerals(CHANNEL) if m["user"] == TEACHERS[0]]
+
+    bot.wait_until(told_to_them)  # sent once Slack refused the response_url
+    bot.settle()
+    (told,) = told_to_them()
+    assert "Who has replied" in json.dumps(told["blocks"])

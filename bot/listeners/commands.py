@@ -91,10 +91,18 @@ def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond:
         failed = Reply("refusals/answer_failed.j2", {"command": type(command).__name__.lower()})
         message = render_message(failed.template, **failed.context)
     try:
-        answer_to(respond).send(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        sent = answer_to(respond).send(
+            response_type="ephemeral", text=message.text, blocks=message.blocks
+        )
     except Exception as exc:
-        # response_url refused or unreachable: the user can ask again; nothing was changed.
+        # response_url unreachable: the user can ask again; nothing was changed.
         log.warning("answer to /protocol not delivered: %s", type(exc).__name__)
+        return
+    if sent.status_code != 200:
+        # Refused (a response_url used up or expired: the answer came late): a private line in
+        # the channel instead, through the outbox.
+        log.warning("answer to /protocol refused: HTTP %s", sent.status_code)
+        runtime.engine.tell(actor, message)
 
 
 def _open_dialog(
