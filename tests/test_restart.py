@@ -164,6 +164,8 @@ def test_killed_and_restarted_bot_posts_every_step_once_on_schedule(
         # The request has reached the stand-in, which answers after 1 s.
         _wait(lambda: workspace.faults_left("chat.postMessage") == 0, 5, "the post at Slack")
         kill(f"with {in_flight} in flight")
+        # Slack has posted it by the time the bot is back (only the answer was lost).
+        _wait(lambda: _unheard(workspace, "chat.postMessage"), 5, "the post made unheard")
         lives.append(Uptime(process.start()))
 
         # Kills 3 and 4: at random moments of the rest of the session.
@@ -319,12 +321,18 @@ def test_a_notes_upload_cut_short_by_a_kill_is_not_uploaded_twice(
         done = "files.completeUploadExternal"
         _wait(lambda: workspace.faults_left(done) == 0, 5, "the completing call at Slack")
         process.kill()
+        _wait(lambda: _unheard(workspace, done), 5, "the upload completed unheard")
         process.start()
         _wait(lambda: _all_sent(db), 15, "the outbox to drain")
         time.sleep(0.3)
         assert len(workspace.files) == 1, [f["id"] for f in workspace.files]
     finally:
         db.dispose()
+
+
+def _unheard(workspace: SlackStandin, method: str) -> bool:
+    """Whether a call of `method` has taken effect at Slack with its answer lost."""
+    return any(not call.delivered for call in workspace.calls_to(method))
 
 
 def _all_sent(db: Database) -> bool:
