@@ -20,13 +20,19 @@ _MRKDWN_RE = re.compile(r"[&<>]")
 SLACK_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 # A line of rendered text that starts with this is an instruction to bot/blocks.py.
 _DIRECTIVE_AT_LINE_START = re.compile(r"(^|\n)(?=::)")
+# An @ that opens a word (`@here`, `@channel`, `@maria`, `(@math-team`): in a mrkdwn text object
+# Slack parses "certain mentions" from plain text (verbatim defaults to false). Not one inside a
+# word or an address (`ana@school.org`, `https://host/@user`), which pings nobody.
+_AT_WORD_START = re.compile(r"(?:^|(?<=[\s(\[{\"'\u201c\u2018\u00ab*_~>]))@(?=\w)")
 
 
 def escape_mrkdwn(text: object) -> str:
     """Escape user text so Slack shows it literally: no pings, no links, no broken formatting,
     and no line that bot/blocks.py would take for one of its directives (`:: section`): a zero-
-    width space goes before a line's leading `::`."""
-    escaped = _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], str(text))
+    width space goes before a line's leading `::`, and after the @ of a word that would read as
+    a mention (a reply quoting `@channel` or `@lee` shows them, and pings nobody again)."""
+    unpinged = _AT_WORD_START.sub("@\u200b", str(text))
+    escaped = _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], unpinged)
     return _DIRECTIVE_AT_LINE_START.sub("\\1\u200b", escaped)
 
 

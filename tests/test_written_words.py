@@ -1,0 +1,71 @@
+"""What the team wrote, as the bot shows it again: in the notes, a step's parked lists, the
+presenter's copy and private notes, and the exports (over signed HTTP, against the stand-in)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+
+T1, T2, T3 = TEACHERS
+
+# `@word` as Slack would read it in a mrkdwn text object: a mention of that name, or of everyone.
+_PINGS = re.compile(r"(?<![\w@])@(channel|here|everyone|teacher2|math-team|lee)\b")
+
+
+def _texts(messages: list[dict[str, Any]]) -> list[str]:
+    """Every piece of mrkdwn the messages show: their text and their blocks' text."""
+    shown = []
+    for message in messages:
+        shown.append(str(message.get("text") or ""))
+        for block in message.get("blocks") or []:
+            if block["type"] in ("section", "header"):
+                shown.append(block["text"]["text"])
+            elif block["type"] == "context":
+                shown.extend(e.get("text", "") for e in block["elements"])
+    return shown
+
+
+def _to_step(bot: Bot, step: int) -> str:
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for k in range(2, step + 1):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)  # type: ignore[misc]
+    return str(bot.step_posts()[step - 1]["ts"])
+
+
+def _ended(bot: Bot) -> None:
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+    bot.settle()
+
+
+def test_mentions_and_broadcasts_quoted_back_ping_nobody_again(bot: Bot) -> None:
+    describe = _to_step(bot, 2)
+    said = {
+        T1: "I: <!channel> she might be guessing, ask <@U_T2|teacher2>",
+        T2: "<!here> the title is underlined, as <!subteam^S1|@math-team> said",
+        T3: "Obs: <!everyone> look at (<@U_T3|lee>) the margin",
+        PRESENTER: "<!channel> remember to ask about the second draft",
+    }
+    for user, text in said.items():
+        bot.reply(user, text, describe)
+    bot.wait_until(lambda: len(bot.recorded()) == len(said))
+    bot.command("next")  # step 3 lists the parked interpretation
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    _ended(bot)  # the presenter's copy has the notes they kept while listening
+
+    channel, dm = bot.posts(), bot.standin.messages(f"D{PRESENTER[1:]}")
+    shown = _texts(channel) + _texts(dm) + _texts(bot.standin.ephemerals(CHANNEL))
+    pinging = [text for text in shown if _PINGS.search(text)]
+    assert not pinging
+    # The words are all there to read, the @ included.
+    everything = "\n".join(shown).replace("\u200b", "")
+    for words in ("@channel she might", "@here the title", "@everyone look at (@lee)"):
+        assert words in everything
+    assert "@math-team said" in everything and "ask @teacher2" in everything
+    assert "@channel remember to ask" in "\n".join(_texts(dm)).replace("\u200b", "")
+    parked = "\n".join(_texts([bot.step_posts()[2]])).replace("\u200b", "")
+    assert "@channel she might be guessing" in parked
