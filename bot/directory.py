@@ -1,4 +1,5 @@
-"""Who is in a channel, asked of Slack and remembered briefly: the engine's read-only port."""
+"""Who is in a channel and what people are called, asked of Slack and remembered briefly: the
+engine's read-only port."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from slack_sdk.errors import SlackApiError
 
 log = logging.getLogger(__name__)
 TTL_SECONDS = 300.0
+# Names change seldom, and a reply's author or mention is asked about once in this long.
+NAME_TTL_SECONDS = 3600.0
 
 
 class SlackDirectory:
@@ -19,6 +22,7 @@ class SlackDirectory:
         self.client_for = client_for
         self._bots: dict[tuple[str, str], bool] = {}
         self._members: dict[tuple[str, str], tuple[float, list[str]]] = {}
+        self._names: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
     def members(self, team_id: str, channel: str) -> list[str]:
@@ -57,3 +61,39 @@ class SlackDirectory:
             except SlackApiError:
                 self._bots[key] = True
         return self._bots[key]
+
+    def names(self, team_id: str, users: list[str]) -> dict[str, str]:
+        """What Slack shows for each person (display name, else full name, else username);
+        one Slack cannot name (gone, or out of reach) is left out."""
+        found: dict[str, str] = {}
+        for user in dict.fromkeys(users):
+            name = self._name(team_id, user)
+            if name:
+                found[user] = name
+        return found
+
+    def _name(self, team_id: str, user: str) -> str | None:
+        key = (team_id, user)
+        with self._lock:
+            cached = self._names.get(key)
+        if cached and time.monotonic() - cached[0] < NAME_TTL_SECONDS:
+            return cached[1]
+        client = self.client_for(team_id)
+        if client is None:
+            return None
+        try:
+            info = client.users_info(user=user)["user"]
+        except SlackApiError as error:
+            if error.response.get("error") not in ("user_not_found", "user_not_visible"):
+                log.warning("could not look a person up: %s", error.response.get("error"))
+                return None  # asked again next time
+            info = {}
+        except OSError as error:  # timed out, or no connection
+            log.warning("could not look a person up: %s", type(error).__name__)
+            return None
+        profile = info.get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or info.get("real_name")
+        name = str(name or info.get("name") or "") or None
+        with self._lock:
+            self._names[key] = (time.monotonic(), name)
+        return name

@@ -591,7 +591,7 @@ def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
     )
     linked = _recorded(bot, _say(bot, T1, said, thread))
     assert linked.text == (
-        "Matches the rubric (https://example.org/rubric), as @U_T2 said; see "
+        "Matches the rubric (https://example.org/rubric), as @teacher2 said; see "
         "https://example.org/a and ask @lee in #math"
     )
     # A link's label is not a prefix the person typed.

@@ -128,6 +128,10 @@ class Team:
     def members(self, team_id: str, channel: str) -> list[str]:
         return [FACILITATOR, PRESENTER, *TEACHERS]
 
+    def names(self, team_id: str, users: list[str]) -> dict[str, str]:
+        # U123, in PINGS, is nobody Slack can name here.
+        return {user: user.lower() for user in users if user in self.members(team_id, "")}
+
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:

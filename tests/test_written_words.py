@@ -69,3 +69,19 @@ def test_mentions_and_broadcasts_quoted_back_ping_nobody_again(bot: Bot) -> None
     assert "@channel remember to ask" in "\n".join(_texts(dm)).replace("\u200b", "")
     parked = "\n".join(_texts([bot.step_posts()[2]])).replace("\u200b", "")
     assert "@channel she might be guessing" in parked
+
+
+def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -> None:
+    describe = _to_step(bot, 2)
+    # Slack's message events name nobody: <@U123>, not <@U123|lee>.
+    bot.reply(T1, "Like <@U_T2> said, and <@U_GONE> before she left", describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    bot.reply(T2, "I agree with <@U_T1>", describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 2)
+    _ended(bot)
+
+    notes = "\n".join(_texts([m for m in bot.posts() if m.get("thread_ts")]))
+    notes = notes.replace("\u200b", "")
+    assert "Like @teacher2 said, and @someone before she left" in notes
+    assert "I agree with @teacher1" in notes
+    assert "U_GONE" not in notes

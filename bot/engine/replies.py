@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -269,7 +269,7 @@ class Replies:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
         raw = _markup(event)
-        typed = _as_typed(raw).strip()
+        typed = _as_typed(raw, self._names(team_id, raw)).strip()
         text = _with_files(typed, event)
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
             return
@@ -357,6 +357,12 @@ class Replies:
         context = {"index": session.current_step, "current": protocol.step(session.current_step)}
         self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
 
+    def _names(self, team_id: str, raw: str) -> dict[str, str]:
+        """The names of the people a message mentions by id alone: Slack sends `<@U123>`,
+        without the name the reader saw. Asked before any transaction: Slack may be slow."""
+        mentioned = _BARE_MENTION.findall(raw)
+        return self.engine.directory.names(team_id, mentioned) if mentioned else {}
+
     def _closed(self, s: Session, found: _Open, user: str, thread_ts: str) -> None:
         """A reply kept in the thread of a step that has closed while its session runs on: its
         author hears, once a step, that the group has moved on, and where to."""
@@ -442,7 +448,7 @@ class Replies:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
         raw = _markup(message)
-        typed = _as_typed(raw).strip()
+        typed = _as_typed(raw, self._names(team_id, raw)).strip()
         text = _with_files(typed, message)  # a caption taken away leaves the files shared
         if not channel or not ts:
             return
@@ -591,14 +597,21 @@ class Replies:
 
 
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+# A person mentioned as Slack sends it in a message's text: by id, without a name.
+_BARE_MENTION = re.compile(r"<@([^<>|]+)>")
 
 
-def _readable(markup: re.Match[str]) -> str:
+def _readable(markup: re.Match[str], names: Mapping[str, str]) -> str:
     """One piece of Slack markup as the words a reader saw: a link's label and address, a
-    mention's name (its id when Slack gave none), a date's text."""
+    mention's name (looked up when Slack gave none), a date's text."""
     target, label = markup.group(1), markup.group(2)
     if target.startswith(("@", "#")):
-        return f"{target[0]}{label}" if label else target
+        if label:
+            return f"{target[0]}{label}"
+        if target.startswith("@"):
+            # Someone Slack cannot name (gone, or Slack out of reach): words, not an id.
+            return "@" + (names.get(target[1:]) or render_text("mention_unknown.j2"))
+        return target
     if target.startswith("!"):
         return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
     if not label or label == target or target == f"mailto:{label}":
@@ -606,12 +619,13 @@ def _readable(markup: re.Match[str]) -> str:
     return f"{label} ({target})"
 
 
-def _as_typed(text: str) -> str:
+def _as_typed(text: str, names: Mapping[str, str] | None = None) -> str:
     """A message's text as its author typed it, as the notes and exports keep it: Slack's
-    markup read as the words it shows, and a typed &, < or > (Slack sends entities) back as
-    typed; the templates escape what they show (view_submission values arrive unescaped: not
-    here)."""
-    return unescape_mrkdwn(SLACK_MARKUP.sub(_readable, text))
+    markup read as the words it shows (`names`: of the people it mentions by id), and a typed
+    &, < or > (Slack sends entities) back as typed; the templates escape what they show
+    (view_submission values arrive unescaped: not here)."""
+    known = names or {}
+    return unescape_mrkdwn(SLACK_MARKUP.sub(lambda markup: _readable(markup, known), text))
 
 
 def _markup(message: dict[str, Any]) -> str:
