@@ -11,6 +11,8 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.profiles import CALL_SECONDS, impatient
+
 log = logging.getLogger(__name__)
 TTL_SECONDS = 300.0
 # Names change seldom, and a reply's author or mention is asked about once in this long.
@@ -82,7 +84,8 @@ class SlackDirectory:
         if client is None:
             return None
         try:
-            info = client.users_info(user=user)["user"]
+            # Asked while a reply is handled: a slow answer is an outage, not worth waiting on.
+            info = impatient(client, CALL_SECONDS).users_info(user=user)["user"]
         except SlackApiError as error:
             if error.response.get("error") not in ("user_not_found", "user_not_visible"):
                 log.warning("could not look a person up: %s", error.response.get("error"))

@@ -102,18 +102,19 @@ class Installations:
         return settings
 
     # -- a workspace's bot token -----------------------------------------------------------------
-    def client_for(self, team_id: str) -> WebClient | None:
+    def client_for(self, team_id: str, *, rotate: bool = True) -> WebClient | None:
         """A client with the workspace's bot token and no client-side retries (the outbox retries);
-        None when the app is not installed there."""
-        token = self.bot_token(team_id)
+        None when the app is not installed there. Without `rotate`, a token about to expire is
+        used as it is (it still works), and nothing is written."""
+        token = self.bot_token(team_id, rotate=rotate)
         return make_client(token, self.api_url, retries=False) if token else None
 
-    def bot_token(self, team_id: str) -> str | None:
+    def bot_token(self, team_id: str, *, rotate: bool = True) -> str | None:
         key = self._key(team_id)
         if key is None:
             return None
         found = self._find(key)
-        if found is not None and _expiring(found):
+        if rotate and found is not None and _expiring(found):
             found = self._rotate(key)
         return found.bot_token if found is not None else None
 

@@ -63,7 +63,7 @@ class Runtime:
         # One token: the workspace it belongs to, and no other, is served (the app's middleware).
         self.one_workspace = OneWorkspace(self.client) if self.installations is None else None
         self.engine = Engine(
-            self.db, self.library, self.clock, directory=SlackDirectory(self.client_for)
+            self.db, self.library, self.clock, directory=SlackDirectory(self._directory_client)
         )
         prep.install(self.engine)
         self.replies = Replies(self.engine)
@@ -116,6 +116,15 @@ class Runtime:
         if self.installations is not None:
             return self.installations.client_for(team_id)
         return self._outbox_client
+
+    def _directory_client(self, team_id: str) -> WebClient | None:
+        """client_for, for the engine's questions to Slack (who is in a channel, what people
+        are called), which it asks inside its transactions: the token is read without the
+        write lock such a transaction holds on SQLite, which would wait on itself."""
+        if self.installations is None:
+            return self._outbox_client
+        with self.db.reading():
+            return self.installations.client_for(team_id, rotate=False)
 
     def _on_event(self, team_id: str, event: dict[str, Any]) -> None:
         if event.get("type") in WORKSPACE_EVENTS:

@@ -3,9 +3,11 @@ presenter's copy and private notes, and the exports (over signed HTTP, against t
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from bot.export import export
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 
 T1, T2, T3 = TEACHERS
@@ -85,3 +87,31 @@ def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -
     assert "Like @teacher2 said, and @someone before she left" in notes
     assert "I agree with @teacher1" in notes
     assert "U_GONE" not in notes
+
+
+def test_the_notes_file_names_its_authors_and_keeps_a_replys_lines(bot: Bot) -> None:
+    bot.reply(PRESENTER, "Graph the survey results", _to_step(bot, 1))
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = str(bot.step_posts()[1]["ts"])
+    lines = "The title is underlined\nThe axes have no labels\n\nThe key is missing"
+    bot.reply(T1, lines, describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 2)
+    _ended(bot)
+
+    bot.wait_until(lambda: bot.standin.files)
+    uploaded = bot.standin.files[0]["content"].decode()
+    for notes in (uploaded, export(bot.settings, "latest", "md")):
+        lines = notes.splitlines()
+        assert "- Presenter: maria" in lines and "- Facilitator: U_FAC" in lines
+        item = lines.index("- The title is underlined  ")
+        assert lines[item : item + 4] == [
+            "- The title is underlined  ",
+            "  The axes have no labels  ",
+            "    ",
+            "  The key is missing (teacher1)",
+        ]
+        assert "- Graph the survey results (maria)" in lines
+    exported = json.loads(export(bot.settings, "latest", "json"))
+    assert [c["user_name"] for c in exported["contributions"]] == ["maria", "teacher1"]

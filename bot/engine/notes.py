@@ -28,6 +28,8 @@ class Item:
     tag: str
     ts: str
     audience: str
+    # What Slack called the author when the reply was recorded, if it could say.
+    name: str | None = None
 
 
 class _Said(NamedTuple):
@@ -56,6 +58,13 @@ class Notes:
     # Replies recorded, then deleted (in Slack, or all at once by `/protocol forget`).
     deleted: int = 0
 
+    @property
+    def names(self) -> dict[str, str]:
+        """The session's people by name, as far as their replies tell (the notes file and the
+        exports show names; Slack's mrkdwn shows each reader's own name for a <@U...>)."""
+        items = [i for _tag, section in self.sections for i in section] + self.presenter_notes
+        return {i.user: i.name for i in items if i.name}
+
 
 # A contribution's audience once deleted (see bot.engine.replies.DELETED).
 DELETED = "deleted"
@@ -78,6 +87,7 @@ _ITEMS = (
         Contribution.tag,
         Contribution.ts,
         Contribution.audience,
+        Contribution.user_name,
     )
     .where(Contribution.session_id.in_(bindparam("ids", expanding=True)))
     .order_by(Contribution.session_id, Contribution.step_index, Contribution.ts)
@@ -91,8 +101,8 @@ def _items_of(s: Session, session_ids: list[int]) -> dict[int, list[Item]]:
     """Each session's replies, in step order then as written (plain rows, no ORM objects)."""
     found: dict[int, list[Item]] = {sid: [] for sid in session_ids}
     rows = s.execute(_ITEMS, {"ids": session_ids})
-    for sid, text, user, step_index, tag, ts, audience in rows:
-        found[sid].append(Item(text, user, step_index, tag, ts, audience))
+    for sid, text, user, step_index, tag, ts, audience, name in rows:
+        found[sid].append(Item(text, user, step_index, tag, ts, audience, name))
     return found
 
 
@@ -310,6 +320,7 @@ def export_json(notes: Notes) -> str:
                 "step": notes.protocol.step(i.step_index).id,
                 "step_index": i.step_index,
                 "user": i.user,
+                "user_name": i.name,
                 "text": i.text,
                 "tag": i.tag,
                 "ts": i.ts,
@@ -325,14 +336,16 @@ def export_csv(notes: Notes) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     # presenter_note as in the JSON: the presenter's own notes while listening, not the group's.
-    writer.writerow(["step", "step_title", "user", "tag", "text", "ts", "presenter_note"])
+    # user_name last: columns a reader of earlier exports knows keep their place.
+    header = ["step", "step_title", "user", "tag", "text", "ts", "presenter_note", "user_name"]
+    writer.writerow(header)
     items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
     for i in sorted(items, key=lambda i: (i.step_index, i.ts)):
         title = notes.protocol.step(i.step_index).title
         own = "yes" if i.audience == "presenter" else "no"
-        writer.writerow([i.step_index, title, i.user, i.tag, i.text, i.ts, own])
+        writer.writerow([i.step_index, title, i.user, i.tag, i.text, i.ts, own, i.name or ""])
     return out.getvalue()
 
 
 def export_markdown(notes: Notes) -> str:
-    return render_text("notes.md.j2", notes=notes) + "\n"
+    return render_text("notes.md.j2", notes=notes, names=notes.names) + "\n"

@@ -120,6 +120,7 @@ _RECORD_COLUMNS = [
     "session_id",
     "step_index",
     "user_id",
+    "user_name",
     "thread_ts",
     "text",
     "tag",
@@ -269,7 +270,8 @@ class Replies:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
         raw = _markup(event)
-        typed = _as_typed(raw, self._names(team_id, raw)).strip()
+        names = self._names(team_id, raw, str(user or ""))
+        typed = _as_typed(raw, names).strip()
         text = _with_files(typed, event)
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
             return
@@ -289,6 +291,7 @@ class Replies:
             now = engine.clock.now()
             # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
             values = _row(team_id, channel, ts, thread_ts, found, user, kept, tag, audience, now)
+            values["user_name"] = names.get(user)
             reaction = slack.Pending(
                 s,
                 now=now,
@@ -357,11 +360,12 @@ class Replies:
         context = {"index": session.current_step, "current": protocol.step(session.current_step)}
         self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
 
-    def _names(self, team_id: str, raw: str) -> dict[str, str]:
-        """The names of the people a message mentions by id alone: Slack sends `<@U123>`,
-        without the name the reader saw. Asked before any transaction: Slack may be slow."""
-        mentioned = _BARE_MENTION.findall(raw)
-        return self.engine.directory.names(team_id, mentioned) if mentioned else {}
+    def _names(self, team_id: str, raw: str, author: str = "") -> dict[str, str]:
+        """The names of a reply's author (for the notes file and exports) and of the people it
+        mentions by id alone: Slack sends `<@U123>`, without the name the reader saw. Asked
+        before any transaction: Slack may be slow."""
+        people = [author, *_BARE_MENTION.findall(raw)] if author else _BARE_MENTION.findall(raw)
+        return self.engine.directory.names(team_id, people) if people else {}
 
     def _closed(self, s: Session, found: _Open, user: str, thread_ts: str) -> None:
         """A reply kept in the thread of a step that has closed while its session runs on: its
@@ -718,6 +722,7 @@ def _row(
         "session_id": found.id,
         "step_index": found.step_index,
         "user_id": user,
+        "user_name": None,
         "thread_ts": thread_ts,
         "text": text,
         "tag": tag,

@@ -124,6 +124,8 @@ class Contribution(Base):
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(String(32))
+    # What Slack called the author when the reply was recorded (None: Slack could not say).
+    user_name: Mapped[str | None] = mapped_column(String(255), default=None)
     ts: Mapped[str] = mapped_column(String(32))
     thread_ts: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
