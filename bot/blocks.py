@@ -77,14 +77,37 @@ def _cut(text: str, limit: int, fences: list[int]) -> int:
         cut = text.rfind("\n", 0, cut)
     if cut > 0:
         return cut
-    # Inside a code block: room to close it, and a cut far enough on for the part to hold more
-    # than the fence that opened it again.
+    # Inside a code block, or a line longer than a part: room to close a code block, and a cut
+    # at a break outside Slack's markup (a mention, a link, a date), far enough on for the part
+    # to hold more than the fence that opened it again. A word that would be cut (a long link)
+    # goes whole to the next part, unless it is longer than a part itself.
     room = limit - len(_FENCE) - 1
+    best = 0
     for mark in ("\n", " "):
         cut = text.rfind(mark, 0, room)
+        while cut > 0 and _in_markup(text, cut):
+            cut = text.rfind(mark, 0, cut)
         if cut > room // 2:
             return cut
-    return room
+        best = max(best, cut)
+    if best > 2 * len(_FENCE) + 2:
+        return best
+    return _before_markup(text, room)
+
+
+def _in_markup(text: str, at: int) -> bool:
+    """Whether `at` is inside Slack's markup, `<...>` (a user's < arrives escaped: &lt;)."""
+    return text.rfind("<", 0, at) > text.rfind(">", 0, at)
+
+
+def _before_markup(text: str, at: int) -> int:
+    """`at`, or the start of the markup (`<...>`) or escape (`&amp;`) it would cut in two."""
+    if _in_markup(text, at) and text.rfind("<", 0, at) > 0:
+        at = text.rfind("<", 0, at)
+    amp = text.rfind("&", 0, at)
+    if amp > 0 and at - amp < len("&amp;") and ";" not in text[amp:at]:
+        at = amp
+    return at
 
 
 def _clip(text: str, limit: int) -> str:

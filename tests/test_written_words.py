@@ -115,3 +115,33 @@ def test_the_notes_file_names_its_authors_and_keeps_a_replys_lines(bot: Bot) -> 
         assert "- Graph the survey results (maria)" in lines
     exported = json.loads(export(bot.settings, "latest", "json"))
     assert [c["user_name"] for c in exported["contributions"]] == ["maria", "teacher1"]
+
+
+def _whole_markup(section: str) -> bool:
+    """No `<...>` and no `&amp;`-style escape cut in two at either end of a section."""
+    opened = section.count("<") == section.count(">")
+    escapes = re.sub(r"&(amp|lt|gt);", "", section)
+    return opened and "&" not in escapes
+
+
+def test_a_long_link_or_markup_is_never_cut_between_two_parts_of_the_notes(bot: Bot) -> None:
+    describe = _to_step(bot, 2)
+    link = "https://docs.example.org/d/" + "a1B2c3D4e5" * 190
+    said = {
+        # A link too long to end the part it starts in: it goes whole to the next one.
+        T1: "See the rubric " + "and the student work " * 40 + link + " for the scoring",
+        # One word longer than a part, of escapes: cut, but never inside one (Slack sends a
+        # typed &, < and > as these).
+        T2: "x&amp;y&lt;z&gt;" * 700,
+    }
+    for user, text in said.items():
+        bot.reply(user, text, describe)
+        bot.wait_until(lambda user=user: len(bot.recorded()) == list(said).index(user) + 1)  # type: ignore[misc]
+    _ended(bot)
+
+    header_ts = str(bot.posts()[0]["ts"])
+    parts = [m for m in bot.posts() if m.get("thread_ts") == header_ts]
+    sections = [b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section"]
+    assert len(sections) > 3, "long enough to be split"
+    assert all(_whole_markup(section) for section in sections), [s[-40:] for s in sections]
+    assert any(link in section for section in sections)
