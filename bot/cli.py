@@ -408,6 +408,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     except LookupError as error:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 1
+    if args.format == "csv" and args.bom:
+        # Excel reads a CSV without a byte order mark in the machine's code page: Arabic, CJK
+        # and emoji would come out garbled.
+        exported = "\ufeff" + exported
     # A file's bytes, UTF-8 whatever the terminal's encoding (Windows' redirected stdout is
     # cp1252): a reply in Arabic or with an emoji is written, not a traceback.
     out = getattr(sys.stdout, "buffer", None)
@@ -520,6 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("session", help="a session id, or 'latest'")
     export.add_argument(
         "--format", choices=("md", "csv", "json"), default="md", help="default md (Markdown)"
+    )
+    export.add_argument(
+        "--no-bom",
+        dest="bom",
+        action="store_false",
+        help="csv without the UTF-8 byte order mark that spreadsheet programs need",
     )
     export.set_defaults(func=cmd_export)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Settings the child must not inherit from the developer's shell.
-_CLEARED = (
+SETTINGS_NAMES = (
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
@@ -52,7 +52,7 @@ def free_port() -> int:
 
 def bot_environment(**settings: str) -> dict[str, str]:
     """The parent's environment without any protocolbot setting, plus `settings`."""
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_NAMES}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)

@@ -3,12 +3,19 @@ presenter's copy and private notes, and the exports (over signed HTTP, against t
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.cli import main
 from bot.export import export
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+from tests.process import SETTINGS_NAMES
 
 T1, T2, T3 = TEACHERS
 
@@ -145,3 +152,41 @@ def test_a_long_link_or_markup_is_never_cut_between_two_parts_of_the_notes(bot: 
     assert len(sections) > 3, "long enough to be split"
     assert all(_whole_markup(section) for section in sections), [s[-40:] for s in sections]
     assert any(link in section for section in sections)
+
+
+def test_the_csv_export_opens_in_a_spreadsheet_as_written_and_runs_nothing(
+    bot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Any
+) -> None:
+    describe = _to_step(bot, 2)
+    said = [
+        '=HYPERLINK("https://evil.example","click")',
+        "+1 to the axes",
+        "-the key is missing",
+        "<@U_T3> look at the margin",
+        "الطالب كتب 🎉 三次",
+    ]
+    for n, text in enumerate(said):
+        bot.reply(TEACHERS[n % 3], text, describe, ts=f"{1900000000 + n}.000100")
+    bot.wait_until(lambda: len(bot.recorded()) == len(said))
+    # `protocolbot export` as an operator runs it, in a folder without a .env file.
+    monkeypatch.chdir(tmp_path)
+    for name in SETTINGS_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", bot.settings.database_url)
+
+    def exported(*options: str) -> bytes:
+        assert main(["export", "latest", "--format", "csv", *options]) == 0
+        return bytes(capsysbinary.readouterr().out)
+
+    written = exported()
+    # A byte order mark first, or Excel reads UTF-8 as the machine's code page.
+    assert written.startswith(b"\xef\xbb\xbfstep,")
+    rows = list(csv.DictReader(io.StringIO(written.decode("utf-8-sig"))))
+    assert [row["text"] for row in rows] == [
+        '\'=HYPERLINK("https://evil.example","click")',
+        "'+1 to the axes",
+        "'-the key is missing",
+        "'@teacher3 look at the margin",
+        "الطالب كتب 🎉 三次",
+    ]
+    assert exported("--no-bom") == written.removeprefix(b"\xef\xbb\xbf")

@@ -332,6 +332,19 @@ def export_json(notes: Notes) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
+# A cell a spreadsheet program reads as a formula (CSV injection): `=HYPERLINK(...)`, `+1`,
+# `-`, `@`, or a tab or carriage return before one of them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell as spreadsheet programs show it as text: one that would start a formula gets
+    a leading apostrophe, as OWASP advises (the apostrophe shows; nothing runs)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def export_csv(notes: Notes) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -343,7 +356,8 @@ def export_csv(notes: Notes) -> str:
     for i in sorted(items, key=lambda i: (i.step_index, i.ts)):
         title = notes.protocol.step(i.step_index).title
         own = "yes" if i.audience == "presenter" else "no"
-        writer.writerow([i.step_index, title, i.user, i.tag, i.text, i.ts, own, i.name or ""])
+        row = [i.step_index, title, i.user, i.tag, i.text, i.ts, own, i.name or ""]
+        writer.writerow([_cell(value) for value in row])
     return out.getvalue()
 
 
