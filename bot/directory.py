@@ -64,18 +64,19 @@ class SlackDirectory:
                 self._bots[key] = True
         return self._bots[key]
 
-    def names(self, team_id: str, users: list[str]) -> dict[str, str]:
-        """What Slack shows for each person (display name, else full name, else username);
-        one Slack cannot name (gone, or out of reach) is left out."""
+    def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
+        """What Slack shows for each person (display name, else full name, else username) or
+        channel (C..., G...) of `ids`; one Slack cannot name (gone, private to the bot, or out of
+        reach) is left out."""
         found: dict[str, str] = {}
-        for user in dict.fromkeys(users):
-            name = self._name(team_id, user)
+        for thing in dict.fromkeys(ids):
+            name = self._name(team_id, thing)
             if name:
-                found[user] = name
+                found[thing] = name
         return found
 
-    def _name(self, team_id: str, user: str) -> str | None:
-        key = (team_id, user)
+    def _name(self, team_id: str, thing: str) -> str | None:
+        key = (team_id, thing)
         with self._lock:
             cached = self._names.get(key)
         if cached and time.monotonic() - cached[0] < NAME_TTL_SECONDS:
@@ -85,18 +86,28 @@ class SlackDirectory:
             return None
         try:
             # Asked while a reply is handled: a slow answer is an outage, not worth waiting on.
-            info = impatient(client, CALL_SECONDS).users_info(user=user)["user"]
+            name = _ask(impatient(client, CALL_SECONDS), thing)
         except SlackApiError as error:
-            if error.response.get("error") not in ("user_not_found", "user_not_visible"):
-                log.warning("could not look a person up: %s", error.response.get("error"))
+            if error.response.get("error") not in _UNKNOWN:
+                log.warning("could not look a name up: %s", error.response.get("error"))
                 return None  # asked again next time
-            info = {}
+            name = None
         except OSError as error:  # timed out, or no connection
-            log.warning("could not look a person up: %s", type(error).__name__)
+            log.warning("could not look a name up: %s", type(error).__name__)
             return None
-        profile = info.get("profile") or {}
-        name = profile.get("display_name") or profile.get("real_name") or info.get("real_name")
-        name = str(name or info.get("name") or "") or None
         with self._lock:
             self._names[key] = (time.monotonic(), name)
         return name
+
+
+# Slack's answers for an id it will not name: nobody asks again within the hour.
+_UNKNOWN = ("user_not_found", "user_not_visible", "channel_not_found")
+
+
+def _ask(client: WebClient, thing: str) -> str | None:
+    if thing.startswith(("C", "G")):
+        return str(client.conversations_info(channel=thing)["channel"].get("name") or "") or None
+    info = client.users_info(user=thing)["user"]
+    profile = info.get("profile") or {}
+    name = profile.get("display_name") or profile.get("real_name") or info.get("real_name")
+    return str(name or info.get("name") or "") or None

@@ -128,9 +128,9 @@ class Team:
     def members(self, team_id: str, channel: str) -> list[str]:
         return [FACILITATOR, PRESENTER, *TEACHERS]
 
-    def names(self, team_id: str, users: list[str]) -> dict[str, str]:
-        # U123, in PINGS, is nobody Slack can name here.
-        return {user: user.lower() for user in users if user in self.members(team_id, "")}
+    def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
+        # U123, in PINGS, and channel C404 are none Slack can name here.
+        return {user: user.lower() for user in ids if user in self.members(team_id, "")}
 
 
 @pytest.fixture
@@ -239,7 +239,7 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
         lines = (
             f"I see {PINGS} in the corner",
             f"I think the student probably did not understand {PINGS}",
-            f"Q: Is this the first draft? {PINGS}",
+            f"Q: Is this the first draft? {PINGS} <#C404|>",
             f"Warm: {LONG}",
             "Cool: the units are missing",
         )

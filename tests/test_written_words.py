@@ -82,8 +82,8 @@ def test_mentions_and_broadcasts_quoted_back_ping_nobody_again(bot: Bot) -> None
 
 def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -> None:
     describe = _to_step(bot, 2)
-    # Slack's message events name nobody: <@U123>, not <@U123|lee>.
-    bot.reply(T1, "Like <@U_T2> said, and <@U_GONE> before she left", describe)
+    # Slack's message events name nobody: <@U123>, not <@U123|lee>; <#C123|>, not <#C123|math>.
+    bot.reply(T1, "Like <@U_T2> said in <#C_TEAM|>, and <@U_GONE> in <#C_SECRET|>", describe)
     bot.wait_until(lambda: len(bot.recorded()) == 1)
     bot.reply(T2, "I agree with <@U_T1>", describe)
     bot.wait_until(lambda: len(bot.recorded()) == 2)
@@ -91,9 +91,9 @@ def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -
 
     notes = "\n".join(_texts([m for m in bot.posts() if m.get("thread_ts")]))
     notes = notes.replace("\u200b", "")
-    assert "Like @teacher2 said, and @someone before she left" in notes
+    assert "Like @teacher2 said in #team, and @someone in a channel" in notes
     assert "I agree with @teacher1" in notes
-    assert "U_GONE" not in notes
+    assert "U_GONE" not in notes and "C_SECRET" not in notes
 
 
 def test_the_notes_file_names_its_authors_and_keeps_a_replys_lines(bot: Bot) -> None:

@@ -86,18 +86,18 @@ class NoTimers:
 
 class Directory(TypingProtocol):
     """Read-only questions to Slack: who is in a channel (people only, no bots), and what
-    people are called (those Slack cannot name left out)."""
+    people and channels are called, by id (those Slack cannot name left out)."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 
-    def names(self, team_id: str, users: list[str]) -> dict[str, str]: ...
+    def names(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
 
 class NoDirectory:
     def members(self, team_id: str, channel: str) -> list[str]:
         return []
 
-    def names(self, team_id: str, users: list[str]) -> dict[str, str]:
+    def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         return {}
 
 

@@ -361,9 +361,9 @@ class Replies:
         self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
 
     def _names(self, team_id: str, raw: str, author: str = "") -> dict[str, str]:
-        """The names of a reply's author (for the notes file and exports) and of the people it
-        mentions by id alone: Slack sends `<@U123>`, without the name the reader saw. Asked
-        before any transaction: Slack may be slow."""
+        """The names of a reply's author (for the notes file and exports) and of the people and
+        channels it mentions by id alone: Slack sends `<@U123>` and `<#C123|>`, without the name
+        the reader saw. Asked before any transaction: Slack may be slow."""
         people = [author, *_BARE_MENTION.findall(raw)] if author else _BARE_MENTION.findall(raw)
         return self.engine.directory.names(team_id, people) if people else {}
 
@@ -601,8 +601,9 @@ class Replies:
 
 
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
-# A person mentioned as Slack sends it in a message's text: by id, without a name.
-_BARE_MENTION = re.compile(r"<@([^<>|]+)>")
+# A person or channel mentioned as Slack sends it in a message's text: by id, without a name
+# (a channel's as <#C123|>).
+_BARE_MENTION = re.compile(r"<[@#]([^<>|]+)\|?>")
 
 
 def _readable(markup: re.Match[str], names: Mapping[str, str]) -> str:
@@ -612,10 +613,13 @@ def _readable(markup: re.Match[str], names: Mapping[str, str]) -> str:
     if target.startswith(("@", "#")):
         if label:
             return f"{target[0]}{label}"
+        if target[1:] in names:
+            return f"{target[0]}{names[target[1:]]}"
+        # Someone or somewhere Slack cannot name (gone, private, or Slack out of reach): words,
+        # not an id.
         if target.startswith("@"):
-            # Someone Slack cannot name (gone, or Slack out of reach): words, not an id.
-            return "@" + (names.get(target[1:]) or render_text("mention_unknown.j2"))
-        return target
+            return "@" + render_text("mention_unknown.j2")
+        return render_text("channel_unknown.j2")
     if target.startswith("!"):
         return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
     if not label or label == target or target == f"mailto:{label}":
