@@ -36,6 +36,26 @@ def escape_mrkdwn(text: object) -> str:
     return _DIRECTIVE_AT_LINE_START.sub("\\1\u200b", escaped)
 
 
+# The indent of a list item's later lines: a width Slack shows (spaces at a line's start may not).
+_ITEM_INDENT = "\u2003"
+
+
+def continued(text: str) -> str:
+    """A reply of several lines as one item of a list (`• text - <@author>`): its later lines
+    indented under the first, so that a reply's own bullets read as its own and not as other
+    items of the notes. Lines inside a code block keep their code as written, and a quote its
+    `>` at the start of its line. For text already escaped (`e`)."""
+    lines = text.split("\n")
+    in_code = lines[0].count("```") % 2 == 1
+    for k in range(1, len(lines)):
+        line = lines[k]
+        if line and not in_code and not line.startswith("&gt;"):
+            lines[k] = _ITEM_INDENT + line
+        if line.count("```") % 2:
+            in_code = not in_code
+    return "\n".join(lines)
+
+
 def unescape_mrkdwn(text: str) -> str:
     """Slack's three entities back to the characters they stand for (&amp; last): text as typed."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -114,6 +134,7 @@ def environment(directory: str = str(MESSAGES_DIR)) -> Environment:
     # `e` is the mrkdwn escape: templates write {{ text | e }} for anything a user typed.
     env.filters["e"] = escape_mrkdwn
     env.filters["escape"] = escape_mrkdwn
+    env.filters["continued"] = continued
     env.filters["slack_date"] = _slack_date
     env.filters["duration"] = _duration
     return env

@@ -96,13 +96,14 @@ def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -
     assert "U_GONE" not in notes and "C_SECRET" not in notes
 
 
-def test_the_notes_file_names_its_authors_and_keeps_a_replys_lines(bot: Bot) -> None:
+def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: Bot) -> None:
     bot.reply(PRESENTER, "Graph the survey results", _to_step(bot, 1))
     bot.wait_until(lambda: len(bot.recorded()) == 1)
     bot.command("next")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
     describe = str(bot.step_posts()[1]["ts"])
-    lines = "The title is underlined\nThe axes have no labels\n\nThe key is missing"
+    # Slack sends a list typed in a reply as lines that open with a bullet.
+    lines = "The title is underlined\n• The axes have no labels\n\n• The key is missing"
     bot.reply(T1, lines, describe)
     bot.wait_until(lambda: len(bot.recorded()) == 2)
     _ended(bot)
@@ -115,13 +116,19 @@ def test_the_notes_file_names_its_authors_and_keeps_a_replys_lines(bot: Bot) -> 
         item = lines.index("- The title is underlined  ")
         assert lines[item : item + 4] == [
             "- The title is underlined  ",
-            "  The axes have no labels  ",
+            "  • The axes have no labels  ",
             "    ",
-            "  The key is missing (teacher1)",
+            "  • The key is missing (teacher1)",
         ]
         assert "- Graph the survey results (maria)" in lines
     exported = json.loads(export(bot.settings, "latest", "json"))
     assert [c["user_name"] for c in exported["contributions"]] == ["maria", "teacher1"]
+    # In Slack, the reply's own bullets sit under its item, not as other items of the notes.
+    in_slack = "\n".join(_texts([m for m in bot.posts() if m.get("thread_ts")]))
+    assert (
+        "• The title is underlined\n\u2003• The axes have no labels\n\n"
+        "\u2003• The key is missing - <@U_T1>"
+    ) in in_slack
 
 
 def _whole_markup(section: str) -> bool:
