@@ -56,6 +56,17 @@ def continued(text: str) -> str:
     return "\n".join(lines)
 
 
+# A line Markdown would make a heading ("# of students who...").
+_MARKDOWN_HEADING = re.compile(r"^(\s*)#", re.MULTILINE)
+
+
+def markdown_item(text: str) -> str:
+    """A reply as one item of a Markdown list: a line that opens with `#` (a count, in a
+    teacher's words) stays text, not a heading, and each line stays a line of the item (a hard
+    break, indented under the first)."""
+    return _MARKDOWN_HEADING.sub(r"\1\\#", text).replace("\n", "  \n  ")
+
+
 def unescape_mrkdwn(text: str) -> str:
     """Slack's three entities back to the characters they stand for (&amp; last): text as typed."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -135,6 +146,7 @@ def environment(directory: str = str(MESSAGES_DIR)) -> Environment:
     env.filters["e"] = escape_mrkdwn
     env.filters["escape"] = escape_mrkdwn
     env.filters["continued"] = continued
+    env.filters["markdown_item"] = markdown_item
     env.filters["slack_date"] = _slack_date
     env.filters["duration"] = _duration
     return env

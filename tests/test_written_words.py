@@ -106,6 +106,8 @@ def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: B
     lines = "The title is underlined\n• The axes have no labels\n\n• The key is missing"
     bot.reply(T1, lines, describe)
     bot.wait_until(lambda: len(bot.recorded()) == 2)
+    bot.reply(T2, "# of graphs with a title: 4", describe)  # a count, not a heading
+    bot.wait_until(lambda: len(bot.recorded()) == 3)
     _ended(bot)
 
     bot.wait_until(lambda: bot.standin.files)
@@ -121,8 +123,10 @@ def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: B
             "  • The key is missing (teacher1)",
         ]
         assert "- Graph the survey results (maria)" in lines
+        assert "- \\# of graphs with a title: 4 (teacher2)" in lines
     exported = json.loads(export(bot.settings, "latest", "json"))
-    assert [c["user_name"] for c in exported["contributions"]] == ["maria", "teacher1"]
+    names = ["maria", "teacher1", "teacher2"]
+    assert [c["user_name"] for c in exported["contributions"]] == names
     # In Slack, the reply's own bullets sit under its item, not as other items of the notes.
     in_slack = "\n".join(_texts([m for m in bot.posts() if m.get("thread_ts")]))
     assert (
