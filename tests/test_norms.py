@@ -633,7 +633,7 @@ def test_a_reply_whose_words_come_only_in_rich_text_blocks_is_kept(bot: Bot) -> 
     bot.event({**message, "text": "", "blocks": blocks})
     row = _recorded(bot, ts)
     assert row.tag == "question"
-    assert row.text == "Did <all> students get the rubric (https://x/r)\n• @U_T2 & me"
+    assert row.text == "Did <all> students get the rubric (https://x/r)\n• @teacher2 & me"
     # An edit that comes the same way changes it.
     blocks[0]["elements"] = [section({"type": "text", "text": "Q: Did they all get it?"})]
     _edit(bot, T1, ts, thread, "", blocks=blocks)

@@ -159,9 +159,9 @@ def test_killed_and_restarted_bot_posts_every_step_once_on_schedule(
 
         # Kill 2: while a step's post is in flight; Slack posts it but the answer never arrives.
         armed = datetime.now(UTC)
-        workspace.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True)
+        workspace.fail_next("chat.postMessage", delay=3.0, apply_on_timeout=True)
         in_flight = _wait(lambda: _step_in_flight(db, armed), 10, "a step post in flight")
-        # The request has reached the stand-in, which answers after 1 s.
+        # The request has reached the stand-in, which answers after 3 s.
         _wait(lambda: workspace.faults_left("chat.postMessage") == 0, 5, "the post at Slack")
         kill(f"with {in_flight} in flight")
         # Slack has posted it by the time the bot is back (only the answer was lost).
@@ -310,8 +310,8 @@ def test_a_notes_upload_cut_short_by_a_kill_is_not_uploaded_twice(
     db = Database(database_url)
     try:
         process.start()
-        # Slack completes the upload, but the answer is 1 s late: the process dies waiting.
-        workspace.fail_next("files.completeUploadExternal", delay=1.0, apply_on_timeout=True)
+        # Slack completes the upload, but the answer is 3 s late: the process dies waiting.
+        workspace.fail_next("files.completeUploadExternal", delay=3.0, apply_on_timeout=True)
         armed = datetime.now(UTC)
         body = slash_command_body(f"start dese-everyday <@{PRESENTER}> step 1s")
         status, _ = http_post(process.events_url, body, signed_headers(body, SECRET))
