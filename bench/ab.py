@@ -117,10 +117,11 @@ def run(
 def _ours(ctx: Context, tree: Path, standin: SlackStandin) -> Server:
     return start_ours(
         ctx.workdir,
-        ctx.fresh_database(),
+        ctx.fresh_database(migrate=False),
         standin.url,
         with_clock=ctx.production_shape,
         source=tree,
+        migrate=True,
     )
 
 

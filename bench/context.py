@@ -43,7 +43,9 @@ class Context:
     def database_kind(self) -> str:
         return "PostgreSQL" if self.postgres_admin_url else "SQLite"
 
-    def fresh_database(self) -> str:
+    def fresh_database(self, *, migrate: bool = True) -> str:
+        """An empty database; with `migrate`, brought to this tree's schema (bench/ab.py's
+        variants bring theirs to their own)."""
         name = f"bench_{uuid.uuid4().hex[:10]}"
         if self.postgres_admin_url is None:
             url = f"sqlite:///{self.workdir}/{name}.sqlite3"
@@ -54,9 +56,10 @@ class Context:
             admin.dispose()
             url = f"{self.postgres_admin_url.rsplit('/', 1)[0]}/{name}"
             self._databases.append(name)
-        db = Database(url)
-        upgrade(db)
-        db.dispose()
+        if migrate:
+            db = Database(url)
+            upgrade(db)
+            db.dispose()
         return url
 
     def say(self, message: str) -> None:

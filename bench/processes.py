@@ -161,10 +161,12 @@ def start_ours(
     *,
     with_clock: bool = False,
     source: Path = ROOT,
+    migrate: bool = False,
 ) -> Server:
     """`python -m bot` (serve, with the scheduler and outbox) as an operator would run it; with
     `with_clock` (PostgreSQL), a web process and the clock, as in production. `source`: the
-    project tree whose `bot` runs (bench/ab.py's variants)."""
+    project tree whose `bot` runs (bench/ab.py's variants); with `migrate`, its `db upgrade`
+    first brings the database to its own schema, which may be older or newer than this tree's."""
     port = free_port()
     env = _env(
         {
@@ -177,6 +179,14 @@ def start_ours(
     )
     if source != ROOT:
         env["PYTHONPATH"] = str(source) + os.pathsep + env["PYTHONPATH"]
+    if migrate:
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli", "db", "upgrade"],
+            env=env,
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+        )
     address = ["--host", "127.0.0.1", "--port", str(port)]
     if not with_clock:
         return Server("ours", [sys.executable, "-m", "bot", *address], env, port, workdir)
