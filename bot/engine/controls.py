@@ -19,7 +19,6 @@ from bot.engine.pacing import (
     carry_past_weekend,
     later,
     step_seconds,
-    warning_lead,
     warning_time,
 )
 from bot.engine.replies import DELETED
@@ -51,10 +50,10 @@ def _move_warning(
     if run is None or run.warn_at is None:
         return
     protocol = engine.shown_protocol(s, session.id, session.protocol_id)
-    lead = warning_lead(step_seconds(protocol, run.index, session.step_seconds))
-    if lead is None:
-        return
-    at = warning_time(run.started_at, run.closes_at, lead, weekdays=session.weekdays, tz=session.tz)
+    seconds = step_seconds(protocol, run.index, session.step_seconds)
+    at = warning_time(
+        run.started_at, run.closes_at, seconds, weekdays=session.weekdays, tz=session.tz
+    )
     run.warn_at = at
     if at is None:
         return

@@ -25,13 +25,7 @@ from bot.blocks import Message, fits_one_message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
 from bot.engine.errors import Refusal, Reply
-from bot.engine.pacing import (
-    button_extension,
-    close_time,
-    step_seconds,
-    warning_lead,
-    warning_time,
-)
+from bot.engine.pacing import button_extension, close_time, step_seconds, warning_time
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.render import render_text
@@ -538,12 +532,7 @@ class Engine:
         step = protocol.step(index)
         seconds = step_seconds(protocol, index, session.step_seconds)
         closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
-        lead = warning_lead(seconds)
-        warn_at = (
-            warning_time(opened, closes, lead, weekdays=session.weekdays, tz=session.tz)
-            if lead is not None
-            else None
-        )
+        warn_at = warning_time(opened, closes, seconds, weekdays=session.weekdays, tz=session.tz)
         run = StepRun(
             session_id=session.id,
             index=index,

@@ -58,14 +58,18 @@ def warning_lead(seconds: int) -> timedelta | None:
 
 
 def warning_time(
-    opened: datetime, closes: datetime, lead: timedelta, *, weekdays: bool, tz: str
+    opened: datetime, closes: datetime, seconds: int, *, weekdays: bool, tz: str
 ) -> datetime | None:
-    """When the closing warning of a step open from `opened` to `closes` goes out: `lead` before
-    the close. With `weekdays` the weekend does not count, as it does not for the close: the
-    warning of a step carried to Monday morning comes on Friday (a 1-day step's 4.8 hours before
-    the end of Friday, a 2-day step's 9.6), not in the night or on Sunday evening. None when
-    that would be before the step opened (a step opened late on a Friday): its message says
+    """When the closing warning of a step of `seconds` (as planned), open from `opened` to
+    `closes`, goes out: its lead (warning_lead) before the close. With `weekdays` the weekend
+    does not count, as it does not for the close: the warning of a step carried to Monday
+    morning comes on Friday (a 1-day step's 4.8 hours before the end of Friday, a 2-day step's
+    9.6), not in the night or on Sunday evening. None for a step too short for a warning, or
+    when it would be before the step opened (a step opened late on a Friday): its message says
     when it closes."""
+    lead = warning_lead(seconds)
+    if lead is None:
+        return None
     at = _working_time_before(closes, lead, tz) if weekdays else closes - lead
     return at if at > opened else None
 
