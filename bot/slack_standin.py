@@ -63,6 +63,12 @@ class _Fault:
     delay: float
     apply_on_timeout: bool
     channel: str | None = None  # only calls to this channel
+    where: Callable[[Params], bool] | None = None  # only calls whose parameters it accepts
+
+    def takes(self, params: Params) -> bool:
+        if self.channel is not None and params.get("channel") != self.channel:
+            return False
+        return self.where is None or self.where(params)
 
     @property
     def answers_error(self) -> bool:
@@ -445,10 +451,11 @@ class SlackStandin:
         delay: float = 0.0,
         apply_on_timeout: bool = False,
         channel: str | None = None,
+        where: Callable[[Params], bool] | None = None,
     ) -> None:
         """Make the next `times` calls of `method` fail (with `channel`, its calls to that one;
-        "response_url": the next POSTs to any response_url, answered with the status given and
-        `error` as plain text).
+        with `where`, those whose parameters it accepts; "response_url": the next POSTs to any
+        response_url, answered with the status given and `error` as plain text).
 
         status=429 answers `ratelimited` with a Retry-After header (default 1 s); another status
         answers `internal_error` (or `error`); `error` alone answers HTTP 200 with `ok: false`.
@@ -459,7 +466,7 @@ class SlackStandin:
         """
         if status == 200 and error is None and delay <= 0:
             error = "internal_error"
-        fault = _Fault(status, error, retry_after, delay, apply_on_timeout, channel)
+        fault = _Fault(status, error, retry_after, delay, apply_on_timeout, channel, where)
         with self._lock:
             self._faults.setdefault(method, []).extend(copy.copy(fault) for _ in range(times))
 
@@ -538,7 +545,7 @@ class SlackStandin:
             response: Params = {"ok": False, "error": "not_authed"}
             self._answer(handler, Call(method, params, received, response, 200, None))
             return
-        fault = self._take_fault(method, params.get("channel"))
+        fault = self._take_fault(method, params)
         if fault is not None and fault.delay > 0:
             self._stopping.wait(fault.delay)
             if self._stopping.is_set() or handler.client_gone():
@@ -576,11 +583,11 @@ class SlackStandin:
                 except Exception:
                     logger.exception("slack stand-in listener failed")
 
-    def _take_fault(self, method: str, channel: object) -> _Fault | None:
+    def _take_fault(self, method: str, params: Params) -> _Fault | None:
         with self._lock:
             queue = self._faults.get(method) or []
             for n, fault in enumerate(queue):
-                if fault.channel is None or fault.channel == channel:
+                if fault.takes(params):
                     return queue.pop(n)
             return None
 
@@ -619,7 +626,7 @@ class SlackStandin:
         except _SlackError:
             params = {}
         params["response_url"] = f"{self._origin}{handler.path}"
-        fault = self._take_fault("response_url", None)
+        fault = self._take_fault("response_url", {})
         try:
             if fault is not None and fault.answers_error:
                 # fail_next("response_url", status=404, error="expired_url"): a used-up one.

@@ -108,6 +108,9 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
         burst = [threading.Thread(target=reply, args=(n,)) for n in range(40)]
         for sender in burst[:20]:
             sender.start()
+        # Stopped once the first has been answered, with the rest of the burst in flight (on a
+        # busy machine the threads may not all have sent before the signal otherwise).
+        wait_for(lambda: 200 in answers.values(), 10, "the first reply to be acknowledged")
         assert bot.proc is not None
         # The other threads hold the stop signals, so SIGTERM waits for the main thread to take it:
         # handed to a worker thread, it would leave the main thread asleep and the bot running.

@@ -79,6 +79,12 @@ def process(workspace: SlackStandin, database_url: str, tmp_path: Path) -> Itera
         bot.stop()
 
 
+# How late Slack's answer to a call cut short by a kill comes: by then the killed process is gone
+# and the call takes effect unheard. A SIGKILLed process that is writing its SQLite file can take
+# seconds to die on a busy disk, and until then it still holds the connection.
+LATE_ANSWER = 12.0
+
+
 def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,13 +165,17 @@ def test_killed_and_restarted_bot_posts_every_step_once_on_schedule(
 
         # Kill 2: while a step's post is in flight; Slack posts it but the answer never arrives.
         armed = datetime.now(UTC)
-        workspace.fail_next("chat.postMessage", delay=3.0, apply_on_timeout=True)
+        # The step's post, not another that may go first (a DM, a note in a thread), which the
+        # channel's next post would wait behind.
+        workspace.fail_next(
+            "chat.postMessage", delay=LATE_ANSWER, apply_on_timeout=True, where=_is_step_post
+        )
         in_flight = _wait(lambda: _step_in_flight(db, armed), 10, "a step post in flight")
-        # The request has reached the stand-in, which answers after 3 s.
+        # The request has reached the stand-in, which answers it late.
         _wait(lambda: workspace.faults_left("chat.postMessage") == 0, 5, "the post at Slack")
         kill(f"with {in_flight} in flight")
         # Slack has posted it by the time the bot is back (only the answer was lost).
-        _wait(lambda: _unheard(workspace, "chat.postMessage"), 5, "the post made unheard")
+        _wait(lambda: _unheard(workspace, "chat.postMessage"), 20, "the post made unheard")
         lives.append(Uptime(process.start()))
 
         # Kills 3 and 4: at random moments of the rest of the session.
@@ -310,8 +320,10 @@ def test_a_notes_upload_cut_short_by_a_kill_is_not_uploaded_twice(
     db = Database(database_url)
     try:
         process.start()
-        # Slack completes the upload, but the answer is 3 s late: the process dies waiting.
-        workspace.fail_next("files.completeUploadExternal", delay=3.0, apply_on_timeout=True)
+        # Slack completes the upload, but the answer is late: the process dies waiting.
+        workspace.fail_next(
+            "files.completeUploadExternal", delay=LATE_ANSWER, apply_on_timeout=True
+        )
         armed = datetime.now(UTC)
         body = slash_command_body(f"start dese-everyday <@{PRESENTER}> step 1s")
         status, _ = http_post(process.events_url, body, signed_headers(body, SECRET))
@@ -321,13 +333,17 @@ def test_a_notes_upload_cut_short_by_a_kill_is_not_uploaded_twice(
         done = "files.completeUploadExternal"
         _wait(lambda: workspace.faults_left(done) == 0, 5, "the completing call at Slack")
         process.kill()
-        _wait(lambda: _unheard(workspace, done), 5, "the upload completed unheard")
+        _wait(lambda: _unheard(workspace, done), 20, "the upload completed unheard")
         process.start()
         _wait(lambda: _all_sent(db), 15, "the outbox to drain")
         time.sleep(0.3)
         assert len(workspace.files) == 1, [f["id"] for f in workspace.files]
     finally:
         db.dispose()
+
+
+def _is_step_post(params: dict[str, Any]) -> bool:
+    return params.get("channel") == CHANNEL and str(params.get("text") or "").startswith("Step ")
 
 
 def _unheard(workspace: SlackStandin, method: str) -> bool:
