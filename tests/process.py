@@ -91,7 +91,7 @@ class BotProcess:
     def log_path(self) -> Path:
         return self.workdir / "bot.log"
 
-    def start(self, timeout: float = 20.0) -> float:
+    def start(self, timeout: float = 60.0) -> float:
         """Start the process and wait for /healthz; returns the wall-clock time it answered."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
