@@ -203,16 +203,20 @@ def test_killed_and_restarted_bot_posts_every_step_once_on_schedule(
         db.dispose()
 
 
-def _in_flight(db: Database, since: datetime, method: str) -> OutboxMessage | None:
-    """An outbox row the sender started after `since` and has not finished."""
+def _in_flight(
+    db: Database, since: datetime, method: str, ref_prefix: str = ""
+) -> OutboxMessage | None:
+    """An outbox row (whose ref starts with `ref_prefix`) the sender started after `since` and
+    has not finished."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.status == "pending",
+        OutboxMessage.in_flight_at > since,
+        OutboxMessage.method == method,
+    )
+    if ref_prefix:
+        query = query.where(OutboxMessage.ref.startswith(ref_prefix))
     with db.session() as s:
-        row = s.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.status == "pending",
-                OutboxMessage.in_flight_at > since,
-                OutboxMessage.method == method,
-            )
-        ).first()
+        row = s.scalars(query).first()
         if row is not None:
             s.expunge(row)
         return row
@@ -220,8 +224,9 @@ def _in_flight(db: Database, since: datetime, method: str) -> OutboxMessage | No
 
 def _step_in_flight(db: Database, since: datetime) -> str | None:
     """The ref of a step post in flight, e.g. "step:1:3"."""
-    row = _in_flight(db, since, "chat.postMessage")
-    return row.ref if row is not None and (row.ref or "").startswith("step:") else None
+    # Not any post in flight: one waiting out a retry (a DM, say) may be in flight too.
+    row = _in_flight(db, since, "chat.postMessage", "step:")
+    return row.ref if row is not None else None
 
 
 def _message_ts(db: Database, index: int) -> str | None:
