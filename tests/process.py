@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -44,10 +45,32 @@ def workers_taking(pid: int, signals: set[signal.Signals]) -> list[str]:
     return open_to
 
 
+# Ports for bots under test come from a block of their own for each pytest-xdist worker, below
+# Linux's ephemeral range (32768 and up). A port the kernel picks (bind to 0) and lets go can be
+# picked again by another worker, or taken by an outgoing connection, before the bot binds it; that
+# bot then fails to start while the other worker's bot answers its /healthz and its requests.
+PORT_BLOCK = 400
+FIRST_PORT = 20000
+_ports = itertools.count()
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on, and that no other test worker is given."""
+    base = FIRST_PORT + _worker_index() * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = base + next(_ports) % PORT_BLOCK
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {base}..{base + PORT_BLOCK - 1}")
 
 
 def bot_environment(**settings: str) -> dict[str, str]:
