@@ -351,3 +351,33 @@ def ramp_table(result: dict[str, Any]) -> str:
         "held",
     )
     return table(headers, rows)
+
+
+def roles_table(result: dict[str, Any]) -> str | None:
+    """CPU per reply by the job of each thread, for ours and the floor at the highest rate ours
+    held (the floor's ramp starts there); None for a run without the breakdown."""
+    rate = result["ours"]
+    found = {
+        step["target"]: step["cpu_us_by_role"]
+        for step in result["steps"]
+        if step["rate"] == rate and step["target"] in ("ours", "floor") and "cpu_us_by_role" in step
+    }
+    if "ours" not in found:
+        return None
+    ours, floor = found["ours"], found.get("floor", {})
+    roles = list(ours) + [name for name in floor if name not in ours]
+    rows = [[name, _us(ours.get(name)), _us(floor.get(name)) if floor else ""] for name in roles]
+    rows.append(
+        [
+            "**all threads**",
+            _us(sum(ours.values())),
+            _us(sum(floor.values())) if floor else "",
+        ]
+    )
+    return f"CPU per reply by thread at {fmt(rate, '/s')}:\n\n" + table(
+        ("thread's job", "ours", "end-to-end floor"), rows
+    )
+
+
+def _us(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f} us"

@@ -66,7 +66,10 @@ EXPLAIN = {
         "starting at the rate ours held: the highest rate any bot on this stack could hold "
         "while recording and tagging every reply, and so the ceiling of the ratio to the "
         "baseline that PRODUCT 6 asks for. Ours ran as {ours} (see the latency section); as "
-        "web + clock, its CPU is both processes'."
+        "web + clock, its CPU is both processes'. Below the steps, that CPU per reply at the "
+        "highest rate ours held is split by the job of each thread, for ours and the floor "
+        "(`bench/threads.py`: user plus system time per thread from /proc, threads named by "
+        "py-spy), so the work ours does beyond the floor's can be read off by thread."
     ),
     "sessions": (
         "{sessions:,} ATLAS sessions in distinct channels, created through the engine; the bot "
@@ -156,6 +159,8 @@ def section(name: str, entry: dict[str, Any], image: str | None) -> str:
     parts += [figures.render(figures.ROWS[name](result)), ""]
     if name == "throughput":
         parts += [figures.ramp_table(result), ""]
+        if roles := figures.roles_table(result):
+            parts += [roles, ""]
     if image:
         parts += [f"![{title}]({image})", ""]
     return "\n".join(parts)

@@ -22,6 +22,7 @@ from bench.loadgen import Job, run_in_process
 from bench.measure import ACK_LIMIT, end_to_end, summarize
 from bench.processes import Server, start_bare, start_floor, start_ours
 from bench.profiling import recording
+from bench.threads import ThreadCpu, per_request
 from bench.workspace import Thread, reactions_seen, reply_requests, start_sessions, start_standin
 
 TARGET_RATIO = 0.8
@@ -71,6 +72,7 @@ def run(
         )
         floor = start_floor(ctx.workdir, standin.url, ctx.fresh_database())
         threads = start_sessions(standin, ours.port, channels)
+        by_thread = {"ours": ThreadCpu(ours), "floor": ThreadCpu(floor)}
 
         def attempt(name: str, server: Server, rate: float, threads: list[Thread]) -> bool:
             nonlocal made
@@ -81,6 +83,8 @@ def run(
             job = Job("127.0.0.1", server.port, requests, rate, connections)
             profile = ctx.profile if name == "ours" else None
             cpu_before = server.cpu_seconds()
+            counter = by_thread.get(name)
+            roles_before = counter.snapshot() if counter and counter.available else None
             with recording(server.pid, profile, f"throughput-{rate:g}"):
                 results = run_in_process(job)
             acks = summarize(results)
@@ -99,6 +103,8 @@ def run(
             # The server's CPU for the step, per request: end to end, until every reply was tagged
             # (or the drain gave up), so the work done after the ack counts too.
             row["cpu_ms_per_request"] = (server.cpu_seconds() - cpu_before) / count * 1000
+            if counter is not None and roles_before is not None:
+                row["cpu_us_by_role"] = per_request(roles_before, counter.snapshot(), count)
             row["held"] = held
             steps.append(row)
             time.sleep(0.5)
