@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.engine.pacing import later
 from bot.render import render_text
 
 DAY = 86_400
@@ -400,7 +401,8 @@ def _option_at(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 def _option_in(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     seconds = _read_duration(cursor, "in", MAX_AHEAD_SECONDS)
-    return replace(command, start_at=clock.now + timedelta(seconds=seconds))
+    # `in 2d` from 3 PM is 3 PM two days on, on the caller's calendar, across a clock change too.
+    return replace(command, start_at=later(clock.now, seconds, clock.zone))
 
 
 def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:

@@ -605,3 +605,15 @@ def start_commands(draw: st.DrawFn) -> tuple[str, Start]:
 def test_valid_start_commands_mean_what_they_say(case: tuple[str, Start]) -> None:
     text, expected = case
     assert parse(text, now=NOW) == expected
+
+
+def test_in_days_keeps_the_callers_time_of_day_across_a_clock_change() -> None:
+    """New York springs forward on Sunday 8 March 2026: two days from Saturday 3 PM is Monday
+    3 PM there, 47 hours on, not 4 PM."""
+    saturday_3pm = datetime(2026, 3, 7, 20, 0, tzinfo=UTC)  # EST, UTC-5
+    command = parse("start atlas in 2d", now=saturday_3pm, tz="America/New_York")
+    assert isinstance(command, Start)
+    assert command.start_at == datetime(2026, 3, 9, 19, 0, tzinfo=UTC)  # EDT, UTC-4
+    hours = parse("start atlas in 5h", now=saturday_3pm, tz="America/New_York")
+    assert isinstance(hours, Start)
+    assert hours.start_at == saturday_3pm + timedelta(hours=5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.protocols import Protocol
@@ -34,13 +34,14 @@ def carry_past_weekend(at: datetime, tz: str) -> datetime:
     return datetime.combine(monday, MONDAY_MORNING, tzinfo=local.tzinfo).astimezone(at.tzinfo)
 
 
-def later(at: datetime, seconds: int, tz: str) -> datetime:
+def later(at: datetime, seconds: int, tz: str | tzinfo) -> datetime:
     """`seconds` after `at`, whole days counted on the calendar of the zone `tz`: a day's step
     opened at 3 PM closes at 3 PM, across a daylight-saving change too (23 or 25 hours)."""
     days, rest = divmod(seconds, 86400)
     if days:
+        local = zone(tz) if isinstance(tz, str) else tz
         # Arithmetic on an aware datetime in one zone is on its wall clock.
-        at = (at.astimezone(zone(tz)) + timedelta(days=days)).astimezone(at.tzinfo)
+        at = (at.astimezone(local) + timedelta(days=days)).astimezone(at.tzinfo)
     return at + timedelta(seconds=rest)
 
 
