@@ -33,7 +33,8 @@ ROLES = {
 OTHER = "other"
 
 
-def _spy() -> str | None:
+def spy() -> str | None:
+    """py-spy's path, when installed."""
     found = shutil.which("py-spy")
     beside = Path(sys.executable).with_name("py-spy")
     return found or (str(beside) if beside.exists() else None)
@@ -49,7 +50,7 @@ class ThreadCpu:
 
     def __init__(self, server: Server) -> None:
         self.pids = [server.pid, *(proc.pid for proc in server.companions)]
-        self.spy = _spy()
+        self.spy = spy()
         self._names: dict[int, str] = {}
 
     @property

@@ -11,7 +11,7 @@ import pytest
 from bench import ab
 from bench.__main__ import main
 from bench.report import load
-from bench.threads import OTHER, ROLES
+from bench.threads import OTHER, ROLES, spy
 from tests.conftest import PG_ADMIN_URL
 
 TINY = {
@@ -57,12 +57,14 @@ def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> No
         assert "end-to-end floor: `/protocol status` ack" in text
     if name == "throughput":
         assert result["floor"] >= 10
-        # Where each reply's CPU went, by the job of each thread (py-spy names them).
-        at_best = [s for s in result["steps"] if s["rate"] == result["ours"]]
-        ours = next(s["cpu_us_by_role"] for s in at_best if s["target"] == "ours")
-        assert set(ours) <= {*ROLES.values(), OTHER}
-        assert set(ours) - {OTHER}  # threads named, and some of their time told apart
-        assert "CPU per reply by thread at" in text
+        # Where each reply's CPU went, by the job of each thread: py-spy (the bench extras)
+        # names the threads; the README's test command installs the dev extras alone.
+        if spy() is not None:
+            at_best = [s for s in result["steps"] if s["rate"] == result["ours"]]
+            ours = next(s["cpu_us_by_role"] for s in at_best if s["target"] == "ours")
+            assert set(ours) <= {*ROLES.values(), OTHER}
+            assert set(ours) - {OTHER}  # threads named, and some of their time told apart
+            assert "CPU per reply by thread at" in text
 
 
 @pytest.mark.timeout(90)
