@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,29 +50,43 @@ def workers_taking(pid: int, signals: set[signal.Signals]) -> list[str]:
 # Ports for bots under test come from a block of their own for each pytest-xdist worker, below
 # Linux's ephemeral range (32768 and up). A port the kernel picks (bind to 0) and lets go can be
 # picked again by another worker, or taken by an outgoing connection, before the bot binds it; that
-# bot then fails to start while the other worker's bot answers its /healthz and its requests.
-PORT_BLOCK = 400
-FIRST_PORT = 20000
-_ports = itertools.count()
+# bot then fails to start while the other worker's bot answers its /healthz and its requests. Each
+# worker starts at a random place in its block, so two test runs on one machine seldom meet.
+FIRST_PORT = 10000
+LAST_PORT = 32767
+_next_port: Iterator[int] | None = None
 
 
-def _worker_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(worker[2:]) if worker[2:].isdigit() else 0
+def _worker() -> tuple[int, int]:
+    """This worker's index and the number of workers (0 and 1 without pytest-xdist)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    index = int(name[2:]) if name[2:].isdigit() else 0
+    return index, max(int(count) if count.isdigit() else 1, index + 1)
+
+
+def port_block() -> range:
+    """The ports this worker gives out."""
+    index, count = _worker()
+    size = (LAST_PORT + 1 - FIRST_PORT) // count
+    return range(FIRST_PORT + index * size, FIRST_PORT + (index + 1) * size)
 
 
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on, and that no other test worker is given."""
-    base = FIRST_PORT + _worker_index() * PORT_BLOCK
-    for _ in range(PORT_BLOCK):
-        port = base + next(_ports) % PORT_BLOCK
+    global _next_port
+    block = port_block()
+    if _next_port is None:
+        _next_port = itertools.count(random.randrange(len(block)))
+    for _ in range(len(block)):
+        port = block[next(_next_port) % len(block)]
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
         return port
-    raise RuntimeError(f"no free port in {base}..{base + PORT_BLOCK - 1}")
+    raise RuntimeError(f"no free port in {block.start}..{block.stop - 1}")
 
 
 def bot_environment(**settings: str) -> dict[str, str]:

@@ -9,25 +9,30 @@ import pytest
 from tests import process
 
 
+def _given(monkeypatch: pytest.MonkeyPatch, worker: str, workers: int, n: int) -> set[int]:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
+    block = process.port_block()
+    ports = {process.free_port() for _ in range(n)}
+    assert ports <= set(block)
+    return ports
+
+
 def test_each_worker_has_its_own_ports_below_the_ephemeral_range(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    given: dict[str, set[int]] = {}
-    for worker in ("gw0", "gw1", "gw3"):
-        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
-        given[worker] = {process.free_port() for _ in range(5)}
+    given = {worker: _given(monkeypatch, worker, 4, 5) for worker in ("gw0", "gw1", "gw3")}
     assert len(given["gw0"]) == 5
     assert not given["gw0"] & given["gw1"]
     assert not given["gw1"] & given["gw3"]
-    low = process.FIRST_PORT + 3 * process.PORT_BLOCK
-    assert all(low <= port < low + process.PORT_BLOCK for port in given["gw3"])
     assert max(max(ports) for ports in given.values()) < 32768
 
 
 def test_a_port_in_use_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
-    first = process.free_port()
+    (first,) = _given(monkeypatch, "gw2", 4, 1)
+    block = process.port_block()
+    after = block[(block.index(first) + 1) % len(block)]
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", first + 1))
+        taken.bind(("127.0.0.1", after))
         taken.listen()
-        assert process.free_port() not in {first, first + 1}
+        assert process.free_port() not in {first, after}
