@@ -345,13 +345,18 @@ class SlackStandin:
         with self._lock:
             self._users[user_id] = _User(user_id, name, tz, is_admin, is_bot, deleted)
 
-    def add_channel(self, channel_id: str, members: list[str], name: str = "team") -> None:
+    def add_channel(
+        self, channel_id: str, members: list[str], name: str = "team", *, private: bool = False
+    ) -> None:
+        """A channel with these members; a `private` one is hidden from the bot until it is a
+        member (Slack answers `channel_not_found` there), and the bot can't join it itself."""
         with self._lock:
             self._channels[channel_id] = {
                 "id": channel_id,
                 "name": name,
                 "members": list(members),
                 "created": int(time.time()),
+                "private": private,
             }
 
     def archive_channel(self, channel_id: str, archived: bool = True) -> None:
@@ -359,6 +364,13 @@ class SlackStandin:
         private lines there with `is_archived`, and conversations.info says so."""
         with self._lock:
             self._channels[channel_id]["archived"] = archived
+
+    def add_member(self, channel_id: str, user_id: str) -> None:
+        """Put someone in a channel (`/invite @protocolbot` puts the bot in a private one)."""
+        with self._lock:
+            members = self._channels[channel_id]["members"]
+            if user_id not in members:
+                members.append(user_id)
 
     def remove_member(self, channel_id: str, user_id: str) -> None:
         """Take someone out of a channel (the bot too: then Slack answers `not_in_channel`)."""
@@ -665,7 +677,13 @@ class SlackStandin:
             return channel
         if self._channels and channel not in self._channels:
             raise _SlackError("channel_not_found")
+        registered = self._channels.get(channel)
+        if registered is not None and registered["private"] and not self._is_member(registered):
+            raise _SlackError("channel_not_found")  # a private channel is hidden to non-members
         return channel
+
+    def _is_member(self, registered: Params) -> bool:
+        return self.bot_user_id in registered["members"]
 
     def _writable(self, channel: str) -> str:
         """A channel the bot may post in: not archived, and (registered ones) with the bot in."""
@@ -782,11 +800,12 @@ class SlackStandin:
         return {
             "id": channel,
             "name": registered["name"],
-            "is_channel": True,
-            "is_group": False,
+            # A private channel made before March 2021 has a G id, and is a "group".
+            "is_channel": not channel.startswith("G"),
+            "is_group": channel.startswith("G"),
             "is_im": False,
             "is_mpim": False,
-            "is_private": False,
+            "is_private": bool(registered.get("private")),
             "is_archived": bool(registered.get("archived")),
             "is_general": False,
             "is_member": self.bot_user_id in registered.get("members", [self.bot_user_id]),
@@ -1074,8 +1093,11 @@ class SlackStandin:
         ]
 
     def _conversations_join(self, p: Params, token: str) -> Params:
+        registered = self._channels.get(str(p.get("channel") or ""))
+        if registered is not None and registered["private"]:
+            # Only public channels can be joined: a private one's members invite the bot.
+            raise _SlackError("method_not_supported_for_channel_type")
         channel = self._channel_param(p)
-        registered = self._channels.get(channel)
         if registered is not None and registered.get("archived"):
             raise _SlackError("is_archived")
         if registered is not None and self.bot_user_id not in registered["members"]:

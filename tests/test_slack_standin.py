@@ -250,6 +250,34 @@ def test_an_archived_channel_or_one_the_bot_left_refuses_what_the_bot_sends(
     client.chat_postMessage(channel="C_TEAM", text="step 2")
 
 
+def test_a_private_channel_is_hidden_from_the_bot_until_someone_invites_it(
+    slack_api: SlackStandin,
+) -> None:
+    slack_api.add_channel("C_PRIV", ["U_FAC", "U_PRE"], name="grade-4-plc", private=True)
+    client = client_for(slack_api)
+    for call in (
+        lambda: client.chat_postMessage(channel="C_PRIV", text="step 1"),
+        lambda: client.chat_postEphemeral(channel="C_PRIV", user="U_FAC", text="psst"),
+        lambda: client.conversations_info(channel="C_PRIV"),
+        lambda: client.conversations_members(channel="C_PRIV"),
+        lambda: client.conversations_history(channel="C_PRIV"),
+        lambda: client.reactions_add(channel="C_PRIV", timestamp="1.000001", name="eyes"),
+    ):
+        with pytest.raises(SlackApiError) as excinfo:
+            call()
+        assert error_of(excinfo) == "channel_not_found"
+    with pytest.raises(SlackApiError) as excinfo:
+        client.conversations_join(channel="C_PRIV")  # only public channels can be joined
+    assert error_of(excinfo) == "method_not_supported_for_channel_type"
+
+    slack_api.add_member("C_PRIV", "U_BOT")  # /invite @protocolbot
+    info = client.conversations_info(channel="C_PRIV")["channel"]
+    assert info["is_private"] is True and info["is_member"] is True
+    ts = client.chat_postMessage(channel="C_PRIV", text="step 1")["ts"]
+    client.reactions_add(channel="C_PRIV", timestamp=ts, name="eyes")
+    assert client.conversations_members(channel="C_PRIV")["members"] == ["U_FAC", "U_PRE", "U_BOT"]
+
+
 def test_blocks_too_long_all_told_are_refused_each_within_its_own_limit(
     slack_api: SlackStandin,
 ) -> None:
