@@ -1,5 +1,5 @@
-"""Who is in a channel and what people are called, asked of Slack and remembered briefly: the
-engine's read-only port."""
+"""Who is in a channel, whether Slack shows the bot a channel at all, and what people are
+called, asked of Slack (the names and members remembered briefly): the engine's read-only port."""
 
 from __future__ import annotations
 
@@ -63,6 +63,26 @@ class SlackDirectory:
             except SlackApiError:
                 self._bots[key] = True
         return self._bots[key]
+
+    def hidden(self, team_id: str, channel: str) -> bool:
+        """Slack hides the channel from the bot: a private channel nobody has invited it to
+        (it can't join one itself), or one gone. Asked before an ack, and never remembered (an
+        invitation changes it). False when Slack can't say in time: the caller goes ahead, and
+        a post refused later is explained to the facilitator (bot/engine/delivery.py)."""
+        client = self.client_for(team_id)
+        if client is None:
+            return False
+        try:
+            found = impatient(client, CALL_SECONDS).conversations_info(channel=channel)["channel"]
+        except SlackApiError as error:
+            if error.response.get("error") == "channel_not_found":
+                return True
+            log.warning("could not look a channel up: %s", error.response.get("error"))
+            return False
+        except OSError as error:  # timed out, or no connection
+            log.warning("could not look a channel up: %s", type(error).__name__)
+            return False
+        return bool(found.get("is_private")) and found.get("is_member") is False
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         """What Slack shows for each person (display name, else full name, else username) or

@@ -63,6 +63,18 @@ def test_a_slow_start_dialog_is_refused_in_time(bot: Bot) -> None:
     assert "could not open the start dialog" in message_text(answer)
 
 
+def test_a_start_dialog_slack_is_slow_to_show_the_channel_for_is_refused_in_time(
+    bot: Bot,
+) -> None:
+    # Whether Slack shows the bot the channel, then the dialog: both inside the 3 seconds.
+    bot.standin.fail_next("conversations.info", delay=SLOW, apply_on_timeout=True)
+    bot.standin.fail_next("views.open", delay=SLOW, apply_on_timeout=True)
+    began = time.monotonic()
+    answer = bot.command("")
+    assert time.monotonic() - began < IN_TIME
+    assert "could not open the start dialog" in message_text(answer)
+
+
 def test_a_slow_admin_check_is_answered_in_time(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: bot.step_posts())

@@ -128,6 +128,9 @@ class Team:
     def members(self, team_id: str, channel: str) -> list[str]:
         return [FACILITATOR, PRESENTER, *TEACHERS]
 
+    def hidden(self, team_id: str, channel: str) -> bool:
+        return False
+
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         # U123, in PINGS, and channel C404 are none Slack can name here.
         return {user: user.lower() for user in ids if user in self.members(team_id, "")}
@@ -504,6 +507,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/answer_failed.j2", command="status"))
     said.append(render_message("refusals/zone_unavailable.j2"))
     said.append(render_message("refusals/direct_message.j2"))
+    said.append(render_message("refusals/not_invited.j2"))
     said.append(render_message("refusals/other_workspace.j2"))
     texts.append(render_text("notes_file_title.j2", protocol=LIBRARY["atlas"], when=NOW))
     texts.append(render_text("refusals/not_installed.j2"))

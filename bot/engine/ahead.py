@@ -50,6 +50,9 @@ def start(
 ) -> Reply:
     """`/protocol start`: now or ahead; without a presenter, the rotation says who."""
     engine.protocol(command.protocol)
+    if engine.directory.hidden(actor.team_id, actor.channel_id):
+        # Slash commands and dialogs work everywhere, the bot's posts only where it is a member.
+        raise Refusal("refusals/not_invited.j2")
     presenter, from_rotation = command.presenter, command.presenter is None
     if presenter is None:
         presenter = next_presenter(engine, actor)

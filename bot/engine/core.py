@@ -79,10 +79,13 @@ class NoTimers:
 
 
 class Directory(TypingProtocol):
-    """Read-only questions to Slack: who is in a channel (people only, no bots), and what
-    people and channels are called, by id (those Slack cannot name left out)."""
+    """Read-only questions to Slack: who is in a channel (people only, no bots), whether Slack
+    hides a channel from the bot (private, and it not invited), and what people and channels
+    are called, by id (those Slack cannot name left out)."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
+
+    def hidden(self, team_id: str, channel: str) -> bool: ...
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
@@ -90,6 +93,9 @@ class Directory(TypingProtocol):
 class NoDirectory:
     def members(self, team_id: str, channel: str) -> list[str]:
         return []
+
+    def hidden(self, team_id: str, channel: str) -> bool:
+        return False
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         return {}

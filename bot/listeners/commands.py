@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -60,10 +61,11 @@ def register(app: App, runtime: Runtime) -> None:
         if elsewhere and isinstance(parsed, cmd.Start | OpenDialog):
             parsed = Reply("refusals/direct_message.j2")
         if isinstance(parsed, OpenDialog):
-            if _open_dialog(runtime, client, command, actor):
+            refused = _dialog(runtime, client, command, actor)
+            if refused is None:
                 ack()
                 return
-            parsed = Reply("refusals/dialog_failed.j2")
+            parsed = refused
         if isinstance(parsed, READ_ONLY) and command.get("response_url"):
             ack()
             runtime.answers.submit(_answer_later, runtime, parsed, actor, respond)
@@ -105,8 +107,24 @@ def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond:
         runtime.engine.tell(actor, message)
 
 
-def _open_dialog(
+def _dialog(
     runtime: Runtime, client: WebClient, command: dict[str, Any], actor: Actor
+) -> Reply | None:
+    """Open the start dialog (None), or say why not."""
+    began = time.monotonic()
+    if runtime.engine.directory.hidden(actor.team_id, actor.channel_id):
+        # Slash commands work everywhere, the bot's posts only where it is a member: say so
+        # before the dialog is filled in (a start checks it again, bot/engine/ahead.py).
+        return Reply("refusals/not_invited.j2")
+    # The trigger_id lasts 3 seconds: what Slack took to answer that comes off the dialog's.
+    seconds = max(1, DIALOG_SECONDS - round(time.monotonic() - began))
+    if _open_dialog(runtime, client, command, actor, seconds):
+        return None
+    return Reply("refusals/dialog_failed.j2")
+
+
+def _open_dialog(
+    runtime: Runtime, client: WebClient, command: dict[str, Any], actor: Actor, seconds: int
 ) -> bool:
     # The trigger_id expires in 3 seconds, so the modal opens here rather than via the outbox.
     metadata = {
@@ -115,7 +133,7 @@ def _open_dialog(
         "enterprise": actor.enterprise_id,
     }
     try:
-        impatient(client, DIALOG_SECONDS).views_open(
+        impatient(client, seconds).views_open(
             trigger_id=command["trigger_id"], view=start_view(runtime.library, metadata)
         )
     except SlackApiError:
