@@ -193,6 +193,33 @@ def test_a_session_whose_bot_is_removed_from_its_channel_is_paused_until_resumed
     assert resumed and "running again" in message_text(resumed[-1])
 
 
+def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is_back(
+    bot: Bot,
+) -> None:
+    bot.standin.add_channel("C_PRIV", [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"], private=True)
+    _command(bot, f"start atlas <@{PRESENTER}|maria> step 1h", "C_PRIV", "privategroup")
+    bot.wait_until(lambda: len(bot.posts("C_PRIV")) == 2, timeout=10)
+    bot.standin.remove_member("C_PRIV", "U_BOT")
+    assert bot.event({"type": "group_left", "channel": "C_PRIV", "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    tried = len(bot.standin.calls_to("chat.postMessage"))
+
+    # Typed before inviting the bot back: a private channel it can't join on its own.
+    answer = message_text(_command(bot, "resume", "C_PRIV", "privategroup"))
+    assert "not a member of this channel" in answer and "/invite @protocolbot" in answer
+    bot.settle()
+    assert _sessions(bot) == [("C_PRIV", "paused")]  # its step doesn't run on unseen
+    assert len(bot.standin.calls_to("chat.postMessage")) == tried
+    assert len(_notes_to_facilitator(bot)) == 1
+
+    bot.standin.add_member("C_PRIV", "U_BOT")  # /invite @protocolbot
+    answer = message_text(_command(bot, "resume", "C_PRIV", "privategroup"))
+    assert answer.startswith("Resumed.")
+    bot.wait_until(lambda: "running again" in message_text(bot.posts("C_PRIV")[-1]), timeout=10)
+    assert _sessions(bot) == [("C_PRIV", "running")]
+
+
 def test_a_session_held_by_a_channel_gone_for_good_can_be_ended_from_the_note(bot: Bot) -> None:
     first = bot.open_step()
     bot.reply(TEACHERS[0], "The table has four columns", first)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot import retention
 from bot.blocks import render_message
-from bot.engine.core import Actor, Engine, Pressed
+from bot.engine.core import Actor, Engine, Pressed, channel_sessions
 from bot.engine.errors import Refusal, Reply
 from bot.engine.home import send_notes
 from bot.engine.pacing import (
@@ -135,6 +135,8 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
 
 def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply:
     """Restore the time that was left when the step was paused."""
+    if _kept_out(engine, actor):
+        raise Refusal("refusals/not_invited.j2", resume=True)
     with engine.transaction() as (s, after):
         session = engine._require_active(s, actor, pressed)
         engine.require_facilitator(session, actor, "resume")
@@ -166,6 +168,15 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
+
+
+def _kept_out(engine: Engine, actor: Actor) -> bool:
+    """A session is paused here, and Slack hides the channel from the bot (a private one it was
+    taken out of): resumed, its step would run on where the bot can neither post nor hear.
+    Asked of Slack outside the transaction, which would hold the session's row meanwhile."""
+    with engine.db.session() as s:
+        paused = channel_sessions(s, actor, ("paused",)).first() is not None
+    return paused and engine.directory.hidden(actor.team_id, actor.channel_id)
 
 
 def end_away(engine: Engine, actor: Actor, session_id: int) -> Reply:
