@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.store.models import OutboxMessage, ProtocolSession
+from bot.store.models import OutboxMessage, PresenterRotation, ProtocolSession
 from tests.fakes.signing import slash_command_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 from tests.prep_world import message_text
@@ -49,6 +49,17 @@ def test_a_start_in_a_direct_message_is_refused_up_front(bot: Bot, channel: str,
     assert _sessions(bot) == []
     assert bot.standin.calls_to("views.open") == []
     assert bot.standin.calls_to("users.info") == []  # no time zone looked up to refuse
+
+
+@pytest.mark.parametrize(("channel", "name"), BETWEEN_PEOPLE)
+def test_a_presenter_rotation_is_not_kept_in_a_direct_message(
+    bot: Bot, channel: str, name: str
+) -> None:
+    for text in (f"rotation <@{PRESENTER}|maria> <@{TEACHERS[0]}|sam>", "rotation"):
+        answer = message_text(_command(bot, text, channel, name))
+        assert "in a direct message" in answer and "team's channel" in answer, text
+    with bot.db.session() as s:
+        assert s.scalars(select(PresenterRotation)).all() == []
 
 
 def _outbox(bot: Bot) -> list[tuple[str, str]]:

@@ -58,8 +58,11 @@ def register(app: App, runtime: Runtime) -> None:
             tz = zone.name if zone else "UTC"
         if needs_zone and zone is None:
             parsed = Reply("refusals/zone_unavailable.j2")  # Slack didn't say: don't guess
-        if elsewhere and isinstance(parsed, cmd.Start | OpenDialog):
-            parsed = Reply("refusals/direct_message.j2")
+        if elsewhere and isinstance(parsed, cmd.Start | OpenDialog | cmd.Rotation):
+            # A rotation kept here would be no team's: `start` in the channel wouldn't find it.
+            parsed = Reply(
+                "refusals/direct_message.j2", {"rotation": isinstance(parsed, cmd.Rotation)}
+            )
         if isinstance(parsed, OpenDialog):
             refused = _dialog(runtime, client, command, actor)
             if refused is None:
