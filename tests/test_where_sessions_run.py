@@ -231,6 +231,27 @@ def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is
     assert _sessions(bot) == [("C_PRIV", "running")]
 
 
+def test_notes_kept_out_of_a_private_channel_come_to_the_facilitator(bot: Bot) -> None:
+    bot.standin.add_channel("C_PRIV", [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"], private=True)
+    _command(bot, f"start atlas <@{PRESENTER}|maria> step 1h", "C_PRIV", "privategroup")
+    bot.wait_until(lambda: len(bot.posts("C_PRIV")) == 2, timeout=10)
+    step = str(bot.posts("C_PRIV")[1]["ts"])
+    reply = bot.reply(TEACHERS[0], "The table has four columns", step, channel="C_PRIV")
+    bot.wait_until(lambda: reply in bot.recorded(), timeout=10)
+    bot.standin.remove_member("C_PRIV", "U_BOT")
+    assert bot.event({"type": "group_left", "channel": "C_PRIV", "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+
+    _command(bot, "end", "C_PRIV", "privategroup")  # typed, not the note's End button
+    bot.wait_until(lambda: len(_notes_to_facilitator(bot)) >= 3, timeout=10)
+    bot.settle()
+    _left, refused, *notes = _notes_to_facilitator(bot)
+    assert "couldn't post the notes" in refused and "comes here instead" in refused
+    assert "start the session again" not in refused
+    assert len(notes) == 1 and "The table has four columns" in notes[0]
+    assert _sessions(bot) == [("C_PRIV", "ended")]
+
+
 def test_a_session_held_by_a_channel_gone_for_good_can_be_ended_from_the_note(bot: Bot) -> None:
     first = bot.open_step()
     bot.reply(TEACHERS[0], "The table has four columns", first)

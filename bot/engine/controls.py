@@ -191,8 +191,9 @@ def end_away(engine: Engine, actor: Actor, session_id: int) -> Reply:
         raise Refusal("refusals/session_over.j2")
     # The channel has one active session at most: this one, which `end` finds there.
     there = replace(actor, channel_id=where[0], enterprise_id=where[1])
-    engine.end(there)
-    send_notes(engine, there, session_id)
+    with engine.batch():  # one commit: notes kept out of the channel then find this copy
+        engine.end(there)
+        send_notes(engine, there, session_id)
     return Reply("replies/ended_away.j2", {"session": session})
 
 

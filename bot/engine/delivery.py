@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
+from bot.engine.home import notes_to
 from bot.engine.pacing import step_seconds
 from bot.slack import UPLOAD_METHOD
 from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
@@ -153,14 +154,33 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
     if slack.enqueued(s, row.team_id, ref):
         return  # one word per session and reason, however many posts it stops
     protocol = engine.library.get(session.protocol_id)
+    what = _what(row)
+    # The notes of a session over, kept out of its channel: nobody will post them there again.
+    copied = what["kind"] == "notes" and row.error in CHANNEL_CLOSED and session.status == "ended"
     message = render_message(
         "delivery_failed.j2",
         session=session,
         protocol_name=protocol.name if protocol else session.protocol_id,
-        what=_what(row),
+        what=what,
         error=row.error or "unknown",
+        copied=copied,
     )
     engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
+    if copied and not _has_notes(s, session, session.facilitator_id):
+        notes_to(engine, s, session, session.facilitator_id)
+
+
+def _has_notes(s: Session, session: ProtocolSession, user: str) -> bool:
+    """Whether the notes went to `user` already: as the presenter, or ended from the note that
+    the channel can't be reached (controls.end_away)."""
+    found = s.scalars(
+        select(OutboxMessage.id).where(
+            OutboxMessage.team_id == session.team_id,
+            OutboxMessage.ref == f"notes:{session.id}",
+            OutboxMessage.channel_id == user,
+        )
+    ).first()
+    return found is not None
 
 
 def _notice(session: ProtocolSession, row: OutboxMessage) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from bot import slack
 from bot.blocks import render_message
@@ -84,10 +85,15 @@ def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
         ).first()
         if session is None:
             return
-        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
-        notes = notes_mod.build_notes(s, session, protocol)
-        # The ref names the session's notes, so that `forget` finds this copy too.
-        # The presenter's copy holds their own notes from the listening steps, as at the end.
-        own = actor.user_id == session.presenter_id
-        for message in notes_mod.notes_messages(notes, for_presenter=own):
-            engine.post(s, session, message, channel=actor.user_id, ref=f"notes:{session.id}")
+        notes_to(engine, s, session, actor.user_id)
+
+
+def notes_to(engine: Engine, s: Session, session: ProtocolSession, user: str) -> None:
+    """A session's notes, as direct messages to `user`."""
+    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+    notes = notes_mod.build_notes(s, session, protocol)
+    # The ref names the session's notes, so that `forget` finds this copy too.
+    # The presenter's copy holds their own notes from the listening steps, as at the end.
+    own = user == session.presenter_id
+    for message in notes_mod.notes_messages(notes, for_presenter=own):
+        engine.post(s, session, message, channel=user, ref=f"notes:{session.id}")
