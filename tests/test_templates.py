@@ -909,6 +909,8 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         said.append(render_message("prep/unreachable.j2", error=PINGS, **base))
         for name in ("cancelled_presenter", "cancelled_facilitator"):
             said.append(render_message(f"prep/{name}.j2", by="U_ADMIN", **base))
+        for remover in (TEACHERS[0], None):
+            said.append(render_message("prep/removed.j2", remover=remover, **base))
         for told in (True, False):
             for told_facilitator in (True, False):
                 said.append(

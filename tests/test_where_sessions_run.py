@@ -231,6 +231,22 @@ def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is
     assert _sessions(bot) == [("C_PRIV", "running")]
 
 
+def test_the_bot_taken_out_of_a_private_channel_says_so_for_sessions_scheduled_there(
+    bot: Bot,
+) -> None:
+    bot.standin.add_channel("C_PRIV", [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"], private=True)
+    _command(bot, f"start atlas <@{PRESENTER}|maria> in 2d step 1d", "C_PRIV", "privategroup")
+    bot.settle()
+    bot.standin.remove_member("C_PRIV", "U_BOT")
+    assert bot.event({"type": "group_left", "channel": "C_PRIV", "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = _notes_to_facilitator(bot)
+    assert f"<@{TEACHERS[0]}> removed me" in note and "scheduled" in note
+    assert "/invite @protocolbot" in note and "/protocol cancel 1" in note
+    assert _sessions(bot) == [("C_PRIV", "scheduled")]  # inviting the bot back keeps it
+
+
 def test_notes_kept_out_of_a_private_channel_come_to_the_facilitator(bot: Bot) -> None:
     bot.standin.add_channel("C_PRIV", [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"], private=True)
     _command(bot, f"start atlas <@{PRESENTER}|maria> step 1h", "C_PRIV", "privategroup")

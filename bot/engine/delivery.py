@@ -18,6 +18,7 @@ from bot.blocks import render_message
 from bot.engine.core import Engine
 from bot.engine.home import notes_to
 from bot.engine.pacing import step_seconds
+from bot.engine.prep import dm
 from bot.slack import UPLOAD_METHOD
 from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
@@ -113,8 +114,11 @@ REMOVED_EVENTS = frozenset({"channel_left", "group_left"})
 def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) -> None:
     """Someone took the bot out of a channel where a session runs: Slack sends it none of the
     replies written there from now on, so the step would run on unheard. Pause the session
-    with the time left, and tell the facilitator how to carry on."""
+    with the time left, and tell the facilitator how to carry on. Out of a private channel,
+    the facilitators of sessions scheduled there hear it too: the bot can't go back itself."""
     channel = str(event.get("channel") or "")
+    if event.get("type") == "group_left":
+        _warn_scheduled(engine, team_id, channel, event.get("actor_id"))
     with engine.transaction() as (s, after):
         session = s.scalars(
             select(ProtocolSession)
@@ -140,6 +144,27 @@ def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) ->
             remover=event.get("actor_id"),
         )
         engine.post(s, session, message, channel=session.facilitator_id)
+
+
+def _warn_scheduled(engine: Engine, team_id: str, channel: str, remover: Any) -> None:
+    with engine.transaction() as (s, _after):
+        for session in s.scalars(
+            select(ProtocolSession).where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.status == "scheduled",
+            )
+        ):
+            if session.protocol_id in engine.library:
+                dm(
+                    engine,
+                    s,
+                    session,
+                    session.facilitator_id,
+                    "prep/removed.j2",
+                    "removed",
+                    remover=remover,
+                )
 
 
 def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
