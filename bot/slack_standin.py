@@ -1308,6 +1308,16 @@ def _text_and_blocks(p: Params) -> tuple[str, list[Params]]:
     return text, blocks
 
 
+def refusal_of_message(message: Params) -> str | None:
+    """What Slack answers a message given to it other than through the Web API (a slash
+    command's or an interaction's answer in its acknowledgement), or None when it takes it."""
+    try:
+        _text_and_blocks(message)
+    except _SlackError as refused:
+        return refused.error
+    return None
+
+
 def _invalid_blocks(why: str) -> _SlackError:
     return _SlackError("invalid_blocks", response_metadata={"messages": [f"[ERROR] {why}"]})
 
@@ -1346,6 +1356,58 @@ def _check_blocks(blocks: Any, limit: int = 50) -> None:
             raise _invalid_blocks(
                 f"no more than 25 items allowed [json-pointer:/blocks/{i}/elements]"
             )
+        _check_elements(block, f"/blocks/{i}")
+
+
+# Slack's limits on what an element holds: a button's label and value, a menu's options.
+_ELEMENT_LIMITS = {"button": (("text", 75), ("value", 2000))}
+_OPTION_LIMITS = (("text", 75), ("value", 150), ("description", 75))
+_MAX_OPTIONS = {"radio_buttons": 10, "checkboxes": 10}
+
+
+def _check_elements(node: Any, where: str) -> None:
+    """Every element under a block, at any depth (an accessory, an input's element, an
+    actions block's elements), within Slack's limits."""
+    if isinstance(node, list):
+        for n, item in enumerate(node):
+            _check_elements(item, f"{where}/{n}")
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    for field, limit in _ELEMENT_LIMITS.get(str(kind), ()):
+        _check_length(node, field, limit, where)
+    if isinstance(node.get("options"), list) or isinstance(node.get("option_groups"), list):
+        _check_options(node, _MAX_OPTIONS.get(str(kind), 100), where)
+    for key, value in node.items():
+        if key not in ("options", "option_groups", "initial_option", "initial_options"):
+            _check_elements(value, f"{where}/{key}")
+
+
+def _check_options(menu: Params, limit: int, where: str) -> None:
+    groups = menu.get("option_groups")
+    if isinstance(groups, list):
+        if len(groups) > limit:
+            raise _invalid_blocks(f"no more than {limit} items allowed [{where}/option_groups]")
+        for n, group in enumerate(groups):
+            _check_length(group, "label", 75, f"{where}/option_groups/{n}")
+            _check_options(group, 100, f"{where}/option_groups/{n}")
+        return
+    options = menu.get("options") or []
+    if len(options) > limit:
+        raise _invalid_blocks(f"no more than {limit} items allowed [{where}/options]")
+    for n, option in enumerate(options):
+        for field, most in _OPTION_LIMITS:
+            _check_length(option, field, most, f"{where}/options/{n}")
+
+
+def _check_length(node: Any, field: str, limit: int, where: str) -> None:
+    value = node.get(field) if isinstance(node, dict) else None
+    text = value.get("text", "") if isinstance(value, dict) else value
+    if text is not None and len(str(text)) > limit:
+        raise _invalid_blocks(
+            f"must be less than {limit + 1} characters [json-pointer:{where}/{field}]"
+        )
 
 
 def _texts(node: Any) -> list[str]:
@@ -1374,6 +1436,16 @@ def _check_view(view: Any) -> None:
     if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
         raise _SlackError("invalid_arguments")
     _check_blocks(view.get("blocks", []), limit=100)
+    if len(str(view.get("private_metadata") or "")) > 3000:
+        raise _SlackError(
+            "invalid_arguments",
+            response_metadata={
+                "messages": [
+                    "[ERROR] must be less than 3001 characters "
+                    "[json-pointer:/view/private_metadata]"
+                ]
+            },
+        )
     title = view.get("title")
     if view["type"] == "modal" and (
         not isinstance(title, dict) or not 0 < len(str(title.get("text", ""))) <= 24

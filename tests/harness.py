@@ -23,7 +23,7 @@ from bot.listeners.commands import READ_ONLY
 from bot.runtime import Runtime
 from bot.server import BackgroundServer, make_server
 from bot.settings import Settings
-from bot.slack_standin import SlackStandin
+from bot.slack_standin import SlackStandin, refusal_of_message
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import Contribution
@@ -154,7 +154,10 @@ class Bot:
         )
         assert status == 200, (status, body)
         if body:
-            return dict(json.loads(body))
+            answer = dict(json.loads(body))
+            # Slack shows the asker an error instead of an answer it would not post.
+            assert refusal_of_message(answer) is None, refusal_of_message(answer)
+            return answer
         if not isinstance(cmd.parse(text, now=datetime.now(UTC), tz="UTC"), READ_ONLY):
             return {}
         calls = self.standin.wait_for(

@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack_standin import Call, SlackStandin
+from bot.slack_standin import Call, SlackStandin, refusal_of_message
 from tests.fakes.signing import (
     PAYLOADS_DIR,
     event_body,
@@ -363,6 +363,74 @@ def test_views(slack_api: SlackStandin) -> None:
     first = client.views_publish(user_id="U_FAC", view=home)["view"]
     second = client.views_publish(user_id="U_FAC", view=home)["view"]
     assert first["id"] == second["id"] and first["type"] == "home"
+
+
+def _menu(options: object = None, **element: object) -> dict[str, object]:
+    """A modal holding one menu: of `options`, or of what `element` says."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Start a protocol"},
+        "blocks": [
+            {
+                "type": "input",
+                "label": {"type": "plain_text", "text": "Protocol"},
+                "element": {"type": "static_select", "action_id": "value"}
+                | ({"options": options} if options is not None else {})
+                | element,
+            }
+        ],
+    }
+
+
+def _option(n: int, text: str = "", value: str = "") -> dict[str, object]:
+    return {
+        "text": {"type": "plain_text", "text": text or f"Protocol {n}"},
+        "value": value or str(n),
+    }
+
+
+def test_menus_buttons_and_metadata_past_slacks_limits_are_refused(slack_api: SlackStandin) -> None:
+    client = client_for(slack_api)
+    hundred = [_option(n) for n in range(100)]
+    client.views_open(trigger_id="t", view=_menu(hundred))
+    client.views_open(trigger_id="t", view=_menu([_option(1, text="x" * 75, value="v" * 150)]))
+    groups = [{"label": _plain(f"Part {g}"), "options": hundred} for g in range(3)]
+    client.views_open(trigger_id="t", view=_menu(option_groups=groups))
+    too_many = [_option(n) for n in range(101)]
+    for view in (
+        _menu(too_many),
+        _menu([_option(1, text="x" * 76)]),
+        _menu([_option(1, value="v" * 151)]),
+        _menu(option_groups=[groups[0] | {"options": too_many}]),
+        _menu(option_groups=groups * 34),
+        _menu(hundred[:11], type="radio_buttons"),
+        dict(_menu(hundred), private_metadata="m" * 3001),
+    ):
+        with pytest.raises(SlackApiError) as excinfo:
+            client.views_open(trigger_id="t", view=view)
+        assert error_of(excinfo) in ("invalid_blocks", "invalid_arguments")
+
+    def buttons(label: str, value: str) -> list[dict[str, object]]:
+        button = {"type": "button", "action_id": "a", "text": _plain(label), "value": value}
+        return [{"type": "actions", "elements": [button]}]
+
+    client.chat_postMessage(channel="C_TEAM", text="b", blocks=buttons("x" * 75, "v" * 2000))
+    for label, value in (("x" * 76, "v"), ("x", "v" * 2001)):
+        with pytest.raises(SlackApiError) as excinfo:
+            client.chat_postMessage(channel="C_TEAM", text="b", blocks=buttons(label, value))
+        assert error_of(excinfo) == "invalid_blocks"
+
+
+def test_an_acknowledgement_s_message_is_held_to_a_message_s_limits() -> None:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "a protocol"}}
+    assert refusal_of_message({"text": "list", "blocks": [section] * 50}) is None
+    assert refusal_of_message({"text": "list", "blocks": [section] * 51}) == "invalid_blocks"
+    long = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2900}}
+    assert refusal_of_message({"text": "list", "blocks": [long] * 5}) == "msg_blocks_too_long"
+
+
+def _plain(text: str) -> dict[str, object]:
+    return {"type": "plain_text", "text": text}
 
 
 def test_file_upload_v2(slack_api: SlackStandin) -> None:
