@@ -9,7 +9,7 @@ from bot import commands as cmd
 from bot.engine import ahead, controls, rotation
 from bot.engine.core import Actor, Engine
 from bot.engine.errors import Refusal, Reply
-from bot.engine.preview import preview
+from bot.engine.preview import preview, protocol_list
 from bot.profiles import Zone
 
 
@@ -51,7 +51,7 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
         cmd.End: lambda: engine.end(actor),
         cmd.Notes: lambda: engine.notes(actor),
         cmd.Help: lambda: Reply("replies/help.j2", {"library": engine.library}),
-        cmd.ListProtocols: lambda: Reply("replies/list.j2", {"library": engine.library}),
+        cmd.ListProtocols: lambda: protocol_list(engine, actor),
         cmd.Pause: lambda: controls.pause(engine, actor),
         cmd.Resume: lambda: controls.resume(engine, actor),
         cmd.Forget: lambda: controls.forget(engine, actor),

@@ -123,11 +123,11 @@ def test_two_steps_with_one_title_are_named(tmp_path: Path) -> None:
     assert err == f"error: {mine}: steps[3].title: {problem}\n"
 
 
-def _long_protocol(steps: int) -> str:
+def _long_protocol(steps: int, protocol_id: str = "long-walk", name: str = "The Long Walk") -> str:
     """An operator's protocol of many steps, each with a title and question near their limits."""
     lines = [
-        "id: long-walk",
-        "name: The Long Walk",
+        f"id: {protocol_id}",
+        f"name: {json.dumps(name)}",
         "source: Our district's own",
         "summary: Many short looks at one piece of work.",
         "steps:",
@@ -171,5 +171,31 @@ def test_the_preview_of_a_protocol_of_many_steps_shows_every_step(
         assert shown.count("Start it with `/protocol start long-walk") == 1
         # A protocol that fits one message is still the answer itself.
         assert "Describing the Student Work" in json.dumps(bot.command("preview atlas"))
+    finally:
+        bot.stop()
+
+
+def test_the_list_of_an_operator_s_many_protocols_shows_every_one(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # 60 protocols of the operator's and the 7 built in: the answer was cut at the 50th
+    # protocol, silently, and its blocks were far past what Slack takes in one message.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    for n in range(60):
+        name = f"Grade-level team protocol {n} " + "for looking at work " * 6
+        mine = _long_protocol(3, f"team-protocol-{n:02d}", name)
+        (folder / f"team-{n}.yaml").write_text(mine, encoding="utf-8")
+    bot = Bot(workspace, database_url, protocols_dir=folder).start()
+    try:
+        answer = bot.command("list")  # held to Slack's limits for a message
+        assert "There are 67 protocols here" in answer["text"]
+        parts = re.search(r"in (\d+) parts", answer["text"])
+        assert parts is not None
+        bot.wait_until(lambda: len(bot.posts("D_FAC")) == int(parts[1]))
+        shown = "\n".join(json.dumps(message["blocks"]) for message in bot.posts("D_FAC"))
+        listed = re.findall(r"\(`([a-z0-9-]+)`\)", shown)
+        assert listed == sorted([*bot.runtime.library]), listed
+        assert shown.count("Look number 3 at the work") == 60
     finally:
         bot.stop()
