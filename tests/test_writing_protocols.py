@@ -175,17 +175,22 @@ def test_the_preview_of_a_protocol_of_many_steps_shows_every_step(
         bot.stop()
 
 
+def _many_protocols(tmp_path: Path, count: int, name: str) -> Path:
+    """An operator's folder of `count` protocols of 3 steps, team-protocol-000 and on."""
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    for n in range(count):
+        mine = _long_protocol(3, f"team-protocol-{n:03d}", f"{name} {n}")
+        (folder / f"team-{n}.yaml").write_text(mine, encoding="utf-8")
+    return folder
+
+
 def test_the_list_of_an_operator_s_many_protocols_shows_every_one(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
     # 60 protocols of the operator's and the 7 built in: the answer was cut at the 50th
     # protocol, silently, and its blocks were far past what Slack takes in one message.
-    folder = tmp_path / "protocols"
-    folder.mkdir()
-    for n in range(60):
-        name = f"Grade-level team protocol {n} " + "for looking at work " * 6
-        mine = _long_protocol(3, f"team-protocol-{n:02d}", name)
-        (folder / f"team-{n}.yaml").write_text(mine, encoding="utf-8")
+    folder = _many_protocols(tmp_path, 60, "Grade-level team protocol for looking at work" * 2)
     bot = Bot(workspace, database_url, protocols_dir=folder).start()
     try:
         answer = bot.command("list")  # held to Slack's limits for a message
@@ -197,5 +202,29 @@ def test_the_list_of_an_operator_s_many_protocols_shows_every_one(
         listed = re.findall(r"\(`([a-z0-9-]+)`\)", shown)
         assert listed == sorted([*bot.runtime.library]), listed
         assert shown.count("Look number 3 at the work") == 60
+    finally:
+        bot.stop()
+
+
+def test_the_start_dialog_offers_every_one_of_an_operator_s_many_protocols(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # Slack takes no more than 100 options in a menu: with 120 of the operator's protocols
+    # views.open was refused and /protocol alone answered that the dialog could not open.
+    folder = _many_protocols(tmp_path, 120, "Team protocol")
+    bot = Bot(workspace, database_url, protocols_dir=folder).start()
+    try:
+        assert bot.command("") == {}
+        (opened,) = bot.standin.calls_to("views.open")
+        assert opened.response["ok"], opened.response
+        menu = opened.params["view"]["blocks"][0]["element"]
+        groups = menu["option_groups"]
+        assert [g["label"]["text"] for g in groups] == [
+            "atlas to team-protocol-093",
+            "team-protocol-094 to tuning",
+        ]
+        offered = [option["value"] for group in groups for option in group["options"]]
+        assert offered == sorted(bot.runtime.library)
+        assert menu["initial_option"]["value"] == "atlas"
     finally:
         bot.stop()
