@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bot.protocol_docs import DOCS_PATH
@@ -185,14 +187,27 @@ def _many_protocols(tmp_path: Path, count: int, name: str) -> Path:
     return folder
 
 
+@contextmanager
+def _operator_bot(
+    workspace: SlackStandin, database_url: str, tmp_path: Path, count: int, name: str
+) -> Iterator[Bot]:
+    """A running bot with an operator's folder of `count` protocols besides the built-in ones."""
+    bot = Bot(workspace, database_url, protocols_dir=_many_protocols(tmp_path, count, name))
+    bot.start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
+
+
 def test_the_list_of_an_operator_s_many_protocols_shows_every_one(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
     # 60 protocols of the operator's and the 7 built in: the answer was cut at the 50th
     # protocol, silently, and its blocks were far past what Slack takes in one message.
-    folder = _many_protocols(tmp_path, 60, "Grade-level team protocol for looking at work" * 2)
-    bot = Bot(workspace, database_url, protocols_dir=folder).start()
-    try:
+    with _operator_bot(
+        workspace, database_url, tmp_path, 60, "Grade-level team protocol for looking at work" * 2
+    ) as bot:
         answer = bot.command("list")  # held to Slack's limits for a message
         assert "There are 67 protocols here" in answer["text"]
         parts = re.search(r"in (\d+) parts", answer["text"])
@@ -202,8 +217,6 @@ def test_the_list_of_an_operator_s_many_protocols_shows_every_one(
         listed = re.findall(r"\(`([a-z0-9-]+)`\)", shown)
         assert listed == sorted([*bot.runtime.library]), listed
         assert shown.count("Look number 3 at the work") == 60
-    finally:
-        bot.stop()
 
 
 def test_the_start_dialog_offers_every_one_of_an_operator_s_many_protocols(
@@ -211,9 +224,7 @@ def test_the_start_dialog_offers_every_one_of_an_operator_s_many_protocols(
 ) -> None:
     # Slack takes no more than 100 options in a menu: with 120 of the operator's protocols
     # views.open was refused and /protocol alone answered that the dialog could not open.
-    folder = _many_protocols(tmp_path, 120, "Team protocol")
-    bot = Bot(workspace, database_url, protocols_dir=folder).start()
-    try:
+    with _operator_bot(workspace, database_url, tmp_path, 120, "Team protocol") as bot:
         assert bot.command("") == {}
         (opened,) = bot.standin.calls_to("views.open")
         assert opened.response["ok"], opened.response
@@ -226,5 +237,18 @@ def test_the_start_dialog_offers_every_one_of_an_operator_s_many_protocols(
         offered = [option["value"] for group in groups for option in group["options"]]
         assert offered == sorted(bot.runtime.library)
         assert menu["initial_option"]["value"] == "atlas"
-    finally:
-        bot.stop()
+
+
+def test_help_and_an_unknown_name_show_some_of_very_many_protocols_and_say_how_many_more(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # /protocol help listed every id in one line, which was cut at Slack's 3,000 characters
+    # ("`team-protocol-136`, `te…") with no word of the rest; a name not found listed all 157.
+    with _operator_bot(workspace, database_url, tmp_path, 150, "Team protocol") as bot:
+        line = bot.command("help")["blocks"][-1]["elements"][0]["text"]
+        assert "…" not in line
+        assert line.endswith(", `team-protocol-023` and 127 more (`/protocol list` shows them all)")
+        for typo in ("preview team-protocl-7", "start team-protocl-7 <@U_PRE>"):
+            said = bot.command(typo)["text"]
+            assert "did you mean `team-protocol-" in said  # the closest one still named
+            assert "team-protocol-023 and 127 more (`/protocol list` shows them all)" in said
