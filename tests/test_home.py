@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.store.models import InboxEvent, OutboxMessage, ProtocolSession
 from tests.fakes.signing import interaction_body
-from tests.harness import PRESENTER, TEACHERS, TEAM, Bot
+from tests.harness import FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 
 
 def _open_home(bot: Bot, user: str, team: str = TEAM) -> str:
@@ -118,3 +118,14 @@ def test_the_presenter_asking_from_home_gets_their_own_copy_of_the_notes(bot: Bo
     _press_notes(bot, TEACHERS[0], session_id)
     bot.wait_until(lambda: bool(bot.standin.messages("D_T1")))
     assert "first draft" not in json.dumps(bot.standin.messages("D_T1"))
+
+
+def test_home_says_how_many_more_sessions_there_are_than_it_shows(bot: Bot) -> None:
+    # A facilitator with 14 sessions ahead saw 10 of them, with no word of the other 4.
+    for days in range(1, 15):
+        answer = bot.command(f"start atlas <@{PRESENTER}> in {days}d")
+        assert "#" in answer["text"], answer
+    home = _open_home(bot, FACILITATOR)
+    assert home.count("you facilitate") == 10
+    assert "and 4 more after these" in home
+    assert "more after these" not in _open_home(bot, TEACHERS[0])

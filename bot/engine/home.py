@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot import slack
@@ -37,30 +38,22 @@ def _mine(team_id: str, enterprise_id: str, user: str) -> Any:
 def publish_home(engine: Engine, team_id: str, enterprise_id: str, user: str) -> None:
     with engine.transaction() as (s, _after):
         where = _mine(team_id, enterprise_id, user)
-        upcoming = s.scalars(
-            select(ProtocolSession)
-            .where(*where, ProtocolSession.status == "scheduled")
-            .order_by(ProtocolSession.starts_at)
-            .limit(LIMIT)
-        ).all()
-        active = s.scalars(
-            select(ProtocolSession)
-            .where(*where, ProtocolSession.status.in_(ACTIVE))
-            .order_by(ProtocolSession.id.desc())
-            .limit(LIMIT)
-        ).all()
-        past = s.scalars(
-            select(ProtocolSession)
-            .where(*where, ProtocolSession.status == "ended")
-            .order_by(ProtocolSession.ended_at.desc())
-            .limit(LIMIT)
-        ).all()
+        upcoming, more_upcoming = _first(
+            s, where, ProtocolSession.status == "scheduled", ProtocolSession.starts_at
+        )
+        active, more_active = _first(
+            s, where, ProtocolSession.status.in_(ACTIVE), ProtocolSession.id.desc()
+        )
+        past, more_past = _first(
+            s, where, ProtocolSession.status == "ended", ProtocolSession.ended_at.desc()
+        )
         message = render_message(
             "home.j2",
             user=user,
             upcoming=upcoming,
             active=active,
             past=past,
+            more={"upcoming": more_upcoming, "active": more_active, "past": more_past},
             library=engine.library,
         )
         slack.enqueue(
@@ -71,6 +64,18 @@ def publish_home(engine: Engine, team_id: str, enterprise_id: str, user: str) ->
             method="views.publish",
             payload={"user_id": user, "view": {"type": "home", "blocks": message.blocks}},
         )
+
+
+def _first(
+    s: Session, where: tuple[Any, ...], status: Any, order: Any
+) -> tuple[Sequence[ProtocolSession], int]:
+    """The first LIMIT of a person's sessions in one state, and how many more there are."""
+    shown = s.scalars(select(ProtocolSession).where(*where, status).order_by(order).limit(LIMIT))
+    rows = shown.all()
+    if len(rows) < LIMIT:
+        return rows, 0
+    total = s.scalar(select(func.count(ProtocolSession.id)).where(*where, status)) or 0
+    return rows, total - len(rows)
 
 
 def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
