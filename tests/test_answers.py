@@ -86,3 +86,31 @@ def test_an_answer_whose_response_url_slack_refuses_still_reaches_the_asker(bot:
     bot.settle()
     (told,) = told_to_them()
     assert "Who has replied" in json.dumps(told["blocks"])
+
+
+def test_status_of_a_big_session_in_a_busy_channel_reaches_the_facilitator(bot: Bot) -> None:
+    # Each step named everyone who had replied in it: 100 teachers over ATLAS's 6 steps and 19
+    # sessions scheduled came to more than Slack takes in one message, and the facilitator's
+    # /protocol status was refused, through response_url and again as a private line.
+    people = [f"U0A{n:08d}" for n in range(100)]
+    for user in people:
+        bot.standin.add_user(user, f"teacher {user}")
+    for days in range(1, 20):
+        bot.command(f"start atlas <@{PRESENTER}> in {days}d")
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    for step in range(1, 7):
+        bot.wait_until(lambda step=step: len(bot.step_posts()) == step)  # type: ignore[misc]
+        thread = str(bot.step_posts()[-1]["ts"])
+        for user in people:
+            bot.reply(user, "The title is underlined", thread)
+        bot.wait_until(lambda step=step: len(bot.recorded()) == 100 * step)  # type: ignore[misc]
+        if step < 6:
+            bot.command("next")
+    answer = bot.command("status")
+    bot.settle()
+    answers = bot.standin.calls_to("response_url") + bot.standin.calls_to("chat.postEphemeral")
+    assert [c.response for c in answers if c.status != 200 or not c.response["ok"]] == []
+    shown = json.dumps(answer["blocks"])
+    assert "6. Debriefing the Process: 100 replies from 100 people" in shown
+    assert shown.count("<@U0A00000000>") == 6 and "<@U0A00000099>" not in shown
+    assert shown.count(" and 85 more") == 6
