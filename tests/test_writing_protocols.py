@@ -148,16 +148,20 @@ def _long_protocol(steps: int, protocol_id: str = "long-walk", name: str = "The 
     return "\n".join(lines) + "\n"
 
 
+def _long_walk(tmp_path: Path) -> Path:
+    """The operator's folder holding long-walk: 70 steps, titles near their limit."""
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "long-walk.yaml").write_text(_long_protocol(70), encoding="utf-8")
+    return folder
+
+
 def test_the_preview_of_a_protocol_of_many_steps_shows_every_step(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
     # Slack takes 50 blocks and about 13,000 characters of blocks a message: the answer was cut
     # at the 47th step (header, summary, and the rest past 50).
-    folder = tmp_path / "protocols"
-    folder.mkdir()
-    (folder / "long-walk.yaml").write_text(_long_protocol(70), encoding="utf-8")
-    bot = Bot(workspace, database_url, protocols_dir=folder).start()
-    try:
+    with _operator_bot(workspace, database_url, _long_walk(tmp_path)) as bot:
         answer = bot.command("preview long-walk")
         assert "The Long Walk has 70 steps" in answer["text"]
         parts = re.search(r"in (\d+) parts", answer["text"])
@@ -173,8 +177,23 @@ def test_the_preview_of_a_protocol_of_many_steps_shows_every_step(
         assert shown.count("Start it with `/protocol start long-walk") == 1
         # A protocol that fits one message is still the answer itself.
         assert "Describing the Student Work" in json.dumps(bot.command("preview atlas"))
-    finally:
-        bot.stop()
+
+
+def test_the_session_header_of_a_protocol_of_many_steps_is_posted(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # The header's plan had a line for each of 70 steps, past the 13,000 characters of blocks
+    # Slack takes in one message: it was refused, and the facilitator told it could not post.
+    with _operator_bot(workspace, database_url, _long_walk(tmp_path)) as bot:
+        bot.command(f"start long-walk <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.settle()
+        assert bot.posts("D_FAC") == []  # no word of a post Slack refused
+        (header,) = [m for m in bot.posts() if m["text"].startswith("The Long Walk starts now")]
+        plan = json.dumps(header["blocks"])
+        assert "30. Look number 30 " in plan and "31. Look number 31 " not in plan
+        assert "and 40 more steps, the last closing <!date^" in plan
+        assert "`/protocol preview long-walk` shows every step" in plan
 
 
 def _many_protocols(tmp_path: Path, count: int, name: str) -> Path:
@@ -188,12 +207,9 @@ def _many_protocols(tmp_path: Path, count: int, name: str) -> Path:
 
 
 @contextmanager
-def _operator_bot(
-    workspace: SlackStandin, database_url: str, tmp_path: Path, count: int, name: str
-) -> Iterator[Bot]:
-    """A running bot with an operator's folder of `count` protocols besides the built-in ones."""
-    bot = Bot(workspace, database_url, protocols_dir=_many_protocols(tmp_path, count, name))
-    bot.start()
+def _operator_bot(workspace: SlackStandin, database_url: str, folder: Path) -> Iterator[Bot]:
+    """A running bot with an operator's folder of protocols besides the built-in ones."""
+    bot = Bot(workspace, database_url, protocols_dir=folder).start()
     try:
         yield bot
     finally:
@@ -206,7 +222,9 @@ def test_the_list_of_an_operator_s_many_protocols_shows_every_one(
     # 60 protocols of the operator's and the 7 built in: the answer was cut at the 50th
     # protocol, silently, and its blocks were far past what Slack takes in one message.
     with _operator_bot(
-        workspace, database_url, tmp_path, 60, "Grade-level team protocol for looking at work" * 2
+        workspace,
+        database_url,
+        _many_protocols(tmp_path, 60, "Grade-level team protocol for looking at work" * 2),
     ) as bot:
         answer = bot.command("list")  # held to Slack's limits for a message
         assert "There are 67 protocols here" in answer["text"]
@@ -224,7 +242,9 @@ def test_the_start_dialog_offers_every_one_of_an_operator_s_many_protocols(
 ) -> None:
     # Slack takes no more than 100 options in a menu: with 120 of the operator's protocols
     # views.open was refused and /protocol alone answered that the dialog could not open.
-    with _operator_bot(workspace, database_url, tmp_path, 120, "Team protocol") as bot:
+    with _operator_bot(
+        workspace, database_url, _many_protocols(tmp_path, 120, "Team protocol")
+    ) as bot:
         assert bot.command("") == {}
         (opened,) = bot.standin.calls_to("views.open")
         assert opened.response["ok"], opened.response
@@ -244,7 +264,9 @@ def test_help_and_an_unknown_name_show_some_of_very_many_protocols_and_say_how_m
 ) -> None:
     # /protocol help listed every id in one line, which was cut at Slack's 3,000 characters
     # ("`team-protocol-136`, `te…") with no word of the rest; a name not found listed all 157.
-    with _operator_bot(workspace, database_url, tmp_path, 150, "Team protocol") as bot:
+    with _operator_bot(
+        workspace, database_url, _many_protocols(tmp_path, 150, "Team protocol")
+    ) as bot:
         line = bot.command("help")["blocks"][-1]["elements"][0]["text"]
         assert "…" not in line
         assert line.endswith(", `team-protocol-023` and 127 more (`/protocol list` shows them all)")
