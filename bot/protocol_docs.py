@@ -105,9 +105,9 @@ steps:
 
 | Field | Required | What it holds |
 |---|---|---|
-| `id` | yes | lowercase letters, digits and hyphens, starting with a letter or digit: what \
-people type after `/protocol start`. No two protocols may share one, and a built-in id \
-(`atlas`, ...) is taken |
+| `id` | yes | lowercase letters, digits and hyphens, starting with a letter or digit, up to \
+64 characters: what people type after `/protocol start`. No two protocols may share one, and \
+a built-in id (`atlas`, ...) is taken |
 | `name` | yes | the title people see, up to 150 characters |
 | `source` | yes | where the protocol comes from, up to 300 characters |
 | `summary` | yes | a few sentences shown at the top of the session, up to 1000 characters |

@@ -29,6 +29,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "protocols"
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _MAX_MINUTES = 600
+# What the database keeps of an id: sessions.protocol_id, session_steps.step_id.
+_MAX_ID = 64
 # Slack caps a header block at 150 characters; the other caps keep a step message readable.
 _MAX_CHARS = {
     "name": 150,
@@ -255,6 +257,8 @@ def _ident(file: str, field: str, value: Any) -> str:
     if not isinstance(value, str) or not _ID_PATTERN.match(value):
         problem = f"must match {_ID_PATTERN.pattern}: lowercase letters, digits and hyphens"
         _fail(file, field, f"{problem} (got {value!r})")
+    if len(value) > _MAX_ID:
+        _fail(file, field, f"must be at most {_MAX_ID} characters (got {len(value)})")
     return value
 
 

@@ -82,6 +82,19 @@ def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> N
     assert err.splitlines() == [f"error: {mine}: (file): {problem}"]
 
 
+def test_an_id_longer_than_the_database_keeps_is_named(tmp_path: Path) -> None:
+    # sessions.protocol_id holds 64 characters: an operator's protocol with a longer id was
+    # checked "ok" and listed, and starting it failed on PostgreSQL.
+    long_id = "grade-8-science-department-looking-at-lab-reports-with-the-new-rubric"
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "lab-reports.yaml"
+    mine.write_text(_example().replace("id: peer-feedback", f"id: {long_id}", 1), encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err == f"error: {mine}: id: must be at most 64 characters (got {len(long_id)})\n"
+
+
 def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
     tmp_path: Path,
 ) -> None:
