@@ -129,7 +129,9 @@ notes), `speaks`, or `only` (only the presenter speaks) |
 `implication`, `question`, `warm`, `cool`, `reflection`, `debrief` or `note` |
 | `steps[n].everyone` | no | `true` when everyone should reply: members who have not get a \
 private nudge before the step closes |
-| `steps[n].questions` | no | questions listed under the prompt, up to 300 characters each |
+| `steps[n].questions` | no | questions listed under the prompt, up to 300 characters each. \
+A step's prompt, guidance and questions together hold up to 5000 characters: the step is one \
+Slack message |
 | `steps[n].statement` | no | `true` on the one step that opens with the presenter's statement \
 of the assignment from their prep, when that is not step 1 (step 1 then shows only the work) |
 | `steps[n].template` | no | a template in `messages/` to post the step with instead of \

@@ -29,6 +29,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "protocols"
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _MAX_MINUTES = 600
+# A step is one Slack message (about 13,000 characters of blocks): its own words, and room
+# beside them for the presenter's statement and the replies parked for it.
+_MAX_STEP_WORDS = 5000
 # What the database keeps of an id: sessions.protocol_id, session_steps.step_id.
 _MAX_ID = 64
 # Slack caps a header block at 150 characters; the other caps keep a step message readable.
@@ -209,7 +212,7 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
     if not isinstance(statement, bool):
         _fail(file, f"{where}.statement", f"must be true or false (got {_kind(statement)})")
     template = raw.get("template")
-    return Step(
+    step = Step(
         id=_ident(file, f"{where}.id", raw["id"]),
         title=_text(file, f"{where}.title", raw["title"]),
         minutes=minutes,
@@ -222,6 +225,15 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
         questions=_text_list(file, f"{where}.questions", raw.get("questions", [])),
         statement=statement,
     )
+    words = len(step.prompt) + sum(map(len, step.guidance)) + sum(map(len, step.questions))
+    if words > _MAX_STEP_WORDS:
+        problem = (
+            f"prompt, guidance and questions come to {words} characters, more than the "
+            f"{_MAX_STEP_WORDS} a step's message has room for (move some to the summary, "
+            "or split the step)"
+        )
+        _fail(file, where, problem)
+    return step
 
 
 def _check_keys(

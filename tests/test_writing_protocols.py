@@ -95,6 +95,52 @@ def test_an_id_longer_than_the_database_keeps_is_named(tmp_path: Path) -> None:
     assert err == f"error: {mine}: id: must be at most 64 characters (got {len(long_id)})\n"
 
 
+def _wordy_protocol(guidance: int, questions: int) -> str:
+    """An operator's protocol of one step with `guidance` lines and `questions` near their
+    limits (about 200 and 270 characters)."""
+    line = "look at the work closely and say what you see, " * 4
+    question = "what would you ask about the work in front of you? " * 5
+    lines = [
+        "id: wordy",
+        "name: Wordy",
+        "source: Our district's own",
+        "summary: One long look.",
+        "steps:",
+        "  - id: look",
+        "    title: Look",
+        "    minutes: 5",
+        "    prompt: What do you see?",
+        "    guidance:",
+        *(f"      - {json.dumps(f'{n}. {line}'.strip())}" for n in range(guidance)),
+        "    questions:",
+        *(f"      - {json.dumps(f'{n}. {question}'.strip())}" for n in range(questions)),
+        "    presenter: speaks",
+        "    collects: observation",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_step_with_more_words_than_its_message_holds_is_named(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # 40 lines of guidance and 30 questions were checked ok, and the step's message, past the
+    # 13,000 characters of blocks Slack takes, was refused: step 1 never reached the channel.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "wordy.yaml"
+    mine.write_text(_wordy_protocol(40, 30), encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err.startswith(f"error: {mine}: steps[1]: prompt, guidance and questions come to ")
+    # Just within: the step is posted whole.
+    mine.write_text(_wordy_protocol(12, 9), encoding="utf-8")
+    assert _check(folder, tmp_path) == (0, "1 protocol ok\n", "")
+    with _operator_bot(workspace, database_url, folder) as bot:
+        bot.command(f"start wordy <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        assert "8. what would you ask" in json.dumps(bot.step_posts()[0]["blocks"])
+
+
 def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
     tmp_path: Path,
 ) -> None:
