@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
@@ -38,6 +42,53 @@ def _cut_connections(database_url: str) -> int:
     finally:
         admin.dispose()
     return int(ended or 0)
+
+
+@contextmanager
+def _database_out_of_reach(database_url: str) -> Iterator[None]:
+    """As a database server stopped (or full) looks from the bot: every connection it holds is
+    ended and every new one refused, until the block ends."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        _cut_connections(database_url)
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+
+
+def test_events_while_the_database_is_out_of_reach_get_a_quick_500_and_one_log_line(
+    bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread = bot.open_step()
+    caplog.set_level(logging.WARNING)
+    with _database_out_of_reach(database_url):
+        for i in range(5):
+            began = time.monotonic()
+            status = bot.event(
+                {
+                    "type": "message",
+                    "channel": CHANNEL,
+                    "user": TEACHERS[0],
+                    "text": f"Reply {i} while the database is down.",
+                    "ts": f"1790000000.00010{i}",
+                    "thread_ts": thread,
+                    "channel_type": "channel",
+                },
+            )
+            # Not stored: Slack must send it again, and hears so at once.
+            assert status == 500
+            assert time.monotonic() - began < 2
+    said = [r for r in caplog.records if r.name == "bot.app"]
+    assert len(said) == 1, [r.getMessage() for r in said]
+    assert "cannot reach the database" in said[0].getMessage()
+    assert said[0].exc_info is None, "no traceback for an outage"
+    ts = bot.reply(TEACHERS[1], "Back: the key is missing.", thread)
+    bot.wait_until(lambda: bot.recorded() == [ts])
 
 
 def test_ack_connections_do_not_wait_for_the_wal_flush(bot: Bot) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.raw import stored_datetime, update_pairs
@@ -280,8 +280,15 @@ class Database:
         """PostgreSQL: run the inbox's INSERT ... RETURNING id on an ack connection (see
         __init__) with the driver alone, committed; a duplicate raises IntegrityError."""
         assert self._ack_engine is not None
+        dbapi = self._ack_engine.dialect.loaded_dbapi
         for attempt in (1, 2):
-            pooled = self._ack_engine.raw_connection()
+            try:
+                pooled = self._ack_engine.raw_connection()
+            except dbapi.OperationalError as exc:
+                # The server is down or full. Said as SQLAlchemy says it, as every other
+                # statement's failure is: the ack's error handler then knows an outage (one
+                # log line for all the events it turns away) from a fault.
+                raise OperationalError("connect", None, exc) from None
             try:
                 conn: Any = pooled.dbapi_connection
                 try:
@@ -291,11 +298,11 @@ class Database:
                     return int(row[0])
                 except conn.IntegrityError as exc:
                     raise IntegrityError("INSERT INTO inbox", None, exc) from None
-                except conn.OperationalError:
+                except conn.OperationalError as exc:
                     # The server went away (a restart): this connection is done for.
                     pooled.invalidate()
                     if attempt == 2:
-                        raise
+                        raise OperationalError("INSERT INTO inbox", None, exc) from None
             finally:
                 pooled.close()
         raise AssertionError("unreachable")
