@@ -67,12 +67,27 @@ class KeepSecretsOut(logging.Filter):
         return True
 
 
+class OutagesInOneLine(logging.Filter):
+    """A database or Slack out of reach is no fault of the code: a line that reports one says
+    what could not be reached, without the traceback (a screenful each, from every thread that
+    met the outage)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        service = unreachable(error) if error is not None else None
+        if error is not None and service is not None:
+            said = f"{record.getMessage()} (cannot reach {service}: {_reason(error)})"
+            record.msg, record.args, record.exc_info, record.exc_text = said, None, None, None
+        return True
+
+
 def configure(level: str, secrets: Iterable[str | None] = ()) -> None:
     """Log to stderr at `level` (a LOG_LEVEL name), libraries held at their floors."""
     number = getattr(logging, level, logging.INFO)
     root = logging.getLogger()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(OutagesInOneLine())
     handler.addFilter(KeepSecretsOut(secrets))
     root.handlers = [handler]
     root.setLevel(number)

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 
+from bot.logs import Outage
 from bot.store.db import Database
 
 if TYPE_CHECKING:  # psycopg is installed with the `postgres` extra only
@@ -169,6 +171,7 @@ class ClockLink:
         self._held = False  # this connection holds the clock lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._outage = Outage(log, "listening for web processes")
 
     def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockLink:
         """Wait until no other clock runs on this database, then hold the lock and LISTEN; or
@@ -230,9 +233,12 @@ class ClockLink:
         try:
             held = self._try_acquire()
         except psycopg.Error as exc:
-            log.warning("cannot reach the database (%s); retrying", type(exc).__name__)
+            # Tried again every second: said when it begins and when it is over.
+            if not self._outage.failed(OperationalError("LISTEN", None, exc)):
+                log.warning("cannot reach the database (%s); retrying", type(exc).__name__)
             self._stop.wait(1.0)
             return
+        self._outage.ok()
         if not held:
             # Another clock took over while the link was down: two must never run at once.
             log.error("another clock took over while the database link was down: stopping")

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,6 +40,7 @@ from bot import retention
 from bot.engine import prep
 from bot.engine.core import Engine
 from bot.engine.warnings import warn_step
+from bot.logs import Outage
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +57,40 @@ GATHER_SECONDS, ROUND_CLOSES, OTHER_JOBS = 0.1, 64, 8
 _engine: Engine | None = None
 
 
+@contextlib.contextmanager
+def _outage_noted() -> Iterator[None]:
+    """A job that failed for want of the database is noted in the timers' outage (a line when
+    it begins, one when it is over), not logged with its traceback: the next reconcile after
+    the database is back plans it again, since it is still due."""
+    try:
+        yield
+    except Exception as exc:
+        if _scheduler is None or not _scheduler.outage.failed(exc):
+            raise
+
+
 def close_step_job(session_id: int, step: int) -> None:
     if _closer is not None:
-        _closer.close(session_id, step)
+        with _outage_noted():
+            _closer.close(session_id, step)
 
 
 def warn_step_job(session_id: int, step: int) -> None:
     if _engine is not None:
-        warn_step(_engine, session_id, step)
+        with _outage_noted():
+            warn_step(_engine, session_id, step)
 
 
 def start_session_job(session_id: int) -> None:
     if _engine is not None:
-        _engine.begin(session_id)
+        with _outage_noted():
+            _engine.begin(session_id)
 
 
 def prep_job(session_id: int, kind: str) -> None:
     if _engine is not None:
-        prep.due(_engine, session_id, kind)
+        with _outage_noted():
+            prep.due(_engine, session_id, kind)
 
 
 def housekeeping_job(retention_days: int | None) -> None:
@@ -211,6 +228,8 @@ class Scheduler:
         # (the warning itself clears the step's warn_at once given)
         self._warned: dict[str, datetime] = {}
         self._lock = threading.RLock()
+        # The database out of reach: reconciles and jobs fail alike, said in a line or two.
+        self.outage = Outage(log, "the timers")
         self._poke = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -263,12 +282,17 @@ class Scheduler:
             if self._stop.is_set():
                 return
             began = time.monotonic()
+            failed = False
             for work in (self.reconcile, *self.every_tick):
                 try:
                     work()
                 except Exception as exc:
-                    name = getattr(work, "__name__", "tick")
-                    log.warning("%s failed (%s); trying again soon", name, type(exc).__name__)
+                    failed = True
+                    if not self.outage.failed(exc):
+                        name = getattr(work, "__name__", "tick")
+                        log.warning("%s failed (%s); trying again soon", name, type(exc).__name__)
+            if not failed:
+                self.outage.ok()
             took = time.monotonic() - began
 
     def _ran(self, event: JobEvent) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,38 @@ def bot(workspace: SlackStandin, database_url: str) -> Iterator[Bot]:
         yield running
     finally:
         running.stop()
+
+
+def cut_connections(database_url: str) -> int:
+    """What a database restart does to the bot's open connections: end them server-side."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            ).scalar()
+    finally:
+        admin.dispose()
+    return int(ended or 0)
+
+
+@contextmanager
+def database_out_of_reach(database_url: str) -> Iterator[None]:
+    """As a database server stopped (or full) looks from the bot: every connection it holds is
+    ended and every new one refused, until the block ends."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        cut_connections(database_url)
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()

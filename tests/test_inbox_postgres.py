@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import event, func, select, text
 
 from bot.store.db import REQUEST_THREADS
 from bot.store.models import InboxEvent
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, cut_connections, database_out_of_reach
 from tests.harness import CHANNEL, TEACHERS, Bot
 
 pytestmark = pytest.mark.skipif(
@@ -26,47 +24,12 @@ def _stored(bot: Bot) -> int:
         return int(s.scalar(select(func.count()).select_from(InboxEvent)) or 0)
 
 
-def _cut_connections(database_url: str) -> int:
-    """What a database restart does to the bot's open connections: end them server-side."""
-    name = database_url.rsplit("/", 1)[1]
-    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            ended = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            ).scalar()
-    finally:
-        admin.dispose()
-    return int(ended or 0)
-
-
-@contextmanager
-def _database_out_of_reach(database_url: str) -> Iterator[None]:
-    """As a database server stopped (or full) looks from the bot: every connection it holds is
-    ended and every new one refused, until the block ends."""
-    name = database_url.rsplit("/", 1)[1]
-    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-        _cut_connections(database_url)
-        yield
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
-
-
 def test_events_while_the_database_is_out_of_reach_get_a_quick_500_and_one_log_line(
     bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     thread = bot.open_step()
     caplog.set_level(logging.WARNING)
-    with _database_out_of_reach(database_url):
+    with database_out_of_reach(database_url):
         for i in range(5):
             began = time.monotonic()
             status = bot.event(
@@ -113,7 +76,7 @@ def test_a_reply_after_the_database_dropped_its_connections_is_acked_and_recorde
     thread = bot.open_step()
     first = bot.reply(TEACHERS[0], "Most answers show the working.", thread)
     bot.wait_until(lambda: bot.recorded() == [first])
-    assert _cut_connections(database_url) >= 1
+    assert cut_connections(database_url) >= 1
     # The ack connection the first reply used is dead now: the insert is tried on a new one
     # (Bot.reply asserts the 200).
     second = bot.reply(TEACHERS[1], "Two students skipped the last question.", thread)

@@ -26,7 +26,7 @@ from bot.runtime import Runtime
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, database_out_of_reach
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
 from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
@@ -332,6 +332,31 @@ def test_two_web_processes_and_a_clock_run_a_session(
         assert logs.count("stopped") == 3 and "Traceback" not in logs, logs[-3000:]
     finally:
         db.dispose()
+
+
+@needs_postgres
+def test_the_clock_rides_out_a_database_outage_in_a_few_log_lines(
+    cluster: Cluster, workspace: SlackStandin, database_url: str
+) -> None:
+    """PostgreSQL out of reach for a few seconds while a session runs (a restart, a failover, a
+    full server): the steps due meanwhile come once it is back, and the clock's log says so in
+    a line or two, not a traceback or a line every second."""
+    cluster.command(0, f"start atlas <@{PRESENTER}|maria> step 2s")
+    wait_for(lambda: step_threads(workspace).get(2), 10, "step 2")
+    with database_out_of_reach(database_url):
+        time.sleep(6)  # step 2's close, and more, fall in here
+    back = time.time()
+    wait_for(lambda: notes_sent(workspace), 30, "the notes")
+    labels = top_level(workspace)
+    assert labels == ["header", *(f"step {k}" for k in range(1, 7)), "notes"], labels
+    step3 = next(c for c in posted(workspace) if label(c) == "step 3")
+    assert step3.at - back < 3.0, "the step due in the outage comes when the database is back"
+    said = cluster.clock.log_path.read_text()
+    assert "Traceback" not in said, said[-3000:]
+    lines = said.splitlines()
+    for logger in ("bot.notify", "bot.scheduling", "apscheduler"):
+        outage = [line for line in lines if f" {logger}" in line]
+        assert len(outage) <= 3, outage
 
 
 # -- the notification path, in one test process ---------------------------------------------
