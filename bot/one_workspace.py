@@ -7,7 +7,9 @@ on with the token's workspace's identity, its sessions kept apart only by the te
 auth.test says what the token belongs to: a workspace, or, installed org-wide on Enterprise Grid,
 an organisation, whose every workspace is served. Once Slack refuses the token (revoked, or the
 bot's account deactivated, with no event to say so) requests are told the app is not installed,
-as they are with OAuth, until auth.test takes the token again.
+as they are with OAuth, until auth.test takes the token again. A web process beside a clock makes
+few calls of its own (the clock posts), so it hears of a refusal by asking auth.test again once
+a minute.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +32,8 @@ from bot.slack import INSTALLATION_GONE
 
 log = logging.getLogger(__name__)
 ELSEWHERE = "refusals/other_workspace.j2"
+# How long what auth.test said is taken as still true.
+RECHECK_SECONDS = 60.0
 GONE = "refusals/not_installed.j2"
 
 
@@ -53,7 +58,9 @@ class OneWorkspace(Middleware):
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        self.recheck_seconds = RECHECK_SECONDS
         self._home: TokenHome | None = None
+        self._checked_at = 0.0  # time.monotonic() of the last answer from auth.test
         self._lock = threading.Lock()
         self._refused: set[str] = set()  # workspaces already logged
 
@@ -65,19 +72,24 @@ class OneWorkspace(Middleware):
         """The token's workspace; GONE when Slack refuses the token; None when Slack can't be
         asked now (the request goes on: Bolt has checked the token)."""
         with self._lock:
-            if self._home is not None:
+            if self._fresh():
                 return self._home
+            known = self._home
             try:
                 # Before an ack, within Slack's 3 seconds.
                 auth = impatient(self.client, CALL_SECONDS).auth_test()
             except SlackApiError as error:
                 if error.response.get("error") in INSTALLATION_GONE:
+                    self._home = None
                     return GONE
                 log.warning("auth.test failed: %s", error.response.get("error"))
-                return None
+                self._checked_at = time.monotonic()  # not asked again at every request
+                return known
             except OSError as error:
                 log.warning("auth.test failed: %s", type(error).__name__)
-                return None
+                self._checked_at = time.monotonic()
+                return known
+            self._checked_at = time.monotonic()
             self._home = TokenHome(
                 team_id=str(auth.get("team_id") or ""),
                 enterprise_id=str(auth.get("enterprise_id") or ""),
@@ -85,13 +97,16 @@ class OneWorkspace(Middleware):
             )
             return self._home
 
+    def _fresh(self) -> bool:
+        return self._home is not None and time.monotonic() - self._checked_at < self.recheck_seconds
+
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse:
         team, enterprise = req.context.team_id, req.context.enterprise_id
         if not team and not enterprise:
             return next()  # nothing to tell by (Slack's url_verification, ssl_check)
-        home = self._home or self._ask()
+        home = self._home if self._fresh() else self._ask()
         if home is None or (isinstance(home, TokenHome) and home.serves(team, enterprise)):
             return next()
         if home != GONE:

@@ -634,6 +634,27 @@ def test_a_token_slack_refuses_is_taken_as_an_uninstall(
     assert not any("xoxb-test" in r.getMessage() for r in caplog.records)
 
 
+def test_a_web_process_learns_that_slack_refuses_the_token_without_a_restart(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """Web processes beside a clock: only the clock posts, so only the clock heard Slack
+    refuse the token. A web process kept answering /protocol start with 'starting' (a session
+    nobody would see) until it was restarted."""
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    try:
+        assert web.runtime.one_workspace is not None
+        web.runtime.one_workspace.recheck_seconds = 0.5  # a minute in service
+        assert NOT_INSTALLED not in _said(web.command("help"))
+        workspace.refuse_token("xoxb-test", "account_inactive")
+        time.sleep(0.6)
+        for text in (START, "help"):
+            assert NOT_INSTALLED in _said(web.command(text)), text
+        with web.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(ProtocolSession)) == 0
+    finally:
+        web.stop()
+
+
 def test_a_workspace_whose_token_slack_refuses_is_forgotten_and_the_others_run_on(
     two_schools: OAuthBot,
 ) -> None:
