@@ -11,9 +11,10 @@ from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.blocks import render_message
 from bot.listeners import register_all
-from bot.logs import Outage
+from bot.logs import DATABASE, Outage
 from bot.render import render_text
 from bot.runtime import Runtime
+from bot.store.db import reached_database
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,11 @@ class _App(App):
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         _failing.now = False
+        reached = reached_database()
         response = super().dispatch(req)
-        if not _failing.now:
+        # Only a request that reached the database says it is back: most of what Slack sends
+        # (talk the bot does not keep) is acked without it, in an outage too.
+        if not _failing.now and (self.outage.service != DATABASE or reached_database() != reached):
             self.outage.ok()
         return response
 

@@ -32,6 +32,7 @@ FLOORS = {
 }
 TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 MASK = "[redacted]"
+DATABASE = "the database"  # as an outage names it
 # Bolt's log lines that quote a whole request body (what someone wrote, a verification token):
 # the line is kept as far as its first "(", and the rest dropped.
 QUOTES_A_BODY = (
@@ -101,7 +102,7 @@ def unreachable(error: BaseException) -> str | None:
     if isinstance(error, OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
-        return "the database"
+        return DATABASE
     if isinstance(error, URLError | TimeoutError | ConnectionError):
         return "Slack"
     return None
@@ -163,6 +164,11 @@ class Outage:
                 _reason(error),
             )
         return True
+
+    @property
+    def service(self) -> str | None:
+        """What is out of reach now ("the database", "Slack"), if anything."""
+        return self._service if self._began is not None else None
 
     def ok(self) -> None:
         """It worked: if an outage was under way, say it is over."""

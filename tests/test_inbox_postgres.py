@@ -54,6 +54,28 @@ def test_events_while_the_database_is_out_of_reach_get_a_quick_500_and_one_log_l
     bot.wait_until(lambda: bot.recorded() == [ts])
 
 
+def test_channel_chatter_acked_during_an_outage_does_not_say_the_database_is_back(
+    bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Most of what Slack sends is talk the bot does not keep (top-level messages), acked
+    without the database: each such ack said the database was back, and the next reply that
+    could not be stored that it was out of reach again, two lines for every reply."""
+    thread = bot.open_step()
+    caplog.set_level(logging.WARNING)
+    with database_out_of_reach(database_url):
+        for i in range(4):
+            chatter = {"type": "message", "channel": CHANNEL, "user": TEACHERS[1]}
+            assert bot.event({**chatter, "text": "Lunch?", "ts": f"1790000001.00010{i}"}) == 200
+            reply = {**chatter, "text": f"Reply {i}.", "thread_ts": thread}
+            assert bot.event({**reply, "ts": f"1790000002.00010{i}"}) == 500
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    assert len(said) == 1 and "cannot reach the database" in said[0], said
+    ts = bot.reply(TEACHERS[1], "Back: the key is missing.", thread)
+    bot.wait_until(lambda: bot.recorded() == [ts])
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    assert len(said) == 2 and "the database is back" in said[1], said
+
+
 def test_ack_connections_do_not_wait_for_the_wal_flush(bot: Bot) -> None:
     thread = bot.open_step()
     ts = bot.reply(TEACHERS[0], "Three of the graphs have no title.", thread)

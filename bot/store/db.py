@@ -22,6 +22,18 @@ REQUEST_THREADS = 16
 
 # Set while a thread is inside Database.reading(): its transactions begin without the write lock.
 _reading = threading.local()
+# How many times each thread has reached the database (a connection handed out to it, or an
+# event stored by the driver alone): what tells an outage is over is a request that reached it.
+_reached = threading.local()
+
+
+def reached_database() -> int:
+    """This thread's count of connections to the database it was handed; compare two."""
+    return int(getattr(_reached, "count", 0))
+
+
+def _note_reached(*_args: Any) -> None:
+    _reached.count = getattr(_reached, "count", 0) + 1
 
 
 def make_engine(
@@ -197,6 +209,8 @@ class Database:
             if self.engine.dialect.name == "postgresql"
             else None
         )
+        for each in {self.engine, self.inbox_engine, self._ack_engine} - {None}:
+            event.listen(each, "checkout", _note_reached)
         # The inbox file and its table are made on first use (it holds only a day of events).
         self._inbox_ready = not beside
         self._inbox_lock = threading.Lock()
@@ -249,7 +263,9 @@ class Database:
         at 800-900 replies/s acks went from milliseconds to seconds (py-spy: 91 of 96 samples
         of the server's threads waiting on that lock)."""
         self._prepare_inbox()
-        return int(self._inbox_driver().execute(sql, params).lastrowid or 0)
+        row_id = int(self._inbox_driver().execute(sql, params).lastrowid or 0)
+        _note_reached()
+        return row_id
 
     def mark_events_sqlite(self, marks: list[tuple[int, datetime]]) -> None:
         """SQLite with an inbox file only: note events handled (id, when), each MARK_CHUNK in
