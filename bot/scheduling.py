@@ -58,38 +58,39 @@ _engine: Engine | None = None
 
 
 @contextlib.contextmanager
-def _outage_noted() -> Iterator[None]:
+def _outage_noted(job_id: str) -> Iterator[None]:
     """A job that failed for want of the database is noted in the timers' outage (a line when
-    it begins, one when it is over), not logged with its traceback: the next reconcile after
-    the database is back plans it again, since it is still due."""
+    it begins, one when it is over), not logged with its traceback, and as not done: the next
+    reconcile after the database is back plans it again, since it is still due."""
     try:
         yield
     except Exception as exc:
         if _scheduler is None or not _scheduler.outage.failed(exc):
             raise
+        _scheduler.not_done.add(job_id)
 
 
 def close_step_job(session_id: int, step: int) -> None:
     if _closer is not None:
-        with _outage_noted():
+        with _outage_noted(step_job_id(session_id, step)):
             _closer.close(session_id, step)
 
 
 def warn_step_job(session_id: int, step: int) -> None:
     if _engine is not None:
-        with _outage_noted():
+        with _outage_noted(warn_job_id(session_id, step)):
             warn_step(_engine, session_id, step)
 
 
 def start_session_job(session_id: int) -> None:
     if _engine is not None:
-        with _outage_noted():
+        with _outage_noted(start_job_id(session_id)):
             _engine.begin(session_id)
 
 
 def prep_job(session_id: int, kind: str) -> None:
     if _engine is not None:
-        with _outage_noted():
+        with _outage_noted(prep_job_id(session_id, kind)):
             prep.due(_engine, session_id, kind)
 
 
@@ -230,6 +231,7 @@ class Scheduler:
         self._lock = threading.RLock()
         # The database out of reach: reconciles and jobs fail alike, said in a line or two.
         self.outage = Outage(log, "the timers")
+        self.not_done: set[str] = set()  # jobs that ran into the outage (see _outage_noted)
         self._poke = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -305,7 +307,11 @@ class Scheduler:
             if planned is not None and when is not None and planned <= when + _SLACK:
                 del self._planned[event.job_id]
                 ran_for = planned  # as reconcile reads it, to the microsecond
-            if event.job_id.endswith(":warn") and isinstance(ran_for, datetime):
+            # A warning that ran into a database outage is not given: planned again, not kept
+            # from being planned (a warning that failed otherwise is not tried again).
+            not_done = event.job_id in self.not_done
+            self.not_done.discard(event.job_id)
+            if event.job_id.endswith(":warn") and isinstance(ran_for, datetime) and not not_done:
                 self._warned[event.job_id] = ran_for
 
     # -- Timers --------------------------------------------------------------------------------

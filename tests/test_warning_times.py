@@ -7,6 +7,7 @@ happened in a session long ago, then a bot on the real time with its scheduler.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from bot.engine.core import Engine
 from bot.engine.pacing import later
 from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
+from tests.conftest import PG_ADMIN_URL, database_out_of_reach
 from tests.harness import PRESENTER, Bot
 from tests.test_engine import (
     HeldClock,
@@ -116,6 +118,19 @@ def test_a_warning_due_while_the_clock_was_down_goes_out_when_it_is_back(
         assert warning["thread_ts"] == step["ts"]
         assert f"<!date^{_closes(bot)}^" in warning["text"]  # says when the step closes
         assert _session(bot).current_step == 1 and _warned_at_is_cleared(bot)
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="takes a PostgreSQL database out of reach")
+def test_a_warning_due_while_the_database_was_out_of_reach_goes_out_when_it_is_back(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # The warning falls due 4 seconds after the start, in a database outage of 8 seconds.
+    with _clock_back(workspace, database_url, timedelta(minutes=7, seconds=56)) as bot:
+        with database_out_of_reach(database_url):
+            time.sleep(8)
+        bot.wait_until(lambda: _warnings(workspace), timeout=6)
+        (warning,) = _warnings(workspace)
+        assert warning["thread_ts"] == bot.step_posts()[0]["ts"]
 
 
 def test_a_warning_due_while_the_clock_was_down_is_dropped_when_its_step_closes_now(
