@@ -45,8 +45,8 @@ from bot.logs import Outage
 log = logging.getLogger(__name__)
 
 RECONCILE_SECONDS = 2.0
-# A reconcile starts at least this many times its last one's length after it: at most a tenth of
-# the time goes to reconciling, even when notifications ask for one after another.
+# A reconcile starts at least this many times its last one's CPU time after it: at most a tenth
+# of the clock's time goes to reconciling, even when notifications ask for one after another.
 RECONCILE_SPACING = 10.0
 HOUSEKEEPING_ID = "housekeeping"
 # A close waits at most this long for others to share its round. Each close job waits for its
@@ -283,7 +283,10 @@ class Scheduler:
             self._poke.clear()
             if self._stop.is_set():
                 return
-            began = time.monotonic()
+            # Spaced by the time the clock gave it (its CPU), not by how long it waited for the
+            # database: a round held up by a lock or a stalled server would put off the next
+            # ones, and the inbox sweep with them, by ten times that.
+            began, working = time.monotonic(), time.thread_time()
             failed = False
             for work in (self.reconcile, *self.every_tick):
                 try:
@@ -295,7 +298,7 @@ class Scheduler:
                         log.warning("%s failed (%s); trying again soon", name, type(exc).__name__)
             if not failed:
                 self.outage.ok()
-            took = time.monotonic() - began
+            took = time.thread_time() - working
 
     def _ran(self, event: JobEvent) -> None:
         """A job ran (or failed): forget it, so a reconcile that still finds it due re-adds it."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.notify import ClockLink, Notifier, NotifyTimers, parse_inbox
 from bot.runtime import Runtime
@@ -528,6 +528,39 @@ def test_a_standby_clock_stops_when_asked(
 
 
 # -- reconcile ------------------------------------------------------------------------------------
+@needs_postgres
+def test_a_reconcile_held_up_by_the_database_does_not_put_off_the_next_ones(bot: Bot) -> None:
+    """The clock spaces reconciles by ten times the last one's length, to keep them a tenth of
+    its time. A reconcile that waited 3 s on the database (a lock, a stalled server) put the
+    next one off by 30 s, and the inbox sweep with it: a deadline or an event the clock was not
+    told of waited that long once the database was back."""
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    scheduler = bot.runtime.scheduler
+    assert scheduler is not None
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database()"
+    )
+
+    def reconcile_waits() -> bool:
+        with bot.db.engine.connect() as conn:  # pg_stat_activity stays as a transaction saw it
+            return bool(conn.execute(waiting).scalar())
+
+    with bot.db.engine.connect() as holder:
+        holder.execute(text("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"))
+        scheduler.request_reconcile()
+        bot.wait_until(reconcile_waits)
+        time.sleep(3)
+        holder.commit()
+    # A step's close moved with no word to the clock (a notification lost): the next reconcile
+    # finds it.
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        session.step_closes_at = datetime.now(UTC) + timedelta(seconds=1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 2, timeout=8)
+
+
 def test_a_reconcile_with_nothing_new_touches_no_job(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
