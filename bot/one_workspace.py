@@ -9,7 +9,7 @@ an organisation, whose every workspace is served. Once Slack refuses the token (
 bot's account deactivated, with no event to say so) requests are told the app is not installed,
 as they are with OAuth, until auth.test takes the token again. A web process beside a clock makes
 few calls of its own (the clock posts), so it hears of a refusal by asking auth.test again once
-a minute.
+a minute: in the background, while requests go on with what it said last.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class OneWorkspace(Middleware):
         self._home: TokenHome | None = None
         self._checked_at = 0.0  # time.monotonic() of the last answer from auth.test
         self._lock = threading.Lock()
+        self._refreshing = False  # a background auth.test under way
         self._refused: set[str] = set()  # workspaces already logged
 
     def token_refused(self) -> None:
@@ -100,13 +101,34 @@ class OneWorkspace(Middleware):
     def _fresh(self) -> bool:
         return self._home is not None and time.monotonic() - self._checked_at < self.recheck_seconds
 
+    def _known(self) -> TokenHome | str | None:
+        """What auth.test said last, asking it again in the background once that is stale: no
+        request waits on the recheck (against Slack a call can take a good part of a second).
+        With nothing known (the first request, or after a refusal) the request asks itself."""
+        home = self._home
+        if home is None:
+            return self._ask()
+        if not self._fresh():
+            with self._lock:
+                starting, self._refreshing = not self._refreshing, True
+            if starting:
+                threading.Thread(target=self._refresh, name="auth-recheck", daemon=True).start()
+        return home
+
+    def _refresh(self) -> None:
+        try:
+            if self._ask() == GONE:
+                self._home = None  # the next request asks, and is told the app is gone
+        finally:
+            self._refreshing = False
+
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse:
         team, enterprise = req.context.team_id, req.context.enterprise_id
         if not team and not enterprise:
             return next()  # nothing to tell by (Slack's url_verification, ssl_check)
-        home = self._home if self._fresh() else self._ask()
+        home = self._known()
         if home is None or (isinstance(home, TokenHome) and home.serves(team, enterprise)):
             return next()
         if home != GONE:

@@ -18,7 +18,16 @@ from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
 from tests.fakes.signing import interaction_body, signed_headers, slash_command_body
-from tests.harness import CHANNEL, FACILITATOR, PRESENTER, SECRET, TEACHERS, Bot, http_post
+from tests.harness import (
+    CHANNEL,
+    FACILITATOR,
+    PRESENTER,
+    SECRET,
+    TEACHERS,
+    Bot,
+    http_post,
+    wait_until,
+)
 from tests.test_oauth import TEAM_A, TEAM_B, OAuthBot
 
 START = f"start atlas <@{PRESENTER}|maria> step 1h"
@@ -647,6 +656,9 @@ def test_a_web_process_learns_that_slack_refuses_the_token_without_a_restart(
         assert NOT_INSTALLED not in _said(web.command("help"))
         workspace.refuse_token("xoxb-test", "account_inactive")
         time.sleep(0.6)
+        # A request past the minute goes on with what auth.test said last, and has it asked
+        # again in the background; the requests after that are told.
+        wait_until(lambda: NOT_INSTALLED in _said(web.command("help")), timeout=5)
         for text in (START, "help"):
             assert NOT_INSTALLED in _said(web.command(text)), text
         with web.db.session() as s:
@@ -672,3 +684,23 @@ def test_a_workspace_whose_token_slack_refuses_is_forgotten_and_the_others_run_o
     assert NOT_INSTALLED in _responses(bot)
     assert bot.installations.bot_token(TEAM_B) is not None
     assert "starting" in bot.command(START, team=TEAM_B)["text"].lower()
+
+
+def test_the_minutely_token_check_holds_up_no_request(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """auth.test is asked again in the background: a request that finds the last answer stale
+    goes on with it rather than wait for Slack (here 1 s, the call's limit, and no answer)."""
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    try:
+        assert web.runtime.one_workspace is not None
+        web.runtime.one_workspace.recheck_seconds = 0.5
+        web.command("help")
+        time.sleep(0.6)
+        workspace.fail_next("auth.test", delay=3.0)
+        began = time.monotonic()
+        assert NOT_INSTALLED not in _said(web.command("help"))
+        assert time.monotonic() - began < 0.9
+        wait_until(lambda: workspace.faults_left("auth.test") == 0, timeout=5)
+    finally:
+        web.stop()
