@@ -31,13 +31,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
 
 from bot.logs import Outage
-from bot.store.db import Database
+from bot.store.db import Database, connect_timeout
 
 if TYPE_CHECKING:  # psycopg is installed with the `postgres` extra only
     import psycopg
@@ -183,7 +183,9 @@ class ClockLink:
         import psycopg
 
         if self._conn is None or self._conn.closed:
-            self._conn, self._held = psycopg.connect(self.conninfo, autocommit=True), False
+            connecting: dict[str, Any] = {**connect_timeout(self.conninfo)}
+            self._conn = psycopg.connect(self.conninfo, autocommit=True, **connecting)
+            self._held = False
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CLOCK_LOCK,)).fetchone()
         if not (row and row[0]):
             return False

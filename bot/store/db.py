@@ -36,6 +36,17 @@ def _note_reached(*_args: Any) -> None:
     _reached.count = getattr(_reached, "count", 0) + 1
 
 
+# How long a new PostgreSQL connection may take. Without a limit, a server that is frozen (or a
+# network that drops packets) accepts the connection and never answers: every request and timer
+# waiting for a connection hung with it, rather than failing and being tried again.
+CONNECT_SECONDS = 5
+
+
+def connect_timeout(url: str) -> dict[str, int]:
+    """libpq's connect_timeout for `url`, unless the URL names its own."""
+    return {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_SECONDS}
+
+
 def make_engine(
     url: str,
     *,
@@ -69,7 +80,7 @@ def make_engine(
     # the clock takes a few dozen connections a second (steps and posts go in rounds), not hundreds.
     return create_engine(
         url,
-        connect_args={"options": options},
+        connect_args={"options": options, **connect_timeout(url)},
         pool_size=pool_size,
         max_overflow=20,
         pool_pre_ping=pre_ping,
