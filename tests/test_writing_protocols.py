@@ -333,3 +333,23 @@ def test_help_and_an_unknown_name_show_some_of_very_many_protocols_and_say_how_m
             said = bot.command(typo)["text"]
             assert "did you mean `team-protocol-" in said  # the closest one still named
             assert "team-protocol-023 and 127 more (`/protocol list` shows them all)" in said
+
+
+def test_a_long_protocol_name_in_the_start_menu_ends_with_an_ellipsis(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # A menu option's text holds 75 characters: a longer name was cut mid-word with no sign,
+    # and two names alike in their first 75 characters looked the same.
+    long_name = "Looking closely at student writing across the grade-level team " * 2
+    with _operator_bot(workspace, database_url, _many_protocols(tmp_path, 2, long_name)) as bot:
+        assert bot.command("") == {}
+        (opened,) = bot.standin.calls_to("views.open")
+        assert opened.response["ok"], opened.response
+        shown = {
+            option["value"]: option["text"]["text"]
+            for option in opened.params["view"]["blocks"][0]["element"]["options"]
+        }
+        mine = shown["team-protocol-000"]
+        assert len(mine) == 75 and mine.endswith("…")
+        assert long_name.startswith(mine[:-1])
+        assert shown["atlas"] == bot.runtime.library["atlas"].name  # short names are whole
