@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.processes import TICKS, Server
+from bench.processes import Server, stat_cpu_seconds
 
 # Thread name (its number left off) -> the job it does, in ours and in the floor.
 ROLES = {
@@ -96,15 +96,8 @@ def per_request(before: Counter[str], after: Counter[str], requests: int) -> dic
 
 
 def _thread_times(pid: int) -> dict[int, float]:
-    times: dict[int, float] = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        return times
-    for task in tasks:
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        times[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICKS
-    return times
+        return {}
+    return {int(task.name): stat_cpu_seconds(task / "stat") for task in tasks}

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
@@ -183,8 +183,8 @@ class ClockLink:
         import psycopg
 
         if self._conn is None or self._conn.closed:
-            connecting: dict[str, Any] = {**connect_timeout(self.conninfo)}
-            self._conn = psycopg.connect(self.conninfo, autocommit=True, **connecting)
+            timeout = connect_timeout(self.conninfo)
+            self._conn = psycopg.connect(self.conninfo, autocommit=True, **timeout)
             self._held = False
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CLOCK_LOCK,)).fetchone()
         if not (row and row[0]):

@@ -117,8 +117,7 @@ class OneWorkspace(Middleware):
 
     def _refresh(self) -> None:
         try:
-            if self._ask() == GONE:
-                self._home = None  # the next request asks, and is told the app is gone
+            self._ask()  # a refusal forgets the home: the next request asks, and is told
         finally:
             self._refreshing = False
 

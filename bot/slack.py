@@ -215,12 +215,15 @@ class Pending:
             self._handoff.unhold(self.row["channel_id"])
 
 
-def enqueued(s: Session, team_id: str, ref: str) -> bool:
-    """Whether a call with this ref is in the outbox already: for a word said once."""
-    found = s.scalars(
-        select(OutboxMessage.id).where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
-    ).first()
-    return found is not None
+def enqueued(s: Session, team_id: str, ref: str, channel: str | None = None) -> bool:
+    """Whether a call with this ref (to `channel`, if given) is in the outbox already: for a word
+    said once."""
+    query = select(OutboxMessage.id).where(
+        OutboxMessage.team_id == team_id, OutboxMessage.ref == ref
+    )
+    if channel is not None:
+        query = query.where(OutboxMessage.channel_id == channel)
+    return s.scalars(query).first() is not None
 
 
 def enqueued_from(source: CTE, prefix: str) -> CTE:

@@ -191,21 +191,11 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
         copied=copied,
     )
     engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
-    if copied and not _has_notes(s, session, session.facilitator_id):
-        notes_to(engine, s, session, session.facilitator_id)
-
-
-def _has_notes(s: Session, session: ProtocolSession, user: str) -> bool:
-    """Whether the notes went to `user` already: as the presenter, or ended from the note that
-    the channel can't be reached (controls.end_away)."""
-    found = s.scalars(
-        select(OutboxMessage.id).where(
-            OutboxMessage.team_id == session.team_id,
-            OutboxMessage.ref == f"notes:{session.id}",
-            OutboxMessage.channel_id == user,
-        )
-    ).first()
-    return found is not None
+    # Unless the notes went to the facilitator already: as the presenter, or ended from the
+    # note that the channel can't be reached (controls.end_away).
+    facilitator = session.facilitator_id
+    if copied and not slack.enqueued(s, session.team_id, f"notes:{session.id}", facilitator):
+        notes_to(engine, s, session, facilitator)
 
 
 def _notice(session: ProtocolSession, row: OutboxMessage) -> str:

@@ -42,7 +42,7 @@ def _note_reached(*_args: Any) -> None:
 CONNECT_SECONDS = 5
 
 
-def connect_timeout(url: str) -> dict[str, int]:
+def connect_timeout(url: str) -> dict[str, Any]:
     """libpq's connect_timeout for `url`, unless the URL names its own."""
     return {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_SECONDS}
 
