@@ -77,7 +77,9 @@ def parser() -> argparse.ArgumentParser:
     lat.add_argument("--rounds", type=int, default=2, help="alternating slices (latency)")
     lat.add_argument("--channels", type=int, default=50, help="running sessions replied to")
     lat.add_argument("--step-seconds", type=float, help="seconds per ramp step (throughput)")
-    lat.add_argument("--first", type=float, default=25.0, help="first ramp rate")
+    lat.add_argument(
+        "--first", type=float, default=100.0, help="first ramp rate (ours and the baseline)"
+    )
     lat.add_argument("--ceiling", type=float, default=3200.0, help="highest ramp rate")
     ses = p.add_argument_group("sessions and coldstart")
     ses.add_argument("--sessions", type=int, default=10_000)

@@ -54,8 +54,7 @@ EXPLAIN = {
         "web process."
     ),
     "throughput": (
-        "A stepped ramp of thread replies ({step_seconds:g} s a step, doubling from {first:g}/s "
-        "(the baseline's from four times that), "
+        "A stepped ramp of thread replies ({step_seconds:g} s a step, doubling from {first:g}/s, "
         "then bisecting twice; ceiling {ceiling:g}/s). The baseline holds a step when every ack "
         "is a 200 within 3 s; ours must also tag every reply (event in, row committed, reaction "
         "at the stand-in) with the 99th percentile of that within 3 s. CPU per request is the "
