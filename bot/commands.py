@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -169,6 +170,13 @@ _QUOTES = "\"'`“”‘’«»„"
 _AFTER_WORD = ".!?,;:"
 
 
+def normalize(text: str) -> str:
+    """`/protocol` text as the parser reads it: the full-width letters, digits and spaces that
+    Chinese, Japanese and Korean input methods type as the plain ones (NFKC), invisible
+    characters dropped, and one space between words."""
+    return " ".join(unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).split())
+
+
 def _echo(text: str) -> str:
     """User text to quote back: not escaped (templates do that), but one short line."""
     line = " ".join(text.split()).replace("`", "'")
@@ -236,7 +244,7 @@ def parse(text: str, *, now: datetime, tz: str = "UTC") -> Command | ParseError:
         raise ValueError("now must be an aware datetime")
     clock = _Clock(now.astimezone(UTC), _zone(tz))
     try:
-        return _command(_Cursor(text.translate(_INVISIBLE)), clock)
+        return _command(_Cursor(normalize(text)), clock)
     except _Rejected as rejected:
         return rejected.error
 

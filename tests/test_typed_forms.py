@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from tests.harness import Bot
+import pytest
+from sqlalchemy import select
+
+from bot.store.models import ProtocolSession
+from tests.harness import PRESENTER, Bot
 from tests.prep_world import message_text
 
 
@@ -30,3 +35,24 @@ def test_marks_that_autocorrect_or_pasting_add_are_read_past(
 ) -> None:
     answer = message_text(bot.command(text))
     assert expected in answer, answer
+
+
+def _full_width(text: str) -> str:
+    """Text as a Chinese, Japanese or Korean input method types it when left in full-width
+    mode: each printable ASCII character as its full-width form, spaces as ideographic ones."""
+    return "".join(
+        "\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text
+    )
+
+
+def test_a_command_typed_in_full_width_characters_is_read_as_typed(bot: Bot) -> None:
+    # The facilitator's Slack time zone is Los Angeles: the time is read in it.
+    la = ZoneInfo("America/Los_Angeles")
+    day = datetime.now(la).date() + timedelta(days=2)
+    mention = f"\u3000<@{PRESENTER}|maria>\u3000"
+    text = _full_width("start atlas") + mention + _full_width(f"at {day} 15:00")
+    answer = message_text(bot.command(text))
+    assert "/protocol start" not in answer, answer
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+    assert session.starts_at == datetime(day.year, day.month, day.day, 15, 0, tzinfo=la)

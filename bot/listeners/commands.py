@@ -39,7 +39,7 @@ def register(app: App, runtime: Runtime) -> None:
     def protocol_command(
         ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
-        text = " ".join(str(command.get("text") or "").split())
+        text = cmd.normalize(str(command.get("text") or ""))
         actor = actor_from_command(command, client)
         # A time zone costs a users.info call: ask only when the command reads or shows a clock
         # time (`in 2h` is shown to the caller as a local time, and stored with their zone).
