@@ -164,7 +164,8 @@ class _Rejected(Exception):
 
 
 # What pasted or autocorrected text carries that nobody typed: zero-width spaces, word joiners
-# and byte order marks (dropped); quotes around a protocol's name; a mark after a subcommand.
+# and byte order marks (dropped); quotes around a protocol's name; a mark after a subcommand,
+# or after the last word as at the end of a sentence.
 _INVISIBLE = dict.fromkeys((0x200B, 0x2060, 0xFEFF))
 _QUOTES = "\"'`“”‘’«»„"
 _AFTER_WORD = ".!?,;:"
@@ -173,8 +174,11 @@ _AFTER_WORD = ".!?,;:"
 def normalize(text: str) -> str:
     """`/protocol` text as the parser reads it: the full-width letters, digits and spaces that
     Chinese, Japanese and Korean input methods type as the plain ones (NFKC), invisible
-    characters dropped, and one space between words."""
-    return " ".join(unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).split())
+    characters dropped, one space between words, and no mark after the last word."""
+    words = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).split()
+    if words and words[-1].rstrip(_AFTER_WORD):
+        words[-1] = words[-1].rstrip(_AFTER_WORD)
+    return " ".join(words)
 
 
 def _echo(text: str) -> str:

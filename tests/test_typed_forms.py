@@ -28,6 +28,11 @@ def test_help_with_more_words_after_it_is_still_help(bot: Bot) -> None:
         ("Next!", "No protocol session"),
         ("next\u200b", "No protocol session"),  # a zero-width space, pasted with the word
         ("\u200bhelp", "/protocol start"),
+        # a full stop or a mark at the end, as at the end of a sentence
+        ("preview atlas.", "Getting Started"),
+        ("preview ATLAS!", "Getting Started"),
+        (f"start atlas <@{PRESENTER}|maria> step 1h.", "is starting in this channel"),
+        (f"start atlas <@{PRESENTER}|maria>.", "is starting in this channel"),
     ],
 )
 def test_marks_that_autocorrect_or_pasting_add_are_read_past(
