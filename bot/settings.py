@@ -105,6 +105,13 @@ def _check_database_url(url: str) -> None:
             "postgresql://user:password@host:port/database"
         ) from None
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if "@" in (parsed.host or ""):
+        # An @ in the password not written as %40 ends the password there, and the rest of it
+        # is read as the host's name, which the driver's error would then show.
+        raise SettingsError(
+            "DATABASE_URL is malformed: it has more than one @ before the host: write an @ in "
+            "the password (or the user name) as %40"
+        )
     if backend == "postgresql" and driver != "psycopg":
         raise SettingsError(
             f"DATABASE_URL asks for the {driver} driver, which protocolbot does not use: write "

@@ -146,6 +146,18 @@ def test_a_database_url_that_is_no_url_is_named_without_quoting_it(tmp_path: Pat
     assert line.startswith("protocolbot: DATABASE_URL is malformed: "), line
 
 
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["serve"]], ids=["upgrade", "serve"])
+def test_a_password_with_an_at_sign_not_written_as_percent_40_is_not_shown(
+    args: list[str], tmp_path: Path
+) -> None:
+    # Read as it stands, the password ends at its @ and the rest of it is taken for the host.
+    password = "pw@Secret-4711"
+    url = f"postgresql://bot:{password}@127.0.0.1:1/protocolbot"
+    line = _one_line(_run(args, url, tmp_path), password="Secret-4711")
+    assert line.startswith("protocolbot: DATABASE_URL is malformed: "), line
+    assert "%40" in line
+
+
 def test_an_in_memory_database_is_refused_for_it_keeps_nothing(tmp_path: Path) -> None:
     for url in ("sqlite://", "sqlite:///:memory:"):
         line = _one_line(_run(["db", "upgrade"], url, tmp_path))
