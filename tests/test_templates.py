@@ -711,6 +711,7 @@ def held_messages(engine: Engine) -> list[Message]:
     # Its button ends the session from there: the answer to the facilitator.
     session = engine.start(actor(channel="C_AWAY"), protocol_id="atlas", presenter=PRESENTER)
     check_message(render_message("replies/ended_away.j2", **session.context))
+    check_message(render_message("refusals/running_again.j2", **session.context))
     return said
 
 

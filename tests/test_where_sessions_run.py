@@ -203,6 +203,16 @@ def test_a_session_whose_bot_is_removed_from_its_channel_is_paused_until_resumed
     resumed = [m for m in bot.posts() if m.get("thread_ts") == first]
     assert resumed and "running again" in message_text(resumed[-1])
 
+    # Days later, the note's End button, pressed by mistake: the team carries on.
+    (dm,) = bot.posts(f"D{FACILITATOR[1:]}")
+    (button,) = [e for b in dm["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert bot.action(button["action_id"], button["value"])[0] == 200
+    bot.settle()
+    assert _sessions(bot) == [(CHANNEL, "running")]
+    (answer,) = [c.params["text"] for c in bot.standin.calls_to("response_url")]
+    assert f"running again in <#{CHANNEL}>" in answer and "`/protocol end`" in answer
+    assert len(bot.posts(f"D{FACILITATOR[1:]}")) == 1  # no notes sent there
+
 
 def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is_back(
     bot: Bot,

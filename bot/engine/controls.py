@@ -189,6 +189,9 @@ def end_away(engine: Engine, actor: Actor, session_id: int) -> Reply:
         active = session is not None and session.status in ACTIVE
     if session is None or where is None or session.team_id != actor.team_id or not active:
         raise Refusal("refusals/session_over.j2")
+    if session.status == "running":
+        # Resumed in its channel since the note was sent: the team is there, and sees the end.
+        raise Refusal("refusals/running_again.j2", session=session)
     # The channel has one active session at most: this one, which `end` finds there.
     there = replace(actor, channel_id=where[0], enterprise_id=where[1])
     with engine.batch():  # one commit: notes kept out of the channel then find this copy
