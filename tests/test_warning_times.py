@@ -206,6 +206,24 @@ def test_a_days_step_keeps_its_local_time_across_a_daylight_saving_change(
         web.stop()
 
 
+def test_a_days_step_paused_and_resumed_across_a_daylight_saving_change_keeps_its_time(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A day's step paused at once on Friday 3 PM in Los Angeles and resumed on Saturday at
+    3 PM has a whole day left: it closes on Sunday at 3 PM, though the clocks went back an hour
+    that night (25 hours), not at 2 PM."""
+    clock = HeldClock(datetime(2026, 10, 30, 22, 0, tzinfo=UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d")
+        web.command("pause")
+        clock.set(datetime(2026, 10, 31, 22, 0, tzinfo=UTC))
+        web.command("resume")
+        assert _closes(web) == int(datetime(2026, 11, 1, 23, 0, tzinfo=UTC).timestamp())
+    finally:
+        web.stop()
+
+
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 
 

@@ -148,8 +148,9 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             raise Refusal("refusals/not_paused.j2")
         if session.protocol_id not in engine.library:
             raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
-        now = engine.clock.now()
-        closes = now + timedelta(seconds=session.paused_remaining or 0)
+        # Whole days left are counted on the calendar, as a step's length is (pacing.later): a
+        # day's step resumed across a daylight-saving change keeps its time of day.
+        closes = later(engine.clock.now(), session.paused_remaining or 0, session.tz)
         if session.weekdays:
             closes = carry_past_weekend(closes, session.tz)
         session.status = "running"
