@@ -896,7 +896,7 @@ class OutboxSender:
         except SlackApiError as exc:
             error = exc.response.get("error")
             if error in INSTALLATION_GONE:
-                self._installation_gone(team_id, str(error))
+                self.installation_gone(team_id, str(error))
                 return _finished(row_id, error=str(error))
             return self._on_api_error(row_id, client, payload, exc, maybe_sent=maybe_sent)
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
@@ -905,10 +905,11 @@ class OutboxSender:
             )
             return _Outcome(row_id, "retry", after=None, ambiguous=True)
 
-    def _installation_gone(self, team_id: str, error: str) -> None:
-        """Slack refused the workspace's token for good: as an uninstall, said once in the log
-        (the token never is), and handed to on_gone each time (a post of a session started
-        since stops that one too)."""
+    def installation_gone(self, team_id: str, error: str) -> None:
+        """Slack refused the workspace's token for good (on a post, or on a facilitator's
+        control: bot/listeners/people.py): as an uninstall, said once in the log (the token
+        never is), and handed to on_gone each time (a post of a session started since stops
+        that one too)."""
         with self._busy_lock:
             first = team_id not in self._gone
             self._gone.add(team_id)

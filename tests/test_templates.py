@@ -512,6 +512,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/not_invited.j2"))
     said.append(render_message("refusals/not_invited.j2", resume=True))
     said.append(render_message("refusals/other_workspace.j2"))
+    said.append(render_message("refusals/token_refused.j2"))
     texts.append(render_text("notes_file_title.j2", protocol=LIBRARY["atlas"], when=NOW))
     texts.append(render_text("refusals/not_installed.j2"))
     return said, texts

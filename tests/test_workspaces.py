@@ -620,20 +620,23 @@ def test_a_token_slack_refuses_is_taken_as_an_uninstall(
 ) -> None:
     """An admin revoked the token, or deactivated the bot's account, and no tokens_revoked or
     app_uninstalled event reached the bot: the session ran on, each post failing, and the
-    facilitator was told 'Moved on' at every `next`."""
+    facilitator was told 'Moved on' at every `next` (the first one still was, since Slack
+    refused only the post of step 2 that came after the answer)."""
     bot.command(START)
     _step_ts(bot, _session_id(bot, "T_TEAM"), 1)
     bot.standin.refuse_token("xoxb-test", refused)
     with caplog.at_level(logging.INFO):
-        bot.command("next")  # answered before step 2 is posted, which Slack then refuses
-        bot.wait_until(lambda: _sessions(bot) == [("T_TEAM", "ended", 2)])
+        first = _said(bot.command("next"))
+        assert "Moved on" not in first, first
+        assert "Slack refused protocolbot" in first and "reinstall" in first, first
+        assert _sessions(bot) == [("T_TEAM", "ended", 1)]
         _settled(bot)
         for text in ("next", "status", START):
             answer = _said(bot.command(text))
             assert NOT_INSTALLED in answer and "Moved on" not in answer, (text, answer)
-    assert _sessions(bot) == [("T_TEAM", "ended", 2)]
-    # Step 2 was tried once; nobody was sent word of it (the bot can't speak there).
-    assert _refused_calls(bot).count("chat.postMessage") == 1
+    assert _sessions(bot) == [("T_TEAM", "ended", 1)]
+    # Step 2 was never tried; nobody was sent word of it (the bot can't speak there).
+    assert _refused_calls(bot).count("chat.postMessage") == 0
     with bot.db.session() as s:
         pending = select(func.count()).where(OutboxMessage.status == "pending")
         assert s.scalar(pending) == 0
@@ -641,6 +644,27 @@ def test_a_token_slack_refuses_is_taken_as_an_uninstall(
     said = [r.getMessage() for r in warned if refused in r.getMessage()]
     assert len(said) == 1 and "T_TEAM" in said[0], said
     assert not any("xoxb-test" in r.getMessage() for r in caplog.records)
+
+
+def test_a_step_button_pressed_after_slack_refused_the_token_says_so(bot: Bot) -> None:
+    """The Next step button after the token was revoked answered 'Moved on' to a step that
+    could not be posted."""
+    bot.command(START)
+    _step_ts(bot, _session_id(bot, "T_TEAM"), 1)
+    (step,) = bot.step_posts()
+    (next_button,) = [
+        e
+        for b in step["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "step_next"
+    ]
+    bot.standin.refuse_token("xoxb-test", "token_revoked")
+    assert bot.action("step_next", next_button["value"])[0] == 200
+    bot.wait_until(lambda: "Slack refused protocolbot" in _responses(bot))
+    assert "Moved on" not in _responses(bot)
+    assert _sessions(bot) == [("T_TEAM", "ended", 1)]
+    assert _refused_calls(bot).count("chat.postMessage") == 0
 
 
 def test_a_web_process_learns_that_slack_refuses_the_token_without_a_restart(
@@ -675,10 +699,9 @@ def test_a_workspace_whose_token_slack_refuses_is_forgotten_and_the_others_run_o
     token = bot.installations.bot_token(TEAM_A)
     assert token is not None
     bot.standin.refuse_token(token, "invalid_auth")
-    bot.command("next", team=TEAM_A)
+    assert "Slack refused protocolbot" in _said(bot.command("next", team=TEAM_A))
     bot.wait_until(lambda: bot.installations.bot_token(TEAM_A) is None)
-    bot.wait_until(lambda: (TEAM_A, "ended", 2) in _sessions(bot))
-    assert _sessions(bot) == [(TEAM_A, "ended", 2)]
+    assert _sessions(bot) == [(TEAM_A, "ended", 1)]
     assert bot.command("next", team=TEAM_A) == {}
     assert NOT_INSTALLED in _responses(bot)
     assert bot.installations.bot_token(TEAM_B) is not None

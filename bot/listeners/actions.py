@@ -12,7 +12,7 @@ from bot.blocks import render_message
 from bot.engine import controls
 from bot.engine.core import Pressed
 from bot.engine.errors import Refusal, Reply
-from bot.listeners.people import actor_from_action, installed_team
+from bot.listeners.people import actor_from_action, installed_team, token_refused
 from bot.runtime import Runtime
 
 
@@ -32,6 +32,10 @@ def register(app: App, runtime: Runtime) -> None:
         action = body["actions"][0]
         pressed = Pressed.parse(str(action.get("value") or ""))
         actor = actor_from_action(body, client)
+        refused = token_refused(client, actor.team_id, runtime.sender.installation_gone)
+        if refused is not None:
+            _say(respond, refused)
+            return
         engine = runtime.engine
         run = {
             "step_next": lambda: engine.next_step(actor, pressed),

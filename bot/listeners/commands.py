@@ -18,7 +18,7 @@ from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.keepalive import answer_to
-from bot.listeners.people import actor_from_command, between_people
+from bot.listeners.people import actor_from_command, between_people, token_refused
 from bot.profiles import SlackProfiles, impatient
 from bot.runtime import Runtime
 
@@ -30,6 +30,8 @@ LIKES_ZONE = (" in ",)
 # so the ack never waits on the database. Commands that change something still answer in the
 # ack, once the change is committed.
 READ_ONLY = (cmd.Status, cmd.Notes)
+# Controls whose answer says what the channel now sees: asked only once Slack takes the token.
+CONTROLS = (cmd.Next, cmd.Extend, cmd.Pause, cmd.Resume, cmd.End)
 # views.open is answered before the ack (its trigger_id lasts 3 s): a slower answer is an outage.
 DIALOG_SECONDS = 2
 
@@ -69,6 +71,9 @@ def register(app: App, runtime: Runtime) -> None:
                 ack()
                 return
             parsed = refused
+        if isinstance(parsed, CONTROLS):
+            gone = runtime.sender.installation_gone
+            parsed = token_refused(client, actor.team_id, gone) or parsed
         if isinstance(parsed, READ_ONLY) and command.get("response_url"):
             ack()
             runtime.answers.submit(_answer_later, runtime, parsed, actor, respond)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -10,7 +11,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.engine.core import Actor
+from bot.engine.errors import Reply
 from bot.profiles import CALL_SECONDS, impatient
+from bot.slack import INSTALLATION_GONE
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,28 @@ def is_admin(client: WebClient, user_id: str) -> bool:
         log.warning("users.info for the admin check failed: %s", type(error).__name__)
         return False
     return bool(user.get("is_admin") or user.get("is_owner"))
+
+
+def token_refused(
+    client: WebClient, team_id: str, gone: Callable[[str, str], None]
+) -> Reply | None:
+    """Whether Slack refuses the bot's token in the request's workspace (revoked by an admin,
+    the bot's account deactivated: no event says so), asked before a facilitator's control is
+    carried out, whose answer would otherwise say that a step moved where nobody will see it.
+    A refusal is handed to `gone` (the workspace's sessions stop, as at a refused post) and
+    answered; None when Slack takes the token, or can't say within a second (the control goes
+    ahead)."""
+    try:
+        impatient(client, CALL_SECONDS).auth_test()
+    except SlackApiError as error:
+        refused = error.response.get("error")
+        if refused not in INSTALLATION_GONE:
+            return None
+        gone(team_id, str(refused))
+        return Reply("refusals/token_refused.j2")
+    except OSError as error:  # timed out, or no connection
+        log.warning("auth.test before a control failed: %s", type(error).__name__)
+    return None
 
 
 def between_people(command: dict[str, Any]) -> bool:
