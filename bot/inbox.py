@@ -52,6 +52,7 @@ KEPT_EVENTS = frozenset(
         "tokens_revoked",
         "channel_left",
         "group_left",
+        "member_joined_channel",
     }
 )
 LEAVING = frozenset({"app_uninstalled", "tokens_revoked"})
@@ -156,6 +157,17 @@ def _event_team(body: dict[str, Any]) -> str:
     return str(ours.get("team_id") or body.get("team_id") or event.get("team") or "")
 
 
+def _someone_else_joined(body: dict[str, Any]) -> bool:
+    """A person joined a channel the bot is in: only the bot's own joins matter (invited back
+    where a session is paused). The envelope's authorizations name the bot's user."""
+    event = body.get("event") or {}
+    if event.get("type") != "member_joined_channel":
+        return False
+    authorizations = body.get("authorizations") or [{}]
+    ours = authorizations[0] if isinstance(authorizations[0], dict) else {}
+    return not ours.get("user_id") or event.get("user") != ours.get("user_id")
+
+
 def worth_keeping(event: dict[str, Any]) -> bool:
     kind = event.get("type")
     if kind not in KEPT_EVENTS:
@@ -244,7 +256,7 @@ class Inbox:
     def accept(self, body: dict[str, Any]) -> Stored | None:
         """Store an event callback; None for a retry or duplicate already stored."""
         event = body.get("event") or {}
-        if not worth_keeping(event):
+        if not worth_keeping(event) or _someone_else_joined(body):
             return None
         team_id = _event_team(body)
         if event.get("type") in LEAVING and body.get("event_time"):

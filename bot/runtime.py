@@ -131,6 +131,8 @@ class Runtime:
             self.workspaces.handle(team_id, event)
         elif event.get("type") in delivery.REMOVED_EVENTS:
             delivery.removed_from_channel(self.engine, team_id, event)
+        elif event.get("type") == delivery.JOINED_EVENT:
+            delivery.back_in_channel(self.engine, team_id, event)
         else:
             self.replies.handle(team_id, event)
 

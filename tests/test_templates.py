@@ -772,18 +772,22 @@ def removed_messages(engine: Engine) -> list[Message]:
         before = outbox(engine)[-1].id
         event = {"type": "channel_left", "channel": room.channel_id, "actor_id": remover}
         delivery.removed_from_channel(engine, TEAM, event)
+        back = {"type": "member_joined_channel", "channel": room.channel_id, "inviter": remover}
+        delivery.back_in_channel(engine, TEAM, back)
         notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
         said += [n for n in notes if n is not None]
-    assert len(said) == 2
+    assert len(said) == 4
     return said
 
 
 def test_the_facilitator_hears_the_bot_was_removed_and_the_session_paused(
     engine: Engine,
 ) -> None:
-    for message in removed_messages(engine):
+    said = removed_messages(engine)
+    for message in said:
         check_message(message)
-        assert "so I paused" in message.text
+    left, back, *_ = said
+    assert "so I paused" in left.text and "still paused" in back.text
 
 
 def header_reply_messages(engine: Engine) -> list[Message]:

@@ -8,12 +8,14 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 
-from bot.store.models import OutboxMessage, PresenterRotation, ProtocolSession
+from bot.store.models import InboxEvent, OutboxMessage, PresenterRotation, ProtocolSession
 from tests.fakes.signing import slash_command_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 from tests.prep_world import message_text
+from tests.test_oauth import MANIFEST
 
 # channel_id and channel_name as Slack sends them from a DM and from group DMs.
 BETWEEN_PEOPLE = [
@@ -214,15 +216,20 @@ def test_a_session_whose_bot_is_removed_from_its_channel_is_paused_until_resumed
     assert len(bot.posts(f"D{FACILITATOR[1:]}")) == 1  # no notes sent there
 
 
-def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is_back(
-    bot: Bot,
-) -> None:
+def _paused_out_of_private_channel(bot: Bot) -> None:
+    """A session running in a private channel, paused when a teacher took the bot out."""
     bot.standin.add_channel("C_PRIV", [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"], private=True)
     _command(bot, f"start atlas <@{PRESENTER}|maria> step 1h", "C_PRIV", "privategroup")
     bot.wait_until(lambda: len(bot.posts("C_PRIV")) == 2, timeout=10)
     bot.standin.remove_member("C_PRIV", "U_BOT")
     assert bot.event({"type": "group_left", "channel": "C_PRIV", "actor_id": TEACHERS[0]}) == 200
     bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+
+
+def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is_back(
+    bot: Bot,
+) -> None:
+    _paused_out_of_private_channel(bot)
     bot.settle()
     tried = len(bot.standin.calls_to("chat.postMessage"))
 
@@ -239,6 +246,52 @@ def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is
     assert answer.startswith("Resumed.")
     bot.wait_until(lambda: "running again" in message_text(bot.posts("C_PRIV")[-1]), timeout=10)
     assert _sessions(bot) == [("C_PRIV", "running")]
+
+
+def _joined(bot: Bot, user: str, channel: str = CHANNEL) -> None:
+    # As Slack sends it to an app in the channel, and to the bot on its own invitation.
+    event = {
+        "type": "member_joined_channel",
+        "user": user,
+        "channel": channel,
+        "channel_type": "G",
+        "inviter": TEACHERS[1],
+    }
+    assert bot.event(event) == 200
+
+
+def test_the_facilitator_hears_when_the_bot_is_invited_back_to_a_paused_session(
+    bot: Bot,
+) -> None:
+    """Invited back to the private channel it was removed from, the bot said nothing: the
+    facilitator had to guess that the session could go on, and that it waited on them."""
+    _paused_out_of_private_channel(bot)
+    _joined(bot, TEACHERS[2], "C_PRIV")  # someone else joining changes nothing
+    bot.settle()
+    assert len(_notes_to_facilitator(bot)) == 1
+
+    bot.standin.add_member("C_PRIV", "U_BOT")  # /invite @protocolbot
+    _joined(bot, "U_BOT", "C_PRIV")
+    bot.wait_until(lambda: len(_notes_to_facilitator(bot)) == 2, timeout=10)
+    bot.settle()
+    back = _notes_to_facilitator(bot)[1]
+    assert f"<@{TEACHERS[1]}> invited me back" in back and "<#C_PRIV>" in back
+    assert "still paused" in back and "/protocol resume" in back
+    assert _sessions(bot) == [("C_PRIV", "paused")]  # the facilitator says when
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert "member_joined_channel" in manifest["settings"]["event_subscriptions"]["bot_events"]
+
+
+def test_only_the_bots_own_joins_are_kept(bot: Bot) -> None:
+    """A busy workspace's joins are acknowledged and dropped at the door, not stored."""
+    bot.open_step()
+    _joined(bot, TEACHERS[2])
+    _joined(bot, "U_BOT")  # already in, the session running: nothing to say
+    bot.settle()
+    with bot.db.inbox_session() as s:
+        kept = [e.payload["event"] for e in s.scalars(select(InboxEvent))]
+    assert [e["user"] for e in kept if e["type"] == "member_joined_channel"] == ["U_BOT"]
+    assert _notes_to_facilitator(bot) == []
 
 
 def test_the_bot_taken_out_of_a_private_channel_says_so_for_sessions_scheduled_there(

@@ -146,6 +146,32 @@ def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) ->
         engine.post(s, session, message, channel=session.facilitator_id)
 
 
+# Slack's word that someone joined a channel: kept only when it is the bot (bot/inbox.py).
+JOINED_EVENT = "member_joined_channel"
+
+
+def back_in_channel(engine: Engine, team_id: str, event: dict[str, Any]) -> None:
+    """The bot was invited back to a channel where a session is paused (removed from it, or
+    its step could not reach it): nothing moves until the facilitator resumes it, so tell them
+    the channel is open to the bot again, and how to carry on."""
+    channel = str(event.get("channel") or "")
+    with engine.transaction() as (s, _after):
+        session = s.scalars(
+            select(ProtocolSession).where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.status == "paused",
+            )
+        ).first()
+        if session is None or session.current_step < 1:
+            return
+        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        message = render_message(
+            "session_back.j2", session=session, protocol=protocol, inviter=event.get("inviter")
+        )
+        engine.post(s, session, message, channel=session.facilitator_id)
+
+
 def _warn_scheduled(engine: Engine, team_id: str, channel: str, remover: Any) -> None:
     with engine.transaction() as (s, _after):
         for session in s.scalars(
