@@ -1037,8 +1037,16 @@ class SlackStandin:
         page, cursor = _paginate(members, p, default_limit=100)
         return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
+    def _readable(self, channel: str) -> str:
+        """A channel whose messages the bot may read: a bot token reads only the channels it
+        is a member of (a public one it is not in answers `not_in_channel`)."""
+        registered = self._channels.get(channel)
+        if registered is not None and self.bot_user_id not in registered["members"]:
+            raise _SlackError("not_in_channel")
+        return channel
+
     def _conversations_history(self, p: Params, token: str) -> Params:
-        channel = self._channel_param(p)
+        channel = self._readable(self._channel_param(p))
         visible = [
             m
             for m in self._by_channel.get(channel, [])
@@ -1056,7 +1064,7 @@ class SlackStandin:
         }
 
     def _conversations_replies(self, p: Params, token: str) -> Params:
-        channel = self._channel_param(p)
+        channel = self._readable(self._channel_param(p))
         ts = str(p.get("ts") or "")
         first = self._index.get((channel, ts))
         root = (first["thread_ts"] or first["ts"]) if first is not None else ts

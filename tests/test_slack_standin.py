@@ -246,8 +246,17 @@ def test_an_archived_channel_or_one_the_bot_left_refuses_what_the_bot_sends(
     with pytest.raises(SlackApiError) as excinfo:
         client.chat_postMessage(channel="C_TEAM", text="step 2")
     assert error_of(excinfo) == "not_in_channel"
+    # Nor does Slack let a bot read a public channel it is not a member of.
+    for call in (
+        lambda: client.conversations_history(channel="C_TEAM"),
+        lambda: client.conversations_replies(channel="C_TEAM", ts=ts),
+    ):
+        with pytest.raises(SlackApiError) as excinfo:
+            call()
+        assert error_of(excinfo) == "not_in_channel"
     client.conversations_join(channel="C_TEAM")  # a public channel: the bot may join again
     client.chat_postMessage(channel="C_TEAM", text="step 2")
+    assert len(client.conversations_replies(channel="C_TEAM", ts=ts)["messages"]) == 1
 
 
 def test_a_private_channel_is_hidden_from_the_bot_until_someone_invites_it(
