@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -84,6 +85,26 @@ class SlackDirectory:
             return False
         return bool(found.get("is_private")) and found.get("is_member") is False
 
+    def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
+        """Every message of a thread, oldest first; [] if Slack will not say. Out of a public
+        channel (taken out of it), the bot joins it again first, as its next post there would:
+        Slack shows a bot only the messages of channels it is in."""
+        client = self.client_for(team_id)
+        if client is None:
+            return []
+        try:
+            return _thread(client, channel, ts)
+        except SlackApiError as error:
+            if error.response.get("error") != "not_in_channel":
+                log.warning("could not read a thread: %s", error.response.get("error"))
+                return []
+        try:
+            client.conversations_join(channel=channel)
+            return _thread(client, channel, ts)
+        except SlackApiError as error:
+            log.warning("could not read a thread: %s", error.response.get("error"))
+            return []
+
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         """What Slack shows for each person (display name, else full name, else username) or
         channel (C..., G...) of `ids`; one Slack cannot name (gone, private to the bot, or out of
@@ -122,6 +143,17 @@ class SlackDirectory:
 
 # Slack's answers for an id it will not name: nobody asks again within the hour.
 _UNKNOWN = ("user_not_found", "user_not_visible", "channel_not_found")
+
+
+def _thread(client: WebClient, channel: str, ts: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = client.conversations_replies(channel=channel, ts=ts, limit=200, cursor=cursor)
+        messages.extend(page.get("messages") or [])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return messages
 
 
 def _ask(client: WebClient, thing: str) -> str | None:

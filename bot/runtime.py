@@ -11,6 +11,7 @@ from typing import Any
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
+from bot import missed
 from bot.clock import Clock, SystemClock
 from bot.directory import SlackDirectory
 from bot.engine import delivery, prep
@@ -104,8 +105,10 @@ class Runtime:
             self.scheduler.every_tick.append(self.inbox.sweep)
         self.link: ClockLink | None = None
         self.clock_file: ClockFile | None = None
-        # Answers to read-only commands, sent through response_url after the ack.
+        # Answers to read-only commands, sent through response_url after the ack; and the
+        # replies a resumed session's step missed, asked of Slack after the ack too.
         self.answers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answer")
+        self.engine.on_resumed = self._resumed
         self._started = False
 
     @property
@@ -135,6 +138,16 @@ class Runtime:
             delivery.back_in_channel(self.engine, team_id, event)
         else:
             self.replies.handle(team_id, event)
+
+    def _resumed(self, *thread: str) -> None:
+        team_id, enterprise_id, channel, ts = thread
+        self.answers.submit(self._catch_up, (team_id, enterprise_id, channel, ts))
+
+    def _catch_up(self, thread: tuple[str, str, str, str]) -> None:
+        try:
+            missed.catch_up(self.engine.directory, self.db, self.inbox, thread)
+        except Exception:
+            log.exception("could not fetch the replies a resumed step missed")
 
     def _posted(self, s: Session, sent: list[Sent]) -> None:
         self.engine.on_posted(s, [(each.ref, each.ts) for each in sent])
@@ -204,8 +217,8 @@ class Runtime:
             return
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
+        self.answers.shutdown(wait=True)  # a catch-up under way hands its replies to the inbox
         self.inbox.stop()
-        self.answers.shutdown(wait=True)
         self.sender.stop()
         self.notifier.stop()
         if self.link is not None:

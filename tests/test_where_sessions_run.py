@@ -226,6 +226,40 @@ def _paused_out_of_private_channel(bot: Bot) -> None:
     bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
 
 
+def test_replies_written_while_the_bot_was_out_of_the_channel_are_recorded_on_resume(
+    bot: Bot,
+) -> None:
+    """Slack sends a bot nothing from a channel it is not in: what the team wrote in the step's
+    thread while the bot was out was missing from the notes."""
+    first = bot.open_step()
+    heard = bot.standin.add_message(CHANNEL, TEACHERS[0], "The table has four columns", first)
+    bot.reply(TEACHERS[0], "The table has four columns", first, ts=heard["ts"])
+    bot.wait_until(lambda: bot.recorded() == [heard["ts"]], timeout=10)
+    bot.standin.remove_member(CHANNEL, "U_BOT")
+    assert bot.event({"type": "channel_left", "channel": CHANNEL, "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: _sessions(bot) == [(CHANNEL, "paused")], timeout=10)
+    missed = [
+        bot.standin.add_message(CHANNEL, TEACHERS[1], "Two rows are blank", first),
+        bot.standin.add_message(CHANNEL, TEACHERS[2], "Q: Is this a first draft?", first),
+    ]
+
+    bot.command("resume")  # the bot joins the public channel again to read its thread
+    bot.wait_until(lambda: len(bot.recorded()) == 3, timeout=10)
+    bot.settle()
+    assert bot.recorded() == [heard["ts"]] + [m["ts"] for m in missed]
+    for message in [heard, *missed]:  # each marked with its tag once
+        assert len(bot.standin.reactions(CHANNEL, message["ts"])) == 1
+    reactions = [c.params["timestamp"] for c in bot.standin.calls_to("reactions.add")]
+    assert reactions.count(heard["ts"]) == 1
+
+    bot.command("pause")
+    bot.command("resume")  # asked again: nothing is recorded twice
+    bot.settle()
+    assert len(bot.recorded()) == 3
+    bot.command("end")
+    bot.wait_until(lambda: "Two rows are blank" in json.dumps(bot.posts(f"D{PRESENTER[1:]}")))
+
+
 def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is_back(
     bot: Bot,
 ) -> None:
@@ -241,11 +275,14 @@ def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is
     assert len(bot.standin.calls_to("chat.postMessage")) == tried
     assert len(_notes_to_facilitator(bot)) == 1
 
+    step = str(bot.posts("C_PRIV")[1]["ts"])
+    missed = bot.standin.add_message("C_PRIV", TEACHERS[1], "Two rows are blank", step)
     bot.standin.add_member("C_PRIV", "U_BOT")  # /invite @protocolbot
     answer = message_text(_command(bot, "resume", "C_PRIV", "privategroup"))
     assert answer.startswith("Resumed.")
     bot.wait_until(lambda: "running again" in message_text(bot.posts("C_PRIV")[-1]), timeout=10)
     assert _sessions(bot) == [("C_PRIV", "running")]
+    bot.wait_until(lambda: bot.recorded() == [missed["ts"]], timeout=10)
 
 
 def _joined(bot: Bot, user: str, channel: str = CHANNEL) -> None:

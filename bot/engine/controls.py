@@ -168,6 +168,9 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
+        if run is not None and run.message_ts is not None:
+            thread = (session.team_id, session.enterprise_id, session.channel_id, run.message_ts)
+            after(lambda: engine.on_resumed(*thread))
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
 
 

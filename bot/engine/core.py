@@ -89,6 +89,8 @@ class Directory(TypingProtocol):
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
+    def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]: ...
+
 
 class NoDirectory:
     def members(self, team_id: str, channel: str) -> list[str]:
@@ -99,6 +101,9 @@ class NoDirectory:
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         return {}
+
+    def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
+        return []
 
 
 @dataclass
@@ -162,6 +167,10 @@ class Engine:
         self.directory: Directory = directory or NoDirectory()
         # Called in the transaction that schedules a session ahead (presenter prep hooks in here).
         self.on_scheduled: list[Callable[[Session, _After, ProtocolSession], None]] = []
+        # Told, once a session resumes, of its open step's thread (team, enterprise, channel,
+        # ts): replies written there while the bot was out of the channel never reached it
+        # (the runtime asks Slack for them: bot/missed.py).
+        self.on_resumed: Callable[[str, str, str, str], None] = lambda *_thread: None
         # The batch this thread's transactions join, if one is open (see batch()).
         self._local = threading.local()
 
