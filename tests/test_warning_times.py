@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from bot.engine import controls
 from bot.engine.core import Engine
-from bot.engine.pacing import later
+from bot.engine.pacing import later, time_left
 from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
 from tests.conftest import PG_ADMIN_URL, database_out_of_reach
@@ -266,3 +266,52 @@ def test_whole_days_are_counted_on_the_calendar_and_hours_on_the_clock() -> None
     assert hours_later(86400 + 1800, "America/New_York") == 23.5
     assert hours_later(2 * 86400, "UTC") == 48
     assert hours_later(3 * 3600, "America/New_York") == 3
+
+
+@pytest.mark.parametrize(
+    ("paused", "resumed", "closes"),
+    [
+        # A day's step opened on Friday at 3 PM closes on Monday morning; paused at 4 PM it
+        # has 8 working hours left that Friday: resumed on Monday at 9 AM it closes at 5 PM,
+        # not 64 hours later (the weekend counted as time left: Thursday at 1 AM).
+        (datetime(2026, 11, 13, 16, 0), datetime(2026, 11, 16, 9, 0), datetime(2026, 11, 16, 17)),
+        # Paused on Saturday, in the weekend: no working time left, so resumed on Sunday
+        # evening it closes on Monday morning, as planned.
+        (datetime(2026, 11, 14, 12, 0), datetime(2026, 11, 15, 20, 0), datetime(2026, 11, 16, 8)),
+        # Paused and resumed on Friday: nothing changes but the hour it was paused.
+        (datetime(2026, 11, 13, 16, 0), datetime(2026, 11, 13, 17, 0), datetime(2026, 11, 16, 8)),
+    ],
+)
+def test_a_weekdays_step_paused_over_a_weekend_keeps_the_working_time_it_had_left(
+    workspace: SlackStandin,
+    database_url: str,
+    paused: datetime,
+    resumed: datetime,
+    closes: datetime,
+) -> None:
+    clock = HeldClock(datetime(2026, 11, 13, 15, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d weekdays")
+        clock.set(paused.replace(tzinfo=LOS_ANGELES).astimezone(UTC))
+        web.command("pause")
+        clock.set(resumed.replace(tzinfo=LOS_ANGELES).astimezone(UTC))
+        web.command("resume")
+        local = datetime.fromtimestamp(_closes(web), LOS_ANGELES).replace(tzinfo=None)
+        assert local == closes
+    finally:
+        web.stop()
+
+
+def test_the_time_left_of_a_weekdays_step_skips_a_weekend_whatever_its_length() -> None:
+    def at(day: int, hour: int, month: int = 11) -> datetime:
+        return datetime(2026, month, day, hour, 0, tzinfo=LOS_ANGELES).astimezone(UTC)
+
+    la = "America/Los_Angeles"
+    # Friday 4 PM to Monday 8 AM across the night the clocks go back (a 57-hour weekend).
+    assert time_left(at(30, 16, 10), at(2, 8), weekdays=True, tz=la) == 8 * 3600
+    assert time_left(at(30, 16, 10), at(2, 8), weekdays=False, tz=la) == 65 * 3600
+    # Two weekends between: only the working days count.
+    assert time_left(at(13, 16), at(24, 9), weekdays=True, tz=la) == (8 + 16 + 4 * 24 + 25) * 3600
+    # A close already past leaves nothing.
+    assert time_left(at(13, 16), at(13, 15), weekdays=True, tz=la) == 0

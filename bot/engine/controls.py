@@ -19,6 +19,7 @@ from bot.engine.pacing import (
     carry_past_weekend,
     later,
     step_seconds,
+    time_left,
     warning_time,
 )
 from bot.engine.replies import DELETED
@@ -125,7 +126,9 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
             raise Refusal("refusals/already_paused.j2")
         assert session.step_closes_at is not None
         now = engine.clock.now()
-        session.paused_remaining = max(0, int((session.step_closes_at - now).total_seconds()))
+        session.paused_remaining = time_left(
+            now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz
+        )
         session.status = "paused"
         _thread_note(engine, s, session, "step_paused.j2")
         sid = session.id

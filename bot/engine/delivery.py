@@ -17,7 +17,7 @@ from bot import slack
 from bot.blocks import render_message
 from bot.engine.core import Engine
 from bot.engine.home import notes_to
-from bot.engine.pacing import step_seconds
+from bot.engine.pacing import step_seconds, time_left
 from bot.engine.prep import dm
 from bot.slack import UPLOAD_METHOD
 from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
@@ -133,7 +133,9 @@ def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) ->
             return
         now = engine.clock.now()
         session.status = "paused"
-        session.paused_remaining = max(0, int((session.step_closes_at - now).total_seconds()))
+        session.paused_remaining = time_left(
+            now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz
+        )
         sid = session.id
         after(lambda: engine.timers.clear(sid))
         protocol = engine.shown_protocol(s, session.id, session.protocol_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.protocols import Protocol
@@ -48,6 +48,34 @@ def later(at: datetime, seconds: int, tz: str | tzinfo) -> datetime:
 def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
     closes = later(opened, seconds, tz)
     return carry_past_weekend(closes, tz) if weekdays else closes
+
+
+def time_left(now: datetime, closes: datetime, *, weekdays: bool, tz: str) -> int:
+    """The seconds a pause freezes: from `now` to the step's close. With `weekdays` a weekend
+    between (Saturday 0:00 to Monday morning in `tz`) does not count, as it does not for the
+    close: a day's step paused on Friday afternoon, its close carried to Monday morning, keeps
+    the hours it had left that Friday, not the weekend besides."""
+    left = max(timedelta(0), closes - now)
+    if weekdays:
+        left -= _weekends_between(now, closes, tz)
+    return max(0, int(left.total_seconds()))
+
+
+def _weekends_between(start: datetime, end: datetime, tz: str) -> timedelta:
+    local_zone = zone(tz)
+    local = start.astimezone(local_zone)
+    monday = local.date() - timedelta(days=local.weekday())
+    total = timedelta(0)
+    while True:
+        # Aware datetimes of one zone subtract on the wall clock: compare and subtract in UTC.
+        weekend_starts = datetime.combine(monday - timedelta(days=2), time(0), local_zone)
+        weekend_ends = datetime.combine(monday, MONDAY_MORNING, local_zone)
+        begins, ends = weekend_starts.astimezone(UTC), weekend_ends.astimezone(UTC)
+        if begins >= end:
+            return total
+        overlap = min(end, ends) - max(start, begins)
+        total += max(timedelta(0), overlap)
+        monday += timedelta(days=7)
 
 
 def warning_lead(seconds: int) -> timedelta | None:
