@@ -70,19 +70,14 @@ class SlackDirectory:
         (it can't join one itself), or one gone. Asked before an ack, and never remembered (an
         invitation changes it). False when Slack can't say in time: the caller goes ahead, and
         a post refused later is explained to the facilitator (bot/engine/delivery.py)."""
-        client = self.client_for(team_id)
-        if client is None:
-            return False
         try:
-            found = impatient(client, CALL_SECONDS).conversations_info(channel=channel)["channel"]
+            answer = self._quickly(team_id, "conversations.info", channel=channel)
         except SlackApiError as error:
             if error.response.get("error") == "channel_not_found":
                 return True
             log.warning("could not look a channel up: %s", error.response.get("error"))
             return False
-        except OSError as error:  # timed out, or no connection
-            log.warning("could not look a channel up: %s", type(error).__name__)
-            return False
+        found = (answer or {}).get("channel") or {}
         return bool(found.get("is_private")) and found.get("is_member") is False
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
@@ -104,6 +99,29 @@ class SlackDirectory:
         except SlackApiError as error:
             log.warning("could not read a thread: %s", error.response.get("error"))
             return []
+
+    def gone(self, team_id: str, user: str) -> bool:
+        """Whether someone has left the workspace (their account deactivated, or unknown to
+        it). Asked when someone else is refused what only they may do, before an ack: False
+        when Slack can't say within a second."""
+        try:
+            answer = self._quickly(team_id, "users.info", user=user)
+        except SlackApiError as error:
+            return error.response.get("error") == "user_not_found"
+        return bool(((answer or {}).get("user") or {}).get("deleted"))
+
+    def _quickly(self, team_id: str, method: str, **args: str) -> dict[str, Any] | None:
+        """Slack's answer to `method`, asked before an ack (a second at most); None without a
+        token for the workspace, or without an answer in time. A refusal is raised."""
+        client = self.client_for(team_id)
+        if client is None:
+            return None
+        try:
+            data = impatient(client, CALL_SECONDS).api_call(method, params=args).data
+        except OSError as error:  # timed out, or no connection
+            log.warning("no answer from Slack to %s: %s", method, type(error).__name__)
+            return None
+        return data if isinstance(data, dict) else None
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         """What Slack shows for each person (display name, else full name, else username) or

@@ -413,3 +413,22 @@ def test_forget_right_after_end_drops_the_notes_not_yet_posted(engine: Engine) -
     assert not [r for r in rows if r.thread_ref == f"header:{session.id}"]
     assert not [r for r in rows if r.channel_id == PRESENTER]
     assert [r.ref for r in rows if r.ref and r.ref.startswith("step:")]  # the steps still go
+
+
+def test_when_the_facilitator_has_left_the_workspace_the_team_hears_who_can_steer(
+    bot: Bot,
+) -> None:
+    """A facilitator whose account was deactivated mid-session: the team was told only they
+    could end or resume it, with no word that they had gone nor of who else could."""
+    bot.open_step()
+    bot.command("pause")
+    refused = bot.command("resume", user=TEACHERS[0])["text"]
+    assert "Only the facilitator" in refused and "no longer in this workspace" not in refused
+    bot.standin.add_user(FACILITATOR, "dana", deleted=True)
+    for command in ("resume", "end"):
+        refused = bot.command(command, user=TEACHERS[0])["text"]
+        assert f"<@{FACILITATOR}> is no longer in this workspace" in refused, refused
+        assert "a workspace admin can do it instead" in refused, refused
+    assert _session(bot).status == "paused"
+    assert "ended" in bot.command("end", user=ADMIN)["text"]
+    assert _session(bot).status == "ended"

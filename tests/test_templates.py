@@ -135,6 +135,12 @@ class Team:
         # U123, in PINGS, and channel C404 are none Slack can name here.
         return {user: user.lower() for user in ids if user in self.members(team_id, "")}
 
+    def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
+        return []
+
+    def gone(self, team_id: str, user: str) -> bool:
+        return False
+
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
@@ -844,6 +850,10 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
         ("refusals/already_running.j2", {"protocol": "ATLAS", "facilitator": FACILITATOR}),
         ("prep/refusals/too_many_scheduled.j2", {"limit": 20}),
         ("refusals/only_facilitator.j2", {"facilitator": FACILITATOR, "action": "start"}),
+        (
+            "refusals/only_facilitator.j2",
+            {"facilitator": FACILITATOR, "action": "end", "gone": True},
+        ),
     ):
         texts += dialogs.inline_error(Reply(template, context)).values()
 

@@ -91,6 +91,8 @@ class Directory(TypingProtocol):
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]: ...
 
+    def gone(self, team_id: str, user: str) -> bool: ...
+
 
 class NoDirectory:
     def members(self, team_id: str, channel: str) -> list[str]:
@@ -104,6 +106,9 @@ class NoDirectory:
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
         return []
+
+    def gone(self, team_id: str, user: str) -> bool:
+        return False
 
 
 @dataclass
@@ -339,8 +344,13 @@ class Engine:
     def require_facilitator(self, session: ProtocolSession, actor: Actor, action: str) -> None:
         if actor.user_id == session.facilitator_id or actor.is_admin():
             return
+        # A facilitator who has left the workspace can steer no more: the team hears who can.
+        gone = self.directory.gone(actor.team_id, session.facilitator_id)
         raise Refusal(
-            "refusals/only_facilitator.j2", facilitator=session.facilitator_id, action=action
+            "refusals/only_facilitator.j2",
+            facilitator=session.facilitator_id,
+            action=action,
+            gone=gone,
         )
 
     # -- starting ------------------------------------------------------------------------------
