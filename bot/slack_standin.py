@@ -452,6 +452,20 @@ class SlackStandin:
             message["client_msg_id"] = f"standin-{message['ts']}"
             return copy.deepcopy(message)
 
+    def edit_message(self, channel: str, ts: str, text: str) -> dict[str, Any]:
+        """A person edits their message: history and replies show the new text, marked edited
+        (as Slack marks it: by whom, and when)."""
+        with self._lock:
+            message = self._find(channel, ts)
+            message["text"] = text
+            message["edited"] = {"user": message["user"], "ts": self._next_ts()}
+            return copy.deepcopy(message)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """A person deletes their message: it is gone from history and replies."""
+        with self._lock:
+            self._remove_message(self._find(channel, ts))
+
     def fail_next(
         self,
         method: str,

@@ -200,6 +200,14 @@ def test_history_replies_and_metadata(slack_api: SlackStandin) -> None:
         client.conversations_replies(channel="C_TEAM", ts="1.000001")
     assert error_of(excinfo) == "thread_not_found"
 
+    # A person edits their reply, then writes and deletes another: the thread shows it so.
+    slack_api.edit_message("C_TEAM", reply, "an observation, edited")
+    gone = slack_api.add_message("C_TEAM", "U_T2", "a slip", thread_ts=step)["ts"]
+    slack_api.delete_message("C_TEAM", gone)
+    thread = client.conversations_replies(channel="C_TEAM", ts=step)["messages"]
+    assert [m["text"] for m in thread] == ["step 1", "an observation, edited", "1 of 3"]
+    assert thread[1]["edited"]["user"] == "U_T1" and float(thread[1]["edited"]["ts"]) > float(reply)
+
 
 def test_channels_and_members(slack_api: SlackStandin) -> None:
     members = [f"U_T{i}" for i in range(5)]
