@@ -1,26 +1,32 @@
 """Replies the bot never heard: written in a step's thread while it was out of the channel.
 
 Slack sends a bot no events from a channel it is not in, so what a team wrote while the bot was
-taken out of the channel (its session paused, bot/engine/delivery.py) never reached it. Once the
-session resumes, the open step's thread is asked of Slack, and each reply not recorded yet is
-stored in the inbox as if Slack had sent it, to be recorded as any reply is: tagged, marked with
-its reaction, held to the step's norms. A reply recorded already, or deleted since, stays as it is
-(a reply is known by its ts); asking twice stores nothing twice (the event id is the reply's).
+taken out of the channel (its session paused, bot/engine/delivery.py) never reached it: new
+replies, and edits and deletions of replies already recorded. Once the session resumes, the open
+step's thread is asked of Slack, and what changed is stored in the inbox as the events Slack
+would have sent, to be handled as any are: a new reply recorded, tagged, marked with its
+reaction and held to the step's norms; an edit or a deletion applied. A reply recorded already
+is not recorded twice (a reply is known by its ts), and asking twice stores nothing twice (each
+event's id is the reply's, and the edit's).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from bot.engine.core import Directory
+from bot.engine.notes import DELETED
 from bot.inbox import Inbox
 from bot.store.db import Database
 from bot.store.models import Contribution
 
 log = logging.getLogger(__name__)
+# A recorded reply: its audience (DELETED once deleted) and when the bot last changed it.
+_Recorded = tuple[str, datetime]
 
 
 def catch_up(
@@ -29,43 +35,63 @@ def catch_up(
     inbox: Inbox,
     thread: tuple[str, str, str, str],
 ) -> int:
-    """Store the replies of `thread` (team, enterprise, channel, ts) not recorded yet; how many."""
+    """Store what changed unheard in `thread` (team, enterprise, channel, ts): how many events."""
     team_id, enterprise_id, channel, thread_ts = thread
     messages = directory.thread(team_id, channel, thread_ts)
+    if not any(m.get("ts") == thread_ts for m in messages):
+        return 0  # Slack didn't show the thread: nothing can be told of it
     with db.session() as s:
-        recorded = set(
-            s.scalars(
-                select(Contribution.ts).where(
-                    Contribution.team_id == team_id,
-                    Contribution.channel_id == channel,
-                    Contribution.thread_ts == thread_ts,
-                )
+        rows = s.execute(
+            select(Contribution.ts, Contribution.audience, Contribution.updated_at).where(
+                Contribution.team_id == team_id,
+                Contribution.channel_id == channel,
+                Contribution.thread_ts == thread_ts,
             )
         )
+        recorded = {ts: (audience, updated_at) for ts, audience, updated_at in rows}
     stored = 0
-    for message in messages:
-        ts = str(message.get("ts") or "")
-        if not ts or ts == thread_ts or ts in recorded or message.get("bot_id"):
-            continue
-        body = _as_event(message, team_id, enterprise_id, channel, thread_ts)
+    for key, event in _unheard(messages, recorded, thread_ts):
+        body = {
+            "team_id": team_id,
+            "enterprise_id": enterprise_id,
+            "event_id": f"missed:{channel}:{key}"[:64],
+            "event": {**event, "type": "message", "channel": channel},
+        }
         kept = inbox.accept(body)
         if kept is not None:
             inbox.submit(kept)
             stored += 1
     if stored:
-        log.info("stored %d replies written while the bot was out of a channel", stored)
+        log.info("stored %d changes to a thread made while the bot was out of it", stored)
     return stored
 
 
-def _as_event(
-    message: dict[str, Any], team_id: str, enterprise_id: str, channel: str, thread_ts: str
-) -> dict[str, Any]:
-    """A reply from conversations.replies, in the envelope of the message event Slack would have
-    sent for it."""
-    event = {**message, "type": "message", "channel": channel, "thread_ts": thread_ts}
-    return {
-        "team_id": team_id,
-        "enterprise_id": enterprise_id,
-        "event_id": f"missed:{channel}:{message['ts']}"[:64],
-        "event": event,
+def _unheard(
+    messages: list[dict[str, Any]], recorded: dict[str, _Recorded], thread_ts: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events Slack would have sent for the thread as it stands (each with a key for its
+    id): a reply not recorded, an edit made after the bot last changed its reply, a recorded
+    reply no longer there."""
+    replies = {
+        str(m["ts"]): {**m, "thread_ts": thread_ts}
+        for m in messages
+        if m.get("ts") and m["ts"] != thread_ts and not m.get("bot_id")
     }
+    events: list[tuple[str, dict[str, Any]]] = []
+    for ts, message in replies.items():
+        edited = str((message.get("edited") or {}).get("ts") or "")
+        if ts not in recorded:
+            events.append((ts, message))
+        elif recorded[ts][0] != DELETED and edited and _after(edited, recorded[ts][1]):
+            changed = {"subtype": "message_changed", "hidden": True, "message": message}
+            events.append((f"{ts}:{edited}", changed))
+    for ts, (audience, _changed) in recorded.items():
+        if ts not in replies and audience != DELETED:
+            previous = {"ts": ts, "thread_ts": thread_ts}
+            deleted = {"subtype": "message_deleted", "hidden": True, "deleted_ts": ts}
+            events.append((f"{ts}:deleted", {**deleted, "previous_message": previous}))
+    return events
+
+
+def _after(ts: str, moment: datetime) -> bool:
+    return datetime.fromtimestamp(float(ts), UTC) > moment.astimezone(UTC)

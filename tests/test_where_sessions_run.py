@@ -11,7 +11,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.store.models import InboxEvent, OutboxMessage, PresenterRotation, ProtocolSession
+from bot.store.models import (
+    Contribution,
+    InboxEvent,
+    OutboxMessage,
+    PresenterRotation,
+    ProtocolSession,
+)
 from tests.fakes.signing import slash_command_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 from tests.prep_world import message_text
@@ -230,11 +236,16 @@ def test_replies_written_while_the_bot_was_out_of_the_channel_are_recorded_on_re
     bot: Bot,
 ) -> None:
     """Slack sends a bot nothing from a channel it is not in: what the team wrote in the step's
-    thread while the bot was out was missing from the notes."""
+    thread while the bot was out (new replies, an edit, a deletion) was missing from the notes,
+    or stayed in them."""
     first = bot.open_step()
-    heard = bot.standin.add_message(CHANNEL, TEACHERS[0], "The table has four columns", first)
-    bot.reply(TEACHERS[0], "The table has four columns", first, ts=heard["ts"])
-    bot.wait_until(lambda: bot.recorded() == [heard["ts"]], timeout=10)
+    heard = [
+        bot.standin.add_message(CHANNEL, TEACHERS[0], text, first)
+        for text in ("The table has four colums", "Something I take back")
+    ]
+    for message in heard:
+        bot.reply(TEACHERS[0], message["text"], first, ts=message["ts"])
+    bot.wait_until(lambda: len(bot.recorded()) == 2, timeout=10)
     bot.standin.remove_member(CHANNEL, "U_BOT")
     assert bot.event({"type": "channel_left", "channel": CHANNEL, "actor_id": TEACHERS[0]}) == 200
     bot.wait_until(lambda: _sessions(bot) == [(CHANNEL, "paused")], timeout=10)
@@ -242,22 +253,40 @@ def test_replies_written_while_the_bot_was_out_of_the_channel_are_recorded_on_re
         bot.standin.add_message(CHANNEL, TEACHERS[1], "Two rows are blank", first),
         bot.standin.add_message(CHANNEL, TEACHERS[2], "Q: Is this a first draft?", first),
     ]
+    bot.standin.edit_message(CHANNEL, heard[0]["ts"], "The table has four columns")
+    bot.standin.delete_message(CHANNEL, heard[1]["ts"])
 
     bot.command("resume")  # the bot joins the public channel again to read its thread
-    bot.wait_until(lambda: len(bot.recorded()) == 3, timeout=10)
+    bot.wait_until(lambda: len(bot.recorded()) == 4, timeout=10)
     bot.settle()
-    assert bot.recorded() == [heard["ts"]] + [m["ts"] for m in missed]
-    for message in [heard, *missed]:  # each marked with its tag once
+    assert bot.recorded() == [m["ts"] for m in [*heard, *missed]]
+    assert _kept(bot) == [
+        "The table has four columns",
+        "Two rows are blank",
+        "Is this a first draft?",
+    ]
+    for message in missed:  # each marked with its tag, once
         assert len(bot.standin.reactions(CHANNEL, message["ts"])) == 1
     reactions = [c.params["timestamp"] for c in bot.standin.calls_to("reactions.add")]
-    assert reactions.count(heard["ts"]) == 1
+    assert reactions.count(heard[0]["ts"]) == 1
 
     bot.command("pause")
-    bot.command("resume")  # asked again: nothing is recorded twice
+    bot.command("resume")  # asked again: nothing is stored twice
     bot.settle()
-    assert len(bot.recorded()) == 3
+    assert len(bot.recorded()) == 4 and len(_kept(bot)) == 3
     bot.command("end")
     bot.wait_until(lambda: "Two rows are blank" in json.dumps(bot.posts(f"D{PRESENTER[1:]}")))
+    assert "I take back" not in json.dumps(bot.posts(f"D{PRESENTER[1:]}"))
+
+
+def _kept(bot: Bot) -> list[str]:
+    """The words of the replies kept (not deleted), in the order recorded."""
+    with bot.db.session() as s:
+        return [
+            c.text
+            for c in s.scalars(select(Contribution).order_by(Contribution.id))
+            if c.audience != "deleted"
+        ]
 
 
 def test_a_session_paused_when_the_bot_left_a_private_channel_resumes_once_it_is_back(
