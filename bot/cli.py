@@ -1,4 +1,4 @@
-"""The protocolbot command: serve, clock, demo, export, db upgrade, protocols list|check."""
+"""The protocolbot command: serve, clock, demo, export, db upgrade, protocols list|check|docs."""
 
 from __future__ import annotations
 

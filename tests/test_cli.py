@@ -395,3 +395,17 @@ def test_export_is_utf_8_whatever_the_terminal_speaks(bot: Bot, tmp_path: Path, 
     bom = "\ufeff" if fmt == "csv" else ""
     assert done.stdout.decode("utf-8") == bom + export(bot.settings, "latest", fmt)
     assert said in done.stdout.decode("utf-8")
+
+
+def test_protocolbot_help_names_every_action_of_every_command() -> None:
+    # `protocols docs` was left out of the top-level --help: a contributor told to run it
+    # there did not find it.
+    parser = build_parser()
+    overview = " ".join(parser.format_help().split())
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert name in overview
+        for action in command._actions:
+            if action.choices and action.dest == "action":
+                usage = f"{name} {'|'.join(action.choices)}"
+                assert usage in overview, f"protocolbot --help does not show {usage}"
