@@ -199,6 +199,7 @@ class Team:
 def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: TextIO) -> int:
     script = yaml.safe_load(SCRIPT.read_text())
     people = [script["facilitator"], script["presenter"], *script["members"]]
+    protocol_id = protocol_id.lower()  # ids are lowercase; /protocol takes any case too
     names = {p["id"]: p["name"] for p in people} | {"U_BOT": "protocolbot"}
     step = max(2, int(round(step_seconds)))
     with (

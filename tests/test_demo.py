@@ -36,6 +36,15 @@ def test_demo_names_the_protocols_when_asked_for_an_unknown_one() -> None:
     assert "atlas" in out.getvalue()
 
 
+def test_demo_takes_a_protocol_in_any_case() -> None:
+    # /protocol start takes ATLAS as atlas; the demo answered there is no protocol 'ATLAS'.
+    out = io.StringIO()
+    assert run_demo("DESE-Everyday", step_seconds=2, out=out) == 0
+    transcript = out.getvalue()
+    assert re.findall(r"== Step (\d) of 3 · ", transcript) == ["1", "2", "3"]
+    assert transcript.rstrip().endswith("Done.")
+
+
 def test_ctrl_c_stops_the_demo_without_a_traceback() -> None:
     out = io.StringIO()
 
