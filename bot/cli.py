@@ -17,6 +17,7 @@ from bot.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from slack_bolt import App
 
+    from bot.protocols import Protocol
     from bot.runtime import Runtime
     from bot.store.db import Database
 
@@ -379,8 +380,22 @@ def cmd_protocols(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if args.action == "check" and not errors:
-        print(f"{len(shown)} {'protocol' if len(shown) == 1 else 'protocols'} ok")
+        print(_checked(library, dirs))
     return 1 if errors else 0
+
+
+def _checked(library: dict[str, Protocol], dirs: list[Path]) -> str:
+    """What a clean check read, the same with a folder named or PROTOCOLS_DIR set:
+    '8 protocols ok: 1 in /srv/protocols, 7 built-in'."""
+    folders = [folder.resolve() for folder in dirs]
+    counts = dict.fromkeys(folders, 0)
+    for protocol in library.values():
+        if protocol.path is not None and protocol.path.parent.resolve() in counts:
+            counts[protocol.path.parent.resolve()] += 1
+    parts = [f"{counts[folder]} in {folder}" for folder in folders[1:]]
+    parts.append(f"{counts[folders[0]]} built-in")
+    total = len(library)
+    return f"{total} {'protocol' if total == 1 else 'protocols'} ok: {', '.join(parts)}"
 
 
 def _protocol_docs() -> int:

@@ -25,10 +25,17 @@ def _example() -> str:
     return found.group(1)
 
 
+BUILT_IN = len(list(BUILTIN_DIR.glob("*.yaml")))
+
+
 def _check(folder: Path, tmp_path: Path) -> tuple[int, str, str]:
     env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing")
     done = run_cli(["protocols", "check", str(folder)], env, tmp_path)
     return done.returncode, done.stdout, done.stderr
+
+
+def _one_ok(folder: Path) -> str:
+    return f"{BUILT_IN + 1} protocols ok: 1 in {folder.resolve()}, {BUILT_IN} built-in\n"
 
 
 def test_the_docs_example_checks_and_runs(
@@ -37,7 +44,7 @@ def test_the_docs_example_checks_and_runs(
     folder = tmp_path / "protocols"
     folder.mkdir()
     (folder / "peer-feedback.yaml").write_text(_example(), encoding="utf-8")
-    assert _check(folder, tmp_path) == (0, "1 protocol ok\n", "")
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), "")
 
     bot = Bot(workspace, database_url, protocols_dir=folder).start()
     try:
@@ -48,6 +55,21 @@ def test_the_docs_example_checks_and_runs(
         assert bot.step_posts()[0]["text"].startswith("Step 1 of 3 - The Assignment")
     finally:
         bot.stop()
+
+
+def test_check_counts_what_it_read_whether_the_folder_is_named_or_set(tmp_path: Path) -> None:
+    # With the folder named it said "1 protocol ok", with PROTOCOLS_DIR set "8 protocols ok",
+    # for the same files: both read the built-in protocols beside the folder's.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "peer-feedback.yaml").write_text(_example(), encoding="utf-8")
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing")
+    named = run_cli(["protocols", "check", str(folder)], env, tmp_path)
+    setting = {**env, "PROTOCOLS_DIR": str(folder)}
+    set_ = run_cli(["protocols", "check"], setting, tmp_path)
+    assert named.stdout == set_.stdout == _one_ok(folder)
+    alone = run_cli(["protocols", "check"], env, tmp_path)
+    assert alone.stdout == f"{BUILT_IN} protocols ok: {BUILT_IN} built-in\n"
 
 
 def test_check_names_a_file_whose_id_a_built_in_protocol_has(tmp_path: Path) -> None:
@@ -134,7 +156,7 @@ def test_a_step_with_more_words_than_its_message_holds_is_named(
     assert err.startswith(f"error: {mine}: steps[1]: prompt, guidance and questions come to ")
     # Just within: the step is posted whole.
     mine.write_text(_wordy_protocol(12, 9), encoding="utf-8")
-    assert _check(folder, tmp_path) == (0, "1 protocol ok\n", "")
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), "")
     with _operator_bot(workspace, database_url, folder) as bot:
         bot.command(f"start wordy <@{PRESENTER}> step 1h")
         bot.wait_until(lambda: bool(bot.step_posts()))
@@ -151,7 +173,7 @@ def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
     (folder / "peer-feedback.yaml").write_text(
         _example().replace("presenter_prep: standard", "presenter_prep: none"), encoding="utf-8"
     )
-    assert _check(folder, tmp_path) == (0, "1 protocol ok\n", "")
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), "")
     wrong = folder / "peer-feedback.yaml"
     wrong.write_text(
         _example()
