@@ -30,14 +30,33 @@ class SlackDirectory:
 
     def members(self, team_id: str, channel: str) -> list[str]:
         """People in a channel (no bots, no deactivated accounts); [] if Slack will not say."""
+        ids = self._member_ids(team_id, channel)
+        client = self.client_for(team_id)
+        if ids is None or client is None:
+            return []
+        return [user for user in ids if not self._is_bot(client, team_id, user)]
+
+    def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]:
+        """Those of `users` who are not in the channel; [] if Slack will not say. One missing
+        from the members remembered is asked about afresh: invited a moment ago, perhaps."""
+        ids = self._member_ids(team_id, channel)
+        missing = [user for user in users if ids is not None and user not in ids]
+        if missing:
+            ids = self._member_ids(team_id, channel, fresh=True)
+            missing = [user for user in missing if ids is not None and user not in ids]
+        return missing
+
+    def _member_ids(self, team_id: str, channel: str, *, fresh: bool = False) -> list[str] | None:
+        """Everyone in a channel, bots too, remembered for TTL_SECONDS; None if Slack will not
+        say."""
         key = (team_id, channel)
         with self._lock:
             cached = self._members.get(key)
-        if cached and time.monotonic() - cached[0] < TTL_SECONDS:
+        if cached and not fresh and time.monotonic() - cached[0] < TTL_SECONDS:
             return cached[1]
         client = self.client_for(team_id)
         if client is None:
-            return []
+            return None
         try:
             ids: list[str] = []
             cursor = None
@@ -47,13 +66,12 @@ class SlackDirectory:
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
                     break
-            people = [user for user in ids if not self._is_bot(client, team_id, user)]
         except SlackApiError as error:
             log.warning("could not list members of a channel: %s", error.response.get("error"))
-            return []
+            return None
         with self._lock:
-            self._members[key] = (time.monotonic(), people)
-        return people
+            self._members[key] = (time.monotonic(), ids)
+        return ids
 
     def _is_bot(self, client: WebClient, team_id: str, user: str) -> bool:
         key = (team_id, user)

@@ -466,6 +466,12 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         said.append(render_message("replies/preview.j2", protocol=protocol))
     said.append(render_message("replies/preview_sent.j2", protocol=LIBRARY["atlas"], parts=3))
     said.append(render_message("replies/list_sent.j2", library=LIBRARY, parts=2))
+    for absent in ([PRESENTER], [PRESENTER, FACILITATOR]):
+        said.append(
+            render_message(
+                "prep/not_in_channel.j2", absent=absent, presenter=PRESENTER, scheduled=True
+            )
+        )
     started = engine.start(here(), protocol_id="atlas", presenter=PRESENTER, step_seconds=60)
     said.append(reply_message(started))
     said.append(

@@ -7,6 +7,7 @@ from functools import partial
 from sqlalchemy import ColumnElement, func, select
 
 from bot import commands as cmd
+from bot.blocks import render_message
 from bot.engine import prep
 from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine
 from bot.engine.errors import Refusal, Reply
@@ -96,6 +97,29 @@ def start(
             "labels": {k: prep.local_label(v, session.tz) for k, v in labels.items() if v},
         },
     )
+
+
+def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
+    """After a start or a schedule, once it is answered (Slack is asked, which the answer must
+    not wait on): tell whoever asked if the presenter, or the facilitator they named, is not in
+    the channel. Slack shows the steps only to members, so they would never see them."""
+    session: ProtocolSession | None = started.context.get("session")
+    if session is None:
+        return
+    people = [session.presenter_id]
+    if session.facilitator_id not in (session.presenter_id, actor.user_id):
+        people.append(session.facilitator_id)
+    # Whoever typed the command is in the channel.
+    people = [person for person in people if person != actor.user_id]
+    absent = engine.directory.absent(actor.team_id, actor.channel_id, people) if people else []
+    if absent:
+        message = render_message(
+            "prep/not_in_channel.j2",
+            absent=absent,
+            presenter=session.presenter_id,
+            scheduled=session.status == "scheduled",
+        )
+        engine.tell(actor, message)
 
 
 def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:

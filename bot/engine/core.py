@@ -79,11 +79,14 @@ class NoTimers:
 
 
 class Directory(TypingProtocol):
-    """Read-only questions to Slack: who is in a channel (people only, no bots), whether Slack
+    """Read-only questions to Slack: who is in a channel (people only, no bots), which of some
+    people are not in it, whether Slack
     hides a channel from the bot (private, and it not invited), and what people and channels
     are called, by id (those Slack cannot name left out)."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
+
+    def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]: ...
 
     def hidden(self, team_id: str, channel: str) -> bool: ...
 
@@ -96,6 +99,9 @@ class Directory(TypingProtocol):
 
 class NoDirectory:
     def members(self, team_id: str, channel: str) -> list[str]:
+        return []
+
+    def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]:
         return []
 
     def hidden(self, team_id: str, channel: str) -> bool:

@@ -18,7 +18,12 @@ from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.keepalive import answer_to
-from bot.listeners.people import actor_from_command, between_people, token_refused
+from bot.listeners.people import (
+    actor_from_command,
+    after_start,
+    between_people,
+    token_refused,
+)
 from bot.profiles import SlackProfiles, impatient
 from bot.runtime import Runtime
 
@@ -85,6 +90,8 @@ def register(app: App, runtime: Runtime) -> None:
         )
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        if isinstance(parsed, cmd.Start) and "session" in reply.context:
+            after_start(runtime, actor, reply)
 
 
 def _counts_days(parsed: object) -> bool:

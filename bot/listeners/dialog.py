@@ -14,7 +14,7 @@ from bot.dialogs import StartChoice, inline_error, read_start
 from bot.engine import ahead
 from bot.engine.core import Actor
 from bot.engine.errors import Refusal
-from bot.listeners.people import installed_team, is_admin
+from bot.listeners.people import after_start, installed_team, is_admin
 from bot.profiles import SlackProfiles
 from bot.render import render_text
 from bot.runtime import Runtime
@@ -67,3 +67,4 @@ def register(app: App, runtime: Runtime) -> None:
             return
         ack()
         runtime.engine.tell(actor, render_message(reply.template, **reply.context))
+        after_start(runtime, actor, reply)

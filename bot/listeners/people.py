@@ -10,9 +10,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.engine import ahead
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.profiles import CALL_SECONDS, impatient
+from bot.runtime import Runtime
 from bot.slack import INSTALLATION_GONE
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,20 @@ def token_refused(
     except OSError as error:  # timed out, or no connection
         log.warning("auth.test before a control failed: %s", type(error).__name__)
     return None
+
+
+def after_start(runtime: Runtime, actor: Actor, started: Reply) -> None:
+    """Once a start or a schedule is answered: whether the people it names are in the channel
+    is asked of Slack then (a channel's members take a page a call), not before the ack."""
+
+    def follow_up() -> None:
+        runtime.foreground.after_answer()
+        try:
+            ahead.tell_absent(runtime.engine, actor, started)
+        except Exception as exc:
+            log.warning("could not check who is in the channel: %s", type(exc).__name__)
+
+    runtime.answers.submit(follow_up)
 
 
 def between_people(command: dict[str, Any]) -> bool:
