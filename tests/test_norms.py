@@ -4,6 +4,7 @@ describe before you interpret, the presenter who listens, and the quest for cont
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,10 +12,12 @@ from sqlalchemy import select
 
 from bot.engine import notes as notes_mod
 from bot.engine.presenter import next_presenter_step, opens_presenter_turn
-from bot.engine.replies import Replies
+from bot.engine.replies import TOLD_AFTER_THE_END, Replies
 from bot.protocols import BUILTIN_DIR, TAGS, Protocol, load_library
+from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.test_templates import HeldClock
 
 T1, T2, T3 = TEACHERS
 NUDGE_WORDS = "What do you see in the work that makes you say that?"
@@ -755,13 +758,48 @@ def test_a_reply_in_a_closed_steps_thread_is_kept_and_told_where_the_group_is(bo
     assert "paused" in json.dumps(_ephemerals_to(bot, T2)[0]["blocks"])
     bot.command("resume")
 
-    # Once the session is over, its threads are anyone's to talk in.
+    # Once the session is over, its threads are anyone's to talk in; what is said there is not
+    # kept, and its author hears so once (see test_a_reply_after_the_end_is_told_...).
     bot.command("end")
     _say(bot, T3, "Thanks all", thread)
     _settle(bot)
-    assert _ephemerals_to(bot, T3) == []
+    assert bot.recorded()[-1] == paused
     notes = json.dumps(bot.posts())
     assert "One more thought 1" in notes and "And one from me" in notes
+
+
+def test_a_reply_after_the_end_is_told_once_it_is_not_in_the_notes(bot: Bot) -> None:
+    # A teacher catching up late on a day-long session wrote in a step's thread after the end:
+    # nothing said that the notes had gone out without it.
+    thread = _start_at_step(bot, 2)
+    bot.command("end")
+    _settle(bot)
+    late = [_say(bot, T1, f"Catching up: the graph is unlabelled {k}", thread) for k in range(2)]
+    _say(bot, T2, "Me too", str(bot.step_posts()[0]["ts"]))
+    _settle(bot)
+    assert bot.recorded() == [] and bot.standin.reactions(CHANNEL, late[0]) == []
+    (told,) = _ephemerals_to(bot, T1)  # once a session, however many replies
+    assert told["thread_ts"] == thread
+    assert "your reply isn't in its notes" in told["text"]
+    assert "I haven't added your reply" in json.dumps(told["blocks"])
+    assert len(_ephemerals_to(bot, T2)) == 1
+
+
+def test_a_reply_long_after_the_end_is_just_talk(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, clock=clock).start()
+    try:
+        thread = _start_at_step(bot, 2)
+        bot.command("end")
+        _settle(bot)
+        clock.advance(TOLD_AFTER_THE_END.total_seconds() + 60)
+        _say(bot, T1, "Looking back at this one", thread)
+        _settle(bot)
+        assert _ephemerals_to(bot, T1) == []
+    finally:
+        bot.stop()
 
 
 def test_a_reply_under_the_header_is_told_where_it_counts(bot: Bot) -> None:

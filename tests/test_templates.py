@@ -803,7 +803,8 @@ def test_the_facilitator_hears_the_bot_was_removed_and_the_session_paused(
 
 
 def header_reply_messages(engine: Engine) -> list[Message]:
-    """The private word to someone replying under a running session's header."""
+    """The private word to someone replying under a running session's header, or in a step's
+    thread once the session has ended."""
     said = []
     for status in ("running", "paused"):
         room = actor(channel=f"C_HEADER_{status.upper()}")
@@ -813,6 +814,11 @@ def header_reply_messages(engine: Engine) -> list[Message]:
         said.append(
             render_message("header_reply.j2", session=session, index=1, current=atlas.step(1))
         )
+    ended = engine.start(actor(channel="C_ENDED"), protocol_id="atlas", presenter=PRESENTER)
+    engine.end(actor(channel="C_ENDED"))
+    with engine.db.session() as s:
+        over = s.get(ProtocolSession, ended.context["session"].id)
+        said.append(render_message("after_the_end.j2", session=over))
     for message in said:
         check_message(message)
     assert "paused" in said[1].blocks[0]["text"]["text"]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot import slack
 from bot.blocks import render_message, render_messages
+from bot.clock import as_utc
 from bot.engine import notes as notes_mod
 from bot.engine.core import Engine
 from bot.engine.errors import NotYet, Refusal, Reply
@@ -50,6 +51,11 @@ ONCE_A_STEP = {
     "step_closed.j2": "closed",
     "header_reply.j2": "header_reply",
 }
+# Said once to a person in a session: that a reply written after it ended is not in its notes.
+ONCE_A_SESSION = {"after_the_end.j2": "after_end"}
+# How long after a session ends a reply in a step's thread is told so: a teacher catching up on
+# a day-long session writes within days; a thread talked in months on is just talk.
+TOLD_AFTER_THE_END = timedelta(days=3)
 # The audience of a reply deleted in Slack (see Contribution.audience). Slack may deliver a
 # deletion, or an edit, before the message itself (retries after downtime): the row stays, empty,
 # and the late message's insert meets it and records nothing.
@@ -63,6 +69,7 @@ _OPEN_STEP_COLUMNS = (
     ProtocolSession.presenter_id,
     StepRun.index.label("step_index"),  # a Row's .index is the tuple's method
     StepRun.ended_at,
+    ProtocolSession.ended_at.label("session_ended_at"),
 )
 _OPEN_STEP = (
     select(*_OPEN_STEP_COLUMNS)
@@ -95,6 +102,14 @@ class _Open(NamedTuple):
     status: str
     presenter_id: str
     step_index: int
+    ended_at: datetime | None
+    session_ended_at: datetime | None
+
+
+class _Over(NamedTuple):
+    """A step's thread in a session that has ended: what is written there now is not kept."""
+
+    id: int  # the session's
     ended_at: datetime | None
 
 
@@ -202,10 +217,11 @@ class Replies:
         ts: str | None = None,
         *,
         fresh: bool = False,
-    ) -> _Open | None:
+    ) -> _Open | _Over | None:
         """The session and step whose message heads this thread, if it still collects replies
-        (plain columns: this runs for every reply). Unless `fresh`, what look_ahead read for the
-        transaction's batch stands in for the query."""
+        (plain columns: this runs for every reply); _Over if it heads a step of a session that
+        has ended. Unless `fresh`, what look_ahead read for the transaction's batch stands in
+        for the query."""
         ahead = None if fresh else s.info.get(_LOOKED_AHEAD)
         thread = (team_id, channel, thread_ts)
         if ahead is not None and thread in ahead:
@@ -229,7 +245,10 @@ class Replies:
             # boundary, before anyone saw it: it was still the newest step until the next one's
             # message appeared, and what was written in its thread by then counts.
             shown_until = _next_step_shown_at(s, found)
-            return found if shown_until is not None and _written_before(ts, shown_until) else None
+            if shown_until is not None and _written_before(ts, shown_until):
+                return found
+        if found.status == "ended":
+            return _Over(found.id, found.session_ended_at)
         if found.status not in ("running", "paused"):
             return None
         return found
@@ -254,7 +273,7 @@ class Replies:
 
     def _step_of(
         self, s: Session, team_id: str, channel: str, thread_ts: str, ts: str
-    ) -> _Open | None:
+    ) -> _Open | _Over | None:
         """The open step a reply belongs to (_open_step), or NotYet while it may be one whose
         message's ts the bot is still to learn."""
         found = self._open_step(s, team_id, channel, thread_ts, ts)
@@ -280,6 +299,9 @@ class Replies:
             found = self._step_of(s, team_id, channel, thread_ts, ts)
             if found is None:
                 self._under_header(s, team_id, channel, thread_ts, user)
+                return
+            if isinstance(found, _Over):
+                self._after_the_end(s, found, user, thread_ts)
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
@@ -360,6 +382,17 @@ class Replies:
         context = {"index": session.current_step, "current": protocol.step(session.current_step)}
         self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
 
+    def _after_the_end(self, s: Session, over: _Over, user: str, thread_ts: str) -> None:
+        """A reply in a step's thread after its session ended is the author's and the group's
+        own talk, not kept. Someone catching up on a session that ended lately may think it
+        counts: they hear, once a session, that the notes went out without it."""
+        now = self.engine.clock.now()
+        if over.ended_at is None or now - as_utc(over.ended_at) > TOLD_AFTER_THE_END:
+            return
+        session = s.get(ProtocolSession, over.id)
+        assert session is not None  # just read, in this transaction
+        self._ephemeral(s, session, user, thread_ts, "after_the_end.j2")
+
     def _names(self, team_id: str, raw: str, author: str = "") -> dict[str, str]:
         """The names of a reply's author (for the notes file and exports) and of the people and
         channels it mentions by id alone: Slack sends `<@U123>` and `<#C123|>`, without the name
@@ -434,6 +467,10 @@ class Replies:
         ref = f"nudge:{session.id}"
         if template in ONCE_A_STEP:
             ref = f"{ONCE_A_STEP[template]}:{session.id}:{context['index']}:{user}"
+            if slack.enqueued(s, session.team_id, ref):
+                return
+        if template in ONCE_A_SESSION:
+            ref = f"{ONCE_A_SESSION[template]}:{session.id}:{user}"
             if slack.enqueued(s, session.team_id, ref):
                 return
         message = render_message(template, session=session, **context)
@@ -579,7 +616,7 @@ class Replies:
             if not thread_ts or not _reply_in_thread({"ts": ts, "thread_ts": thread_ts}):
                 return
             found = self._step_of(s, team_id, channel, str(thread_ts), ts)
-            if found is None:
+            if not isinstance(found, _Open):
                 return
             author, now = str(previous.get("user") or ""), self.engine.clock.now()
             values = _row(
