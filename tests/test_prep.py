@@ -293,6 +293,24 @@ def test_a_start_due_while_another_session_runs_waits_and_says_so(world: World) 
     assert "waiting for" not in world.command("status", user="U_T3")
 
 
+def test_a_start_now_names_the_sessions_scheduled_that_will_wait_for_it(bot: Bot) -> None:
+    # A week-long session started now pushed back the one another facilitator had scheduled
+    # for the next day, and whoever started it was not told.
+    bot.command(f"start tuning <@{PRESENTER}> in 10d facilitator <@{TEACHERS[1]}>")
+    bot.command(f"start atlas <@{PRESENTER}> in 2h")
+    bot.command(f"start tuning <@{PRESENTER}> in 3h")
+    # Six steps of 25 minutes: still running at #2's start, over by #3's.
+    text = bot.command(f"start consultancy <@{TEACHERS[0]}> step 25m")["text"]
+    assert "is starting in this channel" in text
+    assert "Session #2, *ATLAS - Learning from Student Work* with <@U_PRE> presenting" in text
+    assert "will wait and start when this one ends, planned for <!date^" in text
+    assert "#3" not in text and "#1" not in text
+    bot.command("end")
+    weeklong = bot.command(f"start consultancy <@{TEACHERS[0]}> step 1d", user=TEACHERS[2])
+    assert "2 sessions are scheduled here while this one runs (#2 <!date^" in weeklong["text"]
+    assert "#1" not in weeklong["text"]
+
+
 def test_sessions_due_one_after_another_while_one_runs_wait_in_turn(world: World) -> None:
     world.command(f"start atlas <@{PRE}> at tue 15:00 step 1d")
     world.command("start tuning <@U_T1> at wed 15:00 facilitator <@U_T2>")

@@ -25,7 +25,7 @@ from bot import dispatch
 from bot.blocks import Message, parse_messages, render_message
 from bot.engine import controls
 from bot.engine import notes as notes_mod
-from bot.engine.core import Actor, Engine, Pressed
+from bot.engine.core import Actor, Engine, Pressed, ScheduledView
 from bot.engine.errors import Refusal, Reply
 from bot.engine.replies import Replies
 from bot.engine.warnings import warn_step
@@ -1011,6 +1011,9 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                         session=ready,
                         protocol=protocol,
                         from_rotation=from_rotation,
+                        # sessions scheduled here that wait for this one: one, or many
+                        delays=[WAITING] * (7 if from_rotation else 1) if waits_for else [],
+                        ends_at=NOW,
                     )
                 )
     rotation = {
@@ -1070,6 +1073,9 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         said.append(render_message(f"prep/refusals/{template}.j2", **context))
     texts.append(render_text("prep/dialog_gone.j2"))
     return said, texts
+
+
+WAITING = ScheduledView(12, "ATLAS", NOW, PRESENTER)
 
 
 def test_presenter_prep_renders_within_slacks_limits(engine: Engine) -> None:

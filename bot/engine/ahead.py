@@ -145,18 +145,7 @@ def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
                         *in_channel(actor), ProtocolSession.id == number
                     )
                 ).first()
-            # Plain values: the refusal rolls the transaction back, which expires the rows.
-            listed = [
-                {
-                    "id": x.id,
-                    "name": engine.library[x.protocol_id].name
-                    if x.protocol_id in engine.library
-                    else x.protocol_id,
-                    "starts_at": x.starts_at,
-                    "presenter_id": x.presenter_id,
-                }
-                for x in scheduled
-            ]
+            listed = [engine.scheduled_view(x) for x in scheduled]
             raise Refusal(
                 "prep/refusals/cancel_what.j2", number=number, other=other, scheduled=listed
             )

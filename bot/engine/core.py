@@ -406,8 +406,10 @@ class Engine:
             )
             s.add(session)
             s.flush()
+            delays: list[ScheduledView] = []
             if starts_now:
                 self._begin(s, after, session, now)
+                delays = self._delayed_by(s, actor, session)
             else:
                 sid, at = session.id, session.starts_at
                 after(lambda: self.timers.session_start(sid, at))
@@ -415,8 +417,36 @@ class Engine:
                     hook(s, after, session)
             return Reply(
                 "replies/started.j2" if starts_now else "replies/scheduled.j2",
-                {"protocol": protocol, "session": session, "waits_for": in_the_way},
+                {
+                    "protocol": protocol,
+                    "session": session,
+                    "waits_for": in_the_way,
+                    "delays": delays,
+                    "ends_at": self.planned_end(session) if delays else None,
+                },
             )
+
+    def _delayed_by(
+        self, s: Session, actor: Actor, session: ProtocolSession
+    ) -> list[ScheduledView]:
+        """The sessions scheduled in the channel to start while `session`, just begun, runs:
+        each will wait for it to end (one active session a channel)."""
+        ends_at = self.planned_end(session)
+        waiting = [
+            x
+            for x in channel_sessions(s, actor, ("scheduled",))
+            if ends_at is None or x.starts_at < ends_at
+        ]
+        return [self.scheduled_view(x) for x in sorted(waiting, key=lambda x: (x.starts_at, x.id))]
+
+    def scheduled_view(self, session: ProtocolSession) -> ScheduledView:
+        name = self.protocol_name(session.protocol_id)
+        return ScheduledView(session.id, name, session.starts_at, session.presenter_id)
+
+    def protocol_name(self, protocol_id: str) -> str:
+        """A protocol's name, or its id once it is no longer installed."""
+        protocol = self.library.get(protocol_id)
+        return protocol.name if protocol else protocol_id
 
     def _in_the_way(
         self, s: Session, actor: Actor, at: datetime, ours: int | None = None
@@ -445,10 +475,9 @@ class Engine:
         return self._running_view(last, free_at)
 
     def _running_view(self, session: ProtocolSession, ends_at: datetime | None) -> dict[str, Any]:
-        protocol = self.library.get(session.protocol_id)
         return {
             "id": session.id,
-            "protocol": protocol.name if protocol else session.protocol_id,
+            "protocol": self.protocol_name(session.protocol_id),
             "status": session.status,
             "facilitator": session.facilitator_id,
             "ends_at": ends_at,
@@ -1022,6 +1051,16 @@ _LATEST_SESSION = (
     )
     .limit(1)
 )
+
+
+class ScheduledView(NamedTuple):
+    """A session scheduled ahead as listed to people, in plain values (a refusal that lists it
+    rolls the transaction back, which expires the rows)."""
+
+    id: int
+    name: str  # the protocol's
+    starts_at: datetime
+    presenter_id: str
 
 
 class SessionView(NamedTuple):
