@@ -39,10 +39,17 @@ class StartChoice:
     start_at: datetime | None
 
 
-def start_view(library: dict[str, Protocol], metadata: dict[str, str]) -> dict[str, Any]:
+def start_view(
+    library: dict[str, Protocol], metadata: dict[str, str], presenter: str | None = None
+) -> dict[str, Any]:
+    """The start dialog; `presenter`, the next in the channel's rotation, is picked already."""
     initial = "atlas" if "atlas" in library else sorted(library)[0]
     raw = render_text(
-        "dialog/start.json.j2", library=library, initial=initial, metadata=json.dumps(metadata)
+        "dialog/start.json.j2",
+        library=library,
+        initial=initial,
+        metadata=json.dumps(metadata),
+        presenter=presenter,
     )
     view = json.loads(raw)
     View(**view).validate_json()  # Slack's limits, checked before Slack sees it

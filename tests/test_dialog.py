@@ -86,6 +86,24 @@ def test_slash_protocol_alone_opens_the_start_dialog(bot: Bot) -> None:
     assert len(options) == len(bot.runtime.library)
 
 
+def _presenter_element(bot: Bot) -> dict[str, Any]:
+    """The presenter field of the dialog `/protocol` opens."""
+    bot.command("")
+    view = bot.standin.calls_to("views.open")[-1].params["view"]
+    view = view if isinstance(view, dict) else json.loads(view)
+    block = next(b for b in view["blocks"] if b["block_id"] == "presenter")
+    return dict(block["element"])
+
+
+def test_the_dialog_picks_the_next_presenter_of_the_teams_rotation(bot: Bot) -> None:
+    # `/protocol start atlas` takes the rotation's next presenter; the dialog left the field
+    # empty, and the facilitator had to remember whose turn it was.
+    assert "initial_user" not in _presenter_element(bot)
+    bot.command(f"rotation <@{PRESENTER}> <@U_T1>")
+    bot.command("start atlas in 2d")  # PRESENTER's turn, scheduled
+    assert _presenter_element(bot)["initial_user"] == "U_T1"
+
+
 def test_submitting_the_dialog_starts_an_asynchronous_session(bot: Bot) -> None:
     view = _opened_view(bot)
     answer = _submit(bot, view, pacing="async", step="1d")

@@ -834,6 +834,7 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
 
     said: list[Message] = []
     texts: list[str] = []
+    View(**dialogs.start_view(LIBRARY, {"channel": CHANNEL}, PRESENTER)).validate_json()
     view = dialogs.start_view(LIBRARY, {"channel": CHANNEL})
     View(**view).validate_json()
     state: dict[str, Any] = {

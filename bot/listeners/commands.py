@@ -17,6 +17,7 @@ from bot.commands import OpenDialog
 from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
+from bot.engine.rotation import next_presenter
 from bot.keepalive import answer_to
 from bot.listeners.people import (
     actor_from_command,
@@ -131,15 +132,22 @@ def _dialog(
         # Slash commands work everywhere, the bot's posts only where it is a member: say so
         # before the dialog is filled in (a start checks it again, bot/engine/ahead.py).
         return Reply("refusals/not_invited.j2")
+    # The team's rotation says who presents next: picked already, as `start` without one would.
+    presenter = next_presenter(runtime.engine, actor)
     # The trigger_id lasts 3 seconds: what Slack took to answer that comes off the dialog's.
     seconds = max(1, DIALOG_SECONDS - round(time.monotonic() - began))
-    if _open_dialog(runtime, client, command, actor, seconds):
+    if _open_dialog(runtime, client, command, actor, seconds, presenter):
         return None
     return Reply("refusals/dialog_failed.j2")
 
 
 def _open_dialog(
-    runtime: Runtime, client: WebClient, command: dict[str, Any], actor: Actor, seconds: int
+    runtime: Runtime,
+    client: WebClient,
+    command: dict[str, Any],
+    actor: Actor,
+    seconds: int,
+    presenter: str | None,
 ) -> bool:
     # The trigger_id expires in 3 seconds, so the modal opens here rather than via the outbox.
     metadata = {
@@ -149,7 +157,7 @@ def _open_dialog(
     }
     try:
         impatient(client, seconds).views_open(
-            trigger_id=command["trigger_id"], view=start_view(runtime.library, metadata)
+            trigger_id=command["trigger_id"], view=start_view(runtime.library, metadata, presenter)
         )
     except SlackApiError:
         return False
