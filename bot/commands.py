@@ -432,6 +432,14 @@ def _option_facilitator(cursor: _Cursor, clock: _Clock, command: Start) -> Start
     return replace(command, facilitator=_user_id(word, "user_format", option="facilitator"))
 
 
+def _option_presenter(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    # `presenter @maria`, written as `facilitator @sam` is: the same as `@maria` alone.
+    word = cursor.take_if(lambda w: not _is_option(w))
+    if word is None:
+        raise _Rejected("missing_value", option="presenter")
+    return replace(command, presenter=_user_id(word, "presenter_format"))
+
+
 def _option_weekdays(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     return replace(command, weekdays=True)
 
@@ -615,6 +623,7 @@ _START_OPTIONS: dict[str, _StartOption] = {
     "step": _option_step,
     "remind": _option_remind,
     "facilitator": _option_facilitator,
+    "presenter": _option_presenter,
     "weekdays": _option_weekdays,
 }
 

@@ -120,6 +120,10 @@ def test_start_with_every_option() -> None:
         "start atlas step 1d <@U0MARIA>",
         "start atlas step 24h <@U0MARIA>",
         "start atlas step 1 day <@U0MARIA>",
+        # as `facilitator <@U..>` is written: `presenter @maria` was refused, "`presenter` is
+        # not a Slack mention"
+        "start atlas presenter <@U0MARIA> step 1d",
+        "start atlas step 1d Presenter <@U0MARIA|maria>",
     ],
 )
 def test_start_spelled_many_ways(text: str) -> None:
@@ -366,6 +370,9 @@ ERROR_CASES = [
     ("start atlas step", "missing_value", {"option": "step"}),
     ("start atlas at step 1d", "missing_value", {"option": "at"}),
     ("start atlas facilitator", "missing_value", {"option": "facilitator"}),
+    ("start atlas presenter step 1d", "missing_value", {"option": "presenter"}),
+    (f"start atlas {MARIA} presenter <@U2>", "duplicate_option", {"option": "presenter"}),
+    ("start atlas presenter maria", "presenter_format", {"text": "maria"}),
     ("extend", "missing_value", {"option": "extend"}),
     ("status please", "unexpected_words", {"text": "please", "subcommand": "status"}),
     ("preview atlas now", "unexpected_words", {"text": "now", "subcommand": "preview"}),
