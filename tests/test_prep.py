@@ -311,6 +311,16 @@ def test_a_start_now_names_the_sessions_scheduled_that_will_wait_for_it(bot: Bot
     assert "#1" not in weeklong["text"]
 
 
+def test_a_start_refused_while_one_runs_shows_how_to_schedule_the_protocol_asked_for(
+    bot: Bot,
+) -> None:
+    # Asked for the Tuning Protocol, the facilitator was shown how to schedule ATLAS.
+    bot.command(f"start atlas <@{PRESENTER}> step 1d")
+    refused = bot.command(f"start tuning <@{TEACHERS[0]}>")["text"]
+    assert "is already running in this channel" in refused
+    assert "`/protocol start tuning @maria at tue 15:00`" in refused
+
+
 def test_sessions_due_one_after_another_while_one_runs_wait_in_turn(world: World) -> None:
     world.command(f"start atlas <@{PRE}> at tue 15:00 step 1d")
     world.command("start tuning <@U_T1> at wed 15:00 facilitator <@U_T2>")

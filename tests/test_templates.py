@@ -860,7 +860,10 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
     for template, context in (
         ("prep/refusals/presenter_bot.j2", {"presenter": "U_BOT"}),
         ("prep/refusals/presenter_gone.j2", {"presenter": PRESENTER, "rotation": False}),
-        ("refusals/already_running.j2", {"protocol": "ATLAS", "facilitator": FACILITATOR}),
+        (
+            "refusals/already_running.j2",
+            {"protocol": "ATLAS", "facilitator": FACILITATOR, "wanted": "tuning"},
+        ),
         ("prep/refusals/too_many_scheduled.j2", {"limit": 20}),
         ("refusals/only_facilitator.j2", {"facilitator": FACILITATOR, "action": "start"}),
         (

@@ -380,10 +380,9 @@ class Engine:
             if starts_now and (active := self.active_session(s, actor)) is not None:
                 raise Refusal(
                     "refusals/already_running.j2",
-                    protocol=self.library[active.protocol_id].name
-                    if active.protocol_id in self.library
-                    else active.protocol_id,
+                    protocol=self.protocol_name(active.protocol_id),
                     facilitator=active.facilitator_id,
+                    wanted=protocol.id,
                 )
             in_the_way = None
             if not starts_now and start_at is not None:
