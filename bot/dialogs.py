@@ -83,8 +83,11 @@ def read_start(
     if not presenter:
         errors["presenter"] = render_text("dialog/presenter_bot.j2")
     step_seconds: int | None = None
-    if _value(values, "pacing") == "async":
-        text = (_value(values, "step") or "").strip()
+    text = (_value(values, "step") or "").strip()
+    if _value(values, "pacing") != "async" and text:
+        # A length typed, Live left as it was: the session would have run in minutes.
+        errors["step"] = render_text("dialog/step_live.j2", text=text[:100])
+    elif _value(values, "pacing") == "async":
         if not text:
             errors["step"] = render_text("dialog/step_required.j2")
         else:
@@ -95,8 +98,11 @@ def read_start(
                     "dialog/step_bad.j2", code=error.code, text=text[:100], limit=error.limit
                 )
     start_at: datetime | None = None
-    if _value(values, "when") == "later":
-        stamp = _value(values, "start_at")
+    stamp = _value(values, "start_at")
+    if _value(values, "when") != "later" and stamp is not None:
+        # A time picked, Now left as it was: the session would have started at once.
+        errors["when"] = render_text("dialog/start_at_now.j2")
+    elif _value(values, "when") == "later":
         if stamp is None:
             errors["start_at"] = render_text("dialog/start_at_required.j2")
         else:

@@ -140,6 +140,24 @@ def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:
     assert _sessions(bot) == []
 
 
+def test_a_step_length_or_start_time_left_with_live_or_now_is_asked_about(bot: Bot) -> None:
+    # A length typed with Live left chosen started a live session (steps of minutes, not the
+    # day asked for); a time picked with Now left chosen started the session at once.
+    view = _opened_view(bot)
+    answer = _submit(bot, view, step="1d")
+    assert set(answer["errors"]) == {"step"}
+    assert "1d" in answer["errors"]["step"] and "choose Asynchronous" in answer["errors"]["step"]
+    tomorrow = int(time.time()) + 86400
+    answer = _submit(bot, view, pacing="async", step="1d", start_at=tomorrow)
+    assert set(answer["errors"]) == {"when"}
+    assert "choose Later" in answer["errors"]["when"]
+    assert all(_plain(shown) for shown in answer["errors"].values())
+    assert _sessions(bot) == []
+    assert _submit(bot, view, pacing="async", step="1d", when="later", start_at=tomorrow) == {}
+    (session,) = _sessions(bot)
+    assert session.status == "scheduled" and session.step_seconds == 86400
+
+
 def test_dialog_start_while_a_session_runs_is_refused_inline(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     view = _opened_view(bot)

@@ -856,6 +856,13 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
         errors = dialogs.read_start({"state": {"values": state}}, NOW, LIBRARY)
         assert isinstance(errors, dict)
         texts += errors.values()
+    # Live and Now chosen, with a step length typed and a time picked all the same.
+    state["pacing"]["value"]["selected_option"]["value"] = "live"
+    state["when"]["value"]["selected_option"]["value"] = "now"
+    state["step"]["value"]["value"] = "1d " * 40
+    errors = dialogs.read_start({"state": {"values": state}}, NOW, LIBRARY)
+    assert isinstance(errors, dict) and {"step", "when"} <= errors.keys()
+    texts += errors.values()
     texts.append(render_text("dialog/refused.j2", message="Pick a teacher."))
     for template, context in (
         ("prep/refusals/presenter_bot.j2", {"presenter": "U_BOT"}),
