@@ -375,3 +375,44 @@ def test_a_long_protocol_name_in_the_start_menu_ends_with_an_ellipsis(
         assert len(mine) == 75 and mine.endswith("…")
         assert long_name.startswith(mine[:-1])
         assert shown["atlas"] == bot.runtime.library["atlas"].name  # short names are whole
+
+
+def test_status_late_in_a_long_protocol_with_a_busy_channel_fits_one_answer(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # A line for each step begun, naming up to 15 who replied: late in a session of 35 steps
+    # with 15 people replying in each, the facilitator's /protocol status was far past what
+    # Slack takes in one message, and was refused (through response_url, then privately).
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "long-walk.yaml").write_text(_long_protocol(35), encoding="utf-8")
+    people = [f"U0B{n:08d}" for n in range(15)]
+    for user in people:
+        workspace.add_user(user, f"teacher {user}")
+        workspace.add_member("C_TEAM", user)
+    with _operator_bot(workspace, database_url, folder) as bot:
+        bot.command(f"start long-walk <@{PRESENTER}> step 1h")
+        for step in range(1, 36):
+            bot.wait_until(lambda step=step: len(bot.step_posts()) == step)  # type: ignore[misc]
+            thread = str(bot.step_posts()[-1]["ts"])
+            for user in people[: 15 if step > 1 else 3]:
+                bot.reply(user, "The title is underlined", thread)
+            if step < 35:
+                bot.command("next")
+        bot.wait_until(lambda: len(bot.recorded()) == 513)
+        answer = bot.command("status")
+        bot.settle()
+        answers = workspace.calls_to("response_url") + workspace.calls_to("chat.postEphemeral")
+        assert [c.response for c in answers if c.status != 200 or not c.response["ok"]] == []
+        shown = json.dumps(answer["blocks"])
+        assert "step 35 of 35" in shown
+        assert "35. Look number 35 at the work" in shown
+        assert "15 replies from 15 people (<@U0B00000000>" in shown
+        left_out = re.search(r"Steps 1 to (\d+): (\d+) replies from 15 people in all", shown)
+        assert left_out is not None, shown
+        last = int(left_out[1])
+        assert int(left_out[2]) == 3 + 15 * (last - 1)
+        assert f"{last}. Look number {last} " not in shown
+        assert f"{last + 1}. Look number {last + 1} " in shown
+        # A session that fits shows every step's line.
+        assert "Steps 1 to" not in json.dumps(bot.command("status", user=PRESENTER)["blocks"])

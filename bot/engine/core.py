@@ -912,7 +912,7 @@ class Engine:
     # -- reading -------------------------------------------------------------------------------
     def status(self, actor: Actor) -> Reply:
         with self.db.reading() as s:
-            return Reply("replies/status.j2", self.status_context(s, actor))
+            return status_reply(self.status_context(s, actor))
 
     def status_context(self, s: Session, actor: Actor) -> dict[str, Any]:
         """What `/protocol status` shows, read without taking any lock."""
@@ -924,7 +924,12 @@ class Engine:
         now = self.clock.now()
         # Due, but the channel is busy: they start when the running session ends.
         waiting = [row.id for row in scheduled if session is not None and row.starts_at <= now]
-        context: dict[str, Any] = {"session": session, "scheduled": scheduled, "waiting": waiting}
+        context: dict[str, Any] = {
+            "session": session,
+            "scheduled": scheduled,
+            "waiting": waiting,
+            "earlier": _earlier([]),
+        }
         if session is not None:
             protocol = self.shown_protocol(s, session.id, session.protocol_id)
             context.update(
@@ -1089,6 +1094,41 @@ _STATUS_SESSIONS = raw.Statement(
     )
     .order_by(ProtocolSession.id.desc())
 )
+
+
+def status_reply(context: dict[str, Any]) -> Reply:
+    """`/protocol status` within one message: in a long session with a busy channel a line for
+    each step begun, naming who replied, came to more than Slack takes in one, and the answer
+    was refused. The first steps' lines make way for the latest ones, and one line says how
+    many steps, replies and people were left out."""
+    rows = context["participation"]["per_step"] if context.get("participation") else []
+
+    def fits(left_out: int) -> bool:
+        context["earlier"] = _earlier(rows[:left_out])
+        return fits_one_message("replies/status.j2", **context)
+
+    if len(rows) > 1 and not fits(0):
+        # The fewest first lines to leave out; the current step's line is always shown.
+        low, high = 1, len(rows) - 1
+        while low < high:
+            middle = (low + high) // 2
+            if fits(middle):
+                high = middle
+            else:
+                low = middle + 1
+        fits(low)
+    return Reply("replies/status.j2", context)
+
+
+def _earlier(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """What /protocol status says of the steps whose lines it leaves out."""
+    people = {user for row in rows for user in row["people"]}
+    return {
+        "steps": len(rows),
+        "last": rows[-1]["index"] if rows else 0,
+        "replies": sum(row["count"] for row in rows),
+        "people": len(people),
+    }
 
 
 def channel_values(actor: Actor) -> dict[str, str]:

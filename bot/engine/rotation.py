@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
-from bot.engine.core import Actor, Engine, channel_values
+from bot.engine.core import Actor, Engine, channel_values, status_reply
 from bot.engine.errors import Refusal, Reply
 from bot.profiles import Person
 from bot.store import raw
@@ -183,4 +183,4 @@ def status(engine: Engine, actor: Actor) -> Reply:
     with engine.db.reading() as s:
         context = engine.status_context(s, actor)
         context["rotation"] = _context(engine, s, actor, _rotation_view(s, actor))
-    return Reply("replies/status.j2", context)
+    return status_reply(context)
