@@ -48,12 +48,28 @@ def start_view(
         "dialog/start.json.j2",
         library=library,
         initial=initial,
+        alike=_alike_in_menu(library),
         metadata=json.dumps(metadata),
         presenter=presenter,
     )
     view = json.loads(raw)
     View(**view).validate_json()  # Slack's limits, checked before Slack sees it
     return view
+
+
+# A menu option's text holds 75 characters: a longer name shows its first 74 and an ellipsis.
+_OPTION_TEXT = 75
+
+
+def _alike_in_menu(library: dict[str, Protocol]) -> set[str]:
+    """The protocols whose names the start menu would show alike (the same name, or two long
+    ones the same in all the menu shows of them): the menu adds their ids, to tell them apart."""
+    shown: dict[str, list[str]] = {}
+    for protocol in library.values():
+        name = protocol.name
+        cut = name if len(name) <= _OPTION_TEXT else name[: _OPTION_TEXT - 1] + "…"
+        shown.setdefault(cut, []).append(protocol.id)
+    return {pid for ids in shown.values() if len(ids) > 1 for pid in ids}
 
 
 def _value(values: dict[str, Any], block: str) -> Any:

@@ -363,7 +363,7 @@ def test_a_long_protocol_name_in_the_start_menu_ends_with_an_ellipsis(
     # A menu option's text holds 75 characters: a longer name was cut mid-word with no sign,
     # and two names alike in their first 75 characters looked the same.
     long_name = "Looking closely at student writing across the grade-level team " * 2
-    with _operator_bot(workspace, database_url, _many_protocols(tmp_path, 2, long_name)) as bot:
+    with _operator_bot(workspace, database_url, _many_protocols(tmp_path, 1, long_name)) as bot:
         assert bot.command("") == {}
         (opened,) = bot.standin.calls_to("views.open")
         assert opened.response["ok"], opened.response
@@ -375,6 +375,35 @@ def test_a_long_protocol_name_in_the_start_menu_ends_with_an_ellipsis(
         assert len(mine) == 75 and mine.endswith("…")
         assert long_name.startswith(mine[:-1])
         assert shown["atlas"] == bot.runtime.library["atlas"].name  # short names are whole
+
+
+def test_protocols_whose_names_the_start_menu_would_cut_alike_show_their_ids(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # Two names the same in their first 74 characters (a team's protocol and its 2nd version)
+    # were cut to the same option in the start menu: nobody could tell which one they picked.
+    long_name = "Looking closely at student writing across the grade-level team " * 2
+    folder = _many_protocols(tmp_path, 2, long_name)
+    (folder / "twin.yaml").write_text(
+        _long_protocol(3, "atlas-twin", "ATLAS - Learning from Student Work"), "utf-8"
+    )
+    with _operator_bot(workspace, database_url, folder) as bot:
+        assert bot.command("") == {}
+        (opened,) = bot.standin.calls_to("views.open")
+        assert opened.response["ok"], opened.response
+        menu = opened.params["view"]["blocks"][0]["element"]
+        shown = {option["value"]: option["text"]["text"] for option in menu["options"]}
+        assert len(set(shown.values())) == len(shown), shown
+        for pid in ("team-protocol-000", "team-protocol-001"):
+            assert len(shown[pid]) == 75 and shown[pid].endswith(f"… ({pid})"), shown[pid]
+            assert long_name.startswith(shown[pid][: -len(f"… ({pid})")])
+        assert shown["atlas-twin"] == "ATLAS - Learning from Student Work (atlas-twin)"
+        assert shown["atlas"] == "ATLAS - Learning from Student Work (atlas)"
+        assert menu["initial_option"] == {
+            "text": {"type": "plain_text", "text": shown["atlas"]},
+            "value": "atlas",
+        }
+        assert shown["tuning"] == bot.runtime.library["tuning"].name  # names unlike stay whole
 
 
 def test_status_late_in_a_long_protocol_with_a_busy_channel_fits_one_answer(
