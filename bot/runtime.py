@@ -77,6 +77,8 @@ class Runtime:
             on_sent=self._posted,
             on_failed=self._failed,
             on_gone=self._installation_gone,
+            on_held_up=lambda s, row: delivery.tell_held_up(self.engine, s, row),
+            on_through=lambda s, row: delivery.tell_through(self.engine, s, row),
         )
         self.engine.wake_outbox = self.sender.wake
         self.engine.sender = self.sender  # once it runs (the clock, or the single process)

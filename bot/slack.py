@@ -57,6 +57,13 @@ GIVE_UP_AFTER = timedelta(hours=24)
 # ...unless Slack does the workspace's other calls meanwhile: then it is this call Slack can't do
 # (about 20 minutes of tries), and the channel's later posts, which wait behind it, go on.
 MAX_ATTEMPTS = 25
+# A channel's post is held up, and whoever cares is told once (on_held_up), after this many tries
+# Slack failed (about 15 s on the back-off), or, asked only to wait (429), this long after it was
+# meant to go.
+HELD_UP_TRIES = 5
+HELD_UP_FOR = timedelta(minutes=1)
+# A pending row's `error` once on_held_up has told of it: its going through is news too.
+HELD_UP = "held_up"
 # How far apart the clocks of the processes writing to the outbox may be without delaying a post.
 CLOCK_LEEWAY = timedelta(minutes=1)
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
@@ -352,6 +359,7 @@ _CLAIMABLE = select(
     OutboxMessage.thread_ref,
     OutboxMessage.status,
     OutboxMessage.in_flight_at,
+    OutboxMessage.error,
 ).where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
 _MARK_IN_FLIGHT = (
     update(OutboxMessage)
@@ -391,6 +399,8 @@ class _Claim:
     parent_ref: str | None = None
     # What to put back if the row is claimed but never tried (its channel stopped before it).
     previous_in_flight: datetime | None = None
+    # Told of as held up (see HELD_UP): if Slack takes it now, that is told too.
+    held_up: bool = False
 
 
 @dataclass
@@ -482,6 +492,8 @@ class OutboxSender:
         on_sent: OnSent | None = None,
         on_failed: Callable[[Session, OutboxMessage], None] | None = None,
         on_gone: Callable[[str, str], None] | None = None,
+        on_held_up: Callable[[Session, OutboxMessage], bool] | None = None,
+        on_through: Callable[[Session, OutboxMessage], None] | None = None,
         workers: int = 32,
         rate: float = 1.0,
         burst: float = 3.0,
@@ -490,6 +502,9 @@ class OutboxSender:
         self.on_sent, self.on_failed = on_sent, on_failed
         # (team id, Slack's error) when a workspace's token is refused for good.
         self.on_gone = on_gone
+        # A post Slack keeps failing or holding back: told once (True when someone was), and
+        # again when it gets through (a post given up on goes to on_failed).
+        self.on_held_up, self.on_through = on_held_up, on_through
         self._gone: set[str] = set()  # workspaces whose refused token was logged
         # When Slack last did a call of each workspace's: a call failing since before that is
         # failing on its own, not in an outage.
@@ -741,6 +756,7 @@ class OutboxSender:
                         maybe_sent=row.in_flight_at is not None,
                         parent_ref=parent_ref,
                         previous_in_flight=row.in_flight_at,
+                        held_up=row.error == HELD_UP,
                     )
                 )
                 claimed.append(row.id)
@@ -783,7 +799,7 @@ class OutboxSender:
         sent: list[Sent] = []
         rest: list[_Outcome] = []
         for o in outcomes:
-            if o.kind == "finish" and o.error is None and o.claim is not None:
+            if o.kind == "finish" and o.error is None and o.claim and not o.claim.held_up:
                 sent.append(Sent(o.row_id, o.claim.team_id, o.claim.channel, o.claim.ref, o.ts))
             else:
                 rest.append(o)
@@ -1038,7 +1054,18 @@ class OutboxSender:
                 self._wake.set()
             return True
         row.not_before = now + timedelta(seconds=after)
+        told = row.error == HELD_UP or not self._held_up(row, now)
+        if self.on_held_up and not told and self.on_held_up(s, row):
+            row.error = HELD_UP
+            self._wake.set()
         return False
+
+    def _held_up(self, row: OutboxMessage, now: datetime) -> bool:
+        """Whether a call Slack failed, or asked to wait for, again is late enough to tell of:
+        HELD_UP_TRIES tries failed, or (only asked to wait) it is HELD_UP_FOR late."""
+        if row.failing_since is not None:
+            return row.attempts >= HELD_UP_TRIES
+        return now - row.created_at >= HELD_UP_FOR
 
     def _gives_up(self, row: OutboxMessage, now: datetime) -> bool:
         """Whether a call Slack failed again is given up: after a day of an outage, or after
@@ -1068,9 +1095,13 @@ class OutboxSender:
                 self.on_failed(s, row)
                 self._wake.set()  # it may have enqueued a word to someone about it
         else:
-            row.status, row.result_ts = "sent", ts
+            through = row.error == HELD_UP
+            row.status, row.result_ts, row.error = "sent", ts, None
             if self.on_sent:
                 self.on_sent(s, [Sent(row.id, row.team_id, row.channel_id, row.ref, ts)])
+            if through and self.on_through:
+                self.on_through(s, row)
+                self._wake.set()
         return True
 
 

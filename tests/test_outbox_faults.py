@@ -362,13 +362,79 @@ def test_a_slack_outage_of_hours_loses_neither_the_start_nor_a_step(
     workspace: SlackStandin, database_url: str
 ) -> None:
     # Slack answers 503 for three hours and more (40 tries, 5 minutes apart): past the 25 tries
-    # a failing call was given, about 20 minutes of an outage.
+    # a failing call was given, about 20 minutes of an outage. The facilitator hears that posts
+    # are held up, and that they go through again.
     with _started_in_an_outage(workspace, database_url, 40) as (bot, clock):
         _outage(bot, clock, timedelta(minutes=5), 45)
         assert _start_rows(bot) == [("header:1", "sent", None), ("step:1:1", "sent", None)]
         shown = [str(m["text"]) for m in workspace.messages(CHANNEL)]
         assert len(shown) == 2 and shown[1].startswith("Step 1 of 6")
-        assert workspace.messages(f"D{FACILITATOR[1:]}") == []  # nothing to tell anyone
+        assert _told_facilitator(workspace) == [
+            f"Posts to <#{CHANNEL}> are held up: I keep trying.",
+            f"Posts to <#{CHANNEL}> are going through again.",
+        ]
+
+
+def _told_facilitator(workspace: SlackStandin) -> list[str]:
+    return [str(m["text"]) for m in workspace.messages(f"D{FACILITATOR[1:]}")]
+
+
+def test_a_post_slack_keeps_failing_is_told_of_early_and_again_when_it_gets_through(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # The facilitator heard nothing of a post Slack kept failing until it was given up, a day
+    # later in an outage: all that while the session's start was missing from its channel.
+    with _started_in_an_outage(workspace, database_url, 0) as (bot, clock):
+        workspace.fail_next("chat.postMessage", status=503, times=8, channel=CHANNEL)
+        _outage(bot, clock, timedelta(seconds=10), 4)
+        assert _told_facilitator(workspace) == []  # a few failures are not news
+        _outage(bot, clock, timedelta(seconds=10), 1)
+        (held,) = workspace.messages(f"D{FACILITATOR[1:]}")
+        assert held["text"] == f"Posts to <#{CHANNEL}> are held up: I keep trying."
+        said = json.dumps(held["blocks"])
+        assert "I haven't been able to post the start of ATLAS" in said
+        assert "Slack keeps failing" in said
+        _outage(bot, clock, timedelta(minutes=1), 3)
+        assert _start_rows(bot)[0] == ("header:1", "pending", "held_up")
+        assert len(_told_facilitator(workspace)) == 1  # once, however many tries follow
+        _outage(bot, clock, timedelta(minutes=1), 2)
+        assert _start_rows(bot) == [("header:1", "sent", None), ("step:1:1", "sent", None)]
+        assert _told_facilitator(workspace)[1:] == [
+            f"Posts to <#{CHANNEL}> are going through again."
+        ]
+
+
+def test_a_post_slack_holds_back_for_a_minute_is_told_of(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Slack's 429s are not failures: a post it kept asking to wait for was never told of.
+    with _started_in_an_outage(workspace, database_url, 0) as (bot, clock):
+        workspace.fail_next(
+            "chat.postMessage", status=429, retry_after=30, times=3, channel=CHANNEL
+        )
+        _outage(bot, clock, timedelta(seconds=30), 2)
+        assert _told_facilitator(workspace) == []
+        _outage(bot, clock, timedelta(seconds=30), 1)
+        (held,) = workspace.messages(f"D{FACILITATOR[1:]}")
+        assert "Slack is asking me to slow down" in json.dumps(held["blocks"])
+        _outage(bot, clock, timedelta(seconds=30), 1)
+        assert len(workspace.messages(CHANNEL)) == 2
+        assert "going through again" in _told_facilitator(workspace)[-1]
+
+
+def test_a_held_up_post_that_gets_through_before_the_note_does_leaves_no_note(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Slack holding back the facilitator's direct messages too: the note that posts are held
+    # up waits, and once the post gets through there is nothing to tell.
+    with _started_in_an_outage(workspace, database_url, 0) as (bot, clock):
+        workspace.fail_next("chat.postMessage", status=503, times=5, channel=CHANNEL)
+        workspace.fail_next(
+            "chat.postMessage", status=429, retry_after=600, times=1000, channel="D_FAC"
+        )
+        _outage(bot, clock, timedelta(seconds=20), 8)
+        assert len(workspace.messages(CHANNEL)) == 2
+        assert [r for r in _rows(bot.db) if r.channel_id == FACILITATOR] == []
 
 
 def test_a_post_slack_fails_for_a_day_is_given_up_and_the_facilitator_told(
@@ -377,10 +443,11 @@ def test_a_post_slack_fails_for_a_day_is_given_up_and_the_facilitator_told(
     with _started_in_an_outage(workspace, database_url, 1000) as (bot, clock):
         # Tried every half hour for 23 hours (46 tries) it is still pending; past a day it goes.
         _outage(bot, clock, timedelta(minutes=30), 47)
-        assert _start_rows(bot)[0] == ("header:1", "pending", None)
+        assert _start_rows(bot)[0] == ("header:1", "pending", "held_up")
         _outage(bot, clock, timedelta(minutes=30), 3)
         assert _start_rows(bot)[0] == ("header:1", "failed", "gave_up")
-        (notice,) = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR]
+        held, notice = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR]
+        assert "are held up" in str(held.payload["text"])
         assert "I couldn't post the start of" in str(notice.payload["text"])
 
 
@@ -395,9 +462,10 @@ def test_a_post_slack_fails_while_it_does_the_workspaces_others_is_given_up_in_m
         workspace.fail_next("chat.postMessage", status=500, times=1000, channel=CHANNEL)
         bot.command(f"start atlas <@{PRESENTER}> step 1h", channel=OTHER)
         _outage(bot, clock, timedelta(minutes=1), 24)
-        assert _start_rows(bot)[0] == ("header:1", "pending", None)
+        assert _start_rows(bot)[0] == ("header:1", "pending", "held_up")
         _outage(bot, clock, timedelta(minutes=1), 3)
         assert _start_rows(bot)[0] == ("header:1", "failed", "gave_up")
-        (notice,) = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR]
+        held, notice = [r for r in _rows(bot.db) if r.channel_id == FACILITATOR][:2]
+        assert "are held up" in str(held.payload["text"])
         assert "I couldn't post the start of" in str(notice.payload["text"])
         assert len(workspace.messages(OTHER)) == 2  # the other session's start and its step 1

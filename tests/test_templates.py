@@ -660,6 +660,21 @@ DELIVERY_ERRORS = (
 )
 
 
+def _post_row(
+    session: ProtocolSession, channel: str, ref: str | None, text: str, **columns: Any
+) -> OutboxMessage:
+    """An outbox row of a post to a session's channel (no ref: a line in its header's thread)."""
+    return OutboxMessage(
+        team_id=TEAM,
+        channel_id=channel,
+        method="chat.postMessage",
+        payload={"channel": channel, "text": text},
+        ref=ref,
+        thread_ref=f"header:{session.id}" if ref is None else None,
+        **columns,
+    )
+
+
 def delivery_messages(engine: Engine, kinds: tuple[str, ...]) -> list[Message]:
     """The private note to the facilitator, for each kind of post and each reason."""
     from bot.engine import delivery
@@ -677,21 +692,63 @@ def delivery_messages(engine: Engine, kinds: tuple[str, ...]) -> list[Message]:
         for kind in kinds:
             ref, text = posts[kind]
             for error in DELIVERY_ERRORS:
-                row = OutboxMessage(
-                    team_id=TEAM,
-                    channel_id="C_GONE",
-                    method="chat.postMessage",
-                    payload={"channel": "C_GONE", "text": text},
-                    ref=ref,
-                    thread_ref=f"header:{session.id}" if ref is None else None,
-                    status="failed",
-                    error=error,
-                )
+                row = _post_row(session, "C_GONE", ref, text, status="failed", error=error)
                 delivery.tell_facilitator(engine, s, row)
     notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
     # One note per session and reason, however many posts it stops.
     assert len(notes) == len(DELIVERY_ERRORS)
     return [n for n in notes if n is not None]
+
+
+def held_up_messages(engine: Engine) -> list[Message]:
+    """The private notes to the facilitator that a post is held up (Slack failing it, or asking
+    to wait), and that it got through, for each kind of post."""
+    from bot.engine import delivery
+
+    room = actor(channel="C_SLOW")
+    session = engine.start(room, protocol_id="atlas", presenter=PRESENTER).context["session"]
+    before = outbox(engine)[-1].id
+    now = datetime.now(UTC)
+    with engine.transaction() as (s, _after):
+        for ref, text in (
+            (f"step:{session.id}:1", "Step 1 of 6"),
+            (f"header:{session.id}", "ATLAS starts now"),
+            (None, "Notes from ATLAS"),
+            (None, "Hello"),
+        ):
+            for failing in (now, None):
+                row = _post_row(
+                    session,
+                    "C_SLOW",
+                    ref,
+                    text,
+                    status="pending",
+                    not_before=now,
+                    created_at=now,
+                    failing_since=failing,
+                )
+                s.add(row)
+                s.flush()
+                assert delivery.tell_held_up(engine, s, row)
+                s.flush()
+                for note in s.scalars(select(OutboxMessage).where(OutboxMessage.ref.is_not(None))):
+                    if note.ref == f"held_up:{row.id}":
+                        note.status = "sent"  # the note went: its post's going through is news
+                delivery.tell_through(engine, s, row)
+    notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
+    assert len(notes) == 16
+    return [n for n in notes if n is not None]
+
+
+def test_the_facilitator_hears_of_a_post_held_up_and_of_its_going_through(engine: Engine) -> None:
+    messages = held_up_messages(engine)
+    for message in messages:
+        check_message(message)
+    said = [json.dumps(m.blocks) for m in messages]
+    assert "I haven't been able to post step 1 of ATLAS" in said[0]
+    assert "Slack keeps failing" in said[0] and "slow down" in said[2]
+    assert "the start of ATLAS - Learning from Student Work is posted" in said[5]
+    assert "the notes of ATLAS" in said[8] and "a message for ATLAS" in said[12]
 
 
 def test_the_facilitator_hears_why_a_step_could_not_be_posted(engine: Engine) -> None:
@@ -1108,6 +1165,7 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
     for code, context in BEFORE_THE_PARSER.items():
         render_message(f"errors/{code}.j2", **context)
     delivery_messages(engine, ("step",))
+    held_up_messages(engine)
     unreachable_messages(engine)
     held_messages(engine)
     removed_messages(engine)

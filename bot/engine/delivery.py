@@ -226,6 +226,63 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
         notes_to(engine, s, session, facilitator)
 
 
+def tell_held_up(engine: Engine, s: Session, row: OutboxMessage) -> bool:
+    """A post to a session's channel that Slack keeps failing, or keeps asking the bot to wait
+    for: the facilitator hears that posts there are held up and the bot keeps trying, rather
+    than nothing until it is given up on (a day, in an outage). True when they were told."""
+    if row.method not in TOLD_ABOUT or row.channel_id.startswith(("U", "W", "D")):
+        return False
+    session = _session_of(s, row)
+    if session is None or session.status == "cancelled":
+        return False
+    limited = row.failing_since is None  # only asked to wait (429s), never failed
+    _tell(engine, s, session, row, "delivery_held_up.j2", _held_up(row), limited=limited)
+    return True
+
+
+def tell_through(engine: Engine, s: Session, row: OutboxMessage) -> None:
+    """A post the facilitator was told was held up went through: they hear it did, unless the
+    note that it was held up has not been tried yet (Slack held it back too), which is then
+    not sent at all."""
+    note = s.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.team_id == row.team_id, OutboxMessage.ref == _held_up(row)
+        )
+    ).first()
+    if note is not None and note.status == "pending" and note.in_flight_at is None:
+        s.delete(note)
+        return
+    session = _session_of(s, row)
+    if session is not None:
+        _tell(engine, s, session, row, "delivery_through.j2", None)
+
+
+def _tell(
+    engine: Engine,
+    s: Session,
+    session: ProtocolSession,
+    row: OutboxMessage,
+    template: str,
+    ref: str | None,
+    **context: Any,
+) -> None:
+    """A private note to the session's facilitator about one of its channel's posts."""
+    protocol = engine.library.get(session.protocol_id)
+    message = render_message(
+        template,
+        session=session,
+        protocol_name=protocol.name if protocol else session.protocol_id,
+        what=_what(row),
+        **context,
+    )
+    engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
+
+
+def _held_up(row: OutboxMessage) -> str:
+    """The ref of the note that a post is held up."""
+    return f"held_up:{row.id}"
+
+
 def _notice(session: ProtocolSession, row: OutboxMessage) -> str:
     """The ref of the note about a session's posts refused for one reason: one note each."""
     return f"{NOTICE}:{session.id}:{row.error or 'unknown'}"[:64]
