@@ -248,7 +248,7 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
         lines = (
             f"I see {PINGS} in the corner",
             f"I think the student probably did not understand {PINGS}",
-            f"Q: Is this the first draft? {PINGS} <#C404|>",
+            f"Q: Is this the first draft? {PINGS} <#C404|> <!subteam^S404>",
             f"Warm: {LONG}",
             "Cool: the units are missing",
         )

@@ -45,6 +45,13 @@ def _to_step(bot: Bot, step: int) -> str:
     return str(bot.step_posts()[step - 1]["ts"])
 
 
+def _say(bot: Bot, thread: str, said: dict[str, str]) -> None:
+    """Each person's reply in the thread, recorded."""
+    for user, text in said.items():
+        bot.reply(user, text, thread)
+    bot.wait_until(lambda: len(bot.recorded()) == len(said))
+
+
 def _ended(bot: Bot) -> None:
     bot.command("end")
     bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
@@ -59,9 +66,7 @@ def test_mentions_and_broadcasts_quoted_back_ping_nobody_again(bot: Bot) -> None
         T3: "Obs: <!everyone> look at (<@U_T3|lee>) the margin",
         PRESENTER: "<!channel> remember to ask about the second draft",
     }
-    for user, text in said.items():
-        bot.reply(user, text, describe)
-    bot.wait_until(lambda: len(bot.recorded()) == len(said))
+    _say(bot, describe, said)
     bot.command("next")  # step 3 lists the parked interpretation
     bot.wait_until(lambda: len(bot.step_posts()) == 3)
     _ended(bot)  # the presenter's copy has the notes they kept while listening
@@ -201,3 +206,27 @@ def test_the_csv_export_opens_in_a_spreadsheet_as_written_and_runs_nothing(
         "الطالب كتب 🎉 三次",
     ]
     assert exported("--no-bom") == written.removeprefix(b"\xef\xbb\xbf")
+
+
+def test_right_to_left_text_emoji_and_mentions_slack_sends_bare_read_well_in_the_notes(
+    bot: Bot,
+) -> None:
+    describe = _to_step(bot, 2)
+    # As Slack's message events send them: mentions by id alone, no label. Broadcasts quoted
+    # back ping nobody (a zero-width space after the @), and the words read as people saw them.
+    said = {
+        T1: "العنوان مسطّر :tada: <!subteam^S0123ABC> should see it",
+        T2: "הכותרת <!here> מודגשת, <@U_T1> :white_check_mark:",
+        T3: "The key <!channel> is missing, see <#C_TEAM> and <!everyone>",
+    }
+    _say(bot, describe, said)
+    _ended(bot)
+    notes = _texts([m for m in bot.posts() if m.get("thread_ts")])
+    assert not [text for text in notes if _PINGS.search(text) or "<!" in text]
+    shown = "\n".join(notes).replace("\u200b", "")
+    # A user group Slack gave by id was shown as "@subteam", as if a group of that name.
+    assert "• العنوان مسطّر :tada: a user group should see it - <@U_T1>" in shown
+    assert "• הכותרת @here מודגשת, @teacher1 :white_check_mark: - <@U_T2>" in shown
+    assert "• The key @channel is missing, see #team and @everyone - <@U_T3>" in shown
+    exported = json.loads(export(bot.settings, "latest", "json"))
+    assert exported["contributions"][0]["text"] == "العنوان مسطّر :tada: a user group should see it"

@@ -658,6 +658,9 @@ def _readable(markup: re.Match[str], names: Mapping[str, str]) -> str:
             return "@" + render_text("mention_unknown.j2")
         return render_text("channel_unknown.j2")
     if target.startswith("!"):
+        if not label and target.startswith("!subteam^"):
+            # A user group, sent by id alone (Slack's events name none): not "@subteam".
+            return render_text("group_unknown.j2")
         return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
     if not label or label == target or target == f"mailto:{label}":
         return label or target
