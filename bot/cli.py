@@ -157,28 +157,38 @@ APP_TOKEN_HINT = (
 )
 
 
-def _slack_ready(settings: Settings, *, socket_mode: bool) -> None:
+# How long start-up waits for each of Slack's answers about the tokens. Slack gives them in well
+# under a second; on the client's own 10 s, a Slack that took the connection and never answered
+# held start-up for 10 s a check, and Socket Mode asked apps.connections.open twice.
+CHECK_SECONDS = 3
+
+
+def _slack_ready(settings: Settings, *, socket_mode: bool) -> str | None:
     """Ask Slack whether the tokens are good before serving: a token it refuses stops start-up
     with one line (else every user is told to reinstall the app, and the operator only a log
-    line per request). Slack out of reach stops Socket Mode, which cannot run without it; it is
-    only logged over HTTP, where requests wait for it, and by the clock, whose outbox waits.
-    Without `socket_mode` (the clock) only the bot token is checked."""
+    line per request). Slack out of reach stops Socket Mode, which cannot run without its
+    connection; the bot token's check is only logged (HTTP requests, and the clock's outbox,
+    wait for Slack; the token is asked about again once requests come). Without
+    `socket_mode` (the clock) only the bot token is checked. Returns the Socket Mode
+    connection's address that apps.connections.open gave, for the connection to use."""
     from urllib.error import URLError
 
     from slack_sdk.errors import SlackApiError
 
+    from bot.profiles import impatient
     from bot.slack import make_client
 
-    client = make_client(None, settings.slack_api_url, retries=False)
+    client = impatient(make_client(None, settings.slack_api_url), CHECK_SECONDS)
     checks = []
-    if settings.slack_bot_token and not settings.oauth:
-        checks.append(("SLACK_BOT_TOKEN", BOT_TOKEN_HINT, settings.slack_bot_token))
     if socket_mode and settings.slack_app_token:
         checks.append(("SLACK_APP_TOKEN", APP_TOKEN_HINT, settings.slack_app_token))
+    if settings.slack_bot_token and not settings.oauth:
+        checks.append(("SLACK_BOT_TOKEN", BOT_TOKEN_HINT, settings.slack_bot_token))
+    address = None
     for name, hint, token in checks:
         try:
             if name == "SLACK_APP_TOKEN":
-                client.apps_connections_open(app_token=token)
+                address = str(client.apps_connections_open(app_token=token)["url"])
             else:
                 client.auth_test(token=token)
         except SlackApiError as error:
@@ -187,11 +197,12 @@ def _slack_ready(settings: Settings, *, socket_mode: bool) -> None:
                 _stop(f"Slack refused {name} ({reason}): {hint}")
             log.warning("could not check %s with Slack: %s", name, reason)
         except (URLError, OSError) as error:
-            if socket_mode and settings.socket_mode:
+            if name == "SLACK_APP_TOKEN":
                 _stop(f"cannot reach Slack at SLACK_API_URL: {type(error).__name__}")
             log.warning(
                 "could not check %s: Slack is out of reach (%s)", name, type(error).__name__
             )
+    return address
 
 
 def _schema_known(db: Database) -> None:
@@ -231,7 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 2
     _schema_ready(settings)
-    _slack_ready(settings, socket_mode=True)
+    address = _slack_ready(settings, socket_mode=True)
 
     from bot.app import build_app
     from bot.runtime import Runtime
@@ -256,6 +267,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             handler = SocketModeHandler(app, settings.slack_app_token)
+            # The address the check was given: not another apps.connections.open to wait for.
+            handler.client.wss_uri = address
             handler.connect()
             log.info("connected to Slack in Socket Mode")
             _wait_for_stop()

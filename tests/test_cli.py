@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -297,17 +298,22 @@ def test_a_clock_without_a_bot_token_stops_before_posting_anything(
     assert slack_api.calls == []
 
 
-def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> None:
+def _http_bot(tmp_path: Path, slack_api_url: str) -> BotProcess:
+    """`python -m bot` over HTTP on a migrated database, with Slack at `slack_api_url`."""
     url = _migrated(tmp_path)
     port = free_port()
     env = bot_environment(
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_SIGNING_SECRET="signing",
         DATABASE_URL=url,
-        SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/",
+        SLACK_API_URL=slack_api_url,
         PORT=str(port),
     )
-    process = BotProcess(env, tmp_path, port)
+    return BotProcess(env, tmp_path, port)
+
+
+def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> None:
+    process = _http_bot(tmp_path, f"http://127.0.0.1:{free_port()}/api/")
     try:
         process.start()
         assert process.healthy()
@@ -409,3 +415,19 @@ def test_protocolbot_help_names_every_action_of_every_command() -> None:
             if action.choices and action.dest == "action":
                 usage = f"{name} {'|'.join(action.choices)}"
                 assert usage in overview, f"protocolbot --help does not show {usage}"
+
+
+def test_serve_over_http_starts_promptly_while_slack_does_not_answer(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # Slack taking the connection and never answering (a network that drops its packets, an
+    # outage): the token check waited out the client's 10 s before the bot would listen.
+    slack_api.fail_next("auth.test", delay=15)
+    process = _http_bot(tmp_path, slack_api.url)
+    try:
+        began = time.time()
+        assert process.start() - began < 8
+    finally:
+        process.stop()
+    said = process.log_path.read_text()
+    assert "could not check SLACK_BOT_TOKEN: Slack is out of reach (TimeoutError)" in said

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bot.slack_standin import SlackStandin
@@ -15,27 +16,7 @@ from bot.store.migrate import upgrade
 def test_socket_mode_opens_its_connection_at_the_configured_api_url(
     slack_api: SlackStandin, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path}/bot.sqlite3"
-    db = Database(url)
-    upgrade(db)
-    db.dispose()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": "xoxb-test",
-        "SLACK_APP_TOKEN": "xapp-1-A1-1-secret",
-        "SLACK_API_URL": slack_api.url,
-        "DATABASE_URL": url,
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("SLACK_SIGNING_SECRET", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _socket_mode_bot(slack_api, tmp_path)
     try:
         calls = slack_api.wait_for(
             lambda calls: any(c.method == "apps.connections.open" for c in calls), timeout=20
@@ -48,3 +29,58 @@ def test_socket_mode_opens_its_connection_at_the_configured_api_url(
     assert process.returncode == 0, output
     assert "Traceback" not in output
     assert "xoxb-test" not in output and "secret" not in output
+
+
+def _socket_mode_bot(slack_api: SlackStandin, tmp_path: Path) -> subprocess.Popen[str]:
+    """`python -m bot` in Socket Mode against the stand-in."""
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_APP_TOKEN": "xapp-1-A1-1-secret",
+        "SLACK_API_URL": slack_api.url,
+        "DATABASE_URL": url,
+        "LOG_LEVEL": "INFO",
+    }
+    env.pop("SLACK_SIGNING_SECRET", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_socket_mode_connects_at_once_while_auth_test_does_not_answer(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # The bot token's check waited out the client's 10 s, then stopped start-up as if Slack
+    # could not be reached; and apps.connections.open, asked to check the app token, was asked
+    # again for the connection (here slow: 10 s more on the client's timeout).
+    slack_api.fail_next("auth.test", delay=15)
+    asked: list[str] = []
+
+    def again(params: dict[str, object]) -> bool:
+        asked.append("apps.connections.open")
+        return len(asked) > 1
+
+    slack_api.fail_next("apps.connections.open", delay=15, where=again)
+    began = time.monotonic()
+    process = _socket_mode_bot(slack_api, tmp_path)
+    try:
+        slack_api.wait_for(
+            lambda calls: any(c.method == "apps.connections.open" for c in calls), timeout=10
+        )
+        assert time.monotonic() - began < 8
+        time.sleep(1.5)  # the connection is made with the address the check was given
+    finally:
+        process.terminate()
+        said, _ = process.communicate(timeout=20)
+    assert "could not check SLACK_BOT_TOKEN: Slack is out of reach (TimeoutError)" in said
+    assert "connected to Slack in Socket Mode" in said
+    assert process.returncode == 0, said
