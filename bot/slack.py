@@ -73,6 +73,11 @@ UPLOAD_METHOD = "files.upload_v2"
 # welcome) is not: paced, a burst of nudges to people replying held the next step back a second
 # each behind them.
 PACED_METHODS = frozenset({"chat.postMessage", UPLOAD_METHOD})
+# Calls whose order beside the channel's posts does not matter: a tag reaction on a reply, a
+# private line to one person. One that Slack holds back (a 429: reactions.add takes about 50 a
+# minute, and a busy step brings hundreds) holds back only the calls of its kind behind it, not
+# the next step's message.
+ASIDE_METHODS = frozenset({"reactions.add", "reactions.remove", "chat.postEphemeral"})
 ClientFor = Callable[[str], WebClient | None]
 # Rows of one channel claimed at a time (more wait for the next round, unclaimed).
 CLAIM_PER_CHANNEL = 10
@@ -342,7 +347,9 @@ _ENQUEUE_CLAIMED = raw.Statement(
 )
 # The queue's head, oldest first (statements built once: the sender reads this every round).
 _DUE = (
-    select(OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.not_before)
+    select(
+        OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.method, OutboxMessage.not_before
+    )
     .where(OutboxMessage.status == "pending")
     .order_by(OutboxMessage.id)
     .limit(bindparam("limit"))
@@ -648,12 +655,15 @@ class OutboxSender:
         rows = s.connection().execute(query, params).all()
         due: dict[str, list[int]] = {}
         blocked: set[str] = set()
-        for row_id, channel, not_before in rows:
-            # Strict order per channel: a row waiting out a back-off holds the ones behind it.
-            if channel in blocked:
+        blocked_aside: set[str] = set()  # channels with a call set aside waiting (ASIDE_METHODS)
+        for row_id, channel, method, not_before in rows:
+            aside = method in ASIDE_METHODS
+            # Strict order per channel: a row waiting out a back-off holds the ones behind it
+            # (one set aside, only the calls of its kind).
+            if channel in blocked or (aside and channel in blocked_aside):
                 continue
             if not_before > now:
-                blocked.add(channel)
+                (blocked_aside if aside else blocked).add(channel)
                 continue
             due.setdefault(channel, []).append(row_id)
         return due
