@@ -74,13 +74,21 @@ class SlackDirectory:
         return ids
 
     def _is_bot(self, client: WebClient, team_id: str, user: str) -> bool:
+        """Whether a member is a bot or a deactivated account, as users.info says (remembered).
+        Slack not saying now (a 429 past about 100 a minute, the first time a big channel's
+        members are asked about; an outage) takes them for a person, and asks again next time:
+        remembered as a bot, they were left out of every count and nudge until a restart."""
         key = (team_id, user)
         if key not in self._bots:
             try:
                 info = client.users_info(user=user)["user"]
                 self._bots[key] = bool(info.get("is_bot") or info.get("deleted"))
-            except SlackApiError:
+            except SlackApiError as error:
+                if error.response.get("error") not in _UNKNOWN:
+                    return False
                 self._bots[key] = True
+            except OSError:  # timed out, or no connection
+                return False
         return self._bots[key]
 
     def hidden(self, team_id: str, channel: str) -> bool:
