@@ -5,7 +5,7 @@ A template writes plain lines under directives, so every word stays in messages/
     :: text              the notification fallback (defaults to the first section)
     :: header            plain-text header (Slack allows 150 characters)
     :: section           mrkdwn section (long ones are split at line breaks)
-    :: context           a small mrkdwn line
+    :: context           a small mrkdwn line (long ones are split, as sections are)
     :: divider
     :: button ACTION_ID [primary|danger] [value=VALUE]   the next line is its label
 
@@ -139,9 +139,10 @@ class _Builder:
             for part in _split(body, SECTION_LIMIT):
                 self.blocks.append({"type": "section", "text": _mrkdwn(part)})
         elif kind == "context":
-            if body:
-                text = _clip(body, SECTION_LIMIT)
-                self.blocks.append({"type": "context", "elements": [_mrkdwn(text)]})
+            # A long one (the notes' figures for the debrief, a step after another) goes on in
+            # the next block rather than being cut: an element holds 3,000 characters.
+            for part in _split(body, SECTION_LIMIT):
+                self.blocks.append({"type": "context", "elements": [_mrkdwn(part)]})
         elif kind == "divider":
             self.blocks.append({"type": "divider"})
         elif kind == "button":

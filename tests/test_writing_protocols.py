@@ -229,11 +229,11 @@ def _long_protocol(steps: int, protocol_id: str = "long-walk", name: str = "The 
     return "\n".join(lines) + "\n"
 
 
-def _long_walk(tmp_path: Path) -> Path:
+def _long_walk(tmp_path: Path, steps: int = 70) -> Path:
     """The operator's folder holding long-walk: 70 steps, titles near their limit."""
     folder = tmp_path / "protocols"
     folder.mkdir()
-    (folder / "long-walk.yaml").write_text(_long_protocol(70), encoding="utf-8")
+    (folder / "long-walk.yaml").write_text(_long_protocol(steps), encoding="utf-8")
     return folder
 
 
@@ -412,9 +412,7 @@ def test_status_late_in_a_long_protocol_with_a_busy_channel_fits_one_answer(
     # A line for each step begun, naming up to 15 who replied: late in a session of 35 steps
     # with 15 people replying in each, the facilitator's /protocol status was far past what
     # Slack takes in one message, and was refused (through response_url, then privately).
-    folder = tmp_path / "protocols"
-    folder.mkdir()
-    (folder / "long-walk.yaml").write_text(_long_protocol(35), encoding="utf-8")
+    folder = _long_walk(tmp_path, 35)
     people = [f"U0B{n:08d}" for n in range(15)]
     for user in people:
         workspace.add_user(user, f"teacher {user}")
@@ -445,3 +443,31 @@ def test_status_late_in_a_long_protocol_with_a_busy_channel_fits_one_answer(
         assert f"{last + 1}. Look number {last + 1} " in shown
         # A session that fits shows every step's line.
         assert "Steps 1 to" not in json.dumps(bot.command("status", user=PRESENTER)["blocks"])
+
+
+def test_the_notes_of_a_protocol_of_many_steps_give_every_steps_figures(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # The notes end with a line of figures for the debrief, a step after another: past 3,000
+    # characters (a context block's most; 20 steps with long titles) it was cut with an
+    # ellipsis, the figures of the last steps gone without a word.
+    with _operator_bot(workspace, database_url, _long_walk(tmp_path, 20)) as bot:
+        bot.command(f"start long-walk <@{PRESENTER}> step 1h")
+        for step in range(2, 21):
+            bot.command("next")
+            bot.wait_until(lambda step=step: len(bot.step_posts()) == step)  # type: ignore[misc]
+        bot.command("end")
+        bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+        bot.settle()
+        notes = [m for m in bot.posts() if m.get("thread_ts")]
+        shown = " ".join(
+            element["text"]
+            for message in notes
+            for block in message["blocks"]
+            if block["type"] == "context"
+            for element in block["elements"]
+        )
+        assert "…" not in shown
+        for n in range(1, 21):
+            assert f"Look number {n} at the work" in shown, n
+        assert re.search(r"Look number 20 [^;]*: 0 replies from 0 people in [^;]*\.$", shown)
