@@ -67,6 +67,22 @@ def markdown_item(text: str) -> str:
     return _MARKDOWN_HEADING.sub(r"\1\\#", text).replace("\n", "  \n  ")
 
 
+def marked(text: object, marker: str) -> str:
+    """Text shown bold (`*`) or in italics (`_`): each line marked on its own, as Slack ends a
+    marker at a line's end. Slack has no escape for a marker, so text that holds the marker's
+    character (a prompt's `student_id`, `fill in the ___`) is shown as written, unmarked, rather
+    than cut into marked and unmarked pieces."""
+    lines = str(text).split("\n")
+    if marker in str(text):
+        return "\n".join(lines)
+    return "\n".join(f"{marker}{line.strip()}{marker}" if line.strip() else line for line in lines)
+
+
+def quoted(text: object) -> str:
+    """Text as a quote block of its own: every line opens with `>`, whatever it holds."""
+    return "\n".join(f">{line}" for line in str(text).split("\n"))
+
+
 def unescape_mrkdwn(text: str) -> str:
     """Slack's three entities back to the characters they stand for (&amp; last): text as typed."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -147,6 +163,8 @@ def environment(directory: str = str(MESSAGES_DIR)) -> Environment:
     env.filters["escape"] = escape_mrkdwn
     env.filters["continued"] = continued
     env.filters["markdown_item"] = markdown_item
+    env.filters["marked"] = marked
+    env.filters["quoted"] = quoted
     env.filters["slack_date"] = _slack_date
     env.filters["duration"] = _duration
     return env

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1177,3 +1178,42 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
     }
     missing = sorted(templates - loaded)
     assert not missing, f"no test renders these templates: add a case to {__file__}: {missing}"
+
+
+def test_a_prompt_or_title_holding_markers_or_line_breaks_shows_as_written() -> None:
+    # A prompt wrapped in `_..._` was cut by its own underscores (`student_id`, `the ___`) and
+    # by its line breaks: Slack ended the italics there and showed the rest with stray markers.
+    atlas = LIBRARY["atlas"]
+    step = replace(
+        atlas.steps[1],
+        title="Notice *one* thing",
+        prompt="Fill in the ___:\nwhat is the student_id for?",
+    )
+    closes = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+    session = ProtocolSession(id=7, channel_id="C1", presenter_id="U1")
+    nudge = render_message("closing_nudge.j2", step=step, closes_at=closes, session=session)
+    text = nudge.blocks[0]["text"]["text"]
+    assert "\n>Fill in the ___:\n>what is the student_id for?\nReply in the step's" in text
+    assert text.startswith(":wave: Notice *one* thing closes ")
+
+    many = replace(atlas, steps=(step,))
+    preview = render_message("replies/preview.j2", protocol=many).blocks
+    shown = [b["text"]["text"] for b in preview if b["type"] == "section"][1]
+    title = "1. Notice *one* thing (10 min, presenter listens)"
+    assert shown == f"{title}\n>Fill in the ___:\n>what is the student_id for?"
+
+    lines = replace(step, prompt="What do you see?\nWhat else?")
+    posted = render_message(
+        "step.j2",
+        step=lines,
+        index=2,
+        count=6,
+        protocol=atlas,
+        session=session,
+        closes_at=closes,
+        extension=300,
+        statement="",
+        parked_interpretations=[],
+        parked_questions=[],
+    ).blocks
+    assert posted[1]["text"]["text"].startswith("*What do you see?*\n*What else?*\n")
