@@ -294,8 +294,11 @@ def _expect_end(cursor: _Cursor, subcommand: str) -> None:
 
 
 def _unexpected(words: list[str], subcommand: str) -> _Rejected:
-    # A time without `at` in front is the likeliest slip, so the message says so.
-    when = subcommand == "start" and (_is_day_word(words[0]) or _TIME.fullmatch(words[0]))
+    # A day or time written other than after `at` (`tue 3pm`, `on tue at 15:00`, `next tue`)
+    # is the likeliest slip, so the message says so and shows the form that works.
+    when = subcommand == "start" and any(
+        _is_day_word(word) or _TIME.fullmatch(word) for word in words
+    )
     return _Rejected(
         "unexpected_words", text=_echo(" ".join(words)), subcommand=subcommand, when=bool(when)
     )

@@ -624,3 +624,17 @@ def test_in_days_keeps_the_callers_time_of_day_across_a_clock_change() -> None:
     hours = parse("start atlas in 5h", now=saturday_3pm, tz="America/New_York")
     assert isinstance(hours, Start)
     assert hours.start_at == saturday_3pm + timedelta(hours=5)
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["on tue at 15:00", "next tue", "next tue at 15:00", "on tuesday", "this fri 3pm"],
+)
+def test_a_day_written_other_than_after_at_is_shown_the_form_that_works(when: str) -> None:
+    # The example was `/protocol start atlas @maria step 1d` whenever the day did not come
+    # first: a facilitator who wrote `on tue at 15:00` was shown how to run one step a day.
+    error = parse(f"start atlas {MARIA} {when}", now=NOW)
+    assert isinstance(error, ParseError)
+    message = error.message()
+    assert "`/protocol start atlas @maria at tue 15:00`" in message
+    assert "step 1d" not in message
