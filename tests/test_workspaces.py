@@ -667,6 +667,21 @@ def test_a_step_button_pressed_after_slack_refused_the_token_says_so(bot: Bot) -
     assert _refused_calls(bot).count("chat.postMessage") == 0
 
 
+def test_a_start_just_after_slack_refused_the_token_tells_the_facilitator(bot: Bot) -> None:
+    """/protocol start right after an admin revoked the token answered 'starting' and said no
+    more: the session stopped at its first post, and the facilitator waited for steps that
+    never came. Asking before the answer would pass Slack's 3 seconds (a start's lookups take up
+    to 2), so Slack is asked just after it, and the facilitator told through response_url."""
+    assert NOT_INSTALLED not in _said(bot.command("help"))  # running, Slack's word kept
+    bot.standin.refuse_token("xoxb-test", "token_revoked")
+    bot.command(START)
+    bot.wait_until(lambda: "Slack refused protocolbot" in _responses(bot))
+    assert "reinstall" in _responses(bot)
+    _settled(bot)
+    assert [status for _team, status, _n in _sessions(bot)] == ["ended"]
+    assert _refused_calls(bot).count("chat.postEphemeral") == 0
+
+
 def test_a_web_process_learns_that_slack_refuses_the_token_without_a_restart(
     workspace: SlackStandin, database_url: str
 ) -> None:

@@ -92,7 +92,7 @@ def register(app: App, runtime: Runtime) -> None:
         message = render_message(reply.template, **reply.context)
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
         if isinstance(parsed, cmd.Start) and "session" in reply.context:
-            after_start(runtime, actor, reply)
+            after_start(runtime, actor, reply, checked=(client, respond))
 
 
 def _counts_days(parsed: object) -> bool:

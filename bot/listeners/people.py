@@ -7,12 +7,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import render_message
 from bot.engine import ahead
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
+from bot.keepalive import answer_to
 from bot.profiles import CALL_SECONDS, impatient
 from bot.runtime import Runtime
 from bot.slack import INSTALLATION_GONE
@@ -55,18 +58,43 @@ def token_refused(
     return None
 
 
-def after_start(runtime: Runtime, actor: Actor, started: Reply) -> None:
+def after_start(
+    runtime: Runtime,
+    actor: Actor,
+    started: Reply,
+    checked: tuple[WebClient, Respond] | None = None,
+) -> None:
     """Once a start or a schedule is answered: whether the people it names are in the channel
-    is asked of Slack then (a channel's members take a page a call), not before the ack."""
+    is asked of Slack then (a channel's members take a page a call), not before the ack.
+    With `checked` (a command's client and response_url), whether Slack still takes the bot's
+    token is asked first: a start spends up to BUDGET_SECONDS on its lookups before its answer,
+    and auth.test's second more would pass Slack's 3. A refused token stops the workspace's
+    sessions, the one just started too, and the facilitator is told through response_url."""
 
     def follow_up() -> None:
         runtime.foreground.after_answer()
+        if checked is not None and _refused_after_the_answer(runtime, actor, *checked):
+            return
         try:
             ahead.tell_absent(runtime.engine, actor, started)
         except Exception as exc:
             log.warning("could not check who is in the channel: %s", type(exc).__name__)
 
     runtime.answers.submit(follow_up)
+
+
+def _refused_after_the_answer(
+    runtime: Runtime, actor: Actor, client: WebClient, respond: Respond
+) -> bool:
+    refused = token_refused(client, actor.team_id, runtime.sender.installation_gone)
+    if refused is None:
+        return False
+    message = render_message(refused.template, **refused.context)
+    try:
+        answer_to(respond).send(response_type="ephemeral", text=message.text, blocks=message.blocks)
+    except Exception as exc:  # response_url unreachable: the bot can't speak there otherwise
+        log.warning("could not say that Slack refused the token: %s", type(exc).__name__)
+    return True
 
 
 def between_people(command: dict[str, Any]) -> bool:
