@@ -141,15 +141,16 @@ class Runtime:
         else:
             self.replies.handle(team_id, event)
 
-    def _resumed(self, *thread: str) -> None:
-        team_id, enterprise_id, channel, ts = thread
-        self.answers.submit(self._catch_up, (team_id, enterprise_id, channel, ts))
+    def _resumed(self, team_id: str, enterprise_id: str, channel: str, threads: list[str]) -> None:
+        where = (team_id, enterprise_id, channel)
+        self.answers.submit(self._catch_up, [(*where, ts) for ts in threads])
 
-    def _catch_up(self, thread: tuple[str, str, str, str]) -> None:
-        try:
-            missed.catch_up(self.engine.directory, self.db, self.inbox, thread)
-        except Exception:
-            log.exception("could not fetch the replies a resumed step missed")
+    def _catch_up(self, threads: list[tuple[str, str, str, str]]) -> None:
+        for thread in threads:
+            try:
+                missed.catch_up(self.engine.directory, self.db, self.inbox, thread)
+            except Exception:
+                log.exception("could not fetch the replies a resumed step missed")
 
     def _posted(self, s: Session, sent: list[Sent]) -> None:
         self.engine.on_posted(s, [(each.ref, each.ts) for each in sent])

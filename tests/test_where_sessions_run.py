@@ -279,6 +279,46 @@ def test_replies_written_while_the_bot_was_out_of_the_channel_are_recorded_on_re
     assert "I take back" not in json.dumps(bot.posts(f"D{PRESENTER[1:]}"))
 
 
+def test_replies_written_meanwhile_in_earlier_steps_threads_are_recorded_on_resume(
+    bot: Bot,
+) -> None:
+    """Only the open step's thread was read again on resume: a teacher catching up on an
+    earlier step while the bot was out of the channel was missing from that step's notes."""
+    first = bot.open_step()
+    heard = bot.standin.add_message(CHANNEL, TEACHERS[0], "The title is underlined", first)
+    bot.reply(TEACHERS[0], heard["text"], first, ts=heard["ts"])
+    bot.wait_until(lambda: len(bot.recorded()) == 1, timeout=10)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2, timeout=10)
+    second = str(bot.step_posts()[1]["ts"])
+    bot.standin.remove_member(CHANNEL, "U_BOT")
+    assert bot.event({"type": "channel_left", "channel": CHANNEL, "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: _sessions(bot) == [(CHANNEL, "paused")], timeout=10)
+    late = bot.standin.add_message(CHANNEL, TEACHERS[1], "Two rows are blank", first)
+    now = bot.standin.add_message(CHANNEL, TEACHERS[2], "She may be working on units", second)
+    bot.standin.edit_message(CHANNEL, heard["ts"], "The title is underlined twice")
+
+    bot.command("resume")
+    bot.wait_until(lambda: len(bot.recorded()) == 3, timeout=10)
+    bot.settle()
+    with bot.db.session() as s:
+        steps = {c.ts: (c.step_index, c.text) for c in s.scalars(select(Contribution))}
+    assert steps == {
+        heard["ts"]: (1, "The title is underlined twice"),
+        late["ts"]: (1, "Two rows are blank"),
+        now["ts"]: (2, "She may be working on units"),
+    }
+    for message in (heard, late, now):  # each marked with its tag, once
+        assert len(bot.standin.reactions(CHANNEL, message["ts"])) == 1
+
+    bot.command("pause")
+    bot.command("resume")  # asked again: nothing is stored twice
+    bot.settle()
+    assert len(bot.recorded()) == 3 and len(_kept(bot)) == 3
+    reactions = [c.params["timestamp"] for c in bot.standin.calls_to("reactions.add")]
+    assert sorted(reactions) == sorted(m["ts"] for m in (heard, late, now))
+
+
 def _kept(bot: Bot) -> list[str]:
     """The words of the replies kept (not deleted), in the order recorded."""
     with bot.db.session() as s:

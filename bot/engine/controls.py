@@ -171,10 +171,27 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
-        if run is not None and run.message_ts is not None:
-            thread = (session.team_id, session.enterprise_id, session.channel_id, run.message_ts)
-            after(lambda: engine.on_resumed(*thread))
+        # Replies written meanwhile in any of its steps' threads: the open step's first.
+        threads = _step_threads(s, session.id, session.current_step)
+        if threads:
+            where = (session.team_id, session.enterprise_id, session.channel_id)
+            after(lambda: engine.on_resumed(*where, threads))
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
+
+
+def _step_threads(s: Session, session_id: int, current: int) -> list[str]:
+    """The ts of each step message of a session posted so far: the open step's, then the
+    earlier ones' from the latest back."""
+    found = s.scalars(
+        select(StepRun.message_ts)
+        .where(
+            StepRun.session_id == session_id,
+            StepRun.message_ts.is_not(None),
+            StepRun.index <= current,
+        )
+        .order_by(StepRun.index.desc())
+    )
+    return [str(ts) for ts in found]
 
 
 def _kept_out(engine: Engine, actor: Actor) -> bool:

@@ -178,10 +178,10 @@ class Engine:
         self.directory: Directory = directory or NoDirectory()
         # Called in the transaction that schedules a session ahead (presenter prep hooks in here).
         self.on_scheduled: list[Callable[[Session, _After, ProtocolSession], None]] = []
-        # Told, once a session resumes, of its open step's thread (team, enterprise, channel,
-        # ts): replies written there while the bot was out of the channel never reached it
-        # (the runtime asks Slack for them: bot/missed.py).
-        self.on_resumed: Callable[[str, str, str, str], None] = lambda *_thread: None
+        # Told, once a session resumes, of its steps' threads (team, enterprise, channel, and
+        # each step message's ts, the open step's first): replies written there while the bot
+        # was out of the channel never reached it (the runtime asks Slack: bot/missed.py).
+        self.on_resumed: Callable[[str, str, str, list[str]], None] = lambda *_threads: None
         # The batch this thread's transactions join, if one is open (see batch()).
         self._local = threading.local()
 
