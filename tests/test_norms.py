@@ -434,6 +434,28 @@ def test_a_reminder_of_who_speaks_comes_once_a_step_however_often_one_replies(bo
     assert len(_ephemerals_to(bot, PRESENTER)) == 2
 
 
+def test_a_late_reply_in_a_listening_step_promises_nothing_at_a_step_already_open(
+    bot: Bot,
+) -> None:
+    # The group is on the presenter's step (Reflecting) when the presenter, and a teacher
+    # catching up, write in Describing's thread: that step has come, and gone by what it brought
+    # (the notes it sent, the questions it listed), so neither is told to wait for it.
+    describing = _start_at_step(bot, 2)
+    for k in (3, 4, 5):
+        _next(bot, k)
+    note = _say(bot, PRESENTER, "It was her first draft", describing)
+    asked = _say(bot, T1, "Is this the first draft?", describing)
+    assert _recorded(bot, note).audience == "presenter"
+    assert _recorded(bot, asked).tag == "question"
+    _settle(bot)
+    (listens,) = [m for m in _ephemerals_to(bot, PRESENTER) if "listening" in m["text"]]
+    words = json.dumps(listens["blocks"])
+    assert "when step 5" not in words and "in your copy of the notes at the end" in words
+    (parked,) = [m for m in _ephemerals_to(bot, T1) if "parked" in m["text"]]
+    words = json.dumps(parked["blocks"])
+    assert "will be listed" not in words and "Questions for the presenter" in words
+
+
 def test_no_dm_at_the_presenters_step_when_they_kept_no_notes(bot: Bot) -> None:
     _start_at_step(bot, 5)
     _settle(bot)

@@ -358,8 +358,12 @@ class Replies:
                     index=found.step_index,
                     # the nudge's buttons carry the contribution's id
                     contribution={"id": contribution_id, "text": kept},
-                    interpreting=_interpreting_step(protocol, found.step_index),
-                    presenter_step=next_presenter_step(protocol, found.step_index),
+                    interpreting=_not_open_yet(
+                        _interpreting_step(protocol, found.step_index), session
+                    ),
+                    presenter_step=_not_open_yet(
+                        next_presenter_step(protocol, found.step_index), session
+                    ),
                 )
 
     def _under_header(
@@ -824,6 +828,13 @@ def _written_before(ts: str | None, moment: datetime) -> bool:
         return float(ts or "") < moment.timestamp()
     except ValueError:
         return False
+
+
+def _not_open_yet(index: int | None, session: ProtocolSession) -> int | None:
+    """A later step a norm's message promises something at (parked items listed, the presenter's
+    notes sent), while it is still to open: a reply in an earlier step's thread written once the
+    group has reached that step would be promised what happened when it opened, without it."""
+    return index if index is not None and index > session.current_step else None
 
 
 def _interpreting_step(protocol: Protocol, index: int) -> int | None:
