@@ -413,6 +413,20 @@ def test_presenter_notes_stay_private_and_come_back_at_their_step(bot: Bot) -> N
     assert "calculator rule" in copy
 
 
+def test_the_presenter_asking_for_the_notes_gets_their_own_copy(bot: Bot) -> None:
+    # The answer to /protocol notes is the asker's alone: the presenter's, like their copy at
+    # the end, holds what they noted while listening; anyone else's does not.
+    describing = _start_at_step(bot, 2)
+    _recorded(bot, _say(bot, PRESENTER, "Ask them about the calculator rule", describing))
+    _recorded(bot, _say(bot, T1, "The table has four rows.", describing))
+    bot.command("end")
+    _settle(bot)
+    own = json.dumps(bot.command("notes", user=PRESENTER)["blocks"])
+    assert "calculator rule" in own and "four rows" in own
+    theirs = json.dumps(bot.command("notes", user=T1)["blocks"])
+    assert "calculator rule" not in theirs and "four rows" in theirs
+
+
 def test_a_reminder_of_who_speaks_comes_once_a_step_however_often_one_replies(bot: Bot) -> None:
     describing = _start_at_step(bot, 2)
     notes = [_say(bot, PRESENTER, f"Note to self {k}", describing) for k in range(3)]

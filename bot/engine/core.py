@@ -952,12 +952,15 @@ class Engine:
             protocol = self.shown_protocol(s, session.id, session.protocol_id)
             notes = notes_mod.build_notes(s, session, protocol)
             gone = session.protocol_id not in self.library
-            context = {"notes": notes, "for_presenter": False, "gone": gone}
+            # The answer is the asker's alone: the presenter's holds their own notes from the
+            # listening steps, as their copy at the end and from App Home do.
+            own = actor.user_id == session.presenter_id
+            context = {"notes": notes, "for_presenter": own, "gone": gone}
             if fits_one_message("notes_reply.j2", **context):
                 return Reply("notes_reply.j2", context)
             # Too long for one answer: the asker gets them whole by DM, in parts, as from App
             # Home (the ref lets `forget` find the copy).
-            messages = notes_mod.notes_messages(notes)
+            messages = notes_mod.notes_messages(notes, for_presenter=own)
             for message in messages:
                 self.post(s, session, message, channel=actor.user_id, ref=f"notes:{session.id}")
             return Reply("replies/notes_sent.j2", {"notes": notes, "parts": len(messages)})
