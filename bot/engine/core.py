@@ -80,9 +80,9 @@ class NoTimers:
 
 class Directory(TypingProtocol):
     """Read-only questions to Slack: who is in a channel (people only, no bots), which of some
-    people are not in it, whether Slack
-    hides a channel from the bot (private, and it not invited), and what people and channels
-    are called, by id (those Slack cannot name left out)."""
+    people are not in it, whether Slack hides a channel from the bot (private, and it not
+    invited), what people and channels are called, by id (those Slack cannot name left out),
+    what a thread holds, and whether someone has left the workspace."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 

@@ -62,15 +62,11 @@ def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool
         .values(status="failed", error=row.error, sent_at=now)
     )
     engine.timers.clear(session.id)  # its jobs do nothing for a session not running, either way
-    protocol = engine.library.get(session.protocol_id)
+    name = engine.protocol_name(session.protocol_id)
     message = render_message(
-        "session_unreachable.j2",
-        session=session,
-        protocol_name=protocol.name if protocol else session.protocol_id,
-        error=row.error,
+        "session_unreachable.j2", session=session, protocol_name=name, error=row.error
     )
     engine.post(s, session, message, channel=session.facilitator_id, ref=_notice(session, row))
-    name = protocol.name if protocol else session.protocol_id
     engine.tell_presenter_called_off(s, session, name, "unreachable")
     return True
 
@@ -206,14 +202,13 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
     ref = _notice(session, row)
     if slack.enqueued(s, row.team_id, ref):
         return  # one word per session and reason, however many posts it stops
-    protocol = engine.library.get(session.protocol_id)
     what = _what(row)
     # The notes of a session over, kept out of its channel: nobody will post them there again.
     copied = what["kind"] == "notes" and row.error in CHANNEL_CLOSED and session.status == "ended"
     message = render_message(
         "delivery_failed.j2",
         session=session,
-        protocol_name=protocol.name if protocol else session.protocol_id,
+        protocol_name=engine.protocol_name(session.protocol_id),
         what=what,
         error=row.error or "unknown",
         copied=copied,
@@ -267,11 +262,10 @@ def _tell(
     **context: Any,
 ) -> None:
     """A private note to the session's facilitator about one of its channel's posts."""
-    protocol = engine.library.get(session.protocol_id)
     message = render_message(
         template,
         session=session,
-        protocol_name=protocol.name if protocol else session.protocol_id,
+        protocol_name=engine.protocol_name(session.protocol_id),
         what=_what(row),
         **context,
     )
