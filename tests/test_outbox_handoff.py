@@ -224,18 +224,55 @@ def test_once_calls_prove_slow_the_channels_left_get_a_worker_each(
     assert max(rest) - min(rest) < 0.15, at
 
 
-def test_a_reaction_a_round_turned_away_goes_out_without_waiting_out_the_gather(
+def test_a_reaction_committed_while_a_round_is_under_way_is_handed_over(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    # Rounds come often under load (each writes back what workers did): a reaction turned
+    # away during every one went the round's way, half of them at 600 replies a second.
+    engine, sender = _engine_with_sender(db, workspace)
+    try:
+        with sender._round:  # a round under way, and none can follow while it is
+            with engine.transaction() as (s, _after):
+                _react(s, sender, "1.000004")
+            wait_until(lambda: len(workspace.calls_to("reactions.add")) == 1, timeout=5)
+            ((status, attempts),) = [(r.status, r.attempts) for r in _rows(db)]
+            assert (status, attempts) == ("pending", 1)  # written claimed, sent by a worker
+        sender.drain(5)
+        assert [r.status for r in _rows(db)] == ["sent"]
+        assert len(workspace.calls_to("reactions.add")) == 1
+    finally:
+        sender.stop()
+
+
+def test_a_round_leaves_a_channel_held_since_it_began_to_the_holder(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
 ) -> None:
     engine, sender = _engine_with_sender(db, workspace)
     try:
-        with sender._round:  # a round under way: the channel can't be held for a handoff
+        with sender._round:
             with engine.transaction() as (s, _after):
-                _react(s, sender, "1.000004")
-            ((status, attempts),) = [(r.status, r.attempts) for r in _rows(db)]
-            assert (status, attempts) == ("pending", 0)  # enqueued the usual way
-        # The round that comes next takes it at once, not after the minute's gather.
-        wait_until(lambda: len(workspace.calls_to("reactions.add")) == 1, timeout=5)
+                enqueue(
+                    s,
+                    now=datetime.now(UTC),
+                    team_id="T_TEAM",
+                    channel=CHANNEL,
+                    method="chat.postMessage",
+                    payload={"channel": CHANNEL, "text": "a step"},
+                )
+            (row,) = _rows(db)
+            # The round has read the channel's due row; a transaction holds the channel
+            # before the round claims it.
+            assert sender.hold(CHANNEL)
+            with db.session() as s:
+                assert sender._claim(s, {CHANNEL: [row.id]}, done=set()) == {}
+            ((status, in_flight),) = [(r.status, r.in_flight_at) for r in _rows(db)]
+            assert (status, in_flight) == ("pending", None)  # left for a later round
+            assert not sender.hold(CHANNEL)  # still the holder's
+        sender.let_go(CHANNEL)
+        sender.drain(5)
+        assert [r.status for r in _rows(db)] == ["sent"]
+        assert len(workspace.calls_to("chat.postMessage")) == 1
     finally:
         sender.stop()
