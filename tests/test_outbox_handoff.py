@@ -8,6 +8,8 @@ reaches the stand-in before then was handed over, not claimed by a round.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,13 +122,14 @@ def test_a_reply_delivered_again_leaves_its_channel_free(bot: Bot) -> None:
     assert len(bot.standin.calls_to("reactions.add")) == 1
 
 
+@contextmanager
 def _engine_with_sender(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
     **sender_kw: Any,
-) -> tuple[Engine, OutboxSender]:
+) -> Iterator[tuple[Engine, OutboxSender]]:
     """An Engine whose transactions hand calls to a running sender whose rounds are a minute
-    apart (its first is over)."""
+    apart (its first is over); the sender stops at the end."""
     library, _ = load_library()
     engine = Engine(db, library, SystemClock())
     sender = _sender(db, workspace)
@@ -136,15 +139,17 @@ def _engine_with_sender(
     sender.start()
     time.sleep(0.5)  # its first round is over; the next is a minute away
     engine.sender = sender
-    return engine, sender
+    try:
+        yield engine, sender
+    finally:
+        sender.stop()
 
 
 def test_a_unit_of_work_that_fails_lets_its_channel_go_and_sends_nothing(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
 ) -> None:
-    engine, sender = _engine_with_sender(db, workspace)
-    try:
+    with _engine_with_sender(db, workspace) as (engine, sender):
         with pytest.raises(RuntimeError), engine.transaction() as (s, _after):
             _react(s, sender, "1.000001")
             claimed = s.scalars(select(OutboxMessage.in_flight_at)).all()
@@ -154,8 +159,6 @@ def test_a_unit_of_work_that_fails_lets_its_channel_go_and_sends_nothing(
         assert sender.hold(CHANNEL)
         sender.let_go(CHANNEL)
         sender.drain(3)
-    finally:
-        sender.stop()
     assert _rows(db) == []
     assert workspace.calls_to("reactions.add") == []
 
@@ -189,14 +192,11 @@ def _hand_over_in(
     **sender_kw: Any,
 ) -> dict[str, float]:
     """Commit one unit of work that reacts once in each of `channels`; when each call came."""
-    engine, sender = _engine_with_sender(db, workspace, **sender_kw)
-    try:
+    with _engine_with_sender(db, workspace, **sender_kw) as (engine, sender):
         with engine.transaction() as (s, _after):
             for channel in channels:
                 _react(s, sender, "1.000003", channel)
         wait_until(lambda: len(workspace.calls_to("reactions.add")) == len(channels), timeout=5)
-    finally:
-        sender.stop()
     return {c.params["channel"]: c.at for c in workspace.calls_to("reactions.add")}
 
 
@@ -230,8 +230,7 @@ def test_a_reaction_committed_while_a_round_is_under_way_is_handed_over(
 ) -> None:
     # Rounds come often under load (each writes back what workers did): a reaction turned
     # away during every one went the round's way, half of them at 600 replies a second.
-    engine, sender = _engine_with_sender(db, workspace)
-    try:
+    with _engine_with_sender(db, workspace) as (engine, sender):
         with sender._round:  # a round under way, and none can follow while it is
             with engine.transaction() as (s, _after):
                 _react(s, sender, "1.000004")
@@ -241,16 +240,13 @@ def test_a_reaction_committed_while_a_round_is_under_way_is_handed_over(
         sender.drain(5)
         assert [r.status for r in _rows(db)] == ["sent"]
         assert len(workspace.calls_to("reactions.add")) == 1
-    finally:
-        sender.stop()
 
 
 def test_a_round_leaves_a_channel_held_since_it_began_to_the_holder(
     db: Database,  # noqa: F811
     workspace: SlackStandin,
 ) -> None:
-    engine, sender = _engine_with_sender(db, workspace)
-    try:
+    with _engine_with_sender(db, workspace) as (engine, sender):
         with sender._round:
             with engine.transaction() as (s, _after):
                 enqueue(
@@ -274,5 +270,3 @@ def test_a_round_leaves_a_channel_held_since_it_began_to_the_holder(
         sender.drain(5)
         assert [r.status for r in _rows(db)] == ["sent"]
         assert len(workspace.calls_to("chat.postMessage")) == 1
-    finally:
-        sender.stop()
