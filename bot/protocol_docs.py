@@ -109,7 +109,7 @@ steps:
 | `id` | yes | lowercase letters, digits and hyphens, starting with a letter or digit, up to \
 64 characters: what people type after `/protocol start`. No two protocols may share one, and \
 a built-in id (`atlas`, ...) is taken |
-| `name` | yes | the title people see, up to 150 characters |
+| `name` | yes | the title people see, one line of up to 150 characters |
 | `source` | yes | where the protocol comes from, up to 300 characters |
 | `summary` | yes | a few sentences shown at the top of the session, up to 1000 characters |
 | `presenter_prep` | no | the reminder the presenter gets before a scheduled start: \
@@ -118,7 +118,7 @@ a built-in id (`atlas`, ...) is taken |
 as leaving it out): no reminder |
 | `steps` | yes | the steps, in order, at least one |
 | `steps[n].id` | yes | like the protocol's `id`; different for each step |
-| `steps[n].title` | yes | up to 150 characters |
+| `steps[n].title` | yes | one line of up to 150 characters |
 | `steps[n].minutes` | yes | a whole number from 1 to 600: the step's length in a live \
 session (write `10`, not `10m`) |
 | `steps[n].prompt` | yes | the facilitator's question, up to 300 characters |

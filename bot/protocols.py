@@ -132,7 +132,7 @@ def load_protocol(path: Path) -> Protocol:
         _fail(file, "(file)", f"must be a mapping of protocol fields (got {_kind(raw)})")
     _check_keys(file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
     protocol_id = _ident(file, "id", raw["id"])
-    name = _text(file, "name", raw["name"])
+    name = _line(file, "name", raw["name"])
     source = _text(file, "source", raw["source"])
     summary = _text(file, "summary", raw["summary"])
     prep = raw.get("presenter_prep")
@@ -214,7 +214,7 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
     template = raw.get("template")
     step = Step(
         id=_ident(file, f"{where}.id", raw["id"]),
-        title=_text(file, f"{where}.title", raw["title"]),
+        title=_line(file, f"{where}.title", raw["title"]),
         minutes=minutes,
         prompt=_text(file, f"{where}.prompt", raw["prompt"]),
         guidance=_text_list(file, f"{where}.guidance", raw["guidance"]),
@@ -256,6 +256,14 @@ def _text(file: str, field: str, value: Any) -> str:
     limit = _MAX_CHARS[_base_name(field)]
     if len(text) > limit:
         _fail(file, field, f"must be at most {limit} characters (got {len(text)})")
+    return text
+
+
+def _line(file: str, field: str, value: Any) -> str:
+    """A name or title: Slack headers, YAML dialogs and Markdown headings take one line."""
+    text = _text(file, field, value)
+    if len(text.splitlines()) > 1:
+        _fail(file, field, "must be one line (it holds a line break)")
     return text
 
 
