@@ -6,6 +6,7 @@ The rule tests drive due jobs by calling what the scheduler's jobs call (`prep.d
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Iterator
@@ -110,6 +111,22 @@ def test_the_lead_time_reminder_goes_out_once_at_its_time(world: World) -> None:
     assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled", f"prep:{sid}:remind"]
     text = _texts(world, PRE)[1]
     assert "friendly reminder" in text and "keeps you up at night" in text
+
+
+def test_no_reminder_goes_out_once_the_session_is_switched_to_a_protocol_without_prep(
+    world: World,
+) -> None:
+    # An operator's protocol may have no presenter prep; the reminders queued stay in the job store.
+    open_floor = dataclasses.replace(world.engine.library["consultancy"], id="open-floor")
+    world.engine.library["open-floor"] = dataclasses.replace(open_floor, presenter_prep=None)
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    prep_dialog.switch(world.engine, Actor("T_TEAM", FAC, "D_FAC"), sid, "open-floor")
+    for kind, at in ((prep.REMIND, timedelta(hours=24)), (prep.FOLLOWUP, timedelta(hours=3))):
+        world.clock.set(THU_15_LA - at)
+        world.due(sid, kind)
+    assert world.dm_refs(PRE) == [f"prep:{sid}:scheduled", f"prep:{sid}:switched"]
+    assert world.dms(FAC) == []
 
 
 def test_remind_sets_the_lead_time(world: World) -> None:

@@ -120,7 +120,9 @@ def due(engine: Engine, session_id: int, kind: str) -> None:
         session = engine._lock(s, session_id)
         if session is None or session.status != "scheduled" or kind not in (REMIND, FOLLOWUP):
             return
-        if engine.library.get(session.protocol_id) is None:
+        # Asked now, not when queued: the session may have been switched to a protocol without prep.
+        protocol = engine.library.get(session.protocol_id)
+        if protocol is None or protocol.presenter_prep is None:
             return
         state = dict(session.prep or {})
         sent = dict(state.get("sent") or {})
