@@ -462,9 +462,10 @@ def test_a_late_reply_in_a_listening_step_promises_nothing_at_a_step_already_ope
     assert _recorded(bot, note).audience == "presenter"
     assert _recorded(bot, asked).tag == "question"
     _settle(bot)
-    (listens,) = [m for m in _ephemerals_to(bot, PRESENTER) if "listening" in m["text"]]
-    words = json.dumps(listens["blocks"])
-    assert "when step 5" not in words and "in your copy of the notes at the end" in words
+    (kept,) = _ephemerals_to(bot, PRESENTER)
+    words = json.dumps(kept["blocks"])
+    assert "as a private note for you" in words and "when step 5" not in words
+    assert "in your copy of the notes at the end" in words
     (parked,) = [m for m in _ephemerals_to(bot, T1) if "parked" in m["text"]]
     words = json.dumps(parked["blocks"])
     assert "will be listed" not in words and "Questions for the presenter" in words
@@ -802,6 +803,24 @@ def test_a_reply_in_a_closed_steps_thread_is_kept_and_told_where_the_group_is(bo
     assert bot.recorded()[-1] == paused
     notes = json.dumps(bot.posts())
     assert "One more thought 1" in notes and "And one from me" in notes
+
+
+def test_the_presenter_writing_in_a_closed_listening_step_hears_once_of_a_private_note(
+    bot: Bot,
+) -> None:
+    # They were told the step had closed and their reply was "kept in its notes" (the group's),
+    # and, beside it, that they listen in this step.
+    _start_at_step(bot, 3)
+    describing = str(bot.step_posts()[1]["ts"])
+    ts = [_say(bot, PRESENTER, f"Note to self {k}", describing) for k in range(2)]
+    _settle(bot)
+    assert [_recorded(bot, t).audience for t in ts] == ["presenter", "presenter"]
+    (told,) = _ephemerals_to(bot, PRESENTER)
+    words = json.dumps(told["blocks"])
+    assert told["text"] == "This step has closed; your reply is kept as a private note for you."
+    assert "Step 2, *Describing the Student Work*, has closed" in words
+    assert "as a private note for you: I will send you your notes when step 5" in words
+    assert "step 3, *Interpreting the Student Work*" in words and "in its notes" not in words
 
 
 def test_a_reply_after_the_end_is_told_once_it_is_not_in_the_notes(bot: Bot) -> None:

@@ -343,7 +343,9 @@ class Replies:
                 item = {"text": kept, "user": user, "tag": tag}
                 self._late_for_the_notes(s, found.id, protocol, item)
             if found.ended_at is not None and found.status in ACTIVE:
-                self._closed(s, found, user, thread_ts)
+                self._closed(s, found, user, thread_ts, audience)
+                if audience == "presenter":
+                    norm = None  # its message says where the note went: one message, not two
             if norm is not None:
                 session = s.get(ProtocolSession, found.id)
                 assert session is not None  # just read, in this transaction
@@ -404,16 +406,21 @@ class Replies:
         people = [author, *_BARE_MENTION.findall(raw)] if author else _BARE_MENTION.findall(raw)
         return self.engine.directory.names(team_id, people) if people else {}
 
-    def _closed(self, s: Session, found: _Open, user: str, thread_ts: str) -> None:
+    def _closed(self, s: Session, found: _Open, user: str, thread_ts: str, audience: str) -> None:
         """A reply kept in the thread of a step that has closed while its session runs on: its
-        author hears, once a step, that the group has moved on, and where to."""
+        author hears, once a step, that the group has moved on, and where to; the presenter,
+        that their reply is a private note (as while the step was open)."""
         session = s.get(ProtocolSession, found.id)
         assert session is not None  # just read, in this transaction
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        turn = next_presenter_step(protocol, found.step_index)
         context = {
             "step": protocol.step(found.step_index),
             "index": found.step_index,
             "current": protocol.step(session.current_step),
+            "protocol": protocol,
+            "private": audience == "presenter",
+            "presenter_step": _not_open_yet(turn, session),
         }
         self._ephemeral(s, session, user, thread_ts, "step_closed.j2", **context)
 
