@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,9 +16,11 @@ from sqlalchemy import func, select, text
 
 from bot.engine import notes as notes_mod
 from bot.export import export
+from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, ProtocolSession
 from tests.fakes.signing import interaction_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot
+from tests.test_templates import HeldClock
 
 
 def _session(bot: Bot) -> ProtocolSession:
@@ -342,6 +345,33 @@ def test_the_csv_export_tells_the_presenters_own_notes_from_the_groups_replies(b
         "The graph has no labels.": "no",
         "Remember to say it was a first draft.": "yes",
     }
+
+
+def test_a_steps_length_counts_out_the_time_it_was_paused(
+    workspace: SlackStandin, database_url: str, request: pytest.FixtureRequest
+) -> None:
+    # A step run for ten minutes before a weekend's pause, and five after, took a quarter of an
+    # hour; the debrief figures gave it two days. One ended while paused ran until the pause.
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, clock=clock).start()
+    request.addfinalizer(bot.stop)
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for minutes, command in ((10, "pause"), (2 * 24 * 60, "resume"), (5, "next")):
+        clock.advance(minutes * 60)
+        bot.command(command)
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    for minutes, command in ((20, "pause"), (60, "end")):
+        clock.advance(minutes * 60)
+        bot.command(command)
+    bot.wait_until(lambda: "For the debrief" in json.dumps(bot.posts()))
+    debrief = json.dumps(bot.posts())
+    assert "Getting Started: 0 replies from 0 people in 15 min;" in debrief
+    assert "Describing the Student Work: 0 replies from 0 people in 20 min." in debrief
+    data = json.loads(export(bot.settings, "latest", "json"))
+    assert [step["seconds"] for step in data["steps"]] == [15 * 60, 20 * 60]
+    table = export(bot.settings, "latest", "md").splitlines()
+    assert "| 1 | Getting Started | 0 | 0 | 15 min |" in table
 
 
 def test_the_export_of_a_running_session_says_it_has_not_ended(bot: Bot) -> None:

@@ -126,10 +126,8 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
             raise Refusal("refusals/already_paused.j2")
         assert session.step_closes_at is not None
         now = engine.clock.now()
-        session.paused_remaining = time_left(
-            now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz
-        )
-        session.status = "paused"
+        left = time_left(now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz)
+        engine.pause_step(s, session, left)
         _thread_note(engine, s, session, "step_paused.j2")
         sid = session.id
         after(lambda: engine.timers.clear(sid))
@@ -153,7 +151,8 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
         # Whole days left are counted on the calendar, as a step's length is (pacing.later): a
         # day's step resumed across a daylight-saving change keeps its time of day.
-        closes = later(engine.clock.now(), session.paused_remaining or 0, session.tz)
+        now = engine.clock.now()
+        closes = later(now, session.paused_remaining or 0, session.tz)
         if session.weekdays:
             closes = carry_past_weekend(closes, session.tz)
         session.status = "running"
@@ -162,6 +161,9 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         run = engine._step_run(s, session.id, session.current_step)
         if run is not None:
             run.closes_at = closes
+            if run.paused_at is not None:
+                run.paused_seconds += int((now - run.paused_at).total_seconds())
+                run.paused_at = None
         if run is not None and run.message_ts is None and _never_posted(s, session):
             # Held because its channel could not be reached: the step is posted now, in full.
             protocol = engine.library[session.protocol_id]

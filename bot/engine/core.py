@@ -722,12 +722,20 @@ class Engine:
         log.warning(
             "session %s held: protocol %r is not installed", session.id, session.protocol_id
         )
-        session.status = "paused"
-        session.paused_remaining = 0
+        self.pause_step(s, session, 0)
         sid = session.id
         after(lambda: self.timers.clear(sid))
         message = render_message("protocol_gone.j2", session=session, held=True)
         self.post(s, session, message, channel=session.facilitator_id)
+
+    def pause_step(self, s: Session, session: ProtocolSession, remaining: int) -> None:
+        """Pause the session on its open step, with `remaining` seconds of it left; the step
+        keeps since when, so that its length counts the pause out."""
+        session.status = "paused"
+        session.paused_remaining = remaining
+        run = self._step_run(s, session.id, session.current_step)
+        if run is not None and run.paused_at is None:
+            run.paused_at = self.clock.now()
 
     def _call_off(self, s: Session, after: _After, session: ProtocolSession, now: datetime) -> None:
         """A scheduled session is due to start but its protocol is no longer installed."""

@@ -86,8 +86,9 @@ def hold_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
     if str(session.current_step) != index or session.protocol_id not in engine.library:
         return False  # the session has moved on since: the step's post is not what holds it
     protocol = engine.library[session.protocol_id]
-    session.status = "paused"
-    session.paused_remaining = step_seconds(protocol, session.current_step, session.step_seconds)
+    engine.pause_step(
+        s, session, step_seconds(protocol, session.current_step, session.step_seconds)
+    )
     engine.timers.clear(session.id)
     # A note of its own, whatever notes of refused posts went before (a line in a thread
     # refused the same way): this one says the session is paused, and can end it.
@@ -128,10 +129,8 @@ def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) ->
         if session is None or session.step_closes_at is None:
             return
         now = engine.clock.now()
-        session.status = "paused"
-        session.paused_remaining = time_left(
-            now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz
-        )
+        left = time_left(now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz)
+        engine.pause_step(s, session, left)
         sid = session.id
         after(lambda: engine.timers.clear(sid))
         protocol = engine.shown_protocol(s, session.id, session.protocol_id)

@@ -45,6 +45,15 @@ class _StepTimes(NamedTuple):
     started_at: datetime
     closes_at: datetime
     ended_at: datetime | None
+    paused_at: datetime | None
+    paused_seconds: int
+
+
+def run_seconds(run: _StepTimes | StepRun) -> int:
+    """How long a step ran, its pauses counted out: to its end, or to its planned close while
+    it runs; to the pause that holds it (ended while paused, or paused still)."""
+    end = run.paused_at or run.ended_at or run.closes_at
+    return int((end - run.started_at).total_seconds()) - run.paused_seconds
 
 
 @dataclass
@@ -133,7 +142,14 @@ _GROUP_ITEMS = raw.Statement(
     .order_by(Contribution.step_index, Contribution.ts)
 )
 _STEP_TIMES = raw.Statement(
-    select(StepRun.index, StepRun.started_at, StepRun.closes_at, StepRun.ended_at)
+    select(
+        StepRun.index,
+        StepRun.started_at,
+        StepRun.closes_at,
+        StepRun.ended_at,
+        StepRun.paused_at,
+        StepRun.paused_seconds,
+    )
     .where(StepRun.session_id == bindparam("session_id"))
     .order_by(StepRun.index)
 )
@@ -166,7 +182,7 @@ def _participation(
                 "title": protocol.step(run.number).title,
                 "count": sum(1 for i in items if i.step_index == run.number),
                 "people": sorted(per_step.get(run.number, set())),
-                "seconds": int(((run.ended_at or run.closes_at) - run.started_at).total_seconds()),
+                "seconds": run_seconds(run),
             }
             for run in steps
         ],
@@ -215,7 +231,12 @@ def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Not
         # From what was just read (this transaction's own changes included, by autoflush).
         participation=_participation(
             group,
-            [_StepTimes(r.index, r.started_at, r.closes_at, r.ended_at) for r in steps],
+            [
+                _StepTimes(
+                    r.index, r.started_at, r.closes_at, r.ended_at, r.paused_at, r.paused_seconds
+                )
+                for r in steps
+            ],
             protocol,
         ),
     )
@@ -311,6 +332,8 @@ def export_json(notes: Notes) -> str:
                 "title": notes.protocol.step(run.index).title,
                 "started_at": _iso(run.started_at),
                 "ended_at": _iso(run.ended_at),
+                # How long it ran, as the notes give it: the time it was paused is counted out.
+                "seconds": run_seconds(run),
                 "message_ts": run.message_ts,
             }
             for run in notes.steps

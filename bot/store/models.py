@@ -106,6 +106,10 @@ class StepRun(Base):
     # When its closing warning is due: moved with the close (extend, pause and resume), None once
     # given (or for a step too short to have one).
     warn_at: Mapped[datetime | None]
+    # Since when the session is paused on this step (None: it is not), and how long it was paused
+    # before: a step's length in the notes, the exports and status counts the pauses out.
+    paused_at: Mapped[datetime | None]
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
 
     session: Mapped[ProtocolSession] = relationship(back_populates="steps")
 
