@@ -2,12 +2,12 @@
 
 Slack sends a bot no events from a channel it is not in, so what a team wrote while the bot was
 taken out of the channel (its session paused, bot/engine/delivery.py) never reached it: new
-replies, and edits and deletions of replies already recorded. Once the session resumes, the thread
-of each step posted so far is asked of Slack (the open step's first), and what changed is stored in the inbox as the events Slack
-would have sent, to be handled as any are: a new reply recorded, tagged, marked with its
-reaction and held to the step's norms; an edit or a deletion applied. A reply recorded already
-is not recorded twice (a reply is known by its ts), and asking twice stores nothing twice (each
-event's id is the reply's, and the edit's).
+replies, and edits and deletions of replies already recorded. Once the session resumes, the
+thread of each step posted so far is asked of Slack (the open step's first), and what changed is
+stored in the inbox as the events Slack would have sent, to be handled as any are: a new reply
+recorded, tagged, marked with its reaction and held to the step's norms; an edit or a deletion
+applied. A reply recorded already is not recorded twice (a reply is known by its ts), and asking
+twice stores nothing twice (each event's id is the reply's, and the edit's).
 """
 
 from __future__ import annotations
