@@ -406,9 +406,11 @@ class Engine:
             s.add(session)
             s.flush()
             delays: list[ScheduledView] = []
+            ends_at = None
             if starts_now:
                 self._begin(s, after, session, now)
-                delays = self._delayed_by(s, actor, session)
+                ends_at = self.planned_end(session)
+                delays = self._delayed_by(s, actor, ends_at)
             else:
                 sid, at = session.id, session.starts_at
                 after(lambda: self.timers.session_start(sid, at))
@@ -421,16 +423,15 @@ class Engine:
                     "session": session,
                     "waits_for": in_the_way,
                     "delays": delays,
-                    "ends_at": self.planned_end(session) if delays else None,
+                    "ends_at": ends_at if delays else None,
                 },
             )
 
     def _delayed_by(
-        self, s: Session, actor: Actor, session: ProtocolSession
+        self, s: Session, actor: Actor, ends_at: datetime | None
     ) -> list[ScheduledView]:
-        """The sessions scheduled in the channel to start while `session`, just begun, runs:
-        each will wait for it to end (one active session a channel)."""
-        ends_at = self.planned_end(session)
+        """The sessions scheduled in the channel to start before `ends_at`, the planned end of
+        the session just begun there: each will wait for it (one active session a channel)."""
         waiting = [
             x
             for x in channel_sessions(s, actor, ("scheduled",))
