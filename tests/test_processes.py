@@ -347,6 +347,8 @@ def test_the_clock_rides_out_a_database_outage_in_a_few_log_lines(
         time.sleep(6)  # step 2's close, and more, fall in here
     back = time.time()
     wait_for(lambda: notes_sent(workspace), 30, "the notes")
+    # The presenter's copy and the channel's notes go to two channels, in either order.
+    wait_for(lambda: "notes" in top_level(workspace), 10, "the notes in the channel")
     labels = top_level(workspace)
     assert labels == ["header", *(f"step {k}" for k in range(1, 7)), "notes"], labels
     step3 = next(c for c in posted(workspace) if label(c) == "step 3")
