@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,35 @@ from bot.store.db import Database
 from bot.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
+
+
+class Answers(ThreadPoolExecutor):
+    """The threads that do a command's work after its ack, and know when none is left."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers, thread_name_prefix="answer")
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._pending_lock:
+            self._pending += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: Future[Any] | None) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    def idle(self) -> bool:
+        """Whether every piece of work submitted has run."""
+        with self._pending_lock:
+            return not self._pending
 
 
 class Runtime:
@@ -109,7 +139,7 @@ class Runtime:
         self.clock_file: ClockFile | None = None
         # Answers to read-only commands, sent through response_url after the ack; and the
         # replies a resumed session's step missed, asked of Slack after the ack too.
-        self.answers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answer")
+        self.answers = Answers(workers=4)
         self.engine.on_resumed = self._resumed
         self._started = False
 

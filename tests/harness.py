@@ -284,7 +284,10 @@ class Bot:
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until every event stored is handled and every post due is sent: what an
-        assertion that nothing (more) happened needs, instead of a pause."""
+        assertion that nothing (more) happened needs, instead of a pause. Work a command set
+        going after its ack (answers, a start's checks of who is in the channel) comes first:
+        it can store events and queue posts."""
+        self.wait_until(self.runtime.answers.idle, timeout)
         self.wait_until(self.runtime.inbox.idle, timeout)
         self.runtime.sender.drain(timeout)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import operator
+import threading
 from typing import Any
 
 from sqlalchemy import text
 
+from bot.runtime import Answers
 from tests.fakes.signing import slash_command_body
-from tests.harness import CHANNEL, PRESENTER, TEACHERS, TEAM, Bot
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, TEAM, Bot, wait_until
 
 
 def _ask(bot: Bot, command: str, key: str) -> tuple[int, str, str]:
@@ -114,3 +117,26 @@ def test_status_of_a_big_session_in_a_busy_channel_reaches_the_facilitator(bot: 
     assert "6. Debriefing the Process: 100 replies from 100 people" in shown
     assert shown.count("<@U0A00000000>") == 6 and "<@U0A00000099>" not in shown
     assert shown.count(" and 85 more") == 6
+
+
+def test_the_answer_threads_say_when_their_work_is_done() -> None:
+    # What settle waits for: a start's check of the token and of who is in the channel ran on
+    # after every post was sent, and opened a connection to Slack in the middle of the next test.
+    answers = Answers(workers=2)
+    release = threading.Event()
+    try:
+        assert answers.idle()
+        first = answers.submit(release.wait, 10)
+        queued = answers.submit(release.wait, 10)
+        third = answers.submit(release.wait, 10)  # waits for a thread
+        assert not answers.idle()
+        release.set()
+        for future in (first, queued, third):
+            assert future.result(timeout=10) is True
+        wait_until(answers.idle, 5)
+        failing = answers.submit(operator.truediv, 1, 0)
+        assert isinstance(failing.exception(timeout=10), ZeroDivisionError)
+        wait_until(answers.idle, 5)
+    finally:
+        release.set()
+        answers.shutdown(wait=True)
