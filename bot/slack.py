@@ -431,27 +431,33 @@ class Handoff:
     A reply's tag reaction would otherwise wait for the sender's next round to claim it: up to
     a gather's wait, and a round's reads and writes for one row. Instead the transaction holds
     the reaction's channel for itself (no worker is on it, no round is claiming), writes the row
-    already claimed, and at its commit gives its calls to a worker. Their outcomes are written
-    back by the next round, like any worker's. Calls to a channel that can't be held go the
-    usual way.
+    already claimed, and at its commit gives its calls to a worker. A channel someone else has
+    (a worker, a round, another transaction) is joined instead: at the commit its calls queue
+    behind that owner's, and whoever has the channel then makes them (see OutboxSender.join).
+    Their outcomes are written back by the next round, like any worker's. Calls to a channel
+    that can be neither held nor joined go the usual way.
     """
 
     def __init__(self, sender: OutboxSender) -> None:
         self.sender = sender
         self.claims: dict[str, list[_Claim]] = {}
+        self.joined: dict[str, list[_Claim]] = {}
         self.refused = False
 
     def holds(self, channel: str) -> bool:
-        if channel in self.claims:
+        if channel in self.claims or channel in self.joined:
             return True
-        if not self.sender.hold(channel):
+        if self.sender.hold(channel):
+            self.claims[channel] = []
+        elif self.sender.join(channel):
+            self.joined[channel] = []
+        else:
             self.refused = True
             return False
-        self.claims[channel] = []
         return True
 
     def add(self, claim: _Claim) -> None:
-        self.claims[claim.channel].append(claim)
+        (self.claims if claim.channel in self.claims else self.joined)[claim.channel].append(claim)
 
     def unhold(self, channel: str) -> None:
         """Give a channel back if this transaction holds it for nothing: the call it was held
@@ -459,10 +465,15 @@ class Handoff:
         if channel in self.claims and not self.claims[channel]:
             del self.claims[channel]
             self.sender.let_go(channel)
+        elif channel in self.joined and not self.joined[channel]:
+            del self.joined[channel]
+            self.sender.leave(channel)
 
     def committed(self) -> None:
         if self.claims:
             self.sender.send_held(self.claims)
+        if self.joined:
+            self.sender.send_joined(self.joined)
         if self.refused:
             # Its row went the usual way: the next round should not wait out a gather for it.
             self.sender.wake(soon=True)
@@ -470,6 +481,8 @@ class Handoff:
     def rolled_back(self) -> None:
         for channel in self.claims:
             self.sender.let_go(channel)
+        for channel in self.joined:
+            self.sender.leave(channel)
 
 
 def handed(s: Session) -> Handoff | None:
@@ -486,7 +499,8 @@ class OutboxSender:
     Workers make the calls (a channel's rows in order, one channel per worker) and hand their
     outcomes to the next round. A channel stays busy until its outcomes are committed, so no row
     is ever claimed twice. A reply's tag reaction skips the claim: the transaction that records
-    the reply holds its channel and hands the call to a worker at its commit (Handoff). At
+    the reply holds its channel, or joins whoever has it, and hands the call over at its commit
+    (Handoff). At
     10,000 sessions on one-minute steps, ~170 posts a second share a few dozen transactions
     rather than taking one or two each.
     """
@@ -529,6 +543,12 @@ class OutboxSender:
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._taken: set[str] = set()  # channels the round under way has taken (_claim)
+        # A busy channel's joiners (see join): transactions not yet ended, and the calls of
+        # those that committed, which the channel's owner makes next. `_kept`: busy channels
+        # that no worker, round or holder has, waiting for their joiners to end.
+        self._joined: dict[str, int] = {}
+        self._queued: dict[str, list[_Claim]] = {}
+        self._kept: set[str] = set()
         # Channels whose worker is done, with the outcomes the next round writes back.
         self._finished: list[tuple[str, list[_Outcome]]] = []
         self._round = threading.Lock()  # one round at a time (the loop, drain, stop)
@@ -581,6 +601,47 @@ class OutboxSender:
             self._busy.add(channel)
             return True
 
+    def join(self, channel: str) -> bool:
+        """Join a busy channel (one that hold refused) for calls a transaction hands over at
+        its commit: they queue behind the calls of whoever has the channel, which makes them
+        before it lets the channel go (see _drain_channel and _settle). A channel stays busy
+        while it has joiners, so no round claims the rows they write claimed. False when the
+        channel is free again, or the sender isn't running."""
+        if self._thread is None or self._stop.is_set():
+            return False
+        with self._busy_lock:
+            if channel not in self._busy:
+                return False
+            self._joined[channel] = self._joined.get(channel, 0) + 1
+            return True
+
+    def send_joined(self, joined: dict[str, list[_Claim]]) -> None:
+        """Queue the calls of a commit that joined busy channels behind their owners'."""
+        kept = False
+        with self._busy_lock:
+            for channel, claims in joined.items():
+                self._unjoin(channel)
+                if claims:
+                    self._queued.setdefault(channel, []).extend(claims)
+                kept = kept or channel in self._kept
+        if kept:
+            self.wake(soon=True)  # nobody else has the channel: the next round makes them
+
+    def leave(self, channel: str) -> None:
+        """A joiner ended with nothing to queue (rolled back, or its call not enqueued)."""
+        with self._busy_lock:
+            self._unjoin(channel)
+            kept = channel in self._kept
+        if kept:
+            self.wake(soon=True)  # the round lets the channel go
+
+    def _unjoin(self, channel: str) -> None:
+        left = self._joined[channel] - 1
+        if left:
+            self._joined[channel] = left
+        else:
+            del self._joined[channel]
+
     def send_held(self, held: dict[str, list[_Claim]]) -> None:
         """Make the calls a commit held, its channels one after another on one worker."""
         try:
@@ -613,8 +674,36 @@ class OutboxSender:
                 return
 
     def let_go(self, channel: str) -> None:
+        """The holder of `channel` is done with it without a worker: free, unless it has
+        joiners, whose calls the next round sees to."""
         with self._busy_lock:
+            if channel in self._joined or channel in self._queued:
+                self._kept.add(channel)
+                kept = True
+            else:
+                self._busy.discard(channel)
+                kept = False
+        if kept:
+            self.wake(soon=True)
+
+    def _settle(self, channel: str, outcomes: list[_Outcome]) -> list[_Claim]:
+        """A round is done with a channel whose worker finished (`outcomes`, written back) or
+        that nobody had: free it, or give back the calls its joiners queued, which the caller
+        hands to a worker (the channel stays busy). After a call that didn't finish, they go
+        back unclaimed, as a worker leaves the calls behind such a call; the channel waits for
+        that. Called with _busy_lock held."""
+        queued = self._queued.pop(channel, [])
+        if queued and (self._stop.is_set() or any(o.kind != "finish" for o in outcomes)):
+            self._finished.append((channel, [_release(c) for c in queued]))
+            self._wake.set()
+            return []
+        if queued:
+            return queued
+        if channel in self._joined:
+            self._kept.add(channel)
+        else:
             self._busy.discard(channel)
+        return []
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -675,7 +764,8 @@ class OutboxSender:
     def _dispatch(self, claim: bool) -> None:
         with self._busy_lock:
             finished, self._finished = self._finished, []
-            done = {channel for channel, _ in finished}
+            kept, self._kept = self._kept, set()
+            done = {channel for channel, _ in finished} | kept
             busy = self._busy - done
         # Enough to keep every worker going; the rest wait for the next round, unclaimed.
         room = 4 * self.workers - len(busy) if claim else 0
@@ -699,17 +789,31 @@ class OutboxSender:
             log.warning("an outbox round failed; recording its outcomes one channel at a time")
             self._record_apart(finished)
         finally:
+            outcomes: dict[str, list[_Outcome]] = {}
+            for channel, theirs in finished:
+                outcomes.setdefault(channel, []).extend(theirs)
+            claimed = {channel for channel, batch in claims.items() if batch}
             with self._busy_lock:
                 # _claim took the channels it claimed (see there); one it took and then failed
-                # to claim for is free again.
-                self._busy -= done | (self._taken - set(claims))
-                self._busy |= {channel for channel, batch in claims.items() if batch}
+                # to claim for is done with too.
+                for channel in (done | self._taken) - claimed:
+                    if queued := self._settle(channel, outcomes.get(channel, [])):
+                        claims[channel] = queued
+                self._busy |= claimed
                 self._taken = set()
             if finished:
                 self._wake.set()  # a callback may have enqueued something
         for channel, batch in claims.items():
             if batch:
-                self._pool.submit(self._drain_channel, channel, batch)
+                self._submit(channel, batch)
+
+    def _submit(self, channel: str, claims: list[_Claim]) -> None:
+        try:
+            self._pool.submit(self._drain_channel, channel, claims)
+        except RuntimeError:
+            # Stopping: the rows stay claimed, and the next start's sender makes the calls.
+            with self._busy_lock:
+                self._busy.discard(channel)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Send everything due now and wait for it (tests and the demo use this)."""
@@ -783,7 +887,11 @@ class OutboxSender:
             # is its worker's, and its rows here wait for a later round. The rest are taken
             # now, so no hold meets them between here and the round's end.
             with self._busy_lock:
-                lost = {c for c in claims if c in self._busy and c not in done}
+                lost = {
+                    c
+                    for c in claims
+                    if (c in self._busy and c not in done) or c in self._joined or c in self._queued
+                }
                 self._taken = {c for c, mine in claims.items() if mine and c not in lost}
                 self._busy |= self._taken
             if lost:
@@ -795,12 +903,30 @@ class OutboxSender:
 
     def _drain_channel(self, channel: str, claims: list[_Claim]) -> None:
         outcomes: list[_Outcome] = []
+        while self._drain_claims(channel, claims, outcomes):
+            with self._busy_lock:
+                # Calls queued by the channel's joiners meanwhile (see join) come next: the
+                # channel is this worker's until the round writes back what it did. Up to a
+                # claim's worth: what it did is written back before it does more.
+                more = len(outcomes) < CLAIM_PER_CHANNEL
+                claims = self._queued.pop(channel, []) if more else []
+                if not claims:
+                    self._finished.append((channel, outcomes))
+                    break
+        else:
+            with self._busy_lock:
+                self._finished.append((channel, outcomes))
+        self._wake.set()
+
+    def _drain_claims(self, channel: str, claims: list[_Claim], outcomes: list[_Outcome]) -> bool:
+        """Make a channel's claimed calls in order, adding what became of each to `outcomes`;
+        True when every one finished."""
         try:
             sent: dict[str, str | None] = {}
             for i, claim in enumerate(claims):
                 if self._stop.is_set():
                     outcomes.extend(_release(c) for c in claims[i:])
-                    break
+                    return False
                 if claim.parent_ref is not None and sent.get(claim.parent_ref):
                     claim.payload["thread_ts"] = sent[claim.parent_ref]
                 outcome = self._call(claim)
@@ -811,14 +937,13 @@ class OutboxSender:
                 if outcome.kind != "finish":
                     # Strict order: what follows waits for this row's retry.
                     outcomes.extend(_release(c) for c in claims[i + 1 :])
-                    break
+                    return False
         except Exception:
             log.exception("outbox worker failed on channel %s", channel)
             done = {o.row_id for o in outcomes}
             outcomes.extend(_release(c) for c in claims if c.row_id not in done)
-        with self._busy_lock:
-            self._finished.append((channel, outcomes))
-        self._wake.set()
+            return False
+        return True
 
     # -- writing outcomes back -----------------------------------------------------------------
     def _record(self, s: Session, outcomes: list[_Outcome]) -> None:

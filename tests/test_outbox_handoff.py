@@ -25,7 +25,7 @@ from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, wait_until
-from tests.test_outbox_faults import _rows, _sender, db  # noqa: F401
+from tests.test_outbox_faults import _enqueue, _rows, _sender, db  # noqa: F401
 from tests.test_processes import _unhandled
 
 
@@ -84,20 +84,28 @@ def test_a_replys_tag_reaction_is_sent_at_its_commit_without_a_round(bot: Bot) -
     assert len(bot.standin.calls_to("reactions.add")) == 1
 
 
-def test_a_channel_a_worker_is_on_gets_its_reaction_the_usual_way(bot: Bot) -> None:
+def test_a_reaction_in_a_channel_someone_has_waits_for_them_then_goes_without_a_round(
+    bot: Bot,
+) -> None:
     describe = _open_step(bot)
     _rounds_a_minute_apart(bot)
     sender = bot.runtime.sender
-    assert sender.hold(CHANNEL)  # as a worker sending the channel's posts would have it
+    assert sender.hold(CHANNEL)  # as a transaction handing over a reaction of its own would
     bot.reply(TEACHERS[0], "The second row is blank.", describe)
-    bot.wait_until(lambda: len(_reaction_rows(bot)) == 1, timeout=5)
+    bot.wait_until(lambda: _unhandled(bot) == 0 and bot.runtime.inbox.idle(), timeout=5)
     (row,) = _reaction_rows(bot)
-    assert (row.status, row.attempts, row.in_flight_at) == ("pending", 0, None)
-    assert bot.standin.calls_to("reactions.add") == []
+    # Written claimed: the channel stays busy until the call's outcome is written back, so no
+    # round claims it again.
+    assert (row.status, row.attempts) == ("pending", 1) and row.in_flight_at is not None
+    time.sleep(0.3)
+    assert bot.standin.calls_to("reactions.add") == []  # not while the channel is another's
     sender.let_go(CHANNEL)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1, timeout=3)
     sender.drain(5)
     assert [r.status for r in _reaction_rows(bot)] == ["sent"]
     assert len(bot.standin.calls_to("reactions.add")) == 1
+    assert sender.hold(CHANNEL)  # and the channel is free again
+    sender.let_go(CHANNEL)
 
 
 def test_a_reply_delivered_again_leaves_its_channel_free(bot: Bot) -> None:
@@ -267,6 +275,103 @@ def test_a_round_leaves_a_channel_held_since_it_began_to_the_holder(
             assert (status, in_flight) == ("pending", None)  # left for a later round
             assert not sender.hold(CHANNEL)  # still the holder's
         sender.let_go(CHANNEL)
+        sender.drain(5)
+        assert [r.status for r in _rows(db)] == ["sent"]
+        assert len(workspace.calls_to("chat.postMessage")) == 1
+
+
+def _post_now(db: Database, sender: OutboxSender) -> None:  # noqa: F811
+    """A step's post, claimed by a round at once: a worker is on the channel while it's sent."""
+    _enqueue(db, CHANNEL, ["a step"])
+    sender.wake(soon=True)
+    wait_until(lambda: CHANNEL in sender._busy, timeout=3)
+
+
+def test_a_reaction_committed_while_a_worker_is_on_its_channel_is_its_next_call(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    # 16 replies a second in a channel kept a worker on it much of the time: at 800 replies a
+    # second 2,040 of 4,800 reactions went the round's way, waiting for it to read and claim
+    # them after the worker's outcome was written back.
+    workspace.fail_next("chat.postMessage", delay=0.3)  # a post that takes Slack 0.3 s
+    with _engine_with_sender(db, workspace) as (engine, sender):
+        _post_now(db, sender)
+        with engine.transaction() as (s, _after):
+            _react(s, sender, "1.000005")
+        reaction = [r for r in _rows(db) if r.method == "reactions.add"]
+        assert [(r.status, r.attempts) for r in reaction] == [("pending", 1)]  # written claimed
+        # No round comes for a minute: the worker that made the post makes the reaction too.
+        wait_until(lambda: len(workspace.calls_to("reactions.add")) == 1, timeout=3)
+        (post,) = workspace.calls_to("chat.postMessage")
+        assert workspace.calls_to("reactions.add")[0].at >= post.at
+        sender.drain(5)
+        assert [r.status for r in _rows(db)] == ["sent", "sent"]
+        assert len(workspace.calls_to("reactions.add")) == 1
+        assert len(workspace.calls_to("chat.postMessage")) == 1
+
+
+def test_a_reaction_queued_behind_a_call_slack_turned_away_waits_its_turn_and_goes_once(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    workspace.fail_next("chat.postMessage", status=429, retry_after=1, delay=0.3)
+    with _engine_with_sender(db, workspace) as (engine, sender):
+        _post_now(db, sender)
+        with engine.transaction() as (s, _after):
+            _react(s, sender, "1.000006")
+        wait_until(lambda: CHANNEL not in sender._busy or sender._finished, timeout=3)
+        time.sleep(0.2)
+        # The worker left the reaction when Slack asked it to wait.
+        assert workspace.calls_to("reactions.add") == []
+
+
+        def all_sent() -> bool:
+            sender.drain(1)  # rounds, while the post waits out Slack's second
+            return all(r.status == "sent" for r in _rows(db))
+
+        wait_until(all_sent, timeout=10)
+        assert sorted((r.method, r.status) for r in _rows(db)) == [
+            ("chat.postMessage", "sent"),
+            ("reactions.add", "sent"),
+        ]
+        assert len(workspace.calls_to("reactions.add")) == 1
+        assert [c.status for c in workspace.calls_to("chat.postMessage")] == [429, 200]
+
+
+def test_a_joiner_that_fails_leaves_nothing_behind_on_the_channel(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    with _engine_with_sender(db, workspace) as (engine, sender):
+        assert sender.hold(CHANNEL)
+        with pytest.raises(RuntimeError), engine.transaction() as (s, _after):
+            _react(s, sender, "1.000007")
+            raise RuntimeError("the reply's handling failed after the reaction was written")
+        sender.let_go(CHANNEL)
+        assert sender.hold(CHANNEL)  # free: a joiner left behind would keep it busy for good
+        sender.let_go(CHANNEL)
+        sender.drain(3)
+    assert _rows(db) == []
+    assert workspace.calls_to("reactions.add") == []
+
+
+def test_a_round_leaves_a_channel_with_joiners_to_them(
+    db: Database,  # noqa: F811
+    workspace: SlackStandin,
+) -> None:
+    with _engine_with_sender(db, workspace) as (engine, sender):
+        _enqueue(db, CHANNEL, ["a step"])
+        (row,) = _rows(db)
+        with sender._round:
+            assert sender.hold(CHANNEL) and sender.join(CHANNEL)
+            sender.let_go(CHANNEL)  # its holder is done; a joiner has yet to commit
+            # A round that finds the channel done with (kept for its joiner) claims nothing.
+            with db.session() as s:
+                assert sender._claim(s, {CHANNEL: [row.id]}, done={CHANNEL}) == {}
+            ((status, in_flight),) = [(r.status, r.in_flight_at) for r in _rows(db)]
+            assert (status, in_flight) == ("pending", None)
+        sender.leave(CHANNEL)  # the joiner ended with nothing to send
         sender.drain(5)
         assert [r.status for r in _rows(db)] == ["sent"]
         assert len(workspace.calls_to("chat.postMessage")) == 1
