@@ -549,6 +549,10 @@ class OutboxSender:
         self._joined: dict[str, int] = {}
         self._queued: dict[str, list[_Claim]] = {}
         self._kept: set[str] = set()
+        # Channels a round had rows of to claim but left to their joiners: joined no more
+        # until a round claims them, or a reply every second in a step would keep the next
+        # step's post from ever being claimed.
+        self._wanted: set[str] = set()
         # Channels whose worker is done, with the outcomes the next round writes back.
         self._finished: list[tuple[str, list[_Outcome]]] = []
         self._round = threading.Lock()  # one round at a time (the loop, drain, stop)
@@ -606,11 +610,12 @@ class OutboxSender:
         its commit: they queue behind the calls of whoever has the channel, which makes them
         before it lets the channel go (see _drain_channel and _settle). A channel stays busy
         while it has joiners, so no round claims the rows they write claimed. False when the
-        channel is free again, or the sender isn't running."""
+        channel is free again, a round is waiting for it (see _wanted), or the sender isn't
+        running."""
         if self._thread is None or self._stop.is_set():
             return False
         with self._busy_lock:
-            if channel not in self._busy:
+            if channel not in self._busy or channel in self._wanted:
                 return False
             self._joined[channel] = self._joined.get(channel, 0) + 1
             return True
@@ -703,6 +708,7 @@ class OutboxSender:
             self._kept.add(channel)
         else:
             self._busy.discard(channel)
+            self._wanted.discard(channel)
         return []
 
     def _loop(self) -> None:
@@ -887,13 +893,12 @@ class OutboxSender:
             # is its worker's, and its rows here wait for a later round. The rest are taken
             # now, so no hold meets them between here and the round's end.
             with self._busy_lock:
-                lost = {
-                    c
-                    for c in claims
-                    if (c in self._busy and c not in done) or c in self._joined or c in self._queued
-                }
+                joined = {c for c in claims if c in self._joined or c in self._queued}
+                lost = {c for c in claims if c in self._busy and c not in done} | joined
+                self._wanted |= {c for c in joined if claims[c]}
                 self._taken = {c for c, mine in claims.items() if mine and c not in lost}
                 self._busy |= self._taken
+                self._wanted -= self._taken
             if lost:
                 claims = {c: mine for c, mine in claims.items() if c not in lost}
                 claimed = [c.row_id for mine in claims.values() for c in mine]

@@ -360,6 +360,8 @@ def test_a_round_leaves_a_channel_with_joiners_to_them(
                 assert sender._claim(s, {CHANNEL: [row.id]}, done={CHANNEL}) == {}
             ((status, in_flight),) = [(r.status, r.in_flight_at) for r in _rows(db)]
             assert (status, in_flight) == ("pending", None)
+            # Nobody joins it now: a reply every second would keep the post from a round.
+            assert not sender.join(CHANNEL)
         sender.leave(CHANNEL)  # the joiner ended with nothing to send
         sender.drain(5)
         assert [r.status for r in _rows(db)] == ["sent"]
