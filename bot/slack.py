@@ -687,6 +687,7 @@ class OutboxSender:
                 kept = True
             else:
                 self._busy.discard(channel)
+                self._wanted.discard(channel)
                 kept = False
         if kept:
             self.wake(soon=True)
@@ -889,9 +890,10 @@ class OutboxSender:
             claims[channel] = mine
         if done is not None:
             # A round (`done`: the channels whose workers it is recording): a transaction may
-            # have held a channel for its own calls since the round began (hold). That channel
-            # is its worker's, and its rows here wait for a later round. The rest are taken
-            # now, so no hold meets them between here and the round's end.
+            # have held a channel for its own calls since the round began (hold), or joined it
+            # (join). That channel is its worker's or its joiners', and its rows here wait for
+            # a later round. The rest are taken now, so no hold meets them between here and
+            # the round's end.
             with self._busy_lock:
                 joined = {c for c in claims if c in self._joined or c in self._queued}
                 lost = {c for c in claims if c in self._busy and c not in done} | joined
