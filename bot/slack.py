@@ -472,8 +472,8 @@ class Handoff:
     def committed(self) -> None:
         if self.claims:
             self.sender.send_held(self.claims)
-        if self.joined:
-            self.sender.send_joined(self.joined)
+        for channel, claims in self.joined.items():
+            self.sender.leave(channel, claims)
         if self.refused:
             # Its row went the usual way: the next round should not wait out a gather for it.
             self.sender.wake(soon=True)
@@ -620,32 +620,19 @@ class OutboxSender:
             self._joined[channel] = self._joined.get(channel, 0) + 1
             return True
 
-    def send_joined(self, joined: dict[str, list[_Claim]]) -> None:
-        """Queue the calls of a commit that joined busy channels behind their owners'."""
-        kept = False
+    def leave(self, channel: str, claims: list[_Claim] | None = None) -> None:
+        """A joiner of `channel` ended: the calls it committed queue behind the owner's (none
+        when it rolled back, or its call was not enqueued after all)."""
         with self._busy_lock:
-            for channel, claims in joined.items():
-                self._unjoin(channel)
-                if claims:
-                    self._queued.setdefault(channel, []).extend(claims)
-                kept = kept or channel in self._kept
-        if kept:
-            self.wake(soon=True)  # nobody else has the channel: the next round makes them
-
-    def leave(self, channel: str) -> None:
-        """A joiner ended with nothing to queue (rolled back, or its call not enqueued)."""
-        with self._busy_lock:
-            self._unjoin(channel)
+            left = self._joined.pop(channel) - 1
+            if left:
+                self._joined[channel] = left
+            if claims:
+                self._queued.setdefault(channel, []).extend(claims)
             kept = channel in self._kept
         if kept:
-            self.wake(soon=True)  # the round lets the channel go
-
-    def _unjoin(self, channel: str) -> None:
-        left = self._joined[channel] - 1
-        if left:
-            self._joined[channel] = left
-        else:
-            del self._joined[channel]
+            # Nobody else has the channel: the next round makes the calls, or lets it go.
+            self.wake(soon=True)
 
     def send_held(self, held: dict[str, list[_Claim]]) -> None:
         """Make the calls a commit held, its channels one after another on one worker."""
@@ -680,22 +667,17 @@ class OutboxSender:
 
     def let_go(self, channel: str) -> None:
         """The holder of `channel` is done with it without a worker: free, unless it has
-        joiners, whose calls the next round sees to."""
+        joiners (see _settle)."""
         with self._busy_lock:
-            if channel in self._joined or channel in self._queued:
-                self._kept.add(channel)
-                kept = True
-            else:
-                self._busy.discard(channel)
-                self._wanted.discard(channel)
-                kept = False
-        if kept:
-            self.wake(soon=True)
+            queued = self._settle(channel, [])
+        if queued:
+            self._submit(channel, queued)
 
     def _settle(self, channel: str, outcomes: list[_Outcome]) -> list[_Claim]:
         """A round is done with a channel whose worker finished (`outcomes`, written back) or
-        that nobody had: free it, or give back the calls its joiners queued, which the caller
-        hands to a worker (the channel stays busy). After a call that didn't finish, they go
+        that nobody had, or its holder is (let_go): free it, or give back the calls its joiners
+        queued, which the caller hands to a worker (the channel stays busy); with joiners yet
+        to end, it is kept busy for them. After a call that didn't finish, they go
         back unclaimed, as a worker leaves the calls behind such a call; the channel waits for
         that. Called with _busy_lock held."""
         queued = self._queued.pop(channel, [])
@@ -910,19 +892,17 @@ class OutboxSender:
 
     def _drain_channel(self, channel: str, claims: list[_Claim]) -> None:
         outcomes: list[_Outcome] = []
-        while self._drain_claims(channel, claims, outcomes):
+        while True:
+            all_done = self._drain_claims(channel, claims, outcomes)
             with self._busy_lock:
                 # Calls queued by the channel's joiners meanwhile (see join) come next: the
                 # channel is this worker's until the round writes back what it did. Up to a
                 # claim's worth: what it did is written back before it does more.
-                more = len(outcomes) < CLAIM_PER_CHANNEL
+                more = all_done and len(outcomes) < CLAIM_PER_CHANNEL
                 claims = self._queued.pop(channel, []) if more else []
                 if not claims:
                     self._finished.append((channel, outcomes))
                     break
-        else:
-            with self._busy_lock:
-                self._finished.append((channel, outcomes))
         self._wake.set()
 
     def _drain_claims(self, channel: str, claims: list[_Claim], outcomes: list[_Outcome]) -> bool:

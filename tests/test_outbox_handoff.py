@@ -97,7 +97,7 @@ def test_a_reaction_in_a_channel_someone_has_waits_for_them_then_goes_without_a_
     # Written claimed: the channel stays busy until the call's outcome is written back, so no
     # round claims it again.
     assert (row.status, row.attempts) == ("pending", 1) and row.in_flight_at is not None
-    time.sleep(0.3)
+    sender.dispatch()  # a round leaves the channel to its holder
     assert bot.standin.calls_to("reactions.add") == []  # not while the channel is another's
     sender.let_go(CHANNEL)
     bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1, timeout=3)
@@ -327,8 +327,7 @@ def test_a_reaction_queued_behind_a_call_slack_turned_away_waits_its_turn_and_go
         _post_now(db, sender)
         with engine.transaction() as (s, _after):
             _react(s, sender, "1.000006")
-        wait_until(lambda: CHANNEL not in sender._busy or sender._finished, timeout=3)
-        time.sleep(0.2)
+        wait_until(lambda: sender._finished, timeout=3)  # the worker is done with the channel
         # The worker left the reaction when Slack asked it to wait.
         assert workspace.calls_to("reactions.add") == []
 
