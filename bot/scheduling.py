@@ -214,12 +214,13 @@ class Scheduler:
         self.retention_days = retention_days
         # Called after each reconcile, e.g. the inbox's sweep for events a dead process left.
         self.every_tick: list[Callable[[], object]] = []
+        self._executor = ThreadPoolExecutor(ROUND_CLOSES + OTHER_JOBS)
         self._aps = BackgroundScheduler(
             # In memory: with SQLAlchemyJobStore 10,000 sessions on 60-s steps missed 7,564 steps
             # (p99 78 s late) on SQLite; the sessions table is the durable record, and reconcile
             # rebuilds every job from it at start.
             jobstores={"default": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(ROUND_CLOSES + OTHER_JOBS)},
+            executors={"default": self._executor},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
@@ -265,7 +266,14 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
-        self._aps.shutdown(wait=wait)
+        # APScheduler's own shutdown waits for the running jobs while it holds its job stores'
+        # lock, which a running job takes to plan or drop a timer: a stop that came while a
+        # step was closing waited for ever. No new runs, the running ones finished outside that
+        # lock, then the rest.
+        if self._aps.running:
+            self._aps.pause()
+            self._executor.shutdown(wait)
+        self._aps.shutdown(wait=False)
         _engine = _scheduler = _closer = None
 
     def request_reconcile(self) -> None:

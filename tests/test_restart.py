@@ -15,6 +15,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.engine.core import Engine
+from bot.scheduling import Scheduler
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
@@ -400,3 +403,27 @@ def test_a_second_bot_on_one_database_stands_by_and_takes_over_when_the_first_di
         assert labels == ["header", *(f"step {k}" for k in range(1, STEPS + 1))], labels
     finally:
         second.stop()
+
+
+def test_a_stop_while_a_timer_job_runs_waits_for_it_and_ends(engine: Engine) -> None:
+    # A step closing as the process stops plans the next step's timer: APScheduler's own
+    # shutdown waited for that job while holding the lock the job needed, and neither moved.
+    scheduler = Scheduler(engine)
+    scheduler._aps.start()
+    running, stopping, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def closing_step() -> None:
+        running.set()
+        stopping.wait(10)
+        time.sleep(0.3)  # the stop is under way by now
+        scheduler._remove("session:1:close")
+        finished.set()
+
+    scheduler._aps.add_job(closing_step, id="closing")
+    stop = threading.Thread(target=scheduler.shutdown, daemon=True)
+    assert running.wait(5)
+    stopping.set()
+    stop.start()
+    stop.join(10)
+    assert not stop.is_alive(), "the stop waited for ever"
+    assert finished.is_set()  # the running job was let finish, not cut off
