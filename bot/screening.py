@@ -142,8 +142,16 @@ def _parse(raw: bytes, content_type: str) -> tuple[str, Any]:
 
 
 def _too_long(event: dict[str, Any]) -> bool:
+    """Longer than Slack lets anyone write, counted as typed: Slack sends a typed &, < or > as
+    an entity of four or five characters, and a reply full of "x < 5" is longer in the event."""
     texts = [event.get("text"), (event.get("message") or {}).get("text")]
-    return any(isinstance(t, str) and len(t) > MAX_MESSAGE_TEXT for t in texts)
+    return any(isinstance(t, str) and _typed_length(t) > MAX_MESSAGE_TEXT for t in texts)
+
+
+def _typed_length(text: str) -> int:
+    if len(text) <= MAX_MESSAGE_TEXT:
+        return len(text)
+    return len(text) - 3 * (text.count("&lt;") + text.count("&gt;")) - 4 * text.count("&amp;")
 
 
 def _ephemeral(template: str, **context: Any) -> Verdict:

@@ -86,6 +86,11 @@ def test_heldout_does_not_regress() -> None:
         ("The student wrote “probably” twice.", False),
         ("The student's map has a compass rose but no key.", False),
         ("She doesn't see the connection between the documents.", True),
+        # A helper verb before a mark made by hand is a description; before anything else, not.
+        ("The student is counting by 5s", False),
+        ("They are subtracting in column 2 and have circled the answers", False),
+        ("She is making connections between the two texts", True),
+        ("He is confused by the second question", True),
         ("O: she gets it", True),
         ("", False),
     ],

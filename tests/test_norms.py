@@ -644,6 +644,83 @@ def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
     assert (prefixed.tag, prefixed.text) == ("interpretation", "see https://example.org/y")
 
 
+def test_a_links_address_is_not_read_as_a_question_or_a_judgment(bot: Bot) -> None:
+    # A shared document's address ends "?usp=sharing": not a question to the presenter, and
+    # words in an address are nobody's judgment. The address stays in what is kept.
+    thread = _start_at_step(bot, 2)
+    shared = "Her second draft is here: <https://docs.google.com/document/d/1AbC/edit?usp=sharing>"
+    draft = _recorded(bot, _say(bot, T1, shared, thread))
+    labelled = "<https://school.example/great-essays-template?id=4|The template> has four boxes"
+    template = _recorded(bot, _say(bot, T2, labelled, thread))
+    _settle(bot)
+    assert (draft.tag, template.tag) == ("observation", "observation")
+    assert draft.text.endswith("https://docs.google.com/document/d/1AbC/edit?usp=sharing")
+    assert template.text == (
+        "The template (https://school.example/great-essays-template?id=4) has four boxes"
+    )
+    assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T2) == []
+    # A link's label is what the person said: it is read as any words are.
+    asked = _recorded(bot, _say(bot, T3, "Was <https://x.example/r|the rubric> shared?", thread))
+    assert asked.tag == "question"
+
+
+def test_an_older_edit_delivered_late_leaves_the_newer_words(bot: Bot) -> None:
+    # Slack retries an edit it could not deliver, perhaps after a later edit went through: the
+    # author's last words are the ones kept.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "The graph has five bars", thread)
+    _recorded(bot, ts)
+
+    def edit(text: str, after: float) -> None:
+        _edit(bot, T1, ts, thread, text, edited={"user": T1, "ts": f"{float(ts) + after:.6f}"})
+
+    edit("The graph has six bars", 20)
+    bot.wait_until(lambda: _row(bot, ts).text == "The graph has six bars")  # type: ignore[union-attr]
+    edit("The graph has 6 bars", 10)
+    _settle(bot)
+    assert _row(bot, ts).text == "The graph has six bars"  # type: ignore[union-attr]
+    edit("The graph has six bars and a key", 30)
+    bot.wait_until(lambda: _row(bot, ts).text == "The graph has six bars and a key")  # type: ignore[union-attr]
+
+    # An edit delivered before its message is the reply as it stands; an older one, after it,
+    # changes nothing either.
+    early = str(bot.standin.add_message(CHANNEL, T2, "Two colours", thread_ts=thread)["ts"])
+    message = {"user": T2, "ts": f"{float(early) + 20:.6f}"}
+    _edit(bot, T2, early, thread, "Two colours, red and blue", edited=message)
+    _recorded(bot, early)
+    _edit(bot, T2, early, thread, "Two colours, red", edited={**message, "ts": early})
+    _settle(bot)
+    assert _row(bot, early).text == "Two colours, red and blue"  # type: ignore[union-attr]
+
+
+def test_a_tag_prefix_alone_waits_for_its_words(bot: Bot) -> None:
+    # "O:" sent before the words (Enter pressed too soon) is not a reply of its own: not kept,
+    # parked or counted. Its edit, when the words come, is.
+    thread = _start_at_step(bot, 2)
+    early = _say(bot, T1, "O:", thread)
+    question = _say(bot, T2, "*Q:*", thread)
+    _settle(bot)
+    assert (_row(bot, early), _row(bot, question)) == (None, None)
+    assert bot.standin.reactions(CHANNEL, early) == [] and _ephemerals_to(bot, T2) == []
+    _edit(bot, T1, early, thread, "O: three drafts, stapled", before="O:")
+    row = _recorded(bot, early)
+    assert (row.tag, row.text) == ("observation", "three drafts, stapled")
+
+    # A reply edited down to its prefix keeps the words it had until new ones come.
+    kept = _say(bot, T3, "I: she reused the frame", thread)
+    _recorded(bot, kept)
+    _edit(bot, T3, kept, thread, "I:", before="I: she reused the frame")
+    _settle(bot)
+    row = _row(bot, kept)  # type: ignore[assignment]
+    assert row is not None and (row.tag, row.text) == ("interpretation", "she reused the frame")
+    _edit(bot, T3, kept, thread, "I: she reused the frame twice", before="I:")
+    bot.wait_until(lambda: _row(bot, kept).text == "she reused the frame twice")  # type: ignore[union-attr]
+    _next(bot, 3)
+    _settle(bot)
+    assert _section(_notes(bot), "question") == []
+    assert _notes(bot).participation["total"] == 2
+
+
 def test_a_reply_whose_words_come_only_in_rich_text_blocks_is_kept(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
 
@@ -803,6 +880,26 @@ def test_a_reply_in_a_closed_steps_thread_is_kept_and_told_where_the_group_is(bo
     assert bot.recorded()[-1] == paused
     notes = json.dumps(bot.posts())
     assert "One more thought 1" in notes and "And one from me" in notes
+
+
+def test_a_reply_written_before_its_step_closed_is_not_told_it_closed(bot: Bot) -> None:
+    # Written while step 2 was open, delivered a moment after the facilitator's `next`: on time,
+    # kept in step 2, and its author is told nothing of a step that closed.
+    thread = _start_at_step(bot, 2)
+    added = bot.standin.add_message(CHANNEL, T1, "The letter has 3 paragraphs", thread_ts=thread)
+    ts = str(added["ts"])
+    _next(bot, 3)
+    bot.reply(T1, "The letter has 3 paragraphs", thread, ts=ts)
+    row = _recorded(bot, ts)
+    _settle(bot)
+    assert (row.step_index, row.tag) == (2, "observation")
+    assert _ephemerals_to(bot, T1) == []
+    # Written after the close, a reply there is told where the group is.
+    later = _say(bot, T1, "And a signature at the end", thread)
+    _recorded(bot, later)
+    _settle(bot)
+    (told,) = _ephemerals_to(bot, T1)
+    assert "has closed" in json.dumps(told["blocks"])
 
 
 def test_the_presenter_writing_in_a_closed_listening_step_hears_once_of_a_private_note(

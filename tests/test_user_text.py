@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text as sql
+
 from tests.harness import PRESENTER, TEACHERS, Bot
 
 T1, T2, T3 = TEACHERS
@@ -63,3 +65,24 @@ def test_a_reply_with_a_line_that_reads_like_a_directive_neither_stalls_nor_shap
     assert not [
         b for b in _blocks_of(bot.posts()) if b["type"] == "header" and "INJECTED" in str(b)
     ]
+
+
+def test_a_long_reply_is_measured_as_typed_not_as_slack_escapes_it(bot: Bot) -> None:
+    # Slack sends a typed <, > or & as an entity: 30,000 characters typed arrive as 50,000.
+    # Within Slack's 40,000 as typed, the reply is kept whole; beyond it, no one could have
+    # written it, and it is acknowledged and dropped.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    thread = str(bot.step_posts()[0]["ts"])
+    sent = "x &lt; 5 &amp; y &gt; 3; " * 2000
+    assert len(sent) == 50_000
+    kept = bot.reply(T1, sent, thread)
+    too_long = bot.reply(T2, "x" * 40_001, thread)
+    bot.wait_until(lambda: kept in bot.recorded())
+    bot.settle()
+    assert too_long not in bot.recorded()
+    with bot.db.session() as s:
+        (kept_text,) = s.execute(
+            sql("SELECT text FROM contributions WHERE ts = :ts"), {"ts": kept}
+        ).one()
+    assert kept_text == "x < 5 & y > 3;" + " x < 5 & y > 3;" * 1999

@@ -190,10 +190,30 @@ def _lemma_candidates(word: str) -> set[str]:
     return out
 
 
+# Helpers before a participle ("is counting", "has written"): the participle is the predicate,
+# if it names a mark made by hand. Not one of these, which as often name what the student is
+# taken to be doing ("is making connections", "is showing growth", "is choosing to..."):
+_AUXILIARIES: frozenset[str] = _lexicon("is are was were be been being has have had")
+_ABSTRACT_VERBS: frozenset[str] = _lexicon(
+    """
+    make made build built show shown give gave attempt change switch move respond reply explain
+    describe compare identify represent choose chose chosen select pick introduce state say said
+    call called answer ask restate repeat solve start begin began begun end leave left
+    """
+)
+
+
 def _student_predicate_is_inference(body: str) -> bool:
     """True when some clause has the student as subject and a non-observable predicate."""
     for match in _SUBJECT_RE.finditer(body):
-        verbs = [w for w in _TOKEN_RE.findall(match.group(1)) if w not in _FILLERS][:1]
+        verbs = [w for w in _TOKEN_RE.findall(match.group(1)) if w not in _FILLERS][:2]
+        if (
+            len(verbs) == 2
+            and verbs[0] in _AUXILIARIES
+            and verbs[1].endswith(("ing", "ed", "en"))
+            and not _lemma_candidates(verbs[1]) & _ABSTRACT_VERBS
+        ):
+            verbs = verbs[1:]
         if verbs and not _lemma_candidates(verbs[0]) & OBSERVABLE_VERBS:
             return True
     return False

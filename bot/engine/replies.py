@@ -138,6 +138,7 @@ _RECORD_COLUMNS = [
     "user_name",
     "thread_ts",
     "text",
+    "edited_ts",
     "tag",
     "audience",
     "created_at",
@@ -292,7 +293,10 @@ class Replies:
         names = self._names(team_id, raw, str(user or ""))
         typed = _as_typed(raw, names).strip()
         text = _with_files(typed, event)
-        if not thread_ts or not ts or thread_ts == ts or not user or not channel or not text:
+        explicit, kept = _prefix(raw, text)
+        # A tag prefix alone ("O:", sent before the words) says nothing yet: its edit, when the
+        # words come, is recorded as the reply (see edited).
+        if not thread_ts or not ts or thread_ts == ts or not user or not channel or not kept:
             return
         engine = self.engine
         with engine.transaction() as (s, _after):
@@ -306,14 +310,17 @@ class Replies:
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
             step = protocol.step(found.step_index)
-            explicit, body = _prefix(raw, text)
-            kept = body or text
-            # Only words typed are judged: a photo's file name is not a reading of the work.
-            tag, audience, norm = self._read(found.presenter_id, step, user, explicit, typed)
+            # Only words typed are judged: a photo's file name, or a link's address (a "?"
+            # and words of its own), is not a reading of the work.
+            tag, audience, norm = self._read(
+                found.presenter_id, step, user, explicit, _as_said(raw, names)
+            )
             now = engine.clock.now()
             # Core, not the ORM: the unit of work cost more CPU than the rest of the reply.
             values = _row(team_id, channel, ts, thread_ts, found, user, kept, tag, audience, now)
             values["user_name"] = names.get(user)
+            # Recorded from an edit delivered before the message itself (see edited).
+            values["edited_ts"] = _edited_ts(event)
             reaction = slack.Pending(
                 s,
                 now=now,
@@ -342,7 +349,13 @@ class Replies:
                 # notes went out without it.
                 item = {"text": kept, "user": user, "tag": tag}
                 self._late_for_the_notes(s, found.id, protocol, item)
-            if found.ended_at is not None and found.status in ACTIVE:
+            if (
+                found.ended_at is not None
+                and found.status in ACTIVE
+                and not _written_before(ts, found.ended_at)
+            ):
+                # Written after its step closed: where the group is now. A reply written while
+                # the step was open and delivered after it closed was on time.
                 self._closed(s, found, user, thread_ts, audience)
                 if audience == "presenter":
                     norm = None  # its message says where the note went: one message, not two
@@ -500,15 +513,17 @@ class Replies:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
         raw = _markup(message)
-        typed = _as_typed(raw, self._names(team_id, raw)).strip()
+        names = self._names(team_id, raw)
+        typed = _as_typed(raw, names).strip()
         text = _with_files(typed, message)  # a caption taken away leaves the files shared
         if not channel or not ts:
             return
         with self.engine.transaction() as (s, _after):
             row = self._find(s, team_id, channel, ts)
-            if row is not None and row.audience != DELETED:
+            version = _edited_ts(message) or str(event.get("ts") or "") or None
+            if row is not None and row.audience != DELETED and _newer(version, row.edited_ts):
                 previous = event.get("previous_message") or {}
-                self._edit(s, row, _prefix(raw, text), typed, previous)
+                self._edit(s, row, _prefix(raw, text), _as_said(raw, names), previous, version)
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
         # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
         if row is None and _reply_in_thread(message):
@@ -519,19 +534,25 @@ class Replies:
         s: Session,
         row: Contribution,
         read: tuple[str | None, str],
-        typed: str,
+        said: str,
         previous: dict[str, Any],
+        version: str | None = None,
     ) -> None:
         explicit, text = read
+        if not text and explicit is not None:
+            # Edited down to a tag prefix alone: its words are on their way (as a new reply's
+            # are, see replied); until they come, the reply keeps the words it had.
+            return
         if not text:
             self._delete(s, row)
             return
         row.text = text
+        row.edited_ts = version
         row.updated_at = self.engine.clock.now()
         if row.audience != "group":
             return
         if explicit is None:
-            explicit = self._unprefixed(s, row, previous, typed)
+            explicit = self._unprefixed(s, row, previous, said)
         if explicit and explicit != row.tag:
             self.retag(s, row, explicit)
 
@@ -654,9 +675,10 @@ _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 _BARE_MENTION = re.compile(r"<[@#]([^<>|]+)\|?>")
 
 
-def _readable(markup: re.Match[str], names: Mapping[str, str]) -> str:
-    """One piece of Slack markup as the words a reader saw: a link's label and address, a
-    mention's name (looked up when Slack gave none), a date's text."""
+def _readable(markup: re.Match[str], names: Mapping[str, str], addresses: bool = True) -> str:
+    """One piece of Slack markup as the words a reader saw: a link's label and address (only
+    its label unless `addresses`), a mention's name (looked up when Slack gave none), a date's
+    text."""
     target, label = markup.group(1), markup.group(2)
     if target.startswith(("@", "#")):
         if label:
@@ -673,6 +695,8 @@ def _readable(markup: re.Match[str], names: Mapping[str, str]) -> str:
             # A user group, sent by id alone (Slack's events name none): not "@subteam".
             return render_text("group_unknown.j2")
         return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
+    if not addresses:
+        return "" if not label or label == target else label
     if not label or label == target or target == f"mailto:{label}":
         return label or target
     return f"{label} ({target})"
@@ -685,6 +709,14 @@ def _as_typed(text: str, names: Mapping[str, str] | None = None) -> str:
     (view_submission values arrive unescaped: not here)."""
     known = names or {}
     return unescape_mrkdwn(SLACK_MARKUP.sub(lambda markup: _readable(markup, known), text))
+
+
+def _as_said(text: str, names: Mapping[str, str]) -> str:
+    """A message's words as the norms read them: _as_typed without links' addresses, whose
+    "?usp=sharing" is not a question and whose "/great-essays/" not a judgment."""
+    return unescape_mrkdwn(
+        SLACK_MARKUP.sub(lambda markup: _readable(markup, names, addresses=False), text)
+    ).strip()
 
 
 def _markup(message: dict[str, Any]) -> str:
@@ -780,6 +812,7 @@ def _row(
         "user_name": None,
         "thread_ts": thread_ts,
         "text": text,
+        "edited_ts": None,
         "tag": tag,
         "audience": audience,
         "created_at": now,
@@ -788,13 +821,12 @@ def _row(
 
 
 def _prefix(raw: str, text: str) -> tuple[str | None, str]:
-    """A reply's tag prefix and the text without it (strip_tag_prefix), read from what the
-    person typed: text that opens with Slack's markup (a link, a mention; a typed < arrives as
-    &lt;) has none, whatever the link's label says."""
+    """A reply's tag prefix and the text without it (strip_tag_prefix; empty for a prefix
+    alone), read from what the person typed: text that opens with Slack's markup (a link, a
+    mention; a typed < arrives as &lt;) has none, whatever the link's label says."""
     if raw.lstrip().startswith("<"):
         return None, text
-    explicit, body = strip_tag_prefix(text)
-    return explicit, body or text
+    return strip_tag_prefix(text)
 
 
 def _with_files(typed: str, message: dict[str, Any]) -> str:
@@ -827,6 +859,22 @@ def _next_step_shown_at(s: Session, found: _Open) -> datetime | None:
     if row.message_ts is None:
         return datetime.max.replace(tzinfo=UTC)
     return datetime.fromtimestamp(float(row.message_ts), UTC)
+
+
+def _edited_ts(message: dict[str, Any]) -> str | None:
+    """The Slack ts of a message's last edit, if it says (message.edited.ts)."""
+    edited = message.get("edited")
+    ts = edited.get("ts") if isinstance(edited, dict) else None
+    return str(ts) if ts else None
+
+
+def _newer(version: str | None, held: str | None) -> bool:
+    """Whether an edit (its Slack ts) is newer than the one a reply holds. One that does not
+    say when it was made is taken as newer, as edits were before they were ordered."""
+    try:
+        return held is None or version is None or float(version) > float(held)
+    except ValueError:
+        return True
 
 
 def _written_before(ts: str | None, moment: datetime) -> bool:

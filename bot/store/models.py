@@ -133,6 +133,9 @@ class Contribution(Base):
     ts: Mapped[str] = mapped_column(String(32))
     thread_ts: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
+    # The Slack ts of the edit `text` comes from (None: as first written): an older edit,
+    # delivered late, changes nothing.
+    edited_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     tag: Mapped[str] = mapped_column(String(16))
     # group: in the group's columns; presenter: a presenter note kept out of them; deleted: a
     # reply deleted in Slack, kept without its text so that a late delivery of it stays out
