@@ -163,10 +163,10 @@ class _Rejected(Exception):
         self.error = ParseError(code, context)
 
 
-# What pasted or autocorrected text carries that nobody typed: zero-width spaces, word joiners
-# and byte order marks (dropped); quotes around a protocol's name; a mark after a subcommand,
-# or after the last word as at the end of a sentence.
-_INVISIBLE = dict.fromkeys((0x200B, 0x2060, 0xFEFF))
+# What pasted or autocorrected text carries that nobody typed: invisible formatting characters
+# (zero-width spaces and joiners, byte order marks, the direction marks of Hebrew and Arabic
+# keyboards, soft hyphens: Unicode's category Cf, dropped); quotes around a protocol's name; a
+# mark after a word, as in a sentence ("start atlas, @maria, step 1d."; "at Tues. 3 p.m.").
 _QUOTES = "\"'`“”‘’«»„"
 _AFTER_WORD = ".!?,;:"
 
@@ -174,10 +174,27 @@ _AFTER_WORD = ".!?,;:"
 def normalize(text: str) -> str:
     """`/protocol` text as the parser reads it: the full-width letters, digits and spaces that
     Chinese, Japanese and Korean input methods type as the plain ones (NFKC), invisible
-    characters dropped, one space between words, and no mark after the last word."""
-    words = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).split()
-    if words and words[-1].rstrip(_AFTER_WORD):
-        words[-1] = words[-1].rstrip(_AFTER_WORD)
+    formatting characters dropped, one space between words, and no mark after a word."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    words = unicodedata.normalize("NFKC", visible).split()
+    return " ".join(bare for word in words if (bare := word.rstrip(_AFTER_WORD)))
+
+
+def with_protocol_ids(text: str, ids: Iterable[str]) -> str:
+    """`start atlas equity ...` read as `start atlas-equity ...`: a protocol's id written with
+    spaces for its hyphens, or followed by "protocol" (`preview tuning protocol`), as people
+    write the names that `list` shows."""
+    words = normalize(text).split(" ")
+    if len(words) < 2 or words[0].lower() not in ("start", "preview"):
+        return text
+    known = {each.lower() for each in ids}
+    for n in range(min(4, len(words) - 1), 1, -1):
+        joined = "-".join(words[1 : 1 + n]).lower()
+        if joined in known:
+            words[1 : 1 + n] = [joined]
+            break
+    if len(words) > 2 and words[1].lower() in known and words[2].lower() == "protocol":
+        del words[2]
     return " ".join(words)
 
 
@@ -192,6 +209,7 @@ def _echo(text: str) -> str:
 # A Slack mention stays one token even if the name after `|` holds spaces.
 _TOKEN = re.compile(r"<@[^\s<>|]*(?:\|[^<>]*)?>|\S+")
 _MENTION = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^<>]*)?>")
+_LABELLED_MENTION = re.compile(r"<@[UW][A-Z0-9_]+\|([^<>]+)>")
 _NAME_LIKE = re.compile(r"[^\W\d][\w.'-]*")
 
 
@@ -209,6 +227,10 @@ class _Cursor:
         word = self._words[self._pos]
         self._pos += 1
         return word
+
+    def peek_after(self) -> str | None:
+        """The word after the next one."""
+        return self._words[self._pos + 1] if self._pos + 1 < len(self._words) else None
 
     def take_if(self, accept: Callable[[str], object]) -> str | None:
         word = self.peek()
@@ -260,13 +282,23 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return by_lower[matches[0]] if matches else None
 
 
-def unknown_protocol(name: str, choices: Iterable[str]) -> ParseError:
-    """The error for a protocol the library does not have (the caller knows the library)."""
+def unknown_protocol(name: str, choices: Iterable[str], command: str = "") -> ParseError:
+    """The error for a protocol the library does not have (the caller knows the library).
+    `command`: the text it came in, whose example is then that command with the protocol
+    most likely meant (a `start` keeps its presenter and options)."""
     protocols = sorted(choices)
     suggestion = closest(name, protocols)
-    return ParseError(
-        "unknown_protocol", {"text": _echo(name), "suggestion": suggestion, "protocols": protocols}
-    )
+    words = normalize(command).split(" ", 1)
+    example = ""
+    if words[0].lower() == "start":
+        meant = suggestion or (protocols[0] if protocols else "atlas")
+        # Mentions as the names they show (in a code span Slack shows the markup itself).
+        rest = _LABELLED_MENTION.sub(r"@\1", words[1] if len(words) > 1 else "")
+        corrected = rest.replace(name, meant, 1)
+        typed = corrected != rest and "<" not in corrected
+        example = _echo(f"start {corrected}" if typed else f"start {meant} @maria step 1d")
+    context = {"text": _echo(name), "suggestion": suggestion, "protocols": protocols}
+    return ParseError("unknown_protocol", {**context, "example": example})
 
 
 def _command(cursor: _Cursor, clock: _Clock) -> Command:
@@ -495,15 +527,24 @@ def _read_duration(cursor: _Cursor, option: str, limit: int) -> int:
 
 
 def _duration_words(cursor: _Cursor) -> list[str]:
-    """The first word, then any that continue it: `90 min`, `1h 30m`."""
+    """The first word, then any that continue it: `90 min`, `1h 30m`, `2 hours 30 minutes`."""
     words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
-    while words and (more := cursor.take_if(lambda w: _continues_duration(words[-1], w))):
+    while words and (
+        more := cursor.take_if(lambda w: _continues_duration(words[-1], w, cursor.peek_after()))
+    ):
         words.append(more)
+        # A number with its unit as the next word: `... 30 minutes`.
+        if more.isdigit() and not words[-2][-1].isdigit():
+            words.append(cursor.take())
     return words
 
 
-def _continues_duration(previous: str, word: str) -> bool:
-    return (previous[-1].isdigit() and word.lower() in _UNITS) or bool(_DURATION.fullmatch(word))
+def _continues_duration(previous: str, word: str, after: str | None = None) -> bool:
+    if previous[-1].isdigit():
+        return word.lower() in _UNITS
+    if word.isdigit():  # after a unit, a number whose unit follows it
+        return after is not None and after.lower() in _UNITS
+    return bool(_DURATION.fullmatch(word))
 
 
 # --- times ----------------------------------------------------------------------------------
@@ -545,10 +586,17 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> datetime:
 
 
 def _when_words(cursor: _Cursor) -> list[str]:
-    """An optional day, a time, an optional am/pm; else one word, so the error can name it."""
-    words = [w for w in [cursor.take_if(_is_day_word), cursor.take_if(_TIME.fullmatch)] if w]
-    if words and words[-1][-1].isdigit():
+    """An optional day, a time, an optional am/pm, the day first or last (`tue 15:00`, `tue at
+    15:00`, `9am tomorrow`), as day and time; else one word, so the error can name it."""
+    day = cursor.take_if(_is_day_word)
+    if day and (cursor.peek() or "").lower() == "at" and _TIME.fullmatch(cursor.peek_after() or ""):
+        cursor.take()
+    time = cursor.take_if(_TIME.fullmatch)
+    words = [w for w in [day, time] if w]
+    if time and time[-1].isdigit():
         words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
+    if time and not day and (after := cursor.take_if(_is_day_word)):
+        words.insert(0, after)
     if not words:
         words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
     return words

@@ -14,12 +14,12 @@ from bot.profiles import Zone
 
 
 def parse(text: str, *, now: datetime, tz: str, engine: Engine) -> cmd.Command | Reply:
-    parsed = cmd.parse(text, now=now, tz=tz)
+    parsed = cmd.parse(cmd.with_protocol_ids(text, engine.library), now=now, tz=tz)
     if isinstance(parsed, cmd.ParseError):
         return Reply("errors/render.j2", {"message": parsed.message()})
     name = getattr(parsed, "protocol", None)
     if name is not None and name not in engine.library:
-        error = cmd.unknown_protocol(name, engine.library)
+        error = cmd.unknown_protocol(name, engine.library, text)
         return Reply("errors/render.j2", {"message": error.message()})
     return parsed
 

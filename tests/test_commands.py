@@ -88,6 +88,9 @@ def error(text: str, tz: str = "UTC", now: datetime = NOW) -> ParseError:
         ("cancel #12", Cancel(12)),
         ("extend 10m", Extend(600)),
         ("extend 10 min", Extend(600)),
+        ("extend 1 hour 30 minutes", Extend(5400)),
+        ("extend 1 hr 30 mins", Extend(5400)),
+        ("sta\u200dtus", Status()),
         ("rotation", Rotation()),
         ("rotation <@U1|a> <@U2> <@W3|c d>", Rotation(("U1", "U2", "W3"))),
     ],
@@ -124,6 +127,12 @@ def test_start_with_every_option() -> None:
         # not a Slack mention"
         "start atlas presenter <@U0MARIA> step 1d",
         "start atlas step 1d Presenter <@U0MARIA|maria>",
+        # Durations written out, with spaces, as people write them.
+        "start atlas <@U0MARIA> step 23 hours 60 minutes",
+        "start atlas <@U0MARIA> step 1 day 0 h",
+        "start atlas step 12 h 720 m <@U0MARIA>",
+        # Invisible marks a keyboard or a paste put in: direction marks, soft hyphens, joiners.
+        "\u200fstart atlas\u200c <@U0MARIA> step\u00ad 1d\u200e",
     ],
 )
 def test_start_spelled_many_ways(text: str) -> None:
@@ -435,6 +444,24 @@ def test_unknown_protocol_lists_the_library() -> None:
     assert "atlas, tuning" in message
     assert_good_message(rejected)
     assert_good_message(unknown_protocol("zzz", []))
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        # A start's example is that start with the protocol meant, presenter and options kept.
+        ("start atlsa <@U1|maria> step 1d", "`/protocol start atlas @\u200bmaria step 1d`"),
+        (
+            "Start Tunning <@U1|lee> at tue 15:00",
+            "`/protocol start tuning @\u200blee at tue 15:00`",
+        ),
+        ("start zzz <@U1> in 2h", "`/protocol start atlas @\u200bmaria step 1d`"),
+        ("preview atlsa", "`/protocol preview atlas`"),
+    ],
+)
+def test_an_unknown_protocol_is_answered_with_the_command_meant(command: str, example: str) -> None:
+    message = unknown_protocol(command.split()[1], ["atlas", "tuning"], command).message()
+    assert message.endswith(f"For example: {example}")
 
 
 # --- message checks shared by the example and property tests -----------------------------

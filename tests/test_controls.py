@@ -94,6 +94,10 @@ def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
     assert "Only the facilitator" in bot.command("forget", user=TEACHERS[0])["text"]
     answer = bot.command("forget")
     assert "Deleted 1 stored reply" in answer["text"]
+    # Asked again, it does not claim to delete anything a second time.
+    again = bot.command("forget")["text"]
+    assert "No replies from session #1 are stored: they were deleted already" in again
+    assert "Deleted" not in again
     # A typo fixed afterwards, or Slack unfurling a link in it (an edit as well), brings
     # nothing back.
     edited = {"ts": kept, "thread_ts": bot.step_posts()[1]["ts"], "user": TEACHERS[0]}
