@@ -897,6 +897,11 @@ class Engine:
             # facilitators of the others hear that theirs now waits for that one.
             after(functools.partial(self.begin, due))
         data = notes_mod.build_notes(s, session, protocol)
+        # The file names people as their replies did; a presenter or facilitator who wrote
+        # nothing is asked of Slack (a second at most each; remembered an hour).
+        named = data.names
+        unnamed = [u for u in (session.presenter_id, session.facilitator_id) if u not in named]
+        names = {**self.directory.names(session.team_id, unnamed), **named} if unnamed else named
         messages = notes_mod.notes_messages(data)
         for i, message in enumerate(messages):
             # The first part is also shown in the channel, so the team sees the session is over.
@@ -911,7 +916,7 @@ class Engine:
             method=slack.UPLOAD_METHOD,
             payload={
                 "channel": session.channel_id,
-                "content": notes_mod.export_markdown(data),
+                "content": notes_mod.export_markdown(data, names),
                 "filename": f"notes-{protocol.id}-{when:%Y-%m-%d}-{sid}.md",
                 "title": render_text("notes_file_title.j2", protocol=protocol, when=when),
             },

@@ -384,5 +384,6 @@ def export_csv(notes: Notes) -> str:
     return out.getvalue()
 
 
-def export_markdown(notes: Notes) -> str:
-    return render_text("notes.md.j2", notes=notes, names=notes.names) + "\n"
+def export_markdown(notes: Notes, names: dict[str, str] | None = None) -> str:
+    """The notes as a Markdown file; `names`: people's names beside those their replies gave."""
+    return render_text("notes.md.j2", notes=notes, names={**(names or {}), **notes.names}) + "\n"
