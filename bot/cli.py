@@ -6,11 +6,12 @@ import argparse
 import errno
 import gc
 import logging
-import math
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -56,7 +57,11 @@ def _settle_heap() -> None:
 
 
 MIN_DEMO_STEP = 2
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# An hour a step is a demo of half a day: longer is not a demo (and past the 90 days a session's
+# step may take, the demo's start was refused and it waited for ever).
+MAX_DEMO_STEP = 3600
+# SIGHUP too: the terminal it was started from closing stops it as Ctrl-C does.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 def _hold_stop_signals() -> None:
@@ -92,7 +97,15 @@ def _driver_reason(error: Exception, settings: Settings) -> str:
     cause = error.orig if isinstance(error, DBAPIError) else error
     reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     password = make_url(settings.database_url).password
-    return reason.replace(password, "***") if password else reason
+    if not password:
+        return reason
+    # Where a driver would show it: in a URL, or a connection string's password=. Not every
+    # occurrence of its letters: a password "n" or "5432" turned "connection refused" and
+    # "port 5432" into nonsense.
+    for shown in {str(password), quote(str(password), safe="")}:
+        reason = re.sub(rf"(?<=:){re.escape(shown)}(?=@)", "***", reason)
+        reason = re.sub(rf"(?<=password=){re.escape(shown)}(?=\s|'|\"|$)", "***", reason)
+    return reason
 
 
 def _open_database(settings: Settings, *, create: bool = False) -> Database:
@@ -151,6 +164,8 @@ REFUSED_TOKEN = frozenset(
 BOT_TOKEN_HINT = (
     "set it to the app's Bot User OAuth Token (xoxb-...) from its OAuth & Permissions page"
 )
+SOCKET_MODE_FAILED = "Slack would not open a Socket Mode connection"
+SOCKET_MODE_HINT = "start the bot again in a minute; if this goes on, see https://status.slack.com"
 APP_TOKEN_HINT = (
     "set it to an app-level token (xapp-...) with the connections:write scope, "
     "from the app's Basic Information page"
@@ -195,6 +210,9 @@ def _slack_ready(settings: Settings, *, socket_mode: bool) -> str | None:
             reason = str(error.response.get("error") or f"HTTP {error.response.status_code}")
             if reason in REFUSED_TOKEN:
                 _stop(f"Slack refused {name} ({reason}): {hint}")
+            if name == "SLACK_APP_TOKEN":
+                # Socket Mode cannot run without the connection Slack would not open.
+                _stop(f"{SOCKET_MODE_FAILED} ({reason}): {SOCKET_MODE_HINT}")
             log.warning("could not check %s with Slack: %s", name, reason)
         except (URLError, OSError) as error:
             if name == "SLACK_APP_TOKEN":
@@ -265,11 +283,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
+            from slack_sdk.errors import SlackApiError
 
             handler = SocketModeHandler(app, settings.slack_app_token)
             # The address the check was given: not another apps.connections.open to wait for.
             handler.client.wss_uri = address
-            handler.connect()
+            try:
+                handler.connect()
+            except SlackApiError as error:
+                # Asked again, and refused this time (the address given went stale).
+                reason = str(error.response.get("error") or f"HTTP {error.response.status_code}")
+                _stop(f"{SOCKET_MODE_FAILED} ({reason}): {SOCKET_MODE_HINT}")
             log.info("connected to Slack in Socket Mode")
             _wait_for_stop()
             handler.close()
@@ -455,10 +479,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
+    # Stopped another way than Ctrl-C (`timeout`, a closed terminal): tidily too, its
+    # temporary folder removed.
+    for stop in STOP_SIGNALS - {signal.SIGINT}:
+        signal.signal(stop, _interrupt)
     try:
         return run_demo(args.protocol, step_seconds=args.step, out=sys.stdout)
     except KeyboardInterrupt:  # Ctrl-C while it was still setting up
         return 130
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 def _demo_step(raw: str) -> float:
@@ -467,9 +499,10 @@ def _demo_step(raw: str) -> float:
         seconds = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {raw!r}") from None
-    if not MIN_DEMO_STEP <= seconds < math.inf:
+    if not MIN_DEMO_STEP <= seconds <= MAX_DEMO_STEP or not seconds.is_integer():
         raise argparse.ArgumentTypeError(
-            f"a step takes at least {MIN_DEMO_STEP} seconds (try --step 3), got {raw!r}"
+            f"a step takes a whole number of seconds from {MIN_DEMO_STEP} to {MAX_DEMO_STEP} "
+            f"(try --step 3), got {raw!r}"
         )
     return seconds
 
@@ -539,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("protocol", nargs="?", default="atlas", help="a protocol id (default atlas)")
     demo.add_argument(
-        "--step", type=_demo_step, default=3.0, help="seconds per step, 2 or more (default 3)"
+        "--step", type=_demo_step, default=3.0, help="seconds per step, 2 to 3600 (default 3)"
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -93,6 +93,7 @@ class Team:
         self._events = 0
         # Set once the rehearsal ends (Ctrl-C): whoever was still typing says nothing more.
         self.gone = threading.Event()
+        self._said: set[tuple[str, str]] = set()  # a line is said once, in the first step for it
 
     def send(self, body: str, content_type: str) -> dict[str, Any] | str:
         if self.gone.is_set():
@@ -183,13 +184,23 @@ class Team:
         self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
     def answer_step(
-        self, index: int, collects: str, presenter_silent: bool, ts: str, pace: float, opens: bool
+        self, index: int, collects: str, presenter: str, ts: str, pace: float, opens: bool
     ) -> None:
-        lines = list(self.script["replies"].get(collects) or [])
+        """The team's lines for a step that collects `collects`, as the step's roles have it
+        (`presenter`: silent, speaks, or only): in any protocol the team keeps the norms, but
+        for the one slip in step 2 that shows the presenter's reminder."""
+        presenter_id = self.script["presenter"]["id"]
+        lines = [
+            line
+            for line in self.script["replies"].get(collects) or []
+            if (line[0] == presenter_id) == (presenter == "only") or presenter == "speaks"
+        ]
+        lines = [line for line in lines if tuple(line) not in self._said]
+        self._said |= {tuple(line) for line in lines}
         if opens:  # the step that opens with the statement of the assignment
-            lines = [[self.script["presenter"]["id"], self.script["statement"]], *lines]
-        if presenter_silent and index == 2:
-            lines.append([self.script["presenter"]["id"], self.script["presenter_slip"]])
+            lines = [[presenter_id, self.script["statement"]], *lines]
+        if presenter == "silent" and index == 2:
+            lines.append([presenter_id, self.script["presenter_slip"]])
         gap = pace * 0.6 / max(1, len(lines))
         for user, text in lines:
             time.sleep(gap)
@@ -259,7 +270,7 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
                     args=(
                         index,
                         s.collects,
-                        s.presenter == "silent",
+                        s.presenter,
                         call.response["ts"],
                         step,
                         index == protocol.statement_step,

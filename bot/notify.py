@@ -176,7 +176,13 @@ class ClockLink:
     def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockLink:
         """Wait until no other clock runs on this database, then hold the lock and LISTEN; or
         until `stopping` says this process was asked to stop meanwhile (then not `held`)."""
-        _stand_by(self._try_acquire, stopping, self._stop.wait, self._stop.is_set)
+        _stand_by(
+            self._try_acquire,
+            stopping,
+            self._stop.wait,
+            self._stop.is_set,
+            running="another clock (`protocolbot clock`) is running on this database",
+        )
         return self
 
     def _try_acquire(self) -> bool:
@@ -265,9 +271,12 @@ def _stand_by(
     stopping: Callable[[], bool] | None,
     pause: Callable[[float], object],
     given_up: Callable[[], bool] = lambda: False,
+    *,
+    running: str,
 ) -> bool:
-    """Try `take` (the one-clock lock) until it works, saying once that this clock stands by;
-    False when `stopping` (asked to stop) or `given_up` (stopped) says so first."""
+    """Try `take` (the one-clock lock) until it works, saying once (`running`: who has it) that
+    this process stands by; False when `stopping` (asked to stop) or `given_up` (stopped) says
+    so first."""
     told = False
     while not given_up():
         if take():
@@ -275,7 +284,7 @@ def _stand_by(
         if stopping is not None and stopping():
             return False
         if not told:
-            log.warning("another clock is running on this database: standing by")
+            log.warning("%s: standing by until it stops", running)
             told = True
         pause(0.25)
     return False
@@ -305,7 +314,9 @@ class ClockFile:
                 return False
             return True
 
-        if _stand_by(take, stopping, time.sleep):
+        database = self.path.name.removesuffix(".clock.lock")
+        running = f"another protocolbot (`serve` or `clock`) is using {database}"
+        if _stand_by(take, stopping, time.sleep, running=running):
             self._fd = fd
         else:
             os.close(fd)

@@ -45,7 +45,7 @@ def make_wsgi(
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
-        if path == "/healthz" and method == "GET":
+        if path == "/healthz" and method in ("GET", "HEAD"):  # uptime checkers send either
             return healthz(start_response)
         if path == "/slack/events" and method == "POST":
             verdict = screen(environ, runtime.settings.slack_signing_secret or "")

@@ -6,12 +6,16 @@ import io
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from bot.demo import run_demo
+from tests.process import CLI, bot_environment
 
 
 def test_demo_runs_atlas_to_the_notes() -> None:
@@ -65,3 +69,37 @@ def test_ctrl_c_stops_the_demo_without_a_traceback() -> None:
         signal.signal(signal.SIGINT, before)
     assert stopped == 130
     assert out.getvalue().rstrip().endswith("Stopped.")
+
+
+def test_sigterm_stops_the_demo_tidily_and_leaves_no_files(tmp_path: Path) -> None:
+    # `timeout` (SIGTERM) left the demo's temporary folder behind, where Ctrl-C removed it.
+    demo = subprocess.Popen(
+        [sys.executable, "-c", CLI, "demo", "--step", "5"],
+        env={**bot_environment(), "TMPDIR": str(tmp_path)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    for line in demo.stdout:
+        if "== Step 1 of 6" in line:
+            break
+    assert list(tmp_path.glob("protocolbot-demo-*"))
+    demo.send_signal(signal.SIGTERM)
+    rest = demo.stdout.read()
+    assert demo.wait(30) == 130, rest
+    assert rest.rstrip().endswith("Stopped.") and "Traceback" not in rest
+    assert list(tmp_path.glob("protocolbot-demo-*")) == []
+
+
+def test_the_scripted_team_keeps_the_norms_of_any_protocol() -> None:
+    # Tuning's presenter speaks alone in steps 1 and 5 and listens in 3 and 4: the ATLAS team
+    # talked through both, was corrected for it, and said one line twice.
+    out = io.StringIO()
+    assert run_demo("tuning", step_seconds=2, out=out) == 0
+    transcript = out.getvalue()
+    told = re.findall(r"protocolbot → (\w+) \(only you\)", transcript)
+    assert set(told) == {"Dana"}, transcript  # the answer to the start; nobody corrected
+    said = re.findall(r"│ (\w+: .+)", transcript[: transcript.index("== Notes")])
+    assert said and len(said) == len(set(said)), said

@@ -114,7 +114,7 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
         assert bot.proc is not None
         # The other threads hold the stop signals, so SIGTERM waits for the main thread to take it:
         # handed to a worker thread, it would leave the main thread asleep and the bot running.
-        assert workers_taking(bot.proc.pid, {signal.SIGTERM, signal.SIGINT}) == []
+        assert workers_taking(bot.proc.pid, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}) == []
         bot.proc.send_signal(signal.SIGTERM)  # with requests in flight
         wait_for(lambda: _refused(bot.port), 10, "the bot to stop accepting connections")
         for sender in burst[20:]:
@@ -147,6 +147,22 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
     print(f"sigterm: {len(acked)} of {len(answers)} replies acknowledged, all recorded")
 
 
+def test_a_closed_terminal_stops_the_bot_as_sigterm_does(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # SIGHUP ended the process on the spot: no "stopping", nothing acknowledged finished.
+    bot = _process(workspace, database_url, tmp_path, LOG_LEVEL="INFO")
+    bot.start()
+    try:
+        assert bot.proc is not None
+        bot.proc.send_signal(signal.SIGHUP)
+        assert bot.proc.wait(20) == 0
+    finally:
+        bot.stop()
+    log = bot.log_path.read_text()
+    assert "stopping: finishing in-flight work" in log and "stopped" in log, log[-2000:]
+
+
 # -- /healthz --------------------------------------------------------------------------------------
 def _healthz(wsgi: Any) -> tuple[str, dict[str, Any]]:
     answered: dict[str, str] = {}
@@ -162,6 +178,9 @@ def _healthz(wsgi: Any) -> tuple[str, dict[str, Any]]:
 def test_healthz_reports_the_database(bot: Bot, tmp_path: Path) -> None:
     with urllib.request.urlopen(bot.url.replace("slack/events", "healthz")) as answer:
         assert (answer.status, json.loads(answer.read())) == (200, {"ok": True, "database": "ok"})
+    head = urllib.request.Request(bot.url.replace("slack/events", "healthz"), method="HEAD")
+    with urllib.request.urlopen(head) as answer:
+        assert (answer.status, answer.read()) == (200, b"")  # as uptime checkers ask
     gone = (
         "postgresql+psycopg://protocolbot@127.0.0.1:1/gone"
         if PG_ADMIN_URL

@@ -325,7 +325,9 @@ def test_two_web_processes_and_a_clock_run_a_session(
         # SIGTERM: each process, web or clock, finishes its work and exits cleanly.
         for proc in cluster.procs:
             assert proc.proc is not None
-            assert workers_taking(proc.proc.pid, {signal.SIGTERM, signal.SIGINT}) == []
+            assert (
+                workers_taking(proc.proc.pid, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}) == []
+            )
             proc.proc.terminate()
         assert [p.proc.wait(20) for p in cluster.procs if p.proc is not None] == [0, 0, 0]
         logs = cluster.logs()

@@ -389,6 +389,11 @@ def test_a_second_bot_on_one_database_stands_by_and_takes_over_when_the_first_di
                 stderr=subprocess.STDOUT,
             )
         _wait(lambda: b"standing by" in second.log_path.read_bytes(), 20, "the standby")
+        # Who it waits for: on SQLite, any protocolbot on the file (not "another clock" to an
+        # operator who never ran one).
+        said = second.log_path.read_text()
+        waits_for = "`protocolbot clock`" if "postgresql" in database_url else "`serve` or `clock`"
+        assert f"{waits_for}) is" in said and ": standing by until it stops" in said, said
         body = slash_command_body(
             f"start atlas <@{PRESENTER}|maria> step 2s", response_url=workspace.response_url()
         )

@@ -98,3 +98,19 @@ def test_socket_mode_connects_at_once_while_auth_test_does_not_answer(
     assert "could not check SLACK_BOT_TOKEN: Slack is out of reach (TimeoutError)" in said
     assert "connected to Slack in Socket Mode" in said
     assert process.returncode == 0, said
+
+
+def test_socket_mode_refused_its_connection_stops_with_one_line(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # Slack answering apps.connections.open with an error of its own (not a refused token): a
+    # traceback from the connection's second try, where one line says what happened and what to do.
+    slack_api.fail_next("apps.connections.open", times=3)
+    process = _socket_mode_bot(slack_api, tmp_path)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2, output
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1] == (
+        "protocolbot: Slack would not open a Socket Mode connection (internal_error): start the "
+        "bot again in a minute; if this goes on, see https://status.slack.com"
+    )
