@@ -522,6 +522,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/zone_unavailable.j2"))
     said.append(render_message("refusals/direct_message.j2", rotation=False))
     said.append(render_message("refusals/direct_message.j2", rotation=True))
+    said.append(render_message("refusals/direct_message.j2", command="status"))
     said.append(render_message("refusals/not_invited.j2"))
     said.append(render_message("refusals/not_invited.j2", resume=True))
     said.append(render_message("refusals/other_workspace.j2"))

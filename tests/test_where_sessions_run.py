@@ -60,6 +60,22 @@ def test_a_start_in_a_direct_message_is_refused_up_front(bot: Bot, channel: str,
 
 
 @pytest.mark.parametrize(("channel", "name"), BETWEEN_PEOPLE)
+def test_a_command_about_a_session_in_a_direct_message_points_to_the_channel(
+    bot: Bot, channel: str, name: str
+) -> None:
+    # "No protocol session is running in this channel. Start one with `/protocol start ...`"
+    # pointed at a start that is refused here.
+    for command in ("status", "next", "extend 10m", "pause", "end", "notes", "forget"):
+        answer = message_text(_command(bot, command, channel, name))
+        word = command.split()[0]
+        assert (
+            "Sessions run in a team's channel, so there is none in a direct message. "
+            f"Run `/protocol {word}` in your team's channel."
+        ) in answer, command
+    assert bot.standin.calls_to("response_url") == []
+
+
+@pytest.mark.parametrize(("channel", "name"), BETWEEN_PEOPLE)
 def test_a_presenter_rotation_is_not_kept_in_a_direct_message(
     bot: Bot, channel: str, name: str
 ) -> None:

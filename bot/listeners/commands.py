@@ -38,6 +38,8 @@ LIKES_ZONE = (" in ",)
 READ_ONLY = (cmd.Status, cmd.Notes)
 # Controls whose answer says what the channel now sees: asked only once Slack takes the token.
 CONTROLS = (cmd.Next, cmd.Extend, cmd.Pause, cmd.Resume, cmd.End)
+# Commands about a channel's session, which a direct message never has.
+ABOUT_A_SESSION = (*READ_ONLY, *CONTROLS, cmd.Forget, cmd.Cancel)
 # views.open is answered before the ack (its trigger_id lasts 3 s): a slower answer is an outage.
 DIALOG_SECONDS = 2
 
@@ -71,6 +73,9 @@ def register(app: App, runtime: Runtime) -> None:
             parsed = Reply(
                 "refusals/direct_message.j2", {"rotation": isinstance(parsed, cmd.Rotation)}
             )
+        elif elsewhere and isinstance(parsed, ABOUT_A_SESSION):
+            # No session runs here: "start one with ..." would point at what is refused here.
+            parsed = Reply("refusals/direct_message.j2", {"command": type(parsed).__name__.lower()})
         if isinstance(parsed, OpenDialog):
             refused = _dialog(runtime, client, command, actor)
             if refused is None:
