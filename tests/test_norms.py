@@ -498,8 +498,11 @@ def test_the_presenters_answers_to_clarifying_questions_are_not_questions(bot: B
     thread = _start_at_step(bot, 2, "tuning")  # Clarifying Questions
     asked = _say(bot, T1, "Was this timed?", thread)
     answered = _say(bot, PRESENTER, "Yes, 40 minutes, no notes", thread)
+    # Nor is a question the presenter asks the group, prefix and all.
+    asking = _say(bot, PRESENTER, "Q: does anyone use a rubric like this?", thread)
     assert _recorded(bot, asked).tag == "question"
     assert _recorded(bot, answered).tag == "note"
+    assert _recorded(bot, asking).tag == "note"
     _settle(bot)
     assert _section(_notes(bot), "question") == ["Was this timed?"]
 

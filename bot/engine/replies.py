@@ -463,6 +463,11 @@ class Replies:
         # Only the presenter speaks: the others read along, and what they say is kept as a note.
         if user != presenter_id and step.presenter == "only":
             return explicit or "note", "group", "group_listens.j2"
+        # The presenter asking the group something is not a question for the presenter.
+        if user == presenter_id and (
+            explicit == "question" or (explicit is None and step.collects == "question")
+        ):
+            return "note", "group", None
         if explicit is not None and explicit != "question":
             return explicit, "group", None
         # The quest for context: what the presenter was asked to withhold waits for their step.
@@ -474,9 +479,6 @@ class Replies:
             return "question", "group", "parked_question.j2"
         if explicit is None and step.collects == "observation" and reads_as_interpretation(text):
             return "observation", "group", "nudge_interpretation.j2"
-        # The presenter answers the group's questions rather than asking one.
-        if explicit is None and user == presenter_id and step.collects == "question":
-            return "note", "group", None
         return explicit or step.collects, "group", None
 
     def _ephemeral(
