@@ -160,6 +160,13 @@ class SlackDirectory:
                 found[thing] = name
         return found
 
+    def remembered(self, team_id: str, ids: list[str]) -> dict[str, str]:
+        """The names of `ids` that Slack gave when asked before, however long ago; asking
+        nothing."""
+        with self._lock:
+            known = {thing: self._names.get((team_id, thing)) for thing in ids}
+        return {thing: entry[1] for thing, entry in known.items() if entry and entry[1]}
+
     def _name(self, team_id: str, thing: str) -> str | None:
         key = (team_id, thing)
         with self._lock:

@@ -136,6 +136,9 @@ class Team:
         # U123, in PINGS, and channel C404 are none Slack can name here.
         return {user: user.lower() for user in ids if user in self.members(team_id, "")}
 
+    def remembered(self, team_id: str, ids: list[str]) -> dict[str, str]:
+        return self.names(team_id, ids)
+
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
         return []
 

@@ -117,8 +117,8 @@ def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: B
 
     bot.wait_until(lambda: bot.standin.files)
     uploaded = bot.standin.files[0]["content"].decode()
-    # The facilitator wrote nothing: the file asked Slack for their name; the operator's
-    # export, which asks Slack nothing, has their id.
+    # The facilitator wrote nothing: the file names them as Slack did when the session was
+    # started; the operator's export, which asks Slack nothing, has their id.
     exported = export(bot.settings, "latest", "md")
     assert "- Facilitator: dana" in uploaded.splitlines()
     assert "- Facilitator: U_FAC" in exported.splitlines()

@@ -102,7 +102,8 @@ def start(
 def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
     """After a start or a schedule, once it is answered (Slack is asked, which the answer must
     not wait on): tell whoever asked if the presenter, or the facilitator they named, is not in
-    the channel. Slack shows the steps only to members, so they would never see them."""
+    the channel. Slack shows the steps only to members, so they would never see them. Their
+    names are asked too, for the notes file."""
     session: ProtocolSession | None = started.context.get("session")
     if session is None:
         return
@@ -112,6 +113,8 @@ def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
     # Whoever typed the command is in the channel.
     people = [person for person in people if person != actor.user_id]
     absent = engine.directory.absent(actor.team_id, actor.channel_id, people) if people else []
+    # Their names, for the notes file at the end (asked now: its transaction asks nothing).
+    engine.directory.names(actor.team_id, [session.presenter_id, session.facilitator_id])
     if absent:
         message = render_message(
             "prep/not_in_channel.j2",

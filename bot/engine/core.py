@@ -82,7 +82,8 @@ class Directory(TypingProtocol):
     """Read-only questions to Slack: who is in a channel (people only, no bots), which of some
     people are not in it, whether Slack hides a channel from the bot (private, and it not
     invited), what people and channels are called, by id (those Slack cannot name left out),
-    what a thread holds, and whether someone has left the workspace."""
+    which names it gave before (asking nothing: for a transaction, which must not wait on
+    Slack), what a thread holds, and whether someone has left the workspace."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 
@@ -91,6 +92,8 @@ class Directory(TypingProtocol):
     def hidden(self, team_id: str, channel: str) -> bool: ...
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
+
+    def remembered(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]: ...
 
@@ -108,6 +111,9 @@ class NoDirectory:
         return False
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
+        return {}
+
+    def remembered(self, team_id: str, ids: list[str]) -> dict[str, str]:
         return {}
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
@@ -898,10 +904,11 @@ class Engine:
             after(functools.partial(self.begin, due))
         data = notes_mod.build_notes(s, session, protocol)
         # The file names people as their replies did; a presenter or facilitator who wrote
-        # nothing is asked of Slack (a second at most each; remembered an hour).
+        # nothing, by the name Slack gave when the session was started (see tell_absent), if
+        # this process asked.
         named = data.names
         unnamed = [u for u in (session.presenter_id, session.facilitator_id) if u not in named]
-        names = {**self.directory.names(session.team_id, unnamed), **named} if unnamed else named
+        names = {**self.directory.remembered(session.team_id, unnamed), **named}
         messages = notes_mod.notes_messages(data)
         for i, message in enumerate(messages):
             # The first part is also shown in the channel, so the team sees the session is over.
