@@ -177,7 +177,8 @@ def normalize(text: str) -> str:
     formatting characters dropped, one space between words, and no mark after a word."""
     visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     words = unicodedata.normalize("NFKC", visible).split()
-    return " ".join(bare for word in words if (bare := word.rstrip(_AFTER_WORD)))
+    # A word of marks alone stays: `/protocol ?` is answered, not taken for the bare command.
+    return " ".join(word.rstrip(_AFTER_WORD) or word for word in words)
 
 
 def with_protocol_ids(text: str, ids: Iterable[str]) -> str:

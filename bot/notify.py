@@ -181,7 +181,8 @@ class ClockLink:
             stopping,
             self._stop.wait,
             self._stop.is_set,
-            running="another clock (`protocolbot clock`) is running on this database",
+            running="another clock (`protocolbot clock`, or a `serve` with the timers) is "
+            "running on this database",
         )
         return self
 

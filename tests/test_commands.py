@@ -437,6 +437,13 @@ def test_closest() -> None:
     assert closest("x" * 100_000, library) is None
 
 
+def test_a_mark_alone_is_answered_not_taken_for_the_bare_command() -> None:
+    # Marks after a word are dropped (`status?`); a word of marks alone is still a word.
+    for text in ("?", "??", "!"):
+        assert error(text).code == "unknown_subcommand", text
+    assert ok("status?") == Status()
+
+
 def test_unknown_protocol_lists_the_library() -> None:
     rejected = unknown_protocol("<!here>tuing", ["tuning", "atlas"])
     message = rejected.message()
