@@ -140,8 +140,18 @@ def _open_database(settings: Settings, *, create: bool = False) -> Database:
         db.dispose()
         reason = _driver_reason(error, settings)
         if path not in (None, "", ":memory:"):
-            # SQLite writes its journal beside the file: the folder must be writable too.
             where = Path(path or "").resolve()
+            if where.is_dir():
+                _stop(
+                    f"DATABASE_URL names a folder, {where}: name a file in it "
+                    f"(sqlite:///{where / 'protocolbot.sqlite3'})"
+                )
+            if "not a database" in reason:
+                _stop(
+                    f"{where} is not a SQLite database (DATABASE_URL): name the bot's database "
+                    "file, or a new path for `protocolbot db upgrade` to make one at"
+                )
+            # SQLite writes its journal beside the file: the folder must be writable too.
             _stop(
                 f"cannot open DATABASE_URL: {reason} at {where}: make sure {where.parent} "
                 "exists and this user can write to it and to the file"

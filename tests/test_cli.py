@@ -449,3 +449,23 @@ def test_the_password_is_masked_where_it_is_shown_and_nowhere_else(password: str
     assert _driver_reason(OSError(shown), settings) == (
         "invalid dsn: postgresql://u:***@127.0.0.1/x and password=*** given"
     )
+
+
+def test_a_sqlite_path_that_is_a_folder_or_no_database_says_so(tmp_path: Path) -> None:
+    # Both were told to make sure the folder above exists and is writable, which it was.
+    folder = tmp_path / "data"
+    folder.mkdir()
+    line = _one_line(_run(["db", "upgrade"], f"sqlite:///{folder}", tmp_path))
+    assert line == (
+        f"protocolbot: DATABASE_URL names a folder, {folder}: name a file in it "
+        f"(sqlite:///{folder}/protocolbot.sqlite3)"
+    )
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not a database, just words\n" * 100)
+    for args in (["db", "upgrade"], ["serve"]):
+        line = _one_line(_run(args, f"sqlite:///{garbage}", tmp_path))
+        assert line == (
+            f"protocolbot: {garbage} is not a SQLite database (DATABASE_URL): name the bot's "
+            "database file, or a new path for `protocolbot db upgrade` to make one at"
+        ), line
+    assert garbage.read_text() == "not a database, just words\n" * 100  # left as it was
