@@ -303,6 +303,26 @@ def test_a_judgment_while_describing_gets_the_nudge_and_can_be_parked(bot: Bot) 
     assert "*Interpretations*" in posted
 
 
+def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> None:
+    # The edit was kept as an observation with no word, where the same words sent new are
+    # nudged; an edit of a reply nudged already, or a typo fixed, is not nudged again.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "The ending has two sentences.", thread)
+    row = _recorded(bot, ts)
+    _edit(bot, T1, ts, thread, "The ending is weak.", before="The ending has two sentences.")
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    (nudge,) = _ephemerals_to(bot, T1)
+    assert NUDGE_WORDS in nudge["text"] and "The ending is weak." in json.dumps(nudge["blocks"])
+    assert _buttons(nudge) == {"nudge_keep": str(row.id), "nudge_park": str(row.id)}
+    _edit(bot, T1, ts, thread, "The ending is weak!", before="The ending is weak.")
+    plain = _say(bot, T2, "Three colours are used.", thread)
+    _recorded(bot, plain)
+    _edit(bot, T2, plain, thread, "Three colours are used: red, blue, green.")
+    _settle(bot)
+    assert len(_ephemerals_to(bot, T1)) == 1 and _ephemerals_to(bot, T2) == []
+    assert _row(bot, ts).tag == "observation"  # type: ignore[union-attr]
+
+
 def test_keep_as_observation_leaves_it_where_it_is(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     judged = _say(bot, T1, "I think she ran out of time on the last problem.", thread)

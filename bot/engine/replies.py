@@ -557,6 +557,37 @@ class Replies:
             explicit = self._unprefixed(s, row, previous, said)
         if explicit and explicit != row.tag:
             self.retag(s, row, explicit)
+        elif explicit is None and row.tag == "observation":
+            self._judged_on_edit(s, row, said, previous)
+
+    def _judged_on_edit(
+        self, s: Session, row: Contribution, said: str, previous: dict[str, Any]
+    ) -> None:
+        """A description edited into a judgment while describing gets the nudge a new reply
+        would (once: not for an edit of a reply that read as one already)."""
+        session = s.get(ProtocolSession, row.session_id)
+        if session is None or session.status not in ACTIVE:
+            return
+        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        step = protocol.step(row.step_index)
+        before = _as_said(_markup(previous), {})
+        if step.collects != "observation" or not reads_as_interpretation(said):
+            return
+        if reads_as_interpretation(before):
+            return
+        self._ephemeral(
+            s,
+            session,
+            row.user_id,
+            row.thread_ts,
+            "nudge_interpretation.j2",
+            protocol=protocol,
+            step=step,
+            index=row.step_index,
+            contribution={"id": row.id, "text": row.text},
+            interpreting=_not_open_yet(_interpreting_step(protocol, row.step_index), session),
+            presenter_step=_not_open_yet(next_presenter_step(protocol, row.step_index), session),
+        )
 
     def _unprefixed(
         self, s: Session, row: Contribution, previous: dict[str, Any], text: str
