@@ -269,6 +269,27 @@ def test_a_weekdays_session_opens_the_next_step_on_monday_morning(
     assert (step2.started_at, step2.closes_at) == (monday, tuesday)
 
 
+def test_a_weekdays_step_paused_on_friday_keeps_its_hours_when_resumed_at_the_weekend(
+    engine: Engine, clock: HeldClock
+) -> None:
+    # Paused with 5 working hours left (the weekend not counted), resumed on Saturday: it
+    # closed on Monday at 8:00 with none of them. Resumed late on Friday, with 1 of them.
+    friday_10 = datetime(2026, 3, 6, 10, 0, tzinfo=ZoneInfo(NEW_YORK)).astimezone(UTC)
+    clock.set(friday_10)
+    session = start(engine, step_seconds=12 * 3600, weekdays=True, tz=NEW_YORK)
+    for resumed, closes in (
+        (datetime(2026, 3, 7, 12, 0), datetime(2026, 3, 9, 13, 0)),  # Saturday: Monday 13:00
+        (datetime(2026, 3, 13, 23, 0), datetime(2026, 3, 16, 12, 0)),  # Friday 23:00: 1 + 4 h
+    ):
+        clock.set(session_row(engine, session.id).step_closes_at - timedelta(hours=5))
+        controls.pause(engine, actor())
+        assert session_row(engine, session.id).paused_remaining == 5 * 3600
+        clock.set(resumed.replace(tzinfo=ZoneInfo(NEW_YORK)).astimezone(UTC))
+        controls.resume(engine, actor())
+        expected = closes.replace(tzinfo=ZoneInfo(NEW_YORK)).astimezone(UTC)
+        assert session_row(engine, session.id).step_closes_at == expected
+
+
 # -- next and end --------------------------------------------------------------------------------
 
 

@@ -278,8 +278,12 @@ def test_whole_days_are_counted_on_the_calendar_and_hours_on_the_clock() -> None
         # Paused on Saturday, in the weekend: no working time left, so resumed on Sunday
         # evening it closes on Monday morning, as planned.
         (datetime(2026, 11, 14, 12, 0), datetime(2026, 11, 15, 20, 0), datetime(2026, 11, 16, 8)),
-        # Paused and resumed on Friday: nothing changes but the hour it was paused.
-        (datetime(2026, 11, 13, 16, 0), datetime(2026, 11, 13, 17, 0), datetime(2026, 11, 16, 8)),
+        # Paused for an hour on Friday: its 8 working hours run on from 5 PM, the last of them
+        # on Monday (the hour it was paused given back, as any pause gives it back).
+        (datetime(2026, 11, 13, 16, 0), datetime(2026, 11, 13, 17, 0), datetime(2026, 11, 16, 9)),
+        # Paused on Friday, resumed on Saturday: the 8 hours from Monday morning (it closed at
+        # 8 AM with none of them).
+        (datetime(2026, 11, 13, 16, 0), datetime(2026, 11, 14, 12, 0), datetime(2026, 11, 16, 16)),
     ],
 )
 def test_a_weekdays_step_paused_over_a_weekend_keeps_the_working_time_it_had_left(

@@ -15,6 +15,7 @@ from bot.engine.core import Actor, Engine, Pressed, channel_sessions
 from bot.engine.errors import Refusal, Reply
 from bot.engine.home import send_notes
 from bot.engine.pacing import (
+    after_working_time,
     button_extension,
     carry_past_weekend,
     later,
@@ -152,9 +153,11 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         # Whole days left are counted on the calendar, as a step's length is (pacing.later): a
         # day's step resumed across a daylight-saving change keeps its time of day.
         now = engine.clock.now()
-        closes = later(now, session.paused_remaining or 0, session.tz)
         if session.weekdays:
-            closes = carry_past_weekend(closes, session.tz)
+            # The time left was counted without weekends (time_left): it runs without them too.
+            closes = after_working_time(now, session.paused_remaining or 0, session.tz)
+        else:
+            closes = later(now, session.paused_remaining or 0, session.tz)
         session.status = "running"
         session.step_closes_at = closes
         session.paused_remaining = None

@@ -50,6 +50,35 @@ def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> da
     return carry_past_weekend(closes, tz) if weekdays else closes
 
 
+def after_working_time(at: datetime, seconds: int, tz: str) -> datetime:
+    """When `seconds` of a weekdays session's time left have run from `at`: what falls in a
+    weekend (Saturday 0:00 to Monday morning in `tz`) runs on after it, as time_left does not
+    count it. A pause on Friday with 5 hours left, resumed on Saturday, closes on Monday at
+    13:00, not at 8:00 with none of them."""
+    local_zone = zone(tz)
+    at = _out_of_weekend(at, tz)
+    closes = later(at, seconds, tz)
+    while True:
+        local = at.astimezone(local_zone)  # in working time: Monday morning to Friday night
+        saturday = local.date() + timedelta(days=5 - local.weekday())
+        weekend_starts = datetime.combine(saturday, time(0), tzinfo=local_zone).astimezone(UTC)
+        if closes <= weekend_starts:
+            return closes
+        monday = datetime.combine(saturday + timedelta(days=2), MONDAY_MORNING, local_zone)
+        at = monday.astimezone(at.tzinfo)
+        closes = (monday.astimezone(UTC) + (closes - weekend_starts)).astimezone(closes.tzinfo)
+
+
+def _out_of_weekend(at: datetime, tz: str) -> datetime:
+    """`at`, or the Monday morning that ends the weekend it falls in."""
+    local = at.astimezone(zone(tz))
+    monday = local.date() + timedelta(days=(7 - local.weekday()) % 7)
+    morning = datetime.combine(monday, MONDAY_MORNING, tzinfo=local.tzinfo)
+    if local.weekday() >= 5 or (local.weekday() == 0 and local < morning):
+        return morning.astimezone(at.tzinfo)
+    return at
+
+
 def time_left(now: datetime, closes: datetime, *, weekdays: bool, tz: str) -> int:
     """The seconds a pause freezes: from `now` to the step's close. With `weekdays` a weekend
     between (Saturday 0:00 to Monday morning in `tz`) does not count, as it does not for the
