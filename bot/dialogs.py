@@ -23,6 +23,7 @@ INLINE_REFUSALS = {
     "prep/refusals/presenter_bot.j2": ("presenter", "dialog/presenter_bot.j2"),
     "prep/refusals/presenter_gone.j2": ("presenter", "dialog/presenter_gone.j2"),
     "refusals/already_running.j2": ("when", "dialog/already_running.j2"),
+    "refusals/already_scheduled.j2": ("start_at", "dialog/already_scheduled.j2"),
     "prep/refusals/too_many_scheduled.j2": ("when", "dialog/too_many_scheduled.j2"),
 }
 # Slack's emphasis in a message: *bold*, _italic_, `code`, ~strike~ (links: SLACK_MARKUP).
@@ -92,9 +93,8 @@ def read_start(
     errors: dict[str, str] = {}
     protocol = _value(values, "protocol")
     if protocol not in library:
-        errors["protocol"] = render_text(
-            "refusals/unknown_protocol.j2", name=str(protocol), available=sorted(library)
-        )
+        # Removed from the library since the dialog opened: its list has the others.
+        errors["protocol"] = render_text("dialog/protocol_gone.j2")
     presenter = _value(values, "presenter")
     if not presenter:
         errors["presenter"] = render_text("dialog/presenter_bot.j2")

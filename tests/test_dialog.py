@@ -158,6 +158,33 @@ def test_a_step_length_or_start_time_left_with_live_or_now_is_asked_about(bot: B
     assert session.status == "scheduled" and session.step_seconds == 86400
 
 
+def test_a_later_start_submitted_twice_schedules_one_session(bot: Bot) -> None:
+    # A double click (or Slack's retry) booked two identical sessions: two prep DMs to the
+    # presenter, two "scheduled" answers, two sessions queued one after the other.
+    view = _opened_view(bot)
+    at = int(time.time()) + 3 * 86400
+    assert _submit(bot, view, pacing="async", step="1d", when="later", start_at=at) == {}
+    again = _submit(bot, view, pacing="async", step="1d", when="later", start_at=at)
+    assert list(again["errors"]) == ["start_at"] and _plain(again["errors"]["start_at"])
+    assert "already scheduled here for that time" in again["errors"]["start_at"]
+    assert len(_sessions(bot)) == 1
+
+    # Typed twice, the second is told which session it is.
+    command = f"start tuning <@{PRESENTER}> at tomorrow 15:00 step 1d"
+    assert "scheduled" in bot.command(command)["text"]
+    again = bot.command(command)["text"]
+    assert "That session is already scheduled" in again and "session #2" in again
+    assert len(_sessions(bot)) == 2
+
+
+def test_a_protocol_gone_since_the_dialog_opened_is_refused_in_plain_words(bot: Bot) -> None:
+    view = _opened_view(bot)
+    answer = _submit(bot, view, protocol="old-protocol")
+    assert answer["errors"] == {
+        "protocol": "That protocol is no longer available here. Pick another from the list."
+    }
+
+
 def test_dialog_start_while_a_session_runs_is_refused_inline(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     view = _opened_view(bot)

@@ -650,7 +650,8 @@ def test_the_equity_guidance_carries_the_question_sets(world: World) -> None:
 def test_every_prep_message_renders_cleanly(world: World, protocol_id: str) -> None:
     """Each DM, note and reply of a full prep story: no stray directives, valid blocks."""
     world.command(f"start {protocol_id} <@{PRE}> at thu 15:00")
-    world.command(f"start {protocol_id} <@{PRE}> at thu 15:00")
+    # A second session at the same time (the same start twice would be refused as one).
+    world.command(f"start {protocol_id} <@{PRE}> at thu 15:00 step 1d")
     world.clock.set(THU_15_LA - timedelta(hours=24))
     world.due(1, prep.REMIND)
     reason = "concerned" if protocol_id == "atlas-equity" else "dilemma"

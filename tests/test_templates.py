@@ -526,6 +526,15 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/direct_message.j2", rotation=False))
     said.append(render_message("refusals/direct_message.j2", rotation=True))
     said.append(render_message("refusals/direct_message.j2", command="status"))
+    said.append(
+        render_message(
+            "refusals/already_scheduled.j2",
+            protocol="ATLAS",
+            number=2,
+            starts_at=NOW,
+            presenter=PRESENTER,
+        )
+    )
     said.append(render_message("refusals/not_invited.j2"))
     said.append(render_message("refusals/not_invited.j2", resume=True))
     said.append(render_message("refusals/other_workspace.j2"))
@@ -934,6 +943,10 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
             {"protocol": "ATLAS", "facilitator": FACILITATOR, "wanted": "tuning"},
         ),
         ("prep/refusals/too_many_scheduled.j2", {"limit": 20}),
+        (
+            "refusals/already_scheduled.j2",
+            {"protocol": "ATLAS", "number": 2, "starts_at": NOW, "presenter": PRESENTER},
+        ),
         ("refusals/only_facilitator.j2", {"facilitator": FACILITATOR, "action": "start"}),
         (
             "refusals/only_facilitator.j2",

@@ -392,6 +392,33 @@ class Engine:
                 )
             in_the_way = None
             if not starts_now and start_at is not None:
+                # The start dialog submitted twice (a double click, Slack's retry), or the same
+                # command sent again: one session, not two at the same moment.
+                twin = s.scalars(
+                    select(ProtocolSession).where(
+                        ProtocolSession.team_id == actor.team_id,
+                        ProtocolSession.channel_id == actor.channel_id,
+                        ProtocolSession.status == "scheduled",
+                        ProtocolSession.starts_at == start_at,
+                        ProtocolSession.protocol_id == protocol.id,
+                        ProtocolSession.presenter_id == presenter,
+                        ProtocolSession.facilitator_id == (facilitator or actor.user_id),
+                        ProtocolSession.step_seconds.is_(None)
+                        if step_seconds is None
+                        else ProtocolSession.step_seconds == step_seconds,
+                        ProtocolSession.weekdays == weekdays,
+                        ProtocolSession.remind_seconds
+                        == (remind_seconds if remind_seconds is not None else 86400),
+                    )
+                ).first()
+                if twin is not None:
+                    raise Refusal(
+                        "refusals/already_scheduled.j2",
+                        protocol=protocol.name,
+                        number=twin.id,
+                        starts_at=start_at,
+                        presenter=presenter,
+                    )
                 in_the_way = self._in_the_way(s, actor, start_at)
             session = ProtocolSession(
                 team_id=actor.team_id,
