@@ -290,6 +290,26 @@ def test_a_weekdays_step_paused_on_friday_keeps_its_hours_when_resumed_at_the_we
         assert session_row(engine, session.id).step_closes_at == expected
 
 
+def test_extends_together_keep_a_step_within_the_90_days_a_step_may_take(
+    engine: Engine, clock: HeldClock
+) -> None:
+    # One extend is held to 14 days, but eleven of them ran a 10-minute step for 154 days.
+    start(engine, step_seconds=600)
+    controls.pause(engine, actor())
+    for _ in range(6):
+        controls.extend(engine, actor(), 14 * 86400)
+    with pytest.raises(Refusal) as refused:
+        controls.extend(engine, actor(), 14 * 86400)
+    assert refused.value.reply.template == "refusals/extend_too_far.j2"
+    session = session_row(engine, 1)
+    assert session.paused_remaining == 84 * 86400 + 600
+    controls.resume(engine, actor())
+    with pytest.raises(Refusal):
+        controls.extend(engine, actor(), 6 * 86400)
+    controls.extend(engine, actor(), 5 * 86400)
+    assert session_row(engine, 1).step_closes_at == clock.now() + timedelta(days=89, minutes=10)
+
+
 # -- next and end --------------------------------------------------------------------------------
 
 

@@ -526,6 +526,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/direct_message.j2", rotation=False))
     said.append(render_message("refusals/direct_message.j2", rotation=True))
     said.append(render_message("refusals/direct_message.j2", command="status"))
+    said.append(render_message("refusals/extend_too_far.j2", days=90))
     said.append(
         render_message(
             "refusals/already_scheduled.j2",

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot import retention
 from bot.blocks import render_message
+from bot.commands import DAY, MAX_AHEAD_SECONDS
 from bot.engine.core import Actor, Engine, Pressed, channel_sessions
 from bot.engine.errors import Refusal, Reply
 from bot.engine.home import send_notes
@@ -90,13 +91,20 @@ def extend(
             seconds = button_extension(
                 step_seconds(protocol, session.current_step, session.step_seconds)
             )
-        if run is not None and pressed is not None:
-            run.extended_at = now
         if session.status == "paused":
+            if (session.paused_remaining or 0) + seconds > MAX_AHEAD_SECONDS:
+                raise Refusal("refusals/extend_too_far.j2", days=MAX_AHEAD_SECONDS // DAY)
+            if run is not None and pressed is not None:
+                run.extended_at = now
             session.paused_remaining = (session.paused_remaining or 0) + seconds
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
         assert session.step_closes_at is not None
         closes = later(session.step_closes_at, seconds, session.tz)
+        # One extend is held to 14 days; many are held together to a step's own limit.
+        if closes - now > timedelta(seconds=MAX_AHEAD_SECONDS):
+            raise Refusal("refusals/extend_too_far.j2", days=MAX_AHEAD_SECONDS // DAY)
+        if run is not None and pressed is not None:
+            run.extended_at = now
         if session.weekdays:
             closes = carry_past_weekend(closes, session.tz)
         session.step_closes_at = closes
