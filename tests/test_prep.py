@@ -566,6 +566,12 @@ def test_prep_sent_during_step_1_joins_its_thread_and_later_is_refused(world: Wo
     said = render_message(refused.value.reply.template, **refused.value.reply.context)
     assert "already started" in said.text and "step 1's thread" in said.text
     assert world.session(sid).statement == GOOD.statement
+    # Once it is over, the Get ready button says so (it said the session had started).
+    world.command("end")
+    with pytest.raises(prep_dialog.Refusal) as refused:
+        prep_dialog.opening(world.engine, "T_TEAM", PRE, sid)
+    said = render_message(refused.value.reply.template, **refused.value.reply.context)
+    assert said.text == "That session is over, so there's nothing to prepare for now."
 
 
 # -- the seed's key phrases ----------------------------------------------------------------------

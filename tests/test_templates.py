@@ -572,6 +572,11 @@ def test_a_line_that_ends_in_a_tag_keeps_its_line_break(engine: Engine) -> None:
     engine.next_step(here)
     status = lines_of(reply_message(engine.status(here)))
     assert any(line.startswith("Closes ") for line in status), status
+    # Past its close, its timer not yet run (the clock busy, or down): not "in 0 min".
+    clock(engine).advance(3600 + 5)
+    overdue = lines_of(reply_message(engine.status(here)))
+    assert any(line.startswith("Was due to close ") for line in overdue), overdue
+    assert not any("(in " in line for line in overdue), overdue
     assert sum(line[:3] in ("1. ", "2. ") for line in status) == 2, status
 
     listed_twice = [{"id": 7, "name": "ATLAS", "starts_at": NOW, "presenter_id": PRESENTER}] * 2
