@@ -502,6 +502,12 @@ def test_a_second_press_of_extend_straight_after_the_first_adds_nothing(
     controls.extend(engine, actor(), 600)
     assert controls.extend_step(engine, actor(), pressed).template == "replies/extended.j2"
     assert session_row(engine, session.id).step_closes_at == planned + timedelta(minutes=55)
+    # Nor is an Extend pressed after a Pause, however soon after the last Extend.
+    controls.pause(engine, actor())
+    left = session_row(engine, session.id).paused_remaining
+    paused = controls.extend_step(engine, actor(), pressed)
+    assert paused.template == "replies/extended_paused.j2"
+    assert session_row(engine, session.id).paused_remaining == (left or 0) + 15 * 60
 
 
 def test_a_start_due_as_the_running_session_ends_says_nothing_of_waiting(

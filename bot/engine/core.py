@@ -770,6 +770,8 @@ class Engine:
         run = self._step_run(s, session.id, session.current_step)
         if run is not None and run.paused_at is None:
             run.paused_at = self.clock.now()
+        if run is not None:
+            run.extended_at = None  # an Extend pressed after the pause is a press of its own
 
     def _call_off(self, s: Session, after: _After, session: ProtocolSession, now: datetime) -> None:
         """A scheduled session is due to start but its protocol is no longer installed."""
