@@ -35,6 +35,8 @@ SCRIPT = Path(__file__).with_name("demo_team.yaml")
 STEP_RE = re.compile(r"^Step (\d+) of (\d+)")
 DATE_RE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
 MENTION_RE = re.compile(r"<@(\w+)(?:\|[^>]*)?>")
+CHANNEL_RE = re.compile(r"<#(\w+)(?:\|([^>]*))?>")
+CHANNEL_NAME = "team"  # the stand-in's name for a channel it is not told one for
 
 
 class Transcript:
@@ -49,6 +51,7 @@ class Transcript:
             lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%H:%M:%S"), text
         )
         text = MENTION_RE.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
+        text = CHANNEL_RE.sub(lambda m: "#" + (m.group(2) or CHANNEL_NAME), text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def line(self, who: str, text: str, *, thread: bool = False, private: bool = False) -> None:
@@ -219,7 +222,8 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
     ):
         for person in people:
             standin.add_user(person["id"], person["name"], tz="America/New_York")
-        standin.add_channel(script["channel"], [p["id"] for p in people] + ["U_BOT"])
+        members = [p["id"] for p in people] + ["U_BOT"]
+        standin.add_channel(script["channel"], members, name=CHANNEL_NAME)
         settings = Settings(
             slack_bot_token="xoxb-demo",
             slack_signing_secret=SECRET,

@@ -27,6 +27,8 @@ def test_demo_runs_atlas_to_the_notes() -> None:
     assert "== Notes · ATLAS" in transcript
     assert "What do you see in the work that makes you say that?" in transcript
     assert "[Park as interpretation]" in transcript
+    assert "is open in #team" in transcript  # Slack's markup for the channel, as it shows
+    assert not re.search(r"<[@#!]", transcript), transcript
     notes = transcript[transcript.index("== Notes · ATLAS") :]
     interpretations = notes[notes.index("*Interpretations*") : notes.index("*Implications*")]
     assert "Her explanation is weak" in interpretations  # parked by its author
