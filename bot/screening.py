@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bot.blocks import render_message
+from bot.render import unescape_mrkdwn
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,8 @@ def _too_long(event: dict[str, Any]) -> bool:
 
 
 def _typed_length(text: str) -> int:
-    if len(text) <= MAX_MESSAGE_TEXT:
-        return len(text)
-    return len(text) - 3 * (text.count("&lt;") + text.count("&gt;")) - 4 * text.count("&amp;")
+    # Entities make text longer, never shorter: a short one needs no unescaping.
+    return len(text) if len(text) <= MAX_MESSAGE_TEXT else len(unescape_mrkdwn(text))
 
 
 def _ephemeral(template: str, **context: Any) -> Verdict:

@@ -70,13 +70,13 @@ def after_working_time(at: datetime, seconds: int, tz: str) -> datetime:
 
 
 def _out_of_weekend(at: datetime, tz: str) -> datetime:
-    """`at`, or the Monday morning that ends the weekend it falls in."""
+    """`at`, or the Monday morning that ends the weekend it falls in (carry_past_weekend, and
+    Monday before the morning too)."""
     local = at.astimezone(zone(tz))
-    monday = local.date() + timedelta(days=(7 - local.weekday()) % 7)
-    morning = datetime.combine(monday, MONDAY_MORNING, tzinfo=local.tzinfo)
-    if local.weekday() >= 5 or (local.weekday() == 0 and local < morning):
+    morning = datetime.combine(local.date(), MONDAY_MORNING, tzinfo=local.tzinfo)
+    if local.weekday() == 0 and local < morning:
         return morning.astimezone(at.tzinfo)
-    return at
+    return carry_past_weekend(at, tz)
 
 
 def time_left(now: datetime, closes: datetime, *, weekdays: bool, tz: str) -> int:

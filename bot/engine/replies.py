@@ -373,12 +373,7 @@ class Replies:
                     index=found.step_index,
                     # the nudge's buttons carry the contribution's id
                     contribution={"id": contribution_id, "text": kept},
-                    interpreting=_not_open_yet(
-                        _interpreting_step(protocol, found.step_index), session
-                    ),
-                    presenter_step=_not_open_yet(
-                        next_presenter_step(protocol, found.step_index), session
-                    ),
+                    **_steps_ahead(protocol, found.step_index, session),
                 )
 
     def _under_header(
@@ -573,7 +568,7 @@ class Replies:
         before = _as_said(_markup(previous), {})
         if step.collects != "observation" or not reads_as_interpretation(said):
             return
-        if reads_as_interpretation(before):
+        if reads_as_interpretation(before):  # nudged (or not) when it read so the first time
             return
         self._ephemeral(
             s,
@@ -585,8 +580,7 @@ class Replies:
             step=step,
             index=row.step_index,
             contribution={"id": row.id, "text": row.text},
-            interpreting=_not_open_yet(_interpreting_step(protocol, row.step_index), session),
-            presenter_step=_not_open_yet(next_presenter_step(protocol, row.step_index), session),
+            **_steps_ahead(protocol, row.step_index, session),
         )
 
     def _unprefixed(
@@ -923,6 +917,15 @@ def _not_open_yet(index: int | None, session: ProtocolSession) -> int | None:
     notes sent), while it is still to open: a reply in an earlier step's thread written once the
     group has reached that step would be promised what happened when it opened, without it."""
     return index if index is not None and index > session.current_step else None
+
+
+def _steps_ahead(protocol: Protocol, index: int, session: ProtocolSession) -> dict[str, Any]:
+    """What a norm's message about a reply in step `index` may promise (_not_open_yet): the
+    step where parked interpretations are shown, and the presenter's next turn."""
+    return {
+        "interpreting": _not_open_yet(_interpreting_step(protocol, index), session),
+        "presenter_step": _not_open_yet(next_presenter_step(protocol, index), session),
+    }
 
 
 def _interpreting_step(protocol: Protocol, index: int) -> int | None:

@@ -9,13 +9,14 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.engine.controls import DOUBLE_PRESS
 from bot.engine.home import publish_home, send_notes
 from bot.listeners.people import actor_from_action
 from bot.runtime import Runtime
 
-# Two presses of "Send me the notes" this close together are a double click: one copy. Held in
-# the process that answers (a double click reaches one, as a rule).
-DOUBLE_PRESS_SECONDS = 3.0
+# Two presses of "Send me the notes" as close together as DOUBLE_PRESS are a double click: one
+# copy. Held in the process that answers (a double click reaches one, as a rule).
+DOUBLE_PRESS_SECONDS = DOUBLE_PRESS.total_seconds()
 
 
 def register(app: App, runtime: Runtime) -> None:
