@@ -77,7 +77,14 @@ PACED_METHODS = frozenset({"chat.postMessage", UPLOAD_METHOD})
 # private line to one person. One that Slack holds back (a 429: reactions.add takes about 50 a
 # minute, and a busy step brings hundreds) holds back only the calls of its kind behind it, not
 # the next step's message.
-ASIDE_METHODS = frozenset({"reactions.add", "reactions.remove", "chat.postEphemeral"})
+ASIDE_METHODS = frozenset(
+    {"reactions.add", "reactions.remove", "chat.postEphemeral", "chat.update"}
+)
+# An edit of a message the bot posted: its row's thread_ref names the post (as a reply's names
+# its thread's first message), whose ts goes in as the edit's `ts` once the post is sent. An
+# edit is a Tier 3 call, not a post: not kept to the channel's pace, and one Slack holds back
+# holds back only the calls set aside (ASIDE_METHODS), never the next step's message.
+UPDATE_METHOD = "chat.update"
 ClientFor = Callable[[str], WebClient | None]
 # Rows of one channel claimed at a time (more wait for the next round, unclaimed).
 CLAIM_PER_CHANNEL = 10
@@ -850,7 +857,7 @@ class OutboxSender:
                             break
                         parent_ref = row.thread_ref
                     elif parent is not None and parent.status == "sent" and parent.result_ts:
-                        payload["thread_ts"] = parent.result_ts
+                        payload[_parent_key(row.method)] = parent.result_ts
                     # a failed (or long purged) parent: post at top level rather than lose it
                 mine.append(
                     _Claim(
@@ -915,7 +922,7 @@ class OutboxSender:
                     outcomes.extend(_release(c) for c in claims[i:])
                     return False
                 if claim.parent_ref is not None and sent.get(claim.parent_ref):
-                    claim.payload["thread_ts"] = sent[claim.parent_ref]
+                    claim.payload[_parent_key(claim.method)] = sent[claim.parent_ref]
                 outcome = self._call(claim)
                 outcome.claim = claim
                 outcomes.append(outcome)
@@ -1022,6 +1029,9 @@ class OutboxSender:
         if client is None:
             return _finished(row_id, error="no_installation")
 
+        if method == UPDATE_METHOD and not payload.get("ts"):
+            # The message to edit was never posted (Slack refused it, or it was given up on).
+            return _finished(row_id, error="not_posted")
         if method in PACED_METHODS:
             while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
                 time.sleep(wait)
@@ -1241,6 +1251,11 @@ class OutboxSender:
                 self.on_through(s, row)
                 self._wake.set()
         return True
+
+
+def _parent_key(method: str) -> str:
+    """Where a row's parent's ts goes: the message an edit changes, else the thread's."""
+    return "ts" if method == UPDATE_METHOD else "thread_ts"
 
 
 def _finished(row_id: int, ts: str | None = None, error: str | None = None) -> _Outcome:

@@ -1234,6 +1234,8 @@ def test_a_prompt_or_title_holding_markers_or_line_breaks_shows_as_written() -> 
         protocol=atlas,
         session=session,
         closes_at=closes,
+        closed_at=None,
+        paused_remaining=None,
         extension=300,
         statement="",
         parked_interpretations=[],

@@ -70,7 +70,7 @@ def test_a_step_offers_only_the_prefixes_that_tag_a_reply_otherwise(bot: Bot) ->
     # A clarifying question is a question: no `Q:` to "tag it otherwise", and no invitation
     # to give warm or cool feedback in the step that keeps opinions for later.
     line = _closing_line(clarifying)
-    assert "each reply is recorded as a question. Closes" in line
+    assert "each reply is recorded as a question. *Closed " in line
     assert "Cool:" not in line and "Warm:" not in line and "Q:" not in line
     line = _closing_line(feedback)
     assert "recorded as warm feedback; start with `Cool:` for cool feedback or `Q:` for a" in line

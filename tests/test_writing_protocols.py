@@ -273,7 +273,7 @@ def test_the_session_header_of_a_protocol_of_many_steps_is_posted(
         (header,) = [m for m in bot.posts() if m["text"].startswith("The Long Walk starts now")]
         plan = json.dumps(header["blocks"])
         assert "30. Look number 30 " in plan and "31. Look number 31 " not in plan
-        assert "and 40 more steps, the last closing <!date^" in plan
+        assert "and 40 more steps, the last one closes <!date^" in plan
         assert "`/protocol preview long-walk` shows every step" in plan
 
 

@@ -40,6 +40,16 @@ def _thread_note(
     )
 
 
+def _show(engine: Engine, s: Session, session: ProtocolSession, plan: bool = True) -> None:
+    """The open step's message, and the header's `plan`, as they now stand."""
+    if session.protocol_id not in engine.library:
+        return  # a session held for its protocol: nothing to show its steps with
+    protocol = engine.library[session.protocol_id]
+    engine.show_step(s, session, protocol, session.current_step)
+    if plan:
+        engine.show_plan(s, session, protocol)
+
+
 def _move_warning(
     engine: Engine,
     s: Session,
@@ -97,6 +107,8 @@ def extend(
             if run is not None and pressed is not None:
                 run.extended_at = now
             session.paused_remaining = (session.paused_remaining or 0) + seconds
+            _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=None)
+            _show(engine, s, session, plan=False)
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
         assert session.step_closes_at is not None
         closes = later(session.step_closes_at, seconds, session.tz)
@@ -111,6 +123,7 @@ def extend(
         if run is not None:
             run.closes_at = closes
         _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes)
+        _show(engine, s, session)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
@@ -138,6 +151,7 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
         left = time_left(now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz)
         engine.pause_step(s, session, left)
         _thread_note(engine, s, session, "step_paused.j2")
+        _show(engine, s, session)
         sid = session.id
         after(lambda: engine.timers.clear(sid))
         return Reply("replies/paused.j2", {"session": session})
@@ -181,6 +195,8 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             engine.post_step(s, session, protocol, session.current_step, closes)
         else:
             _thread_note(engine, s, session, "step_resumed.j2", closes_at=closes)
+            _show(engine, s, session, plan=False)
+        engine.show_plan(s, session, engine.library[session.protocol_id])
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)

@@ -583,18 +583,7 @@ class Engine:
         session.status = "running"
         session.started_at = now
         schedule = self.schedule(session, protocol, now)
-        self.post(
-            s,
-            session,
-            render_message(
-                "header.j2",
-                session=session,
-                protocol=protocol,
-                schedule=schedule,
-                live=session.step_seconds is None,
-            ),
-            ref=f"header:{session.id}",
-        )
+        self.post(s, session, _header(session, protocol, schedule), ref=f"header:{session.id}")
         self._open_step(s, after, session, protocol, 1, now)
 
     def schedule(
@@ -606,7 +595,13 @@ class Engine:
             seconds = step_seconds(protocol, index, session.step_seconds)
             closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
             rows.append(
-                {"index": index, "step": protocol.step(index), "opens": opened, "closes": closes}
+                {
+                    "index": index,
+                    "step": protocol.step(index),
+                    "opens": opened,
+                    "closes": closes,
+                    "state": "planned",
+                }
             )
             opened = closes
         return rows
@@ -658,24 +653,97 @@ class Engine:
         closes: datetime,
     ) -> None:
         """The step's message in the channel: its question, guidance, close time and buttons."""
+        message = self.step_message(s, session, protocol, index, closes)
+        self.post(s, session, message, ref=f"step:{session.id}:{index}")
+
+    def step_message(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        protocol: Protocol,
+        index: int,
+        closes: datetime | None,
+        closed: datetime | None = None,
+    ) -> Message:
+        """A step's message as it stands: open until `closes`, paused (the session is, on this
+        step), or `closed` (and its buttons gone)."""
         step = protocol.step(index)
         context = notes_mod.step_context(s, session, protocol, index)
-        self.post(
-            s,
-            session,
-            render_message(
-                step.template or "step.j2",
-                session=session,
-                protocol=protocol,
-                step=step,
-                index=index,
-                count=len(protocol.steps),
-                closes_at=closes,
-                extension=button_extension(step_seconds(protocol, index, session.step_seconds)),
-                **context,
-            ),
-            ref=f"step:{session.id}:{index}",
+        paused = closed is None and session.status == "paused" and session.current_step == index
+        return render_message(
+            step.template or "step.j2",
+            session=session,
+            protocol=protocol,
+            step=step,
+            index=index,
+            count=len(protocol.steps),
+            closes_at=closes,
+            closed_at=closed,
+            paused_remaining=session.paused_remaining if paused else None,
+            extension=button_extension(step_seconds(protocol, index, session.step_seconds)),
+            **context,
         )
+
+    def edit(self, s: Session, session: ProtocolSession, message: Message, *, of: str) -> None:
+        """Change a message the bot posted to the session's channel (`of`: its ref). The edit
+        goes out after the post, with the post's ts; nothing is edited if the post never was."""
+        payload: dict[str, Any] = {
+            "channel": session.channel_id,
+            "text": message.text,
+            "blocks": message.blocks or [],
+        }
+        slack.enqueue(
+            s,
+            now=self.clock.now(),
+            team_id=session.team_id,
+            channel=session.channel_id,
+            method=slack.UPDATE_METHOD,
+            payload=payload,
+            ref=f"edit:{of}"[:64],
+            thread_ref=of,
+        )
+
+    def show_step(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        protocol: Protocol,
+        index: int,
+        closed: datetime | None = None,
+    ) -> None:
+        """Bring a step's message up to date after its close moved, the session paused or
+        resumed, or the step `closed`: what people read in the channel says what is so."""
+        closes = session.step_closes_at if closed is None else None
+        message = self.step_message(s, session, protocol, index, closes, closed)
+        self.edit(s, session, message, of=f"step:{session.id}:{index}")
+
+    def show_plan(self, s: Session, session: ProtocolSession, protocol: Protocol) -> None:
+        """Bring the header's plan up to date: the steps closed when they did, the open one
+        when it now closes (or paused), the rest from there."""
+        runs = {
+            run.index: run
+            for run in s.scalars(select(StepRun).where(StepRun.session_id == session.id))
+        }
+        rows: list[dict[str, Any]] = []
+        for index in range(1, len(protocol.steps) + 1):
+            run = runs.get(index)
+            row: dict[str, Any] = {"index": index, "step": protocol.step(index), "state": ""}
+            if run is not None and run.ended_at is not None:
+                row.update(state="closed", closes=run.ended_at)
+            elif session.status == "ended":
+                row.update(state="skipped")
+            elif index == session.current_step and session.status == "paused":
+                row.update(state="paused")
+            elif session.status == "paused":
+                row.update(state="waiting")
+            elif index == session.current_step and session.step_closes_at is not None:
+                row.update(state="open", closes=session.step_closes_at)
+                ahead = self.schedule(session, protocol, session.step_closes_at, index + 1)
+                rows.append(row)
+                rows.extend(ahead)
+                break
+            rows.append(row)
+        self.edit(s, session, _header(session, protocol, rows), of=f"header:{session.id}")
 
     def close_step(self, session_id: int, expected_step: int) -> None:
         """The timer path. Does nothing when the session has moved on: duplicates are harmless."""
@@ -711,9 +779,11 @@ class Engine:
             notes_mod.read_ahead(
                 s,
                 [
-                    (session.id, self.library[session.protocol_id], session.current_step + 1)
+                    (session.id, self.library[session.protocol_id], index)
                     for session in locked
                     if session.status == "running" and session.protocol_id in self.library
+                    # the step closing (its message is edited) and the one opening
+                    for index in (session.current_step, session.current_step + 1)
                 ],
             )
             # The sessions are apart, so nothing read here waits on another's writes: flushing
@@ -814,12 +884,15 @@ class Engine:
             current = self._step_run(s, session.id, session.current_step)
         if current is not None and current.ended_at is None:
             current.ended_at = boundary
+        self.show_step(s, session, protocol, session.current_step, boundary)
         if session.current_step >= len(protocol.steps):
             self._finish(s, after, session, boundary)
         else:
             self._open_step(
                 s, after, session, protocol, session.current_step + 1, boundary, moved_by
             )
+            if moved_by is not None:
+                self.show_plan(s, session, protocol)  # earlier than planned: the rest moved
 
     def _step_run(self, s: Session, session_id: int, index: int) -> StepRun | None:
         return s.scalars(
@@ -894,6 +967,9 @@ class Engine:
             current = self._step_run(s, session.id, session.current_step)
             if current is not None and current.ended_at is None:
                 current.ended_at = now
+            if session.protocol_id in self.library and session.current_step >= 1:
+                protocol = self.library[session.protocol_id]
+                self.show_step(s, session, protocol, session.current_step, now)
             self._finish(s, after, session, now)
             gone = session.protocol_id not in self.library
             return Reply("replies/ended.j2", {"session": session, "gone": gone})
@@ -914,6 +990,8 @@ class Engine:
         session.ended_at = when
         session.step_closes_at = None
         sid = session.id
+        if session.protocol_id in self.library:
+            self.show_plan(s, session, protocol)
         after(lambda: self.timers.clear(sid))
         waiting = s.scalars(
             select(ProtocolSession.id)
@@ -1147,6 +1225,17 @@ _STATUS_SESSIONS = raw.Statement(
     )
     .order_by(ProtocolSession.id.desc())
 )
+
+
+def _header(session: ProtocolSession, protocol: Protocol, plan: list[dict[str, Any]]) -> Message:
+    """The session's header: who presents and facilitates, the plan of its steps, the norms."""
+    return render_message(
+        "header.j2",
+        session=session,
+        protocol=protocol,
+        schedule=plan,
+        live=session.step_seconds is None,
+    )
 
 
 def status_reply(context: dict[str, Any]) -> Reply:

@@ -266,11 +266,13 @@ def read_ahead(s: Session, opening: list[tuple[int, Protocol, int]]) -> None:
     The clock opens ~170 steps a second with 10,000 sessions on one-minute steps, in rounds: one
     read a session cost the round as much as the rest of its reads together.
     """
-    ids = [
-        sid
-        for sid, protocol, index in opening
-        if index <= len(protocol.steps) and any(_parked(protocol, index))
-    ]
+    ids = list(
+        dict.fromkeys(
+            sid
+            for sid, protocol, index in opening
+            if index <= len(protocol.steps) and any(_parked(protocol, index))
+        )
+    )
     if ids:
         s.info.setdefault(_READ_AHEAD, {}).update(_items_of(s, ids))
 

@@ -1,0 +1,190 @@
+"""The step message and the header, edited to say what is so after the schedule moves: extend,
+pause, resume, a step closed early or on time, the end."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.store.models import OutboxMessage, ProtocolSession
+from tests.harness import FACILITATOR, PRESENTER, Bot
+from tests.test_controls import _session
+
+
+def _closing_line(message: dict[str, Any]) -> str:
+    context = [b for b in message["blocks"] if b["type"] == "context"]
+    return str(context[-1]["elements"][0]["text"])
+
+
+def _buttons(message: dict[str, Any]) -> list[str]:
+    return [
+        str(e["action_id"])
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+def _header(bot: Bot) -> dict[str, Any]:
+    (header,) = [m for m in bot.posts() if " starts now." in str(m.get("text"))]
+    return header
+
+
+def _plan(bot: Bot) -> list[str]:
+    """The header's plan, a line a step: '1. Getting Started · closes <!date^...>'."""
+    shown = "\n".join(
+        str(b["text"]["text"]) for b in _header(bot)["blocks"] if b["type"] == "section"
+    )
+    return re.findall(r"^\d+\. .*$", shown, flags=re.MULTILINE)
+
+
+def _at(when: datetime | None) -> str:
+    assert when is not None
+    return f"<!date^{int(when.timestamp())}^"
+
+
+def _started(bot: Bot, step: str = "1h") -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step {step}")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.settle()
+
+
+def test_extend_shows_the_new_close_on_the_step_message_and_moves_the_plan(bot: Bot) -> None:
+    _started(bot)
+    planned = _session(bot).step_closes_at
+    assert planned is not None
+    assert f"Closes {_at(planned)}" in _closing_line(bot.step_posts()[0])
+
+    bot.command("extend 30m")
+    bot.settle()
+    closes = _session(bot).step_closes_at
+    assert closes == planned + timedelta(minutes=30)
+    step = bot.step_posts()[0]
+    assert f"Closes {_at(closes)}" in _closing_line(step)
+    assert _at(planned) not in json.dumps(step["blocks"])
+    assert _buttons(step) == ["step_next", "step_extend", "step_pause"]
+    plan = _plan(bot)
+    assert f"closes {_at(closes)}" in plan[0]
+    assert f"closes {_at(closes + timedelta(hours=1))}" in plan[1]
+    # Edited, not posted again: one header and one step message in the channel.
+    assert len(bot.step_posts()) == 1
+    assert len([m for m in bot.posts() if " starts now." in str(m.get("text"))]) == 1
+
+
+def test_pause_and_resume_change_the_step_message_buttons_and_the_plan(bot: Bot) -> None:
+    _started(bot)
+    bot.command("pause")
+    bot.settle()
+    left = _session(bot).paused_remaining
+    assert left is not None and 3590 <= left <= 3600
+    step = bot.step_posts()[0]
+    assert re.search(r"\*Paused\*, with (59 min \d+ s|1 h) of this step left", _closing_line(step))
+    assert "Closes" not in _closing_line(step)
+    # Next is refused while paused: the message offers Resume instead, and Extend.
+    assert _buttons(step) == ["step_resume", "step_extend"]
+    plan = _plan(bot)
+    assert plan[0].endswith("· paused") and all(p.endswith("· after the pause") for p in plan[1:])
+    assert "Paused on step 1" in json.dumps(_header(bot)["blocks"])
+
+    # The Resume button on the step message resumes it.
+    value = f"{_session(bot).id}:1"
+    status, _ = bot.action("step_resume", value)
+    assert status == 200
+    bot.wait_until(lambda: _session(bot).status == "running")
+    bot.settle()
+    closes = _session(bot).step_closes_at
+    step = bot.step_posts()[0]
+    assert f"Closes {_at(closes)}" in _closing_line(step)
+    assert _buttons(step) == ["step_next", "step_extend", "step_pause"]
+    plan = _plan(bot)
+    assert f"closes {_at(closes)}" in plan[0]
+    assert "Paused on step" not in json.dumps(_header(bot)["blocks"])
+
+
+def test_an_extend_while_paused_is_said_in_the_thread_and_on_the_step_message(bot: Bot) -> None:
+    _started(bot)
+    bot.command("pause")
+    bot.command("extend 2h")
+    bot.settle()
+    left = _session(bot).paused_remaining
+    assert left is not None and left > 3 * 3600 - 15
+    step = bot.step_posts()[0]
+    assert re.search(r"\*Paused\*, with (2 h 59 min|3 h) of this step left", _closing_line(step))
+    thread = [str(m["text"]) for m in bot.posts() if m.get("thread_ts") == step["ts"]]
+    assert any("2 h more while the session is paused" in t for t in thread), thread
+
+
+def test_a_step_closed_early_says_so_loses_its_buttons_and_the_plan_moves(bot: Bot) -> None:
+    _started(bot)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.settle()
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        closed = session.steps[0].ended_at
+        closes = session.step_closes_at
+    first, second = bot.step_posts()
+    assert f"*Closed {_at(closed)}" in _closing_line(first)
+    assert "still go into its notes" in _closing_line(first)
+    assert _buttons(first) == []
+    assert _buttons(second) == ["step_next", "step_extend", "step_pause"]
+    plan = _plan(bot)
+    assert f"closed {_at(closed)}" in plan[0]
+    assert f"closes {_at(closes)}" in plan[1]
+    assert closes is not None and f"closes {_at(closes + timedelta(hours=1))}" in plan[2]
+
+    # The end: the open step closes too, the steps never reached say so, the header says where
+    # the notes are.
+    bot.command("end")
+    bot.settle()
+    assert _buttons(bot.step_posts()[1]) == []
+    assert "*Closed " in _closing_line(bot.step_posts()[1])
+    plan = _plan(bot)
+    assert "· closed " in plan[0] and "· closed " in plan[1]
+    assert all(p.endswith("· not reached") for p in plan[2:])
+    assert "Ended " in json.dumps(_header(bot)["blocks"])
+    assert "The notes are in this message's thread" in json.dumps(_header(bot)["blocks"])
+
+
+def test_a_step_that_closes_on_its_timer_is_shown_closed(bot: Bot) -> None:
+    _started(bot, "2s")
+    planned = _session(bot).step_closes_at
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.wait_until(lambda: not _buttons(bot.step_posts()[0]))
+    assert f"*Closed {_at(planned)}" in _closing_line(bot.step_posts()[0])
+    # On time: the plan has not moved, so the header is left as posted.
+    assert bot.standin.calls_to("chat.update") and not [
+        c for c in bot.standin.calls_to("chat.update") if c.params.get("ts") == _header(bot)["ts"]
+    ]
+
+
+def test_a_step_message_slack_refused_is_not_edited_and_nobody_hears_of_the_edit(
+    bot: Bot,
+) -> None:
+    _started(bot)
+    bot.standin.fail_next(
+        "chat.postMessage",
+        error="invalid_blocks",
+        where=lambda p: str(p.get("text", "")).startswith("Step 2"),
+    )
+    bot.command("next")
+    bot.settle()
+    dm = f"D{FACILITATOR[1:]}"
+    told = bot.posts(dm)
+    assert len(told) == 1 and "step 2" in json.dumps(told).lower()
+    bot.command("extend 10m")
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.settle()
+    assert all(c.params.get("ts") for c in bot.standin.calls_to("chat.update"))
+    with bot.db.session() as s:
+        edits = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.ref.like("edit:step:%:2"))
+        ).all()
+        assert edits and {(e.status, e.error) for e in edits} == {("failed", "not_posted")}
+    # The facilitator heard once that step 2 could not be posted, and nothing of its edits.
+    assert bot.posts(dm) == told
