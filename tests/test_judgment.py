@@ -158,6 +158,15 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
         ("O :+1::skin-tone-2: same", (None, "O :+1::skin-tone-2: same")),
         ("Warm: :fire: the hook", ("warm", ":fire: the hook")),
         ("O::eyes: three attempts", ("observation", ":eyes: three attempts")),
+        # A dash and a space end a prefix too, but not warm's or cool's: those are talk.
+        ("O - two handwritings", ("observation", "two handwritings")),
+        ("I – she rushed the end", ("interpretation", "she rushed the end")),
+        ("Q— was it timed?", ("question", "was it timed?")),
+        ("*Obs* - no units", ("observation", "no units")),
+        ("Cool - I see what you mean", (None, "Cool - I see what you mean")),
+        ("Warm - thanks all", (None, "Warm - thanks all")),
+        ("I-Ready scores are on page 2", (None, "I-Ready scores are on page 2")),
+        ("O-rings", (None, "O-rings")),
     ],
 )
 def test_strip_tag_prefix(text: str, expected: tuple[str | None, str]) -> None:

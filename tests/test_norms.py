@@ -47,9 +47,11 @@ def _say(bot: Bot, user: str, text: str, thread_ts: str) -> str:
     return ts
 
 
-def _react(bot: Bot, user: str, emoji: str, ts: str, channel: str = CHANNEL) -> None:
+def _react(
+    bot: Bot, user: str, emoji: str, ts: str, channel: str = CHANNEL, removed: bool = False
+) -> None:
     event = {
-        "type": "reaction_added",
+        "type": "reaction_removed" if removed else "reaction_added",
         "user": user,
         "reaction": emoji,
         "item_user": T1,
@@ -213,6 +215,41 @@ def test_facilitator_or_author_reaction_retags_and_nobody_else_does(bot: Bot) ->
     notes = _notes(bot)
     assert _section(notes, "question") == ["There are three crossed-out attempts at the top."]
     assert _section(notes, "observation") == []
+
+
+def _unreact(bot: Bot, user: str, emoji: str, ts: str) -> None:
+    _react(bot, user, emoji, ts, removed=True)
+
+
+def test_taking_away_the_reaction_that_retagged_a_reply_gives_its_tag_back(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "I: she rushed the last part", thread)
+    assert _recorded(bot, ts).tag == "interpretation"
+    _react(bot, FACILITATOR, "grey_question", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["grey_question"])
+
+    # Someone else's, the bot's own (it moves its marks), or a tag the reply does not have:
+    # nothing changes.
+    _unreact(bot, T2, "grey_question", ts)
+    _unreact(bot, "U_BOT", "grey_question", ts)
+    _unreact(bot, FACILITATOR, "bulb", ts)
+    _settle(bot)
+    assert _row(bot, ts).tag == "question"  # type: ignore[union-attr]
+
+    # The facilitator takes it away: the reply is what its prefix made it, not the step's.
+    _unreact(bot, FACILITATOR, "grey_question", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+
+    # Re-tagged twice, by the facilitator and then the author: taking the last away gives back
+    # the reply's own tag.
+    _react(bot, FACILITATOR, "bulb", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["bulb"])
+    _react(bot, T1, "eyes", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["eyes"])
+    _unreact(bot, T1, "eyes", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
 
 
 def test_an_edit_that_takes_the_prefix_away_gives_the_reply_its_steps_tag(bot: Bot) -> None:

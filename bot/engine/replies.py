@@ -172,6 +172,8 @@ class Replies:
     def handle(self, team_id: str, event: dict[str, Any]) -> None:
         if event.get("type") == "reaction_added":
             self.reacted(team_id, event)
+        elif event.get("type") == "reaction_removed":
+            self.unreacted(team_id, event)
         elif event.get("type") == "message":
             self._message(team_id, event)
 
@@ -624,22 +626,48 @@ class Replies:
 
     def reacted(self, team_id: str, event: dict[str, Any]) -> None:
         """The facilitator or the author reacts with another tag's emoji: re-tag the reply."""
+        with self.engine.transaction() as (s, _after):
+            found = self._reacted_to(s, team_id, event)
+            if found is None or found[0].tag == found[1]:
+                return
+            row, tag = found
+            if row.retagged_from is None:
+                row.retagged_from = row.tag
+            self.retag(s, row, tag)
+
+    def unreacted(self, team_id: str, event: dict[str, Any]) -> None:
+        """The facilitator or the author takes away the reaction that re-tagged a reply: it
+        gets back the tag it had before."""
+        with self.engine.transaction() as (s, _after):
+            found = self._reacted_to(s, team_id, event)
+            if found is None or found[0].tag != found[1]:
+                return
+            row, before = found[0], found[0].retagged_from
+            if before is not None:
+                row.retagged_from = None
+                self.retag(s, row, before)
+
+    def _reacted_to(
+        self, s: Session, team_id: str, event: dict[str, Any]
+    ) -> tuple[Contribution, str] | None:
+        """The reply a tag's emoji was put on or taken off, by its session's facilitator or its
+        author while the session runs, and that tag; None for any other reaction."""
         item = event.get("item") or {}
         user, channel, ts = event.get("user"), item.get("channel"), item.get("ts")
         # Skin tones arrive as "eyes::skin-tone-2"; unknown emoji are not tags and are ignored.
         tag = TAG_BY_REACTION.get(str(event.get("reaction") or "").split("::")[0])
         if item.get("type") != "message" or tag is None or not user or not channel or not ts:
-            return
-        with self.engine.transaction() as (s, _after):
-            row = self._find(s, team_id, channel, ts)
-            if row is None or row.audience != "group" or row.tag == tag:
-                return
-            session = s.get(ProtocolSession, row.session_id)
-            if session is None or session.status not in ACTIVE:
-                return
-            # Anyone else's reaction is just a reaction; the bot's own tag marks land here too.
-            if user in (session.facilitator_id, row.user_id):
-                self.retag(s, row, tag)
+            return None
+        row = self._find(s, team_id, channel, ts)
+        if row is None or row.audience != "group":
+            return None
+        session = s.get(ProtocolSession, row.session_id)
+        if session is None or session.status not in ACTIVE:
+            return None
+        # Anyone else's reaction is just a reaction; the bot's own tag marks land here too.
+        if user not in (session.facilitator_id, row.user_id):
+            return None
+        return row, tag
 
     def choose(self, team_id: str, user: str, contribution_id: int, *, park: bool) -> Reply:
         """The author's answer to the describe-before-you-interpret nudge: keep it, or park it."""
@@ -656,6 +684,7 @@ class Replies:
             # Either answer stands as the author's last word: Keep after Park takes it back.
             wanted = "interpretation" if park else "observation"
             if row.audience == "group" and row.tag != wanted:
+                row.retagged_from = None  # the author's word now: no reaction undoes it
                 self.retag(s, row, wanted)
             later = _interpreting_step(protocol, row.step_index)
             if later is not None and later <= session.current_step:

@@ -137,6 +137,9 @@ class Contribution(Base):
     # delivered late, changes nothing.
     edited_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     tag: Mapped[str] = mapped_column(String(16))
+    # The tag it had before someone re-tagged it with a reaction (None: no reaction did): taking
+    # that reaction away gives this one back.
+    retagged_from: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # group: in the group's columns; presenter: a presenter note kept out of them; deleted: a
     # reply deleted in Slack, kept without its text so that a late delivery of it stays out
     audience: Mapped[str] = mapped_column(String(16), default="group")
