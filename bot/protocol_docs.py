@@ -136,7 +136,9 @@ Slack message |
 | `steps[n].statement` | no | `true` on the one step that opens with the presenter's statement \
 of the assignment from their prep, when that is not step 1 (step 1 then shows only the work) |
 | `steps[n].template` | no | a template in `messages/` to post the step with instead of \
-`step.j2` |
+`step.j2`. It is rendered again to edit the message as the step moves: `closes_at` is the close \
+time while it runs, `paused_remaining` the seconds left while paused (else none), `closed_at` \
+when it closed (else none) |
 """.splitlines()
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
 from bot import render
+
+_T = TypeVar("_T")
 
 TAGS: tuple[str, ...] = (
     "observation",
@@ -96,11 +98,39 @@ class Protocol:
 class ProtocolError(Exception):
     """A protocol file that cannot be used. Step fields are numbered from 1: `steps[2].collects`."""
 
-    def __init__(self, file: str, field: str, problem: str) -> None:
+    def __init__(
+        self, file: str, field: str, problem: str, more: Sequence[ProtocolError] = ()
+    ) -> None:
         super().__init__(f"{file}: {field}: {problem}")
         self.file = file
         self.field = field
         self.problem = problem
+        # The file's other problems: one check shows them all, not one fix at a time.
+        self.more = list(more)
+
+    def every(self) -> list[ProtocolError]:
+        """This problem and the file's others."""
+        return [self, *self.more]
+
+
+class _Problems:
+    """A file's problems as its fields are read: a field that fails is noted, and the reading
+    goes on to the fields that don't depend on it."""
+
+    def __init__(self) -> None:
+        self.found: list[ProtocolError] = []
+
+    def read(self, check: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return check(*args)
+        except ProtocolError as error:
+            self.found.extend(error.every())
+            return None
+
+    def raise_any(self) -> None:
+        if self.found:
+            first, *rest = self.found
+            raise ProtocolError(first.file, first.field, first.problem, rest)
 
 
 class _Loader(yaml.SafeLoader):
@@ -131,34 +161,41 @@ def load_protocol(path: Path) -> Protocol:
     if not isinstance(raw, dict):
         _fail(file, "(file)", f"must be a mapping of protocol fields (got {_kind(raw)})")
     _check_keys(file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
-    protocol_id = _ident(file, "id", raw["id"])
-    name = _line(file, "name", raw["name"])
-    source = _text(file, "source", raw["source"])
-    summary = _text(file, "summary", raw["summary"])
+    problems = _Problems()
+    protocol_id = problems.read(_ident, file, "id", raw["id"])
+    name = problems.read(_line, file, "name", raw["name"])
+    source = problems.read(_text, file, "source", raw["source"])
+    summary = problems.read(_text, file, "summary", raw["summary"])
     prep = raw.get("presenter_prep")
     if prep == "none":  # PRODUCT 2 writes the choices as `standard` | `equity` | none
         prep = None
     if prep is not None:
-        prep = _choice(file, "presenter_prep", prep, (*PREP_KINDS, "none"))
+        prep = problems.read(_choice, file, "presenter_prep", prep, (*PREP_KINDS, "none"))
     steps = raw["steps"]
     if not isinstance(steps, list):
-        _fail(file, "steps", f"must be a list of steps (got {_kind(steps)})")
-    if not steps:
-        _fail(file, "steps", "must list at least one step (got none)")
-    loaded = tuple(_load_step(file, f"steps[{n}]", item) for n, item in enumerate(steps, 1))
+        problems.read(_fail, file, "steps", f"must be a list of steps (got {_kind(steps)})")
+        steps = []
+    elif not steps:
+        problems.read(_fail, file, "steps", "must list at least one step (got none)")
+    read = [problems.read(_load_step, file, f"steps[{n}]", item) for n, item in enumerate(steps, 1)]
     for key in ("id", "title"):
         # Steps are told apart by their titles in every message ("parked for step 3, *...*").
         seen: dict[str, int] = {}
-        for n, step in enumerate(loaded, 1):
+        for n, step in enumerate(read, 1):
+            if step is None:
+                continue
             value = getattr(step, key)
             if value in seen:
                 problem = f"duplicate step {key} {value!r} (also steps[{seen[value]}])"
-                _fail(file, f"steps[{n}].{key}", problem)
+                problems.read(_fail, file, f"steps[{n}].{key}", problem)
             seen[value] = n
-    marked = [n for n, step in enumerate(loaded, 1) if step.statement]
+    marked = [n for n, step in enumerate(read, 1) if step is not None and step.statement]
     if len(marked) > 1:
         problem = f"only one step can open with the statement (steps[{marked[0]}] does)"
-        _fail(file, f"steps[{marked[1]}].statement", problem)
+        problems.read(_fail, file, f"steps[{marked[1]}].statement", problem)
+    problems.raise_any()
+    loaded = tuple(step for step in read if step is not None)
+    assert protocol_id and name and source and summary  # read, or raised just above
     return Protocol(protocol_id, name, source, summary, prep, loaded, path=Path(path))
 
 
@@ -185,7 +222,7 @@ def load_library(
             try:
                 protocol = load_protocol(path)
             except ProtocolError as error:
-                errors.append(error)
+                errors.extend(error.every())
                 continue
             if protocol.id in protocols:
                 first = protocols[protocol.id].path
@@ -200,31 +237,29 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
     if not isinstance(raw, dict):
         _fail(file, where, f"must be a mapping of step fields (got {_kind(raw)})")
     _check_keys(file, f"{where}.", raw, _STEP_FIELDS, _STEP_REQUIRED)
-    minutes = raw["minutes"]
-    if isinstance(minutes, bool) or not isinstance(minutes, int):
-        _fail(file, f"{where}.minutes", f"must be a whole number of minutes (got {_kind(minutes)})")
-    if not 1 <= minutes <= _MAX_MINUTES:
-        _fail(file, f"{where}.minutes", f"must be from 1 to {_MAX_MINUTES} (got {minutes})")
-    everyone = raw.get("everyone", False)
-    if not isinstance(everyone, bool):
-        _fail(file, f"{where}.everyone", f"must be true or false (got {_kind(everyone)})")
-    statement = raw.get("statement", False)
-    if not isinstance(statement, bool):
-        _fail(file, f"{where}.statement", f"must be true or false (got {_kind(statement)})")
+    problems = _Problems()
     template = raw.get("template")
-    step = Step(
-        id=_ident(file, f"{where}.id", raw["id"]),
-        title=_line(file, f"{where}.title", raw["title"]),
-        minutes=minutes,
-        prompt=_text(file, f"{where}.prompt", raw["prompt"]),
-        guidance=_text_list(file, f"{where}.guidance", raw["guidance"]),
-        presenter=_choice(file, f"{where}.presenter", raw["presenter"], PRESENTER_MODES),
-        collects=_choice(file, f"{where}.collects", raw["collects"], TAGS),
-        template=None if template is None else _template(file, f"{where}.template", template),
-        everyone=everyone,
-        questions=_text_list(file, f"{where}.questions", raw.get("questions", [])),
-        statement=statement,
-    )
+    fields: dict[str, Any] = {
+        "minutes": problems.read(_minutes, file, f"{where}.minutes", raw["minutes"]),
+        "everyone": problems.read(_flag, file, f"{where}.everyone", raw.get("everyone", False)),
+        "statement": problems.read(_flag, file, f"{where}.statement", raw.get("statement", False)),
+        "id": problems.read(_ident, file, f"{where}.id", raw["id"]),
+        "title": problems.read(_line, file, f"{where}.title", raw["title"]),
+        "prompt": problems.read(_text, file, f"{where}.prompt", raw["prompt"]),
+        "guidance": problems.read(_text_list, file, f"{where}.guidance", raw["guidance"]),
+        "presenter": problems.read(
+            _choice, file, f"{where}.presenter", raw["presenter"], PRESENTER_MODES
+        ),
+        "collects": problems.read(_choice, file, f"{where}.collects", raw["collects"], TAGS),
+        "template": None
+        if template is None
+        else problems.read(_template, file, f"{where}.template", template),
+        "questions": problems.read(
+            _text_list, file, f"{where}.questions", raw.get("questions", [])
+        ),
+    }
+    problems.raise_any()
+    step = Step(**fields)
     words = len(step.prompt) + sum(map(len, step.guidance)) + sum(map(len, step.questions))
     if words > _MAX_STEP_WORDS:
         problem = (
@@ -234,6 +269,20 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
         )
         _fail(file, where, problem)
     return step
+
+
+def _minutes(file: str, field: str, minutes: Any) -> int:
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        _fail(file, field, f"must be a whole number of minutes (got {_kind(minutes)})")
+    if not 1 <= minutes <= _MAX_MINUTES:
+        _fail(file, field, f"must be from 1 to {_MAX_MINUTES} (got {minutes})")
+    return minutes
+
+
+def _flag(file: str, field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(file, field, f"must be true or false (got {_kind(value)})")
+    return value
 
 
 def _check_keys(
@@ -270,7 +319,10 @@ def _line(file: str, field: str, value: Any) -> str:
 def _text_list(file: str, field: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         _fail(file, field, f"must be a list of text (got {_kind(value)})")
-    return tuple(_text(file, f"{field}[{n}]", item) for n, item in enumerate(value, 1))
+    problems = _Problems()
+    items = [problems.read(_text, file, f"{field}[{n}]", item) for n, item in enumerate(value, 1)]
+    problems.raise_any()
+    return tuple(item for item in items if item is not None)
 
 
 def _ident(file: str, field: str, value: Any) -> str:

@@ -183,15 +183,39 @@ def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
     )
     status, _out, err = _check(folder, tmp_path)
     assert status == 1
+    # Both problems, each as written.
+    first, second = err.splitlines()
     assert (
-        err == f"error: {wrong}: presenter_prep: must be one of standard, equity, none (got true)\n"
+        first == f"error: {wrong}: presenter_prep: must be one of standard, equity, none (got true)"
     )
+    assert second.startswith(f"error: {wrong}: steps[") and second.endswith("(got a list)")
     wrong.write_text(
         _example().replace("collects: implication", "collects: [implication, question]"),
         encoding="utf-8",
     )
     status, _out, err = _check(folder, tmp_path)
     assert err.endswith("debrief, note (got a list)\n")
+
+
+def test_a_check_names_every_problem_of_a_file_at_once(tmp_path: Path) -> None:
+    # It named the first only: a file with three mistakes took three rounds of fix and check.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    mine.write_text(
+        _example()
+        .replace("presenter_prep: standard", "presenter_prep: sometimes")
+        .replace("minutes: 10", "minutes: ten", 1)
+        .replace("title: Next Steps", "title: The Assignment"),
+        "utf-8",
+    )
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    problems = [line.removeprefix(f"error: {mine}: ") for line in err.splitlines()]
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("presenter_prep: must be one of standard, equity, none")
+    assert problems[1].startswith("steps[2].minutes: must be a whole number of minutes")
+    assert problems[2] == "steps[3].title: duplicate step title 'The Assignment' (also steps[1])"
 
 
 def test_two_steps_with_one_title_are_named(tmp_path: Path) -> None:
