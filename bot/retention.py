@@ -3,7 +3,8 @@
 With DATA_RETENTION_DAYS set, the clock's daily housekeeping deletes the contributions (and the
 presenter's statement and link to the work) of sessions that ended more than that many days ago,
 and the outbox rows (which carry the notes' text) sent that long ago. Whatever the setting,
-handled inbox events go after a day: they are kept only to recognise Slack's retries.
+handled inbox events go after a day: they are kept only to recognise Slack's retries. The rows of
+a running session's header and step messages stay while it runs (_purge_posts).
 
 `/protocol forget` does the same for one session at once (forget_copies, forget_events).
 """
@@ -18,7 +19,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database
-from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession
+from bot.store.models import ACTIVE, Contribution, InboxEvent, OutboxMessage, ProtocolSession
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,30 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
                         .where(ProtocolSession.id == sid)
                         .values(prep=without_written(prep))
                     )
-            sent = delete(OutboxMessage).where(
-                OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at < cutoff
+            old = (
+                OutboxMessage.status.in_(("sent", "failed")),
+                OutboxMessage.created_at < cutoff,
             )
-            counts["outbox"] = _count(s.execute(sent))
+            posts = or_(OutboxMessage.ref.like("header:%"), OutboxMessage.ref.like("step:%"))
+            sent = delete(OutboxMessage).where(*old, or_(OutboxMessage.ref.is_(None), ~posts))
+            counts["outbox"] = _count(s.execute(sent)) + _purge_posts(s, old, posts)
     if any(counts.values()):
         log.info("retention: deleted %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
     return counts
+
+
+def _purge_posts(s: Session, old: tuple[ColumnElement[bool], ...], posts: Any) -> int:
+    """The headers and step messages of sessions over: a running session's stay, however long it
+    runs, since its thread notes find their thread by them and its edits their message."""
+    active = set(s.scalars(select(ProtocolSession.id).where(ProtocolSession.status.in_(ACTIVE))))
+    over = [
+        row_id
+        for row_id, ref in s.execute(select(OutboxMessage.id, OutboxMessage.ref).where(*old, posts))
+        if int(str(ref).split(":")[1]) not in active
+    ]
+    for start in range(0, len(over), 500):
+        s.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(over[start : start + 500])))
+    return len(over)
 
 
 # What the presenter wrote in the prep dialog besides the statement: the link to the student work

@@ -80,6 +80,9 @@ PACED_METHODS = frozenset({"chat.postMessage", UPLOAD_METHOD})
 ASIDE_METHODS = frozenset(
     {"reactions.add", "reactions.remove", "chat.postEphemeral", "chat.update"}
 )
+# Each kind set aside waits for its own only: the reactions behind one Slack holds back (it keeps
+# the order of a re-tag's remove and add), not an edit of the step message.
+_ASIDE_KIND = {"reactions.add": "reactions.add", "reactions.remove": "reactions.add"}
 # An edit of a message the bot posted: its row's thread_ref names the post (as a reply's names
 # its thread's first message), whose ts goes in as the edit's `ts` once the post is sent. An
 # edit is a Tier 3 call, not a post: not kept to the channel's pace, and one Slack holds back
@@ -739,15 +742,19 @@ class OutboxSender:
         rows = s.connection().execute(query, params).all()
         due: dict[str, list[int]] = {}
         blocked: set[str] = set()
-        blocked_aside: set[str] = set()  # channels with a call set aside waiting (ASIDE_METHODS)
+        # (channel, kind) with a call set aside waiting (ASIDE_METHODS, _ASIDE_KIND)
+        blocked_aside: set[tuple[str, str]] = set()
         for row_id, channel, method, not_before in rows:
-            aside = method in ASIDE_METHODS
+            aside = (channel, _ASIDE_KIND.get(method, method)) if method in ASIDE_METHODS else None
             # Strict order per channel: a row waiting out a back-off holds the ones behind it
             # (one set aside, only the calls of its kind).
-            if channel in blocked or (aside and channel in blocked_aside):
+            if channel in blocked or (aside is not None and aside in blocked_aside):
                 continue
             if not_before > now:
-                (blocked_aside if aside else blocked).add(channel)
+                if aside is None:
+                    blocked.add(channel)
+                else:
+                    blocked_aside.add(aside)
                 continue
             due.setdefault(channel, []).append(row_id)
         return due

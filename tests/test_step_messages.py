@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from bot.retention import purge
 from bot.store.models import OutboxMessage, ProtocolSession
-from tests.harness import FACILITATOR, PRESENTER, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.test_controls import _session
 
 
@@ -30,12 +31,12 @@ def _buttons(message: dict[str, Any]) -> list[str]:
 
 
 def _header(bot: Bot) -> dict[str, Any]:
-    (header,) = [m for m in bot.posts() if " starts now." in str(m.get("text"))]
+    (header,) = [m for m in bot.posts() if re.search(r" (starts now|has ended)\.", m["text"])]
     return header
 
 
 def _plan(bot: Bot) -> list[str]:
-    """The header's plan, a line a step: '1. Getting Started · closes <!date^...>'."""
+    """The header's plan, a line a step: '1. Getting Started · until <!date^...>'."""
     shown = "\n".join(
         str(b["text"]["text"]) for b in _header(bot)["blocks"] if b["type"] == "section"
     )
@@ -68,8 +69,8 @@ def test_extend_shows_the_new_close_on_the_step_message_and_moves_the_plan(bot: 
     assert _at(planned) not in json.dumps(step["blocks"])
     assert _buttons(step) == ["step_next", "step_extend", "step_pause"]
     plan = _plan(bot)
-    assert f"closes {_at(closes)}" in plan[0]
-    assert f"closes {_at(closes + timedelta(hours=1))}" in plan[1]
+    assert f"until {_at(closes)}" in plan[0]
+    assert f"until {_at(closes + timedelta(hours=1))}" in plan[1]
     # Edited, not posted again: one header and one step message in the channel.
     assert len(bot.step_posts()) == 1
     assert len([m for m in bot.posts() if " starts now." in str(m.get("text"))]) == 1
@@ -101,7 +102,7 @@ def test_pause_and_resume_change_the_step_message_buttons_and_the_plan(bot: Bot)
     assert f"Closes {_at(closes)}" in _closing_line(step)
     assert _buttons(step) == ["step_next", "step_extend", "step_pause"]
     plan = _plan(bot)
-    assert f"closes {_at(closes)}" in plan[0]
+    assert f"until {_at(closes)}" in plan[0]
     assert "Paused on step" not in json.dumps(_header(bot)["blocks"])
 
 
@@ -134,8 +135,8 @@ def test_a_step_closed_early_says_so_loses_its_buttons_and_the_plan_moves(bot: B
     assert _buttons(second) == ["step_next", "step_extend", "step_pause"]
     plan = _plan(bot)
     assert f"closed {_at(closed)}" in plan[0]
-    assert f"closes {_at(closes)}" in plan[1]
-    assert closes is not None and f"closes {_at(closes + timedelta(hours=1))}" in plan[2]
+    assert f"until {_at(closes)}" in plan[1]
+    assert closes is not None and f"until {_at(closes + timedelta(hours=1))}" in plan[2]
 
     # The end: the open step closes too, the steps never reached say so, the header says where
     # the notes are.
@@ -148,6 +149,7 @@ def test_a_step_closed_early_says_so_loses_its_buttons_and_the_plan_moves(bot: B
     assert all(p.endswith("· not reached") for p in plan[2:])
     assert "Ended " in json.dumps(_header(bot)["blocks"])
     assert "The notes are in this message's thread" in json.dumps(_header(bot)["blocks"])
+    assert _header(bot)["text"].startswith("ATLAS - Learning from Student Work has ended.")
 
 
 def test_a_step_that_closes_on_its_timer_is_shown_closed(bot: Bot) -> None:
@@ -188,3 +190,65 @@ def test_a_step_message_slack_refused_is_not_edited_and_nobody_hears_of_the_edit
         assert edits and {(e.status, e.error) for e in edits} == {("failed", "not_posted")}
     # The facilitator heard once that step 2 could not be posted, and nothing of its edits.
     assert bot.posts(dm) == told
+
+
+def test_a_session_that_outlives_the_retention_setting_still_finds_its_messages(
+    bot: Bot,
+) -> None:
+    # The daily housekeeping with DATA_RETENTION_DAYS=1, two days into a session of day-long
+    # steps, deleted the outbox rows of its header and step 1: their edits found no message,
+    # and the thread notes went to the channel's top level.
+    _started(bot, "3d")
+    header_ts, step_ts = _header(bot)["ts"], bot.step_posts()[0]["ts"]
+    counts = purge(bot.db, datetime.now(UTC) + timedelta(days=2), retention_days=1)
+    assert counts["outbox"] == 0
+    bot.command("extend 1d")
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.command("end")
+    bot.settle()
+    assert "*Closed " in _closing_line(bot.step_posts()[0]) and not _buttons(bot.step_posts()[0])
+    assert "Ended " in json.dumps(_header(bot)["blocks"])
+    thread = [m for m in bot.posts() if m.get("thread_ts") == step_ts]
+    assert any("1 d more" in str(m["text"]) for m in thread)
+    assert any(
+        str(m["text"]).startswith("Notes from")
+        for m in bot.posts()
+        if m.get("thread_ts") == header_ts
+    )
+    # Once the session is over, its posts go as the setting says.
+    assert purge(bot.db, datetime.now(UTC) + timedelta(days=2), retention_days=1)["outbox"] > 2
+    with bot.db.session() as s:
+        assert s.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "sent")).all() == []
+
+
+def test_an_edit_does_not_wait_behind_tag_reactions_slack_holds_back(bot: Bot) -> None:
+    _started(bot)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.settle()
+    # Slack asks for a wait on reactions (about 50 a minute): the pause must still show at once.
+    bot.standin.fail_next("reactions.add", status=429, retry_after=30)
+    reply = bot.reply(TEACHERS[0], "Two number lines, one unlabelled.", bot.step_posts()[1]["ts"])
+    bot.wait_until(lambda: bot.standin.faults_left("reactions.add") == 0)
+    bot.command("pause")
+    bot.wait_until(lambda: _buttons(bot.step_posts()[1]) == ["step_resume", "step_extend"])
+    assert bot.standin.reactions(CHANNEL, reply) == []  # still waiting out Slack's 30 s
+
+
+def test_an_extend_of_the_last_step_does_not_speak_of_steps_after_it(bot: Bot) -> None:
+    _started(bot)
+    bot.command("extend 10m")
+    for _ in range(5):
+        bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 6, timeout=20)  # a post a second
+    bot.command("extend 10m")
+    bot.settle()
+    first, last = bot.step_posts()[0], bot.step_posts()[5]
+    notes = {
+        message["ts"]: [str(m["text"]) for m in bot.posts() if m.get("thread_ts") == message["ts"]]
+        for message in (first, last)
+    }
+    assert any("the steps after it move too" in t for t in notes[first["ts"]])
+    (extended,) = [t for t in notes[last["ts"]] if "10 min more" in t]
+    assert "steps after it" not in extended

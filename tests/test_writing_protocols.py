@@ -297,8 +297,28 @@ def test_the_session_header_of_a_protocol_of_many_steps_is_posted(
         (header,) = [m for m in bot.posts() if m["text"].startswith("The Long Walk starts now")]
         plan = json.dumps(header["blocks"])
         assert "30. Look number 30 " in plan and "31. Look number 31 " not in plan
-        assert "and 40 more steps, the last one closes <!date^" in plan
+        assert "and 40 more steps, running until <!date^" in plan
         assert "`/protocol preview long-walk` shows every step" in plan
+
+        # Far along, the plan shows the open step and a few before it, not the first 30.
+        for _ in range(10):
+            bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 11, timeout=30)  # a post a second
+        bot.settle()
+        (header,) = [m for m in bot.posts() if m["text"].startswith("The Long Walk starts now")]
+        plan = json.dumps(header["blocks"], ensure_ascii=False)
+        assert "\u20267 earlier steps, closed." in plan
+        assert "7. Look number 7 " not in plan and "8. Look number 8 " in plan
+        assert re.search(r"11\. Look number 11 [^\\]*\u00b7 until <!date\^", plan)
+        assert "37. Look number 37 " in plan and "38. Look number 38 " not in plan
+        assert "and 33 more steps, running until <!date^" in plan
+        bot.command("end")
+        bot.settle()
+        (header,) = [m for m in bot.posts() if m["text"].startswith("The Long Walk has ended")]
+        plan = json.dumps(header["blocks"], ensure_ascii=False)
+        assert re.search(r"11\. Look number 11 [^\\]*\u00b7 closed <!date\^", plan)
+        assert re.search(r"12\. Look number 12 [^\\]*\u00b7 not reached", plan)
+        assert "and 33 more steps, not reached." in plan
 
 
 def _many_protocols(tmp_path: Path, count: int, name: str) -> Path:

@@ -122,7 +122,11 @@ def extend(
         session.step_closes_at = closes
         if run is not None:
             run.closes_at = closes
-        _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes)
+        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        last = session.current_step >= len(protocol.steps)
+        _thread_note(
+            engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes, last=last
+        )
         _show(engine, s, session)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))

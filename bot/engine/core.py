@@ -36,6 +36,9 @@ from bot.store.models import ACTIVE, ProtocolSession, StepRun
 log = logging.getLogger(__name__)
 
 MAX_SCHEDULED_PER_CHANNEL = 20
+# The header's plan shows this many steps (Slack takes about 13,000 characters of blocks), from
+# this many before the open one.
+PLAN_SHOWN, PLAN_BEFORE = 30, 3
 # A `/protocol next` this soon after a step opened on its own was typed for the step before.
 JUST_OPENED = timedelta(seconds=3)
 
@@ -1229,11 +1232,15 @@ _STATUS_SESSIONS = raw.Statement(
 
 def _header(session: ProtocolSession, protocol: Protocol, plan: list[dict[str, Any]]) -> Message:
     """The session's header: who presents and facilitates, the plan of its steps, the norms."""
+    # A plan too long for one message shows PLAN_SHOWN steps, the open one among them.
+    first = min(max(1, session.current_step - PLAN_BEFORE), max(1, len(plan) - PLAN_SHOWN + 1))
     return render_message(
         "header.j2",
         session=session,
         protocol=protocol,
         schedule=plan,
+        first=first,
+        shown=PLAN_SHOWN,
         live=session.step_seconds is None,
     )
 
