@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.blocks import render_message
 from bot.engine import controls, home
 from bot.engine.core import Engine
 from bot.engine.errors import Refusal
@@ -102,6 +103,10 @@ def test_a_step_due_to_close_without_its_protocol_holds_the_session_and_says_so_
     assert gone.due_work().closes == []
     told = [r for r in outbox(gone) if r.channel_id == FACILITATOR]
     assert len(told) == 1 and "no longer installed" in str(told[0].payload)
+    # Status says it can't move on, and does not offer a resume that would be refused.
+    status = gone.status(actor())
+    said = json.dumps(render_message(status.template, **status.context).blocks)
+    assert "can't move on" in said and "resume" not in said
     with pytest.raises(Refusal) as refused:
         controls.resume(gone, actor())
     assert refused.value.reply.template == "refusals/protocol_gone.j2"

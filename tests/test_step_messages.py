@@ -10,10 +10,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.blocks import render_message
+from bot.engine import controls
+from bot.engine.core import Engine
 from bot.retention import purge
 from bot.store.models import OutboxMessage, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.test_controls import _session
+from tests.test_engine import HeldClock, actor, outbox, start
 
 
 def _closing_line(message: dict[str, Any]) -> str:
@@ -252,3 +256,20 @@ def test_an_extend_of_the_last_step_does_not_speak_of_steps_after_it(bot: Bot) -
     assert any("the steps after it move too" in t for t in notes[first["ts"]])
     (extended,) = [t for t in notes[last["ts"]] if "10 min more" in t]
     assert "steps after it" not in extended
+
+
+def test_a_pause_at_the_close_says_the_step_closes_on_resume_not_0_min(
+    engine: Engine, clock: HeldClock
+) -> None:
+    start(engine, step_seconds=3600)
+    clock.advance(3600)  # due, its timer not run yet
+    reply = controls.pause(engine, actor())
+    said = render_message(reply.template, **reply.context).text
+    assert "at its close: it closes as soon as the session resumes" in said
+    assert "0 min" not in said
+    (edit,) = [r for r in outbox(engine) if r.method == "chat.update" and "step:" in str(r.ref)]
+    shown = json.dumps(edit.payload["blocks"])
+    assert "*Paused* at its close: it closes as soon as the session resumes." in shown
+    status = engine.status(actor())
+    said = json.dumps(render_message(status.template, **status.context).blocks)
+    assert "Paused at the step's close" in said and "0 min" not in said
