@@ -360,6 +360,26 @@ def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> N
     assert _row(bot, ts).tag == "observation"  # type: ignore[union-attr]
 
 
+def test_a_description_edited_into_a_question_for_the_presenter_is_parked_once(
+    bot: Bot,
+) -> None:
+    # The edit stayed an observation, where the same words sent new are parked for the
+    # presenter's step and their author told so.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "The title is underlined.", thread)
+    _recorded(bot, ts)
+    _edit(bot, T1, ts, thread, "Is this the first draft?", before="The title is underlined.")
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["grey_question"])
+    assert _row(bot, ts).tag == "question"  # type: ignore[union-attr]
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    assert "parked" in _ephemerals_to(bot, T1)[0]["text"]
+    # A typo fixed in it says nothing more.
+    _edit(bot, T1, ts, thread, "Is this the first draft??", before="Is this the first draft?")
+    _settle(bot)
+    assert len(_ephemerals_to(bot, T1)) == 1
+    assert _row(bot, ts).tag == "question"  # type: ignore[union-attr]
+
+
 def test_keep_as_observation_leaves_it_where_it_is(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     judged = _say(bot, T1, "I think she ran out of time on the last problem.", thread)

@@ -163,6 +163,10 @@ _REACTED = slack.enqueued_from(_RECORDED, _REACTION)
 _RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _REACTED, true())
 
 
+# The norms an edit is read for as a new reply is: what it says, not who says it or where.
+_EDIT_NORMS = frozenset({"nudge_interpretation.j2", "parked_question.j2"})
+
+
 class Replies:
     """Event handling for the threads under step messages."""
 
@@ -554,30 +558,36 @@ class Replies:
             explicit = self._unprefixed(s, row, previous, said)
         if explicit and explicit != row.tag:
             self.retag(s, row, explicit)
-        elif explicit is None and row.tag == "observation":
-            self._judged_on_edit(s, row, said, previous)
+        elif explicit is None:
+            self._read_on_edit(s, row, said, previous)
 
-    def _judged_on_edit(
+    def _read_on_edit(
         self, s: Session, row: Contribution, said: str, previous: dict[str, Any]
     ) -> None:
-        """A description edited into a judgment while describing gets the nudge a new reply
-        would (once: not for an edit of a reply that read as one already)."""
+        """A reply edited into one a norm speaks to (a judgment while describing, a question for
+        the presenter while they listen) is read as the same words sent new would be: parked,
+        and its author told, once (not for an edit of a reply that read so already)."""
         session = s.get(ProtocolSession, row.session_id)
         if session is None or session.status not in ACTIVE:
             return
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
         step = protocol.step(row.step_index)
+        if row.tag != step.collects:
+            return  # tagged otherwise by a reaction or the nudge's buttons: their call stands
+        tag, audience, norm = self._read(session.presenter_id, step, row.user_id, None, said)
+        if audience != "group" or norm not in _EDIT_NORMS:
+            return
         before = _as_said(_markup(previous), {})
-        if step.collects != "observation" or not reads_as_interpretation(said):
-            return
-        if reads_as_interpretation(before):  # nudged (or not) when it read so the first time
-            return
+        if self._read(session.presenter_id, step, row.user_id, None, before)[2] == norm:
+            return  # told (or not) when it read so the first time
+        if tag != row.tag:
+            self.retag(s, row, tag)
         self._ephemeral(
             s,
             session,
             row.user_id,
             row.thread_ts,
-            "nudge_interpretation.j2",
+            norm,
             protocol=protocol,
             step=step,
             index=row.step_index,
