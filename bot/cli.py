@@ -536,8 +536,24 @@ def _command(sub: Any, name: str, summary: str, description: str) -> argparse.Ar
     return parser
 
 
+def _version() -> str:
+    """The installed package's version (what an operator reports with a problem)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("protocolbot")
+    except PackageNotFoundError:  # run from a source tree never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protocolbot", description=__doc__)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"protocolbot {_version()}",
+        help="the installed version, and nothing else",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = _command(

@@ -406,6 +406,14 @@ def test_export_is_utf_8_whatever_the_terminal_speaks(bot: Bot, tmp_path: Path, 
     assert said in done.stdout.decode("utf-8")
 
 
+def test_protocolbot_version_says_the_installed_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    done = run_cli(["--version"], bot_environment(), tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"protocolbot {version('protocolbot')}\n"
+
+
 def test_protocolbot_help_names_every_action_of_every_command() -> None:
     # `protocols docs` was left out of the top-level --help: a contributor told to run it
     # there did not find it.
