@@ -127,6 +127,12 @@ class _Problems:
             self.found.extend(error.every())
             return None
 
+    def given(
+        self, raw: dict[Any, Any], key: str, check: Callable[..., _T], *args: Any
+    ) -> _T | None:
+        """A required field read if it is there (if not, _check_keys said so)."""
+        return None if raw.get(key) is None else self.read(check, *args, raw[key])
+
     def raise_any(self) -> None:
         if self.found:
             first, *rest = self.found
@@ -141,6 +147,10 @@ class _Loader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _value in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "found a key that is a list or a mapping", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"found the key {key!r} twice", key_node.start_mark
@@ -160,19 +170,21 @@ def load_protocol(path: Path) -> Protocol:
         raise ProtocolError(file, "(file)", f"cannot be read ({exc})") from exc
     if not isinstance(raw, dict):
         _fail(file, "(file)", f"must be a mapping of protocol fields (got {_kind(raw)})")
-    _check_keys(file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
     problems = _Problems()
-    protocol_id = problems.read(_ident, file, "id", raw["id"])
-    name = problems.read(_line, file, "name", raw["name"])
-    source = problems.read(_text, file, "source", raw["source"])
-    summary = problems.read(_text, file, "summary", raw["summary"])
+    _check_keys(problems, file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
+    protocol_id = problems.given(raw, "id", _ident, file, "id")
+    name = problems.given(raw, "name", _line, file, "name")
+    source = problems.given(raw, "source", _text, file, "source")
+    summary = problems.given(raw, "summary", _text, file, "summary")
     prep = raw.get("presenter_prep")
     if prep == "none":  # PRODUCT 2 writes the choices as `standard` | `equity` | none
         prep = None
     if prep is not None:
         prep = problems.read(_choice, file, "presenter_prep", prep, (*PREP_KINDS, "none"))
-    steps = raw["steps"]
-    if not isinstance(steps, list):
+    steps = raw.get("steps")
+    if steps is None:
+        steps = []  # told: required
+    elif not isinstance(steps, list):
         problems.read(_fail, file, "steps", f"must be a list of steps (got {_kind(steps)})")
         steps = []
     elif not steps:
@@ -190,9 +202,9 @@ def load_protocol(path: Path) -> Protocol:
                 problems.read(_fail, file, f"steps[{n}].{key}", problem)
             seen[value] = n
     marked = [n for n, step in enumerate(read, 1) if step is not None and step.statement]
-    if len(marked) > 1:
+    for n in marked[1:]:
         problem = f"only one step can open with the statement (steps[{marked[0]}] does)"
-        problems.read(_fail, file, f"steps[{marked[1]}].statement", problem)
+        problems.read(_fail, file, f"steps[{n}].statement", problem)
     problems.raise_any()
     loaded = tuple(step for step in read if step is not None)
     assert protocol_id and name and source and summary  # read, or raised just above
@@ -236,28 +248,19 @@ def load_library(
 def _load_step(file: str, where: str, raw: Any) -> Step:
     if not isinstance(raw, dict):
         _fail(file, where, f"must be a mapping of step fields (got {_kind(raw)})")
-    _check_keys(file, f"{where}.", raw, _STEP_FIELDS, _STEP_REQUIRED)
     problems = _Problems()
-    template = raw.get("template")
+    _check_keys(problems, file, f"{where}.", raw, _STEP_FIELDS, _STEP_REQUIRED)
     fields: dict[str, Any] = {
-        "minutes": problems.read(_minutes, file, f"{where}.minutes", raw["minutes"]),
-        "everyone": problems.read(_flag, file, f"{where}.everyone", raw.get("everyone", False)),
-        "statement": problems.read(_flag, file, f"{where}.statement", raw.get("statement", False)),
-        "id": problems.read(_ident, file, f"{where}.id", raw["id"]),
-        "title": problems.read(_line, file, f"{where}.title", raw["title"]),
-        "prompt": problems.read(_text, file, f"{where}.prompt", raw["prompt"]),
-        "guidance": problems.read(_text_list, file, f"{where}.guidance", raw["guidance"]),
-        "presenter": problems.read(
-            _choice, file, f"{where}.presenter", raw["presenter"], PRESENTER_MODES
-        ),
-        "collects": problems.read(_choice, file, f"{where}.collects", raw["collects"], TAGS),
-        "template": None
-        if template is None
-        else problems.read(_template, file, f"{where}.template", template),
-        "questions": problems.read(
-            _text_list, file, f"{where}.questions", raw.get("questions", [])
-        ),
+        "everyone": False,
+        "statement": False,
+        "questions": (),
+        "template": None,
     }
+    for key, value in raw.items():  # in the file's order, as its problems are listed
+        if key not in _STEP_CHECKS or (value is None and key in (*_STEP_REQUIRED, "template")):
+            continue  # unknown, or missing: told above (a template left empty is none)
+        check, *choices = _STEP_CHECKS[key]
+        fields[key] = problems.read(check, file, f"{where}.{key}", value, *choices)
     problems.raise_any()
     step = Step(**fields)
     words = len(step.prompt) + sum(map(len, step.guidance)) + sum(map(len, step.questions))
@@ -286,14 +289,21 @@ def _flag(file: str, field: str, value: Any) -> bool:
 
 
 def _check_keys(
-    file: str, prefix: str, raw: dict[Any, Any], allowed: tuple[str, ...], required: tuple[str, ...]
+    problems: _Problems,
+    file: str,
+    prefix: str,
+    raw: dict[Any, Any],
+    allowed: tuple[str, ...],
+    required: tuple[str, ...],
 ) -> None:
+    """Every unknown field and every missing one, each a problem of its own."""
     for key in raw:
         if key not in allowed:
-            _fail(file, f"{prefix}{key}", f"unknown field (expected one of {', '.join(allowed)})")
+            expected = f"unknown field (expected one of {', '.join(allowed)})"
+            problems.read(_fail, file, f"{prefix}{key}", expected)
     for key in required:
         if raw.get(key) is None:
-            _fail(file, f"{prefix}{key}", "is required")
+            problems.read(_fail, file, f"{prefix}{key}", "is required")
 
 
 def _text(file: str, field: str, value: Any) -> str:
@@ -380,3 +390,19 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _fail(file: str, field: str, problem: str) -> NoReturn:
     raise ProtocolError(file, field, problem)
+
+
+# Each step field's check, and the choices it takes.
+_STEP_CHECKS: dict[str, tuple[Any, ...]] = {
+    "id": (_ident,),
+    "title": (_line,),
+    "minutes": (_minutes,),
+    "prompt": (_text,),
+    "guidance": (_text_list,),
+    "presenter": (_choice, PRESENTER_MODES),
+    "collects": (_choice, TAGS),
+    "template": (_template,),
+    "everyone": (_flag,),
+    "questions": (_text_list,),
+    "statement": (_flag,),
+}

@@ -158,15 +158,20 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
         ("O :+1::skin-tone-2: same", (None, "O :+1::skin-tone-2: same")),
         ("Warm: :fire: the hook", ("warm", ":fire: the hook")),
         ("O::eyes: three attempts", ("observation", ":eyes: three attempts")),
-        # A dash and a space end a prefix too, but not warm's or cool's: those are talk.
-        ("O - two handwritings", ("observation", "two handwritings")),
-        ("I – she rushed the end", ("interpretation", "she rushed the end")),
-        ("Q— was it timed?", ("question", "was it timed?")),
-        ("*Obs* - no units", ("observation", "no units")),
+        # A dash and a space end a prefix spelt out or shortened; after a letter alone, or
+        # warm or cool, it is a sentence.
+        ("Obs - two handwritings", ("observation", "two handwritings")),
+        ("Interp -- she rushed the end", ("interpretation", "she rushed the end")),
+        ("Interpretation – she rushed", ("interpretation", "she rushed")),
+        ("Question— was it timed?", ("question", "was it timed?")),
+        ("*Imp* - more number talks", ("implication", "more number talks")),
+        ("I — like Sam — noticed no units", (None, "I — like Sam — noticed no units")),
+        ("Q - 3 has no work shown", (None, "Q - 3 has no work shown")),
+        ("I - I mean, she did try", (None, "I - I mean, she did try")),
+        ("O - two handwritings", (None, "O - two handwritings")),
         ("Cool - I see what you mean", (None, "Cool - I see what you mean")),
         ("Warm - thanks all", (None, "Warm - thanks all")),
-        ("I-Ready scores are on page 2", (None, "I-Ready scores are on page 2")),
-        ("O-rings", (None, "O-rings")),
+        ("Obs-rings", (None, "Obs-rings")),
     ],
 )
 def test_strip_tag_prefix(text: str, expected: tuple[str | None, str]) -> None:

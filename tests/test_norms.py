@@ -252,6 +252,33 @@ def test_taking_away_the_reaction_that_retagged_a_reply_gives_its_tag_back(bot: 
     assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
 
 
+def test_the_authors_park_or_prefix_stands_when_a_retagging_reaction_is_taken_away(
+    bot: Bot,
+) -> None:
+    thread = _start_at_step(bot, 2)
+    # Re-tagged by the facilitator, then parked by its author: the park stands.
+    judged = _say(bot, T1, "The essay is disorganized.", thread)
+    row = _recorded(bot, judged)
+    _react(bot, FACILITATOR, "thought_balloon", judged)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, judged) == ["thought_balloon"])
+    assert bot.action("nudge_park", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 1)
+    _unreact(bot, FACILITATOR, "thought_balloon", judged)
+    # Re-tagged by the facilitator, then given a prefix by its author: the prefix stands.
+    ts = _say(bot, T2, "she rushed the last part", thread)
+    _recorded(bot, ts)
+    _react(bot, FACILITATOR, "thought_balloon", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
+    _edit(bot, T2, ts, thread, "I: she rushed the last part", before="she rushed the last part")
+    _settle(bot)
+    _unreact(bot, FACILITATOR, "thought_balloon", ts)
+    _settle(bot)
+    assert _row(bot, judged).tag == "interpretation"  # type: ignore[union-attr]
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+    assert bot.standin.reactions(CHANNEL, judged) == ["thought_balloon"]
+    assert bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"]
+
+
 def test_an_edit_that_takes_the_prefix_away_gives_the_reply_its_steps_tag(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, "I: The graph has no labels", thread)

@@ -199,23 +199,55 @@ def test_presenter_prep_none_is_no_prep_and_a_wrong_value_reads_as_written(
 
 def test_a_check_names_every_problem_of_a_file_at_once(tmp_path: Path) -> None:
     # It named the first only: a file with three mistakes took three rounds of fix and check.
-    folder = tmp_path / "protocols"
-    folder.mkdir()
-    mine = folder / "peer-feedback.yaml"
-    mine.write_text(
+    problems = _problems_of(
+        tmp_path,
         _example()
         .replace("presenter_prep: standard", "presenter_prep: sometimes")
         .replace("minutes: 10", "minutes: ten", 1)
         .replace("title: Next Steps", "title: The Assignment"),
-        "utf-8",
     )
-    status, out, err = _check(folder, tmp_path)
-    assert (status, out) == (1, "")
-    problems = [line.removeprefix(f"error: {mine}: ") for line in err.splitlines()]
     assert len(problems) == 3, problems
     assert problems[0].startswith("presenter_prep: must be one of standard, equity, none")
     assert problems[1].startswith("steps[2].minutes: must be a whole number of minutes")
     assert problems[2] == "steps[3].title: duplicate step title 'The Assignment' (also steps[1])"
+
+
+def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Path) -> None:
+    problems = _problems_of(
+        tmp_path,
+        _example()
+        .replace("source: ", "extra: 1\nsourc: ", 1)
+        .replace("    minutes: 5\n", "    colects: note\n    minutes: 0\n", 1)
+        .replace("    collects: note\n", "", 1)
+        .replace("    presenter: silent\n", "    presenter: silent\n    statement: true\n", 1)
+        .replace("    presenter: speaks\n", "    presenter: speaks\n    statement: true\n", 1),
+    )
+    assert problems == [
+        "extra: unknown field (expected one of id, name, source, summary, steps, presenter_prep)",
+        "sourc: unknown field (expected one of id, name, source, summary, steps, presenter_prep)",
+        "source: is required",
+        "steps[1].colects: unknown field (expected one of id, title, minutes, prompt, guidance, "
+        "presenter, collects, template, everyone, questions, statement)",
+        "steps[1].collects: is required",
+        "steps[1].minutes: must be from 1 to 600 (got 0)",
+        "steps[3].statement: only one step can open with the statement (steps[2] does)",
+    ]
+    # A YAML key that is a list is a problem with the file, not a traceback.
+    (problem,) = _problems_of(tmp_path, _example().replace("steps:\n", "? [a, b]\n: 1\nsteps:\n"))
+    assert problem.startswith("(file): invalid YAML: found a key that is a list")
+
+
+def _problems_of(tmp_path: Path, text: str) -> list[str]:
+    """`protocols check` of a folder holding one file of `text`: its problems, a line each."""
+    folder = tmp_path / "protocols"
+    folder.mkdir(exist_ok=True)
+    mine = folder / "peer-feedback.yaml"
+    mine.write_text(text, "utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    lines = err.splitlines()
+    assert all(line.startswith(f"error: {mine}: ") for line in lines), err
+    return [line.removeprefix(f"error: {mine}: ") for line in lines]
 
 
 def test_two_steps_with_one_title_are_named(tmp_path: Path) -> None:

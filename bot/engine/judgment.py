@@ -25,14 +25,16 @@ TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for 
 _WRAP = r"[*_~]{0,2}"
 # The prefix's colon is not the first of an emoji's two: "I :heart: how she labelled the axes".
 _NOT_EMOJI = r"(?![\w+'-]+:)"
-# A prefix ends with a colon, or with a dash and a space ("O - two handwritings"), as people
-# write a label. Not with a dash for warm and cool: "Cool - I see what you mean" is talk.
+# A prefix ends with a colon or, after a word spelt out or shortened ("Obs - two handwritings"),
+# with a dash and a space, as people write a label. Not after a letter alone ("I - I mean",
+# "Q - 3 has no work shown" are sentences) nor after Warm or Cool ("Cool - I see").
 _PREFIX_RE = re.compile(
     rf"^\s*(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*"
-    rf"(?:(?P<colon>:){_NOT_EMOJI}|[-\u2013\u2014](?=\s))\s*(?P<close>{_WRAP})\s*",
+    rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
-_NO_DASH = frozenset({"warm", "cool"})
+_DASHED = frozenset({"obs", "observation", "interp", "interpretation", "imp", "implication"})
+_DASHED |= {"question"}
 
 
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:
@@ -40,7 +42,7 @@ def strip_tag_prefix(text: str) -> tuple[str | None, str]:
     match = _PREFIX_RE.match(text)
     if match is None or match["word"].lower() not in TAG_PREFIXES:
         return None, text.strip()
-    if match["colon"] is None and match["word"].lower() in _NO_DASH:
+    if match["colon"] is None and match["word"].lower() not in _DASHED:
         return None, text.strip()
     rest = text[match.end() :]
     # Whole-message emphasis ("*Q: is this a draft?*") leaves the closing marker at the end.

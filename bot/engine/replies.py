@@ -554,7 +554,9 @@ class Replies:
         row.updated_at = self.engine.clock.now()
         if row.audience != "group":
             return
-        if explicit is None:
+        if explicit is not None:
+            row.retagged_from = None  # the author's prefix is their word: no reaction undoes it
+        else:
             explicit = self._unprefixed(s, row, previous, said)
         if explicit and explicit != row.tag:
             self.retag(s, row, explicit)
@@ -693,9 +695,10 @@ class Replies:
             protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
             # Either answer stands as the author's last word: Keep after Park takes it back.
             wanted = "interpretation" if park else "observation"
-            if row.audience == "group" and row.tag != wanted:
+            if row.audience == "group":
                 row.retagged_from = None  # the author's word now: no reaction undoes it
-                self.retag(s, row, wanted)
+                if row.tag != wanted:
+                    self.retag(s, row, wanted)
             later = _interpreting_step(protocol, row.step_index)
             if later is not None and later <= session.current_step:
                 later = None  # that step has opened already: the notes are where it shows now
