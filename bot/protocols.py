@@ -127,6 +127,9 @@ class _Problems:
             self.found.extend(error.every())
             return None
 
+    def note(self, file: str, field: str, problem: str) -> None:
+        self.found.append(ProtocolError(file, field, problem))
+
     def given(
         self, raw: dict[Any, Any], key: str, check: Callable[..., _T], *args: Any
     ) -> _T | None:
@@ -185,10 +188,10 @@ def load_protocol(path: Path) -> Protocol:
     if steps is None:
         steps = []  # told: required
     elif not isinstance(steps, list):
-        problems.read(_fail, file, "steps", f"must be a list of steps (got {_kind(steps)})")
+        problems.note(file, "steps", f"must be a list of steps (got {_kind(steps)})")
         steps = []
     elif not steps:
-        problems.read(_fail, file, "steps", "must list at least one step (got none)")
+        problems.note(file, "steps", "must list at least one step (got none)")
     read = [problems.read(_load_step, file, f"steps[{n}]", item) for n, item in enumerate(steps, 1)]
     for key in ("id", "title"):
         # Steps are told apart by their titles in every message ("parked for step 3, *...*").
@@ -199,12 +202,12 @@ def load_protocol(path: Path) -> Protocol:
             value = getattr(step, key)
             if value in seen:
                 problem = f"duplicate step {key} {value!r} (also steps[{seen[value]}])"
-                problems.read(_fail, file, f"steps[{n}].{key}", problem)
+                problems.note(file, f"steps[{n}].{key}", problem)
             seen[value] = n
     marked = [n for n, step in enumerate(read, 1) if step is not None and step.statement]
     for n in marked[1:]:
         problem = f"only one step can open with the statement (steps[{marked[0]}] does)"
-        problems.read(_fail, file, f"steps[{n}].statement", problem)
+        problems.note(file, f"steps[{n}].statement", problem)
     problems.raise_any()
     loaded = tuple(step for step in read if step is not None)
     assert protocol_id and name and source and summary  # read, or raised just above
@@ -300,10 +303,10 @@ def _check_keys(
     for key in raw:
         if key not in allowed:
             expected = f"unknown field (expected one of {', '.join(allowed)})"
-            problems.read(_fail, file, f"{prefix}{key}", expected)
+            problems.note(file, f"{prefix}{key}", expected)
     for key in required:
         if raw.get(key) is None:
-            problems.read(_fail, file, f"{prefix}{key}", "is required")
+            problems.note(file, f"{prefix}{key}", "is required")
 
 
 def _text(file: str, field: str, value: Any) -> str:
