@@ -273,3 +273,27 @@ def test_a_pause_at_the_close_says_the_step_closes_on_resume_not_0_min(
     status = engine.status(actor())
     said = json.dumps(render_message(status.template, **status.context).blocks)
     assert "Paused at the step's close" in said and "0 min" not in said
+
+
+def test_the_pause_note_loses_its_resume_button_once_the_pause_is_over(bot: Bot) -> None:
+    _started(bot)
+    step_ts = bot.step_posts()[0]["ts"]
+
+    def notes() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in bot.posts()
+            if m.get("thread_ts") == step_ts and "paused the session" in m["text"]
+        ]
+
+    for ending in ("resume", "end"):
+        bot.command("pause")
+        bot.settle()
+        note = notes()[-1]
+        assert _buttons(note) == ["step_resume"]
+        bot.command(ending)
+        bot.settle()
+        note = next(m for m in notes() if m["ts"] == note["ts"])
+        assert _buttons(note) == []
+        assert "The pause ended <!date^" in json.dumps(note["blocks"])
+    assert len(notes()) == 2

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bot import retention
 from bot.blocks import render_message
 from bot.commands import DAY, MAX_AHEAD_SECONDS
-from bot.engine.core import Actor, Engine, Pressed, channel_sessions
+from bot.engine.core import Actor, Engine, Pressed, channel_sessions, pause_note
 from bot.engine.errors import Refusal, Reply
 from bot.engine.home import send_notes
 from bot.engine.pacing import (
@@ -29,13 +29,19 @@ from bot.store.models import ACTIVE, Contribution, OutboxMessage, ProtocolSessio
 
 
 def _thread_note(
-    engine: Engine, s: Session, session: ProtocolSession, template: str, **context: object
+    engine: Engine,
+    s: Session,
+    session: ProtocolSession,
+    template: str,
+    ref: str | None = None,
+    **context: object,
 ) -> None:
     """A line in the current step's thread saying what the facilitator changed."""
     engine.post(
         s,
         session,
         render_message(template, session=session, **context),
+        ref=ref,
         thread_ref=f"step:{session.id}:{session.current_step}",
     )
 
@@ -154,7 +160,8 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
         now = engine.clock.now()
         left = time_left(now, session.step_closes_at, weekdays=session.weekdays, tz=session.tz)
         engine.pause_step(s, session, left)
-        _thread_note(engine, s, session, "step_paused.j2")
+        ref = pause_note(session)
+        _thread_note(engine, s, session, "step_paused.j2", ref, over=None)
         _show(engine, s, session)
         sid = session.id
         after(lambda: engine.timers.clear(sid))
@@ -193,6 +200,7 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             if run.paused_at is not None:
                 run.paused_seconds += int((now - run.paused_at).total_seconds())
                 run.paused_at = None
+        engine.unpaused(s, session)
         if run is not None and run.message_ts is None and _never_posted(s, session):
             # Held because its channel could not be reached: the step is posted now, in full.
             protocol = engine.library[session.protocol_id]

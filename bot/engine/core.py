@@ -720,6 +720,14 @@ class Engine:
         message = self.step_message(s, session, protocol, index, closes, closed)
         self.edit(s, session, message, of=f"step:{session.id}:{index}")
 
+    def unpaused(self, s: Session, session: ProtocolSession) -> None:
+        """The session runs again, or ended while paused: the pause note's Resume button goes,
+        and the note says when the pause ended (if the facilitator's pause left one)."""
+        ref = pause_note(session)
+        if slack.enqueued(s, session.team_id, ref):
+            message = render_message("step_paused.j2", session=session, over=self.clock.now())
+            self.edit(s, session, message, of=ref)
+
     def show_plan(self, s: Session, session: ProtocolSession, protocol: Protocol) -> None:
         """Bring the header's plan up to date: the steps closed when they did, the open one
         when it now closes (or paused), the rest from there."""
@@ -970,6 +978,8 @@ class Engine:
             current = self._step_run(s, session.id, session.current_step)
             if current is not None and current.ended_at is None:
                 current.ended_at = now
+            if session.status == "paused":
+                self.unpaused(s, session)
             if session.protocol_id in self.library and session.current_step >= 1:
                 protocol = self.library[session.protocol_id]
                 self.show_step(s, session, protocol, session.current_step, now)
@@ -1228,6 +1238,12 @@ _STATUS_SESSIONS = raw.Statement(
     )
     .order_by(ProtocolSession.id.desc())
 )
+
+
+def pause_note(session: ProtocolSession) -> str:
+    """The ref of the note in the open step's thread that the facilitator paused the session
+    (the latest, if it paused more than once on the step)."""
+    return f"paused:{session.id}:{session.current_step}"
 
 
 def _header(session: ProtocolSession, protocol: Protocol, plan: list[dict[str, Any]]) -> Message:
