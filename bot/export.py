@@ -50,6 +50,9 @@ def export(settings: Settings, which: str, fmt: str) -> str:
                 s, session.id, session.protocol_id
             )
             notes = notes_mod.build_notes(s, session, protocol)
+            if fmt == "md":
+                # Someone who wrote nothing, by the name Slack gave at the start.
+                return notes_mod.export_markdown(notes, session.names)
             return FORMATS[fmt](notes)
     finally:
         db.dispose()

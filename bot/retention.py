@@ -1,7 +1,8 @@
 """Data retention: what teachers wrote is kept no longer than the operator says.
 
 With DATA_RETENTION_DAYS set, the clock's daily housekeeping deletes the contributions (and the
-presenter's statement and link to the work) of sessions that ended more than that many days ago,
+presenter's statement and link to the work, and the names Slack gave the presenter and the
+facilitator) of sessions that ended more than that many days ago,
 and the outbox rows (which carry the notes' text) sent that long ago. Whatever the setting,
 handled inbox events go after a day: they are kept only to recognise Slack's retries. The rows of
 a running session's header and step messages stay while it runs (_purge_posts).
@@ -15,7 +16,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database
@@ -47,6 +48,11 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
                 update(ProtocolSession)
                 .where(ProtocolSession.id.in_(ended), ProtocolSession.statement.is_not(None))
                 .values(statement=None)
+            )
+            s.execute(
+                update(ProtocolSession)
+                .where(ProtocolSession.id.in_(ended), ProtocolSession.names.is_not(None))
+                .values(names=null())
             )
             preps = select(ProtocolSession.id, ProtocolSession.prep)
             for sid, prep in s.execute(preps.where(ProtocolSession.id.in_(ended))).all():

@@ -215,6 +215,7 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
                 session = _session(sid, ended, statement=f"statement {sid}")
                 # The presenter's link to the student work, from the prep dialog.
                 session.prep = {"reason": "wondering", "link": f"https://docs.example/work-{sid}"}
+                session.names = {PRESENTER: "maria"}
                 s.add(session)
             s.add(_session(3, None, status="running"))
             s.flush()
@@ -233,6 +234,7 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
             )
             outbox = sorted(s.scalars(select(OutboxMessage.status)))
             preps = dict(s.execute(select(ProtocolSession.id, ProtocolSession.prep)).all())
+            names = dict(s.execute(select(ProtocolSession.id, ProtocolSession.names)).all())
         with db.inbox_session() as s:
             inbox = list(s.scalars(select(InboxEvent.event_id)))
         assert counts == {"inbox": 1, "contributions": 1, "outbox": 1}
@@ -240,6 +242,7 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
         assert statements[1] is None and statements[2] == "statement 2"
         assert preps[1] == {"reason": "wondering"}
         assert preps[2]["link"] == "https://docs.example/work-2"
+        assert names[1] is None and names[2] == {PRESENTER: "maria"}
         assert outbox == ["pending", "sent"]  # unsent rows are never dropped
         assert inbox == ["Ev2"]  # unhandled events are never dropped
         # Without the setting only handled inbox events go.

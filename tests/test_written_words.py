@@ -14,6 +14,7 @@ import pytest
 
 from bot.cli import main
 from bot.export import export
+from bot.slack_standin import SlackStandin
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 from tests.process import SETTINGS_NAMES
 
@@ -101,6 +102,30 @@ def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -
     assert "U_GONE" not in notes and "C_SECRET" not in notes
 
 
+def test_someone_who_wrote_nothing_is_named_after_a_restart_too(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Their names were kept in the process's memory: a session that ended after a restart (a
+    # deploy in a week of day-long steps) named them by their Slack ids.
+    first = Bot(workspace, database_url).start()
+    try:
+        first.command(f"start atlas <@{PRESENTER}> step 1d")
+        first.wait_until(lambda: bool(first.step_posts()))
+        first.settle()
+    finally:
+        first.stop()
+    second = Bot(workspace, database_url).start()
+    try:
+        second.command("end")
+        second.wait_until(lambda: second.standin.files)
+        uploaded = second.standin.files[0]["content"].decode().splitlines()
+        exported = export(second.settings, "latest", "md").splitlines()
+        for notes in (uploaded, exported):
+            assert "- Presenter: maria" in notes and "- Facilitator: dana" in notes
+    finally:
+        second.stop()
+
+
 def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: Bot) -> None:
     bot.reply(PRESENTER, "Graph the survey results", _to_step(bot, 1))
     bot.wait_until(lambda: len(bot.recorded()) == 1)
@@ -118,10 +143,10 @@ def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: B
     bot.wait_until(lambda: bot.standin.files)
     uploaded = bot.standin.files[0]["content"].decode()
     # The facilitator wrote nothing: the file names them as Slack did when the session was
-    # started; the operator's export, which asks Slack nothing, has their id.
+    # started, and so does the operator's export.
     exported = export(bot.settings, "latest", "md")
     assert "- Facilitator: dana" in uploaded.splitlines()
-    assert "- Facilitator: U_FAC" in exported.splitlines()
+    assert "- Facilitator: dana" in exported.splitlines()
     for notes in (uploaded, exported):
         lines = notes.splitlines()
         assert "- Presenter: maria" in lines

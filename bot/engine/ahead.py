@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
 
 from bot import commands as cmd
 from bot.blocks import render_message
@@ -113,8 +113,14 @@ def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
     # Whoever typed the command is in the channel.
     people = [person for person in people if person != actor.user_id]
     absent = engine.directory.absent(actor.team_id, actor.channel_id, people) if people else []
-    # Their names, for the notes file at the end (asked now: its transaction asks nothing).
-    engine.directory.names(actor.team_id, [session.presenter_id, session.facilitator_id])
+    # Their names, for the notes file at the end (asked now: its transaction asks nothing),
+    # kept with the session so that a restart before the end keeps them too.
+    names = engine.directory.names(actor.team_id, [session.presenter_id, session.facilitator_id])
+    if names:
+        with engine.transaction() as (s, _after):
+            s.execute(
+                update(ProtocolSession).where(ProtocolSession.id == session.id).values(names=names)
+            )
     if absent:
         message = render_message(
             "prep/not_in_channel.j2",

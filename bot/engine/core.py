@@ -1028,7 +1028,8 @@ class Engine:
         # this process asked.
         named = data.names
         unnamed = [u for u in (session.presenter_id, session.facilitator_id) if u not in named]
-        names = {**self.directory.remembered(session.team_id, unnamed), **named}
+        remembered = self.directory.remembered(session.team_id, unnamed)
+        names = {**(session.names or {}), **remembered, **named}
         messages = notes_mod.notes_messages(data)
         for i, message in enumerate(messages):
             # The first part is also shown in the channel, so the team sees the session is over.

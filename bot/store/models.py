@@ -73,6 +73,9 @@ class ProtocolSession(Base):
     header_ts: Mapped[str | None] = mapped_column(String(32))
     statement: Mapped[str | None] = mapped_column(Text)
     prep: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What Slack called the presenter and the facilitator when the session was started or
+    # booked, by id: the notes file names someone who wrote nothing by it, after a restart too.
+    names: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
