@@ -1024,8 +1024,8 @@ class Engine:
             after(functools.partial(self.begin, due))
         data = notes_mod.build_notes(s, session, protocol)
         # The file names people as their replies did; a presenter or facilitator who wrote
-        # nothing, by the name Slack gave when the session was started (see tell_absent), if
-        # this process asked.
+        # nothing, by the name Slack gave when the session was started (kept with the session
+        # by tell_absent; this process's memory of it, if fresher).
         named = data.names
         unnamed = [u for u in (session.presenter_id, session.facilitator_id) if u not in named]
         remembered = self.directory.remembered(session.team_id, unnamed)
