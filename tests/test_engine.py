@@ -269,6 +269,25 @@ def test_a_weekdays_session_opens_the_next_step_on_monday_morning(
     assert (step2.started_at, step2.closes_at) == (monday, tuesday)
 
 
+def test_a_weekdays_step_opened_at_the_weekend_runs_from_monday_morning(
+    engine: Engine, clock: HeldClock
+) -> None:
+    # Opened on a Saturday, a day's step closed on Monday at 8:00: no working time at all.
+    def in_march(day: int, hour: int) -> datetime:
+        return datetime(2026, 3, day, hour, 0, tzinfo=ZoneInfo(NEW_YORK)).astimezone(UTC)
+
+    saturday, tuesday, wednesday = in_march(7, 10), in_march(10, 8), in_march(11, 8)
+    clock.set(saturday)
+    session = start(engine, step_seconds=86400, weekdays=True, tz=NEW_YORK)
+    assert runs(engine, session.id)[0].closes_at == tuesday
+    # Moved on with `next` on the Saturday after: the same.
+    clock.set(saturday + timedelta(days=7))
+    engine.next_step(actor())
+    assert runs(engine, session.id)[1].closes_at == tuesday + timedelta(days=7)
+    # A step opened on a working day is as before: a day later, carried past a weekend.
+    assert close_time(tuesday, 86400, weekdays=True, tz=NEW_YORK) == wednesday
+
+
 def test_a_weekdays_step_paused_on_friday_keeps_its_hours_when_resumed_at_the_weekend(
     engine: Engine, clock: HeldClock
 ) -> None:

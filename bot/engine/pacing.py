@@ -46,8 +46,12 @@ def later(at: datetime, seconds: int, tz: str | tzinfo) -> datetime:
 
 
 def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
-    closes = later(opened, seconds, tz)
-    return carry_past_weekend(closes, tz) if weekdays else closes
+    if not weekdays:
+        return later(opened, seconds, tz)
+    # A step opened at the weekend (started, or moved on with `next`, on a Saturday) counts from
+    # Monday morning: counted from its opening, it was carried to Monday morning with no working
+    # time at all.
+    return carry_past_weekend(later(_out_of_weekend(opened, tz), seconds, tz), tz)
 
 
 def after_working_time(at: datetime, seconds: int, tz: str) -> datetime:
