@@ -44,15 +44,11 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
             )
             gone = delete(Contribution).where(Contribution.session_id.in_(ended))
             counts["contributions"] = _count(s.execute(gone))
+            kept = or_(ProtocolSession.statement.is_not(None), ProtocolSession.names.is_not(None))
             s.execute(
                 update(ProtocolSession)
-                .where(ProtocolSession.id.in_(ended), ProtocolSession.statement.is_not(None))
-                .values(statement=None)
-            )
-            s.execute(
-                update(ProtocolSession)
-                .where(ProtocolSession.id.in_(ended), ProtocolSession.names.is_not(None))
-                .values(names=null())
+                .where(ProtocolSession.id.in_(ended), kept)
+                .values(statement=None, names=null())
             )
             preps = select(ProtocolSession.id, ProtocolSession.prep)
             for sid, prep in s.execute(preps.where(ProtocolSession.id.in_(ended))).all():

@@ -205,10 +205,10 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             # Held because its channel could not be reached: the step is posted now, in full.
             protocol = engine.library[session.protocol_id]
             engine.post_step(s, session, protocol, session.current_step, closes)
+            engine.show_plan(s, session, protocol)
         else:
             _thread_note(engine, s, session, "step_resumed.j2", closes_at=closes)
-            _show(engine, s, session, plan=False)
-        engine.show_plan(s, session, engine.library[session.protocol_id])
+            _show(engine, s, session)
         sid, step = session.id, session.current_step
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)

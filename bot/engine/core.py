@@ -385,6 +385,8 @@ class Engine:
         protocol = self.protocol(protocol_id)
         now = self.clock.now()
         starts_now = start_at is None or start_at <= now
+        facilitator = facilitator or actor.user_id
+        remind = remind_seconds if remind_seconds is not None else 86400
         with self.transaction() as (s, after):
             if starts_now and (active := self.active_session(s, actor)) is not None:
                 raise Refusal(
@@ -405,13 +407,12 @@ class Engine:
                         ProtocolSession.starts_at == start_at,
                         ProtocolSession.protocol_id == protocol.id,
                         ProtocolSession.presenter_id == presenter,
-                        ProtocolSession.facilitator_id == (facilitator or actor.user_id),
+                        ProtocolSession.facilitator_id == facilitator,
                         ProtocolSession.step_seconds.is_(None)
                         if step_seconds is None
                         else ProtocolSession.step_seconds == step_seconds,
                         ProtocolSession.weekdays == weekdays,
-                        ProtocolSession.remind_seconds
-                        == (remind_seconds if remind_seconds is not None else 86400),
+                        ProtocolSession.remind_seconds == remind,
                     )
                 ).first()
                 if twin is not None:
@@ -429,13 +430,13 @@ class Engine:
                 channel_id=actor.channel_id,
                 protocol_id=protocol.id,
                 presenter_id=presenter,
-                facilitator_id=facilitator or actor.user_id,
+                facilitator_id=facilitator,
                 created_by=actor.user_id,
                 status="scheduled",
                 step_seconds=step_seconds,
                 weekdays=weekdays,
                 tz=tz,
-                remind_seconds=remind_seconds if remind_seconds is not None else 86400,
+                remind_seconds=remind,
                 starts_at=now if starts_now else start_at,
                 created_at=now,
             )

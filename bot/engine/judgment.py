@@ -33,8 +33,9 @@ _PREFIX_RE = re.compile(
     rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
-_DASHED = frozenset({"obs", "observation", "interp", "interpretation", "imp", "implication"})
-_DASHED |= {"question"}
+_DASHED = frozenset(
+    {"obs", "observation", "interp", "interpretation", "imp", "implication", "question"}
+)
 
 
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:

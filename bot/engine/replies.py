@@ -640,9 +640,11 @@ class Replies:
         """The facilitator or the author reacts with another tag's emoji: re-tag the reply."""
         with self.engine.transaction() as (s, _after):
             found = self._reacted_to(s, team_id, event)
-            if found is None or found[0].tag == found[1]:
+            if found is None:
                 return
             row, tag = found
+            if row.tag == tag:
+                return
             if row.retagged_from is None:
                 row.retagged_from = row.tag
             self.retag(s, row, tag)
@@ -652,12 +654,13 @@ class Replies:
         gets back the tag it had before."""
         with self.engine.transaction() as (s, _after):
             found = self._reacted_to(s, team_id, event)
-            if found is None or found[0].tag != found[1]:
+            if found is None:
                 return
-            row, before = found[0], found[0].retagged_from
-            if before is not None:
-                row.retagged_from = None
-                self.retag(s, row, before)
+            row, tag = found
+            if row.tag != tag or row.retagged_from is None:
+                return
+            before, row.retagged_from = row.retagged_from, None
+            self.retag(s, row, before)
 
     def _reacted_to(
         self, s: Session, team_id: str, event: dict[str, Any]
