@@ -249,11 +249,16 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
         team = Team(script, url, transcript, standin.response_url("demo"))
         finished = threading.Event()
 
+        shown: dict[str, str] = {}  # each post's text as last shown, by its ts
+
         def on_call(call: Call) -> None:
+            if call.method == "chat.update" and call.response.get("ok"):
+                edited(call.params)
             if call.method != "chat.postMessage" or not call.response.get("ok"):
                 return
             params = call.params
             text = transcript.blocks(params.get("blocks") or [], str(params.get("text") or ""))
+            shown[str(call.response.get("ts"))] = text
             channel = str(params.get("channel") or "")
             # The stand-in opens DM channel D_X for user U_X.
             dm_user = "U" + channel[1:] if channel.startswith("D") else channel
@@ -281,6 +286,19 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
                     ),
                     daemon=True,
                 ).start()
+
+        def edited(params: dict[str, Any]) -> None:
+            """An edited post as the lines that changed, under its first line: a step that
+            closed, a header whose plan moved."""
+            ts = str(params.get("ts"))
+            before = shown.get(ts, "").split("\n")
+            text = transcript.blocks(params.get("blocks") or [], str(params.get("text") or ""))
+            shown[ts] = text
+            lines = text.split("\n")
+            changed = [line for line in lines[1:] if line not in before]
+            if changed:
+                title = lines[0].strip("= ")
+                transcript.line(f"protocolbot (edited {title})", "\n".join(changed))
 
         def on_private(call: Call) -> None:
             if call.method == "response_url" and call.params.get("text"):

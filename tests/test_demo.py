@@ -27,6 +27,10 @@ def test_demo_runs_atlas_to_the_notes() -> None:
     assert "== Notes · ATLAS" in transcript
     assert "What do you see in the work that makes you say that?" in transcript
     assert "[Park as interpretation]" in transcript
+    # Each step's message is edited as it closes, and the header's plan when the session ends.
+    closed = re.findall(r"protocolbot \(edited Step (\d) of 6 · [^)]+\): .*\*Closed ", transcript)
+    assert closed == ["1", "2", "3", "4", "5", "6"]
+    assert re.search(r"protocolbot \(edited ATLAS - Learning from Student Work\): 1\. ", transcript)
     assert "is open in #team" in transcript  # Slack's markup for the channel, as it shows
     assert not re.search(r"<[@#!]", transcript), transcript
     notes = transcript[transcript.index("== Notes · ATLAS") :]
