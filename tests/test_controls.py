@@ -91,6 +91,16 @@ def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
     previous = {"ts": gone, "thread_ts": bot.step_posts()[1]["ts"], "user": TEACHERS[1]}
     bot.event({**deleted, "deleted_ts": gone, "previous_message": previous})
     bot.settle()
+    # Not while the session runs: it would carry on without what was written, and its notes
+    # come out short.
+    refused = bot.command("forget")["text"]
+    assert "Session #1 is still running, so its replies stay until it ends" in refused
+    with bot.db.session() as s:
+        assert [t for t in s.scalars(select(Contribution.text)) if t] == [
+            "I see a table with four rows."
+        ]
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
     assert "Only the facilitator" in bot.command("forget", user=TEACHERS[0])["text"]
     answer = bot.command("forget")
     assert "Deleted 1 stored reply" in answer["text"]
@@ -357,6 +367,22 @@ def _holding(bot: Bot, secret: str) -> list[str]:
                 rows = s.execute(text(f'SELECT * FROM "{name}"')).all()
                 found += [name for row in rows if secret in repr(tuple(row))]
     return found
+
+
+def test_forget_while_the_next_session_runs_forgets_the_one_that_ended(bot: Bot) -> None:
+    bot.reply(TEACHERS[0], "The last session's words.", bot.open_step())
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.runtime.sender.drain(5)
+    bot.reply(TEACHERS[1], "This session's words.", bot.step_posts()[1]["ts"])
+    bot.settle()
+    answer = bot.command("forget")["text"]
+    assert "Deleted 1 stored reply from session #1" in answer
+    assert "Session #2, running now, is untouched." in answer
+    with bot.db.session() as s:
+        assert [t for t in s.scalars(select(Contribution.text)) if t] == ["This session's words."]
 
 
 def test_forget_leaves_no_copy_of_the_replies_anywhere(bot: Bot) -> None:

@@ -303,6 +303,11 @@ def walk_session(engine: Engine, protocol_id: str) -> tuple[list[Message], list[
             texts.append(str(row.payload["title"]))
             files.append(str(row.payload["content"]))
     messages.append(reply_message(controls.forget(engine, actor())))
+    # Asked while the channel's next session runs: that one is untouched.
+    with engine.db.session() as s:
+        ended = s.get(ProtocolSession, session.id)
+        forgotten = {"session": ended, "count": 3, "running": session.id + 1}
+        messages.append(render_message("replies/forgotten.j2", **forgotten))
     with engine.db.session() as s:
         data = notes_mod.build_notes(s, s.get(ProtocolSession, session.id), protocol)
         files.append(notes_mod.export_markdown(data))
@@ -494,6 +499,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         )
     )
     said.append(reply_message(refusal(lambda: engine.next_step(here(TEACHERS[0])))))
+    said.append(reply_message(refusal(lambda: controls.forget(engine, here()))))
     moved = {"session": started.context["session"], "protocol": LIBRARY["atlas"]}
     said.append(render_message("replies/moved_by_someone.j2", by=TEACHERS[0], **moved))
     # The same session after a restart that no longer has its protocol.

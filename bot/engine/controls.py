@@ -279,9 +279,16 @@ def _never_posted(s: Session, session: ProtocolSession) -> bool:
 
 
 def forget(engine: Engine, actor: Actor) -> Reply:
-    """Delete the stored replies of the channel's last session (the facilitator's call)."""
+    """Delete the stored replies of the channel's last session to end (the facilitator's
+    call). Never a running one's: it would carry on without what its team had written, and
+    its notes come out short; a reply to take back at once is deleted in Slack."""
     with engine.transaction() as (s, _after):
-        session = engine.latest_session(s, actor)
+        session = engine.latest_session(s, actor, ended=True)
+        current = engine.latest_session(s, actor)
+        # By number: a refusal rolls the transaction back, and its rows with it.
+        running = current.id if current is not None and current.status in ACTIVE else None
+        if session is None and running is not None:
+            raise Refusal("refusals/forget_running.j2", running=running)
         if session is None:
             raise Refusal("refusals/no_notes.j2")
         engine.require_facilitator(session, actor, "forget the replies of")
@@ -303,6 +310,8 @@ def forget(engine: Engine, actor: Actor) -> Reply:
         if session.prep:
             session.prep = retention.without_written(session.prep)
         retention.forget_copies(s, session.id)
-        reply = Reply("replies/forgotten.j2", {"session": session, "count": count or 0})
+        reply = Reply(
+            "replies/forgotten.j2", {"session": session, "count": count or 0, "running": running}
+        )
     retention.forget_events(engine.db, actor.team_id, actor.channel_id)
     return reply

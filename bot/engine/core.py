@@ -347,9 +347,13 @@ class Engine:
             s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
         return channel_sessions(s, actor, ACTIVE, lock=True).first()
 
-    def latest_session(self, s: Session, actor: Actor) -> ProtocolSession | None:
-        """The channel's current session, or else the one that ran last (_LATEST_SESSION)."""
-        return s.scalars(_LATEST_SESSION, channel_values(actor)).first()
+    def latest_session(
+        self, s: Session, actor: Actor, *, ended: bool = False
+    ) -> ProtocolSession | None:
+        """The channel's current session, or else the one that ran last (_LATEST_SESSION); with
+        `ended`, the one that ran last, whatever runs now."""
+        query = _LAST_ENDED if ended else _LATEST_SESSION
+        return s.scalars(query, channel_values(actor)).first()
 
     def _lock(self, s: Session, session_id: int) -> ProtocolSession | None:
         return s.scalars(
@@ -1199,6 +1203,11 @@ _LATEST_SESSION = (
         ProtocolSession.started_at.desc().nulls_last(),
         ProtocolSession.id.desc(),
     )
+    .limit(1)
+)
+_LAST_ENDED = (
+    _IN_CHANNEL.where(ProtocolSession.status == "ended")
+    .order_by(ProtocolSession.started_at.desc().nulls_last(), ProtocolSession.id.desc())
     .limit(1)
 )
 
