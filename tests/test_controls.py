@@ -134,7 +134,10 @@ def _describing(bot: Bot) -> str:
 def test_closing_warning_counts_in_public_and_nudges_in_private(bot: Bot) -> None:
     describe_ts = _describing(bot)
     bot.reply(TEACHERS[0], "There are two diagrams.", describe_ts)
-    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+    # Parked, one for the presenter and one for interpreting: neither is a description.
+    bot.reply(TEACHERS[1], "Q: Is this the first draft?", describe_ts)
+    bot.reply(TEACHERS[2], "I: she seems to guess", describe_ts)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 3)
 
     warn_step(bot.runtime.engine, _session(bot).id, 2)
     bot.wait_until(lambda: any("so far" in t for t in _thread(bot, describe_ts)))
@@ -172,7 +175,9 @@ def test_a_member_slack_could_not_describe_is_still_counted_and_nudged(bot: Bot)
     assert TEACHERS[1] in nudged
 
 
-def test_a_step_extended_or_paused_after_its_warning_is_not_warned_again(bot: Bot) -> None:
+def test_a_step_extended_after_its_warning_is_not_warned_again_but_shows_the_new_close(
+    bot: Bot,
+) -> None:
     describe_ts = _describing(bot)
     sid = _session(bot).id
 
@@ -190,6 +195,18 @@ def test_a_step_extended_or_paused_after_its_warning_is_not_warned_again(bot: Bo
     assert sum("so far" in t for t in _thread(bot, describe_ts)) == 1
     nudged = [str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")]
     assert sorted(nudged) == sorted([FACILITATOR, *TEACHERS])  # each once
+
+    # The one warning shows the close as it now is, and the count as it now stands.
+    bot.reply(TEACHERS[0], "There are two diagrams.", describe_ts)
+    bot.settle()
+    bot.command("extend 10m")
+    closes = _session(bot).step_closes_at
+    assert closes is not None
+    stamp = f"<!date^{int(closes.replace(tzinfo=UTC).timestamp())}^"
+    bot.wait_until(
+        lambda: any(stamp in t and "1 of 4 has described" in t for t in _thread(bot, describe_ts))
+    )
+    assert sum("so far" in t for t in _thread(bot, describe_ts)) == 1
 
 
 def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from bot import retention
 from bot.blocks import render_message
 from bot.commands import DAY, MAX_AHEAD_SECONDS
+from bot.engine import warnings
 from bot.engine.core import Actor, Engine, Pressed, channel_sessions, pause_note
 from bot.engine.errors import Refusal, Reply
 from bot.engine.home import send_notes
@@ -65,10 +66,12 @@ def _move_warning(
 ) -> None:
     """The step's close moved (extend, resume): a warning not given yet comes the same time before
     the new close as it would have before the old one, so the team hears before the step closes
-    however long it was paused."""
+    however long it was paused; one given already shows the new close."""
+    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+    if run is not None and run.warn_at is None:
+        warnings.rewarn(engine, s, session, protocol)
     if run is None or run.warn_at is None:
         return
-    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
     seconds = step_seconds(protocol, run.index, session.step_seconds)
     at = warning_time(
         run.started_at, run.closes_at, seconds, weekdays=session.weekdays, tz=session.tz

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import slack
-from bot.blocks import render_message
+from bot.blocks import Message, render_message
 from bot.engine.core import Engine
 from bot.engine.pacing import step_seconds, warning_lead
+from bot.protocols import Protocol, Step
 from bot.store.models import Contribution, ProtocolSession
 
 # A warning late (its clock was down when it fell due) still goes out while at least this share of
 # its lead is left before the close: a quarter of an hour-long step's 12 minutes, 3 minutes.
 LATE_SHARE = 0.25
+# Steps whose warning says "described" or "interpreted": only that kind of reply counts.
+_COUNTED_BY_KIND = frozenset({"observation", "interpretation"})
 
 
 def _time_for_it(left: timedelta, seconds: int) -> bool:
@@ -41,43 +46,57 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         if not _time_for_it(session.step_closes_at - engine.clock.now(), seconds):
             return  # due while no clock ran, and the step closes too soon to say so usefully
         # One warning a step: an Extend or a pause after it moves the step's 80 % mark later,
-        # and its timer comes again, but the team has been told and the quiet ones nudged.
+        # and its timer comes again, but the team has been told and the quiet ones nudged (the
+        # warning is edited to the new close: rewarn).
         ref = f"warning:{session.id}:{step}"
         if slack.enqueued(s, session.team_id, ref):
             return
-        members = [
-            user
-            for user in engine.directory.members(session.team_id, session.channel_id)
-            if not (spec.presenter == "silent" and user == session.presenter_id)
-        ]
-        if spec.presenter == "only":
-            members = [session.presenter_id]
-        replied = set(
-            s.scalars(
-                select(Contribution.user_id).where(
-                    Contribution.session_id == session.id,
-                    Contribution.step_index == step,
-                    Contribution.audience == "group",
-                )
-            )
-        )
-        expected = set(members) | replied
-        context = {
-            "session": session,
-            "step": spec,
-            "index": step,
-            "replied": len(replied),
-            "expected": len(expected),
-            "closes_at": session.step_closes_at,
-        }
-        engine.post(
-            s,
-            session,
-            render_message("closing_warning.j2", **context),
-            ref=ref,
-            thread_ref=f"step:{session.id}:{step}",
-        )
+        members, replied, message = _count(engine, s, session, spec, step)
+        engine.post(s, session, message, ref=ref, thread_ref=f"step:{session.id}:{step}")
         if not spec.everyone:
             return
+        nudge = render_message("closing_nudge.j2", **_context(session, spec, step))
         for user in sorted(set(members) - replied):
-            engine.post(s, session, render_message("closing_nudge.j2", **context), channel=user)
+            engine.post(s, session, nudge, channel=user)
+
+
+def rewarn(engine: Engine, s: Session, session: ProtocolSession, protocol: Protocol) -> None:
+    """The open step's close moved (extend, resume) after its warning was given: the warning
+    in its thread shows the new close, and the count as it stands. The nudges sent stay: they
+    named an earlier close, and the step now closes later."""
+    step = session.current_step
+    ref = f"warning:{session.id}:{step}"
+    if session.step_closes_at is None or not slack.enqueued(s, session.team_id, ref):
+        return
+    message = _count(engine, s, session, protocol.step(step), step)[2]
+    engine.edit(s, session, message, of=ref)
+
+
+def _context(session: ProtocolSession, spec: Step, step: int) -> dict[str, Any]:
+    return {"session": session, "step": spec, "index": step, "closes_at": session.step_closes_at}
+
+
+def _count(
+    engine: Engine, s: Session, session: ProtocolSession, spec: Step, step: int
+) -> tuple[list[str], set[str], Message]:
+    """Who is expected to reply in the step, who has, and the warning that counts them. In a
+    step for describing or interpreting, only a reply of that kind counts: a question parked
+    for the presenter, or an interpretation parked while describing, is not a description."""
+    members = [
+        user
+        for user in engine.directory.members(session.team_id, session.channel_id)
+        if not (spec.presenter == "silent" and user == session.presenter_id)
+    ]
+    if spec.presenter == "only":
+        members = [session.presenter_id]
+    query = select(Contribution.user_id).where(
+        Contribution.session_id == session.id,
+        Contribution.step_index == step,
+        Contribution.audience == "group",
+    )
+    if spec.collects in _COUNTED_BY_KIND:
+        query = query.where(Contribution.tag == spec.collects)
+    replied = set(s.scalars(query))
+    expected = set(members) | replied
+    context = {**_context(session, spec, step), "replied": len(replied), "expected": len(expected)}
+    return members, replied, render_message("closing_warning.j2", **context)
