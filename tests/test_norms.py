@@ -837,12 +837,13 @@ def test_emoji_alone_is_a_nod_not_a_reply(bot: Bot) -> None:
         _say(bot, T2, "\U0001f44d\U0001f3fd \u2764\ufe0f", thread),
         _say(bot, T3, "O: :clap::skin-tone-2:", thread),
         _say(bot, PRESENTER, ":pray:", thread),
+        _say(bot, T2, "+1", thread),
     ]
     words = _say(bot, T1, "Two colours of ink :eyes:", thread)
     assert _recorded(bot, words).text == "Two colours of ink :eyes:"
     _settle(bot)
-    assert [_row(bot, ts) for ts in nods] == [None] * 4
-    assert [bot.standin.reactions(CHANNEL, ts) for ts in nods] == [[]] * 4
+    assert [_row(bot, ts) for ts in nods] == [None] * 5
+    assert [bot.standin.reactions(CHANNEL, ts) for ts in nods] == [[]] * 5
     assert _ephemerals_to(bot, PRESENTER) == []
 
     # Edited into words, a nod is a reply; a reply edited down to emoji is taken back.

@@ -897,24 +897,26 @@ def _prefix(raw: str, text: str) -> tuple[str | None, str]:
     """A reply's tag prefix and the text without it (strip_tag_prefix), read from what the
     person typed: text that opens with Slack's markup (a link, a mention; a typed < arrives as
     &lt;) has none, whatever the link's label says. The text is empty for a prefix alone, and
-    for emoji alone: a thumbs-up in the thread is a nod, like a reaction, not a reading of
-    the work to keep in the notes or count as someone's turn."""
+    for emoji alone or a `+1`: a thumbs-up in the thread is a nod, like a reaction, not a
+    reading of the work to keep in the notes or count as someone's turn."""
     explicit, kept = (None, text) if raw.lstrip().startswith("<") else strip_tag_prefix(text)
     return explicit, "" if _only_emoji(kept) else kept
 
 
-# Slack's emoji codes, with a skin tone: `:+1:`, `:wave::skin-tone-3:`.
-_EMOJI_CODE = re.compile(r":[a-z0-9_+'-]+:", re.IGNORECASE)
+# Slack's emoji codes, with a skin tone (`:+1:`, `:wave::skin-tone-3:`), and a typed `+1`.
+_EMOJI_CODE = re.compile(r":[a-z0-9_+'-]+:|\+1(?![0-9])", re.IGNORECASE)
 # What emoji are written with besides their symbols: skin tones, joiners, variation selectors.
 _EMOJI_PARTS = frozenset({"So", "Sk", "Mn", "Me", "Cf"})
 _WORD_CHARACTER = re.compile(r"[^\W_]")
 
 
 def _only_emoji(text: str) -> bool:
-    """Whether `text` is emoji and spaces, by code or as characters, and nothing else."""
+    """Whether `text` is emoji and spaces, by code or as characters, or `+1`, and nothing
+    else."""
     if _WORD_CHARACTER.match(text):
         return False  # most replies: a letter or a digit first
-    rest = "".join((_EMOJI_CODE.sub("", text) if ":" in text else text).split())
+    coded = ":" in text or "+" in text
+    rest = "".join((_EMOJI_CODE.sub("", text) if coded else text).split())
     if not rest:
         return bool(text.strip())
     if _WORD_CHARACTER.search(rest):
