@@ -1084,6 +1084,20 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                     "start_waiting.j2", **waiting, free_at=value["ends_at"], queued=queued
                 )
             )
+        # The facilitator of both: told as the one who can end the first, not of a third person.
+        theirs = {**running, "facilitator": ready.facilitator_id}
+        both = render_message(
+            "start_waiting.j2",
+            session=ready,
+            protocol=protocol,
+            running=theirs,
+            free_at=None,
+            queued=False,
+        )
+        shown = json.dumps(both.blocks)
+        assert "also yours to facilitate" in shown and "end that one with" in shown
+        assert "can end theirs" not in shown and "<@" not in shown
+        said.append(both)
         for zone in (
             None,
             Zone("America/New_York"),
