@@ -634,7 +634,7 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     _next(bot, 4)
     _next(bot, 5)
     reflecting = json.dumps(bot.step_posts()[4]["blocks"])
-    assert "Questions for the presenter, parked during the silent steps" in reflecting
+    assert "Questions for the presenter, from the steps where they listened" in reflecting
     assert "Is this the first draft?" in reflecting
     assert "Were they allowed to use a calculator?" in reflecting
     assert "zoom in" not in reflecting
