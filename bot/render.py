@@ -129,9 +129,10 @@ class _LinesKeepTheirBreak(Extension):
 
 
 def _duration(seconds: Any) -> str:
+    """A length of time as people read it: `1 d 2 h`, `3 h 5 min`, `4 min 30 s`, `0 s`."""
     seconds = int(seconds)
     if seconds <= 0:
-        return "0 min"
+        return "0 s"  # under a second: in the unit the shortest times are shown in
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

@@ -1262,3 +1262,13 @@ def test_a_prompt_or_title_holding_markers_or_line_breaks_shows_as_written() -> 
         parked_questions=[],
     ).blocks
     assert posted[1]["text"]["text"].startswith("*What do you see?*\n*What else?*\n")
+
+
+def test_lengths_of_time_read_alike_down_to_under_a_second() -> None:
+    # "in 0 min" beside "in 5 s": the shortest times in the unit of the short ones.
+    shown = (
+        environment()
+        .from_string("{% for s in values %}{{ s | duration }};{% endfor %}")
+        .render(values=[0.4, 5, 90, 3600, 3660, 90061])
+    )
+    assert shown == "0 s;5 s;1 min 30 s;1 h;1 h 1 min;1 d 1 h 1 min;"
