@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot.cli import main
 from bot.export import export
 from bot.slack_standin import SlackStandin
+from bot.store.models import ProtocolSession
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 from tests.process import SETTINGS_NAMES
 
@@ -168,6 +170,36 @@ def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: B
         "• The title is underlined\n\u2003• The axes have no labels\n\n"
         "\u2003• The key is missing - <@U_T1>"
     ) in in_slack
+
+
+def test_the_notes_say_what_work_the_team_looked_at(bot: Bot) -> None:
+    # The record of a session: what the student was asked to do, and where the work is, as the
+    # presenter gave them in their prep.
+    statement = "Explain why <the seasons> change.\nOne paragraph & a diagram."
+    link = "https://docs.example/work?a=1&b=2"
+    step = _to_step(bot, 1)
+    with bot.db.session() as s:
+        prep = {"reason": "wondering", "link": link, "deidentified": True}
+        s.execute(update(ProtocolSession).values(statement=statement, prep=prep))
+    bot.reply(T1, "Two diagrams, one labelled.", step)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    _ended(bot)
+    notes = next(m for m in bot.posts() if str(m.get("text")).startswith("Notes from"))
+    shown = "\n".join(_texts([notes]))
+    assert (
+        "*The assignment, in the presenter's words:*\n"
+        ">Explain why &lt;the seasons&gt; change.\n>One paragraph &amp; a diagram."
+    ) in shown
+    assert "<https://docs.example/work?a=1&amp;b=2|The student work>" in shown
+    bot.wait_until(lambda: bot.standin.files)
+    for written in (bot.standin.files[0]["content"].decode(), export(bot.settings, "latest", "md")):
+        lines = written.splitlines()
+        assert (
+            "- The assignment, in the presenter's words: Explain why <the seasons> change.  "
+            in lines
+        )
+        assert "  One paragraph & a diagram." in lines
+        assert f"- The student work: {link}" in lines
 
 
 def _whole_markup(section: str) -> bool:
