@@ -990,3 +990,20 @@ def test_e2e_only_protocols_that_describe_first_ask_the_statement_to_withhold_co
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     step1 = message_text(bot.step_posts()[0])
     assert "a very brief statement of what the student was asked to do, and share" in step1
+
+
+def test_a_session_booked_ahead_of_others_names_those_that_will_wait_for_it(bot: Bot) -> None:
+    # Booked in half an hour on hour-long steps, it pushed back the two booked for one and two
+    # hours from now, and its answer said nothing of them.
+    bot.command(f"start consultancy <@{TEACHERS[0]}> in 1h step 30m")
+    bot.command(f"start dese-everyday <@{PRESENTER}> in 10h step 10m")
+    bot.command(f"start atlas <@{PRESENTER}> in 2h step 10m")
+    text = bot.command(f"start tuning <@{TEACHERS[1]}> in 30m step 1h")["text"]
+    assert "is scheduled for" in text
+    assert "2 sessions are scheduled here while this one runs (#1 <!date^" in text
+    assert "#3 <!date^" in text and "#2" not in text
+    assert "will wait and start when this one ends, planned for <!date^" in text
+    assert "`/protocol cancel 4` and schedule this one for later" in text
+    # Booked after them, or in a gap they leave, it delays nobody.
+    later = bot.command(f"start atlas <@{PRESENTER}> in 12h step 10m")["text"]
+    assert "will wait and start when this one ends" not in later

@@ -1115,6 +1115,9 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                         zone=zone,
                         from_rotation=from_rotation,
                         waits_for=waits_for,
+                        # sessions scheduled after this one that wait for it: none, one, many
+                        delays=[WAITING] * (7 if waits_for is running else int(from_rotation)),
+                        ends_at=NOW,
                     )
                 )
                 said.append(

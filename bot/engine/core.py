@@ -457,6 +457,11 @@ class Engine:
                 after(lambda: self.timers.session_start(sid, at))
                 for hook in self.on_scheduled:
                     hook(s, after, session)
+                # Booked ahead of sessions scheduled already: those due while it runs wait.
+                begins = at if in_the_way is None else in_the_way["ends_at"]
+                ends_at = self.planned_end(session, begins) if begins is not None else None
+                if ends_at is not None:
+                    delays = self._delayed_by(s, actor, ends_at, after=session)
             return Reply(
                 "replies/started.j2" if starts_now else "replies/scheduled.j2",
                 {
@@ -469,14 +474,20 @@ class Engine:
             )
 
     def _delayed_by(
-        self, s: Session, actor: Actor, ends_at: datetime | None
+        self,
+        s: Session,
+        actor: Actor,
+        ends_at: datetime | None,
+        after: ProtocolSession | None = None,
     ) -> list[ScheduledView]:
         """The sessions scheduled in the channel to start before `ends_at`, the planned end of
-        the session just begun there: each will wait for it (one active session a channel)."""
+        the session just begun there (or just scheduled: `after`, and only those due after it):
+        each will wait for it (one active session a channel)."""
         waiting = [
             x
             for x in channel_sessions(s, actor, ("scheduled",))
-            if ends_at is None or x.starts_at < ends_at
+            if (ends_at is None or x.starts_at < ends_at)
+            and (after is None or (x.id != after.id and x.starts_at > after.starts_at))
         ]
         return [self.scheduled_view(x) for x in sorted(waiting, key=lambda x: (x.starts_at, x.id))]
 
