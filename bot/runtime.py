@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
 from bot import missed
+from bot.activity import Reporter
 from bot.clock import Clock, SystemClock
 from bot.directory import SlackDirectory
 from bot.engine import delivery, prep
@@ -141,6 +142,7 @@ class Runtime:
         # replies a resumed session's step missed, asked of Slack after the ack too.
         self.answers = Answers(workers=4)
         self.engine.on_resumed = self._resumed
+        self.reporter = Reporter()  # what the process did, in its log every ten minutes
         self._started = False
 
     @property
@@ -242,6 +244,7 @@ class Runtime:
                 self.link.start()
             self.sender.start()
             self.scheduler.start()
+        self.reporter.start()
         self._started = True
         return self
 
@@ -258,4 +261,5 @@ class Runtime:
             self.link.stop()
         if self.clock_file is not None:
             self.clock_file.stop()
+        self.reporter.stop()
         self._started = False

@@ -29,6 +29,7 @@ from sqlalchemy import CTE, BigInteger, Row, String, bindparam, insert, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, defer
 
+from bot.activity import ACTIVITY, FAILED, SENT
 from bot.clock import Clock
 from bot.keepalive import KeepAliveWebClient
 from bot.logs import Outage
@@ -957,6 +958,7 @@ class OutboxSender:
                 rest.append(o)
         if sent:
             self._record_sent(s, sent)
+            ACTIVITY.count(SENT, len(sent))
         if not rest:
             return
         # The payload (the message itself, the largest column) is not needed to record what
@@ -1204,6 +1206,7 @@ class OutboxSender:
             row.in_flight_at = None
         if not limited and self._gives_up(row, now):
             row.status, row.error = "failed", "gave_up"
+            ACTIVITY.count(FAILED)
             if self.on_failed:
                 self.on_failed(s, row)
                 self._wake.set()
@@ -1244,6 +1247,7 @@ class OutboxSender:
         self, s: Session, row: OutboxMessage, ts: str | None, error: str | None
     ) -> bool:
         row.sent_at = self.clock.now()
+        ACTIVITY.count(FAILED if error else SENT)
         if error:
             row.status, row.error = "failed", error[:200]
             if self.on_failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from urllib.error import URLError
 import pytest
 
 from bot import logs
+from bot.activity import ACTIVITY, Reporter
 from bot.clock import SystemClock
 from bot.settings import Settings
 from bot.slack import OutboxSender
@@ -18,7 +20,7 @@ from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
-from tests.harness import CHANNEL, SECRET, TEACHERS, Bot, http_post, wait_until
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot, http_post, wait_until
 from tests.process import free_port
 
 WRITTEN = "Maria's student wrote 3/4 and crossed it out"
@@ -157,3 +159,34 @@ def test_an_outage_is_told_again_once_a_minute_and_other_failures_are_left_to_th
         "(URLError: [Errno 111] Connection refused); retrying",
         "doing it: Slack is back after 149 s, 150 failures",
     ]
+
+
+def test_the_log_says_what_the_bot_did_in_counts_never_in_words(
+    workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An operator could not tell from the log whether sessions ran or steps went out on time.
+    caplog.set_level(logging.INFO, logger="bot")
+    ACTIVITY.report(0)  # what earlier tests in this process did is theirs
+    bot = Bot(workspace, database_url)
+    bot.runtime.reporter = Reporter(seconds=3600)  # its last stretch is told as it stops
+    bot.start()
+    try:
+        bot.command(f"start atlas <@{PRESENTER}|maria> step 1s")
+        bot.wait_until(lambda: len(bot.step_posts()) == 2)  # step 1 closed on its timer
+        bot.runtime.sender.drain(5)
+        bot.reply(TEACHERS[0], WRITTEN, str(bot.step_posts()[1]["ts"]))
+        bot.wait_until(lambda: len(bot.recorded()) == 1)
+        bot.command("end")
+        bot.settle()
+    finally:
+        bot.stop()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("bot.")]
+    assert "session 1 started: atlas, 6 steps" in said and "session 1 ended" in said
+    (line,) = [m for m in said if m.startswith("in the last ")]
+    assert re.fullmatch(
+        r"in the last \d+ s: 1 session started, 1 session ended, 1 step closed on its timer"
+        r" \(late by 0\.\d\d s on average, 0\.\d\d s at most\), 1 reply recorded,"
+        r" \d+ Slack calls made",
+        line,
+    ), line
+    assert WRITTEN not in caplog.text

@@ -21,6 +21,7 @@ from sqlalchemy import ScalarResult, and_, bindparam, case, or_, select, text, u
 from sqlalchemy.orm import Session
 
 from bot import slack
+from bot.activity import ACTIVITY, ENDED, STARTED
 from bot.blocks import Message, fits_one_message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
@@ -601,6 +602,8 @@ class Engine:
         protocol = self.library[session.protocol_id]
         session.status = "running"
         session.started_at = now
+        sid, steps = session.id, len(protocol.steps)
+        after(lambda: _began(sid, protocol.id, steps))
         schedule = self.schedule(session, protocol, now)
         self.post(s, session, _header(session, protocol, schedule), ref=f"header:{session.id}")
         self._open_step(s, after, session, protocol, 1, now)
@@ -843,6 +846,8 @@ class Engine:
             self._hold(s, after, session)
             return
         # Close on the planned boundary, not "now": catching up keeps the rest on schedule.
+        late = (self.clock.now() - session.step_closes_at).total_seconds()
+        after(lambda: ACTIVITY.closed(late))
         self._advance(s, after, session, session.step_closes_at, current)
 
     def _hold(self, s: Session, after: _After, session: ProtocolSession) -> None:
@@ -1019,6 +1024,7 @@ class Engine:
         session.ended_at = when
         session.step_closes_at = None
         sid = session.id
+        after(lambda: _ended(sid))
         if session.protocol_id in self.library:
             self.show_plan(s, session, protocol)
         after(lambda: self.timers.clear(sid))
@@ -1335,3 +1341,13 @@ def channel_sessions(
         _CHANNEL_SESSIONS_LOCKED if lock else _CHANNEL_SESSIONS,
         {**channel_values(actor), "statuses": list(statuses)},
     )
+
+
+def _began(session_id: int, protocol_id: str, steps: int) -> None:
+    ACTIVITY.count(STARTED)
+    log.info("session %d started: %s, %d steps", session_id, protocol_id, steps)
+
+
+def _ended(session_id: int) -> None:
+    ACTIVITY.count(ENDED)
+    log.info("session %d ended", session_id)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from bot import slack
+from bot.activity import ACTIVITY, REPLIES
 from bot.blocks import render_message, render_messages
 from bot.clock import as_utc
 from bot.engine import notes as notes_mod
@@ -351,6 +352,7 @@ class Replies:
                 reaction.dropped()
                 return  # a duplicate delivery of a reply already recorded
             contribution_id = recorded[0]
+            ACTIVITY.count(REPLIES)
             if found.status == "ended" and audience == "group":
                 # Written before the end, handled after it (Slack's retry, a busy moment): the
                 # notes went out without it.
