@@ -489,12 +489,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
+    # Only PROTOCOLS_DIR is taken: the demo has its own stand-in Slack and database.
+    settings = _settings()
+
     # Stopped another way than Ctrl-C (`timeout`, a closed terminal): tidily too, its
     # temporary folder removed.
     for stop in STOP_SIGNALS - {signal.SIGINT}:
         signal.signal(stop, _interrupt)
     try:
-        return run_demo(args.protocol, step_seconds=args.step, out=sys.stdout)
+        return run_demo(
+            args.protocol,
+            step_seconds=args.step,
+            out=sys.stdout,
+            protocols_dir=settings.protocols_dir,
+        )
     except KeyboardInterrupt:  # Ctrl-C while it was still setting up
         return 130
 

@@ -210,7 +210,15 @@ class Team:
             self.reply(user, text, ts)
 
 
-def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: TextIO) -> int:
+def run_demo(
+    protocol_id: str = "atlas",
+    *,
+    step_seconds: float = 3.0,
+    out: TextIO,
+    protocols_dir: Path | None = None,
+) -> int:
+    """Rehearse `protocol_id` from the library `serve` would load: the built-in protocols and
+    those in `protocols_dir` (PROTOCOLS_DIR)."""
     script = yaml.safe_load(SCRIPT.read_text())
     people = [script["facilitator"], script["presenter"], *script["members"]]
     protocol_id = protocol_id.lower()  # ids are lowercase; /protocol takes any case too
@@ -229,6 +237,7 @@ def run_demo(protocol_id: str = "atlas", *, step_seconds: float = 3.0, out: Text
             slack_signing_secret=SECRET,
             slack_api_url=standin.url,
             database_url=f"sqlite:///{tmp}/demo.sqlite3",
+            protocols_dir=protocols_dir,
         )
         db = Database(settings.database_url)
         upgrade(db)

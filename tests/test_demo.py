@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.demo import run_demo
-from tests.process import CLI, bot_environment
+from bot.protocols import BUILTIN_DIR
+from tests.process import CLI, bot_environment, run_cli
 
 
 def test_demo_runs_atlas_to_the_notes() -> None:
@@ -109,3 +110,17 @@ def test_the_scripted_team_keeps_the_norms_of_any_protocol() -> None:
     assert set(told) == {"Dana"}, transcript  # the answer to the start; nobody corrected
     said = re.findall(r"│ (\w+: .+)", transcript[: transcript.index("== Notes")])
     assert said and len(said) == len(set(said)), said
+
+
+def test_the_demo_runs_a_protocol_from_protocols_dir(tmp_path: Path) -> None:
+    # `protocols check` and `serve` read PROTOCOLS_DIR; the demo said there was no such protocol.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    everyday = (BUILTIN_DIR / "dese-everyday.yaml").read_text(encoding="utf-8")
+    ours = everyday.replace("id: dese-everyday", "id: peer-feedback", 1)
+    (folder / "peer-feedback.yaml").write_text(ours, encoding="utf-8")
+    env = bot_environment(PROTOCOLS_DIR=str(folder))
+    done = run_cli(["demo", "peer-feedback", "--step", "2"], env, tmp_path)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    assert re.findall(r"== Step (\d) of 3 · ", done.stdout) == ["1", "2", "3"]
+    assert done.stdout.rstrip().endswith("Done.")
