@@ -193,13 +193,15 @@ def load_protocol(path: Path) -> Protocol:
     elif not steps:
         problems.note(file, "steps", "must list at least one step (got none)")
     read = [problems.read(_load_step, file, f"steps[{n}]", item) for n, item in enumerate(steps, 1)]
-    for key in ("id", "title"):
+    for key, check in (("id", _ident), ("title", _line)):
         # Steps are told apart by their titles in every message ("parked for step 3, *...*").
+        # Read from the file, not from the steps read: a step with a problem elsewhere (its
+        # minutes, a missing field) still has its id and title, and a second one alike is named.
         seen: dict[str, int] = {}
-        for n, step in enumerate(read, 1):
-            if step is None:
+        for n, item in enumerate(steps, 1):
+            value = _quietly(check, file, key, item.get(key)) if isinstance(item, dict) else None
+            if value is None:
                 continue
-            value = getattr(step, key)
             if value in seen:
                 problem = f"duplicate step {key} {value!r} (also steps[{seen[value]}])"
                 problems.note(file, f"steps[{n}].{key}", problem)
@@ -275,6 +277,14 @@ def _load_step(file: str, where: str, raw: Any) -> Step:
         )
         _fail(file, where, problem)
     return step
+
+
+def _quietly(check: Callable[..., _T], *args: Any) -> _T | None:
+    """A field's value if it passes its check, else None (its problem is told elsewhere)."""
+    try:
+        return check(*args)
+    except ProtocolError:
+        return None
 
 
 def _minutes(file: str, field: str, minutes: Any) -> int:

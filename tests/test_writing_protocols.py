@@ -237,6 +237,23 @@ def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Pat
     assert problem.startswith("(file): invalid YAML: found a key that is a list")
 
 
+def test_two_steps_with_one_id_are_named_beside_the_steps_other_problems(tmp_path: Path) -> None:
+    # A step with a problem of its own (its minutes) was left out of the comparison: its id,
+    # the same as step 1's, was named only once the minutes were fixed.
+    problems = _problems_of(
+        tmp_path,
+        _example()
+        .replace("id: peer-feedback", "id: Bad_ID", 1)
+        .replace("id: describe", "id: context", 1)
+        .replace("minutes: 10", "minutes: ten", 1),
+    )
+    assert problems == [
+        "id: must match ^[a-z0-9][a-z0-9-]*$: lowercase letters, digits and hyphens (got 'Bad_ID')",
+        "steps[2].minutes: must be a whole number of minutes (got 'ten')",
+        "steps[2].id: duplicate step id 'context' (also steps[1])",
+    ]
+
+
 def _problems_of(tmp_path: Path, text: str) -> list[str]:
     """`protocols check` of a folder holding one file of `text`: its problems, a line each."""
     folder = tmp_path / "protocols"
