@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -162,8 +162,9 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_protocol(path: Path) -> Protocol:
-    """Read one protocol file; raise ProtocolError naming the file, the field and the problem."""
+def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Protocol:
+    """Read one protocol file; raise ProtocolError naming the file, the field and the problem.
+    An id in `taken` (the protocols loaded before it) is one of the file's problems."""
     file = str(path)
     try:
         raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
@@ -176,6 +177,10 @@ def load_protocol(path: Path) -> Protocol:
     problems = _Problems()
     _check_keys(problems, file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
     protocol_id = problems.given(raw, "id", _ident, file, "id")
+    if taken and protocol_id is not None and protocol_id in taken:
+        first = taken[protocol_id].path
+        problem = f"duplicate protocol id {protocol_id!r} (already loaded from {first})"
+        problems.note(file, "id", problem)
     name = problems.given(raw, "name", _line, file, "name")
     source = problems.given(raw, "source", _text, file, "source")
     summary = problems.given(raw, "summary", _text, file, "summary")
@@ -237,14 +242,9 @@ def load_library(
         )
         for path in files:
             try:
-                protocol = load_protocol(path)
+                protocol = load_protocol(path, protocols)
             except ProtocolError as error:
                 errors.extend(error.every())
-                continue
-            if protocol.id in protocols:
-                first = protocols[protocol.id].path
-                problem = f"duplicate protocol id {protocol.id!r} (already loaded from {first})"
-                errors.append(ProtocolError(str(path), "id", problem))
                 continue
             protocols[protocol.id] = protocol
     return protocols, errors

@@ -86,6 +86,25 @@ def test_check_names_a_file_whose_id_a_built_in_protocol_has(tmp_path: Path) -> 
     assert err.splitlines() == [expected]
 
 
+def test_a_file_with_other_problems_is_told_its_id_is_taken_too(tmp_path: Path) -> None:
+    # A file of `id: atlas` alone was told of the fields it lacked, and once they were written,
+    # that the id was taken all along.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "atlas.yaml"
+    mine.write_text("id: atlas\n", encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    first = BUILTIN_DIR / "atlas.yaml"
+    assert [line.removeprefix(f"error: {mine}: ") for line in err.splitlines()] == [
+        "name: is required",
+        "source: is required",
+        "summary: is required",
+        "steps: is required",
+        f"id: duplicate protocol id 'atlas' (already loaded from {first})",
+    ]
+
+
 def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> None:
     # safe_load kept the second `prompt:` of a step and dropped the first without a word.
     folder = tmp_path / "protocols"
