@@ -171,6 +171,10 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
     except yaml.YAMLError as exc:
         raise ProtocolError(file, "(file)", _yaml_problem(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
+        if Path(path).is_symlink() and not Path(path).exists():
+            target = Path(path).readlink()
+            problem = f"cannot be read: it links to {target}, which is not there (fix or remove it)"
+            raise ProtocolError(file, "(file)", problem) from exc
         raise ProtocolError(file, "(file)", f"cannot be read ({exc})") from exc
     if not isinstance(raw, dict):
         _fail(file, "(file)", f"must be a mapping of protocol fields (got {_kind(raw)})")
@@ -231,12 +235,15 @@ def load_library(
         if not directory.is_dir():
             errors.append(ProtocolError(str(directory), "(directory)", "not found"))
             continue
-        # By stem, so that atlas.yaml comes before atlas-equity.yaml.
+        # By stem, so that atlas.yaml comes before atlas-equity.yaml. A link to a file that is
+        # not there is kept, to be named as a file that cannot be read, not passed over.
         files = sorted(
             (
                 p
                 for p in directory.iterdir()
-                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+                if p.suffix in (".yaml", ".yml")
+                and not p.name.startswith(".")
+                and (p.is_file() or (p.is_symlink() and not p.exists()))
             ),
             key=lambda p: (p.stem, p.suffix),
         )

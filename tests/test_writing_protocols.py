@@ -105,6 +105,22 @@ def test_a_file_with_other_problems_is_told_its_id_is_taken_too(tmp_path: Path) 
     ]
 
 
+def test_a_link_to_a_file_that_is_not_there_is_named(tmp_path: Path) -> None:
+    # A link left behind when its file moved was passed over without a word, and the check
+    # said the folder was ok with one protocol fewer than the operator had written.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "peer-feedback.yaml").write_text(_example(), encoding="utf-8")
+    broken = folder / "broken.yaml"
+    broken.symlink_to(tmp_path / "moved" / "broken.yaml")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err == (
+        f"error: {broken}: (file): cannot be read: it links to {tmp_path}/moved/broken.yaml, "
+        "which is not there (fix or remove it)\n"
+    )
+
+
 def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> None:
     # safe_load kept the second `prompt:` of a step and dropped the first without a word.
     folder = tmp_path / "protocols"
