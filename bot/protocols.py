@@ -233,7 +233,10 @@ def load_library(
     errors: list[ProtocolError] = []
     for directory in [BUILTIN_DIR] if dirs is None else [Path(d) for d in dirs]:
         if not directory.is_dir():
-            errors.append(ProtocolError(str(directory), "(directory)", "not found"))
+            problem = "not found"
+            if directory.exists():  # a file, a pipe: what serve refuses as PROTOCOLS_DIR
+                problem = "not a directory: name the folder that holds the protocol files"
+            errors.append(ProtocolError(str(directory), "(directory)", problem))
             continue
         # By stem, so that atlas.yaml comes before atlas-equity.yaml. A link to a file that is
         # not there is kept, to be named as a file that cannot be read, not passed over.

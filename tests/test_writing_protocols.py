@@ -4,6 +4,7 @@ check it with `protocolbot protocols check`, and run it in Slack."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,6 +120,21 @@ def test_a_link_to_a_file_that_is_not_there_is_named(tmp_path: Path) -> None:
         f"error: {broken}: (file): cannot be read: it links to {tmp_path}/moved/broken.yaml, "
         "which is not there (fix or remove it)\n"
     )
+
+
+def test_a_folder_that_is_a_file_or_a_pipe_is_said_to_be_no_directory(tmp_path: Path) -> None:
+    # Both were "not found", though there they were; serve says PROTOCOLS_DIR is not a directory.
+    pipe = tmp_path / "protocols.fifo"
+    os.mkfifo(pipe)
+    plain = tmp_path / "peer-feedback.yaml"
+    plain.write_text(_example(), encoding="utf-8")
+    for given in (pipe, plain):
+        status, out, err = _check(given, tmp_path)
+        assert (status, out) == (1, "")
+        problem = "not a directory: name the folder that holds the protocol files"
+        assert err == f"error: {given}: (directory): {problem}\n"
+    status, out, err = _check(tmp_path / "absent", tmp_path)
+    assert (status, err) == (1, f"error: {tmp_path / 'absent'}: (directory): not found\n")
 
 
 def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> None:
