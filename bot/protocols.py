@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -330,6 +331,8 @@ def _check_keys(
 
 
 def _text(file: str, field: str, value: Any) -> str:
+    if isinstance(value, dict):
+        _fail(file, field, f"must be text (got a mapping): {_quote_hint(value)}")
     if not isinstance(value, str):
         _fail(file, field, f"must be text (got {_kind(value)})")
     text = value.strip()
@@ -339,6 +342,20 @@ def _text(file: str, field: str, value: Any) -> str:
     if len(text) > limit:
         _fail(file, field, f"must be at most {limit} characters (got {len(text)})")
     return text
+
+
+def _quote_hint(mapping: dict[Any, Any]) -> str:
+    """YAML reads an unquoted `- Presenter: do this` as a mapping: the line, quoted."""
+    hint = 'quote a line that has ": " in it'
+    if len(mapping) != 1:
+        return hint
+    ((key, value),) = mapping.items()
+    if not isinstance(key, str) or not isinstance(value, str | None):
+        return hint
+    line = f"{key}: {value}" if value else f"{key}:"
+    if len(line) > 60:
+        line = f"{key}: ..."
+    return f"{hint}: {json.dumps(line, ensure_ascii=False)}"
 
 
 def _line(file: str, field: str, value: Any) -> str:

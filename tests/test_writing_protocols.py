@@ -305,6 +305,23 @@ def test_two_steps_with_one_id_are_named_beside_the_steps_other_problems(tmp_pat
     ]
 
 
+def test_a_line_with_a_colon_left_unquoted_is_told_to_be_quoted(tmp_path: Path) -> None:
+    # YAML reads `- Presenter: do this` as a mapping: "must be text (got a mapping)" left the
+    # operator looking at what was plainly text.
+    problems = _problems_of(
+        tmp_path,
+        _example()
+        .replace('- "Presenter: a very brief statement', "- Presenter: a very brief statement", 1)
+        .replace('name removed."', "name removed.", 1)
+        .replace("- What would you say to the student first?", "- Student:", 1),
+    )
+    hint = 'must be text (got a mapping): quote a line that has ": " in it'
+    assert problems == [
+        f'steps[1].guidance[1]: {hint}: "Presenter: ..."',
+        f'steps[3].questions[1]: {hint}: "Student:"',
+    ]
+
+
 def _problems_of(tmp_path: Path, text: str) -> list[str]:
     """`protocols check` of a folder holding one file of `text`: its problems, a line each."""
     folder = tmp_path / "protocols"
