@@ -59,7 +59,8 @@ _WRITING = """\
    naming the file, the field and what to fix:
    `error: /srv/protocolbot/protocols/peer-feedback.yaml: steps[2].minutes: must be a whole
    number of minutes (got '10m')`. Steps are counted from 1. With no problem it says what it
-   read: `8 protocols ok: 1 in /srv/protocolbot/protocols, 7 built-in`.
+   read: `8 protocols ok: 1 in /srv/protocolbot/protocols, 7 built-in`. A file not named
+   after its id runs all the same: the check passes with a warning to rename it.
 3. Set `PROTOCOLS_DIR=/srv/protocolbot/protocols` where the bot reads its settings, and
    restart every `serve` and `clock` process: protocols are read at start-up. A file with a
    problem is skipped (the log says why) and the other protocols run.

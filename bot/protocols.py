@@ -261,6 +261,22 @@ def load_library(
     return protocols, errors
 
 
+def misnamed(library: Mapping[str, Protocol]) -> list[ProtocolError]:
+    """A warning for each file not named after its protocol's id, as docs/protocols.md asks:
+    the bot loads it all the same, but whoever looks for `/protocol start peer-feedback` in
+    the folder looks for peer-feedback.yaml."""
+    return [
+        ProtocolError(
+            str(protocol.path),
+            "id",
+            f"is {protocol.id!r}, not the file's name: rename the file "
+            f"{protocol.id}{protocol.path.suffix}",
+        )
+        for protocol in library.values()
+        if protocol.path is not None and protocol.path.stem != protocol.id
+    ]
+
+
 def _load_step(file: str, where: str, raw: Any) -> Step:
     if not isinstance(raw, dict):
         _fail(file, where, f"must be a mapping of step fields (got {_kind(raw)})")

@@ -137,6 +137,24 @@ def test_a_folder_that_is_a_file_or_a_pipe_is_said_to_be_no_directory(tmp_path: 
     assert (status, err) == (1, f"error: {tmp_path / 'absent'}: (directory): not found\n")
 
 
+def test_a_file_not_named_after_its_id_passes_with_a_warning(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # The docs ask for one file per protocol named after its id; other.yaml holding
+    # peer-feedback was checked ok without a word. The bot runs it, so the check still passes.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    other = folder / "other.yaml"
+    other.write_text(_example(), encoding="utf-8")
+    warning = (
+        f"warning: {other}: id: is 'peer-feedback', not the file's name: rename the file "
+        "peer-feedback.yaml\n"
+    )
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), warning)
+    with _operator_bot(workspace, database_url, folder) as bot:
+        assert "Describing the Draft" in json.dumps(bot.command("preview peer-feedback"))
+
+
 def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> None:
     # safe_load kept the second `prompt:` of a step and dropped the first without a word.
     folder = tmp_path / "protocols"
