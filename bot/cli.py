@@ -437,13 +437,22 @@ def cmd_protocols(args: argparse.Namespace) -> int:
 
 def _checked(library: dict[str, Protocol], dirs: list[Path]) -> str:
     """What a clean check read, the same with a folder named or PROTOCOLS_DIR set:
-    '8 protocols ok: 1 in /srv/protocols, 7 built-in'."""
+    '8 protocols ok: 1 in /srv/protocols, 7 built-in'. A file added to the built-in folder is
+    counted apart: '8 protocols ok: 1 added to /opt/protocolbot/protocols, 7 built-in'."""
+    from bot.protocols import BUILTIN_IDS
+
     folders = [folder.resolve() for folder in dirs]
     counts = dict.fromkeys(folders, 0)
+    added = 0
     for protocol in library.values():
-        if protocol.path is not None and protocol.path.parent.resolve() in counts:
-            counts[protocol.path.parent.resolve()] += 1
+        folder = protocol.path.parent.resolve() if protocol.path is not None else None
+        if folder == folders[0] and protocol.id not in BUILTIN_IDS:
+            added += 1
+        elif folder in counts:
+            counts[folder] += 1
     parts = [f"{counts[folder]} in {folder}" for folder in folders[1:]]
+    if added:
+        parts.append(f"{added} added to {folders[0]}")
     parts.append(f"{counts[folders[0]]} built-in")
     total = len(library)
     return f"{total} {'protocol' if total == 1 else 'protocols'} ok: {', '.join(parts)}"

@@ -29,6 +29,19 @@ TAGS: tuple[str, ...] = (
 PRESENTER_MODES: tuple[str, ...] = ("silent", "speaks", "only")
 PREP_KINDS: tuple[str, ...] = ("standard", "equity")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "protocols"
+# The protocols protocolbot comes with, in BUILTIN_DIR. A file someone adds to that folder
+# runs like them, but is not one of them.
+BUILTIN_IDS = frozenset(
+    {
+        "atlas",
+        "atlas-equity",
+        "collaborative-assessment",
+        "consultancy",
+        "dese-deep-dive",
+        "dese-everyday",
+        "tuning",
+    }
+)
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _MAX_MINUTES = 600

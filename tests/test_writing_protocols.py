@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from bot.protocol_docs import DOCS_PATH
 from bot.protocols import BUILTIN_DIR
 from bot.slack_standin import SlackStandin
 from tests.harness import PRESENTER, Bot
-from tests.process import bot_environment, run_cli
+from tests.process import REPO_ROOT, bot_environment, run_cli
 
 
 def _example() -> str:
@@ -71,6 +72,23 @@ def test_check_counts_what_it_read_whether_the_folder_is_named_or_set(tmp_path: 
     assert named.stdout == set_.stdout == _one_ok(folder)
     alone = run_cli(["protocols", "check"], env, tmp_path)
     assert alone.stdout == f"{BUILT_IN} protocols ok: {BUILT_IN} built-in\n"
+
+
+def test_check_counts_a_file_added_to_the_built_in_folder_apart_from_the_built_in_ones(
+    tmp_path: Path,
+) -> None:
+    # Dropped into protocols/ beside the built-in files, peer-feedback.yaml was counted as
+    # one of them: "8 protocols ok: 8 built-in". In a copy of protocolbot, to leave ours as is.
+    copy = tmp_path / "protocolbot"
+    shutil.copytree(REPO_ROOT / "bot", copy / "bot", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(BUILTIN_DIR, copy / "protocols")
+    (copy / "messages").symlink_to(REPO_ROOT / "messages")
+    (copy / "protocols" / "peer-feedback.yaml").write_text(_example(), encoding="utf-8")
+    env = bot_environment(PYTHONPATH=str(copy))
+    done = run_cli(["protocols", "check"], env, tmp_path)
+    added = f"1 added to {copy / 'protocols'}"
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"{BUILT_IN + 1} protocols ok: {added}, {BUILT_IN} built-in\n"
 
 
 def test_check_names_a_file_whose_id_a_built_in_protocol_has(tmp_path: Path) -> None:
