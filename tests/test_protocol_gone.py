@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from bot.export import export
 from bot.protocols import BUILTIN_DIR, Protocol
 from bot.slack_standin import SlackStandin
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.process import CLI, bot_environment
 from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
 
 OURS = "our-everyday"
@@ -165,3 +169,42 @@ def test_a_session_whose_protocol_is_gone_can_still_be_exported(
     data = json.loads(export(bot.settings, "latest", "json"))
     assert data["session"]["protocol"] == OURS
     assert [c["step"] for c in data["contributions"]] == ["expectations"]
+
+
+def test_a_clock_without_the_web_process_s_protocols_says_every_process_needs_them(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # A web process with PROTOCOLS_DIR started the session, a clock without it held it: its log
+    # said only that the protocol "is not installed", which it was, in the web process.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 2s")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+    finally:
+        bot.stop()
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test", DATABASE_URL=database_url, SLACK_API_URL=workspace.url
+    )
+    log = tmp_path / "clock.log"
+    with log.open("wb") as out:
+        clock = subprocess.Popen(
+            [sys.executable, "-c", CLI, "clock"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while " held: " not in log.read_text() and time.monotonic() < deadline:
+            assert clock.poll() is None, log.read_text()
+            time.sleep(0.1)
+    finally:
+        clock.terminate()
+        clock.wait(20)
+    said = log.read_text()
+    assert (
+        f"held: protocol '{OURS}' is not installed in this process: every serve and clock "
+        "process needs the same PROTOCOLS_DIR (each logs the protocols it loaded at start-up)"
+    ) in said, said

@@ -42,6 +42,12 @@ MAX_SCHEDULED_PER_CHANNEL = 20
 PLAN_SHOWN, PLAN_BEFORE = 30, 3
 # A `/protocol next` this soon after a step opened on its own was typed for the step before.
 JUST_OPENED = timedelta(seconds=3)
+# Why a protocol a web process started a session of can be missing from the clock: each
+# process loads its own library at start-up, from its own settings.
+SAME_PROTOCOLS = (
+    "every serve and clock process needs the same PROTOCOLS_DIR (each logs the protocols it "
+    "loaded at start-up)"
+)
 
 
 @dataclass
@@ -856,7 +862,10 @@ class Engine:
         next step, and tell the facilitator once. If the operator puts the protocol back,
         `resume` carries on; `end` finishes it with the replies so far."""
         log.warning(
-            "session %s held: protocol %r is not installed", session.id, session.protocol_id
+            "session %s held: protocol %r is not installed in this process: %s",
+            session.id,
+            session.protocol_id,
+            SAME_PROTOCOLS,
         )
         self.pause_step(s, session, 0)
         sid = session.id
@@ -878,7 +887,10 @@ class Engine:
     def _call_off(self, s: Session, after: _After, session: ProtocolSession, now: datetime) -> None:
         """A scheduled session is due to start but its protocol is no longer installed."""
         log.warning(
-            "session %s called off: protocol %r is not installed", session.id, session.protocol_id
+            "session %s called off: protocol %r is not installed in this process: %s",
+            session.id,
+            session.protocol_id,
+            SAME_PROTOCOLS,
         )
         session.status = "cancelled"
         session.ended_at = now
