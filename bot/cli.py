@@ -289,6 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     # Bound once started: a second serve standing by on one SQLite file may share the port.
     listening = None if settings.socket_mode else _listen(app, runtime, args, settings)
+    _log_protocols(runtime)
     _settle_heap()
     try:
         if settings.socket_mode:
@@ -321,6 +322,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runtime.stop()
     log.info("stopped")
     return 0
+
+
+def _log_protocols(runtime: Runtime) -> None:
+    """The ids this process loaded, once it runs (a start that fails says one line only): a web
+    process and the clock must load the same ones, or a session started by one is held by the
+    other."""
+    log.info("protocols loaded: %s", ", ".join(sorted(runtime.library)))
 
 
 def _listen(app: App, runtime: Runtime, args: argparse.Namespace, settings: Settings) -> Any:
@@ -360,6 +368,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     if not runtime.started:
         log.info("stopped while standing by")
         return 0
+    _log_protocols(runtime)
     _settle_heap()
     log.info("clock running: timers and the outbox")
     _wait_for_stop()

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from bot.cli import _driver_reason, build_parser
 from bot.export import export
+from bot.protocols import BUILTIN_DIR, BUILTIN_IDS
 from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
@@ -323,6 +324,46 @@ def test_serve_over_http_starts_while_slack_is_out_of_reach(tmp_path: Path) -> N
     finally:
         process.stop()
     assert "could not check SLACK_BOT_TOKEN: Slack is out of reach" in process.log_path.read_text()
+
+
+def test_serve_and_the_clock_log_the_protocols_they_loaded(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # A web process and a clock started with different PROTOCOLS_DIR: nothing in either log
+    # showed that they ran different protocols.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    everyday = (BUILTIN_DIR / "dese-everyday.yaml").read_text(encoding="utf-8")
+    ours = everyday.replace("id: dese-everyday", "id: peer-feedback", 1)
+    (folder / "peer-feedback.yaml").write_text(ours, encoding="utf-8")
+    process = _http_bot(tmp_path, slack_api.url)
+    process.env["PROTOCOLS_DIR"] = str(folder)
+    try:
+        process.start()
+    finally:
+        process.stop()
+    loaded = ", ".join(sorted([*BUILTIN_IDS, "peer-feedback"]))
+    said = process.log_path.read_text()
+    assert said.count("protocols loaded: ") == 1 and f"protocols loaded: {loaded}\n" in said
+    clock_log = tmp_path / "clock.log"
+    with clock_log.open("wb") as out:
+        clock = subprocess.Popen(
+            [sys.executable, "-c", CLI, "clock"],
+            env={k: v for k, v in process.env.items() if k != "PROTOCOLS_DIR"},
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "clock running" not in clock_log.read_text() and time.monotonic() < deadline:
+            assert clock.poll() is None, clock_log.read_text()
+            time.sleep(0.1)
+    finally:
+        clock.terminate()
+        clock.wait(20)
+    said = clock_log.read_text()
+    assert f"protocols loaded: {', '.join(sorted(BUILTIN_IDS))}\n" in said, said
 
 
 def test_serve_on_a_port_in_use_stops_with_one_line(
