@@ -42,10 +42,19 @@ class Settings:
         return bool(self.slack_client_id and self.slack_client_secret)
 
     def require_token(self) -> None:
-        """Check there is a way to post to Slack: a bot token, or the OAuth installations'."""
+        """Check there is one way to post to Slack: a bot token, or the OAuth installations'."""
         if not self.slack_bot_token and not self.oauth:
             raise SettingsError(
                 "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"
+            )
+        if self.slack_bot_token and self.oauth:
+            # With OAuth each workspace's token comes from its installation and the bot token
+            # goes unused: every request from a workspace not installed was answered "not
+            # installed", with an error logged for each.
+            raise SettingsError(
+                "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET (OAuth) are both set: "
+                "unset SLACK_BOT_TOKEN to install workspaces by OAuth, or unset SLACK_CLIENT_ID "
+                "and SLACK_CLIENT_SECRET to serve the token's one workspace"
             )
 
     def require_slack(self) -> None:

@@ -417,6 +417,24 @@ def test_socket_mode_with_an_oauth_install_is_refused_for_nobody_could_install(
     assert line.startswith("protocolbot: SLACK_APP_TOKEN (Socket Mode) cannot install"), line
 
 
+@pytest.mark.parametrize("command", ["serve", "clock"])
+def test_a_bot_token_beside_an_oauth_install_is_refused_for_one_of_them_goes_unused(
+    command: str, slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # Started, every command from Slack was answered "not installed" and logged an error.
+    url = _migrated(tmp_path)
+    oauth = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "client-secret"}
+    done = _run([command], url, tmp_path, SLACK_API_URL=slack_api.url, **oauth)
+    line = _one_line(done, password="client-secret")
+    assert line == (
+        "protocolbot: SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET (OAuth) are both "
+        "set: unset SLACK_BOT_TOKEN to install workspaces by OAuth, or unset SLACK_CLIENT_ID "
+        "and SLACK_CLIENT_SECRET to serve the token's one workspace"
+    )
+    assert "xoxb-test" not in done.stderr
+    assert slack_api.calls == []
+
+
 @pytest.mark.parametrize("fmt", ["md", "csv", "json"])
 def test_export_is_utf_8_whatever_the_terminal_speaks(bot: Bot, tmp_path: Path, fmt: str) -> None:
     # Windows' redirected stdout is cp1252; an old server's locale may be Latin-1.
