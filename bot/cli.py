@@ -260,9 +260,28 @@ def _schema_ready(settings: Settings) -> None:
         _stop("the database schema is out of date: run `protocolbot db upgrade` first")
 
 
+def _check_handle_events(args: argparse.Namespace, settings: Settings) -> None:
+    """--handle-events changes only a web process on PostgreSQL, which otherwise leaves its
+    events to the clock: anywhere else it was taken and did nothing."""
+    if not args.handle_events:
+        return
+    if not args.no_scheduler:
+        _stop(
+            "--handle-events is for a web process (serve --no-scheduler) beside "
+            "`protocolbot clock`: a serve that runs the timers handles its events already; "
+            "leave it out, or add --no-scheduler"
+        )
+    if not settings.database_url.startswith("postgresql"):
+        _stop(
+            "--handle-events is for PostgreSQL: on SQLite (DATABASE_URL) a web process handles "
+            "the events it stores already; leave it out"
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     _hold_stop_signals()
     settings = _settings()
+    _check_handle_events(args, settings)
     _logging(settings)
     try:
         settings.require_slack()
@@ -284,7 +303,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, with_scheduler=not args.no_scheduler, handle_events=args.handle_events
     )
     app = build_app(runtime)
-    if not runtime.start(stopping=_stop_asked).started:
+    if not runtime.start(stopping=_stop_asked, serving=True).started:
         log.info("stopped while standing by")
         return 0
     # Bound once started: a second serve standing by on one SQLite file may share the port.

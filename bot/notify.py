@@ -173,9 +173,10 @@ class ClockLink:
         self._thread: threading.Thread | None = None
         self._outage = Outage(log, "listening for web processes")
 
-    def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockLink:
+    def acquire(self, stopping: Callable[[], bool] | None = None, instead: str = "") -> ClockLink:
         """Wait until no other clock runs on this database, then hold the lock and LISTEN; or
-        until `stopping` says this process was asked to stop meanwhile (then not `held`)."""
+        until `stopping` says this process was asked to stop meanwhile (then not `held`).
+        `instead`: what the operator may have meant, said with the standby's line."""
         _stand_by(
             self._try_acquire,
             stopping,
@@ -183,6 +184,7 @@ class ClockLink:
             self._stop.is_set,
             running="another clock (`protocolbot clock`, or a `serve` with the timers) is "
             "running on this database",
+            instead=instead,
         )
         return self
 
@@ -274,10 +276,11 @@ def _stand_by(
     given_up: Callable[[], bool] = lambda: False,
     *,
     running: str,
+    instead: str = "",
 ) -> bool:
-    """Try `take` (the one-clock lock) until it works, saying once (`running`: who has it) that
-    this process stands by; False when `stopping` (asked to stop) or `given_up` (stopped) says
-    so first."""
+    """Try `take` (the one-clock lock) until it works, saying once (`running`: who has it;
+    `instead`: what else this process could do) that it stands by; False when `stopping`
+    (asked to stop) or `given_up` (stopped) says so first."""
     told = False
     while not given_up():
         if take():
@@ -285,7 +288,9 @@ def _stand_by(
         if stopping is not None and stopping():
             return False
         if not told:
-            log.warning("%s: standing by until it stops", running)
+            log.warning(
+                "%s: standing by until it stops%s", running, f"; {instead}" if instead else ""
+            )
             told = True
         pause(0.25)
     return False

@@ -34,6 +34,11 @@ from bot.store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
+# A `serve` started beside a running clock stands by and does not listen until that clock stops.
+SERVE_BESIDE_THE_CLOCK = (
+    "to answer Slack beside it, start this process as `protocolbot serve --no-scheduler`"
+)
+
 
 class Answers(ThreadPoolExecutor):
     """The threads that do a command's work after its ack, and know when none is left."""
@@ -210,11 +215,13 @@ class Runtime:
     def started(self) -> bool:
         return self._started
 
-    def start(self, stopping: Callable[[], bool] | None = None) -> Runtime:
+    def start(self, stopping: Callable[[], bool] | None = None, serving: bool = False) -> Runtime:
         """Catch up on what a stop left behind, then run the sender and the timers.
 
         A second clock waits as a standby until the first one stops, or until `stopping` says
-        it was asked to stop meanwhile: then nothing is started (`started` stays False)."""
+        it was asked to stop meanwhile: then nothing is started (`started` stays False).
+        `serving`: this process answers Slack too (`serve`), and a standby says how to run it
+        beside the clock instead."""
         if self.scheduler is not None and self.db.is_postgres:
             # Be the only clock on this database (or wait), and hear what web processes change.
             self.link = ClockLink(
@@ -223,7 +230,8 @@ class Runtime:
                 self.sender.wake,
                 on_inbox=self.inbox.take,
             )
-            if not self.link.acquire(stopping).held:
+            instead = SERVE_BESIDE_THE_CLOCK if serving else ""
+            if not self.link.acquire(stopping, instead=instead).held:
                 self.link.stop()
                 self.link = None
                 return self

@@ -435,6 +435,34 @@ def test_a_bot_token_beside_an_oauth_install_is_refused_for_one_of_them_goes_unu
     assert slack_api.calls == []
 
 
+@pytest.mark.parametrize(
+    ("args", "database_url", "said"),
+    [
+        (
+            ["serve", "--handle-events"],
+            REFUSED,
+            "--handle-events is for a web process (serve --no-scheduler) beside `protocolbot "
+            "clock`: a serve that runs the timers handles its events already; leave it out, or "
+            "add --no-scheduler",
+        ),
+        (
+            ["serve", "--no-scheduler", "--handle-events"],
+            "sqlite:///bot.sqlite3",
+            "--handle-events is for PostgreSQL: on SQLite (DATABASE_URL) a web process handles "
+            "the events it stores already; leave it out",
+        ),
+    ],
+    ids=["with-the-timers", "on-sqlite"],
+)
+def test_handle_events_where_it_would_change_nothing_is_refused(
+    args: list[str], database_url: str, said: str, tmp_path: Path
+) -> None:
+    # It was taken and did nothing: the operator thought events were shared out.
+    line = _one_line(_run(args, database_url, tmp_path), password="signing")
+    assert line == f"protocolbot: {said}"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("fmt", ["md", "csv", "json"])
 def test_export_is_utf_8_whatever_the_terminal_speaks(bot: Bot, tmp_path: Path, fmt: str) -> None:
     # Windows' redirected stdout is cp1252; an old server's locale may be Latin-1.

@@ -531,6 +531,31 @@ def test_a_standby_clock_stops_when_asked(
         first.stop()
 
 
+@needs_postgres
+def test_a_serve_with_the_timers_beside_a_clock_says_how_to_run_beside_it(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    """A `serve` (timers and all) started beside a running clock stands by and does not listen:
+    its line says to start it as a web process instead."""
+    env = _environment(workspace, database_url)
+    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    clock = Proc("clock", ["clock"], env, tmp_path)
+    serve = Proc("serve", ["serve", "--host", "127.0.0.1"], env, tmp_path)
+    clock.start()
+    try:
+        serve.spawn()
+        wait_for(lambda: b"standing by" in serve.log_path.read_bytes(), 20, "the standby")
+        line = next(x for x in serve.log_path.read_text().splitlines() if "standing by" in x)
+        assert line.endswith(
+            "is running on this database: standing by until it stops; to answer Slack beside "
+            "it, start this process as `protocolbot serve --no-scheduler`"
+        ), line
+        assert not serve.healthy()
+    finally:
+        serve.stop()
+        clock.stop()
+
+
 # -- reconcile ------------------------------------------------------------------------------------
 @needs_postgres
 def test_a_reconcile_held_up_by_the_database_does_not_put_off_the_next_ones(bot: Bot) -> None:
