@@ -5,7 +5,8 @@ presenter's statement and link to the work, and the names Slack gave the present
 facilitator) of sessions that ended more than that many days ago,
 and the outbox rows (which carry the notes' text) sent that long ago. Whatever the setting,
 handled inbox events go after a day: they are kept only to recognise Slack's retries. The rows of
-a running session's header and step messages stay while it runs (_purge_posts).
+a running session's header and step messages stay while it runs (_purge_posts). A housekeeping
+that finds the database out of reach is tried again five minutes later (bot/scheduling.py).
 
 `/protocol forget` does the same for one session at once (forget_copies, forget_events).
 """

@@ -49,6 +49,7 @@ RECONCILE_SECONDS = 2.0
 # of the clock's time goes to reconciling, even when notifications ask for one after another.
 RECONCILE_SPACING = 10.0
 HOUSEKEEPING_ID = "housekeeping"
+HOUSEKEEPING_RETRY = timedelta(minutes=5)  # after a daily housekeeping met a database outage
 # A close waits at most this long for others to share its round. Each close job waits for its
 # round in one of the executor's threads, so a round holds at most ROUND_CLOSES, and the rounds of
 # a clock that fell behind grow to that (cheaper a close) until it catches up; the other jobs
@@ -95,8 +96,15 @@ def prep_job(session_id: int, kind: str) -> None:
 
 
 def housekeeping_job(retention_days: int | None) -> None:
-    if _engine is not None:
+    if _engine is None or _scheduler is None:
+        return
+    try:
         retention.purge(_engine.db, _engine.clock.now(), retention_days)
+    except Exception as exc:
+        if not _scheduler.outage.failed(exc):
+            raise
+        # Not a day later: a database restart or failover is over in minutes.
+        _scheduler.housekeeping_at(_engine.clock.now() + HOUSEKEEPING_RETRY)
 
 
 def step_job_id(session_id: int, step: int) -> str:
@@ -275,6 +283,12 @@ class Scheduler:
             self._executor.shutdown(wait)
         self._aps.shutdown(wait=False)
         _engine = _scheduler = _closer = None
+
+    def housekeeping_at(self, at: datetime) -> None:
+        """Run the daily housekeeping next at `at` (it failed for want of the database); daily
+        again from then."""
+        with contextlib.suppress(JobLookupError):
+            self._aps.modify_job(HOUSEKEEPING_ID, next_run_time=at)
 
     def request_reconcile(self) -> None:
         """Something changed in the database (another process said so): reconcile now."""

@@ -40,7 +40,7 @@ from bot.store.models import (
     OutboxMessage,
     ProtocolSession,
 )
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, database_out_of_reach
 from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
 from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
@@ -272,6 +272,51 @@ def test_the_clock_runs_the_housekeeping_daily_with_the_retention_setting(
     finally:
         runtime.stop()
         db.dispose()
+
+
+class _HeldClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="a database outage: set PROTOCOLBOT_TEST_POSTGRES")
+def test_a_housekeeping_that_meets_a_database_outage_is_tried_again_in_minutes(
+    workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It was logged as an error with a traceback, and tried again a day later.
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=workspace.url,
+        database_url=database_url,
+        data_retention_days=30,
+    )
+    db = Database(database_url)
+    upgrade(db)
+    clock = _HeldClock(datetime.now(UTC))
+    runtime = Runtime(settings, clock=clock, database=db).start()
+    caplog.set_level(logging.WARNING)
+    try:
+        assert runtime.scheduler is not None
+        aps = runtime.scheduler._aps
+        with database_out_of_reach(database_url):
+            aps.modify_job("housekeeping", next_run_time=datetime.now(UTC))
+            deadline = time.monotonic() + 15
+            # Planned further off once it has run (its time was set to now).
+            while aps.get_job("housekeeping").next_run_time < clock.now() + timedelta(minutes=1):
+                assert time.monotonic() < deadline, "the housekeeping did not run"
+                time.sleep(0.05)
+        assert aps.get_job("housekeeping").next_run_time == clock.now() + timedelta(minutes=5)
+    finally:
+        runtime.stop()
+        db.dispose()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.scheduling"]
+    assert said and said[0].startswith("the timers: cannot reach the database"), said
 
 
 def _session(
