@@ -269,6 +269,70 @@ class ClockLink:
             self.on_inbox(parse_inbox(payload))
 
 
+# Whether any session on this database holds the clock lock: pg_locks shows a bigint advisory
+# key as its two halves, objsubid 1. Read-only, so a clock starting meanwhile is never held up.
+CLOCK_HELD = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND classid = :high AND objid = :low AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+CLOCK_CHECK_SECONDS = 30.0
+
+
+class ClockWatch:
+    """A web process's eye on the clock: without one nothing is posted and no step moves on,
+    while commands are still answered. Looked at every `every` seconds from a thread of its
+    own (never per request); missing at two looks in a row, it is said once in the log and
+    shown by /healthz until a clock runs again. A clock restarting (a deploy) is back sooner."""
+
+    def __init__(self, db: Database, every: float = CLOCK_CHECK_SECONDS) -> None:
+        self.db, self.every = db, every
+        self.missing = False
+        self._misses = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ClockWatch:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="clock-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.look()
+            self._stop.wait(self.every)
+
+    def look(self) -> None:
+        try:
+            with self.db.engine.connect() as conn:
+                key = {"high": CLOCK_LOCK >> 32, "low": CLOCK_LOCK & 0xFFFFFFFF}
+                running = bool(conn.execute(CLOCK_HELD, key).scalar())
+        except Exception:
+            # The database out of reach: said by what meets it, and by /healthz.
+            return
+        if running:
+            self._misses = 0
+            if self.missing:
+                self.missing = False
+                log.warning("a clock is running on this database again")
+            return
+        self._misses += 1
+        if self._misses == 2:
+            self.missing = True
+            log.warning(
+                "no clock is running on this database: no step moves on and nothing is "
+                "posted until one does: start `protocolbot clock`"
+            )
+
+
 def _stand_by(
     take: Callable[[], bool],
     stopping: Callable[[], bool] | None,

@@ -22,7 +22,7 @@ from bot.engine.replies import Replies
 from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
 from bot.foreground import Foreground
 from bot.inbox import Inbox
-from bot.notify import ClockFile, ClockLink, Notifier, NotifyTimers
+from bot.notify import ClockFile, ClockLink, ClockWatch, Notifier, NotifyTimers
 from bot.oauth import Installations
 from bot.one_workspace import OneWorkspace
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
@@ -141,6 +141,10 @@ class Runtime:
                 self.inbox.hand_off = True
         else:
             self.scheduler.every_tick.append(self.inbox.sweep)
+        # A web process on PostgreSQL says when no clock runs (a start would never be posted).
+        self.clock_watch = (
+            ClockWatch(self.db) if self.scheduler is None and self.db.is_postgres else None
+        )
         self.link: ClockLink | None = None
         self.clock_file: ClockFile | None = None
         # Answers to read-only commands, sent through response_url after the ack; and the
@@ -247,6 +251,8 @@ class Runtime:
                 log.info("replayed %d stored events", replayed)
         if self.scheduler is None:
             self.notifier.start()
+            if self.clock_watch is not None:
+                self.clock_watch.start()
         else:
             if self.link is not None:
                 self.link.start()
@@ -265,6 +271,8 @@ class Runtime:
         self.inbox.stop()
         self.sender.stop()
         self.notifier.stop()
+        if self.clock_watch is not None:
+            self.clock_watch.stop()
         if self.link is not None:
             self.link.stop()
         if self.clock_file is not None:

@@ -35,6 +35,10 @@ def make_wsgi(
             with runtime.db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             status, body = "200 OK", {"ok": True, "database": "ok"}
+            if runtime.clock_watch is not None:
+                # Still a 200: a web process is fine without the clock, and a platform's health
+                # check would restart it or send Slack's requests elsewhere, which helps no one.
+                body["clock"] = "missing" if runtime.clock_watch.missing else "running"
         except Exception:
             status, body = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
         payload = json.dumps(body).encode()

@@ -186,7 +186,7 @@ def test_healthz_reports_the_database(bot: Bot, tmp_path: Path) -> None:
         if PG_ADMIN_URL
         else f"sqlite:///{tmp_path}/no/such/dir/bot.sqlite3"
     )
-    runtime = SimpleNamespace(db=Database(gone), settings=bot.settings)
+    runtime = SimpleNamespace(db=Database(gone), settings=bot.settings, clock_watch=None)
     status, body = _healthz(make_wsgi(bot.app, runtime))  # type: ignore[arg-type]
     assert status.startswith("503") and body == {"ok": False, "database": "unreachable"}
 

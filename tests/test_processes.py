@@ -8,18 +8,20 @@ events to both web processes in turn. `Cluster` is shared with tests/test_chaos.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from bot.notify import ClockLink, Notifier, NotifyTimers, parse_inbox
 from bot.runtime import Runtime
@@ -28,7 +30,15 @@ from bot.store.db import Database
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
 from tests.conftest import PG_ADMIN_URL, database_out_of_reach
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
-from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
+from tests.harness import (
+    CHANNEL,
+    PRESENTER,
+    SECRET,
+    TEACHERS,
+    TEAM,
+    Bot,
+    http_post,
+)
 from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
 
 needs_postgres = pytest.mark.skipif(
@@ -554,6 +564,52 @@ def test_a_serve_with_the_timers_beside_a_clock_says_how_to_run_beside_it(
     finally:
         serve.stop()
         clock.stop()
+
+
+def _healthz(bot: Bot) -> dict[str, Any]:
+    with urllib.request.urlopen(bot.url.replace("slack/events", "healthz")) as answer:
+        assert answer.status == 200
+        return dict(json.loads(answer.read()))
+
+
+@needs_postgres
+def test_a_web_process_says_when_no_clock_runs_and_when_one_is_back(
+    workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the clock forgotten or dead, a start was answered "on its way" and never posted,
+    and nothing said why: the web process says so once in its log and in /healthz."""
+    caplog.set_level(logging.WARNING, logger="bot.notify")
+    web = Bot(workspace, database_url, with_scheduler=False)
+    watch = web.runtime.clock_watch
+    assert watch is not None and watch.every == 30.0
+    watch.every = 0.1
+    looked: list[str] = []  # the threads that asked PostgreSQL about the clock's lock
+
+    def sent(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if "pg_locks" in sql:
+            looked.append(threading.current_thread().name)
+
+    event.listen(web.db.engine, "before_cursor_execute", sent)
+    web.start()
+    clock: ClockLink | None = None
+    try:
+        wait_for(lambda: _healthz(web).get("clock") == "missing", 5, "the clock missed")
+        assert _healthz(web) == {"ok": True, "database": "ok", "clock": "missing"}
+        # Requests read nothing more than they did: the watch looks from its own thread.
+        assert set(looked) == {"clock-watch"}
+        clock = ClockLink(database_url, lambda: None, lambda: None).start()
+        wait_for(lambda: _healthz(web).get("clock") == "running", 5, "the clock seen again")
+        time.sleep(0.5)  # a few more looks: nothing more is said
+    finally:
+        if clock is not None:
+            clock.stop()
+        web.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.notify"]
+    assert said == [
+        "no clock is running on this database: no step moves on and nothing is posted until "
+        "one does: start `protocolbot clock`",
+        "a clock is running on this database again",
+    ]
 
 
 # -- reconcile ------------------------------------------------------------------------------------
