@@ -9,6 +9,7 @@ import logging
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
@@ -60,6 +61,8 @@ MIN_DEMO_STEP = 2
 # An hour a step is a demo of half a day: longer is not a demo (and past the 90 days a session's
 # step may take, the demo's start was refused and it waited for ever).
 MAX_DEMO_STEP = 3600
+# serve and clock started beside their database (compose, systemd) wait this long for it.
+DATABASE_WAIT, MAX_DATABASE_WAIT = 60, 3600
 # SIGHUP too: the terminal it was started from closing stops it as Ctrl-C does.
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
@@ -108,10 +111,51 @@ def _driver_reason(error: Exception, settings: Settings) -> str:
     return reason
 
 
-def _open_database(settings: Settings, *, create: bool = False) -> Database:
+def _not_up_yet(error: Exception) -> bool:
+    """A PostgreSQL server not (yet) there, or still starting up; not one that answered with
+    a refusal (a wrong password, a database that does not exist)."""
+    from sqlalchemy.exc import DBAPIError
+
+    said = str(error.orig if isinstance(error, DBAPIError) else error)
+    return "FATAL:" not in said or "the database system is" in said
+
+
+def _connect(db: Database, settings: Settings, wait: float) -> None:
+    """Connect to the database once. A PostgreSQL server not up yet (compose or systemd started
+    it beside this process) is tried again every second for `wait` seconds, said in one line;
+    a stop signal meanwhile ends the command (serve and clock hold theirs, so it is taken here
+    rather than missed). The last error is raised once `wait` is over."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            with db.engine.connect():
+                pass
+        except SQLAlchemyError as error:
+            left = deadline - time.monotonic()
+            if left <= 0 or not db.is_postgres or not _not_up_yet(error):
+                raise
+            if not told:
+                reason = _driver_reason(error, settings)
+                log.warning("the database is not up yet (%s): waiting up to %.0f s", reason, wait)
+                told = True
+            if signal.sigtimedwait(STOP_SIGNALS, min(1.0, left)) is not None:
+                log.info("stopped while waiting for the database")
+                raise SystemExit(0) from None
+            continue
+        if told:
+            log.info("the database is up")
+        return
+
+
+def _open_database(settings: Settings, *, create: bool = False, wait: float = 0.0) -> Database:
     """The database at DATABASE_URL, connected to once: a problem stops the command with one
     line giving the driver's reason (never the password). Without `create`, a SQLite file that
-    is not there is not made (connecting would leave an empty one behind)."""
+    is not there is not made (connecting would leave an empty one behind). With `wait` (serve
+    and clock, their stop signals held), a PostgreSQL server not up yet is waited for that many
+    seconds first."""
     from sqlalchemy import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -134,8 +178,7 @@ def _open_database(settings: Settings, *, create: bool = False) -> Database:
             "install the postgres extra (pip install -e '.[postgres]')"
         )
     try:
-        with db.engine.connect():
-            pass
+        _connect(db, settings, wait)
     except SQLAlchemyError as error:
         db.dispose()
         reason = _driver_reason(error, settings)
@@ -247,10 +290,10 @@ def _schema_known(db: Database) -> None:
         )
 
 
-def _schema_ready(settings: Settings) -> None:
+def _schema_ready(settings: Settings, wait: float = 0.0) -> None:
     from bot.store.migrate import is_up_to_date
 
-    db = _open_database(settings)
+    db = _open_database(settings, wait=wait)
     _schema_known(db)
     try:
         ready = is_up_to_date(db)
@@ -288,7 +331,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 2
-    _schema_ready(settings)
+    _schema_ready(settings, wait=args.wait_for_database)
     address = _slack_ready(settings, socket_mode=True)
 
     from bot.app import build_app
@@ -379,7 +422,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
         settings.require_token()
     except SettingsError as error:
         _stop(str(error))
-    _schema_ready(settings)
+    _schema_ready(settings, wait=args.wait_for_database)
     _slack_ready(settings, socket_mode=False)
     from bot.runtime import Runtime
 
@@ -577,6 +620,28 @@ def _port(raw: str) -> int:
     return port
 
 
+def _seconds_to_wait(raw: str) -> int:
+    """--wait-for-database: whole seconds, up to an hour."""
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {raw!r}") from None
+    if not 0 <= seconds <= MAX_DATABASE_WAIT:
+        raise argparse.ArgumentTypeError(f"expected 0 to {MAX_DATABASE_WAIT}, got {seconds}")
+    return seconds
+
+
+def _wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait-for-database",
+        type=_seconds_to_wait,
+        default=DATABASE_WAIT,
+        metavar="SECONDS",
+        help=f"at start, how long to wait for a PostgreSQL server that is not up yet (default "
+        f"{DATABASE_WAIT}; 0 to stop at once)",
+    )
+
+
 def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
     """A subcommand: `summary` in protocolbot --help, both in its own --help."""
     parser: argparse.ArgumentParser = sub.add_parser(
@@ -628,6 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_port, default=None, help="the port to listen on over HTTP (default PORT)"
     )
+    _wait_option(serve)
     serve.set_defaults(func=cmd_serve)
 
     clock = _command(
@@ -637,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Post each step on time and everything the bot says, beside web processes started with "
         "`protocolbot serve --no-scheduler`. Run exactly one; a second one stands by.",
     )
+    _wait_option(clock)
     clock.set_defaults(func=cmd_clock)
 
     demo = _command(

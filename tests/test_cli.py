@@ -4,12 +4,15 @@ setting it cannot use, stops it with one line that says what to do, exit code 2,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,8 +71,9 @@ def _one_line(done: subprocess.CompletedProcess[str], password: str = PASSWORD) 
         (["db", "upgrade"], NO_SUCH_DIR, "unable to open database file"),
         (["db", "upgrade"], REFUSED, "Connection refused"),
         (["export", "latest"], REFUSED, "Connection refused"),
-        (["clock"], NO_SUCH_HOST, "no-such-host.invalid"),
-        (["serve"], REFUSED, "Connection refused"),
+        # Not waited for (see test_serve_and_clock_wait_for_a_postgresql_not_up_yet).
+        (["clock", "--wait-for-database", "0"], NO_SUCH_HOST, "no-such-host.invalid"),
+        (["serve", "--wait-for-database", "0"], REFUSED, "Connection refused"),
     ],
     ids=["upgrade-sqlite-no-dir", "upgrade-refused", "export-refused", "clock-no-host", "serve"],
 )
@@ -79,6 +83,128 @@ def test_a_database_that_cannot_be_opened_stops_a_command_with_the_drivers_reaso
     line = _one_line(_run(args, database_url, tmp_path))
     assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
     assert reason in line
+
+
+@contextlib.contextmanager
+def _coming_up(port: int, server: tuple[str, int]) -> Iterator[Callable[[], None]]:
+    """A database server at 127.0.0.1:`port` not up yet (nothing listens there, so a connection
+    is refused) until the function yielded is called: from then on it is the test's server."""
+    listening = socket.socket()
+    stopping = threading.Event()
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                client, _ = listening.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(server)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    def up() -> None:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", port))
+        listening.listen(16)
+        threading.Thread(target=serve, daemon=True).start()
+
+    try:
+        yield up
+    finally:
+        stopping.set()
+        listening.close()
+
+
+def _said(path: Path, words: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if words in (text := path.read_text()):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{words!r} not said:\n{path.read_text()[-3000:]}")
+
+
+@pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
+)
+@pytest.mark.parametrize(
+    ("command", "running"), [("serve", "listening on"), ("clock", "clock running")]
+)
+def test_serve_and_clock_wait_for_a_postgresql_not_up_yet(
+    command: str, running: str, database_url: str, slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    # Started by compose or systemd beside the database, they stopped at once: it was not up.
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        SLACK_API_URL=slack_api.url,
+        DATABASE_URL=database_url,
+        PORT=str(free_port()),
+    )
+    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    real = make_url(database_url)
+    port = free_port()
+    env["DATABASE_URL"] = real.set(host="127.0.0.1", port=port).render_as_string(False)
+    log = tmp_path / "bot.log"
+    with _coming_up(port, (str(real.host), int(real.port or 5432))) as up, log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CLI, command], env=env, cwd=tmp_path, stdout=out, stderr=out
+        )
+        try:
+            said = _said(log, "the database is not up yet")
+            assert "Connection refused" in said and "waiting up to 60 s" in said, said
+            up()
+            said = _said(log, running)
+            assert said.index("the database is up") < said.index(running)
+            process.terminate()
+            assert process.wait(10) == 0, log.read_text()
+        finally:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in log.read_text()
+    # A server that is up and refuses (no such database, a wrong password) is not waited for.
+    env["DATABASE_URL"] = real.set(database="no_such_protocolbot_db").render_as_string(False)
+    began = time.monotonic()
+    line = _one_line(run_cli([command], env, tmp_path), real.password or PASSWORD)
+    assert time.monotonic() - began < 15
+    assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
+    assert "no_such_protocolbot_db" in line
+
+
+def test_a_database_still_not_up_after_the_wait_stops_serve_as_before(tmp_path: Path) -> None:
+    began = time.monotonic()
+    done = _run(["serve", "--wait-for-database", "2"], REFUSED, tmp_path)
+    assert 2 <= time.monotonic() - began < 15
+    assert done.returncode == 2 and "Traceback" not in done.stderr and PASSWORD not in done.stderr
+    waiting, line = done.stderr.splitlines()
+    assert "WARNING bot: the database is not up yet (" in waiting
+    assert waiting.endswith("Connection refused): waiting up to 2 s"), waiting
+    assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
+    assert "Connection refused" in line
+
+
+def test_a_stop_while_waiting_for_the_database_stops_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "clock.log"
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", DATABASE_URL=REFUSED)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CLI, "clock"], env=env, cwd=tmp_path, stdout=out, stderr=out
+        )
+        try:
+            _said(log, "the database is not up yet")
+            process.terminate()
+            assert process.wait(3) == 0
+        finally:
+            process.kill()
+            process.wait()
+    assert "stopped while waiting for the database" in log.read_text()
 
 
 def test_a_sqlite_file_that_cannot_be_made_names_its_folder(tmp_path: Path) -> None:
