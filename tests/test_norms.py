@@ -829,31 +829,39 @@ def test_a_tag_prefix_alone_waits_for_its_words(bot: Bot) -> None:
 
 
 def test_emoji_alone_is_a_nod_not_a_reply(bot: Bot) -> None:
-    # A thumbs-up in the thread, by code or as characters, is not kept, tagged or counted, and
-    # the presenter who sends one while listening is not reminded. Emoji beside words are kept.
+    # A thumbs-up in the thread, by code or as characters, a +1 or a typed face, is not kept,
+    # tagged or counted, and the presenter who sends one while listening is not reminded.
+    # Emoji beside words are kept, and so are marks alone: "?" and "!!!" say something.
     thread = _start_at_step(bot, 2)
     nods = [
         _say(bot, T1, ":+1:", thread),
         _say(bot, T2, "\U0001f44d\U0001f3fd \u2764\ufe0f", thread),
         _say(bot, T3, "O: :clap::skin-tone-2:", thread),
         _say(bot, PRESENTER, ":pray:", thread),
-        _say(bot, T2, "+1", thread),
+        _say(bot, T2, "+1!", thread),
+        _say(bot, PRESENTER, ":)", thread),
     ]
     words = _say(bot, T1, "Two colours of ink :eyes:", thread)
     assert _recorded(bot, words).text == "Two colours of ink :eyes:"
+    marks = _say(bot, T3, "!!!", thread)
+    assert _recorded(bot, marks).text == "!!!"
     _settle(bot)
-    assert [_row(bot, ts) for ts in nods] == [None] * 5
-    assert [bot.standin.reactions(CHANNEL, ts) for ts in nods] == [[]] * 5
+    assert [_row(bot, ts) for ts in nods] == [None] * len(nods)
+    assert [bot.standin.reactions(CHANNEL, ts) for ts in nods] == [[]] * len(nods)
     assert _ephemerals_to(bot, PRESENTER) == []
 
-    # Edited into words, a nod is a reply; a reply edited down to emoji is taken back.
+    # Edited into words, a nod is a reply. A reply edited down to a nod keeps its words (and
+    # its tag) until its next edit brings new ones: nothing it said is lost on the way.
     _edit(bot, T1, nods[0], thread, "All three pages are numbered", before=":+1:")
     assert _recorded(bot, nods[0]).text == "All three pages are numbered"
     _edit(bot, T1, words, thread, ":eyes:", before="Two colours of ink :eyes:")
-    bot.wait_until(lambda: _row(bot, words).audience == "deleted")  # type: ignore[union-attr]
+    _settle(bot)
+    assert _row(bot, words).text == "Two colours of ink :eyes:"  # type: ignore[union-attr]
+    _edit(bot, T1, words, thread, "Two colours of ink, blue and red", before=":eyes:")
+    bot.wait_until(lambda: _row(bot, words).text == "Two colours of ink, blue and red")  # type: ignore[union-attr]
     _next(bot, 3)
     _settle(bot)
-    assert _notes(bot).participation["total"] == 1
+    assert _notes(bot).participation["total"] == 3
 
 
 def test_a_reply_whose_words_come_only_in_rich_text_blocks_is_kept(bot: Bot) -> None:

@@ -303,8 +303,10 @@ class Replies:
         text = _with_files(typed, event)
         explicit, kept = _prefix(raw, text)
         # A tag prefix alone ("O:", sent before the words) says nothing yet: its edit, when the
-        # words come, is recorded as the reply (see edited).
+        # words come, is recorded as the reply (see edited). A nod (`+1`, an emoji) is not one.
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not kept:
+            return
+        if _nod(kept):
             return
         engine = self.engine
         with engine.transaction() as (s, _after):
@@ -545,9 +547,10 @@ class Replies:
         version: str | None = None,
     ) -> None:
         explicit, text = read
-        if not text and explicit is not None:
+        if (not text and explicit is not None) or _nod(text):
             # Edited down to a tag prefix alone: its words are on their way (as a new reply's
-            # are, see replied); until they come, the reply keeps the words it had.
+            # are, see replied); until they come, the reply keeps the words it had. So too when
+            # edited down to a nod: what it said is not lost, and comes back with its next edit.
             return
         if not text:
             self._delete(s, row)
@@ -896,31 +899,35 @@ def _row(
 
 
 def _prefix(raw: str, text: str) -> tuple[str | None, str]:
-    """A reply's tag prefix and the text without it (strip_tag_prefix), read from what the
-    person typed: text that opens with Slack's markup (a link, a mention; a typed < arrives as
-    &lt;) has none, whatever the link's label says. The text is empty for a prefix alone, and
-    for emoji alone or a `+1`: a thumbs-up in the thread is a nod, like a reaction, not a
-    reading of the work to keep in the notes or count as someone's turn."""
-    explicit, kept = (None, text) if raw.lstrip().startswith("<") else strip_tag_prefix(text)
-    return explicit, "" if _only_emoji(kept) else kept
+    """A reply's tag prefix and the text without it (strip_tag_prefix; empty for a prefix
+    alone), read from what the person typed: text that opens with Slack's markup (a link, a
+    mention; a typed < arrives as &lt;) has none, whatever the link's label says."""
+    if raw.lstrip().startswith("<"):
+        return None, text
+    return strip_tag_prefix(text)
 
 
-# Slack's emoji codes, with a skin tone (`:+1:`, `:wave::skin-tone-3:`), and a typed `+1`.
-_EMOJI_CODE = re.compile(r":[a-z0-9_+'-]+:|\+1(?![0-9])", re.IGNORECASE)
+# Slack's emoji codes, with a skin tone (`:+1:`, `:wave::skin-tone-3:`), a typed `+1`, and the
+# faces people type (`:)`, `;-)`, `:D`).
+_NOD_CODE = re.compile(r":[a-z0-9_+'-]+:|\+1(?![0-9])|[:;]-?[()DP](?!\w)", re.IGNORECASE)
+# What may come after a nod and leave it one: `+1!`, `👍.`
+_NOD_MARKS = frozenset("!.?,~")
 # What emoji are written with besides their symbols: skin tones, joiners, variation selectors.
 _EMOJI_PARTS = frozenset({"So", "Sk", "Mn", "Me", "Cf"})
 _WORD_CHARACTER = re.compile(r"[^\W_]")
 
 
-def _only_emoji(text: str) -> bool:
-    """Whether `text` is emoji and spaces, by code or as characters, or `+1`, and nothing
-    else."""
+def _nod(text: str) -> bool:
+    """Whether a reply is only a nod: emoji (by code or as characters), `+1` or a typed face,
+    and spaces and end marks. Like a reaction, it is not a reading of the work to keep in the
+    notes or count as someone's turn; "!!!", "?" or "3/4" alone are words."""
     if _WORD_CHARACTER.match(text):
         return False  # most replies: a letter or a digit first
-    coded = ":" in text or "+" in text
-    rest = "".join((_EMOJI_CODE.sub("", text) if coded else text).split())
+    coded = ":" in text or "+" in text or ";" in text
+    uncoded = _NOD_CODE.sub("", text) if coded else text
+    rest = "".join(c for c in uncoded if not c.isspace() and c not in _NOD_MARKS)
     if not rest:
-        return bool(text.strip())
+        return uncoded != text  # a code, and nothing but spaces and marks beside it
     if _WORD_CHARACTER.search(rest):
         return False
     symbols = [unicodedata.category(c) for c in rest]
