@@ -196,8 +196,11 @@ def test_a_step_extended_after_its_warning_is_not_warned_again_but_shows_the_new
     nudged = [str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")]
     assert sorted(nudged) == sorted([FACILITATOR, *TEACHERS])  # each once
 
-    # The one warning shows the close as it now is, and the count as it now stands.
-    bot.reply(TEACHERS[0], "There are two diagrams.", describe_ts)
+    # The one warning shows the close as it now is, and the count as it now stands. (The reply
+    # is in Slack's thread too: a resume asks Slack what the thread holds.)
+    said = "There are two diagrams."
+    posted = bot.standin.add_message(CHANNEL, TEACHERS[0], said, thread_ts=describe_ts)
+    bot.reply(TEACHERS[0], said, describe_ts, ts=posted["ts"])
     bot.settle()
     bot.command("extend 10m")
     closes = _session(bot).step_closes_at
@@ -207,6 +210,19 @@ def test_a_step_extended_after_its_warning_is_not_warned_again_but_shows_the_new
         lambda: any(stamp in t and "1 of 4 has described" in t for t in _thread(bot, describe_ts))
     )
     assert sum("so far" in t for t in _thread(bot, describe_ts)) == 1
+
+    # Paused, it says so; closed early by `next`, it says when it closed.
+    def warning() -> str:
+        return next((t for t in _thread(bot, describe_ts) if t.startswith(":hourglass_f")), "")
+
+    bot.command("pause")
+    bot.wait_until(lambda: "This step is paused, with " in warning())
+    assert "left for when the session resumes" in warning() and stamp not in warning()
+    bot.command("resume")
+    bot.wait_until(lambda: "This step closes " in warning())
+    bot.command("next")
+    bot.wait_until(lambda: "This step closed " in warning())
+    assert warning().endswith("1 of 4 has described.")
 
 
 def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks(

@@ -53,6 +53,7 @@ def _show(engine: Engine, s: Session, session: ProtocolSession, plan: bool = Tru
         return  # a session held for its protocol: nothing to show its steps with
     protocol = engine.library[session.protocol_id]
     engine.show_step(s, session, protocol, session.current_step)
+    warnings.rewarn(engine, s, session, protocol)
     if plan:
         engine.show_plan(s, session, protocol)
 
@@ -66,12 +67,10 @@ def _move_warning(
 ) -> None:
     """The step's close moved (extend, resume): a warning not given yet comes the same time before
     the new close as it would have before the old one, so the team hears before the step closes
-    however long it was paused; one given already shows the new close."""
-    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
-    if run is not None and run.warn_at is None:
-        warnings.rewarn(engine, s, session, protocol)
+    however long it was paused."""
     if run is None or run.warn_at is None:
-        return
+        return  # given already, or no time for it: _show brings one given up to date
+    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
     seconds = step_seconds(protocol, run.index, session.step_seconds)
     at = warning_time(
         run.started_at, run.closes_at, seconds, weekdays=session.weekdays, tz=session.tz

@@ -929,6 +929,8 @@ class Engine:
         if current is not None and current.ended_at is None:
             current.ended_at = boundary
         self.show_step(s, session, protocol, session.current_step, boundary)
+        if moved_by is not None:
+            self._closed_early(s, session, protocol, boundary)
         if session.current_step >= len(protocol.steps):
             self._finish(s, after, session, boundary)
         else:
@@ -937,6 +939,15 @@ class Engine:
             )
             if moved_by is not None:
                 self.show_plan(s, session, protocol)  # earlier than planned: the rest moved
+
+    def _closed_early(
+        self, s: Session, session: ProtocolSession, protocol: Protocol, when: datetime
+    ) -> None:
+        """The open step closed before its time (`next`, `end`): a closing warning given in its
+        thread says when it did close, not the time it had."""
+        from bot.engine import warnings  # it builds on this module
+
+        warnings.rewarn(self, s, session, protocol, closed=when)
 
     def _step_run(self, s: Session, session_id: int, index: int) -> StepRun | None:
         return s.scalars(
@@ -1016,6 +1027,7 @@ class Engine:
             if session.protocol_id in self.library and session.current_step >= 1:
                 protocol = self.library[session.protocol_id]
                 self.show_step(s, session, protocol, session.current_step, now)
+                self._closed_early(s, session, protocol, now)
             self._finish(s, after, session, now)
             gone = session.protocol_id not in self.library
             return Reply("replies/ended.j2", {"session": session, "gone": gone})

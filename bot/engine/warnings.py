@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -60,24 +60,46 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
             engine.post(s, session, nudge, channel=user)
 
 
-def rewarn(engine: Engine, s: Session, session: ProtocolSession, protocol: Protocol) -> None:
-    """The open step's close moved (extend, resume) after its warning was given: the warning
-    in its thread shows the new close, and the count as it stands. The nudges sent stay: they
-    named an earlier close, and the step now closes later."""
+def rewarn(
+    engine: Engine,
+    s: Session,
+    session: ProtocolSession,
+    protocol: Protocol,
+    closed: datetime | None = None,
+) -> None:
+    """The open step moved after its warning was given (an extend, a pause, a resume; or it was
+    `closed` early, by `next` or `end`): the warning in its thread says what is so now, with
+    the count as it stands. The nudges sent stay: they named a close no later than the real
+    one."""
     step = session.current_step
     ref = f"warning:{session.id}:{step}"
-    if session.step_closes_at is None or not slack.enqueued(s, session.team_id, ref):
+    if step < 1 or not slack.enqueued(s, session.team_id, ref):
         return
-    message = _count(engine, s, session, protocol.step(step), step)[2]
+    message = _count(engine, s, session, protocol.step(step), step, closed)[2]
     engine.edit(s, session, message, of=ref)
 
 
-def _context(session: ProtocolSession, spec: Step, step: int) -> dict[str, Any]:
-    return {"session": session, "step": spec, "index": step, "closes_at": session.step_closes_at}
+def _context(
+    session: ProtocolSession, spec: Step, step: int, closed: datetime | None = None
+) -> dict[str, Any]:
+    paused = closed is None and session.status == "paused"
+    return {
+        "session": session,
+        "step": spec,
+        "index": step,
+        "closes_at": session.step_closes_at,
+        "closed_at": closed,
+        "paused_remaining": session.paused_remaining if paused else None,
+    }
 
 
 def _count(
-    engine: Engine, s: Session, session: ProtocolSession, spec: Step, step: int
+    engine: Engine,
+    s: Session,
+    session: ProtocolSession,
+    spec: Step,
+    step: int,
+    closed: datetime | None = None,
 ) -> tuple[list[str], set[str], Message]:
     """Who is expected to reply in the step, who has, and the warning that counts them. In a
     step for describing or interpreting, only a reply of that kind counts: a question parked
@@ -98,5 +120,9 @@ def _count(
         query = query.where(Contribution.tag == spec.collects)
     replied = set(s.scalars(query))
     expected = set(members) | replied
-    context = {**_context(session, spec, step), "replied": len(replied), "expected": len(expected)}
+    context = {
+        **_context(session, spec, step, closed),
+        "replied": len(replied),
+        "expected": len(expected),
+    }
     return members, replied, render_message("closing_warning.j2", **context)
