@@ -200,6 +200,8 @@ def test_the_notes_say_what_work_the_team_looked_at(bot: Bot) -> None:
         )
         assert "  One paragraph & a diagram." in lines
         assert f"- The student work: {link}" in lines
+    exported = json.loads(export(bot.settings, "latest", "json"))["session"]
+    assert (exported["statement"], exported["link"]) == (statement, link)
 
 
 def _whole_markup(section: str) -> bool:

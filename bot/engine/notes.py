@@ -326,6 +326,9 @@ def export_json(notes: Notes) -> str:
             "starts_at": _iso(session.starts_at),
             "started_at": _iso(session.started_at),
             "ended_at": _iso(session.ended_at),
+            # What work the team looked at, from the presenter's prep (None once deleted).
+            "statement": session.statement,
+            "link": (session.prep or {}).get("link"),
         },
         "steps": [
             {
