@@ -95,6 +95,9 @@ def test_forget_deletes_the_stored_replies(bot: Bot) -> None:
     # come out short.
     refused = bot.command("forget")["text"]
     assert "Session #1 is still running, so its replies stay until it ends" in refused
+    assert "`/protocol end` first" in refused
+    # A teacher, who cannot end it, is not told to.
+    assert "/protocol end" not in bot.command("forget", user=TEACHERS[0])["text"]
     with bot.db.session() as s:
         assert [t for t in s.scalars(select(Contribution.text)) if t] == [
             "I see a table with four rows."
@@ -406,11 +409,14 @@ def test_forget_while_the_next_session_runs_forgets_the_one_that_ended(bot: Bot)
     bot.reply(TEACHERS[0], "The last session's words.", bot.open_step())
     bot.command("end")
     bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
-    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.command(f"start tuning <@{PRESENTER}> step 1h facilitator <@{TEACHERS[2]}>")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
     bot.runtime.sender.drain(5)
     bot.reply(TEACHERS[1], "This session's words.", bot.step_posts()[1]["ts"])
     bot.settle()
+    # Who facilitates the running session hears whose call the ended one is, by its number.
+    refused = bot.command("forget", user=TEACHERS[2])["text"]
+    assert "can forget the replies of session #1." in refused
     answer = bot.command("forget")["text"]
     assert "Deleted 1 stored reply from session #1" in answer
     assert "Session #2, running now, is untouched." in answer

@@ -1002,8 +1002,8 @@ def test_a_session_booked_ahead_of_others_names_those_that_will_wait_for_it(bot:
     assert "is scheduled for" in text
     assert "2 sessions are scheduled here while this one runs (#1 <!date^" in text
     assert "#3 <!date^" in text and "#2" not in text
-    assert "will wait and start when this one ends, planned for <!date^" in text
+    assert "they will wait, and the first starts when this one ends, planned for <!date^" in text
     assert "`/protocol cancel 4` and schedule this one for later" in text
     # Booked after them, or in a gap they leave, it delays nobody.
     later = bot.command(f"start atlas <@{PRESENTER}> in 12h step 10m")["text"]
-    assert "will wait and start when this one ends" not in later
+    assert "when this one ends" not in later

@@ -289,11 +289,13 @@ def forget(engine: Engine, actor: Actor) -> Reply:
         current = engine.latest_session(s, actor)
         # By number: a refusal rolls the transaction back, and its rows with it.
         running = current.id if current is not None and current.status in ACTIVE else None
-        if session is None and running is not None:
-            raise Refusal("refusals/forget_running.j2", running=running)
+        if session is None and current is not None and running is not None:
+            # Only who may end it is told to end it first.
+            steers = actor.user_id == current.facilitator_id or actor.is_admin()
+            raise Refusal("refusals/forget_running.j2", running=running, steers=steers)
         if session is None:
             raise Refusal("refusals/no_notes.j2")
-        engine.require_facilitator(session, actor, "forget the replies of")
+        engine.require_facilitator(session, actor, "forget the replies of", by_number=True)
         count = s.scalar(
             select(func.count())
             .select_from(Contribution)

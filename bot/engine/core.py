@@ -367,7 +367,11 @@ class Engine:
             select(ProtocolSession).where(ProtocolSession.id == session_id).with_for_update()
         ).first()
 
-    def require_facilitator(self, session: ProtocolSession, actor: Actor, action: str) -> None:
+    def require_facilitator(
+        self, session: ProtocolSession, actor: Actor, action: str, *, by_number: bool = False
+    ) -> None:
+        """Refused unless the actor facilitates `session` or is an admin; `by_number`: the
+        refusal names the session by its number (one that is not the channel's current one)."""
         if actor.user_id == session.facilitator_id or actor.is_admin():
             return
         # A facilitator who has left the workspace can steer no more: the team hears who can.
@@ -377,6 +381,7 @@ class Engine:
             facilitator=session.facilitator_id,
             action=action,
             gone=gone,
+            number=session.id if by_number else None,
         )
 
     # -- starting ------------------------------------------------------------------------------
