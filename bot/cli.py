@@ -473,7 +473,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_protocols(args: argparse.Namespace) -> int:
-    from bot.protocols import BUILTIN_DIR, load_library, misnamed
+    from bot.protocols import BUILTIN_DIR, advice, load_library
 
     if args.action == "docs":
         return _protocol_docs()
@@ -499,7 +499,7 @@ def cmd_protocols(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     if args.action == "check":
         # The bot runs such a file: a warning, and the check still passes.
-        for warning in misnamed(library):
+        for warning in advice(library):
             print(f"warning: {warning}", file=sys.stderr)
     if args.action == "check" and not errors:
         print(_checked(library, dirs))

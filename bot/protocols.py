@@ -274,20 +274,32 @@ def load_library(
     return protocols, errors
 
 
-def misnamed(library: Mapping[str, Protocol]) -> list[ProtocolError]:
-    """A warning for each file not named after its protocol's id, as docs/protocols.md asks:
-    the bot loads it all the same, but whoever looks for `/protocol start peer-feedback` in
-    the folder looks for peer-feedback.yaml."""
-    return [
-        ProtocolError(
-            str(protocol.path),
-            "id",
-            f"is {protocol.id!r}, not the file's name: rename the file "
-            f"{protocol.id}{protocol.path.suffix}",
-        )
-        for protocol in library.values()
-        if protocol.path is not None and protocol.path.stem != protocol.id
-    ]
+def advice(library: Mapping[str, Protocol]) -> list[ProtocolError]:
+    """Warnings for files the bot loads all the same, but not as their writer may mean:
+    - a file not named after its protocol's id, as docs/protocols.md asks (whoever looks for
+      `/protocol start peer-feedback` in the folder looks for peer-feedback.yaml);
+    - a presenter who listens in the step that opens with their statement of the assignment:
+      that step asks them for it, in its thread when their prep did not give it, and their
+      reply there is then kept as a private note and the norm recalled to them."""
+    found = []
+    for protocol in library.values():
+        if protocol.path is None:
+            continue
+        if protocol.path.stem != protocol.id:
+            problem = (
+                f"is {protocol.id!r}, not the file's name: rename the file "
+                f"{protocol.id}{protocol.path.suffix}"
+            )
+            found.append(ProtocolError(str(protocol.path), "id", problem))
+        opening = protocol.statement_step
+        if protocol.step(opening).presenter == "silent":
+            problem = (
+                "the presenter listens in the step that opens with their statement of the"
+                " assignment, which asks them for it: set presenter: speaks or only here, or"
+                " statement: true on the step where they speak first"
+            )
+            found.append(ProtocolError(str(protocol.path), f"steps[{opening}].presenter", problem))
+    return found
 
 
 def _load_step(file: str, where: str, raw: Any) -> Step:

@@ -173,6 +173,27 @@ def test_a_file_not_named_after_its_id_passes_with_a_warning(
         assert "Describing the Draft" in json.dumps(bot.command("preview peer-feedback"))
 
 
+def test_a_presenter_silent_where_their_statement_is_asked_for_passes_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    # Step 1 asked the presenter for their statement and said they listened there: their reply
+    # was kept as a private note, with the norm recalled to them.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    first = _example().split("  - id: ", 2)[1]
+    silent = first.replace(
+        first[first.index("    presenter: ") :].split("\n")[0], "    presenter: silent"
+    )
+    mine.write_text(_example().replace(first, silent, 1), encoding="utf-8")
+    warning = (
+        f"warning: {mine}: steps[1].presenter: the presenter listens in the step that opens"
+        " with their statement of the assignment, which asks them for it: set presenter:"
+        " speaks or only here, or statement: true on the step where they speak first\n"
+    )
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), warning)
+
+
 def test_a_key_written_twice_is_named_not_silently_replaced(tmp_path: Path) -> None:
     # safe_load kept the second `prompt:` of a step and dropped the first without a word.
     folder = tmp_path / "protocols"
