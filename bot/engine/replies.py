@@ -309,7 +309,7 @@ class Replies:
         if _nod(kept):
             return
         engine = self.engine
-        with engine.transaction() as (s, _after):
+        with engine.transaction() as (s, after):
             found = self._step_of(s, team_id, channel, thread_ts, ts)
             if found is None:
                 self._under_header(s, team_id, channel, thread_ts, user)
@@ -354,7 +354,7 @@ class Replies:
                 reaction.dropped()
                 return  # a duplicate delivery of a reply already recorded
             contribution_id = recorded[0]
-            ACTIVITY.count(REPLIES)
+            after(lambda: ACTIVITY.count(REPLIES))
             if found.status == "ended" and audience == "group":
                 # Written before the end, handled after it (Slack's retry, a busy moment): the
                 # notes went out without it.

@@ -69,8 +69,7 @@ def rewarn(
 ) -> None:
     """The open step moved after its warning was given (an extend, a pause, a resume; or it was
     `closed` early, by `next` or `end`): the warning in its thread says what is so now, with
-    the count as it stands. The nudges sent stay: they named a close no later than the real
-    one."""
+    the count as it stands. The private nudges stay as they were sent."""
     step = session.current_step
     ref = f"warning:{session.id}:{step}"
     if step < 1 or not slack.enqueued(s, session.team_id, ref):
