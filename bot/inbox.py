@@ -65,6 +65,9 @@ MARK_EVERY = 0.05
 CHECKPOINT_EVERY = 1.0
 # A sweep gives up on an event that failed this often; the next start tries it once more.
 MAX_TRIES = 3
+# How long a session's end waits for the replies acknowledged before it (see caught_up): well
+# inside Slack's 3 s for the command's own ack.
+CATCH_UP_SECONDS = 0.5
 # Replies and reactions a lane has queued up are handled in one transaction, this many at most:
 # enough to make a backlog cheaper to clear than to build, short enough that the write lock
 # (SQLite) is never held for long.
@@ -336,6 +339,18 @@ class Inbox:
         """Whether every event handed to this process's lanes has been handled."""
         with self._queued_lock:
             return not self._queued
+
+    def caught_up(self, timeout: float = CATCH_UP_SECONDS) -> bool:
+        """Wait, `timeout` seconds at most, until the events handed to this process's lanes
+        so far are handled: a session's `end` typed a moment after a reply (its ack already
+        sent) then has the reply in its notes, not after them. A web process that hands its
+        events to the clock has none to wait for."""
+        deadline = time.monotonic() + timeout
+        while not self.idle():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def _from_lane(self, taken: list[Stored]) -> None:
         # These events were stored by acks just written. The batch then runs through: stepping

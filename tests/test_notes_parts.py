@@ -3,6 +3,7 @@ message Slack shows as written (over signed HTTP, against the stand-in Slack).""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -154,3 +155,17 @@ def test_a_long_reply_handled_after_the_end_reaches_the_notes_whole(bot: Bot) ->
     for parts in (_notes_parts(bot, header_ts), bot.standin.messages(f"D{PRESENTER[1:]}")):
         body = " ".join(_sections(parts))
         assert all(f"Line {n:03d} " in body for n in range(500))
+
+
+def test_a_reply_acknowledged_just_before_the_end_is_in_the_notes(bot: Bot) -> None:
+    # `end` typed a moment after a reply (Slack had its ack): the notes went out without it,
+    # and it followed them as "one more reply".
+    step = bot.open_step()
+    for n in range(5):
+        bot.reply(TEACHERS[n % 3], f"Reply {n}, just in time.", step)
+    bot.command("end")
+    bot.settle()
+    (notes,) = [m for m in bot.posts() if str(m.get("text")).startswith("Notes from")]
+    shown = json.dumps(notes)
+    assert all(f"Reply {n}, just in time." in shown for n in range(5))
+    assert not [m for m in bot.posts() if "One more" in str(m.get("text"))]
