@@ -15,6 +15,8 @@ import threading
 import time
 from collections import Counter
 
+from bot.clock import Every
+
 log = logging.getLogger(__name__)
 
 REPORT_SECONDS = 600.0
@@ -77,36 +79,25 @@ class Activity:
 ACTIVITY = Activity()
 
 
-class Reporter:
+class Reporter(Every):
     """Logs ACTIVITY's line every `seconds` on a thread of its own, and once more on stop."""
 
     def __init__(self, activity: Activity = ACTIVITY, seconds: float = REPORT_SECONDS) -> None:
-        self.activity, self.seconds = activity, seconds
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("activity", seconds)
+        self.activity = activity
+        self._since = time.monotonic()
 
     def start(self) -> Reporter:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="activity", daemon=True)
-        self._thread.start()
+        self._since = time.monotonic()
+        super().start()
         return self
 
-    def _run(self) -> None:
-        since = time.monotonic()
-        while not self._stopping.wait(self.seconds):
-            since = self._say(since)
-        self._say(since)  # what the last stretch did, before the process stops
-
-    def _say(self, since: float) -> float:
+    def tick(self) -> None:
         now = time.monotonic()
-        line = self.activity.report(now - since)
+        line = self.activity.report(now - self._since)
         if line is not None:
             log.info("%s", line)
-        return now
+        self._since = now
 
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stopping.set()
-        self._thread.join(timeout=5)
-        self._thread = None
+    def last(self) -> None:
+        self.tick()  # what the last stretch did, before the process stops

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,3 +21,40 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+class Every:
+    """A piece of work (`tick`) done every `every` seconds on a thread of its own, from start()
+    until stop(): the first time at once when `at_once`, else after the first wait; `last`
+    once more as it stops."""
+
+    def __init__(self, name: str, every: float, *, at_once: bool = False) -> None:
+        self.name, self.every, self.at_once = name, every, at_once
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def last(self) -> None:
+        """What is done as it stops (nothing unless a kind says)."""
+
+    def start(self) -> Every:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        if self.at_once:
+            self.tick()
+        while not self._stop.wait(self.every):
+            self.tick()
+        self.last()

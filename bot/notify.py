@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
 
+from bot.clock import Every
 from bot.logs import Outage
 from bot.store.db import Database, connect_timeout
 
@@ -279,38 +280,19 @@ CLOCK_HELD = text(
 CLOCK_CHECK_SECONDS = 30.0
 
 
-class ClockWatch:
+class ClockWatch(Every):
     """A web process's eye on the clock: without one nothing is posted and no step moves on,
     while commands are still answered. Looked at every `every` seconds from a thread of its
     own (never per request); missing at two looks in a row, it is said once in the log and
     shown by /healthz until a clock runs again. A clock restarting (a deploy) is back sooner."""
 
     def __init__(self, db: Database, every: float = CLOCK_CHECK_SECONDS) -> None:
-        self.db, self.every = db, every
+        super().__init__("clock-watch", every, at_once=True)
+        self.db = db
         self.missing = False
         self._misses = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> ClockWatch:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="clock-watch", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.look()
-            self._stop.wait(self.every)
-
-    def look(self) -> None:
+    def tick(self) -> None:
         try:
             with self.db.engine.connect() as conn:
                 key = {"high": CLOCK_LOCK >> 32, "low": CLOCK_LOCK & 0xFFFFFFFF}

@@ -251,9 +251,8 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
         db.dispose()
 
 
-def test_the_clock_runs_the_housekeeping_daily_with_the_retention_setting(
-    workspace: SlackStandin, database_url: str
-) -> None:
+def _kept_thirty_days(workspace: SlackStandin, database_url: str) -> tuple[Settings, Database]:
+    """Settings with DATA_RETENTION_DAYS=30, and their database, migrated."""
     settings = Settings(
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,
@@ -263,6 +262,13 @@ def test_the_clock_runs_the_housekeeping_daily_with_the_retention_setting(
     )
     db = Database(database_url)
     upgrade(db)
+    return settings, db
+
+
+def test_the_clock_runs_the_housekeeping_daily_with_the_retention_setting(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    settings, db = _kept_thirty_days(workspace, database_url)
     runtime = Runtime(settings, database=db).start()
     try:
         assert runtime.scheduler is not None
@@ -287,15 +293,7 @@ def test_a_housekeeping_that_meets_a_database_outage_is_tried_again_in_minutes(
     workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # It was logged as an error with a traceback, and tried again a day later.
-    settings = Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=workspace.url,
-        database_url=database_url,
-        data_retention_days=30,
-    )
-    db = Database(database_url)
-    upgrade(db)
+    settings, db = _kept_thirty_days(workspace, database_url)
     clock = _HeldClock(datetime.now(UTC))
     runtime = Runtime(settings, clock=clock, database=db).start()
     caplog.set_level(logging.WARNING)

@@ -599,7 +599,8 @@ def test_a_web_process_says_when_no_clock_runs_and_when_one_is_back(
         assert set(looked) == {"clock-watch"}
         clock = ClockLink(database_url, lambda: None, lambda: None).start()
         wait_for(lambda: _healthz(web).get("clock") == "running", 5, "the clock seen again")
-        time.sleep(0.5)  # a few more looks: nothing more is said
+        seen = len(looked)  # a few more looks: nothing more is said
+        wait_for(lambda: len(looked) >= seen + 5, 5, "more looks at the clock")
     finally:
         if clock is not None:
             clock.stop()
