@@ -68,6 +68,8 @@ MAX_TRIES = 3
 # How long a session's end waits for the replies acknowledged before it (see caught_up): well
 # inside Slack's 3 s for the command's own ack.
 CATCH_UP_SECONDS = 0.5
+# ...and, in a web process that hands its events to the clock, how far back it looks for them.
+CATCH_UP_WINDOW = timedelta(seconds=5)
 # Replies and reactions a lane has queued up are handled in one transaction, this many at most:
 # enough to make a backlog cheaper to clear than to build, short enough that the write lock
 # (SQLite) is never held for long.
@@ -340,17 +342,43 @@ class Inbox:
         with self._queued_lock:
             return not self._queued
 
-    def caught_up(self, timeout: float = CATCH_UP_SECONDS) -> bool:
-        """Wait, `timeout` seconds at most, until the events handed to this process's lanes
-        so far are handled: a session's `end` typed a moment after a reply (its ack already
-        sent) then has the reply in its notes, not after them. A web process that hands its
-        events to the clock has none to wait for."""
+    def caught_up(self, team_id: str, timeout: float = CATCH_UP_SECONDS) -> bool:
+        """Wait, `timeout` seconds at most, until the events acknowledged so far are handled:
+        a session's `end` typed a moment after a reply (its ack already sent) then has the
+        reply in its notes, not after them. Those are the events handed to this process's
+        lanes; or, in a web process that hands its events to the clock, the workspace's events
+        stored in the last few seconds, which the clock handles (older ones wait for a sweep)."""
         deadline = time.monotonic() + timeout
-        while not self.idle():
+        done, poll = (self._clock_caught_up(team_id), 0.02) if self.hand_off else (self.idle, 0.005)
+        while not done():
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.005)
+            time.sleep(poll)
         return True
+
+    def _clock_caught_up(self, team_id: str) -> Callable[[], bool]:
+        recent = (
+            select(InboxEvent.id)
+            .where(InboxEvent.processed_at.is_(None), InboxEvent.team_id == team_id)
+            .where(InboxEvent.received_at >= self.clock.now() - CATCH_UP_WINDOW)
+        )
+        with self.db.inbox_session() as s:
+            waiting = list(s.scalars(recent))
+
+        def handled() -> bool:
+            nonlocal waiting
+            if waiting:
+                with self.db.inbox_session() as s:
+                    waiting = list(
+                        s.scalars(
+                            select(InboxEvent.id).where(
+                                InboxEvent.id.in_(waiting), InboxEvent.processed_at.is_(None)
+                            )
+                        )
+                    )
+            return not waiting
+
+        return handled
 
     def _from_lane(self, taken: list[Stored]) -> None:
         # These events were stored by acks just written. The batch then runs through: stepping

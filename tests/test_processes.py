@@ -484,6 +484,33 @@ def test_a_web_process_stores_and_acks_and_the_clock_handles_each_event(
         web.stop()
 
 
+@needs_postgres
+def test_a_reply_a_web_process_acknowledged_just_before_the_end_is_in_the_notes(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # The web process hands its events to the clock: `end` typed a moment after the replies
+    # built the notes before the clock had recorded them, and they followed as "one more".
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    clock = Runtime(web.settings, database=Database(database_url)).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+        web.wait_until(lambda: bool(web.step_posts()))
+        clock.sender.drain(5)
+        thread = str(web.step_posts()[0]["ts"])
+        for n in range(5):
+            web.reply(TEACHERS[n % 3], f"Reply {n}, just in time.", thread)
+        web.command("end")
+        web.wait_until(lambda: _unhandled(web) == 0)
+        clock.sender.drain(5)
+        (notes,) = [m for m in web.posts() if str(m.get("text")).startswith("Notes from")]
+        assert all(f"Reply {n}, just in time." in json.dumps(notes) for n in range(5))
+        assert not [m for m in web.posts() if "One more" in str(m.get("text"))]
+    finally:
+        clock.stop()
+        clock.db.dispose()
+        web.stop()
+
+
 def test_an_inbox_notification_names_rows_and_channels_and_drops_what_it_cannot_read() -> None:
     assert parse_inbox("inbox:12=C1") == [(12, "C1")]
     assert parse_inbox("inbox:12=C1,garbage,=C2,13=") == [(12, "C1"), (13, "")]

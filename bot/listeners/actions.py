@@ -38,7 +38,7 @@ def register(app: App, runtime: Runtime) -> None:
             return
         engine = runtime.engine
         if action["action_id"] == "step_next":
-            runtime.inbox.caught_up()  # the last step's Finish: replies before it are in
+            runtime.inbox.caught_up(actor.team_id)  # the last step's Finish: replies before it in
         run = {
             "step_next": lambda: engine.next_step(actor, pressed),
             "step_extend": lambda: controls.extend_step(engine, actor, pressed),

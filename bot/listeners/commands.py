@@ -90,7 +90,7 @@ def register(app: App, runtime: Runtime) -> None:
             runtime.answers.submit(_answer_later, runtime, parsed, actor, respond)
             return
         if isinstance(parsed, cmd.End | cmd.Next):
-            runtime.inbox.caught_up()  # replies acknowledged before it go in before it
+            runtime.inbox.caught_up(actor.team_id)  # replies acknowledged before it go in before it
         reply = (
             parsed
             if isinstance(parsed, Reply)
