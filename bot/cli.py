@@ -550,7 +550,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings()
     _schema_ready(settings)
     try:
-        exported = export(settings, args.session, args.format)
+        exported = export(
+            settings,
+            args.session,
+            args.format,
+            say=lambda line: print(f"protocolbot: {line}", file=sys.stderr),
+        )
     except LookupError as error:
         print(f"protocolbot: {error}", file=sys.stderr)
         return 1

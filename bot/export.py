@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 
 from bot.engine import notes as notes_mod
@@ -20,7 +22,11 @@ FORMATS = {
 MAX_SESSION_ID = 2**31 - 1
 
 
-def export(settings: Settings, which: str, fmt: str) -> str:
+def export(
+    settings: Settings, which: str, fmt: str, say: Callable[[str], None] | None = None
+) -> str:
+    """The session's notes in the format asked; `say` hears what the reader should know beside
+    them (that retention deleted the replies, which a CSV has no place to tell)."""
     dirs = [BUILTIN_DIR] + ([settings.protocols_dir] if settings.protocols_dir else [])
     library, _errors = load_library(dirs)
     db = Database(settings.database_url)
@@ -50,6 +56,9 @@ def export(settings: Settings, which: str, fmt: str) -> str:
                 s, session.id, session.protocol_id
             )
             notes = notes_mod.build_notes(s, session, protocol)
+            if session.purged_at is not None and say is not None:
+                when = f"{session.purged_at:%Y-%m-%d}"
+                say(f"session {session.id}'s replies were deleted on {when} (DATA_RETENTION_DAYS)")
             if fmt == "md":
                 # Someone who wrote nothing, by the name Slack gave at the start.
                 return notes_mod.export_markdown(notes, session.names)

@@ -45,6 +45,11 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
             )
             gone = delete(Contribution).where(Contribution.session_id.in_(ended))
             counts["contributions"] = _count(s.execute(gone))
+            s.execute(
+                update(ProtocolSession)
+                .where(ProtocolSession.id.in_(ended), ProtocolSession.purged_at.is_(None))
+                .values(purged_at=now)
+            )
             kept = or_(ProtocolSession.statement.is_not(None), ProtocolSession.names.is_not(None))
             s.execute(
                 update(ProtocolSession)

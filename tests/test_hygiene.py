@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from bot.export import export
 from bot.retention import purge
 from bot.runtime import Runtime
 from bot.server import make_wsgi
@@ -249,6 +250,30 @@ def test_retention_purges_what_people_wrote_in_sessions_ended_long_enough_ago(
         assert purge(db, now, retention_days=None) == {"inbox": 0}
     finally:
         db.dispose()
+
+
+def test_the_notes_of_a_session_whose_replies_retention_deleted_say_so(bot: Bot) -> None:
+    # They read "Nothing was recorded in the step threads this time", in Slack and in the
+    # exports, as if the team had written nothing.
+    step = bot.open_step()
+    bot.reply(TEACHERS[0], "She drew two number lines.", step)
+    bot.command("end")
+    bot.settle()
+    purged = datetime.now(UTC) + timedelta(days=40)
+    assert purge(bot.db, purged, retention_days=30)["contributions"] == 1
+    shown = json.dumps(bot.command("notes"))
+    assert "were deleted" in shown and "Nothing was recorded" not in shown
+    said: list[str] = []
+    assert export(bot.settings, "latest", "csv", say=said.append).count("\n") == 1  # its header
+    assert said == [f"session 1's replies were deleted on {purged:%Y-%m-%d} (DATA_RETENTION_DAYS)"]
+    assert f"- Replies deleted: {purged:%Y-%m-%d %H:%M} UTC" in export(bot.settings, "1", "md")
+    exported = json.loads(export(bot.settings, "latest", "json"))
+    assert exported["session"]["purged_at"] == purged.isoformat()
+    # Purged once: a later housekeeping keeps the first time.
+    purge(bot.db, purged + timedelta(days=1), retention_days=30)
+    assert json.loads(export(bot.settings, "1", "json"))["session"]["purged_at"] == (
+        purged.isoformat()
+    )
 
 
 def _kept_thirty_days(workspace: SlackStandin, database_url: str) -> tuple[Settings, Database]:

@@ -329,6 +329,8 @@ def export_json(notes: Notes) -> str:
             # What work the team looked at, from the presenter's prep (None once deleted).
             "statement": session.statement,
             "link": (session.prep or {}).get("link"),
+            # When retention deleted the contributions (None while they are kept).
+            "purged_at": _iso(session.purged_at),
         },
         "steps": [
             {

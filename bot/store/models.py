@@ -79,6 +79,8 @@ class ProtocolSession(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    # When retention deleted what its people wrote (see bot/retention.py): its notes say so.
+    purged_at: Mapped[datetime | None]
 
     steps: Mapped[list[StepRun]] = relationship(
         back_populates="session", order_by="StepRun.index", cascade="all, delete-orphan"
