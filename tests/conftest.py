@@ -20,6 +20,22 @@ pytest_plugins = ["tests.fakes.slack_api", "tests.engine_fixtures"]
 PG_ADMIN_URL = os.environ.get("PROTOCOLBOT_TEST_POSTGRES")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With PROTOCOLBOT_TEST_POSTGRES set, only the tests that reach the database run: through
+    the database_url fixture, or marked `postgres`. The others (parsing, templates, the demo's
+    own SQLite, the command line's refusals) do the same on either, and the SQLite run has them."""
+    if not PG_ADMIN_URL:
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        reaches = "database_url" in getattr(item, "fixturenames", ())
+        (kept if reaches or item.get_closest_marker("postgres") else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database for one test."""

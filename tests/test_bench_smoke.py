@@ -67,6 +67,7 @@ def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> No
             assert "CPU per reply by thread at" in text
 
 
+@pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_on_postgresql_ours_runs_as_a_web_process_and_the_clock(tmp_path: Path) -> None:
     """The shape production runs (PRODUCT 4): the clock handles what the web process stores."""

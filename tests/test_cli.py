@@ -131,6 +131,7 @@ def _said(path: Path, words: str, timeout: float = 20.0) -> str:
     raise AssertionError(f"{words!r} not said:\n{path.read_text()[-3000:]}")
 
 
+@pytest.mark.postgres
 @pytest.mark.skipif(
     not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
 )
@@ -217,6 +218,7 @@ def test_a_sqlite_file_that_cannot_be_made_names_its_folder(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.postgres
 @pytest.mark.skipif(
     not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
 )
@@ -229,6 +231,7 @@ def test_a_postgresql_database_that_does_not_exist_is_named(tmp_path: Path) -> N
     assert "no_such_protocolbot_db" in line
 
 
+@pytest.mark.postgres
 @pytest.mark.skipif(
     not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
 )
