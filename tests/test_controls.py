@@ -242,6 +242,39 @@ def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks
     assert " of 1 " not in warning and "so far" not in warning
 
 
+def test_closing_warning_neither_counts_nor_nudges_the_presenter_where_they_are_asked(
+    bot: Bot,
+) -> None:
+    # The Consultancy's Probing Questions are for the presenter, who may answer: they were
+    # nudged privately to ask themselves "What questions could help the presenter think more
+    # deeply...", and their answers counted them among those who had asked.
+    bot.command(f"start consultancy <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for k in (2, 3):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)
+    probing = str(bot.step_posts()[2]["ts"])
+    bot.reply(TEACHERS[0], "What would success look like for you?", probing)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+
+    warn_step(bot.runtime.engine, _session(bot).id, 3)
+    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, probing)))
+    # The facilitator and three teachers ask; one has.
+    assert any("1 of 4 has replied so far" in t for t in _thread(bot, probing))
+    bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 3)
+    bot.settle()
+    nudged = {str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")}
+    assert nudged == {FACILITATOR, TEACHERS[1], TEACHERS[2]}
+
+    # The presenter's answer is a note in the thread, not one more question asked.
+    bot.reply(PRESENTER, "Higher homework completion, I think.", probing)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 2)
+    bot.command("extend 10m")
+    bot.wait_until(lambda: any("1 of 4 has replied" in t for t in _thread(bot, probing)))
+    bot.settle()
+    assert not any("2 of 5" in t for t in _thread(bot, probing))
+
+
 def test_the_closing_warning_of_a_long_step_says_which_day_it_closes(bot: Bot) -> None:
     # A week's step warns more than a day before it closes (and a reader far away may be on
     # another day): the time alone would read as today.

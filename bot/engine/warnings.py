@@ -103,10 +103,13 @@ def _count(
     """Who is expected to reply in the step, who has, and the warning that counts them. In a
     step for describing or interpreting, only a reply of that kind counts: a question parked
     for the presenter, or an interpretation parked while describing, is not a description."""
+    # The questions of a step that collects them are for the presenter: they answer, and are
+    # neither counted among those who ask nor nudged to ask (their answers are notes).
+    asked = spec.presenter == "silent" or spec.collects == "question"
     members = [
         user
         for user in engine.directory.members(session.team_id, session.channel_id)
-        if not (spec.presenter == "silent" and user == session.presenter_id)
+        if not (asked and user == session.presenter_id)
     ]
     if spec.presenter == "only":
         members = [session.presenter_id]
@@ -115,6 +118,8 @@ def _count(
         Contribution.step_index == step,
         Contribution.audience == "group",
     )
+    if asked and spec.presenter != "only":
+        query = query.where(Contribution.user_id != session.presenter_id)
     if spec.collects in _COUNTED_BY_KIND:
         query = query.where(Contribution.tag == spec.collects)
     replied = set(s.scalars(query))
