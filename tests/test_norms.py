@@ -598,6 +598,22 @@ def test_in_a_presenter_only_step_the_others_are_reminded_and_kept_as_notes(bot:
     assert _section(notes, "note") == ["Agree, the drawing carried the argument"]
 
 
+def test_a_tagged_reply_where_only_the_presenter_speaks_is_told_its_tag(bot: Bot) -> None:
+    # Told "as a note" under the Tuning Protocol's Presentation, a `Q:` reply was recorded as a
+    # question, listed for the presenter, and marked with the question's reaction.
+    thread = _start_at_step(bot, 1, "tuning")
+    asked = _say(bot, T1, "Q: how long did they have?", thread)
+    assert _recorded(bot, asked).tag == "question"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    told = json.dumps(_ephemerals_to(bot, T1)[0]["blocks"])
+    assert "as a question rather than part of the presenter's turn" in told
+    assert "as a note" not in told
+    aside = _say(bot, T2, "Reading now.", thread)
+    assert _recorded(bot, aside).tag == "note"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T2)) == 1)
+    assert "as a note rather than" in json.dumps(_ephemerals_to(bot, T2)[0]["blocks"])
+
+
 def test_the_presenters_answers_to_clarifying_questions_are_not_questions(bot: Bot) -> None:
     thread = _start_at_step(bot, 2, "tuning")  # Clarifying Questions
     asked = _say(bot, T1, "Was this timed?", thread)

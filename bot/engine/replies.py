@@ -384,6 +384,7 @@ class Replies:
                     index=found.step_index,
                     # the nudge's buttons carry the contribution's id
                     contribution={"id": contribution_id, "text": kept},
+                    tag=tag,
                     **_steps_ahead(protocol, found.step_index, session),
                 )
 
