@@ -117,6 +117,10 @@ a built-in id (`atlas`, ...) is taken |
 `standard` (work they wonder about, want to revise, or that shows a dilemma) or `equity` \
 (work they wonder or are concerned about, for an equity conversation), or `none` (the same \
 as leaving it out): no reminder |
+| `asks_statement` | no | `false` when the steps' own words say what the presenter brings (a \
+dilemma, a class set with its rubric): the first step then only calls on the presenter, with no \
+request of the bot's for a very brief statement of the assignment. A statement their prep gave \
+is still shown. Default `true` |
 | `steps` | yes | the steps, in order, at least one |
 | `steps[n].id` | yes | like the protocol's `id`; different for each step |
 | `steps[n].title` | yes | one line of up to 150 characters |

@@ -62,7 +62,7 @@ _MAX_CHARS = {
     "template": 100,
 }
 _PROTOCOL_REQUIRED = ("id", "name", "source", "summary", "steps")
-_PROTOCOL_FIELDS = (*_PROTOCOL_REQUIRED, "presenter_prep")
+_PROTOCOL_FIELDS = (*_PROTOCOL_REQUIRED, "presenter_prep", "asks_statement")
 _STEP_REQUIRED = ("id", "title", "minutes", "prompt", "guidance", "presenter", "collects")
 _STEP_FIELDS = (*_STEP_REQUIRED, "template", "everyone", "questions", "statement")
 
@@ -91,6 +91,9 @@ class Protocol:
     presenter_prep: str | None
     steps: tuple[Step, ...]
     path: Path | None = None
+    # False where the steps' own words say what the presenter brings (a dilemma, a class set,
+    # the rubric): the bot adds no request of its own for a statement of the assignment.
+    asks_statement: bool = True
 
     @property
     def statement_step(self) -> int:
@@ -207,6 +210,8 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
         prep = None
     if prep is not None:
         prep = problems.read(_choice, file, "presenter_prep", prep, (*PREP_KINDS, "none"))
+    asks = raw.get("asks_statement", True)
+    asks = problems.read(_flag, file, "asks_statement", asks)
     steps = raw.get("steps")
     if steps is None:
         steps = []  # told: required
@@ -236,7 +241,16 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
     problems.raise_any()
     loaded = tuple(step for step in read if step is not None)
     assert protocol_id and name and source and summary  # read, or raised just above
-    return Protocol(protocol_id, name, source, summary, prep, loaded, path=Path(path))
+    return Protocol(
+        protocol_id,
+        name,
+        source,
+        summary,
+        prep,
+        loaded,
+        path=Path(path),
+        asks_statement=asks is not False,
+    )
 
 
 def load_library(
@@ -292,7 +306,7 @@ def advice(library: Mapping[str, Protocol]) -> list[ProtocolError]:
             )
             found.append(ProtocolError(str(protocol.path), "id", problem))
         opening = protocol.statement_step
-        if protocol.step(opening).presenter == "silent":
+        if protocol.asks_statement and protocol.step(opening).presenter == "silent":
             problem = (
                 "the presenter listens in the step that opens with their statement of the"
                 " assignment, which asks them for it: set presenter: speaks or only here, or"

@@ -988,8 +988,16 @@ def test_e2e_only_protocols_that_describe_first_ask_the_statement_to_withhold_co
 
     bot.runtime.engine.begin(1)
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    # Its first step asks the presenter for the context, the goals and the rubric: a request
+    # of the bot's for "a very brief statement" and the work alone said otherwise.
     step1 = message_text(bot.step_posts()[0])
-    assert "a very brief statement of what the student was asked to do, and share" in step1
+    assert "very brief statement" not in step1
+    assert f"<@{PRESENTER}>, you start: reply in this thread as this step asks." in step1
+    bot.command("end")
+    bot.runtime.engine.begin(2)
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    step1 = message_text(bot.step_posts()[1])
+    assert "a very brief statement of what the student was asked to do (no background" in step1
 
 
 def test_a_session_booked_ahead_of_others_names_those_that_will_wait_for_it(bot: Bot) -> None:

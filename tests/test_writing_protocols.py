@@ -318,6 +318,11 @@ def test_a_check_names_every_problem_of_a_file_at_once(tmp_path: Path) -> None:
     assert problems[0].startswith("presenter_prep: must be one of standard, equity, none")
     assert problems[1].startswith("steps[2].minutes: must be a whole number of minutes")
     assert problems[2] == "steps[3].title: duplicate step title 'The Assignment' (also steps[1])"
+    (problem,) = _problems_of(
+        tmp_path,
+        _example().replace("presenter_prep:", "asks_statement: no thanks\npresenter_prep:"),
+    )
+    assert problem == "asks_statement: must be true or false (got 'no thanks')"
 
 
 def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Path) -> None:
@@ -331,8 +336,10 @@ def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Pat
         .replace("    presenter: speaks\n", "    presenter: speaks\n    statement: true\n", 1),
     )
     assert problems == [
-        "extra: unknown field (expected one of id, name, source, summary, steps, presenter_prep)",
-        "sourc: unknown field (expected one of id, name, source, summary, steps, presenter_prep)",
+        "extra: unknown field (expected one of id, name, source, summary, steps, presenter_prep, "
+        "asks_statement)",
+        "sourc: unknown field (expected one of id, name, source, summary, steps, presenter_prep, "
+        "asks_statement)",
         "source: is required",
         "steps[1].colects: unknown field (expected one of id, title, minutes, prompt, guidance, "
         "presenter, collects, template, everyone, questions, statement)",
