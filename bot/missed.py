@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -37,9 +38,8 @@ def catch_up(
 ) -> int:
     """Store what changed unheard in `thread` (team, enterprise, channel, ts): how many events."""
     team_id, enterprise_id, channel, thread_ts = thread
-    messages = directory.thread(team_id, channel, thread_ts)
-    if not any(m.get("ts") == thread_ts for m in messages):
-        return 0  # Slack didn't show the thread: nothing can be told of it
+    # What was recorded, read before Slack is asked: a reply recorded after the thread came
+    # back would be missing from it, and seem deleted.
     with db.session() as s:
         rows = s.execute(
             select(Contribution.ts, Contribution.audience, Contribution.updated_at).where(
@@ -49,6 +49,9 @@ def catch_up(
             )
         )
         recorded = {ts: (audience, updated_at) for ts, audience, updated_at in rows}
+    messages = directory.thread(team_id, channel, thread_ts)
+    if not any(m.get("ts") == thread_ts for m in messages):
+        return 0  # Slack didn't show the thread: nothing can be told of it
     stored = 0
     for key, event in _unheard(messages, recorded, thread_ts):
         body = {
@@ -71,7 +74,8 @@ def _unheard(
 ) -> list[tuple[str, dict[str, Any]]]:
     """The events Slack would have sent for the thread as it stands (each with a key for its
     id): a reply not recorded, an edit made after the bot last changed its reply, a recorded
-    reply no longer there."""
+    reply no longer there. A recorded reply newer than any Slack listed may be one Slack's
+    answer does not show yet: it is kept, since taking it from the notes would lose it."""
     replies = {
         str(m["ts"]): {**m, "thread_ts": thread_ts}
         for m in messages
@@ -85,12 +89,21 @@ def _unheard(
         elif recorded[ts][0] != DELETED and edited and _after(edited, recorded[ts][1]):
             changed = {"subtype": "message_changed", "hidden": True, "message": message}
             events.append((f"{ts}:{edited}", changed))
+    newest = max(map(_moment, [thread_ts, *replies]))
     for ts, (audience, _changed) in recorded.items():
-        if ts not in replies and audience != DELETED:
+        if ts not in replies and audience != DELETED and _moment(ts) < newest:
             previous = {"ts": ts, "thread_ts": thread_ts}
             deleted = {"subtype": "message_deleted", "hidden": True, "deleted_ts": ts}
             events.append((f"{ts}:deleted", {**deleted, "previous_message": previous}))
     return events
+
+
+def _moment(ts: str) -> Decimal:
+    """A Slack ts, in order ("1790000000.000100")."""
+    try:
+        return Decimal(ts)
+    except ArithmeticError:
+        return Decimal(0)
 
 
 def _after(ts: str, moment: datetime) -> bool:

@@ -295,6 +295,31 @@ def test_replies_written_while_the_bot_was_out_of_the_channel_are_recorded_on_re
     assert "I take back" not in json.dumps(bot.posts(f"D{PRESENTER[1:]}"))
 
 
+def test_a_reply_slacks_thread_does_not_show_yet_is_not_taken_for_deleted_on_resume(
+    bot: Bot,
+) -> None:
+    # A resume asks Slack for each step's thread: a reply recorded a moment before, newer than
+    # any in Slack's answer, was taken for one deleted and left out of the notes.
+    first = bot.open_step()
+    shown = bot.standin.add_message(CHANNEL, TEACHERS[0], "The table has four columns", first)
+    bot.reply(TEACHERS[0], shown["text"], first, ts=shown["ts"])
+    latest = bot.reply(TEACHERS[1], "Two rows are blank", first)  # not in Slack's answer yet
+    bot.wait_until(lambda: len(bot.recorded()) == 2, timeout=10)
+    bot.command("pause")
+    bot.command("resume")
+    bot.wait_until(lambda: bool(bot.standin.calls_to("conversations.replies")))
+    bot.settle()
+    assert _kept(bot) == ["The table has four columns", "Two rows are blank"]
+    # Slack shows a newer reply, and not that one: it was deleted.
+    bot.standin.add_message(CHANNEL, TEACHERS[2], "Q: Is this a first draft?", first)
+    bot.command("pause")
+    bot.command("resume")
+    bot.wait_until(lambda: len(bot.recorded()) == 3, timeout=10)
+    bot.settle()
+    assert _kept(bot) == ["The table has four columns", "Is this a first draft?"]
+    assert latest in bot.recorded()
+
+
 def test_replies_written_meanwhile_in_earlier_steps_threads_are_recorded_on_resume(
     bot: Bot,
 ) -> None:
