@@ -139,9 +139,10 @@ private nudge before the step closes |
 A step's prompt, guidance and questions together hold up to 5000 characters: the step is one \
 Slack message |
 | `steps[n].statement` | no | `true` on the one step that opens with the presenter's statement \
-of the assignment from their prep, when that is not step 1 (step 1 then shows only the work). \
-That step asks the presenter for the statement when their prep did not give it, so they should \
-not be `silent` there: `protocols check` warns if they are |
+of the assignment from their prep, when that is not step 1 (step 1 then shows only the link to \
+the work, or calls on the presenter to start). That step asks the presenter for the statement \
+when their prep did not give it, so they should not be `silent` there: `protocols check` warns \
+if they are |
 | `steps[n].template` | no | a template in `messages/` to post the step with instead of \
 `step.j2`. It is rendered again to edit the message as the step moves: `closes_at` is the close \
 time while it runs, `paused_remaining` the seconds left while paused (else none), `closed_at` \

@@ -898,9 +898,11 @@ def test_e2e_without_prep_the_conference_asks_for_the_work_alone_in_step_1(bot: 
     bot.command(f"start collaborative-assessment <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     step1 = message_text(bot.step_posts()[0])
-    assert "please share the work here" in step1
-    assert "what the student was asked to do comes in step 5" in step1
-    assert "brief statement" not in step1
+    # The step's own words ask for the work alone; the bot calls on the presenter, once (it
+    # said a third time to share the work with no comment).
+    assert "and no comment on it" not in step1
+    assert f"<@{PRESENTER}>, you start: reply in this thread as this step asks." in step1
+    assert "brief statement" not in step1 and "asked to do" not in step1
     for opened in range(2, 6):
         bot.command("next")
         bot.wait_until(lambda opened=opened: len(bot.step_posts()) == opened)
