@@ -97,6 +97,21 @@ def test_the_atlas_header_keeps_describe_first_and_the_listening_presenter(bot: 
     assert "Describe before you interpret. When a step says the presenter listens" in norms
 
 
+def test_the_plan_and_the_preview_mark_the_steps_where_only_the_presenter_speaks(
+    bot: Bot,
+) -> None:
+    # Only the steps where the presenter listened were marked: nothing told the team to read
+    # along in the Tuning Protocol's Presentation.
+    preview = json.dumps(bot.command("preview tuning"))
+    assert "Presentation* (15 min, only the presenter speaks)" in preview
+    assert "Clarifying Questions* (5 min)" in preview
+    bot.command(f"start tuning <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: bool(bot.posts()))
+    plan = json.dumps(bot.posts()[0]["blocks"])
+    assert "1. Presentation _(only the presenter speaks)_" in plan
+    assert "4. Warm and Cool Feedback _(presenter listens)_" in plan
+
+
 def test_a_step_with_many_long_parked_interpretations_keeps_its_buttons(bot: Bot) -> None:
     # Slack takes 50 blocks: 60 long parked interpretations ran the step message past them,
     # and the cut took the closing time and the facilitator's Next step, Extend and Pause.
