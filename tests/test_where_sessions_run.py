@@ -203,6 +203,30 @@ def test_a_session_booked_for_a_channel_archived_since_is_called_off(bot: Bot) -
     assert _sessions(bot) == [(CHANNEL, "cancelled")]
 
 
+def test_a_session_in_a_channel_where_only_admins_may_post_is_called_off(bot: Bot) -> None:
+    # An announcement channel: Slack refuses the bot's posts there, as anyone's but an admin's.
+    refused = "restricted_action_read_only_channel"
+    bot.standin.fail_next("chat.postMessage", error=refused, times=50, channel=CHANNEL)
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: _notes_to_facilitator(bot), timeout=10)
+    bot.settle()
+    (note,) = _notes_to_facilitator(bot)
+    assert "called the session off" in note and "settings don't let me post" in note
+    assert "workspace admin" in note and "can't see it" not in note
+    assert _sessions(bot) == [(CHANNEL, "cancelled")]  # the channel is free for another start
+
+
+def test_a_session_whose_channel_an_admin_made_read_only_is_paused(bot: Bot) -> None:
+    bot.open_step()
+    bot.standin.fail_next("chat.postMessage", error="restricted_action", times=50, channel=CHANNEL)
+    bot.command("next")  # step 2 can't be posted: nobody would see it, nor the steps after it
+    bot.wait_until(lambda: any("paused" in n for n in _notes_to_facilitator(bot)), timeout=10)
+    bot.settle()
+    (note,) = [n for n in _notes_to_facilitator(bot) if "paused the session" in n]
+    assert "settings don't let me post" in note and "/protocol resume" in note
+    assert _sessions(bot) == [(CHANNEL, "paused")]
+
+
 def _ids(bot: Bot) -> list[tuple[int]]:
     with bot.db.session() as s:
         return [(x.id,) for x in s.scalars(select(ProtocolSession))]

@@ -26,8 +26,17 @@ NOTICE = "undelivered"
 TOLD_ABOUT = frozenset({"chat.postMessage", UPLOAD_METHOD})
 # Slack's answers when the bot can't reach a channel (a join was tried for not_in_channel).
 UNREACHABLE = frozenset({"not_in_channel", "channel_not_found"})
+# The channel's settings let only some post there, or not in threads (an announcement channel).
+RESTRICTED = frozenset(
+    {
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_non_threadable_channel",
+        "restricted_action_thread_only_channel",
+    }
+)
 # ...and those that keep every later post out of it too, until someone puts it right.
-CHANNEL_CLOSED = UNREACHABLE | {"is_archived"}
+CHANNEL_CLOSED = UNREACHABLE | RESTRICTED | {"is_archived"}
 
 
 def call_off_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
