@@ -26,12 +26,42 @@ _DIRECTIVE_AT_LINE_START = re.compile(r"(^|\n)(?=::)")
 _AT_WORD_START = re.compile(r"(?:^|(?<=[\s(\[{\"'\u201c\u2018\u00ab*_~>]))@(?=\w)")
 
 
+# Unicode's explicit direction marks: embeddings and overrides (LRE, RLE, LRO, RLO) end at a PDF,
+# isolates (LRI, RLI, FSI) at a PDI; left open, each holds to the end of its line.
+_EMBEDDINGS, _POP_EMBEDDING = "\u202a\u202b\u202d\u202e", "\u202c"
+_ISOLATES, _POP_ISOLATE = "\u2066\u2067\u2068", "\u2069"
+_DIRECTION_MARKS = re.compile(f"[{_EMBEDDINGS}{_POP_EMBEDDING}{_ISOLATES}{_POP_ISOLATE}]")
+
+
+def _directions_closed(text: str) -> str:
+    """User text whose lines close every direction mark they open: a reply that opens with a
+    right-to-left override (pasted, or typed to play) would otherwise turn the rest of its
+    line around, the ` - @author` the notes put after it too."""
+    if not _DIRECTION_MARKS.search(text):
+        return text
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        opened: list[str] = []
+        for mark in _DIRECTION_MARKS.findall(line):
+            if mark in _EMBEDDINGS or mark in _ISOLATES:
+                opened.append(mark)
+            elif mark == _POP_EMBEDDING and opened and opened[-1] in _EMBEDDINGS:
+                opened.pop()
+            elif mark == _POP_ISOLATE and any(m in _ISOLATES for m in opened):
+                while opened.pop() not in _ISOLATES:
+                    pass
+        closers = (_POP_ISOLATE if m in _ISOLATES else _POP_EMBEDDING for m in reversed(opened))
+        lines[k] = line + "".join(closers)
+    return "\n".join(lines)
+
+
 def escape_mrkdwn(text: object) -> str:
     """Escape user text so Slack shows it literally: no pings, no links, no broken formatting,
     and no line that bot/blocks.py would take for one of its directives (`:: section`): a zero-
     width space goes before a line's leading `::`, and after the @ of a word that would read as
-    a mention (a reply quoting `@channel` or `@lee` shows them, and pings nobody again)."""
-    unpinged = _AT_WORD_START.sub("@\u200b", str(text))
+    a mention (a reply quoting `@channel` or `@lee` shows them, and pings nobody again). A line
+    closes the direction marks it opens, so it can't turn around what follows it."""
+    unpinged = _AT_WORD_START.sub("@\u200b", _directions_closed(str(text)))
     escaped = _MRKDWN_RE.sub(lambda m: _MRKDWN_ESCAPES[m.group(0)], unpinged)
     return _DIRECTIVE_AT_LINE_START.sub("\\1\u200b", escaped)
 
@@ -64,7 +94,7 @@ def markdown_item(text: str) -> str:
     """A reply as one item of a Markdown list: a line that opens with `#` (a count, in a
     teacher's words) stays text, not a heading, and each line stays a line of the item (a hard
     break, indented under the first)."""
-    return _MARKDOWN_HEADING.sub(r"\1\\#", text).replace("\n", "  \n  ")
+    return _MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).replace("\n", "  \n  ")
 
 
 def marked(text: object, marker: str) -> str:

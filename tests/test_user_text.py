@@ -90,3 +90,23 @@ def test_a_long_reply_is_measured_as_typed_not_as_slack_escapes_it(bot: Bot) -> 
             sql("SELECT text FROM contributions WHERE ts = :ts"), {"ts": kept}
         ).one()
     assert kept_text == "x < 5 & y > 3;" + " x < 5 & y > 3;" * 1999
+
+
+def test_a_reply_that_turns_its_line_around_does_not_turn_its_author_around_in_the_notes(
+    bot: Bot,
+) -> None:
+    # A right-to-left override, left open, holds to the end of its line: in the notes that line
+    # goes on with ` - @author`, which Slack would show turned around, the author cut off.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    thread = str(bot.step_posts()[0]["ts"])
+    bot.reply(T1, "\u202ethe work is upside down", thread)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+    bot.settle()
+    notes = [m for m in bot.posts() if str(m.get("text", "")).startswith("Notes from")]
+    shown = "\n".join(b["text"]["text"] for b in _blocks_of(notes) if b["type"] == "section")
+    assert f"\u202ethe work is upside down\u202c - <@{T1}>" in shown
+    (notes_file,) = bot.standin.files  # the Markdown copy, read in a viewer of its own
+    assert "\u202ethe work is upside down\u202c " in notes_file["content"].decode()
