@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # How long a reply in a thread the bot can't place yet is kept for another look.
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
+# How long after a message was written Slack may still deliver it: it tries a delivery that
+# failed again at once, a minute later and five minutes later.
+LATE_DELIVERY_PATIENCE = timedelta(minutes=7)
 
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
 # Reminders of who speaks, where a question waits, and that a step has closed: said once to a
@@ -681,6 +684,8 @@ class Replies:
         if item.get("type") != "message" or tag is None or not user or not channel or not ts:
             return None
         row = self._find(s, team_id, channel, ts)
+        if row is None and self._reply_on_its_way(s, team_id, str(channel), str(ts), event):
+            raise NotYet("a tag's emoji on a reply not recorded yet")
         if row is None or row.audience != "group":
             return None
         session = s.get(ProtocolSession, row.session_id)
@@ -690,6 +695,30 @@ class Replies:
         if user not in (session.facilitator_id, row.user_id):
             return None
         return row, tag
+
+    def _reply_on_its_way(
+        self, s: Session, team_id: str, channel: str, ts: str, event: dict[str, Any]
+    ) -> bool:
+        """A tag's emoji put on (or taken off) a message not recorded as a reply, by its author,
+        in a channel where a session runs, while Slack may still deliver the message: its first
+        delivery failed (the bot was down, the database out of reach), and Slack tries it again
+        a minute, then five, later. Worth another look until then. (Anyone else's reaction on
+        a message the bot never heard of is a reaction to something else: ignored at once.)"""
+        user = event.get("user")
+        if not user or event.get("item_user") != user:
+            return False
+        if _written_before(ts, self.engine.clock.now() - LATE_DELIVERY_PATIENCE):
+            return False
+        running = s.scalars(
+            select(ProtocolSession.id)
+            .where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.status.in_(ACTIVE),
+            )
+            .limit(1)
+        ).first()
+        return running is not None
 
     def choose(self, team_id: str, user: str, contribution_id: int, *, park: bool) -> Reply:
         """The author's answer to the describe-before-you-interpret nudge: keep it, or park it."""
