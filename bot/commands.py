@@ -387,9 +387,26 @@ def _protocol(cursor: _Cursor, subcommand: str) -> str:
     return name
 
 
+# What Slack's list offers after an @ besides people, as Slack escapes it in a command: a user
+# group, @here / @channel / @everyone; and a channel, after a #.
+_NOT_A_PERSON = re.compile(
+    r"<!subteam\^[A-Z0-9]+(?:\|(?P<group>[^<>]*))?>"
+    r"|<!(?P<everyone>here|channel|everyone)(?:\|[^<>]*)?>"
+    r"|<#[CG][A-Z0-9]+(?:\|(?P<channel>[^<>]*))?>"
+)
+
+
 def _user_id(word: str, code: str, **context: object) -> str:
     mention = _MENTION.fullmatch(word)
     if mention is None:
+        other = _NOT_A_PERSON.fullmatch(word)
+        if other is not None:
+            # Picked from the list Slack offers: say what it is, as Slack showed it.
+            kind = str(other.lastgroup or ("group" if word.startswith("<!") else "channel"))
+            shown = other[kind] or ""  # empty: Slack sent no name
+            if shown and kind != "group":
+                shown = f"{'@' if kind == 'everyone' else '#'}{shown}"
+            raise _Rejected(code, text=_echo(shown), kind=kind, **context)
         raise _Rejected(code, text=_echo(word), **context)
     return mention[1]
 

@@ -361,7 +361,10 @@ ERROR_CASES = [
     (f"start {MARIA}", "missing_protocol", {"subcommand": "start"}),
     ("start atlas bob", "presenter_format", {"text": "bob"}),
     ("start atlas @maria", "presenter_format", {"text": "@maria"}),
-    ("start atlas <!channel>", "presenter_format", {"text": "<!channel>"}),
+    ("start atlas <!channel>", "presenter_format", {"text": "@channel", "kind": "everyone"}),
+    ("start atlas <!subteam^S1|@5th>", "presenter_format", {"text": "@5th", "kind": "group"}),
+    ("start atlas <#C1|math>", "presenter_format", {"text": "#math", "kind": "channel"}),
+    ("rotation <!subteam^S1>", "user_format", {"text": "", "kind": "group", "option": "rotation"}),
     ("start atlas facilitator bob", "user_format", {"text": "bob", "option": "facilitator"}),
     ("rotation <@U1> @sam", "user_format", {"text": "@sam", "option": "rotation"}),
     ("start atlas step 5x", "bad_duration", {"text": "5x", "option": "step"}),
@@ -409,9 +412,11 @@ def test_every_error_code_has_a_template() -> None:
 
 
 def test_error_messages_echo_user_text_escaped() -> None:
-    rejected = error("start atlas <!channel>")
-    assert rejected.context["text"] == "<!channel>"  # raw in the context
-    assert "`&lt;!channel&gt;`" in rejected.message()
+    rejected = error("start atlas <https://example.org|maria>")
+    assert rejected.context["text"] == "<https://example.org|maria>"  # raw in the context
+    assert "`&lt;https://example.org|maria&gt;`" in rejected.message()
+    # @channel picked from Slack's list is named as Slack showed it, and pings nobody.
+    assert "`@\u200bchannel` is everyone" in error("start atlas <!channel>").message()
 
 
 def test_echoed_text_is_clipped() -> None:

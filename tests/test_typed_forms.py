@@ -61,3 +61,27 @@ def test_a_command_typed_in_full_width_characters_is_read_as_typed(bot: Bot) -> 
     with bot.db.session() as s:
         session = s.scalars(select(ProtocolSession)).one()
     assert session.starts_at == datetime(day.year, day.month, day.day, 15, 0, tzinfo=la)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # What Slack's list offers after an @ besides people, sent as Slack escapes it.
+        ("start atlas <!subteam^S0TEACH|@teachers>", "`@\u200bteachers` is a user group"),
+        ("start atlas <!here>", "`@\u200bhere` is everyone in the channel"),
+        ("start atlas <#C0MATH|math-team>", "`#math-team` is a channel"),
+        (
+            f"start atlas <@{PRESENTER}|maria> facilitator <!subteam^S0COACH|@coaches>",
+            "`@\u200bcoaches` is a user group, not a person: name one person",
+        ),
+        (
+            f"rotation <@{PRESENTER}|maria> <!subteam^S0G5|@grade-5>",
+            "`@\u200bgrade-5` is a user group, not a person: name each person",
+        ),
+    ],
+)
+def test_a_group_or_channel_picked_for_a_person_is_named_for_what_it_is(
+    bot: Bot, text: str, expected: str
+) -> None:
+    answer = message_text(bot.command(text))
+    assert expected in answer and "<!" not in answer and "&lt;" not in answer, answer
