@@ -494,3 +494,23 @@ def test_a_post_slack_fails_while_it_does_the_workspaces_others_is_given_up_in_m
         assert "are held up" in str(held.payload["text"])
         assert "I couldn't post the start of" in str(notice.payload["text"])
         assert len(workspace.messages(OTHER)) == 2  # the other session's start and its step 1
+
+
+def test_a_reply_to_a_step_whose_post_slack_answered_late_counts_after_a_quick_end(
+    bot: Bot,
+) -> None:
+    # Slack posts step 2 but its answer is lost, and for a while it can't say whether it did;
+    # meanwhile a teacher replies in its thread, and the facilitator ends the session.
+    bot.runtime._outbox_client.timeout = 0.5
+    bot.open_step()
+    bot.standin.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True, channel=CHANNEL)
+    bot.standin.fail_next("conversations.history", status=500, times=3)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)  # in Slack; the bot is still to learn it
+    thread = str(bot.step_posts()[1]["ts"])
+    said = "The second page has no working shown."
+    ts = str(bot.standin.add_message(CHANNEL, TEACHERS[0], said, thread_ts=thread)["ts"])
+    bot.reply(TEACHERS[0], said, thread, ts=ts)
+    bot.command("end")
+    bot.wait_until(lambda: ts in bot.recorded(), timeout=30)
+    bot.wait_until(lambda: any("One more reply" in str(m.get("text")) for m in bot.posts()), 30)

@@ -267,8 +267,12 @@ class Replies:
 
     def _post_in_flight(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
         """A recent reply may be in the thread of a step message whose ts the bot hasn't learned
-        yet (the sender died between Slack's answer and its commit): worth another look soon."""
-        if _written_before(ts, self.engine.clock.now() - IN_FLIGHT_PATIENCE):
+        yet (the sender died between Slack's answer and its commit, or Slack's answer was lost
+        and the sender is still to find the message): worth another look soon. So too once the
+        session has just ended (a facilitator's `end` a moment after `next`): what was written
+        in the step's thread before then still counts, once the bot knows the thread."""
+        now = self.engine.clock.now()
+        if _written_before(ts, now - IN_FLIGHT_PATIENCE):
             return False
         unconfirmed = s.scalars(
             select(StepRun.id)
@@ -276,7 +280,11 @@ class Replies:
             .where(
                 ProtocolSession.team_id == team_id,
                 ProtocolSession.channel_id == channel,
-                ProtocolSession.status.in_(ACTIVE),
+                ProtocolSession.status.in_(ACTIVE)
+                | (
+                    (ProtocolSession.status == "ended")
+                    & (ProtocolSession.ended_at >= now - IN_FLIGHT_PATIENCE)
+                ),
                 StepRun.message_ts.is_(None),
             )
             .limit(1)
