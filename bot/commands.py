@@ -110,9 +110,11 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Rotation:
-    """`/protocol rotation <@a> <@b> ...`; no users means "show the rotation"."""
+    """`/protocol rotation <@a> <@b> ...`; no users means "show the rotation", `clear` (or
+    `none`, `off`) removes it."""
 
     users: tuple[str, ...] = ()
+    clear: bool = False
 
 
 Command: TypeAlias = (
@@ -375,7 +377,12 @@ def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
 
 def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
     words = cursor.remaining()
+    if len(words) == 1 and words[0].lower().strip("`'\".") in _NO_ROTATION:
+        return Rotation(clear=True)
     return Rotation(tuple(_user_id(word, "user_format", option="rotation") for word in words))
+
+
+_NO_ROTATION = frozenset({"clear", "none", "off", "reset", "delete", "remove"})
 
 
 def _protocol(cursor: _Cursor, subcommand: str) -> str:

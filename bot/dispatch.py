@@ -38,6 +38,8 @@ def run(
         if isinstance(command, cmd.Start):
             return ahead.start(engine, actor, command, tz=tz, zone=zone, profiles=profiles)
         if isinstance(command, cmd.Rotation):
+            if command.clear:
+                return rotation.clear(engine, actor)
             return rotation.rotation(engine, actor, command.users, profiles)
         return _run(command, actor, engine, tz)
     except Refusal as refusal:

@@ -41,6 +41,21 @@ def test_rotation_is_shown_and_set(world: World) -> None:
     assert f"<@{A}> :point_left: next" in world.command("rotation")
 
 
+def test_rotation_clear_removes_it_and_booked_sessions_keep_their_presenters(
+    world: World,
+) -> None:
+    # There was no way to clear one: `clear` was answered as a mention not picked from the list.
+    assert "no presenter rotation to clear" in world.command("rotation clear")
+    world.command(f"rotation <@{A}> <@{B}>")
+    world.command("start atlas in 1d")
+    assert "Cleared this channel's presenter rotation" in world.command("rotation Clear")
+    assert "no presenter rotation yet" in world.command("rotation")
+    assert "/protocol rotation" in world.command("start atlas in 2d")  # no one to take
+    assert _presenters(world) == [A]
+    world.command(f"rotation <@{C}>")
+    assert "Cleared" in world.command("rotation none")
+
+
 def test_start_without_a_presenter_takes_the_next_one(world: World) -> None:
     assert "/protocol rotation" in world.command("start atlas in 1d")  # no rotation yet
     world.command(f"rotation <@{A}> <@{B}> <@{C}>")

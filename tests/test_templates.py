@@ -1138,6 +1138,8 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     }
     for value, changed in ((None, False), (rotation, True), (rotation, False)):
         said.append(render_message("prep/rotation.j2", rotation=value, changed=changed))
+    for had in (True, False):
+        said.append(render_message("prep/rotation_cleared.j2", had=had))
     with engine.db.session() as s:
         scheduled = list(
             s.scalars(select(ProtocolSession).where(ProtocolSession.status == "scheduled"))

@@ -134,6 +134,16 @@ def rotation(
         return Reply("prep/rotation.j2", {"rotation": context, "changed": bool(members)})
 
 
+def clear(engine: Engine, actor: Actor) -> Reply:
+    """`/protocol rotation clear`: the channel no longer has a presenter order (sessions already
+    booked keep their presenters)."""
+    with engine.transaction() as (s, _after):
+        row = _rotation(s, actor)
+        if row is not None:
+            s.delete(row)
+        return Reply("prep/rotation_cleared.j2", {"had": row is not None})
+
+
 def _check_members(members: list[str], profiles: Profiles | None) -> None:
     """Only people still in the workspace can present: an app or someone who left can't."""
     if profiles is None:
