@@ -871,6 +871,7 @@ def test_emoji_alone_is_a_nod_not_a_reply(bot: Bot) -> None:
         _say(bot, PRESENTER, ":pray:", thread),
         _say(bot, T2, "+1!", thread),
         _say(bot, PRESENTER, ":)", thread),
+        _say(bot, T3, "\u200b\u200b \u2060", thread),  # nothing visible: no empty bullet
     ]
     words = _say(bot, T1, "Two colours of ink :eyes:", thread)
     assert _recorded(bot, words).text == "Two colours of ink :eyes:"

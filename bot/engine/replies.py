@@ -953,12 +953,16 @@ _NOD_MARKS = frozenset("!.?,~")
 # What emoji are written with besides their symbols: skin tones, joiners, variation selectors.
 _EMOJI_PARTS = frozenset({"So", "Sk", "Mn", "Me", "Cf"})
 _WORD_CHARACTER = re.compile(r"[^\W_]")
+# Characters that show nothing by themselves: format marks (zero-width space and joiners,
+# direction marks) and marks that only combine with another.
+_INVISIBLE = frozenset({"Cf", "Mn", "Me", "Cc"})
 
 
 def _nod(text: str) -> bool:
     """Whether a reply is only a nod: emoji (by code or as characters), `+1` or a typed face,
-    and spaces and end marks. Like a reaction, it is not a reading of the work to keep in the
-    notes or count as someone's turn; "!!!", "?" or "3/4" alone are words."""
+    and spaces and end marks; or nothing visible at all (zero-width spaces). Like a reaction,
+    it is not a reading of the work to keep in the notes or count as someone's turn; "!!!",
+    "?" or "3/4" alone are words."""
     if _WORD_CHARACTER.match(text):
         return False  # most replies: a letter or a digit first
     coded = ":" in text or "+" in text or ";" in text
@@ -969,6 +973,8 @@ def _nod(text: str) -> bool:
     if _WORD_CHARACTER.search(rest):
         return False
     symbols = [unicodedata.category(c) for c in rest]
+    if all(kind in _INVISIBLE for kind in symbols):
+        return True  # zero-width spaces and joiners alone: nothing anyone can read
     return "So" in symbols and all(kind in _EMOJI_PARTS for kind in symbols)
 
 
