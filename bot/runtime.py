@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from bot import missed
@@ -30,7 +31,7 @@ from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack import INSTALLATION_GONE, OutboxSender, Sent, make_client
 from bot.store.db import Database
-from bot.store.models import OutboxMessage
+from bot.store.models import OutboxMessage, ProtocolSession
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,29 @@ class Runtime:
 
     def _posted(self, s: Session, sent: list[Sent]) -> None:
         self.engine.on_posted(s, [(each.ref, each.ts) for each in sent])
+        late = [each for each in sent if each.late and each.ts and _step_ref(each.ref)]
+        if late:
+            # A step message Slack took before the bot could learn its ts (an answer lost, and
+            # Slack slow to say so): a reply in its thread meanwhile waited a minute at most for
+            # it. Once its ts is committed, the thread is read for those given up on.
+            threads = [
+                (each.team_id, self._enterprise(s, each), each.channel, str(each.ts))
+                for each in late
+            ]
+            event.listen(
+                s,
+                "after_commit",
+                lambda _s: self.answers.submit(self._catch_up, threads),
+                once=True,
+            )
+
+    @staticmethod
+    def _enterprise(s: Session, sent: Sent) -> str:
+        session_id = _step_ref(sent.ref)
+        found = s.scalar(
+            select(ProtocolSession.enterprise_id).where(ProtocolSession.id == session_id)
+        )
+        return found or ""
 
     def _installation_gone(self, team_id: str, error: str) -> None:
         """Slack refused the workspace's token (revoked, the bot's account deactivated) with no
@@ -279,3 +303,10 @@ class Runtime:
             self.clock_file.stop()
         self.reporter.stop()
         self._started = False
+
+
+def _step_ref(ref: str | None) -> int | None:
+    """The session of a step message's ref ("step:12:3"), else None."""
+    kind, _, rest = (ref or "").partition(":")
+    session_id = rest.partition(":")[0]
+    return int(session_id) if kind == "step" and session_id.isdigit() else None

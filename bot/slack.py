@@ -336,6 +336,9 @@ class Sent:
     channel: str
     ref: str | None
     ts: str | None
+    # Taken after an earlier try that failed, or whose answer was lost: the message may have
+    # been in Slack, and people may have answered it in its thread, a while before now.
+    late: bool = False
 
 
 OnSent = Callable[[Session, list[Sent]], None]
@@ -953,7 +956,9 @@ class OutboxSender:
         rest: list[_Outcome] = []
         for o in outcomes:
             if o.kind == "finish" and o.error is None and o.claim and not o.claim.held_up:
-                sent.append(Sent(o.row_id, o.claim.team_id, o.claim.channel, o.claim.ref, o.ts))
+                claim = o.claim
+                late = claim.maybe_sent
+                sent.append(Sent(o.row_id, claim.team_id, claim.channel, claim.ref, o.ts, late))
             else:
                 rest.append(o)
         if sent:
@@ -1257,7 +1262,8 @@ class OutboxSender:
             through = row.error == HELD_UP
             row.status, row.result_ts, row.error = "sent", ts, None
             if self.on_sent:
-                self.on_sent(s, [Sent(row.id, row.team_id, row.channel_id, row.ref, ts)])
+                late = through or row.attempts > 1
+                self.on_sent(s, [Sent(row.id, row.team_id, row.channel_id, row.ref, ts, late)])
             if through and self.on_through:
                 self.on_through(s, row)
                 self._wake.set()

@@ -514,3 +514,41 @@ def test_a_reply_to_a_step_whose_post_slack_answered_late_counts_after_a_quick_e
     bot.command("end")
     bot.wait_until(lambda: ts in bot.recorded(), timeout=30)
     bot.wait_until(lambda: any("One more reply" in str(m.get("text")) for m in bot.posts()), 30)
+
+
+class _Shifted:
+    """The machine's clock, moved on by `ahead` at will."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+def test_a_reply_given_up_on_while_its_steps_post_went_unconfirmed_is_kept_once_it_is(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Slack posts step 2 and its answer is lost; Slack is slow to say whether it did. A reply in
+    # its thread waits a minute at most for the bot to learn the step's message: one handled
+    # later was dropped, and stayed out of the notes once the bot found the message.
+    clock = _Shifted()
+    bot = Bot(workspace, database_url, clock=clock).start()
+    try:
+        bot.runtime._outbox_client.timeout = 0.5
+        bot.open_step()
+        bot.standin.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True, channel=CHANNEL)
+        bot.standin.fail_next("conversations.history", status=500)
+        bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 2)  # in Slack; the bot is still to learn it
+        thread = str(bot.step_posts()[1]["ts"])
+        said = "The second page has no working shown."
+        ts = str(bot.standin.add_message(CHANNEL, TEACHERS[0], said, thread_ts=thread)["ts"])
+        clock.ahead = timedelta(minutes=2)  # handled two minutes after it was written
+        bot.reply(TEACHERS[0], said, thread, ts=ts)
+        bot.wait_until(lambda: ts in bot.recorded(), timeout=30)
+        bot.settle()
+        assert bot.recorded().count(ts) == 1
+        assert len(bot.standin.reactions(CHANNEL, ts)) == 1
+    finally:
+        bot.stop()
