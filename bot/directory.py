@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 TTL_SECONDS = 300.0
 # Names change seldom, and a reply's author or mention is asked about once in this long.
 NAME_TTL_SECONDS = 3600.0
+# After Slack left a name unanswered (a timeout, a 5xx, a rate limit), names in that workspace
+# are not asked for this long: each ask held up the reply being handled, and those queued
+# behind it, by up to CALL_SECONDS. A name asked before is given as it was meanwhile.
+NAME_QUIET_SECONDS = 30.0
 
 
 class SlackDirectory:
@@ -26,6 +30,7 @@ class SlackDirectory:
         self._bots: dict[tuple[str, str], bool] = {}
         self._members: dict[tuple[str, str], tuple[float, list[str]]] = {}
         self._names: dict[tuple[str, str], tuple[float, str | None]] = {}
+        self._quiet_until: dict[str, float] = {}  # by workspace: see NAME_QUIET_SECONDS
         self._lock = threading.Lock()
 
     def members(self, team_id: str, channel: str) -> list[str]:
@@ -171,25 +176,34 @@ class SlackDirectory:
         key = (team_id, thing)
         with self._lock:
             cached = self._names.get(key)
-        if cached and time.monotonic() - cached[0] < NAME_TTL_SECONDS:
+        now = time.monotonic()
+        if cached and now - cached[0] < NAME_TTL_SECONDS:
             return cached[1]
+        stale = cached[1] if cached else None
         client = self.client_for(team_id)
-        if client is None:
-            return None
+        if client is None or now < self._quiet_until.get(team_id, 0.0):
+            return stale
         try:
             # Asked while a reply is handled: a slow answer is an outage, not worth waiting on.
             name = _ask(impatient(client, CALL_SECONDS), thing)
         except SlackApiError as error:
             if error.response.get("error") not in _UNKNOWN:
                 log.warning("could not look a name up: %s", error.response.get("error"))
-                return None  # asked again next time
+                if error.response.status_code == 429 or error.response.status_code >= 500:
+                    self._quiet(team_id)
+                return stale  # asked again next time
             name = None
         except OSError as error:  # timed out, or no connection
             log.warning("could not look a name up: %s", type(error).__name__)
-            return None
+            self._quiet(team_id)
+            return stale
         with self._lock:
             self._names[key] = (time.monotonic(), name)
         return name
+
+    def _quiet(self, team_id: str) -> None:
+        with self._lock:
+            self._quiet_until[team_id] = time.monotonic() + NAME_QUIET_SECONDS
 
 
 # Slack's answers for an id it will not name: nobody asks again within the hour.

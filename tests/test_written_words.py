@@ -104,6 +104,20 @@ def test_a_mention_slack_sends_by_id_alone_keeps_the_name_people_saw(bot: Bot) -
     assert "U_GONE" not in notes and "C_SECRET" not in notes
 
 
+def test_while_slack_leaves_a_name_unanswered_the_next_replies_do_not_wait_on_theirs(
+    bot: Bot,
+) -> None:
+    # Each new author's name was asked of Slack as their reply was handled: while Slack did not
+    # answer, every reply (and those queued behind it in its lane) waited a second for nothing.
+    step = bot.open_step()
+    bot.standin.fail_next("users.info", delay=3.0, times=3)  # longer than the bot waits
+    replies = [
+        bot.reply(user, f"Reply {n}: four columns.", step) for n, user in enumerate(TEACHERS)
+    ]
+    bot.wait_until(lambda: sorted(bot.recorded()) == sorted(replies))
+    assert bot.standin.faults_left("users.info") == 2  # asked once, then left be a while
+
+
 def test_someone_who_wrote_nothing_is_named_after_a_restart_too(
     workspace: SlackStandin, database_url: str
 ) -> None:
