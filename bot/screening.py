@@ -139,6 +139,11 @@ def _parse(raw: bytes, content_type: str) -> tuple[str, Any]:
             return "malformed", "form payload"
         if not isinstance(payload, dict):
             return "malformed", "form payload, not an object"
+        actions = payload.get("actions")
+        if payload.get("type") == "block_actions" and not (
+            isinstance(actions, list) and actions and isinstance(actions[0], dict)
+        ):
+            return "malformed", "block actions without an action"
     return "form", form
 
 

@@ -482,6 +482,11 @@ def _action(bot: Bot, action_id: str, value: str) -> str:
     return interaction_body(payload)
 
 
+def _no_action(bot: Bot) -> str:
+    payload = json.loads(urllib.parse.parse_qs(_action(bot, "step_next", "1:1"))["payload"][0])
+    return interaction_body({**payload, "actions": []})
+
+
 Body = str | bytes
 BAD: dict[str, tuple[int, Any]] = {
     "malformed JSON": (400, lambda bot: '{"type": "event_callback", "event": {'),
@@ -491,6 +496,7 @@ BAD: dict[str, tuple[int, Any]] = {
     "an event callback with no event": (400, lambda bot: '{"type": "event_callback"}'),
     "an unknown envelope": (200, lambda bot: '{"type": "mystery", "token": "x"}'),
     "a form of no known kind": (200, lambda bot: "hello=world"),
+    "block actions without an action": (400, lambda bot: _no_action(bot)),
     "an unknown event type": (200, lambda bot: event_body({"type": "emoji_changed"})),
     "a reply in an unknown workspace": (200, lambda bot: _message("T_NOBODY", "Hello?")),
     "a reply in no session's thread": (200, lambda bot: _message(TEAM, "Hi", "999.000001")),
