@@ -234,6 +234,7 @@ class Runtime:
         if row.error in INSTALLATION_GONE:
             return  # the bot can't say anything there any more
         prep.dm_failed(self.engine, s, row)
+        delivery.presenter_copy_failed(self.engine, s, row)
         if delivery.call_off_unreachable(self.engine, s, row):
             return
         if not delivery.hold_unreachable(self.engine, s, row):

@@ -810,6 +810,26 @@ def test_e2e_closed_dms_are_told_to_the_facilitator(bot: Bot) -> None:
     assert "presenter unreachable by DM" in message_text(bot.command("status"))
 
 
+def test_e2e_a_presenter_copy_of_the_notes_slack_refuses_is_told_to_the_facilitator(
+    bot: Bot,
+) -> None:
+    # `end` said the notes were on their way to the presenter; Slack refused the DM (their
+    # account deactivated) and nobody heard.
+    step = bot.open_step()
+    bot.reply(TEACHERS[0], "Four columns, one blank.", step)
+    dm = f"D{PRESENTER[1:]}"
+    bot.standin.fail_next(
+        "chat.postMessage", error="user_disabled", times=5, where=lambda p: p.get("channel") == dm
+    )
+    bot.command("end")
+    bot.wait_until(lambda: len(_dm(bot, FACILITATOR)) == 1)
+    bot.settle()
+    (note,) = [message_text(m) for m in _dm(bot, FACILITATOR)]
+    assert "their copy of the notes" in note and "user_disabled" in note
+    assert f"<@{PRESENTER}>" in note and "/protocol notes" in note
+    assert _dm(bot, PRESENTER) == []
+
+
 def test_e2e_a_presenter_who_left_the_workspace(bot: Bot) -> None:
     bot.standin.add_user("U_LEFT", "former", deleted=True)
     answer = bot.command("start atlas <@U_LEFT> at tomorrow 15:00")

@@ -1140,6 +1140,11 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         said.append(render_message("prep/rotation.j2", rotation=value, changed=changed))
     for had in (True, False):
         said.append(render_message("prep/rotation_cleared.j2", had=had))
+    said.append(
+        render_message(
+            "presenter_copy_failed.j2", session=ready, protocol_name="ATLAS", error=PINGS
+        )
+    )
     with engine.db.session() as s:
         scheduled = list(
             s.scalars(select(ProtocolSession).where(ProtocolSession.status == "scheduled"))

@@ -229,6 +229,28 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
         notes_to(engine, s, session, facilitator)
 
 
+def presenter_copy_failed(engine: Engine, s: Session, row: OutboxMessage) -> None:
+    """The presenter's copy of the notes could not be sent to them (their account deactivated,
+    messages from apps turned off): the facilitator hears so, once, where they would otherwise
+    take it for delivered (`end` said it was on its way)."""
+    kind, _, rest = (row.ref or "").partition(":")
+    session = s.get(ProtocolSession, int(rest)) if kind == "notes" and rest.isdigit() else None
+    if session is None or row.channel_id != session.presenter_id:
+        return
+    if session.facilitator_id == session.presenter_id:
+        return
+    ref = f"{NOTICE}:{session.id}:presenter_notes"
+    if slack.enqueued(s, row.team_id, ref):
+        return  # one word, however many parts the notes came in
+    message = render_message(
+        "presenter_copy_failed.j2",
+        session=session,
+        protocol_name=engine.protocol_name(session.protocol_id),
+        error=row.error or "unknown",
+    )
+    engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
+
+
 def tell_held_up(engine: Engine, s: Session, row: OutboxMessage) -> bool:
     """A post to a session's channel that Slack keeps failing, or keeps asking the bot to wait
     for: the facilitator hears that posts there are held up and the bot keeps trying, rather
