@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 DEFAULT_DATABASE_URL = "sqlite:///protocolbot.sqlite3"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENV_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
 class SettingsError(Exception):
@@ -74,6 +77,23 @@ class Settings:
                 "SLACK_SIGNING_SECRET is missing: set it from the app's Basic Information page "
                 "(or set SLACK_APP_TOKEN to use Socket Mode)"
             )
+
+
+def _check_env_file(path: Path) -> None:
+    """Stop at a line of the .env file that cannot be read, naming it and its setting (never its
+    value, which may be a secret). python-dotenv only warns of such a line and skips it: a
+    DATABASE_URL with an unclosed quote ran the bot on a new SQLite file in the working
+    directory instead of the PostgreSQL it named."""
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.line
+                name = ENV_NAME.match(binding.original.string)
+                setting = f" ({name.group(1)})" if name else ""
+                raise SettingsError(
+                    f"{path} cannot be read at line {line}{setting}: write it as NAME=value, "
+                    "closing any quote it opens"
+                )
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -151,6 +171,7 @@ def load_settings(
     """Read settings from the environment, falling back to a .env file for unset names."""
     env: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
+        _check_env_file(Path(env_file))
         env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     env.update(os.environ if environ is None else environ)
 

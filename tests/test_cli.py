@@ -693,3 +693,23 @@ def test_a_sqlite_path_that_is_a_folder_or_no_database_says_so(tmp_path: Path) -
             "database file, or a new path for `protocolbot db upgrade` to make one at"
         ), line
     assert garbage.read_text() == "not a database, just words\n" * 100  # left as it was
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["serve"]])
+def test_a_line_of_the_env_file_that_cannot_be_read_stops_the_command_naming_it(
+    args: list[str], tmp_path: Path
+) -> None:
+    # python-dotenv skips such a line with a warning: the quote left open made the bot run on a
+    # new protocolbot.sqlite3 here instead of the PostgreSQL the operator named.
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-test\n"
+        "SLACK_SIGNING_SECRET=signing\n"
+        f'DATABASE_URL="postgresql://bot:{PASSWORD}@127.0.0.1:1/protocolbot\n'
+        "PORT=3999\n"
+    )
+    line = _one_line(run_cli(args, bot_environment(), tmp_path))
+    assert line == (
+        "protocolbot: .env cannot be read at line 3 (DATABASE_URL): write it as NAME=value, "
+        "closing any quote it opens"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]
