@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -84,16 +85,24 @@ def _check_env_file(path: Path) -> None:
     value, which may be a secret). python-dotenv only warns of such a line and skips it: a
     DATABASE_URL with an unclosed quote ran the bot on a new SQLite file in the working
     directory instead of the PostgreSQL it named."""
-    with path.open(encoding="utf-8") as stream:
-        for binding in parse_stream(stream):
-            if binding.error:
-                line = binding.original.line
-                name = ENV_NAME.match(binding.original.string)
-                setting = f" ({name.group(1)})" if name else ""
-                raise SettingsError(
-                    f"{path} cannot be read at line {line}{setting}: write it as NAME=value, "
-                    "closing any quote it opens"
-                )
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise SettingsError(
+            f"{path} is not UTF-8 at line {line}: save it as UTF-8 (or write that value in "
+            "plain ASCII)"
+        ) from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.line
+            name = ENV_NAME.match(binding.original.string)
+            setting = f" ({name.group(1)})" if name else ""
+            raise SettingsError(
+                f"{path} cannot be read at line {line}{setting}: write it as NAME=value, "
+                "closing any quote it opens"
+            )
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

@@ -713,3 +713,16 @@ def test_a_line_of_the_env_file_that_cannot_be_read_stops_the_command_naming_it(
         "closing any quote it opens"
     )
     assert [p.name for p in tmp_path.iterdir()] == [".env"]
+
+
+def test_an_env_file_not_in_utf_8_stops_the_command_naming_the_line(tmp_path: Path) -> None:
+    # Saved as Latin-1 (an older Windows editor): a traceback from the decoder.
+    (tmp_path / ".env").write_bytes(
+        b"SLACK_BOT_TOKEN=xoxb-test\nSLACK_SIGNING_SECRET=caf\xe9-secret\n"
+    )
+    line = _one_line(run_cli(["db", "upgrade"], bot_environment(), tmp_path))
+    assert line == (
+        "protocolbot: .env is not UTF-8 at line 2: save it as UTF-8 (or write that value in "
+        "plain ASCII)"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]
