@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ MASK = "[redacted]"
 DATABASE = "the database"  # as an outage names it
 # Bolt's log lines that quote a whole request body (what someone wrote, a verification token):
 # the line is kept as far as its first "(", and the rest dropped.
+SLACK_UNREACHABLE = "Failed to send a request to Slack API server"  # slack_sdk's words
 QUOTES_A_BODY = (
     "Unhandled request (",
     "Invalid request signature detected (",
@@ -68,6 +70,19 @@ class KeepSecretsOut(logging.Filter):
         return True
 
 
+class SaidByTheCaller(logging.Filter):
+    """Drops slack_sdk's ERROR line for a call that could not reach Slack: the exception goes on
+    to the bot's caller, which says so itself (at most a line a minute for an outage, see
+    Outage). With it every try of every post while Slack was out of reach logged two lines,
+    one an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name == "slack_sdk.web.base_client"
+            and record.getMessage().startswith(SLACK_UNREACHABLE)
+        )
+
+
 class OutagesInOneLine(logging.Filter):
     """A database or Slack out of reach is no fault of the code: a line that reports one says
     what could not be reached, without the traceback (a screenful each, from every thread that
@@ -88,6 +103,7 @@ def configure(level: str, secrets: Iterable[str | None] = ()) -> None:
     root = logging.getLogger()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(SaidByTheCaller())
     handler.addFilter(OutagesInOneLine())
     handler.addFilter(KeepSecretsOut(secrets))
     root.handlers = [handler]
@@ -103,7 +119,7 @@ def unreachable(error: BaseException) -> str | None:
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
         return DATABASE
-    if isinstance(error, URLError | TimeoutError | ConnectionError):
+    if isinstance(error, URLError | TimeoutError | ConnectionError | socket.gaierror):
         return "Slack"
     return None
 

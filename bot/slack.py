@@ -577,6 +577,8 @@ class OutboxSender:
         self._dm_channels: dict[tuple[str, str], str] = {}
         # The database out of reach: a line now and then, not a traceback every round.
         self._outage = Outage(log, "outbox dispatch")
+        # Slack out of reach: likewise, not a line for every try of every row.
+        self._slack_outage = Outage(log, "posting to Slack")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> OutboxSender:
@@ -1058,6 +1060,7 @@ class OutboxSender:
                 }
                 if maybe_sent:
                     found = self._find_posted(client, payload, row_id)
+                    self._slack_outage.ok()
                     if found:
                         return _finished(row_id, ts=found)
             if method == UPLOAD_METHOD:
@@ -1066,21 +1069,24 @@ class OutboxSender:
                 response = _upload(client, payload)
             else:
                 response = client.api_call(method, json=payload)
+            self._slack_outage.ok()
             data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
             if self._gone:
                 self._gone.discard(team_id)  # installed again: a refusal is news again
             self._answered[team_id] = self.clock.now()
             return _finished(row_id, ts=data.get("ts") or data.get("message_ts"))
         except SlackApiError as exc:
+            self._slack_outage.ok()  # Slack answered
             error = exc.response.get("error")
             if error in INSTALLATION_GONE:
                 self.installation_gone(team_id, str(error))
                 return _finished(row_id, error=str(error))
             return self._on_api_error(row_id, client, payload, exc, maybe_sent=maybe_sent)
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
-            log.warning(
-                "slack call %s timed out or failed to connect: %s", method, type(exc).__name__
-            )
+            if not self._slack_outage.failed(exc):
+                log.warning(
+                    "slack call %s timed out or failed to connect: %s", method, type(exc).__name__
+                )
             return _Outcome(row_id, "retry", after=None, ambiguous=True)
 
     def installation_gone(self, team_id: str, error: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import time
@@ -136,6 +138,41 @@ def test_requests_while_slack_is_out_of_reach_log_a_line_not_a_traceback_each(
     assert len(lines) == 2 and lines[1].startswith("handling Slack requests: Slack is back after ")
     assert all(r.exc_info is None for r in caplog.records if r.name == "bot.app")
     assert WRITTEN not in caplog.text
+
+
+def test_posts_while_slack_is_out_of_reach_log_a_line_as_it_goes_and_one_as_it_is_back(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Every try of every post logged two lines, slack_sdk's an ERROR, and none said it was over.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    floors = {name: logging.getLogger(name).level for name in logs.FLOORS}
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        logs.configure("INFO", secrets=[SECRET])  # the processes' logging, to `stderr`
+    bot = Bot(workspace, database_url).start()
+    try:
+        bot.command(f"start atlas <@{PRESENTER}|maria> step 2s")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        bot.runtime.sender.drain(5)
+        workspace.stop()
+        time.sleep(5)  # step 2 falls due: its post and the step 1 edit are tried again and again
+        workspace.start()
+        bot.wait_until(lambda: len(bot.step_posts()) >= 2, timeout=30)
+        bot.runtime.sender.drain(5)
+    finally:
+        bot.stop()
+        root.handlers, root.level = handlers, level
+        for name, floor in floors.items():
+            logging.getLogger(name).setLevel(floor)
+    logged = stderr.getvalue().splitlines()
+    slack = [line.split(" bot.slack: ", 1)[1] for line in logged if " bot.slack: " in line]
+    assert len(slack) == 2, logged
+    assert slack[0].startswith("posting to Slack: cannot reach Slack (") and slack[0].endswith(
+        "); retrying"
+    )
+    assert re.fullmatch(r"posting to Slack: Slack is back after \d+ s, \d+ failures", slack[1])
+    assert not [line for line in logged if " ERROR " in line], logged
 
 
 def test_an_outage_is_told_again_once_a_minute_and_other_failures_are_left_to_the_caller(
