@@ -122,6 +122,7 @@ def forget_copies(s: Session, session_id: int) -> int:
     quoting = or_(
         OutboxMessage.thread_ref == f"header:{session_id}",  # the notes, in parts and as a file
         OutboxMessage.ref == f"notes:{session_id}",
+        OutboxMessage.ref.like(f"late:{session_id}:%"),  # replies after the notes, to the presenter
         OutboxMessage.ref.like(f"presenter:{session_id}:%"),
         OutboxMessage.ref == f"nudge:{session_id}",
     )

@@ -146,6 +146,22 @@ def test_a_reply_written_before_the_end_but_handled_after_it_is_added_to_the_not
     assert "Thanks all." not in str(bot.posts())
 
 
+def test_replies_that_reach_the_bot_late_together_go_out_together(bot: Bot) -> None:
+    # Slack's retries after an outage bring many replies written before the end at once: each
+    # was posted on its own, as "One more reply", in the header's thread and to the presenter.
+    step, header_ts, written = _ended_with_a_reply_on_its_way(bot)
+    late = [f"{float(written) - n / 1000:.6f}" for n in range(6)]
+    for n, ts in enumerate(late):
+        bot.reply(TEACHERS[n % 3], f"Late thought {n}.", step, ts=ts)
+    bot.settle()
+    words = [m for m in bot.posts() if "more repl" in str(m.get("text"))]
+    assert 1 <= len(words) < len(late), [m["text"] for m in words]
+    shown = " ".join(_sections(words))
+    assert all(shown.count(f"Late thought {n}.") == 1 for n in range(len(late)))
+    copies = [m for m in bot.standin.messages(f"D{PRESENTER[1:]}") if "more repl" in m["text"]]
+    assert len(copies) == len(words)
+
+
 def test_a_long_reply_handled_after_the_end_reaches_the_notes_whole(bot: Bot) -> None:
     step, header_ts, written = _ended_with_a_reply_on_its_way(bot)
     # A long reflection (Slack takes 40,000 characters), delivered late by Slack.

@@ -35,10 +35,12 @@ from bot.engine.tags import REACTIONS, TAG_BY_REACTION
 from bot.protocols import Protocol, Step
 from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
 from bot.store import raw
-from bot.store.models import ACTIVE, Contribution, ProtocolSession, StepRun
+from bot.store.models import ACTIVE, Contribution, OutboxMessage, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
+# The ref of a word about replies that reached the bot after the notes went out.
+LATE = "late"
 # How long a reply in a thread the bot can't place yet is kept for another look.
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 # How long after a message was written Slack may still deliver it: it tries a delivery that
@@ -369,8 +371,7 @@ class Replies:
             if found.status == "ended" and audience == "group":
                 # Written before the end, handled after it (Slack's retry, a busy moment): the
                 # notes went out without it.
-                item = {"text": kept, "user": user, "tag": tag}
-                self._late_for_the_notes(s, found.id, protocol, item)
+                self._late_for_the_notes(s, found.id, protocol, contribution_id)
             if (
                 found.ended_at is not None
                 and found.status in ACTIVE
@@ -456,19 +457,70 @@ class Replies:
         self._ephemeral(s, session, user, thread_ts, "step_closed.j2", **context)
 
     def _late_for_the_notes(
-        self, s: Session, session_id: int, protocol: Protocol, item: dict[str, str]
+        self, s: Session, session_id: int, protocol: Protocol, contribution_id: int
     ) -> None:
         """A reply the notes missed, added below them: in the header's thread and to the
-        presenter (refs as the notes', so that `forget` finds these too)."""
+        presenter. Replies that come late together (Slack's retries after an outage) go out
+        together: while the last such word is still waiting for the sender, it is written
+        again with this reply in it, rather than one more word for each."""
         session = s.get(ProtocolSession, session_id)
         assert session is not None  # just read, in this transaction
+        first = contribution_id
+        waiting = self._late_waiting(s, session)
+        if waiting is not None:
+            first, rows = waiting
+            for row in rows:
+                s.delete(row)
+            s.flush()
+        late = s.execute(
+            select(Contribution.text, Contribution.user_id, Contribution.tag)
+            .where(
+                Contribution.session_id == session_id,
+                Contribution.id >= first,
+                Contribution.audience == "group",
+            )
+            .order_by(Contribution.id)
+        ).all()
+        items = [{"text": text, "user": user, "tag": tag} for text, user, tag in late]
         # A long reply (Slack takes 40,000 characters) is more than one message holds: in parts.
-        messages = render_messages("notes_late.j2", protocol=protocol, item=item)
-        presenter, ref = session.presenter_id, f"notes:{session_id}"
+        messages = render_messages("notes_late.j2", protocol=protocol, items=items)
+        ref = f"{LATE}:{session_id}:{first}"
         for message in messages:
-            self.engine.post(s, session, message, thread_ref=f"header:{session_id}")
+            self.engine.post(s, session, message, ref=ref, thread_ref=f"header:{session_id}")
         for message in messages:
-            self.engine.post(s, session, message, channel=presenter, ref=ref)
+            self.engine.post(s, session, message, channel=session.presenter_id, ref=ref)
+
+    @staticmethod
+    def _late_waiting(
+        s: Session, session: ProtocolSession
+    ) -> tuple[int, list[OutboxMessage]] | None:
+        """The session's last word of late replies, if the sender has taken none of it yet:
+        the first reply it holds, and its rows (held, on PostgreSQL, so the sender can't)."""
+        prefix = f"{LATE}:{session.id}:"
+        last = s.scalars(
+            select(OutboxMessage.ref)
+            .where(OutboxMessage.team_id == session.team_id, OutboxMessage.ref.like(prefix + "%"))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).first()
+        first = (last or "").removeprefix(prefix)
+        if not last or not first.isdigit():
+            return None
+        mine = (OutboxMessage.team_id == session.team_id, OutboxMessage.ref == last)
+        every = s.scalars(select(OutboxMessage.id).where(*mine)).all()
+        untaken = s.scalars(
+            select(OutboxMessage)
+            .where(
+                *mine,
+                OutboxMessage.status == "pending",
+                OutboxMessage.in_flight_at.is_(None),
+                OutboxMessage.attempts == 0,
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        if len(untaken) != len(every):
+            return None  # some of it is on its way: the next reply gets a word of its own
+        return int(first), list(untaken)
 
     @staticmethod
     def _read(
