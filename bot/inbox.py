@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock, as_utc
 from bot.engine.errors import NotYet
 from bot.foreground import Foreground
+from bot.logs import Outage
 from bot.notify import CHANNEL as NOTIFY_CHANNEL
 from bot.notify import INBOX as INBOX_NOTE
 from bot.notify import NamedEvent
@@ -93,6 +94,9 @@ class _Lane:
     ) -> None:
         self._name, self._handle, self._gather = name, handle, gather
         self._queue: queue.SimpleQueue[Stored | None] = queue.SimpleQueue()
+        # The database out of reach: a line when it begins and one when it is over, as for
+        # every other part of the bot (the sweep handles the lane's events again).
+        self._outage = Outage(log, f"inbox lane {name}")
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -121,8 +125,11 @@ class _Lane:
                 taken.append(more)
             try:
                 self._handle(taken)
-            except Exception:
-                log.exception("inbox lane failed on an event; the sweep tries it again")
+            except Exception as exc:
+                if not self._outage.failed(exc):
+                    log.exception("inbox lane failed on an event; the sweep tries it again")
+            else:
+                self._outage.ok()
 
     def stop(self) -> None:
         """Handle what is queued, then end the thread."""

@@ -4,6 +4,7 @@ lock of ours."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.clock import SystemClock
 from bot.foreground import Foreground
@@ -94,6 +96,30 @@ def test_a_lane_stopped_while_gathering_handles_what_it_holds() -> None:
     lane.stop()  # does not wait out the 30 s gather
     assert time.monotonic() - began < 10
     assert taken == [[1, 2]]
+
+
+def test_a_lane_meeting_a_database_outage_says_so_in_a_warning_and_when_it_is_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Each batch a lane could not write logged an ERROR with the driver's error: every other
+    # part of the bot says a warning as an outage begins and another as it ends.
+    down = OperationalError("INSERT", {}, Exception("connection refused"))
+    results: list[Exception | None] = [down, down, None]
+
+    def handle(events: list[Stored]) -> None:
+        result = results.pop(0)
+        if result is not None:
+            raise result
+
+    caplog.set_level(logging.INFO, logger="bot.inbox")
+    lane = _Lane("test-lane", handle, 0.0)
+    for n in range(3):
+        lane.put(Stored(n, "C1", {}))
+        wait_until(lambda n=n: len(results) == 2 - n)
+    lane.stop()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "bot.inbox"]
+    assert [level for level, _ in said] == ["WARNING", "WARNING"], said
+    assert "cannot reach the database" in said[0][1] and "is back" in said[1][1]
 
 
 def test_one_lane_handles_every_channel_so_their_replies_share_a_batch(database_url: str) -> None:
