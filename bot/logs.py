@@ -34,9 +34,10 @@ FLOORS = {
 TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
 MASK = "[redacted]"
 DATABASE = "the database"  # as an outage names it
+# slack_sdk's words for a call that could not reach Slack (see SaidByTheCaller).
+SLACK_UNREACHABLE = "Failed to send a request to Slack API server"
 # Bolt's log lines that quote a whole request body (what someone wrote, a verification token):
 # the line is kept as far as its first "(", and the rest dropped.
-SLACK_UNREACHABLE = "Failed to send a request to Slack API server"  # slack_sdk's words
 QUOTES_A_BODY = (
     "Unhandled request (",
     "Invalid request signature detected (",

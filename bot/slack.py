@@ -958,9 +958,8 @@ class OutboxSender:
         rest: list[_Outcome] = []
         for o in outcomes:
             if o.kind == "finish" and o.error is None and o.claim and not o.claim.held_up:
-                claim = o.claim
-                late = claim.maybe_sent
-                sent.append(Sent(o.row_id, claim.team_id, claim.channel, claim.ref, o.ts, late))
+                c = o.claim
+                sent.append(Sent(o.row_id, c.team_id, c.channel, c.ref, o.ts, late=c.maybe_sent))
             else:
                 rest.append(o)
         if sent:
