@@ -294,9 +294,7 @@ class ClockWatch(Every):
 
     def tick(self) -> None:
         try:
-            with self.db.engine.connect() as conn:
-                key = {"high": CLOCK_LOCK >> 32, "low": CLOCK_LOCK & 0xFFFFFFFF}
-                running = bool(conn.execute(CLOCK_HELD, key).scalar())
+            running = self._running()
         except Exception:
             # The database out of reach: said by what meets it, and by /healthz.
             return
@@ -313,6 +311,13 @@ class ClockWatch(Every):
                 "no clock is running on this database: no step moves on and nothing is "
                 "posted until one does: start `protocolbot clock`"
             )
+
+    def _running(self) -> bool:
+        if not self.db.is_postgres:  # SQLite: the clock's lock on its file
+            return ClockFile(self.db.url).running()
+        with self.db.engine.connect() as conn:
+            key = {"high": CLOCK_LOCK >> 32, "low": CLOCK_LOCK & 0xFFFFFFFF}
+            return bool(conn.execute(CLOCK_HELD, key).scalar())
 
 
 def _stand_by(
@@ -378,6 +383,22 @@ class ClockFile:
         if self._fd is not None:
             os.close(self._fd)  # and with it the lock: a standby takes over
             self._fd = None
+
+    def running(self) -> bool:
+        """Whether a clock holds the lock, asked by a web process: a shared lock is refused
+        while one does, and is let go at once (a clock starting that instant takes the lock at
+        its next try)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False  # no clock has run on this database
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # and with it the shared lock, if taken
+        return False
 
 
 def _shut_down() -> None:

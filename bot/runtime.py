@@ -142,10 +142,8 @@ class Runtime:
                 self.inbox.hand_off = True
         else:
             self.scheduler.every_tick.append(self.inbox.sweep)
-        # A web process on PostgreSQL says when no clock runs (a start would never be posted).
-        self.clock_watch = (
-            ClockWatch(self.db) if self.scheduler is None and self.db.is_postgres else None
-        )
+        # A web process says when no clock runs (a start would never be posted).
+        self.clock_watch = ClockWatch(self.db) if self.scheduler is None else None
         self.link: ClockLink | None = None
         self.clock_file: ClockFile | None = None
         # Answers to read-only commands, sent through response_url after the ack; and the

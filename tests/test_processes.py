@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, text
 
-from bot.notify import ClockLink, Notifier, NotifyTimers, parse_inbox
+from bot.notify import ClockFile, ClockLink, Notifier, NotifyTimers, parse_inbox
 from bot.runtime import Runtime
 from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
@@ -634,6 +634,41 @@ def test_a_web_process_says_when_no_clock_runs_and_when_one_is_back(
         web.stop()
     said = [r.getMessage() for r in caplog.records if r.name == "bot.notify"]
     assert said == [
+        "no clock is running on this database: no step moves on and nothing is posted until "
+        "one does: start `protocolbot clock`",
+        "a clock is running on this database again",
+    ]
+
+
+def test_a_web_process_on_sqlite_says_when_no_clock_runs_and_when_one_is_back(
+    workspace: SlackStandin, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve --no-scheduler` on a SQLite file with nothing holding its timers said "listening"
+    and /healthz said all was well, while no start would ever be posted."""
+    if PG_ADMIN_URL:
+        pytest.skip("SQLite's clock lock: the SQLite run has it")
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    caplog.set_level(logging.WARNING, logger="bot.notify")
+    web = Bot(workspace, url, with_scheduler=False)
+    watch = web.runtime.clock_watch
+    assert watch is not None
+    watch.every = 0.1
+    web.start()
+    clock: ClockFile | None = None
+    try:
+        wait_for(lambda: _healthz(web).get("clock") == "missing", 5, "the clock missed")
+        clock = ClockFile(url).acquire()
+        assert clock.held
+        wait_for(lambda: _healthz(web).get("clock") == "running", 5, "the clock seen")
+        clock.stop()  # and a clock that stops is missed again
+        wait_for(lambda: _healthz(web).get("clock") == "missing", 5, "the clock missed again")
+        again = ClockFile(url).acquire()
+        assert again.held  # the looks never kept a clock from starting
+        again.stop()
+    finally:
+        web.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.notify"]
+    assert said[:2] == [
         "no clock is running on this database: no step moves on and nothing is posted until "
         "one does: start `protocolbot clock`",
         "a clock is running on this database again",
