@@ -377,7 +377,7 @@ def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
 
 def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
     words = cursor.remaining()
-    if len(words) == 1 and words[0].lower().strip("`'\".") in _NO_ROTATION:
+    if len(words) == 1 and words[0].lower().strip(_QUOTES + ".") in _NO_ROTATION:
         return Rotation(clear=True)
     return Rotation(tuple(_user_id(word, "user_format", option="rotation") for word in words))
 

@@ -56,6 +56,14 @@ def test_rotation_clear_removes_it_and_booked_sessions_keep_their_presenters(
     assert "Cleared" in world.command("rotation none")
 
 
+def test_rotation_clear_in_smart_quotes_clears_it(world: World) -> None:
+    # Typed with smart punctuation on, as a start's protocol name may be: it was answered as
+    # a mention not picked from Slack's list.
+    world.command(f"rotation <@{A}> <@{B}>")
+    assert "Cleared" in world.command("rotation \u201cclear\u201d")
+    assert "no presenter rotation yet" in world.command("rotation")
+
+
 def test_start_without_a_presenter_takes_the_next_one(world: World) -> None:
     assert "/protocol rotation" in world.command("start atlas in 1d")  # no rotation yet
     world.command(f"rotation <@{A}> <@{B}> <@{C}>")
