@@ -1022,6 +1022,24 @@ def test_e2e_only_protocols_that_describe_first_ask_the_statement_to_withhold_co
     assert "a very brief statement of what the student was asked to do (no background" in step1
 
 
+def test_e2e_step_1_calls_on_the_presenter_after_their_statement_where_they_bring_more(
+    bot: Bot,
+) -> None:
+    # The Consultancy's presenter brings the dilemma in step 1: with the prep in, step 1 showed
+    # the statement and the link, and called on nobody to start.
+    bot.command(f"start consultancy <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    status, body = bot.post(view_submission(view, PRESENTER, dialog_values(reason="dilemma")))
+    assert status == 200 and parsed_body(body) == {}
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step1 = message_text(bot.step_posts()[0])
+    assert "*The assignment, in the presenter's words:*" in step1
+    assert "<https://docs.example.org/work/42|The student work>" in step1
+    assert f"<@{PRESENTER}>, you start: reply in this thread as this step asks." in step1
+
+
 def test_a_session_booked_ahead_of_others_names_those_that_will_wait_for_it(bot: Bot) -> None:
     # Booked in half an hour on hour-long steps, it pushed back the two booked for one and two
     # hours from now, and its answer said nothing of them.
