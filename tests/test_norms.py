@@ -896,6 +896,21 @@ def test_emoji_alone_is_a_nod_not_a_reply(bot: Bot) -> None:
     assert _notes(bot).participation["total"] == 3
 
 
+def test_a_reply_of_blank_letters_alone_is_not_kept(bot: Bot) -> None:
+    # The Hangul filler is what people paste to send a message that shows nothing: it was
+    # recorded, counted, and shown in the notes as an empty bullet. Korean words are kept.
+    thread = _start_at_step(bot, 2)
+    blanks = [
+        _say(bot, T1, "\u3164", thread),
+        _say(bot, T2, "\u3164 \u200b\uffa0", thread),
+    ]
+    words = _say(bot, T3, "학생이 표를 다시 그렸다", thread)
+    assert _recorded(bot, words).text == "학생이 표를 다시 그렸다"
+    _settle(bot)
+    assert [_row(bot, ts) for ts in blanks] == [None, None]
+    assert [bot.standin.reactions(CHANNEL, ts) for ts in blanks] == [[], []]
+
+
 def test_a_reply_whose_words_come_only_in_rich_text_blocks_is_kept(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
 

@@ -1008,6 +1008,8 @@ _WORD_CHARACTER = re.compile(r"[^\W_]")
 # Characters that show nothing by themselves: format marks (zero-width space and joiners,
 # direction marks) and marks that only combine with another.
 _INVISIBLE = frozenset({"Cf", "Mn", "Me", "Cc"})
+# Letters that show nothing: the Hangul fillers, what people paste to send a blank message.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
 def _nod(text: str) -> bool:
@@ -1015,6 +1017,8 @@ def _nod(text: str) -> bool:
     and spaces and end marks; or nothing visible at all (zero-width spaces). Like a reaction,
     it is not a reading of the work to keep in the notes or count as someone's turn; "!!!",
     "?" or "3/4" alone are words."""
+    if _blank(text):
+        return True  # blank letters and zero-width marks alone: nothing anyone can read
     if _WORD_CHARACTER.match(text):
         return False  # most replies: a letter or a digit first
     coded = ":" in text or "+" in text or ";" in text
@@ -1028,6 +1032,15 @@ def _nod(text: str) -> bool:
     if all(kind in _INVISIBLE for kind in symbols):
         return True  # zero-width spaces and joiners alone: nothing anyone can read
     return "So" in symbols and all(kind in _EMOJI_PARTS for kind in symbols)
+
+
+def _blank(text: str) -> bool:
+    """Whether text shows nothing but is not empty: zero-width marks, Hangul fillers."""
+    if not text or text.isspace():
+        return False
+    return all(
+        c.isspace() or c in _BLANK_LETTERS or unicodedata.category(c) in _INVISIBLE for c in text
+    )
 
 
 def _with_files(typed: str, message: dict[str, Any]) -> str:
