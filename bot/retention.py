@@ -43,13 +43,19 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
                 ProtocolSession.status.in_(("ended", "cancelled")),
                 ProtocolSession.ended_at < cutoff,
             )
-            gone = delete(Contribution).where(Contribution.session_id.in_(ended))
-            counts["contributions"] = _count(s.execute(gone))
+            # Only a session that had replies to delete has its notes say they went.
+            written = select(Contribution.session_id).where(Contribution.audience != "deleted")
             s.execute(
                 update(ProtocolSession)
-                .where(ProtocolSession.id.in_(ended), ProtocolSession.purged_at.is_(None))
+                .where(
+                    ProtocolSession.id.in_(ended),
+                    ProtocolSession.id.in_(written),
+                    ProtocolSession.purged_at.is_(None),
+                )
                 .values(purged_at=now)
             )
+            gone = delete(Contribution).where(Contribution.session_id.in_(ended))
+            counts["contributions"] = _count(s.execute(gone))
             kept = or_(ProtocolSession.statement.is_not(None), ProtocolSession.names.is_not(None))
             s.execute(
                 update(ProtocolSession)

@@ -276,6 +276,25 @@ def test_the_notes_of_a_session_whose_replies_retention_deleted_say_so(bot: Bot)
     )
 
 
+def test_the_notes_of_a_session_with_no_replies_do_not_say_retention_deleted_them(
+    bot: Bot,
+) -> None:
+    # Nobody replied; after retention's time its notes said "The replies recorded in this
+    # session were deleted", and protocolbot export warned of deleted replies.
+    bot.open_step()
+    bot.command("end")
+    bot.settle()
+    assert (
+        purge(bot.db, datetime.now(UTC) + timedelta(days=40), retention_days=30)["contributions"]
+        == 0
+    )
+    shown = json.dumps(bot.command("notes"))
+    assert "Nothing was recorded" in shown and "were deleted" not in shown
+    said: list[str] = []
+    assert "Replies deleted" not in export(bot.settings, "latest", "md", say=said.append)
+    assert said == []
+
+
 def _kept_thirty_days(workspace: SlackStandin, database_url: str) -> tuple[Settings, Database]:
     """Settings with DATA_RETENTION_DAYS=30, and their database, migrated."""
     settings = Settings(
