@@ -162,6 +162,22 @@ def test_replies_that_reach_the_bot_late_together_go_out_together(bot: Bot) -> N
     assert len(copies) == len(words)
 
 
+def test_late_replies_that_go_out_together_list_their_tags_in_the_notes_order(
+    bot: Bot,
+) -> None:
+    # They were grouped by tag alphabetically: Interpretations above Observations, the other
+    # way round from the notes they follow.
+    step, header_ts, written = _ended_with_a_reply_on_its_way(bot)
+    said = ["I: They think the scale is fixed.", "O: Two columns are blank."] * 3
+    for n, text in enumerate(said):
+        bot.reply(TEACHERS[n % 3], text, step, ts=f"{float(written) - n / 1000:.6f}")
+    bot.settle()
+    words = ["\n".join(_sections([m])) for m in bot.posts() if "more repl" in str(m.get("text"))]
+    both = [w for w in words if "*Observations*" in w and "*Interpretations*" in w]
+    assert both, words
+    assert all(w.index("*Observations*") < w.index("*Interpretations*") for w in both)
+
+
 def test_a_long_reply_handled_after_the_end_reaches_the_notes_whole(bot: Bot) -> None:
     step, header_ts, written = _ended_with_a_reply_on_its_way(bot)
     # A long reflection (Slack takes 40,000 characters), delivered late by Slack.

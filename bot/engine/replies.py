@@ -482,6 +482,9 @@ class Replies:
             .order_by(Contribution.id)
         ).all()
         items = [{"text": text, "user": user, "tag": tag} for text, user, tag in late]
+        # By tag in the order the notes list them (a sort keeps each tag's replies in order).
+        order = {tag: k for k, tag in enumerate(notes_mod.section_order(protocol))}
+        items.sort(key=lambda item: order.get(item["tag"], len(order)))
         # A long reply (Slack takes 40,000 characters) is more than one message holds: in parts.
         messages = render_messages("notes_late.j2", protocol=protocol, items=items)
         ref = f"{LATE}:{session_id}:{first}"
