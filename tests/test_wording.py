@@ -88,6 +88,7 @@ def test_the_header_states_only_the_norms_the_protocol_has(bot: Bot) -> None:
     bot.command(f"start dese-everyday <@{PRESENTER}|maria> step 1h")
     norms = _norms(bot)
     assert "reply in its thread. Steps close on time" in norms
+    assert "only the presenter speaks" not in norms  # the DESE tool has no such step
     assert "Describe before you interpret" not in norms and "listens" not in norms
 
 
@@ -109,6 +110,7 @@ def test_the_plan_and_the_preview_mark_the_steps_where_only_the_presenter_speaks
     bot.wait_until(lambda: bool(bot.posts()))
     plan = json.dumps(bot.posts()[0]["blocks"])
     assert "1. Presentation _(only the presenter speaks)_" in plan
+    assert "When a step says only the presenter speaks, everyone else reads along." in plan
     assert "4. Warm and Cool Feedback _(presenter listens)_" in plan
 
 
