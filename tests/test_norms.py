@@ -877,6 +877,8 @@ def test_emoji_alone_is_a_nod_not_a_reply(bot: Bot) -> None:
     assert _recorded(bot, words).text == "Two colours of ink :eyes:"
     marks = _say(bot, T3, "!!!", thread)
     assert _recorded(bot, marks).text == "!!!"
+    hidden = _say(bot, T2, "\u200b?", thread)  # a mark is a word, after a zero-width space too
+    assert _recorded(bot, hidden).text == "\u200b?"
     _settle(bot)
     assert [_row(bot, ts) for ts in nods] == [None] * len(nods)
     assert [bot.standin.reactions(CHANNEL, ts) for ts in nods] == [[]] * len(nods)
@@ -893,7 +895,7 @@ def test_emoji_alone_is_a_nod_not_a_reply(bot: Bot) -> None:
     bot.wait_until(lambda: _row(bot, words).text == "Two colours of ink, blue and red")  # type: ignore[union-attr]
     _next(bot, 3)
     _settle(bot)
-    assert _notes(bot).participation["total"] == 3
+    assert _notes(bot).participation["total"] == 4
 
 
 def test_a_reply_of_blank_letters_alone_is_not_kept(bot: Bot) -> None:

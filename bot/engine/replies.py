@@ -1032,8 +1032,6 @@ def _nod(text: str) -> bool:
     if _WORD_CHARACTER.search(rest):
         return False
     symbols = [unicodedata.category(c) for c in rest]
-    if all(kind in _INVISIBLE for kind in symbols):
-        return True  # zero-width spaces and joiners alone: nothing anyone can read
     return "So" in symbols and all(kind in _EMOJI_PARTS for kind in symbols)
 
 
