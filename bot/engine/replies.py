@@ -1020,10 +1020,10 @@ def _nod(text: str) -> bool:
     and spaces and end marks; or nothing visible at all (zero-width spaces). Like a reaction,
     it is not a reading of the work to keep in the notes or count as someone's turn; "!!!",
     "?" or "3/4" alone are words."""
+    if _WORD_CHARACTER.match(text) and text[0] not in _BLANK_LETTERS:
+        return False  # most replies: a letter or a digit first
     if _blank(text):
         return True  # blank letters and zero-width marks alone: nothing anyone can read
-    if _WORD_CHARACTER.match(text):
-        return False  # most replies: a letter or a digit first
     coded = ":" in text or "+" in text or ";" in text
     uncoded = _NOD_CODE.sub("", text) if coded else text
     rest = "".join(c for c in uncoded if not c.isspace() and c not in _NOD_MARKS)
