@@ -44,7 +44,9 @@ def purge(db: Database, now: datetime, retention_days: int | None) -> dict[str, 
                 ProtocolSession.ended_at < cutoff,
             )
             # Only a session that had replies to delete has its notes say they went.
-            written = select(Contribution.session_id).where(Contribution.audience != "deleted")
+            written = select(Contribution.session_id).where(
+                Contribution.session_id.in_(ended), Contribution.audience != "deleted"
+            )
             s.execute(
                 update(ProtocolSession)
                 .where(

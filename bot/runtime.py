@@ -29,7 +29,7 @@ from bot.one_workspace import OneWorkspace
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
 from bot.scheduling import Scheduler
 from bot.settings import Settings
-from bot.slack import INSTALLATION_GONE, OutboxSender, Sent, make_client
+from bot.slack import INSTALLATION_GONE, OutboxSender, Sent, make_client, ref_session
 from bot.store.db import Database
 from bot.store.models import OutboxMessage, ProtocolSession
 
@@ -194,7 +194,7 @@ class Runtime:
 
     def _posted(self, s: Session, sent: list[Sent]) -> None:
         self.engine.on_posted(s, [(each.ref, each.ts) for each in sent])
-        late = [each for each in sent if each.late and each.ts and _step_ref(each.ref)]
+        late = [each for each in sent if each.late and each.ts and ref_session(each.ref, "step")]
         if late:
             # A step message Slack took before the bot could learn its ts (an answer lost, and
             # Slack slow to say so): a reply in its thread meanwhile waited a minute at most for
@@ -212,7 +212,7 @@ class Runtime:
 
     @staticmethod
     def _enterprise(s: Session, sent: Sent) -> str:
-        session_id = _step_ref(sent.ref)
+        session_id = ref_session(sent.ref, "step")
         found = s.scalar(
             select(ProtocolSession.enterprise_id).where(ProtocolSession.id == session_id)
         )
@@ -302,10 +302,3 @@ class Runtime:
             self.clock_file.stop()
         self.reporter.stop()
         self._started = False
-
-
-def _step_ref(ref: str | None) -> int | None:
-    """The session of a step message's ref ("step:12:3"), else None."""
-    kind, _, rest = (ref or "").partition(":")
-    session_id = rest.partition(":")[0]
-    return int(session_id) if kind == "step" and session_id.isdigit() else None

@@ -80,11 +80,11 @@ class Settings:
             )
 
 
-def _check_env_file(path: Path) -> None:
-    """Stop at a line of the .env file that cannot be read, naming it and its setting (never its
-    value, which may be a secret). python-dotenv only warns of such a line and skips it: a
-    DATABASE_URL with an unclosed quote ran the bot on a new SQLite file in the working
-    directory instead of the PostgreSQL it named."""
+def _read_env_file(path: Path) -> str:
+    """The .env file's text, read once. Stops at a line that cannot be read, naming it and its
+    setting (never its value, which may be a secret). python-dotenv only warns of such a line
+    and skips it: a DATABASE_URL with an unclosed quote ran the bot on a new SQLite file in the
+    working directory instead of the PostgreSQL it named."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -103,6 +103,7 @@ def _check_env_file(path: Path) -> None:
                 f"{path} cannot be read at line {line}{setting}: write it as NAME=value, "
                 "closing any quote it opens"
             )
+    return text
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -180,8 +181,10 @@ def load_settings(
     """Read settings from the environment, falling back to a .env file for unset names."""
     env: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        _check_env_file(Path(env_file))
-        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        text = _read_env_file(Path(env_file))
+        env.update(
+            {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+        )
     env.update(os.environ if environ is None else environ)
 
     api_url = _optional(env, "SLACK_API_URL") or DEFAULT_SLACK_API_URL

@@ -238,6 +238,13 @@ class Pending:
             self._handoff.unhold(self.row["channel_id"])
 
 
+def ref_session(ref: str | None, *kinds: str) -> int | None:
+    """The session a ref of one of `kinds` names ("step:12:3", "notes:12": 12), else None."""
+    kind, _, rest = (ref or "").partition(":")
+    session_id = rest.partition(":")[0]
+    return int(session_id) if kind in kinds and session_id.isdigit() else None
+
+
 def enqueued(s: Session, team_id: str, ref: str, channel: str | None = None) -> bool:
     """Whether a call with this ref (to `channel`, if given) is in the outbox already: for a word
     said once."""

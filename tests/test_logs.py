@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 import pytest
+from sqlalchemy import func, select
 
 from bot import logs
 from bot.activity import ACTIVITY, Reporter
@@ -21,6 +22,7 @@ from bot.slack import OutboxSender
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
+from bot.store.models import OutboxMessage
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, Bot, http_post, wait_until
 from tests.process import free_port
@@ -140,6 +142,12 @@ def test_requests_while_slack_is_out_of_reach_log_a_line_not_a_traceback_each(
     assert WRITTEN not in caplog.text
 
 
+def _tries_of_pending_posts(bot: Bot) -> int:
+    with bot.db.session() as s:
+        pending = OutboxMessage.status == "pending"
+        return int(s.scalar(select(func.sum(OutboxMessage.attempts)).where(pending)) or 0)
+
+
 def test_posts_while_slack_is_out_of_reach_log_a_line_as_it_goes_and_one_as_it_is_back(
     workspace: SlackStandin, database_url: str
 ) -> None:
@@ -156,7 +164,8 @@ def test_posts_while_slack_is_out_of_reach_log_a_line_as_it_goes_and_one_as_it_i
         bot.wait_until(lambda: len(bot.step_posts()) == 1)
         bot.runtime.sender.drain(5)
         workspace.stop()
-        time.sleep(5)  # step 2 falls due: its post and the step 1 edit are tried again and again
+        # Step 2 falls due: its post and the step 1 edit are tried again and again.
+        bot.wait_until(lambda: _tries_of_pending_posts(bot) >= 4, timeout=20)
         workspace.start()
         bot.wait_until(lambda: len(bot.step_posts()) >= 2, timeout=30)
         bot.runtime.sender.drain(5)

@@ -233,8 +233,8 @@ def presenter_copy_failed(engine: Engine, s: Session, row: OutboxMessage) -> Non
     """The presenter's copy of the notes could not be sent to them (their account deactivated,
     messages from apps turned off): the facilitator hears so, once, where they would otherwise
     take it for delivered (`end` said it was on its way)."""
-    kind, _, rest = (row.ref or "").partition(":")
-    session = s.get(ProtocolSession, int(rest)) if kind == "notes" and rest.isdigit() else None
+    session_id = slack.ref_session(row.ref, "notes")
+    session = s.get(ProtocolSession, session_id) if session_id is not None else None
     if session is None or row.channel_id != session.presenter_id:
         return
     if session.facilitator_id == session.presenter_id:
@@ -314,10 +314,9 @@ def _notice(session: ProtocolSession, row: OutboxMessage) -> str:
 
 def _session_of(s: Session, row: OutboxMessage) -> ProtocolSession | None:
     for ref in (row.ref, row.thread_ref):
-        kind, _, rest = (ref or "").partition(":")
-        session_id = rest.partition(":")[0]
-        if kind in ("header", "step") and session_id.isdigit():
-            session = s.get(ProtocolSession, int(session_id))
+        session_id = slack.ref_session(ref, "header", "step")
+        if session_id is not None:
+            session = s.get(ProtocolSession, session_id)
             if session is not None and session.team_id == row.team_id:
                 return session
     return s.scalars(
