@@ -111,10 +111,23 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+# Slack's other tokens, each by what it is and where it goes: pasted into the wrong setting, it
+# is named for what it is, not only refused.
+OTHER_TOKENS = {
+    "xapp-": "an app-level token, for SLACK_APP_TOKEN (Socket Mode)",
+    "xoxb-": "the bot token, for SLACK_BOT_TOKEN",
+    "xoxp-": "a user token: use the app's Bot User OAuth Token (xoxb-...) instead",
+}
+
+
 def _token(env: Mapping[str, str], name: str, prefix: str) -> str | None:
     value = _optional(env, name)
     if value is not None and not value.startswith(prefix):
-        raise SettingsError(f"{name} is malformed: it should start with '{prefix}'")
+        said = f"{name} is malformed: it should start with '{prefix}'"
+        other = next((k for k in OTHER_TOKENS if k != prefix and value.startswith(k)), None)
+        if other is not None:
+            said += f"; an {other}... token is {OTHER_TOKENS[other]}"
+        raise SettingsError(said)
     return value
 
 

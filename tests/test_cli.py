@@ -726,3 +726,37 @@ def test_an_env_file_not_in_utf_8_stops_the_command_naming_the_line(tmp_path: Pa
         "plain ASCII)"
     )
     assert [p.name for p in tmp_path.iterdir()] == [".env"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        (
+            "SLACK_BOT_TOKEN",
+            "xapp-1-A1-1-secret",
+            "SLACK_BOT_TOKEN is malformed: it should start with 'xoxb-'; an xapp-... token is an "
+            "app-level token, for SLACK_APP_TOKEN (Socket Mode)",
+        ),
+        (
+            "SLACK_APP_TOKEN",
+            "xoxb-1-secret",
+            "SLACK_APP_TOKEN is malformed: it should start with 'xapp-'; an xoxb-... token is the "
+            "bot token, for SLACK_BOT_TOKEN",
+        ),
+        (
+            "SLACK_BOT_TOKEN",
+            "xoxp-1-secret",
+            "SLACK_BOT_TOKEN is malformed: it should start with 'xoxb-'; an xoxp-... token is a "
+            "user token: use the app's Bot User OAuth Token (xoxb-...) instead",
+        ),
+        ("SLACK_BOT_TOKEN", "secret", "SLACK_BOT_TOKEN is malformed: it should start with 'xoxb-'"),
+    ],
+    ids=["app-token-as-bot-token", "bot-token-as-app-token", "user-token", "no-prefix"],
+)
+def test_a_token_in_the_wrong_setting_is_named_for_where_it_belongs(
+    name: str, value: str, said: str, tmp_path: Path
+) -> None:
+    # An xapp- token in SLACK_BOT_TOKEN was told only to start with xoxb-: the operator had the
+    # right token in the wrong place and went looking for another.
+    line = _one_line(_run(["serve"], _migrated(tmp_path), tmp_path, **{name: value}), "secret")
+    assert line == f"protocolbot: {said}"
