@@ -377,7 +377,11 @@ def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
 
 def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
     words = cursor.remaining()
-    if len(words) == 1 and words[0].lower().strip(_QUOTES + ".") in _NO_ROTATION:
+    if words and words[0].lower().strip(_QUOTES + ".") in _NO_ROTATION:
+        if len(words) > 1:
+            # `clear @maria`: a clear and a new order at once, or one person taken off. Which
+            # is not clear, so neither is done: both commands are shown.
+            raise _Rejected("rotation_clear_words", word=_echo(words[0]))
         return Rotation(clear=True)
     return Rotation(tuple(_user_id(word, "user_format", option="rotation") for word in words))
 

@@ -367,6 +367,8 @@ ERROR_CASES = [
     ("rotation <!subteam^S1>", "user_format", {"text": "", "kind": "group", "option": "rotation"}),
     ("start atlas facilitator bob", "user_format", {"text": "bob", "option": "facilitator"}),
     ("rotation <@U1> @sam", "user_format", {"text": "@sam", "option": "rotation"}),
+    ("rotation clear <@U1|maria>", "rotation_clear_words", {"word": "clear"}),
+    ("rotation “off” @sam", "rotation_clear_words", {"word": "“off”"}),
     ("start atlas step 5x", "bad_duration", {"text": "5x", "option": "step"}),
     ("start atlas in 0s", "duration_zero", {"text": "0s", "option": "in"}),
     ("extend 15d", "duration_too_long", {"text": "15d", "limit": MAX_EXTEND_SECONDS}),
