@@ -761,6 +761,22 @@ def test_a_file_shared_without_words_is_kept_by_its_name(bot: Bot) -> None:
     assert row.text == "Here is page 3\nShared page3.jpg (https://x/F3)"
 
 
+def test_a_reply_written_with_slash_me_is_kept_as_any_other(bot: Bot) -> None:
+    # `/me points at the second column` in a step's thread arrives as a me_message: it was
+    # dropped, from the notes, the counts and the exports, with no word to its author.
+    thread = _start_at_step(bot, 2)
+    said = "points at the second column: the units are gone"
+    ts = str(bot.standin.add_message(CHANNEL, T1, said, thread_ts=thread)["ts"])
+    me = {"type": "message", "subtype": "me_message", "channel": CHANNEL, "user": T1}
+    bot.event({**me, "text": said, "ts": ts, "thread_ts": thread, "channel_type": "channel"})
+    row = _recorded(bot, ts)
+    assert (row.tag, row.audience, row.text) == ("observation", "group", said)
+    # Its edit is read as any reply's.
+    _edit(bot, T1, ts, thread, "I: thinks the units were dropped", said, subtype="me_message")
+    _settle(bot)
+    assert _section(_notes(bot), "interpretation") == ["thinks the units were dropped"]
+
+
 def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     said = (

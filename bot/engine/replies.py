@@ -47,7 +47,8 @@ IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 # failed again at once, a minute later and five minutes later.
 LATE_DELIVERY_PATIENCE = timedelta(minutes=7)
 
-REPLY_SUBTYPES = (None, "thread_broadcast", "file_share")
+# A person's reply: typed, also sent to the channel, sharing a file, or written with /me.
+REPLY_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
 # Reminders of who speaks, where a question waits, and that a step has closed: said once to a
 # person in a step (their later replies there go the same way). The judgment nudge is about one
 # reply, with buttons for it, so each such reply gets its own.
