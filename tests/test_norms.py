@@ -164,6 +164,9 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         ("Interpretation: unsure of units", "interpretation", "unsure of units"),
         ("Warm: the diagram is labelled", "warm", "the diagram is labelled"),
         ("Cool: the table stops at row 4", "cool", "the table stops at row 4"),
+        # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
+        ("O: *two* rows are blank", "observation", "*two* rows are blank"),
+        ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(

@@ -45,9 +45,12 @@ def strip_tag_prefix(text: str) -> tuple[str | None, str]:
         return None, text.strip()
     if match["colon"] is None and match["word"].lower() not in _DASHED:
         return None, text.strip()
-    rest = text[match.end() :]
+    # A marker after the colon closes the prefix's own ("*O:* text"), and no more: one that
+    # opens the words ("O: *two* rows") is theirs.
+    close = match["close"][: max(0, len(match["open"]) - len(match["mid"]))]
+    rest = text[match.start("close") + len(close) :]
     # Whole-message emphasis ("*Q: is this a draft?*") leaves the closing marker at the end.
-    unclosed = match["open"][len(match["mid"]) + len(match["close"]) :]
+    unclosed = match["open"][len(match["mid"]) + len(close) :]
     if unclosed and rest.rstrip().endswith(unclosed):
         rest = rest.rstrip()[: -len(unclosed)]
     return TAG_PREFIXES[match["word"].lower()], rest.strip()
