@@ -799,6 +799,11 @@ def test_links_and_mentions_are_kept_as_the_words_people_saw(bot: Bot) -> None:
     )
     prefixed = _recorded(bot, _say(bot, T3, "I: see <https://example.org/y>", thread))
     assert (prefixed.tag, prefixed.text) == ("interpretation", "see https://example.org/y")
+    # An address typed without its scheme, which Slack makes a link of, is kept as typed: it
+    # was kept as "example.org/rubric (http://example.org/rubric)".
+    typed = "see <http://example.org/rubric|example.org/rubric> and <https://x.org|x.org>"
+    bare = _recorded(bot, _say(bot, T1, typed, thread))
+    assert bare.text == "see example.org/rubric and x.org"
 
 
 def test_a_links_address_is_not_read_as_a_question_or_a_judgment(bot: Bot) -> None:

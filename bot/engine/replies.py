@@ -869,7 +869,8 @@ def _readable(markup: re.Match[str], names: Mapping[str, str], addresses: bool =
         return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
     if not addresses:
         return "" if not label or label == target else label
-    if not label or label == target or target == f"mailto:{label}":
+    # An address or email typed bare, which Slack made a link of: as typed.
+    if not label or target in (label, f"mailto:{label}", f"http://{label}", f"https://{label}"):
         return label or target
     return f"{label} ({target})"
 
