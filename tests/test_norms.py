@@ -821,6 +821,12 @@ def test_a_links_address_is_not_read_as_a_question_or_a_judgment(bot: Bot) -> No
         "The template (https://school.example/great-essays-template?id=4) has four boxes"
     )
     assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T2) == []
+    # So too an address typed without its scheme, which Slack sends as a link labelled with it.
+    address = "docs.google.com/document/d/2XyZ/edit?usp=sharing"
+    bare = _recorded(bot, _say(bot, T3, f"Her notes: <http://{address}|{address}>", thread))
+    assert (bare.tag, bare.text) == ("observation", f"Her notes: {address}")
+    _settle(bot)
+    assert _ephemerals_to(bot, T3) == []
     # A link's label is what the person said: it is read as any words are.
     asked = _recorded(bot, _say(bot, T3, "Was <https://x.example/r|the rubric> shared?", thread))
     assert asked.tag == "question"

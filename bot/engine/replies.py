@@ -867,10 +867,11 @@ def _readable(markup: re.Match[str], names: Mapping[str, str], addresses: bool =
             # A user group, sent by id alone (Slack's events name none): not "@subteam".
             return render_text("group_unknown.j2")
         return label or _SPECIAL.get(target[1:], "@" + target[1:].split("^")[0])
+    # An address typed bare, which Slack made a link of (labelled with it as typed).
+    bare = not label or target in (label, f"http://{label}", f"https://{label}")
     if not addresses:
-        return "" if not label or label == target else label
-    # An address or email typed bare, which Slack made a link of: as typed.
-    if not label or target in (label, f"mailto:{label}", f"http://{label}", f"https://{label}"):
+        return "" if bare else label
+    if bare or target == f"mailto:{label}":
         return label or target
     return f"{label} ({target})"
 
