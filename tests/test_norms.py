@@ -317,6 +317,34 @@ def test_an_edit_that_takes_the_prefix_away_gives_the_reply_its_steps_tag(bot: B
     assert bot.standin.reactions(CHANNEL, retagged) == ["bulb"]
 
 
+def test_an_edit_that_keeps_the_prefix_leaves_a_retag_by_reaction(bot: Bot) -> None:
+    # The author fixes a typo, the prefix as it was: the facilitator's re-tag went, the reply
+    # back in the column of its prefix, and the bot's mark with it.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "I: The title is underlind", thread)
+    assert _recorded(bot, ts).tag == "interpretation"
+    _react(bot, FACILITATOR, "bulb", ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["bulb"])
+    _edit(bot, T1, ts, thread, "I: The title is underlined", before="I: The title is underlind")
+    _settle(bot)
+    row = _row(bot, ts)
+    assert row is not None and (row.tag, row.text) == ("implication", "The title is underlined")
+    assert bot.standin.reactions(CHANNEL, ts) == ["bulb"]
+    # A prefix the edit changes is the author's new word: it stands.
+    later = {"user": T1, "ts": f"{float(ts) + 2:.6f}"}
+    _edit(
+        bot,
+        T1,
+        ts,
+        thread,
+        "Q: The title is underlined",
+        "I: The title is underlined",
+        edited=later,
+    )
+    bot.wait_until(lambda: "grey_question" in bot.standin.reactions(CHANNEL, ts))
+    assert _row(bot, ts).tag == "question"  # type: ignore[union-attr]
+
+
 def test_a_presenter_note_is_not_retagged_into_the_group_columns(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, PRESENTER, "I want to explain the assignment", thread)

@@ -629,6 +629,9 @@ class Replies:
         if row.audience != "group":
             return
         if explicit is not None:
+            before = _markup(previous)
+            if row.retagged_from is not None and _prefix(before, _as_typed(before))[0] == explicit:
+                return  # the prefix as it was (a typo fixed): a re-tag by reaction since stands
             row.retagged_from = None  # the author's prefix is their word: no reaction undoes it
         else:
             explicit = self._unprefixed(s, row, previous, said)
