@@ -201,3 +201,25 @@ def test_a_reply_acknowledged_just_before_the_end_is_in_the_notes(bot: Bot) -> N
     shown = json.dumps(notes)
     assert all(f"Reply {n}, just in time." in shown for n in range(5))
     assert not [m for m in bot.posts() if "One more" in str(m.get("text"))]
+
+
+def test_a_teachers_reflection_handled_after_the_end_is_not_titled_the_presenters(
+    bot: Bot,
+) -> None:
+    # ATLAS step 5 asks everyone to reflect: the notes title such a section "Reflections", and
+    # the word of a late one said "Presenter reflection" above a teacher's words.
+    bot.open_step()
+    header_ts = str(bot.posts()[0]["ts"])
+    for k in range(2, 6):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)  # type: ignore[misc]
+    bot.runtime.sender.drain(5)
+    step = str(bot.step_posts()[4]["ts"])
+    written = f"{time.time():.6f}"
+    bot.wait_until(lambda: time.time() > float(written) + 0.01)
+    bot.command("end")
+    bot.settle()
+    bot.reply(TEACHERS[0], "I will look at the drawings first next time.", step, ts=written)
+    bot.settle()
+    (word,) = [m for m in _notes_parts(bot, header_ts) if "more repl" in str(m.get("text"))]
+    assert "*Reflections*\n• I will look at the drawings first" in "\n".join(_sections([word]))

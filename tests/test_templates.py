@@ -511,9 +511,11 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("replies/notes_sent.j2", notes=notes, parts=3))
     # A reply that reached the bot after the notes went out.
     late = {"text": PINGS + LONG, "user": TEACHERS[0], "tag": "debrief"}
-    said.append(render_message("notes_late.j2", protocol=LIBRARY["atlas"], items=[late]))
+    atlas = {"protocol": LIBRARY["atlas"], "presenter": PRESENTER}
+    said.append(render_message("notes_late.j2", items=[late], **atlas))
     others = [{**late, "tag": "observation"}, {**late, "user": TEACHERS[1]}]
-    said.append(render_message("notes_late.j2", protocol=LIBRARY["atlas"], items=[late, *others]))
+    said.append(render_message("notes_late.j2", items=[late, *others], **atlas))
+    said.append(render_message("notes_late.j2", items=[{**late, "tag": "reflection"}], **atlas))
     said.append(reply_message(refusal(lambda: gone.next_step(here()))))
     for held in (True, False):
         session = started.context["session"]

@@ -487,7 +487,9 @@ class Replies:
         order = {tag: k for k, tag in enumerate(notes_mod.section_order(protocol))}
         items.sort(key=lambda item: order.get(item["tag"], len(order)))
         # A long reply (Slack takes 40,000 characters) is more than one message holds: in parts.
-        messages = render_messages("notes_late.j2", protocol=protocol, items=items)
+        messages = render_messages(
+            "notes_late.j2", protocol=protocol, items=items, presenter=session.presenter_id
+        )
         ref = f"{LATE}:{session_id}:{first}"
         for message in messages:
             self.engine.post(s, session, message, ref=ref, thread_ref=f"header:{session_id}")
