@@ -88,13 +88,20 @@ def continued(text: str) -> str:
 
 # A line Markdown would make a heading ("# of students who...").
 _MARKDOWN_HEADING = re.compile(r"^(\s*)#", re.MULTILINE)
+# A line break inside a Markdown list item: a hard break, the next line indented under the first.
+_HARD_BREAK = "  \n  "
 
 
-def markdown_item(text: str) -> str:
+def markdown_item(text: str, by: str | None = None) -> str:
     """A reply as one item of a Markdown list: a line that opens with `#` (a count, in a
     teacher's words) stays text, not a heading, and each line stays a line of the item (a hard
-    break, indented under the first)."""
-    return _MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).replace("\n", "  \n  ")
+    break, indented under the first). Then its author, `(by)`: on a line of its own after a
+    code block, whose closing ``` with words after it would close nothing."""
+    item = _MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).replace("\n", _HARD_BREAK)
+    if by is None:
+        return item
+    fenced = "\n" in text and text.rsplit("\n", 1)[1].lstrip().startswith("```")
+    return f"{item}{_HARD_BREAK if fenced else ' '}({by})"
 
 
 def marked(text: object, marker: str) -> str:

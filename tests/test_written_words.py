@@ -186,6 +186,26 @@ def test_the_notes_name_their_authors_and_keep_a_replys_lines_in_its_item(bot: B
     ) in in_slack
 
 
+def test_a_reply_that_ends_in_a_code_block_keeps_its_author_out_of_the_code(bot: Bot) -> None:
+    # In the notes file the author's name followed the closing ```: a fence with words after it
+    # closes nothing, and the name showed as the last line of the code.
+    describe = _to_step(bot, 2)
+    bot.reply(T1, "She wrote:\n```\nx = 3/4\n```", describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    _ended(bot)
+    bot.wait_until(lambda: bot.standin.files)
+    for written in (bot.standin.files[0]["content"].decode(), export(bot.settings, "latest", "md")):
+        lines = written.splitlines()
+        item = lines.index("- She wrote:  ")
+        assert [line.rstrip() for line in lines[item : item + 5]] == [
+            "- She wrote:",
+            "  ```",
+            "  x = 3/4",
+            "  ```",
+            "  (teacher1)",
+        ]
+
+
 def test_the_notes_say_what_work_the_team_looked_at(bot: Bot) -> None:
     # The record of a session: what the student was asked to do, and where the work is, as the
     # presenter gave them in their prep.
