@@ -856,6 +856,21 @@ def test_e2e_cancel_tells_the_presenter(bot: Bot) -> None:
     assert "was cancelled" in _respond_text(bot, "prep_open", "1", PRESENTER)
 
 
+def test_e2e_a_bare_cancel_while_a_session_runs_calls_off_nothing(bot: Bot) -> None:
+    # The facilitator means the session in front of them: the one booked for tomorrow, and
+    # its presenter's prep, stay.
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command(f"start atlas <@{TEACHERS[0]}> in 1d")
+    bot.wait_until(lambda: len(_dm(bot, TEACHERS[0])) == 1)
+    answer = message_text(bot.command("cancel"))
+    assert "Session #1 is running here" in answer and "`/protocol end` ends this one" in answer
+    assert "`/protocol cancel 2`" in answer and "Cancelled" not in answer
+    with bot.db.session() as s:
+        assert s.get(ProtocolSession, 2).status == "scheduled"  # type: ignore[union-attr]
+    assert "Cancelled session #2" in message_text(bot.command("cancel 2"))
+
+
 def test_e2e_an_admin_who_cancels_is_named_and_the_facilitator_told(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> in 2d")
     bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)

@@ -591,7 +591,11 @@ def test_a_line_that_ends_in_a_tag_keeps_its_line_break(engine: Engine) -> None:
 
     listed_twice = [{"id": 7, "name": "ATLAS", "starts_at": NOW, "presenter_id": PRESENTER}] * 2
     refused = render_text(
-        "prep/refusals/cancel_what.j2", number=7, other="running", scheduled=listed_twice
+        "prep/refusals/cancel_what.j2",
+        number=7,
+        other="running",
+        scheduled=listed_twice,
+        running=None,
     )
     assert refused.split("\n")[1:] == [line for line in refused.split("\n") if line[:1] == "•"]
 
@@ -1166,15 +1170,21 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         )
     )
     listed = [{"id": 7, "name": "ATLAS", "starts_at": NOW, "presenter_id": PRESENTER}]
-    for number, other, scheduled_list in (
-        (7, "running", []),
-        (7, None, []),
-        (None, None, []),
-        (None, None, listed * 2),
+    for number, other, scheduled_list, running in (
+        (7, "running", [], None),
+        (7, None, [], None),
+        (None, None, [], None),
+        (None, None, listed * 2, None),
+        (None, None, listed, 6),
+        (None, None, [], 6),
     ):
         said.append(
             render_message(
-                "prep/refusals/cancel_what.j2", number=number, other=other, scheduled=scheduled_list
+                "prep/refusals/cancel_what.j2",
+                number=number,
+                other=other,
+                scheduled=scheduled_list,
+                running=running,
             )
         )
     some = scheduled[0]

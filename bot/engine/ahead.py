@@ -9,11 +9,11 @@ from sqlalchemy import ColumnElement, func, select, update
 from bot import commands as cmd
 from bot.blocks import render_message
 from bot.engine import prep
-from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine
+from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine, channel_sessions
 from bot.engine.errors import Refusal, Reply
 from bot.engine.rotation import Profiles, in_channel, next_presenter
 from bot.profiles import Zone
-from bot.store.models import ProtocolSession
+from bot.store.models import ACTIVE, ProtocolSession
 
 
 def _scheduled_here(actor: Actor) -> list[ColumnElement[bool]]:
@@ -140,9 +140,15 @@ def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
             .order_by(ProtocolSession.starts_at)
             .with_for_update()
         ).all()
+        # A bare `cancel` while a session runs here most likely means that one: it does not
+        # call off the next one, whose presenter would be told not to prepare.
+        running = None
+        if number is None:
+            active = channel_sessions(s, actor, ACTIVE).first()
+            running = active.id if active is not None else None
         if number is not None:
             session = next((x for x in scheduled if x.id == number), None)
-        elif len(scheduled) == 1:
+        elif len(scheduled) == 1 and running is None:
             session = scheduled[0]
         else:
             session = None
@@ -156,7 +162,11 @@ def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
                 ).first()
             listed = [engine.scheduled_view(x) for x in scheduled]
             raise Refusal(
-                "prep/refusals/cancel_what.j2", number=number, other=other, scheduled=listed
+                "prep/refusals/cancel_what.j2",
+                number=number,
+                other=other,
+                scheduled=listed,
+                running=running,
             )
         engine.require_facilitator(session, actor, "cancel")
         session.status = "cancelled"
