@@ -551,3 +551,22 @@ def test_when_the_facilitator_has_left_the_workspace_the_team_hears_who_can_stee
     assert _session(bot).status == "paused"
     assert "ended" in bot.command("end", user=ADMIN)["text"]
     assert _session(bot).status == "ended"
+
+
+def test_end_with_only_a_session_booked_ahead_says_how_to_call_it_off(bot: Bot) -> None:
+    # A facilitator who types `end` to call off next week's session was told to start one.
+    bot.command(f"start atlas <@{PRESENTER}> in 3d")
+    bot.command(f"start tuning <@{TEACHERS[0]}> in 2d")
+    for control in ("end", "next", "pause"):
+        refused = bot.command(control)["text"]
+        assert "No protocol session is running in this channel" in refused
+        assert "Session #2, *Tuning Protocol*, is scheduled here" in refused
+        assert "`/protocol cancel 2` calls it off" in refused
+        assert "/protocol start" not in refused
+    assert _session(bot).status == "scheduled"
+    assert "Cancelled session #2" in bot.command("cancel 2")["text"]
+    assert "Session #1, *ATLAS" in bot.command("end")["text"]
+    bot.command("cancel 1")
+    nothing = bot.command("end")["text"]
+    assert "Start one with `/protocol start atlas @maria`" in nothing
+    assert "scheduled" not in nothing

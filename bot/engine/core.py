@@ -1043,8 +1043,15 @@ class Engine:
         session = self.active_session(s, actor)
         if session is None:
             # A button on a step message: its session ran here, and is over now.
-            over = pressed is not None and pressed.session_id is not None
-            raise Refusal("refusals/session_over.j2" if over else "refusals/no_session.j2")
+            if pressed is not None and pressed.session_id is not None:
+                raise Refusal("refusals/session_over.j2")
+            # Nothing runs, but one is booked: `end` meant to call it off is told how.
+            booked = channel_sessions(s, actor, ("scheduled",)).all()
+            first = min(booked, key=lambda x: x.starts_at) if booked else None
+            raise Refusal(
+                "refusals/no_session.j2",
+                scheduled=self.scheduled_view(first) if first is not None else None,
+            )
         return session
 
     def _finish(self, s: Session, after: _After, session: ProtocolSession, when: datetime) -> None:
