@@ -453,6 +453,30 @@ def test_a_description_edited_into_a_question_for_the_presenter_is_parked_once(
     assert _row(bot, ts).tag == "question"  # type: ignore[union-attr]
 
 
+def test_a_question_for_the_presenter_edited_into_a_description_is_one_again(bot: Bot) -> None:
+    # It stayed parked for the presenter: listed as a question when their step opened, under
+    # Questions for the presenter in the notes.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "Was this homework?", thread)
+    assert _recorded(bot, ts).tag == "question"
+    _edit(bot, T1, ts, thread, "The page has a title.", before="Was this homework?")
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["eyes"])
+    assert _row(bot, ts).tag == "observation"  # type: ignore[union-attr]
+    # One the facilitator marked a question stays one, whatever its words become.
+    marked = _say(bot, T2, "The margin is narrow.", thread)
+    assert _recorded(bot, marked).tag == "observation"
+    _react(bot, FACILITATOR, "grey_question", marked)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, marked) == ["grey_question"])
+    _edit(bot, T2, marked, thread, "The margin has notes.", before="The margin is narrow.")
+    _settle(bot)
+    assert _row(bot, marked).tag == "question"  # type: ignore[union-attr]
+    _next(bot, 3)
+    _next(bot, 4)
+    _next(bot, 5)
+    reflecting = json.dumps(bot.step_posts()[4]["blocks"])
+    assert "The page has a title." not in reflecting and "The margin has notes." in reflecting
+
+
 def test_keep_as_observation_leaves_it_where_it_is(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     judged = _say(bot, T1, "I think she ran out of time on the last problem.", thread)

@@ -653,12 +653,18 @@ class Replies:
             return
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
         step = protocol.step(row.step_index)
-        if row.tag != step.collects:
-            return  # tagged otherwise by a reaction or the nudge's buttons: their call stands
+        before = _as_said(_markup(previous), {})
         tag, audience, norm = self._read(session.presenter_id, step, row.user_id, None, said)
+        if row.tag != step.collects:
+            # Parked by how its words read (a question for the presenter), not re-tagged since:
+            # edited into words that don't read so, it goes back to the step's own kind.
+            was = self._read(session.presenter_id, step, row.user_id, None, before)[0]
+            parked = row.retagged_from is None and was == row.tag
+            if parked and audience == "group" and tag == step.collects:
+                self.retag(s, row, tag)
+            return  # otherwise tagged by a reaction or the nudge's buttons: their call stands
         if audience != "group" or norm not in _EDIT_NORMS:
             return
-        before = _as_said(_markup(previous), {})
         if self._read(session.presenter_id, step, row.user_id, None, before)[2] == norm:
             return  # told (or not) when it read so the first time
         if tag != row.tag:
