@@ -1194,6 +1194,26 @@ def test_the_presenter_writing_in_a_closed_listening_step_hears_once_of_a_privat
     assert "step 3, *Interpreting the Student Work*" in words and "in its notes" not in words
 
 
+def test_the_presenter_late_in_getting_started_is_not_sent_to_a_step_where_they_listen(
+    bot: Bot,
+) -> None:
+    # Their statement of the assignment, written after the group moved on to describing: they
+    # were told to reply in that step's thread "to join in there".
+    _start_at_step(bot, 2)
+    getting_started = str(bot.step_posts()[0]["ts"])
+    ts = _say(bot, PRESENTER, "Compare 3/4 and 5/8, with a drawing.", getting_started)
+    assert _recorded(bot, ts).audience == "group"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, PRESENTER)) == 1)
+    words = json.dumps(_ephemerals_to(bot, PRESENTER)[0]["blocks"])
+    assert "I have kept your reply in its notes" in words
+    assert "step 2, *Describing the Student Work*, where you listen." in words
+    assert "join in" not in words
+    # A teacher catching up there is still sent on to the open step.
+    _say(bot, T1, "Thanks, reading it now", getting_started)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    assert "reply in that step's thread" in json.dumps(_ephemerals_to(bot, T1)[0]["blocks"])
+
+
 def test_a_reply_after_the_end_is_told_once_it_is_not_in_the_notes(bot: Bot) -> None:
     # A teacher catching up late on a day-long session wrote in a step's thread after the end:
     # nothing said that the notes had gone out without it.

@@ -447,10 +447,13 @@ class Replies:
         assert session is not None  # just read, in this transaction
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
         turn = next_presenter_step(protocol, found.step_index)
+        current = protocol.step(session.current_step)
         context = {
             "step": protocol.step(found.step_index),
             "index": found.step_index,
-            "current": protocol.step(session.current_step),
+            "current": current,
+            # The presenter is not sent to join in a step where they listen.
+            "listening": user == session.presenter_id and current.presenter == "silent",
             "protocol": protocol,
             "private": audience == "presenter",
             "presenter_step": _not_open_yet(turn, session),
