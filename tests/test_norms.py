@@ -1259,6 +1259,13 @@ def test_a_reply_under_the_header_is_told_where_it_counts(bot: Bot) -> None:
     words = json.dumps(told["blocks"])
     assert "haven't kept your reply" in words and "step 2, *Describing the Student Work*" in words
     assert said and _ephemerals_to(bot, T2) == []
+    # The presenter, who listens in this step, is not told that writing there counts: it is a
+    # private note for them.
+    _say(bot, PRESENTER, "Some background on the class", header)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, PRESENTER)) == 1)
+    words = json.dumps(_ephemerals_to(bot, PRESENTER)[0]["blocks"])
+    assert "where you listen: what you write in its thread is kept as a private note" in words
+    assert "it counts" not in words
 
     # Once the session is over, its header's thread is where the notes are, and anyone's.
     bot.command("end")

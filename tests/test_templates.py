@@ -904,7 +904,14 @@ def header_reply_messages(engine: Engine) -> list[Message]:
         session.status = status
         atlas = LIBRARY["atlas"]
         said.append(
-            render_message("header_reply.j2", session=session, index=1, current=atlas.step(1))
+            render_message(
+                "header_reply.j2", session=session, index=2, current=atlas.step(2), listening=True
+            )
+        )
+        said.append(
+            render_message(
+                "header_reply.j2", session=session, index=1, current=atlas.step(1), listening=False
+            )
         )
     ended = engine.start(actor(channel="C_ENDED"), protocol_id="atlas", presenter=PRESENTER)
     engine.end(actor(channel="C_ENDED"))
@@ -913,7 +920,7 @@ def header_reply_messages(engine: Engine) -> list[Message]:
         said.append(render_message("after_the_end.j2", session=over))
     for message in said:
         check_message(message)
-    assert "paused" in said[1].blocks[0]["text"]["text"]
+    assert "paused" in said[2].blocks[0]["text"]["text"]  # the paused session's first
     return said
 
 

@@ -418,7 +418,13 @@ class Replies:
         if session is None or not session.current_step:
             return
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
-        context = {"index": session.current_step, "current": protocol.step(session.current_step)}
+        current = protocol.step(session.current_step)
+        context = {
+            "index": session.current_step,
+            "current": current,
+            # Written in that step's thread, the presenter's words are a note for them alone.
+            "listening": user == session.presenter_id and current.presenter == "silent",
+        }
         self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
 
     def _after_the_end(self, s: Session, over: _Over, user: str, thread_ts: str) -> None:
