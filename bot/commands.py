@@ -361,8 +361,19 @@ def _preview(cursor: _Cursor, clock: _Clock) -> Preview:
     return Preview(_protocol(cursor, "preview"))
 
 
+def _next(cursor: _Cursor, clock: _Clock) -> Next:
+    cursor.take_if(_is_step)  # `next step`, as the button under each step says
+    return Next()
+
+
 def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
+    # `extend step 10m`, `extend by 10m`: the step is the one thing extend lengthens.
+    cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
     return Extend(_read_duration(cursor, "extend", MAX_EXTEND_SECONDS))
+
+
+def _is_step(word: str) -> bool:
+    return word.lower() == "step"
 
 
 def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
@@ -713,7 +724,7 @@ _HANDLERS: dict[str, _Handler] = {
     "preview": _preview,
     "start": _start,
     "status": _bare(Status),
-    "next": _bare(Next),
+    "next": _next,
     "extend": _extend,
     "pause": _bare(Pause),
     "resume": _bare(Resume),

@@ -78,6 +78,8 @@ def error(text: str, tz: str = "UTC", now: datetime = NOW) -> ParseError:
         ("start atlas", Start("atlas")),
         ("status", Status()),
         ("next", Next()),
+        ("next step", Next()),  # the button's own words
+        ("Next Step.", Next()),
         ("pause", Pause()),
         ("resume", Resume()),
         ("end", End()),
@@ -87,6 +89,8 @@ def error(text: str, tz: str = "UTC", now: datetime = NOW) -> ParseError:
         ("cancel 3", Cancel(3)),
         ("cancel #12", Cancel(12)),
         ("extend 10m", Extend(600)),
+        ("extend step 10m", Extend(600)),
+        ("extend by 10 min", Extend(600)),
         ("extend 10 min", Extend(600)),
         ("extend 1 hour 30 minutes", Extend(5400)),
         ("extend 1 hr 30 mins", Extend(5400)),
