@@ -338,6 +338,24 @@ def test_a_start_refused_while_one_runs_shows_how_to_schedule_the_protocol_asked
     assert "`/protocol start tuning @maria at tue 15:00`" in refused
 
 
+def test_a_start_refused_while_one_runs_says_who_can_end_it_and_whether_it_is_paused(
+    bot: Bot,
+) -> None:
+    # A teacher was told to end the session with /protocol end, which only its facilitator may
+    # do; and a paused session was called running.
+    bot.command(f"start atlas <@{PRESENTER}> step 1d")
+    by_a_teacher = bot.command(f"start tuning <@{TEACHERS[0]}>", user=TEACHERS[1])["text"]
+    assert "is already running in this channel" in by_a_teacher
+    assert "when its facilitator ends it, yours can start" in by_a_teacher
+    assert f"<@{FACILITATOR}>" in by_a_teacher and "/protocol end" not in by_a_teacher
+    bot.command("pause")
+    by_its_facilitator = bot.command(f"start tuning <@{TEACHERS[0]}>")["text"]
+    assert "is already paused partway through in this channel" in by_its_facilitator
+    assert "you facilitate it. One session at a time: end it with `/protocol end`" in (
+        by_its_facilitator
+    )
+
+
 def test_sessions_due_one_after_another_while_one_runs_wait_in_turn(world: World) -> None:
     world.command(f"start atlas <@{PRE}> at tue 15:00 step 1d")
     world.command("start tuning <@U_T1> at wed 15:00 facilitator <@U_T2>")

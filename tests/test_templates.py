@@ -966,9 +966,19 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
     for template, context in (
         ("prep/refusals/presenter_bot.j2", {"presenter": "U_BOT"}),
         ("prep/refusals/presenter_gone.j2", {"presenter": PRESENTER, "rotation": False}),
-        (
-            "refusals/already_running.j2",
-            {"protocol": "ATLAS", "facilitator": FACILITATOR, "wanted": "tuning"},
+        *(
+            (
+                "refusals/already_running.j2",
+                {
+                    "protocol": "ATLAS",
+                    "facilitator": FACILITATOR,
+                    "wanted": "tuning",
+                    "paused": paused,
+                    "yours": yours,
+                },
+            )
+            for paused in (False, True)
+            for yours in (False, True)
         ),
         ("prep/refusals/too_many_scheduled.j2", {"limit": 20}),
         (

@@ -410,6 +410,8 @@ class Engine:
                     protocol=self.protocol_name(active.protocol_id),
                     facilitator=active.facilitator_id,
                     wanted=protocol.id,
+                    paused=active.status == "paused",
+                    yours=active.facilitator_id == actor.user_id,
                 )
             in_the_way = None
             if not starts_now and start_at is not None:
