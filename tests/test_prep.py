@@ -858,6 +858,13 @@ def test_e2e_a_presenter_who_left_the_workspace(bot: Bot) -> None:
         assert s.scalar(select(func.count(ProtocolSession.id))) == 0
 
 
+def test_e2e_who_booked_a_session_for_another_facilitator_may_cancel_it(bot: Bot) -> None:
+    # Refused before: "Only the facilitator, @t1, can cancel" to the one who scheduled it.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d facilitator <@{TEACHERS[0]}>")
+    assert "Only the facilitator" in message_text(bot.command("cancel 1", user=TEACHERS[1]))
+    assert "Cancelled session #1" in message_text(bot.command("cancel 1"))
+
+
 def test_e2e_cancel_tells_the_presenter(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> in 2d")
     bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)

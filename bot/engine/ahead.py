@@ -132,7 +132,8 @@ def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
 
 
 def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
-    """`/protocol cancel [n]`: the facilitator (or an admin) calls off a session not yet started."""
+    """`/protocol cancel [n]`: the facilitator, whoever booked it, or an admin calls off a
+    session not yet started."""
     with engine.transaction() as (s, after):
         scheduled = s.scalars(
             select(ProtocolSession)
@@ -168,7 +169,9 @@ def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:
                 scheduled=listed,
                 running=running,
             )
-        engine.require_facilitator(session, actor, "cancel")
+        if actor.user_id != session.created_by:
+            # Who booked it for someone else to facilitate may call it off too.
+            engine.require_facilitator(session, actor, "cancel")
         session.status = "cancelled"
         session.ended_at = engine.clock.now()
         after(partial(engine.timers.clear, session.id))
