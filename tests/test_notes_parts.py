@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.export import export
 from bot.store.models import Contribution
 from tests.harness import PRESENTER, TEACHERS, Bot
 
@@ -223,3 +224,23 @@ def test_a_teachers_reflection_handled_after_the_end_is_not_titled_the_presenter
     bot.settle()
     (word,) = [m for m in _notes_parts(bot, header_ts) if "more repl" in str(m.get("text"))]
     assert "*Reflections*\n• I will look at the drawings first" in "\n".join(_sections([word]))
+
+
+def test_notes_asked_for_while_the_session_runs_say_they_are_the_notes_so_far(bot: Bot) -> None:
+    # They read as the session's notes, with the open step "in 1 h" (its planned length) when
+    # it had been open for seconds.
+    step = bot.open_step()
+    bot.reply(TEACHERS[0], "The student wrote two drafts.", step)
+    bot.settle()
+    running = bot.command("notes")
+    said = json.dumps(running["blocks"])
+    assert "These are the notes so far: the session is on step 1 of 6" in said
+    assert "1 reply from 1 person so far, still open" in said and " in 1 h" not in said
+    assert "| 1 | 1 | still open |" in export(bot.settings, "latest", "md")
+    bot.command("pause")
+    assert "step 1 of 6 (paused)" in json.dumps(bot.command("notes")["blocks"])
+    bot.command("end")
+    bot.settle()
+    ended = json.dumps(bot.command("notes")["blocks"])
+    assert "notes so far" not in ended and "still open" not in ended
+    assert "1 reply from 1 person in " in ended

@@ -183,6 +183,8 @@ def _participation(
                 "count": sum(1 for i in items if i.step_index == run.number),
                 "people": sorted(per_step.get(run.number, set())),
                 "seconds": run_seconds(run),
+                # Still running (or paused): how long it ran is not known yet.
+                "open": run.ended_at is None,
             }
             for run in steps
         ],
