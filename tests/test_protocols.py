@@ -144,6 +144,12 @@ def test_atlas_equity_is_atlas_with_the_equity_question_sets() -> None:
     assert "What does the student see in his or her work?" in asked["interpret"]
     assert "students' perception of quality" in asked["implications"]
     assert "How does my conception of equity impact what I assign?" in asked["debrief"]
+    # ATLAS's moves are kept beside the equity questions: the student as a silent member of
+    # the group, inferring their thinking, asking each other (they were left out).
+    guided = {step.id: " ".join(step.guidance) for step in equity.steps}
+    assert "silent member of the group" in guided["getting-started"]
+    assert "Infer what the student was thinking" in guided["interpret"]
+    assert "Ask each other questions" in guided["interpret"]
 
 
 def test_dese_everyday_has_the_three_questions_and_times() -> None:
