@@ -240,6 +240,29 @@ def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks
     bot.wait_until(lambda: any("This step closes" in t for t in _thread(bot, presentation)))
     warning = next(t for t in _thread(bot, presentation) if "This step closes" in t)
     assert " of 1 " not in warning and "so far" not in warning
+    # The presenter, who has not replied, hears it in private (they heard nothing before).
+    bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 1)
+    bot.settle()
+    nudged = [str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")]
+    assert nudged == [PRESENTER]
+    dm = [str(p["text"]) for p in bot.posts(f"D{PRESENTER[1:]}")]
+    assert len(dm) == 1 and "*Presentation* is your step as the presenter" in dm[0]
+
+
+def test_a_presenter_who_has_replied_in_their_own_step_is_not_nudged(bot: Bot) -> None:
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    presentation = bot.step_posts()[0]["ts"]
+    bot.reply(
+        PRESENTER,
+        "Ninth graders wrote a lab report; I want to know if the rubric works.",
+        presentation,
+    )
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+    warn_step(bot.runtime.engine, _session(bot).id, 1)
+    bot.wait_until(lambda: any("This step closes" in t for t in _thread(bot, presentation)))
+    bot.settle()
+    assert bot.standin.calls_to("conversations.open") == []
 
 
 def test_closing_warning_neither_counts_nor_nudges_the_presenter_where_they_are_asked(

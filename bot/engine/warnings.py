@@ -53,7 +53,9 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
             return
         members, replied, message = _count(engine, s, session, spec, step)
         engine.post(s, session, message, ref=ref, thread_ref=f"step:{session.id}:{step}")
-        if not spec.everyone:
+        # A step where only the presenter speaks is theirs: they are nudged as the team is in
+        # a step for everyone (and only in private, as its warning names nobody).
+        if not spec.everyone and spec.presenter != "only":
             return
         nudge = render_message("closing_nudge.j2", **_context(session, spec, step))
         for user in sorted(set(members) - replied):
