@@ -249,6 +249,21 @@ def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks
     assert len(dm) == 1 and "*Presentation* is your step as the presenter" in dm[0]
 
 
+def test_a_presenter_who_brought_the_work_in_prep_is_not_nudged_in_step_1(bot: Bot) -> None:
+    # The Collaborative Assessment Conference's step 1 is the presenter sharing the work, which
+    # their prep put in the step already.
+    bot.command(f"start collaborative-assessment <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    with bot.db.session() as s:
+        s.execute(update(ProtocolSession).values(prep={"link": "https://example.org/work"}))
+    warn_step(bot.runtime.engine, _session(bot).id, 1)
+    bot.wait_until(
+        lambda: any("This step closes" in t for t in _thread(bot, bot.step_posts()[0]["ts"]))
+    )
+    bot.settle()
+    assert bot.standin.calls_to("conversations.open") == []
+
+
 def test_a_presenter_who_has_replied_in_their_own_step_is_not_nudged(bot: Bot) -> None:
     bot.command(f"start tuning <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)

@@ -57,6 +57,8 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         # a step for everyone (and only in private, as its warning names nobody).
         if not spec.everyone and spec.presenter != "only":
             return
+        if not spec.everyone and step == 1 and (session.statement or _link(session)):
+            return  # what they brought is in the step already, from their prep
         nudge = render_message("closing_nudge.j2", **_context(session, spec, step))
         for user in sorted(set(members) - replied):
             engine.post(s, session, nudge, channel=user)
@@ -78,6 +80,10 @@ def rewarn(
         return
     message = _count(engine, s, session, protocol.step(step), step, closed)[2]
     engine.edit(s, session, message, of=ref)
+
+
+def _link(session: ProtocolSession) -> str | None:
+    return (session.prep or {}).get("link")
 
 
 def _context(
