@@ -167,6 +167,9 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
         ("O: *two* rows are blank", "observation", "*two* rows are blank"),
         ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),
+        # after what a paste or a keyboard puts before it and nobody sees
+        ("\u200bI: she is working on scale", "interpretation", "she is working on scale"),
+        ("\ufeff\u200fWarm: the diagram is labelled", "warm", "the diagram is labelled"),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(

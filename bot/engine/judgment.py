@@ -25,11 +25,14 @@ TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for 
 _WRAP = r"[*_~]{0,2}"
 # The prefix's colon is not the first of an emoji's two: "I :heart: how she labelled the axes".
 _NOT_EMOJI = r"(?![\w+'-]+:)"
+# What may come before a prefix and show nothing: spaces, and the invisible characters that a
+# paste or a keyboard puts there (zero-width spaces and joiners, direction marks, byte order marks).
+_UNSEEN = r"[\s\u200b-\u200f\u2060\ufeff]*"
 # A prefix ends with a colon or, after a word spelt out or shortened ("Obs - two handwritings"),
 # with a dash and a space, as people write a label. Not after a letter alone ("I - I mean",
 # "Q - 3 has no work shown" are sentences) nor after Warm or Cool ("Cool - I see").
 _PREFIX_RE = re.compile(
-    rf"^\s*(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*"
+    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*"
     rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
