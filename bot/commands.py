@@ -616,7 +616,7 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> datetime:
         raise _Rejected("missing_value", option="at")
     text = " ".join(words)
     day = words[0] if _is_day_word(words[0]) else None
-    hour, minute = _time_of_day(" ".join(words[1:] if day else words), text)
+    hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
     start = _place(day, hour, minute, clock, text).astimezone(UTC)
     if start <= clock.now:
         raise _Rejected("when_past", text=_echo(text))
@@ -642,18 +642,21 @@ def _when_words(cursor: _Cursor) -> list[str]:
     return words
 
 
-def _time_of_day(time_text: str, text: str) -> tuple[int, int]:
+def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     """(hour, minute) from `15:00`, `3pm`, `3:30 pm`; a bare `15` is too vague."""
+    # The error's example of a date is one ahead, as the caller's calendar has it: a date
+    # written into the message would be in the past, and refused, for most of its life.
+    bad = _Rejected("bad_when", text=_echo(text), day=(clock.today + timedelta(days=7)).isoformat())
     match = _TIME.fullmatch(time_text)
     if match is None or (match[2] is None and match[3] is None):
-        raise _Rejected("bad_when", text=_echo(text))
+        raise bad
     hour, minute = int(match[1]), int(match[2] or 0)
     if match[3] is not None:
         if not 1 <= hour <= 12:
-            raise _Rejected("bad_when", text=_echo(text))
+            raise bad
         hour = hour % 12 + (12 if match[3].lower() == "p" else 0)
     if hour > 23 or minute > 59:
-        raise _Rejected("bad_when", text=_echo(text))
+        raise bad
     return hour, minute
 
 

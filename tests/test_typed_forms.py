@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -85,3 +86,14 @@ def test_a_group_or_channel_picked_for_a_person_is_named_for_what_it_is(
 ) -> None:
     answer = message_text(bot.command(text))
     assert expected in answer and "<!" not in answer and "&lt;" not in answer, answer
+
+
+def test_the_date_an_unreadable_time_is_shown_as_an_example_is_one_a_start_takes(
+    bot: Bot,
+) -> None:
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at noon"))
+    match = re.search(r"or (\d{4}-\d{2}-\d{2} 15:00)\.", answer)
+    assert match is not None, answer
+    # Written as the error shows it, the start is scheduled, not refused as past.
+    followed = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at {match[1]}"))
+    assert "is scheduled for" in followed, followed
