@@ -13,7 +13,7 @@ from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.engine.pacing import later
-from bot.render import render_text
+from bot.render import render_text, unescape_mrkdwn
 
 DAY = 86_400
 MAX_AHEAD_SECONDS = 90 * DAY  # the limit for `step`, `in`, `remind`, and how far away `at` may be
@@ -174,10 +174,12 @@ _AFTER_WORD = ".!?,;:"
 
 
 def normalize(text: str) -> str:
-    """`/protocol` text as the parser reads it: the full-width letters, digits and spaces that
-    Chinese, Japanese and Korean input methods type as the plain ones (NFKC), invisible
-    formatting characters dropped, one space between words, and no mark after a word."""
-    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    """`/protocol` text as the parser reads it: a typed &, < or > as typed (Slack sends them as
+    entities), the full-width letters, digits and spaces that Chinese, Japanese and Korean input
+    methods type as the plain ones (NFKC), invisible formatting characters dropped, one space
+    between words, and no mark after a word (the ; that ends an entity is not one)."""
+    typed = unescape_mrkdwn(text)
+    visible = "".join(ch for ch in typed if unicodedata.category(ch) != "Cf")
     words = unicodedata.normalize("NFKC", visible).split()
     # A word of marks alone stays: `/protocol ?` is answered, not taken for the bare command.
     return " ".join(word.rstrip(_AFTER_WORD) or word for word in words)

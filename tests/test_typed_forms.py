@@ -97,3 +97,24 @@ def test_the_date_an_unreadable_time_is_shown_as_an_example_is_one_a_start_takes
     # Written as the error shows it, the start is scheduled, not refused as past.
     followed = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at {match[1]}"))
     assert "is scheduled for" in followed, followed
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent", "shown"),
+    [
+        # Slack sends a typed &, < or > as an entity, and shows an entity as the character.
+        ("preview R&D", "preview R&amp;D", "`r&amp;d`"),
+        (
+            f"start atlas <@{PRESENTER}|maria> at 3pm -> 4pm",
+            f"start atlas <@{PRESENTER}|maria> at 3pm -&gt; 4pm",
+            "`-&gt; 4pm`",
+        ),
+        ("cancel <2>", "cancel &lt;2&gt;", "`&lt;2&gt;`"),
+    ],
+)
+def test_a_typed_ampersand_or_angle_bracket_is_quoted_back_as_typed(
+    bot: Bot, typed: str, sent: str, shown: str
+) -> None:
+    answer = message_text(bot.command(sent))
+    assert shown in answer, (typed, answer)
+    assert "&amp;amp;" not in answer and "&amp;lt;" not in answer and "&amp;gt" not in answer
