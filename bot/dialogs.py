@@ -11,7 +11,7 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.blocks import render_message
-from bot.commands import DurationError, parse_duration
+from bot.commands import DurationError, normalize, parse_duration
 from bot.engine.errors import Reply
 from bot.protocols import Protocol
 from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
@@ -99,7 +99,8 @@ def read_start(
     if not presenter:
         errors["presenter"] = render_text("dialog/presenter_bot.j2")
     step_seconds: int | None = None
-    text = (_value(values, "step") or "").strip()
+    # Read as the command reads it: full-width, pasted invisible characters, a full stop after.
+    text = normalize(_value(values, "step") or "")
     if _value(values, "pacing") != "async" and text:
         # A length typed, Live left as it was: the session would have run in minutes.
         errors["step"] = render_text("dialog/step_live.j2", text=text[:100])

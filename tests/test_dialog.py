@@ -123,6 +123,18 @@ def test_submitting_the_dialog_starts_an_asynchronous_session(bot: Bot) -> None:
     )
 
 
+def test_a_step_length_typed_as_a_command_would_take_it_starts_the_session(bot: Bot) -> None:
+    # Full-width, as Chinese, Japanese and Korean input methods type it, with a zero-width space
+    # pasted along and a full stop: `/protocol start ... step １ｄ.` reads it; the dialog said
+    # it was not a length.
+    view = _opened_view(bot)
+    answer = _submit(bot, view, pacing="async", step="\uff11\uff44\u200b.")
+    assert answer == {}, answer
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    (session,) = _sessions(bot)
+    assert session.step_seconds == 86400
+
+
 def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:
     view = _opened_view(bot)
     answer = _submit(bot, view, pacing="async")
