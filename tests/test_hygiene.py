@@ -276,6 +276,40 @@ def test_the_notes_of_a_session_whose_replies_retention_deleted_say_so(bot: Bot)
     )
 
 
+def test_a_reply_retention_deleted_and_edited_since_stays_deleted(bot: Bot) -> None:
+    # Its author fixed a typo weeks on: the edit recorded the reply again, and the bot posted
+    # "One more reply for the notes" in the channel and to the presenter.
+    step = bot.open_step()
+    written = bot.reply(TEACHERS[0], "She drew two numbr lines.", step)
+    bot.command("end")
+    bot.settle()
+    assert (
+        purge(bot.db, datetime.now(UTC) + timedelta(days=40), retention_days=30)["contributions"]
+        == 1
+    )
+    posts = len(bot.standin.calls_to("chat.postMessage"))
+    edited = f"{float(written) + 30 * 86400:.6f}"  # Slack's stamp of an edit a month on
+    message = {"type": "message", "user": TEACHERS[0], "ts": written, "thread_ts": step}
+    event = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "hidden": True,
+        "ts": edited,
+        "message": {
+            **message,
+            "text": "She drew two number lines.",
+            "edited": {"user": TEACHERS[0], "ts": edited},
+        },
+        "previous_message": {**message, "text": "She drew two numbr lines."},
+    }
+    assert bot.event(event) == 200
+    bot.settle()
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contribution)) == 0
+    assert len(bot.standin.calls_to("chat.postMessage")) == posts
+
+
 def test_the_notes_of_a_session_with_no_replies_do_not_say_retention_deleted_them(
     bot: Bot,
 ) -> None:

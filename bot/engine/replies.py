@@ -308,7 +308,9 @@ class Replies:
             found = self._open_step(s, team_id, channel, thread_ts, ts, fresh=True)
         return found
 
-    def replied(self, team_id: str, event: dict[str, Any]) -> None:
+    def replied(self, team_id: str, event: dict[str, Any], edited_at: str | None = None) -> None:
+        """A reply as Slack delivers it; or, with `edited_at` (when it was edited), as an edit
+        of a reply not recorded holds it (see edited)."""
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         user, channel = event.get("user"), event.get("channel")
         raw = _markup(event)
@@ -330,6 +332,11 @@ class Replies:
                 return
             if isinstance(found, _Over):
                 self._after_the_end(s, found, user, thread_ts)
+                return
+            if found.status == "ended" and _delivered_by(ts, edited_at):
+                # Edited once Slack had delivered the reply, or given up on it, and not recorded:
+                # deleted since (retention), or lost. Its notes went out long ago: a typo fixed,
+                # or a link's preview changed, does not bring it back into them.
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
@@ -614,7 +621,7 @@ class Replies:
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
         # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
         if row is None and _reply_in_thread(message):
-            self.replied(team_id, {**message, "channel": channel})
+            self.replied(team_id, {**message, "channel": channel}, edited_at=version)
 
     def _edit(
         self,
@@ -1113,6 +1120,16 @@ def _newer(version: str | None, held: str | None) -> bool:
         return held is None or version is None or float(version) > float(held)
     except ValueError:
         return True
+
+
+def _delivered_by(ts: str | None, edited_at: str | None) -> bool:
+    """Whether a reply (its Slack ts) was edited (at `edited_at`, a Slack ts) after Slack was
+    done delivering it: its tries end within LATE_DELIVERY_PATIENCE of its writing."""
+    try:
+        late = float(edited_at or "") - float(ts or "")
+    except ValueError:
+        return False
+    return late > LATE_DELIVERY_PATIENCE.total_seconds()
 
 
 def _written_before(ts: str | None, moment: datetime) -> bool:
