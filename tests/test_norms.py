@@ -170,6 +170,9 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         # after what a paste or a keyboard puts before it and nobody sees
         ("\u200bI: she is working on scale", "interpretation", "she is working on scale"),
         ("\ufeff\u200fWarm: the diagram is labelled", "warm", "the diagram is labelled"),
+        # in full width, as a Chinese, Japanese or Korean input method types it
+        ("\uff29\uff1a she is working on scale", "interpretation", "she is working on scale"),
+        ("Cool\uff1a\u3000the table stops at row 4", "cool", "the table stops at row 4"),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(

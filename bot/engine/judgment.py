@@ -36,6 +36,10 @@ _PREFIX_RE = re.compile(
     rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
+# The full-width forms of ASCII, and the ideographic space, that Chinese, Japanese and Korean
+# input methods type for the plain ones ("Ｏ：" for "O:"): read one for one, so that a prefix
+# typed so is found where it stands, and the words after it are kept as typed.
+_PLAIN = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _DASHED = frozenset(
     {"obs", "observation", "interp", "interpretation", "imp", "implication", "question"}
 )
@@ -43,7 +47,7 @@ _DASHED = frozenset(
 
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:
     """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers."""
-    match = _PREFIX_RE.match(text)
+    match = _PREFIX_RE.match(text.translate(_PLAIN))
     if match is None or match["word"].lower() not in TAG_PREFIXES:
         return None, text.strip()
     if match["colon"] is None and match["word"].lower() not in _DASHED:
