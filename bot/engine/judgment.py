@@ -40,6 +40,8 @@ _PREFIX_RE = re.compile(
 # input methods type for the plain ones ("Ｏ：" for "O:"): read one for one, so that a prefix
 # typed so is found where it stands, and the words after it are kept as typed.
 _PLAIN = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# How far into a reply a prefix may end: far past "**Interpretation** :" after a few unseen.
+_PREFIX_REACH = 64
 _DASHED = frozenset(
     {"obs", "observation", "interp", "interpretation", "imp", "implication", "question"}
 )
@@ -47,7 +49,8 @@ _DASHED = frozenset(
 
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:
     """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers."""
-    match = _PREFIX_RE.match(text.translate(_PLAIN))
+    # A prefix is at the start: its first characters read (a long reply is not translated).
+    match = _PREFIX_RE.match(text[:_PREFIX_REACH].translate(_PLAIN))
     if match is None or match["word"].lower() not in TAG_PREFIXES:
         return None, text.strip()
     if match["colon"] is None and match["word"].lower() not in _DASHED:
