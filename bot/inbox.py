@@ -66,6 +66,8 @@ MARK_EVERY = 0.05
 CHECKPOINT_EVERY = 1.0
 # A sweep gives up on an event that failed this often; the next start tries it once more.
 MAX_TRIES = 3
+# The most events one sweep takes.
+SWEEP_BATCH = 500
 # How long a session's end waits for the replies acknowledged before it (see caught_up): well
 # inside Slack's 3 s for the command's own ack.
 CATCH_UP_SECONDS = 0.5
@@ -639,22 +641,26 @@ class Inbox:
             s.execute(delete(InboxEvent).where(InboxEvent.id.in_([r.id for r in rows])))
         log.info("moved %d stored events to the inbox database", len(moved))
 
-    def sweep(self, older_than: timedelta = SWEEP_AFTER) -> int:
+    def sweep(self, older_than: timedelta = SWEEP_AFTER, batch: int = SWEEP_BATCH) -> int:
         """Handle events still unhandled a while after they arrived: left by a process that died
         between the ack and the handling, or kept for a later try (NotYet).
 
         On PostgreSQL the row lock keeps a sweep from handling an event a live process is on;
         with SQLite there is one process, and events in its own lanes are left to them.
         """
+        # Events this process gave up on are left out before the batch is taken: a batch of
+        # them alone would hide every newer event from the sweep until a restart.
+        given_up = [row_id for row_id, n in list(self._failures.items()) if n >= MAX_TRIES]
         with self.db.inbox_session() as s:
             stale = s.scalars(
                 select(InboxEvent.id)
                 .where(
                     InboxEvent.processed_at.is_(None),
                     InboxEvent.received_at < self.clock.now() - older_than,
+                    *([InboxEvent.id.not_in(given_up)] if given_up else []),
                 )
                 .order_by(InboxEvent.id)
-                .limit(500)
+                .limit(batch)
             ).all()
         with self._queued_lock:
             queued = set(self._queued)

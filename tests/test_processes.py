@@ -823,6 +823,34 @@ def test_a_reply_to_a_step_whose_post_is_in_flight_waits_for_it(bot: Bot) -> Non
     assert (_unhandled(bot), bot.recorded()) == (0, [ts])
 
 
+def test_events_given_up_on_do_not_hide_newer_ones_from_the_sweep(bot: Bot) -> None:
+    # The sweep took the oldest unhandled events and then left out those it had given up on:
+    # a batch of those alone, and a newer event was never handled until a restart.
+    from bot.inbox import MAX_TRIES
+
+    _started(bot)
+    inbox = bot.runtime.inbox
+    inbox.submit = lambda *args: None  # type: ignore[method-assign]  # dies after each ack
+    handler = inbox.handler
+
+    def failing(team: str, event: dict[str, Any]) -> None:
+        if str(event.get("text", "")).startswith("Broken"):
+            raise ValueError("cannot be handled")
+        handler(team, event)
+
+    inbox.handler = failing
+    sent: list[str] = []
+    for said in ("Broken one.", "Broken two.", "Kept after them."):
+        body, ts = _reply_event(bot, said)
+        sent.append(ts)
+        assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
+    for _ in range(MAX_TRIES):
+        assert inbox.sweep(older_than=timedelta(0), batch=2) == 2
+    assert bot.recorded() == []
+    assert inbox.sweep(older_than=timedelta(0), batch=2) == 1
+    assert bot.recorded() == [sent[2]] and _unhandled(bot) == 2
+
+
 @needs_postgres
 def test_two_processes_reaching_for_one_event_handle_it_once(bot: Bot) -> None:
     from bot.inbox import Inbox
