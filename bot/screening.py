@@ -130,6 +130,8 @@ def _parse(raw: bytes, content_type: str) -> tuple[str, Any]:
             isinstance(event, dict) and isinstance(event.get("type"), str)
         ):
             return "malformed", "an event callback without an event"
+        if isinstance(event, dict) and not isinstance(event.get("message", {}), dict):
+            return "malformed", "an event whose message is not an object"
         return "json", body
     form = {key: values[0] for key, values in parse_qs(text, keep_blank_values=True).items()}
     if "payload" in form:

@@ -547,6 +547,12 @@ BAD: dict[str, tuple[int, Any]] = {
     "a malformed form payload": (400, lambda bot: "payload=%7Bnot+json"),
     "bytes that are not UTF-8": (400, lambda bot: b"payload=\xff\xfe"),
     "an event callback with no event": (400, lambda bot: '{"type": "event_callback"}'),
+    "an edit whose message is not an object": (
+        400,
+        lambda bot: event_body(
+            {"type": "message", "subtype": "message_changed", "channel": CHANNEL, "message": "x"}
+        ),
+    ),
     "an unknown envelope": (200, lambda bot: '{"type": "mystery", "token": "x"}'),
     "a form of no known kind": (200, lambda bot: "hello=world"),
     "block actions without an action": (400, lambda bot: _no_action(bot)),
