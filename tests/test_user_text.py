@@ -92,6 +92,21 @@ def test_a_long_reply_is_measured_as_typed_not_as_slack_escapes_it(bot: Bot) -> 
     assert kept_text == "x < 5 & y > 3;" + " x < 5 & y > 3;" * 1999
 
 
+def test_a_reply_holding_a_nul_character_is_recorded_without_it(bot: Bot) -> None:
+    # PostgreSQL's text holds no NUL: the reply failed at every try and at every start, and
+    # never reached the notes.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    thread = str(bot.step_posts()[0]["ts"])
+    kept = bot.reply(T1, "Two\x00 drafts, one\x00 stapled.", thread)
+    bot.wait_until(lambda: kept in bot.recorded())
+    with bot.db.session() as s:
+        (kept_text,) = s.execute(
+            sql("SELECT text FROM contributions WHERE ts = :ts"), {"ts": kept}
+        ).one()
+    assert kept_text == "Two drafts, one stapled."
+
+
 def test_a_reply_that_turns_its_line_around_does_not_turn_its_author_around_in_the_notes(
     bot: Bot,
 ) -> None:
