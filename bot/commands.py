@@ -310,6 +310,8 @@ def _command(cursor: _Cursor, clock: _Clock) -> Command:
     word = cursor.take_if(bool)
     if word is None:
         return OpenDialog()
+    if word in _ASKS_FOR_HELP:
+        return _help(cursor, clock)
     # `status.`, `next!`: a full stop or a mark that autocorrect or habit puts after the word.
     handler = _HANDLERS.get(word.lower()) or _HANDLERS.get(word.lower().rstrip(_AFTER_WORD))
     if handler is None:
@@ -455,6 +457,13 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
     if key in _START_OPTIONS:
         _claim(given, key)
         return _START_OPTIONS[key](cursor, clock, command)
+    if (
+        key in ("with", "for")
+        and "presenter" not in given
+        and _MENTION.fullmatch(cursor.peek() or "")
+    ):
+        return command  # `start atlas with @maria`: the mention after it is the presenter
+
     if _MENTION.fullmatch(word) or ("presenter" not in given and _looks_like_person(word)):
         _claim(given, "presenter")
         return replace(command, presenter=_user_id(word, "presenter_format"))
@@ -602,7 +611,8 @@ _WEEKDAYS = {
 }
 _RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
-_TIME = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
+# 15:00, 3pm, 3:30 p.m.; and 9.30am, 15h00, as other places write them.
+_TIME = re.compile(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
 _AM_PM = re.compile(r"[ap]\.?m\.?", re.IGNORECASE)
 _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
@@ -742,7 +752,11 @@ _HANDLERS: dict[str, _Handler] = {
 SUBCOMMANDS = tuple(_HANDLERS)
 # Other words a facilitator reaches for mid-session, and the subcommand each means. ("stop" is
 # not here: it could mean pause or end, and end can't be undone.)
+# `/protocol ?`: a question mark alone asks what the command does.
+_ASKS_FOR_HELP = frozenset({"?", "??", "???"})
 _MEANT = {
+    "stat": "status",
+    "stats": "status",
     "skip": "next",
     "advance": "next",
     "finish": "end",

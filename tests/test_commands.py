@@ -72,6 +72,7 @@ def error(text: str, tz: str = "UTC", now: datetime = NOW) -> ParseError:
         ("", OpenDialog()),
         ("   ", OpenDialog()),
         ("help", Help()),
+        ("?", Help()),
         ("list", ListProtocols()),
         ("preview atlas", Preview("atlas")),
         ("preview ATLAS", Preview("atlas")),
@@ -145,6 +146,15 @@ def test_start_spelled_many_ways(text: str) -> None:
 
 def test_enterprise_user_ids_are_mentions() -> None:
     assert ok("start atlas <@W0ENT|ent>") == Start("atlas", presenter="W0ENT")
+
+
+def test_a_presenter_after_with_or_for_is_the_presenter() -> None:
+    # `start atlas with @maria` was refused: "I don't know what to do with `with`".
+    assert ok(f"start atlas with {MARIA}") == Start("atlas", presenter="U0MARIA")
+    assert ok(f"start atlas for {MARIA} step 1d") == Start(
+        "atlas", presenter="U0MARIA", step_seconds=86400
+    )
+    assert error("start atlas with bob").code == "presenter_format"  # as before: no mention
 
 
 def test_options_in_any_order() -> None:
@@ -263,6 +273,8 @@ def test_bad_durations_name_the_text(text: str, code: str, offending: str) -> No
         ("3pm", utc(2026, 3, 2, 23, 0)),
         ("3:30 pm", utc(2026, 3, 2, 23, 30)),
         ("3:30 p.m.", utc(2026, 3, 2, 23, 30)),
+        ("3.30pm", utc(2026, 3, 2, 23, 30)),
+        ("15h30", utc(2026, 3, 2, 23, 30)),
         ("12am", utc(2026, 3, 3, 8, 0)),
         ("12pm", utc(2026, 3, 2, 20, 0)),
         ("today 15:00", utc(2026, 3, 2, 23, 0)),
@@ -360,6 +372,7 @@ def test_at_reaches_exactly_ninety_days() -> None:
 # One input per error code parse() can produce, with the context it should carry.
 ERROR_CASES = [
     ("strat atlas", "unknown_subcommand", {"text": "strat", "suggestion": "start"}),
+    ("stat", "unknown_subcommand", {"text": "stat", "suggestion": "status"}),
     ("start", "missing_protocol", {"subcommand": "start"}),
     ("preview", "missing_protocol", {"subcommand": "preview"}),
     (f"start {MARIA}", "missing_protocol", {"subcommand": "start"}),
@@ -449,9 +462,11 @@ def test_closest() -> None:
 
 
 def test_a_mark_alone_is_answered_not_taken_for_the_bare_command() -> None:
-    # Marks after a word are dropped (`status?`); a word of marks alone is still a word.
-    for text in ("?", "??", "!"):
-        assert error(text).code == "unknown_subcommand", text
+    # Marks after a word are dropped (`status?`); a word of marks alone is still a word, and
+    # a question mark asks for the help.
+    assert error("!").code == "unknown_subcommand"
+    for text in ("?", "??"):
+        assert ok(text) == Help(), text
     assert ok("status?") == Status()
 
 
