@@ -132,3 +132,14 @@ def test_home_says_how_many_more_sessions_there_are_than_it_shows(bot: Bot) -> N
     assert home.count("you facilitate") == 10
     assert "and 4 more after these" in home
     assert "more after these" not in _open_home(bot, TEACHERS[0])
+
+
+def test_home_numbers_the_sessions_coming_up_for_cancel(bot: Bot) -> None:
+    # `/protocol cancel N` needs the number, which Home did not show.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.command(f"start tuning <@{PRESENTER}> in 3d")
+    facilitating = _open_home(bot, FACILITATOR)
+    assert "#1 ATLAS" in facilitating and "#2 Tuning" in facilitating
+    assert "To call one off, type `/protocol cancel 1` (its number) in its channel" in facilitating
+    presenting = _open_home(bot, PRESENTER)
+    assert "#1 ATLAS" in presenting and "/protocol cancel" not in presenting
