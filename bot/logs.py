@@ -120,9 +120,23 @@ def unreachable(error: BaseException) -> str | None:
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
         return DATABASE
+    if _read_only(error):
+        return DATABASE
     if isinstance(error, URLError | TimeoutError | ConnectionError | socket.gaierror):
         return "Slack"
     return None
+
+
+# PostgreSQL's read_only_sql_transaction: the server takes no writes (a failover onto a standby,
+# a managed server that a full disk set read-only). No retry cures it until someone does.
+READ_ONLY_SQLSTATE = "25006"
+
+
+def _read_only(error: BaseException) -> bool:
+    """Whether PostgreSQL refused a write for taking none (said as SQLAlchemy says it, or by the
+    driver alone, as the inbox's ack connections say it)."""
+    cause: object = error.orig if isinstance(error, DBAPIError) else error
+    return getattr(cause, "sqlstate", None) == READ_ONLY_SQLSTATE
 
 
 def _reason(error: BaseException) -> str:

@@ -103,3 +103,22 @@ def database_out_of_reach(database_url: str) -> Iterator[None]:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
+
+
+@contextmanager
+def database_read_only(database_url: str) -> Iterator[None]:
+    """As a database that takes no writes looks from the bot (a failover onto a standby, a
+    managed server that a full disk set read-only): every connection it holds is ended, and
+    new ones read but do not write, until the block ends."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+        cut_connections(database_url)
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+        admin.dispose()
+        cut_connections(database_url)

@@ -11,7 +11,12 @@ from sqlalchemy import event, func, select, text
 
 from bot.store.db import REQUEST_THREADS
 from bot.store.models import InboxEvent
-from tests.conftest import PG_ADMIN_URL, cut_connections, database_out_of_reach
+from tests.conftest import (
+    PG_ADMIN_URL,
+    cut_connections,
+    database_out_of_reach,
+    database_read_only,
+)
 from tests.harness import CHANNEL, TEACHERS, Bot
 
 pytestmark = pytest.mark.skipif(
@@ -50,6 +55,39 @@ def test_events_while_the_database_is_out_of_reach_get_a_quick_500_and_one_log_l
     assert len(said) == 1, [r.getMessage() for r in said]
     assert "cannot reach the database" in said[0].getMessage()
     assert said[0].exc_info is None, "no traceback for an outage"
+    ts = bot.reply(TEACHERS[1], "Back: the key is missing.", thread)
+    bot.wait_until(lambda: bot.recorded() == [ts])
+
+
+def test_events_while_the_database_is_read_only_get_a_500_and_one_log_line(
+    bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that takes no writes (a failover onto a standby, a full disk on a managed
+    server) is an outage like a stopped one: each event turned away logged an ERROR with a
+    traceback (ReadOnlySqlTransaction), and a step due meanwhile the timers' traceback."""
+    thread = bot.open_step()
+    caplog.set_level(logging.WARNING)
+    with database_read_only(database_url):
+        for i in range(3):
+            status = bot.event(
+                {
+                    "type": "message",
+                    "channel": CHANNEL,
+                    "user": TEACHERS[0],
+                    "text": f"Reply {i} while the database is read-only.",
+                    "ts": f"1790000000.00020{i}",
+                    "thread_ts": thread,
+                    "channel_type": "channel",
+                },
+            )
+            # Not stored: Slack must send it again.
+            assert status == 500
+        assert bot.command("next") != {}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    assert len(said) == 1 and "cannot reach the database" in said[0], said
+    assert "read-only" in said[0], said
     ts = bot.reply(TEACHERS[1], "Back: the key is missing.", thread)
     bot.wait_until(lambda: bot.recorded() == [ts])
 
