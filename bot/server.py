@@ -33,9 +33,14 @@ def make_wsgi(
     def healthz(start_response: StartResponse) -> Iterable[bytes]:
         try:
             with runtime.db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                # PostgreSQL may answer and take no writes (a failover onto a standby, a full
+                # disk on a managed server): no event could be stored, as when it is down.
+                asked = "SHOW transaction_read_only" if runtime.db.is_postgres else "SELECT 1"
+                read_only = conn.execute(text(asked)).scalar() == "on"
             status, body = "200 OK", {"ok": True, "database": "ok"}
-            if runtime.clock_watch is not None:
+            if read_only:
+                status, body = "503 Service Unavailable", {"ok": False, "database": "read-only"}
+            elif runtime.clock_watch is not None:
                 # Still a 200: a web process is fine without the clock, and a platform's health
                 # check would restart it or send Slack's requests elsewhere, which helps no one.
                 body["clock"] = "missing" if runtime.clock_watch.missing else "running"

@@ -41,7 +41,7 @@ from bot.store.models import (
     OutboxMessage,
     ProtocolSession,
 )
-from tests.conftest import PG_ADMIN_URL, database_out_of_reach
+from tests.conftest import PG_ADMIN_URL, database_out_of_reach, database_read_only
 from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
 from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
 from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
@@ -201,6 +201,20 @@ def test_healthz_says_503_when_the_database_goes_away(bot: Bot, database_url: st
     admin.dispose()
     status, body = _healthz(make_wsgi(bot.app, bot.runtime))
     assert status.startswith("503") and body["database"] == "unreachable"
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="makes the live PostgreSQL database read-only")
+def test_healthz_says_503_while_the_database_takes_no_writes(bot: Bot, database_url: str) -> None:
+    """Read-only (a failover onto a standby, a full disk on a managed server), every event is
+    turned away and the log says the database is out of reach: /healthz said all was well."""
+    url = bot.url.replace("slack/events", "healthz")
+    with database_read_only(database_url):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url)
+        assert refused.value.code == 503
+        assert json.loads(refused.value.read()) == {"ok": False, "database": "read-only"}
+    with urllib.request.urlopen(url) as answer:
+        assert (answer.status, json.loads(answer.read())) == (200, {"ok": True, "database": "ok"})
 
 
 # -- DATA_RETENTION_DAYS ---------------------------------------------------------------------------
