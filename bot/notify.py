@@ -277,20 +277,31 @@ CLOCK_HELD = text(
     " AND classid = :high AND objid = :low AND objsubid = 1"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
 )
-CLOCK_CHECK_SECONDS = 30.0
+CLOCK_CHECK_SECONDS = 5.0
+# How long no clock must be seen, look after look, before it is said to be missing: longer than
+# a clock's restart (a deploy, a database restart that drops its lock for a second or two).
+CLOCK_MISSED_SECONDS = 20.0
 
 
 class ClockWatch(Every):
     """A web process's eye on the clock: without one nothing is posted and no step moves on,
     while commands are still answered. Looked at every `every` seconds from a thread of its
-    own (never per request); missing at two looks in a row, it is said once in the log and
-    shown by /healthz until a clock runs again. A clock restarting (a deploy) is back sooner."""
+    own (never per request); missing at every look for `missed_after` seconds, it is said once
+    in the log and shown by /healthz until a clock runs again. A clock restarting (a deploy) is
+    back sooner, and a miss or two apart (a web process started before the clock, then a
+    database restart) is no clock missing."""
 
-    def __init__(self, db: Database, every: float = CLOCK_CHECK_SECONDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        every: float = CLOCK_CHECK_SECONDS,
+        missed_after: float = CLOCK_MISSED_SECONDS,
+    ) -> None:
         super().__init__("clock-watch", every, at_once=True)
         self.db = db
+        self.missed_after = missed_after
         self.missing = False
-        self._misses = 0
+        self._missed_since: float | None = None  # the first look of those that found none
 
     def tick(self) -> None:
         try:
@@ -299,13 +310,15 @@ class ClockWatch(Every):
             # The database out of reach: said by what meets it, and by /healthz.
             return
         if running:
-            self._misses = 0
+            self._missed_since = None
             if self.missing:
                 self.missing = False
                 log.warning("a clock is running on this database again")
             return
-        self._misses += 1
-        if self._misses == 2:
+        now = time.monotonic()
+        if self._missed_since is None:
+            self._missed_since = now
+        if not self.missing and now - self._missed_since >= self.missed_after:
             self.missing = True
             log.warning(
                 "no clock is running on this database: no step moves on and nothing is "

@@ -608,8 +608,8 @@ def test_a_web_process_says_when_no_clock_runs_and_when_one_is_back(
     caplog.set_level(logging.WARNING, logger="bot.notify")
     web = Bot(workspace, database_url, with_scheduler=False)
     watch = web.runtime.clock_watch
-    assert watch is not None and watch.every == 30.0
-    watch.every = 0.1
+    assert watch is not None and (watch.every, watch.missed_after) == (5.0, 20.0)
+    watch.every, watch.missed_after = 0.1, 0.3
     looked: list[str] = []  # the threads that asked PostgreSQL about the clock's lock
 
     def sent(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
@@ -640,6 +640,44 @@ def test_a_web_process_says_when_no_clock_runs_and_when_one_is_back(
     ]
 
 
+@needs_postgres
+def test_a_clock_gone_for_a_moment_is_not_said_missing(
+    workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A web process said "no clock is running" for 30 s while one ran: its two looks, 30 s
+    apart, had each found none for a moment (the web process started before the clock, then a
+    database restart dropped the clock's lock for a second). Now only a clock missing at every
+    look for a while is missing, and that is seen sooner than at the second look 30 s later."""
+    caplog.set_level(logging.WARNING, logger="bot.notify")
+    web = Bot(workspace, database_url, with_scheduler=False)
+    watch = web.runtime.clock_watch
+    assert watch is not None
+    watch.every, watch.missed_after = 0.1, 2.0  # as 5 s and 20 s are, scaled down
+    web.start()
+    clock = ClockLink(database_url, lambda: None, lambda: None).start()
+    try:
+        time.sleep(0.3)
+        for _ in range(2):  # the clock restarts, each time gone for several looks
+            clock.stop()
+            time.sleep(0.5)
+            clock = ClockLink(database_url, lambda: None, lambda: None).start()
+            time.sleep(0.5)
+        assert _healthz(web).get("clock") == "running"
+        assert [r.getMessage() for r in caplog.records if r.name == "bot.notify"] == []
+        clock.stop()  # and now for good
+        gone = time.monotonic()
+        wait_for(lambda: _healthz(web).get("clock") == "missing", 5, "the clock missed")
+        assert 2.0 <= time.monotonic() - gone < 3.0
+    finally:
+        clock.stop()
+        web.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.notify"]
+    assert said == [
+        "no clock is running on this database: no step moves on and nothing is posted until "
+        "one does: start `protocolbot clock`"
+    ]
+
+
 def test_a_web_process_on_sqlite_says_when_no_clock_runs_and_when_one_is_back(
     workspace: SlackStandin, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -652,7 +690,7 @@ def test_a_web_process_on_sqlite_says_when_no_clock_runs_and_when_one_is_back(
     web = Bot(workspace, url, with_scheduler=False)
     watch = web.runtime.clock_watch
     assert watch is not None
-    watch.every = 0.1
+    watch.every, watch.missed_after = 0.1, 0.3
     web.start()
     clock: ClockFile | None = None
     try:
