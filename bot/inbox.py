@@ -241,6 +241,7 @@ class Inbox:
         # One single-thread lane per channel hash keeps a channel's events in arrival order.
         self._lanes = [_Lane(f"inbox{i}", self._from_lane, gather) for i in range(lanes)]
         self._failures: dict[int, int] = {}
+        self._outage = Outage(log, "handling stored events")
         # Events handed to this process's lanes and not yet handled: a sweep leaves them be.
         self._queued: set[int] = set()
         self._queued_lock = threading.Lock()
@@ -613,6 +614,10 @@ class Inbox:
             log.debug("inbox event %s can't be placed yet; it stays for a later try", row_id)
             return False
         except Exception as exc:
+            if self._outage.failed(exc):
+                # The database out of reach or its disk full: no fault of the event's, and no
+                # try counted against it (after MAX_TRIES it would wait for the next start).
+                return False
             failures = self._failures[row_id] = self._failures.get(row_id, 0) + 1
             if failures == 1:
                 log.exception("inbox event %s failed; it stays for a later try", row_id)
@@ -620,6 +625,7 @@ class Inbox:
                 log.warning("inbox event %s failed again (%s)", row_id, type(exc).__name__)
             return False
         self._failures.pop(row_id, None)
+        self._outage.ok()
         return True
 
     def replay(self) -> int:

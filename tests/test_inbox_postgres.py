@@ -92,6 +92,43 @@ def test_events_while_the_database_is_read_only_get_a_500_and_one_log_line(
     bot.wait_until(lambda: bot.recorded() == [ts])
 
 
+def test_a_reply_acked_while_the_disk_is_full_is_recorded_once_there_is_room(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the database's disk full, a stored reply could not be recorded: each try counted
+    against it as a fault of its own, and after three (six seconds of sweeps) it was given up
+    until the clock's next start: acknowledged to Slack, and missing from the notes."""
+    thread = bot.open_step()
+    assert bot.runtime.scheduler is not None
+    bot.runtime.scheduler.reconcile_seconds = 0.2  # the sweep's tries come quickly
+    caplog.set_level(logging.WARNING)
+    with bot.db.engine.begin() as conn:
+        # What PostgreSQL answers a write that needs a new page on a full disk (53100).
+        conn.execute(
+            text(
+                "CREATE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION"
+                " 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';"
+                " END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON contributions"
+                " FOR EACH ROW EXECUTE FUNCTION disk_full()"
+            )
+        )
+    ts = bot.reply(TEACHERS[0], "Two of them skip the units.", thread)  # stored and acked
+    time.sleep(3)  # well over three sweeps
+    with bot.db.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER disk_full ON contributions"))
+    bot.wait_until(lambda: bot.recorded() == [ts], timeout=5)
+    assert all(r.exc_info is None for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.inbox"]
+    assert len(said) == 2, said
+    assert "cannot reach the database" in said[0] and "No space left on device" in said[0]
+    assert "the database is back" in said[1]
+
+
 def test_channel_chatter_acked_during_an_outage_does_not_say_the_database_is_back(
     bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
