@@ -260,6 +260,58 @@ def test_an_upgrade_by_a_user_who_may_not_create_tables_says_what_to_grant(
         admin.dispose()
 
 
+@pytest.mark.skipif(
+    not PG_ADMIN_URL, reason="needs a PostgreSQL server (PROTOCOLBOT_TEST_POSTGRES)"
+)
+def test_two_upgrades_run_at_once_both_leave_the_database_migrated(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two `protocolbot db upgrade` at once on a new database (a release step on two machines,
+    every container running it as it starts): the second failed with PostgreSQL's 'duplicate
+    key value violates unique constraint "pg_type_typname_nsp_index"', and so did the deploy."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(database_url)
+    holder = admin.connect()
+    # Both get as far as the first table and wait there, until this uncommitted one goes.
+    holder.execute(text("CREATE TABLE alembic_version (version_num varchar(32))"))
+
+    def upgrading() -> subprocess.Popen[str]:
+        env = bot_environment(
+            SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing", DATABASE_URL=database_url
+        )
+        return subprocess.Popen(
+            [sys.executable, "-c", CLI, "db", "upgrade"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock'"
+    )
+    runs = [upgrading(), upgrading()]
+    try:
+        with admin.connect() as conn:
+            deadline = time.monotonic() + 30
+            while conn.execute(waiting, {"name": name}).scalar() != 2:
+                assert time.monotonic() < deadline, "the upgrades did not reach the first table"
+                assert all(run.poll() is None for run in runs)
+                conn.rollback()  # pg_stat_activity holds still within a transaction
+                time.sleep(0.05)
+        holder.rollback()
+        done = [run.communicate(timeout=60) for run in runs]
+    finally:
+        holder.close()
+        admin.dispose()
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    assert [run.returncode for run in runs] == [0, 0], done
+    assert [out for out, _err in done] == [f"database is at revision {head_revision()}\n"] * 2
+
+
 def test_a_postgresql_url_without_its_driver_says_which_extra_to_install(tmp_path: Path) -> None:
     # A venv installed without the `postgres` extra: psycopg cannot be imported.
     shim = tmp_path / "without_psycopg" / "psycopg"

@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import text
 
 from bot.store.db import Database
 
@@ -49,8 +50,15 @@ def is_up_to_date(db: Database) -> bool:
     return current_revision(db) == head_revision()
 
 
+# The advisory lock an upgrade holds on PostgreSQL until it commits ("mgrt"): a second upgrade
+# started meanwhile (a release step on two machines) waits, then finds the schema up to date.
+MIGRATION_LOCK = 0x6D677274
+
+
 def upgrade(db: Database) -> None:
     config = alembic_config(db.url)
     with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
