@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -24,6 +25,29 @@ class _QuietTokenNotice(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "will be unused" not in record.getMessage()
+
+
+class _TurnedAwayInOneLine(logging.Filter):
+    """Bolt's lines for a request it turns away for want of a token (the workspace uninstalled
+    the app; Slack refuses the one token): an ERROR for each, the second over two lines with
+    Slack's whole answer. The person who typed is told; the log says it in one line, at INFO."""
+
+    LOGGERS = ("slack_bolt.SingleTeamAuthorization", "slack_bolt.MultiTeamsAuthorization")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name not in self.LOGGERS or record.levelno < logging.ERROR:
+            return True
+        if not logging.getLogger("bot").isEnabledFor(logging.INFO):
+            return False
+        refused = re.search(r"'error': '(\w+)'", record.getMessage())
+        said = (
+            f"Slack refuses the bot's token ({refused.group(1)})"
+            if refused
+            else "the app is not installed in its workspace"
+        )
+        record.msg, record.args = f"a request turned away: {said}", None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 # Set by on_error for the request its thread is dispatching.
@@ -96,4 +120,7 @@ def _bolt_logger() -> logging.Logger:
     logger = logging.getLogger("bot.bolt")
     if not any(isinstance(f, _QuietTokenNotice) for f in logger.filters):
         logger.addFilter(_QuietTokenNotice())
+    # Bolt's middleware loggers take the filters of this one when they have none.
+    if not any(isinstance(f, _TurnedAwayInOneLine) for f in logger.filters):
+        logger.addFilter(_TurnedAwayInOneLine())
     return logger

@@ -740,3 +740,36 @@ def test_the_minutely_token_check_holds_up_no_request(
         wait_until(lambda: workspace.faults_left("auth.test") == 0, timeout=5)
     finally:
         web.stop()
+
+
+def test_a_request_turned_away_for_want_of_a_token_is_one_line_at_info(
+    two_schools: OAuthBot,
+    workspace: SlackStandin,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A workspace that uninstalled the app, or a web process started while Slack refuses the
+    one token: every /protocol typed there logged Bolt's ERROR ('Although the app should be
+    installed into this workspace, the AuthorizeResult ... was not found'; 'Failed to
+    authorize with the given token (The request to the Slack API failed. (url: ...)' and
+    Slack's answer on a second line), an alert for what the person typing is already told."""
+    _leave(two_schools, TEAM_A, {"type": "app_uninstalled"})
+    workspace.refuse_token("xoxb-test", "token_revoked")
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    try:
+        with caplog.at_level(logging.INFO):
+            two_schools.command("status", team=TEAM_A)
+            # Bolt's own answer, in plain text, before the request reaches the bot's middleware.
+            status, body = web.post(slash_command_body("status"))
+            assert status == 200 and NOT_INSTALLED in body, (status, body)
+            two_schools.standin.wait_for(
+                lambda calls: any(NOT_INSTALLED in str(c.params) for c in calls)
+            )
+    finally:
+        web.stop()
+    bolt = [r for r in caplog.records if r.name.startswith("slack_bolt")]
+    assert [r.levelno for r in bolt] == [logging.INFO, logging.INFO], bolt
+    assert [r.getMessage() for r in bolt] == [
+        "a request turned away: the app is not installed in its workspace",
+        "a request turned away: Slack refuses the bot's token (token_revoked)",
+    ]
