@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, defer
 from bot.activity import ACTIVITY, FAILED, SENT
 from bot.clock import Clock
 from bot.keepalive import KeepAliveWebClient
-from bot.logs import Outage
+from bot.logs import Outage, unreachable
 from bot.store import raw
 from bot.store.db import Database
 from bot.store.models import OutboxMessage, UTCDateTime
@@ -797,12 +797,13 @@ class OutboxSender:
                     taken = {c: ids[:CLAIM_PER_CHANNEL] for c, ids in list(due.items())[:room]}
                     if taken:
                         claims = self._claim(s, taken, done)
-        except Exception:
+        except Exception as exc:
             claims = {}
             if not finished:
                 raise
             # One channel's trouble (a callback that fails) must not hold up the rest.
-            log.warning("an outbox round failed; recording its outcomes one channel at a time")
+            if unreachable(exc) is None:
+                log.warning("an outbox round failed; recording its outcomes one channel at a time")
             self._record_apart(finished)
         finally:
             outcomes: dict[str, list[_Outcome]] = {}
@@ -1009,11 +1010,13 @@ class OutboxSender:
             try:
                 with self.db.session() as s:
                     self._record(s, outcomes)
-            except Exception:
-                # The rows stay in flight: the next try looks for them by metadata first.
-                log.exception(
-                    "could not record outbox outcomes in %s; they will be retried", channel
-                )
+            except Exception as exc:
+                # The rows stay in flight: the next try looks for them by metadata first. The
+                # database out of reach is the outbox's outage, said once for all of it.
+                if not self._outage.failed(exc):
+                    log.exception(
+                        "could not record outbox outcomes in %s; they will be retried", channel
+                    )
 
     def _apply(self, s: Session, row: OutboxMessage, outcome: _Outcome) -> bool:
         if outcome.kind == "release":

@@ -8,6 +8,7 @@ the session's facilitator, privately, once.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from bot.slack_standin import Call, SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage
+from tests.conftest import PG_ADMIN_URL, database_out_of_reach
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot, wait_until
 from tests.test_engine import HeldClock
 
@@ -559,3 +561,25 @@ def test_a_reply_given_up_on_while_its_steps_post_went_unconfirmed_is_kept_once_
         assert len(bot.standin.reactions(CHANNEL, ts)) == 1
     finally:
         bot.stop()
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="a database outage: set PROTOCOLBOT_TEST_POSTGRES")
+def test_a_post_that_went_out_as_the_database_went_away_is_one_outage_line(
+    bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack took a step message and the database was gone before the bot could write that
+    down: besides the outbox's outage line it logged an ERROR for the same cause ('could not
+    record outbox outcomes in C_TEAM; they will be retried')."""
+    bot.open_step()
+    bot.standin.fail_next("chat.postMessage", delay=1.0)  # Slack slow to answer
+    caplog.set_level(logging.WARNING)
+    assert bot.command("next") != {}
+    bot.wait_until(lambda: bot.standin.faults_left("chat.postMessage") == 0)
+    with database_out_of_reach(database_url):
+        time.sleep(2)
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.settle()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.slack"]
+    assert "cannot reach the database" in said[0], said
+    assert len(bot.step_posts()) == 2
