@@ -69,6 +69,11 @@ def _outage_noted(job_id: str) -> Iterator[None]:
         if _scheduler is None or not _scheduler.outage.failed(exc):
             raise
         _scheduler.not_done.add(job_id)
+        _scheduler.jobs_failing = True
+    else:
+        if _scheduler is not None and _scheduler.jobs_failing:
+            _scheduler.jobs_failing = False
+            _scheduler.outage.ok()
 
 
 def close_step_job(session_id: int, step: int) -> None:
@@ -241,6 +246,9 @@ class Scheduler:
         # The database out of reach: reconciles and jobs fail alike, said in a line or two.
         self.outage = Outage(log, "the timers")
         self.not_done: set[str] = set()  # jobs that ran into the outage (see _outage_noted)
+        # A job ran into the outage and none has run since: a reconcile, which only reads, does
+        # not say it is over (a full disk, a read-only server answer reads and refuse writes).
+        self.jobs_failing = False
         self._poke = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -318,7 +326,7 @@ class Scheduler:
                     if not self.outage.failed(exc):
                         name = getattr(work, "__name__", "tick")
                         log.warning("%s failed (%s); trying again soon", name, type(exc).__name__)
-            if not failed:
+            if not failed and not self.jobs_failing:
                 self.outage.ok()
             took = time.thread_time() - working
 

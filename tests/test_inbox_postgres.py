@@ -17,7 +17,7 @@ from tests.conftest import (
     database_out_of_reach,
     database_read_only,
 )
-from tests.harness import CHANNEL, TEACHERS, Bot
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 
 pytestmark = pytest.mark.skipif(
     not PG_ADMIN_URL, reason="set PROTOCOLBOT_TEST_POSTGRES to an admin URL, as .ci/run does"
@@ -127,6 +127,42 @@ def test_a_reply_acked_while_the_disk_is_full_is_recorded_once_there_is_room(
     assert len(said) == 2, said
     assert "cannot reach the database" in said[0] and "No space left on device" in said[0]
     assert "the database is back" in said[1]
+
+
+def test_a_step_due_while_the_disk_is_full_is_one_outage_for_the_timers(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database answers reads and refuses writes (its disk full): the step's close failed,
+    the next reconcile (reads alone) said the database was back, the close planned again failed
+    again, and so on, two lines every reconcile while it lasted."""
+    assert bot.runtime.scheduler is not None
+    bot.runtime.scheduler.reconcile_seconds = 0.2
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 2s")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    caplog.set_level(logging.WARNING)
+    with bot.db.engine.begin() as conn:
+        # What PostgreSQL answers a write that needs a new page on a full disk (53100).
+        conn.execute(
+            text(
+                "CREATE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION"
+                " 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';"
+                " END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER disk_full BEFORE UPDATE ON session_steps"
+                " FOR EACH ROW EXECUTE FUNCTION disk_full()"
+            )
+        )
+    time.sleep(4)  # step 1 closes 2 s in: its close fails, and is tried again and again
+    assert len(bot.step_posts()) == 1
+    with bot.db.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER disk_full ON session_steps"))
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.scheduling"]
+    assert len(said) == 2, said
+    assert "cannot reach the database" in said[0] and "the database is back" in said[1]
 
 
 def test_channel_chatter_acked_during_an_outage_does_not_say_the_database_is_back(
