@@ -584,6 +584,7 @@ class OutboxSender:
         self._dm_channels: dict[tuple[str, str], str] = {}
         # The database out of reach: a line now and then, not a traceback every round.
         self._outage = Outage(log, "outbox dispatch")
+        self._apart_failed = False  # this round's outcomes met the outage (see _record_apart)
         # Slack out of reach: likewise, not a line for every try of every row.
         self._slack_outage = Outage(log, "posting to Slack")
 
@@ -723,13 +724,15 @@ class OutboxSender:
             # What wakes the sender from here on (during the round) calls for another round.
             self._wake.clear()
             self._soon.clear()
+            self._apart_failed = False
             try:
                 self.dispatch()
             except Exception as error:
                 if not self._outage.failed(error):
                     log.exception("outbox dispatch failed; retrying")
             else:
-                self._outage.ok()
+                if not self._apart_failed:  # a round whose outcomes could not be written
+                    self._outage.ok()
             self._wake.wait(POLL_SECONDS)
             # Every commit that enqueues wakes the sender: gather what a short moment brings
             # into one round rather than scanning and claiming once per row. Not for a tag
@@ -1013,7 +1016,9 @@ class OutboxSender:
             except Exception as exc:
                 # The rows stay in flight: the next try looks for them by metadata first. The
                 # database out of reach is the outbox's outage, said once for all of it.
-                if not self._outage.failed(exc):
+                if self._outage.failed(exc):
+                    self._apart_failed = True
+                else:
                     log.exception(
                         "could not record outbox outcomes in %s; they will be retried", channel
                     )

@@ -581,5 +581,6 @@ def test_a_post_that_went_out_as_the_database_went_away_is_one_outage_line(
     bot.settle()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     said = [r.getMessage() for r in caplog.records if r.name == "bot.slack"]
-    assert "cannot reach the database" in said[0], said
+    assert len(said) == 2, said
+    assert "cannot reach the database" in said[0] and "the database is back" in said[1], said
     assert len(bot.step_posts()) == 2
