@@ -546,6 +546,32 @@ def test_a_second_clock_stands_by_until_the_first_one_stops(database_url: str) -
 
 
 @needs_postgres
+def test_the_clocks_lock_is_given_up_within_a_minute_of_its_host_going_silent(
+    database_url: str,
+) -> None:
+    # Held by a connection the server kept for two hours (the kernel's keepalive) after the
+    # clock's host died or was cut off: no standby could take over, and no step moved on.
+    from bot.notify import SERVER_KEEPALIVES
+
+    link = ClockLink(database_url, lambda: None, lambda: None)
+    assert link._try_acquire()
+    try:
+        assert link._conn is not None
+        said = {
+            name: link._conn.execute(f"SHOW {name}").fetchone()
+            for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+        }
+        assert said == {name: (str(n),) for name, n in SERVER_KEEPALIVES.items()}
+        k = SERVER_KEEPALIVES
+        given_up = (
+            k["tcp_keepalives_idle"] + k["tcp_keepalives_interval"] * k["tcp_keepalives_count"]
+        )
+        assert given_up <= 60
+    finally:
+        link.stop()
+
+
+@needs_postgres
 def test_a_standby_clock_stops_when_asked(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
