@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.profiles import CALL_SECONDS, impatient
+from bot.profiles import CALL_SECONDS, SLACKBOT, impatient
 
 log = logging.getLogger(__name__)
 TTL_SECONDS = 300.0
@@ -87,7 +87,9 @@ class SlackDirectory:
         if key not in self._bots:
             try:
                 info = client.users_info(user=user)["user"]
-                self._bots[key] = bool(info.get("is_bot") or info.get("deleted"))
+                self._bots[key] = bool(info.get("is_bot") or info.get("deleted")) or (
+                    user == SLACKBOT
+                )
             except SlackApiError as error:
                 if error.response.get("error") not in _UNKNOWN:
                     return False

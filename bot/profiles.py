@@ -14,6 +14,8 @@ from slack_sdk.errors import SlackApiError
 from bot.keepalive import KeepAliveWebClient
 
 log = logging.getLogger(__name__)
+# Slack's own Slackbot, which users.info calls no bot (is_bot false): it can't present.
+SLACKBOT = "USLACKBOT"
 
 DEFAULT_ZONE = "UTC"
 # The lookups are made before an ack, inside Slack's 3 seconds: each call may take CALL_SECONDS,
@@ -101,7 +103,7 @@ class SlackProfiles:
             user_id,
             _valid(user.get("tz")),
             gone=bool(user.get("deleted")),
-            is_bot=bool(user.get("is_bot") or user.get("is_app_user")),
+            is_bot=bool(user.get("is_bot") or user.get("is_app_user")) or user_id == SLACKBOT,
         )
 
     def workspace_zone(self) -> str | None:

@@ -865,6 +865,15 @@ def test_e2e_who_booked_a_session_for_another_facilitator_may_cancel_it(bot: Bot
     assert "Cancelled session #1" in message_text(bot.command("cancel 1"))
 
 
+def test_e2e_slackbot_is_no_presenter(bot: Bot) -> None:
+    # Slack's users.info says Slackbot is no bot (is_bot false): it was taken for a teacher.
+    bot.standin.add_user("USLACKBOT", "slackbot")
+    answer = bot.command("start atlas <@USLACKBOT|slackbot> step 1d")
+    assert "is an app, not a person, so it can't present" in message_text(answer)
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count(ProtocolSession.id))) == 0
+
+
 def test_e2e_cancel_tells_the_presenter(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> in 2d")
     bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
