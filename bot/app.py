@@ -109,6 +109,7 @@ def build_app(runtime: Runtime) -> App:
             )
         return BoltResponse(status=200, body="")
 
+    app.outage.on_over = runtime.requests_back
     if runtime.one_workspace is not None:
         # One token: requests from other workspaces are turned away before any listener.
         app.use(runtime.one_workspace)

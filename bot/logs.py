@@ -166,6 +166,8 @@ class Outage:
         self._service = ""
         self._said_at = 0.0
         self._failures = 0
+        # Told what was out of reach, and for how many seconds, once it is back.
+        self.on_over: Callable[[str, float], None] | None = None
 
     def failed(self, error: BaseException) -> bool:
         """Note a failure; False if it is not of the outage kind (the caller logs it in full)."""
@@ -217,3 +219,5 @@ class Outage:
             lasted,
             failures,
         )
+        if self.on_over is not None:
+            self.on_over(self._service, lasted)

@@ -6,11 +6,12 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlalchemy import event, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
 from bot import missed
@@ -23,6 +24,7 @@ from bot.engine.replies import Replies
 from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
 from bot.foreground import Foreground
 from bot.inbox import Inbox
+from bot.logs import DATABASE
 from bot.notify import ClockFile, ClockLink, ClockWatch, Notifier, NotifyTimers
 from bot.oauth import Installations
 from bot.one_workspace import OneWorkspace
@@ -31,11 +33,16 @@ from bot.scheduling import Scheduler
 from bot.settings import Settings
 from bot.slack import INSTALLATION_GONE, OutboxSender, Sent, make_client, ref_session
 from bot.store.db import Database
-from bot.store.models import OutboxMessage, ProtocolSession
+from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
 # A `serve` started beside a running clock stands by and does not listen until that clock stops.
+# Slack tries a refused event again at once, a minute later and five minutes later: an outage
+# shorter than this left each event a try that went through.
+CATCH_UP_AFTER_SECONDS = 240.0
+# The outage began before the first request it turned away.
+OUTAGE_MARGIN = timedelta(minutes=1)
 SERVE_BESIDE_THE_CLOCK = (
     "to answer Slack beside it, start this process as `protocolbot serve --no-scheduler`"
 )
@@ -150,6 +157,9 @@ class Runtime:
         # replies a resumed session's step missed, asked of Slack after the ack too.
         self.answers = Answers(workers=4)
         self.engine.on_resumed = self._resumed
+        # How long a database outage must last for the replies written in it to be asked of
+        # Slack (requests_back): by then Slack has given up on the events it sent.
+        self.catch_up_after = CATCH_UP_AFTER_SECONDS
         self.reporter = Reporter()  # what the process did, in its log every ten minutes
         self._started = False
 
@@ -184,6 +194,41 @@ class Runtime:
     def _resumed(self, team_id: str, enterprise_id: str, channel: str, threads: list[str]) -> None:
         where = (team_id, enterprise_id, channel)
         self.answers.submit(self._catch_up, [(*where, ts) for ts in threads])
+
+    def requests_back(self, service: str, lasted: float) -> None:
+        """Slack's requests were turned away for `lasted` seconds while `service` was out of
+        reach. Slack sends a refused event again three times, the last about five minutes
+        after the first: a database outage longer than that lost what people wrote meanwhile.
+        Those replies are asked of Slack, as after a resume: from the thread of every step
+        open at some moment of the outage."""
+        if service != DATABASE or lasted < self.catch_up_after:
+            return
+        began = self.clock.now() - timedelta(seconds=lasted) - OUTAGE_MARGIN
+        self.answers.submit(self._catch_up_since, began)
+
+    def _catch_up_since(self, began: datetime) -> None:
+        with self.db.reading() as s:
+            rows = s.execute(
+                select(
+                    ProtocolSession.team_id,
+                    ProtocolSession.enterprise_id,
+                    ProtocolSession.channel_id,
+                    StepRun.message_ts,
+                )
+                .join(StepRun, StepRun.session_id == ProtocolSession.id)
+                .where(
+                    StepRun.message_ts.is_not(None),
+                    or_(StepRun.ended_at.is_(None), StepRun.ended_at >= began),
+                    or_(ProtocolSession.status.in_(ACTIVE), ProtocolSession.ended_at >= began),
+                )
+            ).all()
+        threads = [
+            (team, enterprise or "", channel, str(ts)) for team, enterprise, channel, ts in rows
+        ]
+        log.info(
+            "asking Slack for the replies of %d threads written during the outage", len(threads)
+        )
+        self._catch_up(threads)
 
     def _catch_up(self, threads: list[tuple[str, str, str, str]]) -> None:
         for thread in threads:

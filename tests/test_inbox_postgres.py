@@ -59,6 +59,33 @@ def test_events_while_the_database_is_out_of_reach_get_a_quick_500_and_one_log_l
     bot.wait_until(lambda: bot.recorded() == [ts])
 
 
+def test_replies_slack_gave_up_on_during_a_long_outage_are_asked_of_slack_once_it_is_back(
+    bot: Bot, database_url: str
+) -> None:
+    # Slack tries a refused event three more times, the last five minutes on: what was written
+    # during a longer outage was in Slack's threads and never in the notes.
+    bot.runtime.catch_up_after = 0.0  # the outage here lasts seconds, not five minutes
+    thread = bot.open_step()
+    with database_out_of_reach(database_url):
+        said = "Written while the database was down."
+        lost = bot.standin.add_message(CHANNEL, TEACHERS[0], said, thread_ts=thread)["ts"]
+        reply = {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": TEACHERS[0],
+            "text": said,
+            "ts": lost,
+            "thread_ts": thread,
+            "channel_type": "channel",
+        }
+        assert bot.event(reply) == 500  # and Slack's tries after it met the outage too
+    assert bot.recorded() == []
+    back = bot.reply(TEACHERS[1], "The first thing through after the outage.", thread)
+    bot.wait_until(lambda: sorted(bot.recorded()) == sorted([lost, back]), 15)
+    bot.settle()
+    assert bot.standin.reactions(CHANNEL, lost) == ["pencil2"]  # step 1 collects notes
+
+
 def test_events_while_the_database_is_read_only_get_a_500_and_one_log_line(
     bot: Bot, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
