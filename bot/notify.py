@@ -389,6 +389,9 @@ class ClockFile:
     def __init__(self, database_url: str) -> None:
         self.path = Path(f"{make_url(database_url).database}.clock.lock")
         self._fd: int | None = None
+        # Seconds since the clock before this one last beat (see beat): how long no process
+        # ran on this database. 0 for the first one.
+        self.stopped_for = 0.0
 
     @property
     def held(self) -> bool:
@@ -410,9 +413,16 @@ class ClockFile:
         running = f"another protocolbot (`serve` or `clock`) is using {database}"
         if _stand_by(take, stopping, time.sleep, running=running):
             self._fd = fd
+            self.stopped_for = max(0.0, time.time() - os.fstat(fd).st_mtime)
+            self.beat()
         else:
             os.close(fd)
         return self
+
+    def beat(self) -> None:
+        """Stamp the lock file with the time: while the clock runs, every tick of its timers."""
+        if self._fd is not None:
+            os.utime(self._fd)
 
     def stop(self) -> None:
         if self._fd is not None:

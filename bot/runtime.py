@@ -201,9 +201,15 @@ class Runtime:
         after the first: a database outage longer than that lost what people wrote meanwhile.
         Those replies are asked of Slack, as after a resume: from the thread of every step
         open at some moment of the outage."""
-        if service != DATABASE or lasted < self.catch_up_after:
+        if service == DATABASE:
+            self.catch_up_missed(lasted)
+
+    def catch_up_missed(self, seconds: float) -> None:
+        """No event reached the records for the last `seconds` (a database outage, or this
+        process stopped): if Slack gave up on some, their replies are asked of it."""
+        if seconds < self.catch_up_after:
             return
-        began = self.clock.now() - timedelta(seconds=lasted) - OUTAGE_MARGIN
+        began = self.clock.now() - timedelta(seconds=seconds) - OUTAGE_MARGIN
         self.answers.submit(self._catch_up_since, began)
 
     def _catch_up_since(self, began: datetime) -> None:
@@ -225,9 +231,7 @@ class Runtime:
         threads = [
             (team, enterprise or "", channel, str(ts)) for team, enterprise, channel, ts in rows
         ]
-        log.info(
-            "asking Slack for the replies of %d threads written during the outage", len(threads)
-        )
+        log.info("asking Slack what was written in %d threads while no event came", len(threads))
         self._catch_up(threads)
 
     def _catch_up(self, threads: list[tuple[str, str, str, str]]) -> None:
@@ -313,6 +317,7 @@ class Runtime:
             self.clock_file = ClockFile(self.db.url).acquire(stopping)
             if not self.clock_file.held:
                 return self
+            self.scheduler.every_tick.append(self.clock_file.beat)
         if not self.inbox.hand_off:  # a web process leaves what was left to the clock
             replayed = self.inbox.replay()
             if replayed:
@@ -328,6 +333,10 @@ class Runtime:
             self.scheduler.start()
         self.reporter.start()
         self._started = True
+        if serving and self.clock_file is not None:
+            # The one process that hears Slack on this file was stopped: for longer than Slack
+            # tries an event, what was written meanwhile is asked of Slack, as after an outage.
+            self.catch_up_missed(self.clock_file.stopped_for)
         return self
 
     def stop(self) -> None:
