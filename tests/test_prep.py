@@ -1104,3 +1104,20 @@ def test_a_session_booked_ahead_of_others_names_those_that_will_wait_for_it(bot:
     # Booked after them, or in a gap they leave, it delays nobody.
     later = bot.command(f"start atlas <@{PRESENTER}> in 12h step 10m")["text"]
     assert "when this one ends" not in later
+
+
+def test_e2e_a_statement_holding_a_nul_character_is_kept_without_it(bot: Bot) -> None:
+    # PostgreSQL's text holds no NUL: the dialog closed as if all was well, the statement was
+    # not kept, and the submission logged a DataError's traceback.
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    pasted = dialog_values(statement="Graph the\x00 fruit survey", link="https://example.org/\x00w")
+    status, body = bot.post(view_submission(view, PRESENTER, pasted))
+    assert status == 200 and parsed_body(body) == {}
+    bot.wait_until(lambda: len(_dm(bot, FACILITATOR)) == 1)
+    with bot.db.session() as s:
+        session = s.get(ProtocolSession, 1)
+        assert session is not None
+        assert session.statement == "Graph the fruit survey"
+        assert "\x00" not in str(session.prep)
