@@ -116,7 +116,8 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
 OTHER_TOKENS = {
     "xapp-": "an app-level token, for SLACK_APP_TOKEN (Socket Mode)",
     "xoxb-": "the bot token, for SLACK_BOT_TOKEN",
-    "xoxp-": "a user token: use the app's Bot User OAuth Token (xoxb-...) instead",
+    "xoxp-": "a user token, which the bot does not use: SLACK_BOT_TOKEN takes the app's Bot User"
+    " OAuth Token (xoxb-...), SLACK_APP_TOKEN an app-level token (xapp-...)",
 }
 
 

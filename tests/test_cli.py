@@ -799,11 +799,26 @@ def test_an_env_file_not_in_utf_8_stops_the_command_naming_the_line(tmp_path: Pa
             "SLACK_BOT_TOKEN",
             "xoxp-1-secret",
             "SLACK_BOT_TOKEN is malformed: it should start with 'xoxb-'; an xoxp-... token is a "
-            "user token: use the app's Bot User OAuth Token (xoxb-...) instead",
+            "user token, which the bot does not use: SLACK_BOT_TOKEN takes the app's Bot User "
+            "OAuth Token (xoxb-...), SLACK_APP_TOKEN an app-level token (xapp-...)",
+        ),
+        (
+            # Not told to put the bot token in the app token's place.
+            "SLACK_APP_TOKEN",
+            "xoxp-1-secret",
+            "SLACK_APP_TOKEN is malformed: it should start with 'xapp-'; an xoxp-... token is a "
+            "user token, which the bot does not use: SLACK_BOT_TOKEN takes the app's Bot User "
+            "OAuth Token (xoxb-...), SLACK_APP_TOKEN an app-level token (xapp-...)",
         ),
         ("SLACK_BOT_TOKEN", "secret", "SLACK_BOT_TOKEN is malformed: it should start with 'xoxb-'"),
     ],
-    ids=["app-token-as-bot-token", "bot-token-as-app-token", "user-token", "no-prefix"],
+    ids=[
+        "app-token-as-bot-token",
+        "bot-token-as-app-token",
+        "user-token",
+        "user-token-as-app-token",
+        "no-prefix",
+    ],
 )
 def test_a_token_in_the_wrong_setting_is_named_for_where_it_belongs(
     name: str, value: str, said: str, tmp_path: Path
