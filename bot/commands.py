@@ -457,12 +457,16 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
     if key in _START_OPTIONS:
         _claim(given, key)
         return _START_OPTIONS[key](cursor, clock, command)
+    after = cursor.peek() or ""
     if (
         key in ("with", "for")
         and "presenter" not in given
-        and _MENTION.fullmatch(cursor.peek() or "")
+        and _looks_like_person(after)
+        and not _is_option(after)
     ):
-        return command  # `start atlas with @maria`: the mention after it is the presenter
+        # `start atlas with @maria`: the mention after it is the presenter (and an @maria that
+        # Slack did not make a mention is the word an error names, not `with`).
+        return command
 
     if _MENTION.fullmatch(word) or ("presenter" not in given and _looks_like_person(word)):
         _claim(given, "presenter")

@@ -118,3 +118,17 @@ def test_a_typed_ampersand_or_angle_bracket_is_quoted_back_as_typed(
     answer = message_text(bot.command(sent))
     assert shown in answer, (typed, answer)
     assert "&amp;amp;" not in answer and "&amp;lt;" not in answer and "&amp;gt" not in answer
+
+
+def test_a_presenter_after_with_that_is_not_a_mention_is_the_word_the_error_names(
+    bot: Bot,
+) -> None:
+    # `@maria` typed without picking her from Slack's list comes as text: the error said
+    # "`with` is not a Slack mention", about the word the facilitator had typed right.
+    for text in ("start atlas with @maria", "start atlas for maria step 1h"):
+        answer = message_text(bot.command(text))
+        assert "is not a Slack mention" in answer, text
+        assert "`with`" not in answer and "`for`" not in answer, answer
+    assert "maria` is not a Slack mention" in message_text(bot.command("start atlas with @maria"))
+    assert "is starting" in message_text(bot.command(f"start atlas with <@{PRESENTER}|maria>"))
+    assert "`with` is not a Slack mention" in message_text(bot.command("start atlas with step 1h"))
