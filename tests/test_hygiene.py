@@ -324,6 +324,36 @@ def test_a_reply_retention_deleted_and_edited_since_stays_deleted(bot: Bot) -> N
     assert len(bot.standin.calls_to("chat.postMessage")) == posts
 
 
+def test_an_edit_of_a_reply_whose_event_was_lost_brings_it_into_the_notes_late(bot: Bot) -> None:
+    # Only retention's deletions stay deleted: a reply Slack gave up delivering (the bot down
+    # past its tries), edited ten minutes on, was dropped with them.
+    step = bot.open_step()
+    written = f"{time.time():.6f}"  # before the end; its event never came
+    bot.wait_until(lambda: time.time() > float(written) + 0.01)
+    bot.command("end")
+    bot.settle()
+    edited = f"{float(written) + 600:.6f}"  # Slack's stamp of an edit ten minutes on
+    message = {"type": "message", "user": TEACHERS[0], "ts": written, "thread_ts": step}
+    event = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "hidden": True,
+        "ts": edited,
+        "message": {
+            **message,
+            "text": "She drew two number lines.",
+            "edited": {"user": TEACHERS[0], "ts": edited},
+        },
+        "previous_message": {**message, "text": "She drew two numbr lines."},
+    }
+    assert bot.event(event) == 200
+    bot.wait_until(lambda: written in bot.recorded())
+    bot.wait_until(
+        lambda: any("One more reply for the notes" in str(p.get("text")) for p in bot.posts())
+    )
+
+
 def test_the_notes_of_a_session_with_no_replies_do_not_say_retention_deleted_them(
     bot: Bot,
 ) -> None:

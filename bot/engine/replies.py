@@ -333,10 +333,10 @@ class Replies:
             if isinstance(found, _Over):
                 self._after_the_end(s, found, user, thread_ts)
                 return
-            if found.status == "ended" and _delivered_by(ts, edited_at):
-                # Edited once Slack had delivered the reply, or given up on it, and not recorded:
-                # deleted since (retention), or lost. Its notes went out long ago: a typo fixed,
-                # or a link's preview changed, does not bring it back into them.
+            if found.status == "ended" and _delivered_by(ts, edited_at) and _purged(s, found.id):
+                # Edited once Slack had delivered the reply, and not recorded: retention deleted
+                # it. A typo fixed, or a link's preview changed, does not bring it back. (One
+                # whose event was lost is recorded from its edit, and told as one more reply.)
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
             protocol = engine.shown_protocol(s, found.id, found.protocol_id)
@@ -1120,6 +1120,12 @@ def _newer(version: str | None, held: str | None) -> bool:
         return held is None or version is None or float(version) > float(held)
     except ValueError:
         return True
+
+
+def _purged(s: Session, session_id: int) -> bool:
+    """Whether retention deleted the session's replies."""
+    purged = select(ProtocolSession.purged_at).where(ProtocolSession.id == session_id)
+    return s.scalar(purged) is not None
 
 
 def _delivered_by(ts: str | None, edited_at: str | None) -> bool:
