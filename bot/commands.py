@@ -616,7 +616,9 @@ _WEEKDAYS = {
 _RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 # 15:00, 3pm, 3:30 p.m.; and 9.30am, 15h00, as other places write them.
-_TIME = re.compile(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
+# 15:00, 3pm, 3:30 pm; 15h30; and 9.30am, with the dot only before am or pm: 10.03 alone is as
+# likely a date (10 March) as a time.
+_TIME = re.compile(r"(\d{1,2})(?:([:.h])(\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
 _AM_PM = re.compile(r"[ap]\.?m\.?", re.IGNORECASE)
 _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
@@ -664,13 +666,15 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     # written into the message would be in the past, and refused, for most of its life.
     bad = _Rejected("bad_when", text=_echo(text), day=(clock.today + timedelta(days=7)).isoformat())
     match = _TIME.fullmatch(time_text)
-    if match is None or (match[2] is None and match[3] is None):
+    if match is None or (match[3] is None and match[4] is None):
         raise bad
-    hour, minute = int(match[1]), int(match[2] or 0)
-    if match[3] is not None:
+    if match[2] == "." and match[4] is None:
+        raise bad  # 10.03: ten past three minutes, or the tenth of March?
+    hour, minute = int(match[1]), int(match[3] or 0)
+    if match[4] is not None:
         if not 1 <= hour <= 12:
             raise bad
-        hour = hour % 12 + (12 if match[3].lower() == "p" else 0)
+        hour = hour % 12 + (12 if match[4].lower() == "p" else 0)
     if hour > 23 or minute > 59:
         raise bad
     return hour, minute

@@ -341,6 +341,7 @@ def test_now_must_be_aware() -> None:
         ("25:00", "bad_when"),
         ("15:60", "bad_when"),
         ("13pm", "bad_when"),
+        ("10.03", "bad_when"),  # a time, or the tenth of March?
         ("0am", "bad_when"),
         ("15", "bad_when"),
         ("noon", "bad_when"),
