@@ -329,7 +329,9 @@ class ClockWatch(Every):
         try:
             running = self._running()
         except Exception:
-            # The database out of reach: said by what meets it, and by /healthz.
+            # The database out of reach: said by what meets it, and by /healthz. Nothing was
+            # seen of the clock either way: the looks that count start again once it is back.
+            self._missed_since = None
             return
         if running:
             self._missed_since = None

@@ -704,6 +704,28 @@ def test_a_clock_gone_for_a_moment_is_not_said_missing(
     ]
 
 
+@needs_postgres
+def test_looks_at_the_clock_begin_again_after_a_database_outage(database_url: str) -> None:
+    # A look that found no clock, an outage longer than the watch's patience, and one more
+    # look after it: "no clock is running" at once, though nothing was seen of it meanwhile.
+    from bot.notify import ClockWatch
+
+    db = Database(database_url)
+    watch = ClockWatch(db, every=60, missed_after=1.0)
+    try:
+        watch.tick()  # no clock on this database
+        with database_out_of_reach(database_url):
+            watch.tick()
+            time.sleep(1.2)
+        watch.tick()
+        assert not watch.missing
+        time.sleep(1.1)
+        watch.tick()
+        assert watch.missing
+    finally:
+        db.dispose()
+
+
 def test_a_web_process_on_sqlite_says_when_no_clock_runs_and_when_one_is_back(
     workspace: SlackStandin, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
