@@ -143,3 +143,11 @@ def test_home_numbers_the_sessions_coming_up_for_cancel(bot: Bot) -> None:
     assert "To call one off, type `/protocol cancel 1` (its number) in its channel" in facilitating
     presenting = _open_home(bot, PRESENTER)
     assert "#1 ATLAS" in presenting and "/protocol cancel" not in presenting
+
+
+def test_who_booked_a_session_for_another_facilitator_sees_it_coming_up(bot: Bot) -> None:
+    # They may cancel it (by its number), and Home did not show it to them.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d facilitator <@{TEACHERS[0]}>")
+    booked = _open_home(bot, FACILITATOR)
+    assert "#1 ATLAS" in booked and "you scheduled it" in booked
+    assert "`/protocol cancel 1`" in booked

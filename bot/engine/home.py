@@ -30,6 +30,7 @@ def _mine(team_id: str, enterprise_id: str, user: str) -> Any:
         or_(
             ProtocolSession.presenter_id == user,
             ProtocolSession.facilitator_id == user,
+            ProtocolSession.created_by == user,  # booked for someone else to facilitate
             ProtocolSession.id.in_(contributed),
         ),
     )
