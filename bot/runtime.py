@@ -37,12 +37,12 @@ from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
-# A `serve` started beside a running clock stands by and does not listen until that clock stops.
 # Slack tries a refused event again at once, a minute later and five minutes later: an outage
 # shorter than this left each event a try that went through.
 CATCH_UP_AFTER_SECONDS = 240.0
 # The outage began before the first request it turned away.
 OUTAGE_MARGIN = timedelta(minutes=1)
+# A `serve` started beside a running clock stands by and does not listen until that clock stops.
 SERVE_BESIDE_THE_CLOCK = (
     "to answer Slack beside it, start this process as `protocolbot serve --no-scheduler`"
 )
