@@ -1121,3 +1121,21 @@ def test_e2e_a_statement_holding_a_nul_character_is_kept_without_it(bot: Bot) ->
         assert session is not None
         assert session.statement == "Graph the fruit survey"
         assert "\x00" not in str(session.prep)
+
+
+def test_e2e_prep_sent_while_step_1_runs_says_it_is_in_its_thread(bot: Bot) -> None:
+    # The statement went into step 1's thread at once, and the presenter was thanked with
+    # "Your statement will open step 1", for a start already past.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    view = _open_dialog(bot, 1)
+    status, body = bot.post(view_submission(view, PRESENTER, dialog_values()))
+    assert status == 200 and parsed_body(body) == {}
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+    thanks = _dm(bot, PRESENTER)[1]
+    said = message_text(thanks)
+    assert "will open step 1" not in said
+    assert "I've shared your statement in step 1's thread" in said
+    assert "the statement is in step 1's thread" in str(thanks["text"])
