@@ -1139,3 +1139,29 @@ def test_e2e_prep_sent_while_step_1_runs_says_it_is_in_its_thread(bot: Bot) -> N
     assert "will open step 1" not in said
     assert "I've shared your statement in step 1's thread" in said
     assert "the statement is in step 1's thread" in str(thanks["text"])
+
+
+def test_e2e_prep_the_facilitator_fills_in_tells_the_presenter_who_did(bot: Bot) -> None:
+    # The presenter was thanked for a statement they never wrote, "Your statement will open
+    # step 1", with nothing to say the facilitator had filled it in for them.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    status, _ = bot.action("prep_open", "1", user=FACILITATOR)
+    assert status == 200
+    view = bot.standin.calls_to("views.open")[-1].response["view"]
+    assert isinstance(view, dict)
+    status, body = bot.post(view_submission(view, FACILITATOR, dialog_values()))
+    assert status == 200 and parsed_body(body) == {}
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+    told = _dm(bot, PRESENTER)[1]
+    said = message_text(told)
+    assert f"<@{FACILITATOR}> filled in your prep for *ATLAS" in said
+    assert "Thank you, you're ready" not in said and "Your statement" not in said
+    assert str(told["text"]).startswith(f"<@{FACILITATOR}> filled in your prep for ATLAS")
+    # An edit of their own later is theirs again.
+    view = _open_dialog(bot, 1)
+    edit = dialog_values(statement="Solve the three fraction problems.")
+    status, _ = bot.post(view_submission(view, PRESENTER, edit))
+    assert status == 200
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 3)
+    assert message_text(_dm(bot, PRESENTER)[2]).startswith("Updated your prep for ATLAS")

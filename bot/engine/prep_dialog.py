@@ -165,6 +165,7 @@ def _tell(
         "reason": reason,
         "fits": fits(protocol, reason),
         "suggested": instead(engine.library, protocol, reason),
+        "by": by,
     }
     prep.dm(engine, s, session, session.presenter_id, "prep/submitted.j2", "submitted", **context)
     if session.facilitator_id not in (session.presenter_id, by):
