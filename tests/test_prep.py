@@ -1165,3 +1165,27 @@ def test_e2e_prep_the_facilitator_fills_in_tells_the_presenter_who_did(bot: Bot)
     assert status == 200
     bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 3)
     assert message_text(_dm(bot, PRESENTER)[2]).startswith("Updated your prep for ATLAS")
+
+
+def test_e2e_prep_sent_too_late_says_why_and_where_the_statement_goes(bot: Bot) -> None:
+    # A dialog left open while step 1 closed, or the session was cancelled, said "already
+    # started or was cancelled", whichever it was, and not where the statement typed could go.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.command(f"start atlas <@{PRESENTER}> in 3d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+    first, second = _open_dialog(bot, 1), _open_dialog(bot, 2)
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.command("cancel 2")
+    errors = []
+    for view in (first, second):
+        status, body = bot.post(view_submission(view, PRESENTER, dialog_values()))
+        assert status == 200 and parsed_body(body)["response_action"] == "errors"
+        errors.append(parsed_body(body)["errors"]["reason"])
+    assert errors[0] == (
+        "This session is past step 1 already, so the prep can't be saved here. Copy your"
+        " statement and share it in step 1's thread instead."
+    )
+    assert errors[1] == "This session was cancelled, so there's nothing to prepare for now."
