@@ -1189,3 +1189,16 @@ def test_e2e_prep_sent_too_late_says_why_and_where_the_statement_goes(bot: Bot) 
         " statement and share it in step 1's thread instead."
     )
     assert errors[1] == "This session was cancelled, so there's nothing to prepare for now."
+
+
+def test_e2e_a_facilitator_who_schedules_themself_to_present_is_spoken_to(bot: Bot) -> None:
+    # The answer spoke of them as someone else: "I've sent <@dana> a note to get ready, and
+    # I'll remind them ... If their prep isn't in ..., I'll nudge them once more."
+    text = message_text(bot.command(f"start atlas <@{FACILITATOR}|dana> in 2d"))
+    assert "I've sent you a note to get ready, and I'll remind you <!date^" in text
+    assert "If your prep isn't in by <!date^" in text and "I'll nudge you once more." in text
+    assert f"<@{FACILITATOR}> a note" not in text and "them" not in text
+    other = message_text(bot.command(f"start atlas <@{FACILITATOR}> in 3d facilitator <@U_T1>"))
+    assert "I'll nudge you once more and tell the facilitator, <@U_T1>." in other
+    for_someone = message_text(bot.command(f"start atlas <@{PRESENTER}> in 4d"))
+    assert f"I've sent <@{PRESENTER}> a note" in for_someone and "nudge them" in for_someone
