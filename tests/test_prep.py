@@ -1202,3 +1202,18 @@ def test_e2e_a_facilitator_who_schedules_themself_to_present_is_spoken_to(bot: B
     assert "I'll nudge you once more and tell the facilitator, <@U_T1>." in other
     for_someone = message_text(bot.command(f"start atlas <@{PRESENTER}> in 4d"))
     assert f"I've sent <@{PRESENTER}> a note" in for_someone and "nudge them" in for_someone
+
+
+def test_e2e_a_start_minutes_away_gets_one_note_and_no_follow_up(bot: Bot) -> None:
+    # Scheduled 4 seconds ahead, the presenter had a follow-up ("Two minutes to get ready?")
+    # 2 seconds after the first note, and the facilitator a word that their prep was missing.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}> in 4s step 1h"))
+    assert "I've sent <@U_PRE> a note to get ready." in answer and "nudge" not in answer
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.settle()
+    assert len(_dm(bot, PRESENTER)) == 1
+    assert "You present student work" in str(_dm(bot, PRESENTER)[0]["text"])
+    assert _dm(bot, FACILITATOR) == []
+    with bot.db.session() as s:
+        sent = (s.get(ProtocolSession, 1).prep or {}).get("sent")  # type: ignore[union-attr]
+    assert set(sent) == {"scheduled", prep.REMIND}

@@ -26,16 +26,17 @@ log = logging.getLogger(__name__)
 
 REMIND, FOLLOWUP = "remind", "followup"
 FOLLOWUP_LEAD = timedelta(hours=3)
-# A lead-time reminder this soon after the first DM is folded into it: one message, not two.
+# A lead-time reminder (or a follow-up) this soon after the first DM is folded into it: one
+# message, not two, and no word to the facilitator of prep that had minutes to come in.
 FOLD_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """When the presenter hears from the bot again; remind_at None: the first DM covers it."""
+    """When the presenter hears from the bot again; None: the first DM covers it."""
 
     remind_at: datetime | None
-    followup_at: datetime
+    followup_at: datetime | None
 
 
 def plan(session: ProtocolSession) -> Plan:
@@ -45,7 +46,10 @@ def plan(session: ProtocolSession) -> Plan:
     if start - remind - session.created_at < FOLD_WINDOW:
         remind_at = None
     # A few hours before, or half the time there is (or half the lead time asked for) when short.
-    return Plan(remind_at, start - min(FOLLOWUP_LEAD, lead / 2, remind / 2))
+    followup_at = start - min(FOLLOWUP_LEAD, lead / 2, remind / 2)
+    if followup_at - session.created_at < FOLD_WINDOW:
+        return Plan(remind_at, None)
+    return Plan(remind_at, followup_at)
 
 
 def local_label(at: datetime, tz: str) -> str:
@@ -149,7 +153,7 @@ def _remind(
 ) -> None:
     if is_ready(session):
         dm(engine, s, session, session.presenter_id, "prep/reminder_ready.j2", REMIND)
-    elif now < when.followup_at:
+    elif when.followup_at is None or now < when.followup_at:
         dm(engine, s, session, session.presenter_id, "prep/reminder.j2", REMIND, moment="remind")
     # else: the follow-up is due too (the service was down); it alone goes out, not both.
 
