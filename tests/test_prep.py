@@ -1217,3 +1217,21 @@ def test_e2e_a_start_minutes_away_gets_one_note_and_no_follow_up(bot: Bot) -> No
     with bot.db.session() as s:
         sent = (s.get(ProtocolSession, 1).prep or {}).get("sent")  # type: ignore[union-attr]
     assert set(sent) == {"scheduled", prep.REMIND}
+
+
+def test_e2e_prep_sent_while_step_1_runs_offers_the_facilitator_no_switch(bot: Bot) -> None:
+    # The facilitator's note offered "Switch to Consultancy" for a session already running,
+    # which the button then refused, and gave the start, already past, as to come.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    view = _open_dialog(bot, 1)
+    status, _ = bot.post(view_submission(view, PRESENTER, dialog_values(reason="dilemma")))
+    assert status == 200
+    bot.wait_until(lambda: len(_dm(bot, FACILITATOR)) == 1)
+    note = _dm(bot, FACILITATOR)[0]
+    assert action_ids(note) == []  # type: ignore[arg-type]
+    said = message_text(note)
+    assert "usually fits better" not in said
+    assert "I've shared the statement in step 1's thread" in said
