@@ -47,6 +47,7 @@ def words(
     protocol: Protocol,
     library: dict[str, Protocol],
     reason: str | None = None,
+    viewer: str | None = None,
 ) -> dict[str, Any]:
     kind = kind_of(protocol)
     text = render_text(
@@ -60,6 +61,7 @@ def words(
         choices={r: suggestions(library, kind, r) for r in REASONS[kind]},
         starts_label=prep.local_label(session.starts_at, session.tz),
         limit=STATEMENT_LIMIT,
+        viewer=viewer,
     )
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
@@ -74,13 +76,15 @@ def dialog_view(
     protocol: Protocol,
     library: dict[str, Protocol],
     reason: str | None = None,
+    viewer: str | None = None,
 ) -> dict[str, Any]:
-    """The prep dialog, filled in with what the presenter sent before (if anything)."""
+    """The prep dialog, filled in with what the presenter sent before (if anything); `viewer`,
+    who opened it: the presenter, or the facilitator filling it in for them."""
     state = session.prep or {}
     kind = kind_of(protocol)
     if reason not in REASONS[kind]:
         reason = state.get("reason") if state.get("reason") in REASONS[kind] else None
-    w = words(session, protocol, library, reason)
+    w = words(session, protocol, library, reason, viewer)
     options = {
         r: Option(
             value=r,

@@ -1235,3 +1235,22 @@ def test_e2e_prep_sent_while_step_1_runs_offers_the_facilitator_no_switch(bot: B
     said = message_text(note)
     assert "usually fits better" not in said
     assert "I've shared the statement in step 1's thread" in said
+
+
+def test_e2e_the_prep_dialog_the_facilitator_opens_speaks_to_them(bot: Bot) -> None:
+    # The facilitator, who may fill the prep in for the presenter, read "You're presenting at
+    # ATLAS" at the top of the dialog.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    status, _ = bot.action("prep_open", "1", user=FACILITATOR)
+    assert status == 200
+    view = bot.standin.calls_to("views.open")[-1].response["view"]
+    assert isinstance(view, dict)
+    intro = message_text({"blocks": view["blocks"][:1]})
+    assert f"You're filling in the prep for <@{PRESENTER}>, who presents at *ATLAS" in intro
+    assert "You're presenting" not in intro
+    status, _ = bot.post(view_action(view, FACILITATOR, "dilemma"))
+    assert status == 200
+    updated = bot.standin.calls_to("views.update")[-1].params["view"]
+    assert "You're filling in the prep for" in message_text(updated)
+    assert "You're presenting at *ATLAS" in message_text(_open_dialog(bot, 1))

@@ -55,10 +55,12 @@ def register(app: App, runtime: Runtime) -> None:
             _say(respond, refusal.reply)
             return
         # The trigger_id expires in 3 seconds, so the modal opens here rather than via the outbox.
-        build = {"prep_open": prep_views.dialog_view, "prep_guidance": prep_views.guidance_view}
-        view = build[action["action_id"]](
-            session, engine.library[session.protocol_id], engine.library
-        )
+        protocol = engine.library[session.protocol_id]
+        if action["action_id"] == "prep_open":
+            viewer = body["user"]["id"]
+            view = prep_views.dialog_view(session, protocol, engine.library, viewer=viewer)
+        else:
+            view = prep_views.guidance_view(session, protocol, engine.library)
         try:
             impatient(client, DIALOG_SECONDS).views_open(trigger_id=body["trigger_id"], view=view)
         except (SlackApiError, OSError) as error:
@@ -81,7 +83,9 @@ def register(app: App, runtime: Runtime) -> None:
         except Refusal:
             return
         protocol = engine.library[session.protocol_id]
-        updated = prep_views.dialog_view(session, protocol, engine.library, reason)
+        updated = prep_views.dialog_view(
+            session, protocol, engine.library, reason, viewer=body["user"]["id"]
+        )
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
 
     @app.action("prep_switch")
