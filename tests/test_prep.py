@@ -1254,3 +1254,15 @@ def test_e2e_the_prep_dialog_the_facilitator_opens_speaks_to_them(bot: Bot) -> N
     updated = bot.standin.calls_to("views.update")[-1].params["view"]
     assert "You're filling in the prep for" in message_text(updated)
     assert "You're presenting at *ATLAS" in message_text(_open_dialog(bot, 1))
+
+
+def test_e2e_the_prep_dialog_opened_during_step_1_says_where_it_goes(bot: Bot) -> None:
+    # Opened from the reminder while step 1 ran, it gave the start, already past, and said
+    # "A few minutes now and the team can start straight away".
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    intro = message_text({"blocks": _open_dialog(bot, 1)["blocks"][:1]})  # type: ignore[index]
+    assert "which has started" in intro and "straight into step 1's thread" in intro
+    assert "<!date^" not in intro and "can start straight away" not in intro
