@@ -132,3 +132,11 @@ def test_a_presenter_after_with_that_is_not_a_mention_is_the_word_the_error_name
     assert "maria` is not a Slack mention" in message_text(bot.command("start atlas with @maria"))
     assert "is starting" in message_text(bot.command(f"start atlas with <@{PRESENTER}|maria>"))
     assert "`with` is not a Slack mention" in message_text(bot.command("start atlas with step 1h"))
+
+
+def test_help_shows_how_to_keep_an_asynchronous_session_off_the_weekend(bot: Bot) -> None:
+    # `weekdays` was nowhere in the help: a facilitator running a step a day learned of it only
+    # from a step that closed on a Saturday.
+    answer = message_text(bot.command("help"))
+    assert "`/protocol start atlas @presenter step 1d weekdays`" in answer
+    assert "closes Monday morning instead" in answer
