@@ -572,7 +572,11 @@ def test_prep_sent_during_step_1_joins_its_thread_and_later_is_refused(world: Wo
     world.engine.begin(sid)
     assert prep_dialog.opening(world.engine, "T_TEAM", PRE, sid).id == sid
     assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, GOOD) == {}
-    late = [r for r in world.outbox() if r.thread_ref == f"step:{sid}:1"]
+    late = [
+        r
+        for r in world.outbox()
+        if r.thread_ref == f"step:{sid}:1" and r.method == "chat.postMessage"
+    ]
     assert len(late) == 1 and GOOD.statement in message_text(late[0].payload)
     world.command("next")
     edit = Submission("revise", "Another task", "https://x.org/2", True)
@@ -1266,3 +1270,24 @@ def test_e2e_the_prep_dialog_opened_during_step_1_says_where_it_goes(bot: Bot) -
     intro = message_text({"blocks": _open_dialog(bot, 1)["blocks"][:1]})  # type: ignore[index]
     assert "which has started" in intro and "straight into step 1's thread" in intro
     assert "<!date^" not in intro and "can start straight away" not in intro
+
+
+def test_e2e_prep_sent_while_step_1_runs_takes_the_place_of_the_call_for_it(bot: Bot) -> None:
+    # Step 1's message went on saying "No statement of the assignment yet" and asking the
+    # presenter for one, above the thread where the statement had just been posted.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.settle()
+    assert "No statement of the assignment yet" in message_text(bot.step_posts()[0])
+    view = _open_dialog(bot, 1)
+    statement = "Graph the fruit survey & label the axes"
+    good = dialog_values(statement=statement, link="https://docs.example.org/fruit")
+    status, _ = bot.post(view_submission(view, PRESENTER, good))
+    assert status == 200
+    bot.wait_until(lambda: statement.replace("&", "&amp;") in message_text(bot.step_posts()[0]))
+    step1 = message_text(bot.step_posts()[0])
+    assert "No statement of the assignment yet" not in step1 and "please reply" not in step1
+    assert "<https://docs.example.org/fruit|The student work>" in step1
+    assert "Next step" in step1  # still open, its buttons in place

@@ -180,9 +180,11 @@ def _tell(
         )
     at = protocol.statement_step
     if session.status in ACTIVE and session.current_step >= at:
-        # Its step is open already: the statement goes in its thread, where the team is reading.
+        # Its step is open already: the statement goes in its thread, where the team is reading,
+        # and its message shows it in place of the call for one (or of the statement before).
         late = render_message("prep/statement_late.j2", session=session)
         engine.post(s, session, late, thread_ref=f"step:{session.id}:{at}")
+        engine.show_step(s, session, protocol, at)
     elif session.status in ACTIVE and (session.prep or {}).get("link"):
         # The work is looked at first, the statement heard later (when its step opens).
         late = render_message("prep/statement_late.j2", session=session, link_only=True)
