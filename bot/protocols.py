@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import yaml
+from jinja2 import TemplateSyntaxError, meta, nodes
 
 from bot import render
 
@@ -29,6 +30,24 @@ TAGS: tuple[str, ...] = (
 PRESENTER_MODES: tuple[str, ...] = ("silent", "speaks", "only")
 PREP_KINDS: tuple[str, ...] = ("standard", "equity")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "protocols"
+# What a step's template is rendered with (bot/engine/core.py's step_message, with
+# notes.step_context's names): a `template:` that uses anything else cannot post its step.
+STEP_TEMPLATE_NAMES = frozenset(
+    {
+        "session",
+        "protocol",
+        "step",
+        "index",
+        "count",
+        "closes_at",
+        "closed_at",
+        "paused_remaining",
+        "extension",
+        "statement",
+        "parked_interpretations",
+        "parked_questions",
+    }
+)
 # The protocols protocolbot comes with, in BUILTIN_DIR. A file someone adds to that folder
 # runs like them, but is not one of them.
 BUILTIN_IDS = frozenset(
@@ -453,7 +472,31 @@ def _template(file: str, field: str, value: Any) -> str:
         _fail(file, field, f"must name a file inside {messages} (got {name!r})")
     if not target.is_file():
         _fail(file, field, f"no such template in {messages} (got {name!r})")
+    env = render.environment()
+    try:
+        parsed = env.parse(target.read_text(encoding="utf-8"))
+    except TemplateSyntaxError as error:
+        _fail(file, field, f"{name} line {error.lineno}: {error.message}")
+    unknown = meta.find_undeclared_variables(parsed) - STEP_TEMPLATE_NAMES - set(env.globals)
+    unknown -= _guarded(parsed)
+    if unknown:
+        # Checked here, not at the first /protocol start, which failed with "Something went
+        # wrong on my side" for a template in messages/ that is not a step's (header.j2).
+        _fail(
+            file,
+            field,
+            f"{name} is not a step's message: it uses {', '.join(sorted(unknown))}, which a "
+            f"step's message does not have (it has {', '.join(sorted(STEP_TEMPLATE_NAMES))})",
+        )
     return name
+
+
+def _guarded(parsed: nodes.Template) -> set[str]:
+    """Names a template asks after before it uses them (`x is defined`, `x | default(...)`):
+    rendered without them, it takes the other way and does not fail."""
+    tests = [t.node for t in parsed.find_all(nodes.Test) if t.name in ("defined", "undefined")]
+    filters = [f.node for f in parsed.find_all(nodes.Filter) if f.name in ("default", "d")]
+    return {n.name for n in [*tests, *filters] if isinstance(n, nodes.Name)}
 
 
 def _base_name(field: str) -> str:

@@ -696,3 +696,26 @@ def test_the_notes_of_a_protocol_of_many_steps_give_every_steps_figures(
         for n in range(1, 21):
             assert f"Look number {n} at the work" in shown, n
         assert re.search(r"Look number 20 [^;]*: no replies in [^;]*\.$", shown)
+
+
+def test_a_step_template_that_is_no_step_message_is_named(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # `template: header.j2` (a file in messages/, but the session header's) was checked ok and
+    # loaded; every /protocol start of it then answered "Something went wrong on my side".
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    named = "    collects: note\n    template: header.j2\n"
+    mine.write_text(_example().replace("    collects: note\n", named, 1), encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err.startswith(
+        f"error: {mine}: steps[1].template: header.j2 is not a step's message: it uses "
+    )
+    with _operator_bot(workspace, database_url, folder) as bot:
+        answer = json.dumps(bot.command(f"start peer-feedback <@{PRESENTER}|maria> step 1h"))
+        assert "There is no protocol `peer-feedback`" in answer
+        assert not bot.step_posts()
+    mine.write_text(_example().replace("    collects: note\n", named.replace("header", "step")))
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), "")
