@@ -522,7 +522,13 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         parts = [p for p in (exc.context, exc.problem) if p]
-        return f"invalid YAML: {', '.join(parts)} (line {mark.line + 1}, column {mark.column + 1})"
+        said = f"invalid YAML: {', '.join(parts)} (line {mark.line + 1}, column {mark.column + 1})"
+        # The two slips of a first protocol file, said in YAML's words alone: what to change.
+        if "'\\t'" in (exc.problem or ""):
+            said += ": YAML takes no tabs: write spaces instead"
+        elif exc.problem == "mapping values are not allowed here":
+            said += ': quote a line that has ": " in it, or indent it as the lines around it'
+        return said
     return f"invalid YAML: {exc}"
 
 

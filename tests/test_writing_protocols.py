@@ -719,3 +719,18 @@ def test_a_step_template_that_is_no_step_message_is_named(
         assert not bot.step_posts()
     mine.write_text(_example().replace("    collects: note\n", named.replace("header", "step")))
     assert _check(folder, tmp_path) == (0, _one_ok(folder), "")
+
+
+def test_a_tab_or_an_unquoted_colon_in_a_line_is_told_how_to_fix(tmp_path: Path) -> None:
+    # A line indented with a tab was "found character '\t' that cannot start any token", and a
+    # prompt with ": " in it "mapping values are not allowed here": neither said what to change.
+    tab = _example().replace("    prompt: What do you see?", "\tprompt: What do you see?", 1)
+    assert _problems_of(tmp_path, tab) == [
+        "(file): invalid YAML: while scanning for the next token, found character '\\t' that "
+        "cannot start any token (line 20, column 1): YAML takes no tabs: write spaces instead"
+    ]
+    colon = _example().replace("prompt: What do you see?", "prompt: Group: what do you see?")
+    assert _problems_of(tmp_path, colon) == [
+        "(file): invalid YAML: mapping values are not allowed here (line 20, column 18): "
+        'quote a line that has ": " in it, or indent it as the lines around it'
+    ]
