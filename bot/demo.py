@@ -333,7 +333,8 @@ def run_demo(
         try:
             runtime.start()
             print(
-                f"protocolbot demo: {protocol.name}, {len(protocol.steps)} steps of {step} s "
+                f"protocolbot demo: {protocol.name}, {len(protocol.steps)} "
+                f"step{'s' if len(protocol.steps) != 1 else ''} of {step} s "
                 f"(a live session would take {protocol.live_minutes} min)\n",
                 file=out,
             )

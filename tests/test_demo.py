@@ -124,3 +124,17 @@ def test_the_demo_runs_a_protocol_from_protocols_dir(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
     assert re.findall(r"== Step (\d) of 3 · ", done.stdout) == ["1", "2", "3"]
     assert done.stdout.rstrip().endswith("Done.")
+
+
+def test_the_demo_of_a_one_step_protocol_says_one_step(tmp_path: Path) -> None:
+    # "protocolbot demo: Solo, 1 steps of 2 s".
+    (tmp_path / "solo.yaml").write_text(
+        "id: solo\nname: Solo\nsource: ours\nsummary: One step.\nsteps:\n"
+        "  - id: look\n    title: Looking\n    minutes: 5\n    prompt: What do you see?\n"
+        "    guidance: []\n    presenter: speaks\n    collects: observation\n",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    assert run_demo("solo", step_seconds=2, out=out, protocols_dir=tmp_path) == 0
+    first = out.getvalue().splitlines()[0]
+    assert first == "protocolbot demo: Solo, 1 step of 2 s (a live session would take 5 min)"
