@@ -206,7 +206,13 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
         raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ProtocolError(file, "(file)", _yaml_problem(exc)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        # Saved by an editor in its own encoding (Windows-1252 for a name with an accent):
+        # said as the .env file's is (bot/settings.py), at the line to look at.
+        line = exc.object[: exc.start].count(b"\n") + 1
+        problem = f"is not UTF-8 at line {line}: save it as UTF-8"
+        raise ProtocolError(file, "(file)", problem) from exc
+    except OSError as exc:
         if Path(path).is_symlink() and not Path(path).exists():
             target = Path(path).readlink()
             problem = f"cannot be read: it links to {target}, which is not there (fix or remove it)"

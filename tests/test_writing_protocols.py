@@ -734,3 +734,16 @@ def test_a_tab_or_an_unquoted_colon_in_a_line_is_told_how_to_fix(tmp_path: Path)
         "(file): invalid YAML: mapping values are not allowed here (line 20, column 18): "
         'quote a line that has ": " in it, or indent it as the lines around it'
     ]
+
+
+def test_a_file_not_saved_as_utf_8_is_told_so_at_its_line(tmp_path: Path) -> None:
+    # An accent saved by an editor in Windows-1252 was "cannot be read ('utf-8' codec can't
+    # decode byte 0xe9 in position 14: invalid continuation byte)".
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    text = _example().replace("name: Peer Feedback", "name: Rétroaction", 1)
+    mine.write_bytes(text.encode("cp1252"))
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err == f"error: {mine}: (file): is not UTF-8 at line 2: save it as UTF-8\n"
