@@ -407,7 +407,11 @@ def _check_keys(
             problems.note(file, f"{prefix}{key}", expected)
     for key in required:
         if raw.get(key) is None:
-            problems.note(file, f"{prefix}{key}", "is required")
+            # `guidance:` left empty for none, where the docs write `guidance: []`.
+            empty = key == "guidance" and key in raw
+            problems.note(
+                file, f"{prefix}{key}", "is empty: write [] for none" if empty else "is required"
+            )
 
 
 def _text(file: str, field: str, value: Any) -> str:

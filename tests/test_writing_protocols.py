@@ -747,3 +747,9 @@ def test_a_file_not_saved_as_utf_8_is_told_so_at_its_line(tmp_path: Path) -> Non
     status, out, err = _check(folder, tmp_path)
     assert (status, out) == (1, "")
     assert err == f"error: {mine}: (file): is not UTF-8 at line 2: save it as UTF-8\n"
+
+
+def test_guidance_left_empty_is_told_to_be_written_as_an_empty_list(tmp_path: Path) -> None:
+    # `guidance:` with nothing after it, meant as none, was "steps[3].guidance: is required".
+    text = _example().replace("    guidance: []\n", "    guidance:\n", 1)
+    assert _problems_of(tmp_path, text) == ["steps[3].guidance: is empty: write [] for none"]
