@@ -325,9 +325,13 @@ def advice(library: Mapping[str, Protocol]) -> list[ProtocolError]:
         if protocol.path is None:
             continue
         if protocol.path.stem != protocol.id:
+            named = protocol.path.with_name(f"{protocol.id}{protocol.path.suffix}")
             problem = (
-                f"is {protocol.id!r}, not the file's name: rename the file "
-                f"{protocol.id}{protocol.path.suffix}"
+                f"is {protocol.id!r}, not the file's name: rename the file {named.name}"
+                if not named.exists()
+                # Renamed as told, it took the place of the file that holds the name.
+                else f"is {protocol.id!r}, not the file's name, and {named.name} is there "
+                "already: give this protocol an id of its own, or remove one of the two files"
             )
             found.append(ProtocolError(str(protocol.path), "id", problem))
         opening = protocol.statement_step

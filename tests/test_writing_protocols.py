@@ -753,3 +753,22 @@ def test_guidance_left_empty_is_told_to_be_written_as_an_empty_list(tmp_path: Pa
     # `guidance:` with nothing after it, meant as none, was "steps[3].guidance: is required".
     text = _example().replace("    guidance: []\n", "    guidance:\n", 1)
     assert _problems_of(tmp_path, text) == ["steps[3].guidance: is empty: write [] for none"]
+
+
+def test_a_file_not_named_after_its_id_is_not_told_to_take_the_name_of_a_file_there(
+    tmp_path: Path,
+) -> None:
+    # other.yaml and peer-feedback.yaml both holding peer-feedback: other.yaml was told to be
+    # renamed peer-feedback.yaml, which would have written it over the other file.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    other, mine = folder / "other.yaml", folder / "peer-feedback.yaml"
+    other.write_text(_example(), encoding="utf-8")
+    mine.write_text(_example(), encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err.splitlines() == [
+        f"error: {mine}: id: duplicate protocol id 'peer-feedback' (already loaded from {other})",
+        f"warning: {other}: id: is 'peer-feedback', not the file's name, and peer-feedback.yaml"
+        " is there already: give this protocol an id of its own, or remove one of the two files",
+    ]
