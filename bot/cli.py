@@ -769,8 +769,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the bot reads from its clone beside the package: an install that is not editable
+# (`pip install .`, a wheel) copies bot/ alone, and the first message would fail to render.
+CLONE = Path(__file__).resolve().parent.parent
+BESIDE_THE_PACKAGE = ("messages", "protocols")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = [f"{name}/" for name in BESIDE_THE_PACKAGE if not (CLONE / name).is_dir()]
+    if missing:
+        _stop(
+            f"{' and '.join(missing)} not found in {CLONE}: protocolbot runs from its clone, "
+            "installed there with `pip install -e .`"
+        )
     return int(args.func(args))
 
 

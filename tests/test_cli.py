@@ -827,3 +827,30 @@ def test_a_token_in_the_wrong_setting_is_named_for_where_it_belongs(
     # right token in the wrong place and went looking for another.
     line = _one_line(_run(["serve"], _migrated(tmp_path), tmp_path, **{name: value}), "secret")
     assert line == f"protocolbot: {said}"
+
+
+def test_a_copy_of_the_package_without_its_clone_says_to_install_from_the_clone(
+    tmp_path: Path,
+) -> None:
+    # `pip install .` (a wheel, a Docker image) copies bot/ alone: every message failed to
+    # render at the first command, with a traceback.
+    import shutil
+
+    import bot
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(bot.__file__).parent, site / "bot")
+    done = subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main(['protocols', 'check'])"],
+        env={**bot_environment(), "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    line = _one_line(done)
+    assert line == (
+        f"protocolbot: messages/ and protocols/ not found in {site}: protocolbot runs from its "
+        "clone, installed there with `pip install -e .`"
+    )
