@@ -50,6 +50,31 @@ class _TurnedAwayInOneLine(logging.Filter):
         return True
 
 
+# A NUL character (U+0000) as a request spells it: in JSON, in a form's JSON payload, or typed
+# into a slash command. PostgreSQL's text holds none (a reply or a prep statement holding one
+# failed at every try), and it shows nothing.
+_NUL_SPELLINGS = ("\\u0000", "%5Cu0000", "%5cu0000", "%00")
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with every NUL character taken out of its strings, keys and all."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _take_out_nul(req: BoltRequest) -> None:
+    """Leave no NUL character in the body the listeners read (Bolt checks the signature on the
+    raw text). Looked for in that text (Socket Mode's comes parsed): most requests hold none."""
+    raw = req.raw_body or json.dumps(req.body)
+    if any(spelling in raw for spelling in _NUL_SPELLINGS):
+        req.body = _without_nul(req.body)
+
+
 # Set by on_error for the request its thread is dispatching.
 _failing = threading.local()
 
@@ -63,6 +88,7 @@ class _App(App):
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         _failing.now = False
+        _take_out_nul(req)
         reached = reached_database()
         response = super().dispatch(req)
         # Only a request that reached the database says it is back: most of what Slack sends

@@ -171,17 +171,6 @@ def _event_team(body: dict[str, Any]) -> str:
     return str(ours.get("team_id") or body.get("team_id") or event.get("team") or "")
 
 
-def _without_nul(value: Any) -> Any:
-    """`value` with every NUL character taken out of its strings, keys and all."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
 def _someone_else_joined(body: dict[str, Any]) -> bool:
     """A person joined a channel the bot is in: only the bot's own joins matter (invited back
     where a session is paused). The envelope's authorizations name the bot's user."""
@@ -298,25 +287,14 @@ class Inbox:
         }
         # Reactions name their channel under item: keep them in the lane of their message.
         channel = event.get("channel") or (event.get("item") or {}).get("channel")
-        dumped = json.dumps(payload)
-        if "\\u0000" in dumped:
-            # A NUL character, which PostgreSQL's text cannot hold: the reply would fail at
-            # every try. It shows nothing, so it goes (on SQLite too, to keep the two alike).
-            payload = _without_nul(payload)
-            dumped = json.dumps(payload)
         try:
-            row_id = self._store(team_id, event_id, payload, dumped, channel)
+            row_id = self._store(team_id, event_id, payload, channel)
         except (IntegrityError, sqlite3.IntegrityError):
             return None
         return Stored(row_id, channel, payload)
 
     def _store(
-        self,
-        team_id: str,
-        event_id: str,
-        payload: dict[str, Any],
-        dumped: str,
-        channel: str | None,
+        self, team_id: str, event_id: str, payload: dict[str, Any], channel: str | None
     ) -> int:
         now = self.clock.now()
         if self.db.separate_inbox:
@@ -324,7 +302,7 @@ class Inbox:
             # statement machinery costs several times the write (100 vs 25 us a row measured).
             return self.db.insert_event_sqlite(
                 "INSERT INTO inbox (team_id, event_id, payload, received_at) VALUES (?, ?, ?, ?)",
-                (team_id, event_id, dumped, raw.stored_datetime(now)),
+                (team_id, event_id, json.dumps(payload), raw.stored_datetime(now)),
             )
         if self.db.is_postgres and self.hand_off:
             # One statement still: the clock hears of the row when it is committed.
@@ -335,7 +313,7 @@ class Inbox:
                 (
                     team_id,
                     event_id,
-                    dumped,
+                    json.dumps(payload),
                     as_utc(now),
                     NOTIFY_CHANNEL,
                     INBOX_NOTE,
@@ -346,7 +324,7 @@ class Inbox:
             return self.db.insert_event_pg(
                 "INSERT INTO inbox (team_id, event_id, payload, received_at)"
                 " VALUES (%s, %s, %s::json, %s) RETURNING id",
-                (team_id, event_id, dumped, as_utc(now)),
+                (team_id, event_id, json.dumps(payload), as_utc(now)),
             )
         row = {"team_id": team_id, "event_id": event_id, "payload": payload, "received_at": now}
         with self.db.inbox_write() as conn:

@@ -191,19 +191,13 @@ def _value(values: dict[str, Any], block: str, action: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _typed(value: object) -> str:
-    return str(value or "").replace("\x00", "")
-
-
 def read_submission(view: dict[str, Any]) -> Submission:
-    """What the presenter submitted, without NUL characters: PostgreSQL's text holds none (a
-    statement pasted with one was lost as the dialog closed), and they show nothing."""
     values = (view.get("state") or {}).get("values") or {}
     reason = (_value(values, "reason", REASON_ACTION).get("selected_option") or {}).get("value")
     chosen = _value(values, "confirm", "confirm").get("selected_options") or []
     return Submission(
         reason=str(reason) if reason else None,
-        statement=_typed(_value(values, "statement", "statement").get("value")),
-        link=_typed(_value(values, "link", "link").get("value")),
+        statement=str(_value(values, "statement", "statement").get("value") or ""),
+        link=str(_value(values, "link", "link").get("value") or ""),
         confirmed=any(option.get("value") == "yes" for option in chosen),
     )
