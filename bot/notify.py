@@ -318,10 +318,12 @@ class ClockWatch(Every):
         db: Database,
         every: float = CLOCK_CHECK_SECONDS,
         missed_after: float = CLOCK_MISSED_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__("clock-watch", every, at_once=True)
         self.db = db
         self.missed_after = missed_after
+        self.clock = clock
         self.missing = False
         self._missed_since: float | None = None  # the first look of those that found none
 
@@ -339,7 +341,7 @@ class ClockWatch(Every):
                 self.missing = False
                 log.warning("a clock is running on this database again")
             return
-        now = time.monotonic()
+        now = self.clock()
         if self._missed_since is None:
             self._missed_since = now
         if not self.missing and now - self._missed_since >= self.missed_after:

@@ -678,22 +678,33 @@ def test_a_clock_gone_for_a_moment_is_not_said_missing(
     web = Bot(workspace, database_url, with_scheduler=False)
     watch = web.runtime.clock_watch
     assert watch is not None
-    watch.every, watch.missed_after = 0.1, 2.0  # as 5 s and 20 s are, scaled down
+    # The looks are taken here, on the watch's own clock: 5 s apart, missing after 20 s.
+    now = [0.0]
+    watch.clock, watch.at_once, watch.every = (lambda: now[0]), False, 3600.0
+
+    def look(after: float = 5.0) -> None:
+        now[0] += after
+        watch.tick()
+
     web.start()
     clock = ClockLink(database_url, lambda: None, lambda: None).start()
     try:
-        time.sleep(0.3)
+        look()
         for _ in range(2):  # the clock restarts, each time gone for several looks
             clock.stop()
-            time.sleep(0.5)
+            look()
+            look()
             clock = ClockLink(database_url, lambda: None, lambda: None).start()
-            time.sleep(0.5)
+            look()
         assert _healthz(web).get("clock") == "running"
         assert [r.getMessage() for r in caplog.records if r.name == "bot.notify"] == []
         clock.stop()  # and now for good
-        gone = time.monotonic()
-        wait_for(lambda: _healthz(web).get("clock") == "missing", 5, "the clock missed")
-        assert 2.0 <= time.monotonic() - gone < 3.0
+        wait_for(lambda: not watch._running(), 5, "the clock's lock let go")
+        for _ in range(4):
+            look()
+        assert _healthz(web).get("clock") == "running"  # 15 s without it
+        look()
+        assert _healthz(web).get("clock") == "missing"  # 20 s
     finally:
         clock.stop()
         web.stop()
@@ -711,15 +722,16 @@ def test_looks_at_the_clock_begin_again_after_a_database_outage(database_url: st
     from bot.notify import ClockWatch
 
     db = Database(database_url)
-    watch = ClockWatch(db, every=60, missed_after=1.0)
+    now = [0.0]
+    watch = ClockWatch(db, every=60, missed_after=1.0, clock=lambda: now[0])
     try:
         watch.tick()  # no clock on this database
         with database_out_of_reach(database_url):
             watch.tick()
-            time.sleep(1.2)
+            now[0] += 1.2
         watch.tick()
         assert not watch.missing
-        time.sleep(1.1)
+        now[0] += 1.1
         watch.tick()
         assert watch.missing
     finally:
