@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, func, select, text
 
+from bot.inbox import MAX_TRIES
 from bot.store.db import REQUEST_THREADS
 from bot.store.models import InboxEvent
 from tests.conftest import (
@@ -119,6 +122,43 @@ def test_events_while_the_database_is_read_only_get_a_500_and_one_log_line(
     bot.wait_until(lambda: bot.recorded() == [ts])
 
 
+@contextmanager
+def _disk_full(bot: Bot, writes: str) -> Iterator[Callable[[], int]]:
+    """`writes` ("INSERT ON contributions") answered as PostgreSQL answers a write that needs a
+    new page on a full disk (53100), until the block ends; it gives how many were tried (a
+    sequence, which a failed transaction does not roll back)."""
+    with bot.db.engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE disk_full_tries"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN"
+                " PERFORM nextval('disk_full_tries'); RAISE EXCEPTION"
+                " 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';"
+                " END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER disk_full BEFORE {writes}"
+                " FOR EACH ROW EXECUTE FUNCTION disk_full()"
+            )
+        )
+
+    def tries() -> int:
+        with bot.db.engine.connect() as conn:
+            seen = conn.execute(text("SELECT last_value, is_called FROM disk_full_tries")).one()
+            return int(seen[0]) if seen[1] else 0
+
+    try:
+        yield tries
+    finally:
+        table = writes.split(" ON ")[1]
+        with bot.db.engine.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER disk_full ON {table}"))
+            conn.execute(text("DROP FUNCTION disk_full()"))
+            conn.execute(text("DROP SEQUENCE disk_full_tries"))
+
+
 def test_a_reply_acked_while_the_disk_is_full_is_recorded_once_there_is_room(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -129,25 +169,9 @@ def test_a_reply_acked_while_the_disk_is_full_is_recorded_once_there_is_room(
     assert bot.runtime.scheduler is not None
     bot.runtime.scheduler.reconcile_seconds = 0.2  # the sweep's tries come quickly
     caplog.set_level(logging.WARNING)
-    with bot.db.engine.begin() as conn:
-        # What PostgreSQL answers a write that needs a new page on a full disk (53100).
-        conn.execute(
-            text(
-                "CREATE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION"
-                " 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';"
-                " END $$ LANGUAGE plpgsql"
-            )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER disk_full BEFORE INSERT ON contributions"
-                " FOR EACH ROW EXECUTE FUNCTION disk_full()"
-            )
-        )
-    ts = bot.reply(TEACHERS[0], "Two of them skip the units.", thread)  # stored and acked
-    time.sleep(3)  # well over three sweeps
-    with bot.db.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER disk_full ON contributions"))
+    with _disk_full(bot, "INSERT ON contributions") as tries:
+        ts = bot.reply(TEACHERS[0], "Two of them skip the units.", thread)  # stored and acked
+        bot.wait_until(lambda: tries() > MAX_TRIES + 1, timeout=10)  # well over three sweeps
     bot.wait_until(lambda: bot.recorded() == [ts], timeout=5)
     assert all(r.exc_info is None for r in caplog.records)
     said = [r.getMessage() for r in caplog.records if r.name == "bot.inbox"]
@@ -166,26 +190,12 @@ def test_a_step_due_while_the_disk_is_full_is_one_outage_for_the_timers(
     bot.runtime.scheduler.reconcile_seconds = 0.2
     bot.command(f"start atlas <@{PRESENTER}|maria> step 2s")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.runtime.sender.drain(5)  # and its ts written down: the timers' writes alone are left
     caplog.set_level(logging.WARNING)
-    with bot.db.engine.begin() as conn:
-        # What PostgreSQL answers a write that needs a new page on a full disk (53100).
-        conn.execute(
-            text(
-                "CREATE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION"
-                " 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';"
-                " END $$ LANGUAGE plpgsql"
-            )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER disk_full BEFORE UPDATE ON session_steps"
-                " FOR EACH ROW EXECUTE FUNCTION disk_full()"
-            )
-        )
-    time.sleep(4)  # step 1 closes 2 s in: its close fails, and is tried again and again
-    assert len(bot.step_posts()) == 1
-    with bot.db.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER disk_full ON session_steps"))
+    with _disk_full(bot, "UPDATE ON session_steps") as tries:
+        # Step 1 closes 2 s in: its close fails, and is tried again and again.
+        bot.wait_until(lambda: tries() >= 4, timeout=10)
+        assert len(bot.step_posts()) == 1
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
     said = [r.getMessage() for r in caplog.records if r.name == "bot.scheduling"]
     assert len(said) == 2, said
