@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -89,36 +89,40 @@ def cut_connections(database_url: str) -> int:
 
 
 @contextmanager
-def database_out_of_reach(database_url: str) -> Iterator[None]:
-    """As a database server stopped (or full) looks from the bot: every connection it holds is
-    ended and every new one refused, until the block ends."""
+def _database_altered(
+    database_url: str, during: str, after: str, *, cut_after: bool = False
+) -> Iterator[None]:
+    """`ALTER DATABASE <it> {during}` and every connection the bot holds ended, until the
+    block ends; then `ALTER DATABASE <it> {after}` (and, `cut_after`, the connections made
+    meanwhile ended: they keep what they were opened with)."""
     name = database_url.rsplit("/", 1)[1]
     admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text(f'ALTER DATABASE "{name}" {during}'))
         cut_connections(database_url)
         yield
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            conn.execute(text(f'ALTER DATABASE "{name}" {after}'))
         admin.dispose()
+        if cut_after:
+            cut_connections(database_url)
 
 
-@contextmanager
-def database_read_only(database_url: str) -> Iterator[None]:
+def database_out_of_reach(database_url: str) -> AbstractContextManager[None]:
+    """As a database server stopped (or full) looks from the bot: every connection it holds is
+    ended and every new one refused, until the block ends."""
+    return _database_altered(database_url, "ALLOW_CONNECTIONS false", "ALLOW_CONNECTIONS true")
+
+
+def database_read_only(database_url: str) -> AbstractContextManager[None]:
     """As a database that takes no writes looks from the bot (a failover onto a standby, a
     managed server that a full disk set read-only): every connection it holds is ended, and
     new ones read but do not write, until the block ends."""
-    name = database_url.rsplit("/", 1)[1]
-    admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
-        cut_connections(database_url)
-        yield
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
-        admin.dispose()
-        cut_connections(database_url)
+    return _database_altered(
+        database_url,
+        "SET default_transaction_read_only = on",
+        "RESET default_transaction_read_only",
+        cut_after=True,
+    )

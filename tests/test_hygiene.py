@@ -290,6 +290,25 @@ def test_the_notes_of_a_session_whose_replies_retention_deleted_say_so(bot: Bot)
     )
 
 
+def _typo_fixed(step: str, written: str, edited: str) -> dict[str, Any]:
+    """The message_changed Slack sends when a teacher's reply in `step`'s thread, written at
+    `written`, has a typo fixed at `edited` (Slack ts both)."""
+    message = {"type": "message", "user": TEACHERS[0], "ts": written, "thread_ts": step}
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "hidden": True,
+        "ts": edited,
+        "message": {
+            **message,
+            "text": "She drew two number lines.",
+            "edited": {"user": TEACHERS[0], "ts": edited},
+        },
+        "previous_message": {**message, "text": "She drew two numbr lines."},
+    }
+
+
 def test_a_reply_retention_deleted_and_edited_since_stays_deleted(bot: Bot) -> None:
     # Its author fixed a typo weeks on: the edit recorded the reply again, and the bot posted
     # "One more reply for the notes" in the channel and to the presenter.
@@ -303,21 +322,7 @@ def test_a_reply_retention_deleted_and_edited_since_stays_deleted(bot: Bot) -> N
     )
     posts = len(bot.standin.calls_to("chat.postMessage"))
     edited = f"{float(written) + 30 * 86400:.6f}"  # Slack's stamp of an edit a month on
-    message = {"type": "message", "user": TEACHERS[0], "ts": written, "thread_ts": step}
-    event = {
-        "type": "message",
-        "subtype": "message_changed",
-        "channel": CHANNEL,
-        "hidden": True,
-        "ts": edited,
-        "message": {
-            **message,
-            "text": "She drew two number lines.",
-            "edited": {"user": TEACHERS[0], "ts": edited},
-        },
-        "previous_message": {**message, "text": "She drew two numbr lines."},
-    }
-    assert bot.event(event) == 200
+    assert bot.event(_typo_fixed(step, written, edited)) == 200
     bot.settle()
     with bot.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Contribution)) == 0
@@ -333,21 +338,7 @@ def test_an_edit_of_a_reply_whose_event_was_lost_brings_it_into_the_notes_late(b
     bot.command("end")
     bot.settle()
     edited = f"{float(written) + 600:.6f}"  # Slack's stamp of an edit ten minutes on
-    message = {"type": "message", "user": TEACHERS[0], "ts": written, "thread_ts": step}
-    event = {
-        "type": "message",
-        "subtype": "message_changed",
-        "channel": CHANNEL,
-        "hidden": True,
-        "ts": edited,
-        "message": {
-            **message,
-            "text": "She drew two number lines.",
-            "edited": {"user": TEACHERS[0], "ts": edited},
-        },
-        "previous_message": {**message, "text": "She drew two numbr lines."},
-    }
-    assert bot.event(event) == 200
+    assert bot.event(_typo_fixed(step, written, edited)) == 200
     bot.wait_until(lambda: written in bot.recorded())
     bot.wait_until(
         lambda: any("One more reply for the notes" in str(p.get("text")) for p in bot.posts())

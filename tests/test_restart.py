@@ -296,78 +296,72 @@ def _check_posts(
             assert call.at - back <= ON_TIME, (k, late, context)
 
 
+@pytest.fixture
+def on_sqlite(workspace: SlackStandin, tmp_path: Path) -> Iterator[tuple[BotProcess, Database]]:
+    """`python -m bot` on a SQLite file (the catch-up after a stop is SQLite's), and the file."""
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=workspace.url,
+        DATABASE_URL=url,
+        PORT=str(free_port()),
+        LOG_LEVEL="WARNING",
+    )
+    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    process = BotProcess(env, tmp_path, int(env["PORT"]))
+    db = Database(url)
+    try:
+        yield process, db
+    finally:
+        process.stop()
+        db.dispose()
+
+
+def _started_then_stopped(process: BotProcess, workspace: SlackStandin, db: Database) -> str:
+    """Start the process and a session on hour-long steps, then stop it: step 1's ts."""
+    process.start()
+    body = slash_command_body(
+        f"start atlas <@{PRESENTER}|maria> step 1h", response_url=workspace.response_url()
+    )
+    assert http_post(process.events_url, body, signed_headers(body, SECRET))[0] == 200
+    thread = _wait(lambda: _message_ts(db, 1), 10, "step 1's ts in the database")
+    process.stop()
+    return str(thread)
+
+
 def test_replies_written_while_the_bot_was_down_for_minutes_are_asked_of_slack(
-    workspace: SlackStandin, tmp_path: Path
+    on_sqlite: tuple[BotProcess, Database], workspace: SlackStandin, tmp_path: Path
 ) -> None:
     """The one process that hears Slack on a SQLite file was stopped for longer than Slack
     tries an event (its last try is five minutes on): what the team wrote meanwhile was in
     Slack's threads and never in the notes."""
-    url = f"sqlite:///{tmp_path}/bot.sqlite3"
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=workspace.url,
-        DATABASE_URL=url,
-        PORT=str(free_port()),
-        LOG_LEVEL="WARNING",
-    )
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
-    process = BotProcess(env, tmp_path, int(env["PORT"]))
-    db = Database(url)
-    try:
-        process.start()
-        body = slash_command_body(
-            f"start atlas <@{PRESENTER}|maria> step 1h", response_url=workspace.response_url()
-        )
-        assert http_post(process.events_url, body, signed_headers(body, SECRET))[0] == 200
-        thread = _wait(lambda: _message_ts(db, 1), 10, "step 1's ts in the database")
-        process.stop()
-        said = "Written while the bot was down: the student wrote two drafts."
-        lost = workspace.add_message(CHANNEL, TEACHERS[0], said, thread_ts=thread)["ts"]
-        # Down ten minutes, as its lock file's last beat says: Slack has given up on the event.
-        lock = tmp_path / "bot.sqlite3.clock.lock"
-        stamp = time.time() - 600
-        os.utime(lock, (stamp, stamp))
-        process.start()
+    process, db = on_sqlite
+    thread = _started_then_stopped(process, workspace, db)
+    said = "Written while the bot was down: the student wrote two drafts."
+    lost = workspace.add_message(CHANNEL, TEACHERS[0], said, thread_ts=thread)["ts"]
+    # Down ten minutes, as its lock file's last beat says: Slack has given up on the event.
+    lock = tmp_path / "bot.sqlite3.clock.lock"
+    stamp = time.time() - 600
+    os.utime(lock, (stamp, stamp))
+    process.start()
 
-        def recorded() -> list[str]:
-            with db.session() as s:
-                return list(s.scalars(select(Contribution.ts)))
+    def recorded() -> list[str]:
+        with db.session() as s:
+            return list(s.scalars(select(Contribution.ts)))
 
-        _wait(lambda: recorded() == [lost], 15, "the reply written while the bot was down")
-    finally:
-        process.stop()
-        db.dispose()
+    _wait(lambda: recorded() == [lost], 15, "the reply written while the bot was down")
 
 
-def test_a_short_stop_asks_slack_for_nothing(workspace: SlackStandin, tmp_path: Path) -> None:
+def test_a_short_stop_asks_slack_for_nothing(
+    on_sqlite: tuple[BotProcess, Database], workspace: SlackStandin
+) -> None:
     # Slack's own tries bring what was written in a stop shorter than they last.
-    url = f"sqlite:///{tmp_path}/bot.sqlite3"
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=workspace.url,
-        DATABASE_URL=url,
-        PORT=str(free_port()),
-        LOG_LEVEL="WARNING",
-    )
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
-    process = BotProcess(env, tmp_path, int(env["PORT"]))
-    db = Database(url)
-    try:
-        process.start()
-        body = slash_command_body(
-            f"start atlas <@{PRESENTER}|maria> step 1h", response_url=workspace.response_url()
-        )
-        assert http_post(process.events_url, body, signed_headers(body, SECRET))[0] == 200
-        _wait(lambda: _message_ts(db, 1), 10, "step 1's ts in the database")
-        process.stop()
-        process.start()
-        time.sleep(1.0)  # a catch-up would ask within this
-        assert workspace.calls_to("conversations.replies") == []
-    finally:
-        process.stop()
-        db.dispose()
+    process, db = on_sqlite
+    _started_then_stopped(process, workspace, db)
+    process.start()
+    time.sleep(1.0)  # a catch-up would ask within this
+    assert workspace.calls_to("conversations.replies") == []
 
 
 def test_python_m_bot_cli_runs_the_command(database_url: str, tmp_path: Path) -> None:
