@@ -377,18 +377,25 @@ _DUE = (
 )
 _DUE_SKIPPING = _DUE.where(OutboxMessage.channel_id.not_in(bindparam("skip", expanding=True)))
 # What a claim reads of its rows (all but the outcome columns).
-_CLAIMABLE = select(
-    OutboxMessage.id,
-    OutboxMessage.team_id,
-    OutboxMessage.channel_id,
-    OutboxMessage.method,
-    OutboxMessage.payload,
-    OutboxMessage.ref,
-    OutboxMessage.thread_ref,
-    OutboxMessage.status,
-    OutboxMessage.in_flight_at,
-    OutboxMessage.error,
-).where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+# Locked as they are read, on PostgreSQL: a row another transaction holds (a word of late
+# replies being written again, its rows deleted) is left for a later round, not sent as it was
+# read. (SQLite has one writer at a time, and renders no FOR UPDATE.)
+_CLAIMABLE = (
+    select(
+        OutboxMessage.id,
+        OutboxMessage.team_id,
+        OutboxMessage.channel_id,
+        OutboxMessage.method,
+        OutboxMessage.payload,
+        OutboxMessage.ref,
+        OutboxMessage.thread_ref,
+        OutboxMessage.status,
+        OutboxMessage.in_flight_at,
+        OutboxMessage.error,
+    )
+    .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(skip_locked=True)
+)
 _MARK_IN_FLIGHT = (
     update(OutboxMessage)
     .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)))
@@ -870,7 +877,9 @@ class OutboxSender:
             claimed_refs: set[str] = set()
             for row_id in batch:
                 row = rows.get(row_id)
-                if row is None or row.status != "pending":
+                if row is None:
+                    break  # held by another transaction, or gone: the rest waits a round
+                if row.status != "pending":
                     continue
                 payload = dict(row.payload)
                 parent_ref = None
