@@ -178,9 +178,12 @@ def normalize(text: str) -> str:
     entities), the full-width letters, digits and spaces that Chinese, Japanese and Korean input
     methods type as the plain ones (NFKC), invisible formatting characters dropped, one space
     between words, and no mark after a word (the ; that ends an entity is not one)."""
-    typed = unescape_mrkdwn(text)
-    visible = "".join(ch for ch in typed if unicodedata.category(ch) != "Cf")
-    words = unicodedata.normalize("NFKC", visible).split()
+    typed = unescape_mrkdwn(text) if "&" in text else text
+    if typed.isascii():
+        words = typed.split()  # ASCII holds no Cf character, and NFKC leaves it as it is
+    else:
+        visible = "".join(ch for ch in typed if unicodedata.category(ch) != "Cf")
+        words = unicodedata.normalize("NFKC", visible).split()
     # A word of marks alone stays: `/protocol ?` is answered, not taken for the bare command.
     return " ".join(word.rstrip(_AFTER_WORD) or word for word in words)
 
