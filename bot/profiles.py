@@ -77,9 +77,17 @@ class SlackProfiles:
         budget: float = BUDGET_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = impatient(client, CALL_SECONDS)
+        self._request_client = client
+        self._client: WebClient | None = None
         self._monotonic = monotonic
         self._deadline = monotonic() + budget
+
+    @property
+    def client(self) -> WebClient:
+        # Made at the first call: most commands ask Slack nothing, and a client costs 50 µs.
+        if self._client is None:
+            self._client = impatient(self._request_client, CALL_SECONDS)
+        return self._client
 
     def _in_time(self) -> bool:
         return self._deadline - self._monotonic() >= CALL_SECONDS
