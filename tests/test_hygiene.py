@@ -581,6 +581,8 @@ BAD: dict[str, tuple[int, Any]] = {
     "JSON that is not an object": (400, lambda bot: "[1, 2, 3]"),
     "a malformed form payload": (400, lambda bot: "payload=%7Bnot+json"),
     "bytes that are not UTF-8": (400, lambda bot: b"payload=\xff\xfe"),
+    "a command's bytes that are not UTF-8": (400, lambda bot: b"command=%2Fprotocol&text=\xff"),
+    "a command with a malformed payload": (400, lambda bot: "command=x&payload=%7Bnot+json"),
     "an event callback with no event": (400, lambda bot: '{"type": "event_callback"}'),
     "an edit whose message is not an object": (
         400,
