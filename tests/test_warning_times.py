@@ -319,3 +319,46 @@ def test_the_time_left_of_a_weekdays_step_skips_a_weekend_whatever_its_length() 
     assert time_left(at(13, 16), at(24, 9), weekdays=True, tz=la) == (8 + 16 + 4 * 24 + 25) * 3600
     # A close already past leaves nothing.
     assert time_left(at(13, 16), at(13, 15), weekdays=True, tz=la) == 0
+
+
+@pytest.mark.parametrize(
+    ("opens", "step", "warned"),
+    [
+        # A day's step from 9 AM: its 80 % mark is 4:12 AM, when nobody should get a DM. The
+        # morning would leave an hour of the warning's 4.8: the evening before instead.
+        (datetime(2026, 11, 10, 9, 0), "1d", datetime(2026, 11, 10, 20, 0)),
+        # From 11 AM: 6:12 AM, nearer the morning, which leaves 3 hours before the 11 AM close.
+        (datetime(2026, 11, 10, 11, 0), "1d", datetime(2026, 11, 11, 8, 0)),
+        # Two days from 9 AM: 11:24 PM on the second day, the evening before it.
+        (datetime(2026, 11, 10, 9, 0), "2d", datetime(2026, 11, 11, 20, 0)),
+        # Twelve hours from 10 PM: 7:36 AM, the morning leaves 2 of its 2.4 hours.
+        (datetime(2026, 11, 10, 22, 0), "12h", datetime(2026, 11, 11, 8, 0)),
+        # A day's step from 3 PM is warned at 10:12 AM, in the day: as ever.
+        (datetime(2026, 11, 10, 15, 0), "1d", datetime(2026, 11, 11, 10, 12)),
+    ],
+)
+def test_a_long_steps_warning_that_would_come_at_night_comes_in_the_day(
+    workspace: SlackStandin, database_url: str, opens: datetime, step: str, warned: datetime
+) -> None:
+    clock = HeldClock(opens.replace(tzinfo=LOS_ANGELES).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step {step}")
+        (warning,) = web.runtime.engine.due_work().warnings
+        assert warning[2].astimezone(LOS_ANGELES).replace(tzinfo=None) == warned
+    finally:
+        web.stop()
+
+
+def test_a_step_with_no_daytime_before_its_close_has_no_warning_and_a_live_one_keeps_its_own(
+    engine: Engine, clock: HeldClock, timers: RecordingTimers
+) -> None:
+    # Twelve hours from 8 PM to 8 AM: no DM in the night, and no evening or morning in the step.
+    clock.set(datetime(2026, 11, 10, 20, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
+    overnight = start(engine, step_seconds=12 * 3600, tz="America/Los_Angeles")
+    assert runs(engine, overnight.id)[0].warn_at is None
+    engine.end(actor())
+    # A live session at 11 PM is warned at its 80 % mark: the team is there.
+    clock.set(datetime(2026, 11, 10, 23, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
+    live = start(engine, step_seconds=600, tz="America/Los_Angeles")
+    assert runs(engine, live.id)[0].warn_at == clock.now() + timedelta(minutes=8)

@@ -12,6 +12,11 @@ MONDAY_MORNING = time(8, 0)
 # runs as planned), however its close moves; steps under 2 minutes have none.
 WARN_AT = 0.8
 WARN_MIN_STEP = timedelta(minutes=2)
+# A warning of a step this long or longer (an asynchronous one) that would come at night in the
+# session's zone comes in the day instead: its nudges are DMs, and a 1-day step opened at 9 AM
+# would have sent them at 4:12 AM. A live step's warning comes when it falls: the team is there.
+DAYTIME_WARNING_STEP = timedelta(hours=4)
+MORNING, EVENING = MONDAY_MORNING, time(20, 0)  # the night is from EVENING to MORNING
 
 
 def step_seconds(protocol: Protocol, index: int, override: int | None) -> int:
@@ -133,7 +138,34 @@ def warning_time(
     if lead is None:
         return None
     at = _working_time_before(closes, lead, tz) if weekdays else closes - lead
+    if timedelta(seconds=seconds) >= DAYTIME_WARNING_STEP:
+        return _in_the_day(at, opened, closes, lead, weekdays=weekdays, tz=tz)
     return at if at > opened else None
+
+
+def _in_the_day(
+    at: datetime, opened: datetime, closes: datetime, lead: timedelta, *, weekdays: bool, tz: str
+) -> datetime | None:
+    """A warning due `at`, or, when that is at night in `tz`, the nearer of the evening before
+    and the morning after: the evening if the step was open by then, the morning if it still
+    leaves at least half the warning's lead before the close (a 1-day step opened at 9 AM is
+    warned at 8 PM the evening before, one opened at 11 AM at 8 AM on the day it closes).
+    None when the step has no daytime for it (a 12-hour step from 8 PM to 8 AM): its message
+    says when it closes."""
+    local_zone = zone(tz)
+    local = at.astimezone(local_zone)
+    if MORNING <= local.time() < EVENING:
+        return at if at > opened else None
+    day = local.date() if local.time() >= EVENING else local.date() - timedelta(days=1)
+    evening = datetime.combine(day, EVENING, tzinfo=local_zone).astimezone(at.tzinfo)
+    morning = datetime.combine(day + timedelta(days=1), MORNING, tzinfo=local_zone)
+    morning = morning.astimezone(at.tzinfo)
+    if weekdays:
+        morning = _out_of_weekend(morning, tz)  # a Friday night's warning: not on Saturday
+    choices = [evening] if evening > opened else []
+    if closes - morning >= lead / 2:
+        choices.append(morning)
+    return min(choices, key=lambda choice: abs(choice - at), default=None)
 
 
 def _working_time_before(at: datetime, lead: timedelta, tz: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -17,6 +18,7 @@ from bot.commands import OpenDialog
 from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
+from bot.engine.pacing import DAYTIME_WARNING_STEP
 from bot.engine.rotation import next_presenter
 from bot.keepalive import answer_to
 from bot.listeners.people import (
@@ -61,9 +63,10 @@ def register(app: App, runtime: Runtime) -> None:
         zone = profiles.zone_of(actor.user_id) if needs_zone or likes_zone else None
         tz = zone.name if zone else "UTC"
         parsed = dispatch.parse(text, now=runtime.clock.now(), tz=tz, engine=runtime.engine)
-        if zone is None and not elsewhere and _counts_days(parsed):
+        if zone is None and not elsewhere and _lives_by_the_clock(parsed):
             # Steps of whole days keep their local time of day across a daylight-saving change,
-            # in the caller's zone if Slack gives it (else UTC's 24 hours).
+            # and long steps' warnings come in the day, in the caller's zone if Slack gives it
+            # (else UTC's).
             zone = profiles.zone_of(actor.user_id)
             tz = zone.name if zone else "UTC"
         if needs_zone and zone is None:
@@ -102,8 +105,9 @@ def register(app: App, runtime: Runtime) -> None:
             after_start(runtime, actor, reply, checked=(client, respond))
 
 
-def _counts_days(parsed: object) -> bool:
-    return isinstance(parsed, cmd.Start) and (parsed.step_seconds or 0) >= 86400
+def _lives_by_the_clock(parsed: object) -> bool:
+    step = timedelta(seconds=(parsed.step_seconds or 0) if isinstance(parsed, cmd.Start) else 0)
+    return step >= DAYTIME_WARNING_STEP
 
 
 def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond: Respond) -> None:
