@@ -277,7 +277,8 @@ def test_a_weekdays_step_opened_at_the_weekend_runs_from_monday_morning(
         return datetime(2026, 3, day, hour, 0, tzinfo=ZoneInfo(NEW_YORK)).astimezone(UTC)
 
     saturday, tuesday, wednesday = in_march(7, 10), in_march(10, 8), in_march(11, 8)
-    clock.set(saturday)
+    # Started on a Saturday: its first step opens on Monday morning (test_warning_times).
+    clock.set(in_march(9, 8))
     session = start(engine, step_seconds=86400, weekdays=True, tz=NEW_YORK)
     assert runs(engine, session.id)[0].closes_at == tuesday
     # Moved on with `next` on the Saturday after: the same.

@@ -1144,6 +1144,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                         # sessions scheduled after this one that wait for it: none, one, many
                         delays=[WAITING] * (7 if waits_for is running else int(from_rotation)),
                         ends_at=NOW,
+                        carried_from=NOW if from_rotation else None,  # a weekdays weekend start
                     )
                 )
                 said.append(

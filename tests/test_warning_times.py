@@ -362,3 +362,51 @@ def test_a_step_with_no_daytime_before_its_close_has_no_warning_and_a_live_one_k
     clock.set(datetime(2026, 11, 10, 23, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
     live = start(engine, step_seconds=600, tz="America/Los_Angeles")
     assert runs(engine, live.id)[0].warn_at == clock.now() + timedelta(minutes=8)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "start atlas <@{presenter}> step 1d weekdays",  # typed on Saturday morning
+        "start atlas <@{presenter}> step 1d weekdays at sun 15:00",
+    ],
+)
+def test_a_weekdays_session_asked_for_at_the_weekend_opens_on_monday_morning(
+    workspace: SlackStandin, database_url: str, command: str
+) -> None:
+    # Its first step opened on Saturday (and ran until Tuesday): the team met it at the weekend.
+    saturday = datetime(2026, 11, 14, 10, 0, tzinfo=LOS_ANGELES).astimezone(UTC)
+    web = Bot(workspace, database_url, with_scheduler=False, clock=HeldClock(saturday)).start()
+    try:
+        answer = web.command(command.format(presenter=PRESENTER))
+        assert "opens on Monday morning, not at the weekend" in json.dumps(answer)
+        session = _session(web)
+        monday = datetime(2026, 11, 16, 8, 0, tzinfo=LOS_ANGELES).astimezone(UTC)
+        assert (session.status, session.starts_at) == ("scheduled", monday)
+        assert web.step_posts() == []
+    finally:
+        web.stop()
+
+
+def test_a_weekdays_session_freed_at_the_weekend_waits_for_monday_morning(
+    engine: Engine, clock: HeldClock, timers: RecordingTimers
+) -> None:
+    # Due on Friday, it waited for a session that ran on; freed on Saturday, it opened then.
+    def la(day: int, hour: int) -> datetime:
+        return datetime(2026, 11, day, hour, 0, tzinfo=LOS_ANGELES).astimezone(UTC)
+
+    clock.set(la(13, 9))
+    first = start(engine, step_seconds=3600, tz="America/Los_Angeles")
+    second = start(
+        engine, step_seconds=86400, start_at=la(13, 16), weekdays=True, tz="America/Los_Angeles"
+    )
+    controls.pause(engine, actor())
+    clock.set(la(14, 11))
+    engine.end(actor())
+    engine.begin(second.id)  # as the end's own hand-over does
+    assert session_row(engine, first.id).status == "ended"
+    assert session_row(engine, second.id).status == "scheduled"
+    assert timers.starts[-1] == (second.id, la(16, 8))
+    clock.set(la(16, 8))
+    engine.begin(second.id)
+    assert session_row(engine, second.id).status == "running"

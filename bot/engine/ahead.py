@@ -11,6 +11,7 @@ from bot.blocks import render_message
 from bot.engine import prep
 from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine, channel_sessions
 from bot.engine.errors import Refusal, Reply
+from bot.engine.pacing import working_start
 from bot.engine.rotation import Profiles, in_channel, next_presenter
 from bot.profiles import Zone
 from bot.store.models import ACTIVE, ProtocolSession
@@ -62,7 +63,11 @@ def start(
     _check_presenter(presenter, profiles, from_rotation)
     if command.facilitator != actor.user_id:
         _check_facilitator(command.facilitator, profiles)
-    ahead = command.start_at is not None and command.start_at > engine.clock.now()
+    now = engine.clock.now()
+    starts = command.start_at or now
+    if command.weekdays:
+        starts = working_start(starts, tz)  # a weekend start is carried to Monday (Engine.start)
+    ahead = starts > now
     if ahead:
         with engine.db.session() as s:
             count = s.scalar(select(func.count(ProtocolSession.id)).where(*_scheduled_here(actor)))

@@ -26,7 +26,13 @@ from bot.blocks import Message, fits_one_message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
 from bot.engine.errors import Refusal, Reply
-from bot.engine.pacing import button_extension, close_time, step_seconds, warning_time
+from bot.engine.pacing import (
+    button_extension,
+    close_time,
+    step_seconds,
+    warning_time,
+    working_start,
+)
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.render import render_text
@@ -400,6 +406,10 @@ class Engine:
     ) -> Reply:
         protocol = self.protocol(protocol_id)
         now = self.clock.now()
+        carried_from = None
+        if weekdays and working_start(start_at or now, tz) != (start_at or now):
+            # Asked for a weekend: its first step opens on Monday morning, and the answer says so.
+            carried_from, start_at = start_at or now, working_start(start_at or now, tz)
         starts_now = start_at is None or start_at <= now
         facilitator = facilitator or actor.user_id
         remind = remind_seconds if remind_seconds is not None else 86400
@@ -484,6 +494,7 @@ class Engine:
                     "waits_for": in_the_way,
                     "delays": delays,
                     "ends_at": ends_at if delays else None,
+                    "carried_from": carried_from,
                 },
             )
 
@@ -577,6 +588,10 @@ class Engine:
             )
             if session.protocol_id not in self.library:
                 self._call_off(s, after, session, now)
+                return
+            if session.weekdays and (monday := working_start(now, session.tz)) > now:
+                # Freed (or its timer late) at the weekend: it opens on Monday morning.
+                after(lambda: self.timers.session_start(session_id, monday))
                 return
             if (active := self.active_session(s, actor)) is not None:
                 # One active session per channel: it starts when that one ends (see _finish);

@@ -59,6 +59,13 @@ def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> da
     return carry_past_weekend(later(_out_of_weekend(opened, tz), seconds, tz), tz)
 
 
+def working_start(at: datetime, tz: str) -> datetime:
+    """When a weekdays session asked to start `at` opens its first step: then, or the Monday
+    morning after the weekend it falls in (its step would count from there anyway, and a team
+    that meets on weekdays should not find it waiting on Saturday)."""
+    return _out_of_weekend(at, tz)
+
+
 def after_working_time(at: datetime, seconds: int, tz: str) -> datetime:
     """When `seconds` of a weekdays session's time left have run from `at`: what falls in a
     weekend (Saturday 0:00 to Monday morning in `tz`) runs on after it, as time_left does not
