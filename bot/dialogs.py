@@ -38,6 +38,8 @@ class StartChoice:
     presenter: str
     step_seconds: int | None
     start_at: datetime | None
+    weekdays: bool = False
+    remind_seconds: int | None = None
 
 
 def start_view(
@@ -82,6 +84,8 @@ def _value(values: dict[str, Any], block: str) -> Any:
         return element.get("selected_user")
     if kind == "datetimepicker":
         return element.get("selected_date_time")
+    if kind == "checkboxes":
+        return [option.get("value") for option in element.get("selected_options") or []]
     return element.get("value")
 
 
@@ -128,9 +132,23 @@ def read_start(
                 errors["start_at"] = render_text("dialog/start_at_past.j2")
             elif start_at - now > MAX_AHEAD:
                 errors["start_at"] = render_text("dialog/start_at_far.j2")
+    remind_seconds: int | None = None
+    remind = normalize(_value(values, "remind") or "")
+    if remind and _value(values, "when") != "later":
+        errors.setdefault("remind", render_text("dialog/remind_now.j2"))
+    elif remind:
+        try:
+            remind_seconds = parse_duration(remind)
+        except DurationError as error:
+            errors["remind"] = render_text(
+                "dialog/remind_bad.j2", code=error.code, text=remind[:100], limit=error.limit
+            )
     if errors:
         return errors
-    return StartChoice(str(protocol), str(presenter), step_seconds, start_at)
+    weekdays = "weekdays" in (_value(values, "weekdays") or [])
+    return StartChoice(
+        str(protocol), str(presenter), step_seconds, start_at, weekdays, remind_seconds
+    )
 
 
 def inline_error(reply: Reply) -> dict[str, str]:

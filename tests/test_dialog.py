@@ -51,6 +51,13 @@ def _submit(bot: Bot, view: dict[str, Any], **choices: Any) -> dict[str, Any]:
         "start_at": {
             "value": {"type": "datetimepicker", "selected_date_time": choices.get("start_at")}
         },
+        "weekdays": {
+            "value": {
+                "type": "checkboxes",
+                "selected_options": [{"value": "weekdays"}] if choices.get("weekdays") else [],
+            }
+        },
+        "remind": {"value": {"type": "plain_text_input", "value": choices.get("remind")}},
     }
     payload = {
         "type": "view_submission",
@@ -168,6 +175,28 @@ def test_a_step_length_or_start_time_left_with_live_or_now_is_asked_about(bot: B
     assert _submit(bot, view, pacing="async", step="1d", when="later", start_at=tomorrow) == {}
     (session,) = _sessions(bot)
     assert session.status == "scheduled" and session.step_seconds == 86400
+
+
+def test_the_dialog_takes_weekdays_and_the_presenters_reminder_as_the_command_does(
+    bot: Bot,
+) -> None:
+    # `/protocol start ... weekdays remind 2d` had both; the dialog had neither.
+    view = _opened_view(bot)
+    blocks = {block["block_id"]: block for block in view["blocks"]}
+    assert blocks["weekdays"]["element"]["type"] == "checkboxes"
+    assert blocks["remind"]["optional"] is True
+    at = int(time.time()) + 3 * 86400
+    later = {"pacing": "async", "step": "1d", "when": "later", "start_at": at}
+    for remind, said in (("5x", "not a length"), ("0h", "no time"), ("100d", "longer than")):
+        shown = _submit(bot, view, **later, remind=remind)["errors"]["remind"]
+        assert remind in shown and said in shown and _plain(shown)
+    answer = _submit(bot, view, pacing="async", step="1d", remind="2d")
+    assert set(answer["errors"]) == {"remind"} and "choose Later" in answer["errors"]["remind"]
+    assert _sessions(bot) == []
+    assert _submit(bot, view, **later, weekdays=True, remind="2d") == {}
+    (session,) = _sessions(bot)
+    assert session.weekdays is True and session.remind_seconds == 2 * 86400
+    assert session.tz == "America/Los_Angeles"  # the facilitator's: their weekend
 
 
 def test_a_later_start_submitted_twice_schedules_one_session(bot: Bot) -> None:

@@ -943,13 +943,15 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
         "step": {"value": {"type": "plain_text_input", "value": ""}},
         "when": {"value": {"type": "radio_buttons", "selected_option": {"value": "later"}}},
         "start_at": {"value": {"type": "datetimepicker", "selected_date_time": None}},
+        "remind": {"value": {"type": "plain_text_input", "value": ""}},
     }
-    for step, start_at in (
-        ("", None),
-        ("5x", NOW - timedelta(hours=1)),
-        ("0m", NOW + timedelta(days=200)),
+    for step, start_at, remind in (
+        ("", None, ""),
+        ("5x", NOW - timedelta(hours=1), "5x"),
+        ("0m", NOW + timedelta(days=200), "0m"),
     ):
         state["step"]["value"]["value"] = step
+        state["remind"]["value"]["value"] = remind
         stamp = None if start_at is None else int(start_at.timestamp())
         state["start_at"]["value"]["selected_date_time"] = stamp
         errors = dialogs.read_start({"state": {"values": state}}, NOW, LIBRARY)
@@ -959,8 +961,9 @@ def dialog_and_home(engine: Engine) -> tuple[list[Message], list[str]]:
     state["pacing"]["value"]["selected_option"]["value"] = "live"
     state["when"]["value"]["selected_option"]["value"] = "now"
     state["step"]["value"]["value"] = "1d " * 40
+    state["remind"]["value"]["value"] = "2d"
     errors = dialogs.read_start({"state": {"values": state}}, NOW, LIBRARY)
-    assert isinstance(errors, dict) and {"step", "when"} <= errors.keys()
+    assert isinstance(errors, dict) and {"step", "when", "remind"} <= errors.keys()
     texts += errors.values()
     texts.append(render_text("dialog/refused.j2", message="Pick a teacher."))
     for template, context in (

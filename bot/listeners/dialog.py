@@ -42,15 +42,19 @@ def register(app: App, runtime: Runtime) -> None:
         )
         profiles = SlackProfiles(client)
         zone = profiles.zone_of(user)
-        if zone is None and choice.start_at is not None:
-            # The picked time is shown back in the caller's zone: wait for Slack rather than guess.
-            ack(response_action="errors", errors={"start_at": render_text(ZONE_UNAVAILABLE)})
+        if zone is None and (choice.start_at is not None or choice.weekdays):
+            # The picked time is shown back in the caller's zone, and the weekend is theirs:
+            # wait for Slack rather than guess.
+            field = "start_at" if choice.start_at is not None else "weekdays"
+            ack(response_action="errors", errors={field: render_text(ZONE_UNAVAILABLE)})
             return
         request = Start(
             protocol=choice.protocol,
             presenter=choice.presenter,
             start_at=choice.start_at,
             step_seconds=choice.step_seconds,
+            weekdays=choice.weekdays,
+            remind_seconds=choice.remind_seconds,
         )
         try:
             # The same path as `/protocol start`: presenter checks, scheduling limits, prep.
