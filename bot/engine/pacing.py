@@ -7,6 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.protocols import Protocol
 
+# A weekdays step due at the weekend closes on Monday morning (PRODUCT 3.1: "carried to Monday
+# morning"), not at its own time of day on Monday: the weekend is no working time, so a step due
+# Saturday 3 PM has had its working hours by Friday night, and the team starts Monday on the
+# next step. Every message with the close (step, header, extend) shows its date and time.
 MONDAY_MORNING = time(8, 0)
 # The closing warning comes a fifth of a step's length before it closes (at 80 % of a step that
 # runs as planned), however its close moves; steps under 2 minutes have none.
