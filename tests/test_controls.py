@@ -33,6 +33,14 @@ def _thread(bot: Bot, ts: str) -> list[str]:
     return [str(m["text"]) for m in bot.posts() if m.get("thread_ts") == ts]
 
 
+def _pressed(bot: Bot, action_id: str, value: str, user: str = FACILITATOR) -> str:
+    """Press a button; the answer sent to the presser."""
+    before = len(bot.standin.calls_to("response_url"))
+    bot.action(action_id, value, user=user)
+    bot.wait_until(lambda: len(bot.standin.calls_to("response_url")) > before)
+    return str(bot.standin.calls_to("response_url")[-1].params.get("text", ""))
+
+
 def test_extend_moves_the_close_and_says_so_in_the_thread(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
@@ -428,9 +436,39 @@ def test_next_sent_by_two_people_at_once_moves_the_session_one_step(
         # A few seconds on, the same `next` is taken as meant for step 3.
         clock.advance(2)
         assert "Moved on to step 4" in bot.command("next")["text"]
-        # One person's `next`, then `next` again at once: both are theirs, both move on.
-        assert "Moved on to step 5" in bot.command("next")["text"]
-        assert _session(bot).current_step == 5
+        assert _session(bot).current_step == 4
+    finally:
+        bot.stop()
+
+
+def test_next_button_then_next_typed_at_once_closes_one_step(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A facilitator presses Next step and, a moment later, types `/protocol next` too: both
+    meant the step they were looking at, so the second leaves the new step open and says so.
+    Sent again a few seconds on, it moves on."""
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, clock=clock).start()
+    try:
+        bot.command(f"start atlas <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        sid = _session(bot).id
+        bot.action("step_next", f"{sid}:1")
+        assert _session(bot).current_step == 2
+        clock.advance(1)
+        answer = bot.command("next")["text"]
+        assert "I left step 2 of 6, *Describing the Student Work*, open" in answer
+        assert "you moved the session on to it a moment ago" in answer
+        assert "/protocol next` again in a few seconds" in answer
+        assert _session(bot).current_step == 2
+
+        # Sent again a few seconds on, it is meant for step 2.
+        clock.advance(3)
+        assert "Moved on to step 3" in bot.command("next")["text"]
+        # The button of the step it left does nothing; typed again, `next` moves on.
+        assert "already moved on to step 3" in _pressed(bot, "step_next", f"{sid}:2")
+        assert "Moved on to step 4" in bot.command("next")["text"]
+        assert _session(bot).current_step == 4
     finally:
         bot.stop()
 

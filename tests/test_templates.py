@@ -501,7 +501,8 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(reply_message(refusal(lambda: engine.next_step(here(TEACHERS[0])))))
     said.append(reply_message(refusal(lambda: controls.forget(engine, here()))))
     moved = {"session": started.context["session"], "protocol": LIBRARY["atlas"]}
-    said.append(render_message("replies/moved_by_someone.j2", by=TEACHERS[0], **moved))
+    by = {"by": TEACHERS[0], "you": TEACHERS[1]}
+    said.append(render_message("replies/moved_by_someone.j2", **by, **moved))
     # The same session after a restart that no longer has its protocol.
     gone = Engine(engine.db, {k: v for k, v in LIBRARY.items() if k != "atlas"}, engine.clock)
     said.append(reply_message(gone.status(here())))

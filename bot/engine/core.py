@@ -666,6 +666,7 @@ class Engine:
         index: int,
         opened: datetime,
         opened_by: str | None = None,
+        by_button: bool = False,
     ) -> None:
         step = protocol.step(index)
         seconds = step_seconds(protocol, index, session.step_seconds)
@@ -678,6 +679,7 @@ class Engine:
             started_at=opened,
             closes_at=closes,
             opened_by=opened_by,
+            opened_by_button=by_button,
             warn_at=warn_at,
         )
         s.add(run)
@@ -942,9 +944,10 @@ class Engine:
         boundary: datetime,
         current: StepRun | None = None,
         moved_by: str | None = None,
+        by_button: bool = False,
     ) -> None:
         """Close the current step (its run, if not given, is looked up) and open the next;
-        `moved_by`: the person who closed it (`next`, or a Next button)."""
+        `moved_by`: the person who closed it (`next`, or a Next button: `by_button`)."""
         protocol = self.library[session.protocol_id]
         if current is None:
             current = self._step_run(s, session.id, session.current_step)
@@ -957,7 +960,7 @@ class Engine:
             self._finish(s, after, session, boundary)
         else:
             self._open_step(
-                s, after, session, protocol, session.current_step + 1, boundary, moved_by
+                s, after, session, protocol, session.current_step + 1, boundary, moved_by, by_button
             )
             if moved_by is not None:
                 self.show_plan(s, session, protocol)  # earlier than planned: the rest moved
@@ -994,7 +997,8 @@ class Engine:
                 just_moved = self._just_moved(s, session, protocol, actor, now)
                 if just_moved is not None:
                     return just_moved
-            self._advance(s, after, session, now, moved_by=actor.user_id)
+            by_button = pressed is not None
+            self._advance(s, after, session, now, moved_by=actor.user_id, by_button=by_button)
             return Reply(
                 "replies/moved_on.j2",
                 {"session": session, "protocol": protocol, "ended": session.status == "ended"},
@@ -1010,8 +1014,10 @@ class Engine:
     ) -> Reply | None:
         """Why a typed `next` leaves the current step open: it opened a moment ago, on its own
         (the step before closed on its planned time) or by someone else's `next` or Next button,
-        so the `next` was meant for the step before. The same person's `next` straight after
-        their own is deliberate, and moves on."""
+        so the `next` was meant for the step before. So too straight after the same person's
+        own Next button: the press and the typed `next` both meant the step they were looking
+        at. Their `next` straight after their own typed `next` is deliberate (they read its
+        answer), and moves on."""
         if session.current_step < 2:
             return None
         runs = s.scalars(
@@ -1028,9 +1034,10 @@ class Engine:
             return None
         context = {"session": session, "protocol": protocol}
         if current.opened_by is not None:
-            if current.opened_by == actor.user_id:
+            by = current.opened_by
+            if by == actor.user_id and not current.opened_by_button:
                 return None
-            return Reply("replies/moved_by_someone.j2", {**context, "by": current.opened_by})
+            return Reply("replies/moved_by_someone.j2", {**context, "by": by, "you": actor.user_id})
         # A close by `next` or a button ends the step when pressed, not on its planned time.
         if before.ended_at == before.closes_at:
             return Reply("replies/moved_on_its_own.j2", context)

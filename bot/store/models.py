@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -108,6 +109,8 @@ class StepRun(Base):
     extended_at: Mapped[datetime | None]
     # Who opened it with `/protocol next` or a Next button (None: it opened on schedule).
     opened_by: Mapped[str | None] = mapped_column(String(32))
+    # Whether they did it with the Next button (the step named), not a typed `next`.
+    opened_by_button: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When its closing warning is due: moved with the close (extend, pause and resume), None once
     # given (or for a step too short to have one).
     warn_at: Mapped[datetime | None]
