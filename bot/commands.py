@@ -244,6 +244,10 @@ class _Cursor:
         word = self.peek()
         return self.take() if word is not None and accept(word) else None
 
+    def peek_all(self) -> list[str]:
+        """The words not read yet, left unread."""
+        return self._words[self._pos :]
+
     def remaining(self) -> list[str]:
         words, self._pos = self._words[self._pos :], len(self._words)
         return words
@@ -342,7 +346,11 @@ def _unexpected(words: list[str], subcommand: str) -> _Rejected:
         _is_day_word(word) or _TIME.fullmatch(word) for word in words
     )
     return _Rejected(
-        "unexpected_words", text=_echo(" ".join(words)), subcommand=subcommand, when=bool(when)
+        "unexpected_words",
+        text=_echo(" ".join(words)),
+        subcommand=subcommand,
+        when=bool(when),
+        control=subcommand in _CONTROLS,
     )
 
 
@@ -370,7 +378,49 @@ def _preview(cursor: _Cursor, clock: _Clock) -> Preview:
 
 def _next(cursor: _Cursor, clock: _Clock) -> Next:
     cursor.take_if(_is_step)  # `next step`, as the button under each step says
+    _courtesy(cursor)
     return Next()
+
+
+def _control(kind: Callable[[], Command]) -> _Handler:
+    """A control that acts at once on the channel's session, whatever courtesy follows it."""
+
+    def handler(cursor: _Cursor, clock: _Clock) -> Command:
+        _courtesy(cursor)
+        return kind()
+
+    return handler
+
+
+# Words people add to a control that change nothing it does: `end now`, `pause please`,
+# `end the session`. Anything else after one (`end tomorrow`, `pause 10m`) is refused, and the
+# refusal says to send the control alone.
+_COURTESY = frozenset(
+    [
+        "now",
+        "please",
+        "pls",
+        "plz",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "it",
+        "the",
+        "this",
+        "session",
+        "protocol",
+        "right",
+        "asap",
+    ]
+)
+
+
+def _courtesy(cursor: _Cursor) -> None:
+    rest = cursor.peek_all()
+    if rest and all(word.lower() in _COURTESY for word in rest):
+        cursor.remaining()
 
 
 def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
@@ -752,15 +802,17 @@ _HANDLERS: dict[str, _Handler] = {
     "status": _bare(Status),
     "next": _next,
     "extend": _extend,
-    "pause": _bare(Pause),
-    "resume": _bare(Resume),
-    "end": _bare(End),
+    "pause": _control(Pause),
+    "resume": _control(Resume),
+    "end": _control(End),
     "notes": _bare(Notes),
     "forget": _bare(Forget),
     "cancel": _cancel,
     "rotation": _rotation,
 }
 SUBCOMMANDS = tuple(_HANDLERS)
+# The controls that take no words: each acts at once (see _courtesy).
+_CONTROLS = frozenset({"next", "pause", "resume", "end"})
 # Other words a facilitator reaches for mid-session, and the subcommand each means. ("stop" is
 # not here: it could mean pause or end, and end can't be undone.)
 # `/protocol ?`: a question mark alone asks what the command does.

@@ -425,6 +425,48 @@ def test_error_codes(text: str, code: str, context: dict[str, object]) -> None:
     assert_good_message(rejected)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("end now", End()),
+        ("end please", End()),
+        ("End it now, please.", End()),
+        ("end the session", End()),
+        ("end this protocol now", End()),
+        ("next please", Next()),
+        ("next step now", Next()),
+        ("pause please", Pause()),
+        ("pause now", Pause()),
+        ("resume now please", Resume()),
+        ("resume the session", Resume()),
+    ],
+)
+def test_controls_take_the_words_people_add_out_of_courtesy(text: str, expected: Command) -> None:
+    """`/protocol end now` is `/protocol end`: the control happens at once whatever is added,
+    and please or thanks change nothing."""
+    assert ok(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "control"),
+    [
+        ("end tomorrow", "end"),
+        ("end at 15:00", "end"),
+        ("end in 5m", "end"),
+        ("pause 10m", "pause"),
+        ("next 2", "next"),
+        ("resume later", "resume"),
+    ],
+)
+def test_other_words_after_a_control_say_exactly_what_to_type(text: str, control: str) -> None:
+    rejected = error(text)
+    assert rejected.code == "unexpected_words"
+    message = rejected.message()
+    assert f"`/protocol {control}` takes nothing after it" in message
+    assert f"send `/protocol {control}`" in message
+    assert_good_message(rejected)
+
+
 def test_every_error_code_has_a_template() -> None:
     templates = {p.stem for p in ERRORS_DIR.glob("*.j2")}
     produced = {code for _, code, _ in ERROR_CASES} | {"unknown_protocol"}

@@ -140,3 +140,13 @@ def test_help_shows_how_to_keep_an_asynchronous_session_off_the_weekend(bot: Bot
     answer = message_text(bot.command("help"))
     assert "`/protocol start atlas @presenter step 1d weekdays`" in answer
     assert "closes Monday morning instead" in answer
+
+
+def test_end_now_ends_the_session(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    assert "Paused" in message_text(bot.command("pause please"))
+    assert "Resumed" in message_text(bot.command("resume now"))
+    assert "The session has ended" in message_text(bot.command("end now"))
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession.status)).all() == ["ended"]
