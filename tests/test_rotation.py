@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select
 from bot.profiles import Person
 from bot.store.db import Database
 from bot.store.migrate import alembic_config, current_revision, head_revision, upgrade
-from bot.store.models import ProtocolSession
+from bot.store.models import Contribution, ProtocolSession
 from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.prep_world import NOW, World, make_world, message_text
 
@@ -96,6 +96,45 @@ def test_an_earlier_cancelled_session_gives_its_turn_back(world: World) -> None:
     assert _presenters(world) == [A, B, A, C]
 
 
+def test_a_session_ended_at_once_with_no_reply_gives_its_turn_back(world: World) -> None:
+    """Started by mistake (the wrong protocol, the wrong day) and ended within the minute,
+    before anyone wrote: it was no one's turn."""
+    world.command(f"rotation <@{A}> <@{B}> <@{C}>")
+    world.command("start atlas")  # A
+    world.clock.advance(seconds=40)
+    world.command("end")
+    assert f"<@{A}> :point_left: next" in world.command("rotation")
+    assert f"<@{A}>, ATLAS" not in world.command("status")  # not shown as presented either
+    world.command("start tuning")  # A again, and this time it runs
+    world.clock.advance(minutes=2)
+    world.command("end")
+    world.command("start atlas")  # a reply, however quick the end, makes it a turn
+    with world.db.session() as s:
+        session = s.scalars(select(ProtocolSession).order_by(ProtocolSession.id.desc())).first()
+        assert session is not None
+        now = world.clock.now()
+        s.add(
+            Contribution(
+                session_id=session.id,
+                step_index=1,
+                team_id=session.team_id,
+                channel_id=session.channel_id,
+                user_id=C,
+                ts="1.000001",
+                thread_ts="1.000000",
+                text="Is this a first draft?",
+                tag="question",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        s.commit()
+    world.clock.advance(seconds=20)
+    world.command("end")
+    world.command("start atlas in 1d")
+    assert _presenters(world) == [A, A, B, C]
+
+
 def test_an_explicit_presenter_takes_their_turn(world: World) -> None:
     world.command(f"rotation <@{A}> <@{B}> <@{C}>")
     world.command(f"start atlas <@{B}> in 1d")  # B goes early
@@ -145,6 +184,7 @@ def test_a_saved_rotation_whose_next_is_an_app_says_so(world: World) -> None:
 def test_status_shows_who_presents_next_and_who_presented_what(world: World) -> None:
     world.command(f"rotation <@{A}> <@{B}> <@{C}>")
     world.command("start atlas")  # now: A presents
+    world.clock.advance(minutes=5)
     world.command("end")
     world.clock.advance(days=1)
     world.command("start tuning in 1d")  # B, scheduled

@@ -3,23 +3,25 @@
 The order is stored; the turns are read from the sessions. A turn is a session started in the
 channel since the rotation was set, with a member presenting; the next presenter is the member
 after the latest turn's, or the first one listed when nobody has had a turn yet. A cancelled
-session gives its turn back: its presenter comes next, before the order goes on, however many
-turns were taken after it. A new order starts with whoever it lists first.
+session, or one ended within a minute of its start with no reply (a false start), gives its turn
+back: its presenter comes next, before the order goes on, however many turns were taken after
+it. A new order starts with whoever it lists first.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from bot.engine.core import Actor, Engine, channel_values, status_reply
 from bot.engine.errors import Refusal, Reply
+from bot.engine.notes import DELETED
 from bot.profiles import Person
 from bot.store import raw
-from bot.store.models import PresenterRotation, ProtocolSession
+from bot.store.models import Contribution, PresenterRotation, ProtocolSession
 
 MAX_MEMBERS = 40
 RECENT = 5
@@ -74,12 +76,41 @@ def in_channel(actor: Actor) -> list[ColumnElement[bool]]:
     ]
 
 
+# A session ended this soon after it started, before anyone replied, was a false start (the
+# wrong protocol, day or presenter): it was no one's turn.
+FALSE_START = timedelta(minutes=1)
+_REPLIED = (
+    exists()
+    .where(Contribution.session_id == ProtocolSession.id, Contribution.audience != DELETED)
+    .label("replied")
+)
+
+
+def _no_turn(status: str, started: datetime | None, ended: datetime | None, replied: bool) -> bool:
+    """Whether a session gives its presenter's turn back: cancelled, or a false start."""
+    if status == "cancelled":
+        return True
+    return (
+        status == "ended"
+        and not replied
+        and started is not None
+        and ended is not None
+        and ended - started < FALSE_START
+    )
+
+
 def _next(s: Session, actor: Actor, rotation: RotationView) -> str | None:
     members = rotation.members
     if not members:
         return None
     turns = s.execute(
-        select(ProtocolSession.presenter_id, ProtocolSession.status)
+        select(
+            ProtocolSession.presenter_id,
+            ProtocolSession.status,
+            ProtocolSession.started_at,
+            ProtocolSession.ended_at,
+            _REPLIED,
+        )
         .where(
             *in_channel(actor),
             ProtocolSession.created_at >= rotation.updated_at,
@@ -88,13 +119,14 @@ def _next(s: Session, actor: Actor, rotation: RotationView) -> str | None:
         .order_by(ProtocolSession.id)
     ).all()
     following = members[0]
-    owed: list[str] = []  # presenters whose session was cancelled, in that order
-    for presenter, status in turns:
-        if status != "cancelled" and presenter in owed:
+    owed: list[str] = []  # presenters whose session gave its turn back, in that order
+    for presenter, status, started, ended, replied in turns:
+        given_back = _no_turn(status, started, ended, replied)
+        if not given_back and presenter in owed:
             owed.remove(presenter)  # takes back the turn a cancelled session gave
             continue
         following = members[(members.index(presenter) + 1) % len(members)]
-        if status == "cancelled" and presenter not in owed:
+        if given_back and presenter not in owed:
             owed.append(presenter)
     return owed[0] if owed else following
 
@@ -164,12 +196,18 @@ def _context(
 ) -> dict[str, Any] | None:
     if row is None:
         return None
-    past = s.scalars(
-        select(ProtocolSession)
+    # A few more than are shown: false starts are left out.
+    found = s.execute(
+        select(ProtocolSession, _REPLIED)
         .where(*in_channel(actor), ProtocolSession.started_at.is_not(None))
         .order_by(ProtocolSession.started_at.desc())
-        .limit(RECENT)
+        .limit(RECENT * 2)
     ).all()
+    past = [
+        session
+        for session, replied in found
+        if not _no_turn(session.status, session.started_at, session.ended_at, replied)
+    ][:RECENT]
     recent = [
         {
             "presenter": session.presenter_id,
