@@ -122,6 +122,33 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
     assert asks_presenter_for_context(text) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Wondering aloud about the student's mind is an interpretation, not a question...
+        ("I wonder if she ran out of time", False),
+        ("I wonder if she ran out of time?", False),
+        ("I'm wondering whether he understood the prompt.", False),
+        ("I wonder if he rushed the last part", False),
+        ("Wondering if they got confused by the directions", False),
+        ("I wonder whether she forgot to carry the one.", False),
+        ("I'm curious if he knew the formula already", False),
+        # ...and wondering about the conditions of the work is one for the presenter.
+        ("I wonder if this was a timed write.", True),
+        ("I wonder whether they had a word bank", True),
+        ("I'm wondering if students could use their notes?", True),
+        ("I wonder if she had a calculator.", True),
+        ("Curious whether this is the first draft", True),
+    ],
+)
+def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
+    text: str, expected: bool
+) -> None:
+    assert asks_presenter_for_context(text) is expected
+    if not expected:
+        assert reads_as_interpretation(text)
+
+
 # --- Tag prefixes --------------------------------------------------------------------------------
 
 

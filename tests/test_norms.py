@@ -704,6 +704,17 @@ def test_the_presenters_answers_to_clarifying_questions_are_not_questions(bot: B
 
 
 # -- the quest for context ------------------------------------------------------------------------
+def test_wondering_aloud_about_the_student_is_nudged_as_an_interpretation(bot: Bot) -> None:
+    describing = _start_at_step(bot, 2)
+    wondering = _say(bot, T1, "I wonder if she ran out of time", describing)
+    assert _recorded(bot, wondering).tag == "observation"  # until its author chooses
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    nudge = _ephemerals_to(bot, T1)[0]
+    assert NUDGE_WORDS in nudge["text"] and "parked" not in nudge["text"]
+    conditions = _say(bot, T2, "I wonder if this was a timed write", describing)
+    assert _recorded(bot, conditions).tag == "question"
+
+
 def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     describing = _start_at_step(bot, 2)
     first = _say(bot, T1, "Is this the first draft?", describing)

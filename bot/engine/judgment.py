@@ -289,6 +289,17 @@ _MIND_QUESTION_RE = _words(
     r"do you think|(?:do|did) you (?:see|notice)|stands? out",
 )
 
+# Wondering aloud ("I wonder if she ran out of time") is the speaker's guess, and what is
+# wondered about decides whose: the student's mind (_MIND_RE) makes it an interpretation for the
+# group, the conditions of the work ("I wonder if this was timed") a question for the presenter.
+_WONDERING_RE = _words(r"(?:i'm |i am |i )?(?:wonder(?:ing)?|curious) (?:if|whether)")
+
+
+def _wonders_about_the_student(body: str) -> bool:
+    wondering = _WONDERING_RE.search(body)
+    return wondering is not None and bool(_MIND_RE.search(body, wondering.end()))
+
+
 # What the presenter was asked to withhold: assignment, conditions, supports, history, choices.
 _CONTEXT_RE = _words(
     r"drafts?|versions?|revis\w*|rubric|prompt|assign\w*|task|directions|instruct\w*|told",
@@ -319,6 +330,6 @@ def asks_presenter_for_context(text: str) -> bool:
         return False
     if _GROUP_RE.search(_TELL_US_RE.sub(" ", body)) or _RHETORICAL_RE.search(body):
         return False
-    if _MIND_QUESTION_RE.search(body):
+    if _MIND_QUESTION_RE.search(body) or _wonders_about_the_student(body):
         return False
     return tagged or bool(_CONTEXT_RE.search(body) or _CONDITIONS_START.match(body))
