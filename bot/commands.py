@@ -206,9 +206,22 @@ def with_protocol_ids(text: str, ids: Iterable[str]) -> str:
     return " ".join(words)
 
 
+# A link as Slack sends it (`<https://host/path|host/path>`, `<mailto:a@b.org|a@b.org>`), and a
+# channel picked from Slack's list (`<#C123|math>`): in an error, the words people saw.
+_LINK = re.compile(r"<((?:https?|mailto|ftp|tel):[^<>|\s]*)(?:\|([^<>]*))?>", re.IGNORECASE)
+_LABELLED_CHANNEL = re.compile(r"<#[CG][A-Z0-9]+\|([^<>|]+)>")
+
+
+def _seen(text: str) -> str:
+    """Slack's markup of links and labelled mentions as the words it shows."""
+    text = _LINK.sub(lambda link: link[2] or re.sub(r"(?i)^mailto:", "", link[1]), text)
+    return _LABELLED_CHANNEL.sub(r"#\1", _LABELLED_MENTION.sub(r"@\1", text))
+
+
 def _echo(text: str) -> str:
-    """User text to quote back: not escaped (templates do that), but one short line."""
-    line = " ".join(text.split()).replace("`", "'")
+    """User text to quote back: not escaped (templates do that), but one short line, with
+    Slack's markup read as the words people saw."""
+    line = " ".join(_seen(text).split()).replace("`", "'")
     return line if len(line) <= ECHO_LIMIT else line[: ECHO_LIMIT - 1] + "…"
 
 

@@ -474,11 +474,33 @@ def test_every_error_code_has_a_template() -> None:
 
 
 def test_error_messages_echo_user_text_escaped() -> None:
-    rejected = error("start atlas <https://example.org|maria>")
-    assert rejected.context["text"] == "<https://example.org|maria>"  # raw in the context
-    assert "`&lt;https://example.org|maria&gt;`" in rejected.message()
+    rejected = error("start atlas <https://example.org|Q&amp;A>")
+    assert rejected.context["text"] == "Q&A"  # the words shown, unescaped in the context
+    assert "`Q&amp;A`" in rejected.message()
     # @channel picked from Slack's list is named as Slack showed it, and pings nobody.
     assert "`@\u200bchannel` is everyone" in error("start atlas <!channel>").message()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Slack makes a link of an address typed or pasted, labelled with it as typed.
+        (
+            f"start atlas {MARIA} <https://docs.example.org/essay|docs.example.org/essay>",
+            "docs.example.org/essay",
+        ),
+        (f"start atlas {MARIA} <http://example.org>", "http://example.org"),
+        (f"start atlas {MARIA} <mailto:ana@example.org|ana@example.org>", "ana@example.org"),
+        ("end <https://example.org/x|example.org/x>", "example.org/x"),
+        ("preview atlas <https://atlas.example|atlas.example>", "atlas.example"),
+        ("end <#C123|math-team>", "#math-team"),
+        ("cancel <http://12.example|12.example>", "12.example"),
+    ],
+)
+def test_errors_quote_a_link_as_the_words_people_saw(text: str, shown: str) -> None:
+    message = error(text).message()
+    assert f"`{shown}`" in message, message
+    assert "|" not in message and "&lt;http" not in message and "&lt;mailto" not in message
 
 
 def test_echoed_text_is_clipped() -> None:
