@@ -57,6 +57,9 @@ class Start:
     remind_seconds: int | None = None
     facilitator: str | None = None
     weekdays: bool = False
+    # The time of day asked for (`02:30`) when the clocks go forward past it that day, and the
+    # start was moved on to the first minute after the change.
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -564,7 +567,8 @@ _StartOption = Callable[[_Cursor, _Clock, Start], Start]
 
 
 def _option_at(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
-    return replace(command, start_at=_read_at(cursor, clock))
+    start_at, skipped = _read_at(cursor, clock)
+    return replace(command, start_at=start_at, skipped=skipped)
 
 
 def _option_in(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
@@ -694,19 +698,22 @@ def _is_day_word(word: str) -> bool:
     return lower in _WEEKDAYS or lower in _RELATIVE_DAYS or bool(_ISO_DATE.fullmatch(word))
 
 
-def _read_at(cursor: _Cursor, clock: _Clock) -> datetime:
+def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
+    """The start, and the time of day asked for if the clocks skip it that day (see _local)."""
     words = _when_words(cursor)
     if not words:
         raise _Rejected("missing_value", option="at")
     text = " ".join(words)
     day = words[0] if _is_day_word(words[0]) else None
     hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
-    start = _place(day, hour, minute, clock, text).astimezone(UTC)
+    local = _place(day, hour, minute, clock, text)
+    start = local.astimezone(UTC)
     if start <= clock.now:
         raise _Rejected("when_past", text=_echo(text))
     if start - clock.now > timedelta(seconds=MAX_AHEAD_SECONDS):
         raise _Rejected("when_too_far", text=_echo(text), days=MAX_AHEAD_SECONDS // DAY)
-    return start
+    moved = (local.hour, local.minute) != (hour, minute)
+    return start, f"{hour:02d}:{minute:02d}" if moved else None
 
 
 def _when_words(cursor: _Cursor) -> list[str]:

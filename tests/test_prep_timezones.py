@@ -83,6 +83,18 @@ def test_a_session_scheduled_across_the_spring_forward_change(world: World) -> N
     assert world.session(sunday.id).status == "running"
 
 
+def test_a_time_the_clocks_skip_is_moved_on_and_the_answer_says_so(world: World) -> None:
+    """8 March 2026 in New York: the clocks go from 02:00 to 03:00, and 02:30 never happens."""
+    world.clock.set(datetime(2026, 3, 8, 5, 30, tzinfo=UTC))  # 00:30 EST that Sunday
+    answer = world.command(f"start atlas <@{PRE}> at 02:30", tz=NY)
+    assert world.session().starts_at == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 03:00 EDT
+    assert "02:30 doesn't happen that day in America/New_York" in answer, answer
+    assert "the clocks go forward" in answer and "03:00" in answer
+    # A time that happens is answered without a word about it.
+    other = world.command(f"start tuning <@{PRE}> at 2026-03-09 02:30", tz=NY)
+    assert "doesn't happen" not in other
+
+
 def test_a_session_scheduled_across_the_fall_back_change(world: World) -> None:
     world.clock.set(datetime(2026, 10, 30, 18, 0, tzinfo=UTC))  # Friday, 11:00 PDT
     world.command(f"start atlas <@{PRE}> at 2026-11-02 09:00", tz=LA)

@@ -1149,6 +1149,9 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
                         delays=[WAITING] * (7 if waits_for is running else int(from_rotation)),
                         ends_at=NOW,
                         carried_from=NOW if from_rotation else None,  # a weekdays weekend start
+                        skipped=None
+                        if from_rotation
+                        else {"asked": "02:30", "moved_to": "03:00", "zone": "America/New_York"},
                     )
                 )
                 said.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select, update
 
@@ -85,7 +86,11 @@ def start(
         tz=tz,
     )
     session: ProtocolSession = reply.context["session"]
-    context = {**reply.context, "from_rotation": from_rotation, "zone": zone}
+    context = {**reply.context, "from_rotation": from_rotation, "zone": zone, "skipped": None}
+    if command.skipped is not None:
+        # The clocks go forward past the time asked: the start moved to the first minute after.
+        moved_to = session.starts_at.astimezone(ZoneInfo(session.tz)).strftime("%H:%M")
+        context["skipped"] = {"asked": command.skipped, "moved_to": moved_to, "zone": session.tz}
     if session.status != "scheduled":
         return Reply("prep/started.j2", context)
     plan = prep.plan(session) if engine.library[session.protocol_id].presenter_prep else None
