@@ -409,8 +409,8 @@ def _control(kind: Callable[[], Command]) -> _Handler:
 
 
 # Words people add to a control that change nothing it does: `end now`, `pause please`,
-# `end the session`. Anything else after one (`end tomorrow`, `pause 10m`) is refused, and the
-# refusal says to send the control alone.
+# `end the session`, `extend 10m please`. Anything else after one (`end tomorrow`, `pause 10m`)
+# is refused, and the refusal says to send the control alone.
 _COURTESY = frozenset(
     [
         "now",
@@ -442,7 +442,9 @@ def _courtesy(cursor: _Cursor) -> None:
 def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
     # `extend step 10m`, `extend by 10m`: the step is the one thing extend lengthens.
     cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
-    return Extend(_read_duration(cursor, "extend", MAX_EXTEND_SECONDS))
+    seconds = _read_duration(cursor, "extend", MAX_EXTEND_SECONDS)
+    _courtesy(cursor)
+    return Extend(seconds)
 
 
 def _is_step(word: str) -> bool:

@@ -439,6 +439,8 @@ def test_error_codes(text: str, code: str, context: dict[str, object]) -> None:
         ("pause now", Pause()),
         ("resume now please", Resume()),
         ("resume the session", Resume()),
+        ("extend 10m please", Extend(600)),
+        ("extend by 10 min now", Extend(600)),
     ],
 )
 def test_controls_take_the_words_people_add_out_of_courtesy(text: str, expected: Command) -> None:
