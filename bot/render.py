@@ -70,11 +70,13 @@ def escape_mrkdwn(text: object) -> str:
 _ITEM_INDENT = "\u2003"
 
 
-def continued(text: str) -> str:
+def continued(text: str, followed: bool = True) -> str:
     """A reply of several lines as one item of a list (`• text - <@author>`): its later lines
     indented under the first, so that a reply's own bullets read as its own and not as other
     items of the notes. Lines inside a code block keep their code as written, and a quote its
-    `>` at the start of its line. For text already escaped (`e`)."""
+    `>` at the start of its line. For text already escaped (`e`). `followed`: the template puts
+    words after it (the author): after a quote on the last line they start a line of their
+    own, which Slack would otherwise show inside the quote, as if the quoted words said them."""
     lines = text.split("\n")
     in_code = lines[0].count("```") % 2 == 1
     for k in range(1, len(lines)):
@@ -83,6 +85,8 @@ def continued(text: str) -> str:
             lines[k] = _ITEM_INDENT + line
         if line.count("```") % 2:
             in_code = not in_code
+    if followed and len(lines) > 1 and lines[-1].startswith("&gt;") and not in_code:
+        lines.append(_ITEM_INDENT)
     return "\n".join(lines)
 
 
@@ -90,17 +94,29 @@ def continued(text: str) -> str:
 _MARKDOWN_HEADING = re.compile(r"^(\s*)#", re.MULTILINE)
 # A line break inside a Markdown list item: a hard break, the next line indented under the first.
 _HARD_BREAK = "  \n  "
+# A quote's line (`> `), and what ends a quote inside a list item: a blank line, then the indent.
+_QUOTE_LINE = re.compile(r"^\s*>")
+_AFTER_QUOTE = "\n\n  "
 
 
 def markdown_item(text: str, by: str | None = None) -> str:
     """A reply as one item of a Markdown list: a line that opens with `#` (a count, in a
     teacher's words) stays text, not a heading, and each line stays a line of the item (a hard
-    break, indented under the first). Then its author, `(by)`: on a line of its own after a
-    code block, whose closing ``` with words after it would close nothing."""
-    item = _MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).replace("\n", _HARD_BREAK)
+    break, indented under the first; a line after a quote, after a blank line). Then its
+    author, `(by)`: on a line of its own after a code block, whose closing ``` with words after
+    it would close nothing, and after a quote, which would take it for its own words."""
+    lines = _MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).split("\n")
+    item, in_code = lines[0], lines[0].count("```") % 2 == 1
+    for previous, line in zip(lines, lines[1:], strict=False):
+        # After a quote, a blank line: Markdown reads a line right after one as more of it.
+        ends_quote = not in_code and _QUOTE_LINE.match(previous) and not _QUOTE_LINE.match(line)
+        item += (_AFTER_QUOTE if ends_quote else _HARD_BREAK) + line
+        in_code ^= line.count("```") % 2 == 1
     if by is None:
         return item
-    fenced = "\n" in text and text.rsplit("\n", 1)[1].lstrip().startswith("```")
+    if not in_code and _QUOTE_LINE.match(lines[-1]):
+        return f"{item}{_AFTER_QUOTE}({by})"
+    fenced = len(lines) > 1 and lines[-1].lstrip().startswith("```")
     return f"{item}{_HARD_BREAK if fenced else ' '}({by})"
 
 

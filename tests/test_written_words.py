@@ -206,6 +206,40 @@ def test_a_reply_that_ends_in_a_code_block_keeps_its_author_out_of_the_code(bot:
         ]
 
 
+def test_a_reply_that_quotes_the_student_keeps_its_own_words_and_author_out_of_the_quote(
+    bot: Bot,
+) -> None:
+    # Teachers quote the student's words (`> `, which Slack sends as `&gt; `). The author's name
+    # after a quote on the last line showed inside the quote, as if the student had written it;
+    # in the notes file, every line after a quote (the name too) joined the quote.
+    describe = _to_step(bot, 2)
+    bot.reply(T1, "She wrote:\n&gt; 5/8 is bigger\n&gt; because 5 &gt; 3\nNo drawing.", describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    bot.reply(T2, "The last line:\n&gt; I checked it", describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 2)
+    _ended(bot)
+    in_slack = "\n".join(_texts([m for m in bot.posts() if m.get("thread_ts")]))
+    assert (
+        "• She wrote:\n&gt; 5/8 is bigger\n&gt; because 5 &gt; 3\n\u2003No drawing. - <@U_T1>"
+    ) in in_slack
+    assert "• The last line:\n&gt; I checked it\n\u2003 - <@U_T2>" in in_slack
+    bot.wait_until(lambda: bot.standin.files)
+    for written in (bot.standin.files[0]["content"].decode(), export(bot.settings, "latest", "md")):
+        lines = [line.rstrip() for line in written.splitlines()]
+        item = lines.index("- She wrote:")
+        assert lines[item : item + 9] == [
+            "- She wrote:",
+            "  > 5/8 is bigger",
+            "  > because 5 > 3",
+            "",
+            "  No drawing. (teacher1)",
+            "- The last line:",
+            "  > I checked it",
+            "",
+            "  (teacher2)",
+        ]
+
+
 def test_the_notes_say_what_work_the_team_looked_at(bot: Bot) -> None:
     # The record of a session: what the student was asked to do, and where the work is, as the
     # presenter gave them in their prep.
