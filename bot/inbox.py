@@ -161,7 +161,7 @@ class Stored:
         return self.payload
 
 
-def _event_team(body: dict[str, Any]) -> str:
+def event_team(body: dict[str, Any]) -> str:
     """The workspace whose installation an event came to. In a Slack Connect channel the
     envelope's team_id names the workspace that made the channel, perhaps another
     organisation's; authorizations names ours (with no team for an org-wide install)."""
@@ -194,6 +194,18 @@ def worth_keeping(event: dict[str, Any]) -> bool:
             return bool((event.get("previous_message") or {}).get("thread_ts"))
         return bool(event.get("thread_ts"))
     return True
+
+
+def top_level_message(event: dict[str, Any]) -> bool:
+    """A person's message at a channel's top level, not in a thread (worth_keeping leaves it):
+    not a step's reply, though its author may think it is one."""
+    return (
+        event.get("type") == "message"
+        and event.get("subtype") in (None, "file_share", "me_message")
+        and not event.get("thread_ts")
+        and not event.get("bot_id")
+        and bool(event.get("user"))
+    )
 
 
 class Inbox:
@@ -273,7 +285,7 @@ class Inbox:
         event = body.get("event") or {}
         if not worth_keeping(event) or _someone_else_joined(body):
             return None
-        team_id = _event_team(body)
+        team_id = event_team(body)
         if event.get("type") in LEAVING and body.get("event_time"):
             # When it left: Slack retries an unanswered event for half an hour, and by the time
             # one arrives the workspace may have installed the app again.

@@ -1291,6 +1291,49 @@ def test_a_reply_under_the_header_is_told_where_it_counts(bot: Bot) -> None:
     assert _ephemerals_to(bot, T3) == []
 
 
+def _top_level(bot: Bot, user: str, text: str, **extra: Any) -> None:
+    """A message written in the channel itself, not in a thread, as Slack delivers it."""
+    ts = str(bot.standin.add_message(CHANNEL, user, text)["ts"])
+    message = {"type": "message", "channel": CHANNEL, "user": user, "text": text, "ts": ts}
+    assert bot.event({**message, "channel_type": "channel", **extra}) == 200
+
+
+def test_a_message_at_the_channels_top_level_is_told_once_where_replies_go(bot: Bot) -> None:
+    # A teacher who answers the step in the channel instead of its thread: the words were not
+    # kept, and nobody said so.
+    _start_at_step(bot, 2)
+    _top_level(bot, T1, "I notice the circles are divided evenly")
+    _top_level(bot, T1, "Also the labels are missing")
+    bot.settle()
+    assert bot.recorded() == []  # not a step's thread: not kept
+    (told,) = _ephemerals_to(bot, T1)  # once, however many messages
+    assert told.get("thread_ts") is None  # in the channel, where they wrote
+    words = json.dumps(told["blocks"])
+    assert "isn't in the notes" in words and "step 2, *Describing the Student Work*" in words
+    # The presenter, who listens in this step, hears that the thread keeps a private note.
+    _top_level(bot, PRESENTER, "Some background on the class")
+    # Neither a bot's post nor someone joining is anyone's reply.
+    _top_level(bot, T2, "Deploy finished", bot_id="B_OTHER")
+    _top_level(bot, T3, "<@U_T3> has joined the channel", subtype="channel_join")
+    bot.settle()
+    (listening,) = _ephemerals_to(bot, PRESENTER)
+    assert "where you listen: what you write in its thread is kept as a private note" in (
+        json.dumps(listening["blocks"])
+    )
+    assert _ephemerals_to(bot, T2) == _ephemerals_to(bot, T3) == []
+    # Once a session: the next step doesn't say it again.
+    _next(bot, 3)
+    _top_level(bot, T1, "She compares numerators only")
+    bot.settle()
+    assert len(_ephemerals_to(bot, T1)) == 1
+    # Once it has ended, the channel is the team's again.
+    bot.command("end")
+    bot.settle()
+    _top_level(bot, T2, "Thanks all, see you Tuesday")
+    bot.settle()
+    assert _ephemerals_to(bot, T2) == []
+
+
 def test_a_reaction_after_the_session_ended_changes_nothing(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, "Four of the answers are circled.", thread)

@@ -914,6 +914,16 @@ def header_reply_messages(engine: Engine) -> list[Message]:
                 "header_reply.j2", session=session, index=1, current=atlas.step(1), listening=False
             )
         )
+        for listening in (True, False):
+            said.append(
+                render_message(
+                    "top_level.j2",
+                    session=session,
+                    index=2,
+                    current=atlas.step(2),
+                    listening=listening,
+                )
+            )
     ended = engine.start(actor(channel="C_ENDED"), protocol_id="atlas", presenter=PRESENTER)
     engine.end(actor(channel="C_ENDED"))
     with engine.db.session() as s:
@@ -921,7 +931,7 @@ def header_reply_messages(engine: Engine) -> list[Message]:
         said.append(render_message("after_the_end.j2", session=over))
     for message in said:
         check_message(message)
-    assert "paused" in said[2].blocks[0]["text"]["text"]  # the paused session's first
+    assert "paused" in said[4].blocks[0]["text"]["text"]  # the paused session's first
     return said
 
 

@@ -59,8 +59,9 @@ ONCE_A_STEP = {
     "step_closed.j2": "closed",
     "header_reply.j2": "header_reply",
 }
-# Said once to a person in a session: that a reply written after it ended is not in its notes.
-ONCE_A_SESSION = {"after_the_end.j2": "after_end"}
+# Said once to a person in a session: that a reply written after it ended is not in its notes,
+# and that a message at the channel's top level while it runs is not in them either.
+ONCE_A_SESSION = {"after_the_end.j2": "after_end", "top_level.j2": "top_level"}
 # How long after a session ends a reply in a step's thread is told so: a teacher catching up on
 # a day-long session writes within days; a thread talked in months on is just talk.
 TOLD_AFTER_THE_END = timedelta(days=3)
@@ -424,6 +425,38 @@ class Replies:
         ).first()
         if session is None or not session.current_step:
             return
+        self._where_to_write(s, session, user, thread_ts, "header_reply.j2")
+
+    def top_level(self, team_id: str, event: dict[str, Any]) -> None:
+        """A message at a channel's top level, not in a thread: while a session runs there, its
+        author hears, once a session, that it isn't kept for the notes and where to write what
+        is meant for them. Such talk is not stored before its ack (most of what Slack sends is
+        this): a word lost to a stop is a courtesy missed, not a reply lost."""
+        user, channel = event.get("user"), event.get("channel")
+        if not user or not channel:
+            return
+        with self.engine.transaction() as (s, _after):
+            session = s.scalars(
+                select(ProtocolSession).where(
+                    ProtocolSession.team_id == team_id,
+                    ProtocolSession.channel_id == str(channel),
+                    ProtocolSession.status.in_(ACTIVE),
+                )
+            ).first()
+            if session is None or not session.current_step:
+                return
+            self._where_to_write(s, session, str(user), None, "top_level.j2")
+
+    def _where_to_write(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        user: str,
+        thread_ts: str | None,
+        template: str,
+    ) -> None:
+        """Tell `user` that what they wrote outside the steps' threads isn't kept, and which
+        step's thread is the group's now."""
         protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
         current = protocol.step(session.current_step)
         context = {
@@ -432,7 +465,7 @@ class Replies:
             # Written in that step's thread, the presenter's words are a note for them alone.
             "listening": user == session.presenter_id and current.presenter == "silent",
         }
-        self._ephemeral(s, session, user, thread_ts, "header_reply.j2", **context)
+        self._ephemeral(s, session, user, thread_ts, template, **context)
 
     def _after_the_end(self, s: Session, over: _Over, user: str, thread_ts: str) -> None:
         """A reply in a step's thread after its session ended is the author's and the group's
@@ -578,7 +611,7 @@ class Replies:
         s: Session,
         session: ProtocolSession,
         user: str,
-        thread_ts: str,
+        thread_ts: str | None,
         template: str,
         **context: Any,
     ) -> None:
@@ -596,8 +629,9 @@ class Replies:
             "channel": session.channel_id,
             "user": user,
             "text": message.text,
-            "thread_ts": thread_ts,
         }
+        if thread_ts is not None:  # else in the channel, under what they wrote there
+            payload["thread_ts"] = thread_ts
         if message.blocks:
             payload["blocks"] = message.blocks
         # The ref names the session, so that `forget` finds a nudge that quotes a reply.
