@@ -1334,6 +1334,25 @@ def test_a_message_at_the_channels_top_level_is_told_once_where_replies_go(bot: 
     assert _ephemerals_to(bot, T2) == []
 
 
+def test_a_reply_in_a_thread_that_is_no_steps_is_told_once_where_replies_go(bot: Bot) -> None:
+    # A teacher asks the group something in the channel, and another answers in its thread:
+    # a thread of the channel's own talk, not a step's, whose words were dropped unsaid.
+    _start_at_step(bot, 2)
+    asked = str(bot.standin.add_message(CHANNEL, T1, "What do you see in question 3?")["ts"])
+    said = [_say(bot, T2, f"She skipped part {k}", asked) for k in "ab"]
+    bot.settle()
+    assert bot.recorded() == [] and said
+    (told,) = _ephemerals_to(bot, T2)  # once, however many replies
+    assert told["thread_ts"] == asked  # where they wrote
+    words = json.dumps(told["blocks"])
+    assert "isn't in the notes" in words and "step 2, *Describing the Student Work*" in words
+    bot.command("end")
+    bot.settle()
+    _say(bot, T3, "Thanks all", asked)
+    bot.settle()
+    assert _ephemerals_to(bot, T3) == []
+
+
 def test_a_reaction_after_the_session_ended_changes_nothing(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, "Four of the answers are circled.", thread)

@@ -176,6 +176,17 @@ _RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _
 _EDIT_NORMS = frozenset({"nudge_interpretation.j2", "parked_question.j2"})
 
 
+def _running_in(s: Session, team_id: str, channel: str) -> ProtocolSession | None:
+    """The channel's running (or paused) session, if it has one."""
+    return s.scalars(
+        select(ProtocolSession).where(
+            ProtocolSession.team_id == team_id,
+            ProtocolSession.channel_id == channel,
+            ProtocolSession.status.in_(ACTIVE),
+        )
+    ).first()
+
+
 class Replies:
     """Event handling for the threads under step messages."""
 
@@ -414,7 +425,8 @@ class Replies:
     ) -> None:
         """A reply in the thread of a running session's header (its first message, with the
         norms; the notes come there at the end) is not a step's: its author hears, once a step,
-        that it isn't kept, and where to write it so that it is."""
+        that it isn't kept, and where to write it so that it is. A reply in another thread of
+        the channel (under a teacher's own message) is told as a message at its top level is."""
         session = s.scalars(
             select(ProtocolSession).where(
                 ProtocolSession.team_id == team_id,
@@ -423,9 +435,12 @@ class Replies:
                 ProtocolSession.status.in_(ACTIVE),
             )
         ).first()
+        template = "header_reply.j2"
+        if session is None:
+            session, template = _running_in(s, team_id, channel), "top_level.j2"
         if session is None or not session.current_step:
             return
-        self._where_to_write(s, session, user, thread_ts, "header_reply.j2")
+        self._where_to_write(s, session, user, thread_ts, template)
 
     def top_level(self, team_id: str, event: dict[str, Any]) -> None:
         """A message at a channel's top level, not in a thread: while a session runs there, its
@@ -436,13 +451,7 @@ class Replies:
         if not user or not channel:
             return
         with self.engine.transaction() as (s, _after):
-            session = s.scalars(
-                select(ProtocolSession).where(
-                    ProtocolSession.team_id == team_id,
-                    ProtocolSession.channel_id == str(channel),
-                    ProtocolSession.status.in_(ACTIVE),
-                )
-            ).first()
+            session = _running_in(s, team_id, str(channel))
             if session is None or not session.current_step:
                 return
             self._where_to_write(s, session, str(user), None, "top_level.j2")
