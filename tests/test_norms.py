@@ -1291,6 +1291,23 @@ def test_a_reply_under_the_header_is_told_where_it_counts(bot: Bot) -> None:
     assert _ephemerals_to(bot, T3) == []
 
 
+def test_a_reply_with_a_tag_on_a_later_line_is_told_a_reply_keeps_one(bot: Bot) -> None:
+    # "O: ...\nI: ..." in one message: the interpretation sat among the observations, and its
+    # author, who had tagged it, was not told.
+    thread = _start_at_step(bot, 2)
+    first = _say(bot, T1, "O: two circles\nI: she compares numerators\nQ: is it a draft?", thread)
+    assert _recorded(bot, first).tag == "observation"  # one reply, one tag
+    _say(bot, T1, "O: four parts\nI: she trusts the rule", thread)
+    alone = _say(bot, T2, "O: the title is underlined\nO: the axes have no labels", thread)
+    _settle(bot)
+    assert _row(bot, alone).tag == "observation"  # type: ignore[union-attr]
+    (told,) = _ephemerals_to(bot, T1)  # once a step
+    words = json.dumps(told["blocks"])
+    assert "all of this one is in the notes as an observation" in words
+    assert "To have an interpretation or a question count as such, write each" in words
+    assert _ephemerals_to(bot, T2) == []  # the same tag on every line: nothing to say
+
+
 def _top_level(bot: Bot, user: str, text: str, **extra: Any) -> None:
     """A message written in the channel itself, not in a thread, as Slack delivers it."""
     ts = str(bot.standin.add_message(CHANNEL, user, text)["ts"])
@@ -1379,6 +1396,7 @@ def test_every_norm_message_renders_as_valid_blocks(protocol_id: str) -> None:
             "parked_question.j2",
             "presenter_listens.j2",
             "group_listens.j2",
+            "several_tags.j2",
         ):
             message = render_message(
                 template,
@@ -1386,6 +1404,8 @@ def test_every_norm_message_renders_as_valid_blocks(protocol_id: str) -> None:
                 protocol=protocol,
                 step=step,
                 index=index,
+                tag=step.collects,
+                others=["interpretation", "question"],
                 contribution=row,
                 interpreting=_interpreting(protocol, index),
                 presenter_step=next_presenter_step(protocol, index),

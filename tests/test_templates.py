@@ -914,6 +914,8 @@ def header_reply_messages(engine: Engine) -> list[Message]:
                 "header_reply.j2", session=session, index=1, current=atlas.step(1), listening=False
             )
         )
+        for others in (["interpretation"], ["interpretation", "question"]):
+            said.append(render_message("several_tags.j2", tag="observation", others=others))
         for listening in (True, False):
             said.append(
                 render_message(
@@ -931,7 +933,7 @@ def header_reply_messages(engine: Engine) -> list[Message]:
         said.append(render_message("after_the_end.j2", session=over))
     for message in said:
         check_message(message)
-    assert "paused" in said[4].blocks[0]["text"]["text"]  # the paused session's first
+    assert "paused" in said[6].blocks[0]["text"]["text"]  # the paused session's first
     return said
 
 

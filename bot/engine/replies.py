@@ -58,6 +58,7 @@ ONCE_A_STEP = {
     "parked_question.j2": "parked",
     "step_closed.j2": "closed",
     "header_reply.j2": "header_reply",
+    "several_tags.j2": "several_tags",
 }
 # Said once to a person in a session: that a reply written after it ended is not in its notes,
 # and that a message at the channel's top level while it runs is not in them either.
@@ -402,6 +403,9 @@ class Replies:
                 self._closed(s, found, user, thread_ts, audience)
                 if audience == "presenter":
                     norm = None  # its message says where the note went: one message, not two
+            others = _later_tags(kept, tag) if norm is None and audience == "group" else []
+            if others:
+                norm = "several_tags.j2"
             if norm is not None:
                 session = s.get(ProtocolSession, found.id)
                 assert session is not None  # just read, in this transaction
@@ -417,6 +421,7 @@ class Replies:
                     # the nudge's buttons carry the contribution's id
                     contribution={"id": contribution_id, "text": kept},
                     tag=tag,
+                    others=others,
                     **_steps_ahead(protocol, found.step_index, session),
                 )
 
@@ -1062,6 +1067,13 @@ def _row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _later_tags(text: str, tag: str) -> list[str]:
+    """The tags other than the reply's own that its later lines open with ("O: ...\nI: ..."):
+    a reply has one tag, and they are kept as its words."""
+    named = (strip_tag_prefix(line)[0] for line in text.split("\n")[1:] if line.strip())
+    return list(dict.fromkeys(t for t in named if t is not None and t != tag))
 
 
 def _prefix(raw: str, text: str) -> tuple[str | None, str]:
