@@ -455,6 +455,11 @@ class Replies:
         user, channel = event.get("user"), event.get("channel")
         if not user or not channel:
             return
+        with self.engine.db.reading() as s:
+            # Most of a channel's talk comes with no session running there: a read says so,
+            # where a transaction would take SQLite's write lock for every message.
+            if _running_in(s, team_id, str(channel)) is None:
+                return
         with self.engine.transaction() as (s, _after):
             session = _running_in(s, team_id, str(channel))
             if session is None or not session.current_step:
