@@ -121,6 +121,7 @@ def dialog_view(
         ),
         InputBlock(
             block_id="link",
+            optional=True,
             label=w["link"]["label"],
             hint=w["link"]["hint"].strip(),
             element=UrlInputElement(

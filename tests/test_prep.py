@@ -456,7 +456,6 @@ def test_the_dialog_checks_every_field(world: World) -> None:
     assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, empty) == {
         "reason": "reason_missing",
         "statement": "statement_missing",
-        "link": "link_missing",
         "confirm": "confirm_missing",
     }
     odd = Submission("concerned", "x" * 801, "javascript:alert(1)", True)
@@ -768,7 +767,7 @@ def test_e2e_reminder_dialog_and_statement_in_step_1(bot: Bot) -> None:
     )
     errors = parsed_body(body)
     assert status == 200 and errors["response_action"] == "errors"
-    assert set(errors["errors"]) == {"reason", "statement", "link", "confirm"}
+    assert set(errors["errors"]) == {"reason", "statement", "confirm"}
     assert "teacher comments" in errors["errors"]["confirm"]
 
     statement = "Graph the <!here> fruit survey & label the axes"
@@ -1291,3 +1290,34 @@ def test_e2e_prep_sent_while_step_1_runs_takes_the_place_of_the_call_for_it(bot:
     assert "No statement of the assignment yet" not in step1 and "please reply" not in step1
     assert "<https://docs.example.org/fruit|The student work>" in step1
     assert "Next step" in step1  # still open, its buttons in place
+
+
+def test_e2e_prep_without_a_link_is_kept_and_step_1_asks_for_the_work(bot: Bot) -> None:
+    # The dialog refused to save without a link to the work ("Add a link so the team can see
+    # the work"): a presenter with work on paper could not send their prep at all.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    link_block = next(b for b in view["blocks"] if b.get("block_id") == "link")  # type: ignore[union-attr]
+    assert link_block.get("optional") is True
+    statement = "Graph the fruit survey and label the axes."
+    status, body = bot.post(
+        view_submission(view, PRESENTER, dialog_values(statement=statement, link=""))
+    )
+    assert status == 200 and parsed_body(body) == {}
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2 and len(_dm(bot, FACILITATOR)) == 1)
+    told = message_text(_dm(bot, PRESENTER)[1])
+    assert "you're ready" in told and "share it in step 1's thread when the session starts" in told
+    note = message_text(_dm(bot, FACILITATOR)[0])
+    assert "is ready" in note and "<|" not in note and "they'll share it in step 1's thread" in note
+    assert "prep in" in message_text(bot.command("status"))
+
+    bot.runtime.engine.begin(1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    step1 = message_text(bot.step_posts()[0])
+    assert statement in step1 and "The student work" not in step1
+    assert f"<@{PRESENTER}>, please share the work in this thread" in step1
+    bot.command("end")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 3)
+    notes = message_text(_dm(bot, PRESENTER)[2])
+    assert statement in notes and "The student work" not in notes and "<|" not in notes

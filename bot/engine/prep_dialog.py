@@ -88,12 +88,11 @@ def validate(sub: Submission, kind: str) -> dict[str, str]:
         errors["statement"] = "statement_missing"
     elif len(sub.statement.strip()) > STATEMENT_LIMIT:
         errors["statement"] = "statement_long"
+    # The link is optional (PRODUCT 3.2 asks for the reason, the statement and the
+    # confirmation): work on paper is shared in step 1's thread instead.
     parts = urlsplit(sub.link) if sub.link else None
-    if not sub.link:
-        errors["link"] = "link_missing"
-    elif (
-        parts is None
-        or parts.scheme not in ("http", "https")
+    if parts is not None and (
+        parts.scheme not in ("http", "https")
         or not parts.netloc
         or re.search(r"\s", sub.link)
         or len(sub.link) > LINK_LIMIT
