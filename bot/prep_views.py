@@ -77,9 +77,11 @@ def dialog_view(
     library: dict[str, Protocol],
     reason: str | None = None,
     viewer: str | None = None,
+    from_home: bool = False,
 ) -> dict[str, Any]:
     """The prep dialog, filled in with what the presenter sent before (if anything); `viewer`,
-    who opened it: the presenter, or the facilitator filling it in for them."""
+    who opened it: the presenter, or the facilitator filling it in for them; `from_home`:
+    opened from App Home, which is published again once the prep is saved."""
     state = session.prep or {}
     kind = kind_of(protocol)
     if reason not in REASONS[kind]:
@@ -146,7 +148,9 @@ def dialog_view(
         title=w["title"],
         submit=w["submit"],
         close=w["close"],
-        private_metadata=json.dumps({"session_id": session.id}),
+        private_metadata=json.dumps(
+            {"session_id": session.id, **({"home": True} if from_home else {})}
+        ),
         blocks=blocks,
     ).to_dict()
 
@@ -179,12 +183,29 @@ def error_messages(
     return {block: str(errors[code]).strip() for block, code in codes.items()}
 
 
-def session_id_of(view: dict[str, Any]) -> int | None:
+def notice_view(template: str, **context: Any) -> dict[str, Any]:
+    """A refusal shown in a small dialog, where a button (on App Home) has no reply under it."""
+    w = yaml.safe_load(render_text("prep/notice.yaml.j2"))
+    message = render_message(template, **context)
+    return View(type="modal", title=w["title"], close=w["close"], blocks=message.blocks).to_dict()
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     try:
-        value = json.loads(view.get("private_metadata") or "{}").get("session_id")
-    except (ValueError, AttributeError):
-        return None
+        loaded = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def session_id_of(view: dict[str, Any]) -> int | None:
+    value = _metadata(view).get("session_id")
     return value if isinstance(value, int) else None
+
+
+def from_home(view: dict[str, Any]) -> bool:
+    """Whether the dialog was opened from App Home (see dialog_view)."""
+    return _metadata(view).get("home") is True
 
 
 def _value(values: dict[str, Any], block: str, action: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.store.models import InboxEvent, OutboxMessage, ProtocolSession
 from tests.fakes.signing import interaction_body
 from tests.harness import FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
+from tests.prep_world import dialog_values, view_submission
 
 
 def _open_home(bot: Bot, user: str, team: str = TEAM) -> str:
@@ -151,3 +152,73 @@ def test_who_booked_a_session_for_another_facilitator_sees_it_coming_up(bot: Bot
     booked = _open_home(bot, FACILITATOR)
     assert "#1 ATLAS" in booked and "you scheduled it" in booked
     assert "`/protocol cancel 1`" in booked
+
+
+def _press_on_home(bot: Bot, action_id: str, value: str, user: str) -> None:
+    """A button on the Home tab, as Slack sends it: from a view, with no response_url."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "team_id": TEAM},
+        "team": {"id": TEAM},
+        "api_app_id": "A_APP",
+        "trigger_id": uuid.uuid4().hex,
+        "container": {"type": "view", "view_id": "VHOME"},
+        "view": {"id": "VHOME", "type": "home", "blocks": []},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "value": value,
+                "block_id": "b",
+                "action_ts": "1.0",
+            }
+        ],
+    }
+    assert bot.post(interaction_body(payload))[0] == 200
+
+
+def _buttons(home: str) -> list[tuple[str, str, str]]:
+    return [
+        (e["action_id"], e.get("value", ""), e["text"]["text"])
+        for block in json.loads(home)
+        if block["type"] == "actions"
+        for e in block["elements"]
+    ]
+
+
+def test_the_presenter_gets_ready_from_home(bot: Bot) -> None:
+    # Home listed the session "you present" with no way to open the prep dialog: only the
+    # reminder DM had the Get ready button.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    home = _open_home(bot, PRESENTER)
+    assert _buttons(home) == [("prep_open", "1", "Get ready")]
+    assert "your prep isn't in yet" in home
+    assert _buttons(_open_home(bot, FACILITATOR)) == []
+
+    opened = len(bot.standin.calls_to("views.open"))
+    _press_on_home(bot, "prep_open", "1", PRESENTER)
+    bot.wait_until(lambda: len(bot.standin.calls_to("views.open")) > opened)
+    view = bot.standin.calls_to("views.open")[-1].response["view"]
+    assert isinstance(view, dict) and view["callback_id"] == "presenter_prep"
+    published = len(bot.standin.calls_to("views.publish"))
+    status, body = bot.post(view_submission(view, PRESENTER, dialog_values()))
+    assert status == 200 and not body.strip()
+    # Home shows the prep is in, at once, and lets them change it.
+    bot.wait_until(lambda: len(bot.standin.calls_to("views.publish")) > published)
+    home = json.dumps(bot.standin.calls_to("views.publish")[-1].params["view"]["blocks"])
+    assert "prep in :white_check_mark:" in home
+    assert _buttons(home) == [("prep_open", "1", "Edit my prep")]
+
+    # Pressed on a Home drawn before the session was cancelled: a dialog says why.
+    bot.command("cancel 1")
+    opened = len(bot.standin.calls_to("views.open"))
+    _press_on_home(bot, "prep_open", "1", PRESENTER)
+    bot.wait_until(lambda: len(bot.standin.calls_to("views.open")) > opened)
+    notice = json.dumps(bot.standin.calls_to("views.open")[-1].params["view"])
+    assert "cancelled" in notice
+    bot.wait_until(
+        lambda: (
+            "Nothing scheduled for you"
+            in json.dumps(bot.standin.calls_to("views.publish")[-1].params["view"])
+        )
+    )

@@ -1056,6 +1056,10 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             view = prep_views.dialog_view(session, protocol, LIBRARY, reason)
             View(**view).validate_json()
         View(**prep_views.guidance_view(session, protocol, LIBRARY)).validate_json()
+        notice = prep_views.notice_view(
+            "prep/refusals/prep_closed.j2", session=session, protocol=protocol
+        )
+        View(**notice).validate_json()
         said.append(render_message(f"prep/guidance_{kind}.j2", protocol=protocol))
         texts += prep_views.error_messages({"statement": "statement_long"}, None, None, LIBRARY)
         texts += prep_views.error_messages(

@@ -13,6 +13,7 @@ from bot import prep_views
 from bot.blocks import render_message
 from bot.engine import prep_dialog
 from bot.engine.errors import Refusal, Reply
+from bot.engine.home import publish_home
 from bot.listeners.commands import DIALOG_SECONDS
 from bot.listeners.people import actor_from_action, installed_team
 from bot.profiles import impatient
@@ -39,6 +40,15 @@ def _say(respond: Respond, reply: Reply) -> None:
     )
 
 
+def _on_home(body: dict[str, Any]) -> bool:
+    """Pressed on App Home: no response_url to answer under, and a Home to bring up to date."""
+    return (body.get("view") or {}).get("type") == "home"
+
+
+def _enterprise(body: dict[str, Any]) -> str:
+    return str((body.get("enterprise") or {}).get("id") or "")
+
+
 def register(app: App, runtime: Runtime) -> None:
     engine = runtime.engine
 
@@ -47,25 +57,32 @@ def register(app: App, runtime: Runtime) -> None:
     def open_modal(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
         action = body["actions"][0]
+        team, user, on_home = installed_team(body), body["user"]["id"], _on_home(body)
         try:
-            session = prep_dialog.opening(
-                engine, installed_team(body), body["user"]["id"], _number(action.get("value"))
-            )
+            session = prep_dialog.opening(engine, team, user, _number(action.get("value")))
         except Refusal as refusal:
-            _say(respond, refusal.reply)
-            return
-        # The trigger_id expires in 3 seconds, so the modal opens here rather than via the outbox.
-        protocol = engine.library[session.protocol_id]
-        if action["action_id"] == "prep_open":
-            viewer = body["user"]["id"]
-            view = prep_views.dialog_view(session, protocol, engine.library, viewer=viewer)
+            if not on_home:
+                _say(respond, refusal.reply)
+                return
+            # The session moved on since Home was drawn: say why, and draw it again.
+            reply = refusal.reply
+            view = prep_views.notice_view(reply.template, **reply.context)
+            publish_home(engine, team, _enterprise(body), user)
         else:
-            view = prep_views.guidance_view(session, protocol, engine.library)
+            # The trigger_id expires in 3 seconds, so the modal opens here, not via the outbox.
+            protocol = engine.library[session.protocol_id]
+            if action["action_id"] == "prep_open":
+                view = prep_views.dialog_view(
+                    session, protocol, engine.library, viewer=user, from_home=on_home
+                )
+            else:
+                view = prep_views.guidance_view(session, protocol, engine.library)
         try:
             impatient(client, DIALOG_SECONDS).views_open(trigger_id=body["trigger_id"], view=view)
         except (SlackApiError, OSError) as error:
             log.warning("views.open for prep failed: %s", _why(error))
-            _say(respond, Reply("prep/refusals/dialog_failed.j2"))
+            if not on_home:
+                _say(respond, Reply("prep/refusals/dialog_failed.j2"))
 
     @app.action(prep_views.REASON_ACTION)
     def reason_picked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -84,7 +101,12 @@ def register(app: App, runtime: Runtime) -> None:
             return
         protocol = engine.library[session.protocol_id]
         updated = prep_views.dialog_view(
-            session, protocol, engine.library, reason, viewer=body["user"]["id"]
+            session,
+            protocol,
+            engine.library,
+            reason,
+            viewer=body["user"]["id"],
+            from_home=prep_views.from_home(view),
         )
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
 
@@ -112,6 +134,8 @@ def register(app: App, runtime: Runtime) -> None:
         )
         if not codes:
             ack()
+            if prep_views.from_home(view):
+                publish_home(engine, installed_team(body), _enterprise(body), body["user"]["id"])
             return
         session = prep_dialog.load(engine, session_id)
         protocol = engine.library.get(session.protocol_id) if session else None
