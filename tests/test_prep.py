@@ -1321,3 +1321,18 @@ def test_e2e_prep_without_a_link_is_kept_and_step_1_asks_for_the_work(bot: Bot) 
     bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 3)
     notes = message_text(_dm(bot, PRESENTER)[2])
     assert statement in notes and "The student work" not in notes and "<|" not in notes
+
+
+def test_the_first_prep_note_says_who_scheduled_the_session(world: World) -> None:
+    # "Hi @maria! You're presenting at ATLAS..." with no word of who had put her down for it.
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    first = _texts(world, PRE)[0]
+    assert f"<@{FAC}> has scheduled you to present at *ATLAS" in first
+    # Booked for another facilitator: both are named.
+    world.command(f"start atlas <@{PRE}> in 3d facilitator <@U_T1>")
+    assert f"<@{FAC}> has scheduled you to present" in _texts(world, PRE)[1]
+    assert "with <@U_T1> facilitating" in _texts(world, PRE)[1]
+    # Scheduling oneself: nobody else to name.
+    world.command(f"start atlas <@{PRE}> in 4d", user=PRE)
+    own = _texts(world, PRE)[2]
+    assert "You're presenting at" in own and "has scheduled" not in own
