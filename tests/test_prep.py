@@ -20,7 +20,7 @@ from bot.blocks import render_message
 from bot.engine import prep, prep_dialog
 from bot.engine.core import Actor
 from bot.engine.prep_dialog import Submission
-from bot.prep_views import guidance_view
+from bot.prep_views import dialog_view, guidance_view
 from bot.profiles import Person
 from bot.protocols import BUILTIN_DIR
 from bot.scheduling import Scheduler
@@ -1336,3 +1336,36 @@ def test_the_first_prep_note_says_who_scheduled_the_session(world: World) -> Non
     world.command(f"start atlas <@{PRE}> in 4d", user=PRE)
     own = _texts(world, PRE)[2]
     assert "You're presenting at" in own and "has scheduled" not in own
+
+
+def test_a_facilitator_who_presents_or_fills_in_the_prep_is_offered_the_switch(
+    world: World,
+) -> None:
+    # A facilitator presenting themselves was told "I've let <@them> know; they can switch", and
+    # one filling in the prep for the presenter was told nothing: neither got a switch button.
+    world.command(f"start atlas <@{FAC}> at thu 15:00")
+    own = world.session().id
+    dilemma = Submission("dilemma", "Plan a debate.", "", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", FAC, own, dilemma) == {}
+    (note,) = [r for r in world.dms(FAC) if r.ref == f"prep:{own}:submitted"]
+    assert f"I've let <@{FAC}> know" not in message_text(note.payload)
+    assert "You facilitate too: switch before the start" in message_text(note.payload)
+    assert action_ids(note.payload) == ["prep_switch", "prep_open"]
+
+    world.command(f"start atlas <@{PRE}> in 3d")
+    theirs = world.session().id
+    assert prep_dialog.submit(world.engine, "T_TEAM", FAC, theirs, dilemma) == {}
+    assert world.dm_refs(FAC)[-1] == f"prep:{theirs}:submitted_facilitator"
+    assert action_ids(world.dms(FAC)[-1].payload) == ["prep_switch"]
+    assert action_ids(world.dms(PRE)[-1].payload) == ["prep_open"]
+    # Prep the facilitator fills in that suits the protocol tells them nothing they knew.
+    fitting = Submission("wondering", "Plan a debate.", "", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", FAC, theirs, fitting) == {}
+    assert world.dm_refs(FAC)[-1] == f"prep:{theirs}:submitted_facilitator"
+    assert len(world.dms(FAC)) == 3
+    # The dialog the facilitator opens says who can switch: they can.
+    session = world.session(theirs)
+    view = dialog_view(session, world.engine.library["atlas"], world.engine.library, "dilemma", FAC)
+    assert "Save, and you can switch before the start." in message_text(view)
+    view = dialog_view(session, world.engine.library["atlas"], world.engine.library, "dilemma", PRE)
+    assert "Save, and your facilitator can switch" in message_text(view)

@@ -167,7 +167,10 @@ def _tell(
         "by": by,
     }
     prep.dm(engine, s, session, session.presenter_id, "prep/submitted.j2", "submitted", **context)
-    if session.facilitator_id not in (session.presenter_id, by):
+    # The facilitator hears of prep they did not fill in themselves, and of a better protocol
+    # (the note holds the switch buttons) even when they did; presenting, the DM above has them.
+    switch = session.status == "scheduled" and not context["fits"] and context["suggested"]
+    if session.facilitator_id != session.presenter_id and (session.facilitator_id != by or switch):
         prep.dm(
             engine,
             s,
