@@ -1369,3 +1369,16 @@ def test_a_facilitator_who_presents_or_fills_in_the_prep_is_offered_the_switch(
     assert "Save, and you can switch before the start." in message_text(view)
     view = dialog_view(session, world.engine.library["atlas"], world.engine.library, "dilemma", PRE)
     assert "Save, and your facilitator can switch" in message_text(view)
+
+
+def test_status_says_nothing_of_prep_a_protocol_never_asks_for(world: World) -> None:
+    # An operator's protocol with no presenter prep sends no reminder and has no dialog, yet
+    # `/protocol status` listed its session with "prep not in yet".
+    open_floor = dataclasses.replace(world.engine.library["consultancy"], id="open-floor")
+    world.engine.library["open-floor"] = dataclasses.replace(open_floor, presenter_prep=None)
+    world.command(f"start open-floor <@{PRE}> at thu 15:00")
+    assert world.dms(PRE) == []
+    status = world.command("status")
+    assert "presenter <@U_PRE>" in status and "prep" not in status.split("presenter <@U_PRE>")[1]
+    world.command(f"start atlas <@{PRE}> in 4d")
+    assert "prep not in yet" in world.command("status")
