@@ -1382,3 +1382,16 @@ def test_status_says_nothing_of_prep_a_protocol_never_asks_for(world: World) -> 
     assert "presenter <@U_PRE>" in status and "prep" not in status.split("presenter <@U_PRE>")[1]
     world.command(f"start atlas <@{PRE}> in 4d")
     assert "prep not in yet" in world.command("status")
+
+
+def test_the_dialog_opened_before_the_statements_step_reads_well_without_a_link(
+    world: World,
+) -> None:
+    # Opened in the conference's step 1 it said "Your link goes into step 1's thread at once",
+    # as if the presenter had to give one.
+    world.command(f"start collaborative-assessment <@{PRE}> step 1h")
+    session = world.session()
+    protocol = world.engine.library["collaborative-assessment"]
+    intro = message_text(dialog_view(session, protocol, world.engine.library, viewer=PRE))
+    assert "Your link goes" not in intro
+    assert "a link to the work, if you add one, goes into step 1's thread at once" in intro
