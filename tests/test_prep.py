@@ -1395,3 +1395,21 @@ def test_the_dialog_opened_before_the_statements_step_reads_well_without_a_link(
     intro = message_text(dialog_view(session, protocol, world.engine.library, viewer=PRE))
     assert "Your link goes" not in intro
     assert "a link to the work, if you add one, goes into step 1's thread at once" in intro
+
+
+def test_a_presenter_asked_to_pick_the_reason_again_is_not_told_their_prep_is_in(
+    world: World,
+) -> None:
+    # After a switch to the equity ATLAS dropped the reason ("please pick your reason again"),
+    # the lead-time reminder said "Your prep is in, so there's nothing more to do".
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    revise = Submission("revise", "Plan a debate.", "", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, revise) == {}
+    prep_dialog.switch(world.engine, Actor("T_TEAM", FAC, "D_FAC"), sid, "atlas-equity")
+    world.clock.set(THU_15_LA - timedelta(hours=24))
+    world.due(sid, prep.REMIND)
+    assert world.dm_refs(PRE)[-1] == f"prep:{sid}:remind"
+    reminder = world.dms(PRE)[-1].payload
+    assert "nothing more to do" not in message_text(reminder)
+    assert action_ids(reminder) == ["prep_open", "prep_guidance"]

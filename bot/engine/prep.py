@@ -59,7 +59,9 @@ def local_label(at: datetime, tz: str) -> str:
 
 
 def is_ready(session: ProtocolSession) -> bool:
-    return bool((session.prep or {}).get("submitted_at")) and bool(session.statement)
+    """Sent, with a reason: a switch to the other kind of prep drops the reason picked."""
+    state = session.prep or {}
+    return bool(state.get("submitted_at") and state.get("reason")) and bool(session.statement)
 
 
 def install(engine: Engine) -> None:
