@@ -1413,3 +1413,17 @@ def test_a_presenter_asked_to_pick_the_reason_again_is_not_told_their_prep_is_in
     reminder = world.dms(PRE)[-1].payload
     assert "nothing more to do" not in message_text(reminder)
     assert action_ids(reminder) == ["prep_open", "prep_guidance"]
+
+
+def test_a_statement_of_invisible_characters_alone_is_asked_for_again(world: World) -> None:
+    # Zero-width spaces pasted from a document were kept as the statement: step 1 opened with
+    # an empty quote under "The assignment, in the presenter's words".
+    world.command(f"start atlas <@{PRE}> at thu 15:00")
+    sid = world.session().id
+    blank = Submission("wondering", "\u200b \u200d\u2060\n\ufeff", "", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, blank) == {
+        "statement": "statement_missing"
+    }
+    assert world.session(sid).statement is None
+    shown = Submission("wondering", "\u200bGraph the fruit survey.", "", True)
+    assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, shown) == {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -79,12 +80,18 @@ def clean_link(text: str) -> str:
     return link
 
 
+def _shows_nothing(text: str) -> bool:
+    """Blank to a reader: white space and invisible format characters (zero-width spaces,
+    joiners, direction marks) alone, which step 1 would show as an empty quote."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
+
+
 def validate(sub: Submission, kind: str) -> dict[str, str]:
     """Problems by the block they belong to, as codes the dialog's words explain."""
     errors: dict[str, str] = {}
     if sub.reason not in REASONS[kind]:
         errors["reason"] = "reason_missing"
-    if not sub.statement.strip():
+    if _shows_nothing(sub.statement):
         errors["statement"] = "statement_missing"
     elif len(sub.statement.strip()) > STATEMENT_LIMIT:
         errors["statement"] = "statement_long"
