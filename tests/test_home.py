@@ -222,3 +222,20 @@ def test_the_presenter_gets_ready_from_home(bot: Bot) -> None:
             in json.dumps(bot.standin.calls_to("views.publish")[-1].params["view"])
         )
     )
+
+
+def test_a_full_home_stays_within_slacks_blocks_for_a_view(bot: Bot) -> None:
+    # The most Home shows: ten sessions of each kind with more of each, the upcoming ones the
+    # presenter's with their Get ready buttons. Slack refuses a view of more than 100 blocks.
+    for _ in range(11):
+        bot.command(f"start atlas <@{PRESENTER}> step 1h")
+        bot.command("end")
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    for days in range(1, 15):
+        answer = bot.command(f"start atlas <@{PRESENTER}> in {days}d")
+        assert "#" in answer["text"], answer
+    bot.settle()
+    home = _open_home(bot, PRESENTER)
+    call = bot.standin.calls_to("views.publish")[-1]
+    assert call.response.get("ok"), call.response
+    assert home.count("more after these") >= 1
