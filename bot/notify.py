@@ -14,7 +14,15 @@ link leaves the row for the clock's sweep.
 
 The clock holds a PostgreSQL advisory lock on that same connection while it runs, so a second clock
 started by mistake stands by instead of running every timer twice; the lock goes with the
-connection when a clock dies, and the standby takes over. On SQLite there is nothing to tell,
+connection when a clock dies, and the standby takes over. A clock that is alive beats: its link
+runs a trivial statement on that connection every BEAT_SECONDS, which PostgreSQL shows as the
+connection's `state_change` in pg_stat_activity (nothing written). A clock frozen (SIGSTOP, a
+paused VM, a hung process) keeps its connection and lock but stops beating: web processes say so
+(ClockWatch), and a standby that hears no beat for TAKE_OVER_SECONDS ends every connection of the
+frozen clock (each one names it in `application_name`), which frees its lock and its row locks,
+and takes over. The frozen clock, when it wakes, posts nothing until a beat gets through again
+(`current`): its link finds the lock gone, and the process exits at once, writing nothing. On
+SQLite there is nothing to tell,
 but the same holds: the process that runs the timers (by default the one process) holds an OS
 lock on a file beside the database (`ClockFile`), and a second one started on that file by
 mistake stands by rather than posting every step and note a second time.
@@ -25,11 +33,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,8 +179,57 @@ CLIENT_KEEPALIVES: dict[str, Any] = {
 }
 
 
+# The clock's beat (see the module's docstring). A standby takes over from a clock silent for
+# TAKE_OVER_SECONDS: long past any pause of a live one (a slow round, a garbage collection), short
+# enough that steps are only that late. A web process says the clock is stalled sooner. A clock
+# posts nothing once LEASE_SECONDS have passed since its last beat got through, until one does:
+# by then it may have been frozen, and a standby may have taken its place.
+BEAT_SECONDS = 2.0
+LEASE_SECONDS = 10.0
+STALLED_SECONDS = 15.0
+TAKE_OVER_SECONDS = 30.0
+# What every connection of a process that runs the timers calls itself, followed by which one.
+CLOCK_NAME = "protocolbot-clock"
+
+
+def clock_name() -> str:
+    """This process's name among clocks: its connections carry it (application_name), so a
+    standby taking over from it ends them all. Within PostgreSQL's 63 characters."""
+    return f"{CLOCK_NAME}:{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def elapsed() -> float:
+    """Seconds on a clock that goes on while the machine sleeps (a suspended laptop or VM), so
+    a clock waking from one knows how long it was gone."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
+
+
+# The session holding the clock lock on this database: its pid, its name and the seconds since
+# it last ran a statement (0 while one runs, or when this role may not see it: never stalled).
+# pg_locks shows a bigint advisory key as its two halves, objsubid 1. Read-only.
+CLOCK_HOLDER = (
+    "SELECT a.pid, a.application_name,"
+    " CASE WHEN a.state IS NULL OR a.state = 'active' OR a.state_change IS NULL THEN 0"
+    " ELSE EXTRACT(EPOCH FROM clock_timestamp() - a.state_change) END"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted"
+    " AND l.classid = %(high)s AND l.objid = %(low)s AND l.objsubid = 1"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+CLOCK_KEY = {"high": CLOCK_LOCK >> 32, "low": CLOCK_LOCK & 0xFFFFFFFF}
+# Every connection of a clock: the one holding the lock, and the others of its process (by its
+# name), which may hold row locks the new clock would wait on.
+END_CLOCK = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    " AND (pid = %(pid)s OR (%(name)s LIKE %(prefix)s AND application_name = %(name)s))"
+)
+
+
 class ClockLink:
-    """The clock's end: be the only clock, LISTEN, and pass each notification on."""
+    """The clock's end: be the only clock, LISTEN, beat, and pass each notification on."""
 
     def __init__(
         self,
@@ -181,11 +240,26 @@ class ClockLink:
         on_inbox: Callable[[list[NamedEvent]], None] | None = None,
         on_lost: Callable[[], None] | None = None,
         poll_seconds: float = 0.5,
+        name: str = "",
+        beat_seconds: float | None = None,
+        lease_seconds: float | None = None,
+        take_over_after: float | None = None,
+        clock: Callable[[], float] = elapsed,
     ) -> None:
         self.conninfo = libpq_url(database_url)
         self.on_deadline, self.on_outbox, self.on_inbox = on_deadline, on_outbox, on_inbox
-        self.on_lost = on_lost or _shut_down
+        self.on_lost = on_lost or _deposed
         self.poll_seconds = poll_seconds
+        self.name = name or clock_name()
+        # The module's figures unless given, read now (a test's child process shortens them).
+        self.beat_seconds = BEAT_SECONDS if beat_seconds is None else beat_seconds
+        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
+        self.take_over_after = TAKE_OVER_SECONDS if take_over_after is None else take_over_after
+        self.clock = clock
+        self._beat_at = -float("inf")  # when a beat last got through (self.clock)
+        self._looked_at = -float("inf")  # when a standby last looked at the holder's beat
+        self._lost = False  # another clock runs: this one must do nothing more
+        self._current = threading.Condition()
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._held = False  # this connection holds the clock lock
         self._stop = threading.Event()
@@ -213,17 +287,60 @@ class ClockLink:
         if self._conn is None or self._conn.closed:
             timeout = connect_timeout(self.conninfo)
             self._conn = psycopg.connect(
-                self.conninfo, autocommit=True, **CLIENT_KEEPALIVES, **timeout
+                self.conninfo,
+                autocommit=True,
+                application_name=self.name,
+                **CLIENT_KEEPALIVES,
+                **timeout,
             )
             for name, seconds in SERVER_KEEPALIVES.items():
                 self._conn.execute(f"SET {name} = {seconds}")
             self._held = False
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CLOCK_LOCK,)).fetchone()
         if not (row and row[0]):
+            self._take_over_if_stalled(self._conn)
             return False
         self._conn.execute(f"LISTEN {CHANNEL}")
         self._held = True
+        self._beaten()
         return True
+
+    def _take_over_if_stalled(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Standing by: when the clock holding the lock has not beaten for `take_over_after`
+        seconds, end its connections (its lock goes with them; the next try takes it)."""
+        now = self.clock()
+        if now - self._looked_at < self.beat_seconds:
+            return
+        self._looked_at = now
+        holder = conn.execute(CLOCK_HOLDER, CLOCK_KEY).fetchone()
+        if holder is None or (silent := _seconds(holder[2])) < self.take_over_after:
+            return
+        pid, name = holder[0], holder[1]
+        log.warning(
+            "the running clock has not beaten for %d s (stopped, frozen or hung): ending its "
+            "connections and taking over",
+            int(silent),
+        )
+        conn.execute(END_CLOCK, {"pid": pid, "name": name or "", "prefix": f"{CLOCK_NAME}:%"})
+
+    def _beaten(self) -> None:
+        with self._current:
+            self._beat_at = self.clock()
+            self._current.notify_all()
+
+    def current(self, timeout: float = 30.0) -> bool:
+        """Whether this clock may post: a beat got through within `lease_seconds`, or does
+        within `timeout`. Not once another clock has taken over (the process is stopping)."""
+        deadline = self.clock() + timeout
+        with self._current:
+            while not self._lost:
+                now = self.clock()
+                if now - self._beat_at < self.lease_seconds:
+                    return True
+                if now >= deadline:
+                    return False
+                self._current.wait(min(deadline - now, self.poll_seconds))
+            return False
 
     @property
     def held(self) -> bool:
@@ -257,6 +374,9 @@ class ClockLink:
             try:
                 for note in conn.notifies(timeout=self.poll_seconds):
                     self._dispatch(note.payload)
+                if self.clock() - self._beat_at >= self.beat_seconds:
+                    conn.execute("SELECT 1")  # the beat: seen as this connection's state_change
+                    self._beaten()
             except psycopg.Error as exc:
                 log.warning("lost the database link (%s); reconnecting", type(exc).__name__)
                 conn.close()
@@ -274,8 +394,15 @@ class ClockLink:
             return
         self._outage.ok()
         if not held:
-            # Another clock took over while the link was down: two must never run at once.
-            log.error("another clock took over while the database link was down: stopping")
+            # Another clock took over while the link was down, or while this one was frozen:
+            # two must never run at once.
+            log.error(
+                "another clock took over while the database link was down or this clock was "
+                "stopped: exiting"
+            )
+            with self._current:
+                self._lost = True
+                self._current.notify_all()
             self._stop.set()
             self.on_lost()
             return
@@ -292,13 +419,6 @@ class ClockLink:
             self.on_inbox(parse_inbox(payload))
 
 
-# Whether any session on this database holds the clock lock: pg_locks shows a bigint advisory
-# key as its two halves, objsubid 1. Read-only, so a clock starting meanwhile is never held up.
-CLOCK_HELD = text(
-    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    " AND classid = :high AND objid = :low AND objsubid = 1"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
-)
 CLOCK_CHECK_SECONDS = 5.0
 # How long no clock must be seen, look after look, before it is said to be missing: longer than
 # a clock's restart (a deploy, a database restart that drops its lock for a second or two).
@@ -311,7 +431,8 @@ class ClockWatch(Every):
     own (never per request); missing at every look for `missed_after` seconds, it is said once
     in the log and shown by /healthz until a clock runs again. A clock restarting (a deploy) is
     back sooner, and a miss or two apart (a web process started before the clock, then a
-    database restart) is no clock missing."""
+    database restart) is no clock missing. A clock that holds its lock and has not beaten for
+    `stalled_after` seconds (frozen, hung) is no clock running either: `stalled` says which."""
 
     def __init__(
         self,
@@ -319,12 +440,15 @@ class ClockWatch(Every):
         every: float = CLOCK_CHECK_SECONDS,
         missed_after: float = CLOCK_MISSED_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        stalled_after: float = STALLED_SECONDS,
     ) -> None:
         super().__init__("clock-watch", every, at_once=True)
         self.db = db
         self.missed_after = missed_after
+        self.stalled_after = stalled_after
         self.clock = clock
         self.missing = False
+        self.stalled = False  # the last look found a clock holding the lock without beating
         self._missed_since: float | None = None  # the first look of those that found none
 
     def tick(self) -> None:
@@ -346,17 +470,27 @@ class ClockWatch(Every):
             self._missed_since = now
         if not self.missing and now - self._missed_since >= self.missed_after:
             self.missing = True
-            log.warning(
-                "no clock is running on this database: no step moves on and nothing is "
-                "posted until one does: start `protocolbot clock`"
-            )
+            if self.stalled:
+                log.warning(
+                    "the clock on this database has stopped beating (frozen or hung): no "
+                    "step moves on and nothing is posted until a standby clock takes over "
+                    "or it is restarted"
+                )
+            else:
+                log.warning(
+                    "no clock is running on this database: no step moves on and nothing is "
+                    "posted until one does: start `protocolbot clock`"
+                )
 
     def _running(self) -> bool:
         if not self.db.is_postgres:  # SQLite: the clock's lock on its file
-            return ClockFile(self.db.url).running()
-        with self.db.engine.connect() as conn:
-            key = {"high": CLOCK_LOCK >> 32, "low": CLOCK_LOCK & 0xFFFFFFFF}
-            return bool(conn.execute(CLOCK_HELD, key).scalar())
+            silent = ClockFile(self.db.url).silent()
+        else:
+            with self.db.engine.connect() as conn:
+                holder = conn.exec_driver_sql(CLOCK_HOLDER, CLOCK_KEY).first()
+            silent = None if holder is None else _seconds(holder[2])
+        self.stalled = silent is not None and silent >= self.stalled_after
+        return silent is not None and not self.stalled
 
 
 def _stand_by(
@@ -437,19 +571,33 @@ class ClockFile:
         """Whether a clock holds the lock, asked by a web process: a shared lock is refused
         while one does, and is let go at once (a clock starting that instant takes the lock at
         its next try)."""
+        return self.silent() is not None
+
+    def silent(self) -> float | None:
+        """Seconds since the clock holding the lock last beat (stamped the file); None when
+        none holds it."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            return False  # no clock has run on this database
+            return None  # no clock has run on this database
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
+            return max(0.0, time.time() - os.fstat(fd).st_mtime)
         finally:
             os.close(fd)  # and with it the shared lock, if taken
-        return False
+        return None
 
 
-def _shut_down() -> None:
-    """This process is no longer the clock: stop it gracefully (its supervisor restarts it)."""
-    os.kill(os.getpid(), signal.SIGTERM)
+def _seconds(value: object) -> float:
+    """A number of seconds PostgreSQL gave (numeric: a Decimal), or 0 for none."""
+    return float(value) if isinstance(value, int | float | Decimal) else 0.0
+
+
+def _deposed() -> None:
+    """This process is no longer the clock: another one owns the timers, the outbox and what
+    this one had under way (its posts in flight are looked for before they are sent again).
+    A graceful stop would write back what its threads were doing: it exits at once, writing
+    nothing, and its supervisor starts it again as a standby."""
+    logging.shutdown()
+    os._exit(1)

@@ -25,7 +25,7 @@ from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
 from bot.foreground import Foreground
 from bot.inbox import Inbox
 from bot.logs import DATABASE
-from bot.notify import ClockFile, ClockLink, ClockWatch, Notifier, NotifyTimers
+from bot.notify import ClockFile, ClockLink, ClockWatch, Notifier, NotifyTimers, clock_name
 from bot.oauth import Installations
 from bot.one_workspace import OneWorkspace
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
@@ -92,7 +92,10 @@ class Runtime:
         than one clock handles: each such web process handles what it stores)."""
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = database or Database(settings.database_url)
+        # A process with the timers names its connections, so that a standby taking over from
+        # it, were it to freeze, ends them all (bot/notify.py).
+        self.clock_name = clock_name() if with_scheduler else ""
+        self.db = database or Database(settings.database_url, application_name=self.clock_name)
         dirs: list[Path] = [BUILTIN_DIR]
         if settings.protocols_dir:
             dirs.append(settings.protocols_dir)
@@ -305,12 +308,16 @@ class Runtime:
                 self.scheduler.request_reconcile,
                 self.sender.wake,
                 on_inbox=self.inbox.take,
+                name=self.clock_name,
             )
             instead = SERVE_BESIDE_THE_CLOCK if serving else ""
             if not self.link.acquire(stopping, instead=instead).held:
                 self.link.stop()
                 self.link = None
                 return self
+            # Nothing is posted unless this clock's beat gets through: frozen long enough, it
+            # may have been replaced.
+            self.sender.current = self.link.current
         elif self.scheduler is not None and self.db.separate_inbox:
             # SQLite: one process runs the timers and the sender on a database file (one in
             # memory is the process's own).

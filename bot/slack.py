@@ -594,6 +594,9 @@ class OutboxSender:
         self._apart_failed = False  # this round's outcomes met the outage (see _record_apart)
         # Slack out of reach: likewise, not a line for every try of every row.
         self._slack_outage = Outage(log, "posting to Slack")
+        # Whether this process may still post, asked before each call: on PostgreSQL, that
+        # the clock's beat gets through (ClockLink.current), or a standby may have taken over.
+        self.current: Callable[[], bool] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> OutboxSender:
@@ -1074,6 +1077,8 @@ class OutboxSender:
         if method in PACED_METHODS:
             while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
                 time.sleep(wait)
+        if self.current is not None and not self.current():
+            return _release(claim)  # not tried: another clock may own it now
         try:
             if method == "chat.postMessage":
                 payload["channel"] = self._channel_for(client, team_id, payload["channel"])

@@ -54,6 +54,7 @@ def make_engine(
     pre_ping: bool = True,
     pool_size: int = 10,
     autocommit: bool = False,
+    application_name: str = "",
 ) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -80,7 +81,11 @@ def make_engine(
     # the clock takes a few dozen connections a second (steps and posts go in rounds), not hundreds.
     return create_engine(
         url,
-        connect_args={"options": options, **connect_timeout(url)},
+        connect_args={
+            "options": options,
+            **connect_timeout(url),
+            **({"application_name": application_name} if application_name else {}),
+        },
         pool_size=pool_size,
         max_overflow=20,
         pool_pre_ping=pre_ping,
@@ -180,9 +185,11 @@ def inbox_url(url: str) -> str | None:
 class Database:
     """The engine and a session factory; `with db.session() as s:` commits on success."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, application_name: str = "") -> None:
+        """application_name: what the connections call themselves on PostgreSQL (a clock's
+        name, by which a standby taking over from it finds them all)."""
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, application_name=application_name)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         beside = inbox_url(url)
         self.inbox_engine = make_engine(beside) if beside else self.engine
