@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock, as_utc
 from bot.engine.errors import NotYet
 from bot.foreground import Foreground
-from bot.logs import Outage
+from bot.logs import Outage, unreachable
 from bot.notify import CHANNEL as NOTIFY_CHANNEL
 from bot.notify import INBOX as INBOX_NOTE
 from bot.notify import NamedEvent
@@ -243,6 +243,10 @@ class Inbox:
         self._lanes = [_Lane(f"inbox{i}", self._from_lane, gather) for i in range(lanes)]
         self._failures: dict[int, int] = {}
         self._outage = Outage(log, "handling stored events")
+        # Events handled so far, and for each event whose last failure was of the outage kind
+        # (see _own_fault) how many had been handled then.
+        self._handled_count = 0
+        self._failed_at: dict[int, int] = {}
         # Events handed to this process's lanes and not yet handled: a sweep leaves them be.
         self._queued: set[int] = set()
         self._queued_lock = threading.Lock()
@@ -451,8 +455,7 @@ class Inbox:
                 log.debug("a lane's batch failed (%s); handling apart", type(exc).__name__)
             self._claim_apart(taken)
             return
-        for stored in handling:
-            self._failures.pop(stored.row_id, None)
+        self._succeeded([stored.row_id for stored in handling])
 
     def _held(self, conn: Connection, taken: list[Stored]) -> dict[int, dict[str, Any]]:
         ids = {"ids": [stored.row_id for stored in taken]}
@@ -505,8 +508,7 @@ class Inbox:
                     self.handler(str(payload.get("team_id") or ""), payload["event"])
         except Exception:
             return [stored for stored in run if self._handle(stored.row_id, stored.loaded)]
-        for stored in run:
-            self._failures.pop(stored.row_id, None)
+        self._succeeded([stored.row_id for stored in run])
         return run
 
     def process(self, row_id: int, payload: dict[str, Any] | None = None) -> None:
@@ -604,19 +606,43 @@ class Inbox:
             log.debug("inbox event %s can't be placed yet; it stays for a later try", row_id)
             return False
         except Exception as exc:
-            if self._outage.failed(exc):
+            if not self._own_fault(row_id, exc) and self._outage.failed(exc):
                 # The database out of reach or its disk full: no fault of the event's, and no
                 # try counted against it (after MAX_TRIES it would wait for the next start).
                 return False
             failures = self._failures[row_id] = self._failures.get(row_id, 0) + 1
             if failures == 1:
                 log.exception("inbox event %s failed; it stays for a later try", row_id)
+            elif failures >= MAX_TRIES:
+                log.warning(
+                    "inbox event %s failed %d times (%s); it waits for the next start",
+                    row_id,
+                    failures,
+                    type(exc).__name__,
+                )
             else:
                 log.warning("inbox event %s failed again (%s)", row_id, type(exc).__name__)
             return False
-        self._failures.pop(row_id, None)
+        self._succeeded([row_id])
         self._outage.ok()
         return True
+
+    def _own_fault(self, row_id: int, exc: Exception) -> bool:
+        """Whether a failure of the outage kind (an OperationalError) is the event's own: a
+        statement the database refuses for this event alone (a row too large for an index, a
+        limit) failed at every sweep for ever, never counted. It is the event's own when
+        other events were handled since its last such failure; in an outage none is."""
+        if unreachable(exc) is None:
+            return False
+        handled, before = self._handled_count, self._failed_at.get(row_id)
+        self._failed_at[row_id] = handled
+        return before is not None and handled != before
+
+    def _succeeded(self, row_ids: list[int]) -> None:
+        self._handled_count += len(row_ids)
+        for row_id in row_ids:
+            self._failures.pop(row_id, None)
+            self._failed_at.pop(row_id, None)
 
     def replay(self) -> int:
         """Handle, in arrival order, what was stored but not handled before a stop."""

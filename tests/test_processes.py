@@ -949,6 +949,59 @@ def test_events_given_up_on_do_not_hide_newer_ones_from_the_sweep(bot: Bot) -> N
     assert bot.recorded() == [sent[2]] and _unhandled(bot) == 2
 
 
+def test_an_event_the_database_refuses_alone_is_given_up_and_an_outage_loses_none(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A statement the database refused for one event alone (an OperationalError, such as a
+    # row too large for an index) was taken for an outage: no try counted, and it was tried
+    # at every sweep for ever, with "cannot reach the database" and "is back" every time.
+    from sqlalchemy.exc import OperationalError
+
+    from bot.inbox import MAX_TRIES
+
+    _started(bot)
+    inbox = bot.runtime.inbox
+    inbox.submit = lambda *args: None  # type: ignore[method-assign]  # dies after each ack
+    handler = inbox.handler
+    tried: list[str] = []
+    down = [True]
+
+    def refusing(team: str, event: dict[str, Any]) -> None:
+        text = str(event.get("text", ""))
+        tried.append(text)
+        if text.startswith("Too big") or down[0]:
+            raise OperationalError("INSERT INTO contributions", None, Exception("too large"))
+        handler(team, event)
+
+    inbox.handler = refusing
+    caplog.set_level(logging.WARNING, logger="bot.inbox")
+
+    def deliver(said: str) -> str:
+        body, ts = _reply_event(bot, said)
+        assert http_post(bot.url, body, signed_headers(body, SECRET))[0] == 200
+        return ts
+
+    # An outage: every event fails, sweep after sweep; none is given up.
+    kept = [deliver("Too big for the index."), deliver("Written in the outage.")]
+    for _ in range(3 * MAX_TRIES):
+        inbox.sweep(older_than=timedelta(0))
+    down[0] = False
+    inbox.sweep(older_than=timedelta(0))
+    assert bot.recorded() == [kept[1]]
+    # It is back, and one event still fails while others go through: given up after MAX_TRIES.
+    for n in range(3 * MAX_TRIES):
+        kept.append(deliver(f"Reply {n}."))
+        inbox.sweep(older_than=timedelta(0))
+    assert tried.count("Too big for the index.") <= 3 * MAX_TRIES + 1 + MAX_TRIES + 1
+    before = tried.count("Too big for the index.")
+    for _ in range(3):
+        inbox.sweep(older_than=timedelta(0))
+    assert tried.count("Too big for the index.") == before, "tried for ever"
+    assert bot.recorded() == kept[1:] and _unhandled(bot) == 1  # kept for the next start
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.inbox"]
+    assert sum("waits for the next start" in line for line in said) == 1, said
+
+
 @needs_postgres
 def test_two_processes_reaching_for_one_event_handle_it_once(bot: Bot) -> None:
     from bot.inbox import Inbox
