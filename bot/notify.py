@@ -308,6 +308,8 @@ class ClockLink:
     def _take_over_if_stalled(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         """Standing by: when the clock holding the lock has not beaten for `take_over_after`
         seconds, end its connections (its lock goes with them; the next try takes it)."""
+        import psycopg.errors
+
         now = self.clock()
         if now - self._looked_at < self.beat_seconds:
             return
@@ -321,19 +323,27 @@ class ClockLink:
             "connections and taking over",
             int(silent),
         )
-        conn.execute(END_CLOCK, {"pid": pid, "name": name or "", "prefix": f"{CLOCK_NAME}:%"})
+        try:
+            conn.execute(END_CLOCK, {"pid": pid, "name": name or "", "prefix": f"{CLOCK_NAME}:%"})
+        except psycopg.errors.InsufficientPrivilege:
+            # Another database role runs it: only its role, a superuser or a member of
+            # pg_signal_backend may end its connections. Said at each look, a few seconds apart.
+            log.error(
+                "cannot end the frozen clock's connections: run every clock as the same "
+                "database role, or grant this one pg_signal_backend"
+            )
 
     def _beaten(self) -> None:
         with self._current:
             self._beat_at = self.clock()
             self._current.notify_all()
 
-    def current(self, timeout: float = 30.0) -> bool:
+    def current(self, timeout: float = 10.0) -> bool:
         """Whether this clock may post: a beat got through within `lease_seconds`, or does
         within `timeout`. Not once another clock has taken over (the process is stopping)."""
         deadline = self.clock() + timeout
         with self._current:
-            while not self._lost:
+            while not self._lost and not self._stop.is_set():
                 now = self.clock()
                 if now - self._beat_at < self.lease_seconds:
                     return True

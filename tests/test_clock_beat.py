@@ -256,3 +256,34 @@ def test_a_frozen_clock_is_replaced_and_posts_nothing_when_it_wakes(
             if proc.proc is not None and proc.proc.poll() is None:
                 proc.proc.send_signal(signal.SIGCONT)
             proc.stop()
+
+
+@needs_postgres
+def test_a_standby_that_may_not_end_the_frozen_clock_says_why(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A standby running as another role, one that may see the clock's beat but not end its
+    # connections: it says what to grant, once a look, and keeps standing by.
+    role = f"standby_{os.getpid()}"
+    admin = Database(database_url)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f"GRANT pg_read_all_stats TO {role}"))
+    frozen = ClockLink(database_url, lambda: None, lambda: None)
+    assert frozen._try_acquire()
+    as_role = database_url.replace("//protocolbot@", f"//{role}@")
+    standby = ClockLink(as_role, lambda: None, lambda: None, take_over_after=0.5)
+    caplog.set_level(logging.ERROR, logger="bot.notify")
+    try:
+        wait_for(lambda: not standby._try_acquire() and caplog.records, 10, "the refusal")
+        assert (
+            caplog.records[0].getMessage().startswith("cannot end the frozen clock's connections")
+        )
+        assert frozen._conn is not None and frozen._conn.execute("SELECT 1").fetchone()
+    finally:
+        standby.stop()
+        frozen.stop()
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
