@@ -540,6 +540,9 @@ class ClockFile:
         # Seconds since the clock before this one last beat (see beat): how long no process
         # ran on this database. 0 for the first one.
         self.stopped_for = 0.0
+        # Beats from a thread of its own, as on PostgreSQL: with the timers' rounds, one long
+        # round (a sweep of many events) looked like a stalled clock to web processes.
+        self._beating = _FileBeat(self)
 
     @property
     def held(self) -> bool:
@@ -563,16 +566,18 @@ class ClockFile:
             self._fd = fd
             self.stopped_for = max(0.0, time.time() - os.fstat(fd).st_mtime)
             self.beat()
+            self._beating.start()
         else:
             os.close(fd)
         return self
 
     def beat(self) -> None:
-        """Stamp the lock file with the time: while the clock runs, every tick of its timers."""
+        """Stamp the lock file with the time: while the clock runs, every BEAT_SECONDS."""
         if self._fd is not None:
             os.utime(self._fd)
 
     def stop(self) -> None:
+        self._beating.stop()
         if self._fd is not None:
             os.close(self._fd)  # and with it the lock: a standby takes over
             self._fd = None
@@ -597,6 +602,18 @@ class ClockFile:
         finally:
             os.close(fd)  # and with it the shared lock, if taken
         return None
+
+
+class _FileBeat(Every):
+    def __init__(self, clock_file: ClockFile) -> None:
+        super().__init__("clock-beat", BEAT_SECONDS)
+        self.clock_file = clock_file
+
+    def tick(self) -> None:
+        try:
+            self.clock_file.beat()
+        except OSError as exc:  # the file gone or its disk full: the next beat tries again
+            log.warning("could not stamp the clock's lock file (%s)", type(exc).__name__)
 
 
 def _seconds(value: object) -> float:

@@ -324,7 +324,6 @@ class Runtime:
             self.clock_file = ClockFile(self.db.url).acquire(stopping)
             if not self.clock_file.held:
                 return self
-            self.scheduler.every_tick.append(self.clock_file.beat)
         if not self.inbox.hand_off:  # a web process leaves what was left to the clock
             replayed = self.inbox.replay()
             if replayed:

@@ -112,6 +112,18 @@ def test_a_clock_file_whose_holder_stopped_beating_is_stalled(tmp_path: Path) ->
         db.dispose()
 
 
+def test_a_sqlite_clock_beats_however_long_its_timers_rounds_take(tmp_path: Path) -> None:
+    # The stamp was the timers' round: one long round (a sweep of many events after a stop,
+    # spaced ten times its CPU) left the file unstamped long enough to look stalled.
+    clock = ClockFile(f"sqlite:///{tmp_path}/bot.sqlite3").acquire()
+    try:
+        stamp = clock.path.stat().st_mtime - 16
+        os.utime(clock.path, (stamp, stamp))
+        wait_for(lambda: clock.path.stat().st_mtime > stamp + 15, 5, "a beat")
+    finally:
+        clock.stop()
+
+
 # -- on PostgreSQL ---------------------------------------------------------------------------------
 @needs_postgres
 def test_a_web_process_says_a_clock_that_stopped_beating_is_missing(
