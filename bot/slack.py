@@ -99,6 +99,8 @@ CLAIM_PER_CHANNEL = 10
 # acks wait: 50 ms took the reply ack p99 from 15.7 to 9.4 ms and the bot's CPU per reply from
 # 6.3 to 5.5 ms.
 GATHER_SECONDS, GATHER_SECONDS_POSTGRES, POLL_SECONDS = 0.02, 0.05, 0.25
+# How long a call waits for the clock's next beat when the last is too old (see current).
+CURRENT_WAIT = 10.0
 # A commit's reactions are made one channel after another on one worker, until they have taken
 # this long (seconds); the channels left then get a worker each.
 SPREAD_AFTER = 0.025
@@ -596,7 +598,8 @@ class OutboxSender:
         self._slack_outage = Outage(log, "posting to Slack")
         # Whether this process may still post, asked before each call: on PostgreSQL, that
         # the clock's beat gets through (ClockLink.current), or a standby may have taken over.
-        self.current: Callable[[], bool] | None = None
+        # Given how long it may wait for the next beat.
+        self.current: Callable[[float], bool] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> OutboxSender:
@@ -730,6 +733,10 @@ class OutboxSender:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.current is not None and not self.current(POLL_SECONDS):
+                # Frozen long enough that a standby may own the outbox now: no row is claimed
+                # or written back until the clock's beat gets through (or it exits).
+                continue
             began = time.monotonic()
             # What wakes the sender from here on (during the round) calls for another round.
             self._wake.clear()
@@ -1077,7 +1084,7 @@ class OutboxSender:
         if method in PACED_METHODS:
             while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
                 time.sleep(wait)
-        if self.current is not None and not self.current():
+        if self.current is not None and not self.current(CURRENT_WAIT):
             return _release(claim)  # not tried: another clock may own it now
         try:
             if method == "chat.postMessage":

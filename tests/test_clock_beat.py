@@ -14,11 +14,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from bot.notify import ClockFile, ClockLink, ClockWatch
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
+from bot.store.models import OutboxMessage
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import PRESENTER, Bot
 from tests.process import run_cli
@@ -76,10 +77,23 @@ def test_a_clock_that_may_not_post_leaves_its_posts_for_later(bot: Bot) -> None:
     # A clock woken from a freeze had its posts claimed before it: it makes no call while its
     # beat has not got through, and the posts go out, once each, when it does.
     allowed = [False]
-    bot.runtime.sender.current = lambda: allowed[0]
+    asked = threading.Event()
+
+    def current(_wait: float) -> bool:
+        asked.set()
+        return allowed[0]
+
+    sender = bot.runtime.sender
+    sender.current = current
+    assert asked.wait(5)  # the sender's rounds ask: none claims a row meanwhile
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     bot.wait_until(bot.runtime.answers.idle)
-    bot.runtime.sender.drain(1.0)
+    for _ in range(2):  # two more rounds, and neither claims a row
+        asked.clear()
+        assert asked.wait(5)
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).where(OutboxMessage.in_flight_at.is_not(None))) == 0
+    sender.drain(1.0)  # a claim of its own: each call asks too
     assert bot.standin.calls_to("chat.postMessage") == []
     allowed[0] = True
     bot.settle()
