@@ -192,10 +192,26 @@ TAKE_OVER_SECONDS = 30.0
 CLOCK_NAME = "protocolbot-clock"
 
 
+# What a web process's connections call themselves: the clock sees whether any web process runs.
+WEB_NAME = "protocolbot-web"
+# How often the clock looks for web processes. After a time with none (all stopped, crashed or
+# cut off from the database), Slack has given up on the events it sent meanwhile.
+WEB_CHECK_SECONDS = 5.0
+WEBS_RUNNING = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND application_name LIKE %(prefix)s"
+)
+
+
 def clock_name() -> str:
     """This process's name among clocks: its connections carry it (application_name), so a
     standby taking over from it ends them all. Within PostgreSQL's 63 characters."""
     return f"{CLOCK_NAME}:{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def web_name() -> str:
+    """A web process's name, carried by its connections as a clock's are."""
+    return f"{WEB_NAME}:{socket.gethostname()[:20]}:{os.getpid()}"
 
 
 def elapsed() -> float:
@@ -239,6 +255,7 @@ class ClockLink:
         *,
         on_inbox: Callable[[list[NamedEvent]], None] | None = None,
         on_lost: Callable[[], None] | None = None,
+        on_webs_back: Callable[[float], None] | None = None,
         poll_seconds: float = 0.5,
         name: str = "",
         beat_seconds: float | None = None,
@@ -265,6 +282,11 @@ class ClockLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._outage = Outage(log, "listening for web processes")
+        # Told how long no web process ran, when one runs again (see look_for_webs).
+        self.on_webs_back = on_webs_back
+        self.web_check_seconds = WEB_CHECK_SECONDS
+        self._webs_looked_at = -float("inf")
+        self.webs_gone_at: float | None = None  # when the clock first saw none (self.clock)
 
     def acquire(self, stopping: Callable[[], bool] | None = None, instead: str = "") -> ClockLink:
         """Wait until no other clock runs on this database, then hold the lock and LISTEN; or
@@ -387,9 +409,26 @@ class ClockLink:
                 if self.clock() - self._beat_at >= self.beat_seconds:
                     conn.execute("SELECT 1")  # the beat: seen as this connection's state_change
                     self._beaten()
+                self.look_for_webs(conn)
             except psycopg.Error as exc:
                 log.warning("lost the database link (%s); reconnecting", type(exc).__name__)
                 conn.close()
+
+    def look_for_webs(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Every `web_check_seconds`, whether a web process runs (its connections carry its
+        name); when one runs after a time with none, `on_webs_back` hears how long that was.
+        From the clock's start: web processes started only minutes after it missed as much."""
+        now = self.clock()
+        if self.on_webs_back is None or now - self._webs_looked_at < self.web_check_seconds:
+            return
+        self._webs_looked_at = now
+        row = conn.execute(WEBS_RUNNING, {"prefix": f"{WEB_NAME}:%"}).fetchone()
+        if not (row and row[0]):
+            if self.webs_gone_at is None:
+                self.webs_gone_at = now
+        elif self.webs_gone_at is not None:
+            gone, self.webs_gone_at = now - self.webs_gone_at, None
+            self.on_webs_back(gone)
 
     def _reconnect(self) -> None:
         import psycopg

@@ -25,7 +25,15 @@ from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
 from bot.foreground import Foreground
 from bot.inbox import Inbox
 from bot.logs import DATABASE
-from bot.notify import ClockFile, ClockLink, ClockWatch, Notifier, NotifyTimers, clock_name
+from bot.notify import (
+    ClockFile,
+    ClockLink,
+    ClockWatch,
+    Notifier,
+    NotifyTimers,
+    clock_name,
+    web_name,
+)
 from bot.oauth import Installations
 from bot.one_workspace import OneWorkspace
 from bot.protocols import BUILTIN_DIR, ProtocolError, load_library
@@ -95,7 +103,9 @@ class Runtime:
         # A process with the timers names its connections, so that a standby taking over from
         # it, were it to freeze, ends them all (bot/notify.py).
         self.clock_name = clock_name() if with_scheduler else ""
-        self.db = database or Database(settings.database_url, application_name=self.clock_name)
+        # A web process's, so that the clock sees whether one runs (ClockLink.look_for_webs).
+        named = self.clock_name or web_name()
+        self.db = database or Database(settings.database_url, application_name=named)
         dirs: list[Path] = [BUILTIN_DIR]
         if settings.protocols_dir:
             dirs.append(settings.protocols_dir)
@@ -308,6 +318,9 @@ class Runtime:
                 self.scheduler.request_reconcile,
                 self.sender.wake,
                 on_inbox=self.inbox.take,
+                # Web processes all stopped for longer than Slack tries an event: what was
+                # written meanwhile is asked of Slack, as after a database outage.
+                on_webs_back=self.catch_up_missed,
                 name=self.clock_name,
             )
             instead = SERVE_BESIDE_THE_CLOCK if serving else ""

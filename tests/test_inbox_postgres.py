@@ -8,10 +8,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import psycopg
 import pytest
 from sqlalchemy import event, func, select, text
 
 from bot.inbox import MAX_TRIES
+from bot.notify import libpq_url, web_name
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.slack_standin import SlackStandin
 from bot.store.db import REQUEST_THREADS
 from bot.store.models import InboxEvent
 from tests.conftest import (
@@ -87,6 +92,52 @@ def test_replies_slack_gave_up_on_during_a_long_outage_are_asked_of_slack_once_i
     bot.wait_until(lambda: sorted(bot.recorded()) == sorted([lost, back]), 15)
     bot.settle()
     assert bot.standin.reactions(CHANNEL, lost) == ["pencil2"]  # step 1 collects notes
+
+
+def test_replies_written_while_no_web_process_ran_are_asked_of_slack_when_one_runs_again(
+    bot: Bot, database_url: str
+) -> None:
+    # Every web process down (a failed deploy, a platform outage) for longer than Slack tries
+    # an event, while the clock ran: what teachers wrote meanwhile never reached the notes.
+    link = bot.runtime.link
+    assert link is not None  # the harness's bot runs the timers: on PostgreSQL, the clock
+    link.web_check_seconds = 0.05
+    bot.runtime.catch_up_after = 0.5  # the web processes here are gone a second, not minutes
+    thread = bot.open_step()
+    web = psycopg.connect(libpq_url(database_url), application_name=web_name())
+    bot.wait_until(lambda: link.webs_gone_at is None)  # the clock has seen it
+    web.close()  # every web process gone
+    bot.wait_until(lambda: link.webs_gone_at is not None)
+    said = "Written while no web process ran."
+    lost = bot.standin.add_message(CHANNEL, TEACHERS[0], said, thread_ts=thread)["ts"]
+    time.sleep(0.6)  # gone longer than catch_up_after
+    assert bot.recorded() == []
+    web = psycopg.connect(libpq_url(database_url), application_name=web_name())
+    try:
+        bot.wait_until(lambda: bot.recorded() == [lost], 15)
+    finally:
+        web.close()
+    bot.settle()
+    assert bot.standin.reactions(CHANNEL, lost) == ["pencil2"]  # step 1 collects notes
+
+
+def test_a_web_process_gone_for_less_than_slack_tries_has_nothing_asked_of_slack(
+    bot: Bot, database_url: str
+) -> None:
+    link = bot.runtime.link
+    assert link is not None
+    link.web_check_seconds = 0.05
+    bot.runtime.catch_up_after = 30.0  # a restart's seconds are well within Slack's tries
+    thread = bot.open_step()
+    bot.standin.add_message(CHANNEL, TEACHERS[0], "Sent to a web process.", thread_ts=thread)
+    for _ in range(2):  # there, gone, and back
+        web = psycopg.connect(libpq_url(database_url), application_name=web_name())
+        bot.wait_until(lambda: link.webs_gone_at is None)
+        web.close()
+        bot.wait_until(lambda: link.webs_gone_at is not None)
+    bot.settle()
+    assert bot.standin.calls_to("conversations.replies") == []
+    assert bot.recorded() == []
 
 
 def test_events_while_the_database_is_read_only_get_a_500_and_one_log_line(
@@ -320,3 +371,23 @@ def _waiting_inserts(bot: Bot) -> int:
             ).scalar()
             or 0
         )
+
+
+def test_a_web_process_and_a_clock_name_their_connections(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # The clock tells web processes by their connections' name, and a standby a frozen clock.
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="secret",
+        slack_api_url=workspace.url,
+        database_url=database_url,
+    )
+    for with_scheduler, name in ((False, "protocolbot-web:"), (True, "protocolbot-clock:")):
+        runtime = Runtime(settings, with_scheduler=with_scheduler)
+        try:
+            with runtime.db.engine.connect() as conn:
+                named = conn.execute(text("SELECT current_setting('application_name')")).scalar()
+            assert str(named).startswith(name), named
+        finally:
+            runtime.db.dispose()
