@@ -491,6 +491,14 @@ def _template(file: str, field: str, value: Any) -> str:
         parsed = env.parse(target.read_text(encoding="utf-8"))
     except TemplateSyntaxError as error:
         _fail(file, field, f"{name} line {error.lineno}: {error.message}")
+    if _writes_nothing(parsed):
+        # A partial (`_tags.j2`): checked ok, its step was posted with nothing in it.
+        _fail(
+            file,
+            field,
+            f"{name} writes nothing of its own (it only sets names and macros for other "
+            "templates to include): name a step's message, such as step.j2",
+        )
     unknown = meta.find_undeclared_variables(parsed) - STEP_TEMPLATE_NAMES - set(env.globals)
     unknown -= _guarded(parsed)
     if unknown:
@@ -503,6 +511,21 @@ def _template(file: str, field: str, value: Any) -> str:
             f"step's message does not have (it has {', '.join(sorted(STEP_TEMPLATE_NAMES))})",
         )
     return name
+
+
+def _writes_nothing(parsed: nodes.Template) -> bool:
+    """A template whose top level only defines (`set`, `macro`, imports) and spaces them out:
+    a file meant to be included by others, which renders as an empty message."""
+    defines = (nodes.Macro, nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport)
+    for node in parsed.body:
+        if isinstance(node, defines):
+            continue
+        if isinstance(node, nodes.Output) and all(
+            isinstance(part, nodes.TemplateData) and not part.data.strip() for part in node.nodes
+        ):
+            continue
+        return False
+    return True
 
 
 def _guarded(parsed: nodes.Template) -> set[str]:

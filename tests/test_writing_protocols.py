@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.protocol_docs import DOCS_PATH
-from bot.protocols import BUILTIN_DIR
+from bot.protocols import BUILTIN_DIR, load_library
 from bot.slack_standin import SlackStandin
 from tests.harness import PRESENTER, Bot
 from tests.process import REPO_ROOT, bot_environment, run_cli
@@ -772,3 +772,23 @@ def test_a_file_not_named_after_its_id_is_not_told_to_take_the_name_of_a_file_th
         f"warning: {other}: id: is 'peer-feedback', not the file's name, and peer-feedback.yaml"
         " is there already: give this protocol an id of its own, or remove one of the two files",
     ]
+
+
+def test_a_step_template_that_only_defines_names_for_others_is_named(tmp_path: Path) -> None:
+    # `template: _tags.j2` (a file in messages/ that other templates include for its names)
+    # was checked ok and loaded, and its step was then posted with nothing in it.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    named = "    collects: note\n    template: _tags.j2\n"
+    mine.write_text(_example().replace("    collects: note\n", named, 1), encoding="utf-8")
+    status, out, err = _check(folder, tmp_path)
+    assert (status, out) == (1, "")
+    assert err == (
+        f"error: {mine}: steps[1].template: _tags.j2 writes nothing of its own (it only sets "
+        "names and macros for other templates to include): name a step's message, such as "
+        "step.j2\n"
+    )
+    library, errors = load_library([folder])
+    assert "peer-feedback" not in library
+    assert [(e.file, e.field) for e in errors] == [(str(mine), "steps[1].template")]
