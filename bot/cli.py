@@ -475,7 +475,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_protocols(args: argparse.Namespace) -> int:
     from bot.protocols import BUILTIN_DIR, advice, load_library
 
-    if args.action == "docs":
+    if args.action == "docs" and args.dir is None:
         return _protocol_docs()
     settings = _settings()
     dirs = [BUILTIN_DIR]
@@ -491,6 +491,19 @@ def cmd_protocols(args: argparse.Namespace) -> int:
         if args.dir is None
         or (p.path is not None and p.path.parent.resolve() == dirs[-1].resolve())
     ]
+    if args.action == "docs":
+        # An operator's own page, of the folder named: docs/protocols.md is the built-ins'.
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        if errors:
+            return 1
+        if not shown:
+            print(f"protocolbot: {args.dir} holds no protocol files", file=sys.stderr)
+            return 1
+        from bot.protocol_docs import render_folder_docs
+
+        print(render_folder_docs({p.id: p for p in shown}, args.dir), end="")
+        return 0
     if args.action == "list":
         for protocol in shown:
             steps = ", ".join(step.title for step in protocol.steps)
@@ -760,7 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
         "action",
         choices=("list", "check", "docs"),
         help="list: each protocol and its steps; check: validate the files; docs: rewrite "
-        "docs/protocols.md",
+        "docs/protocols.md, or with a folder print the Markdown page of its protocols",
     )
     protocols.add_argument(
         "dir", nargs="?", default=None, help="a folder of protocol files (default PROTOCOLS_DIR)"

@@ -792,3 +792,25 @@ def test_a_step_template_that_only_defines_names_for_others_is_named(tmp_path: P
     library, errors = load_library([folder])
     assert "peer-feedback" not in library
     assert [(e.file, e.field) for e in errors] == [(str(mine), "steps[1].template")]
+
+
+def test_docs_of_a_folder_are_those_of_its_protocols(tmp_path: Path) -> None:
+    # `protocolbot protocols docs /srv/protocols` ignored the folder and rewrote the built-in
+    # docs/protocols.md: an operator got no page of their own protocols.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "peer-feedback.yaml").write_text(_example(), encoding="utf-8")
+    before = DOCS_PATH.stat().st_mtime_ns
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing")
+    done = run_cli(["protocols", "docs", str(folder)], env, tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"# Protocols in {folder}\n")
+    assert "## Peer Feedback on a Draft (`peer-feedback`)" in done.stdout
+    assert "| 2 | Describing the Draft | What do you see? |" in done.stdout
+    assert done.stdout.count("```mermaid") == 1
+    assert "(`atlas`)" not in done.stdout
+    assert DOCS_PATH.stat().st_mtime_ns == before
+    (folder / "peer-feedback.yaml").write_text(_example().replace("minutes: 10", "minutes: x"))
+    broken = run_cli(["protocols", "docs", str(folder)], env, tmp_path)
+    assert (broken.returncode, broken.stdout) == (1, "")
+    assert "steps[2].minutes: must be a whole number of minutes" in broken.stderr
