@@ -131,8 +131,9 @@ steps:
 | Field | Required | What it holds |
 |---|---|---|
 | `id` | yes | lowercase letters, digits and hyphens, starting with a letter or digit, up to \
-64 characters: what people type after `/protocol start`. No two protocols may share one, and \
-a built-in id (`atlas`, ...) is taken |
+64 characters: what people type after `/protocol start`. No two protocols may share one: a \
+built-in id (`atlas`, ...) is taken, and of two of your files with one id the bot runs the one \
+named after it (else the first by name) and skips the other |
 | `name` | yes | the title people see, one line of up to 150 characters |
 | `source` | yes | where the protocol comes from, up to 300 characters |
 | `summary` | yes | a few sentences shown at the top of the session, up to 1000 characters |

@@ -224,9 +224,7 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
     _check_keys(problems, file, "", raw, _PROTOCOL_FIELDS, _PROTOCOL_REQUIRED)
     protocol_id = problems.given(raw, "id", _ident, file, "id")
     if taken and protocol_id is not None and protocol_id in taken:
-        first = taken[protocol_id].path
-        problem = f"duplicate protocol id {protocol_id!r} (already loaded from {first})"
-        problems.note(file, "id", problem)
+        problems.note(file, "id", _duplicate(protocol_id, taken[protocol_id]))
     name = problems.given(raw, "name", _line, file, "name")
     source = problems.given(raw, "source", _text, file, "source")
     summary = problems.given(raw, "summary", _text, file, "summary")
@@ -303,14 +301,36 @@ def load_library(
             ),
             key=lambda p: (p.stem, p.suffix),
         )
+        # A folder's files are all read before any of them is taken: of two with one id, the
+        # one named after it runs, whatever the other is called (else the first by name).
+        found: dict[str, list[Protocol]] = {}
         for path in files:
             try:
                 protocol = load_protocol(path, protocols)
             except ProtocolError as error:
                 errors.extend(error.every())
                 continue
-            protocols[protocol.id] = protocol
+            found.setdefault(protocol.id, []).append(protocol)
+        for protocol_id, alike in found.items():
+            named = [p for p in alike if p.path is not None and p.path.stem == protocol_id]
+            runs = (named or alike)[0]
+            protocols[protocol_id] = runs
+            for other in alike:
+                if other is not runs:
+                    errors.append(
+                        ProtocolError(str(other.path), "id", _duplicate(protocol_id, runs))
+                    )
     return protocols, errors
+
+
+def _duplicate(protocol_id: str, runs: Protocol) -> str:
+    """Said of a file whose id another file has: which of the two the bot runs."""
+    builtin = runs.path is not None and runs.path.parent == BUILTIN_DIR and runs.id in BUILTIN_IDS
+    which, fix = ("the built-in one", "") if builtin else ("the one", ", or remove one of the two")
+    return (
+        f"duplicate protocol id {protocol_id!r}: the bot runs {which} in {runs.path} and skips "
+        f"this file (give this protocol an id of its own{fix})"
+    )
 
 
 def advice(library: Mapping[str, Protocol]) -> list[ProtocolError]:

@@ -101,7 +101,10 @@ def test_check_names_a_file_whose_id_a_built_in_protocol_has(tmp_path: Path) -> 
     status, out, err = _check(folder, tmp_path)
     assert (status, out) == (1, "")
     first = BUILTIN_DIR / "atlas.yaml"
-    expected = f"error: {mine}: id: duplicate protocol id 'atlas' (already loaded from {first})"
+    expected = (
+        f"error: {mine}: id: duplicate protocol id 'atlas': the bot runs the built-in one in "
+        f"{first} and skips this file (give this protocol an id of its own)"
+    )
     assert err.splitlines() == [expected]
 
 
@@ -120,7 +123,8 @@ def test_a_file_with_other_problems_is_told_its_id_is_taken_too(tmp_path: Path) 
         "source: is required",
         "summary: is required",
         "steps: is required",
-        f"id: duplicate protocol id 'atlas' (already loaded from {first})",
+        f"id: duplicate protocol id 'atlas': the bot runs the built-in one in {first} and skips "
+        "this file (give this protocol an id of its own)",
     ]
 
 
@@ -755,22 +759,49 @@ def test_guidance_left_empty_is_told_to_be_written_as_an_empty_list(tmp_path: Pa
     assert _problems_of(tmp_path, text) == ["steps[3].guidance: is empty: write [] for none"]
 
 
+def test_of_two_files_with_one_id_the_one_named_after_it_runs(tmp_path: Path) -> None:
+    # Which of two files holding peer-feedback ran depended on their names' alphabetical
+    # order: a copy saved as draft.yaml took the place of peer-feedback.yaml, and the check
+    # said only that peer-feedback.yaml's id was "already loaded".
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "peer-feedback.yaml"
+    mine.write_text(_example(), encoding="utf-8")
+    for name in ("draft.yaml", "zz-old.yaml"):  # before and after it by name
+        copy = folder / name
+        copy.write_text(_example().replace("Peer Feedback on a Draft", name), encoding="utf-8")
+        status, out, err = _check(folder, tmp_path)
+        assert (status, out) == (1, "")
+        assert err.splitlines() == [
+            f"error: {copy}: id: duplicate protocol id 'peer-feedback': the bot runs the one in "
+            f"{mine} and skips this file (give this protocol an id of its own, or remove one "
+            "of the two)",
+        ]
+        library, _errors = load_library([BUILTIN_DIR, folder])
+        assert library["peer-feedback"].path == mine
+        copy.unlink()
+
+
 def test_a_file_not_named_after_its_id_is_not_told_to_take_the_name_of_a_file_there(
     tmp_path: Path,
 ) -> None:
-    # other.yaml and peer-feedback.yaml both holding peer-feedback: other.yaml was told to be
-    # renamed peer-feedback.yaml, which would have written it over the other file.
+    # other.yaml holding peer-feedback, and peer-feedback.yaml another protocol: other.yaml
+    # was told to be renamed peer-feedback.yaml, which would have written it over the other.
     folder = tmp_path / "protocols"
     folder.mkdir()
     other, mine = folder / "other.yaml", folder / "peer-feedback.yaml"
     other.write_text(_example(), encoding="utf-8")
-    mine.write_text(_example(), encoding="utf-8")
+    mine.write_text(_example().replace("id: peer-feedback", "id: peer-review", 1))
     status, out, err = _check(folder, tmp_path)
-    assert (status, out) == (1, "")
+    assert (status, out) == (
+        0,
+        f"{BUILT_IN + 2} protocols ok: 2 in {folder.resolve()}, {BUILT_IN} built-in\n",
+    )
     assert err.splitlines() == [
-        f"error: {mine}: id: duplicate protocol id 'peer-feedback' (already loaded from {other})",
         f"warning: {other}: id: is 'peer-feedback', not the file's name, and peer-feedback.yaml"
         " is there already: give this protocol an id of its own, or remove one of the two files",
+        f"warning: {mine}: id: is 'peer-review', not the file's name: rename the file "
+        "peer-review.yaml",
     ]
 
 
