@@ -241,6 +241,22 @@ def test_an_authors_retag_delivered_before_the_reply_itself_is_kept(bot: Bot) ->
     _settle(bot)
 
 
+def test_a_facilitators_retag_delivered_before_the_reply_itself_is_kept(bot: Bot) -> None:
+    # Slack does not keep events in order: the facilitator's reaction that re-tags a reply
+    # came before the reply's own event, was taken for a reaction to some other message, and
+    # the reply kept the step's tag.
+    thread = _start_at_step(bot, 2)
+    text = "She may have run out of time before the last part."
+    ts = str(bot.standin.add_message(CHANNEL, T1, text, thread_ts=thread)["ts"])
+    _react(bot, FACILITATOR, "thought_balloon", ts)
+    bot.settle()
+    assert _row(bot, ts) is None
+    bot.reply(T1, text, thread, ts=ts)
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+    _settle(bot)
+
+
 def _unreact(bot: Bot, user: str, emoji: str, ts: str) -> None:
     _react(bot, user, emoji, ts, removed=True)
 

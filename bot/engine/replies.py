@@ -843,26 +843,47 @@ class Replies:
     def _reply_on_its_way(
         self, s: Session, team_id: str, channel: str, ts: str, event: dict[str, Any]
     ) -> bool:
-        """A tag's emoji put on (or taken off) a message not recorded as a reply, by its author,
-        in a channel where a session runs, while Slack may still deliver the message: its first
-        delivery failed (the bot was down, the database out of reach), and Slack tries it again
-        a minute, then five, later. Worth another look until then. (Anyone else's reaction on
-        a message the bot never heard of is a reaction to something else: ignored at once.)"""
+        """A tag's emoji put on (or taken off) a message not recorded as a reply, by its author
+        or (on a message in a step's thread) by the facilitator of the session running in its
+        channel, while Slack may still deliver the message: Slack does not keep events in
+        order, and a first delivery that failed (the bot was down, the database out of reach)
+        comes again a minute, then five, later. Worth another look until then. (Anyone else's
+        reaction on a message the bot never heard of is a reaction to something else: ignored
+        at once.)"""
         user = event.get("user")
-        if not user or event.get("item_user") != user:
+        if not user:
             return False
         if _written_before(ts, self.engine.clock.now() - LATE_DELIVERY_PATIENCE):
             return False
-        running = s.scalars(
-            select(ProtocolSession.id)
-            .where(
+        running = s.execute(
+            select(ProtocolSession.id, ProtocolSession.facilitator_id).where(
                 ProtocolSession.team_id == team_id,
                 ProtocolSession.channel_id == channel,
                 ProtocolSession.status.in_(ACTIVE),
             )
+        ).all()
+        if not running:
+            return False
+        if event.get("item_user") == user:
+            return True
+        if user not in {facilitator for _id, facilitator in running}:
+            return False
+        # A facilitator reacts to all sorts of messages in the channel: only one that Slack
+        # shows in a step's thread is a reply on its way (asked of Slack: seldom, and only
+        # for a tag's emoji on a message the bot has not recorded).
+        shown = self.engine.directory.thread(team_id, channel, ts)
+        thread_ts = next((m.get("thread_ts") for m in shown if m.get("ts") == ts), None)
+        if not thread_ts or thread_ts == ts:
+            return False
+        step = s.scalars(
+            select(StepRun.id)
+            .where(
+                StepRun.session_id.in_([session_id for session_id, _f in running]),
+                StepRun.message_ts == str(thread_ts),
+            )
             .limit(1)
         ).first()
-        return running is not None
+        return step is not None
 
     def choose(self, team_id: str, user: str, contribution_id: int, *, park: bool) -> Reply:
         """The author's answer to the describe-before-you-interpret nudge: keep it, or park it."""
