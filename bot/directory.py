@@ -113,6 +113,20 @@ class SlackDirectory:
         found = (answer or {}).get("channel") or {}
         return bool(found.get("is_private")) and found.get("is_member") is False
 
+    def in_channel(self, team_id: str, channel: str) -> bool | None:
+        """Whether the bot is a member of a channel now; None when Slack can't say in time.
+        Never remembered: asked when Slack says the bot left, which it may say late."""
+        try:
+            answer = self._quickly(team_id, "conversations.info", channel=channel)
+        except SlackApiError as error:
+            if error.response.get("error") == "channel_not_found":
+                return False  # a private channel the bot is out of, or one gone
+            log.warning("could not look a channel up: %s", error.response.get("error"))
+            return None
+        found = (answer or {}).get("channel") or {}
+        member = found.get("is_member")
+        return member if isinstance(member, bool) else None
+
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
         """Every message of a thread, oldest first; [] if Slack will not say. Out of a public
         channel (taken out of it), the bot joins it again first, as its next post there would:

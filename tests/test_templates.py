@@ -132,6 +132,9 @@ class Team:
     def hidden(self, team_id: str, channel: str) -> bool:
         return False
 
+    def in_channel(self, team_id: str, channel: str) -> bool | None:
+        return None
+
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         # U123, in PINGS, and channel C404 are none Slack can name here.
         return {user: user.lower() for user in ids if user in self.members(team_id, "")}

@@ -523,3 +523,20 @@ def test_a_session_held_by_a_channel_gone_for_good_can_be_ended_from_the_note(bo
     answers = [c.params["text"] for c in bot.standin.calls_to("response_url")]
     assert answers[0].startswith(f"Only the facilitator, <@{FACILITATOR}>, can end")
     assert answers[1].startswith(":checkered_flag: The session has ended.")
+
+
+def test_a_leave_delivered_after_the_bot_was_invited_back_does_not_pause_the_session(
+    bot: Bot,
+) -> None:
+    """Slack does not deliver events in order: the bot taken out and invited back at once, its
+    channel_left arrived after its member_joined_channel, and paused a session the bot was
+    in again, with a note to the facilitator that it had been removed."""
+    bot.open_step()
+    bot.standin.remove_member(CHANNEL, "U_BOT")
+    bot.standin.add_member(CHANNEL, "U_BOT")
+    _joined(bot, "U_BOT")
+    assert bot.event({"type": "channel_left", "channel": CHANNEL, "actor_id": TEACHERS[0]}) == 200
+    bot.wait_until(lambda: bool(bot.standin.calls_to("conversations.info")), timeout=10)
+    bot.settle()
+    assert _sessions(bot) == [(CHANNEL, "running")]
+    assert _notes_to_facilitator(bot) == []

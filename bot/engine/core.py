@@ -97,15 +97,18 @@ class NoTimers:
 class Directory(TypingProtocol):
     """Read-only questions to Slack: who is in a channel (people only, no bots), which of some
     people are not in it, whether Slack hides a channel from the bot (private, and it not
-    invited), what people and channels are called, by id (those Slack cannot name left out),
-    which names it gave before (asking nothing: for a transaction, which must not wait on
-    Slack), what a thread holds, and whether someone has left the workspace."""
+    invited) and whether the bot is in one now, what people and channels are called, by id
+    (those Slack cannot name left out), which names it gave before (asking nothing: for a
+    transaction, which must not wait on Slack), what a thread holds, and whether someone has
+    left the workspace."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 
     def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]: ...
 
     def hidden(self, team_id: str, channel: str) -> bool: ...
+
+    def in_channel(self, team_id: str, channel: str) -> bool | None: ...
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
@@ -125,6 +128,9 @@ class NoDirectory:
 
     def hidden(self, team_id: str, channel: str) -> bool:
         return False
+
+    def in_channel(self, team_id: str, channel: str) -> bool | None:
+        return None
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         return {}

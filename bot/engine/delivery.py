@@ -123,6 +123,10 @@ def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) ->
     with the time left, and tell the facilitator how to carry on. Out of a private channel,
     the facilitators of sessions scheduled there hear it too: the bot can't go back itself."""
     channel = str(event.get("channel") or "")
+    if engine.directory.in_channel(team_id, channel):
+        # Slack does not keep its events in order: this one came after the bot was invited
+        # back (its member_joined_channel handled already), and the session runs on heard.
+        return
     if event.get("type") == "group_left":
         _warn_scheduled(engine, team_id, channel, event.get("actor_id"))
     with engine.transaction() as (s, after):
