@@ -4,6 +4,7 @@ describe before you interpret, the presenter who listens, and the quest for cont
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -290,6 +291,32 @@ def test_taking_away_the_reaction_that_retagged_a_reply_gives_its_tag_back(bot: 
     _unreact(bot, T1, "eyes", ts)
     bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
     assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+
+
+def test_a_retag_taken_back_is_undone_when_slack_delivers_the_two_out_of_order(
+    bot: Bot,
+) -> None:
+    # The facilitator re-tagged a reply and took the reaction back at once; Slack delivered the
+    # reaction_removed first (ignored: the reply had no such tag yet), then the reaction_added,
+    # and the reply stayed re-tagged.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "There are three crossed-out attempts at the top.", thread)
+    assert _recorded(bot, ts).tag == "observation"
+    put_on = time.time()
+    for removed, at in ((True, put_on + 1), (False, put_on)):
+        event = {
+            "type": "reaction_removed" if removed else "reaction_added",
+            "user": FACILITATOR,
+            "reaction": "thought_balloon",
+            "item_user": T1,
+            "item": {"type": "message", "channel": CHANNEL, "ts": ts},
+            "event_ts": f"{at:.6f}",
+        }
+        assert bot.event(event) == 200
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.remove")) == 2)
+    _settle(bot)
+    assert bot.standin.reactions(CHANNEL, ts) == ["eyes"]
+    assert _row(bot, ts).tag == "observation"  # type: ignore[union-attr]
 
 
 def test_the_authors_park_or_prefix_stands_when_a_retagging_reaction_is_taken_away(

@@ -811,10 +811,23 @@ class Replies:
             if found is None:
                 return
             row, tag = found
+            if row.tag != tag and row.retagged_from is None and self._added_on_its_way(event):
+                # Slack does not keep events in order: the reaction_added this takes back
+                # may come after it, and re-tag the reply for good. Looked at again later.
+                raise NotYet("a tag's emoji taken off before its putting on was heard")
             if row.tag != tag or row.retagged_from is None:
                 return
             before, row.retagged_from = row.retagged_from, None
             self.retag(s, row, before)
+
+    def _added_on_its_way(self, event: dict[str, Any]) -> bool:
+        """A reaction taken off recently enough that its reaction_added, not heard yet, may
+        still be delivered (out of order, or again after a failed first delivery)."""
+        event_ts = event.get("event_ts")
+        if not event_ts:
+            return False
+        moment = self.engine.clock.now() - LATE_DELIVERY_PATIENCE
+        return not _written_before(str(event_ts), moment)
 
     def _reacted_to(
         self, s: Session, team_id: str, event: dict[str, Any]
