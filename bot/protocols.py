@@ -180,11 +180,14 @@ class _Problems:
 
 class _Loader(yaml.SafeLoader):
     """YAML as safe_load reads it, except that a key given twice in a mapping is an error:
-    safe_load keeps the last one, so a second `prompt:` silently replaced the first."""
+    safe_load keeps the last one, so a second `prompt:` silently replaced the first. Merge keys
+    (`<<: *step`, one step written from another) are read as safe_load reads them."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *step`: the keys written beside it take the place of its own
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if isinstance(key, list | dict):
                 raise yaml.constructor.ConstructorError(

@@ -396,3 +396,17 @@ def test_docs_show_every_step_and_a_diagram() -> None:
         for step in protocol.steps:
             assert step.title in docs
     assert "| 2 | Describing the Student Work | What do you see? | group; presenter silent" in docs
+
+
+def test_a_step_written_from_another_with_a_merge_key_loads(tmp_path: Path) -> None:
+    # `- <<: *describe` (YAML's way to write a step like another) was "invalid YAML: could
+    # not determine a constructor for the tag 'tag:yaml.org,2002:merge'".
+    text = yaml.safe_dump(GOOD, sort_keys=False)
+    text = text.replace("- id: describe", "- &describe\n  id: describe")
+    text += "- <<: *describe\n  id: again\n  title: Describe again\n"
+    protocol = load_protocol(write(tmp_path / "mini.yaml", text))
+    assert [step.id for step in protocol.steps] == ["describe", "debrief", "again"]
+    again = protocol.step(3)
+    assert (again.title, again.prompt, again.minutes) == ("Describe again", "What do you see?", 10)
+    with pytest.raises(ProtocolError, match="found the key 'title' twice"):
+        load_protocol(write(tmp_path / "mini.yaml", text + "  title: Twice\n"))
