@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -445,7 +446,7 @@ def _text(file: str, field: str, value: Any) -> str:
     if isinstance(value, dict):
         _fail(file, field, f"must be text (got a mapping): {_quote_hint(value)}")
     if not isinstance(value, str):
-        _fail(file, field, f"must be text (got {_kind(value)})")
+        _fail(file, field, f"must be text (got {_kind(value)}){_unquoted(value)}")
     text = value.strip()
     if not text:
         _fail(file, field, "must not be empty")
@@ -489,7 +490,7 @@ def _text_list(file: str, field: str, value: Any) -> tuple[str, ...]:
 def _ident(file: str, field: str, value: Any) -> str:
     if not isinstance(value, str) or not _ID_PATTERN.match(value):
         problem = f"must match {_ID_PATTERN.pattern}: lowercase letters, digits and hyphens"
-        _fail(file, field, f"{problem} (got {value!r})")
+        _fail(file, field, f"{problem} (got {value!r}){_unquoted(value)}")
     if len(value) > _MAX_ID:
         _fail(file, field, f"must be at most {_MAX_ID} characters (got {len(value)})")
     return value
@@ -557,6 +558,14 @@ def _guarded(parsed: nodes.Template) -> set[str]:
     tests = [t.node for t in parsed.find_all(nodes.Test) if t.name in ("defined", "undefined")]
     filters = [f.node for f in parsed.find_all(nodes.Filter) if f.name in ("default", "d")]
     return {n.name for n in [*tests, *filters] if isinstance(n, nodes.Name)}
+
+
+def _unquoted(value: Any) -> str:
+    """What to do with a value YAML read as a number, true/false or a date (`id: 2024`,
+    `id: yes`, `title: 2024-01-01`): written in quotes, it is the text it looks like."""
+    if isinstance(value, bool | int | float | date):
+        return ": YAML read it as a number, true/false or a date: write it in quotes"
+    return ""
 
 
 def _base_name(field: str) -> str:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.protocol_docs import DOCS_PATH
-from bot.protocols import BUILTIN_DIR, load_library
+from bot.protocols import BUILTIN_DIR, load_library, load_protocol
 from bot.slack_standin import SlackStandin
 from tests.harness import PRESENTER, Bot
 from tests.process import REPO_ROOT, bot_environment, run_cli
@@ -845,3 +845,21 @@ def test_docs_of_a_folder_are_those_of_its_protocols(tmp_path: Path) -> None:
     broken = run_cli(["protocols", "docs", str(folder)], env, tmp_path)
     assert (broken.returncode, broken.stdout) == (1, "")
     assert "steps[2].minutes: must be a whole number of minutes" in broken.stderr
+
+
+def test_a_value_yaml_reads_as_a_number_or_a_date_is_told_to_be_quoted(tmp_path: Path) -> None:
+    # `id: 2024` (an id may be digits) was "must match ...: lowercase letters, digits and
+    # hyphens (got 2024)", and `title: 2024-01-01` "must be text (got a date)": neither said
+    # that YAML had read them as a number and a date, or that quotes make them text.
+    quote = ": YAML read it as a number, true/false or a date: write it in quotes"
+    text = _example().replace("id: peer-feedback", "id: 2024", 1)
+    text = text.replace("title: The Assignment", "title: 2024-01-01", 1)
+    assert _problems_of(tmp_path, text) == [
+        "id: must match ^[a-z0-9][a-z0-9-]*$: lowercase letters, digits and hyphens (got 2024)"
+        + quote,
+        "steps[1].title: must be text (got a date)" + quote,
+    ]
+    quoted = text.replace("id: 2024", 'id: "2024"').replace("title: 2024-01-01", 'title: "2024"')
+    (tmp_path / "2024.yaml").write_text(quoted, encoding="utf-8")
+    protocol = load_protocol(tmp_path / "2024.yaml")
+    assert (protocol.id, protocol.step(1).title) == ("2024", "2024")
