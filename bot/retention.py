@@ -114,7 +114,8 @@ def session_rows(session_id: int) -> ColumnElement[bool]:
     named: list[ColumnElement[bool]] = [OutboxMessage.ref == f"nudge:{sid}"]
     for column in (OutboxMessage.ref, OutboxMessage.thread_ref):
         named += [column == f"header:{sid}", column == f"notes:{sid}"]
-        named += [column.like(f"{kind}:{sid}:%") for kind in ("step", "prep", "presenter")]
+        kinds = ("step", "prep", "presenter", "notes", "edit:notes", "delete:notes")
+        named += [column.like(f"{kind}:{sid}:%") for kind in kinds]
     return or_(*named)
 
 
@@ -130,6 +131,9 @@ def forget_copies(s: Session, session_id: int) -> int:
     quoting = or_(
         OutboxMessage.thread_ref == f"header:{session_id}",  # the notes, in parts and as a file
         OutboxMessage.ref == f"notes:{session_id}",
+        # the notes' parts and files, and their edits since (bot.engine.posted_notes)
+        OutboxMessage.ref.like(f"notes:{session_id}:%"),
+        OutboxMessage.ref.like(f"edit:notes:{session_id}:%"),
         OutboxMessage.ref.like(f"late:{session_id}:%"),  # replies after the notes, to the presenter
         OutboxMessage.ref.like(f"presenter:{session_id}:%"),
         OutboxMessage.ref == f"nudge:{session_id}",

@@ -44,7 +44,9 @@ METADATA_TYPE = "protocolbot_post"
 ENQUEUED = "outbox_enqueued"
 HANDED = "outbox_handed"
 # Answers that mean the call's purpose is already met.
-DONE_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found", "cant_delete"})
+DONE_ERRORS = frozenset(
+    {"already_reacted", "no_reaction", "message_not_found", "cant_delete", "file_deleted"}
+)
 RETRY_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
@@ -89,6 +91,10 @@ _ASIDE_KIND = {"reactions.add": "reactions.add", "reactions.remove": "reactions.
 # edit is a Tier 3 call, not a post: not kept to the channel's pace, and one Slack holds back
 # holds back only the calls set aside (ASIDE_METHODS), never the next step's message.
 UPDATE_METHOD = "chat.update"
+# Calls that take away what an earlier row posted: its ts (a message) or its file id (an upload,
+# whose row records the file's id as its ts), as an edit gets its post's ts.
+DELETE_METHOD, FILE_DELETE_METHOD = "chat.delete", "files.delete"
+_OF_A_POST = frozenset({UPDATE_METHOD, DELETE_METHOD, FILE_DELETE_METHOD})
 ClientFor = Callable[[str], WebClient | None]
 # Rows of one channel claimed at a time (more wait for the next round, unclaimed).
 CLAIM_PER_CHANNEL = 10
@@ -1078,8 +1084,9 @@ class OutboxSender:
         if client is None:
             return _finished(row_id, error="no_installation")
 
-        if method == UPDATE_METHOD and not payload.get("ts"):
-            # The message to edit was never posted (Slack refused it, or it was given up on).
+        if method in _OF_A_POST and not payload.get(_parent_key(method)):
+            # The message to edit or delete was never posted (Slack refused it, or it was given
+            # up on), or the file never shared.
             return _finished(row_id, error="not_posted")
         if method in PACED_METHODS:
             while (wait := self.bucket.wait_time(target, time.monotonic())) > 0:
@@ -1087,7 +1094,8 @@ class OutboxSender:
         if self.current is not None and not self.current(CURRENT_WAIT):
             return _release(claim)  # not tried: another clock may own it now
         try:
-            if method == "chat.postMessage":
+            if method in ("chat.postMessage", UPDATE_METHOD, DELETE_METHOD):
+                # An edit or a deletion of a direct message names its conversation, not the user.
                 payload["channel"] = self._channel_for(client, team_id, payload["channel"])
                 payload["metadata"] = {
                     "event_type": METADATA_TYPE,
@@ -1109,6 +1117,9 @@ class OutboxSender:
             if self._gone:
                 self._gone.discard(team_id)  # installed again: a refusal is news again
             self._answered[team_id] = self.clock.now()
+            if method == UPLOAD_METHOD:
+                shared: dict[str, Any] = data.get("file") or next(iter(data.get("files") or []), {})
+                return _finished(row_id, ts=shared.get("id"))
             return _finished(row_id, ts=data.get("ts") or data.get("message_ts"))
         except SlackApiError as exc:
             self._slack_outage.ok()  # Slack answered
@@ -1312,8 +1323,11 @@ class OutboxSender:
 
 
 def _parent_key(method: str) -> str:
-    """Where a row's parent's ts goes: the message an edit changes, else the thread's."""
-    return "ts" if method == UPDATE_METHOD else "thread_ts"
+    """Where a row's parent's ts goes: the message an edit changes or a deletion takes away,
+    the file a file's deletion takes away, else the thread's."""
+    if method in (UPDATE_METHOD, DELETE_METHOD):
+        return "ts"
+    return "file" if method == FILE_DELETE_METHOD else "thread_ts"
 
 
 def _finished(row_id: int, ts: str | None = None, error: str | None = None) -> _Outcome:

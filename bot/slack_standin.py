@@ -269,6 +269,7 @@ class SlackStandin:
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "files.delete": self._files_delete,
             "apps.connections.open": self._apps_connections_open,
             "oauth.v2.access": self._oauth_v2_access,
             "auth.revoke": self._auth_revoke,
@@ -925,8 +926,15 @@ class SlackStandin:
             message["subtype"] = "thread_broadcast"
         return {"channel": channel, "ts": message["ts"], "message": self._public(message)}
 
+    def _edited_channel(self, p: Params) -> str:
+        """The channel of a message to edit or delete: as Slack documents for chat.update, a
+        direct message's conversation id (D...), not the user's (U...)."""
+        if str(p.get("channel") or "")[:1] in ("U", "W"):
+            raise _SlackError("channel_not_found")
+        return self._channel_param(p)
+
     def _chat_update(self, p: Params, token: str) -> Params:
-        channel = self._channel_param(p)
+        channel = self._edited_channel(p)
         message = self._find(channel, str(p.get("ts") or ""))
         if message.get("bot_id") != self.bot_id:
             raise _SlackError("cant_update_message")
@@ -950,7 +958,7 @@ class SlackStandin:
         }
 
     def _chat_delete(self, p: Params, token: str) -> Params:
-        channel = self._channel_param(p)
+        channel = self._edited_channel(p)
         message = self._find(channel, str(p.get("ts") or ""))
         if message.get("bot_id") != self.bot_id:
             raise _SlackError("cant_delete_message")
@@ -1231,6 +1239,15 @@ class SlackStandin:
                 {k: v for k, v in record.items() if k not in ("content", "channel_id", "share_ts")}
             )
         return {"files": answered}
+
+    def _files_delete(self, p: Params, token: str) -> Params:
+        found = [f for f in self._files if f["id"] == str(p.get("file") or "")]
+        if not found:
+            raise _SlackError("file_not_found")
+        if found[0]["user"] != self.bot_user_id:
+            raise _SlackError("cant_delete_file")
+        self._files.remove(found[0])
+        return {}
 
     def _oauth_v2_access(self, p: Params, token: str) -> Params:
         refreshing = p.get("grant_type") == "refresh_token"

@@ -25,6 +25,7 @@ from bot.activity import ACTIVITY, ENDED, STARTED
 from bot.blocks import Message, fits_one_message, render_message
 from bot.clock import Clock
 from bot.engine import notes as notes_mod
+from bot.engine import posted_notes
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import (
     button_extension,
@@ -35,7 +36,6 @@ from bot.engine.pacing import (
 )
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
-from bot.render import render_text
 from bot.store import raw
 from bot.store.db import Database
 from bot.store.models import ACTIVE, ProtocolSession, StepRun
@@ -742,11 +742,21 @@ class Engine:
             **context,
         )
 
-    def edit(self, s: Session, session: ProtocolSession, message: Message, *, of: str) -> None:
-        """Change a message the bot posted to the session's channel (`of`: its ref). The edit
-        goes out after the post, with the post's ts; nothing is edited if the post never was."""
+    def edit(
+        self,
+        s: Session,
+        session: ProtocolSession,
+        message: Message,
+        *,
+        of: str,
+        channel: str | None = None,
+    ) -> None:
+        """Change a message the bot posted to the session's channel, or to `channel` (`of`: its
+        ref). The edit goes out after the post, with the post's ts; nothing is edited if the
+        post never was."""
+        channel = channel or session.channel_id
         payload: dict[str, Any] = {
-            "channel": session.channel_id,
+            "channel": channel,
             "text": message.text,
             "blocks": message.blocks or [],
         }
@@ -754,7 +764,7 @@ class Engine:
             s,
             now=self.clock.now(),
             team_id=session.team_id,
-            channel=session.channel_id,
+            channel=channel,
             method=slack.UPDATE_METHOD,
             payload=payload,
             ref=f"edit:{of}"[:64],
@@ -1111,33 +1121,16 @@ class Engine:
             # facilitators of the others hear that theirs now waits for that one.
             after(functools.partial(self.begin, due))
         data = notes_mod.build_notes(s, session, protocol)
-        # The file names people as their replies did; a presenter or facilitator who wrote
-        # nothing, by the name Slack gave when the session was started (kept with the session
-        # by tell_absent; this process's memory of it, if fresher).
-        named = data.names
+        posted_notes.post(self, s, session, data, when)
+
+    def notes_names(self, session: ProtocolSession, notes: notes_mod.Notes) -> dict[str, str]:
+        """People's names for the notes file: as their replies gave them; a presenter or
+        facilitator who wrote nothing, by the name Slack gave when the session was started
+        (kept with the session by tell_absent; this process's memory of it, if fresher)."""
+        named = notes.names
         unnamed = [u for u in (session.presenter_id, session.facilitator_id) if u not in named]
         remembered = self.directory.remembered(session.team_id, unnamed)
-        names = {**(session.names or {}), **remembered, **named}
-        messages = notes_mod.notes_messages(data)
-        for i, message in enumerate(messages):
-            # The first part is also shown in the channel, so the team sees the session is over.
-            self.post(s, session, message, thread_ref=f"header:{sid}", reply_broadcast=i == 0)
-        for message in notes_mod.notes_messages(data, for_presenter=True):
-            self.post(s, session, message, channel=session.presenter_id, ref=f"notes:{sid}")
-        slack.enqueue(
-            s,
-            now=self.clock.now(),
-            team_id=session.team_id,
-            channel=session.channel_id,
-            method=slack.UPLOAD_METHOD,
-            payload={
-                "channel": session.channel_id,
-                "content": notes_mod.export_markdown(data, names),
-                "filename": f"notes-{protocol.id}-{when:%Y-%m-%d}-{sid}.md",
-                "title": render_text("notes_file_title.j2", protocol=protocol, when=when),
-            },
-            thread_ref=f"header:{sid}",
-        )
+        return {**(session.names or {}), **remembered, **named}
 
     # -- reading -------------------------------------------------------------------------------
     def status(self, actor: Actor) -> Reply:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot import slack
 from bot.blocks import render_message
+from bot.engine import posted_notes
 from bot.engine.core import Engine
 from bot.engine.home import notes_to
 from bot.engine.pacing import step_seconds, time_left
@@ -229,7 +230,9 @@ def tell_facilitator(engine: Engine, s: Session, row: OutboxMessage) -> None:
     # Unless the notes went to the facilitator already: as the presenter, or ended from the
     # note that the channel can't be reached (controls.end_away).
     facilitator = session.facilitator_id
-    if copied and not slack.enqueued(s, session.team_id, f"notes:{session.id}", facilitator):
+    # (The presenter's copy is in parts of their own: see bot.engine.posted_notes.)
+    refs = (f"notes:{session.id}", posted_notes.part_ref(session.id, posted_notes.PRESENTER, 0))
+    if copied and not any(slack.enqueued(s, session.team_id, r, facilitator) for r in refs):
         notes_to(engine, s, session, facilitator)
 
 

@@ -23,6 +23,7 @@ from bot.activity import ACTIVITY, REPLIES
 from bot.blocks import render_message, render_messages
 from bot.clock import as_utc
 from bot.engine import notes as notes_mod
+from bot.engine import posted_notes
 from bot.engine.core import Engine
 from bot.engine.errors import NotYet, Refusal, Reply
 from bot.engine.judgment import (
@@ -670,7 +671,10 @@ class Replies:
             version = _edited_ts(message) or str(event.get("ts") or "") or None
             if row is not None and row.audience != DELETED and _newer(version, row.edited_ts):
                 previous = event.get("previous_message") or {}
+                before = (row.text, row.tag, row.audience)
                 self._edit(s, row, _prefix(raw, text), _as_said(raw, names), previous, version)
+                if (row.text, row.tag, row.audience) != before:
+                    self._notes_changed(s, row)
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
         # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
         if row is None and _reply_in_thread(message):
@@ -927,7 +931,9 @@ class Replies:
         with self.engine.transaction() as (s, _after):
             row = self._find(s, team_id, channel, ts)
             if row is not None:
-                self._delete(s, row)
+                if row.audience != DELETED:
+                    self._delete(s, row)
+                    self._notes_changed(s, row)
                 return
             # Deleted before its message reached us: an empty row keeps the message out.
             thread_ts = previous.get("thread_ts")
@@ -941,6 +947,13 @@ class Replies:
                 team_id, channel, ts, str(thread_ts), found, author, "", "note", DELETED, now
             )
             _RECORD_RUN.first(s, values)
+
+    def _notes_changed(self, s: Session, row: Contribution) -> None:
+        """A reply edited or deleted once its session's notes went out: the copies in Slack
+        follow, as `/protocol notes` and the exports do."""
+        session = s.get(ProtocolSession, row.session_id)
+        if session is not None and session.status == "ended":
+            posted_notes.refresh(self.engine, s, session)
 
     def _delete(self, s: Session, row: Contribution) -> None:
         """A reply deleted in Slack: its words go, and an empty row stays in its place (DELETED)."""

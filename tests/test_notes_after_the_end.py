@@ -1,0 +1,122 @@
+"""The notes already out in Slack (the header's thread, the presenter's copy, the Markdown file)
+after the session ended: they follow an edit or a deletion of a reply, and a reply that came
+late, as `/protocol notes` and the exports do (over signed HTTP, against the stand-in Slack)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+
+DM = f"D{PRESENTER[1:]}"
+
+
+def _edit(bot: Bot, user: str, ts: str, thread_ts: str, text: str, k: int = 1) -> None:
+    """Slack's message_changed event for a reply edited (the `k`th time)."""
+    message = {"type": "message", "user": user, "ts": ts, "thread_ts": thread_ts, "text": text}
+    edited = {"user": user, "ts": f"{float(ts) + k:.6f}"}
+    event = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "message": {**message, "edited": edited},
+        "previous_message": {"ts": ts, "thread_ts": thread_ts, "user": user, "text": ""},
+        "ts": f"{float(ts) + k:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
+def _delete(bot: Bot, user: str, ts: str, thread_ts: str) -> None:
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": ts,
+        "previous_message": {"ts": ts, "thread_ts": thread_ts, "user": user, "text": "gone"},
+        "ts": f"{time.time():.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
+def _thread(bot: Bot, header_ts: str) -> str:
+    return json.dumps([m for m in bot.posts() if m.get("thread_ts") == header_ts])
+
+
+def _dm(bot: Bot) -> str:
+    return json.dumps(bot.standin.messages(DM))
+
+
+def _files(bot: Bot) -> list[str]:
+    return [bytes(f["content"]).decode() for f in bot.standin.files]
+
+
+def _ended(bot: Bot, *replies: str) -> tuple[str, str, list[str]]:
+    """An ATLAS session with `replies` in step 1, ended: the step's ts, the header's, the
+    replies'."""
+    step = bot.open_step()
+    header_ts = str(bot.posts()[0]["ts"])
+    said = [bot.reply(TEACHERS[n % 3], text, step) for n, text in enumerate(replies)]
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    assert all(text in _thread(bot, header_ts) for text in replies)
+    return step, header_ts, said
+
+
+def test_a_reply_edited_after_the_end_is_edited_in_every_copy_of_the_notes(bot: Bot) -> None:
+    step, header_ts, (ts, _other) = _ended(
+        bot, "The student drew two graphs.", "Units in every row."
+    )
+    _edit(bot, TEACHERS[0], ts, step, "The student drew three graphs.")
+    bot.settle()
+    for shown in (_thread(bot, header_ts), _dm(bot)):
+        assert "three graphs" in shown and "two graphs" not in shown
+        assert "Units in every row." in shown
+    (notes_file,) = _files(bot)
+    assert "three graphs" in notes_file and "two graphs" not in notes_file
+    # Edited where they were: nothing new was posted for it but the file.
+    assert not [m for m in bot.posts() if "more repl" in str(m.get("text"))]
+
+
+def test_a_reply_deleted_after_the_end_is_gone_from_every_copy_of_the_notes(bot: Bot) -> None:
+    step, header_ts, (ts, _other) = _ended(
+        bot, "Maria's student Jake wrote this.", "Units in every row."
+    )
+    _delete(bot, TEACHERS[0], ts, step)
+    bot.settle()
+    for shown in (_thread(bot, header_ts), _dm(bot), *_files(bot)):
+        assert "Jake" not in shown
+        assert "Units in every row." in shown
+    assert len(_files(bot)) == 1
+
+
+def test_edits_one_after_another_are_gathered(bot: Bot) -> None:
+    step, header_ts, (ts,) = _ended(bot, "Version 0 of what I saw.")
+    for k in range(1, 11):
+        _edit(bot, TEACHERS[0], ts, step, f"Version {k} of what I saw.", k)
+    bot.settle()
+    assert "Version 10 of" in _thread(bot, header_ts) and "Version 10 of" in _dm(bot)
+    (notes_file,) = _files(bot)
+    assert "Version 10 of" in notes_file
+    # Not a file shared again for every edit: the channel takes about one a second.
+    shared = bot.standin.calls_to("files.completeUploadExternal")
+    assert len(shared) < 11, len(shared)
+
+
+def test_notes_that_shrink_after_the_end_lose_their_extra_parts(bot: Bot) -> None:
+    words = "the student wrote the equation again beside the table, " * 40
+    replies = [f"Reply {n:03d}: {words}" for n in range(30)]
+    step, header_ts, said = _ended(bot, *replies)
+    before = len([m for m in bot.posts() if m.get("thread_ts") == header_ts])
+    assert before > 2, "long enough to be split"
+    for n, ts in enumerate(said[1:], start=1):
+        _delete(bot, TEACHERS[n % 3], ts, step)
+    bot.settle(30)
+    thread = [m for m in bot.posts() if m.get("thread_ts") == header_ts]
+    # The parts the notes no longer need are deleted.
+    assert len(thread) == 1, [m["text"] for m in thread]
+    for shown in (json.dumps(thread), _dm(bot), *_files(bot)):
+        assert "Reply 000" in shown and "Reply 001" not in shown and "Reply 029" not in shown
