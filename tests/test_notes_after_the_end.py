@@ -106,6 +106,18 @@ def test_edits_one_after_another_are_gathered(bot: Bot) -> None:
     assert len(shared) < 11, len(shared)
 
 
+def test_a_late_reply_is_in_the_notes_file(bot: Bot) -> None:
+    step = bot.open_step()
+    written = f"{time.time():.6f}"
+    bot.wait_until(lambda: time.time() > float(written) + 0.01)
+    bot.command("end")
+    bot.settle()
+    bot.reply(TEACHERS[0], "Last thought: ask them first.", step, ts=written)
+    bot.settle()
+    (notes_file,) = _files(bot)
+    assert "Last thought: ask them first." in notes_file
+
+
 def test_notes_that_shrink_after_the_end_lose_their_extra_parts(bot: Bot) -> None:
     words = "the student wrote the equation again beside the table, " * 40
     replies = [f"Reply {n:03d}: {words}" for n in range(30)]

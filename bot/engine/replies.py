@@ -564,6 +564,8 @@ class Replies:
             self.engine.post(s, session, message, ref=ref, thread_ref=f"header:{session_id}")
         for message in messages:
             self.engine.post(s, session, message, channel=session.presenter_id, ref=ref)
+        # The notes file shared at the end holds what the notes hold: this reply too.
+        posted_notes.refresh(self.engine, s, session, parts=False)
 
     @staticmethod
     def _late_waiting(
