@@ -132,3 +132,27 @@ def test_notes_that_shrink_after_the_end_lose_their_extra_parts(bot: Bot) -> Non
     assert len(thread) == 1, [m["text"] for m in thread]
     for shown in (json.dumps(thread), _dm(bot), *_files(bot)):
         assert "Reply 000" in shown and "Reply 001" not in shown and "Reply 029" not in shown
+
+
+def test_a_late_reply_deleted_is_gone_from_its_word_below_the_notes(bot: Bot) -> None:
+    # It reached the bot after the notes went out, and was added below them as one more reply
+    # (in the header's thread and to the presenter); deleted since, that word stayed.
+    step = bot.open_step()
+    header_ts = str(bot.posts()[0]["ts"])
+    bot.reply(TEACHERS[1], "On time: two drafts.", step)
+    written = [f"{time.time() - n / 1000:.6f}" for n in range(2)]
+    bot.wait_until(lambda: time.time() > float(written[0]) + 0.01)
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    bot.reply(TEACHERS[0], "Late: Jake's name is on page 2.", step, ts=written[0])
+    bot.settle()
+    assert "Jake" in _thread(bot, header_ts) and "Jake" in _dm(bot)
+    _delete(bot, TEACHERS[0], written[0], step)
+    bot.settle()
+    for shown in (_thread(bot, header_ts), _dm(bot), *_files(bot)):
+        assert "Jake" not in shown and "two drafts" in shown
+    # The word that held it alone is gone with it.
+    assert not [m for m in bot.posts() if "more repl" in str(m.get("text"))]
+    assert not [m for m in bot.standin.messages(DM) if "more repl" in str(m.get("text"))]
+

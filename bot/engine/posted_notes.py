@@ -15,10 +15,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot import slack
-from bot.blocks import Message
+from bot.blocks import Message, render_messages
 from bot.engine import notes as notes_mod
+from bot.protocols import Protocol
 from bot.render import render_text
-from bot.store.models import OutboxMessage, ProtocolSession
+from bot.store.models import Contribution, OutboxMessage, ProtocolSession
 
 if TYPE_CHECKING:
     from bot.engine.core import Engine
@@ -30,16 +31,61 @@ def part_ref(session_id: int, copy: str, k: int) -> str:
     return f"notes:{session_id}:{copy}{k}"
 
 
+# A word of late replies below the notes (bot.engine.replies: one more reply for the notes): its
+# ref names the session and the first reply it holds, and each of its parts has a ref of its
+# own, `late:{session}:{first}:c{k}` in the header's thread and `...:p{k}` to the presenter.
+LATE = "late"
+
+
+def late_base(session_id: int, first: int) -> str:
+    return f"{LATE}:{session_id}:{first}"
+
+
+def late_messages(
+    s: Session, session: ProtocolSession, protocol: Protocol, first: int, upto: int | None
+) -> list[Message]:
+    """A word of the late replies from the one numbered `first` (to `upto`, not included), as
+    they stand now; none if none stands."""
+    query = select(Contribution.text, Contribution.user_id, Contribution.tag).where(
+        Contribution.session_id == session.id,
+        Contribution.id >= first,
+        Contribution.audience == "group",
+    )
+    if upto is not None:
+        query = query.where(Contribution.id < upto)
+    late = s.execute(query.order_by(Contribution.id)).all()
+    items = [{"text": text, "user": user, "tag": tag} for text, user, tag in late]
+    if not items:
+        return []
+    # By tag in the order the notes list them (a sort keeps each tag's replies in order).
+    order = {tag: k for k, tag in enumerate(notes_mod.section_order(protocol))}
+    items.sort(key=lambda item: order.get(item["tag"], len(order)))
+    # A long reply (Slack takes 40,000 characters) is more than one message holds: in parts.
+    return render_messages(
+        "notes_late.j2", protocol=protocol, items=items, presenter=session.presenter_id
+    )
+
+
+def post_late(
+    engine: Engine, s: Session, session: ProtocolSession, first: int, messages: list[Message]
+) -> None:
+    base = late_base(session.id, first)
+    for copy in (CHANNEL, PRESENTER):
+        for k, message in enumerate(messages):
+            _post_part(engine, s, session, base, copy, k, message)
+
+
 def post(
     engine: Engine, s: Session, session: ProtocolSession, notes: notes_mod.Notes, when: datetime
 ) -> None:
     """The notes at the end: in the header's thread (the first part also in the channel, so the
     team sees the session is over), to the presenter, and as a Markdown file in the thread."""
     sid = session.id
+    base = f"notes:{sid}"
     for k, message in enumerate(notes_mod.notes_messages(notes)):
-        _post_part(engine, s, session, CHANNEL, k, message, reply_broadcast=k == 0)
+        _post_part(engine, s, session, base, CHANNEL, k, message, reply_broadcast=k == 0)
     for k, message in enumerate(notes_mod.notes_messages(notes, for_presenter=True)):
-        _post_part(engine, s, session, PRESENTER, k, message)
+        _post_part(engine, s, session, base, PRESENTER, k, message)
     slack.enqueue(
         s,
         now=engine.clock.now(),
@@ -74,9 +120,19 @@ def refresh(engine: Engine, s: Session, session: ProtocolSession, *, parts: bool
             s.delete(row)
         s.flush()
         rows = [row for row in rows if row not in dropped]
+        base = f"notes:{sid}"
         for copy, for_presenter in ((CHANNEL, False), (PRESENTER, True)):
             messages = notes_mod.notes_messages(notes, for_presenter=for_presenter)
-            _redo_parts(engine, s, session, copy, messages, _live(rows, sid, copy))
+            _redo_parts(engine, s, session, base, copy, messages, _live(rows, base, copy))
+        # The words of late replies below them, each as its replies now stand.
+        firsts = sorted(
+            {int(ref.split(":")[2]) for row in rows if (ref := row.ref or "").startswith(LATE)}
+        )
+        for first, upto in zip(firsts, [*firsts[1:], None], strict=False):
+            messages = late_messages(s, session, protocol, first, upto)
+            base = late_base(sid, first)
+            for copy in (CHANNEL, PRESENTER):
+                _redo_parts(engine, s, session, base, copy, messages, _live(rows, base, copy))
     _redo_file(engine, s, session, notes, rows)
 
 
@@ -92,6 +148,9 @@ def _rows(s: Session, session: ProtocolSession) -> list[OutboxMessage]:
                     OutboxMessage.ref.like(f"notes:{sid}:%"),
                     OutboxMessage.ref.like(f"edit:notes:{sid}:%"),
                     OutboxMessage.ref.like(f"delete:notes:{sid}:%"),
+                    OutboxMessage.ref.like(f"{LATE}:{sid}:%:%"),
+                    OutboxMessage.ref.like(f"edit:{LATE}:{sid}:%"),
+                    OutboxMessage.ref.like(f"delete:{LATE}:{sid}:%"),
                 ),
             )
             .order_by(OutboxMessage.id)
@@ -104,24 +163,24 @@ def _redone(row: OutboxMessage, session_id: int) -> bool:
     ref = row.ref or ""
     target = ref.removeprefix("edit:").removeprefix("delete:")
     parts = tuple(part_ref(session_id, copy, 0)[:-1] for copy in (CHANNEL, PRESENTER))
-    return target != ref and target.startswith(parts)
+    return target != ref and (target.startswith(parts) or target.startswith(f"{LATE}:"))
 
 
 def _untaken(row: OutboxMessage) -> bool:
     return row.status == "pending" and row.in_flight_at is None and row.attempts == 0
 
 
-def _live(rows: list[OutboxMessage], session_id: int, copy: str) -> int:
+def _live(rows: list[OutboxMessage], base: str, copy: str) -> int:
     """How many parts of a copy are in Slack (or on their way): 0..n-1, none deleted since."""
     live: dict[str, bool] = {}
     for row in rows:
         ref = row.ref or ""
-        if row.method == "chat.postMessage" and ref.startswith(f"notes:{session_id}:{copy}"):
+        if row.method == "chat.postMessage" and ref.startswith(f"{base}:{copy}"):
             live[ref] = row.status != "failed"
         elif row.method == slack.DELETE_METHOD:
             live[ref.removeprefix("delete:")] = False
     n = 0
-    while live.get(part_ref(session_id, copy, n)):
+    while live.get(f"{base}:{copy}{n}"):
         n += 1
     return n
 
@@ -130,6 +189,7 @@ def _redo_parts(
     engine: Engine,
     s: Session,
     session: ProtocolSession,
+    base: str,
     copy: str,
     messages: list[Message],
     live: int,
@@ -137,11 +197,11 @@ def _redo_parts(
     channel = session.channel_id if copy == CHANNEL else session.presenter_id
     for k, message in enumerate(messages):
         if k < live:
-            engine.edit(s, session, message, of=part_ref(session.id, copy, k), channel=channel)
+            engine.edit(s, session, message, of=f"{base}:{copy}{k}", channel=channel)
         else:
-            _post_part(engine, s, session, copy, k, message)
+            _post_part(engine, s, session, base, copy, k, message)
     for k in range(len(messages), live):
-        of = part_ref(session.id, copy, k)
+        of = f"{base}:{copy}{k}"
         slack.enqueue(
             s,
             now=engine.clock.now(),
@@ -158,12 +218,13 @@ def _post_part(
     engine: Engine,
     s: Session,
     session: ProtocolSession,
+    base: str,
     copy: str,
     k: int,
     message: Message,
     **extra: Any,
 ) -> None:
-    ref = part_ref(session.id, copy, k)
+    ref = f"{base}:{copy}{k}"
     if copy == CHANNEL:
         engine.post(s, session, message, ref=ref, thread_ref=f"header:{session.id}", **extra)
     else:

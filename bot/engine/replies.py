@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select, true, tuple_
+from sqlalchemy import bindparam, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from bot import slack
 from bot.activity import ACTIVITY, REPLIES
-from bot.blocks import render_message, render_messages
+from bot.blocks import render_message
 from bot.clock import as_utc
 from bot.engine import notes as notes_mod
 from bot.engine import posted_notes
@@ -41,7 +41,7 @@ from bot.store.models import ACTIVE, Contribution, OutboxMessage, ProtocolSessio
 log = logging.getLogger(__name__)
 
 # The ref of a word about replies that reached the bot after the notes went out.
-LATE = "late"
+LATE = posted_notes.LATE
 # How long a reply in a thread the bot can't place yet is kept for another look.
 IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 # How long after a message was written Slack may still deliver it: it tries a delivery that
@@ -542,28 +542,8 @@ class Replies:
             for row in rows:
                 s.delete(row)
             s.flush()
-        late = s.execute(
-            select(Contribution.text, Contribution.user_id, Contribution.tag)
-            .where(
-                Contribution.session_id == session_id,
-                Contribution.id >= first,
-                Contribution.audience == "group",
-            )
-            .order_by(Contribution.id)
-        ).all()
-        items = [{"text": text, "user": user, "tag": tag} for text, user, tag in late]
-        # By tag in the order the notes list them (a sort keeps each tag's replies in order).
-        order = {tag: k for k, tag in enumerate(notes_mod.section_order(protocol))}
-        items.sort(key=lambda item: order.get(item["tag"], len(order)))
-        # A long reply (Slack takes 40,000 characters) is more than one message holds: in parts.
-        messages = render_messages(
-            "notes_late.j2", protocol=protocol, items=items, presenter=session.presenter_id
-        )
-        ref = f"{LATE}:{session_id}:{first}"
-        for message in messages:
-            self.engine.post(s, session, message, ref=ref, thread_ref=f"header:{session_id}")
-        for message in messages:
-            self.engine.post(s, session, message, channel=session.presenter_id, ref=ref)
+        messages = posted_notes.late_messages(s, session, protocol, first, None)
+        posted_notes.post_late(self.engine, s, session, first, messages)
         # The notes file shared at the end holds what the notes hold: this reply too.
         posted_notes.refresh(self.engine, s, session, parts=False)
 
@@ -580,10 +560,15 @@ class Replies:
             .order_by(OutboxMessage.id.desc())
             .limit(1)
         ).first()
-        first = (last or "").removeprefix(prefix)
+        # The word's parts have refs of their own (see bot.engine.posted_notes.late_base).
+        first = (last or "").removeprefix(prefix).partition(":")[0]
         if not last or not first.isdigit():
             return None
-        mine = (OutboxMessage.team_id == session.team_id, OutboxMessage.ref == last)
+        word = f"{prefix}{first}"
+        mine = (
+            OutboxMessage.team_id == session.team_id,
+            or_(OutboxMessage.ref == word, OutboxMessage.ref.like(f"{word}:%")),
+        )
         every = s.scalars(select(OutboxMessage.id).where(*mine)).all()
         untaken = s.scalars(
             select(OutboxMessage)
