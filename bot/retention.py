@@ -114,7 +114,8 @@ def session_rows(session_id: int) -> ColumnElement[bool]:
     named: list[ColumnElement[bool]] = [OutboxMessage.ref == f"nudge:{sid}"]
     for column in (OutboxMessage.ref, OutboxMessage.thread_ref):
         named += [column == f"header:{sid}", column == f"notes:{sid}"]
-        kinds = ("step", "prep", "presenter", "notes", "edit:notes", "delete:notes")
+        kinds: tuple[str, ...] = ("step", "prep", "presenter", "notes", "late")
+        kinds += tuple(f"{change}:{kind}" for change in ("edit", "delete") for kind in kinds[3:])
         named += [column.like(f"{kind}:{sid}:%") for kind in kinds]
     return or_(*named)
 
@@ -134,6 +135,7 @@ def forget_copies(s: Session, session_id: int) -> int:
         # the notes' parts and files, and their edits since (bot.engine.posted_notes)
         OutboxMessage.ref.like(f"notes:{session_id}:%"),
         OutboxMessage.ref.like(f"edit:notes:{session_id}:%"),
+        OutboxMessage.ref.like(f"edit:late:{session_id}:%"),
         OutboxMessage.ref.like(f"late:{session_id}:%"),  # replies after the notes, to the presenter
         OutboxMessage.ref.like(f"presenter:{session_id}:%"),
         OutboxMessage.ref == f"nudge:{session_id}",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 
+from sqlalchemy import inspect, text
+
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 
 DM = f"D{PRESENTER[1:]}"
@@ -156,3 +158,31 @@ def test_a_late_reply_deleted_is_gone_from_its_word_below_the_notes(bot: Bot) ->
     assert not [m for m in bot.posts() if "more repl" in str(m.get("text"))]
     assert not [m for m in bot.standin.messages(DM) if "more repl" in str(m.get("text"))]
 
+
+def test_forget_after_late_replies_and_edits_leaves_no_copy_of_them(bot: Bot) -> None:
+    # The presenter's copy of a late reply's word kept its words after the forget: its rows
+    # were not counted as the session's.
+    step = bot.open_step()
+    secret = "Kept-in-at-lunch-Jake"
+    written = f"{time.time():.6f}"
+    bot.wait_until(lambda: time.time() > float(written) + 0.01)
+    bot.command("end")
+    bot.settle()
+    bot.reply(TEACHERS[0], f"Late: {secret} wrote it.", step, ts=written)
+    bot.settle()
+    _edit(bot, TEACHERS[0], written, step, f"Late: {secret} wrote it twice.")
+    bot.settle()
+    assert "Deleted 1 stored reply" in bot.command("forget")["text"]
+    bot.settle()
+    assert _holding(bot, secret) == []
+
+
+def _holding(bot: Bot, secret: str) -> list[str]:
+    """The tables, in the main database and the inbox's, with a row that holds `secret`."""
+    found = []
+    for opened in (bot.db.session, bot.db.inbox_session):
+        with opened() as s:
+            for name in inspect(s.connection()).get_table_names():
+                rows = s.execute(text(f'SELECT * FROM "{name}"')).all()
+                found += [name for row in rows if secret in repr(tuple(row))]
+    return found
