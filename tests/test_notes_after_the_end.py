@@ -136,6 +136,21 @@ def test_notes_that_shrink_after_the_end_lose_their_extra_parts(bot: Bot) -> Non
         assert "Reply 000" in shown and "Reply 001" not in shown and "Reply 029" not in shown
 
 
+def test_an_edit_in_long_notes_edits_only_the_part_that_holds_it(bot: Bot) -> None:
+    words = "the student wrote the equation again beside the table, " * 40
+    replies = [f"Reply {n:03d}: {words}" for n in range(30)]
+    step, header_ts, said = _ended(bot, *replies)
+    assert len([m for m in bot.posts() if m.get("thread_ts") == header_ts]) > 2
+    before = len(bot.standin.calls_to("chat.update"))
+    # A word fixed (as long as it was: the parts keep their replies).
+    fixed = f"Reply 000: {words.replace('equation', 'formulae', 1)}"
+    _edit(bot, TEACHERS[0], said[0], step, fixed)
+    bot.settle()
+    # One part in the thread, one in the presenter's copy: Slack takes about 50 edits a minute.
+    assert len(bot.standin.calls_to("chat.update")) - before == 2
+    assert "formulae" in _thread(bot, header_ts) and "formulae" in _dm(bot)
+
+
 def test_a_late_reply_deleted_is_gone_from_its_word_below_the_notes(bot: Bot) -> None:
     # It reached the bot after the notes went out, and was added below them as one more reply
     # (in the header's thread and to the presenter); deleted since, that word stayed.

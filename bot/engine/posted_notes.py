@@ -123,7 +123,7 @@ def refresh(engine: Engine, s: Session, session: ProtocolSession, *, parts: bool
         base = f"notes:{sid}"
         for copy, for_presenter in ((CHANNEL, False), (PRESENTER, True)):
             messages = notes_mod.notes_messages(notes, for_presenter=for_presenter)
-            _redo_parts(engine, s, session, base, copy, messages, _live(rows, base, copy))
+            _redo_parts(engine, s, session, base, copy, messages, rows)
         # The words of late replies below them, each as its replies now stand.
         firsts = sorted(
             {int(ref.split(":")[2]) for row in rows if (ref := row.ref or "").startswith(LATE)}
@@ -132,7 +132,7 @@ def refresh(engine: Engine, s: Session, session: ProtocolSession, *, parts: bool
             messages = late_messages(s, session, protocol, first, upto)
             base = late_base(sid, first)
             for copy in (CHANNEL, PRESENTER):
-                _redo_parts(engine, s, session, base, copy, messages, _live(rows, base, copy))
+                _redo_parts(engine, s, session, base, copy, messages, rows)
     _redo_file(engine, s, session, notes, rows)
 
 
@@ -192,12 +192,20 @@ def _redo_parts(
     base: str,
     copy: str,
     messages: list[Message],
-    live: int,
+    rows: list[OutboxMessage],
 ) -> None:
     channel = session.channel_id if copy == CHANNEL else session.presenter_id
+    live = _live(rows, base, copy)
+    # What each part shows now: its post, or its last edit (a part the edit leaves as it was is
+    # not edited: Slack takes about 50 edits a minute).
+    shown = {row.thread_ref if row.method == slack.UPDATE_METHOD else row.ref: row for row in rows}
     for k, message in enumerate(messages):
+        of = f"{base}:{copy}{k}"
         if k < live:
-            engine.edit(s, session, message, of=f"{base}:{copy}{k}", channel=channel)
+            was = shown.get(of)
+            if was is not None and _same(was.payload, message):
+                continue
+            engine.edit(s, session, message, of=of, channel=channel)
         else:
             _post_part(engine, s, session, base, copy, k, message)
     for k in range(len(messages), live):
@@ -212,6 +220,12 @@ def _redo_parts(
             ref=f"delete:{of}",
             thread_ref=of,
         )
+
+
+def _same(payload: dict[str, Any], message: Message) -> bool:
+    """Whether a post's or an edit's payload shows `message` (a forgotten one shows nothing)."""
+    blocks = payload.get("blocks") or []
+    return payload.get("text") == message.text and blocks == (message.blocks or [])
 
 
 def _post_part(
