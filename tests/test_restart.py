@@ -175,9 +175,12 @@ def test_killed_and_restarted_bot_posts_every_step_once_on_schedule(
         workspace.fail_next(
             "chat.postMessage", delay=LATE_ANSWER, apply_on_timeout=True, where=_is_step_post
         )
-        in_flight = _wait(lambda: _step_in_flight(db, armed), 10, "a step post in flight")
-        # The request has reached the stand-in, which answers it late.
-        _wait(lambda: workspace.faults_left("chat.postMessage") == 0, 5, "the post at Slack")
+        # The request has reached the stand-in, which answers it late. Its row may have been
+        # claimed a moment before the fault was armed, and the channel's next post waits on it.
+        _wait(lambda: workspace.faults_left("chat.postMessage") == 0, 15, "a step post at Slack")
+        in_flight = _wait(
+            lambda: _step_in_flight(db, armed - timedelta(seconds=STEP)), 5, "its row in flight"
+        )
         kill(f"with {in_flight} in flight")
         # Slack has posted it by the time the bot is back (only the answer was lost).
         _wait(lambda: _unheard(workspace, "chat.postMessage"), 20, "the post made unheard")
