@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, inspect, select, text
 
 from bot import commands as cmd
 from bot.app import build_app
@@ -51,6 +51,17 @@ def seed_workspace(standin: SlackStandin) -> None:
         standin.add_user(user, f"teacher{i + 1}")
     standin.add_user("U_ADMIN", "admin", is_admin=True)
     standin.add_channel(CHANNEL, [FACILITATOR, PRESENTER, *TEACHERS, "U_BOT"])
+
+
+def tables_holding(bot: Bot, secret: str) -> list[str]:
+    """The tables, in the main database and the inbox's, with a row that holds `secret`."""
+    found = []
+    for opened in (bot.db.session, bot.db.inbox_session):
+        with opened() as s:
+            for name in inspect(s.connection()).get_table_names():
+                rows = s.execute(text(f'SELECT * FROM "{name}"')).all()
+                found += [name for row in rows if secret in repr(tuple(row))]
+    return found
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 15.0, poll: float = 0.05) -> None:

@@ -6,7 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import select, update
 
 from bot.engine import controls
 from bot.engine.core import Engine
@@ -14,7 +14,7 @@ from bot.engine.replies import Replies
 from bot.engine.warnings import warn_step
 from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, ProtocolSession
-from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot, tables_holding
 from tests.test_engine import HeldClock, actor, outbox, start
 from tests.test_home import _press_notes
 
@@ -503,17 +503,6 @@ def test_a_double_click_on_finish_says_the_session_is_over(bot: Bot) -> None:
 SECRET = "Jayden wrote about his fathers deportation"
 
 
-def _holding(bot: Bot, secret: str) -> list[str]:
-    """The tables, in the main database and the inbox's, with a row that holds `secret`."""
-    found = []
-    for opened in (bot.db.session, bot.db.inbox_session):
-        with opened() as s:
-            for name in inspect(s.connection()).get_table_names():
-                rows = s.execute(text(f'SELECT * FROM "{name}"')).all()
-                found += [name for row in rows if secret in repr(tuple(row))]
-    return found
-
-
 def test_forget_while_the_next_session_runs_forgets_the_one_that_ended(bot: Bot) -> None:
     bot.reply(TEACHERS[0], "The last session's words.", bot.open_step())
     bot.command("end")
@@ -548,11 +537,11 @@ def test_forget_leaves_no_copy_of_the_replies_anywhere(bot: Bot) -> None:
     assert bot.standin.calls_to("chat.postEphemeral")
     bot.command("end")
     bot.settle()
-    assert _holding(bot, SECRET)
+    assert tables_holding(bot, SECRET)
     sent = len(bot.standin.calls_to("chat.postMessage"))
     assert "Deleted 2 stored replies" in bot.command("forget")["text"]
     bot.settle()
-    assert _holding(bot, SECRET) == []
+    assert tables_holding(bot, SECRET) == []
     assert len(bot.standin.calls_to("chat.postMessage")) == sent
 
 
@@ -566,9 +555,9 @@ def test_forget_deletes_the_presenters_link_to_the_student_work(bot: Bot) -> Non
     bot.reply(TEACHERS[0], "Two diagrams.", ts)
     bot.command("end")
     bot.settle()
-    assert "sessions" in _holding(bot, link)
+    assert "sessions" in tables_holding(bot, link)
     assert "Deleted 1 stored reply" in bot.command("forget")["text"]
-    assert _holding(bot, link) == []
+    assert tables_holding(bot, link) == []
     assert _session(bot).prep == {"reason": "wondering", "deidentified": True}
 
 
@@ -583,7 +572,7 @@ def test_forget_takes_back_the_copies_of_the_notes_sent_from_app_home(bot: Bot) 
     bot.settle()
     assert "Deleted 1 stored reply" in bot.command("forget")["text"]
     bot.settle()
-    assert _holding(bot, SECRET) == []
+    assert tables_holding(bot, SECRET) == []
 
 
 def test_forget_right_after_end_drops_the_notes_not_yet_posted(engine: Engine) -> None:

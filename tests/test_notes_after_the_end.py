@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import inspect, text
-
-from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, tables_holding
 
 DM = f"D{PRESENTER[1:]}"
 
@@ -189,15 +187,4 @@ def test_forget_after_late_replies_and_edits_leaves_no_copy_of_them(bot: Bot) ->
     bot.settle()
     assert "Deleted 1 stored reply" in bot.command("forget")["text"]
     bot.settle()
-    assert _holding(bot, secret) == []
-
-
-def _holding(bot: Bot, secret: str) -> list[str]:
-    """The tables, in the main database and the inbox's, with a row that holds `secret`."""
-    found = []
-    for opened in (bot.db.session, bot.db.inbox_session):
-        with opened() as s:
-            for name in inspect(s.connection()).get_table_names():
-                rows = s.execute(text(f'SELECT * FROM "{name}"')).all()
-                found += [name for row in rows if secret in repr(tuple(row))]
-    return found
+    assert tables_holding(bot, secret) == []
