@@ -275,6 +275,8 @@ def test_a_frozen_clock_is_replaced_and_posts_nothing_when_it_wakes(
         assert first.proc.wait(15) == 1, first.log_path.read_text()[-3000:]
         assert "another clock took over" in first.log_path.read_text()
         wait_for(lambda: notes_sent(workspace), 40, "the notes")
+        # The presenter's copy may come first: the channel's notes are a moment behind it.
+        wait_for(lambda: "notes" in top_level(workspace), 20, "the notes in the channel")
         labels = top_level(workspace)
         assert labels == ["header", "step 1", "step 2", "step 3", "notes"], labels
     finally:
