@@ -18,6 +18,7 @@ or NAT on the way may have forgotten it without a word, and a call on it would o
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import select
@@ -41,7 +42,7 @@ RESPOND_TIMEOUT = 10  # seconds: an answer is worth nothing to someone who has g
 
 
 # scheme, host, port, timeout, TLS context: what a connection is made with
-_Key = tuple[str, str, int, float | None, ssl.SSLContext]
+_Key = tuple[str, str, int, float | None, ssl.SSLContext | None]
 
 
 class _Connections(threading.local):
@@ -54,7 +55,13 @@ class _Connections(threading.local):
 # the clients of many workspaces (OAuth: one a call, see bot/oauth.py) share a thread's
 # connection to Slack instead of each opening, and shaking hands on, one of their own.
 _SHARED = _Connections()
-_DEFAULT_TLS = ssl.create_default_context()
+
+
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    """Made at the first connection to Slack that needs it, not at import: loading the system's
+    certificates is a tenth of a second or more of every start, before the bot can answer."""
+    return ssl.create_default_context()
 
 
 def _dropped(connection: http.client.HTTPConnection) -> bool:
@@ -86,10 +93,9 @@ class _KeptAlive:
         super().__init__(*args, **kwargs)  # the client's own
         self.idle_seconds, self._monotonic = idle_seconds, monotonic
         self._connections = _SHARED
-        self._tls = self.ssl or _DEFAULT_TLS
 
     def _key(self, scheme: str, host: str, port: int) -> _Key:
-        return (scheme, host, port, self.timeout, self._tls)
+        return (scheme, host, port, self.timeout, self.ssl)  # None: the shared default
 
     def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         key = self._key(scheme, host, port)
@@ -103,7 +109,7 @@ class _KeptAlive:
         if connection is None:
             if scheme == "https":
                 connection = http.client.HTTPSConnection(
-                    host, port, timeout=self.timeout, context=self._tls
+                    host, port, timeout=self.timeout, context=self.ssl or _default_tls()
                 )
             else:
                 connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
