@@ -7,7 +7,9 @@ events, runs the timers and sends. Requests go to the web process; CPU counts bo
 
 from __future__ import annotations
 
+import compileall
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -24,6 +26,18 @@ from bench.signing import SECRET, TOKEN
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@functools.cache
+def compiled(tree: Path) -> Path:
+    """Byte-compile a tree's `bot` and `bench` once, as an install or an image build does. Where
+    PYTHONDONTWRITEBYTECODE is set (it is on the 2-core machine), every process the bench starts
+    would otherwise compile ours again, 0.4 s of CPU at each cold start, while the libraries the
+    bare app runs on were compiled when pip installed them."""
+    for package in ("bot", "bench"):
+        if (tree / package).is_dir():
+            compileall.compile_dir(tree / package, quiet=1)
+    return tree
 
 
 def free_port() -> int:
@@ -184,6 +198,7 @@ def start_ours(
     )
     if source != ROOT:
         env["PYTHONPATH"] = str(source) + os.pathsep + env["PYTHONPATH"]
+    compiled(source)
     if migrate:
         subprocess.run(
             [sys.executable, "-m", "bot.cli", "db", "upgrade"],
@@ -207,6 +222,7 @@ def start_ours(
 
 
 def _start_module(name: str, module: str, workdir: Path, *args: str) -> Server:
+    compiled(ROOT)
     port = free_port()
     argv = [sys.executable, "-m", module, "--port", str(port), *args]
     return Server(name, argv, _env({}), port, workdir)
