@@ -291,9 +291,14 @@ def _schema_known(db: Database) -> None:
 
 
 def _schema_ready(settings: Settings, wait: float = 0.0) -> None:
-    from bot.store.migrate import is_up_to_date
+    from bot.store.revision import at_head
 
     db = _open_database(settings, wait=wait)
+    if at_head(db):
+        db.dispose()
+        return
+    from bot.store.migrate import is_up_to_date
+
     _schema_known(db)
     try:
         ready = is_up_to_date(db)

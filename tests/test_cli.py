@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic_command
 from sqlalchemy import create_engine, make_url, text
 
 from bot.cli import _driver_reason, build_parser
@@ -24,7 +25,8 @@ from bot.protocols import BUILTIN_DIR, BUILTIN_IDS
 from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
-from bot.store.migrate import head_revision, upgrade
+from bot.store.migrate import alembic_config, head_revision, upgrade
+from bot.store.revision import HEAD
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import TEACHERS, Bot
 from tests.process import CLI, BotProcess, bot_environment, free_port, run_cli
@@ -411,7 +413,7 @@ def test_every_command_and_argument_says_what_it_is_in_help() -> None:
             assert action.help, f"protocolbot {name} --help: {action.dest} is not explained"
 
 
-@pytest.mark.parametrize("args", [["db", "upgrade"], ["export", "latest"]])
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["export", "latest"], ["serve"], ["clock"]])
 def test_a_database_a_newer_version_migrated_is_named_not_sent_to_db_upgrade(
     args: list[str], tmp_path: Path
 ) -> None:
@@ -424,6 +426,26 @@ def test_a_database_a_newer_version_migrated_is_named_not_sent_to_db_upgrade(
         f"protocolbot: the database schema (9999) is from a newer protocolbot than this one "
         f"(up to {head_revision()}): run that version, or restore the backup taken before it "
         "upgraded the database"
+    )
+
+
+def test_the_revision_serve_and_clock_look_for_is_the_newest_migration() -> None:
+    # They read the database's revision without Alembic: a migration added without moving
+    # HEAD would have them refuse every database `db upgrade` brought up to date.
+    assert head_revision() == HEAD
+
+
+@pytest.mark.parametrize("args", [["serve"], ["clock"]])
+def test_serve_and_clock_on_a_database_one_migration_behind_say_to_upgrade(
+    args: list[str], tmp_path: Path
+) -> None:
+    url = _migrated(tmp_path)
+    db = Database(url)
+    alembic_command.downgrade(alembic_config(url), "-1")
+    db.dispose()
+    line = _one_line(_run(args, url, tmp_path))
+    assert line == (
+        "protocolbot: the database schema is out of date: run `protocolbot db upgrade` first"
     )
 
 
