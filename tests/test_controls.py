@@ -257,6 +257,27 @@ def test_closing_warning_counts_nobody_in_a_step_where_only_the_presenter_speaks
     assert len(dm) == 1 and "*Presentation* is your step as the presenter" in dm[0]
 
 
+def test_closing_warning_counts_nobody_in_a_step_where_no_reply_is_asked(bot: Bot) -> None:
+    # The Tuning Protocol's Silent Examination is for reading the work quietly: "0 of 4 have
+    # replied so far" under it read as a call to write. A step for everyone keeps its count.
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for k in (2, 3):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)
+    examination = str(bot.step_posts()[2]["ts"])
+    warn_step(bot.runtime.engine, _session(bot).id, 3)
+    bot.wait_until(lambda: any("This step closes" in t for t in _thread(bot, examination)))
+    warning = next(t for t in _thread(bot, examination) if "This step closes" in t)
+    assert " of 4 " not in warning and "so far" not in warning, warning
+
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 4)
+    feedback = str(bot.step_posts()[3]["ts"])
+    warn_step(bot.runtime.engine, _session(bot).id, 4)
+    bot.wait_until(lambda: any("0 of 4 have replied so far" in t for t in _thread(bot, feedback)))
+
+
 def test_a_presenter_who_brought_the_work_in_prep_is_not_nudged_in_step_1(bot: Bot) -> None:
     # The Collaborative Assessment Conference's step 1 is the presenter sharing the work, which
     # their prep put in the step already.
@@ -329,8 +350,8 @@ def test_the_closing_warning_of_a_long_step_says_which_day_it_closes(bot: Bot) -
     step_ts = bot.step_posts()[0]["ts"]
     session = _session(bot)
     warn_step(bot.runtime.engine, session.id, 1)
-    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, step_ts)))
-    warning = next(t for t in _thread(bot, step_ts) if "so far" in t)
+    bot.wait_until(lambda: any("This step closes" in t for t in _thread(bot, step_ts)))
+    warning = next(t for t in _thread(bot, step_ts) if "This step closes" in t)
     assert session.step_closes_at is not None
     closes = int(session.step_closes_at.timestamp())
     assert f"closes <!date^{closes}^{{date_short_pretty}} at {{time}}|" in warning, warning
