@@ -1548,3 +1548,17 @@ def test_the_reflection_section_is_the_presenters_until_others_reflect_too(bot: 
     _recorded(bot, _say(bot, T1, "I learned to slow down before judging.", thread))
     assert "*Reflections*" in titles() and "## Reflections" in titles()
     assert "*Presenter reflection*" not in titles()
+
+
+def test_interpretations_parked_where_nobody_described_are_not_said_to_come_from_describing(
+    bot: Bot,
+) -> None:
+    # DESE Everyday has no describing step: an interpretation tagged while the team set out its
+    # expectations was listed in step 2 under "Interpretations parked while we were describing".
+    thread = _start_at_step(bot, 1, "dese-everyday")
+    _recorded(bot, _say(bot, T1, "I: they may never have seen an exemplar", thread))
+    _next(bot, 2)
+    extent = json.dumps(bot.step_posts()[1]["blocks"])
+    assert "they may never have seen an exemplar" in extent
+    assert "describing" not in extent
+    assert "Interpretations parked in earlier steps" in extent
