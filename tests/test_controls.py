@@ -293,6 +293,23 @@ def test_a_presenter_who_brought_the_work_in_prep_is_not_nudged_in_step_1(bot: B
     assert bot.standin.calls_to("conversations.open") == []
 
 
+def test_a_presenter_whose_statement_opens_a_later_step_is_nudged_to_share_the_work(
+    bot: Bot,
+) -> None:
+    # The Conference hears the statement of the assignment only in step 5: a prep with a
+    # statement and no link left step 1 asking the presenter to share the work, and its
+    # closing warning took the statement for the work and nudged nobody.
+    bot.command(f"start collaborative-assessment <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    with bot.db.session() as s:
+        s.execute(update(ProtocolSession).values(statement="Compare 3/4 and 5/8 with a drawing."))
+    warn_step(bot.runtime.engine, _session(bot).id, 1)
+    bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 1)
+    bot.settle()
+    nudged = [str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")]
+    assert nudged == [PRESENTER]
+
+
 def test_a_presenter_who_has_replied_in_their_own_step_is_not_nudged(bot: Bot) -> None:
     bot.command(f"start tuning <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)

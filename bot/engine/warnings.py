@@ -57,7 +57,7 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         # a step for everyone (and only in private, as its warning names nobody).
         if not spec.everyone and spec.presenter != "only":
             return
-        if not spec.everyone and step == 1 and (session.statement or _link(session)):
+        if not spec.everyone and _brought(session, protocol, step):
             return  # what they brought is in the step already, from their prep
         nudge = render_message("closing_nudge.j2", **_context(session, spec, step))
         for user in sorted(set(members) - replied):
@@ -84,6 +84,16 @@ def rewarn(
 
 def _link(session: ProtocolSession) -> str | None:
     return (session.prep or {}).get("link")
+
+
+def _brought(session: ProtocolSession, protocol: Protocol, step: int) -> bool:
+    """Whether the presenter's prep put in step 1 what it asks of them: the link to the work,
+    or the statement of the assignment where step 1 opens with it. The Conference hears the
+    statement only in step 5 (where the presenter still has their say to write): its step 1
+    asks them to share the work when the prep gave no link."""
+    if step != 1:
+        return False
+    return bool(_link(session)) or (protocol.statement_step == 1 and bool(session.statement))
 
 
 def _context(
