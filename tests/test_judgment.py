@@ -92,6 +92,13 @@ def test_heldout_does_not_regress() -> None:
         ("She is making connections between the two texts", True),
         ("He is confused by the second question", True),
         ("O: she gets it", True),
+        # Saying what one likes is a judgment too (the Collaborative Assessment Conference:
+        # describe "without judging its quality or saying what you like").
+        ("I like how she labelled the axes.", True),
+        ("I really like the drawing", True),
+        ("I don't like the last paragraph", True),
+        ("My favorite part is the diagram", True),
+        ("The student drew a tree like the one in the book", False),
         ("", False),
     ],
 )

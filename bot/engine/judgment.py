@@ -126,6 +126,9 @@ _HEDGE_RE = _words(
     r"i (?:really |honestly )?(?:don't |do not )?(?:think|believe|feel|suspect|bet|guess|assume)",
     r"i'm (?:guessing|not sure|sure|assuming)|i'd (?:say|guess|bet|argue)",
     r"i (?:have a|get the) (?:feeling|sense)",
+    # Saying what one likes is a judgment of the work, however plainly put.
+    r"i (?:really |just |also )?(?:don't |do not )?(?:like|liked|dislike|disliked|love|loved)",
+    r"(?:my|the) favou?rite|i (?:really )?(?:appreciate|admire)",
     r"my (?:guess|sense|hunch|impression|read)|i wonder (?:if|whether|why)",
     r"seems?|seemed|seemingly|appears? to|it appears|apparently",
     r"probably|maybe|perhaps|possibly|likely|presumably",
