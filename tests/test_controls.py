@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.engine import controls
@@ -303,6 +304,25 @@ def test_a_presenter_whose_statement_opens_a_later_step_is_nudged_to_share_the_w
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     with bot.db.session() as s:
         s.execute(update(ProtocolSession).values(statement="Compare 3/4 and 5/8 with a drawing."))
+    warn_step(bot.runtime.engine, _session(bot).id, 1)
+    bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 1)
+    bot.settle()
+    nudged = [str(c.params["users"]) for c in bot.standin.calls_to("conversations.open")]
+    assert nudged == [PRESENTER]
+
+
+@pytest.mark.parametrize("protocol", ["tuning", "consultancy"])
+def test_a_presenter_whose_first_step_asks_more_than_the_work_is_nudged_despite_prep(
+    bot: Bot, protocol: str
+) -> None:
+    # The Tuning Protocol's Presentation asks for the context and a focusing question, the
+    # Consultancy's first step for the dilemma: step 1 says "you start: reply in this thread as
+    # this step asks" under the prep's statement and link, and its warning nudged nobody.
+    bot.command(f"start {protocol} <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    prep = {"link": "https://example.org/work"}
+    with bot.db.session() as s:
+        s.execute(update(ProtocolSession).values(prep=prep, statement="Compare 3/4 and 5/8."))
     warn_step(bot.runtime.engine, _session(bot).id, 1)
     bot.wait_until(lambda: len(bot.standin.calls_to("conversations.open")) >= 1)
     bot.settle()

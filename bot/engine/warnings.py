@@ -90,8 +90,10 @@ def _brought(session: ProtocolSession, protocol: Protocol, step: int) -> bool:
     """Whether the presenter's prep put in step 1 what it asks of them: the link to the work,
     or the statement of the assignment where step 1 opens with it. The Conference hears the
     statement only in step 5 (where the presenter still has their say to write): its step 1
-    asks them to share the work when the prep gave no link."""
-    if step != 1:
+    asks them to share the work when the prep gave no link. A protocol that asks no statement
+    has its step 1 ask more than the work (Tuning's focusing question, the Consultancy's
+    dilemma): its step says "you start" whatever the prep brought."""
+    if step != 1 or not protocol.asks_statement:
         return False
     return bool(_link(session)) or (protocol.statement_step == 1 and bool(session.statement))
 
