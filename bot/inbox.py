@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, as_utc
 from bot.engine.errors import NotYet
+from bot.engine.replies import SHARED_CHANNEL
 from bot.foreground import Foreground
 from bot.logs import Outage, unreachable
 from bot.notify import CHANNEL as NOTIFY_CHANNEL
@@ -171,6 +172,14 @@ def event_team(body: dict[str, Any]) -> str:
     return str(ours.get("team_id") or body.get("team_id") or event.get("team") or "")
 
 
+def event_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The event, marked when its channel is a Slack Connect one: there Slack sends an event
+    once, naming in authorizations any one of the installations that see it, perhaps not the
+    workspace whose session the channel runs (Replies finds that one)."""
+    event = body.get("event") or {}
+    return {**event, SHARED_CHANNEL: True} if body.get("is_ext_shared_channel") else event
+
+
 def _someone_else_joined(body: dict[str, Any]) -> bool:
     """A person joined a channel the bot is in: only the bot's own joins matter (invited back
     where a session is paused). The envelope's authorizations name the bot's user."""
@@ -286,7 +295,7 @@ class Inbox:
 
     def accept(self, body: dict[str, Any]) -> Stored | None:
         """Store an event callback; None for a retry or duplicate already stored."""
-        event = body.get("event") or {}
+        event = event_of(body)
         if not worth_keeping(event) or _someone_else_joined(body):
             return None
         team_id = event_team(body)

@@ -515,6 +515,68 @@ def test_replies_in_a_slack_connect_channel_another_org_made_are_collected(bot: 
     ]
 
 
+def test_in_a_slack_connect_channel_both_installed_a_reply_goes_to_the_threads_session(
+    two_schools: OAuthBot,
+) -> None:
+    """A channel shared by A and B, who both installed the app, each running a session there.
+    Slack sends each event once and names either installation in authorizations: a reply in
+    A's step thread named for B was looked for in B's sessions, and lost."""
+    bot = two_schools
+    bot.command(START, team=TEAM_A)
+    bot.command(f"start dese-everyday <@{PRESENTER}|maria> step 1h", team=TEAM_B)
+    a_ts = _step_ts(bot, _session_id(bot, TEAM_A), 1)
+    b_ts = _step_ts(bot, _session_id(bot, TEAM_B), 1)
+
+    def reply(user: str, text: str, thread: str) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": user,
+            "text": text,
+            "ts": f"{time.time():.6f}",
+            "thread_ts": thread,
+            "channel_type": "channel",
+        }
+
+    ours, theirs, edited = (
+        reply(TEACHERS[0], "In A's", a_ts),
+        reply(TEACHERS[1], "In B's", b_ts),
+        reply(TEACHERS[2], "Before", a_ts),
+    )
+    _delivered(bot, ours, team=TEAM_A, installed=TEAM_B, shared=True)
+    _delivered(bot, theirs, team=TEAM_A, installed=TEAM_A, shared=True)
+    _delivered(bot, edited, team=TEAM_A, installed=TEAM_A, shared=True)
+    _settled(bot)
+    change = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "message": {**edited, "text": "Q: After"},
+        "previous_message": edited,
+        "ts": f"{time.time():.6f}",
+    }
+    _delivered(bot, change, team=TEAM_A, installed=TEAM_B, shared=True)
+    retag = {
+        "type": "reaction_added",
+        "user": FACILITATOR,
+        "reaction": "bulb",
+        "item": {"type": "message", "channel": CHANNEL, "ts": ours["ts"]},
+        "event_ts": f"{time.time():.6f}",
+    }
+    _delivered(bot, retag, team=TEAM_A, installed=TEAM_B, shared=True)
+    _settled(bot)
+    assert sorted((team, text, tag) for team, _ts, text, tag in _contributions(bot)) == [
+        (TEAM_A, "After", "question"),
+        (TEAM_A, "In A's", "implication"),
+        (TEAM_B, "In B's", "note"),
+    ]
+    tokens = {bot.installations.bot_token(team): team for team in (TEAM_A, TEAM_B)}
+    reacted = {
+        (tokens[c.token], c.params["timestamp"]) for c in bot.standin.calls_to("reactions.add")
+    }
+    assert reacted == {(TEAM_A, ours["ts"]), (TEAM_A, edited["ts"]), (TEAM_B, theirs["ts"])}
+
+
 def test_a_guest_presenter_from_another_org_can_send_their_prep(bot: Bot) -> None:
     """A dialog submitted from the other side of a Slack Connect channel names the guest's
     workspace in team, and ours in view.app_installed_team_id."""

@@ -48,6 +48,8 @@ IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 # failed again at once, a minute later and five minutes later.
 LATE_DELIVERY_PATIENCE = timedelta(minutes=7)
 
+# Set on an event from a Slack Connect channel (bot.inbox.event_of): see Replies.whose.
+SHARED_CHANNEL = "is_ext_shared_channel"
 # A person's reply: typed, also sent to the channel, sharing a file, or written with /me.
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
 # Reminders of who speaks, where a question waits, and that a step has closed: said once to a
@@ -196,6 +198,7 @@ class Replies:
         self.engine = engine
 
     def handle(self, team_id: str, event: dict[str, Any]) -> None:
+        team_id = self.whose(team_id, event)
         if event.get("type") == "reaction_added":
             self.reacted(team_id, event)
         elif event.get("type") == "reaction_removed":
@@ -212,6 +215,40 @@ class Replies:
             self.deleted(team_id, channel, ts, event.get("previous_message") or {})
         elif subtype in REPLY_SUBTYPES and not event.get("bot_id"):
             self.replied(team_id, event)
+
+    def whose(self, team_id: str, event: dict[str, Any]) -> str:
+        """The workspace whose session an event is about. In a Slack Connect channel that two
+        workspaces both installed the app in, Slack names either installation in an event's
+        authorizations: a reply in one's step thread came named for the other, and was lost.
+        There the thread (or the reacted reply) tells; else the session running in the channel."""
+        if not event.get(SHARED_CHANNEL):
+            return team_id
+        item = event.get("item") or {}
+        channel = str(event.get("channel") or item.get("channel") or "")
+        thread = (
+            event.get("thread_ts")
+            or (event.get("message") or {}).get("thread_ts")
+            or (event.get("previous_message") or {}).get("thread_ts")
+        )
+        in_channel = select(ProtocolSession.team_id).where(ProtocolSession.channel_id == channel)
+        if thread:
+            steps = select(StepRun.session_id).where(StepRun.message_ts == str(thread))
+            heading = or_(ProtocolSession.header_ts == str(thread), ProtocolSession.id.in_(steps))
+        elif item.get("ts"):
+            replies = select(Contribution.session_id).where(
+                Contribution.channel_id == channel, Contribution.ts == str(item["ts"])
+            )
+            heading = ProtocolSession.id.in_(replies)
+        else:
+            heading = None
+        with self.engine.db.reading() as s:
+            for where in (heading, ProtocolSession.status.in_(ACTIVE)):
+                if where is None:
+                    continue
+                teams = set(s.scalars(in_channel.where(where)))
+                if teams:
+                    return team_id if team_id in teams else min(teams)
+        return team_id
 
     @staticmethod
     def look_ahead(s: Session, events: list[tuple[str, dict[str, Any]]]) -> None:
@@ -456,6 +493,7 @@ class Replies:
         user, channel = event.get("user"), event.get("channel")
         if not user or not channel:
             return
+        team_id = self.whose(team_id, event)
         with self.engine.db.reading() as s:
             # Most of a channel's talk comes with no session running there: a read says so,
             # where a transaction would take SQLite's write lock for every message.

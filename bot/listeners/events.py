@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from sqlalchemy.exc import DBAPIError
 
-from bot.inbox import event_team, top_level_message
+from bot.inbox import event_of, event_team, top_level_message
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def register(app: App, runtime: Runtime) -> None:
         if stored is not None:
             runtime.inbox.submit(stored)
         elif top_level_message(body.get("event") or {}):
-            runtime.answers.submit(_top_level, runtime, event_team(body), body["event"])
+            runtime.answers.submit(_top_level, runtime, event_team(body), event_of(body))
 
 
 def _top_level(runtime: Runtime, team_id: str, event: dict[str, Any]) -> None:
