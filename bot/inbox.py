@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, as_utc
 from bot.engine.errors import NotYet
-from bot.engine.replies import SHARED_CHANNEL
+from bot.engine.replies import ANY_WORKSPACE, SHARED_CHANNEL
 from bot.foreground import Foreground
 from bot.logs import Outage, unreachable
 from bot.notify import CHANNEL as NOTIFY_CHANNEL
@@ -173,11 +173,16 @@ def event_team(body: dict[str, Any]) -> str:
 
 
 def event_of(body: dict[str, Any]) -> dict[str, Any]:
-    """The event, marked when its channel is a Slack Connect one: there Slack sends an event
-    once, naming in authorizations any one of the installations that see it, perhaps not the
-    workspace whose session the channel runs (Replies finds that one)."""
+    """The event, marked with who may share its channel: any workspace in a Slack Connect
+    channel, the org's workspaces in an Enterprise Grid one. There Slack sends an event once,
+    naming any one of the installations or workspaces that see it, perhaps not the workspace
+    whose session the channel runs (Replies finds that one)."""
     event = body.get("event") or {}
-    return {**event, SHARED_CHANNEL: True} if body.get("is_ext_shared_channel") else event
+    if body.get("is_ext_shared_channel"):
+        return {**event, SHARED_CHANNEL: ANY_WORKSPACE}
+    if body.get("enterprise_id"):
+        return {**event, SHARED_CHANNEL: str(body["enterprise_id"])}
+    return event
 
 
 def _someone_else_joined(body: dict[str, Any]) -> bool:

@@ -490,6 +490,44 @@ def test_an_org_wide_install_draws_the_home_tab_of_a_workspace_with_no_session_y
         bot.stop()
 
 
+def test_in_an_org_wide_install_a_reply_from_another_workspace_of_the_org_is_collected(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A channel shared by two workspaces of an Enterprise Grid org, the app installed
+    org-wide: a session started in A, and a teacher of B replying in its step's thread. The
+    event named B, and the reply was looked for in B's sessions, and lost."""
+    bot = OAuthBot(workspace, database_url).start()
+    try:
+        workspace.add_install("code-org", TEAM_A, enterprise_id="E_DISTRICT", org_wide=True)
+        state, cookie = bot.begin_install()
+        status, page, _ = bot.get(f"/slack/oauth_redirect?code=code-org&state={state}", cookie)
+        assert status == 200, page
+        body = slash_command_body(
+            START, team_id=TEAM_A, enterprise_id="E_DISTRICT", response_url=workspace.response_url()
+        ).replace("is_enterprise_install=false", "is_enterprise_install=true")
+        assert "starting" in bot.post(body)[1]
+        describe_ts = _step_ts(bot, _session_id(bot, TEAM_A), 1)
+        for user, team in ((TEACHERS[0], TEAM_A), (TEACHERS[1], TEAM_B)):
+            reply = {
+                "type": "message",
+                "channel": CHANNEL,
+                "user": user,
+                "team": team,
+                "text": f"From {team}",
+                "ts": f"{time.time():.6f}",
+                "thread_ts": describe_ts,
+                "channel_type": "channel",
+            }
+            _delivered(bot, reply, team=team, installed=None, org="E_DISTRICT")
+        _settled(bot)
+        assert [(team, text) for team, _ts, text, _tag in _contributions(bot)] == [
+            (TEAM_A, f"From {TEAM_A}"),
+            (TEAM_A, f"From {TEAM_B}"),
+        ]
+    finally:
+        bot.stop()
+
+
 def test_replies_in_a_slack_connect_channel_another_org_made_are_collected(bot: Bot) -> None:
     """Slack names the channel's creator in the envelope's team_id; the installation the event
     came to (ours) is in authorizations."""

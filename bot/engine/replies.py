@@ -48,8 +48,10 @@ IN_FLIGHT_PATIENCE = timedelta(seconds=60)
 # failed again at once, a minute later and five minutes later.
 LATE_DELIVERY_PATIENCE = timedelta(minutes=7)
 
-# Set on an event from a Slack Connect channel (bot.inbox.event_of): see Replies.whose.
-SHARED_CHANNEL = "is_ext_shared_channel"
+# Set on an event of a channel that several workspaces may share (bot.inbox.event_of): the
+# org whose workspaces may, or ANY_WORKSPACE in a Slack Connect channel. See Replies.whose.
+SHARED_CHANNEL = "shared_with"
+ANY_WORKSPACE = "*"
 # A person's reply: typed, also sent to the channel, sharing a file, or written with /me.
 REPLY_SUBTYPES = (None, "thread_broadcast", "file_share", "me_message")
 # Reminders of who speaks, where a question waits, and that a step has closed: said once to a
@@ -219,9 +221,12 @@ class Replies:
     def whose(self, team_id: str, event: dict[str, Any]) -> str:
         """The workspace whose session an event is about. In a Slack Connect channel that two
         workspaces both installed the app in, Slack names either installation in an event's
-        authorizations: a reply in one's step thread came named for the other, and was lost.
-        There the thread (or the reacted reply) tells; else the session running in the channel."""
-        if not event.get(SHARED_CHANNEL):
+        authorizations, and in a channel shared by workspaces of an Enterprise Grid org, the
+        workspace of whoever wrote: a reply in one's step thread came named for the other, and
+        was lost. There the thread (or the reacted reply) tells; else the session running in
+        the channel."""
+        shared_with = event.get(SHARED_CHANNEL)
+        if not shared_with:
             return team_id
         item = event.get("item") or {}
         channel = str(event.get("channel") or item.get("channel") or "")
@@ -231,6 +236,8 @@ class Replies:
             or (event.get("previous_message") or {}).get("thread_ts")
         )
         in_channel = select(ProtocolSession.team_id).where(ProtocolSession.channel_id == channel)
+        if shared_with != ANY_WORKSPACE:
+            in_channel = in_channel.where(ProtocolSession.enterprise_id == shared_with)
         if thread:
             steps = select(StepRun.session_id).where(StepRun.message_ts == str(thread))
             heading = or_(ProtocolSession.header_ts == str(thread), ProtocolSession.id.in_(steps))
