@@ -69,7 +69,7 @@ class Installations:
         self.states = _States(expiration_seconds=STATE_SECONDS, engine=db.engine, logger=log)
         # oauth.v2.access (install and refresh) goes to SLACK_API_URL like every other call.
         self.api = make_client(None, settings.slack_api_url)
-        self.rotator = TokenRotator(
+        self.rotator = _PatientRotator(
             client_id=self.client_id, client_secret=self._client_secret, client=self.api
         )
         self._rotating = threading.Lock()
@@ -90,7 +90,7 @@ class Installations:
         )
         # Bolt's default refreshes tokens through slack.com; this one through SLACK_API_URL. With
         # no user scopes a cached auth.test result holds no one's user token, so it is safe to keep.
-        settings.authorize = InstallationStoreAuthorize(
+        authorize = InstallationStoreAuthorize(
             logger=bolt_log,
             installation_store=self.store,
             client_id=self.client_id,
@@ -99,6 +99,8 @@ class Installations:
             cache_enabled=True,
             client=self.api,
         )
+        authorize.token_rotator = self.rotator
+        settings.authorize = authorize
         return settings
 
     # -- a workspace's bot token -----------------------------------------------------------------
@@ -186,7 +188,7 @@ class Installations:
                     self.store.save_bot(bot)
                 return bot or found
             except SlackTokenRotationError as error:
-                # The old token works until it expires; the next use tries the refresh again.
+                # Expired, and the refresh failed (see _PatientRotator): the next use tries again.
                 log.warning(
                     "could not refresh a workspace's bot token: %s",
                     error.api_error.response.get("error"),
@@ -250,6 +252,44 @@ class Installations:
             keys: list[StoreKey] = [(e, team_id) for e in conn.scalars(workspace)]
             keys += [(e, None) for e in conn.scalars(org)]
         return keys
+
+
+class _PatientRotator(TokenRotator):
+    """slack_sdk's rotator, but a refresh Slack fails while the token still works keeps that
+    token (the next use tries again): Bolt's authorize gave a request up at one failed refresh
+    in the two hours before expiry, and told its author the app was not installed."""
+
+    def perform_token_rotation(
+        self, *, installation: Installation, minutes_before_expiration: int = ROTATE_MINUTES
+    ) -> Installation | None:
+        try:
+            return super().perform_token_rotation(
+                installation=installation, minutes_before_expiration=minutes_before_expiration
+            )
+        except SlackTokenRotationError as error:
+            _keep_while_it_works(installation, error)
+            return None
+
+    def perform_bot_token_rotation(
+        self, *, bot: Bot, minutes_before_expiration: int = ROTATE_MINUTES
+    ) -> Bot | None:
+        try:
+            return super().perform_bot_token_rotation(
+                bot=bot, minutes_before_expiration=minutes_before_expiration
+            )
+        except SlackTokenRotationError as error:
+            _keep_while_it_works(bot, error)
+            return None
+
+
+def _keep_while_it_works(found: Found, error: SlackTokenRotationError) -> None:
+    """Say that the refresh failed, if the old token still works; else raise the error."""
+    expires_at = found.bot_token_expires_at
+    if expires_at is not None and expires_at <= time.time():
+        raise error
+    log.warning(
+        "could not refresh a workspace's bot token: %s", error.api_error.response.get("error")
+    )
 
 
 class _States(SQLAlchemyOAuthStateStore):

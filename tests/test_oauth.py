@@ -290,6 +290,22 @@ def test_a_failed_refresh_keeps_the_old_token_until_a_later_one_works(
     assert oauth_bot.installations.bot_token(TEAM_A) != old
 
 
+def test_a_command_while_a_refresh_fails_is_answered_with_the_token_that_still_works(
+    oauth_bot: OAuthBot,
+) -> None:
+    """Slack failed the refresh once (a 500), an hour before the token expired: Bolt's
+    authorize gave the request up, and the facilitator who typed /protocol start was told that
+    protocolbot was not installed in the workspace and to ask an admin to install it."""
+    old = oauth_bot.install(TEAM_A, expires_in=12 * 3600)
+    _expire_soon(oauth_bot, TEAM_A, seconds=3600)
+    oauth_bot.standin.fail_next("oauth.v2.access", status=500)
+    answer = oauth_bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", team=TEAM_A)
+    assert "starting" in str(answer.get("text")).lower(), answer
+    oauth_bot.wait_until(lambda: len(oauth_bot.step_posts()) >= 1)
+    assert "not installed" not in str([c.params for c in oauth_bot.standin.calls])
+    assert oauth_bot.installations.bot_token(TEAM_A) != old  # a later use refreshed it
+
+
 def test_no_token_or_secret_reaches_the_logs_at_info(
     workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
