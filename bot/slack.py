@@ -1217,6 +1217,9 @@ class OutboxSender:
             )
         if status >= 500 or error in RETRY_ERRORS:
             return _Outcome(row_id, "retry", after=_retry_after(exc, None), ambiguous=True)
+        if error == "token_expired":
+            # A rotating token whose refresh Slack failed: the next try refreshes it again.
+            return _Outcome(row_id, "retry", after=None, ambiguous=maybe_sent)
         if error in DONE_ERRORS:
             return _finished(row_id)
         if error == "not_in_channel" and payload.get("channel"):

@@ -421,6 +421,11 @@ class SlackStandin:
                 "org_wide": org_wide,
             }
 
+    def expire_token(self, token: str) -> None:
+        """`token` has expired: every call with it is refused with token_expired."""
+        with self._lock:
+            self._issued[token]["expires_at"] = time.time() - 1
+
     def refuse_token(self, token: str, error: str = "token_revoked") -> None:
         """From now on every call with `token` is refused with `error` (revoked by an admin,
         the bot's account deactivated: account_inactive), and no event says so."""

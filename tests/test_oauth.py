@@ -25,7 +25,7 @@ from bot.settings import Settings
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
-from bot.store.models import ProtocolSession
+from bot.store.models import OutboxMessage, ProtocolSession
 from tests.harness import PRESENTER, SECRET, TEACHERS, Bot
 
 CLIENT_ID, CLIENT_SECRET = "1111.2222", "oauth-client-secret"
@@ -304,6 +304,34 @@ def test_a_command_while_a_refresh_fails_is_answered_with_the_token_that_still_w
     oauth_bot.wait_until(lambda: len(oauth_bot.step_posts()) >= 1)
     assert "not installed" not in str([c.params for c in oauth_bot.standin.calls])
     assert oauth_bot.installations.bot_token(TEAM_A) != old  # a later use refreshed it
+
+
+def test_a_step_due_while_an_expired_token_fails_to_refresh_is_posted_when_it_refreshes(
+    oauth_bot: OAuthBot,
+) -> None:
+    """Nothing was posted for the hours the token had left (a day-long step), so it expired;
+    the first call due when the step closed refreshed it, Slack failed that refresh (a 500),
+    and the call went out with the expired token: refused (token_expired), it was given up
+    (here the edit that marks step 1's message closed; as well the next step's post)."""
+    token = oauth_bot.install(TEAM_A, expires_in=12 * 3600)
+    oauth_bot.command(f"start atlas <@{PRESENTER}|maria> step 3s", team=TEAM_A)
+    oauth_bot.wait_until(lambda: len(oauth_bot.step_posts()) >= 1)
+    _expire_soon(oauth_bot, TEAM_A, seconds=-60)
+    oauth_bot.standin.expire_token(token)
+    oauth_bot.standin.fail_next("oauth.v2.access", status=500)
+    oauth_bot.wait_until(lambda: len(oauth_bot.step_posts()) >= 2, timeout=20)
+
+    def all_sent() -> bool:
+        with oauth_bot.db.session() as s:
+            return set(s.scalars(select(OutboxMessage.status))) == {"sent"}
+
+    oauth_bot.wait_until(all_sent, timeout=10)
+    # The outbox's calls (the engine's lookups of names may meet the expired token too).
+    calls = [c for c in oauth_bot.standin.calls if c.method.startswith("chat.")]
+    refused = [c for c in calls if c.response.get("error") == "token_expired"]
+    assert len(refused) == 1
+    again = [c for c in calls if c.method == refused[0].method]
+    assert again[-1].token != token and again[-1].response.get("ok")
 
 
 def test_no_token_or_secret_reaches_the_logs_at_info(
