@@ -169,6 +169,10 @@ def event_team(body: dict[str, Any]) -> str:
     authorizations = body.get("authorizations") or [{}]
     ours = authorizations[0] if isinstance(authorizations[0], dict) else {}
     event = body.get("event") or {}
+    if ours.get("is_enterprise_install") and event.get("type") in LEAVING:
+        # An org-wide install leaving is the org's (its event may name no workspace, or any
+        # one): every workspace's sessions stop and the org's token goes (bot.engine.workspaces).
+        return str(ours.get("enterprise_id") or body.get("enterprise_id") or "")
     return str(ours.get("team_id") or body.get("team_id") or event.get("team") or "")
 
 

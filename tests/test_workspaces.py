@@ -427,7 +427,7 @@ def _delivered(
     bot: Bot,
     event: dict[str, Any],
     *,
-    team: str,
+    team: str | None,
     installed: str | None,
     org: str | None = None,
     shared: bool = False,
@@ -498,14 +498,8 @@ def test_in_an_org_wide_install_a_reply_from_another_workspace_of_the_org_is_col
     event named B, and the reply was looked for in B's sessions, and lost."""
     bot = OAuthBot(workspace, database_url).start()
     try:
-        workspace.add_install("code-org", TEAM_A, enterprise_id="E_DISTRICT", org_wide=True)
-        state, cookie = bot.begin_install()
-        status, page, _ = bot.get(f"/slack/oauth_redirect?code=code-org&state={state}", cookie)
-        assert status == 200, page
-        body = slash_command_body(
-            START, team_id=TEAM_A, enterprise_id="E_DISTRICT", response_url=workspace.response_url()
-        ).replace("is_enterprise_install=false", "is_enterprise_install=true")
-        assert "starting" in bot.post(body)[1]
+        _install_org_wide(bot, workspace)
+        assert "starting" in _org_command(bot, START, TEAM_A)
         describe_ts = _step_ts(bot, _session_id(bot, TEAM_A), 1)
         for user, team in ((TEACHERS[0], TEAM_A), (TEACHERS[1], TEAM_B)):
             reply = {
@@ -524,6 +518,52 @@ def test_in_an_org_wide_install_a_reply_from_another_workspace_of_the_org_is_col
             (TEAM_A, f"From {TEAM_A}"),
             (TEAM_A, f"From {TEAM_B}"),
         ]
+    finally:
+        bot.stop()
+
+
+def _install_org_wide(bot: OAuthBot, workspace: SlackStandin) -> None:
+    workspace.add_install("code-org", TEAM_A, enterprise_id="E_DISTRICT", org_wide=True)
+    state, cookie = bot.begin_install()
+    status, page, _ = bot.get(f"/slack/oauth_redirect?code=code-org&state={state}", cookie)
+    assert status == 200, page
+
+
+def _org_command(bot: OAuthBot, text: str, team: str) -> str:
+    """/protocol typed in `team`, a workspace of the org that installed the app org-wide."""
+    body = slash_command_body(
+        text, team_id=team, enterprise_id="E_DISTRICT", response_url=bot.standin.response_url()
+    ).replace("is_enterprise_install=false", "is_enterprise_install=true")
+    status, answer = bot.post(body)
+    assert status == 200, answer
+    return answer
+
+
+@pytest.mark.parametrize("envelope_team", [None, TEAM_A], ids=["no-team", "a-workspace"])
+def test_an_org_wide_uninstall_stops_every_workspaces_sessions_and_forgets_the_token(
+    envelope_team: str | None, workspace: SlackStandin, database_url: str
+) -> None:
+    """The org's admin removed the app installed org-wide: Slack's event names the org (and no
+    workspace, or one). With none it was dropped; with one, that workspace's sessions stopped
+    and the others' ran on; either way the org's token was kept."""
+    bot = OAuthBot(workspace, database_url).start()
+    try:
+        _install_org_wide(bot, workspace)
+        for team in (TEAM_A, TEAM_B):
+            assert "starting" in _org_command(bot, START, team)
+        _settled(bot)
+        leaving = {"type": "app_uninstalled"}
+        _delivered(bot, leaving, team=envelope_team, installed=None, org="E_DISTRICT")
+        _settled(bot)
+        assert sorted(_sessions(bot)) == [(TEAM_A, "ended", 1), (TEAM_B, "ended", 1)]
+        store = bot.installations.store
+        assert (
+            store.find_installation(
+                enterprise_id="E_DISTRICT", team_id=None, is_enterprise_install=True
+            )
+            is None
+        )
+        assert bot.installations.bot_token(TEAM_B) is None
     finally:
         bot.stop()
 
