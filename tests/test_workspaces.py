@@ -370,6 +370,24 @@ def test_uninstall_stops_that_workspaces_sessions_drops_its_posts_and_deletes_it
     assert [s for _t, s, _i in _sessions(bot)] == ["running", "ended", "cancelled"]
 
 
+def test_a_step_button_of_a_session_the_uninstall_ended_does_not_send_to_notes_never_posted(
+    two_schools: OAuthBot,
+) -> None:
+    """The workspace uninstalled the app mid-session and installed it again; the facilitator
+    pressed the old step's Next step and was told its notes were in the header's thread, where
+    nothing was ever posted (the bot could not speak there when the session stopped)."""
+    bot = two_schools
+    bot.command(START, team=TEAM_A)
+    a = _session_id(bot, TEAM_A)
+    _step_ts(bot, a, 1)
+    _leave(bot, TEAM_A, {"type": "app_uninstalled"})
+    bot.install(TEAM_A)
+    _press(bot, "step_next", f"{a}:1", team=TEAM_A)
+    bot.wait_until(lambda: "That session is over" in _responses(bot))
+    assert "header's thread" not in _responses(bot)
+    assert "Send me the notes" in _responses(bot)
+
+
 def test_a_revoked_bot_token_stops_the_workspace_like_an_uninstall(two_schools: OAuthBot) -> None:
     bot = two_schools
     bot.command(START, team=TEAM_A)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bot import retention
 from bot.blocks import render_message
 from bot.commands import DAY, MAX_AHEAD_SECONDS
-from bot.engine import warnings
+from bot.engine import posted_notes, warnings
 from bot.engine.core import Actor, Engine, Pressed, channel_sessions, pause_note
 from bot.engine.errors import Refusal, Reply
 from bot.engine.home import send_notes
@@ -255,7 +255,11 @@ def end_away(engine: Engine, actor: Actor, session_id: int) -> Reply:
         where = (session.channel_id, session.enterprise_id) if session else None
         active = session is not None and session.status in ACTIVE
     if session is None or where is None or session.team_id != actor.team_id or not active:
-        raise Refusal("refusals/session_over.j2")
+        notes_out = True  # as ever, of a session that is not the workspace's
+        if session is not None and session.team_id == actor.team_id:
+            with engine.db.session() as s:
+                notes_out = posted_notes.went_out(s, session_id)
+        raise Refusal("refusals/session_over.j2", notes_out=notes_out)
     if session.status == "running":
         # Resumed in its channel since the note was sent: the team is there, and sees the end.
         raise Refusal("refusals/running_again.j2", session=session)

@@ -1084,7 +1084,8 @@ class Engine:
         if session is None:
             # A button on a step message: its session ran here, and is over now.
             if pressed is not None and pressed.session_id is not None:
-                raise Refusal("refusals/session_over.j2")
+                notes_out = posted_notes.went_out(s, pressed.session_id)
+                raise Refusal("refusals/session_over.j2", notes_out=notes_out)
             # Nothing runs, but one is booked: `end` meant to call it off is told how.
             booked = channel_sessions(s, actor, ("scheduled",)).all()
             first = min(booked, key=lambda x: x.starts_at) if booked else None

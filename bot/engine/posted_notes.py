@@ -31,6 +31,20 @@ def part_ref(session_id: int, copy: str, k: int) -> str:
     return f"notes:{session_id}:{copy}{k}"
 
 
+def went_out(s: Session, session_id: int) -> bool:
+    """Whether the session's notes were posted in its header's thread (or are on their way):
+    a session stopped by an uninstall, when the bot could not speak there, has none."""
+    ref = part_ref(session_id, CHANNEL, 0)
+    return (
+        s.scalar(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.ref == ref, OutboxMessage.status != "failed")
+            .limit(1)
+        )
+        is not None
+    )
+
+
 # A word of late replies below the notes (bot.engine.replies: one more reply for the notes): its
 # ref names the session and the first reply it holds, and each of its parts has a ref of its
 # own, `late:{session}:{first}:c{k}` in the header's thread and `...:p{k}` to the presenter.
