@@ -224,8 +224,14 @@ def test_a_reply_acked_while_the_disk_is_full_is_recorded_once_there_is_room(
         ts = bot.reply(TEACHERS[0], "Two of them skip the units.", thread)  # stored and acked
         bot.wait_until(lambda: tries() > MAX_TRIES + 1, timeout=10)  # well over three sweeps
     bot.wait_until(lambda: bot.recorded() == [ts], timeout=5)
+
+    def inbox_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "bot.inbox"]
+
+    # "Back" is said once the sweep's transaction has committed: a moment after the row shows.
+    bot.wait_until(lambda: len(inbox_lines()) >= 2, timeout=5)
     assert all(r.exc_info is None for r in caplog.records)
-    said = [r.getMessage() for r in caplog.records if r.name == "bot.inbox"]
+    said = inbox_lines()
     assert len(said) == 2, said
     assert "cannot reach the database" in said[0] and "No space left on device" in said[0]
     assert "the database is back" in said[1]
