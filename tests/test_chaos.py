@@ -97,7 +97,12 @@ def _check(standin: SlackStandin, db: Database, replies: Replies, context: str) 
         ends = {r.message_ts: r.ended_at for r in s.scalars(select(StepRun))}
         runs = s.scalars(select(StepRun).order_by(StepRun.index)).all()
         rows = s.execute(select(Contribution.ts, Contribution.text)).all()
-        failed = s.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "failed")).all()
+        # Which call, and Slack's word for it (no text of a message): for the report, if any.
+        failed = s.execute(
+            select(
+                OutboxMessage.id, OutboxMessage.method, OutboxMessage.ref, OutboxMessage.error
+            ).where(OutboxMessage.status == "failed")
+        ).all()
     recorded = Counter(ts for ts, _ in rows)
     texts = Counter(text for _, text in rows)
     # Owed: acknowledged while its step was open (by the reply's own Slack time).
@@ -136,7 +141,7 @@ def _check(standin: SlackStandin, db: Database, replies: Replies, context: str) 
     assert doubled == 0, (context, recorded.most_common(3), reactions.most_common(3))
     assert (steps_lost, steps_doubled) == (0, 0), (context, steps)
     assert order == ["header", *(f"step {k}" for k in range(1, STEPS + 1)), "notes"], context
-    assert failed == [], context
+    assert failed == [], (context, [tuple(row) for row in failed])
     return lines
 
 
