@@ -211,6 +211,9 @@ def environment(directory: str = str(MESSAGES_DIR)) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         extensions=[_LinesKeepTheirBreak],
+        # Templates change with a deploy, which restarts the bot: with auto_reload every render
+        # looked at each template's file on disk (two stat calls for a step message).
+        auto_reload=False,
     )
     # `e` is the mrkdwn escape: templates write {{ text | e }} for anything a user typed.
     env.filters["e"] = escape_mrkdwn
