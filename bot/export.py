@@ -50,11 +50,10 @@ def export(
                 raise LookupError("no session has started yet in this database")
             if session is None:
                 raise LookupError(f"no session {which!r} in this database")
-            # A protocol no longer installed (its file retired, or PROTOCOLS_DIR unset here):
-            # its steps by the ids recorded, as `/protocol notes` shows them.
-            protocol = library.get(session.protocol_id) or notes_mod.stand_in(
-                s, session.id, session.protocol_id
-            )
+            # A protocol no longer installed (its file retired, or PROTOCOLS_DIR unset here), or
+            # cut short of the steps the session ran: those by the ids recorded, as `/protocol
+            # notes` shows them.
+            protocol = notes_mod.shown(library, s, session)
             notes = notes_mod.build_notes(s, session, protocol)
             if session.purged_at is not None and say is not None:
                 when = f"{session.purged_at:%Y-%m-%d}"

@@ -521,13 +521,22 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("notes_late.j2", items=[late, *others], **atlas))
     said.append(render_message("notes_late.j2", items=[{**late, "tag": "reflection"}], **atlas))
     said.append(reply_message(refusal(lambda: gone.next_step(here()))))
-    for held in (True, False):
+    # After a restart with its protocol cut to fewer steps than the session reached.
+    atlas = LIBRARY["atlas"]
+    cut = {**LIBRARY, "atlas": replace(atlas, steps=atlas.steps[:0])}
+    cut_short = Engine(engine.db, cut, engine.clock)
+    said.append(reply_message(cut_short.status(here())))
+    said.append(reply_message(cut_short.notes(here())))
+    said.append(reply_message(refusal(lambda: cut_short.next_step(here()))))
+    for held, steps in ((True, None), (True, 2), (False, None)):
         session = started.context["session"]
-        said.append(render_message("protocol_gone.j2", session=session, held=held))
+        said.append(render_message("protocol_gone.j2", session=session, held=held, steps=steps))
     for reason in ("gone", "unreachable"):
         called_off = {"session": started.context["session"], "protocol_name": "ATLAS"}
         said.append(render_message("presenter_called_off.j2", reason=reason, **called_off))
-    said.append(render_message("replies/ended.j2", session=started.context["session"], gone=True))
+    for cut_off in (False, True):
+        ended = {"session": started.context["session"], "gone": True, "cut": cut_off}
+        said.append(render_message("replies/ended.j2", **ended))
     said.append(reply_message(engine.end(here())))
     for command in (cmd.Start("atlas"), cmd.Cancel(), cmd.Rotation()):
         said.append(reply_message(dispatch.run(command, here(), engine)))

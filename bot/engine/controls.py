@@ -49,9 +49,9 @@ def _thread_note(
 
 def _show(engine: Engine, s: Session, session: ProtocolSession, plan: bool = True) -> None:
     """The open step's message, and the header's `plan`, as they now stand."""
-    if session.protocol_id not in engine.library:
+    protocol = engine.installed(session)
+    if protocol is None:
         return  # a session held for its protocol: nothing to show its steps with
-    protocol = engine.library[session.protocol_id]
     engine.show_step(s, session, protocol, session.current_step)
     warnings.rewarn(engine, s, session, protocol)
     if plan:
@@ -70,7 +70,7 @@ def _move_warning(
     however long it was paused."""
     if run is None or run.warn_at is None:
         return  # given already, or no time for it: _show brings one given up to date
-    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+    protocol = engine.shown_protocol(s, session)
     seconds = step_seconds(protocol, run.index, session.step_seconds)
     at = warning_time(
         run.started_at, run.closes_at, seconds, weekdays=session.weekdays, tz=session.tz
@@ -105,7 +105,7 @@ def extend(
             if run is not None and run.extended_at and now - run.extended_at < DOUBLE_PRESS:
                 return Reply("replies/extended_just_now.j2", {"session": session})
         if seconds is None:
-            protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+            protocol = engine.shown_protocol(s, session)
             seconds = button_extension(
                 step_seconds(protocol, session.current_step, session.step_seconds)
             )
@@ -130,7 +130,7 @@ def extend(
         session.step_closes_at = closes
         if run is not None:
             run.closes_at = closes
-        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = engine.shown_protocol(s, session)
         last = session.current_step >= len(protocol.steps)
         _thread_note(
             engine, s, session, "step_extended.j2", seconds=seconds, closes_at=closes, last=last
@@ -183,8 +183,9 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             return stale
         if session.status != "paused":
             raise Refusal("refusals/not_paused.j2")
-        if session.protocol_id not in engine.library:
-            raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
+        protocol = engine.installed(session)
+        if protocol is None:
+            raise engine.cannot_run(session)
         # Whole days left are counted on the calendar, as a step's length is (pacing.later): a
         # day's step resumed across a daylight-saving change keeps its time of day.
         now = engine.clock.now()
@@ -205,7 +206,6 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         engine.unpaused(s, session)
         if run is not None and run.message_ts is None and _never_posted(s, session):
             # Held because its channel could not be reached: the step is posted now, in full.
-            protocol = engine.library[session.protocol_id]
             engine.post_step(s, session, protocol, session.current_step, closes)
             engine.show_plan(s, session, protocol)
         else:

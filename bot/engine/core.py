@@ -289,11 +289,33 @@ class Engine:
                 "refusals/unknown_protocol.j2", name=protocol_id, available=sorted(self.library)
             ) from None
 
-    def shown_protocol(self, s: Session, session_id: int, protocol_id: str) -> Protocol:
-        """The session's protocol, or, if it is no longer installed, a stand-in made of the steps
-        it ran: enough to show what was recorded, never to run a step."""
-        protocol = self.library.get(protocol_id)
-        return protocol if protocol is not None else notes_mod.stand_in(s, session_id, protocol_id)
+    def installed(self, session: notes_mod.Reached) -> Protocol | None:
+        """The protocol `session` runs, if it can run on (see notes.installed); None: hold it."""
+        return notes_mod.installed(self.library, session)
+
+    def cut_short(self, session: notes_mod.Reached) -> bool:
+        """Installed, but without the step `session` reached: an operator shortened it."""
+        return notes_mod.cut_short(self.library, session)
+
+    def cannot_run(self, session: notes_mod.Reached) -> Refusal:
+        """Why a session held for its protocol can't move (see installed)."""
+        return Refusal(
+            "refusals/protocol_gone.j2",
+            protocol_id=session.protocol_id,
+            steps=self.steps_left(session),
+            reached=session.current_step,
+        )
+
+    def steps_left(self, session: notes_mod.Reached) -> int | None:
+        """How many steps the session's protocol has, if it is installed (say, shortened)."""
+        kept = self.library.get(session.protocol_id)
+        return len(kept.steps) if kept is not None else None
+
+    def shown_protocol(self, s: Session, session: notes_mod.Reached) -> Protocol:
+        """The session's protocol, or, if it cannot run on (no longer installed, or cut short
+        of the step it reached), a stand-in made of the steps it ran: enough to show what was
+        recorded, never to run a step."""
+        return notes_mod.shown(self.library, s, session)
 
     def post(
         self,
@@ -571,7 +593,7 @@ class Engine:
     ) -> datetime | None:
         """When a session ends on its current schedule (a scheduled one: if it `begins` then, by
         default at its time); None when nobody can say (paused)."""
-        protocol = self.library.get(session.protocol_id)
+        protocol = self.installed(session)
         if protocol is None:
             return None
         if session.status == "scheduled":
@@ -592,7 +614,7 @@ class Engine:
             actor = Actor(
                 session.team_id, session.facilitator_id, session.channel_id, session.enterprise_id
             )
-            if session.protocol_id not in self.library:
+            if self.installed(session) is None:
                 self._call_off(s, after, session, now)
                 return
             if session.weekdays and (monday := working_start(now, session.tz)) > now:
@@ -855,9 +877,10 @@ class Engine:
             notes_mod.read_ahead(
                 s,
                 [
-                    (session.id, self.library[session.protocol_id], index)
+                    (session.id, protocol, index)
                     for session in locked
-                    if session.status == "running" and session.protocol_id in self.library
+                    if session.status == "running"
+                    and (protocol := self.installed(session)) is not None
                     # the step closing (its message is edited) and the one opening
                     for index in (session.current_step, session.current_step + 1)
                 ],
@@ -888,7 +911,7 @@ class Engine:
             sid, at = session.id, session.step_closes_at
             after(lambda: self.timers.step_deadline(sid, expected_step, at))
             return
-        if session.protocol_id not in self.library:
+        if self.installed(session) is None:
             self._hold(s, after, session)
             return
         # Close on the planned boundary, not "now": catching up keeps the rest on schedule.
@@ -898,19 +921,32 @@ class Engine:
 
     def _hold(self, s: Session, after: _After, session: ProtocolSession) -> None:
         """A step is due to close but the session's protocol is no longer installed (its file was
-        removed, or fails validation since a restart): pause the session rather than guess its
-        next step, and tell the facilitator once. If the operator puts the protocol back,
+        removed, or fails validation since a restart), or no longer has the step the session
+        reached (an operator shortened it): pause the session rather than guess its next step,
+        and tell the facilitator once. If the operator puts the protocol (or its steps) back,
         `resume` carries on; `end` finishes it with the replies so far."""
-        log.warning(
-            "session %s held: protocol %r is not installed in this process: %s",
-            session.id,
-            session.protocol_id,
-            SAME_PROTOCOLS,
-        )
+        steps = self.steps_left(session)
+        if steps is None:
+            log.warning(
+                "session %s held: protocol %r is not installed in this process: %s",
+                session.id,
+                session.protocol_id,
+                SAME_PROTOCOLS,
+            )
+        else:
+            log.warning(
+                "session %s held: protocol %r has %d steps in this process, the session is at "
+                "step %d: %s",
+                session.id,
+                session.protocol_id,
+                steps,
+                session.current_step,
+                SAME_PROTOCOLS,
+            )
         self.pause_step(s, session, 0)
         sid = session.id
         after(lambda: self.timers.clear(sid))
-        message = render_message("protocol_gone.j2", session=session, held=True)
+        message = render_message("protocol_gone.j2", session=session, held=True, steps=steps)
         self.post(s, session, message, channel=session.facilitator_id)
 
     def pause_step(self, s: Session, session: ProtocolSession, remaining: int) -> None:
@@ -936,7 +972,7 @@ class Engine:
         session.ended_at = now
         sid = session.id
         after(lambda: self.timers.clear(sid))
-        message = render_message("protocol_gone.j2", session=session, held=False)
+        message = render_message("protocol_gone.j2", session=session, held=False, steps=None)
         self.post(s, session, message, channel=session.facilitator_id)
         self.tell_presenter_called_off(s, session, session.protocol_id, "gone")
 
@@ -999,14 +1035,14 @@ class Engine:
         with self.transaction() as (s, after):
             session = self._require_active(s, actor, pressed)
             self.require_facilitator(session, actor, "move to the next step of")
-            if session.protocol_id not in self.library:
-                raise Refusal("refusals/protocol_gone.j2", protocol_id=session.protocol_id)
+            protocol = self.installed(session)
+            if protocol is None:
+                raise self.cannot_run(session)
             if session.status != "running":
                 raise Refusal("refusals/paused.j2")
             stale = pressed.stale(session) if pressed is not None else None
             if stale is not None:
                 return stale
-            protocol = self.library[session.protocol_id]
             now = self.clock.now()
             if pressed is None:
                 # A typed `next` names no step: it may have been meant for the one just closed.
@@ -1069,13 +1105,14 @@ class Engine:
                 current.ended_at = now
             if session.status == "paused":
                 self.unpaused(s, session)
-            if session.protocol_id in self.library and session.current_step >= 1:
-                protocol = self.library[session.protocol_id]
+            protocol = self.installed(session)
+            cut = self.cut_short(session)
+            if protocol is not None and session.current_step >= 1:
                 self.show_step(s, session, protocol, session.current_step, now)
                 self._closed_early(s, session, protocol, now)
             self._finish(s, after, session, now)
-            gone = session.protocol_id not in self.library
-            return Reply("replies/ended.j2", {"session": session, "gone": gone})
+            context = {"session": session, "gone": protocol is None, "cut": cut}
+            return Reply("replies/ended.j2", context)
 
     def _require_active(
         self, s: Session, actor: Actor, pressed: Pressed | None = None
@@ -1096,13 +1133,13 @@ class Engine:
         return session
 
     def _finish(self, s: Session, after: _After, session: ProtocolSession, when: datetime) -> None:
-        protocol = self.shown_protocol(s, session.id, session.protocol_id)
+        protocol = self.shown_protocol(s, session)
         session.status = "ended"
         session.ended_at = when
         session.step_closes_at = None
         sid = session.id
         after(lambda: _ended(sid))
-        if session.protocol_id in self.library:
+        if self.installed(session) is not None:
             self.show_plan(s, session, protocol)
         after(lambda: self.timers.clear(sid))
         waiting = s.scalars(
@@ -1155,10 +1192,11 @@ class Engine:
             "earlier": _earlier([]),
         }
         if session is not None:
-            protocol = self.shown_protocol(s, session.id, session.protocol_id)
+            protocol = self.shown_protocol(s, session)
             context.update(
                 protocol=protocol,
-                gone=session.protocol_id not in self.library,
+                gone=self.installed(session) is None,
+                cut=self.cut_short(session),
                 step=protocol.step(session.current_step),
                 count=len(protocol.steps),
                 now=now,
@@ -1173,13 +1211,13 @@ class Engine:
             session = self.latest_session(s, actor)
             if session is None:
                 raise Refusal("refusals/no_notes.j2")
-            protocol = self.shown_protocol(s, session.id, session.protocol_id)
+            protocol = self.shown_protocol(s, session)
             notes = notes_mod.build_notes(s, session, protocol)
-            gone = session.protocol_id not in self.library
+            gone, cut = self.installed(session) is None, self.cut_short(session)
             # The answer is the asker's alone: the presenter's holds their own notes from the
             # listening steps, as their copy at the end and from App Home do.
             own = actor.user_id == session.presenter_id
-            context = {"notes": notes, "for_presenter": own, "gone": gone}
+            context = {"notes": notes, "for_presenter": own, "gone": gone, "cut": cut}
             if fits_one_message("notes_reply.j2", **context):
                 return Reply("notes_reply.j2", context)
             # Too long for one answer: the asker gets them whole by DM, in parts, as from App

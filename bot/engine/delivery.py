@@ -93,9 +93,9 @@ def hold_unreachable(engine: Engine, s: Session, row: OutboxMessage) -> bool:
     session = s.get(ProtocolSession, int(session_id), with_for_update=True)
     if session is None or session.team_id != row.team_id or session.status != "running":
         return False
-    if str(session.current_step) != index or session.protocol_id not in engine.library:
+    protocol = engine.installed(session)
+    if str(session.current_step) != index or protocol is None:
         return False  # the session has moved on since: the step's post is not what holds it
-    protocol = engine.library[session.protocol_id]
     engine.pause_step(
         s, session, step_seconds(protocol, session.current_step, session.step_seconds)
     )
@@ -147,7 +147,7 @@ def removed_from_channel(engine: Engine, team_id: str, event: dict[str, Any]) ->
         engine.pause_step(s, session, left)
         sid = session.id
         after(lambda: engine.timers.clear(sid))
-        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = engine.shown_protocol(s, session)
         message = render_message(
             "session_left.j2",
             session=session,
@@ -176,7 +176,7 @@ def back_in_channel(engine: Engine, team_id: str, event: dict[str, Any]) -> None
         ).first()
         if session is None or session.current_step < 1:
             return
-        protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = engine.shown_protocol(s, session)
         message = render_message(
             "session_back.j2", session=session, protocol=protocol, inviter=event.get("inviter")
         )
@@ -192,7 +192,7 @@ def _warn_scheduled(engine: Engine, team_id: str, channel: str, remover: Any) ->
                 ProtocolSession.status == "scheduled",
             )
         ):
-            if session.protocol_id in engine.library:
+            if engine.installed(session) is not None:
                 dm(
                     engine,
                     s,

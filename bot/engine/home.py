@@ -96,7 +96,7 @@ def send_notes(engine: Engine, actor: Actor, session_id: int) -> None:
 
 def notes_to(engine: Engine, s: Session, session: ProtocolSession, user: str) -> None:
     """A session's notes, as direct messages to `user`."""
-    protocol = engine.shown_protocol(s, session.id, session.protocol_id)
+    protocol = engine.shown_protocol(s, session)
     notes = notes_mod.build_notes(s, session, protocol)
     # The ref names the session's notes, so that `forget` finds this copy too.
     # The presenter's copy holds their own notes from the listening steps, as at the end.

@@ -6,9 +6,10 @@ import csv
 import io
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
+from typing import Protocol as TypingProtocol
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -191,6 +192,50 @@ def _participation(
         "observations": tags.get("observation", 0),
         "interpretations": tags.get("interpretation", 0),
     }
+
+
+class Reached(TypingProtocol):
+    """A session as far as it got: its protocol's id and the step it reached."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def protocol_id(self) -> str: ...
+
+    @property
+    def current_step(self) -> int: ...
+
+
+def installed(library: dict[str, Protocol], session: Reached) -> Protocol | None:
+    """The protocol `session` runs, if it can run on: installed under its id with every step the
+    session has reached. None when it is gone (its file removed, or failing validation) or was
+    cut short of that step by an operator's edit: the session is then held at its next close,
+    shown from the steps it ran, and can be ended. Steps are kept by number, so a step whose id
+    or wording changed runs as it now reads."""
+    protocol = library.get(session.protocol_id)
+    if protocol is None or len(protocol.steps) < session.current_step:
+        return None
+    return protocol
+
+
+def cut_short(library: dict[str, Protocol], session: Reached) -> bool:
+    """Installed, but without the step the session reached (see installed)."""
+    return session.protocol_id in library and installed(library, session) is None
+
+
+def shown(library: dict[str, Protocol], s: Session, session: Reached) -> Protocol:
+    """The session's protocol, or, if it cannot run on (see installed), a stand-in: the steps
+    still installed, then those it ran past them titled with their stored ids; enough to show
+    what was recorded, never to run a step."""
+    protocol = installed(library, session)
+    if protocol is not None:
+        return protocol
+    ran = stand_in(s, session.id, session.protocol_id)
+    kept = library.get(session.protocol_id)
+    if kept is None:
+        return ran
+    return replace(kept, steps=kept.steps + ran.steps[len(kept.steps) :])
 
 
 def stand_in(s: Session, session_id: int, protocol_id: str) -> Protocol:

@@ -126,7 +126,7 @@ def refresh(engine: Engine, s: Session, session: ProtocolSession, *, parts: bool
         return  # no notes out (or out before their parts had refs of their own)
     if session.ended_at is None:
         return
-    protocol = engine.shown_protocol(s, sid, session.protocol_id)
+    protocol = engine.shown_protocol(s, session)
     notes = notes_mod.build_notes(s, session, protocol)
     if parts:
         dropped = [row for row in rows if _redone(row, sid) and _untaken(row)]

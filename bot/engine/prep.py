@@ -127,7 +127,7 @@ def due(engine: Engine, session_id: int, kind: str) -> None:
         if session is None or session.status != "scheduled" or kind not in (REMIND, FOLLOWUP):
             return
         # Asked now, not when queued: the session may have been switched to a protocol without prep.
-        protocol = engine.library.get(session.protocol_id)
+        protocol = engine.installed(session)
         if protocol is None or protocol.presenter_prep is None:
             return
         state = dict(session.prep or {})
@@ -181,7 +181,7 @@ def due_work(engine: Engine) -> list[tuple[int, str, datetime]]:
         ).all()
         work = []
         for session in sessions:
-            protocol = engine.library.get(session.protocol_id)
+            protocol = engine.installed(session)
             if protocol is None or protocol.presenter_prep is None:
                 continue
             work += [(session.id, kind, at) for kind, at in _pending(session, plan(session))]

@@ -132,9 +132,9 @@ def submit(
             return {"reason": "session_gone"}
         if user_id not in (session.presenter_id, session.facilitator_id):
             return {"reason": "not_yours"}
-        if not _open_to_prep(session, engine.library.get(session.protocol_id)):
+        protocol = engine.installed(session)
+        if protocol is None or not _open_to_prep(session, protocol):
             return {"reason": "session_closed"}
-        protocol = engine.library[session.protocol_id]
         errors = validate(sub, kind_of(protocol))
         if errors:
             return errors
@@ -249,7 +249,7 @@ def opening(engine: Engine, team_id: str, user_id: str, session_id: int) -> Prot
         s.expunge(session)
     if user_id not in (session.presenter_id, session.facilitator_id):
         raise Refusal("prep/refusals/prep_not_yours.j2", session=session)
-    protocol = engine.library.get(session.protocol_id)
+    protocol = engine.installed(session)
     if not _open_to_prep(session, protocol):
         raise Refusal("prep/refusals/prep_closed.j2", session=session, protocol=protocol)
     return session

@@ -82,6 +82,7 @@ _OPEN_STEP_COLUMNS = (
     ProtocolSession.protocol_id,
     ProtocolSession.status,
     ProtocolSession.presenter_id,
+    ProtocolSession.current_step,
     StepRun.index.label("step_index"),  # a Row's .index is the tuple's method
     StepRun.ended_at,
     ProtocolSession.ended_at.label("session_ended_at"),
@@ -116,6 +117,7 @@ class _Open(NamedTuple):
     protocol_id: str
     status: str
     presenter_id: str
+    current_step: int
     step_index: int
     ended_at: datetime | None
     session_ended_at: datetime | None
@@ -397,7 +399,7 @@ class Replies:
                 # whose event was lost is recorded from its edit, and told as one more reply.)
                 return
             # A session whose protocol is no longer installed still records replies (as notes).
-            protocol = engine.shown_protocol(s, found.id, found.protocol_id)
+            protocol = engine.shown_protocol(s, found)
             step = protocol.step(found.step_index)
             # Only words typed are judged: a photo's file name, or a link's address (a "?"
             # and words of its own), is not a reading of the work.
@@ -522,7 +524,7 @@ class Replies:
     ) -> None:
         """Tell `user` that what they wrote outside the steps' threads isn't kept, and which
         step's thread is the group's now."""
-        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = self.engine.shown_protocol(s, session)
         current = protocol.step(session.current_step)
         context = {
             "index": session.current_step,
@@ -556,7 +558,7 @@ class Replies:
         that their reply is a private note (as while the step was open)."""
         session = s.get(ProtocolSession, found.id)
         assert session is not None  # just read, in this transaction
-        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = self.engine.shown_protocol(s, session)
         turn = next_presenter_step(protocol, found.step_index)
         current = protocol.step(session.current_step)
         context = {
@@ -756,7 +758,7 @@ class Replies:
         session = s.get(ProtocolSession, row.session_id)
         if session is None or session.status not in ACTIVE:
             return
-        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = self.engine.shown_protocol(s, session)
         step = protocol.step(row.step_index)
         before = _as_said(_markup(previous), {})
         tag, audience, norm = self._read(session.presenter_id, step, row.user_id, None, said)
@@ -798,7 +800,7 @@ class Replies:
         session = s.get(ProtocolSession, row.session_id)
         if before != row.tag or session is None:
             return None
-        protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+        protocol = self.engine.shown_protocol(s, session)
         step = protocol.step(row.step_index)
         tag, audience, _norm = self._read(session.presenter_id, step, row.user_id, None, text)
         return tag if audience == "group" else None
@@ -945,7 +947,7 @@ class Replies:
                 raise Refusal("nudge_not_yours.j2", author=row.user_id)
             if session.status not in ACTIVE:
                 return Reply("nudge_gone.j2")
-            protocol = self.engine.shown_protocol(s, session.id, session.protocol_id)
+            protocol = self.engine.shown_protocol(s, session)
             # Either answer stands as the author's last word: Keep after Park takes it back.
             wanted = "interpretation" if park else "observation"
             if row.audience == "group":

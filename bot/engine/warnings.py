@@ -35,9 +35,9 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
             return
         if session.step_closes_at is None:
             return
-        protocol = engine.library.get(session.protocol_id)
+        protocol = engine.installed(session)
         if protocol is None:
-            return  # no longer installed: the close holds the session (Engine._hold)
+            return  # can't run on: the close holds the session (Engine._hold)
         run = engine._step_run(s, session.id, step)
         if run is not None:
             run.warn_at = None  # given, or too late: a step is warned once, however it moves

@@ -1,0 +1,120 @@
+"""An operator edits a protocol's file while a session of it runs, and restarts the bot: a
+session whose protocol was cut short of the step it reached is held, read and ended as one whose
+protocol is gone, and what the team wrote is kept."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.blocks import render_message
+from bot.engine import controls
+from bot.engine.core import Engine
+from bot.engine.errors import Refusal
+from bot.export import export
+from bot.protocols import BUILTIN_DIR, Protocol
+from bot.slack_standin import SlackStandin
+from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
+
+OURS = "our-everyday"
+
+
+def _ours(tmp_path: Path) -> Path:
+    """A folder holding our own protocol: a copy of the three-step dese-everyday as OURS."""
+    custom = tmp_path / "protocols"
+    custom.mkdir()
+    source = (BUILTIN_DIR / "dese-everyday.yaml").read_text()
+    (custom / f"{OURS}.yaml").write_text(source.replace("id: dese-everyday", f"id: {OURS}", 1))
+    return custom
+
+
+def _cut(custom: Path, steps: int) -> None:
+    """The operator keeps only the first `steps` steps of OURS."""
+    path = custom / f"{OURS}.yaml"
+    head, *rest = path.read_text().split("\n  - id: ")
+    path.write_text("\n  - id: ".join([head, *rest[:steps]]))
+
+
+def shortened(library: dict[str, Protocol], protocol_id: str, steps: int) -> dict[str, Protocol]:
+    protocol = library[protocol_id]
+    return {**library, protocol_id: dataclasses.replace(protocol, steps=protocol.steps[:steps])}
+
+
+def test_a_session_past_the_end_of_its_shortened_protocol_is_read_held_and_ended(
+    workspace: SlackStandin, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 2)
+        bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 3)
+        bot.runtime.sender.drain(5)
+        third = str(bot.step_posts()[2]["ts"])
+        bot.reply(TEACHERS[0], "We will reteach fractions on a number line.", third)
+        bot.settle()
+    finally:
+        bot.stop()
+    _cut(custom, 2)
+    caplog.set_level(logging.WARNING)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.reply(TEACHERS[1], "Small groups for the students who skipped units.", third)
+        bot.settle()
+        assert len(bot.recorded()) == 2
+        status = str(bot.command("status"))
+        assert "changed" in status and "shift" in status
+        notes = str(bot.command("notes")["blocks"])
+        assert "Small groups for the students who skipped units." in notes
+        assert "changed" in bot.command("next")["text"]
+        ended = bot.command("end")
+        assert "changed" in str(ended)
+        bot.settle()
+        posted = [m for m in bot.posts() if m.get("thread_ts")]
+        assert any("We will reteach fractions on a number line." in str(m) for m in posted)
+    finally:
+        bot.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    data = json.loads(export(bot.settings, "latest", "json"))
+    assert [c["step"] for c in data["contributions"]] == ["shift", "shift"]
+
+
+def test_a_step_due_to_close_past_the_end_of_its_shortened_protocol_holds_the_session(
+    engine: Engine, library: dict[str, Protocol], clock: HeldClock
+) -> None:
+    session = start(engine, step_seconds=3600)
+    for _ in range(2):
+        clock.advance(3600)
+        engine.close_step(session.id, session_row(engine, session.id).current_step)
+    assert session_row(engine, session.id).current_step == 3
+    timers = RecordingTimers()
+    cut = Engine(engine.db, shortened(library, "atlas", 2), engine.clock, timers=timers)
+    clock.advance(3600)
+    cut.close_step(session.id, 3)
+    cut.close_step(session.id, 3)
+    held = session_row(cut, session.id)
+    assert (held.status, held.current_step) == ("paused", 3)
+    assert session.id in timers.cleared
+    told = [r for r in outbox(cut) if r.channel_id == FACILITATOR]
+    assert len(told) == 1
+    said = str(told[0].payload)
+    assert "has 2 steps now" in said and "no longer installed" not in said
+    status = cut.status(actor())
+    shown = json.dumps(render_message(status.template, **status.context).blocks)
+    assert "can't move on" in shown and "resume" not in shown
+    with pytest.raises(Refusal) as refused:
+        controls.resume(cut, actor())
+    assert refused.value.reply.template == "refusals/protocol_gone.j2"
+    # The operator puts the steps back: the session carries on from where it was held.
+    back = Engine(engine.db, library, engine.clock, timers=RecordingTimers())
+    controls.resume(back, actor())
+    back.close_step(session.id, 3)
+    assert session_row(back, session.id).current_step == 4
