@@ -118,3 +118,26 @@ def test_a_step_due_to_close_past_the_end_of_its_shortened_protocol_holds_the_se
     controls.resume(back, actor())
     back.close_step(session.id, 3)
     assert session_row(back, session.id).current_step == 4
+
+
+def test_an_export_names_each_reply_s_step_as_the_session_ran_it_after_a_step_id_changed(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.runtime.sender.drain(5)
+        bot.reply(TEACHERS[0], "Most students listed the criteria.", str(bot.step_posts()[0]["ts"]))
+        bot.settle()
+        bot.command("end")
+        bot.settle()
+    finally:
+        bot.stop()
+    # The operator renames the first step's id afterwards: the export still joins up.
+    path = custom / f"{OURS}.yaml"
+    path.write_text(path.read_text().replace("- id: expectations", "- id: goals", 1))
+    data = json.loads(export(bot.settings, "latest", "json"))
+    assert [step["id"] for step in data["steps"]] == ["expectations"]
+    assert [c["step"] for c in data["contributions"]] == ["expectations"]

@@ -360,6 +360,9 @@ def export_json(notes: Notes) -> str:
     session = notes.session
     items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
     items.sort(key=lambda i: (i.step_index, i.ts))
+    # Each reply's step by the id the session ran it under, as "steps" gives it: the protocol's
+    # file may have renamed a step since.
+    ran = {run.index: run.step_id for run in notes.steps}
     data = {
         "session": {
             "id": session.id,
@@ -394,7 +397,7 @@ def export_json(notes: Notes) -> str:
         ],
         "contributions": [
             {
-                "step": notes.protocol.step(i.step_index).id,
+                "step": ran.get(i.step_index) or notes.protocol.step(i.step_index).id,
                 "step_index": i.step_index,
                 "user": i.user,
                 "user_name": i.name,
