@@ -517,11 +517,62 @@ def cmd_protocols(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     if args.action == "check":
         # The bot runs such a file: a warning, and the check still passes.
-        for warning in advice(library):
+        for warning in [*advice(library), *_stranded(settings, library)]:
             print(f"warning: {warning}", file=sys.stderr)
     if args.action == "check" and not errors:
         print(_checked(library, dirs))
     return 1 if errors else 0
+
+
+def _stranded(settings: Settings, library: dict[str, Protocol]) -> list[str]:
+    """The sessions in DATABASE_URL that a bot loading `library` could not run on: an operator
+    checking an edit to a protocol before restarting hears which sessions it would hold (or
+    call off at their start). None without a database to read (a protocol author's checkout)."""
+    from sqlalchemy import make_url, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.engine import notes
+    from bot.store.db import Database
+    from bot.store.models import ACTIVE, ProtocolSession
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return []
+    db = Database(settings.database_url)
+    try:
+        with db.session() as s:
+            sessions = s.scalars(
+                select(ProtocolSession)
+                .where(ProtocolSession.status.in_((*ACTIVE, "scheduled")))
+                .order_by(ProtocolSession.id)
+            ).all()
+    except SQLAlchemyError:
+        return []  # not reachable, or no schema yet: nothing to say about its sessions
+    finally:
+        db.dispose()
+    said = []
+    for session in sessions:
+        if notes.installed(library, session) is not None:
+            continue
+        kept = library.get(session.protocol_id)
+        where = f"session #{session.id} in channel {session.channel_id}"
+        if session.status == "scheduled":
+            said.append(
+                f"{where} is scheduled to run '{session.protocol_id}', which is not installed "
+                "here: the bot will call it off at its start"
+            )
+        elif kept is None:
+            said.append(
+                f"{where} runs '{session.protocol_id}', which is not installed here: the bot "
+                "will hold it at its step's close (`/protocol end` finishes it)"
+            )
+        else:
+            said.append(
+                f"{where} is on step {session.current_step} of '{session.protocol_id}', which "
+                f"has {len(kept.steps)} steps here: the bot will hold it at its step's close "
+                "(put the steps back, or `/protocol end` finishes it)"
+            )
+    return said
 
 
 def _checked(library: dict[str, Protocol], dirs: list[Path]) -> str:

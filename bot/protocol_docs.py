@@ -84,7 +84,11 @@ _WRITING = """\
    after its id runs all the same: the check passes with a warning to rename it.
 3. Set `PROTOCOLS_DIR=/srv/protocolbot/protocols` where the bot reads its settings, and
    restart every `serve` and `clock` process: protocols are read at start-up. A file with a
-   problem is skipped (the log says why) and the other protocols run.
+   problem is skipped (the log says why) and the other protocols run. Sessions running when
+   you change a file go on with its steps as they now read, by number; one that has reached
+   a step the file no longer has is held at that step's close, and its facilitator told why
+   (`/protocol end` finishes it). Run the check where `DATABASE_URL` is set, and it names
+   those sessions before you restart.
 4. In Slack, `/protocol preview peer-feedback` shows every step, only to you. For a page like
    this one of your own protocols, run
    `protocolbot protocols docs /srv/protocolbot/protocols > our-protocols.md`.

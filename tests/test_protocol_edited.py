@@ -16,9 +16,10 @@ from bot.engine import controls
 from bot.engine.core import Engine
 from bot.engine.errors import Refusal
 from bot.export import export
-from bot.protocols import BUILTIN_DIR, Protocol
+from bot.protocols import BUILTIN_DIR, Protocol, load_library
 from bot.slack_standin import SlackStandin
 from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.process import bot_environment, run_cli
 from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
 
 OURS = "our-everyday"
@@ -141,3 +142,26 @@ def test_an_export_names_each_reply_s_step_as_the_session_ran_it_after_a_step_id
     data = json.loads(export(bot.settings, "latest", "json"))
     assert [step["id"] for step in data["steps"]] == ["expectations"]
     assert [c["step"] for c in data["contributions"]] == ["expectations"]
+
+
+def test_protocols_check_names_the_sessions_an_edit_would_hold(
+    engine: Engine, clock: HeldClock, database_url: str, tmp_path: Path
+) -> None:
+    custom = _ours(tmp_path)
+    library, errors = load_library([BUILTIN_DIR, custom])
+    assert not errors
+    ours = Engine(engine.db, library, clock, timers=RecordingTimers())
+    session = start(ours, OURS, step_seconds=3600)
+    for step in (1, 2):
+        clock.advance(3600)
+        ours.close_step(session.id, step)
+    # The operator cuts the file to two steps and checks it before restarting the bot.
+    _cut(custom, 2)
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", DATABASE_URL=database_url)
+    done = run_cli(["protocols", "check", str(custom)], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"session #{session.id} " in done.stderr
+    assert f"step 3 of '{OURS}', which has 2 steps here" in done.stderr
+    # Without a database there is no session to name, and the check says only what it read.
+    alone = run_cli(["protocols", "check", str(custom)], bot_environment(), tmp_path)
+    assert alone.returncode == 0 and "session" not in alone.stderr, alone.stderr
