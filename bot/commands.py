@@ -512,8 +512,14 @@ def _user_id(word: str, code: str, **context: object) -> str:
 
 
 def _start(cursor: _Cursor, clock: _Clock) -> Start:
-    command = Start(_protocol(cursor, "start"))
     given: set[str] = set()
+    # `start @maria atlas`: the presenter named before the protocol, as people say it.
+    first = cursor.peek()
+    presenter = cursor.take() if first is not None and _MENTION.fullmatch(first) else None
+    command = Start(_protocol(cursor, "start"))
+    if presenter is not None:
+        _claim(given, "presenter")
+        command = replace(command, presenter=_user_id(presenter, "presenter_format"))
     while cursor.peek() is not None:
         command = _start_option(cursor, clock, command, given)
     if "remind" in given and not given & {"at", "in"}:

@@ -157,6 +157,16 @@ def test_a_presenter_after_with_or_for_is_the_presenter() -> None:
     assert error("start atlas with bob").code == "presenter_format"  # as before: no mention
 
 
+def test_a_presenter_named_before_the_protocol_is_the_presenter() -> None:
+    # `start @maria atlas` was refused as a start without a protocol.
+    assert ok(f"start {MARIA} atlas") == Start("atlas", presenter="U0MARIA")
+    assert ok(f"start {MARIA} tuning step 1d weekdays") == Start(
+        "tuning", presenter="U0MARIA", step_seconds=86400, weekdays=True
+    )
+    assert error(f"start {MARIA} atlas <@U0BOB>").code == "duplicate_option"
+    assert error(f"start {MARIA}").code == "missing_protocol"
+
+
 def test_options_in_any_order() -> None:
     first = ok(f"start tuning {MARIA} weekdays in 2h step 30m facilitator <@U2>")
     second = ok(f"start tuning facilitator <@U2> step 30m in 2h weekdays {MARIA}")
