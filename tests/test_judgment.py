@@ -206,6 +206,15 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("Cool - I see what you mean", (None, "Cool - I see what you mean")),
         ("Warm - thanks all", (None, "Warm - thanks all")),
         ("Obs-rings", (None, "Obs-rings")),
+        # A list's bullet or number before the prefix (Slack sends a list made in its composer
+        # as "• ..."; a phone sends "- " as typed) goes with it, and heads a longer list still.
+        ("• I: she rushed the end", ("interpretation", "she rushed the end")),
+        ("- Q: was it timed?", ("question", "was it timed?")),
+        ("1. Cool: the thesis", ("cool", "the thesis")),
+        ("  ◦ *Obs:* no units", ("observation", "no units")),
+        ("• O: two circles\n• four parts", ("observation", "• two circles\n• four parts")),
+        ("• The margins are full", (None, "• The margins are full")),
+        ("3. I think so", (None, "3. I think so")),
     ],
 )
 def test_strip_tag_prefix(text: str, expected: tuple[str | None, str]) -> None:

@@ -174,6 +174,8 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         # in full width, as a Chinese, Japanese or Korean input method types it
         ("\uff29\uff1a she is working on scale", "interpretation", "she is working on scale"),
         ("Cool\uff1a\u3000the table stops at row 4", "cool", "the table stops at row 4"),
+        # as a list of one item, which Slack's composer sends with its bullet
+        ("• I: she is working on scale", "interpretation", "she is working on scale"),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(
@@ -1329,8 +1331,15 @@ def test_a_reply_with_a_tag_on_a_later_line_is_told_a_reply_keeps_one(bot: Bot) 
     assert _recorded(bot, first).tag == "observation"  # one reply, one tag
     _say(bot, T1, "O: four parts\nI: she trusts the rule", thread)
     alone = _say(bot, T2, "O: the title is underlined\nO: the axes have no labels", thread)
+    # So too a list, as Slack sends one made in its composer.
+    listed = _say(bot, T3, "• O: two circles\n• I: she compares numerators", thread)
     _settle(bot)
     assert _row(bot, alone).tag == "observation"  # type: ignore[union-attr]
+    assert (_row(bot, listed).tag, _row(bot, listed).text) == (  # type: ignore[union-attr]
+        "observation",
+        "• two circles\n• I: she compares numerators",
+    )
+    assert len(_ephemerals_to(bot, T3)) == 1
     (told,) = _ephemerals_to(bot, T1)  # once a step
     words = json.dumps(told["blocks"])
     assert "all of this one is in the notes as an observation" in words

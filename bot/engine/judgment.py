@@ -47,8 +47,27 @@ _DASHED = frozenset(
 )
 
 
+# A list's bullet or number before a prefix: Slack's composer makes a list of "- O: ..." or
+# "1. O: ...", and sends its text as "• O: ..." (a nested item's as "◦"); phones send the typed
+# "- " as it is. Not "*O:*": a bullet is followed by a space.
+_BULLET = re.compile(rf"^{_UNSEEN}(?:[•◦▪‣]|[-*](?=\s)|\d{{1,2}}[.)])[ \t]+")
+
+
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:
-    """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers."""
+    """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers
+    and a list's bullet before it. The bullet goes with the prefix from a list of one item, and
+    stays at the head of a longer list."""
+    bullet = _BULLET.match(text)
+    tag, rest = _strip_prefix(text[bullet.end() :] if bullet else text)
+    if tag is None:
+        return None, text.strip()
+    if bullet is None or not any(_BULLET.match(line) for line in rest.split("\n")[1:]):
+        return tag, rest
+    return tag, f"{bullet.group().strip()} {rest}"
+
+
+def _strip_prefix(text: str) -> tuple[str | None, str]:
+    """strip_tag_prefix for text that opens with its prefix, if it has one."""
     # A prefix is at the start: its first characters read (a long reply is not translated).
     match = _PREFIX_RE.match(text[:_PREFIX_REACH].translate(_PLAIN))
     if match is None or match["word"].lower() not in TAG_PREFIXES:
