@@ -176,6 +176,13 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         ("Cool\uff1a\u3000the table stops at row 4", "cool", "the table stops at row 4"),
         # as a list of one item, which Slack's composer sends with its bullet
         ("• I: she is working on scale", "interpretation", "she is working on scale"),
+        # after the people it is addressed to, who stay in its words
+        (
+            "<@U_T2> I: she is working on scale",
+            "interpretation",
+            "@teacher2 she is working on scale",
+        ),
+        ("<@U_T2>, <@U_T3|lee> Cool: no units", "cool", "@teacher2, @lee no units"),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(

@@ -377,7 +377,7 @@ class Replies:
         names = self._names(team_id, raw, str(user or ""))
         typed = _as_typed(raw, names).strip()
         text = _with_files(typed, event)
-        explicit, kept = _prefix(raw, text)
+        explicit, kept = _prefix(raw, text, names)
         # A tag prefix alone ("O:", sent before the words) says nothing yet: its edit, when the
         # words come, is recorded as the reply (see edited). A nod (`+1`, an emoji) is not one.
         if not thread_ts or not ts or thread_ts == ts or not user or not channel or not kept:
@@ -706,7 +706,8 @@ class Replies:
             if row is not None and row.audience != DELETED and _newer(version, row.edited_ts):
                 previous = event.get("previous_message") or {}
                 before = (row.text, row.tag, row.audience)
-                self._edit(s, row, _prefix(raw, text), _as_said(raw, names), previous, version)
+                read = _prefix(raw, text, names)
+                self._edit(s, row, read, _as_said(raw, names), previous, version)
                 if (row.text, row.tag, row.audience) != before:
                     self._notes_changed(s, row)
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
@@ -1162,10 +1163,22 @@ def _later_tags(text: str, tag: str) -> list[str]:
     return list(dict.fromkeys(t for t in named if t is not None and t != tag))
 
 
-def _prefix(raw: str, text: str) -> tuple[str | None, str]:
+# The people a reply is addressed to, before its words: "@maria Q: was it timed?"
+_ADDRESSED = re.compile(r"^\s*(?:<@[^<>|]+(?:\|[^<>]*)?>[\s,]*)+")
+
+
+def _prefix(raw: str, text: str, names: Mapping[str, str] | None = None) -> tuple[str | None, str]:
     """A reply's tag prefix and the text without it (strip_tag_prefix; empty for a prefix
-    alone), read from what the person typed: text that opens with Slack's markup (a link, a
-    mention; a typed < arrives as &lt;) has none, whatever the link's label says."""
+    alone), read from what the person typed: text that opens with Slack's markup (a link; a
+    typed < arrives as &lt;) has none, whatever the link's label says. After the people it is
+    addressed to (`names`: as for the text) a prefix is read, and they stay in the words."""
+    addressed = _ADDRESSED.match(raw)
+    if addressed is not None:
+        to = _as_typed(raw[: addressed.end()], names).strip()
+        if text.startswith(to):
+            explicit, words = strip_tag_prefix(text[len(to) :])
+            if explicit is not None:
+                return explicit, f"{to} {words}" if words else ""
     if raw.lstrip().startswith("<"):
         return None, text
     return strip_tag_prefix(text)
