@@ -472,6 +472,16 @@ class SlackStandin:
         with self._lock:
             self._remove_message(self._find(channel, ts))
 
+    def react(self, channel: str, ts: str, user: str, name: str, *, removed: bool = False) -> None:
+        """A person puts a reaction on a message, or takes theirs off: Slack shows it on the
+        message (conversations.history and .replies), beside the bot's own."""
+        with self._lock:
+            users = self._reactions.setdefault((channel, ts), {}).setdefault(name, [])
+            if removed and user in users:
+                users.remove(user)
+            elif not removed and user not in users:
+                users.append(user)
+
     def fail_next(
         self,
         method: str,

@@ -278,15 +278,51 @@ def test_taking_away_the_reaction_that_retagged_a_reply_gives_its_tag_back(bot: 
     bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
     assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
 
-    # Re-tagged twice, by the facilitator and then the author: taking the last away gives back
-    # the reply's own tag.
+    # Re-tagged twice, by the facilitator and then the author: taking both away gives back the
+    # reply's own tag.
     _react(bot, FACILITATOR, "bulb", ts)
     bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["bulb"])
     _react(bot, T1, "eyes", ts)
     bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["eyes"])
+    _unreact(bot, FACILITATOR, "bulb", ts)
     _unreact(bot, T1, "eyes", ts)
     bot.wait_until(lambda: bot.standin.reactions(CHANNEL, ts) == ["thought_balloon"])
     assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+
+
+def test_of_two_retags_in_a_row_the_emoji_still_on_the_reply_holds(bot: Bot) -> None:
+    # The facilitator re-tagged a reply with one emoji, then another, and took the second off:
+    # the reply went back to the step's tag, under the first emoji still on it.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "There are three crossed-out attempts at the top.", thread)
+    assert _recorded(bot, ts).tag == "observation"
+
+    def react(user: str, emoji: str, removed: bool = False) -> None:
+        bot.standin.react(CHANNEL, ts, user, emoji, removed=removed)  # as Slack shows it
+        _react(bot, user, emoji, ts, removed=removed)
+
+    react(FACILITATOR, "thought_balloon")
+    bot.wait_until(lambda: _row(bot, ts).tag == "interpretation")  # type: ignore[union-attr]
+    react(FACILITATOR, "bulb")
+    bot.wait_until(lambda: _row(bot, ts).tag == "implication")  # type: ignore[union-attr]
+    react(FACILITATOR, "bulb", removed=True)
+    _settle(bot)
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+    # The author's emoji taken off leaves the facilitator's, the same, standing.
+    react(T1, "thought_balloon")
+    react(T1, "thought_balloon", removed=True)
+    _settle(bot)
+    assert _row(bot, ts).tag == "interpretation"  # type: ignore[union-attr]
+    # With none left, the reply's own tag comes back.
+    react(FACILITATOR, "thought_balloon", removed=True)
+    bot.wait_until(lambda: _row(bot, ts).tag == "observation")  # type: ignore[union-attr]
+    _settle(bot)
+    assert bot.standin.reactions(CHANNEL, ts) == ["eyes"]
+    _next(bot, 3)
+    _settle(bot)
+    assert _section(_notes(bot), "observation") == [
+        "There are three crossed-out attempts at the top."
+    ]
 
 
 def test_a_retag_taken_back_is_undone_when_slack_delivers_the_two_out_of_order(

@@ -856,8 +856,29 @@ class Replies:
                 raise NotYet("a tag's emoji taken off before its putting on was heard")
             if row.tag != tag or row.retagged_from is None:
                 return
-            before, row.retagged_from = row.retagged_from, None
-            self.retag(s, row, before)
+            # Re-tagged by two emoji in a row, the one still on it holds: its tag comes back.
+            standing = self._tag_put_on(s, team_id, row)
+            if standing is None:
+                standing, row.retagged_from = row.retagged_from, None
+            if standing != row.tag:
+                self.retag(s, row, standing)
+
+    def _tag_put_on(self, s: Session, team_id: str, row: Contribution) -> str | None:
+        """The tag of the last tag's emoji that the facilitator or the author has on a reply
+        now, as Slack shows it (asked only when a re-tag is taken back: seldom); None when
+        there is none, or Slack does not say."""
+        session = s.get(ProtocolSession, row.session_id)
+        if session is None:
+            return None
+        shown = self.engine.directory.thread(team_id, row.channel_id, row.ts)
+        message = next((m for m in shown if m.get("ts") == row.ts), {})
+        whose = {session.facilitator_id, row.user_id}
+        put_on = [
+            TAG_BY_REACTION.get(str(reaction.get("name") or "").split("::")[0])
+            for reaction in message.get("reactions") or []
+            if isinstance(reaction, dict) and whose & set(reaction.get("users") or [])
+        ]
+        return next((tag for tag in reversed(put_on) if tag is not None), None)
 
     def _added_on_its_way(self, event: dict[str, Any]) -> bool:
         """A reaction taken off recently enough that its reaction_added, not heard yet, may
