@@ -1340,6 +1340,33 @@ def test_a_reply_long_after_the_end_is_just_talk(
         bot.stop()
 
 
+def test_a_reply_in_an_earlier_sessions_step_is_told_where_the_running_one_is(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # Last week's Describe thread, answered while this week's session runs in the channel: the
+    # reply was dropped without a word (told only that last week's notes had gone out, within
+    # three days of their end), where one in any other thread is told where the group is.
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, clock=clock).start()
+    try:
+        last_week = _start_at_step(bot, 2)
+        bot.command("end")
+        _settle(bot)
+        clock.advance(TOLD_AFTER_THE_END.total_seconds() + 60)
+        bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 3)
+        for k in range(2):
+            _say(bot, T1, f"The graph is unlabelled {k}", last_week)
+        _settle(bot)
+        assert bot.recorded() == []
+        (told,) = _ephemerals_to(bot, T1)  # once a session
+        assert told["thread_ts"] == last_week
+        words = json.dumps(told["blocks"])
+        assert "isn't in the notes" in words and "step 1, *Getting Started*" in words
+    finally:
+        bot.stop()
+
+
 def test_a_reply_under_the_header_is_told_where_it_counts(bot: Bot) -> None:
     _start_at_step(bot, 2)
     header = str(bot.posts()[0]["ts"])

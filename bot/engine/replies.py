@@ -537,12 +537,18 @@ class Replies:
     def _after_the_end(self, s: Session, over: _Over, user: str, thread_ts: str) -> None:
         """A reply in a step's thread after its session ended is the author's and the group's
         own talk, not kept. Someone catching up on a session that ended lately may think it
-        counts: they hear, once a session, that the notes went out without it."""
+        counts: they hear, once a session, that the notes went out without it. While another
+        session runs in the channel, the reply is told as one in a thread that is none of its
+        steps' is: where the group is now (last week's thread, answered for this week's)."""
+        session = s.get(ProtocolSession, over.id)
+        assert session is not None  # just read, in this transaction
+        running = _running_in(s, session.team_id, session.channel_id)
+        if running is not None and running.current_step:
+            self._where_to_write(s, running, user, thread_ts, "top_level.j2")
+            return
         now = self.engine.clock.now()
         if over.ended_at is None or now - as_utc(over.ended_at) > TOLD_AFTER_THE_END:
             return
-        session = s.get(ProtocolSession, over.id)
-        assert session is not None  # just read, in this transaction
         self._ephemeral(s, session, user, thread_ts, "after_the_end.j2")
 
     def _names(self, team_id: str, raw: str, author: str = "") -> dict[str, str]:
