@@ -215,6 +215,12 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("• O: two circles\n• four parts", ("observation", "• two circles\n• four parts")),
         ("• The margins are full", (None, "• The margins are full")),
         ("3. I think so", (None, "3. I think so")),
+        # Emoji before a prefix stay in the words: they say something too.
+        (":snowflake: Cool: no units", ("cool", ":snowflake: no units")),
+        (":eyes::pencil2: O: two circles", ("observation", ":eyes::pencil2: two circles")),
+        (":+1::skin-tone-2: Warm: the hook", ("warm", ":+1::skin-tone-2: the hook")),
+        (":snowflake: no units", (None, ":snowflake: no units")),
+        (":snowflake: Cool:", ("cool", "")),  # a prefix alone, its words to come in an edit
     ],
 )
 def test_strip_tag_prefix(text: str, expected: tuple[str | None, str]) -> None:

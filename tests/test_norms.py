@@ -183,6 +183,8 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
             "@teacher2 she is working on scale",
         ),
         ("<@U_T2>, <@U_T3|lee> Cool: no units", "cool", "@teacher2, @lee no units"),
+        # after emoji, which stay in its words
+        (":snowflake: Cool: no units", "cool", ":snowflake: no units"),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(

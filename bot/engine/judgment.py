@@ -53,10 +53,20 @@ _DASHED = frozenset(
 _BULLET = re.compile(rf"^{_UNSEEN}(?:[•◦▪‣]|[-*](?=\s)|\d{{1,2}}[.)])[ \t]+")
 
 
+# Emoji before a prefix (":snowflake: Cool: no units"): they say something, and stay in the words.
+_EMOJI_FIRST = re.compile(rf"^{_UNSEEN}(?::[\w+'-]+:)+[ \t]+")
+
+
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:
-    """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers
-    and a list's bullet before it. The bullet goes with the prefix from a list of one item, and
-    stays at the head of a longer list."""
+    """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers,
+    and a list's bullet or emoji before it. The bullet goes with the prefix from a list of one
+    item, and stays at the head of a longer list; the emoji stay."""
+    emoji = _EMOJI_FIRST.match(text)
+    if emoji is not None:
+        tag, rest = strip_tag_prefix(text[emoji.end() :])
+        if tag is None:
+            return None, text.strip()
+        return tag, f"{emoji.group().strip()} {rest}" if rest else ""  # "" : a prefix alone
     bullet = _BULLET.match(text)
     tag, rest = _strip_prefix(text[bullet.end() :] if bullet else text)
     if tag is None:
