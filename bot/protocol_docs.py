@@ -149,6 +149,10 @@ as leaving it out): no reminder |
 dilemma, a class set with its rubric): the first step then only calls on the presenter, with no \
 request of the bot's for a very brief statement of the assignment. A statement their prep gave \
 is still shown. Default `true` |
+| `presenter_brings` | no | a list of lines, up to 300 characters each: what the presenter's \
+reminder asks them to bring, where the protocol needs other work than `presenter_prep`'s usual \
+ask (a class set to sort, the task, the exemplar and the rubric). Without it, the reminder says \
+what its kind of prep says |
 | `steps` | yes | the steps, in order, at least one |
 | `steps[n].id` | yes | like the protocol's `id`; different for each step |
 | `steps[n].title` | yes | one line of up to 150 characters |

@@ -80,9 +80,10 @@ _MAX_CHARS = {
     "guidance": 200,
     "questions": 300,
     "template": 100,
+    "presenter_brings": 300,
 }
 _PROTOCOL_REQUIRED = ("id", "name", "source", "summary", "steps")
-_PROTOCOL_FIELDS = (*_PROTOCOL_REQUIRED, "presenter_prep", "asks_statement")
+_PROTOCOL_FIELDS = (*_PROTOCOL_REQUIRED, "presenter_prep", "asks_statement", "presenter_brings")
 _STEP_REQUIRED = ("id", "title", "minutes", "prompt", "guidance", "presenter", "collects")
 _STEP_FIELDS = (*_STEP_REQUIRED, "template", "everyone", "questions", "statement")
 
@@ -114,6 +115,10 @@ class Protocol:
     # False where the steps' own words say what the presenter brings (a dilemma, a class set,
     # the rubric): the bot adds no request of its own for a statement of the assignment.
     asks_statement: bool = True
+    # What the presenter's prep asks them to bring, where the protocol needs other work than
+    # the prep's kind says (DESE: the task, exemplar and rubric, and a class set to sort).
+    # Empty: the prep's own words (seeds 000 / 002).
+    presenter_brings: tuple[str, ...] = ()
 
     @property
     def statement_step(self) -> int:
@@ -255,6 +260,8 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
         prep = None
     if prep is not None:
         prep = problems.read(_choice, file, "presenter_prep", prep, (*PREP_KINDS, "none"))
+    brings = raw.get("presenter_brings")
+    brings = () if brings is None else problems.read(_text_list, file, "presenter_brings", brings)
     asks = raw.get("asks_statement", True)
     asks = problems.read(_flag, file, "asks_statement", asks)
     steps = raw.get("steps")
@@ -295,6 +302,7 @@ def load_protocol(path: Path, taken: Mapping[str, Protocol] | None = None) -> Pr
         loaded,
         path=Path(path),
         asks_statement=asks is not False,
+        presenter_brings=brings or (),
     )
 
 

@@ -673,6 +673,35 @@ def test_the_equity_guidance_carries_the_question_sets(world: World) -> None:
         assert phrase in text
 
 
+@pytest.mark.parametrize(
+    ("protocol_id", "asks"),
+    [
+        # DESE's step 1 reviews the exemplar and rubric; step 2 sorts every piece (seed 004).
+        ("dese-everyday", ("exemplar", "rubric or criteria for success", "every piece")),
+        # The Deep Dive's Get Prepared: a set representative of a diverse set of students.
+        ("dese-deep-dive", ("exemplar", "rubric or criteria for success", "diverse set")),
+    ],
+)
+def test_a_dese_presenter_is_asked_for_what_the_protocol_needs(
+    world: World, protocol_id: str, asks: tuple[str, ...]
+) -> None:
+    """Not the one piece from one student, at least one successful and one not, of seed 002:
+    who brings that cannot sort a class set against the rubric."""
+    world.command(f"start {protocol_id} <@{PRE}> at thu 15:00")
+    dm = message_text(world.dms(PRE)[0].payload)
+    guidance = message_text(
+        guidance_view(world.session(), world.engine.library[protocol_id], world.engine.library)
+    )
+    for text in (dm, guidance):
+        for ask in asks:
+            assert ask in text, (ask, text)
+        assert "one piece of work from one student" not in text
+        assert "single piece of work from one student" not in text
+        assert "completed the assignment successfully" not in text
+        # The reasons and the care for names stay those of seed 002.
+        assert "concerned" in text and "remove the student's name" in text
+
+
 @pytest.mark.parametrize("protocol_id", ["atlas", "atlas-equity"])
 def test_every_prep_message_renders_cleanly(world: World, protocol_id: str) -> None:
     """Each DM, note and reply of a full prep story: no stray directives, valid blocks."""

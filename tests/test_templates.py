@@ -1052,7 +1052,8 @@ def test_the_start_dialog_and_app_home_are_valid_views(engine: Engine) -> None:
 
 
 def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
-    """The prep DMs, dialog and replies, for a standard and an equity protocol."""
+    """The prep DMs, dialog and replies, for a standard and an equity protocol, and one
+    that says what to bring."""
     from bot import prep_views
     from bot.engine import prep
     from bot.engine.prep_dialog import REASONS, fits, kind_of, suggestions
@@ -1060,7 +1061,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
 
     said: list[Message] = []
     texts: list[str] = []
-    for protocol_id in ("atlas", "atlas-equity"):
+    for protocol_id in ("atlas", "atlas-equity", "dese-everyday"):
         protocol = LIBRARY[protocol_id]
         session = scheduled_session(engine, protocol_id)
         kind = kind_of(protocol)

@@ -327,6 +327,11 @@ def test_a_check_names_every_problem_of_a_file_at_once(tmp_path: Path) -> None:
         _example().replace("presenter_prep:", "asks_statement: no thanks\npresenter_prep:"),
     )
     assert problem == "asks_statement: must be true or false (got 'no thanks')"
+    (problem,) = _problems_of(
+        tmp_path,
+        _example().replace("presenter_prep:", "presenter_brings: a class set\npresenter_prep:"),
+    )
+    assert problem == "presenter_brings: must be a list of text (got 'a class set')"
 
 
 def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Path) -> None:
@@ -341,9 +346,9 @@ def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Pat
     )
     assert problems == [
         "extra: unknown field (expected one of id, name, source, summary, steps, presenter_prep, "
-        "asks_statement)",
+        "asks_statement, presenter_brings)",
         "sourc: unknown field (expected one of id, name, source, summary, steps, presenter_prep, "
-        "asks_statement)",
+        "asks_statement, presenter_brings)",
         "source: is required",
         "steps[1].colects: unknown field (expected one of id, title, minutes, prompt, guidance, "
         "presenter, collects, template, everyone, questions, statement)",
