@@ -753,14 +753,20 @@ def test_in_a_presenter_only_step_the_others_are_reminded_and_kept_as_notes(bot:
 
 def test_a_tagged_reply_where_only_the_presenter_speaks_is_told_its_tag(bot: Bot) -> None:
     # Told "as a note" under the Tuning Protocol's Presentation, a `Q:` reply was recorded as a
-    # question, listed for the presenter, and marked with the question's reaction.
+    # question, listed for the presenter, and marked with the question's reaction. A question
+    # to the presenter is parked for their next step (Clarifying Questions), and said so.
     thread = _start_at_step(bot, 1, "tuning")
     asked = _say(bot, T1, "Q: how long did they have?", thread)
     assert _recorded(bot, asked).tag == "question"
     bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
     told = json.dumps(_ephemerals_to(bot, T1)[0]["blocks"])
-    assert "as a question rather than part of the presenter's turn" in told
+    assert "parked for them" in told and "Clarifying Questions" in told
     assert "as a note" not in told
+    warm = _say(bot, T3, "Warm: the task invites real choices", thread)
+    assert _recorded(bot, warm).tag == "warm"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T3)) == 1)
+    told = json.dumps(_ephemerals_to(bot, T3)[0]["blocks"])
+    assert "as warm feedback rather than part of the presenter's turn" in told
     aside = _say(bot, T2, "Reading now.", thread)
     assert _recorded(bot, aside).tag == "note"
     bot.wait_until(lambda: len(_ephemerals_to(bot, T2)) == 1)
@@ -831,6 +837,46 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     posted = json.dumps([m["blocks"] for m in bot.posts() if m.get("thread_ts")])
     # In PRODUCT.md 3.2's order, though no ATLAS step collects questions.
     assert posted.index("*Questions for the presenter*") < posted.index("*Presenter reflection*")
+
+
+def test_a_context_question_while_only_the_presenter_shares_waits_for_their_turn(
+    bot: Bot,
+) -> None:
+    """The Collaborative Assessment Conference: the presenter shares the work with no comment
+    in Getting Started and says nothing of the context until step 5. A teacher asking there was
+    told only the presenter speaks, and the question was kept as a note, never given back."""
+    started = _start_at_step(bot, 1, "collaborative-assessment")
+    asked = _say(bot, T1, "Is this a first draft?", started)
+    assert _recorded(bot, asked).tag == "question"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    told = json.dumps(_ephemerals_to(bot, T1)[0]["blocks"])
+    assert "parked" in told and "Hearing from the Presenter" in told
+    assert "listening" not in told  # the presenter is sharing the work in this step
+    aside = _say(bot, T2, "The drawing fills the whole page.", started)
+    assert _recorded(bot, aside).tag == "note"  # not a question: read along, as before
+    for k in range(2, 6):
+        _next(bot, k)
+    responding = json.dumps(bot.step_posts()[4]["blocks"])
+    assert "Is this a first draft?" in responding
+    assert "fills the whole page" not in responding
+
+
+def test_in_a_step_only_the_presenter_speaks_only_questions_to_them_are_parked() -> None:
+    step = LIBRARY["collaborative-assessment"].step(1)
+    read = Replies._read
+    assert read(PRESENTER, step, T1, None, "Is this a first draft?") == (
+        "question",
+        "group",
+        "parked_question.j2",
+    )
+    assert read(PRESENTER, step, T1, "question", "why this piece?")[2] == "parked_question.j2"
+    assert read(PRESENTER, step, T1, None, "Lovely colours")[::2] == ("note", "group_listens.j2")
+    # The presenter's own words in their step are theirs to say, not a question to themselves.
+    assert read(PRESENTER, step, PRESENTER, None, "Is this a first draft? It is.") == (
+        "note",
+        "group",
+        None,
+    )
 
 
 def test_a_question_in_a_step_where_the_presenter_speaks_is_not_parked(bot: Bot) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.blocks import Message, render_messages
+from bot.engine.presenter import next_presenter_step
 from bot.protocols import TAGS, Protocol, Step
 from bot.render import render_text
 from bot.store import raw
@@ -297,11 +298,14 @@ def _parked(protocol: Protocol, index: int) -> tuple[bool, set[int]]:
     """Whether step `index` shows parked interpretations, and the listening steps whose
     questions it gives back (none when the presenter does not speak in it)."""
     step = protocol.step(index)
-    # Questions asked while the presenter listened, since the last step where they spoke.
-    speaking = [k for k in range(1, index) if protocol.step(k).presenter != "silent"]
-    last_speaking = max(speaking, default=0)
+    # Questions parked while the presenter listened (or while only they spoke, the others
+    # reading along) since the last step where they spoke: each is listed at the step the
+    # parked reply named, the presenter's next step.
     listened = {
-        k for k in range(last_speaking + 1, index) if protocol.step(k).presenter == "silent"
+        k
+        for k in range(1, index)
+        if protocol.step(k).presenter in ("silent", "only")
+        and next_presenter_step(protocol, k) == index
     }
     return step.collects == "interpretation", listened if step.presenter != "silent" else set()
 

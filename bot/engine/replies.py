@@ -645,8 +645,12 @@ class Replies:
         silent = step.presenter == "silent"
         if user == presenter_id and silent:
             return "note", "presenter", "presenter_listens.j2"
-        # Only the presenter speaks: the others read along, and what they say is kept as a note.
+        # Only the presenter speaks: the others read along, and what they say is kept as a note;
+        # a question to the presenter (the context they keep back in the Collaborative Assessment
+        # Conference's Getting Started) is parked for the step where they next speak.
         if user != presenter_id and step.presenter == "only":
+            if explicit == "question" or (explicit is None and asks_presenter_for_context(text)):
+                return "question", "group", "parked_question.j2"
             return explicit or "note", "group", "group_listens.j2"
         # The presenter asking the group something is not a question for the presenter.
         if user == presenter_id and (
