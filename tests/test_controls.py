@@ -379,6 +379,29 @@ def test_closing_warning_neither_counts_nor_nudges_the_presenter_where_they_are_
     assert not any("2 of 5" in t for t in _thread(bot, probing))
 
 
+@pytest.mark.parametrize(("protocol_id", "step"), [("dese-everyday", 2), ("consultancy", 4)])
+def test_closing_warning_says_interpreted_only_where_the_team_described_first(
+    bot: Bot, protocol_id: str, step: int
+) -> None:
+    # DESE's Extent students met the goals (reading and sorting a class set) and the
+    # Consultancy's Group Discussion collect interpretations, with nothing described before:
+    # their warnings said "1 of 4 has interpreted so far", and counted no other reply.
+    bot.command(f"start {protocol_id} <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for k in range(2, step + 1):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)
+    thread = str(bot.step_posts()[step - 1]["ts"])
+    bot.reply(TEACHERS[0], "Most pieces show the first two criteria met.", thread)
+    bot.reply(TEACHERS[1], "Q: were these done in class or at home?", thread)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 2)
+    warn_step(bot.runtime.engine, _session(bot).id, step)
+    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, thread)))
+    warning = next(t for t in _thread(bot, thread) if "so far" in t)
+    assert "interpreted" not in warning
+    assert " 2 of " in warning and "have replied so far" in warning, warning
+
+
 def test_the_closing_warning_of_a_long_step_says_which_day_it_closes(bot: Bot) -> None:
     # A week's step warns more than a day before it closes (and a reader far away may be on
     # another day): the time alone would read as today.

@@ -18,8 +18,19 @@ from bot.store.models import Contribution, ProtocolSession
 # A warning late (its clock was down when it fell due) still goes out while at least this share of
 # its lead is left before the close: a quarter of an hour-long step's 12 minutes, 3 minutes.
 LATE_SHARE = 0.25
-# Steps whose warning says "described" or "interpreted": only that kind of reply counts.
-_COUNTED_BY_KIND = frozenset({"observation", "interpretation"})
+
+
+def counted_kind(protocol: Protocol, step: int) -> str | None:
+    """The one kind of reply a step's warning counts ("described", "interpreted"), or None:
+    every reply counts ("replied"). Interpreting is counted apart only where the team described
+    first (ATLAS, the Conference): DESE's sorting of a class set and the Consultancy's group
+    discussion collect interpretations with nothing described before, and are talk, not a
+    second pass over the work."""
+    collects = protocol.step(step).collects
+    if collects == "observation":
+        return collects
+    described = any(s.collects == "observation" for s in protocol.steps[: step - 1])
+    return collects if collects == "interpretation" and described else None
 
 
 def _time_for_it(left: timedelta, seconds: int) -> bool:
@@ -51,7 +62,7 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
         ref = f"warning:{session.id}:{step}"
         if slack.enqueued(s, session.team_id, ref):
             return
-        members, replied, message = _count(engine, s, session, spec, step)
+        members, replied, message = _count(engine, s, session, protocol, step)
         engine.post(s, session, message, ref=ref, thread_ref=f"step:{session.id}:{step}")
         # A step where only the presenter speaks is theirs: they are nudged as the team is in
         # a step for everyone (and only in private, as its warning names nobody).
@@ -78,7 +89,7 @@ def rewarn(
     ref = f"warning:{session.id}:{step}"
     if step < 1 or not slack.enqueued(s, session.team_id, ref):
         return
-    message = _count(engine, s, session, protocol.step(step), step, closed)[2]
+    message = _count(engine, s, session, protocol, step, closed)[2]
     engine.edit(s, session, message, of=ref)
 
 
@@ -116,13 +127,15 @@ def _count(
     engine: Engine,
     s: Session,
     session: ProtocolSession,
-    spec: Step,
+    protocol: Protocol,
     step: int,
     closed: datetime | None = None,
 ) -> tuple[list[str], set[str], Message]:
     """Who is expected to reply in the step, who has, and the warning that counts them. In a
     step for describing or interpreting, only a reply of that kind counts: a question parked
     for the presenter, or an interpretation parked while describing, is not a description."""
+    spec = protocol.step(step)
+    counted = counted_kind(protocol, step)
     # The questions of a step that collects them are for the presenter: they answer, and are
     # neither counted among those who ask nor nudged to ask (their answers are notes).
     asked = spec.presenter == "silent" or spec.collects == "question"
@@ -140,13 +153,14 @@ def _count(
     )
     if asked and spec.presenter != "only":
         query = query.where(Contribution.user_id != session.presenter_id)
-    if spec.collects in _COUNTED_BY_KIND:
-        query = query.where(Contribution.tag == spec.collects)
+    if counted is not None:
+        query = query.where(Contribution.tag == counted)
     replied = set(s.scalars(query))
     expected = set(members) | replied
     context = {
         **_context(session, spec, step, closed),
         "replied": len(replied),
         "expected": len(expected),
+        "counted": counted,
     }
     return members, replied, render_message("closing_warning.j2", **context)
