@@ -184,15 +184,17 @@ _RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _
 _EDIT_NORMS = frozenset({"nudge_interpretation.j2", "parked_question.j2"})
 
 
-def _running_in(s: Session, team_id: str, channel: str) -> ProtocolSession | None:
-    """The channel's running (or paused) session, if it has one."""
-    return s.scalars(
-        select(ProtocolSession).where(
-            ProtocolSession.team_id == team_id,
-            ProtocolSession.channel_id == channel,
-            ProtocolSession.status.in_(ACTIVE),
-        )
-    ).first()
+def _running_in(
+    s: Session, team_id: str, channel: str, *, lock: bool = False
+) -> ProtocolSession | None:
+    """The channel's running (or paused) session, if it has one; with `lock`, its row locked
+    until the transaction ends."""
+    query = select(ProtocolSession).where(
+        ProtocolSession.team_id == team_id,
+        ProtocolSession.channel_id == channel,
+        ProtocolSession.status.in_(ACTIVE),
+    )
+    return s.scalars(query.with_for_update() if lock else query).first()
 
 
 class Replies:
@@ -509,7 +511,9 @@ class Replies:
             if _running_in(s, team_id, str(channel)) is None:
                 return
         with self.engine.transaction() as (s, _after):
-            session = _running_in(s, team_id, str(channel))
+            # Locked: a channel's messages are answered side by side, and on PostgreSQL two at
+            # once each found the author not told yet, and told them twice.
+            session = _running_in(s, team_id, str(channel), lock=True)
             if session is None or not session.current_step:
                 return
             self._where_to_write(s, session, str(user), None, "top_level.j2")
