@@ -30,6 +30,7 @@ mistake stands by rather than posting every step and note a second time.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -386,11 +387,20 @@ class ClockLink:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        import psycopg
+
         self._stop.set()
+        running = False
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            running, self._thread = self._thread.is_alive(), None
         if self._conn is not None:
+            if self._held and not running:
+                # Let go of the lock first: the server ends a closed connection's backend, and
+                # frees its lock, a moment after the close, and a clock started at once (a
+                # restart) stood by meanwhile, saying another clock ran.
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (CLOCK_LOCK,))
             self._conn.close()  # and with it the lock: a standby takes over
             self._conn, self._held = None, False
 
