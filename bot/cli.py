@@ -1,4 +1,5 @@
-"""The protocolbot command: serve, clock, demo, export, db upgrade, protocols list|check|docs."""
+"""The protocolbot command: serve, clock, demo, export, sessions, db upgrade, protocols
+list|check|docs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from urllib.parse import quote
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from slack_bolt import App
 
     from bot.protocols import Protocol
@@ -644,6 +647,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from bot.export import list_sessions
+
+    settings = _settings()
+    _schema_ready(settings)
+    print(list_sessions(settings, args.since, args.until), end="")
+    return 0
+
+
+def _day(raw: str) -> date:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {raw!r}") from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -809,6 +830,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="csv without the UTF-8 byte order mark that spreadsheet programs need",
     )
     export.set_defaults(func=cmd_export)
+
+    sessions = _command(
+        sub,
+        "sessions",
+        "list the sessions in the database, one a line",
+        "Each session's id (for `protocolbot export`), team, channel, protocol, status, start "
+        "(or when it is due), end (UTC) and replies kept, tab-separated, oldest first.",
+    )
+    sessions.add_argument(
+        "--since", type=_day, default=None, help="only sessions starting on or after YYYY-MM-DD"
+    )
+    sessions.add_argument(
+        "--until", type=_day, default=None, help="only sessions starting on or before YYYY-MM-DD"
+    )
+    sessions.set_defaults(func=cmd_sessions)
 
     db = _command(
         sub,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.engine import notes as notes_mod
 from bot.protocols import BUILTIN_DIR, load_library
 from bot.settings import Settings
 from bot.store.db import Database
-from bot.store.models import ProtocolSession
+from bot.store.models import Contribution, ProtocolSession
 
 FORMATS = {
     "md": notes_mod.export_markdown,
@@ -64,3 +65,51 @@ def export(
             return FORMATS[fmt](notes)
     finally:
         db.dispose()
+
+
+def list_sessions(settings: Settings, since: date | None, until: date | None) -> str:
+    """Every session in the database, one a line (tab-separated, with a header), oldest first:
+    what an operator answers a district's request for a school year's notes with, one
+    `protocolbot export` per id. `since` and `until` (both days included, UTC) keep the sessions
+    that started, or were due to start, between them."""
+    db = Database(settings.database_url)
+    try:
+        with db.session() as s:
+            when = func.coalesce(ProtocolSession.started_at, ProtocolSession.starts_at)
+            query = select(ProtocolSession)
+            if since is not None:
+                query = query.where(when >= datetime.combine(since, time(), UTC))
+            if until is not None:
+                after = datetime.combine(until + timedelta(days=1), time(), UTC)
+                query = query.where(when < after)
+            sessions = s.scalars(query.order_by(when, ProtocolSession.id)).all()
+            counts = dict(
+                s.execute(
+                    select(Contribution.session_id, func.count())
+                    .where(
+                        Contribution.session_id.in_([row.id for row in sessions]),
+                        Contribution.audience != "deleted",
+                    )
+                    .group_by(Contribution.session_id)
+                ).all()
+            )
+            lines = ["\t".join(SESSION_COLUMNS)]
+            for row in sessions:
+                started = row.started_at or row.starts_at
+                cells = (
+                    str(row.id),
+                    row.team_id,
+                    row.channel_id,
+                    row.protocol_id,
+                    row.status,
+                    f"{started:%Y-%m-%d %H:%M}",
+                    f"{row.ended_at:%Y-%m-%d %H:%M}" if row.ended_at else "",
+                    str(counts.get(row.id, 0)),
+                )
+                lines.append("\t".join(cells))
+            return "\n".join(lines) + "\n"
+    finally:
+        db.dispose()
+
+
+SESSION_COLUMNS = ("id", "team", "channel", "protocol", "status", "starts", "ended", "replies")

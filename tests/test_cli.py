@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command as alembic_command
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, select, text
 
 from bot.cli import _driver_reason, build_parser
 from bot.export import export
@@ -876,3 +876,42 @@ def test_a_copy_of_the_package_without_its_clone_says_to_install_from_the_clone(
         f"protocolbot: messages/ and protocols/ not found in {site}: protocolbot runs from its "
         "clone, installed there with `pip install -e .`"
     )
+
+
+def test_sessions_lists_every_session_for_a_district_s_export_of_a_school_year(
+    bot: Bot, tmp_path: Path
+) -> None:
+    # A district asks for everything of a school year: the operator needs the ids to export.
+    from bot.store.models import ProtocolSession
+    from tests.harness import CHANNEL, PRESENTER, TEAM
+
+    step = bot.open_step()
+    bot.reply(TEACHERS[0], "Three crossed-out attempts at the top.", step)
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    bot.command(f"start tuning <@{PRESENTER}|maria> in 30d")
+    with bot.db.session() as s:
+        ran, later = s.scalars(select(ProtocolSession).order_by(ProtocolSession.id)).all()
+        started, due = ran.started_at, later.starts_at
+    assert started is not None
+    ended = ran.ended_at
+    assert ended is not None
+
+    def listed(*args: str) -> list[str]:
+        done = _run(["sessions", *args], bot.settings.database_url, tmp_path)
+        assert (done.returncode, done.stderr) == (0, "")
+        return done.stdout.splitlines()
+
+    header = "id\tteam\tchannel\tprotocol\tstatus\tstarts\tended\treplies"
+    row = (
+        f"{ran.id}\t{TEAM}\t{CHANNEL}\tatlas\tended\t{started:%Y-%m-%d %H:%M}\t"
+        f"{ended:%Y-%m-%d %H:%M}\t1"
+    )
+    ahead = f"{later.id}\t{TEAM}\t{CHANNEL}\ttuning\tscheduled\t{due:%Y-%m-%d %H:%M}\t\t0"
+    assert listed() == [header, row, ahead]
+    assert listed("--until", f"{started:%Y-%m-%d}") == [header, row]
+    assert listed("--since", f"{due:%Y-%m-%d}") == [header, ahead]
+    done = _run(["sessions", "--since", "last year"], bot.settings.database_url, tmp_path)
+    assert done.returncode == 2
+    assert "expected a day as YYYY-MM-DD, got 'last year'" in done.stderr
