@@ -656,6 +656,44 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+# A Slack member id: what the person's profile gives (⋮ → Copy member ID).
+MEMBER_ID = re.compile(r"[UW][A-Z0-9_]{2,31}")
+
+
+def cmd_forget_user(args: argparse.Namespace) -> int:
+    if not MEMBER_ID.fullmatch(args.user):
+        _stop(
+            f"expected a Slack member id like U0123ABCD, got {args.user!r}: in Slack, open the "
+            "person's profile, then ⋮ → Copy member ID"
+        )
+    settings = _settings()
+    _schema_ready(settings)
+    from bot.clock import SystemClock
+    from bot.engine.core import Engine
+    from bot.engine.replies import Replies
+    from bot.protocols import BUILTIN_DIR, load_library
+    from bot.store.db import Database
+
+    dirs = [BUILTIN_DIR] + ([settings.protocols_dir] if settings.protocols_dir else [])
+    library, _errors = load_library(dirs)
+    db = Database(settings.database_url)
+    try:
+        replies, sessions = Replies(Engine(db, library, SystemClock())).forget_user(
+            args.user, args.team
+        )
+    finally:
+        db.dispose()
+    if not replies:
+        print(f"no replies by {args.user} are kept in this database")
+        return 0
+    print(
+        f"deleted {replies} {'reply' if replies == 1 else 'replies'} by {args.user} in "
+        f"{sessions} {'session' if sessions == 1 else 'sessions'}; the running bot edits the "
+        "notes it posted in Slack to match"
+    )
+    return 0
+
+
 def _day(raw: str) -> date:
     from datetime import date
 
@@ -845,6 +883,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--until", type=_day, default=None, help="only sessions starting on or before YYYY-MM-DD"
     )
     sessions.set_defaults(func=cmd_sessions)
+
+    forget_user = _command(
+        sub,
+        "forget-user",
+        "delete one person's replies in every session",
+        "For a person who asks for their words to be deleted: each of their replies is deleted "
+        "as if they deleted it in Slack, and the running bot edits the notes it posted.",
+    )
+    forget_user.add_argument(
+        "user", help="their Slack member id (profile → ⋮ → Copy member ID), like U0123ABCD"
+    )
+    forget_user.add_argument(
+        "--team", default=None, help="only in this workspace (its id, T0123ABCD)"
+    )
+    forget_user.set_defaults(func=cmd_forget_user)
 
     db = _command(
         sub,

@@ -8,7 +8,9 @@ handled inbox events go after a day: they are kept only to recognise Slack's ret
 a running session's header and step messages stay while it runs (_purge_posts). A housekeeping
 that finds the database out of reach is tried again five minutes later (bot/scheduling.py).
 
-`/protocol forget` does the same for one session at once (forget_copies, forget_events).
+`/protocol forget` does the same for one session at once (forget_copies, forget_events), and
+`protocolbot forget-user` for one person's replies in every session (forget_quotes,
+forget_user_events).
 """
 
 from __future__ import annotations
@@ -129,7 +131,21 @@ def forget_copies(s: Session, session_id: int) -> int:
     is posted after the forget); the rest, which run the session, still go.
     """
     mine = session_rows(session_id)
-    quoting = or_(
+    quoting = _quoting(session_id)
+    dropped = s.execute(
+        delete(OutboxMessage).where(mine, quoting, OutboxMessage.status == "pending")
+    )
+    emptied = s.execute(
+        update(OutboxMessage)
+        .where(mine, OutboxMessage.status.in_(("sent", "failed")))
+        .values(payload={})
+    )
+    return _count(dropped) + _count(emptied)
+
+
+def _quoting(session_id: int) -> ColumnElement[bool]:
+    """A session's outbox rows that quote its replies."""
+    return or_(
         OutboxMessage.thread_ref == f"header:{session_id}",  # the notes, in parts and as a file
         OutboxMessage.ref == f"notes:{session_id}",
         # the notes' parts and files, and their edits since (bot.engine.posted_notes)
@@ -140,15 +156,42 @@ def forget_copies(s: Session, session_id: int) -> int:
         OutboxMessage.ref.like(f"presenter:{session_id}:%"),
         OutboxMessage.ref == f"nudge:{session_id}",
     )
-    dropped = s.execute(
-        delete(OutboxMessage).where(mine, quoting, OutboxMessage.status == "pending")
-    )
+
+
+def forget_quotes(s: Session, session_id: int) -> int:
+    """The sent (or failed) outbox rows that quoted a session's replies lose their content, for
+    `protocolbot forget-user`: what is still to be sent goes (the notes' edits without the
+    replies forgotten among them), and the rows that run the session are left alone."""
     emptied = s.execute(
         update(OutboxMessage)
-        .where(mine, OutboxMessage.status.in_(("sent", "failed")))
+        .where(
+            session_rows(session_id),
+            _quoting(session_id),
+            OutboxMessage.status.in_(("sent", "failed")),
+        )
         .values(payload={})
     )
-    return _count(dropped) + _count(emptied)
+    return _count(emptied)
+
+
+def forget_user_events(db: Database, user_id: str, team_id: str | None = None) -> int:
+    """Handled inbox events by one person (a reply, its edits and deletion) lose their content;
+    their ids still recognise a retry."""
+    by = or_(
+        *(
+            InboxEvent.payload[path].as_string() == user_id
+            for path in (
+                ("event", "user"),
+                ("event", "message", "user"),
+                ("event", "previous_message", "user"),
+            )
+        )
+    )
+    with db.inbox_session() as s:
+        handled = update(InboxEvent).where(InboxEvent.processed_at.is_not(None), by)
+        if team_id is not None:
+            handled = handled.where(InboxEvent.team_id == team_id)
+        return _count(s.execute(handled.values(payload={})))
 
 
 def forget_events(db: Database, team_id: str, channel_id: str) -> int:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, tables_holding
+from tests.process import bot_environment, run_cli
 
 DM = f"D{PRESENTER[1:]}"
 
@@ -188,3 +190,41 @@ def test_forget_after_late_replies_and_edits_leaves_no_copy_of_them(bot: Bot) ->
     assert "Deleted 1 stored reply" in bot.command("forget")["text"]
     bot.settle()
     assert tables_holding(bot, secret) == []
+
+
+def test_forget_user_deletes_one_person_s_replies_in_every_session_and_in_the_notes_out(
+    bot: Bot,
+) -> None:
+    # A teacher asks for their words to be deleted: `/protocol forget` took a channel's last
+    # session whole, and an older session or one person's replies only by SQL.
+    secret = "Jake-from-period-3"
+    _step, header_ts, _said = _ended(bot, f"{secret} wrote two graphs.", "Units in every row.")
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.reply(TEACHERS[0], f"{secret} again, in the next session.", bot.step_posts()[-1]["ts"])
+    bot.reply(TEACHERS[1], "Crossed out twice.", bot.step_posts()[-1]["ts"])
+    bot.settle()
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        f"deleted 2 replies by {TEACHERS[0]} in 2 sessions; the running bot edits the notes it "
+        "posted in Slack to match\n"
+    )
+    # The running bot edits the notes already out, as for a reply deleted in Slack.
+    bot.wait_until(lambda: secret not in _thread(bot, header_ts) + _dm(bot))
+    bot.settle()
+    for shown in (_thread(bot, header_ts), _dm(bot), *_files(bot)):
+        assert secret not in shown
+        assert "Units in every row." in shown
+    assert tables_holding(bot, secret) == []
+    assert "contributions" in tables_holding(bot, "Crossed out twice.")
+    again = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
+    assert again.stdout == f"no replies by {TEACHERS[0]} are kept in this database\n"
+    refused = run_cli(["forget-user", "@maria"], env, Path.cwd())
+    assert refused.returncode == 2
+    assert "expected a Slack member id like U0123ABCD, got '@maria'" in refused.stderr

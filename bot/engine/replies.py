@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from bot import slack
+from bot import retention, slack
 from bot.activity import ACTIVITY, REPLIES
 from bot.blocks import render_message
 from bot.clock import as_utc
@@ -1017,6 +1017,30 @@ class Replies:
                 team_id, channel, ts, str(thread_ts), found, author, "", "note", DELETED, now
             )
             _RECORD_RUN.first(s, values)
+
+    def forget_user(self, user_id: str, team_id: str | None = None) -> tuple[int, int]:
+        """One person's replies in every session, for a data request (`protocolbot
+        forget-user`): each is deleted as a deletion in Slack deletes it, and the notes already
+        posted are edited to match; the outbox's copies that quoted them and the handled events
+        that carried them lose their content. Returns how many replies, in how many sessions."""
+        with self.engine.transaction() as (s, _after):
+            query = select(Contribution).where(
+                Contribution.user_id == user_id, Contribution.audience != DELETED
+            )
+            if team_id is not None:
+                query = query.where(Contribution.team_id == team_id)
+            rows = s.scalars(query.order_by(Contribution.id)).all()
+            for row in rows:
+                self._delete(s, row)
+            s.flush()
+            sessions = sorted({row.session_id for row in rows})
+            for session_id in sessions:
+                session = s.get(ProtocolSession, session_id)
+                if session is not None and session.status == "ended":
+                    posted_notes.refresh(self.engine, s, session)
+                retention.forget_quotes(s, session_id)
+        retention.forget_user_events(self.engine.db, user_id, team_id)
+        return len(rows), len(sessions)
 
     def _notes_changed(self, s: Session, row: Contribution) -> None:
         """A reply edited or deleted once its session's notes went out: the copies in Slack
