@@ -222,6 +222,8 @@ def test_forget_user_deletes_one_person_s_replies_in_every_session_and_in_the_no
         assert secret not in shown
         assert "Units in every row." in shown
     assert tables_holding(bot, secret) == []
+    # Nor the name Slack gave them, kept with each reply for the exports.
+    assert tables_holding(bot, "teacher1") == []
     assert "contributions" in tables_holding(bot, "Crossed out twice.")
     again = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
     assert again.stdout == f"no replies by {TEACHERS[0]} are kept in this database\n"

@@ -1032,6 +1032,7 @@ class Replies:
             rows = s.scalars(query.order_by(Contribution.id)).all()
             for row in rows:
                 self._delete(s, row)
+                row.user_name = None  # the name Slack gave them, kept for the exports
             s.flush()
             sessions = sorted({row.session_id for row in rows})
             for session_id in sessions:
