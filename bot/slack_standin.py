@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
+from bot.socket_standin import SocketModeLinks
+
 logger = logging.getLogger(__name__)
 
 Params = dict[str, Any]
@@ -148,6 +150,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._route()
 
     def do_GET(self) -> None:
+        if urlsplit(self.path).path.startswith("/link/") and self.headers.get("Sec-WebSocket-Key"):
+            # Socket Mode: the address apps.connections.open gave; the link holds this thread.
+            self.close_connection = True
+            self.server.standin.socket_mode.serve(
+                self.connection, self.headers["Sec-WebSocket-Key"], self.rfile, self.wfile
+            )
+            return
         self._route()
 
     def _route(self) -> None:
@@ -217,6 +226,8 @@ class SlackStandin:
         self.team_name = "Stand-in School"
         self.domain = "standin"
         self.listeners: list[Callable[[Call], None]] = []
+        # Socket Mode links to the address apps.connections.open gives, envelopes and acks.
+        self.socket_mode = SocketModeLinks()
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -297,6 +308,7 @@ class SlackStandin:
         if self._server is None:
             return
         self._stopping.set()
+        self.socket_mode.close_all()
         self._server.shutdown()
         self._server.server_close()
         self._server.close_connections()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.migrate import upgrade
-from tests.harness import wait_until
+from tests.fakes.signing import slash_command_body
+from tests.harness import PRESENTER, seed_workspace, wait_until
 
 
 def test_socket_mode_opens_its_connection_at_the_configured_api_url(
@@ -114,3 +117,32 @@ def test_socket_mode_refused_its_connection_stops_with_one_line(
         "protocolbot: Slack would not open a Socket Mode connection (internal_error): start the "
         "bot again in a minute; if this goes on, see https://status.slack.com"
     )
+
+
+def test_a_session_started_over_socket_mode_is_answered_and_the_bot_stops_cleanly(
+    slack_api: SlackStandin, tmp_path: Path
+) -> None:
+    seed_workspace(slack_api)
+    process = _socket_mode_bot(slack_api, tmp_path)
+    try:
+        body = dict(parse_qsl(slash_command_body(f"start atlas <@{PRESENTER}|maria> step 1h")))
+        envelope = slack_api.socket_mode.send("slash_commands", body)
+        answer = slack_api.socket_mode.ack_of(envelope, timeout=20).payload
+        assert answer is not None and "starting" in json.dumps(answer)
+        slack_api.wait_for(
+            lambda calls: any(
+                str(c.params.get("text", "")).startswith("Step 1")
+                for c in calls
+                if c.method == "chat.postMessage"
+            ),
+            timeout=20,
+        )
+        # One link: the address start-up's check was given.
+        assert len(slack_api.socket_mode.links) == 1
+        assert len(slack_api.calls_to("apps.connections.open")) == 1
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert "maria" not in output and "secret" not in output
