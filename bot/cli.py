@@ -363,10 +363,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _settle_heap()
     try:
         if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
             from slack_sdk.errors import SlackApiError
 
-            handler = SocketModeHandler(app, settings.slack_app_token)
+            from bot.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(app, settings.slack_app_token or "")
             # The address the check was given: not another apps.connections.open to wait for.
             handler.client.wss_uri = address
             try:

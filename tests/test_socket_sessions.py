@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
 import pytest
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot.socket_mode import SocketModeHandler
 from bot.socket_standin import SocketModeLinks
 from tests.fakes.signing import event_body, slash_command_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
@@ -129,6 +129,20 @@ def test_after_a_disconnect_the_bot_reconnects_and_loses_nothing(
     bot.settle()
     assert len(bot.standin.calls_to("apps.connections.open")) == 2
     assert [x.number for x in links.open_links()] == [new.number]
+
+
+def test_a_link_the_server_drops_mid_session_is_opened_again(socket_bot: SocketBot) -> None:
+    bot = socket_bot.bot
+    links = socket_bot.links
+    step_ts = socket_bot.open_step()
+    links.open_links()[0].drop()
+    new = links.wait_connected(count=2, timeout=30)
+    ts, envelope = socket_bot.reply(TEACHERS[0], "After the drop.", step_ts, link=new)
+    links.ack_of(envelope)
+    bot.wait_until(lambda: bot.recorded() == [ts])
+    bot.settle()
+    assert len(links.links) == 2
+    assert len(bot.standin.calls_to("apps.connections.open")) == 2
 
 
 def test_every_envelope_is_acked_in_time_while_the_database_is_slow(
