@@ -76,6 +76,18 @@ class _Client(SocketModeClient):
         if self.current_session is session and not session.is_active():
             self.connect_to_new_endpoint()
 
+    def connect_to_new_endpoint(self, force: bool = False) -> None:
+        # Called for Slack's `disconnect` too, where a failure went up as a stack trace.
+        try:
+            super().connect_to_new_endpoint(force)
+        except Exception as error:
+            log.warning(
+                "could not connect to Slack again (%s): trying again once the link ends, or in "
+                "%.0f s",
+                type(error).__name__,
+                self.ping_interval,
+            )
+
 
 class SocketModeHandler(BoltSocketModeHandler):
     """Bolt's Socket Mode handler (slack_bolt.adapter.socket_mode) on the client above."""

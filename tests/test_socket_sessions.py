@@ -159,3 +159,25 @@ def test_every_envelope_is_acked_in_time_while_the_database_is_slow(
             ack = links.ack_of(envelope, timeout=10)
             assert ack.at - links.sent[envelope][0] < 3
     bot.wait_until(lambda: sorted(bot.recorded()) == sorted(ts for ts, _ in sent))
+
+
+def test_a_link_slack_will_not_replace_yet_logs_one_line_and_is_replaced_later(
+    socket_bot: SocketBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Asked to reconnect, the bot could not get a new address (Slack's error): a stack trace
+    # in the log. The old link still works; when Slack ends it, the bot connects again.
+    bot = socket_bot.bot
+    links = socket_bot.links
+    step_ts = socket_bot.open_step()
+    bot.standin.fail_next("apps.connections.open")
+    old = links.disconnect("refresh_requested")
+    bot.standin.wait_for(lambda calls: bot.standin.faults_left("apps.connections.open") == 0)
+    kept, envelope = socket_bot.reply(TEACHERS[0], "On the old link.", step_ts, link=old)
+    links.ack_of(envelope)
+    old.drop()
+    new = links.wait_connected(count=2, timeout=20)
+    after, envelope = socket_bot.reply(TEACHERS[1], "On the new link.", step_ts, link=new)
+    links.ack_of(envelope)
+    bot.wait_until(lambda: sorted(bot.recorded()) == sorted([kept, after]))
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert len(bot.standin.calls_to("apps.connections.open")) == 3
