@@ -734,6 +734,25 @@ def test_no_dm_at_the_presenters_step_when_they_kept_no_notes(bot: Bot) -> None:
     assert bot.standin.messages(f"D{PRESENTER[1:]}") == []
 
 
+def test_a_silent_presenter_hears_at_their_turn_of_the_questions_parked_for_them(
+    bot: Bot,
+) -> None:
+    # A presenter who kept the norm, and wrote nothing while listening, got no word when their
+    # turn opened: the questions parked for them waited in a channel message that names nobody.
+    describing = _start_at_step(bot, 2)
+    asked = _say(bot, T1, "Is this the first draft?", describing)
+    assert _recorded(bot, asked).tag == "question"
+    for k in (3, 4, 5):
+        _next(bot, k)
+    dm = f"D{PRESENTER[1:]}"
+    bot.wait_until(lambda: len(bot.standin.messages(dm)) == 1)
+    (turn,) = bot.standin.messages(dm)
+    assert "Reflecting on the ATLAS" in turn["text"] and "question" in turn["text"]
+    body = json.dumps(turn["blocks"])
+    assert "Is this the first draft?" in body and f"<@{T1}>" in body
+    assert "you noted" not in body and "Only you see" not in body
+
+
 def test_in_a_presenter_only_step_the_others_are_reminded_and_kept_as_notes(bot: Bot) -> None:
     thread = _start_at_step(bot, 5, "collaborative-assessment")  # Hearing from the Presenter
     answer = _say(bot, PRESENTER, "The drawing carried more than I expected", thread)
@@ -1587,9 +1606,23 @@ def test_every_norm_message_renders_as_valid_blocks(protocol_id: str) -> None:
         step=protocol.steps[-1],
         index=len(protocol.steps),
         notes=notes,
+        questions=[],
     )
     assert len(turn) > 1  # long notes come in several messages, each within Slack's limits
     assert "<!channel>" not in json.dumps([m.blocks for m in turn])
+    asked = {"user": "U_T1", "step_index": 2, "tag": "question", "ts": "1.0", "audience": "group"}
+    questions = [notes_mod.Item(text=long_text, **asked)] * 30
+    for kept in (notes, []):
+        turn = render_messages(
+            "presenter_notes.j2",
+            session=session,
+            protocol=protocol,
+            step=protocol.steps[-1],
+            index=len(protocol.steps),
+            notes=kept,
+            questions=questions,
+        )
+        assert len(turn) > 1 and "<!channel>" not in json.dumps([m.blocks for m in turn])
 
 
 def _interpreting(protocol: Protocol, index: int) -> int | None:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.blocks import Message, render_messages
+from bot.engine.notes import step_context
 from bot.protocols import Protocol
 from bot.store.models import Contribution, ProtocolSession
 
@@ -50,11 +51,15 @@ def listening_notes(
 def presenter_turn(
     s: Session, session: ProtocolSession, protocol: Protocol, index: int
 ) -> list[Message]:
-    """The DM that gives the presenter their notes as their turn opens (in parts if long)."""
+    """The DM that tells the presenter their turn is open, with the questions parked for them
+    and the notes they kept while they listened (in parts if long); none when there are neither:
+    the step message in the channel names nobody, and the presenter who kept the norm silently
+    has questions waiting."""
     if not opens_presenter_turn(protocol, index):
         return []
     notes = listening_notes(s, session, protocol, index)
-    if not notes:
+    questions = step_context(s, session, protocol, index)["parked_questions"]
+    if not notes and not questions:
         return []
     return render_messages(
         "presenter_notes.j2",
@@ -63,4 +68,5 @@ def presenter_turn(
         step=protocol.step(index),
         index=index,
         notes=notes,
+        questions=questions,
     )
