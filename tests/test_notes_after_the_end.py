@@ -230,3 +230,28 @@ def test_forget_user_deletes_one_person_s_replies_in_every_session_and_in_the_no
     refused = run_cli(["forget-user", "@maria"], env, Path.cwd())
     assert refused.returncode == 2
     assert "expected a Slack member id like U0123ABCD, got '@maria'" in refused.stderr
+
+
+def test_a_presenter_note_edited_after_the_end_is_edited_in_their_copy_alone(bot: Bot) -> None:
+    # The group's notes file was shared again in the header's thread (the old one deleted) for
+    # an edit of words it never held: the presenter's private note from a listening step.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    header_ts = str(bot.posts()[0]["ts"])
+    describing = str(bot.step_posts()[1]["ts"])
+    note = bot.reply(PRESENTER, "Ask them about the calculator rule", describing)
+    bot.reply(TEACHERS[0], "The table has four rows.", describing)
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    assert "calculator rule" in _dm(bot)
+    _edit(bot, PRESENTER, note, describing, "Ask them about the ruler rule")
+    bot.settle()
+    assert "ruler rule" in _dm(bot) and "calculator rule" not in _dm(bot)
+    assert "ruler rule" not in _thread(bot, header_ts)
+    (notes_file,) = _files(bot)
+    assert "four rows" in notes_file and "rule" not in notes_file
+    assert len(bot.standin.calls_to("files.completeUploadExternal")) == 1
+    assert bot.standin.calls_to("files.delete") == []

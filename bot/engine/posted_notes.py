@@ -284,6 +284,11 @@ def _redo_file(
         # Not shared yet: it is shared as the notes now stand.
         held.payload = _file(engine, session, notes, session.ended_at, n)
         return
+    shared = _file(engine, session, notes, session.ended_at, n + 1)
+    if last.status != "failed" and last.payload.get("content") == shared["content"]:
+        # What changed is not in the file (the presenter's own notes are in their copy alone):
+        # sharing it again would show the channel a new file that says nothing new.
+        return
     now = engine.clock.now()
     slack.enqueue(
         s,
@@ -291,7 +296,7 @@ def _redo_file(
         team_id=session.team_id,
         channel=session.channel_id,
         method=slack.UPLOAD_METHOD,
-        payload=_file(engine, session, notes, session.ended_at, n + 1),
+        payload=shared,
         ref=part_ref(sid, FILE, n + 1),
         thread_ref=f"header:{sid}",
     )
