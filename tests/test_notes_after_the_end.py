@@ -255,3 +255,24 @@ def test_a_presenter_note_edited_after_the_end_is_edited_in_their_copy_alone(bot
     assert "four rows" in notes_file and "rule" not in notes_file
     assert len(bot.standin.calls_to("files.completeUploadExternal")) == 1
     assert bot.standin.calls_to("files.delete") == []
+
+
+def test_a_presenter_note_that_came_late_is_in_their_copy(bot: Bot) -> None:
+    # Written while they listened, delivered after the end (Slack's retry): it was recorded,
+    # and `/protocol notes` showed it them, but the copy they were sent went without it.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    header_ts = str(bot.posts()[0]["ts"])
+    describing = str(bot.step_posts()[1]["ts"])
+    written = f"{time.time():.6f}"
+    bot.wait_until(lambda: time.time() > float(written) + 0.01)
+    bot.command("end")
+    bot.settle()
+    bot.reply(PRESENTER, "Ask them about the calculator rule", describing, ts=written)
+    bot.settle()
+    assert "calculator rule" in _dm(bot)
+    assert "calculator rule" not in _thread(bot, header_ts)
+    assert not [m for m in bot.posts() if "more repl" in str(m.get("text"))]
+    assert len(bot.standin.calls_to("files.completeUploadExternal")) == 1

@@ -442,6 +442,10 @@ class Replies:
                 # Written before the end, handled after it (Slack's retry, a busy moment): the
                 # notes went out without it.
                 self._late_for_the_notes(s, found.id, protocol, contribution_id)
+            elif found.status == "ended" and audience == "presenter":
+                # A note of the presenter's alone: their copy, which lists such notes, is
+                # edited to hold it (the group's notes and file don't).
+                self._notes_changed(s, found.id)
             if (
                 found.ended_at is not None
                 and found.status in ACTIVE
@@ -723,7 +727,7 @@ class Replies:
                 read = _prefix(raw, text, names)
                 self._edit(s, row, read, _as_said(raw, names), previous, version)
                 if (row.text, row.tag, row.audience) != before:
-                    self._notes_changed(s, row)
+                    self._notes_changed(s, row.session_id)
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
         # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
         if row is None and _reply_in_thread(message):
@@ -1003,7 +1007,7 @@ class Replies:
             if row is not None:
                 if row.audience != DELETED:
                     self._delete(s, row)
-                    self._notes_changed(s, row)
+                    self._notes_changed(s, row.session_id)
                 return
             # Deleted before its message reached us: an empty row keeps the message out.
             thread_ts = previous.get("thread_ts")
@@ -1036,17 +1040,15 @@ class Replies:
             s.flush()
             sessions = sorted({row.session_id for row in rows})
             for session_id in sessions:
-                session = s.get(ProtocolSession, session_id)
-                if session is not None and session.status == "ended":
-                    posted_notes.refresh(self.engine, s, session)
+                self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
         retention.forget_user_events(self.engine.db, user_id, team_id)
         return len(rows), len(sessions)
 
-    def _notes_changed(self, s: Session, row: Contribution) -> None:
+    def _notes_changed(self, s: Session, session_id: int) -> None:
         """A reply edited or deleted once its session's notes went out: the copies in Slack
         follow, as `/protocol notes` and the exports do."""
-        session = s.get(ProtocolSession, row.session_id)
+        session = s.get(ProtocolSession, session_id)
         if session is not None and session.status == "ended":
             posted_notes.refresh(self.engine, s, session)
 
