@@ -734,6 +734,18 @@ def test_no_dm_at_the_presenters_step_when_they_kept_no_notes(bot: Bot) -> None:
     assert bot.standin.messages(f"D{PRESENTER[1:]}") == []
 
 
+def test_the_step_that_ends_the_presenters_listening_calls_them_back(bot: Bot) -> None:
+    # Each step where they listen named them ("listens in this step"), and Slack told them so;
+    # the step where they speak again named nobody: a presenter away from the channel through a
+    # day-long step heard nothing of their turn.
+    _start_at_step(bot, 6)
+    called = f"<@{PRESENTER}>, your turn"
+    shown = [json.dumps(m["blocks"]) for m in bot.step_posts()]
+    # Reflecting opens it; not Getting Started (they start there), nor the steps where they
+    # listen, nor Debriefing (they spoke already).
+    assert [k for k, words in enumerate(shown, start=1) if called in words] == [5]
+
+
 def test_a_silent_presenter_hears_at_their_turn_of_the_questions_parked_for_them(
     bot: Bot,
 ) -> None:
