@@ -6,7 +6,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.blocks import Message, render_messages
-from bot.engine.notes import step_context
 from bot.protocols import Protocol
 from bot.store.models import Contribution, ProtocolSession
 
@@ -55,6 +54,9 @@ def presenter_turn(
     and the notes they kept while they listened (in parts if long); none when there are neither:
     the step message in the channel names nobody, and the presenter who kept the norm silently
     has questions waiting."""
+    # Here, not at the top: bot.engine.notes reads this module's next_presenter_step.
+    from bot.engine.notes import step_context
+
     if not opens_presenter_turn(protocol, index):
         return []
     notes = listening_notes(s, session, protocol, index)
