@@ -55,6 +55,16 @@ def _files(bot: Bot) -> list[str]:
     return [bytes(f["content"]).decode() for f in bot.standin.files]
 
 
+def _at_describing(bot: Bot) -> tuple[str, str]:
+    """An ATLAS session on hour-long steps, moved on to Describing: its header's ts and the
+    step's."""
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    return str(bot.posts()[0]["ts"]), str(bot.step_posts()[1]["ts"])
+
+
 def _ended(bot: Bot, *replies: str) -> tuple[str, str, list[str]]:
     """An ATLAS session with `replies` in step 1, ended: the step's ts, the header's, the
     replies'."""
@@ -235,12 +245,7 @@ def test_forget_user_deletes_one_person_s_replies_in_every_session_and_in_the_no
 def test_a_presenter_note_edited_after_the_end_is_edited_in_their_copy_alone(bot: Bot) -> None:
     # The group's notes file was shared again in the header's thread (the old one deleted) for
     # an edit of words it never held: the presenter's private note from a listening step.
-    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
-    bot.wait_until(lambda: len(bot.step_posts()) == 1)
-    bot.command("next")
-    bot.wait_until(lambda: len(bot.step_posts()) == 2)
-    header_ts = str(bot.posts()[0]["ts"])
-    describing = str(bot.step_posts()[1]["ts"])
+    header_ts, describing = _at_describing(bot)
     note = bot.reply(PRESENTER, "Ask them about the calculator rule", describing)
     bot.reply(TEACHERS[0], "The table has four rows.", describing)
     bot.settle()
@@ -260,12 +265,7 @@ def test_a_presenter_note_edited_after_the_end_is_edited_in_their_copy_alone(bot
 def test_a_presenter_note_that_came_late_is_in_their_copy(bot: Bot) -> None:
     # Written while they listened, delivered after the end (Slack's retry): it was recorded,
     # and `/protocol notes` showed it them, but the copy they were sent went without it.
-    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
-    bot.wait_until(lambda: len(bot.step_posts()) == 1)
-    bot.command("next")
-    bot.wait_until(lambda: len(bot.step_posts()) == 2)
-    header_ts = str(bot.posts()[0]["ts"])
-    describing = str(bot.step_posts()[1]["ts"])
+    header_ts, describing = _at_describing(bot)
     written = f"{time.time():.6f}"
     bot.wait_until(lambda: time.time() > float(written) + 0.01)
     bot.command("end")

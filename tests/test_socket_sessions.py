@@ -11,8 +11,9 @@ import pytest
 
 from bot.socket_mode import SocketModeHandler
 from bot.socket_standin import SocketModeLinks
-from tests.fakes.signing import event_body, slash_command_body
+from tests.fakes.signing import slash_command_body
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.test_processes import reply_body
 
 APP_TOKEN = "xapp-1-A1-1-secret"
 
@@ -33,17 +34,7 @@ class SocketBot:
     def reply(self, user: str, text: str, thread_ts: str, **envelope: object) -> tuple[str, str]:
         """A thread reply's event: (its ts, its envelope's id)."""
         ts = str(self.bot.standin.add_message(CHANNEL, user, text, thread_ts=thread_ts)["ts"])
-        event = {
-            "type": "message",
-            "channel": CHANNEL,
-            "user": user,
-            "text": text,
-            "ts": ts,
-            "thread_ts": thread_ts,
-            "channel_type": "channel",
-            "team": "T_TEAM",
-        }
-        body = json.loads(event_body(event))
+        body = json.loads(reply_body(user, text, thread_ts, ts))
         return ts, self.links.send("events_api", body, **envelope)  # type: ignore[arg-type]
 
     def open_step(self) -> str:
