@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -76,16 +77,32 @@ def cut_connections(database_url: str) -> int:
     admin = create_engine(str(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            ended = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            ).scalar()
+            pids = (
+                conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+                .scalars()
+                .all()
+            )
+            for pid in pids:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            # Ended is signalled, not done: a backend still there answered the bot's next query.
+            deadline = time.monotonic() + 5
+            while pids and time.monotonic() < deadline:
+                left = conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": list(pids)},
+                ).scalar()
+                if not left:
+                    break
+                time.sleep(0.01)
     finally:
         admin.dispose()
-    return int(ended or 0)
+    return len(pids)
 
 
 @contextmanager
