@@ -25,7 +25,18 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import CTE, BigInteger, Row, String, bindparam, insert, select, text, update
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Integer,
+    Row,
+    String,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, defer
 
@@ -35,7 +46,7 @@ from bot.keepalive import KeepAliveWebClient
 from bot.logs import Outage, unreachable
 from bot.store import raw
 from bot.store.db import Database
-from bot.store.models import OutboxMessage, UTCDateTime
+from bot.store.models import PENDING_SQL, OutboxMessage, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -374,14 +385,16 @@ _ENQUEUE = raw.Statement(insert(OutboxMessage), _ENQUEUED_COLUMNS)
 _ENQUEUE_CLAIMED = raw.Statement(
     insert(OutboxMessage).returning(OutboxMessage.id), [*_ENQUEUED_COLUMNS, "in_flight_at"]
 )
-# The queue's head, oldest first (statements built once: the sender reads this every round).
+# The queue's head, oldest first (statements built once: the sender reads this every round),
+# from the partial index of the rows still to send (models.OutboxMessage), whose predicate the
+# statement states as written.
 _DUE = (
     select(
         OutboxMessage.id, OutboxMessage.channel_id, OutboxMessage.method, OutboxMessage.not_before
     )
-    .where(OutboxMessage.status == "pending")
+    .where(text(f"outbox.{PENDING_SQL}"))
     .order_by(OutboxMessage.id)
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer))
 )
 _DUE_SKIPPING = _DUE.where(OutboxMessage.channel_id.not_in(bindparam("skip", expanding=True)))
 # What a claim reads of its rows (all but the outcome columns).

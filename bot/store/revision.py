@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store.db import Database
 
-HEAD = "0014"
+HEAD = "0015"
 
 
 def at_head(db: Database) -> bool:
