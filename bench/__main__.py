@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
 def run(names: list[str], args: argparse.Namespace, short: bool) -> dict[str, dict[str, Any]]:
     """Run `names` in order; print each one's table and regenerate the report after each."""
     results: dict[str, dict[str, Any]] = {}
-    with TemporaryPostgres.maybe(args.postgres) as started_url:
+    with TemporaryPostgres.maybe(args.postgres, statements=bool(args.profile)) as started_url:
         admin_url = started_url or args.database_url
         for name in names:
             ctx = Context(

@@ -27,7 +27,8 @@ class TemporaryPostgres:
     """initdb, start on a free loopback port, and remove it all on exit. As root, runs as
     the `postgres` user, which initdb requires."""
 
-    def __init__(self) -> None:
+    def __init__(self, statements: bool = False) -> None:
+        self.statements = statements  # load pg_stat_statements (for --profile)
         self.bin = _bin_dir()
         self.dir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
         self.port = free_port()
@@ -51,6 +52,8 @@ class TemporaryPostgres:
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
             "-c max_connections=300 -c shared_buffers=256MB"
         )
+        if self.statements:
+            options += " -c shared_preload_libraries=pg_stat_statements"
         self._pg("pg_ctl", "-D", data, "-l", str(self.dir / "log"), "-w", "-o", options, "start")
         return self
 
@@ -61,12 +64,13 @@ class TemporaryPostgres:
 
     @classmethod
     @contextlib.contextmanager
-    def maybe(cls, wanted: bool) -> Iterator[str | None]:
-        """A running cluster's admin URL when `wanted`, else None."""
+    def maybe(cls, wanted: bool, statements: bool = False) -> Iterator[str | None]:
+        """A running cluster's admin URL when `wanted`, else None; with `statements`, its
+        databases can `CREATE EXTENSION pg_stat_statements` (bench/profiling.py does)."""
         if not wanted:
             yield None
             return
-        cluster = cls().start()
+        cluster = cls(statements).start()
         try:
             yield cluster.url
         finally:

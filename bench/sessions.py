@@ -176,7 +176,7 @@ def _minute_phase(
             f"  sessions: {count} on {step}s steps, ready in {bot.ready_seconds:.1f}s; "
             f"running {run_seconds:g}s"
         )
-        with recording(bot.pid, ctx.profile, "sessions-minute"):
+        with recording(bot.pid, ctx.profile, "sessions-minute", url):
             time.sleep(run_seconds)
         window_end = datetime.now(UTC)
         db = Database(url)
