@@ -864,33 +864,52 @@ class Replies:
         """The facilitator or the author takes away the reaction that re-tagged a reply: it
         gets back the tag it had before."""
         with self.engine.transaction() as (s, _after):
-            found = self._reacted_to(s, team_id, event)
+            found = self._taken_back(s, team_id, event)
             if found is None:
                 return
-            row, tag = found
-            if row.tag != tag and row.retagged_from is None and self._added_on_its_way(event):
-                # Slack does not keep events in order: the reaction_added this takes back
-                # may come after it, and re-tag the reply for good. Looked at again later.
-                raise NotYet("a tag's emoji taken off before its putting on was heard")
-            if row.tag != tag or row.retagged_from is None:
+            row, _tag = found
+            session = s.get(ProtocolSession, row.session_id)
+            if session is None:
                 return
-            # Re-tagged by two emoji in a row, the one still on it holds: its tag comes back.
-            standing = self._tag_put_on(s, team_id, row)
-            if standing is None:
-                standing, row.retagged_from = row.retagged_from, None
-            if standing != row.tag:
+            whose, message = {session.facilitator_id, row.user_id}, (row.channel_id, row.ts)
+        # Re-tagged by two emoji in a row, the one still on it holds. Slack is asked which, with
+        # no transaction open meanwhile.
+        shown = self._tag_put_on(team_id, whose, *message)
+        with self.engine.transaction() as (s, _after):
+            found = self._taken_back(s, team_id, event)  # again: it may have changed meanwhile
+            if found is None:
+                return
+            row, _tag = found
+            # With none of the tags' emoji left on it, the reply's own tag comes back.
+            standing = shown or row.retagged_from
+            if shown is None:
+                row.retagged_from = None
+            if standing is not None and standing != row.tag:
                 self.retag(s, row, standing)
 
-    def _tag_put_on(self, s: Session, team_id: str, row: Contribution) -> str | None:
-        """The tag of the last tag's emoji that the facilitator or the author has on a reply
-        now, as Slack shows it (asked only when a re-tag is taken back: seldom); None when
-        there is none, or Slack does not say."""
-        session = s.get(ProtocolSession, row.session_id)
-        if session is None:
+    def _taken_back(
+        self, s: Session, team_id: str, event: dict[str, Any]
+    ) -> tuple[Contribution, str] | None:
+        """The reply whose re-tag an emoji taken off takes back, and that tag; None when it
+        takes back nothing."""
+        found = self._reacted_to(s, team_id, event)
+        if found is None:
             return None
-        shown = self.engine.directory.thread(team_id, row.channel_id, row.ts)
-        message = next((m for m in shown if m.get("ts") == row.ts), {})
-        whose = {session.facilitator_id, row.user_id}
+        row, tag = found
+        if row.tag != tag and row.retagged_from is None and self._added_on_its_way(event):
+            # Slack does not keep events in order: the reaction_added this takes back may come
+            # after it, and re-tag the reply for good. Looked at again later.
+            raise NotYet("a tag's emoji taken off before its putting on was heard")
+        if row.tag != tag or row.retagged_from is None:
+            return None
+        return found
+
+    def _tag_put_on(self, team_id: str, whose: set[str], channel: str, ts: str) -> str | None:
+        """The tag of the last tag's emoji that `whose` (the facilitator, the author) have on a
+        reply now, as Slack shows it (asked only when a re-tag is taken back: seldom); None
+        when there is none, or Slack does not say."""
+        shown = self.engine.directory.thread(team_id, channel, ts)
+        message = next((m for m in shown if m.get("ts") == ts), {})
         put_on = [
             TAG_BY_REACTION.get(str(reaction.get("name") or "").split("::")[0])
             for reaction in message.get("reactions") or []
