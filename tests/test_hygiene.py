@@ -148,6 +148,36 @@ def test_sigterm_answers_what_is_in_flight_and_loses_nothing(
     print(f"sigterm: {len(acked)} of {len(answers)} replies acknowledged, all recorded")
 
 
+def test_a_second_stop_signal_ends_a_stop_that_waits_for_slack_and_loses_nothing(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # The stop waited for a Slack call in flight (up to its 10 s); a second Ctrl-C was ignored.
+    bot = _process(workspace, database_url, tmp_path, LOG_LEVEL="INFO")
+    bot.start()
+    try:
+        _start(bot, workspace, "atlas", "1h")
+        workspace.fail_next("chat.postMessage", delay=30)  # step 2's post hangs
+        assert _send(bot, slash_command_body("next")) == 200
+        wait_for(lambda: workspace.faults_left("chat.postMessage") == 0, 10, "step 2's post")
+        assert bot.proc is not None
+        bot.proc.send_signal(signal.SIGINT)
+        wait_for(lambda: "finishing in-flight work" in bot.log_path.read_text(), 10, "the stop")
+        began = time.monotonic()
+        bot.proc.send_signal(signal.SIGINT)
+        assert bot.proc.wait(10) == 1
+        assert time.monotonic() - began < 5
+        log = bot.log_path.read_text()
+        assert "asked again to stop: stopping now" in log and "Traceback" not in log, log[-2000:]
+        # The next start posts step 2, once.
+        bot.start()
+        wait_for(lambda: step_threads(workspace).get(2), 20, "step 2 after the restart")
+        time.sleep(1.0)
+        steps = [m for m in workspace.messages(CHANNEL) if str(m.get("text")).startswith("Step 2")]
+        assert len(steps) == 1, steps
+    finally:
+        bot.stop()
+
+
 def test_a_closed_terminal_stops_the_bot_as_sigterm_does(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
