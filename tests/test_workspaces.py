@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
 
+from bot.engine.replies import ANY_WORKSPACE, shared_channel_teams
 from bot.scheduling import start_job_id, step_job_id
 from bot.settings import Settings
 from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.migrate import upgrade
 from bot.store.models import Contribution, InboxEvent, OutboxMessage, ProtocolSession, StepRun
 from tests.fakes.signing import interaction_body, signed_headers, slash_command_body
 from tests.harness import (
@@ -931,3 +935,26 @@ def test_a_request_turned_away_for_want_of_a_token_is_one_line_at_info(
         "a request turned away: the app is not installed in its workspace",
         "a request turned away: Slack refuses the bot's token (token_revoked)",
     ]
+
+
+def test_a_shared_channels_sessions_are_found_by_its_channel_alone_through_an_index(
+    database_url: str,
+) -> None:
+    # An event from a channel workspaces share is looked up in every workspace's sessions by
+    # its channel: the index on sessions led with the workspace, so each read scanned them all.
+    db = Database(database_url)
+    upgrade(db)
+    try:
+        with db.engine.connect() as conn:
+            for shared_with in ("E_ORG", ANY_WORKSPACE):
+                sql = shared_channel_teams("C_SHARED", shared_with).compile(
+                    dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}
+                )
+                if db.is_postgres:
+                    # An empty table: without this, a scan is the cheaper plan.
+                    conn.execute(sql_text("SET enable_seqscan = off"))
+                explain = "EXPLAIN" if db.is_postgres else "EXPLAIN QUERY PLAN"
+                plan = " ".join(str(row) for row in conn.execute(sql_text(f"{explain} {sql}")))
+                assert "ix_sessions_channel_id" in plan, plan
+    finally:
+        db.dispose()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, or_, select, true, tuple_
+from sqlalchemy import Select, bindparam, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -184,6 +184,15 @@ _RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _
 _EDIT_NORMS = frozenset({"nudge_interpretation.j2", "parked_question.j2"})
 
 
+def shared_channel_teams(channel: str, shared_with: str) -> Select[str]:
+    """The workspaces with sessions in a channel workspaces share (`shared_with`: the org's id,
+    or any workspace's)."""
+    query = select(ProtocolSession.team_id).where(ProtocolSession.channel_id == channel)
+    if shared_with != ANY_WORKSPACE:
+        query = query.where(ProtocolSession.enterprise_id == shared_with)
+    return query
+
+
 def _running_in(
     s: Session, team_id: str, channel: str, *, lock: bool = False
 ) -> ProtocolSession | None:
@@ -239,9 +248,7 @@ class Replies:
             or (event.get("message") or {}).get("thread_ts")
             or (event.get("previous_message") or {}).get("thread_ts")
         )
-        in_channel = select(ProtocolSession.team_id).where(ProtocolSession.channel_id == channel)
-        if shared_with != ANY_WORKSPACE:
-            in_channel = in_channel.where(ProtocolSession.enterprise_id == shared_with)
+        in_channel = shared_channel_teams(channel, str(shared_with))
         if thread:
             steps = select(StepRun.session_id).where(StepRun.message_ts == str(thread))
             heading = or_(ProtocolSession.header_ts == str(thread), ProtocolSession.id.in_(steps))

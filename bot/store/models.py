@@ -52,7 +52,12 @@ class ProtocolSession(Base):
     """One run of a protocol in a channel."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_channel", "team_id", "channel_id", "status"),)
+    __table_args__ = (
+        Index("ix_sessions_channel", "team_id", "channel_id", "status"),
+        # A channel's sessions whichever workspace's: a channel Slack Connect or an Enterprise
+        # Grid org shares (Replies.whose) (0015).
+        Index("ix_sessions_channel_id", "channel_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
