@@ -694,19 +694,26 @@ def cmd_forget_user(args: argparse.Namespace) -> int:
     library, _errors = load_library(dirs)
     db = Database(settings.database_url)
     try:
-        replies, sessions = Replies(Engine(db, library, SystemClock())).forget_user(
+        replies, sessions, led = Replies(Engine(db, library, SystemClock())).forget_user(
             args.user, args.team
         )
     finally:
         db.dispose()
-    if not replies:
+    if not replies and not led:
         print(f"no replies by {args.user} are kept in this database")
         return 0
-    print(
-        f"deleted {replies} {'reply' if replies == 1 else 'replies'} by {args.user} in "
-        f"{sessions} {'session' if sessions == 1 else 'sessions'}; the running bot edits the "
-        "notes it posted in Slack to match"
-    )
+    done = []
+    if replies:
+        done.append(
+            f"deleted {replies} {'reply' if replies == 1 else 'replies'} by {args.user} in "
+            f"{sessions} {'session' if sessions == 1 else 'sessions'}"
+        )
+    if led:
+        done.append(
+            f"forgot their name, and what they wrote as presenter, in {led} "
+            f"{'session' if led == 1 else 'sessions'}"
+        )
+    print("; ".join(done) + "; the running bot edits the notes it posted in Slack to match")
     return 0
 
 
@@ -903,9 +910,11 @@ def build_parser() -> argparse.ArgumentParser:
     forget_user = _command(
         sub,
         "forget-user",
-        "delete one person's replies in every session",
+        "delete one person's words in every session",
         "For a person who asks for their words to be deleted: each of their replies is deleted "
-        "as if they deleted it in Slack, and the running bot edits the notes it posted.",
+        "as if they deleted it in Slack, what they wrote as presenter (the statement, the link "
+        "to the work) and the name Slack gave them go, and the running bot edits the notes it "
+        "posted.",
     )
     forget_user.add_argument(
         "user", help="their Slack member id (profile → ⋮ → Copy member ID), like U0123ABCD"

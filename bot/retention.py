@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, null, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database
@@ -155,6 +155,9 @@ def _quoting(session_id: int) -> ColumnElement[bool]:
         OutboxMessage.ref.like(f"late:{session_id}:%"),  # replies after the notes, to the presenter
         OutboxMessage.ref.like(f"presenter:{session_id}:%"),
         OutboxMessage.ref == f"nudge:{session_id}",
+        # the prep's thanks to the presenter and word to the facilitator, which quote the
+        # statement and the link
+        OutboxMessage.ref.like(f"prep:{session_id}:submitted%"),
     )
 
 
@@ -174,9 +177,12 @@ def forget_quotes(s: Session, session_id: int) -> int:
     return _count(emptied)
 
 
-def forget_user_events(db: Database, user_id: str, team_id: str | None = None) -> int:
-    """Handled inbox events by one person (a reply, its edits and deletion) lose their content;
-    their ids still recognise a retry."""
+def forget_user_events(
+    db: Database, user_id: str, now: datetime, team_id: str | None = None
+) -> int:
+    """Inbox events by one person (a reply, its edits and deletion) lose their content; their
+    ids still recognise a retry. One not handled yet is taken as handled: its words would come
+    back as a reply."""
     by = or_(
         *(
             InboxEvent.payload[path].as_string() == user_id
@@ -188,10 +194,11 @@ def forget_user_events(db: Database, user_id: str, team_id: str | None = None) -
         )
     )
     with db.inbox_session() as s:
-        handled = update(InboxEvent).where(InboxEvent.processed_at.is_not(None), by)
+        theirs = update(InboxEvent).where(by)
         if team_id is not None:
-            handled = handled.where(InboxEvent.team_id == team_id)
-        return _count(s.execute(handled.values(payload={})))
+            theirs = theirs.where(InboxEvent.team_id == team_id)
+        handled = func.coalesce(InboxEvent.processed_at, now)
+        return _count(s.execute(theirs.values(payload={}, processed_at=handled)))
 
 
 def forget_events(db: Database, team_id: str, channel_id: str) -> int:

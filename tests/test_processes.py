@@ -428,6 +428,16 @@ def test_a_web_process_whose_clock_runs_ahead_delays_no_post(
         web.stop()
 
 
+def opened_then_no_clock(web: Bot, clock: Runtime) -> str:
+    """An ATLAS session started through a web process and opened by `clock`, which then stops:
+    the open step's ts."""
+    web.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    web.wait_until(lambda: bool(web.step_posts()))
+    clock.stop()
+    clock.db.dispose()
+    return str(web.step_posts()[0]["ts"])
+
+
 @needs_postgres
 def test_a_web_process_stores_and_acks_and_the_clock_handles_each_event(
     workspace: SlackStandin, database_url: str
@@ -448,11 +458,7 @@ def test_a_web_process_stores_and_acks_and_the_clock_handles_each_event(
 
     clock = clock_runtime()
     try:
-        web.command(f"start atlas <@{PRESENTER}|maria> step 1h")
-        web.wait_until(lambda: bool(web.step_posts()))
-        thread = str(web.step_posts()[0]["ts"])
-        clock.stop()
-        clock.db.dispose()
+        thread = opened_then_no_clock(web, clock)
 
         # No clock: the web process acknowledges and stores the reply, and handles nothing.
         first = web.reply(TEACHERS[0], "She wrote three drafts.", thread)

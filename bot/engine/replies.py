@@ -184,6 +184,24 @@ _RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _
 _EDIT_NORMS = frozenset({"nudge_interpretation.j2", "parked_question.j2"})
 
 
+def _forget_in_session(session: ProtocolSession, user_id: str) -> bool:
+    """A person's words and name kept with a session they presented, facilitated or booked;
+    whether there was any."""
+    found = False
+    if session.names and user_id in session.names:
+        session.names = {k: v for k, v in session.names.items() if k != user_id}
+        found = True
+    prep = session.prep or {}
+    wrote = session.presenter_id == user_id or prep.get("submitted_by") == user_id
+    if wrote and session.statement is not None:
+        session.statement = None
+        found = True
+    if wrote and prep != retention.without_written(prep):
+        session.prep = retention.without_written(prep)
+        found = True
+    return found
+
+
 def shared_channel_teams(channel: str, shared_with: str) -> Select[str]:
     """The workspaces with sessions in a channel workspaces share (`shared_with`: the org's id,
     or any workspace's)."""
@@ -1048,11 +1066,13 @@ class Replies:
             )
             _RECORD_RUN.first(s, values)
 
-    def forget_user(self, user_id: str, team_id: str | None = None) -> tuple[int, int]:
-        """One person's replies in every session, for a data request (`protocolbot
-        forget-user`): each is deleted as a deletion in Slack deletes it, and the notes already
-        posted are edited to match; the outbox's copies that quoted them and the handled events
-        that carried them lose their content. Returns how many replies, in how many sessions."""
+    def forget_user(self, user_id: str, team_id: str | None = None) -> tuple[int, int, int]:
+        """One person's words in every session, for a data request (`protocolbot forget-user`):
+        each reply is deleted as a deletion in Slack deletes it; as a presenter, their statement
+        and the link they gave go; the name Slack gave them is forgotten; the notes already
+        posted are edited to match; the outbox's copies that quoted them and the events that
+        carried them (handled or not yet) lose their content. Returns how many replies, in how
+        many sessions, and in how many sessions their name or a presenter's words were kept."""
         with self.engine.transaction() as (s, _after):
             query = select(Contribution).where(
                 Contribution.user_id == user_id, Contribution.audience != DELETED
@@ -1063,13 +1083,27 @@ class Replies:
             for row in rows:
                 self._delete(s, row)
                 row.user_name = None  # the name Slack gave them, kept for the exports
+            led = select(ProtocolSession).where(
+                or_(
+                    ProtocolSession.presenter_id == user_id,
+                    ProtocolSession.facilitator_id == user_id,
+                    ProtocolSession.created_by == user_id,
+                )
+            )
+            if team_id is not None:
+                led = led.where(ProtocolSession.team_id == team_id)
+            named = [
+                session
+                for session in s.scalars(led.order_by(ProtocolSession.id))
+                if _forget_in_session(session, user_id)
+            ]
             s.flush()
-            sessions = sorted({row.session_id for row in rows})
+            sessions = sorted({row.session_id for row in rows} | {x.id for x in named})
             for session_id in sessions:
                 self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
-        retention.forget_user_events(self.engine.db, user_id, team_id)
-        return len(rows), len(sessions)
+        retention.forget_user_events(self.engine.db, user_id, self.engine.clock.now(), team_id)
+        return len(rows), len({row.session_id for row in rows}), len(named)
 
     def _notes_changed(self, s: Session, session_id: int) -> None:
         """A reply edited or deleted once its session's notes went out: the copies in Slack

@@ -1,0 +1,96 @@
+"""`protocolbot forget-user` for what a person wrote besides their replies: the presenter's
+statement and link, the name Slack gave them, and their events the bot has not handled yet (the
+real CLI on the bot's database, the bot over signed HTTP against the stand-in Slack)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.runtime import Runtime
+from bot.slack_standin import SlackStandin
+from bot.store.db import Database
+from bot.store.models import InboxEvent
+from tests.harness import PRESENTER, TEACHERS, Bot, tables_holding
+from tests.prep_world import dialog_values, view_submission
+from tests.process import bot_environment, run_cli
+from tests.test_home import _press_on_home
+from tests.test_processes import needs_postgres, opened_then_no_clock
+
+
+def _forget(bot: Bot, user: str) -> str:
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", user], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+    return done.stdout
+
+
+def test_forget_user_takes_a_presenter_s_statement_link_and_name(bot: Bot) -> None:
+    # The presenter's words were kept with the session they presented, out of forget-user's
+    # reach: it deleted replies only.
+    statement = "Rosa-in-room-12 drew the fruit graph twice"
+    link = "https://docs.example.org/rosa-room-12"
+    bot.command(f"start atlas <@{PRESENTER}|maria> in 2d")
+    opened = len(bot.standin.calls_to("views.open"))
+    _press_on_home(bot, "prep_open", "1", PRESENTER)
+    bot.wait_until(lambda: len(bot.standin.calls_to("views.open")) > opened)
+    view = bot.standin.calls_to("views.open")[-1].response["view"]
+    assert isinstance(view, dict)
+    status, _ = bot.post(
+        view_submission(view, PRESENTER, dialog_values(statement=statement, link=link))
+    )
+    assert status == 200
+    bot.settle()
+    for secret in (statement, link, "maria"):
+        assert "sessions" in tables_holding(bot, secret)
+
+    assert _forget(bot, PRESENTER) == (
+        "forgot their name, and what they wrote as presenter, in 1 session; the running bot "
+        "edits the notes it posted in Slack to match\n"
+    )
+    bot.settle()
+    for secret in (statement, link, "maria"):
+        assert tables_holding(bot, secret) == []
+    # What ran the session stays: it still starts in two days, with its presenter.
+    status = json.dumps(bot.command("status"))
+    assert "ATLAS" in status and f"<@{PRESENTER}>" in status
+    # Nothing left to forget the second time.
+    assert _forget(bot, PRESENTER) == f"no replies by {PRESENTER} are kept in this database\n"
+
+
+@needs_postgres
+def test_forget_user_blanks_a_reply_stored_and_not_handled_yet_and_it_is_never_recorded(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # A reply the web process stored while no clock ran: forget-user blanked handled events
+    # only, so the clock that came back recorded it, words and all.
+    secret = "Theo-in-period-5 wrote the sum twice"
+    web = Bot(workspace, database_url, with_scheduler=False).start()
+    clock = Runtime(web.settings, database=Database(database_url)).start()
+    try:
+        thread = opened_then_no_clock(web, clock)
+        kept = web.reply(TEACHERS[1], "The sum is in the margin.", thread)
+        web.reply(TEACHERS[0], secret, thread)
+        web.settle()
+        assert "inbox" in tables_holding(web, secret)
+
+        nothing = f"no replies by {TEACHERS[0]} are kept in this database\n"
+        assert _forget(web, TEACHERS[0]) == nothing
+        assert tables_holding(web, secret) == []
+        clock = Runtime(web.settings, database=Database(database_url)).start()
+        web.wait_until(lambda: web.recorded() == [kept])
+        with web.db.inbox_session() as s:
+            left = s.scalars(select(InboxEvent.id).where(InboxEvent.processed_at.is_(None)))
+            assert list(left) == []
+        web.settle()
+        assert web.recorded() == [kept]
+    finally:
+        clock.stop()
+        clock.db.dispose()
+        web.stop()
