@@ -125,22 +125,27 @@ def session_rows(session_id: int) -> ColumnElement[bool]:
 def forget_copies(s: Session, session_id: int) -> int:
     """The outbox's copies of a session's replies, for `/protocol forget`; returns the rows.
 
-    Sent (or failed) rows lose their content as retention would delete them; each keeps its ref
-    and ts, so a post still to come in a running session's threads finds its place. Of the rows
-    not sent yet, the notes and the messages that quote replies are dropped (nothing forgotten
-    is posted after the forget); the rest, which run the session, still go.
+    Sent (or failed) rows lose their content as retention would delete them (forget_posted). Of
+    the rows not sent yet, the notes and the messages that quote replies are dropped (nothing
+    forgotten is posted after the forget); the rest, which run the session, still go.
     """
-    mine = session_rows(session_id)
-    quoting = _quoting(session_id)
     dropped = s.execute(
-        delete(OutboxMessage).where(mine, quoting, OutboxMessage.status == "pending")
+        delete(OutboxMessage).where(
+            session_rows(session_id), _quoting(session_id), OutboxMessage.status == "pending"
+        )
     )
+    return _count(dropped) + forget_posted(s, session_id)
+
+
+def forget_posted(s: Session, session_id: int) -> int:
+    """A session's sent (or failed) outbox rows lose their content; each keeps its ref and ts,
+    so a post still to come in a running session's threads finds its place."""
     emptied = s.execute(
         update(OutboxMessage)
-        .where(mine, OutboxMessage.status.in_(("sent", "failed")))
+        .where(session_rows(session_id), OutboxMessage.status.in_(("sent", "failed")))
         .values(payload={})
     )
-    return _count(dropped) + _count(emptied)
+    return _count(emptied)
 
 
 def _quoting(session_id: int) -> ColumnElement[bool]:

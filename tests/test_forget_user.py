@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
@@ -31,12 +32,14 @@ def _forget(bot: Bot, user: str) -> str:
     return done.stdout
 
 
-def test_forget_user_takes_a_presenter_s_statement_link_and_name(bot: Bot) -> None:
-    # The presenter's words were kept with the session they presented, out of forget-user's
-    # reach: it deleted replies only.
+@pytest.mark.parametrize("when", ["in 2d", "step 1h"], ids=["booked", "running"])
+def test_forget_user_takes_a_presenter_s_statement_link_and_name(bot: Bot, when: str) -> None:
+    # The presenter's words were kept with the session they presented, and in the bot's copies
+    # of its posts that quoted them (the step their statement opens, once it started), out of
+    # forget-user's reach: it deleted replies only.
     statement = "Rosa-in-room-12 drew the fruit graph twice"
     link = "https://docs.example.org/rosa-room-12"
-    bot.command(f"start atlas <@{PRESENTER}|maria> in 2d")
+    bot.command(f"start atlas <@{PRESENTER}|maria> {when}")
     opened = len(bot.standin.calls_to("views.open"))
     _press_on_home(bot, "prep_open", "1", PRESENTER)
     bot.wait_until(lambda: len(bot.standin.calls_to("views.open")) > opened)
@@ -49,6 +52,10 @@ def test_forget_user_takes_a_presenter_s_statement_link_and_name(bot: Bot) -> No
     bot.settle()
     for secret in (statement, link, "maria"):
         assert "sessions" in tables_holding(bot, secret)
+    if when == "step 1h":
+        assert statement in json.dumps(bot.step_posts()[0]) or statement in json.dumps(
+            bot.standin.calls_to("chat.update")[-1].params
+        )
 
     assert _forget(bot, PRESENTER) == (
         "forgot their name, and what they wrote as presenter, in 1 session; the running bot "
@@ -57,7 +64,7 @@ def test_forget_user_takes_a_presenter_s_statement_link_and_name(bot: Bot) -> No
     bot.settle()
     for secret in (statement, link, "maria"):
         assert tables_holding(bot, secret) == []
-    # What ran the session stays: it still starts in two days, with its presenter.
+    # What runs the session stays: it starts in two days, or runs on, with its presenter.
     status = json.dumps(bot.command("status"))
     assert "ATLAS" in status and f"<@{PRESENTER}>" in status
     # Nothing left to forget the second time.

@@ -184,22 +184,21 @@ _RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _
 _EDIT_NORMS = frozenset({"nudge_interpretation.j2", "parked_question.j2"})
 
 
-def _forget_in_session(session: ProtocolSession, user_id: str) -> bool:
-    """A person's words and name kept with a session they presented, facilitated or booked;
-    whether there was any."""
-    found = False
-    if session.names and user_id in session.names:
-        session.names = {k: v for k, v in session.names.items() if k != user_id}
-        found = True
+def _forget_in_session(session: ProtocolSession, user_id: str) -> tuple[bool, bool]:
+    """A person's words and name kept with a session they presented, facilitated or booked:
+    whether there was any, and whether it was what they wrote as its presenter (which the bot's
+    posts quoted)."""
+    named = bool(session.names and user_id in session.names)
+    if named:
+        session.names = {k: v for k, v in (session.names or {}).items() if k != user_id}
     prep = session.prep or {}
-    wrote = session.presenter_id == user_id or prep.get("submitted_by") == user_id
-    if wrote and session.statement is not None:
+    wrote = False
+    if session.presenter_id == user_id or prep.get("submitted_by") == user_id:
+        wrote = session.statement is not None or prep != retention.without_written(prep)
         session.statement = None
-        found = True
-    if wrote and prep != retention.without_written(prep):
-        session.prep = retention.without_written(prep)
-        found = True
-    return found
+        if prep != retention.without_written(prep):
+            session.prep = retention.without_written(prep)
+    return named or wrote, wrote
 
 
 def shared_channel_teams(channel: str, shared_with: str) -> Select[str]:
@@ -1092,16 +1091,19 @@ class Replies:
             )
             if team_id is not None:
                 led = led.where(ProtocolSession.team_id == team_id)
-            named = [
-                session
-                for session in s.scalars(led.order_by(ProtocolSession.id))
-                if _forget_in_session(session, user_id)
-            ]
+            named, wrote = [], []
+            for session in s.scalars(led.order_by(ProtocolSession.id)):
+                found, theirs = _forget_in_session(session, user_id)
+                named += [session] if found else []
+                wrote += [session.id] if theirs else []
             s.flush()
             sessions = sorted({row.session_id for row in rows} | {x.id for x in named})
             for session_id in sessions:
                 self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
+            for session_id in wrote:
+                # The step their statement opened, and what it said in the thread, quoted it.
+                retention.forget_posted(s, session_id)
         retention.forget_user_events(self.engine.db, user_id, self.engine.clock.now(), team_id)
         return len(rows), len({row.session_id for row in rows}), len(named)
 
