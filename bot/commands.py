@@ -580,9 +580,12 @@ def _option_at(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 
 def _option_in(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
-    seconds = _read_duration(cursor, "in", MAX_AHEAD_SECONDS)
-    # `in 2d` from 3 PM is 3 PM two days on, on the caller's calendar, across a clock change too.
-    return replace(command, start_at=later(clock.now, seconds, clock.zone))
+    seconds, text = _read_duration_text(cursor, "in", MAX_AHEAD_SECONDS)
+    # `in 2d` from 3 PM is 3 PM two days on, on the caller's calendar, across a clock change
+    # too; hours are hours: `in 24h` is 24 hours on, 3 PM or 4 PM as the clocks have it.
+    days = _calendar_days(text)
+    start_at = later(clock.now, days * DAY, clock.zone) + timedelta(seconds=seconds - days * DAY)
+    return replace(command, start_at=start_at)
 
 
 def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
@@ -648,13 +651,24 @@ def _sum_duration(text: str) -> int | None:
     return total
 
 
+def _calendar_days(text: str) -> int:
+    """The days written in days (`2d`, `1 day`) in a duration already read."""
+    parts = _DURATION_PART.findall(text)
+    return sum(int(number) for number, unit in parts if _UNITS[unit.lower()] == DAY)
+
+
 def _read_duration(cursor: _Cursor, option: str, limit: int) -> int:
+    return _read_duration_text(cursor, option, limit)[0]
+
+
+def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, str]:
+    """The seconds, and the words they were written in."""
     words = _duration_words(cursor)
     if not words:
         raise _Rejected("missing_value", option=option)
     text = " ".join(words)
     try:
-        return parse_duration(text, limit=limit)
+        return parse_duration(text, limit=limit), text
     except DurationError as error:
         raise _Rejected(error.code, text=_echo(text), option=option, limit=limit) from None
 

@@ -761,6 +761,13 @@ def test_in_days_keeps_the_callers_time_of_day_across_a_clock_change() -> None:
     hours = parse("start atlas in 5h", now=saturday_3pm, tz="America/New_York")
     assert isinstance(hours, Start)
     assert hours.start_at == saturday_3pm + timedelta(hours=5)
+    # Hours written as hours are counted as hours: `in 24h` is 4 PM on the Sunday.
+    day_in_hours = parse("start atlas in 24h", now=saturday_3pm, tz="America/New_York")
+    assert isinstance(day_in_hours, Start)
+    assert day_in_hours.start_at == saturday_3pm + timedelta(hours=24)
+    mixed = parse("start atlas in 1d 2h", now=saturday_3pm, tz="America/New_York")
+    assert isinstance(mixed, Start)
+    assert mixed.start_at == datetime(2026, 3, 8, 21, 0, tzinfo=UTC)  # 5 PM EDT
 
 
 @pytest.mark.parametrize(

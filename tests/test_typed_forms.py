@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from bot.slack_standin import SlackStandin
 from bot.store.models import ProtocolSession
 from tests.harness import PRESENTER, Bot
 from tests.prep_world import message_text
@@ -150,3 +152,43 @@ def test_end_now_ends_the_session(bot: Bot) -> None:
     assert "The session has ended" in message_text(bot.command("end now"))
     with bot.db.session() as s:
         assert s.scalars(select(ProtocolSession.status)).all() == ["ended"]
+
+
+class _HeldClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def before_spring_forward(workspace: SlackStandin, database_url: str) -> Iterator[Bot]:
+    """The bot on Saturday 13 March 2027, 15:00 in Los Angeles (the facilitator's Slack zone),
+    the day before the clocks there go forward an hour."""
+    saturday = datetime(2027, 3, 13, 15, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+    running = Bot(workspace, database_url, clock=_HeldClock(saturday.astimezone(UTC))).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _starts(bot: Bot) -> list[datetime]:
+    with bot.db.session() as s:
+        rows = s.scalars(select(ProtocolSession.starts_at).order_by(ProtocolSession.id)).all()
+    return [row.replace(tzinfo=UTC) if row.tzinfo is None else row for row in rows]
+
+
+def test_in_hours_across_a_clock_change_is_that_many_hours_and_in_days_the_same_time(
+    before_spring_forward: Bot,
+) -> None:
+    # `in 24h` on the Saturday before the change started 23 hours on (Sunday 3 PM): hours were
+    # counted as days. Hours are hours; a day is the same time of day, as `in 1d` says.
+    bot = before_spring_forward
+    now = bot.runtime.clock.now()
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> in 24h"))
+    assert "Sun 14 Mar 2027 16:00 PDT" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 1d"))
+    assert "Sun 14 Mar 2027 15:00 PDT" in answer, answer
+    assert _starts(bot) == [now + timedelta(hours=24), now + timedelta(hours=23)]
