@@ -734,8 +734,65 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
         raise _Rejected("when_past", text=_echo(text))
     if start - clock.now > timedelta(seconds=MAX_AHEAD_SECONDS):
         raise _Rejected("when_too_far", text=_echo(text), days=MAX_AHEAD_SECONDS // DAY)
+    _own_zone_only(cursor, local, text)
     moved = (local.hour, local.minute) != (hour, minute)
     return start, f"{hour:02d}:{minute:02d}" if moved else None
+
+
+# Time zones as people write them after a time (`tue 3pm ET`, `15:00 CET`). The time is read in
+# the caller's Slack zone: one of these that names it is read past, another is refused, as the
+# start would be hours from the one meant.
+_ZONE_WORDS = frozenset(
+    {"ET", "EST", "EDT", "CT", "CST", "CDT", "MT", "MST", "MDT", "PT", "PST", "PDT", "AKST"}
+    | {"AKDT", "HST", "UTC", "GMT", "BST", "IST", "WET", "WEST", "CET", "CEST", "EET", "EEST"}
+    | {"MSK", "SAST", "AEST", "AEDT", "ACST", "ACDT", "AWST", "NZST", "NZDT", "JST", "KST"}
+    | {"HKT", "SGT", "EASTERN", "CENTRAL", "MOUNTAIN", "PACIFIC"}
+)
+_OFFSET_ZONE = re.compile(r"(?:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?", re.IGNORECASE | re.ASCII)
+# A zone's names for winter and summer, and the ones it goes by all year, are one to people:
+# `3pm EST` in July, `15:00 CET` in a Berlin summer, `3pm Eastern` mean the caller's own time.
+_SAME_ZONE = [
+    {"ET", "EST", "EDT", "EASTERN"},
+    {"CT", "CST", "CDT", "CENTRAL"},
+    {"MT", "MST", "MDT", "MOUNTAIN"},
+    {"PT", "PST", "PDT", "PACIFIC"},
+    {"AKST", "AKDT"},
+    {"GMT", "BST"},
+    {"WET", "WEST"},
+    {"CET", "CEST"},
+    {"EET", "EEST"},
+    {"AEST", "AEDT"},
+    {"ACST", "ACDT"},
+    {"NZST", "NZDT"},
+]
+
+
+def _is_zone_word(word: str) -> bool:
+    return (
+        word.upper() in _ZONE_WORDS
+        or bool(_OFFSET_ZONE.fullmatch(word))
+        or ("/" in word and _zone(word) is not UTC)
+    )
+
+
+def _own_zone_only(cursor: _Cursor, local: datetime, text: str) -> None:
+    """Read past a zone written after the time if it is the caller's; refuse any other."""
+    word = cursor.take_if(_is_zone_word)
+    if word is None:
+        return
+    if (cursor.peek() or "").lower() == "time":
+        cursor.take()  # `3pm Eastern time`, `15:00 CET time`
+    named = local.tzname() or ""
+    upper = word.upper()
+    if "/" in word:
+        same = _zone(word).utcoffset(local.replace(tzinfo=None)) == local.utcoffset()
+    elif upper in ("UTC", "GMT"):
+        same = local.utcoffset() == timedelta(0)
+    else:
+        same = upper == named.upper() or any({upper, named} <= names for names in _SAME_ZONE)
+    if not same:
+        zone_name = getattr(local.tzinfo, "key", "UTC")
+        raise _Rejected("zone_written", text=_echo(f"{text} {word}"), zone=zone_name, named=named)
 
 
 def _when_words(cursor: _Cursor) -> list[str]:

@@ -403,6 +403,7 @@ ERROR_CASES = [
     ("start atlas at teatime", "bad_when", {"text": "teatime"}),
     ("start atlas at 2026-02-30 10:00", "bad_date", {"text": "2026-02-30 10:00"}),
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
+    ("start atlas at tue 15:00 CET", "zone_written", {"text": "tue 15:00 CET", "zone": LA}),
     ("start atlas at 2027-01-01 10:00", "when_too_far", {"days": 90}),
     ("start atlas at tue 15:00 in 2h", "at_and_in", {}),
     (f"start atlas {MARIA} remind 2d", "remind_without_when", {}),

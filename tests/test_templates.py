@@ -646,6 +646,7 @@ BAD_INPUTS = {
     "start atlas <@U1> facilitator sam": "user_format",
     "rotation clear <@U1|maria>": "rotation_clear_words",
     "start atlas <@U1> at 2020-01-01 10:00": "when_past",
+    "start atlas <@U1> at tue 15:00 CET": "zone_written",
     "start atlas <@U1> at 2027-12-01 10:00": "when_too_far",
 }
 

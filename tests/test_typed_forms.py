@@ -192,3 +192,22 @@ def test_in_hours_across_a_clock_change_is_that_many_hours_and_in_days_the_same_
     answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 1d"))
     assert "Sun 14 Mar 2027 15:00 PDT" in answer, answer
     assert _starts(bot) == [now + timedelta(hours=24), now + timedelta(hours=23)]
+
+
+def test_a_zone_written_after_the_time_is_read_if_it_is_the_callers_and_refused_if_not(
+    before_spring_forward: Bot,
+) -> None:
+    # `at tue 3pm ET` from a facilitator in Los Angeles was answered "`ET` is not a Slack
+    # mention" (or, after a presenter, "I don't know what to do with `ET`"): nothing about
+    # the zone the time is read in, 3 hours from the one they meant.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tue 3pm ET"))
+    assert (
+        "`tue 3pm ET`: I read the time in America/Los_Angeles (PDT), your zone in Slack" in answer
+    )
+    assert "Slack mention" not in answer and _starts(bot) == []
+    # Their own zone, by any of its names, is read past.
+    for zone in ("PT", "PST", "pacific time"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tue 3pm {zone}"))
+        assert "Tue 16 Mar 2027 15:00 PDT" in answer, (zone, answer)
+        bot.command(f"cancel {len(_starts(bot))}")
