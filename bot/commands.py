@@ -358,9 +358,7 @@ def _expect_end(cursor: _Cursor, subcommand: str) -> None:
 def _unexpected(words: list[str], subcommand: str) -> _Rejected:
     # A day or time written other than after `at` (`tue 3pm`, `on tue at 15:00`, `next tue`)
     # is the likeliest slip, so the message says so and shows the form that works.
-    when = subcommand == "start" and any(
-        _is_day_word(word) or _TIME.fullmatch(word) for word in words
-    )
+    when = subcommand == "start" and any(_is_day_word(word) or _is_time(word) for word in words)
     return _Rejected(
         "unexpected_words",
         text=_echo(" ".join(words)),
@@ -564,7 +562,7 @@ def _looks_like_person(word: str) -> bool:
     """Where a presenter should be: an @name, a <...> token, or a plain name (not a day)."""
     if word.startswith(("@", "<")):
         return True
-    return bool(_NAME_LIKE.fullmatch(word)) and not _is_day_word(word)
+    return bool(_NAME_LIKE.fullmatch(word)) and not (_is_day_word(word) or _is_time(word))
 
 
 def _is_option(word: str) -> bool:
@@ -712,7 +710,14 @@ _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 # likely a date (10 March) as a time.
 _TIME = re.compile(r"(\d{1,2})(?:([:.h])(\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
 _AM_PM = re.compile(r"[ap]\.?m\.?", re.IGNORECASE)
+# Noon as people say it. (Midnight is not here: `fri midnight` is as often the night after
+# Friday as the one before, and a start a day early is worse than a question.)
+_NOON = frozenset({"noon", "midday", "12noon"})
 _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
+
+
+def _is_time(word: str) -> bool:
+    return bool(_TIME.fullmatch(word)) or word.lower() in _NOON
 
 
 def _is_day_word(word: str) -> bool:
@@ -799,9 +804,9 @@ def _when_words(cursor: _Cursor) -> list[str]:
     """An optional day, a time, an optional am/pm, the day first or last (`tue 15:00`, `tue at
     15:00`, `9am tomorrow`), as day and time; else one word, so the error can name it."""
     day = cursor.take_if(_is_day_word)
-    if day and (cursor.peek() or "").lower() == "at" and _TIME.fullmatch(cursor.peek_after() or ""):
+    if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
         cursor.take()
-    time = cursor.take_if(_TIME.fullmatch)
+    time = cursor.take_if(_is_time)
     words = [w for w in [day, time] if w]
     if time and time[-1].isdigit():
         words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
@@ -817,6 +822,8 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     # The error's example of a date is one ahead, as the caller's calendar has it: a date
     # written into the message would be in the past, and refused, for most of its life.
     bad = _Rejected("bad_when", text=_echo(text), day=(clock.today + timedelta(days=7)).isoformat())
+    if time_text.lower() in _NOON:
+        return 12, 0
     match = _TIME.fullmatch(time_text)
     if match is None or (match[3] is None and match[4] is None):
         raise bad

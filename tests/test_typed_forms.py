@@ -93,7 +93,7 @@ def test_a_group_or_channel_picked_for_a_person_is_named_for_what_it_is(
 def test_the_date_an_unreadable_time_is_shown_as_an_example_is_one_a_start_takes(
     bot: Bot,
 ) -> None:
-    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at noon"))
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at teatime"))
     match = re.search(r"or (\d{4}-\d{2}-\d{2} 15:00)\.", answer)
     assert match is not None, answer
     # Written as the error shows it, the start is scheduled, not refused as past.
@@ -211,3 +211,15 @@ def test_a_zone_written_after_the_time_is_read_if_it_is_the_callers_and_refused_
         answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tue 3pm {zone}"))
         assert "Tue 16 Mar 2027 15:00 PDT" in answer, (zone, answer)
         bot.command(f"cancel {len(_starts(bot))}")
+
+
+def test_noon_is_a_time(before_spring_forward: Bot) -> None:
+    # `at noon` and `at tomorrow noon` were "not a time I can read".
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tomorrow noon"))
+    assert "Sun 14 Mar 2027 12:00 PDT" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> at fri at Noon"))
+    assert "Fri 19 Mar 2027 12:00 PDT" in answer, answer
+    # Without `at`, the answer says where a time goes, not that `noon` is no Slack mention.
+    answer = message_text(bot.command(f"start atlas noon <@{PRESENTER}|maria>"))
+    assert "a day and a time go after `at`" in answer, answer
