@@ -716,6 +716,10 @@ _NOON = frozenset({"noon", "midday", "12noon"})
 _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
 
+def _is_this_or_next(cursor: _Cursor) -> bool:
+    return (cursor.peek() or "").lower() in ("this", "next")
+
+
 def _is_time(word: str) -> bool:
     return bool(_TIME.fullmatch(word)) or word.lower() in _NOON
 
@@ -727,6 +731,10 @@ def _is_day_word(word: str) -> bool:
 
 def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
     """The start, and the time of day asked for if the clocks skip it that day (see _local)."""
+    # `this fri 3pm` is `fri 3pm`; `next fri 3pm` is a week on when said on a Friday, and asked
+    # about on another day (the coming Friday, or the one after?).
+    after_word = (cursor.peek_after() or "").lower()
+    which = cursor.take().lower() if after_word in _WEEKDAYS and _is_this_or_next(cursor) else None
     words = _when_words(cursor)
     if not words:
         raise _Rejected("missing_value", option="at")
@@ -734,6 +742,18 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
     day = words[0] if _is_day_word(words[0]) else None
     hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
     local = _place(day, hour, minute, clock, text)
+    if which == "next" and day is not None and local.date() == clock.today:
+        local = _local(clock.today + timedelta(days=7), hour, minute, clock.zone)
+    elif which == "next" and day is not None and _WEEKDAYS[day.lower()] != clock.today.weekday():
+        later_one = local.date() + timedelta(days=7)
+        raise _Rejected(
+            "which_day",
+            text=_echo(f"next {text}"),
+            day=_echo(day),
+            time=_echo(" ".join(words[1:])),
+            coming=local.date(),
+            after=later_one,
+        )
     start = local.astimezone(UTC)
     if start <= clock.now:
         raise _Rejected("when_past", text=_echo(text))

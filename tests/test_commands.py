@@ -404,6 +404,7 @@ ERROR_CASES = [
     ("start atlas at 2026-02-30 10:00", "bad_date", {"text": "2026-02-30 10:00"}),
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
     ("start atlas at tue 15:00 CET", "zone_written", {"text": "tue 15:00 CET", "zone": LA}),
+    ("start atlas at next fri 15:00", "which_day", {"text": "next fri 15:00", "day": "fri"}),
     ("start atlas at 2027-01-01 10:00", "when_too_far", {"days": 90}),
     ("start atlas at tue 15:00 in 2h", "at_and_in", {}),
     (f"start atlas {MARIA} remind 2d", "remind_without_when", {}),
@@ -783,3 +784,13 @@ def test_a_day_written_other_than_after_at_is_shown_the_form_that_works(when: st
     message = error.message()
     assert "`/protocol start atlas @maria at tue 15:00`" in message
     assert "step 1d" not in message
+
+
+def test_next_weekday_said_on_that_weekday_is_a_week_on() -> None:
+    friday_9am = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
+    command = parse("start atlas at next friday 3pm", now=friday_9am, tz="Europe/London")
+    assert isinstance(command, Start)
+    assert command.start_at == datetime(2026, 3, 13, 15, 0, tzinfo=UTC)
+    today = parse("start atlas at this Friday 3PM", now=friday_9am, tz="Europe/London")
+    assert isinstance(today, Start)
+    assert today.start_at == datetime(2026, 3, 6, 15, 0, tzinfo=UTC)

@@ -223,3 +223,17 @@ def test_noon_is_a_time(before_spring_forward: Bot) -> None:
     # Without `at`, the answer says where a time goes, not that `noon` is no Slack mention.
     answer = message_text(bot.command(f"start atlas noon <@{PRESENTER}|maria>"))
     assert "a day and a time go after `at`" in answer, answer
+
+
+def test_this_and_next_before_a_weekday(before_spring_forward: Bot) -> None:
+    # `at next fri 3pm` was "`next` is not a time I can read"; `at this fri 3pm` too.
+    bot = before_spring_forward  # a Saturday
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at this fri 3pm"))
+    assert "Fri 19 Mar 2027 15:00 PDT" in answer, answer
+    # Said on a Saturday, `next sat` is a week on; `next fri` could be either Friday: asked.
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> at next Sat 9am"))
+    assert "Sat 20 Mar 2027 09:00 PDT" in answer, answer
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at next friday 3pm"))
+    assert "the coming one, Friday 19 March, or the one after, Friday 26 March?" in answer
+    assert "write `at friday 3pm`; for the one after, `at 2027-03-26 3pm`" in answer, answer
+    assert len(_starts(bot)) == 2
