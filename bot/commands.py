@@ -703,7 +703,11 @@ _WEEKDAYS = {
     **dict.fromkeys(("sat", "saturday"), 5),
     **dict.fromkeys(("sun", "sunday"), 6),
 }
-_RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
+_RELATIVE_DAYS = {
+    **dict.fromkeys(("today", "tonight"), 0),
+    # and as it is shortened or misspelled in a hurry
+    **dict.fromkeys(("tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow"), 1),
+}
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 # 15:00, 3pm, 3:30 p.m.; and 9.30am, 15h00, as other places write them.
 # 15:00, 3pm, 3:30 pm; 15h30; and 9.30am, with the dot only before am or pm: 10.03 alone is as

@@ -237,3 +237,14 @@ def test_this_and_next_before_a_weekday(before_spring_forward: Bot) -> None:
     assert "the coming one, Friday 19 March, or the one after, Friday 26 March?" in answer
     assert "write `at friday 3pm`; for the one after, `at 2027-03-26 3pm`" in answer, answer
     assert len(_starts(bot)) == 2
+
+
+def test_tomorrow_shortened_or_misspelled_is_tomorrow(before_spring_forward: Bot) -> None:
+    # `at tmrw 3pm` was "`tmrw` is not a time I can read".
+    bot = before_spring_forward
+    for n, word in enumerate(("tmrw", "Tomorow", "tommorrow"), start=1):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at {word} 9am"))
+        assert "Sun 14 Mar 2027 09:00 PDT" in answer, (word, answer)
+        bot.command(f"cancel {n}")
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tonight 7pm"))
+    assert "Sat 13 Mar 2027 19:00 PST" in answer, answer
