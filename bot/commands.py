@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -674,21 +674,21 @@ def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, 
 def _duration_words(cursor: _Cursor) -> list[str]:
     """The first word, then any that continue it: `90 min`, `1h 30m`, `2 hours 30 minutes`."""
     words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
-    while words and (
-        more := cursor.take_if(lambda w: _continues_duration(words[-1], w, cursor.peek_after()))
-    ):
+    while words and (more := cursor.take_if(partial(_continues_duration, words[-1]))):
         words.append(more)
         # A number with its unit as the next word: `... 30 minutes`.
         if more.isdigit() and not words[-2][-1].isdigit():
-            words.append(cursor.take())
+            words += [w for w in [cursor.take_if(lambda w: w.lower() in _UNITS)] if w]
     return words
 
 
-def _continues_duration(previous: str, word: str, after: str | None = None) -> bool:
+def _continues_duration(previous: str, word: str) -> bool:
     if previous[-1].isdigit():
         return word.lower() in _UNITS
-    if word.isdigit():  # after a unit, a number whose unit follows it
-        return after is not None and after.lower() in _UNITS
+    if word.isdigit():
+        # After a unit, a number whose unit follows it; or one with none (`1h 30`), which
+        # nothing else after a duration could be: read with it, and refused as no duration.
+        return True
     return bool(_DURATION.fullmatch(word))
 
 

@@ -422,7 +422,7 @@ ERROR_CASES = [
     ("preview atlas now", "unexpected_words", {"text": "now", "subcommand": "preview"}),
     (f"start atlas {MARIA} bob", "unexpected_words", {"text": "bob", "when": False}),
     (f"start atlas {MARIA} tue 3pm", "unexpected_words", {"text": "tue 3pm", "when": True}),
-    ("start atlas step 1d 5", "unexpected_words", {"text": "5"}),
+    ("start atlas step 1d 5", "bad_duration", {"text": "1d 5", "option": "step"}),
     ("cancel 1 2", "unexpected_words", {"text": "2", "subcommand": "cancel"}),
     ("cancel next", "bad_session_number", {"text": "next"}),
     ("cancel 0", "bad_session_number", {"text": "0"}),

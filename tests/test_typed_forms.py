@@ -248,3 +248,17 @@ def test_tomorrow_shortened_or_misspelled_is_tomorrow(before_spring_forward: Bot
         bot.command(f"cancel {n}")
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tonight 7pm"))
     assert "Sat 13 Mar 2027 19:00 PST" in answer, answer
+
+
+def test_a_duration_ending_in_a_bare_number_is_refused_as_a_duration(bot: Bot) -> None:
+    # `step 1h 30` was answered "I don't know what to do with `30` ... (a day and a time go
+    # after `at`)": about a start time nobody wrote.
+    for text, example in (
+        (f"start atlas <@{PRESENTER}|maria> step 1h 30", "start atlas @maria step 1d"),
+        ("extend 1h 30", "extend 10m"),
+    ):
+        answer = message_text(bot.command(text))
+        assert "`1h 30` is not a duration" in answer and "sum like 1h30m" in answer, answer
+        assert f"`/protocol {example}`" in answer, answer
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1h 30 min"))
+    assert "is starting" in answer, answer
