@@ -838,14 +838,33 @@ def _when_words(cursor: _Cursor) -> list[str]:
         words.insert(0, after)
     if not words:
         words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
+        # A day misspelled (`fryday 3pm`): its time too, for the answer to show both.
+        if words and _meant_day(words[0]) and (time := cursor.take_if(_is_time)):
+            words += [time, *[w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]]
     return words
+
+
+def _meant_day(word: str) -> str | None:
+    """The day a word of five letters or more most likely misspells (`fryday`, `thrusday`)."""
+    if len(word) < 5 or _is_day_word(word):
+        return None
+    days = [day for day in (*_WEEKDAYS, *_RELATIVE_DAYS) if len(day) >= 5]
+    matches = difflib.get_close_matches(word.lower(), days, n=1, cutoff=0.75)
+    return matches[0] if matches else None
 
 
 def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     """(hour, minute) from `15:00`, `3pm`, `3:30 pm`; a bare `15` is too vague."""
     # The error's example of a date is one ahead, as the caller's calendar has it: a date
     # written into the message would be in the past, and refused, for most of its life.
-    bad = _Rejected("bad_when", text=_echo(text), day=(clock.today + timedelta(days=7)).isoformat())
+    first, *rest = text.split(" ")
+    meant = _meant_day(first)
+    bad = _Rejected(
+        "bad_when",
+        text=_echo(text),
+        day=(clock.today + timedelta(days=7)).isoformat(),
+        meant=_echo(" ".join([meant, *rest])) if meant else None,
+    )
     if time_text.lower() in _NOON:
         return 12, 0
     match = _TIME.fullmatch(time_text)

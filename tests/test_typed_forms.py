@@ -262,3 +262,11 @@ def test_a_duration_ending_in_a_bare_number_is_refused_as_a_duration(bot: Bot) -
         assert f"`/protocol {example}`" in answer, answer
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1h 30 min"))
     assert "is starting" in answer, answer
+
+
+def test_a_misspelled_day_is_named_with_the_day_meant(bot: Bot) -> None:
+    # `at fryday 3pm` was "`fryday` is not a time I can read", the time left out and no word
+    # of Friday.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at Thrusday 3pm"))
+    assert "`Thrusday 3pm` is not a time I can read (did you mean `thursday 3pm`?)" in answer
+    assert "is not a time I can read:" in message_text(bot.command("start atlas at teatime"))
