@@ -864,6 +864,7 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
         text=_echo(text),
         day=(clock.today + timedelta(days=7)).isoformat(),
         meant=_echo(" ".join([meant, *rest])) if meant else None,
+        day_alone=_is_day_word(text) or bool(meant and not rest),
     )
     if time_text.lower() in _NOON:
         return 12, 0

@@ -270,3 +270,11 @@ def test_a_misspelled_day_is_named_with_the_day_meant(bot: Bot) -> None:
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at Thrusday 3pm"))
     assert "`Thrusday 3pm` is not a time I can read (did you mean `thursday 3pm`?)" in answer
     assert "is not a time I can read:" in message_text(bot.command("start atlas at teatime"))
+
+
+def test_a_day_without_a_time_is_asked_for_its_time(bot: Bot) -> None:
+    # `at fri` was "`fri` is not a time I can read": it is a day, and lacks only its time.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at Fri"))
+    assert "`Fri` needs a time too: write it after the day, as in `Fri 15:00`" in answer, answer
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tomorrow step 1d"))
+    assert "`tomorrow` needs a time too" in answer, answer
