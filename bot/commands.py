@@ -714,9 +714,10 @@ _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 # likely a date (10 March) as a time.
 _TIME = re.compile(r"(\d{1,2})(?:([:.h])(\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
 _AM_PM = re.compile(r"[ap]\.?m\.?", re.IGNORECASE)
-# Noon as people say it. (Midnight is not here: `fri midnight` is as often the night after
-# Friday as the one before, and a start a day early is worse than a question.)
+# Noon as people say it; midnight alone is the coming one, but `fri midnight` is as often the
+# night after Friday as the one before, and a start a day early is worse than a question.
 _NOON = frozenset({"noon", "midday", "12noon"})
+_MIDNIGHT = "midnight"
 _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
 
@@ -725,7 +726,7 @@ def _is_this_or_next(cursor: _Cursor) -> bool:
 
 
 def _is_time(word: str) -> bool:
-    return bool(_TIME.fullmatch(word)) or word.lower() in _NOON
+    return bool(_TIME.fullmatch(word)) or word.lower() in _NOON or word.lower() == _MIDNIGHT
 
 
 def _is_day_word(word: str) -> bool:
@@ -868,6 +869,10 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     )
     if time_text.lower() in _NOON:
         return 12, 0
+    if time_text.lower() == _MIDNIGHT:
+        if first.lower() != _MIDNIGHT:
+            raise _Rejected("which_midnight", text=_echo(text), day=_echo(first))
+        return 0, 0
     match = _TIME.fullmatch(time_text)
     if match is None or (match[3] is None and match[4] is None):
         raise bad

@@ -354,7 +354,7 @@ def test_now_must_be_aware() -> None:
         ("10.03", "bad_when"),  # a time, or the tenth of March?
         ("0am", "bad_when"),
         ("15", "bad_when"),
-        ("midnight", "bad_when"),  # the night before the day, or after it?
+        ("fri midnight", "which_midnight"),  # the night before Friday, or after it?
         ("tomorrow", "bad_when"),
         ("2026/03/10 15:00", "bad_when"),
         ("2026-02-30 15:00", "bad_date"),
@@ -405,6 +405,7 @@ ERROR_CASES = [
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
     ("start atlas at tue 15:00 CET", "zone_written", {"text": "tue 15:00 CET", "zone": LA}),
     ("start atlas at next fri 15:00", "which_day", {"text": "next fri 15:00", "day": "fri"}),
+    ("start atlas at fri midnight", "which_midnight", {"text": "fri midnight", "day": "fri"}),
     ("start atlas at 2027-01-01 10:00", "when_too_far", {"days": 90}),
     ("start atlas at tue 15:00 in 2h", "at_and_in", {}),
     (f"start atlas {MARIA} remind 2d", "remind_without_when", {}),

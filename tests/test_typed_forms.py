@@ -278,3 +278,16 @@ def test_a_day_without_a_time_is_asked_for_its_time(bot: Bot) -> None:
     assert "`Fri` needs a time too: write it after the day, as in `Fri 15:00`" in answer, answer
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tomorrow step 1d"))
     assert "`tomorrow` needs a time too" in answer, answer
+
+
+def test_midnight_alone_is_the_coming_one_and_a_days_midnight_is_asked_about(
+    before_spring_forward: Bot,
+) -> None:
+    # `at midnight` was "not a time I can read".
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at midnight"))
+    assert "Sun 14 Mar 2027 00:00 PST" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> at fri midnight"))
+    assert "`fri midnight`: the start of that day, or its end?" in answer, answer
+    assert "Write `fri 00:00` for the start of it, or `fri 23:59` for the end of it" in answer
+    assert len(_starts(bot)) == 1
