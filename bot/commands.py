@@ -721,8 +721,13 @@ _MIDNIGHT = "midnight"
 _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
 
-def _is_this_or_next(cursor: _Cursor) -> bool:
-    return (cursor.peek() or "").lower() in ("this", "next")
+def _which(cursor: _Cursor) -> str | None:
+    """`on`, `this` or `next` before a day (`on fri`, `this fri`, `next tue`), taken."""
+    qualified = (cursor.peek() or "").lower() in _WHICH and _is_day_word(cursor.peek_after() or "")
+    return cursor.take().lower() if qualified else None
+
+
+_WHICH = frozenset({"on", "this", "next"})
 
 
 def _is_time(word: str) -> bool:
@@ -738,23 +743,23 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
     """The start, and the time of day asked for if the clocks skip it that day (see _local)."""
     # `this fri 3pm` is `fri 3pm`; `next fri 3pm` is a week on when said on a Friday, and asked
     # about on another day (the coming Friday, or the one after?).
-    after_word = (cursor.peek_after() or "").lower()
-    which = cursor.take().lower() if after_word in _WEEKDAYS and _is_this_or_next(cursor) else None
-    words = _when_words(cursor)
+    which = _which(cursor)
+    words, which = _when_words(cursor, which)
     if not words:
         raise _Rejected("missing_value", option="at")
     text = " ".join(words)
     day = words[0] if _is_day_word(words[0]) else None
     hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
     local = _place(day, hour, minute, clock, text)
-    if which == "next" and day is not None and local.date() == clock.today:
+    weekday = _WEEKDAYS.get((day or "").lower()) if which == "next" else None
+    if weekday is not None and local.date() == clock.today:
         local = _local(clock.today + timedelta(days=7), hour, minute, clock.zone)
-    elif which == "next" and day is not None and _WEEKDAYS[day.lower()] != clock.today.weekday():
+    elif weekday is not None and weekday != clock.today.weekday():
         later_one = local.date() + timedelta(days=7)
         raise _Rejected(
             "which_day",
             text=_echo(f"next {text}"),
-            day=_echo(day),
+            day=_echo(words[0]),
             time=_echo(" ".join(words[1:])),
             coming=local.date(),
             after=later_one,
@@ -825,9 +830,10 @@ def _own_zone_only(cursor: _Cursor, local: datetime, text: str) -> None:
         raise _Rejected("zone_written", text=_echo(f"{text} {word}"), zone=zone_name, named=named)
 
 
-def _when_words(cursor: _Cursor) -> list[str]:
+def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | None]:
     """An optional day, a time, an optional am/pm, the day first or last (`tue 15:00`, `tue at
-    15:00`, `9am tomorrow`), as day and time; else one word, so the error can name it."""
+    15:00`, `9am tomorrow`, `3pm on tue`), as day and time, and the word before the day, if
+    any; else one word, so the error can name it."""
     day = cursor.take_if(_is_day_word)
     if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
         cursor.take()
@@ -835,14 +841,16 @@ def _when_words(cursor: _Cursor) -> list[str]:
     words = [w for w in [day, time] if w]
     if time and time[-1].isdigit():
         words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
-    if time and not day and (after := cursor.take_if(_is_day_word)):
-        words.insert(0, after)
+    if time and not day and which is None:
+        which = _which(cursor)
+        if after := cursor.take_if(_is_day_word):
+            words.insert(0, after)
     if not words:
         words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
         # A day misspelled (`fryday 3pm`): its time too, for the answer to show both.
         if words and _meant_day(words[0]) and (time := cursor.take_if(_is_time)):
             words += [time, *[w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]]
-    return words
+    return words, which
 
 
 def _meant_day(word: str) -> str | None:

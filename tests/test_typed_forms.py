@@ -291,3 +291,15 @@ def test_midnight_alone_is_the_coming_one_and_a_days_midnight_is_asked_about(
     assert "`fri midnight`: the start of that day, or its end?" in answer, answer
     assert "Write `fri 00:00` for the start of it, or `fri 23:59` for the end of it" in answer
     assert len(_starts(bot)) == 1
+
+
+def test_a_day_after_the_time_with_on_this_or_next(before_spring_forward: Bot) -> None:
+    # `at 3pm on friday`, as it is said, was "I don't know what to do with `on friday` ... (a
+    # day and a time go after `at`)": they had.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3pm on Friday"))
+    assert "Fri 19 Mar 2027 15:00 PDT" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> at 9am next sat"))
+    assert "Sat 20 Mar 2027 09:00 PDT" in answer, answer
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3pm next fri"))
+    assert "the coming one, Friday 19 March, or the one after, Friday 26 March?" in answer
