@@ -77,6 +77,7 @@ class Extend:
     """`/protocol extend <duration>`."""
 
     seconds: int
+    days: int = 0  # of `seconds`, the whole days written in days: counted on the calendar
 
 
 @dataclass(frozen=True)
@@ -440,9 +441,9 @@ def _courtesy(cursor: _Cursor) -> None:
 def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
     # `extend step 10m`, `extend by 10m`: the step is the one thing extend lengthens.
     cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
-    seconds = _read_duration(cursor, "extend", MAX_EXTEND_SECONDS)
+    seconds, text = _read_duration_text(cursor, "extend", MAX_EXTEND_SECONDS)
     _courtesy(cursor)
-    return Extend(seconds)
+    return Extend(seconds, _calendar_days(text))
 
 
 def _is_step(word: str) -> bool:

@@ -61,7 +61,7 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
     if type(command) in simple:
         return simple[type(command)]()
     if isinstance(command, cmd.Extend):
-        return controls.extend(engine, actor, command.seconds)
+        return controls.extend(engine, actor, command.seconds, days=command.days)
     if isinstance(command, cmd.Cancel):
         return ahead.cancel(engine, actor, command.session_number)
     if isinstance(command, cmd.Preview):

@@ -238,7 +238,7 @@ def test_parse_duration_rejects(text: str, code: str) -> None:
 
 
 def test_duration_limits_per_option() -> None:
-    assert ok("extend 14d") == Extend(MAX_EXTEND_SECONDS)
+    assert ok("extend 14d") == Extend(MAX_EXTEND_SECONDS, days=14)
     assert error("extend 15d").code == "duration_too_long"
     assert ok("start atlas step 90d") == Start("atlas", step_seconds=MAX_AHEAD_SECONDS)
     for option in ("step", "in", "remind"):

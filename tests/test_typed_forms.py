@@ -303,3 +303,26 @@ def test_a_day_after_the_time_with_on_this_or_next(before_spring_forward: Bot) -
     assert "Sat 20 Mar 2027 09:00 PDT" in answer, answer
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3pm next fri"))
     assert "the coming one, Friday 19 March, or the one after, Friday 26 March?" in answer
+
+
+def test_extend_by_hours_across_a_clock_change_is_that_many_hours(
+    before_spring_forward: Bot,
+) -> None:
+    # `extend 24h` on a step closing the evening before the clocks go forward moved its close
+    # 23 hours on, to the same time of day: hours were counted as days. `extend 1d` still
+    # keeps the time of day.
+    bot = before_spring_forward
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 5h")  # long: read in the caller's zone
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+
+    def closes() -> datetime:
+        with bot.db.session() as s:
+            at = s.scalars(select(ProtocolSession.step_closes_at)).one()
+        assert at is not None
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+    first = closes()  # Saturday 20:00 PST
+    assert "Extended" in message_text(bot.command("extend 24h"))
+    assert closes() == first + timedelta(hours=24)  # Sunday 21:00 PDT
+    assert "Extended" in message_text(bot.command("extend 1d"))
+    assert closes() == first + timedelta(hours=48)  # Monday 21:00 PDT, a calendar day on

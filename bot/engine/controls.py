@@ -89,10 +89,17 @@ DOUBLE_PRESS = timedelta(seconds=3)
 
 
 def extend(
-    engine: Engine, actor: Actor, seconds: int | None, pressed: Pressed | None = None
+    engine: Engine,
+    actor: Actor,
+    seconds: int | None,
+    pressed: Pressed | None = None,
+    *,
+    days: int | None = None,
 ) -> Reply:
     """Move the current step's close later; the steps after it move with it. `seconds` None:
-    the Extend button's quarter of the step, on the step it was `pressed` on."""
+    the Extend button's quarter of the step, on the step it was `pressed` on. `days`: of
+    `seconds`, the whole days typed as days (`extend 1d`: the same time a day on, across a
+    clock change; `extend 24h`: 24 hours); None, as many whole days as `seconds` holds."""
     with engine.transaction() as (s, after):
         session = engine._require_active(s, actor, pressed)
         engine.require_facilitator(session, actor, "extend")
@@ -119,7 +126,10 @@ def extend(
             _show(engine, s, session, plan=False)
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
         assert session.step_closes_at is not None
-        closes = later(session.step_closes_at, seconds, session.tz)
+        whole = seconds // DAY if days is None else days
+        closes = later(session.step_closes_at, whole * DAY, session.tz) + timedelta(
+            seconds=seconds - whole * DAY
+        )
         # One extend is held to 14 days; many are held together to a step's own limit.
         if closes - now > timedelta(seconds=MAX_AHEAD_SECONDS):
             raise Refusal("refusals/extend_too_far.j2", days=MAX_AHEAD_SECONDS // DAY)
