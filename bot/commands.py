@@ -684,6 +684,12 @@ def _duration_words(cursor: _Cursor) -> list[str]:
 
 
 def _continues_duration(previous: str, word: str) -> bool:
+    if previous.isdigit():
+        # A number's unit, or the word in its place (`1 week`, `2 weeks`), for the error to
+        # quote with it; not an option (`step 90 weekdays`) or a courtesy (`extend 10 please`).
+        return word.lower() in _UNITS or (
+            word.isalpha() and not _is_option(word) and word.lower() not in _COURTESY
+        )
     if previous[-1].isdigit():
         return word.lower() in _UNITS
     if word.isdigit():

@@ -326,3 +326,10 @@ def test_extend_by_hours_across_a_clock_change_is_that_many_hours(
     assert closes() == first + timedelta(hours=24)  # Sunday 21:00 PDT
     assert "Extended" in message_text(bot.command("extend 1d"))
     assert closes() == first + timedelta(hours=48)  # Monday 21:00 PDT, a calendar day on
+
+
+def test_a_number_with_a_unit_not_known_is_quoted_whole(bot: Bot) -> None:
+    # `step 2 weeks` was "`2` is not a duration": the word that was wrong left out.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2 weeks"))
+    assert "`2 weeks` is not a duration: use a whole number and a unit (s, m, h or d)" in answer
+    assert "`10` is not a duration" in message_text(bot.command("extend 10 please"))
