@@ -549,6 +549,7 @@ def _stranded(settings: Settings, library: dict[str, Protocol]) -> list[str]:
     call off at their start). None without a database to read (a protocol author's checkout)."""
     from sqlalchemy import make_url, select
     from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import selectinload
 
     from bot.engine import notes
     from bot.store.db import Database
@@ -564,6 +565,7 @@ def _stranded(settings: Settings, library: dict[str, Protocol]) -> list[str]:
                 select(ProtocolSession)
                 .where(ProtocolSession.status.in_((*ACTIVE, "scheduled")))
                 .order_by(ProtocolSession.id)
+                .options(selectinload(ProtocolSession.steps))  # compared with the protocol's
             ).all()
     except SQLAlchemyError:
         return []  # not reachable, or no schema yet: nothing to say about its sessions
@@ -584,6 +586,12 @@ def _stranded(settings: Settings, library: dict[str, Protocol]) -> list[str]:
             said.append(
                 f"{where} runs '{session.protocol_id}', which is not installed here: the bot "
                 "will hold it at its step's close (`/protocol end` finishes it)"
+            )
+        elif notes.replaced(kept, session):
+            said.append(
+                f"{where} ran steps of '{session.protocol_id}' that it no longer has here (their "
+                "ids differ): the bot will hold it at its step's close (put the steps back, or "
+                "`/protocol end` finishes it)"
             )
         else:
             said.append(

@@ -165,3 +165,107 @@ def test_protocols_check_names_the_sessions_an_edit_would_hold(
     # Without a database there is no session to name, and the check says only what it read.
     alone = run_cli(["protocols", "check", str(custom)], bot_environment(), tmp_path)
     assert alone.returncode == 0 and "session" not in alone.stderr, alone.stderr
+
+
+def _replaced_by_tuning(custom: Path) -> None:
+    """The operator gives OURS's id to another protocol: the Tuning Protocol's six steps."""
+    source = (BUILTIN_DIR / "tuning.yaml").read_text()
+    (custom / f"{OURS}.yaml").write_text(source.replace("id: tuning", f"id: {OURS}", 1))
+
+
+def test_a_session_whose_protocol_id_now_names_other_steps_is_held_not_run_on_them(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # It carried on, step by number, with the other protocol's steps: step 2's message, which
+    # the team had replied under, was rewritten as the Tuning Protocol's, and its step 3 opened.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 2)
+        bot.runtime.sender.drain(5)
+        second = str(bot.step_posts()[1]["ts"])
+        bot.reply(TEACHERS[0], "Most students met the goal with a model.", second)
+        bot.settle()
+    finally:
+        bot.stop()
+    _replaced_by_tuning(custom)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.reply(TEACHERS[1], "Three wrote only the answer.", second)
+        bot.settle()
+        assert len(bot.recorded()) == 2
+        status = str(bot.command("status"))
+        assert "no longer the ones this session ran" in status and "extent" in status
+        assert "no longer the ones this session ran" in bot.command("next")["text"]
+        ended = str(bot.command("end"))
+        assert "no longer the ones the session ran" in ended
+        bot.settle()
+        assert len(bot.step_posts()) == 2
+        said = str(bot.posts())
+        assert "Tuning" not in said and "Clarifying" not in said
+        assert "Three wrote only the answer." in said
+    finally:
+        bot.stop()
+    data = json.loads(export(bot.settings, "latest", "json"))
+    assert [step["id"] for step in data["steps"]] == ["expectations", "extent"]
+
+
+def test_protocols_check_names_a_session_whose_protocol_id_an_edit_gives_to_other_steps(
+    engine: Engine, clock: HeldClock, database_url: str, tmp_path: Path
+) -> None:
+    custom = _ours(tmp_path)
+    library, errors = load_library([BUILTIN_DIR, custom])
+    assert not errors
+    ours = Engine(engine.db, library, clock, timers=RecordingTimers())
+    session = start(ours, OURS, step_seconds=3600)
+    _replaced_by_tuning(custom)
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", DATABASE_URL=database_url)
+    done = run_cli(["protocols", "check", str(custom)], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"session #{session.id} " in done.stderr
+    assert f"ran steps of '{OURS}' that it no longer has here" in done.stderr
+
+
+def test_a_step_due_to_close_after_its_protocol_id_was_given_to_other_steps_holds_the_session(
+    engine: Engine, library: dict[str, Protocol], clock: HeldClock
+) -> None:
+    session = start(engine, step_seconds=3600)
+    clock.advance(3600)
+    engine.close_step(session.id, 1)
+    # Reworded (same step ids): the session runs on as the steps now read.
+    atlas = library["atlas"]
+    reworded = [dataclasses.replace(step, title=f"{step.title} (new)") for step in atlas.steps]
+    worded = Engine(
+        engine.db,
+        {**library, "atlas": dataclasses.replace(atlas, steps=tuple(reworded))},
+        engine.clock,
+        timers=RecordingTimers(),
+    )
+    clock.advance(3600)
+    worded.close_step(session.id, 2)
+    assert session_row(worded, session.id).current_step == 3
+    # The id now names the Tuning Protocol's steps: held at the close, the facilitator told once.
+    timers = RecordingTimers()
+    other = {**library, "atlas": dataclasses.replace(library["tuning"], id="atlas")}
+    swapped = Engine(engine.db, other, engine.clock, timers=timers)
+    clock.advance(3600)
+    swapped.close_step(session.id, 3)
+    swapped.close_step(session.id, 3)
+    held = session_row(swapped, session.id)
+    assert (held.status, held.current_step) == ("paused", 3)
+    assert session.id in timers.cleared
+    told = [r for r in outbox(swapped) if r.channel_id == FACILITATOR]
+    assert len(told) == 1
+    assert "no longer the ones the session ran" in str(told[0].payload)
+    with pytest.raises(Refusal) as refused:
+        controls.resume(swapped, actor())
+    reply = refused.value.reply
+    assert "no longer the ones" in render_message(reply.template, **reply.context).text
+    # The operator puts the protocol back: the session carries on from where it was held.
+    back = Engine(engine.db, library, engine.clock, timers=RecordingTimers())
+    controls.resume(back, actor())
+    back.close_step(session.id, 3)
+    assert session_row(back, session.id).current_step == 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from typing import Protocol as TypingProtocol
 
 from sqlalchemy import ScalarResult, and_, bindparam, case, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot import slack
 from bot.activity import ACTIVITY, ENDED, STARTED
@@ -289,13 +289,25 @@ class Engine:
                 "refusals/unknown_protocol.j2", name=protocol_id, available=sorted(self.library)
             ) from None
 
-    def installed(self, session: notes_mod.Reached) -> Protocol | None:
+    def installed(
+        self, session: notes_mod.Reached, ran: Mapping[int, str] | None = None
+    ) -> Protocol | None:
         """The protocol `session` runs, if it can run on (see notes.installed); None: hold it."""
-        return notes_mod.installed(self.library, session)
+        return notes_mod.installed(self.library, session, ran)
 
-    def cut_short(self, session: notes_mod.Reached) -> bool:
-        """Installed, but without the step `session` reached: an operator shortened it."""
-        return notes_mod.cut_short(self.library, session)
+    def cut_short(self, session: notes_mod.Reached, ran: Mapping[int, str] | None = None) -> bool:
+        """Installed, but not with the steps `session` reached: an operator shortened it, or
+        gave its id to other steps."""
+        return notes_mod.cut_short(self.library, session, ran)
+
+    def replaced(self, session: notes_mod.Reached, ran: Mapping[int, str] | None = None) -> bool:
+        """Installed with the step `session` reached, but its id now names other steps."""
+        kept = self.library.get(session.protocol_id)
+        return (
+            kept is not None
+            and len(kept.steps) >= session.current_step
+            and notes_mod.replaced(kept, session, ran)
+        )
 
     def cannot_run(self, session: notes_mod.Reached) -> Refusal:
         """Why a session held for its protocol can't move (see installed)."""
@@ -304,6 +316,7 @@ class Engine:
             protocol_id=session.protocol_id,
             steps=self.steps_left(session),
             reached=session.current_step,
+            replaced=self.replaced(session),
         )
 
     def steps_left(self, session: notes_mod.Reached) -> int | None:
@@ -311,11 +324,13 @@ class Engine:
         kept = self.library.get(session.protocol_id)
         return len(kept.steps) if kept is not None else None
 
-    def shown_protocol(self, s: Session, session: notes_mod.Reached) -> Protocol:
-        """The session's protocol, or, if it cannot run on (no longer installed, or cut short
-        of the step it reached), a stand-in made of the steps it ran: enough to show what was
-        recorded, never to run a step."""
-        return notes_mod.shown(self.library, s, session)
+    def shown_protocol(
+        self, s: Session, session: notes_mod.Reached, ran: Mapping[int, str] | None = None
+    ) -> Protocol:
+        """The session's protocol, or, if it cannot run on (no longer installed, cut short of
+        the step it reached, or its id given to other steps), a stand-in made of the steps it
+        ran: enough to show what was recorded, never to run a step."""
+        return notes_mod.shown(self.library, s, session, ran)
 
     def post(
         self,
@@ -867,6 +882,8 @@ class Engine:
                 .where(ProtocolSession.id.in_(first))
                 .order_by(ProtocolSession.id)  # every round locks in one order: no deadlock
                 .with_for_update()
+                # the steps each ran, read together: installed compares them with its protocol
+                .options(selectinload(ProtocolSession.steps))
             ).all()
             runs = {
                 (run.session_id, run.index): run
@@ -926,9 +943,18 @@ class Engine:
         and tell the facilitator once. If the operator puts the protocol (or its steps) back,
         `resume` carries on; `end` finishes it with the replies so far."""
         steps = self.steps_left(session)
+        replaced = self.replaced(session)
         if steps is None:
             log.warning(
                 "session %s held: protocol %r is not installed in this process: %s",
+                session.id,
+                session.protocol_id,
+                SAME_PROTOCOLS,
+            )
+        elif replaced:
+            log.warning(
+                "session %s held: protocol %r in this process has other steps than the session "
+                "ran (their ids differ): %s",
                 session.id,
                 session.protocol_id,
                 SAME_PROTOCOLS,
@@ -946,7 +972,9 @@ class Engine:
         self.pause_step(s, session, 0)
         sid = session.id
         after(lambda: self.timers.clear(sid))
-        message = render_message("protocol_gone.j2", session=session, held=True, steps=steps)
+        message = render_message(
+            "protocol_gone.j2", session=session, held=True, steps=steps, replaced=replaced
+        )
         self.post(s, session, message, channel=session.facilitator_id)
 
     def pause_step(self, s: Session, session: ProtocolSession, remaining: int) -> None:
@@ -1106,12 +1134,17 @@ class Engine:
             if session.status == "paused":
                 self.unpaused(s, session)
             protocol = self.installed(session)
-            cut = self.cut_short(session)
+            cut, replaced = self.cut_short(session), self.replaced(session)
             if protocol is not None and session.current_step >= 1:
                 self.show_step(s, session, protocol, session.current_step, now)
                 self._closed_early(s, session, protocol, now)
             self._finish(s, after, session, now)
-            context = {"session": session, "gone": protocol is None, "cut": cut}
+            context = {
+                "session": session,
+                "gone": protocol is None,
+                "cut": cut,
+                "replaced": replaced,
+            }
             return Reply("replies/ended.j2", context)
 
     def _require_active(
@@ -1192,11 +1225,13 @@ class Engine:
             "earlier": _earlier([]),
         }
         if session is not None:
-            protocol = self.shown_protocol(s, session)
+            ran = notes_mod.ran_steps(s, session.id)
+            protocol = self.shown_protocol(s, session, ran)
             context.update(
                 protocol=protocol,
-                gone=self.installed(session) is None,
-                cut=self.cut_short(session),
+                gone=self.installed(session, ran) is None,
+                cut=self.cut_short(session, ran),
+                replaced=self.replaced(session, ran),
                 step=protocol.step(session.current_step),
                 count=len(protocol.steps),
                 now=now,
@@ -1214,10 +1249,17 @@ class Engine:
             protocol = self.shown_protocol(s, session)
             notes = notes_mod.build_notes(s, session, protocol)
             gone, cut = self.installed(session) is None, self.cut_short(session)
+            replaced = self.replaced(session)
             # The answer is the asker's alone: the presenter's holds their own notes from the
             # listening steps, as their copy at the end and from App Home do.
             own = actor.user_id == session.presenter_id
-            context = {"notes": notes, "for_presenter": own, "gone": gone, "cut": cut}
+            context = {
+                "notes": notes,
+                "for_presenter": own,
+                "gone": gone,
+                "cut": cut,
+                "replaced": replaced,
+            }
             if fits_one_message("notes_reply.j2", **context):
                 return Reply("notes_reply.j2", context)
             # Too long for one answer: the asker gets them whole by DM, in parts, as from App

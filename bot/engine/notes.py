@@ -6,12 +6,13 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from bot.blocks import Message, render_messages
@@ -208,33 +209,73 @@ class Reached(TypingProtocol):
     def current_step(self) -> int: ...
 
 
-def installed(library: dict[str, Protocol], session: Reached) -> Protocol | None:
+def installed(
+    library: dict[str, Protocol], session: Reached, ran: Mapping[int, str] | None = None
+) -> Protocol | None:
     """The protocol `session` runs, if it can run on: installed under its id with every step the
-    session has reached. None when it is gone (its file removed, or failing validation) or was
-    cut short of that step by an operator's edit: the session is then held at its next close,
-    shown from the steps it ran, and can be ended. Steps are kept by number, so a step whose id
-    or wording changed runs as it now reads."""
+    session has reached, each step it ran still there under its id. None when it is gone (its
+    file removed, or failing validation), was cut short of that step by an operator's edit, or
+    its id now names other steps (see replaced): the session is then held at its next close,
+    shown from the steps it ran, and can be ended. A step whose wording changed runs as it now
+    reads. `ran`: the steps' ids as the session ran them, by number (read from the session's
+    step runs when not given)."""
     protocol = library.get(session.protocol_id)
     if protocol is None or len(protocol.steps) < session.current_step:
+        return None
+    if replaced(protocol, session, ran):
         return None
     return protocol
 
 
-def cut_short(library: dict[str, Protocol], session: Reached) -> bool:
-    """Installed, but without the step the session reached (see installed)."""
-    return session.protocol_id in library and installed(library, session) is None
+def replaced(protocol: Protocol, session: Reached, ran: Mapping[int, str] | None = None) -> bool:
+    """A step the session ran has another id at its number in `protocol`: the operator reused
+    the id for other steps (or reordered or renamed them). Its next step by number would not be
+    the one its team was heading for, so the session is held as if its protocol were gone."""
+    if session.current_step < 1:
+        return False  # not started: nothing ran to compare
+    if ran is None:
+        # An ORM session's step runs, read in its transaction; a plain row, or a session read
+        # apart from its steps and no longer in its transaction, is not compared.
+        if not isinstance(session, ProtocolSession):
+            return False
+        state = inspect(session)
+        if state.session is None and "steps" in state.unloaded:
+            return False
+        ran = {run.index: run.step_id for run in session.steps}
+    return any(
+        1 <= index <= len(protocol.steps) and protocol.step(index).id != step_id
+        for index, step_id in ran.items()
+    )
 
 
-def shown(library: dict[str, Protocol], s: Session, session: Reached) -> Protocol:
+def cut_short(
+    library: dict[str, Protocol], session: Reached, ran: Mapping[int, str] | None = None
+) -> bool:
+    """Installed, but not with the steps the session reached (see installed): cut short of
+    them, or its id given to other steps."""
+    return session.protocol_id in library and installed(library, session, ran) is None
+
+
+def ran_steps(s: Session, session_id: int) -> dict[int, str]:
+    """The ids of the steps a session ran, by number."""
+    return {run.index: run.step_id for run in s.scalars(_STEPS, {"session_id": session_id})}
+
+
+def shown(
+    library: dict[str, Protocol],
+    s: Session,
+    session: Reached,
+    ran_ids: Mapping[int, str] | None = None,
+) -> Protocol:
     """The session's protocol, or, if it cannot run on (see installed), a stand-in: the steps
-    still installed, then those it ran past them titled with their stored ids; enough to show
-    what was recorded, never to run a step."""
-    protocol = installed(library, session)
+    still installed, then those it ran past them titled with their stored ids (or, its id given
+    to other steps, only those it ran); enough to show what was recorded, never to run a step."""
+    protocol = installed(library, session, ran_ids)
     if protocol is not None:
         return protocol
     ran = stand_in(s, session.id, session.protocol_id)
     kept = library.get(session.protocol_id)
-    if kept is None:
+    if kept is None or replaced(kept, session, ran_ids):
         return ran
     return replace(kept, steps=kept.steps + ran.steps[len(kept.steps) :])
 
