@@ -269,3 +269,45 @@ def test_a_step_due_to_close_after_its_protocol_id_was_given_to_other_steps_hold
     controls.resume(back, actor())
     back.close_step(session.id, 3)
     assert session_row(back, session.id).current_step == 4
+
+
+def test_a_session_whose_protocol_was_cut_to_the_step_it_is_on_says_why_it_ended_there(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # It ended at that step's close as if the protocol had always ended there: the header had
+    # planned a third step, and nobody was told why it never came.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 2)
+        bot.runtime.sender.drain(5)
+        second = str(bot.step_posts()[1]["ts"])
+        bot.reply(TEACHERS[0], "Most students met the goal with a model.", second)
+        bot.settle()
+    finally:
+        bot.stop()
+    _cut(custom, 2)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.reply(TEACHERS[1], "Three wrote only the answer.", second)
+        bot.settle()
+        assert "changed" not in str(bot.command("status"))  # it runs on: step 2 is there
+        moved = bot.command("next")
+        assert "That was the last step" in moved["text"] and "not the 3" in moved["text"]
+        bot.settle()
+        dm = f"D{FACILITATOR[1:]}"
+        told = [m for m in bot.standin.messages(dm) if "ended after step 2" in str(m)]
+        assert len(told) == 1
+        assert "not step 3 as its header planned" in str(told[0])
+        assert "has 2 steps now" in str(told[0])
+        header = str(bot.posts()[0]["ts"])
+        thread = [m for m in bot.posts() if m.get("thread_ts") == header]
+        said = [i for i, m in enumerate(thread) if "not step 3 as planned" in str(m)]
+        notes = [i for i, m in enumerate(thread) if "Three wrote only the answer." in str(m)]
+        assert len(said) == 1 and notes and said[0] < notes[0]
+        assert len(bot.step_posts()) == 2
+    finally:
+        bot.stop()

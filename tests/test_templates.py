@@ -531,6 +531,14 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     for held, steps in ((True, None), (True, 2), (False, None)):
         session = started.context["session"]
         said.append(render_message("protocol_gone.j2", session=session, held=held, steps=steps))
+    # After a restart with its protocol's id given to other steps, and one cut to the step it
+    # was on, which ended there.
+    session = started.context["session"]
+    said.append(
+        render_message("protocol_gone.j2", session=session, held=True, steps=6, replaced=True)
+    )
+    for private in (True, False):
+        said.append(render_message("ended_cut_short.j2", session=session, steps=2, private=private))
     for reason in ("gone", "unreachable"):
         called_off = {"session": started.context["session"], "protocol_name": "ATLAS"}
         said.append(render_message("presenter_called_off.j2", reason=reason, **called_off))

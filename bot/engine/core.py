@@ -673,6 +673,7 @@ class Engine:
         protocol = self.library[session.protocol_id]
         session.status = "running"
         session.started_at = now
+        session.planned_steps = len(protocol.steps)
         sid, steps = session.id, len(protocol.steps)
         after(lambda: _began(sid, protocol.id, steps))
         schedule = self.schedule(session, protocol, now)
@@ -1037,6 +1038,8 @@ class Engine:
         if moved_by is not None:
             self._closed_early(s, session, protocol, boundary)
         if session.current_step >= len(protocol.steps):
+            if (session.planned_steps or 0) > len(protocol.steps):
+                self._tell_cut_short(s, session, len(protocol.steps))
             self._finish(s, after, session, boundary)
         else:
             self._open_step(
@@ -1044,6 +1047,28 @@ class Engine:
             )
             if moved_by is not None:
                 self.show_plan(s, session, protocol)  # earlier than planned: the rest moved
+
+    def _tell_cut_short(self, s: Session, session: ProtocolSession, steps: int) -> None:
+        """The session ended at the last step its protocol has now, before the last its header
+        planned (an operator cut the file short): the facilitator hears why the rest never came,
+        and so does the channel, in the header's thread."""
+        log.warning(
+            "session %s ended at step %d: protocol %r has %d steps in this process, it began "
+            "with %d",
+            session.id,
+            session.current_step,
+            session.protocol_id,
+            steps,
+            session.planned_steps,
+        )
+        for private in (True, False):
+            message = render_message(
+                "ended_cut_short.j2", session=session, steps=steps, private=private
+            )
+            if private:
+                self.post(s, session, message, channel=session.facilitator_id)
+            else:
+                self.post(s, session, message, thread_ref=f"header:{session.id}")
 
     def _closed_early(
         self, s: Session, session: ProtocolSession, protocol: Protocol, when: datetime

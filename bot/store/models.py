@@ -88,6 +88,9 @@ class ProtocolSession(Base):
     ended_at: Mapped[datetime | None]
     # When retention deleted what its people wrote (see bot/retention.py): its notes say so.
     purged_at: Mapped[datetime | None]
+    # How many steps its protocol had when it began (its header's plan): an end before the last
+    # of them, the protocol cut short since, is explained (None: begun before it was kept).
+    planned_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     steps: Mapped[list[StepRun]] = relationship(
         back_populates="session", order_by="StepRun.index", cascade="all, delete-orphan"
