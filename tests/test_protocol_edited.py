@@ -311,3 +311,39 @@ def test_a_session_whose_protocol_was_cut_to_the_step_it_is_on_says_why_it_ended
         assert len(bot.step_posts()) == 2
     finally:
         bot.stop()
+
+
+def test_extend_and_pause_on_a_session_its_protocol_can_t_run_on_say_so_and_keep_the_replies(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # They answered "Extended. Step 3 now closes ..." (it was held then) and "Paused ...
+    # `/protocol resume` starts the clock again" (resume was refused), with a line in the thread.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+        bot.wait_until(lambda: len(bot.step_posts()) == 1)
+        bot.command("next")
+        bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 3)
+        bot.runtime.sender.drain(5)
+        third = str(bot.step_posts()[2]["ts"])
+        bot.reply(TEACHERS[0], "We will reteach fractions on a number line.", third)
+        bot.settle()
+    finally:
+        bot.stop()
+    _cut(custom, 2)
+    for said, edit in (("has 2 steps now", None), ("no longer installed", "remove")):
+        if edit == "remove":
+            (custom / f"{OURS}.yaml").unlink()
+        bot = Bot(workspace, database_url, protocols_dir=custom).start()
+        try:
+            before = len(bot.posts())
+            for command in ("extend 10m", "pause", "next"):
+                assert said in bot.command(command)["text"], command
+            bot.reply(TEACHERS[len(bot.recorded())], "Small groups next week.", third)
+            bot.settle()
+            assert len(bot.posts()) == before  # no line in the thread about more time or a pause
+        finally:
+            bot.stop()
+    assert len(bot.recorded()) == 3

@@ -58,6 +58,14 @@ def _show(engine: Engine, s: Session, session: ProtocolSession, plan: bool = Tru
         engine.show_plan(s, session, protocol)
 
 
+def _require_runnable(engine: Engine, session: ProtocolSession) -> None:
+    """A session whose protocol it can't run on (gone, cut short of its step, or its id given
+    to other steps) is held at its step's close and can't resume: more time, or a pause to
+    resume from, would promise what can't happen. The facilitator hears what can (`end`)."""
+    if engine.installed(session) is None:
+        raise engine.cannot_run(session)
+
+
 def _move_warning(
     engine: Engine,
     s: Session,
@@ -111,6 +119,7 @@ def extend(
                 return stale
             if run is not None and run.extended_at and now - run.extended_at < DOUBLE_PRESS:
                 return Reply("replies/extended_just_now.j2", {"session": session})
+        _require_runnable(engine, session)
         if seconds is None:
             protocol = engine.shown_protocol(s, session)
             seconds = button_extension(
@@ -166,6 +175,7 @@ def pause(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Reply
         stale = pressed.stale(session) if pressed is not None else None
         if stale is not None:
             return stale
+        _require_runnable(engine, session)
         if session.status == "paused":
             raise Refusal("refusals/already_paused.j2")
         assert session.step_closes_at is not None
