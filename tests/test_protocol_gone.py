@@ -208,3 +208,33 @@ def test_a_clock_without_the_web_process_s_protocols_says_every_process_needs_th
         f"held: protocol '{OURS}' is not installed in this process: every serve and clock "
         "process needs the same PROTOCOLS_DIR (each logs the protocols it loaded at start-up)"
     ) in said, said
+
+
+def test_the_team_hears_in_the_step_s_thread_that_the_session_is_on_hold(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # Only the facilitator was told: the team saw the step's close time pass and no next step.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 4s")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.runtime.sender.drain(5)
+        step = str(bot.step_posts()[0]["ts"])
+    finally:
+        bot.stop()
+    (custom / f"{OURS}.yaml").unlink()
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+
+        def on_hold() -> list[dict[str, object]]:
+            return [m for m in bot.posts() if m.get("thread_ts") == step and "on hold" in str(m)]
+
+        bot.wait_until(on_hold)
+        bot.reply(TEACHERS[0], "Most students listed the criteria.", step)
+        bot.settle()
+        assert len(on_hold()) == 1 and len(bot.step_posts()) == 1
+        assert len(bot.recorded()) == 1
+        assert "facilitator has been told" in str(on_hold()[0])
+    finally:
+        bot.stop()

@@ -940,9 +940,10 @@ class Engine:
     def _hold(self, s: Session, after: _After, session: ProtocolSession) -> None:
         """A step is due to close but the session's protocol is no longer installed (its file was
         removed, or fails validation since a restart), or no longer has the step the session
-        reached (an operator shortened it): pause the session rather than guess its next step,
-        and tell the facilitator once. If the operator puts the protocol (or its steps) back,
-        `resume` carries on; `end` finishes it with the replies so far."""
+        reached (an operator shortened it), or its id names other steps: pause the session rather
+        than guess its next step, and tell the facilitator once, and the team in the step's
+        thread. If the operator puts the protocol (or its steps) back, `resume` carries on; `end`
+        finishes it with the replies so far."""
         steps = self.steps_left(session)
         replaced = self.replaced(session)
         if steps is None:
@@ -977,6 +978,13 @@ class Engine:
             "protocol_gone.j2", session=session, held=True, steps=steps, replaced=replaced
         )
         self.post(s, session, message, channel=session.facilitator_id)
+        # The team, whose next step does not come, hears why in the open step's thread.
+        self.post(
+            s,
+            session,
+            render_message("protocol_held.j2", session=session),
+            thread_ref=f"step:{session.id}:{session.current_step}",
+        )
 
     def pause_step(self, s: Session, session: ProtocolSession, remaining: int) -> None:
         """Pause the session on its open step, with `remaining` seconds of it left; the step
