@@ -294,7 +294,9 @@ def test_a_session_whose_protocol_was_cut_to_the_step_it_is_on_says_why_it_ended
     try:
         bot.reply(TEACHERS[1], "Three wrote only the answer.", second)
         bot.settle()
-        assert "changed" not in str(bot.command("status"))  # it runs on: step 2 is there
+        status = str(bot.command("status"))  # it runs on: step 2 is there
+        assert "can't move on" not in status
+        assert "has 2 steps now, not the 3 the header planned" in status
         moved = bot.command("next")
         assert "That was the last step" in moved["text"] and "not the 3" in moved["text"]
         bot.settle()

@@ -1425,6 +1425,7 @@ class SessionView(NamedTuple):
     presenter_id: str
     facilitator_id: str
     prep: dict[str, Any] | None
+    planned_steps: int | None = None
 
 
 # The channel's running, paused and scheduled sessions, newest first: on SQLite by the driver
