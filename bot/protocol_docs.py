@@ -85,10 +85,14 @@ _WRITING = """\
 3. Set `PROTOCOLS_DIR=/srv/protocolbot/protocols` where the bot reads its settings, and
    restart every `serve` and `clock` process: protocols are read at start-up. A file with a
    problem is skipped (the log says why) and the other protocols run. Sessions running when
-   you change a file go on with its steps as they now read, by number; one that has reached
-   a step the file no longer has is held at that step's close, and its facilitator told why
-   (`/protocol end` finishes it). Run the check where `DATABASE_URL` is set, and it names
-   those sessions before you restart.
+   you change a file go on with its steps as they now read, by number, while each step they
+   ran keeps its `id`. One that has reached a step the file no longer has, or ran a step
+   whose `id` changed (another protocol given this one's id, steps reordered or renamed), is
+   held at that step's close: its facilitator is told why, and the team in the step's thread
+   (`/protocol end` finishes it; `/protocol resume` carries on once the steps are back). One
+   whose file was cut to fewer steps than it began with, but not below the step it is on,
+   ends after the last step left, and says why. Run the check where `DATABASE_URL` is set,
+   and it names the sessions it would hold before you restart.
 4. In Slack, `/protocol preview peer-feedback` shows every step, only to you. For a page like
    this one of your own protocols, run
    `protocolbot protocols docs /srv/protocolbot/protocols > our-protocols.md`.
