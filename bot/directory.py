@@ -41,12 +41,15 @@ class SlackDirectory:
             return []
         return [user for user in ids if not self._is_bot(client, team_id, user)]
 
-    def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]:
+    def absent(
+        self, team_id: str, channel: str, users: list[str], *, fresh: bool = False
+    ) -> list[str]:
         """Those of `users` who are not in the channel; [] if Slack will not say. One missing
-        from the members remembered is asked about afresh: invited a moment ago, perhaps."""
-        ids = self._member_ids(team_id, channel)
+        from the members remembered is asked about afresh: invited a moment ago, perhaps.
+        `fresh`: the members remembered are not trusted either (one may have left since)."""
+        ids = self._member_ids(team_id, channel, fresh=fresh)
         missing = [user for user in users if ids is not None and user not in ids]
-        if missing:
+        if missing and not fresh:
             ids = self._member_ids(team_id, channel, fresh=True)
             missing = [user for user in missing if ids is not None and user not in ids]
         return missing

@@ -37,7 +37,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import retention
-from bot.engine import prep
+from bot.engine import ahead, prep
 from bot.engine.core import Engine
 from bot.engine.warnings import warn_step
 from bot.logs import Outage
@@ -92,6 +92,8 @@ def start_session_job(session_id: int) -> None:
     if _engine is not None:
         with _outage_noted(start_job_id(session_id)):
             _engine.begin(session_id)
+            # Asked of Slack here, on the clock's thread: never on a command's way to its ack.
+            ahead.tell_absent_at_start(_engine, session_id)
 
 
 def prep_job(session_id: int, kind: str) -> None:

@@ -485,6 +485,13 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             )
         )
     started = engine.start(here(), protocol_id="atlas", presenter=PRESENTER, step_seconds=60)
+    said.append(
+        render_message(
+            "prep/not_in_channel_at_start.j2",
+            session=started.context["session"],
+            protocol=LIBRARY["atlas"].name,
+        )
+    )
     said.append(reply_message(started))
     said.append(
         reply_message(

@@ -75,3 +75,34 @@ def test_a_presenter_picked_in_the_dialog_outside_the_channel_is_named(bot: Bot)
     bot.wait_until(lambda: _warnings(bot))
     (warning,) = _warnings(bot)
     assert warning["user"] == FACILITATOR and f"<@{OUTSIDER}> (presenting)" in warning["text"]
+
+
+def _dms(bot: Bot, user: str) -> list[dict[str, Any]]:
+    return bot.posts(f"D{user[1:]}")
+
+
+def test_a_presenter_who_left_the_channel_before_the_start_is_named_to_the_facilitator(
+    bot: Bot,
+) -> None:
+    # Checked when it was scheduled, and never again: a presenter who left the channel since
+    # (Slack's member_left_channel) missed every step, and the facilitator heard nothing.
+    bot.command(f"start atlas <@{PRESENTER}> in 2s step 1h")
+    bot.settle()
+    assert _warnings(bot) == []
+    bot.standin.remove_member(CHANNEL, PRESENTER)
+    left = {"type": "member_left_channel", "user": PRESENTER, "channel": CHANNEL}
+    assert bot.event({**left, "channel_type": "C"}) == 200
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.wait_until(lambda: any("member" in m["text"] for m in _dms(bot, FACILITATOR)))
+    (note,) = [json.dumps(m) for m in _dms(bot, FACILITATOR) if "member" in m["text"]]
+    assert f"<@{PRESENTER}> (presenting) isn't a member" in note and f"<#{CHANNEL}>" in note
+    assert "/invite" in note and "has started" in note
+    bot.settle()
+    assert len(_dms(bot, FACILITATOR)) == 1
+
+
+def test_a_scheduled_start_with_everyone_in_the_channel_says_nothing_of_it(bot: Bot) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> in 2s step 1h facilitator <@{TEACHERS[0]}>")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.settle()
+    assert not [m for m in _dms(bot, TEACHERS[0]) if "member" in m["text"]]

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select, update
 
 from bot import commands as cmd
+from bot import slack
 from bot.blocks import render_message
 from bot.engine import prep
 from bot.engine.core import MAX_SCHEDULED_PER_CHANNEL, Actor, Engine, channel_sessions
@@ -139,6 +140,29 @@ def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
             scheduled=session.status == "scheduled",
         )
         engine.tell(actor, message)
+
+
+def tell_absent_at_start(engine: Engine, session_id: int) -> None:
+    """Once a session scheduled ahead has started on its timer: tell its facilitator, by DM and
+    once, if the presenter is not in the channel. They were looked for when it was scheduled,
+    and may have left since (the bot is not told when someone leaves a channel)."""
+    with engine.db.session() as s:
+        session = s.get(ProtocolSession, session_id)
+        if session is None or session.status not in ACTIVE or session.started_at is None:
+            return
+        s.expunge(session)
+    team, channel, presenter = session.team_id, session.channel_id, session.presenter_id
+    if not engine.directory.absent(team, channel, [presenter], fresh=True):
+        return
+    message = render_message(
+        "prep/not_in_channel_at_start.j2",
+        session=session,
+        protocol=engine.protocol_name(session.protocol_id),
+    )
+    ref = f"absent:{session_id}"
+    with engine.transaction() as (s, _after):
+        if not slack.enqueued(s, team, ref):
+            engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
 
 
 def cancel(engine: Engine, actor: Actor, number: int | None) -> Reply:

@@ -104,7 +104,9 @@ class Directory(TypingProtocol):
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 
-    def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]: ...
+    def absent(
+        self, team_id: str, channel: str, users: list[str], *, fresh: bool = False
+    ) -> list[str]: ...
 
     def hidden(self, team_id: str, channel: str) -> bool: ...
 
@@ -123,7 +125,9 @@ class NoDirectory:
     def members(self, team_id: str, channel: str) -> list[str]:
         return []
 
-    def absent(self, team_id: str, channel: str, users: list[str]) -> list[str]:
+    def absent(
+        self, team_id: str, channel: str, users: list[str], *, fresh: bool = False
+    ) -> list[str]:
         return []
 
     def hidden(self, team_id: str, channel: str) -> bool:
