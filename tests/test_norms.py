@@ -814,7 +814,48 @@ def test_the_presenters_answers_to_clarifying_questions_are_not_questions(bot: B
     assert _recorded(bot, answered).tag == "note"
     assert _recorded(bot, asking).tag == "note"
     _settle(bot)
-    assert _section(_notes(bot), "question") == ["Was this timed?"]
+    # Listed under the question they follow, as the presenter's words, not as questions.
+    sections = dict(_notes(bot).sections)
+    listed = [(item.text, item.tag) for item in sections["question"]]
+    assert listed == [
+        ("Was this timed?", "question"),
+        ("Yes, 40 minutes, no notes", "note"),
+        ("does anyone use a rubric like this?", "note"),
+    ]
+
+
+def test_the_presenters_answers_follow_the_questions_they_answer_in_the_notes(
+    bot: Bot,
+) -> None:
+    # Kept as notes, the answers were listed apart from the questions, in a Notes section of
+    # their own: "Yes, 40 minutes" on the chart paper, and no saying what it answered.
+    thread = _start_at_step(bot, 2, "tuning")  # Clarifying Questions
+    _say(bot, PRESENTER, "Ask away.", thread)
+    _say(bot, T1, "Was this timed?", thread)
+    _say(bot, PRESENTER, "Yes, 40 minutes, no notes", thread)
+    _say(bot, T2, "Did they see a model first?", thread)
+    _say(bot, PRESENTER, "No model.", thread)
+    bot.command("end")
+    bot.wait_until(
+        lambda: any(str(m.get("text", "")).startswith("Notes from") for m in bot.posts())
+    )
+    _settle(bot)
+    posted = next(m for m in bot.posts() if str(m.get("text", "")).startswith("Notes from"))
+    sections = [b["text"]["text"] for b in posted["blocks"] if b["type"] == "section"]
+    answered = "\u2003\u21b3 "
+    assert "\n".join(sections[1:3]) == (
+        f"*Notes*\n• Ask away. - <@{PRESENTER}>\n"
+        f"*Questions for the presenter*\n"
+        f"• Was this timed? - <@{T1}>\n"
+        f"{answered}Yes, 40 minutes, no notes - <@{PRESENTER}>\n"
+        f"• Did they see a model first? - <@{T2}>\n"
+        f"{answered}No model. - <@{PRESENTER}>"
+    )
+    written = notes_mod.export_markdown(_notes(bot))
+    assert (
+        "- Was this timed? (teacher1)\n  - \u21b3 Yes, 40 minutes, no notes (maria)\n"
+        "- Did they see a model first? (teacher2)\n  - \u21b3 No model. (maria)\n"
+    ) in written
 
 
 # -- the quest for context ------------------------------------------------------------------------

@@ -301,14 +301,34 @@ def stand_in(s: Session, session_id: int, protocol_id: str) -> Protocol:
     )
 
 
+def answers(session: ProtocolSession, protocol: Protocol, group: list[Item]) -> set[Item]:
+    """The presenter's answers: what they said, kept as a note, in a step where they speak and
+    the others ask them questions, after a question there. Listed under the questions, each
+    after the one it follows, not apart in the Notes."""
+    asked: set[int] = set()
+    found: set[Item] = set()
+    for item in group:  # in step order, then as written
+        step = protocol.step(item.step_index)
+        if step.collects != "question" or step.presenter != "speaks":
+            continue
+        if item.tag == "question" and item.user != session.presenter_id:
+            asked.add(item.step_index)
+        elif item.tag == "note" and item.user == session.presenter_id and item.step_index in asked:
+            found.add(item)
+    return found
+
+
 def build_notes(s: Session, session: ProtocolSession, protocol: Protocol) -> Notes:
     items = _items(s, session.id)
     group = [i for i in items if i.audience == "group"]
-    sections = [
-        (tag, [i for i in group if i.tag == tag])
-        for tag in section_order(protocol)
-        if any(i.tag == tag for i in group)
-    ]
+    answered = answers(session, protocol, group)
+
+    def section(tag: str) -> list[Item]:
+        if tag == "question":
+            return [i for i in group if i.tag == tag or i in answered]
+        return [i for i in group if i.tag == tag and i not in answered]
+
+    sections = [(tag, listed) for tag in section_order(protocol) if (listed := section(tag))]
     steps = list(s.scalars(_STEPS, {"session_id": session.id}))
     return Notes(
         session=session,
