@@ -1173,6 +1173,28 @@ def test_e2e_prep_sent_while_step_1_runs_says_it_is_in_its_thread(bot: Bot) -> N
     assert "the statement is in step 1's thread" in str(thanks["text"])
 
 
+def test_e2e_a_statement_changed_while_step_1_runs_says_it_replaces_the_one_before(
+    bot: Bot,
+) -> None:
+    # A second statement in step 1's thread read as the first one did: two assignments, and
+    # nothing to tell the team which one stands.
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    view = _open_dialog(bot, 1)
+    for statement in ("Graph the fruit survey.", "Graph the fruit survey, then label the axes."):
+        sent = view_submission(view, PRESENTER, dialog_values(statement=statement))
+        status, body = bot.post(sent)
+        assert status == 200 and parsed_body(body) == {}
+    step1 = str(bot.step_posts()[0]["ts"])
+    bot.settle()
+    first, second = [m for m in bot.posts() if m.get("thread_ts") == step1]
+    assert "updated" not in message_text(first)
+    said = message_text(second)
+    assert "The assignment, updated by the presenter" in str(second["text"])
+    assert "it replaces the one sent before" in said and "label the axes" in said
+    assert "label the axes" in message_text(bot.step_posts()[0])
+
+
 def test_e2e_prep_the_facilitator_fills_in_tells_the_presenter_who_did(bot: Bot) -> None:
     # The presenter was thanked for a statement they never wrote, "Your statement will open
     # step 1", with nothing to say the facilitator had filled it in for them.

@@ -191,7 +191,7 @@ def _tell(
     if session.status in ACTIVE and session.current_step >= at:
         # Its step is open already: the statement goes in its thread, where the team is reading,
         # and its message shows it in place of the call for one (or of the statement before).
-        late = render_message("prep/statement_late.j2", session=session)
+        late = render_message("prep/statement_late.j2", session=session, updated=not first)
         engine.post(s, session, late, thread_ref=f"step:{session.id}:{at}")
         engine.show_step(s, session, protocol, at)
     elif session.status in ACTIVE and (session.prep or {}).get("link"):
