@@ -922,6 +922,33 @@ def test_e2e_cancel_tells_the_presenter(bot: Bot) -> None:
     assert "was cancelled" in _respond_text(bot, "prep_open", "1", PRESENTER)
 
 
+def test_e2e_a_session_cancelled_and_booked_again_keeps_the_presenters_prep(bot: Bot) -> None:
+    # Moving a session means `cancel` and `start` again (the refusal of a twin says so): the
+    # presenter's prep stayed with the cancelled one, and they were asked for it all over.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    statement = "Graph the fruit survey, then label the axes."
+    status, body = bot.post(view_submission(view, PRESENTER, dialog_values(statement=statement)))
+    assert status == 200 and parsed_body(body) == {}
+    bot.command("cancel 1")
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}> in 3d"))
+    assert "kept the prep they sent for session #1" in answer and "nudge" not in answer
+    bot.command(f"start atlas <@{TEACHERS[0]}> in 4d")  # someone else's: nothing kept
+    bot.settle()
+    kept = message_text(_dm(bot, PRESENTER)[-1])
+    assert "kept the prep you sent for session #1" in kept and statement in kept
+    assert "Edit my prep" in kept and "Get ready" not in kept
+    with bot.db.session() as s:
+        again, other = s.get(ProtocolSession, 2), s.get(ProtocolSession, 3)
+        assert again is not None and other is not None
+        assert again.statement == statement and prep.is_ready(again)
+        assert other.statement is None and not prep.is_ready(other)
+    assert "Get ready" in message_text(_dm(bot, TEACHERS[0])[-1])
+    status_text = message_text(bot.command("status"))
+    assert re.search(r"#2 [^\n]*prep in", status_text)
+
+
 def test_e2e_a_bare_cancel_while_a_session_runs_calls_off_nothing(bot: Bot) -> None:
     # The facilitator means the session in front of them: the one booked for tomorrow, and
     # its presenter's prep, stay.

@@ -1112,6 +1112,8 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         for name in ("reminder_ready", "followup", "followup_facilitator", "statement_late"):
             said.append(render_message(f"prep/{name}.j2", **base))
         said.append(render_message("prep/unreachable.j2", error=PINGS, **base))
+        said.append(render_message("prep/kept.j2", kept=session, **base))
+        said.append(render_message("prep/statement_late.j2", updated=True, **base))
         for name in ("cancelled_presenter", "cancelled_facilitator"):
             said.append(render_message(f"prep/{name}.j2", by="U_ADMIN", **base))
         for remover in (TEACHERS[0], None):

@@ -29,6 +29,11 @@ FOLLOWUP_LEAD = timedelta(hours=3)
 # A lead-time reminder (or a follow-up) this soon after the first DM is folded into it: one
 # message, not two, and no word to the facilitator of prep that had minutes to come in.
 FOLD_WINDOW = timedelta(hours=1)
+# A session cancelled this lately, its presenter's prep in, and booked again for them in its
+# channel: the new one keeps that prep (a session is moved by cancelling and starting again).
+KEPT_FOR = timedelta(days=2)
+# What of a prep the session booked again keeps: what the presenter said, not what was sent.
+KEPT_PREP = ("reason", "link", "deidentified", "submitted_at", "submitted_by", "fingerprint")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,47 @@ def dm(
     engine.post(s, session, message, channel=user, ref=f"prep:{session.id}:{kind}")
 
 
+def _cancelled_with_prep(
+    engine: Engine, s: Session, session: ProtocolSession
+) -> ProtocolSession | None:
+    """The session this one most likely takes the place of: called off lately in this channel,
+    before it started, with this presenter and the same kind of prep, their prep in, and
+    nothing booked for them here since. A session is moved by cancelling it and starting it
+    again."""
+    earlier = s.scalars(
+        select(ProtocolSession)
+        .where(
+            ProtocolSession.team_id == session.team_id,
+            ProtocolSession.enterprise_id == session.enterprise_id,
+            ProtocolSession.channel_id == session.channel_id,
+            ProtocolSession.presenter_id == session.presenter_id,
+            ProtocolSession.status == "cancelled",
+            ProtocolSession.started_at.is_(None),
+            ProtocolSession.ended_at >= engine.clock.now() - KEPT_FOR,
+        )
+        .order_by(ProtocolSession.ended_at.desc(), ProtocolSession.id.desc())
+    ).first()
+    if earlier is None or earlier.ended_at is None or not is_ready(earlier):
+        return None
+    protocol = engine.library.get(earlier.protocol_id)
+    if (
+        protocol is None
+        or protocol.presenter_prep != engine.library[session.protocol_id].presenter_prep
+    ):
+        return None
+    since = s.scalars(
+        select(ProtocolSession.id).where(
+            ProtocolSession.team_id == session.team_id,
+            ProtocolSession.enterprise_id == session.enterprise_id,
+            ProtocolSession.channel_id == session.channel_id,
+            ProtocolSession.presenter_id == session.presenter_id,
+            ProtocolSession.created_at >= earlier.ended_at,
+            ProtocolSession.id != session.id,
+        )
+    ).first()
+    return earlier if since is None else None
+
+
 def _on_scheduled(engine: Engine, s: Session, after: Any, session: ProtocolSession) -> None:
     if engine.library[session.protocol_id].presenter_prep is None:
         return
@@ -99,16 +145,24 @@ def _on_scheduled(engine: Engine, s: Session, after: Any, session: ProtocolSessi
     sent = {"scheduled": now.isoformat()}
     if when.remind_at is None:
         sent[REMIND] = now.isoformat()
-    session.prep = {**(session.prep or {}), "sent": sent}
-    dm(
-        engine,
-        s,
-        session,
-        session.presenter_id,
-        "prep/reminder.j2",
-        "scheduled",
-        moment="scheduled",
-    )
+    kept = _cancelled_with_prep(engine, s, session)
+    if kept is not None:
+        # What the presenter sent is theirs to keep: not asked for all over again.
+        prep_kept = {k: v for k, v in (kept.prep or {}).items() if k in KEPT_PREP}
+        session.statement = kept.statement
+        session.prep = {**(session.prep or {}), **prep_kept, "sent": sent, "kept_from": kept.id}
+        dm(engine, s, session, session.presenter_id, "prep/kept.j2", "scheduled", kept=kept)
+    else:
+        session.prep = {**(session.prep or {}), "sent": sent}
+        dm(
+            engine,
+            s,
+            session,
+            session.presenter_id,
+            "prep/reminder.j2",
+            "scheduled",
+            moment="scheduled",
+        )
     sid = session.id
     for kind, at in _pending(session, when):
         after(partial(engine.timers.prep_due, sid, kind, at))
