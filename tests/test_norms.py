@@ -723,7 +723,7 @@ def test_a_late_reply_in_a_listening_step_promises_nothing_at_a_step_already_ope
     words = json.dumps(kept["blocks"])
     assert "as a private note for you" in words and "when step 5" not in words
     assert "in your copy of the notes at the end" in words
-    (parked,) = [m for m in _ephemerals_to(bot, T1) if "parked" in m["text"]]
+    (parked,) = [m for m in _ephemerals_to(bot, T1) if "question" in m["text"]]
     words = json.dumps(parked["blocks"])
     assert "will be listed" not in words and "Questions for the presenter" in words
 
@@ -909,6 +909,32 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     posted = json.dumps([m["blocks"] for m in bot.posts() if m.get("thread_ts")])
     # In PRODUCT.md 3.2's order, though no ATLAS step collects questions.
     assert posted.index("*Questions for the presenter*") < posted.index("*Presenter reflection*")
+
+
+def test_a_question_in_a_listening_steps_thread_after_the_presenters_turn_opened(
+    bot: Bot,
+) -> None:
+    # Told "The presenter is listening in Describing, so your question is parked for them"
+    # while the presenter was answering questions in Reflecting, whose list had been posted
+    # without it: the question waited for a turn that had come.
+    describing = _start_at_step(bot, 2)
+    for k in (3, 4, 5):
+        _next(bot, k)
+    asked = _say(bot, T1, "Is this the first draft?", describing)
+    assert _recorded(bot, asked).tag == "question"
+    bot.wait_until(lambda: any("question" in m["text"] for m in _ephemerals_to(bot, T1)))
+    (told,) = [json.dumps(m["blocks"]) for m in _ephemerals_to(bot, T1) if "question" in m["text"]]
+    assert "is listening" not in told
+    assert "speaking now, in step 5, *Reflecting on the ATLAS*" in told
+    assert "ask your question in that step's thread" in told
+    _next(bot, 6)
+    late = _say(bot, T2, "Was it timed?", describing)
+    assert _recorded(bot, late).tag == "question"
+    bot.wait_until(lambda: any("question" in m["text"] for m in _ephemerals_to(bot, T2)))
+    (told,) = [json.dumps(m["blocks"]) for m in _ephemerals_to(bot, T2) if "question" in m["text"]]
+    assert "is listening" not in told and "ask your question" not in told
+    assert "turn to answer, step 5, *Reflecting on the ATLAS*, is over" in told
+    assert "Questions for the presenter" in told
 
 
 def test_a_context_question_while_only_the_presenter_shares_waits_for_their_turn(

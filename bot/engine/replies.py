@@ -1434,9 +1434,13 @@ def _not_open_yet(index: int | None, session: ProtocolSession) -> int | None:
 def _steps_ahead(protocol: Protocol, index: int, session: ProtocolSession) -> dict[str, Any]:
     """What a norm's message about a reply in step `index` may promise (_not_open_yet): the
     step where parked interpretations are shown, and the presenter's next turn."""
+    turn = next_presenter_step(protocol, index)
     return {
         "interpreting": _not_open_yet(_interpreting_step(protocol, index), session),
-        "presenter_step": _not_open_yet(next_presenter_step(protocol, index), session),
+        "presenter_step": _not_open_yet(turn, session),
+        # The presenter's turn, open now or over (a reply in a closed step's thread): what a
+        # parked question tells its author instead of a promise.
+        "turn_reached": turn if turn is not None and turn <= session.current_step else None,
     }
 
 
