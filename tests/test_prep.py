@@ -949,6 +949,43 @@ def test_e2e_a_session_cancelled_and_booked_again_keeps_the_presenters_prep(bot:
     assert re.search(r"#2 [^\n]*prep in", status_text)
 
 
+def test_e2e_prep_sent_for_a_session_moved_meanwhile_goes_to_the_one_booked_again(
+    bot: Bot,
+) -> None:
+    # The presenter wrote their prep while the facilitator moved the session (cancel, start
+    # again): the dialog answered "cancelled, nothing to prepare", with the new one waiting.
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    bot.command("cancel 1")
+    bot.command(f"start atlas <@{PRESENTER}> in 3d")
+    statement = "Graph the fruit survey, then label the axes."
+    status, body = bot.post(view_submission(view, PRESENTER, dialog_values(statement=statement)))
+    assert status == 200 and parsed_body(body) == {}
+    bot.settle()
+    with bot.db.session() as s:
+        moved, cancelled = s.get(ProtocolSession, 2), s.get(ProtocolSession, 1)
+        assert moved is not None and cancelled is not None
+        assert moved.statement == statement and prep.is_ready(moved)
+        assert cancelled.statement is None
+    thanks = message_text(_dm(bot, PRESENTER)[-1])
+    assert "you're ready" in thanks and statement in thanks
+
+
+def test_e2e_prep_sent_for_a_cancelled_session_is_refused_when_none_took_its_place(
+    bot: Bot,
+) -> None:
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+    view = _open_dialog(bot, 1)
+    bot.command("cancel 1")
+    bot.command(f"start atlas <@{TEACHERS[0]}> in 3d")  # someone else presents
+    status, body = bot.post(view_submission(view, PRESENTER, dialog_values()))
+    assert "was cancelled" in parsed_body(body)["errors"]["reason"]
+    with bot.db.session() as s:
+        assert s.scalar(select(func.count()).where(ProtocolSession.statement.is_not(None))) == 0
+
+
 def test_e2e_a_bare_cancel_while_a_session_runs_calls_off_nothing(bot: Bot) -> None:
     # The facilitator means the session in front of them: the one booked for tomorrow, and
     # its presenter's prep, stay.

@@ -137,6 +137,34 @@ def _cancelled_with_prep(
     return earlier if since is None else None
 
 
+def booked_again(engine: Engine, s: Session, cancelled: ProtocolSession) -> ProtocolSession | None:
+    """The session booked in place of `cancelled` (see _cancelled_with_prep), still to start:
+    in its channel, for its presenter, with the same kind of prep, soon after it was called off.
+    The prep dialog opened for the cancelled one saves there."""
+    before = engine.library.get(cancelled.protocol_id)
+    wanted = before.presenter_prep if before is not None else None
+    if cancelled.status != "cancelled" or cancelled.ended_at is None or wanted is None:
+        return None
+    candidates = s.scalars(
+        select(ProtocolSession)
+        .where(
+            ProtocolSession.team_id == cancelled.team_id,
+            ProtocolSession.enterprise_id == cancelled.enterprise_id,
+            ProtocolSession.channel_id == cancelled.channel_id,
+            ProtocolSession.presenter_id == cancelled.presenter_id,
+            ProtocolSession.status == "scheduled",
+            ProtocolSession.created_at >= cancelled.ended_at,
+            ProtocolSession.created_at <= cancelled.ended_at + KEPT_FOR,
+        )
+        .order_by(ProtocolSession.created_at, ProtocolSession.id)
+    ).all()
+    for session in candidates:
+        protocol = engine.library.get(session.protocol_id)
+        if protocol is not None and protocol.presenter_prep == wanted:
+            return session
+    return None
+
+
 def _on_scheduled(engine: Engine, s: Session, after: Any, session: ProtocolSession) -> None:
     if engine.library[session.protocol_id].presenter_prep is None:
         return

@@ -132,6 +132,11 @@ def submit(
             return {"reason": "session_gone"}
         if user_id not in (session.presenter_id, session.facilitator_id):
             return {"reason": "not_yours"}
+        # Cancelled while the dialog was open, and booked again for the same presenter (a
+        # session is moved that way): what they wrote is for the new one.
+        moved = prep.booked_again(engine, s, session)
+        if moved is not None and user_id in (moved.presenter_id, moved.facilitator_id):
+            session = engine._lock(s, moved.id) or session
         protocol = engine.installed(session)
         if protocol is None or not _open_to_prep(session, protocol):
             return {"reason": "session_closed"}
