@@ -7,6 +7,7 @@ The rule tests drive due jobs by calling what the scheduler's jobs call (`prep.d
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -970,6 +971,9 @@ def test_e2e_prep_sent_for_a_session_moved_meanwhile_goes_to_the_one_booked_agai
         assert cancelled.statement is None
     thanks = message_text(_dm(bot, PRESENTER)[-1])
     assert "you're ready" in thanks and statement in thanks
+    # The first note's Get ready button opens the prep of the session booked in its place.
+    reopened = _open_dialog(bot, 1)
+    assert json.loads(str(reopened["private_metadata"]))["session_id"] == 2
 
 
 def test_e2e_prep_sent_for_a_cancelled_session_is_refused_when_none_took_its_place(

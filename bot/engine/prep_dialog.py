@@ -251,6 +251,10 @@ def opening(engine: Engine, team_id: str, user_id: str, session_id: int) -> Prot
         session = s.get(ProtocolSession, session_id)
         if session is None or session.team_id != team_id:
             raise Refusal("prep/refusals/prep_closed.j2", session=None, protocol=None)
+        # A button of the cancelled session's DMs opens the prep of the one booked in its place.
+        moved = prep.booked_again(engine, s, session)
+        if moved is not None and user_id in (moved.presenter_id, moved.facilitator_id):
+            session = moved
         s.expunge(session)
     if user_id not in (session.presenter_id, session.facilitator_id):
         raise Refusal("prep/refusals/prep_not_yours.j2", session=session)
