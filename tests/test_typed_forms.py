@@ -144,6 +144,13 @@ def test_help_shows_how_to_keep_an_asynchronous_session_off_the_weekend(bot: Bot
     assert "closes Monday morning instead" in answer
 
 
+def test_help_shows_how_to_change_a_scheduled_sessions_presenter_or_time(bot: Bot) -> None:
+    # Nothing said how: a facilitator whose presenter fell ill looked for a command that isn't.
+    answer = message_text(bot.command("help"))
+    assert "To change the presenter or the time of session #12" in answer
+    assert "the same presenter's prep is kept" in answer
+
+
 def test_end_now_ends_the_session(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
