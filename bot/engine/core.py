@@ -887,14 +887,15 @@ class Engine:
                 .where(ProtocolSession.id.in_(first))
                 .order_by(ProtocolSession.id)  # every round locks in one order: no deadlock
                 .with_for_update()
-                # the steps each ran, read together: installed compares them with its protocol
+                # the steps each ran, read together: installed compares them with its protocol,
+                # and the open one is closed
                 .options(selectinload(ProtocolSession.steps))
             ).all()
             runs = {
                 (run.session_id, run.index): run
-                for run in s.scalars(
-                    select(StepRun).where(StepRun.session_id.in_(first), StepRun.ended_at.is_(None))
-                )
+                for session in locked
+                for run in session.steps
+                if run.ended_at is None
             }
             notes_mod.read_ahead(
                 s,
