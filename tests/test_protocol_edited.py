@@ -46,20 +46,25 @@ def shortened(library: dict[str, Protocol], protocol_id: str, steps: int) -> dic
     return {**library, protocol_id: dataclasses.replace(protocol, steps=protocol.steps[:steps])}
 
 
+def _moved_to(bot: Bot, step: int) -> str:
+    """OURS started on hour-long steps, moved on to `step` by `next`, its posts out: that
+    step's ts."""
+    bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
+    for index in range(1, step + 1):
+        bot.wait_until(lambda n=index: len(bot.step_posts()) == n)
+        if index < step:
+            bot.command("next")
+    bot.runtime.sender.drain(5)
+    return str(bot.step_posts()[step - 1]["ts"])
+
+
 def test_a_session_past_the_end_of_its_shortened_protocol_is_read_held_and_ended(
     workspace: SlackStandin, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     custom = _ours(tmp_path)
     bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
-        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
-        bot.wait_until(lambda: len(bot.step_posts()) == 1)
-        bot.command("next")
-        bot.wait_until(lambda: len(bot.step_posts()) == 2)
-        bot.command("next")
-        bot.wait_until(lambda: len(bot.step_posts()) == 3)
-        bot.runtime.sender.drain(5)
-        third = str(bot.step_posts()[2]["ts"])
+        third = _moved_to(bot, 3)
         bot.reply(TEACHERS[0], "We will reteach fractions on a number line.", third)
         bot.settle()
     finally:
@@ -181,12 +186,7 @@ def test_a_session_whose_protocol_id_now_names_other_steps_is_held_not_run_on_th
     custom = _ours(tmp_path)
     bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
-        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
-        bot.wait_until(lambda: len(bot.step_posts()) == 1)
-        bot.command("next")
-        bot.wait_until(lambda: len(bot.step_posts()) == 2)
-        bot.runtime.sender.drain(5)
-        second = str(bot.step_posts()[1]["ts"])
+        second = _moved_to(bot, 2)
         bot.reply(TEACHERS[0], "Most students met the goal with a model.", second)
         bot.settle()
     finally:
@@ -279,12 +279,7 @@ def test_a_session_whose_protocol_was_cut_to_the_step_it_is_on_says_why_it_ended
     custom = _ours(tmp_path)
     bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
-        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
-        bot.wait_until(lambda: len(bot.step_posts()) == 1)
-        bot.command("next")
-        bot.wait_until(lambda: len(bot.step_posts()) == 2)
-        bot.runtime.sender.drain(5)
-        second = str(bot.step_posts()[1]["ts"])
+        second = _moved_to(bot, 2)
         bot.reply(TEACHERS[0], "Most students met the goal with a model.", second)
         bot.settle()
     finally:
@@ -323,13 +318,7 @@ def test_extend_and_pause_on_a_session_its_protocol_can_t_run_on_say_so_and_keep
     custom = _ours(tmp_path)
     bot = Bot(workspace, database_url, protocols_dir=custom).start()
     try:
-        bot.command(f"start {OURS} <@{PRESENTER}> step 1h")
-        bot.wait_until(lambda: len(bot.step_posts()) == 1)
-        bot.command("next")
-        bot.command("next")
-        bot.wait_until(lambda: len(bot.step_posts()) == 3)
-        bot.runtime.sender.drain(5)
-        third = str(bot.step_posts()[2]["ts"])
+        third = _moved_to(bot, 3)
         bot.reply(TEACHERS[0], "We will reteach fractions on a number line.", third)
         bot.settle()
     finally:
