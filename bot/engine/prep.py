@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from bot.blocks import render_message
@@ -96,6 +96,16 @@ def dm(
     engine.post(s, session, message, channel=user, ref=f"prep:{session.id}:{kind}")
 
 
+def _same_presenter_here(session: ProtocolSession) -> tuple[ColumnElement[bool], ...]:
+    """Sessions in `session`'s channel (of its workspace) with its presenter."""
+    return (
+        ProtocolSession.team_id == session.team_id,
+        ProtocolSession.enterprise_id == session.enterprise_id,
+        ProtocolSession.channel_id == session.channel_id,
+        ProtocolSession.presenter_id == session.presenter_id,
+    )
+
+
 def _cancelled_with_prep(
     engine: Engine, s: Session, session: ProtocolSession
 ) -> ProtocolSession | None:
@@ -106,10 +116,7 @@ def _cancelled_with_prep(
     earlier = s.scalars(
         select(ProtocolSession)
         .where(
-            ProtocolSession.team_id == session.team_id,
-            ProtocolSession.enterprise_id == session.enterprise_id,
-            ProtocolSession.channel_id == session.channel_id,
-            ProtocolSession.presenter_id == session.presenter_id,
+            *_same_presenter_here(session),
             ProtocolSession.status == "cancelled",
             ProtocolSession.started_at.is_(None),
             ProtocolSession.ended_at >= engine.clock.now() - KEPT_FOR,
@@ -126,10 +133,7 @@ def _cancelled_with_prep(
         return None
     since = s.scalars(
         select(ProtocolSession.id).where(
-            ProtocolSession.team_id == session.team_id,
-            ProtocolSession.enterprise_id == session.enterprise_id,
-            ProtocolSession.channel_id == session.channel_id,
-            ProtocolSession.presenter_id == session.presenter_id,
+            *_same_presenter_here(session),
             ProtocolSession.created_at >= earlier.ended_at,
             ProtocolSession.id != session.id,
         )
@@ -148,10 +152,7 @@ def booked_again(engine: Engine, s: Session, cancelled: ProtocolSession) -> Prot
     candidates = s.scalars(
         select(ProtocolSession)
         .where(
-            ProtocolSession.team_id == cancelled.team_id,
-            ProtocolSession.enterprise_id == cancelled.enterprise_id,
-            ProtocolSession.channel_id == cancelled.channel_id,
-            ProtocolSession.presenter_id == cancelled.presenter_id,
+            *_same_presenter_here(cancelled),
             ProtocolSession.status == "scheduled",
             ProtocolSession.created_at >= cancelled.ended_at,
             ProtocolSession.created_at <= cancelled.ended_at + KEPT_FOR,
