@@ -239,3 +239,25 @@ def test_a_full_home_stays_within_slacks_blocks_for_a_view(bot: Bot) -> None:
     call = bot.standin.calls_to("views.publish")[-1]
     assert call.response.get("ok"), call.response
     assert home.count("more after these") >= 1
+
+
+def _past(bot: Bot, user: str) -> list[str]:
+    """The lines of the Past sessions on `user`'s Home tab."""
+    blocks = json.loads(_open_home(bot, user))
+    lines = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    return [line for line in lines if ", ended <!date" in line]
+
+
+def test_past_sessions_say_whose_work_it_was(bot: Bot) -> None:
+    # Two ATLAS sessions ended the same day in the same channel were two identical lines.
+    for n, presenter in enumerate((PRESENTER, TEACHERS[0]), start=1):
+        bot.command(f"start atlas <@{presenter}> step 1h")
+        bot.wait_until(lambda n=n: len(bot.step_posts()) == n)
+        bot.command("end")
+        bot.settle()
+    past = _past(bot, FACILITATOR)
+    assert len(past) == 2, past
+    assert f"<@{TEACHERS[0]}>" in past[0] and f"<@{PRESENTER}>" in past[1], past
+    assert all("you facilitated" in line for line in past), past
+    (own,) = _past(bot, PRESENTER)
+    assert "you presented" in own, own
