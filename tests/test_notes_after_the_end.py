@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+from bot.export import export
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, tables_holding
 from tests.process import bot_environment, run_cli
 
@@ -276,3 +277,25 @@ def test_a_presenter_note_that_came_late_is_in_their_copy(bot: Bot) -> None:
     assert "calculator rule" not in _thread(bot, header_ts)
     assert not [m for m in bot.posts() if "more repl" in str(m.get("text"))]
     assert len(bot.standin.calls_to("files.completeUploadExternal")) == 1
+
+
+def test_notes_of_a_session_ended_early_say_at_which_step(bot: Bot) -> None:
+    # Ended at step 2 of 6 with `/protocol end`, the notes read like a whole session's: the
+    # presenter could not tell why there was no reflection or debrief in them.
+    step, header_ts, _said = _ended(bot, "The student drew two graphs.")
+    for shown in (_thread(bot, header_ts), _dm(bot), *_files(bot)):
+        assert "ended early, at step 1 of 6" in shown, shown
+    assert "ended early, at step 1 of 6" in export(bot.settings, "latest", "md")
+
+
+def test_notes_of_a_session_run_to_its_end_say_nothing_of_ending_early(bot: Bot) -> None:
+    bot.open_step()
+    header_ts = str(bot.posts()[0]["ts"])
+    for k in range(2, 7):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)
+    bot.command("next")
+    bot.settle()
+    assert "Notes from" in _thread(bot, header_ts)
+    for shown in (_thread(bot, header_ts), _dm(bot), *_files(bot)):
+        assert "ended early" not in shown
