@@ -347,6 +347,20 @@ def test_the_csv_export_tells_the_presenters_own_notes_from_the_groups_replies(b
     }
 
 
+def test_the_csv_export_says_when_each_reply_was_written(bot: Bot) -> None:
+    # Its only time was Slack's ts (1796639254.789958), which a spreadsheet shows as
+    # 1.79664E+09: no reader could tell a Monday reply from a Thursday one in a week's session.
+    step = bot.open_step()
+    ts = bot.reply(TEACHERS[0], "The graph has no labels.", step)
+    written = datetime.fromtimestamp(float(ts), UTC)
+    bot.settle()
+    bot.command("end")
+    (row,) = csv.DictReader(io.StringIO(export(bot.settings, "latest", "csv")))
+    assert row["written_at"] == f"{written:%Y-%m-%d %H:%M:%S}", row
+    (item,) = json.loads(export(bot.settings, "latest", "json"))["contributions"]
+    assert item["written_at"] == written.isoformat(), item
+
+
 def test_a_steps_length_counts_out_the_time_it_was_paused(
     workspace: SlackStandin, database_url: str, request: pytest.FixtureRequest
 ) -> None:

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from typing import Protocol as TypingProtocol
 
@@ -421,6 +421,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _written(ts: str) -> datetime:
+    """When a reply was written: its Slack ts is the moment, in seconds since the epoch."""
+    return datetime.fromtimestamp(float(ts), UTC)
+
+
 def export_json(notes: Notes) -> str:
     session = notes.session
     items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
@@ -469,6 +474,7 @@ def export_json(notes: Notes) -> str:
                 "text": i.text,
                 "tag": i.tag,
                 "ts": i.ts,
+                "written_at": _iso(_written(i.ts)),
                 "presenter_note": i.audience == "presenter",
             }
             for i in items
@@ -494,14 +500,17 @@ def export_csv(notes: Notes) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     # presenter_note as in the JSON: the presenter's own notes while listening, not the group's.
-    # user_name last: columns a reader of earlier exports knows keep their place.
-    header = ["step", "step_title", "user", "tag", "text", "ts", "presenter_note", "user_name"]
+    # user_name, then written_at (UTC, as spreadsheets read a time: the ts is no time to a
+    # reader) last: columns a reader of earlier exports knows keep their place.
+    header = ["step", "step_title", "user", "tag", "text", "ts", "presenter_note"]
+    header += ["user_name", "written_at"]
     writer.writerow(header)
     items = [i for _tag, section in notes.sections for i in section] + notes.presenter_notes
     for i in sorted(items, key=lambda i: (i.step_index, i.ts)):
         title = notes.protocol.step(i.step_index).title
         own = "yes" if i.audience == "presenter" else "no"
-        row = [i.step_index, title, i.user, i.tag, i.text, i.ts, own, i.name or ""]
+        written = f"{_written(i.ts):%Y-%m-%d %H:%M:%S}"
+        row = [i.step_index, title, i.user, i.tag, i.text, i.ts, own, i.name or "", written]
         writer.writerow([_cell(value) for value in row])
     return out.getvalue()
 
