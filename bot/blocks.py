@@ -119,6 +119,9 @@ class _Builder:
         self.blocks: list[Block] = []
         self.fallback: str | None = None
         self.buttons: list[Block] = []
+        # The heading of the section that a block goes on with, by the block's index: a part
+        # of a section too long for one block, after its first.
+        self.continues: dict[int, str] = {}
 
     def flush_buttons(self) -> None:
         if self.buttons:
@@ -136,7 +139,10 @@ class _Builder:
                 text = _clip(" ".join(body.split()), HEADER_LIMIT)
                 self.blocks.append({"type": "header", "text": _plain(text)})
         elif kind == "section":
-            for part in _split(body, SECTION_LIMIT):
+            heading = _HEADING.match(body)
+            for k, part in enumerate(_split(body, SECTION_LIMIT)):
+                if k and heading:
+                    self.continues[len(self.blocks)] = heading["heading"]
                 self.blocks.append({"type": "section", "text": _mrkdwn(part)})
         elif kind == "context":
             # A long one (the notes' figures for the debrief, a step after another) goes on in
@@ -160,6 +166,10 @@ class _Builder:
             self.buttons.append(button)
         else:
             raise ValueError(f"unknown message directive {kind!r}")
+
+
+# A section's heading: a first line in bold and nothing else ("*Observations*").
+_HEADING = re.compile(r"\*(?P<heading>[^*\n]+)\*\n")
 
 
 def _plain(text: str) -> Block:
@@ -217,15 +227,20 @@ def parse_messages(
     messages: list[Message] = []
     chunk: list[Block] = []
     size = 0
-    for block in builder.blocks:
+    fallback = builder.fallback
+    for index, block in enumerate(builder.blocks):
         length = len(str(block))
         if chunk and (len(chunk) >= max_blocks or size + length > max_chars):
-            messages.append(_message(chunk, builder.fallback if not messages else None))
-            chunk, size = [], 0
+            messages.append(_message(chunk, fallback))
+            chunk, size, fallback = [], 0, None
+            if index in builder.continues:
+                # A part that goes on with a section says which, as its first block.
+                heading = _build(render_text("part_continued.j2", heading=builder.continues[index]))
+                chunk, fallback = heading.blocks, heading.fallback
         chunk.append(block)
         size += length
     if chunk or not messages:
-        messages.append(_message(chunk, builder.fallback if not messages else None))
+        messages.append(_message(chunk, fallback))
     return messages
 
 

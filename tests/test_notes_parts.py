@@ -244,3 +244,26 @@ def test_notes_asked_for_while_the_session_runs_say_they_are_the_notes_so_far(bo
     ended = json.dumps(bot.command("notes")["blocks"])
     assert "notes so far" not in ended and "still open" not in ended
     assert "1 reply from 1 person in " in ended
+
+
+def test_each_part_of_long_notes_says_which_section_it_goes_on_with(bot: Bot) -> None:
+    # A part after the first began with a bullet: read on its own (a notification, a part
+    # scrolled to), nobody could tell Observations from Interpretations.
+    bot.open_step()
+    header_ts = str(bot.posts()[0]["ts"])
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describing = str(bot.step_posts()[1]["ts"])
+    words = "the student wrote the equation again beside the table " * 7
+    for n in range(90):
+        bot.reply(TEACHERS[n % 3], f"Reply {n:03d}: {words}", describing)
+    bot.settle(30)
+    bot.command("end")
+    bot.settle(30)
+    for parts in (_notes_parts(bot, header_ts), bot.standin.messages(f"D{PRESENTER[1:]}")):
+        parts = [m for m in parts if m.get("blocks")][-3:]
+        assert len(parts) == 3, "long enough to be split"
+        for part in parts[1:]:
+            first = part["blocks"][0]["text"]["text"]
+            assert first.startswith("*Observations* _(continued)_"), first[:100]
+            assert part["text"].startswith("Observations (continued)"), part["text"][:100]
