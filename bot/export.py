@@ -96,6 +96,10 @@ def list_sessions(settings: Settings, since: date | None, until: date | None) ->
             lines = ["\t".join(SESSION_COLUMNS)]
             for row in sessions:
                 started = row.started_at or row.starts_at
+                # Whose work it was, by the name Slack gave at the start where it did (a tab or
+                # line break in a name would start another cell or line).
+                named = " ".join(str((row.names or {}).get(row.presenter_id) or "").split())
+                presenter = f"{named} ({row.presenter_id})" if named else row.presenter_id
                 cells = (
                     str(row.id),
                     row.team_id,
@@ -105,6 +109,7 @@ def list_sessions(settings: Settings, since: date | None, until: date | None) ->
                     f"{started:%Y-%m-%d %H:%M}",
                     f"{row.ended_at:%Y-%m-%d %H:%M}" if row.ended_at else "",
                     str(counts.get(row.id, 0)),
+                    presenter,
                 )
                 lines.append("\t".join(cells))
             return "\n".join(lines) + "\n"
@@ -112,4 +117,15 @@ def list_sessions(settings: Settings, since: date | None, until: date | None) ->
         db.dispose()
 
 
-SESSION_COLUMNS = ("id", "team", "channel", "protocol", "status", "starts", "ended", "replies")
+# presenter last: columns an operator's script knows keep their place.
+SESSION_COLUMNS = (
+    "id",
+    "team",
+    "channel",
+    "protocol",
+    "status",
+    "starts",
+    "ended",
+    "replies",
+    "presenter",
+)

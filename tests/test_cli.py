@@ -909,12 +909,17 @@ def test_sessions_lists_every_session_for_a_district_s_export_of_a_school_year(
         assert (done.returncode, done.stderr) == (0, "")
         return done.stdout.splitlines()
 
-    header = "id\tteam\tchannel\tprotocol\tstatus\tstarts\tended\treplies"
+    # Whose work each was: a district asks for "Maria's session in October" (columns an
+    # operator's script knows keep their place).
+    header = "id\tteam\tchannel\tprotocol\tstatus\tstarts\tended\treplies\tpresenter"
     row = (
         f"{ran.id}\t{TEAM}\t{CHANNEL}\tatlas\tended\t{started:%Y-%m-%d %H:%M}\t"
-        f"{ended:%Y-%m-%d %H:%M}\t1"
+        f"{ended:%Y-%m-%d %H:%M}\t1\tmaria ({PRESENTER})"
     )
-    ahead = f"{later.id}\t{TEAM}\t{CHANNEL}\ttuning\tscheduled\t{due:%Y-%m-%d %H:%M}\t\t0"
+    ahead = (
+        f"{later.id}\t{TEAM}\t{CHANNEL}\ttuning\tscheduled\t{due:%Y-%m-%d %H:%M}\t\t0\t"
+        f"maria ({PRESENTER})"
+    )
     assert listed() == [header, row, ahead]
     assert listed("--until", f"{started:%Y-%m-%d}") == [header, row]
     assert listed("--since", f"{due:%Y-%m-%d}") == [header, ahead]
