@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.store.models import InboxEvent, OutboxMessage, ProtocolSession
 from tests.fakes.signing import interaction_body
-from tests.harness import FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot
 from tests.prep_world import dialog_values, view_submission
 
 
@@ -261,3 +261,23 @@ def test_past_sessions_say_whose_work_it_was(bot: Bot) -> None:
     assert all("you facilitated" in line for line in past), past
     (own,) = _past(bot, PRESENTER)
     assert "you presented" in own, own
+
+
+def test_notes_sent_by_dm_say_which_channel_and_day_they_are_from(bot: Bot) -> None:
+    # The copy in a direct message (the presenter's, or one asked for from Home) named the
+    # protocol and the people, not the channel nor the day: a teacher in two teams, or asking
+    # for last month's, could not tell which session's notes they were.
+    bot.open_step()
+    bot.command("end")
+    bot.settle()
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        ended = session.ended_at
+    assert ended is not None
+    dm = f"D{PRESENTER[1:]}"
+    _press_notes(bot, TEACHERS[0], session.id)
+    bot.wait_until(lambda: bool(bot.standin.messages("D_T1")))
+    bot.settle()
+    for copy in (bot.standin.messages(dm)[-1], bot.standin.messages("D_T1")[0]):
+        intro = copy["blocks"][1]["text"]["text"]
+        assert f"<#{CHANNEL}>" in intro and f"<!date^{int(ended.timestamp())}^" in intro, intro
