@@ -281,3 +281,13 @@ def test_notes_sent_by_dm_say_which_channel_and_day_they_are_from(bot: Bot) -> N
     for copy in (bot.standin.messages(dm)[-1], bot.standin.messages("D_T1")[0]):
         intro = copy["blocks"][1]["text"]["text"]
         assert f"<#{CHANNEL}>" in intro and f"<!date^{int(ended.timestamp())}^" in intro, intro
+
+
+def test_a_running_session_says_which_step_of_how_many_and_its_title(bot: Bot) -> None:
+    # "step 2" alone: a teacher could not tell from Home how far along the session was, or
+    # what the group was doing.
+    bot.open_step()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    home = _open_home(bot, PRESENTER)
+    assert "step 2 of 6, *Describing the Student Work*" in home, home
