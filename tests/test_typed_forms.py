@@ -340,3 +340,15 @@ def test_a_number_with_a_unit_not_known_is_quoted_whole(bot: Bot) -> None:
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2 weeks"))
     assert "`2 weeks` is not a duration: use a whole number and a unit (s, m, h or d)" in answer
     assert "`10` is not a duration" in message_text(bot.command("extend 10 please"))
+
+
+def test_a_start_on_steps_under_a_minute_says_the_session_will_be_over_at_once(bot: Bot) -> None:
+    # `step 1s`, a slip for `step 1d` (the keys sit side by side), ran all six steps and posted
+    # the notes within seconds, and the answer to the start said nothing of how long a step was.
+    quick = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2s"))
+    assert "Each step lasts 2 seconds, so all 6 steps will be over within about 12 seconds" in quick
+    assert "`/protocol end` now and start again with `step 10m` or `step 1d`" in quick
+    bot.command("end")
+    bot.settle()
+    meant = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1d"))
+    assert "is starting in this channel" in meant and "Each step lasts" not in meant
