@@ -583,7 +583,7 @@ def _option_in(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     # `in 2d` from 3 PM is 3 PM two days on, on the caller's calendar, across a clock change
     # too; hours are hours: `in 24h` is 24 hours on, 3 PM or 4 PM as the clocks have it.
     days = _calendar_days(text)
-    start_at = later(clock.now, days * DAY, clock.zone) + timedelta(seconds=seconds - days * DAY)
+    start_at = later(clock.now, seconds, clock.zone, days)
     return replace(command, start_at=start_at)
 
 

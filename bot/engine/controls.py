@@ -135,10 +135,7 @@ def extend(
             _show(engine, s, session, plan=False)
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
         assert session.step_closes_at is not None
-        whole = seconds // DAY if days is None else days
-        closes = later(session.step_closes_at, whole * DAY, session.tz) + timedelta(
-            seconds=seconds - whole * DAY
-        )
+        closes = later(session.step_closes_at, seconds, session.tz, days)
         # One extend is held to 14 days; many are held together to a step's own limit.
         if closes - now > timedelta(seconds=MAX_AHEAD_SECONDS):
             raise Refusal("refusals/extend_too_far.j2", days=MAX_AHEAD_SECONDS // DAY)

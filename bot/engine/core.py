@@ -313,6 +313,18 @@ class Engine:
             and notes_mod.replaced(kept, session, ran)
         )
 
+    def why_held(
+        self, session: notes_mod.Reached, ran: Mapping[int, str] | None = None
+    ) -> dict[str, bool]:
+        """What the answers say of a session its protocol can't run on (see installed): `gone`,
+        not installed; `cut`, installed without the steps it reached; `replaced`, its id given
+        to other steps."""
+        return {
+            "gone": self.installed(session, ran) is None,
+            "cut": self.cut_short(session, ran),
+            "replaced": self.replaced(session, ran),
+        }
+
     def cannot_run(self, session: notes_mod.Reached) -> Refusal:
         """Why a session held for its protocol can't move (see installed)."""
         return Refusal(
@@ -1074,14 +1086,9 @@ class Engine:
             steps,
             session.planned_steps,
         )
-        for private in (True, False):
-            message = render_message(
-                "ended_cut_short.j2", session=session, steps=steps, private=private
-            )
-            if private:
-                self.post(s, session, message, channel=session.facilitator_id)
-            else:
-                self.post(s, session, message, thread_ref=f"header:{session.id}")
+        said = functools.partial(render_message, "ended_cut_short.j2", session=session, steps=steps)
+        self.post(s, session, said(private=True), channel=session.facilitator_id)
+        self.post(s, session, said(private=False), thread_ref=f"header:{session.id}")
 
     def _closed_early(
         self, s: Session, session: ProtocolSession, protocol: Protocol, when: datetime
@@ -1172,18 +1179,12 @@ class Engine:
             if session.status == "paused":
                 self.unpaused(s, session)
             protocol = self.installed(session)
-            cut, replaced = self.cut_short(session), self.replaced(session)
+            held = self.why_held(session)
             if protocol is not None and session.current_step >= 1:
                 self.show_step(s, session, protocol, session.current_step, now)
                 self._closed_early(s, session, protocol, now)
             self._finish(s, after, session, now)
-            context = {
-                "session": session,
-                "gone": protocol is None,
-                "cut": cut,
-                "replaced": replaced,
-            }
-            return Reply("replies/ended.j2", context)
+            return Reply("replies/ended.j2", {"session": session, **held})
 
     def _require_active(
         self, s: Session, actor: Actor, pressed: Pressed | None = None
@@ -1267,9 +1268,7 @@ class Engine:
             protocol = self.shown_protocol(s, session, ran)
             context.update(
                 protocol=protocol,
-                gone=self.installed(session, ran) is None,
-                cut=self.cut_short(session, ran),
-                replaced=self.replaced(session, ran),
+                **self.why_held(session, ran),
                 step=protocol.step(session.current_step),
                 count=len(protocol.steps),
                 now=now,
@@ -1286,18 +1285,10 @@ class Engine:
                 raise Refusal("refusals/no_notes.j2")
             protocol = self.shown_protocol(s, session)
             notes = notes_mod.build_notes(s, session, protocol)
-            gone, cut = self.installed(session) is None, self.cut_short(session)
-            replaced = self.replaced(session)
             # The answer is the asker's alone: the presenter's holds their own notes from the
             # listening steps, as their copy at the end and from App Home do.
             own = actor.user_id == session.presenter_id
-            context = {
-                "notes": notes,
-                "for_presenter": own,
-                "gone": gone,
-                "cut": cut,
-                "replaced": replaced,
-            }
+            context = {"notes": notes, "for_presenter": own, **self.why_held(session)}
             if fits_one_message("notes_reply.j2", **context):
                 return Reply("notes_reply.j2", context)
             # Too long for one answer: the asker gets them whole by DM, in parts, as from App

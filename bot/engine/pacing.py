@@ -43,10 +43,15 @@ def carry_past_weekend(at: datetime, tz: str) -> datetime:
     return datetime.combine(monday, MONDAY_MORNING, tzinfo=local.tzinfo).astimezone(at.tzinfo)
 
 
-def later(at: datetime, seconds: int, tz: str | tzinfo) -> datetime:
+def later(at: datetime, seconds: int, tz: str | tzinfo, days: int | None = None) -> datetime:
     """`seconds` after `at`, whole days counted on the calendar of the zone `tz`: a day's step
-    opened at 3 PM closes at 3 PM, across a daylight-saving change too (23 or 25 hours)."""
-    days, rest = divmod(seconds, 86400)
+    opened at 3 PM closes at 3 PM, across a daylight-saving change too (23 or 25 hours).
+    `days`: of `seconds`, the whole days to count so (typed as days: `in 2d`, not `in 48h`);
+    None, all of them."""
+    if days is None:
+        days, rest = divmod(seconds, 86400)
+    else:
+        rest = seconds - days * 86400
     if days:
         local = zone(tz) if isinstance(tz, str) else tz
         # Arithmetic on an aware datetime in one zone is on its wall clock.

@@ -141,10 +141,13 @@ def _cancelled_with_prep(
     return earlier if since is None else None
 
 
-def booked_again(engine: Engine, s: Session, cancelled: ProtocolSession) -> ProtocolSession | None:
+def booked_again(
+    engine: Engine, s: Session, cancelled: ProtocolSession, user_id: str
+) -> ProtocolSession | None:
     """The session booked in place of `cancelled` (see _cancelled_with_prep), still to start:
-    in its channel, for its presenter, with the same kind of prep, soon after it was called off.
-    The prep dialog opened for the cancelled one saves there."""
+    in its channel, for its presenter, with the same kind of prep, soon after it was called off;
+    if `user_id` presents or facilitates it. The prep dialog opened for the cancelled one saves
+    there."""
     before = engine.library.get(cancelled.protocol_id)
     wanted = before.presenter_prep if before is not None else None
     if cancelled.status != "cancelled" or cancelled.ended_at is None or wanted is None:
@@ -162,7 +165,7 @@ def booked_again(engine: Engine, s: Session, cancelled: ProtocolSession) -> Prot
     for session in candidates:
         protocol = engine.library.get(session.protocol_id)
         if protocol is not None and protocol.presenter_prep == wanted:
-            return session
+            return session if user_id in (session.presenter_id, session.facilitator_id) else None
     return None
 
 
@@ -175,23 +178,16 @@ def _on_scheduled(engine: Engine, s: Session, after: Any, session: ProtocolSessi
     if when.remind_at is None:
         sent[REMIND] = now.isoformat()
     kept = _cancelled_with_prep(engine, s, session)
+    session.prep = {**(session.prep or {}), "sent": sent}
     if kept is not None:
         # What the presenter sent is theirs to keep: not asked for all over again.
-        prep_kept = {k: v for k, v in (kept.prep or {}).items() if k in KEPT_PREP}
         session.statement = kept.statement
-        session.prep = {**(session.prep or {}), **prep_kept, "sent": sent, "kept_from": kept.id}
+        prep_kept = {k: v for k, v in (kept.prep or {}).items() if k in KEPT_PREP}
+        session.prep = {**session.prep, **prep_kept, "kept_from": kept.id}
         dm(engine, s, session, session.presenter_id, "prep/kept.j2", "scheduled", kept=kept)
     else:
-        session.prep = {**(session.prep or {}), "sent": sent}
-        dm(
-            engine,
-            s,
-            session,
-            session.presenter_id,
-            "prep/reminder.j2",
-            "scheduled",
-            moment="scheduled",
-        )
+        reminder = "prep/reminder.j2"
+        dm(engine, s, session, session.presenter_id, reminder, "scheduled", moment="scheduled")
     sid = session.id
     for kind, at in _pending(session, when):
         after(partial(engine.timers.prep_due, sid, kind, at))

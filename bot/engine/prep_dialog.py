@@ -134,8 +134,8 @@ def submit(
             return {"reason": "not_yours"}
         # Cancelled while the dialog was open, and booked again for the same presenter (a
         # session is moved that way): what they wrote is for the new one.
-        moved = prep.booked_again(engine, s, session)
-        if moved is not None and user_id in (moved.presenter_id, moved.facilitator_id):
+        moved = prep.booked_again(engine, s, session, user_id)
+        if moved is not None:
             session = engine._lock(s, moved.id) or session
         protocol = engine.installed(session)
         if protocol is None or not _open_to_prep(session, protocol):
@@ -252,9 +252,7 @@ def opening(engine: Engine, team_id: str, user_id: str, session_id: int) -> Prot
         if session is None or session.team_id != team_id:
             raise Refusal("prep/refusals/prep_closed.j2", session=None, protocol=None)
         # A button of the cancelled session's DMs opens the prep of the one booked in its place.
-        moved = prep.booked_again(engine, s, session)
-        if moved is not None and user_id in (moved.presenter_id, moved.facilitator_id):
-            session = moved
+        session = prep.booked_again(engine, s, session, user_id) or session
         s.expunge(session)
     if user_id not in (session.presenter_id, session.facilitator_id):
         raise Refusal("prep/refusals/prep_not_yours.j2", session=session)

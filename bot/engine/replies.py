@@ -194,10 +194,11 @@ def _forget_in_session(session: ProtocolSession, user_id: str) -> tuple[bool, bo
     prep = session.prep or {}
     wrote = False
     if session.presenter_id == user_id or prep.get("submitted_by") == user_id:
-        wrote = session.statement is not None or prep != retention.without_written(prep)
+        unwritten = retention.without_written(prep)
+        wrote = session.statement is not None or unwritten != prep
         session.statement = None
-        if prep != retention.without_written(prep):
-            session.prep = retention.without_written(prep)
+        if unwritten != prep:
+            session.prep = unwritten
     return named or wrote, wrote
 
 
@@ -1091,13 +1092,16 @@ class Replies:
             )
             if team_id is not None:
                 led = led.where(ProtocolSession.team_id == team_id)
-            named, wrote = [], []
+            named: list[int] = []
+            wrote: list[int] = []
             for session in s.scalars(led.order_by(ProtocolSession.id)):
                 found, theirs = _forget_in_session(session, user_id)
-                named += [session] if found else []
-                wrote += [session.id] if theirs else []
+                if found:
+                    named.append(session.id)
+                if theirs:
+                    wrote.append(session.id)
             s.flush()
-            sessions = sorted({row.session_id for row in rows} | {x.id for x in named})
+            sessions = sorted({row.session_id for row in rows} | set(named))
             for session_id in sessions:
                 self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
