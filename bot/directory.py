@@ -54,6 +54,13 @@ class SlackDirectory:
             missing = [user for user in missing if ids is not None and user not in ids]
         return missing
 
+    def still_in(self, team_id: str, channel: str, user: str) -> bool | None:
+        """Whether someone Slack says left a channel is in it now (invited back since: Slack
+        does not keep its events in order), asked afresh; None if Slack will not say. The
+        members remembered are refreshed with it."""
+        ids = self._member_ids(team_id, channel, fresh=True)
+        return None if ids is None else user in ids
+
     def _member_ids(self, team_id: str, channel: str, *, fresh: bool = False) -> list[str] | None:
         """Everyone in a channel, bots too, remembered for TTL_SECONDS; None if Slack will not
         say."""

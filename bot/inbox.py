@@ -55,9 +55,12 @@ KEPT_EVENTS = frozenset(
         "channel_left",
         "group_left",
         "member_joined_channel",
+        "member_left_channel",
     }
 )
 LEAVING = frozenset({"app_uninstalled", "tokens_revoked"})
+# Events kept with the envelope's event_time, which tells when it happened.
+TIMED = LEAVING | {"member_left_channel"}
 Handler = Callable[[str, dict[str, Any]], None]
 # An event still unhandled this long after it arrived was left by a process that died.
 SWEEP_AFTER = timedelta(seconds=2)
@@ -308,9 +311,10 @@ class Inbox:
         if not worth_keeping(event) or _someone_else_joined(body):
             return None
         team_id = event_team(body)
-        if event.get("type") in LEAVING and body.get("event_time"):
+        if event.get("type") in TIMED and body.get("event_time"):
             # When it left: Slack retries an unanswered event for half an hour, and by the time
-            # one arrives the workspace may have installed the app again.
+            # one arrives the workspace may have installed the app again. Someone who left a
+            # channel is told of once for each time they left (bot/engine/presence.py).
             event = {**event, "event_time": body["event_time"]}
         # Slack always sends one; without it nothing can be recognised as a retry.
         event_id = str(body.get("event_id") or f"none:{uuid.uuid4().hex}")

@@ -18,7 +18,7 @@ from bot import missed
 from bot.activity import Reporter
 from bot.clock import Clock, SystemClock
 from bot.directory import SlackDirectory
-from bot.engine import delivery, prep
+from bot.engine import delivery, prep, presence
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
 from bot.engine.workspaces import WORKSPACE_EVENTS, Workspaces
@@ -201,6 +201,8 @@ class Runtime:
             delivery.removed_from_channel(self.engine, team_id, event)
         elif event.get("type") == delivery.JOINED_EVENT:
             delivery.back_in_channel(self.engine, team_id, event)
+        elif event.get("type") == presence.LEFT_EVENT:
+            presence.member_left(self.engine, team_id, event)
         else:
             self.replies.handle(team_id, event)
 

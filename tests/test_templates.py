@@ -135,6 +135,9 @@ class Team:
     def in_channel(self, team_id: str, channel: str) -> bool | None:
         return None
 
+    def still_in(self, team_id: str, channel: str, user: str) -> bool | None:
+        return False  # Slack's word that they left
+
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:
         # U123, in PINGS, and channel C404 are none Slack can name here.
         return {user: user.lower() for user in ids if user in self.members(team_id, "")}
@@ -926,6 +929,39 @@ def test_the_facilitator_hears_the_bot_was_removed_and_the_session_paused(
     assert "so I paused" in left.text and "still paused" in back.text
 
 
+def left_messages(engine: Engine) -> list[Message]:
+    """The private note to the facilitator when the presenter, or they themselves, leave the
+    channel of a session running, paused or scheduled there (the facilitator presenting too)."""
+    from bot.engine import presence
+
+    said: list[Message] = []
+    later = clock(engine).now() + timedelta(days=2)
+    for status in ("running", "paused", "scheduled"):
+        for presenter in (PRESENTER, FACILITATOR):
+            room = actor(channel=f"C_GONE_{status}_{presenter}")
+            start_at = later if status == "scheduled" else None
+            engine.start(room, protocol_id="atlas", presenter=presenter, start_at=start_at)
+            if status == "paused":
+                controls.pause(engine, room)
+            before = outbox(engine)[-1].id
+            for user in dict.fromkeys((presenter, FACILITATOR)):
+                event = {"type": "member_left_channel", "user": user, "channel": room.channel_id}
+                presence.member_left(engine, TEAM, event)
+            notes = [from_outbox(r) for r in outbox(engine, before) if r.channel_id == FACILITATOR]
+            said += [n for n in notes if n is not None]
+    assert len(said) == 9
+    return said
+
+
+def test_the_facilitator_hears_who_left_the_channel_of_their_session(engine: Engine) -> None:
+    said = left_messages(engine)
+    for message in said:
+        check_message(message)
+    texts = [m.text for m in said]
+    assert sum(text.startswith(f"<@{PRESENTER}> (presenting) left") for text in texts) == 3
+    assert sum(text.startswith("You left") for text in texts) == 6
+
+
 def header_reply_messages(engine: Engine) -> list[Message]:
     """The private word to someone replying under a running session's header, or in a step's
     thread once the session has ended."""
@@ -1313,6 +1349,7 @@ def test_every_template_in_messages_is_rendered_here(engine: Engine, loaded: set
     unreachable_messages(engine)
     held_messages(engine)
     removed_messages(engine)
+    left_messages(engine)
     header_reply_messages(engine)
     dialog_and_home(engine)
     prep_messages(engine)

@@ -145,7 +145,9 @@ def tell_absent(engine: Engine, actor: Actor, started: Reply) -> None:
 def tell_absent_at_start(engine: Engine, session_id: int) -> None:
     """Once a session scheduled ahead has started on its timer: tell its facilitator, by DM and
     once, if the presenter is not in the channel. They were looked for when it was scheduled,
-    and may have left since (the bot is not told when someone leaves a channel)."""
+    and may have left since: the facilitator was told then (bot/engine/presence.py), and is
+    reminded now, when it matters; a leave Slack never told the bot of (while it was out of
+    the channel itself) is found here too."""
     with engine.db.session() as s:
         session = s.get(ProtocolSession, session_id)
         if session is None or session.status not in ACTIVE or session.started_at is None:

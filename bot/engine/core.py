@@ -97,10 +97,10 @@ class NoTimers:
 class Directory(TypingProtocol):
     """Read-only questions to Slack: who is in a channel (people only, no bots), which of some
     people are not in it, whether Slack hides a channel from the bot (private, and it not
-    invited) and whether the bot is in one now, what people and channels are called, by id
-    (those Slack cannot name left out), which names it gave before (asking nothing: for a
-    transaction, which must not wait on Slack), what a thread holds, and whether someone has
-    left the workspace."""
+    invited) and whether the bot, or someone said to have left, is in one now, what people
+    and channels are called, by id (those Slack cannot name left out), which names it gave
+    before (asking nothing: for a transaction, which must not wait on Slack), what a thread
+    holds, and whether someone has left the workspace."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 
@@ -111,6 +111,8 @@ class Directory(TypingProtocol):
     def hidden(self, team_id: str, channel: str) -> bool: ...
 
     def in_channel(self, team_id: str, channel: str) -> bool | None: ...
+
+    def still_in(self, team_id: str, channel: str, user: str) -> bool | None: ...
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
@@ -134,6 +136,9 @@ class NoDirectory:
         return False
 
     def in_channel(self, team_id: str, channel: str) -> bool | None:
+        return None
+
+    def still_in(self, team_id: str, channel: str, user: str) -> bool | None:
         return None
 
     def names(self, team_id: str, ids: list[str]) -> dict[str, str]:

@@ -1,0 +1,72 @@
+"""Someone a session needs left its channel: its facilitator hears it privately, nobody else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+
+from bot import slack
+from bot.blocks import render_message
+from bot.engine.core import Engine
+from bot.engine.prep import local_label
+from bot.store.models import ACTIVE, ProtocolSession
+
+# Slack's word that someone left a channel the bot is in (taken out, or of their own accord).
+LEFT_EVENT = "member_left_channel"
+# The sessions a person leaving still matters to: those under way, and those booked there.
+MATTERS = (*ACTIVE, "scheduled")
+
+
+def member_left(engine: Engine, team_id: str, event: dict[str, Any]) -> None:
+    """The presenter or the facilitator of a session in the channel left it: Slack shows its
+    steps only to members, so the presenter would miss every step and their turn, and the
+    facilitator would steer nothing. The facilitator is told by DM, once each time, how to
+    bring the presenter back, or, if they left themselves, that the session goes on without
+    them. Nothing is said in the channel: who comes and goes is nobody's business there."""
+    user, channel = str(event.get("user") or ""), str(event.get("channel") or "")
+    if not user or not _theirs(engine, team_id, channel, user):
+        return
+    if engine.directory.still_in(team_id, channel, user):
+        # Slack does not keep its events in order: they are back already (invited again).
+        return
+    left_at = str(event.get("event_time") or "")
+    told: set[tuple[str, str]] = set()
+    with engine.transaction() as (s, _after):
+        for session in s.scalars(_sessions(team_id, channel, user)):
+            template = "facilitator_left.j2"
+            if user != session.facilitator_id:
+                template = "presenter_left.j2"
+            if (session.facilitator_id, template) in told:
+                continue  # one note, about the first: a rotation may book a session a week
+            told.add((session.facilitator_id, template))
+            ref = f"left:{session.id}:{user}:{left_at}"
+            if slack.enqueued(s, team_id, ref):
+                continue  # the same leave, delivered twice
+            protocol = engine.shown_protocol(s, session)
+            message = render_message(
+                template,
+                session=session,
+                protocol=protocol,
+                starts_label=local_label(session.starts_at, session.tz),
+            )
+            engine.post(s, session, message, channel=session.facilitator_id, ref=ref)
+
+
+def _sessions(team_id: str, channel: str, user: str) -> Select[ProtocolSession]:
+    return (
+        select(ProtocolSession)
+        .where(
+            ProtocolSession.team_id == team_id,
+            ProtocolSession.channel_id == channel,
+            ProtocolSession.status.in_(MATTERS),
+            or_(ProtocolSession.presenter_id == user, ProtocolSession.facilitator_id == user),
+        )
+        .order_by(ProtocolSession.starts_at)
+    )
+
+
+def _theirs(engine: Engine, team_id: str, channel: str, user: str) -> bool:
+    """Whether `user` presents or facilitates a session in the channel (asked before Slack is)."""
+    with engine.db.reading() as s:
+        return s.scalars(_sessions(team_id, channel, user).limit(1)).first() is not None
