@@ -54,6 +54,7 @@ class Start:
     presenter: str | None = None
     start_at: datetime | None = None  # aware UTC
     step_seconds: int | None = None
+    step_days: int | None = None  # of step_seconds, the days typed as days (`1d`, not `24h`)
     remind_seconds: int | None = None
     facilitator: str | None = None
     weekdays: bool = False
@@ -443,7 +444,7 @@ def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
     cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
     seconds, text = _read_duration_text(cursor, "extend", MAX_EXTEND_SECONDS)
     _courtesy(cursor)
-    return Extend(seconds, _calendar_days(text))
+    return Extend(seconds, calendar_days(text))
 
 
 def _is_step(word: str) -> bool:
@@ -582,13 +583,16 @@ def _option_in(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     seconds, text = _read_duration_text(cursor, "in", MAX_AHEAD_SECONDS)
     # `in 2d` from 3 PM is 3 PM two days on, on the caller's calendar, across a clock change
     # too; hours are hours: `in 24h` is 24 hours on, 3 PM or 4 PM as the clocks have it.
-    days = _calendar_days(text)
+    days = calendar_days(text)
     start_at = later(clock.now, seconds, clock.zone, days)
     return replace(command, start_at=start_at)
 
 
 def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
-    return replace(command, step_seconds=_read_duration(cursor, "step", MAX_AHEAD_SECONDS))
+    # `step 1d` closes at the time of day it opened, across a clock change too; `step 24h`
+    # closes 24 hours on.
+    seconds, text = _read_duration_text(cursor, "step", MAX_AHEAD_SECONDS)
+    return replace(command, step_seconds=seconds, step_days=calendar_days(text))
 
 
 def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
@@ -650,7 +654,7 @@ def _sum_duration(text: str) -> int | None:
     return total
 
 
-def _calendar_days(text: str) -> int:
+def calendar_days(text: str) -> int:
     """The days written in days (`2d`, `1 day`) in a duration already read."""
     parts = _DURATION_PART.findall(text)
     return sum(int(number) for number, unit in parts if _UNITS[unit.lower()] == DAY)

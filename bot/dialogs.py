@@ -11,7 +11,7 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.blocks import render_message
-from bot.commands import DurationError, normalize, parse_duration
+from bot.commands import DurationError, calendar_days, normalize, parse_duration
 from bot.engine.errors import Reply
 from bot.protocols import Protocol
 from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
@@ -40,6 +40,7 @@ class StartChoice:
     start_at: datetime | None
     weekdays: bool = False
     remind_seconds: int | None = None
+    step_days: int | None = None  # of step_seconds, the days typed as days (`1d`, not `24h`)
 
 
 def start_view(
@@ -103,6 +104,7 @@ def read_start(
     if not presenter:
         errors["presenter"] = render_text("dialog/presenter_bot.j2")
     step_seconds: int | None = None
+    step_days: int | None = None
     # Read as the command reads it: full-width, pasted invisible characters, a full stop after.
     text = normalize(_value(values, "step") or "")
     if _value(values, "pacing") != "async" and text:
@@ -113,7 +115,7 @@ def read_start(
             errors["step"] = render_text("dialog/step_required.j2")
         else:
             try:
-                step_seconds = parse_duration(text)
+                step_seconds, step_days = parse_duration(text), calendar_days(text)
             except DurationError as error:
                 errors["step"] = render_text(
                     "dialog/step_bad.j2", code=error.code, text=text[:100], limit=error.limit
@@ -147,7 +149,7 @@ def read_start(
         return errors
     weekdays = "weekdays" in (_value(values, "weekdays") or [])
     return StartChoice(
-        str(protocol), str(presenter), step_seconds, start_at, weekdays, remind_seconds
+        str(protocol), str(presenter), step_seconds, start_at, weekdays, remind_seconds, step_days
     )
 
 

@@ -111,6 +111,7 @@ def test_start_with_every_option() -> None:
         presenter="U0MARIA",
         start_at=utc(2026, 3, 3, 23, 0),
         step_seconds=86_400,
+        step_days=1,
         remind_seconds=172_800,
         facilitator="U0SAM",
         weekdays=True,
@@ -141,7 +142,9 @@ def test_start_with_every_option() -> None:
     ],
 )
 def test_start_spelled_many_ways(text: str) -> None:
-    assert ok(text) == Start("atlas", presenter="U0MARIA", step_seconds=86_400)
+    # A day typed as days keeps its time of day across a clock change; in hours, it is hours.
+    days = 1 if re.search(r"(?i)\bstep\W+1\s*d", text) else 0
+    assert ok(text) == Start("atlas", presenter="U0MARIA", step_seconds=86_400, step_days=days)
 
 
 def test_enterprise_user_ids_are_mentions() -> None:
@@ -152,7 +155,7 @@ def test_a_presenter_after_with_or_for_is_the_presenter() -> None:
     # `start atlas with @maria` was refused: "I don't know what to do with `with`".
     assert ok(f"start atlas with {MARIA}") == Start("atlas", presenter="U0MARIA")
     assert ok(f"start atlas for {MARIA} step 1d") == Start(
-        "atlas", presenter="U0MARIA", step_seconds=86400
+        "atlas", presenter="U0MARIA", step_seconds=86400, step_days=1
     )
     assert error("start atlas with bob").code == "presenter_format"  # as before: no mention
 
@@ -161,7 +164,7 @@ def test_a_presenter_named_before_the_protocol_is_the_presenter() -> None:
     # `start @maria atlas` was refused as a start without a protocol.
     assert ok(f"start {MARIA} atlas") == Start("atlas", presenter="U0MARIA")
     assert ok(f"start {MARIA} tuning step 1d weekdays") == Start(
-        "tuning", presenter="U0MARIA", step_seconds=86400, weekdays=True
+        "tuning", presenter="U0MARIA", step_seconds=86400, step_days=1, weekdays=True
     )
     assert error(f"start {MARIA} atlas <@U0BOB>").code == "duplicate_option"
     assert error(f"start {MARIA}").code == "missing_protocol"
@@ -178,6 +181,7 @@ def test_options_in_any_order() -> None:
             presenter="U0MARIA",
             start_at=NOW + timedelta(hours=2),
             step_seconds=1800,
+            step_days=0,
             facilitator="U2",
             weekdays=True,
         )
@@ -240,7 +244,9 @@ def test_parse_duration_rejects(text: str, code: str) -> None:
 def test_duration_limits_per_option() -> None:
     assert ok("extend 14d") == Extend(MAX_EXTEND_SECONDS, days=14)
     assert error("extend 15d").code == "duration_too_long"
-    assert ok("start atlas step 90d") == Start("atlas", step_seconds=MAX_AHEAD_SECONDS)
+    assert ok("start atlas step 90d") == Start(
+        "atlas", step_seconds=MAX_AHEAD_SECONDS, step_days=90
+    )
     for option in ("step", "in", "remind"):
         rejected = error(f"start atlas {option} 91d")
         assert rejected.code == "duration_too_long"
@@ -729,7 +735,10 @@ def start_commands(draw: st.DrawFn) -> tuple[str, Start]:
     user = draw(st.from_regex(r"[UW][A-Z0-9]{2,10}", fullmatch=True))
     options = {
         "presenter": ([f"<@{user}|someone>"], {"presenter": user}),
-        "step": (["step", spelled], {"step_seconds": amount * unit}),
+        "step": (
+            ["step", spelled],
+            {"step_seconds": amount * unit, "step_days": amount if unit == 86_400 else 0},
+        ),
         "remind": (["remind", spelled], {"remind_seconds": amount * unit}),
         "in": (["in", spelled], {"start_at": NOW + timedelta(seconds=amount * unit)}),
         "facilitator": (["facilitator", f"<@{user}>"], {"facilitator": user}),

@@ -123,6 +123,7 @@ def test_submitting_the_dialog_starts_an_asynchronous_session(bot: Bot) -> None:
         FACILITATOR,
     )
     assert session.step_seconds == 86400 and session.status == "running"
+    assert session.step_days == 1  # closes at the time of day it opened, as `step 1d` does
     bot.wait_until(
         lambda: any(
             c.params.get("user") == FACILITATOR for c in bot.standin.calls_to("chat.postEphemeral")
@@ -139,7 +140,16 @@ def test_a_step_length_typed_as_a_command_would_take_it_starts_the_session(bot: 
     assert answer == {}, answer
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
     (session,) = _sessions(bot)
-    assert session.step_seconds == 86400
+    assert (session.step_seconds, session.step_days) == (86400, 1)
+
+
+def test_a_step_length_typed_in_hours_in_the_dialog_is_hours(bot: Bot) -> None:
+    # As `/protocol start ... step 24h`: 24 hours across a clock change, not the time of day.
+    view = _opened_view(bot)
+    assert _submit(bot, view, pacing="async", step="24h") == {}
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    (session,) = _sessions(bot)
+    assert (session.step_seconds, session.step_days) == (86400, 0)
 
 
 def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.engine import controls
 from bot.engine.core import Engine
-from bot.engine.pacing import later, time_left
+from bot.engine.pacing import calendar_days, days_left, later, time_left
 from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
 from tests.conftest import PG_ADMIN_URL, database_out_of_reach
@@ -224,6 +224,72 @@ def test_a_days_step_paused_and_resumed_across_a_daylight_saving_change_keeps_it
         web.stop()
 
 
+@pytest.mark.parametrize("commands", [[], ["pause", "resume"]])
+def test_a_step_of_24_hours_is_24_hours_across_a_daylight_saving_change(
+    workspace: SlackStandin, database_url: str, commands: list[str]
+) -> None:
+    """`step 24h` is hours typed as hours, as `in 24h` and `extend 24h` are: its step opened
+    on Saturday at 3 PM in Los Angeles closes 24 hours on, at 2 PM once the clocks went back,
+    and so does every step after it in the header's plan (`step 1d` keeps 3 PM). Paused at
+    once and resumed, it keeps its 24 hours too."""
+    starts = datetime(2026, 10, 31, 22, 0, tzinfo=UTC)
+    web = Bot(workspace, database_url, with_scheduler=False, clock=HeldClock(starts)).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 24h")
+        for command in commands:
+            web.command(command)
+        assert _closes(web) == int((starts + timedelta(hours=24)).timestamp())
+        with web.db.session() as s:
+            header = s.scalars(
+                select(OutboxMessage).where(OutboxMessage.ref.like("header:%"))
+            ).one()
+        opens_and_closes = sorted(set(date_tokens(json.dumps(header.payload))))
+        assert len(opens_and_closes) >= 4
+        gaps = {b - a for a, b in zip(opens_and_closes, opens_and_closes[1:], strict=False)}
+        assert gaps == {24 * 3600}
+    finally:
+        web.stop()
+
+
+def test_a_days_step_extended_by_a_day_while_paused_keeps_its_time_across_a_clock_change(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """`step 1d` paused at once on Thursday 3 PM in Los Angeles, `extend 1d` while paused,
+    and resumed on Friday 3 PM: two days left, both on the calendar, so it closes on Sunday at
+    3 PM, though the clocks went back that night (not at 2 PM)."""
+    clock = HeldClock(datetime(2026, 10, 29, 22, 0, tzinfo=UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d")
+        web.command("pause")
+        web.command("extend 1d")
+        clock.set(datetime(2026, 10, 30, 22, 0, tzinfo=UTC))
+        web.command("resume")
+        assert _closes(web) == int(datetime(2026, 11, 1, 23, 0, tzinfo=UTC).timestamp())
+    finally:
+        web.stop()
+
+
+def test_a_session_from_before_the_days_typed_were_kept_counts_whole_days_on_the_calendar(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A session started before migration 0017 has no step_days: its whole days keep their
+    time of day, as they did, when it resumes and in its header's plan."""
+    clock = HeldClock(datetime(2026, 10, 30, 22, 0, tzinfo=UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d")
+        with web.db.session() as s:
+            s.execute(update(ProtocolSession).values(step_days=None))
+            s.commit()
+        web.command("pause")
+        clock.set(datetime(2026, 10, 31, 22, 0, tzinfo=UTC))
+        web.command("resume")
+        assert _closes(web) == int(datetime(2026, 11, 1, 23, 0, tzinfo=UTC).timestamp())
+    finally:
+        web.stop()
+
+
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 
 
@@ -266,6 +332,9 @@ def test_whole_days_are_counted_on_the_calendar_and_hours_on_the_clock() -> None
     assert hours_later(86400 + 1800, "America/New_York") == 23.5
     assert hours_later(2 * 86400, "UTC") == 48
     assert hours_later(3 * 3600, "America/New_York") == 3
+    # A session kept before the days typed were (step_days NULL) counts every whole day so.
+    assert calendar_days(86400, None) is None and calendar_days(None, 1) is None
+    assert days_left(1) is None and days_left(0) == 0 and days_left(None) is None
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,7 @@ def start(
         presenter=presenter,
         facilitator=command.facilitator,
         step_seconds=command.step_seconds,
+        step_days=command.step_days,
         start_at=command.start_at,
         weekdays=command.weekdays,
         remind_seconds=command.remind_seconds,

@@ -19,7 +19,9 @@ from bot.engine.home import send_notes
 from bot.engine.pacing import (
     after_working_time,
     button_extension,
+    calendar_days,
     carry_past_weekend,
+    days_left,
     later,
     step_seconds,
     time_left,
@@ -206,11 +208,13 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         # Whole days left are counted on the calendar, as a step's length is (pacing.later): a
         # day's step resumed across a daylight-saving change keeps its time of day.
         now = engine.clock.now()
+        left = session.paused_remaining or 0
+        days = days_left(calendar_days(session.step_seconds, session.step_days))
         if session.weekdays:
             # The time left was counted without weekends (time_left): it runs without them too.
-            closes = after_working_time(now, session.paused_remaining or 0, session.tz)
+            closes = after_working_time(now, left, session.tz, days)
         else:
-            closes = later(now, session.paused_remaining or 0, session.tz)
+            closes = later(now, left, session.tz, days)
         session.status = "running"
         session.step_closes_at = closes
         session.paused_remaining = None

@@ -29,6 +29,7 @@ from bot.engine import posted_notes
 from bot.engine.errors import Refusal, Reply
 from bot.engine.pacing import (
     button_extension,
+    calendar_days,
     close_time,
     step_seconds,
     warning_time,
@@ -463,6 +464,7 @@ class Engine:
         presenter: str,
         facilitator: str | None = None,
         step_seconds: int | None = None,
+        step_days: int | None = None,
         start_at: datetime | None = None,
         weekdays: bool = False,
         remind_seconds: int | None = None,
@@ -526,6 +528,7 @@ class Engine:
                 created_by=actor.user_id,
                 status="scheduled",
                 step_seconds=step_seconds,
+                step_days=step_days,
                 weekdays=weekdays,
                 tz=tz,
                 remind_seconds=remind,
@@ -708,7 +711,10 @@ class Engine:
         rows = []
         for index in range(first, len(protocol.steps) + 1):
             seconds = step_seconds(protocol, index, session.step_seconds)
-            closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
+            days = calendar_days(session.step_seconds, session.step_days)
+            closes = close_time(
+                opened, seconds, weekdays=session.weekdays, tz=session.tz, days=days
+            )
             rows.append(
                 {
                     "index": index,
@@ -735,7 +741,8 @@ class Engine:
     ) -> None:
         step = protocol.step(index)
         seconds = step_seconds(protocol, index, session.step_seconds)
-        closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz)
+        days = calendar_days(session.step_seconds, session.step_days)
+        closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz, days=days)
         warn_at = warning_time(opened, closes, seconds, weekdays=session.weekdays, tz=session.tz)
         run = StepRun(
             session_id=session.id,

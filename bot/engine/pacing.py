@@ -27,6 +27,21 @@ def step_seconds(protocol: Protocol, index: int, override: int | None) -> int:
     return override if override else protocol.step(index).minutes * 60
 
 
+def calendar_days(override: int | None, typed: int | None) -> int | None:
+    """Of a step's length, the whole days counted on the calendar (later's `days`): those typed
+    as days (`step 1d`: 1, `step 24h`: 0); None, every whole day (a live step, or a session
+    from before the days typed were kept)."""
+    return typed if override else None
+
+
+def days_left(typed: int | None) -> int | None:
+    """The whole days of a paused step's time left to count on the calendar when it resumes
+    (later's `days`): none for a step typed in hours alone (`step 24h` paused at once resumes
+    with 24 hours); every one for a step typed in days, whatever an `extend 1d` added to them
+    while it was paused, and for a session from before the days typed were kept."""
+    return 0 if typed == 0 else None
+
+
 def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
@@ -59,13 +74,16 @@ def later(at: datetime, seconds: int, tz: str | tzinfo, days: int | None = None)
     return at + timedelta(seconds=rest)
 
 
-def close_time(opened: datetime, seconds: int, *, weekdays: bool, tz: str) -> datetime:
+def close_time(
+    opened: datetime, seconds: int, *, weekdays: bool, tz: str, days: int | None = None
+) -> datetime:
+    """When a step of `seconds` opened at `opened` closes; `days` as for later."""
     if not weekdays:
-        return later(opened, seconds, tz)
+        return later(opened, seconds, tz, days)
     # A step opened at the weekend (started, or moved on with `next`, on a Saturday) counts from
     # Monday morning: counted from its opening, it was carried to Monday morning with no working
     # time at all.
-    return carry_past_weekend(later(_out_of_weekend(opened, tz), seconds, tz), tz)
+    return carry_past_weekend(later(_out_of_weekend(opened, tz), seconds, tz, days), tz)
 
 
 def working_start(at: datetime, tz: str) -> datetime:
@@ -75,14 +93,14 @@ def working_start(at: datetime, tz: str) -> datetime:
     return _out_of_weekend(at, tz)
 
 
-def after_working_time(at: datetime, seconds: int, tz: str) -> datetime:
+def after_working_time(at: datetime, seconds: int, tz: str, days: int | None = None) -> datetime:
     """When `seconds` of a weekdays session's time left have run from `at`: what falls in a
     weekend (Saturday 0:00 to Monday morning in `tz`) runs on after it, as time_left does not
     count it. A pause on Friday with 5 hours left, resumed on Saturday, closes on Monday at
-    13:00, not at 8:00 with none of them."""
+    13:00, not at 8:00 with none of them. `days` as for later."""
     local_zone = zone(tz)
     at = _out_of_weekend(at, tz)
-    closes = later(at, seconds, tz)
+    closes = later(at, seconds, tz, days)
     while True:
         local = at.astimezone(local_zone)  # in working time: Monday morning to Friday night
         saturday = local.date() + timedelta(days=5 - local.weekday())

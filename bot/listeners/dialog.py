@@ -53,6 +53,7 @@ def register(app: App, runtime: Runtime) -> None:
             presenter=choice.presenter,
             start_at=choice.start_at,
             step_seconds=choice.step_seconds,
+            step_days=choice.step_days,
             weekdays=choice.weekdays,
             remind_seconds=choice.remind_seconds,
         )

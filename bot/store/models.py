@@ -70,6 +70,9 @@ class ProtocolSession(Base):
     # scheduled -> running <-> paused -> ended; scheduled -> cancelled
     status: Mapped[str] = mapped_column(String(16), index=True)
     step_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Of step_seconds, the whole days typed as days (`step 1d`: 1, `step 24h`: 0), each kept to
+    # the time of day on the calendar; None (sessions from before it was kept): every whole day.
+    step_days: Mapped[int | None] = mapped_column(Integer)
     weekdays: Mapped[bool] = mapped_column(Boolean, default=False)
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
     remind_seconds: Mapped[int] = mapped_column(Integer, default=86400)
