@@ -714,17 +714,22 @@ _WEEKDAYS = {
     **dict.fromkeys(("sat", "saturday"), 5),
     **dict.fromkeys(("sun", "sunday"), 6),
 }
+# A weekday in two letters, as calendars print them (`tu 3pm`, `th 15:00`): a day only before
+# a time, as alone `we`, `mo` or `su` are as likely a word or a name.
+_TWO_LETTER_DAYS = {"mo": "mon", "tu": "tue", "we": "wed", "th": "thu", "fr": "fri"}
+_TWO_LETTER_DAYS |= {"sa": "sat", "su": "sun"}
 _RELATIVE_DAYS = {
     **dict.fromkeys(("today", "tonight"), 0),
     # and as it is shortened or misspelled in a hurry
     **dict.fromkeys(("tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow"), 1),
 }
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
-# 15:00, 3pm, 3:30 p.m.; and 9.30am, 15h00, as other places write them.
-# 15:00, 3pm, 3:30 pm; 15h30; and 9.30am, with the dot only before am or pm: 10.03 alone is as
-# likely a date (10 March) as a time.
-_TIME = re.compile(r"(\d{1,2})(?:([:.h])(\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE | re.ASCII)
-_AM_PM = re.compile(r"[ap]\.?m\.?", re.IGNORECASE)
+# 15:00, 3pm, 3:30 p.m., 3p; 15h30; 1500 (a 24-hour time without its colon); and 9.30am, with
+# the dot only before am or pm: 10.03 alone is as likely a date (10 March) as a time.
+_TIME = re.compile(
+    r"(\d{1,2})(?:([:.h])?(\d{2}))?\s*(?:([ap])(?:\.?m)?\.?)?", re.IGNORECASE | re.ASCII
+)
+_AM_PM = re.compile(r"[ap](?:\.?m)?\.?", re.IGNORECASE)
 # Noon as people say it; midnight alone is the coming one, but `fri midnight` is as often the
 # night after Friday as the one before, and a start a day early is worse than a question.
 _NOON = frozenset({"noon", "midday", "12noon"})
@@ -845,7 +850,7 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
     """An optional day, a time, an optional am/pm, the day first or last (`tue 15:00`, `tue at
     15:00`, `9am tomorrow`, `3pm on tue`), as day and time, and the word before the day, if
     any; else one word, so the error can name it."""
-    day = cursor.take_if(_is_day_word)
+    day = cursor.take_if(_is_day_word) or _two_letter_day(cursor)
     if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
         cursor.take()
     time = cursor.take_if(_is_time)
@@ -862,6 +867,16 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
         if words and _meant_day(words[0]) and (time := cursor.take_if(_is_time)):
             words += [time, *[w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]]
     return words, which
+
+
+def _two_letter_day(cursor: _Cursor) -> str | None:
+    """A two-letter weekday before a time (`tu 3pm`, `th at 15:00`), taken, as its usual
+    abbreviation (`tue`)."""
+    word, after = (cursor.peek() or "").lower(), (cursor.peek_after() or "").lower()
+    if word not in _TWO_LETTER_DAYS or not (after == "at" or _is_time(after)):
+        return None
+    cursor.take()
+    return _TWO_LETTER_DAYS[word]
 
 
 def _meant_day(word: str) -> str | None:
@@ -904,6 +919,11 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
         hour = hour % 12 + (12 if match[4].lower() == "p" else 0)
     if hour > 23 or minute > 59:
         raise bad
+    joined = match[2] is None and match[3] is not None  # 330, 1500: no colon
+    if joined and match[4] is None and len(match[1]) == 1 and hour > 0:
+        # 330 for 3:30: a teacher means the afternoon, a 24-hour clock the night (1500 and 0930
+        # are 24-hour times).
+        raise _Rejected("time_unclear", text=_echo(text), hour=hour, minute=minute)
     return hour, minute
 
 

@@ -298,6 +298,20 @@ def test_bad_durations_name_the_text(text: str, code: str, offending: str) -> No
         ("TOMORROW 09:00", utc(2026, 3, 3, 17, 0)),
         ("2026-03-10 15:00", utc(2026, 3, 10, 22, 0)),  # PDT from 8 March
         ("2026-3-10 3pm", utc(2026, 3, 10, 22, 0)),
+        # As teachers type them in a hurry: two-letter days, `p` for pm, 24-hour without colon.
+        ("tu 3pm", utc(2026, 3, 3, 23, 0)),
+        ("Th 15:00", utc(2026, 3, 5, 23, 0)),
+        ("fr at 3pm", utc(2026, 3, 6, 23, 0)),
+        ("tue 3p", utc(2026, 3, 3, 23, 0)),
+        ("tue 3:30p", utc(2026, 3, 3, 23, 30)),
+        ("tue 3 p", utc(2026, 3, 3, 23, 0)),
+        ("9a", utc(2026, 3, 3, 17, 0)),
+        ("3p.", utc(2026, 3, 2, 23, 0)),
+        ("1500", utc(2026, 3, 2, 23, 0)),
+        ("fri 1500", utc(2026, 3, 6, 23, 0)),
+        ("0930", utc(2026, 3, 3, 17, 30)),
+        ("tomorrow 0930", utc(2026, 3, 3, 17, 30)),
+        ("330pm", utc(2026, 3, 2, 23, 30)),
     ],
 )
 def test_at_is_read_in_the_callers_zone(when: str, expected: datetime) -> None:
@@ -360,6 +374,12 @@ def test_now_must_be_aware() -> None:
         ("10.03", "bad_when"),  # a time, or the tenth of March?
         ("0am", "bad_when"),
         ("15", "bad_when"),
+        ("330", "time_unclear"),  # 3:30 in the afternoon, as a teacher means, or at night?
+        ("tue 930", "time_unclear"),
+        ("2400", "bad_when"),
+        ("1575", "bad_when"),
+        ("1500pm", "bad_when"),
+        ("t 3pm", "bad_when"),  # Tuesday or Thursday?
         ("fri midnight", "which_midnight"),  # the night before Friday, or after it?
         ("tomorrow", "bad_when"),
         ("2026/03/10 15:00", "bad_when"),
@@ -407,6 +427,7 @@ ERROR_CASES = [
     ("start atlas in 0s", "duration_zero", {"text": "0s", "option": "in"}),
     ("extend 15d", "duration_too_long", {"text": "15d", "limit": MAX_EXTEND_SECONDS}),
     ("start atlas at teatime", "bad_when", {"text": "teatime"}),
+    ("start atlas at 330", "time_unclear", {"text": "330", "hour": 3, "minute": 30}),
     ("start atlas at 2026-02-30 10:00", "bad_date", {"text": "2026-02-30 10:00"}),
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
     ("start atlas at tue 15:00 CET", "zone_written", {"text": "tue 15:00 CET", "zone": LA}),
