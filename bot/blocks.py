@@ -147,8 +147,13 @@ class _Builder:
         elif kind == "context":
             # A long one (the notes' figures for the debrief, a step after another) goes on in
             # the next block rather than being cut: an element holds 3,000 characters.
+            # `id=...`: its block_id, for an edit to find it (one short enough to fit a block).
+            named = dict(word.split("=", 1) for word in directive[1:] if "=" in word)
             for part in _split(body, SECTION_LIMIT):
-                self.blocks.append({"type": "context", "elements": [_mrkdwn(part)]})
+                block: Block = {"type": "context", "elements": [_mrkdwn(part)]}
+                if "id" in named:
+                    block["block_id"] = named["id"]
+                self.blocks.append(block)
         elif kind == "divider":
             self.blocks.append({"type": "divider"})
         elif kind == "button":

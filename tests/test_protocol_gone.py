@@ -238,3 +238,80 @@ def test_the_team_hears_in_the_step_s_thread_that_the_session_is_on_hold(
         assert "facilitator has been told" in str(on_hold()[0])
     finally:
         bot.stop()
+
+
+def _step_message(bot: Bot) -> dict[str, object]:
+    (step,) = bot.step_posts()
+    return step
+
+
+def _buttons(message: dict[str, object]) -> list[object]:
+    blocks = message.get("blocks") or []
+    return [b for b in blocks if isinstance(b, dict) and b.get("type") == "actions"]
+
+
+def test_a_held_step_says_it_is_on_hold_not_when_it_closed_and_loses_its_buttons(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # The step message went on saying "Closes" at a time long past, with Next step, Extend and
+    # Pause buttons that each answered that the protocol was gone.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 4s")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.runtime.sender.drain(5)
+        prompt = str(_step_message(bot)["blocks"])
+    finally:
+        bot.stop()
+    source = custom / f"{OURS}.yaml"
+    kept = source.read_text()
+    source.unlink()
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.wait_until(lambda: "On hold" in str(_step_message(bot)["blocks"]))
+        bot.settle()
+        held = _step_message(bot)
+        shown = str(held["blocks"])
+        assert "Closes" not in shown and not _buttons(held)
+        # What the step asks stays: the team still replies in its thread.
+        assert "Reply in this thread" in shown
+        assert prompt.split("'text': ")[2][:60] in shown
+    finally:
+        bot.stop()
+    source.write_text(kept)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        # The protocol is back: resume carries on, the held step closing at once (it was held
+        # at its close) and the next one opening with its close time and buttons.
+        assert "Resumed" in bot.command("resume")["text"]
+        bot.wait_until(lambda: len(bot.step_posts()) == 2)
+        bot.settle()
+        first, second = bot.step_posts()
+        assert "On hold" not in str(first["blocks"]) and "Closed" in str(first["blocks"])
+        assert "Closes" in str(second["blocks"]) and _buttons(second)
+    finally:
+        bot.stop()
+
+
+def test_a_held_step_ended_says_when_it_closed(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 4s")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        bot.runtime.sender.drain(5)
+    finally:
+        bot.stop()
+    (custom / f"{OURS}.yaml").unlink()
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.wait_until(lambda: "On hold" in str(_step_message(bot)["blocks"]))
+        bot.command("end")
+        bot.wait_until(lambda: "Closed" in str(_step_message(bot)["blocks"]))
+        ended = _step_message(bot)
+        assert "On hold" not in str(ended["blocks"]) and not _buttons(ended)
+    finally:
+        bot.stop()

@@ -54,9 +54,10 @@ def test_notes_of_a_describing_protocol_count_observations_and_interpretations(b
 
 
 def _closing_line(post: dict[str, object]) -> str:
-    """The step message's last line of text: who speaks, how replies are tagged, when it closes."""
+    """The step message's last lines of text: who speaks, how replies are tagged (one line),
+    when it closes (the next)."""
     context = [b for b in post["blocks"] if b["type"] == "context"]  # type: ignore[union-attr]
-    return str(context[-1]["elements"][0]["text"])
+    return "\n".join(str(block["elements"][0]["text"]) for block in context[-2:])
 
 
 def test_a_step_offers_only_the_prefixes_that_tag_a_reply_otherwise(bot: Bot) -> None:
@@ -70,7 +71,7 @@ def test_a_step_offers_only_the_prefixes_that_tag_a_reply_otherwise(bot: Bot) ->
     # A clarifying question is a question: no `Q:` to "tag it otherwise", and no invitation
     # to give warm or cool feedback in the step that keeps opinions for later.
     line = _closing_line(clarifying)
-    assert "each reply is recorded as a question. *Closed " in line
+    assert "each reply is recorded as a question.\n*Closed " in line
     assert "Cool:" not in line and "Warm:" not in line and "Q:" not in line
     line = _closing_line(feedback)
     assert "recorded as warm feedback; start with `Cool:` for cool feedback or `Q:` for a" in line

@@ -39,7 +39,7 @@ from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
 from bot.store import raw
 from bot.store.db import Database
-from bot.store.models import ACTIVE, ProtocolSession, StepRun
+from bot.store.models import ACTIVE, OutboxMessage, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
@@ -851,6 +851,32 @@ class Engine:
         message = self.step_message(s, session, protocol, index, closes, closed)
         self.edit(s, session, message, of=f"step:{session.id}:{index}")
 
+    def show_held_step(
+        self, s: Session, session: ProtocolSession, closed: datetime | None = None
+    ) -> None:
+        """The open step's message while its session is held for its protocol (see _hold), or
+        `closed` so: as last sent, its close time (long past) replaced by what is so, and its
+        buttons gone, each of which could only answer that the protocol can't run. Its question
+        stays as the team read it: the protocol it came from can't render it again."""
+        ref = f"step:{session.id}:{session.current_step}"
+        sent = s.scalars(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.team_id == session.team_id)
+            .where(OutboxMessage.ref.in_((ref, f"edit:{ref}")))
+            .order_by(OutboxMessage.id.desc())
+        ).first()
+        if sent is None:
+            return  # never posted (its channel out of reach): nothing to edit
+        held = render_message("step_held.j2", closed_at=closed)
+        replaced = {block.get("block_id") for block in held.blocks}
+        blocks = [
+            block
+            for block in sent.get("blocks") or []
+            if block.get("type") != "actions" and block.get("block_id") not in replaced
+        ]
+        message = Message(text=str(sent.get("text", "")), blocks=blocks + held.blocks)
+        self.edit(s, session, message, of=ref)
+
     def unpaused(self, s: Session, session: ProtocolSession) -> None:
         """The session runs again, or ended while paused: the pause note's Resume button goes,
         and the note says when the pause ended (if the facilitator's pause left one)."""
@@ -1001,6 +1027,7 @@ class Engine:
                 SAME_PROTOCOLS,
             )
         self.pause_step(s, session, 0)
+        self.show_held_step(s, session)
         sid = session.id
         after(lambda: self.timers.clear(sid))
         message = render_message(
@@ -1195,6 +1222,8 @@ class Engine:
             if protocol is not None and session.current_step >= 1:
                 self.show_step(s, session, protocol, session.current_step, now)
                 self._closed_early(s, session, protocol, now)
+            elif session.current_step >= 1:
+                self.show_held_step(s, session, now)
             self._finish(s, after, session, now)
             return Reply("replies/ended.j2", {"session": session, **held})
 
