@@ -714,8 +714,8 @@ _WEEKDAYS = {
     **dict.fromkeys(("sat", "saturday"), 5),
     **dict.fromkeys(("sun", "sunday"), 6),
 }
-# A weekday in two letters, as calendars print them (`tu 3pm`, `th 15:00`): a day only before
-# a time, as alone `we`, `mo` or `su` are as likely a word or a name.
+# A weekday in two letters, as calendars print them (`tu 3pm`, `th 15:00`, `3pm on th`): a day
+# only beside a time, as alone `we`, `mo` or `su` are as likely a word or a name.
 _TWO_LETTER_DAYS = {"mo": "mon", "tu": "tue", "we": "wed", "th": "thu", "fr": "fri"}
 _TWO_LETTER_DAYS |= {"sa": "sat", "su": "sun"}
 _RELATIVE_DAYS = {
@@ -739,7 +739,9 @@ _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
 def _which(cursor: _Cursor) -> str | None:
     """`on`, `this` or `next` before a day (`on fri`, `this fri`, `next tue`), taken."""
-    qualified = (cursor.peek() or "").lower() in _WHICH and _is_day_word(cursor.peek_after() or "")
+    after = cursor.peek_after() or ""
+    day = _is_day_word(after) or after.lower() in _TWO_LETTER_DAYS
+    qualified = (cursor.peek() or "").lower() in _WHICH and day
     return cursor.take().lower() if qualified else None
 
 
@@ -861,6 +863,8 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
         which = _which(cursor)
         if after := cursor.take_if(_is_day_word):
             words.insert(0, after)
+        elif after := cursor.take_if(lambda w: w.lower() in _TWO_LETTER_DAYS):
+            words.insert(0, _TWO_LETTER_DAYS[after.lower()])  # `3pm tu`: after a time, a day
     if not words:
         words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
         # A day misspelled (`fryday 3pm`): its time too, for the answer to show both.

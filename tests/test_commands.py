@@ -302,6 +302,8 @@ def test_bad_durations_name_the_text(text: str, code: str, offending: str) -> No
         ("tu 3pm", utc(2026, 3, 3, 23, 0)),
         ("Th 15:00", utc(2026, 3, 5, 23, 0)),
         ("fr at 3pm", utc(2026, 3, 6, 23, 0)),
+        ("3pm on th", utc(2026, 3, 5, 23, 0)),
+        ("3p tu", utc(2026, 3, 3, 23, 0)),
         ("tue 3p", utc(2026, 3, 3, 23, 0)),
         ("tue 3:30p", utc(2026, 3, 3, 23, 30)),
         ("tue 3 p", utc(2026, 3, 3, 23, 0)),
