@@ -181,12 +181,14 @@ class _LinesKeepTheirBreak(Extension):
         return "\n".join(lines)
 
 
-def _duration(seconds: Any) -> str:
-    """A length of time as people read it: `1 d 2 h`, `3 h 5 min`, `4 min 30 s`, `0 s`."""
+def _duration(seconds: Any, days: int | None = None) -> str:
+    """A length of time as people read it: `1 d 2 h`, `3 h 5 min`, `4 min 30 s`, `0 s`.
+    `days`: at most so many whole days, the rest in hours (a step typed `24h` is `24 h`, not
+    the same time a day on)."""
     seconds = int(seconds)
     if seconds <= 0:
         return "0 s"  # under a second: in the unit the shortest times are shown in
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(seconds, 86400) if days is None else (days, seconds - days * 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     parts = []

@@ -247,6 +247,7 @@ def test_a_step_of_24_hours_is_24_hours_across_a_daylight_saving_change(
         assert len(opens_and_closes) >= 4
         gaps = {b - a for a, b in zip(opens_and_closes, opens_and_closes[1:], strict=False)}
         assert gaps == {24 * 3600}
+        assert "one step every 24 h)" in json.dumps(header.payload)
     finally:
         web.stop()
 
