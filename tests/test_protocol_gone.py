@@ -245,6 +245,11 @@ def _step_message(bot: Bot) -> dict[str, object]:
     return step
 
 
+def _header(bot: Bot) -> str:
+    header = [m for m in bot.posts() if not m.get("thread_ts") and m not in bot.step_posts()]
+    return str(header[0]["blocks"])
+
+
 def _buttons(message: dict[str, object]) -> list[object]:
     blocks = message.get("blocks") or []
     return [b for b in blocks if isinstance(b, dict) and b.get("type") == "actions"]
@@ -277,6 +282,8 @@ def test_a_held_step_says_it_is_on_hold_not_when_it_closed_and_loses_its_buttons
         # What the step asks stays: the team still replies in its thread.
         assert "Reply in this thread" in shown
         assert prompt.split("'text': ")[2][:60] in shown
+        # The header, whose plan has the step open until then, says so too.
+        assert "On hold on step 1" in _header(bot)
     finally:
         bot.stop()
     source.write_text(kept)
@@ -289,6 +296,7 @@ def test_a_held_step_says_it_is_on_hold_not_when_it_closed_and_loses_its_buttons
         bot.settle()
         first, second = bot.step_posts()
         assert "On hold" not in str(first["blocks"]) and "Closed" in str(first["blocks"])
+        assert "On hold" not in _header(bot)
         assert "Closes" in str(second["blocks"]) and _buttons(second)
     finally:
         bot.stop()
@@ -313,5 +321,7 @@ def test_a_held_step_ended_says_when_it_closed(
         bot.wait_until(lambda: "Closed" in str(_step_message(bot)["blocks"]))
         ended = _step_message(bot)
         assert "On hold" not in str(ended["blocks"]) and not _buttons(ended)
+        bot.wait_until(lambda: "Ended" in _header(bot))
+        assert "On hold" not in _header(bot)
     finally:
         bot.stop()

@@ -552,6 +552,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("protocol_held.j2", session=session))
     for closed_at in (None, NOW):
         said.append(render_message("step_held.j2", closed_at=closed_at))
+        said.append(render_message("header_held.j2", session=session, ended_at=closed_at))
     for reason in ("gone", "unreachable"):
         called_off = {"session": started.context["session"], "protocol_name": "ATLAS"}
         said.append(render_message("presenter_called_off.j2", reason=reason, **called_off))

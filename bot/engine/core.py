@@ -851,14 +851,24 @@ class Engine:
         message = self.step_message(s, session, protocol, index, closes, closed)
         self.edit(s, session, message, of=f"step:{session.id}:{index}")
 
-    def show_held_step(
+    def show_held(
         self, s: Session, session: ProtocolSession, closed: datetime | None = None
     ) -> None:
-        """The open step's message while its session is held for its protocol (see _hold), or
-        `closed` so: as last sent, its close time (long past) replaced by what is so, and its
-        buttons gone, each of which could only answer that the protocol can't run. Its question
-        stays as the team read it: the protocol it came from can't render it again."""
-        ref = f"step:{session.id}:{session.current_step}"
+        """The open step's message and the header while the session is held for its protocol
+        (see _hold), or `closed` so: as last sent, with the step's close time (long past) and
+        the header's word on the session replaced by what is so, and the step's buttons gone,
+        each of which could only answer that the protocol can't run. The step's question and
+        the plan stay as the team read them: the protocol they came from can't render them."""
+        step = f"step:{session.id}:{session.current_step}"
+        self._edit_as_sent(s, session, step, render_message("step_held.j2", closed_at=closed))
+        held = render_message("header_held.j2", session=session, ended_at=closed)
+        self._edit_as_sent(s, session, f"header:{session.id}", held, before="norms")
+
+    def _edit_as_sent(
+        self, s: Session, session: ProtocolSession, ref: str, new: Message, before: str = ""
+    ) -> None:
+        """Edit the message `ref` as last sent, without its buttons: `new`'s blocks take the
+        place of those with their block_ids, or go before the block `before` (else last)."""
         sent = s.scalars(
             select(OutboxMessage.payload)
             .where(OutboxMessage.team_id == session.team_id)
@@ -867,14 +877,14 @@ class Engine:
         ).first()
         if sent is None:
             return  # never posted (its channel out of reach): nothing to edit
-        held = render_message("step_held.j2", closed_at=closed)
-        replaced = {block.get("block_id") for block in held.blocks}
-        blocks = [
-            block
-            for block in sent.get("blocks") or []
-            if block.get("type") != "actions" and block.get("block_id") not in replaced
-        ]
-        message = Message(text=str(sent.get("text", "")), blocks=blocks + held.blocks)
+        ids = {block.get("block_id") for block in new.blocks}
+        old = [block for block in sent.get("blocks") or [] if block.get("type") != "actions"]
+        at = next((k for k, block in enumerate(old) if block.get("block_id") in ids), None)
+        kept = [block for block in old if block.get("block_id") not in ids]
+        if at is None:
+            at = next((k for k, b in enumerate(kept) if before == b.get("block_id")), len(kept))
+        blocks = kept[:at] + new.blocks + kept[at:]
+        message = Message(text=str(sent.get("text", "")), blocks=blocks)
         self.edit(s, session, message, of=ref)
 
     def unpaused(self, s: Session, session: ProtocolSession) -> None:
@@ -1027,7 +1037,7 @@ class Engine:
                 SAME_PROTOCOLS,
             )
         self.pause_step(s, session, 0)
-        self.show_held_step(s, session)
+        self.show_held(s, session)
         sid = session.id
         after(lambda: self.timers.clear(sid))
         message = render_message(
@@ -1223,7 +1233,7 @@ class Engine:
                 self.show_step(s, session, protocol, session.current_step, now)
                 self._closed_early(s, session, protocol, now)
             elif session.current_step >= 1:
-                self.show_held_step(s, session, now)
+                self.show_held(s, session, now)
             self._finish(s, after, session, now)
             return Reply("replies/ended.j2", {"session": session, **held})
 
