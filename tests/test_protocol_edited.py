@@ -21,6 +21,7 @@ from bot.slack_standin import SlackStandin
 from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.process import bot_environment, run_cli
 from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
+from tests.test_home import _open_home
 
 OURS = "our-everyday"
 
@@ -338,3 +339,30 @@ def test_extend_and_pause_on_a_session_its_protocol_can_t_run_on_say_so_and_keep
         finally:
             bot.stop()
     assert len(bot.recorded()) == 3
+
+
+def test_home_shows_a_session_whose_protocol_id_now_names_other_steps_on_hold_at_its_own_step(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # Home named the step by number from the installed file, the Tuning Protocol's second step,
+    # and called the session paused, though `resume` could only refuse.
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        _moved_to(bot, 2)
+        bot.command("pause")
+        bot.settle()
+        running = _open_home(bot, FACILITATOR)
+        assert "Extent students met the goals" in running and "step 2 of 3" in running
+        assert "(paused)" in running
+    finally:
+        bot.stop()
+    _replaced_by_tuning(custom)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        home = _open_home(bot, FACILITATOR)
+        assert "step 2, *extent*" in home
+        assert "Clarifying" not in home and "Tuning" not in home
+        assert "on hold" in home and "(paused)" not in home
+    finally:
+        bot.stop()

@@ -48,11 +48,18 @@ def publish_home(engine: Engine, team_id: str, enterprise_id: str, user: str) ->
         past, more_past = _first(
             s, where, ProtocolSession.status == "ended", ProtocolSession.ended_at.desc()
         )
+        # A running session is shown with the steps it ran: its protocol's id may name other
+        # steps now, or its file be gone (the session is then held at its next close, and one
+        # held is on hold, not paused: `resume` can't carry it on).
+        shown = {item.id: engine.shown_protocol(s, item) for item in active}
+        held = {item.id for item in active if engine.installed(item) is None}
         message = render_message(
             "home.j2",
             user=user,
             upcoming=upcoming,
             active=active,
+            shown=shown,
+            held=held,
             past=past,
             more={"upcoming": more_upcoming, "active": more_active, "past": more_past},
             library=engine.library,
