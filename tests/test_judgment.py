@@ -205,6 +205,8 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("O - two handwritings", (None, "O - two handwritings")),
         ("Cool - I see what you mean", (None, "Cool - I see what you mean")),
         ("Warm - thanks all", (None, "Warm - thanks all")),
+        ("Cool feedback - no units", ("cool", "no units")),
+        ("*Warm feedback:* the hook", ("warm", "the hook")),
         ("Obs-rings", (None, "Obs-rings")),
         # A list's bullet or number before the prefix (Slack sends a list made in its composer
         # as "• ..."; a phone sends "- " as typed) goes with it, and heads a longer list still.

@@ -165,6 +165,9 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         ("Interpretation: unsure of units", "interpretation", "unsure of units"),
         ("Warm: the diagram is labelled", "warm", "the diagram is labelled"),
         ("Cool: the table stops at row 4", "cool", "the table stops at row 4"),
+        # as the Tuning Protocol names them, with a colon or a dash
+        ("cool feedback: the table stops at row 4", "cool", "the table stops at row 4"),
+        ("Warm feedback - the diagram is labelled", "warm", "the diagram is labelled"),
         # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
         ("O: *two* rows are blank", "observation", "*two* rows are blank"),
         ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),

@@ -15,8 +15,8 @@ _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("interpretation", ("i", "interp", "interpretation")),
     ("implication", ("imp", "implication")),
     ("question", ("q", "question")),
-    ("warm", ("warm",)),
-    ("cool", ("cool",)),
+    ("warm", ("warm", "warm feedback")),
+    ("cool", ("cool", "cool feedback")),
 )
 TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for alias in aliases}
 
@@ -30,9 +30,10 @@ _NOT_EMOJI = r"(?![\w+'-]+:)"
 _UNSEEN = r"[\s\u200b-\u200f\u2060\ufeff]*"
 # A prefix ends with a colon or, after a word spelt out or shortened ("Obs - two handwritings"),
 # with a dash and a space, as people write a label. Not after a letter alone ("I - I mean",
-# "Q - 3 has no work shown" are sentences) nor after Warm or Cool ("Cool - I see").
+# "Q - 3 has no work shown" are sentences) nor after Warm or Cool ("Cool - I see"); after
+# "Warm feedback" or "Cool feedback", as the Tuning Protocol names them, it is one.
 _PREFIX_RE = re.compile(
-    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[a-z]+)\s*(?P<mid>{_WRAP})\s*"
+    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[a-z]+(?:\s+feedback)?)\s*(?P<mid>{_WRAP})\s*"
     rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
@@ -44,6 +45,7 @@ _PLAIN = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20
 _PREFIX_REACH = 64
 _DASHED = frozenset(
     {"obs", "observation", "interp", "interpretation", "imp", "implication", "question"}
+    | {"warm feedback", "cool feedback"}
 )
 
 
@@ -80,9 +82,10 @@ def _strip_prefix(text: str) -> tuple[str | None, str]:
     """strip_tag_prefix for text that opens with its prefix, if it has one."""
     # A prefix is at the start: its first characters read (a long reply is not translated).
     match = _PREFIX_RE.match(text[:_PREFIX_REACH].translate(_PLAIN))
-    if match is None or match["word"].lower() not in TAG_PREFIXES:
+    word = " ".join(match["word"].lower().split()) if match else ""
+    if match is None or word not in TAG_PREFIXES:
         return None, text.strip()
-    if match["colon"] is None and match["word"].lower() not in _DASHED:
+    if match["colon"] is None and word not in _DASHED:
         return None, text.strip()
     # A marker after the colon closes the prefix's own ("*O:* text"), and no more: one that
     # opens the words ("O: *two* rows") is theirs.
@@ -92,7 +95,7 @@ def _strip_prefix(text: str) -> tuple[str | None, str]:
     unclosed = match["open"][len(match["mid"]) + len(close) :]
     if unclosed and rest.rstrip().endswith(unclosed):
         rest = rest.rstrip()[: -len(unclosed)]
-    return TAG_PREFIXES[match["word"].lower()], rest.strip()
+    return TAG_PREFIXES[word], rest.strip()
 
 
 # --- Shared normalisation ------------------------------------------------------------------------
