@@ -208,6 +208,13 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("Cool feedback - no units", ("cool", "no units")),
         ("*Warm feedback:* the hook", ("warm", "the hook")),
         ("Obs-rings", (None, "Obs-rings")),
+        # A shortened prefix's full stop ends it as a colon would; not "Q." before a number.
+        ("Obs. two handwritings", ("observation", "two handwritings")),
+        ("*Obs.* two handwritings", ("observation", "two handwritings")),
+        ("Q. was it timed?", ("question", "was it timed?")),
+        ("Interp.: rushing", ("interpretation", "rushing")),
+        ("Q. 3 has no work shown", (None, "Q. 3 has no work shown")),
+        ("I. she rushed", (None, "I. she rushed")),
         # A list's bullet or number before the prefix (Slack sends a list made in its composer
         # as "• ..."; a phone sends "- " as typed) goes with it, and heads a longer list still.
         ("• I: she rushed the end", ("interpretation", "she rushed the end")),

@@ -168,6 +168,9 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         # as the Tuning Protocol names them, with a colon or a dash
         ("cool feedback: the table stops at row 4", "cool", "the table stops at row 4"),
         ("Warm feedback - the diagram is labelled", "warm", "the diagram is labelled"),
+        # shortened with a full stop, as notes are written
+        ("Obs. the graph has no labels", "observation", "the graph has no labels"),
+        ("Interp.: a guess and check", "interpretation", "a guess and check"),
         # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
         ("O: *two* rows are blank", "observation", "*two* rows are blank"),
         ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),

@@ -43,6 +43,13 @@ _PREFIX_RE = re.compile(
 _PLAIN = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 # How far into a reply a prefix may end: far past "**Interpretation** :" after a few unseen.
 _PREFIX_REACH = 64
+# A shortened prefix may end with its abbreviation's full stop, as notes are written ("Obs. two
+# handwritings", "Q. was it timed?", "Interp.: rushing"): read as its colon. Not "Q." before a
+# number ("Q. 3 has no work shown" names a question on the page).
+_DOTTED = re.compile(
+    rf"^({_UNSEEN}{_WRAP}\s*(?:obs|interp|imp|q(?!\.\s*\d))\s*{_WRAP})\.(?=[\s:*_~])",
+    re.IGNORECASE,
+)
 _DASHED = frozenset(
     {"obs", "observation", "interp", "interpretation", "imp", "implication", "question"}
     | {"warm feedback", "cool feedback"}
@@ -80,6 +87,10 @@ def strip_tag_prefix(text: str) -> tuple[str | None, str]:
 
 def _strip_prefix(text: str) -> tuple[str | None, str]:
     """strip_tag_prefix for text that opens with its prefix, if it has one."""
+    dotted = _DOTTED.match(text)
+    if dotted is not None:
+        rest = text[dotted.end() :]
+        text = f"{dotted[1]}{'' if rest.startswith(':') else ':'}{rest}"
     # A prefix is at the start: its first characters read (a long reply is not translated).
     match = _PREFIX_RE.match(text[:_PREFIX_REACH].translate(_PLAIN))
     word = " ".join(match["word"].lower().split()) if match else ""
