@@ -212,6 +212,27 @@ def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(
     assert _ephemerals_to(bot, T1) == []  # a tagged reply is not nudged
 
 
+def test_feedback_that_opens_with_the_emoji_of_its_kind_takes_that_kind(bot: Bot) -> None:
+    # Tuning's feedback step collects warm feedback: cool feedback marked with the snowflake the
+    # bot reacts with is cool, and keeps its emoji; a snowflake later in the words is theirs.
+    thread = _start_at_step(bot, 4, "tuning")
+    cool = _say(bot, T1, ":snowflake: the task has no exemplar", thread)
+    typed = _say(bot, T2, "\u2744\ufe0f no time limit is given", thread)
+    warm = _say(bot, T3, "the checklist has a :snowflake: beside each step", thread)
+    assert (_recorded(bot, cool).tag, _recorded(bot, cool).text) == (
+        "cool",
+        ":snowflake: the task has no exemplar",
+    )
+    assert _recorded(bot, typed).tag == "cool"
+    assert _recorded(bot, warm).tag == "warm"
+    assert bot.standin.reactions(CHANNEL, cool) == ["snowflake"]
+    # In a step that takes no feedback, an emoji is only an emoji.
+    _next(bot, 5)
+    _next(bot, 6)
+    debrief = _say(bot, T1, ":snowflake: it felt slow in Slack", str(bot.step_posts()[5]["ts"]))
+    assert _recorded(bot, debrief).tag == "debrief"
+
+
 def test_facilitator_or_author_reaction_retags_and_nobody_else_does(bot: Bot) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, "There are three crossed-out attempts at the top.", thread)

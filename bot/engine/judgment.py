@@ -66,6 +66,25 @@ _BULLET = re.compile(rf"^{_UNSEEN}(?:[•◦▪‣]|[-*](?=\s)|\d{{1,2}}[.)])[ \
 _EMOJI_FIRST = re.compile(rf"^{_UNSEEN}(?::[\w+'-]+:)+[ \t]+")
 
 
+# The emoji the bot marks warm and cool feedback with, by code or as typed, when a reply opens
+# with one (":snowflake: no exemplar"): in a step that takes feedback, the kind it names.
+_FEEDBACK_EMOJI = re.compile(
+    rf"^{_UNSEEN}(?::(?P<code>sunny|snowflake):|(?P<symbol>[\u2600\u2744])\ufe0f?)", re.IGNORECASE
+)
+
+
+def feedback_emoji(text: str) -> str | None:
+    """ "warm" or "cool" when a reply opens with the emoji that marks that kind, else None."""
+    match = _FEEDBACK_EMOJI.match(text)
+    if match is None:
+        return None
+    return (
+        "warm"
+        if (match["code"] or "").lower() == "sunny" or match["symbol"] == "\u2600"
+        else "cool"
+    )
+
+
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:
     """Return (tag or None, text without the tag prefix), reading Slack's bold/italic wrappers,
     and a list's bullet or emoji before it. The bullet goes with the prefix from a list of one
