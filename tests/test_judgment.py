@@ -84,6 +84,9 @@ def test_heldout_does_not_regress() -> None:
         # Words inside quotes are the student's, not the speaker's.
         ('The hypothesis says "I think the plant will grow."', False),
         ("The student wrote “probably” twice.", False),
+        # So are the page's words given after a colon, to the end of their line.
+        ("The last line reads: it was a good day", False),
+        ("He wrote: 12\nGood thinking though", True),
         ("The student's map has a compass rose but no key.", False),
         ("She doesn't see the connection between the documents.", True),
         # A helper verb before a mark made by hand is a description; before anything else, not.

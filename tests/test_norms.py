@@ -523,6 +523,23 @@ def test_a_judgment_while_describing_gets_the_nudge_and_can_be_parked(bot: Bot) 
     assert "*Interpretations*" in posted
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The page's words, given after a colon as often as in quotation marks, are the student's.
+        "The last line reads: the end, it was a good day",
+        "The student wrote: I think it is 12 because it seems right",
+        "The prompt says: Explain how you know your answer is correct.",
+    ],
+)
+def test_a_description_that_gives_the_pages_words_is_not_nudged(bot: Bot, text: str) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, text, thread)
+    assert _recorded(bot, ts).tag == "observation"
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+
+
 def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> None:
     # The edit was kept as an observation with no word, where the same words sent new are
     # nudged; an edit of a reply nudged already, or a typo fixed, is not nudged again.

@@ -132,9 +132,12 @@ def _strip_prefix(text: str) -> tuple[str | None, str]:
 
 # Quoted words belong to the student ('wrote "I think the plant will grow"'), not to the speaker,
 # so they must not trigger a judgment. Straight single quotes only count when they sit at word
-# edges, so apostrophes in "didn't" or "students'" stay put.
+# edges, so apostrophes in "didn't" or "students'" stay put. Words given after a colon, as
+# the page has them ("The last line reads: it was a good day"), are quoted to the line's end.
 _QUOTED_RE = re.compile(
-    r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|`[^`]*`|(?<!\w)'.+?'(?!\w)|^\s*(?:>|&gt;).*$", re.MULTILINE
+    r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|`[^`]*`|(?<!\w)'.+?'(?!\w)|^\s*(?:>|&gt;).*$"
+    r"|\b(?:wrote|writes|says|said|reads|asks|asked|answered|titled|labell?ed|states)\s*:.*$",
+    re.MULTILINE,
 )
 
 
