@@ -91,6 +91,8 @@ def test_heldout_does_not_regress() -> None:
         ("She doesn't see the connection between the documents.", True),
         # A helper verb before a mark made by hand is a description; before anything else, not.
         ("The student is counting by 5s", False),
+        ("She correctly spelled all 10 words", False),
+        ("She's friendly", True),
         ("They are subtracting in column 2 and have circled the answers", False),
         ("She is making connections between the two texts", True),
         ("He is confused by the second question", True),

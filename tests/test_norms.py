@@ -540,6 +540,18 @@ def test_a_description_that_gives_the_pages_words_is_not_nudged(bot: Bot, text: 
     assert _ephemerals_to(bot, T1) == []
 
 
+def test_a_description_of_how_the_student_made_a_mark_is_not_nudged(bot: Bot) -> None:
+    # "correctly" reports a checkable fact, such as spelling: the verb after it is what she did.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "She correctly spelled all 10 words on the list", thread)
+    judged = _say(bot, T2, "She really understands place value", thread)
+    assert _recorded(bot, ts).tag == "observation"
+    _recorded(bot, judged)
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+    assert len(_ephemerals_to(bot, T2)) == 1
+
+
 def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> None:
     # The edit was kept as an observation with no word, where the same words sent new are
     # nudged; an edit of a reply nudged already, or a typo fixed, is not nudged again.

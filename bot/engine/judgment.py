@@ -295,7 +295,14 @@ _ABSTRACT_VERBS: frozenset[str] = _lexicon(
 def _student_predicate_is_inference(body: str) -> bool:
     """True when some clause has the student as subject and a non-observable predicate."""
     for match in _SUBJECT_RE.finditer(body):
-        verbs = [w for w in _TOKEN_RE.findall(match.group(1)) if w not in _FILLERS][:2]
+        words = _TOKEN_RE.findall(match.group(1))
+        # An adverb before the verb ("she correctly spelled") says how, not what: the verb
+        # after it is the predicate (the adverbs that judge are EVALUATIVE, or hedges).
+        verbs = [
+            w
+            for i, w in enumerate(words)
+            if w not in _FILLERS and not (w.endswith("ly") and i + 1 < len(words))
+        ][:2]
         if (
             len(verbs) == 2
             and verbs[0] in _AUXILIARIES
