@@ -234,6 +234,12 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         (":eyes::pencil2: O: two circles", ("observation", ":eyes::pencil2: two circles")),
         (":+1::skin-tone-2: Warm: the hook", ("warm", ":+1::skin-tone-2: the hook")),
         (":snowflake: no units", (None, ":snowflake: no units")),
+        ("\U0001f440 O: two circles", ("observation", "\U0001f440 two circles")),
+        (
+            "\U0001f469\u200d\U0001f3eb\ufe0f Q: timed?",
+            ("question", "\U0001f469\u200d\U0001f3eb\ufe0f timed?"),
+        ),
+        ("\u2744\ufe0f no units", (None, "\u2744\ufe0f no units")),
         (":snowflake: Cool:", ("cool", "")),  # a prefix alone, its words to come in an edit
     ],
 )

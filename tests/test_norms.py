@@ -191,6 +191,11 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         ("<@U_T2>, <@U_T3|lee> Cool: no units", "cool", "@teacher2, @lee no units"),
         # after emoji, which stay in its words
         (":snowflake: Cool: no units", "cool", ":snowflake: no units"),
+        (
+            "\U0001f914 I: she is working on scale",
+            "interpretation",
+            "\U0001f914 she is working on scale",
+        ),
     ],
 )
 def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(

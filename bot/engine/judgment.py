@@ -62,8 +62,12 @@ _DASHED = frozenset(
 _BULLET = re.compile(rf"^{_UNSEEN}(?:[•◦▪‣]|[-*](?=\s)|\d{{1,2}}[.)])[ \t]+")
 
 
-# Emoji before a prefix (":snowflake: Cool: no units"): they say something, and stay in the words.
-_EMOJI_FIRST = re.compile(rf"^{_UNSEEN}(?::[\w+'-]+:)+[ \t]+")
+# Emoji before a prefix (":snowflake: Cool: no units"), by code or as a phone types them
+# ("🤔 I: ..."), with their skin tones and joiners: they say something, and stay in the words.
+_EMOJI_FIRST = re.compile(
+    rf"^{_UNSEEN}(?::[\w+'-]+:|[\u2600-\u27bf\U0001f000-\U0001faff][\ufe0f\u200d\U0001f3fb-\U0001f3ff]*)+"
+    r"[ \t]+"
+)
 
 
 # The emoji the bot marks warm and cool feedback with, by code or as typed, when a reply opens
