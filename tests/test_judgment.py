@@ -188,6 +188,8 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("Note: follow up", (None, "Note: follow up")),
         ("I: ", ("interpretation", "")),
         ("Observations show a pattern", (None, "Observations show a pattern")),
+        ("Observations:\n- no title", ("observation", "- no title")),
+        ("Questions - which draft?", (None, "Questions - which draft?")),
         ("Quiet: please", (None, "Quiet: please")),
         ("I think: maybe", (None, "I think: maybe")),
         ("See page 2: the graph", (None, "See page 2: the graph")),

@@ -171,6 +171,8 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         # shortened with a full stop, as notes are written
         ("Obs. the graph has no labels", "observation", "the graph has no labels"),
         ("Interp.: a guess and check", "interpretation", "a guess and check"),
+        # a plural heading a list
+        ("Interpretations:\n- a guess and check", "interpretation", "- a guess and check"),
         # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
         ("O: *two* rows are blank", "observation", "*two* rows are blank"),
         ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),

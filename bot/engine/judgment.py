@@ -9,12 +9,13 @@ import re
 # Each tag with the prefixes that select it (PRODUCT.md 3.3, with "Question:" spelt out as the
 # others are and "Imp:"/"Implication:" for the one kind it gives none), matched case-insensitively.
 # No "Note:" or "Reflection:": people open ordinary sentences with them, and they would move a reply
-# out of its step's column unasked.
+# out of its step's column unasked. A plural heads a list of that kind ("Observations:" and a
+# line each), with its colon only.
 _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("observation", ("o", "obs", "observation")),
-    ("interpretation", ("i", "interp", "interpretation")),
-    ("implication", ("imp", "implication")),
-    ("question", ("q", "question")),
+    ("observation", ("o", "obs", "observation", "observations")),
+    ("interpretation", ("i", "interp", "interpretation", "interpretations")),
+    ("implication", ("imp", "implication", "implications")),
+    ("question", ("q", "question", "questions")),
     ("warm", ("warm", "warm feedback")),
     ("cool", ("cool", "cool feedback")),
 )
