@@ -222,22 +222,28 @@ def test_an_explicit_prefix_sets_the_tag_and_leaves_the_notes(
 def test_feedback_that_opens_with_the_emoji_of_its_kind_takes_that_kind(bot: Bot) -> None:
     # Tuning's feedback step collects warm feedback: cool feedback marked with the snowflake the
     # bot reacts with is cool, and keeps its emoji; a snowflake later in the words is theirs.
+    # So is "Cool - ..." there, where elsewhere it is as often a sentence.
     thread = _start_at_step(bot, 4, "tuning")
     cool = _say(bot, T1, ":snowflake: the task has no exemplar", thread)
     typed = _say(bot, T2, "\u2744\ufe0f no time limit is given", thread)
     warm = _say(bot, T3, "the checklist has a :snowflake: beside each step", thread)
+    dashed = _say(bot, FACILITATOR, "Cool - the task has no word limit", thread)
     assert (_recorded(bot, cool).tag, _recorded(bot, cool).text) == (
         "cool",
         ":snowflake: the task has no exemplar",
     )
     assert _recorded(bot, typed).tag == "cool"
     assert _recorded(bot, warm).tag == "warm"
+    assert _recorded(bot, dashed).tag == "cool"  # there, a label
     assert bot.standin.reactions(CHANNEL, cool) == ["snowflake"]
     # In a step that takes no feedback, an emoji is only an emoji.
     _next(bot, 5)
     _next(bot, 6)
-    debrief = _say(bot, T1, ":snowflake: it felt slow in Slack", str(bot.step_posts()[5]["ts"]))
+    debriefing = str(bot.step_posts()[5]["ts"])
+    debrief = _say(bot, T1, ":snowflake: it felt slow in Slack", debriefing)
+    said = _say(bot, T2, "Cool - I see what you mean", debriefing)
     assert _recorded(bot, debrief).tag == "debrief"
+    assert _recorded(bot, said).tag == "debrief"
 
 
 def test_facilitator_or_author_reaction_retags_and_nobody_else_does(bot: Bot) -> None:

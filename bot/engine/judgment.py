@@ -71,23 +71,25 @@ _EMOJI_FIRST = re.compile(
 )
 
 
-# The emoji the bot marks warm and cool feedback with, by code or as typed, when a reply opens
-# with one (":snowflake: no exemplar"): in a step that takes feedback, the kind it names.
-_FEEDBACK_EMOJI = re.compile(
-    rf"^{_UNSEEN}(?::(?P<code>sunny|snowflake):|(?P<symbol>[\u2600\u2744])\ufe0f?)", re.IGNORECASE
+# What marks a reply as warm or cool feedback in a step that takes feedback, when it opens with
+# it: the emoji the bot marks that kind with, by code or as typed (":snowflake: no exemplar"),
+# or the kind's name and a dash ("Cool - no exemplar"), which elsewhere is as often a sentence.
+_FEEDBACK_MARK = re.compile(
+    rf"^{_UNSEEN}(?::(?P<code>sunny|snowflake):|(?P<symbol>[\u2600\u2744])\ufe0f?"
+    r"|(?P<word>warm|cool)\s*(?:--?|\u2013|\u2014)\s)",
+    re.IGNORECASE,
 )
 
 
-def feedback_emoji(text: str) -> str | None:
-    """ "warm" or "cool" when a reply opens with the emoji that marks that kind, else None."""
-    match = _FEEDBACK_EMOJI.match(text)
+def feedback_mark(text: str) -> str | None:
+    """The kind of feedback ("warm" or "cool") a reply is marked as at its start, if any."""
+    match = _FEEDBACK_MARK.match(text)
     if match is None:
         return None
-    return (
-        "warm"
-        if (match["code"] or "").lower() == "sunny" or match["symbol"] == "\u2600"
-        else "cool"
-    )
+    if match["word"]:
+        return match["word"].lower()
+    warm = (match["code"] or "").lower() == "sunny" or match["symbol"] == "\u2600"
+    return "warm" if warm else "cool"
 
 
 def strip_tag_prefix(text: str) -> tuple[str | None, str]:

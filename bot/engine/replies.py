@@ -28,7 +28,7 @@ from bot.engine.core import Engine
 from bot.engine.errors import NotYet, Refusal, Reply
 from bot.engine.judgment import (
     asks_presenter_for_context,
-    feedback_emoji,
+    feedback_mark,
     reads_as_interpretation,
     strip_tag_prefix,
 )
@@ -692,7 +692,7 @@ class Replies:
         ):
             return "note", "group", None
         if explicit is None and step.collects in ("warm", "cool"):
-            explicit = feedback_emoji(text)  # ":snowflake: no exemplar" is cool feedback
+            explicit = feedback_mark(text)  # ":snowflake: no exemplar" is cool feedback
         if explicit is not None and explicit != "question":
             return explicit, "group", None
         # The quest for context: what the presenter was asked to withhold waits for their step.
