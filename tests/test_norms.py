@@ -173,6 +173,13 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         ("Interp.: a guess and check", "interpretation", "a guess and check"),
         # a plural heading a list
         ("Interpretations:\n- a guess and check", "interpretation", "- a guess and check"),
+        # in Spanish, with its accent or without
+        (
+            "Interpretación: está trabajando con fracciones",
+            "interpretation",
+            "está trabajando con fracciones",
+        ),
+        ("Observacion - dos colores de tinta", "observation", "dos colores de tinta"),
         # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
         ("O: *two* rows are blank", "observation", "*two* rows are blank"),
         ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),

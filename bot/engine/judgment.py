@@ -6,16 +6,25 @@ import re
 
 # --- Tag prefixes --------------------------------------------------------------------------------
 
+
+def _es(word: str) -> tuple[str, ...]:
+    """A Spanish prefix as written, and without its accent, as often typed."""
+    return word, word.replace("ó", "o")
+
+
 # Each tag with the prefixes that select it (PRODUCT.md 3.3, with "Question:" spelt out as the
 # others are and "Imp:"/"Implication:" for the one kind it gives none), matched case-insensitively.
 # No "Note:" or "Reflection:": people open ordinary sentences with them, and they would move a reply
 # out of its step's column unasked. A plural heads a list of that kind ("Observations:" and a
-# line each), with its colon only.
+# line each), with its colon only. Spanish, which many teachers write in, names the kinds too.
 _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("observation", ("o", "obs", "observation", "observations")),
-    ("interpretation", ("i", "interp", "interpretation", "interpretations")),
-    ("implication", ("imp", "implication", "implications")),
-    ("question", ("q", "question", "questions")),
+    ("observation", ("o", "obs", "observation", "observations", *_es("observación"))),
+    (
+        "interpretation",
+        ("i", "interp", "interpretation", "interpretations", *_es("interpretación")),
+    ),
+    ("implication", ("imp", "implication", "implications", *_es("implicación"))),
+    ("question", ("q", "question", "questions", "pregunta")),
     ("warm", ("warm", "warm feedback")),
     ("cool", ("cool", "cool feedback")),
 )
@@ -34,7 +43,7 @@ _UNSEEN = r"[\s\u200b-\u200f\u2060\ufeff]*"
 # "Q - 3 has no work shown" are sentences) nor after Warm or Cool ("Cool - I see"); after
 # "Warm feedback" or "Cool feedback", as the Tuning Protocol names them, it is one.
 _PREFIX_RE = re.compile(
-    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[a-z]+(?:\s+feedback)?)\s*(?P<mid>{_WRAP})\s*"
+    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[^\W\d_]+(?:\s+feedback)?)\s*(?P<mid>{_WRAP})\s*"
     rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
@@ -53,7 +62,8 @@ _DOTTED = re.compile(
 )
 _DASHED = frozenset(
     {"obs", "observation", "interp", "interpretation", "imp", "implication", "question"}
-    | {"warm feedback", "cool feedback"}
+    | {"warm feedback", "cool feedback", "pregunta", *_es("observación")}
+    | {*_es("interpretación"), *_es("implicación")}
 )
 
 
