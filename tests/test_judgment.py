@@ -150,6 +150,8 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
         ("I wonder whether they had a word bank", True),
         ("I'm wondering if students could use their notes?", True),
         ("I wonder if she had a calculator.", True),
+        ("I wonder about the time limit", True),
+        ("I wonder about her understanding of fractions", False),
         ("Curious whether this is the first draft", True),
     ],
 )

@@ -987,6 +987,20 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     assert posted.index("*Questions for the presenter*") < posted.index("*Presenter reflection*")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I wonder about the time limit",
+    ],
+)
+def test_a_question_for_the_presenter_put_loosely_is_parked(bot: Bot, text: str) -> None:
+    describing = _start_at_step(bot, 2)
+    ts = _say(bot, T1, text, describing)
+    assert _recorded(bot, ts).tag == "question"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    assert "parked" in _ephemerals_to(bot, T1)[0]["text"]
+
+
 def test_a_question_in_a_listening_steps_thread_after_the_presenters_turn_opened(
     bot: Bot,
 ) -> None:

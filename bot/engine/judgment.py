@@ -350,7 +350,7 @@ _INTERROGATIVE_START = re.compile(
 )
 _SOFT_QUESTION_RE = _words(
     r"(?:i'm |i am )?(?:curious|wondering) (?:if|whether|about|what|how|why|when)",
-    r"i wonder (?:if|whether|what|how|why|when)",
+    r"i wonder (?:if|whether|what|how|why|when|about)",
     r"(?:can|could|would) you (?:tell|say|share|explain|remind|clarify)",
 )
 
