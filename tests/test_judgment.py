@@ -127,6 +127,8 @@ def test_reads_as_interpretation(text: str, expected: bool) -> None:
         ("This is the first draft.", False),
         ("Does she understand what a variable is?", False),
         ("Is that a 7 or a 1 in the second row?", False),
+        ("Maria, is this the final draft", True),
+        ("@maria was this done in class", True),
         ("", False),
     ],
 )

@@ -991,6 +991,9 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
     "text",
     [
         "I wonder about the time limit",
+        # addressed, and sent without its question mark
+        "Maria, is this the final draft",
+        "<@U_PRE> was this done in class",
     ],
 )
 def test_a_question_for_the_presenter_put_loosely_is_parked(bot: Bot, text: str) -> None:

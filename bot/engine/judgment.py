@@ -344,8 +344,9 @@ def reads_as_interpretation(text: str) -> bool:
 
 # --- Quest for context ---------------------------------------------------------------------------
 
+# After the name of whoever is asked ("Maria, was this timed", "@maria was this timed").
 _INTERROGATIVE_START = re.compile(
-    r"^(?:is|are|was|were|did|do|does|had|has|have|can|could|would|will|should|how|what|when"
+    r"^(?:@?[\w.'-]+,\s*|@[\w.'-]+:?\s+)?(?:is|are|was|were|did|do|does|had|has|have|can|could|would|will|should|how|what|when"
     r"|where|why|which|who|whose)\b"
 )
 _SOFT_QUESTION_RE = _words(
