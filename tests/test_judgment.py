@@ -153,6 +153,8 @@ def test_asks_presenter_for_context(text: str, expected: bool) -> None:
         ("I'm wondering if students could use their notes?", True),
         ("I wonder if she had a calculator.", True),
         ("I wonder about the time limit", True),
+        ("I'd love to know if they had a rubric", True),
+        ("I'd love to know what she was thinking", False),
         ("I wonder about her understanding of fractions", False),
         ("Curious whether this is the first draft", True),
     ],

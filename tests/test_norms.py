@@ -994,6 +994,9 @@ def test_context_questions_are_parked_for_the_presenters_step(bot: Bot) -> None:
         # addressed, and sent without its question mark
         "Maria, is this the final draft",
         "<@U_PRE> was this done in class",
+        # put as what one would like to know
+        "I'd love to know if they had a rubric",
+        "I would like to know whether this was timed",
     ],
 )
 def test_a_question_for_the_presenter_put_loosely_is_parked(bot: Bot, text: str) -> None:

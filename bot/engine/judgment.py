@@ -352,6 +352,8 @@ _INTERROGATIVE_START = re.compile(
 _SOFT_QUESTION_RE = _words(
     r"(?:i'm |i am )?(?:curious|wondering) (?:if|whether|about|what|how|why|when)",
     r"i wonder (?:if|whether|what|how|why|when|about)",
+    r"(?:love|like|want|good|helpful|useful|nice) to (?:know|hear|find out)"
+    r" (?:if|whether|what|how|why|when|about|more)",
     r"(?:can|could|would) you (?:tell|say|share|explain|remind|clarify)",
 )
 
