@@ -223,6 +223,11 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("Cool feedback - no units", ("cool", "no units")),
         ("*Warm feedback:* the hook", ("warm", "the hook")),
         ("Obs-rings", (None, "Obs-rings")),
+        (
+            "*Obs*\n- three paragraphs\n- no title",
+            ("observation", "- three paragraphs\n- no title"),
+        ),
+        ("O\nthe student", (None, "O\nthe student")),
         # A shortened prefix's full stop ends it as a colon would; not "Q." before a number.
         ("Obs. two handwritings", ("observation", "two handwritings")),
         ("*Obs.* two handwritings", ("observation", "two handwritings")),

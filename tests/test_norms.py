@@ -171,7 +171,8 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
         # shortened with a full stop, as notes are written
         ("Obs. the graph has no labels", "observation", "the graph has no labels"),
         ("Interp.: a guess and check", "interpretation", "a guess and check"),
-        # a plural heading a list
+        # a plural heading a list, or a prefix on a line of its own over one
+        ("*Interp*\n- a guess and check", "interpretation", "- a guess and check"),
         ("Interpretations:\n- a guess and check", "interpretation", "- a guess and check"),
         # in Spanish, with its accent or without
         (

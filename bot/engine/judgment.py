@@ -39,12 +39,14 @@ _NOT_EMOJI = r"(?![\w+'-]+:)"
 # paste or a keyboard puts there (zero-width spaces and joiners, direction marks, byte order marks).
 _UNSEEN = r"[\s\u200b-\u200f\u2060\ufeff]*"
 # A prefix ends with a colon or, after a word spelt out or shortened ("Obs - two handwritings"),
-# with a dash and a space, as people write a label. Not after a letter alone ("I - I mean",
-# "Q - 3 has no work shown" are sentences) nor after Warm or Cool ("Cool - I see"); after
-# "Warm feedback" or "Cool feedback", as the Tuning Protocol names them, it is one.
+# with a dash and a space, as people write a label, or with its line ("*Obs*" over a list). Not
+# after a letter alone ("I - I mean", "Q - 3 has no work shown" are sentences) nor after Warm or
+# Cool ("Cool - I see"); after "Warm feedback" or "Cool feedback", as the Tuning Protocol names
+# them, it is one. A dash on the next line is a list's first bullet, and stays.
 _PREFIX_RE = re.compile(
-    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[^\W\d_]+(?:\s+feedback)?)\s*(?P<mid>{_WRAP})\s*"
-    rf"(?:(?P<colon>:){_NOT_EMOJI}|(?:--?|\u2013|\u2014)(?=\s))\s*(?P<close>{_WRAP})\s*",
+    rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[^\W\d_]+(?:\s+feedback)?)\s*(?P<mid>{_WRAP})"
+    rf"(?:\s*(?P<colon>:){_NOT_EMOJI}|[ \t]*(?:--?|\u2013|\u2014)(?=\s)|[ \t]*(?=\n))"
+    rf"\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
 # The full-width forms of ASCII, and the ideographic space, that Chinese, Japanese and Korean
