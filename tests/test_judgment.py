@@ -80,6 +80,8 @@ def test_heldout_does_not_regress() -> None:
         ("I think he ran out of time.", True),
         ("It looks like he didn't understand regrouping.", True),
         ("This is below grade level.", True),
+        ("The rubric is stapled to the back", False),
+        ("It meets the rubric in every row", True),
         ("There are no units on the final answer.", False),
         # Words inside quotes are the student's, not the speaker's.
         ('The hypothesis says "I think the plant will grow."', False),

@@ -551,9 +551,11 @@ def test_a_judgment_while_describing_gets_the_nudge_and_can_be_parked(bot: Bot) 
         "The last line reads: the end, it was a good day",
         "The student wrote: I think it is 12 because it seems right",
         "The prompt says: Explain how you know your answer is correct.",
+        # The rubric as a sheet on the page, not as a measure of the work.
+        "The rubric is stapled to the back",
     ],
 )
-def test_a_description_that_gives_the_pages_words_is_not_nudged(bot: Bot, text: str) -> None:
+def test_a_description_of_what_is_on_the_page_is_not_nudged(bot: Bot, text: str) -> None:
     thread = _start_at_step(bot, 2)
     ts = _say(bot, T1, text, thread)
     assert _recorded(bot, ts).tag == "observation"

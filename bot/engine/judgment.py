@@ -248,7 +248,11 @@ _VERDICT_RE = _words(
     r"well[- ](?:done|written|organized|developed|thought|crafted|structured|reasoned|supported)",
     r"almost there|not there yet|on the right track|(?:shows|showing) growth|improve(?:d|ment)",
     r"(?:below|above|at|approaching|on) grade[- ]level|grade[- ]level|standards?|proficien\w*",
-    r"(?:meets?|met|exceeds?|exceeded|approaching|approaches) (?:the )?expectations?|rubric",
+    r"(?:meets?|met|exceeds?|exceeded|approaching|approaches) (?:the )?expectations?",
+    # The rubric as a measure of the work; as a sheet on the page ("the rubric is stapled to
+    # the back"), it is described.
+    r"(?:meets?|met|exceeds?|hits?) (?:the |every |all )?rubric",
+    r"according to the rubric|by the rubric|(?:a|an|the) [0-9] on the rubric",
     r"would (?:score|get|earn)|(?:is|are|was) sound|sound reasoning",
     r"an? [a-f][+-]? (?:paper|essay|piece)",
     r"for an? (?:[\w-]+ )?(?:grader|student|kid|child)|for (?:his|her|their|this) (?:age|grade)",
