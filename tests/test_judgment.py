@@ -198,6 +198,8 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("Observations show a pattern", (None, "Observations show a pattern")),
         ("Pregunta: ¿fue con tiempo?", ("question", "¿fue con tiempo?")),
         ("Observé: dos colores", (None, "Observé: dos colores")),
+        ("Cálido: el gancho", ("warm", "el gancho")),
+        ("Frio - no hay rúbrica", (None, "Frio - no hay rúbrica")),
         ("Observations:\n- no title", ("observation", "- no title")),
         ("Questions - which draft?", (None, "Questions - which draft?")),
         ("Quiet: please", (None, "Quiet: please")),

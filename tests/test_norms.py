@@ -181,6 +181,7 @@ def _section(notes: notes_mod.Notes, tag: str) -> list[str]:
             "está trabajando con fracciones",
         ),
         ("Observacion - dos colores de tinta", "observation", "dos colores de tinta"),
+        ("Fría: la tabla termina en la fila 4", "cool", "la tabla termina en la fila 4"),
         # Emphasis that opens the words after the prefix is theirs: it lost its first marker.
         ("O: *two* rows are blank", "observation", "*two* rows are blank"),
         ("*I:* _maybe_ a guess", "interpretation", "_maybe_ a guess"),

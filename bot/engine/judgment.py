@@ -25,8 +25,8 @@ _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("implication", ("imp", "implication", "implications", *_es("implicación"))),
     ("question", ("q", "question", "questions", "pregunta")),
-    ("warm", ("warm", "warm feedback")),
-    ("cool", ("cool", "cool feedback")),
+    ("warm", ("warm", "warm feedback", "cálido", "cálida", "calido", "calida")),
+    ("cool", ("cool", "cool feedback", "frío", "fría", "frio", "fria")),
 )
 TAG_PREFIXES: dict[str, str] = {alias: tag for tag, aliases in _TAG_ALIASES for alias in aliases}
 
