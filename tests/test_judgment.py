@@ -189,6 +189,7 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("Imp: more number talks", ("implication", "more number talks")),
         ("Implication: reteach", ("implication", "reteach")),
         ("Question: which draft?", ("question", "which draft?")),
+        ("Qs: timed? word bank?", ("question", "timed? word bank?")),
         ("warm: lovely labels", ("warm", "lovely labels")),
         ("Cool:the thesis", ("cool", "the thesis")),
         # Ordinary openers, not prefixes: the reply keeps its step's tag.

@@ -1011,6 +1011,13 @@ def test_a_question_for_the_presenter_put_loosely_is_parked(bot: Bot, text: str)
     assert "parked" in _ephemerals_to(bot, T1)[0]["text"]
 
 
+def test_questions_listed_under_a_prefix_are_kept_without_it(bot: Bot) -> None:
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "Qs: was it timed? was there a word bank?", thread)
+    row = _recorded(bot, ts)
+    assert (row.tag, row.text) == ("question", "was it timed? was there a word bank?")
+
+
 def test_a_question_in_a_listening_steps_thread_after_the_presenters_turn_opened(
     bot: Bot,
 ) -> None:

@@ -24,7 +24,7 @@ _TAG_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("i", "interp", "interpretation", "interpretations", *_es("interpretación")),
     ),
     ("implication", ("imp", "implication", "implications", *_es("implicación"))),
-    ("question", ("q", "question", "questions", "pregunta")),
+    ("question", ("q", "qs", "question", "questions", "pregunta")),
     ("warm", ("warm", "warm feedback", "cálido", "cálida", "calido", "calida")),
     ("cool", ("cool", "cool feedback", "frío", "fría", "frio", "fria")),
 )
