@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from bot.engine import controls
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
-from bot.engine.warnings import warn_step
+from bot.engine.warnings import NUDGE_AT_MOST, warn_step
 from bot.slack_standin import SlackStandin
 from bot.store.models import Contribution, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, TEAM, Bot, tables_holding
@@ -716,3 +716,22 @@ def test_end_with_only_a_session_booked_ahead_says_how_to_call_it_off(bot: Bot) 
     nothing = bot.command("end")["text"]
     assert "Start one with `/protocol start atlas @maria`" in nothing
     assert "scheduled" not in nothing
+
+
+def test_in_a_channel_of_more_than_a_team_the_warning_counts_but_nobody_is_nudged(
+    bot: Bot,
+) -> None:
+    # Run in a big channel, every step in which everyone speaks sent each of its members who
+    # had not replied a private nudge: dozens of direct messages a step.
+    staff = [f"U_STAFF{n:03d}" for n in range(NUDGE_AT_MOST)]
+    for n, user in enumerate(staff):
+        bot.standin.add_user(user, f"staff{n}")
+        bot.standin.add_member(CHANNEL, user)
+    describe_ts = _describing(bot)
+    bot.reply(TEACHERS[0], "There are two diagrams.", describe_ts)
+    bot.wait_until(lambda: len(bot.standin.calls_to("reactions.add")) == 1)
+    warn_step(bot.runtime.engine, _session(bot).id, 2)
+    bot.wait_until(lambda: any("so far" in t for t in _thread(bot, describe_ts)))
+    assert any(f"1 of {len(staff) + 4} has described" in t for t in _thread(bot, describe_ts))
+    bot.settle()
+    assert bot.standin.calls_to("conversations.open") == []

@@ -18,6 +18,10 @@ from bot.store.models import Contribution, ProtocolSession
 # A warning late (its clock was down when it fell due) still goes out while at least this share of
 # its lead is left before the close: a quarter of an hour-long step's 12 minutes, 3 minutes.
 LATE_SHARE = 0.25
+# Private nudges go out in a channel of at most this many people: a team's. Run in a big one (a
+# school's #general), a nudge to each of hundreds who have not replied, every step, is spam,
+# and the count in the thread says enough.
+NUDGE_AT_MOST = 30
 
 
 def counted_kind(protocol: Protocol, step: int) -> str | None:
@@ -70,6 +74,8 @@ def warn_step(engine: Engine, session_id: int, step: int) -> None:
             return
         if not spec.everyone and _brought(session, protocol, step):
             return  # what they brought is in the step already, from their prep
+        if len(members) > NUDGE_AT_MOST:
+            return
         nudge = render_message("closing_nudge.j2", **_context(session, spec, step))
         for user in sorted(set(members) - replied):
             engine.post(s, session, nudge, channel=user)
