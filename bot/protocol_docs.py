@@ -170,7 +170,8 @@ notes), `speaks`, or `only` (only the presenter speaks) |
 | `steps[n].collects` | yes | what a reply is recorded as: `observation`, `interpretation`, \
 `implication`, `question`, `warm`, `cool`, `reflection`, `debrief` or `note` |
 | `steps[n].everyone` | no | `true` when everyone should reply: members who have not get a \
-private nudge before the step closes. A step that collects `note` without it asks nobody to \
+private nudge before the step closes (in a channel of up to 30 people: in a bigger one, only \
+the count in the thread). A step that collects `note` without it asks nobody to \
 reply (a silent examination): its closing warning says when it closes, with no count |
 | `steps[n].questions` | no | questions listed under the prompt, up to 300 characters each. \
 A step's prompt, guidance and questions together hold up to 5000 characters: the step is one \
