@@ -33,10 +33,30 @@ TEAM = "T_DEMO"
 SECRET = "demo-signing-secret"
 SCRIPT = Path(__file__).with_name("demo_team.yaml")
 STEP_RE = re.compile(r"^Step (\d+) of (\d+)")
-DATE_RE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
+DATE_RE = re.compile(r"<!date\^(\d+)\^([^|>]*)\|[^>]*>")
+# Slack's date tokens, as the transcript shows them (the demo runs within the day: "today").
+DATE_TOKENS = {
+    "{time}": "%H:%M:%S",
+    "{time_secs}": "%H:%M:%S",
+    "{date_num}": "%Y-%m-%d",
+    "{date}": "%B %d, %Y",
+    "{date_short}": "%b %d",
+    "{date_long}": "%A, %B %d",
+    "{date_pretty}": "today",
+    "{date_short_pretty}": "today",
+    "{date_long_pretty}": "today",
+}
 MENTION_RE = re.compile(r"<@(\w+)(?:\|[^>]*)?>")
 CHANNEL_RE = re.compile(r"<#(\w+)(?:\|([^>]*))?>")
 CHANNEL_NAME = "team"  # the stand-in's name for a channel it is not told one for
+
+
+def _shown_date(match: re.Match[str]) -> str:
+    """A `<!date^ts^format|fallback>` as the reader's Slack would show it, in UTC."""
+    shown = match.group(2) or "{time}"
+    for token, pattern in DATE_TOKENS.items():
+        shown = shown.replace(token, pattern)
+    return datetime.fromtimestamp(int(match.group(1)), UTC).strftime(shown)
 
 
 class Transcript:
@@ -47,9 +67,7 @@ class Transcript:
         self._lock = threading.Lock()
 
     def _plain(self, text: str) -> str:
-        text = DATE_RE.sub(
-            lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%H:%M:%S"), text
-        )
+        text = DATE_RE.sub(_shown_date, text)
         text = MENTION_RE.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = CHANNEL_RE.sub(lambda m: "#" + (m.group(2) or CHANNEL_NAME), text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,14 @@ def test_demo_runs_atlas_to_the_notes() -> None:
     assert closed == ["1", "2", "3", "4", "5", "6"]
     assert re.search(r"protocolbot \(edited ATLAS - Learning from Student Work\): 1\. ", transcript)
     assert "is open in #team" in transcript  # Slack's markup for the channel, as it shows
+    # Dates as Slack shows them: the notes name the day they ended (not "on today", which is
+    # what "today"'s token read there), the plan today's close times.
+    ended = re.search(
+        r"Presented by @Maria, facilitated by @Dana, in #team on (\w+ \d+)\.", transcript
+    )
+    now = datetime.now(UTC)
+    assert ended and ended[1] in {(now - timedelta(minutes=m)).strftime("%b %d") for m in (0, 2)}
+    assert "on today" not in transcript and "until today " in transcript
     assert not re.search(r"<[@#!]", transcript), transcript
     notes = transcript[transcript.index("== Notes · ATLAS") :]
     interpretations = notes[notes.index("*Interpretations*") : notes.index("*Implications*")]
