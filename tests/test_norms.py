@@ -245,6 +245,18 @@ def test_feedback_that_opens_with_the_emoji_of_its_kind_takes_that_kind(bot: Bot
     assert _recorded(bot, warm).tag == "warm"
     assert _recorded(bot, dashed).tag == "cool"  # there, a label
     assert bot.standin.reactions(CHANNEL, cool) == ["snowflake"]
+    # Marked cool by an edit, as it would be sent so; and warm again once the mark is edited out.
+    later = _say(bot, T3, "the task has no rubric", thread)
+    cooled = ":snowflake: the task has no rubric"
+    first = {"user": T3, "ts": f"{float(later) + 1:.6f}"}
+    _edit(bot, T3, later, thread, cooled, "the task has no rubric", edited=first)
+    bot.wait_until(lambda: _recorded(bot, later).tag == "cool")
+    bot.wait_until(lambda: bot.standin.reactions(CHANNEL, later) == ["snowflake"])
+    second = {"user": T3, "ts": f"{float(later) + 2:.6f}"}
+    _edit(bot, T3, later, thread, "the task has a rubric", cooled, edited=second)
+    bot.wait_until(lambda: _recorded(bot, later).text == "the task has a rubric")
+    _settle(bot)
+    assert _recorded(bot, later).tag == "warm"
     # In a step that takes no feedback, an emoji is only an emoji.
     _next(bot, 5)
     _next(bot, 6)

@@ -817,6 +817,11 @@ class Replies:
             if parked and audience == "group" and tag == step.collects:
                 self.retag(s, row, tag)
             return  # otherwise tagged by a reaction or the nudge's buttons: their call stands
+        if audience == "group" and norm is None and tag != row.tag and row.retagged_from is None:
+            # Words that read as another kind without a norm's say (feedback opened with the
+            # emoji of its kind): tagged as they would be sent new.
+            self.retag(s, row, tag)
+            return
         if audience != "group" or norm not in _EDIT_NORMS:
             return
         if self._read(session.presenter_id, step, row.user_id, None, before)[2] == norm:
