@@ -11,6 +11,7 @@ from bot.engine.core import Engine
 from bot.protocols import Protocol, load_library
 from bot.store.db import Database
 from bot.store.migrate import upgrade
+from tests.harness import migrated_copy
 from tests.test_engine import WEDNESDAY, HeldClock, RecordingTimers
 
 
@@ -35,6 +36,7 @@ def timers() -> RecordingTimers:
 def engine(
     database_url: str, library: dict[str, Protocol], clock: HeldClock, timers: RecordingTimers
 ) -> Iterator[Engine]:
+    migrated_copy(database_url)
     db = Database(database_url)
     upgrade(db)
     try:

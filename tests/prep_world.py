@@ -26,6 +26,7 @@ from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage, ProtocolSession
 from tests.fakes.signing import interaction_body
+from tests.harness import migrated_copy
 
 TEAM, CHANNEL = "T_TEAM", "C_TEAM"
 FAC, PRE = "U_FAC", "U_PRE"
@@ -164,6 +165,7 @@ class World:
 
 
 def make_world(database_url: str, now: datetime) -> World:
+    migrated_copy(database_url)
     db = Database(database_url)
     upgrade(db)
     library, errors = load_library([BUILTIN_DIR])
