@@ -10,8 +10,7 @@ import pytest
 from bot.engine.core import Engine
 from bot.protocols import Protocol, load_library
 from bot.store.db import Database
-from bot.store.migrate import upgrade
-from tests.harness import migrated_copy
+from tests.harness import migrated_copy, to_head
 from tests.test_engine import WEDNESDAY, HeldClock, RecordingTimers
 
 
@@ -38,7 +37,7 @@ def engine(
 ) -> Iterator[Engine]:
     migrated_copy(database_url)
     db = Database(database_url)
-    upgrade(db)
+    to_head(db)
     try:
         yield Engine(db, library, clock, timers=timers)
     finally:

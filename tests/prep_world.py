@@ -23,10 +23,9 @@ from bot.engine.errors import Reply
 from bot.profiles import Person, Zone
 from bot.protocols import BUILTIN_DIR, load_library
 from bot.store.db import Database
-from bot.store.migrate import upgrade
 from bot.store.models import OutboxMessage, ProtocolSession
 from tests.fakes.signing import interaction_body
-from tests.harness import migrated_copy
+from tests.harness import migrated_copy, to_head
 
 TEAM, CHANNEL = "T_TEAM", "C_TEAM"
 FAC, PRE = "U_FAC", "U_PRE"
@@ -167,7 +166,7 @@ class World:
 def make_world(database_url: str, now: datetime) -> World:
     migrated_copy(database_url)
     db = Database(database_url)
-    upgrade(db)
+    to_head(db)
     library, errors = load_library([BUILTIN_DIR])
     assert not errors
     clock, timers = FakeClock(now), RecordingTimers()
