@@ -43,8 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # The fixtures that run the migrations on the test's database before the test sees it (a Bot,
-# an Engine): on PostgreSQL such a test's database is one already migrated.
-MIGRATING_FIXTURES = {"bot", "engine", "oauth_bot", "two_schools"}
+# an Engine, a prep world): on PostgreSQL such a test's database is one already migrated.
+MIGRATING_FIXTURES = {"bot", "engine", "oauth_bot", "two_schools", "world"}
 
 # Everything a database holds outside PostgreSQL's own schemas, each column with its type and
 # default: a database handed back by a test is used again only if, once reset, this reads the
