@@ -223,8 +223,11 @@ class Bot:
         team: str = TEAM,
         event_id: str | None = None,
         retry: int | None = None,
+        event_time: int | None = None,
     ) -> int:
-        body = event_body({"team": team, **event}, team_id=team, event_id=event_id)
+        body = event_body(
+            {"team": team, **event}, team_id=team, event_id=event_id, event_time=event_time
+        )
         headers = signed_headers(body, SECRET)
         if retry is not None:
             headers["X-Slack-Retry-Num"] = str(retry)

@@ -18,11 +18,17 @@ def _dms(bot: Bot, user: str) -> list[str]:
     return [message_text(m) for m in bot.posts(f"D{user[1:]}")]
 
 
-def _left(bot: Bot, user: str, event_id: str | None = None, retry: int | None = None) -> None:
+def _left(
+    bot: Bot,
+    user: str,
+    event_id: str | None = None,
+    retry: int | None = None,
+    event_time: int | None = None,
+) -> None:
     """Slack's word that `user` left the channel (taken out, or of their own accord)."""
     bot.standin.remove_member(CHANNEL, user)
     event = {"type": "member_left_channel", "user": user, "channel": CHANNEL, "channel_type": "C"}
-    assert bot.event(event, event_id=event_id, retry=retry) == 200
+    assert bot.event(event, event_id=event_id, retry=retry, event_time=event_time) == 200
 
 
 def _public(bot: Bot) -> list[str]:
@@ -62,8 +68,7 @@ def test_a_presenter_who_leaves_again_after_coming_back_is_told_of_again(bot: Bo
     bot.standin.add_member(CHANNEL, PRESENTER)  # /invite @maria, as the note said
     bot.settle()
     assert len(_dms(bot, FACILITATOR)) == 1
-    time.sleep(1.1)  # Slack's event_time counts whole seconds
-    _left(bot, PRESENTER)
+    _left(bot, PRESENTER, event_time=int(time.time()) + 2)  # Slack's event_time: whole seconds
     bot.wait_until(lambda: len(_dms(bot, FACILITATOR)) == 2, timeout=10)
 
 

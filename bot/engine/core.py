@@ -711,10 +711,7 @@ class Engine:
         rows = []
         for index in range(first, len(protocol.steps) + 1):
             seconds = step_seconds(protocol, index, session.step_seconds)
-            days = calendar_days(session.step_seconds, session.step_days)
-            closes = close_time(
-                opened, seconds, weekdays=session.weekdays, tz=session.tz, days=days
-            )
+            closes = _closes(session, opened, seconds)
             rows.append(
                 {
                     "index": index,
@@ -741,8 +738,7 @@ class Engine:
     ) -> None:
         step = protocol.step(index)
         seconds = step_seconds(protocol, index, session.step_seconds)
-        days = calendar_days(session.step_seconds, session.step_days)
-        closes = close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz, days=days)
+        closes = _closes(session, opened, seconds)
         warn_at = warning_time(opened, closes, seconds, weekdays=session.weekdays, tz=session.tz)
         run = StepRun(
             session_id=session.id,
@@ -1572,3 +1568,10 @@ def _began(session_id: int, protocol_id: str, steps: int) -> None:
 def _ended(session_id: int) -> None:
     ACTIVITY.count(ENDED)
     log.info("session %d ended", session_id)
+
+
+def _closes(session: ProtocolSession, opened: datetime, seconds: int) -> datetime:
+    """When a step of the session's, of `seconds`, opened at `opened` closes: the days typed as
+    days counted on the calendar, across its weekends if it keeps to weekdays."""
+    days = calendar_days(session.step_seconds, session.step_days)
+    return close_time(opened, seconds, weekdays=session.weekdays, tz=session.tz, days=days)

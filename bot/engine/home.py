@@ -51,8 +51,9 @@ def publish_home(engine: Engine, team_id: str, enterprise_id: str, user: str) ->
         # A running session is shown with the steps it ran: its protocol's id may name other
         # steps now, or its file be gone (the session is then held at its next close, and one
         # held is on hold, not paused: `resume` can't carry it on).
-        shown = {item.id: engine.shown_protocol(s, item) for item in active}
-        held = {item.id for item in active if engine.installed(item) is None}
+        installed = {item.id: engine.installed(item) for item in active}
+        held = {sid for sid, protocol in installed.items() if protocol is None}
+        shown = {item.id: installed[item.id] or engine.shown_protocol(s, item) for item in active}
         message = render_message(
             "home.j2",
             user=user,

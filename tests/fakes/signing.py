@@ -70,8 +70,14 @@ def slash_command_body(
     )
 
 
-def event_body(event: dict[str, Any], team_id: str = "T_TEAM", event_id: str | None = None) -> str:
-    """An Events API `event_callback` envelope around `event`, as JSON."""
+def event_body(
+    event: dict[str, Any],
+    team_id: str = "T_TEAM",
+    event_id: str | None = None,
+    event_time: int | None = None,
+) -> str:
+    """An Events API `event_callback` envelope around `event`, as JSON (sent now, unless
+    `event_time` says when)."""
     return json.dumps(
         {
             "token": VERIFICATION_TOKEN,
@@ -82,7 +88,7 @@ def event_body(event: dict[str, Any], team_id: str = "T_TEAM", event_id: str | N
             "event": event,
             "type": "event_callback",
             "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-            "event_time": int(time.time()),
+            "event_time": event_time if event_time is not None else int(time.time()),
             "authorizations": [
                 {
                     "enterprise_id": None,
