@@ -38,6 +38,7 @@ def _sessions(ctx: Context, a: argparse.Namespace, short: bool) -> dict[str, Any
         run_seconds=run_seconds,
         idle_seconds=a.idle_seconds,
         drain=a.drain,
+        engine_starts=a.engine_starts,
     )
 
 
@@ -87,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
     ses.add_argument("--run-seconds", type=float, help="busy phase length")
     ses.add_argument("--idle-seconds", type=float, default=20.0, help="idle phase length")
     ses.add_argument("--drain", type=float, default=30.0, help="wait for late transitions")
+    ses.add_argument(
+        "--engine-starts",
+        type=int,
+        default=sessions.ENGINE_STARTS,
+        help="sessions started through the engine; the rest copy their rows",
+    )
     ses.add_argument("--repeats", type=int, default=3, help="cold starts per target")
     return p
 

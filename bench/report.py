@@ -71,7 +71,8 @@ EXPLAIN = {
         "py-spy), so the work ours does beyond the floor's can be read off by thread."
     ),
     "sessions": (
-        "{sessions:,} ATLAS sessions in distinct channels, created through the engine; the bot "
+        "{sessions:,} ATLAS sessions in distinct channels: {engine_starts:,} started through the "
+        "engine, as `/protocol start` starts them, and the rest copies of their rows; the bot "
         "runs as `python -m bot` in its own process. 1-day steps for {idle_seconds:g} s (idle), "
         "then {step_seconds}-s steps with closes spread over a minute, for {run_seconds:g} s of "
         "the real scheduler. Lateness is when the next step was committed less when the "
@@ -154,7 +155,12 @@ def section(name: str, entry: dict[str, Any], image: str | None) -> str:
     title = TITLES[name] + ("" if database == "SQLite" else f", on {database}")
     parts = [f"## {title} (`python -m bench {name}`)", "", _meta_line(entry["meta"]), ""]
     # Runs stored before ours could run as web + clock ran it as one process.
-    parts += [EXPLAIN[name].format(**{"ours": "one process", **result["params"]}), ""]
+    params = {
+        "ours": "one process",
+        "engine_starts": result["params"].get("sessions"),
+        **result["params"],
+    }
+    parts += [EXPLAIN[name].format(**params), ""]
     parts += [figures.render(figures.ROWS[name](result)), ""]
     if name == "throughput":
         parts += [figures.ramp_table(result), ""]
