@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, figures, latency, report, scaling, sessions, throughput
+from bench import coldstart, figures, latency, quiet, report, scaling, sessions, throughput
 from bench.context import DOCS, Context
 from bench.postgres import TemporaryPostgres
 
@@ -72,6 +72,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", type=Path, help="record py-spy profiles of our bot into DIR")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=15.0,
+        help="before each benchmark, wait up to this many seconds for the cores to go quiet",
+    )
     lat = p.add_argument_group("latency and throughput")
     lat.add_argument("--rate", type=float, default=100.0, help="requests per second (latency)")
     lat.add_argument("--duration", type=float, help="seconds per target and kind (latency)")
@@ -108,11 +114,12 @@ def run(names: list[str], args: argparse.Namespace, short: bool) -> dict[str, di
                 out=args.out, postgres_admin_url=admin_url, quiet=args.quiet, profile=args.profile
             )
             try:
+                busy = quiet.settle(most=args.settle)
                 ctx.say(f"{name}: running on {ctx.database_kind}")
                 began, load_before = time.monotonic(), os.getloadavg()[0]
                 result = BENCHES[name](ctx, args, short)
                 result["elapsed_seconds"] = time.monotonic() - began
-                page = report.write(args.out, name, result, ctx.database_kind, load_before)
+                page = report.write(args.out, name, result, ctx.database_kind, load_before, busy)
             finally:
                 ctx.close()
             results[name] = result

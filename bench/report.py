@@ -114,10 +114,11 @@ def commit() -> str:
     return f"{head} (with uncommitted changes)" if dirty else head
 
 
-def stamp(database: str, load_before: float) -> dict[str, Any]:
+def stamp(database: str, load_before: float, busy_before: float | None = None) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": round(load_before, 2),
+        "busy_before": None if busy_before is None else round(busy_before, 3),
         "commit": commit(),
         "database": database,
         **machine(),
@@ -140,8 +141,14 @@ def _meta_line(meta: dict[str, Any]) -> str:
     return (
         f"Ran {meta['date']} on {meta['cores']} cores ({meta['cpu']}, {meta['memory']}), "
         f"Python {meta['python']}, {meta['database']}, commit {meta['commit']}; "
-        f"load average {meta.get('load_before', 'n/a')} when it began."
+        f"load average {meta.get('load_before', 'n/a')}{_busy(meta)} when it began."
     )
+
+
+def _busy(meta: dict[str, Any]) -> str:
+    """The cores' busy share in the second before the run (bench/quiet.py), where measured."""
+    busy = meta.get("busy_before")
+    return "" if busy is None else f", cores {busy:.0%} busy"
 
 
 def key(name: str, database: str) -> str:
@@ -172,13 +179,19 @@ def section(name: str, entry: dict[str, Any], image: str | None) -> str:
 
 
 def write(
-    out: Path, name: str, result: dict[str, Any], database: str, load_before: float = 0.0
+    out: Path,
+    name: str,
+    result: dict[str, Any],
+    database: str,
+    load_before: float = 0.0,
+    busy_before: float | None = None,
 ) -> Path:
     """Store `result` as `name`'s latest figures and regenerate the page and its plots."""
     out.mkdir(parents=True, exist_ok=True)
     page = out / "performance.md"
     entries = load(page)
-    entries[key(name, database)] = {"meta": stamp(database, load_before), "result": result}
+    meta = stamp(database, load_before, busy_before)
+    entries[key(name, database)] = {"meta": meta, "result": result}
     return render(out, entries)
 
 

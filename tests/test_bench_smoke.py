@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import time
 from pathlib import Path
 
 import pytest
 
-from bench import ab
+from bench import ab, quiet
 from bench.__main__ import main
 from bench.report import load
 from bench.threads import OTHER, ROLES, spy
@@ -36,12 +37,15 @@ TINY = {
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("name", list(TINY))
 def test_benchmark_runs_and_reports_its_figures(name: str, tmp_path: Path) -> None:
-    assert main([name, "--out", str(tmp_path), "--quiet", *TINY[name]]) == 0
+    args = [name, "--out", str(tmp_path), "--quiet", "--settle", "0", *TINY[name]]
+    assert main(args) == 0
 
     page = tmp_path / "performance.md"
     text = page.read_text()
     assert f"`python -m bench {name}`" in text
     assert "| measure" in text
+    # How busy the cores were just before it ran (bench/quiet.py), not only the load average.
+    assert re.search(r"load average [\d.]+, cores \d+% busy when it began", text)
     result = load(page)[name]["result"]
     assert result["params"]
     if importlib.util.find_spec("matplotlib") is not None:
@@ -136,3 +140,13 @@ def test_the_capacity_model_sizes_the_clock_from_its_postgresql_run() -> None:
     # Without a PostgreSQL run the single process on SQLite sizes it.
     del entries["sessions-postgresql"]
     assert "held 167 transitions a second" in model(entries)
+
+
+def test_settling_waits_for_quiet_cores_at_most_as_long_as_it_is_told() -> None:
+    began = time.monotonic()
+    share = quiet.settle(threshold=1.01, most=10.0)  # any second is quiet enough
+    assert share is not None and 0.0 <= share <= 1.0
+    assert time.monotonic() - began < 5.0
+    began = time.monotonic()
+    quiet.settle(threshold=-1.0, most=2.0)  # no second is: it gives up
+    assert 2.0 <= time.monotonic() - began < 6.0
