@@ -399,19 +399,22 @@ class Scheduler:
                 return self._planned.get(job_id) == before.get(job_id)
 
             wanted: set[str] = set()
-            for session_id, step, at in sorted(due.closes, key=lambda row: row[2]):
+            # Most deadlines are as planned: compared first, and only the moved ones sorted.
+            moved: list[tuple[datetime, int, int]] = []
+            for session_id, step, at in due.closes:
                 job_id = step_job_id(session_id, step)
                 wanted.add(job_id)
-                if settled(job_id) and before.get(job_id) != at:
-                    self.step_deadline(session_id, step, at)
+                if before.get(job_id) != at and settled(job_id):
+                    moved.append((at, session_id, step))
+            for at, session_id, step in sorted(moved):  # oldest first
+                self.step_deadline(session_id, step, at)
             for session_id, step, at in due.warnings:
                 job_id = warn_job_id(session_id, step)
                 wanted.add(job_id)
                 # A warning whose time passed while no clock ran (a restart, a deploy) is run at
                 # once: it decides whether there is still time for it. One that ran for this
                 # time is not run again.
-                fresh = self._warned.get(job_id) != at
-                if fresh and settled(job_id) and before.get(job_id) != at:
+                if before.get(job_id) != at and self._warned.get(job_id) != at and settled(job_id):
                     self.step_warning(session_id, step, at)
             for session_id, at in due.starts:
                 job_id = start_job_id(session_id)

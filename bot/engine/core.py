@@ -1349,33 +1349,13 @@ class Engine:
     def due_work(self) -> DueWork:
         """Every deadline the database knows: closes, closing warnings and starts.
 
-        One read of plain rows (no ORM objects): the clock makes it every couple of seconds over
-        every running session.
+        One read of plain rows (no ORM objects; on SQLite by the driver alone): the clock makes
+        it every couple of seconds over every running session. A read, not a write: on SQLite it
+        would otherwise hold the write lock, and every step closing behind it, for the whole read.
         """
-        with self.db.session() as s:
-            conn = s.connection()
-            running = conn.execute(
-                select(
-                    ProtocolSession.id,
-                    ProtocolSession.current_step,
-                    ProtocolSession.step_closes_at,
-                    StepRun.warn_at,
-                )
-                .outerjoin(
-                    StepRun,
-                    and_(
-                        StepRun.session_id == ProtocolSession.id,
-                        StepRun.index == ProtocolSession.current_step,
-                        StepRun.ended_at.is_(None),
-                    ),
-                )
-                .where(ProtocolSession.status == "running")
-            ).all()
-            scheduled = conn.execute(
-                select(ProtocolSession.id, ProtocolSession.starts_at).where(
-                    ProtocolSession.status == "scheduled"
-                )
-            ).all()
+        with self.db.reading() as s:
+            running = _DUE_CLOSES.all(s, {})
+            scheduled = _DUE_STARTS.all(s, {})
         work = DueWork(starts=[(sid, at) for sid, at in scheduled])
         for sid, step, closes_at, warn_at in running:
             if closes_at is not None:
@@ -1469,6 +1449,32 @@ class SessionView(NamedTuple):
     facilitator_id: str
     prep: dict[str, Any] | None
     planned_steps: int | None = None
+
+
+# What the clock plans from (Engine.due_work): each running session's close and its open step's
+# closing warning, and each scheduled session's start.
+_DUE_CLOSES = raw.Statement(
+    select(
+        ProtocolSession.id,
+        ProtocolSession.current_step,
+        ProtocolSession.step_closes_at,
+        StepRun.warn_at,
+    )
+    .outerjoin(
+        StepRun,
+        and_(
+            StepRun.session_id == ProtocolSession.id,
+            StepRun.index == ProtocolSession.current_step,
+            StepRun.ended_at.is_(None),
+        ),
+    )
+    .where(ProtocolSession.status == "running")
+)
+_DUE_STARTS = raw.Statement(
+    select(ProtocolSession.id, ProtocolSession.starts_at).where(
+        ProtocolSession.status == "scheduled"
+    )
+)
 
 
 # The channel's running, paused and scheduled sessions, newest first: on SQLite by the driver

@@ -253,8 +253,9 @@ def _follow_up(engine: Engine, s: Session, session: ProtocolSession) -> None:
 
 
 def due_work(engine: Engine) -> list[tuple[int, str, datetime]]:
-    """Every prep job the database says is still to come: (session, kind, when)."""
-    with engine.db.session() as s:
+    """Every prep job the database says is still to come: (session, kind, when). A read: the
+    clock makes it every couple of seconds, and on SQLite a write would hold up steps closing."""
+    with engine.db.reading() as s:
         sessions = s.scalars(
             select(ProtocolSession).where(ProtocolSession.status == "scheduled")
         ).all()

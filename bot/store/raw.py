@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Insert, Select, Update
@@ -66,7 +66,7 @@ def update_pairs(
 
 def stored_datetime(at: datetime) -> str:
     """A datetime as SQLAlchemy's DateTime stores it in SQLite: UTC, without an offset."""
-    return as_utc(at).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return as_utc(at).isoformat(" ", "microseconds")[:-6]  # less "+00:00" (as_utc gives UTC)
 
 
 def _bind(value: Any) -> Any:
@@ -80,7 +80,12 @@ def _bind(value: Any) -> Any:
 
 
 def _read_datetime(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value is None:
+        return None
+    try:  # as stored_datetime writes them: UTC without an offset, read with one (the fast way)
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # a value written some other way, say with its offset
+        return as_utc(datetime.fromisoformat(value))
 
 
 def _read_json(value: str | None) -> Any:
