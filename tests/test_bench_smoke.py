@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import ab, quiet
+from bench import ab, quiet, soak
 from bench.__main__ import main
 from bench.report import load
 from bench.threads import OTHER, ROLES, spy
@@ -150,3 +150,17 @@ def test_settling_waits_for_quiet_cores_at_most_as_long_as_it_is_told() -> None:
     began = time.monotonic()
     quiet.settle(threshold=-1.0, most=2.0)  # no second is: it gives up
     assert 2.0 <= time.monotonic() - began < 6.0
+
+
+@pytest.mark.timeout(90)
+def test_the_soak_starts_sessions_by_command_and_tags_the_replies_to_them(tmp_path: Path) -> None:
+    result = soak.run(minutes=0.3, sessions=3, step=3, replies=2)
+    assert result["started"] >= 3 and result["refused"] == 0
+    assert result["ended"] >= 1  # six 3-s steps: the first ones ended, others started
+    assert result["replies_sent"] > 0
+    assert 0 < result["replies_recorded"] <= result["replies_sent"]
+    assert result["replies_tagged"] > 0
+    assert result["duplicated"] == 0
+    page = soak.write(tmp_path, result).read_text()
+    assert "| sessions started by slash command / ended" in page
+    assert "Resident memory (minutes:seconds MB): 0:00 " in page
