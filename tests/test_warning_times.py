@@ -23,7 +23,7 @@ from bot.engine.pacing import calendar_days, days_left, later, time_left
 from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
 from tests.conftest import PG_ADMIN_URL, database_out_of_reach
-from tests.harness import PRESENTER, Bot
+from tests.harness import FACILITATOR, PRESENTER, Bot
 from tests.test_engine import (
     HeldClock,
     RecordingTimers,
@@ -287,6 +287,48 @@ def test_a_session_from_before_the_days_typed_were_kept_counts_whole_days_on_the
         clock.set(datetime(2026, 10, 31, 22, 0, tzinfo=UTC))
         web.command("resume")
         assert _closes(web) == int(datetime(2026, 11, 1, 23, 0, tzinfo=UTC).timestamp())
+    finally:
+        web.stop()
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("step", "extend", "paused", "closes"),
+    [
+        # `step 24h` paused at once on Thursday 3 PM in New York, a day added while paused,
+        # resumed on Friday at 3 PM: its 24 hours to Saturday 3 PM, then the day typed as a
+        # day, to Sunday at 3 PM though the clocks went back that night (not 2 PM, 48 hours).
+        ("24h", "1d", datetime(2026, 10, 29, 15, 0), datetime(2026, 11, 1, 15, 0)),
+        # The same in March, when the clocks go forward (a 23-hour day): not at 4 PM.
+        ("24h", "1d", datetime(2026, 3, 5, 15, 0), datetime(2026, 3, 8, 15, 0)),
+        # Resumed a day later, the clock change in its own 24 hours: to Sunday at 2 PM, then
+        # a day on: Monday at 2 PM, as an `extend 1d` after the resume would have made it.
+        ("24h", "1d", datetime(2026, 10, 30, 15, 0), datetime(2026, 11, 2, 14, 0)),
+        # `step 1d` with 24 hours added while paused: its day to Saturday at 3 PM, then the
+        # hours as hours, as `extend 24h` is while the step runs: Sunday at 2 PM, not 3 PM.
+        ("1d", "24h", datetime(2026, 10, 29, 15, 0), datetime(2026, 11, 1, 14, 0)),
+    ],
+)
+def test_time_added_while_paused_is_counted_as_it_was_typed_across_a_clock_change(
+    workspace: SlackStandin,
+    database_url: str,
+    step: str,
+    extend: str,
+    paused: datetime,
+    closes: datetime,
+) -> None:
+    workspace.add_user(FACILITATOR, "dana", tz="America/New_York")
+    clock = HeldClock(paused.replace(tzinfo=NEW_YORK).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step {step}")
+        web.command("pause")
+        web.command(f"extend {extend}")
+        clock.set((paused + timedelta(days=1)).replace(tzinfo=NEW_YORK).astimezone(UTC))
+        web.command("resume")
+        assert datetime.fromtimestamp(_closes(web), NEW_YORK).replace(tzinfo=None) == closes
     finally:
         web.stop()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -133,6 +133,12 @@ def extend(
             if run is not None and pressed is not None:
                 run.extended_at = now
             session.paused_remaining = (session.paused_remaining or 0) + seconds
+            # Kept apart from the step's own time left, to be counted as typed on resume
+            # (`extend 1d` the same time a day on, `extend 24h` 24 hours), whichever way the
+            # step's own length was typed.
+            typed = seconds // DAY if days is None else days
+            session.paused_added = (session.paused_added or 0) + seconds
+            session.paused_added_days = (session.paused_added_days or 0) + typed
             _thread_note(engine, s, session, "step_extended.j2", seconds=seconds, closes_at=None)
             _show(engine, s, session, plan=False)
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
@@ -206,18 +212,18 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         if protocol is None:
             raise engine.cannot_run(session)
         # Whole days left are counted on the calendar, as a step's length is (pacing.later): a
-        # day's step resumed across a daylight-saving change keeps its time of day.
+        # day's step resumed across a daylight-saving change keeps its time of day. What `extend`
+        # added while it was paused runs on after that, as if added to the close then, its days
+        # counted as they were typed (`step 24h`, then `extend 1d`: a day on from the 24 hours).
         now = engine.clock.now()
-        left = session.paused_remaining or 0
+        added = session.paused_added or 0
         days = days_left(calendar_days(session.step_seconds, session.step_days))
-        if session.weekdays:
-            # The time left was counted without weekends (time_left): it runs without them too.
-            closes = after_working_time(now, left, session.tz, days)
-        else:
-            closes = later(now, left, session.tz, days)
+        closes = _run_on(session, now, (session.paused_remaining or 0) - added, days)
+        if added:
+            closes = _run_on(session, closes, added, session.paused_added_days)
         session.status = "running"
         session.step_closes_at = closes
-        session.paused_remaining = None
+        session.paused_remaining = session.paused_added = session.paused_added_days = None
         run = engine._step_run(s, session.id, session.current_step)
         if run is not None:
             run.closes_at = closes
@@ -241,6 +247,14 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
             where = (session.team_id, session.enterprise_id, session.channel_id)
             after(lambda: engine.on_resumed(*where, threads))
         return Reply("replies/resumed.j2", {"session": session, "closes_at": closes})
+
+
+def _run_on(session: ProtocolSession, at: datetime, seconds: int, days: int | None) -> datetime:
+    """When `seconds` of a resumed step's time left have run from `at`; `days` as for later."""
+    if session.weekdays:
+        # The time left was counted without weekends (time_left): it runs without them too.
+        return after_working_time(at, seconds, session.tz, days)
+    return later(at, seconds, session.tz, days)
 
 
 def _step_threads(s: Session, session_id: int, current: int) -> list[str]:

@@ -1053,6 +1053,7 @@ class Engine:
         keeps since when, so that its length counts the pause out."""
         session.status = "paused"
         session.paused_remaining = remaining
+        session.paused_added = session.paused_added_days = None
         run = self._step_run(s, session.id, session.current_step)
         if run is not None and run.paused_at is None:
             run.paused_at = self.clock.now()

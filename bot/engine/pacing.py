@@ -37,8 +37,8 @@ def calendar_days(override: int | None, typed: int | None) -> int | None:
 def days_left(typed: int | None) -> int | None:
     """The whole days of a paused step's time left to count on the calendar when it resumes
     (later's `days`): none for a step typed in hours alone (`step 24h` paused at once resumes
-    with 24 hours); every one for a step typed in days, whatever an `extend 1d` added to them
-    while it was paused, and for a session from before the days typed were kept."""
+    with 24 hours); every one for a step typed in days, and for a session from before the days
+    typed were kept. What `extend` added while it was paused counts as it was typed."""
     return 0 if typed == 0 else None
 
 

@@ -80,6 +80,11 @@ class ProtocolSession(Base):
     current_step: Mapped[int] = mapped_column(Integer, default=0)
     step_closes_at: Mapped[datetime | None] = mapped_column(index=True)
     paused_remaining: Mapped[int | None] = mapped_column(Integer)
+    # Of paused_remaining, the seconds `extend` added while paused, and of those the whole days
+    # typed as days: on resume they run after the step's own time left, each counted as typed
+    # (None: nothing added, or added before it was kept).
+    paused_added: Mapped[int | None] = mapped_column(Integer)
+    paused_added_days: Mapped[int | None] = mapped_column(Integer)
     header_ts: Mapped[str | None] = mapped_column(String(32))
     statement: Mapped[str | None] = mapped_column(Text)
     prep: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store.db import Database
 
-HEAD = "0017"
+HEAD = "0018"
 
 
 def at_head(db: Database) -> bool:
