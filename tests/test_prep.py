@@ -27,7 +27,7 @@ from bot.protocols import BUILTIN_DIR
 from bot.scheduling import Scheduler
 from bot.slack_standin import SlackStandin
 from bot.store.models import OutboxMessage, ProtocolSession, StepRun
-from tests.harness import FACILITATOR, PRESENTER, TEACHERS, Bot
+from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.prep_world import (
     FAC,
     NOW,
@@ -41,6 +41,7 @@ from tests.prep_world import (
     view_action,
     view_submission,
 )
+from tests.test_engine import HeldClock
 
 SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
 THU_15_LA = datetime(2026, 3, 5, 23, 0, tzinfo=UTC)  # Thursday 15:00 in Los Angeles (PST)
@@ -1546,3 +1547,42 @@ def test_a_statement_of_invisible_characters_alone_is_asked_for_again(world: Wor
     assert world.session(sid).statement is None
     shown = Submission("wondering", "\u200bGraph the fruit survey.", "", True)
     assert prep_dialog.submit(world.engine, "T_TEAM", PRE, sid, shown) == {}
+
+
+def test_e2e_a_presenter_out_of_the_channel_is_told_by_the_reminder_to_join_it_again(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """The presenter left the channel after the session was booked: the reminders that come by
+    the clock still said only "you present in #team", and they would have missed every step.
+    They say now to join the channel again first; once back, nothing of it."""
+    clock = HeldClock(datetime.now(UTC))
+    bot = Bot(workspace, database_url, clock=clock).start()
+    try:
+        bot.command(f"start atlas <@{PRESENTER}> in 2d")
+        bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 1)
+        assert "no longer" not in message_text(_dm(bot, PRESENTER)[0])
+        with bot.db.session() as s:
+            session = s.scalars(select(ProtocolSession)).one()
+        bot.standin.remove_member(CHANNEL, PRESENTER)
+        left = {"type": "member_left_channel", "user": PRESENTER, "channel": CHANNEL}
+        assert bot.event(left) == 200
+
+        clock.set(session.starts_at - timedelta(hours=24))
+        prep.due(bot.runtime.engine, session.id, prep.REMIND)
+        bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 2)
+        reminder = message_text(_dm(bot, PRESENTER)[1])
+        assert "friendly reminder" in reminder
+        assert f"You're no longer a member of <#{CHANNEL}>" in reminder
+        assert f"Please join <#{CHANNEL}> again before the session starts" in reminder
+        assert f"ask <@{FACILITATOR}> to add you back" in reminder
+        assert f"You're no longer in <#{CHANNEL}>: join it again first." in str(
+            _dm(bot, PRESENTER)[1]["text"]
+        )
+
+        bot.standin.add_member(CHANNEL, PRESENTER)
+        clock.set(session.starts_at - timedelta(hours=3))
+        prep.due(bot.runtime.engine, session.id, prep.FOLLOWUP)
+        bot.wait_until(lambda: len(_dm(bot, PRESENTER)) == 3)
+        assert "no longer" not in message_text(_dm(bot, PRESENTER)[2])
+    finally:
+        bot.stop()

@@ -1151,6 +1151,10 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             said.append(render_message("prep/reminder.j2", moment=moment, **base))
         for name in ("reminder_ready", "followup", "followup_facilitator", "statement_late"):
             said.append(render_message(f"prep/{name}.j2", **base))
+        # To a presenter out of the channel (left it since the session was booked).
+        said.append(render_message("prep/reminder.j2", moment="remind", away=True, **base))
+        for name in ("reminder_ready", "followup"):
+            said.append(render_message(f"prep/{name}.j2", away=True, **base))
         said.append(render_message("prep/unreachable.j2", error=PINGS, **base))
         said.append(render_message("prep/kept.j2", kept=session, **base))
         said.append(render_message("prep/statement_late.j2", updated=True, **base))

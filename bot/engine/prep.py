@@ -201,6 +201,7 @@ def _pending(session: ProtocolSession, when: Plan) -> list[tuple[str, datetime]]
 
 def due(engine: Engine, session_id: int, kind: str) -> None:
     """The timer path for `remind` and `followup`: at most once each, never after the start."""
+    away = _presenter_away(engine, session_id, kind)
     with engine.transaction() as (s, after):
         session = engine._lock(s, session_id)
         if session is None or session.status != "scheduled" or kind not in (REMIND, FOLLOWUP):
@@ -224,23 +225,40 @@ def due(engine: Engine, session_id: int, kind: str) -> None:
         if now >= session.starts_at:
             return
         if kind == REMIND:
-            _remind(engine, s, session, when, now)
+            _remind(engine, s, session, when, now, away)
         elif not is_ready(session):
-            _follow_up(engine, s, session)
+            _follow_up(engine, s, session, away)
+
+
+def _presenter_away(engine: Engine, session_id: int, kind: str) -> bool:
+    """Whether the presenter of a session a reminder is due for is out of its channel (left it
+    since it was booked): the reminder tells them to join it again, or they would miss every
+    step. Asked of Slack afresh, before the transaction, which would hold the session's row
+    meanwhile; False when nothing is due or Slack can't say."""
+    with engine.db.reading() as s:
+        session = s.get(ProtocolSession, session_id)
+        if session is None or session.status != "scheduled":
+            return False
+        if kind in ((session.prep or {}).get("sent") or {}):
+            return False
+        team, channel, presenter = session.team_id, session.channel_id, session.presenter_id
+    return bool(engine.directory.absent(team, channel, [presenter], fresh=True))
 
 
 def _remind(
-    engine: Engine, s: Session, session: ProtocolSession, when: Plan, now: datetime
+    engine: Engine, s: Session, session: ProtocolSession, when: Plan, now: datetime, away: bool
 ) -> None:
+    presenter = session.presenter_id
     if is_ready(session):
-        dm(engine, s, session, session.presenter_id, "prep/reminder_ready.j2", REMIND)
+        dm(engine, s, session, presenter, "prep/reminder_ready.j2", REMIND, away=away)
     elif when.followup_at is None or now < when.followup_at:
-        dm(engine, s, session, session.presenter_id, "prep/reminder.j2", REMIND, moment="remind")
+        reminder = "prep/reminder.j2"
+        dm(engine, s, session, presenter, reminder, REMIND, moment="remind", away=away)
     # else: the follow-up is due too (the service was down); it alone goes out, not both.
 
 
-def _follow_up(engine: Engine, s: Session, session: ProtocolSession) -> None:
-    dm(engine, s, session, session.presenter_id, "prep/followup.j2", FOLLOWUP)
+def _follow_up(engine: Engine, s: Session, session: ProtocolSession, away: bool) -> None:
+    dm(engine, s, session, session.presenter_id, "prep/followup.j2", FOLLOWUP, away=away)
     if session.facilitator_id != session.presenter_id:
         dm(
             engine,
