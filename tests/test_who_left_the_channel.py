@@ -8,7 +8,7 @@ import time
 import yaml
 from sqlalchemy import select
 
-from bot.store.models import InboxEvent
+from bot.store.models import InboxEvent, ProtocolSession
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.prep_world import message_text
 from tests.test_oauth import MANIFEST
@@ -137,3 +137,43 @@ def test_a_teacher_who_leaves_and_comes_back_mid_session_has_their_replies_recor
     bot.settle()
     assert bot.recorded() == [first, again]
     assert _dms(bot, FACILITATOR) == []
+
+
+def _told_away(bot: Bot, user: str) -> list[str]:
+    return [
+        message_text(m)
+        for m in bot.standin.ephemerals(CHANNEL)
+        if m.get("user") == user and "isn't a member of" in str(m.get("text"))
+    ]
+
+
+def test_a_teacher_refused_a_control_hears_privately_the_facilitator_left_the_channel(
+    bot: Bot,
+) -> None:
+    """The facilitator left mid-session: a teacher who typed `next`, or pressed Next, heard only
+    that the facilitator can, and the team waited on someone who sees none of the steps. They
+    now hear, privately, that the facilitator is no longer in the channel, how to bring them
+    back, and who can move on meanwhile; once the facilitator is back, nothing of it."""
+    bot.open_step()
+    with bot.db.session() as s:
+        sid = s.scalars(select(ProtocolSession.id)).one()
+    _left(bot, FACILITATOR)
+    bot.wait_until(lambda: _dms(bot, FACILITATOR), timeout=10)
+
+    answer = message_text(bot.command("next", user=TEACHERS[0]))
+    assert f"Only the facilitator, <@{FACILITATOR}>, can move to the next step" in answer
+    bot.wait_until(lambda: _told_away(bot, TEACHERS[0]), timeout=10)
+    (line,) = _told_away(bot, TEACHERS[0])
+    assert f"<@{FACILITATOR}>, who is facilitating this session, isn't a member" in line
+    assert f"<#{CHANNEL}>" in line and "type `/invite @` and their name here" in line
+    assert "a workspace admin can move to the next step of it" in line
+
+    status, _ = bot.action("step_next", f"{sid}:1", user=TEACHERS[1])
+    assert status == 200
+    bot.wait_until(lambda: _told_away(bot, TEACHERS[1]), timeout=10)
+
+    bot.standin.add_member(CHANNEL, FACILITATOR)  # /invite @dana, as the line said
+    bot.command("pause", user=TEACHERS[2])
+    bot.settle()
+    assert _told_away(bot, TEACHERS[2]) == []
+    assert len(_told_away(bot, TEACHERS[0])) == 1 and len(_told_away(bot, TEACHERS[1])) == 1

@@ -8,7 +8,8 @@ from sqlalchemy import Select, or_, select
 
 from bot import slack
 from bot.blocks import render_message
-from bot.engine.core import Engine
+from bot.engine.core import Actor, Engine
+from bot.engine.errors import Reply
 from bot.engine.prep import local_label
 from bot.store.models import ACTIVE, ProtocolSession
 
@@ -16,6 +17,8 @@ from bot.store.models import ACTIVE, ProtocolSession
 LEFT_EVENT = "member_left_channel"
 # The sessions a person leaving still matters to: those under way, and those booked there.
 MATTERS = (*ACTIVE, "scheduled")
+# The refusal of what only a session's facilitator (or an admin) may do.
+ONLY_FACILITATOR = "refusals/only_facilitator.j2"
 
 
 def member_left(engine: Engine, team_id: str, event: dict[str, Any]) -> None:
@@ -70,3 +73,27 @@ def _theirs(engine: Engine, team_id: str, channel: str, user: str) -> bool:
     """Whether `user` presents or facilitates a session in the channel (asked before Slack is)."""
     with engine.db.reading() as s:
         return s.scalars(_sessions(team_id, channel, user).limit(1)).first() is not None
+
+
+def tell_facilitator_away(engine: Engine, actor: Actor, refused: Reply) -> None:
+    """Once someone is told only the facilitator can do what they asked: if the facilitator is
+    no longer a member of the channel (left it), they hear so privately, and who can instead;
+    the refusal alone left the team waiting on someone who sees none of the steps. Asked of
+    Slack afresh here, after the answer (a channel's members take a page a call), not before
+    the ack: a facilitator invited back since is not said to be gone."""
+    context = refused.context
+    if refused.template != ONLY_FACILITATOR or context.get("gone"):
+        return  # gone from the workspace: the refusal says so, and who can instead
+    facilitator = str(context.get("facilitator") or "")
+    if not facilitator or facilitator == actor.user_id:
+        return
+    if not engine.directory.absent(actor.team_id, actor.channel_id, [facilitator], fresh=True):
+        return
+    message = render_message(
+        "facilitator_away.j2",
+        facilitator=facilitator,
+        channel=actor.channel_id,
+        action=context.get("action") or "",
+        number=context.get("number"),
+    )
+    engine.tell(actor, message)

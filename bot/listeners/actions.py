@@ -12,7 +12,12 @@ from bot.blocks import render_message
 from bot.engine import controls
 from bot.engine.core import Pressed
 from bot.engine.errors import Refusal, Reply
-from bot.listeners.people import actor_from_action, installed_team, token_refused
+from bot.listeners.people import (
+    actor_from_action,
+    after_refusal,
+    installed_team,
+    token_refused,
+)
 from bot.runtime import Runtime
 
 
@@ -50,6 +55,7 @@ def register(app: App, runtime: Runtime) -> None:
         except Refusal as refusal:
             reply = refusal.reply
         _say(respond, reply)
+        after_refusal(runtime, actor, reply)
 
     @app.action(re.compile(r"^nudge_(keep|park)$"))
     def nudge_choice(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -23,6 +23,7 @@ from bot.engine.rotation import next_presenter
 from bot.keepalive import answer_to
 from bot.listeners.people import (
     actor_from_command,
+    after_refusal,
     after_start,
     between_people,
     token_refused,
@@ -103,6 +104,7 @@ def register(app: App, runtime: Runtime) -> None:
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
         if isinstance(parsed, cmd.Start) and "session" in reply.context:
             after_start(runtime, actor, reply, checked=(client, respond))
+        after_refusal(runtime, actor, reply)
 
 
 def _lives_by_the_clock(parsed: object) -> bool:

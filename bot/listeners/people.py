@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import render_message
-from bot.engine import ahead
+from bot.engine import ahead, presence
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
 from bot.keepalive import answer_to
@@ -77,6 +77,23 @@ def after_start(
             return
         try:
             ahead.tell_absent(runtime.engine, actor, started)
+        except Exception as exc:
+            log.warning("could not check who is in the channel: %s", type(exc).__name__)
+
+    runtime.answers.submit(follow_up)
+
+
+def after_refusal(runtime: Runtime, actor: Actor, reply: Reply) -> None:
+    """Once someone is answered that only the facilitator can do what they asked: whether the
+    facilitator is still in the channel is asked of Slack then, not before the ack
+    (presence.tell_facilitator_away)."""
+    if reply.template != presence.ONLY_FACILITATOR:
+        return
+
+    def follow_up() -> None:
+        runtime.foreground.after_answer()
+        try:
+            presence.tell_facilitator_away(runtime.engine, actor, reply)
         except Exception as exc:
             log.warning("could not check who is in the channel: %s", type(exc).__name__)
 
