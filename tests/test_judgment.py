@@ -86,6 +86,11 @@ def test_heldout_does_not_regress() -> None:
         # Words inside quotes are the student's, not the speaker's.
         ('The hypothesis says "I think the plant will grow."', False),
         ("The student wrote “probably” twice.", False),
+        # ...and so is a word named as a mark on the page, as typed without quote marks.
+        ("Good is underlined twice", False),
+        ("Nice appears three times on page 2", False),
+        ("The word wrong is circled in red", False),
+        ("Good work is underlined", True),
         # So are the page's words given after a colon, to the end of their line.
         ("The last line reads: it was a good day", False),
         ("He wrote: 12\nGood thinking though", True),
@@ -106,6 +111,10 @@ def test_heldout_does_not_regress() -> None:
         ("I don't like the last paragraph", True),
         ("My favorite part is the diagram", True),
         ("The student drew a tree like the one in the book", False),
+        # Subject words said to a degree are a verdict; said plainly, a description.
+        ("Very organized work", True),
+        ("The diagram is so detailed", True),
+        ("The table is organized into three columns", False),
         ("", False),
     ],
 )
@@ -222,7 +231,10 @@ def test_wondering_about_the_student_is_not_a_question_for_the_presenter(
         ("I — like Sam — noticed no units", (None, "I — like Sam — noticed no units")),
         ("Q - 3 has no work shown", (None, "Q - 3 has no work shown")),
         ("I - I mean, she did try", (None, "I - I mean, she did try")),
-        ("O - two handwritings", (None, "O - two handwritings")),
+        # "O - " before a word labels an observation as "Obs - " does; not before a number.
+        ("O - two handwritings", ("observation", "two handwritings")),
+        ("O - the dates are out of order", ("observation", "the dates are out of order")),
+        ("O - 3 has no label", (None, "O - 3 has no label")),
         ("Cool - I see what you mean", (None, "Cool - I see what you mean")),
         ("Warm - thanks all", (None, "Warm - thanks all")),
         ("Cool feedback - no units", ("cool", "no units")),

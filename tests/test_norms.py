@@ -588,6 +588,24 @@ def test_a_description_of_how_the_student_made_a_mark_is_not_nudged(bot: Bot) ->
     assert len(_ephemerals_to(bot, T2)) == 1
 
 
+def test_the_students_word_unquoted_is_not_nudged_and_a_verdict_of_degree_is(bot: Bot) -> None:
+    """ "Good is underlined twice" names the student's word on the page, without the quote
+    marks people seldom type: it was nudged as a judgment. "Very organized work" judges the
+    work, and was not nudged. "O - the dates are in the wrong order" labels an observation as
+    "Obs - " does: it was nudged (for "wrong"), its "O -" kept in its words."""
+    thread = _start_at_step(bot, 2)
+    named = _say(bot, T1, "Good is underlined twice", thread)
+    _say(bot, T2, "Very organized work", thread)
+    labelled = _say(bot, T3, "O - the dates are in the wrong order", thread)
+    assert _recorded(bot, named).tag == "observation"
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T2)) == 1)
+    assert NUDGE_WORDS in _ephemerals_to(bot, T2)[0]["text"]
+    row = _recorded(bot, labelled)
+    assert (row.tag, row.text) == ("observation", "the dates are in the wrong order")
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T3) == []
+
+
 def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> None:
     # The edit was kept as an observation with no word, where the same words sent new are
     # nudged; an edit of a reply nudged already, or a typo fixed, is not nudged again.

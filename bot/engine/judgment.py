@@ -40,12 +40,13 @@ _NOT_EMOJI = r"(?![\w+'-]+:)"
 _UNSEEN = r"[\s\u200b-\u200f\u2060\ufeff]*"
 # A prefix ends with a colon or, after a word spelt out or shortened ("Obs - two handwritings"),
 # with a dash and a space, as people write a label, or with its line ("*Obs*" over a list). Not
-# after a letter alone ("I - I mean", "Q - 3 has no work shown" are sentences) nor after Warm or
-# Cool ("Cool - I see"); after "Warm feedback" or "Cool feedback", as the Tuning Protocol names
-# them, it is one. A dash on the next line is a list's first bullet, and stays.
+# after a letter alone ("I - I mean", "Q - 3 has no work shown" are sentences; "O - " before a
+# word is one, _dashed_o) nor after Warm or Cool ("Cool - I see"); after "Warm feedback" or
+# "Cool feedback", as the Tuning Protocol names them, it is one. A dash on the next line is a
+# list's first bullet, and stays.
 _PREFIX_RE = re.compile(
     rf"^{_UNSEEN}(?P<open>{_WRAP})\s*(?P<word>[^\W\d_]+(?:\s+feedback)?)\s*(?P<mid>{_WRAP})"
-    rf"(?:\s*(?P<colon>:){_NOT_EMOJI}|[ \t]*(?:--?|\u2013|\u2014)(?=\s)|[ \t]*(?=\n))"
+    rf"(?:\s*(?P<colon>:){_NOT_EMOJI}|[ \t]*(?P<dash>--?|\u2013|\u2014)(?=\s)|[ \t]*(?=\n))"
     rf"\s*(?P<close>{_WRAP})\s*",
     re.IGNORECASE,
 )
@@ -67,6 +68,13 @@ _DASHED = frozenset(
     | {"warm feedback", "cool feedback", "pregunta", *_es("observación")}
     | {*_es("interpretación"), *_es("implicación")}
 )
+
+
+def _dashed_o(word: str, match: re.Match[str], text: str) -> bool:
+    """ "O - the dates are out of order": the Observation prefix and a dash, as "Obs - " is, the
+    way notes are jotted. Not before a number ("O - 3 has no label" names a point or an item, as
+    "Q - 3" does), nor on a line of its own; "I - " stays a sentence ("I - I mean ...")."""
+    return word == "o" and match["dash"] is not None and text[match.end() :][:1].isalpha()
 
 
 # A list's bullet or number before a prefix: Slack's composer makes a list of "- O: ..." or
@@ -134,7 +142,7 @@ def _strip_prefix(text: str) -> tuple[str | None, str]:
     word = " ".join(match["word"].lower().split()) if match else ""
     if match is None or word not in TAG_PREFIXES:
         return None, text.strip()
-    if match["colon"] is None and word not in _DASHED:
+    if match["colon"] is None and word not in _DASHED and not _dashed_o(word, match, text):
         return None, text.strip()
     # A marker after the colon closes the prefix's own ("*O:* text"), and no more: one that
     # opens the words ("O: *two* rows") is theirs.
@@ -159,11 +167,25 @@ _QUOTED_RE = re.compile(
     re.MULTILINE,
 )
 
+# The student's words are theirs without quote marks too, where the reply names one as a mark on
+# the page ("Good is underlined twice", "Nice appears three times", "the word wrong in red"):
+# the subject of how it is marked, or "the word" named.
+_MENTIONED_RE = re.compile(
+    r"(?:^|(?<=[.!?;:]\s))(?!(?:he|she|they|i|we|you)\b)[\w']+(?=\s+(?:(?:is|was|are|were)\s+(?:also\s+|\w+ly\s+)?"
+    r"(?:underlined|circled|highlighted|boxed|bolded|crossed out|struck through|scratched out"
+    r"|written|printed|typed|spelt|spelled|misspelt|misspelled|capitali[sz]ed|erased|repeated"
+    r"|copied|traced|scribbled|used|in (?:bold|capitals|caps|all caps|red|blue|green|pencil|pen))"
+    r"|appears|occurs|shows up|comes up)\b)"
+    r"|\bthe word [\w']+",
+    re.IGNORECASE | re.MULTILINE,
+)
+
 
 def _normalise(text: str) -> str:
-    """Drop the tag prefix and quoted spans, lower-case, and straighten apostrophes."""
+    """Drop the tag prefix and quoted spans (and the words named as marks on the page),
+    lower-case, and straighten apostrophes."""
     _, body = strip_tag_prefix(text)
-    body = _QUOTED_RE.sub(" ", body)
+    body = _MENTIONED_RE.sub(" ", _QUOTED_RE.sub(" ", body))
     return " ".join(body.replace("’", "'").lower().split())
 
 
@@ -246,6 +268,11 @@ _VERDICT_RE = _words(
     r"makes? (?:no )?sense|(?:hard|difficult|easy|tough) to \w+",
     r"too (?:many|much|short|long|few|simple)|not enough|lacks?|lacking|falls? apart",
     r"well[- ](?:done|written|organized|developed|thought|crafted|structured|reasoned|supported)",
+    # Subject words ("organized into a table", "a detailed diagram") said to a degree are a
+    # verdict on the work: "very organized work", "so detailed".
+    r"(?:very|so|really|extremely|highly|super|quite|pretty|nicely|beautifully|incredibly)"
+    r" (?:organi[sz]ed|structured|detailed|thorough|developed|clear|complete|thought[- ]out"
+    r"|laid out|presented|put together)",
     r"almost there|not there yet|on the right track|(?:shows|showing) growth|improve(?:d|ment)",
     r"(?:below|above|at|approaching|on) grade[- ]level|grade[- ]level|standards?|proficien\w*",
     r"(?:meets?|met|exceeds?|exceeded|approaching|approaches) (?:the )?expectations?",
