@@ -170,6 +170,7 @@ class Runtime:
         # replies a resumed session's step missed, asked of Slack after the ack too.
         self.answers = Answers(workers=4)
         self.engine.on_resumed = self._resumed
+        self.engine.on_presenter_turn = self._presenter_turn
         # How long a database outage must last for the replies written in it to be asked of
         # Slack (requests_back): by then Slack has given up on the events it sent.
         self.catch_up_after = CATCH_UP_AFTER_SECONDS
@@ -209,6 +210,9 @@ class Runtime:
     def _resumed(self, team_id: str, enterprise_id: str, channel: str, threads: list[str]) -> None:
         where = (team_id, enterprise_id, channel)
         self.answers.submit(self._catch_up, [(*where, ts) for ts in threads])
+
+    def _presenter_turn(self, session_id: int, index: int) -> None:
+        self.answers.submit(presence.tell_presenter_away, self.engine, session_id, index)
 
     def requests_back(self, service: str, lasted: float) -> None:
         """Slack's requests were turned away for `lasted` seconds while `service` was out of

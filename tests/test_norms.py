@@ -1940,3 +1940,28 @@ def test_interpretations_parked_where_nobody_described_are_not_said_to_come_from
     assert "they may never have seen an exemplar" in extent
     assert "describing" not in extent
     assert "Interpretations parked in earlier steps" in extent
+
+
+def test_a_presenter_out_of_the_channel_is_told_at_their_turn_to_join_it_again(
+    bot: Bot,
+) -> None:
+    """The presenter left the channel while the group described: their turn's DM (the
+    questions parked for them) named a step in a channel that shows them nothing, and said
+    nothing of it. One more DM now says they are no longer a member, and to join it again."""
+    thread = _start_at_step(bot, 2)
+    _recorded(bot, _say(bot, T1, "Is this the first draft?", thread))
+    bot.standin.remove_member(CHANNEL, PRESENTER)
+    left = {"type": "member_left_channel", "user": PRESENTER, "channel": CHANNEL}
+    assert bot.event(left) == 200
+    for k in (3, 4, 5):
+        _next(bot, k)
+    dm = f"D{PRESENTER[1:]}"
+    bot.wait_until(lambda: len(bot.standin.messages(dm)) == 2)
+    turn, away = bot.standin.messages(dm)
+    assert "Is this the first draft?" in json.dumps(turn["blocks"])
+    words = json.dumps(away["blocks"])
+    assert f"you're no longer a member of <#{CHANNEL}>" in words
+    assert f"Please join <#{CHANNEL}> again" in words and f"ask <@{FACILITATOR}>" in words
+    _next(bot, 6)
+    _settle(bot)
+    assert len(bot.standin.messages(dm)) == 2  # at the turn, not at every later step

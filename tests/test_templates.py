@@ -965,6 +965,11 @@ def left_messages(engine: Engine) -> list[Message]:
                 number=number,
             )
         )
+    # To the presenter at their turn, out of the channel.
+    room = actor(channel=f"C_AWAY_{outbox(engine)[-1].id}")  # a channel of its own each time
+    away = engine.start(room, protocol_id="atlas", presenter=PRESENTER).context["session"]
+    step = LIBRARY["atlas"].step(5)
+    said.append(render_message("presenter_away.j2", session=away, step=step, index=5))
     return said
 
 

@@ -220,6 +220,9 @@ class Engine:
         # each step message's ts, the open step's first): replies written there while the bot
         # was out of the channel never reached it (the runtime asks Slack: bot/missed.py).
         self.on_resumed: Callable[[str, str, str, list[str]], None] = lambda *_threads: None
+        # After the presenter is sent their turn (session, step): whether they are still in the
+        # channel is asked of Slack then, not in the transaction that opens the step.
+        self.on_presenter_turn: Callable[[int, int], None] = lambda *_turn: None
         # The batch this thread's transactions join, if one is open (see batch()).
         self._local = threading.local()
 
@@ -755,10 +758,13 @@ class Engine:
         session.step_closes_at = closes
         self.post_step(s, session, protocol, index, closes)
         # The presenter's turn opens: give back the notes they kept while they listened.
-        for message in presenter_turn(s, session, protocol, index):
+        sid = session.id
+        turn = presenter_turn(s, session, protocol, index)
+        for message in turn:
             ref = f"presenter:{session.id}:{index}"
             self.post(s, session, message, channel=session.presenter_id, ref=ref)
-        sid = session.id
+        if turn:
+            after(lambda: self.on_presenter_turn(sid, index))
         after(lambda: self.timers.step_deadline(sid, index, closes))
         if warn_at is not None:
             warns = warn_at

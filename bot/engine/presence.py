@@ -1,7 +1,10 @@
-"""Someone a session needs left its channel: its facilitator hears it privately, nobody else."""
+"""Someone a session needs left its channel: its facilitator hears it privately, nobody else
+there; whoever is refused what only the facilitator can do, and the presenter at their turn,
+hear it when it matters to them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Select, or_, select
@@ -12,6 +15,8 @@ from bot.engine.core import Actor, Engine
 from bot.engine.errors import Reply
 from bot.engine.prep import local_label
 from bot.store.models import ACTIVE, ProtocolSession
+
+log = logging.getLogger(__name__)
 
 # Slack's word that someone left a channel the bot is in (taken out, or of their own accord).
 LEFT_EVENT = "member_left_channel"
@@ -97,3 +102,31 @@ def tell_facilitator_away(engine: Engine, actor: Actor, refused: Reply) -> None:
         number=context.get("number"),
     )
     engine.tell(actor, message)
+
+
+def tell_presenter_away(engine: Engine, session_id: int, index: int) -> None:
+    """Once the presenter is sent their turn (the questions parked for them, their notes): if
+    they are no longer a member of the channel, one more DM says so, and to join it again to
+    answer in the step's thread; their turn alone named a channel that shows them nothing.
+    Asked of Slack afresh after the step opened (the clock opens many together, and `next` is
+    answered before the ack), once for the turn."""
+    try:
+        with engine.db.reading() as s:
+            session = s.get(ProtocolSession, session_id)
+            if session is None or session.status not in ACTIVE or session.current_step != index:
+                return
+            s.expunge(session)
+        team, channel = session.team_id, session.channel_id
+        if not engine.directory.absent(team, channel, [session.presenter_id], fresh=True):
+            return
+        ref = f"presenter_away:{session_id}:{index}"
+        with engine.transaction() as (s, _after):
+            if slack.enqueued(s, team, ref):
+                return
+            protocol = engine.shown_protocol(s, session)
+            message = render_message(
+                "presenter_away.j2", session=session, step=protocol.step(index), index=index
+            )
+            engine.post(s, session, message, channel=session.presenter_id, ref=ref)
+    except Exception as exc:  # a word missed, on a thread of its own: said in the log
+        log.warning("could not check the presenter is in the channel: %s", type(exc).__name__)
