@@ -331,6 +331,23 @@ def unknown_protocol(name: str, choices: Iterable[str], command: str = "") -> Pa
     return ParseError("unknown_protocol", {**context, "example": example})
 
 
+def protocol_first(text: str, choices: Iterable[str]) -> ParseError | None:
+    """`/protocol tuning @maria step 1d`: a protocol's name where the subcommand goes, as
+    people type what they mean to run (the caller knows the library). The error shows that
+    command with `start` before the name, and `preview` for its steps; None if the first words
+    name no protocol."""
+    known = {choice.lower(): choice for choice in choices}
+    words = with_protocol_ids(f"start {normalize(text)}", known).split(" ")
+    if len(words) < 2 or words[1].lower() not in known:
+        return None
+    protocol = known[words[1].lower()]
+    # Mentions as the names they show (in a code span Slack shows the markup itself).
+    rest = _LABELLED_MENTION.sub(r"@\1", " ".join(words[2:]))
+    example = f"start {protocol} {rest}" if rest and "<" not in rest else ""
+    context: dict[str, object] = {"text": _echo(normalize(text)), "protocol": protocol}
+    return ParseError("protocol_first", {**context, "example": _echo(example)})
+
+
 def _command(cursor: _Cursor, clock: _Clock) -> Command:
     word = cursor.take_if(bool)
     if word is None:

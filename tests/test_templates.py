@@ -686,6 +686,7 @@ def error_messages() -> tuple[list[Message], list[str], set[str]]:
         assert isinstance(error, cmd.ParseError) and error.code == code, (text, error)
         errors.append(error)
     errors += [cmd.unknown_protocol(PINGS, LIBRARY), cmd.unknown_protocol("atlsa", LIBRARY)]
+    errors += [cmd.protocol_first("Tuning", LIBRARY), cmd.protocol_first(f"atlas {PINGS}", LIBRARY)]
     for error in errors:
         assert isinstance(error, cmd.ParseError)
         codes.add(error.code)

@@ -352,3 +352,21 @@ def test_a_start_on_steps_under_a_minute_says_the_session_will_be_over_at_once(b
     bot.settle()
     meant = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1d"))
     assert "is starting in this channel" in meant and "Each step lasts" not in meant
+
+
+def test_a_protocol_named_without_start_shows_the_start_that_runs_it(bot: Bot) -> None:
+    # `/protocol Tuning`, as a teacher types the protocol they mean to run: the answer named
+    # every subcommand but not the one that runs it, nor that Tuning is a protocol.
+    cases = {
+        "Tuning": "`/protocol start tuning @maria step 1d`",
+        "tuning protocol.": "`/protocol start tuning @maria step 1d`",
+        "atlas equity": "`/protocol start atlas-equity @maria step 1d`",
+        f"ATLAS <@{PRESENTER}|maria> step 1d": "`/protocol start atlas @maria step 1d`",
+    }
+    for typed, example in cases.items():
+        answer = message_text(bot.command(typed)).replace("\u200b", "")  # @ shown, not a ping
+        assert "put `start` before its name" in answer and example in answer, (typed, answer)
+        assert "/protocol preview" in answer
+    assert "try help, list" in message_text(bot.command("bogus"))  # a word no protocol's
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession)).first() is None  # nothing started
