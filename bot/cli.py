@@ -968,6 +968,8 @@ def build_parser() -> argparse.ArgumentParser:
 # (`pip install .`, a wheel) copies bot/ alone, and the first message would fail to render.
 CLONE = Path(__file__).resolve().parent.parent
 BESIDE_THE_PACKAGE = ("messages", "protocols")
+# The processes that run until stopped, and log to stderr: a broken pipe there is news.
+RUNS_ON = ("serve", "clock")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -978,7 +980,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{' and '.join(missing)} not found in {CLONE}: protocolbot runs from its clone, "
             "installed there with `pip install -e .`"
         )
-    return int(args.func(args))
+    if args.command in RUNS_ON:
+        return int(args.func(args))
+    try:
+        status = int(args.func(args))
+        sys.stdout.flush()  # what is still buffered goes now, where a closed pipe is caught
+    except BrokenPipeError:
+        # The output's reader went before its end (`protocolbot sessions | head`): it has what
+        # it wanted. Nothing more is written there (Python flushes stdout again on exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
 
 
 if __name__ == "__main__":

@@ -926,3 +926,30 @@ def test_sessions_lists_every_session_for_a_district_s_export_of_a_school_year(
     done = _run(["sessions", "--since", "last year"], bot.settings.database_url, tmp_path)
     assert done.returncode == 2
     assert "expected a day as YYYY-MM-DD, got 'last year'" in done.stderr
+
+
+@pytest.mark.parametrize("args", [["protocols", "list"], ["sessions"], ["export", "latest"]])
+def test_output_whose_reader_stops_early_ends_without_a_traceback(
+    bot: Bot, database_url: str, tmp_path: Path, args: list[str]
+) -> None:
+    # `protocolbot sessions | head -3`: head exits once it has its lines, and the rest of the
+    # output met a closed pipe with a traceback of BrokenPipeError.
+    bot.open_step()
+    env = bot_environment(DATABASE_URL=database_url)
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader gone before the first line is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert done.stderr == ""
+    assert done.returncode == 1
