@@ -1191,6 +1191,31 @@ def test_a_file_shared_without_words_is_kept_by_its_name(bot: Bot) -> None:
     assert row.text == "Here is page 3\nShared page3.jpg (https://x/F3)"
 
 
+def test_a_file_deleted_from_a_reply_leaves_its_words_alone_in_the_notes(bot: Bot) -> None:
+    # Deleting a file a reply shared leaves a tombstone in the message (`"mode": "tombstone"`,
+    # no name, no link), which Slack shows as "This file was deleted": the notes said "Shared a
+    # file" after the words, and a reply of that file alone stayed in them as "Shared a file".
+    thread = _start_at_step(bot, 1)
+    share = {"type": "message", "subtype": "file_share", "channel": CHANNEL, "thread_ts": thread}
+    said = {PRESENTER: "The essay, page 1", T1: ""}
+    files = {PRESENTER: "F1", T1: "F2"}
+    shared = {}
+    for user, text in said.items():
+        ts = str(bot.standin.add_message(CHANNEL, user, text, thread_ts=thread)["ts"])
+        photo = {"id": files[user], "name": f"{files[user]}.jpg", "permalink": "https://x/F"}
+        bot.event({**share, "user": user, "text": text, "ts": ts, "files": [photo]})
+        assert f"{files[user]}.jpg" in _recorded(bot, ts).text
+        shared[user] = ts
+
+    for user, text in said.items():
+        deleted = [{"id": files[user], "mode": "tombstone"}]
+        edited = {"user": user, "ts": f"{float(shared[user]) + 5:.6f}"}
+        _edit(bot, user, shared[user], thread, text, text, files=deleted, edited=edited)
+    _settle(bot)
+    assert _row(bot, shared[PRESENTER]).text == "The essay, page 1"  # type: ignore[union-attr]
+    assert [i.text for _, items in _notes(bot).sections for i in items] == ["The essay, page 1"]
+
+
 def test_a_reply_written_with_slash_me_is_kept_as_any_other(bot: Bot) -> None:
     # `/me points at the second column` in a step's thread arrives as a me_message: it was
     # dropped, from the notes, the counts and the exports, with no word to its author.

@@ -1251,7 +1251,13 @@ def _rich_text(element: dict[str, Any]) -> str:
 def _shared_files(message: dict[str, Any]) -> str:
     """The files a message shares, by name and link, as the notes keep them (a photo of the
     student work in step 1's thread); empty when it shares none."""
-    files = [f for f in message.get("files") or [] if isinstance(f, dict)]
+    # A file deleted since stays in the message as a tombstone (`"mode": "tombstone"`, no name
+    # or link): Slack shows "This file was deleted", and nothing of it is shared any more.
+    files = [
+        f
+        for f in message.get("files") or []
+        if isinstance(f, dict) and f.get("mode") != "tombstone"
+    ]
     if not files:
         return ""
     named = [
