@@ -746,6 +746,8 @@ _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 _TIME = re.compile(
     r"(\d{1,2})(?:([:.h])?(\d{2}))?\s*(?:([ap])(?:\.?m)?\.?)?", re.IGNORECASE | re.ASCII
 )
+# A time of day written H:MM without am or pm, before this hour, is asked about (see _time_of_day).
+NIGHT_ENDS = 7
 _AM_PM = re.compile(r"[ap](?:\.?m)?\.?", re.IGNORECASE)
 # Noon as people say it; midnight alone is the coming one, but `fri midnight` is as often the
 # night after Friday as the one before, and a start a day early is worse than a question.
@@ -941,9 +943,11 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     if hour > 23 or minute > 59:
         raise bad
     joined = match[2] is None and match[3] is not None  # 330, 1500: no colon
-    if joined and match[4] is None and len(match[1]) == 1 and hour > 0:
-        # 330 for 3:30: a teacher means the afternoon, a 24-hour clock the night (1500 and 0930
-        # are 24-hour times).
+    # 330 for 3:30: a teacher means the afternoon, a 24-hour clock the night (1500 and 0930
+    # are 24-hour times). So too 3:30 itself, at an hour when no team meets in the night (a
+    # 24-hour clock writes 03:30 for that, and 7:45 may be before school).
+    night = match[2] is not None and 1 <= hour < NIGHT_ENDS
+    if match[4] is None and len(match[1]) == 1 and (joined and hour > 0 or night):
         raise _Rejected("time_unclear", text=_echo(text), hour=hour, minute=minute)
     return hour, minute
 

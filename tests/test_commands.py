@@ -314,6 +314,9 @@ def test_bad_durations_name_the_text(text: str, code: str, offending: str) -> No
         ("0930", utc(2026, 3, 3, 17, 30)),
         ("tomorrow 0930", utc(2026, 3, 3, 17, 30)),
         ("330pm", utc(2026, 3, 2, 23, 30)),
+        ("03:30", utc(2026, 3, 3, 11, 30)),  # the night, on a 24-hour clock
+        ("7:45", utc(2026, 3, 3, 15, 45)),  # before school
+        ("3:30 pm", utc(2026, 3, 2, 23, 30)),
     ],
 )
 def test_at_is_read_in_the_callers_zone(when: str, expected: datetime) -> None:
@@ -378,6 +381,9 @@ def test_now_must_be_aware() -> None:
         ("15", "bad_when"),
         ("330", "time_unclear"),  # 3:30 in the afternoon, as a teacher means, or at night?
         ("tue 930", "time_unclear"),
+        ("3:30", "time_unclear"),  # so too with a colon, at an hour no team meets at night
+        ("tue 4:15", "time_unclear"),
+        ("2026-03-10 6:45", "time_unclear"),
         ("2400", "bad_when"),
         ("1575", "bad_when"),
         ("1500pm", "bad_when"),

@@ -370,3 +370,14 @@ def test_a_protocol_named_without_start_shows_the_start_that_runs_it(bot: Bot) -
     assert "try help, list" in message_text(bot.command("bogus"))  # a word no protocol's
     with bot.db.session() as s:
         assert s.scalars(select(ProtocolSession)).first() is None  # nothing started
+
+
+def test_a_time_after_school_written_without_pm_is_asked_about(bot: Bot) -> None:
+    # `at 3:30`, as a teacher writes the time of the meeting after school, was scheduled for
+    # 3:30 in the night, with the presenter's last reminder at half past midnight.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3:30 step 1d"))
+    assert "3:30 am or 3:30 pm?" in answer and "`3:30pm` (`15:30`)" in answer
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession)).first() is None  # nothing scheduled
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3:30pm step 1d"))
+    assert "is scheduled for" in answer
