@@ -1725,6 +1725,22 @@ def test_a_reply_with_a_tag_on_a_later_line_is_told_a_reply_keeps_one(bot: Bot) 
     assert _ephemerals_to(bot, T2) == []  # the same tag on every line: nothing to say
 
 
+def test_warm_and_cool_feedback_in_one_line_is_told_a_reply_keeps_one(bot: Bot) -> None:
+    # "Warm: strong voice. Cool: few counterclaims", as teachers give both in one message: the
+    # cool feedback sat among the warm, its prefix in the words, and its author was not told.
+    thread = _start_at_step(bot, 4, "tuning")
+    both = _say(bot, T1, "Warm: strong voice. Cool: few counterclaims", thread)
+    assert _recorded(bot, both).tag == "warm"
+    # A letter alone after a full stop is as likely a worksheet's question: nothing to say.
+    _say(bot, T2, "Cool: part B is thin. Q: 5 was left blank by most", thread)
+    _settle(bot)
+    (told,) = _ephemerals_to(bot, T1)
+    words = json.dumps(told["blocks"])
+    assert "all of this one is in the notes as warm feedback" in words
+    assert "To have cool feedback count as such, write it as a reply of its own" in words
+    assert _ephemerals_to(bot, T2) == []
+
+
 def _top_level(bot: Bot, user: str, text: str, **extra: Any) -> None:
     """A message written in the channel itself, not in a thread, as Slack delivers it."""
     ts = str(bot.standin.add_message(CHANNEL, user, text)["ts"])

@@ -1299,10 +1299,24 @@ def _row(
 
 
 def _later_tags(text: str, tag: str) -> list[str]:
-    """The tags other than the reply's own that its later lines open with ("O: ...\nI: ..."):
-    a reply has one tag, and they are kept as its words."""
-    named = (strip_tag_prefix(line)[0] for line in text.split("\n")[1:] if line.strip())
+    """The tags other than the reply's own that its later lines open with ("O: ...\nI: ..."),
+    or a sentence after the first in a line, with a word's prefix ("Warm: clear claims. Cool:
+    no counterclaims"; a letter or two there, "Q: 3", "Qs: 5 and 6", is as likely a
+    worksheet's): a reply has one tag, and they are kept as its words."""
+    lines = text.split("\n")
+    named = [strip_tag_prefix(line)[0] for line in lines[1:] if line.strip()]
+    for line in lines:
+        named += [
+            strip_tag_prefix(sentence)[0]
+            for sentence in _SENTENCE_END.split(line)[1:]
+            if _WORD_FIRST.match(sentence)
+        ]
     return list(dict.fromkeys(t for t in named if t is not None and t != tag))
+
+
+# Where a sentence ends within a line; a sentence that opens with a word of three letters or more.
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+_WORD_FIRST = re.compile(r"\W*[^\W\d_]{3}")
 
 
 # The people a reply is addressed to, before its words: "@maria Q: was it timed?"
