@@ -416,7 +416,9 @@ def _next(cursor: _Cursor, clock: _Clock) -> Next:
 
 
 def _control(kind: Callable[[], Command]) -> _Handler:
-    """A control that acts at once on the channel's session, whatever courtesy follows it."""
+    """A control that acts at once on the channel's session, whatever courtesy follows it; so
+    too a command that only reads (`status please`, `list pls`). Not `forget`, which deletes:
+    `forget it` says never mind."""
 
     def handler(cursor: _Cursor, clock: _Clock) -> Command:
         _courtesy(cursor)
@@ -1015,16 +1017,16 @@ _START_OPTIONS: dict[str, _StartOption] = {
 
 _HANDLERS: dict[str, _Handler] = {
     "help": _help,
-    "list": _bare(ListProtocols),
+    "list": _control(ListProtocols),
     "preview": _preview,
     "start": _start,
-    "status": _bare(Status),
+    "status": _control(Status),
     "next": _next,
     "extend": _extend,
     "pause": _control(Pause),
     "resume": _control(Resume),
     "end": _control(End),
-    "notes": _bare(Notes),
+    "notes": _control(Notes),
     "forget": _bare(Forget),
     "cancel": _cancel,
     "rotation": _rotation,

@@ -454,7 +454,7 @@ ERROR_CASES = [
     (f"start atlas {MARIA} presenter <@U2>", "duplicate_option", {"option": "presenter"}),
     ("start atlas presenter maria", "presenter_format", {"text": "maria"}),
     ("extend", "missing_value", {"option": "extend"}),
-    ("status please", "unexpected_words", {"text": "please", "subcommand": "status"}),
+    ("status tomorrow", "unexpected_words", {"text": "tomorrow", "subcommand": "status"}),
     ("preview atlas now", "unexpected_words", {"text": "now", "subcommand": "preview"}),
     (f"start atlas {MARIA} bob", "unexpected_words", {"text": "bob", "when": False}),
     (f"start atlas {MARIA} tue 3pm", "unexpected_words", {"text": "tue 3pm", "when": True}),

@@ -161,6 +161,18 @@ def test_end_now_ends_the_session(bot: Bot) -> None:
         assert s.scalars(select(ProtocolSession.status)).all() == ["ended"]
 
 
+def test_a_command_that_reads_takes_a_please_as_a_control_does(bot: Bot) -> None:
+    # `end please` ended the session, where `status please` was refused for its "please".
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    assert "step 1 of 6" in message_text(bot.command("status please"))
+    assert "Notes from" in message_text(bot.command("notes pls"))
+    assert "ATLAS" in message_text(bot.command("list please"))
+    bot.command("end")
+    # `forget it` is never mind, not a courtesy: the replies stay.
+    assert "I don't know what to do with `it`" in message_text(bot.command("forget it"))
+
+
 class _HeldClock:
     def __init__(self, at: datetime) -> None:
         self.at = at
