@@ -634,6 +634,8 @@ def _option_presenter(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 
 def _option_weekdays(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    # `weekdays only`, as the dialog and the session's header put it.
+    cursor.take_if(lambda word: word.lower() == "only")
     return replace(command, weekdays=True)
 
 

@@ -173,6 +173,16 @@ def test_a_command_that_reads_takes_a_please_as_a_control_does(bot: Bot) -> None
     assert "I don't know what to do with `it`" in message_text(bot.command("forget it"))
 
 
+def test_weekdays_only_as_the_header_says_it_keeps_the_session_off_the_weekend(bot: Bot) -> None:
+    # The header's plan says "one step every 1 day, weekdays only", and the dialog "Weekdays
+    # only": typed so, the start was refused for its "only".
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1d weekdays only"))
+    # Starting now, or on Monday morning if it is the weekend (or before it) where they are.
+    assert "is starting in this channel" in answer or "is scheduled for" in answer, answer
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession.weekdays)).all() == [True]
+
+
 class _HeldClock:
     def __init__(self, at: datetime) -> None:
         self.at = at
