@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache, partial
@@ -193,22 +193,40 @@ def normalize(text: str) -> str:
     return " ".join(word.rstrip(_AFTER_WORD) or word for word in words)
 
 
-def with_protocol_ids(text: str, ids: Iterable[str]) -> str:
+def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | None = None) -> str:
     """`start atlas equity ...` read as `start atlas-equity ...`: a protocol's id written with
-    spaces for its hyphens, or followed by "protocol" (`preview tuning protocol`), as people
-    write the names that `list` shows."""
+    spaces for its hyphens, or followed by "protocol" (`preview tuning protocol`), or its name
+    as `list` shows it (`names`: name to id; `preview Collaborative Assessment Conference`,
+    `start "ATLAS - Learning from Student Work" ...`), as people write them."""
     words = normalize(text).split(" ")
     if len(words) < 2 or words[0].lower() not in ("start", "preview"):
         return text
     known = {each.lower() for each in ids}
-    for n in range(min(4, len(words) - 1), 1, -1):
-        joined = "-".join(words[1 : 1 + n]).lower()
-        if joined in known:
+    titled = {_name_key(name): each for name, each in (names or {}).items()}
+    for n in range(min(_NAME_WORDS, len(words) - 1), 0, -1):
+        key = _name_key(" ".join(words[1 : 1 + n]))
+        if key in titled:
+            words[1 : 1 + n] = [titled[key]]
+            break
+        joined = "-".join(word.strip(_QUOTES) for word in words[1 : 1 + n]).lower()
+        if n > 1 and joined in known:
             words[1 : 1 + n] = [joined]
             break
     if len(words) > 2 and words[1].lower() in known and words[2].lower() == "protocol":
         del words[2]
     return " ".join(words)
+
+
+# The most words of a protocol's name looked for after `start` or `preview`.
+_NAME_WORDS = 8
+
+
+def _name_key(name: str) -> str:
+    """A protocol's name as it is matched: without case, quotes, a dash between its words, or
+    "the" before it."""
+    words = [word.strip(_QUOTES).lower() for word in name.split()]
+    words = [word for word in words if word.strip("-–—")]
+    return " ".join(words[1:] if words[:1] == ["the"] else words)
 
 
 # A link as Slack sends it (`<https://host/path|host/path>`, `<mailto:a@b.org|a@b.org>`), and a
@@ -331,13 +349,15 @@ def unknown_protocol(name: str, choices: Iterable[str], command: str = "") -> Pa
     return ParseError("unknown_protocol", {**context, "example": example})
 
 
-def protocol_first(text: str, choices: Iterable[str]) -> ParseError | None:
+def protocol_first(
+    text: str, choices: Iterable[str], names: Mapping[str, str] | None = None
+) -> ParseError | None:
     """`/protocol tuning @maria step 1d`: a protocol's name where the subcommand goes, as
     people type what they mean to run (the caller knows the library). The error shows that
     command with `start` before the name, and `preview` for its steps; None if the first words
     name no protocol."""
     known = {choice.lower(): choice for choice in choices}
-    words = with_protocol_ids(f"start {normalize(text)}", known).split(" ")
+    words = with_protocol_ids(f"start {normalize(text)}", known, names).split(" ")
     if len(words) < 2 or words[1].lower() not in known:
         return None
     protocol = known[words[1].lower()]

@@ -14,10 +14,11 @@ from bot.profiles import Zone
 
 
 def parse(text: str, *, now: datetime, tz: str, engine: Engine) -> cmd.Command | Reply:
-    parsed = cmd.parse(cmd.with_protocol_ids(text, engine.library), now=now, tz=tz)
+    names = {protocol.name: protocol_id for protocol_id, protocol in engine.library.items()}
+    parsed = cmd.parse(cmd.with_protocol_ids(text, engine.library, names), now=now, tz=tz)
     if isinstance(parsed, cmd.ParseError):
         if parsed.code == "unknown_subcommand":
-            parsed = cmd.protocol_first(text, engine.library) or parsed
+            parsed = cmd.protocol_first(text, engine.library, names) or parsed
         return Reply("errors/render.j2", {"message": parsed.message()})
     name = getattr(parsed, "protocol", None)
     if name is not None and name not in engine.library:

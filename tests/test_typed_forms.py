@@ -403,3 +403,20 @@ def test_a_time_after_school_written_without_pm_is_asked_about(bot: Bot) -> None
         assert s.scalars(select(ProtocolSession)).first() is None  # nothing scheduled
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3:30pm step 1d"))
     assert "is scheduled for" in answer
+
+
+def test_a_protocol_named_as_the_list_shows_it_is_found(bot: Bot) -> None:
+    # `/protocol list` shows each protocol's name ("collaborative-assessment  60 min
+    # Collaborative Assessment Conference: ..."): typed so, the name's last word was refused
+    # ("I don't know what to do with `Conference`"), and a name in quotes was not read at all.
+    for typed, shown in {
+        "preview Collaborative Assessment Conference": "Preview of Collaborative Assessment",
+        "preview ATLAS - Learning from Student Work": "Preview of ATLAS - Learning",
+        'preview "atlas equity"': "Preview of ATLAS with Equity Questions",
+        "preview the Tuning Protocol": "Preview of Tuning Protocol",
+    }.items():
+        assert shown in message_text(bot.command(typed)), typed
+    answer = message_text(bot.command("Collaborative Assessment Conference")).replace("\u200b", "")
+    assert "`/protocol start collaborative-assessment @maria step 1d`" in answer
+    answer = message_text(bot.command(f"start DESE Everyday Student Work Analysis <@{PRESENTER}>"))
+    assert "*DESE Everyday Student Work Analysis* is starting" in answer
