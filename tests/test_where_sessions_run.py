@@ -76,6 +76,19 @@ def test_a_command_about_a_session_in_a_direct_message_points_to_the_channel(
 
 
 @pytest.mark.parametrize(("channel", "name"), BETWEEN_PEOPLE)
+def test_help_in_a_direct_message_says_the_commands_go_in_a_channel(
+    bot: Bot, channel: str, name: str
+) -> None:
+    # Asked in a direct message with the bot, the help said it "runs a ... protocol in this
+    # channel", and that `/protocol` on its own opens the dialog, both refused there.
+    answer = message_text(_command(bot, "help", channel, name))
+    assert "in a team's channel, not in a direct message" in answer
+    assert "/invite @protocolbot" in answer and "in this channel" not in answer
+    assert "`/protocol start atlas @presenter`" in answer  # the rest of the help as ever
+    assert "in this channel" in message_text(bot.command("help"))
+
+
+@pytest.mark.parametrize(("channel", "name"), BETWEEN_PEOPLE)
 def test_a_presenter_rotation_is_not_kept_in_a_direct_message(
     bot: Bot, channel: str, name: str
 ) -> None:

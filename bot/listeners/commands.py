@@ -77,6 +77,9 @@ def register(app: App, runtime: Runtime) -> None:
             parsed = Reply(
                 "refusals/direct_message.j2", {"rotation": isinstance(parsed, cmd.Rotation)}
             )
+        elif elsewhere and isinstance(parsed, cmd.Help):
+            # "in this channel" would be the direct message, where nothing runs.
+            parsed = Reply("replies/help.j2", {"library": runtime.library, "elsewhere": True})
         elif elsewhere and isinstance(parsed, ABOUT_A_SESSION):
             # No session runs here: "start one with ..." would point at what is refused here.
             parsed = Reply("refusals/direct_message.j2", {"command": type(parsed).__name__.lower()})
