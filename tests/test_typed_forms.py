@@ -420,3 +420,17 @@ def test_a_protocol_named_as_the_list_shows_it_is_found(bot: Bot) -> None:
     assert "`/protocol start collaborative-assessment @maria step 1d`" in answer
     answer = message_text(bot.command(f"start DESE Everyday Student Work Analysis <@{PRESENTER}>"))
     assert "*DESE Everyday Student Work Analysis* is starting" in answer
+
+
+def test_a_command_typed_in_spanish_points_to_the_english_one(bot: Bot) -> None:
+    # `/protocol ayuda`, `/protocol iniciar atlas @maria`: the answer listed the commands
+    # without saying which one was meant (`iniciar` was taken for nothing, `siguiente` too).
+    for typed, meant in {
+        "ayuda": "help",
+        f"iniciar atlas <@{PRESENTER}|maria>": "start",
+        "siguiente": "next",
+        "terminar": "end",
+        "estado": "status",
+    }.items():
+        answer = message_text(bot.command(typed))
+        assert f"(did you mean `{meant}`?)" in answer, (typed, answer)
