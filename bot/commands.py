@@ -377,10 +377,11 @@ def _command(cursor: _Cursor, clock: _Clock) -> Command:
     # `status.`, `next!`: a full stop or a mark that autocorrect or habit puts after the word.
     handler = _HANDLERS.get(word.lower()) or _HANDLERS.get(word.lower().rstrip(_AFTER_WORD))
     if handler is None:
+        lower = word.lower()
         raise _Rejected(
             "unknown_subcommand",
             text=_echo(word),
-            suggestion=_MEANT.get(word.lower()) or closest(word, SUBCOMMANDS),
+            suggestion=_MEANT[lower] if lower in _MEANT else closest(word, SUBCOMMANDS),
             subcommands=list(SUBCOMMANDS),
         )
     command = handler(cursor, clock)
@@ -1060,7 +1061,11 @@ _CONTROLS = frozenset({"next", "pause", "resume", "end"})
 # not here: it could mean pause or end, and end can't be undone.)
 # `/protocol ?`: a question mark alone asks what the command does.
 _ASKS_FOR_HELP = frozenset({"?", "??", "???"})
-_MEANT = {
+_MEANT: dict[str, str | None] = {
+    # Going back a step, which no command does: not `preview`, the subcommand it is closest to.
+    "previous": None,
+    "prev": None,
+    "back": None,
     "stat": "status",
     "stats": "status",
     "skip": "next",

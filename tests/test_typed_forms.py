@@ -434,3 +434,11 @@ def test_a_command_typed_in_spanish_points_to_the_english_one(bot: Bot) -> None:
     }.items():
         answer = message_text(bot.command(typed))
         assert f"(did you mean `{meant}`?)" in answer, (typed, answer)
+
+
+def test_going_back_a_step_is_not_taken_for_a_preview(bot: Bot) -> None:
+    # `/protocol previous`, to go back a step (which no command does), was answered "did you
+    # mean `preview`?", and `preview` asks which protocol.
+    for typed in ("previous", "prev", "back"):
+        answer = message_text(bot.command(typed))
+        assert "did you mean" not in answer and "try help, list" in answer, typed
