@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -62,9 +63,30 @@ def _shown_date(match: re.Match[str]) -> str:
 class Transcript:
     """Prints what the team would see in the channel, in order, as plain text."""
 
-    def __init__(self, out: TextIO, names: dict[str, str], started: float) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        names: dict[str, str],
+        started: float,
+        on_gone: Callable[[], object] = lambda: None,
+    ) -> None:
         self.out, self.names, self.started = out, names, started
         self._lock = threading.Lock()
+        # The reader of the output went (`protocolbot demo | head`, a pager quit): nothing more
+        # is shown, and on_gone ends the rehearsal.
+        self.gone = False
+        self._on_gone = on_gone
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            if self.gone:
+                return
+            try:
+                print(text, file=self.out, flush=True)
+            except BrokenPipeError:
+                self.gone = True
+        if self.gone:
+            self._on_gone()
 
     def _plain(self, text: str) -> str:
         text = DATE_RE.sub(_shown_date, text)
@@ -77,8 +99,7 @@ class Transcript:
         indent = "      │ " if thread else ""
         tag = " (only you)" if private else ""
         body = self._plain(text).rstrip().replace("\n", "\n" + " " * 8 + indent)
-        with self._lock:
-            print(f"{stamp} {indent}{who}{tag}: {body}", file=self.out, flush=True)
+        self.write(f"{stamp} {indent}{who}{tag}: {body}")
 
     def blocks(self, blocks: list[dict[str, Any]], fallback: str) -> str:
         parts: list[str] = []
@@ -272,9 +293,9 @@ def run_demo(
             make_server(build_app(runtime), runtime, host="127.0.0.1", port=0)
         ).start()
         url = f"http://127.0.0.1:{server.port}/slack/events"
-        transcript = Transcript(out, names, time.monotonic())
-        team = Team(script, url, transcript, standin.response_url("demo"))
         finished = threading.Event()
+        transcript = Transcript(out, names, time.monotonic(), on_gone=finished.set)
+        team = Team(script, url, transcript, standin.response_url("demo"))
 
         shown: dict[str, str] = {}  # each post's text as last shown, by its ts
 
@@ -350,11 +371,10 @@ def run_demo(
         standin.listeners.extend([on_call, on_private])
         try:
             runtime.start()
-            print(
+            transcript.write(
                 f"protocolbot demo: {protocol.name}, {len(protocol.steps)} "
                 f"step{'s' if len(protocol.steps) != 1 else ''} of {step} s "
-                f"(a live session would take {protocol.live_minutes} min)\n",
-                file=out,
+                f"(a live session would take {protocol.live_minutes} min)\n"
             )
             command = f"start {protocol_id} <@{script['presenter']['id']}|maria> step {step}s"
             transcript.line("Dana", f"/protocol {command}")
@@ -369,8 +389,10 @@ def run_demo(
         server.stop()
         runtime.stop()
         db.dispose()
+        if transcript.gone:
+            return 1
         if ok is None:
-            print("\nStopped.", file=out)
+            transcript.write("\nStopped.")
             return 130
-        print("\nDone." if ok else "\nThe demo did not finish in time.", file=out)
+        transcript.write("\nDone." if ok else "\nThe demo did not finish in time.")
         return 0 if ok else 1

@@ -109,6 +109,31 @@ def test_sigterm_stops_the_demo_tidily_and_leaves_no_files(tmp_path: Path) -> No
     assert list(tmp_path.glob("protocolbot-demo-*")) == []
 
 
+def test_the_demo_piped_to_a_reader_that_stops_ends_quietly(tmp_path: Path) -> None:
+    # `protocolbot demo | head` (or a pager quit early): the transcript met a closed pipe, the
+    # stand-in's listener logged a traceback of BrokenPipeError, and the rehearsal ran on with
+    # nobody to read it.
+    demo = subprocess.Popen(
+        [sys.executable, "-c", CLI, "demo", "tuning", "--step", "5"],
+        env={**bot_environment(), "TMPDIR": str(tmp_path)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout is not None and demo.stderr is not None
+    began = time.monotonic()
+    for line in demo.stdout:
+        if "== Tuning Protocol ==" in line:
+            break
+    demo.stdout.close()  # `head` has its lines
+    assert demo.wait(30) == 1
+    assert time.monotonic() - began < 15  # not the 30 s the rehearsal takes
+    errors = demo.stderr.read()
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+    assert list(tmp_path.glob("protocolbot-demo-*")) == []
+
+
 def test_the_scripted_team_keeps_the_norms_of_any_protocol() -> None:
     # Tuning's presenter speaks alone in steps 1 and 5 and listens in 3 and 4: the ATLAS team
     # talked through both, was corrected for it, and said one line twice.
