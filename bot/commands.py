@@ -503,6 +503,8 @@ def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
 
 def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
     words = cursor.remaining()
+    if len(words) == 1 and words[0].lower() in _SHOW_ROTATION:
+        return Rotation()  # `rotation show`: as `rotation` alone, the order as it stands
     if words and words[0].lower().strip(_QUOTES + ".") in _NO_ROTATION:
         if len(words) > 1:
             # `clear @maria`: a clear and a new order at once, or one person taken off. Which
@@ -513,6 +515,7 @@ def _rotation(cursor: _Cursor, clock: _Clock) -> Rotation:
 
 
 _NO_ROTATION = frozenset({"clear", "none", "off", "reset", "delete", "remove"})
+_SHOW_ROTATION = frozenset({"show", "list", "status", "order"})
 
 
 def _protocol(cursor: _Cursor, subcommand: str) -> str:

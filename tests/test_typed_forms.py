@@ -442,3 +442,12 @@ def test_going_back_a_step_is_not_taken_for_a_preview(bot: Bot) -> None:
     for typed in ("previous", "prev", "back"):
         answer = message_text(bot.command(typed))
         assert "did you mean" not in answer and "try help, list" in answer, typed
+
+
+def test_rotation_show_shows_the_order(bot: Bot) -> None:
+    # `/protocol rotation show`, to see the order: "`show` is not a Slack mention".
+    bot.command(f"rotation <@{PRESENTER}|maria> <@U_T1|lee>")
+    for typed in ("rotation show", "rotation list"):
+        answer = message_text(bot.command(typed))
+        assert "not a Slack mention" not in answer, typed
+        assert f"1. <@{PRESENTER}>" in answer and "2. <@U_T1>" in answer, typed
