@@ -492,12 +492,15 @@ def _is_step(word: str) -> bool:
 
 
 def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
+    # `cancel session 3`, `cancel session #3 please`: the session is the one thing cancelled.
+    cursor.take_if(lambda word: word.lower() == "session")
     word = cursor.take_if(bool)
     if word is None:
         return Cancel()
     number = re.fullmatch(r"#?(\d{1,9})", word, re.ASCII)
     if number is None or int(number[1]) == 0:
         raise _Rejected("bad_session_number", text=_echo(word))
+    _courtesy(cursor)
     return Cancel(int(number[1]))
 
 

@@ -451,3 +451,15 @@ def test_rotation_show_shows_the_order(bot: Bot) -> None:
         answer = message_text(bot.command(typed))
         assert "not a Slack mention" not in answer, typed
         assert f"1. <@{PRESENTER}>" in answer and "2. <@U_T1>" in answer, typed
+
+
+def test_cancel_session_3_please_cancels_session_3(bot: Bot) -> None:
+    # "`session` is not a session number", and "I don't know what to do with `please`".
+    for n, typed in enumerate(("cancel session {}", "cancel session #{} please", "cancel {} pls")):
+        bot.command(f"start atlas <@{PRESENTER}|maria> at tomorrow 15:00")
+        with bot.db.session() as s:
+            number = s.scalars(select(ProtocolSession.id).order_by(ProtocolSession.id)).all()[-1]
+        answer = message_text(bot.command(typed.format(number)))
+        assert "I don't know" not in answer and "not a session number" not in answer, answer
+        with bot.db.session() as s:
+            assert s.get(ProtocolSession, number).status != "scheduled", (n, answer)  # type: ignore[union-attr]
