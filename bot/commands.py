@@ -1080,6 +1080,9 @@ _MEANT: dict[str, str | None] = {
     "continue": "resume",
     "unpause": "resume",
     "hold": "pause",
+    # The command line's `protocolbot export`: in Slack, a session's notes are `notes`.
+    "export": "notes",
+    "download": "notes",
     # In Spanish, which many teachers write in (their replies' tags are read in it too).
     "ayuda": "help",
     "lista": "list",

@@ -463,3 +463,10 @@ def test_cancel_session_3_please_cancels_session_3(bot: Bot) -> None:
         assert "I don't know" not in answer and "not a session number" not in answer, answer
         with bot.db.session() as s:
             assert s.get(ProtocolSession, number).status != "scheduled", (n, answer)  # type: ignore[union-attr]
+
+
+def test_export_in_slack_points_to_the_notes(bot: Bot) -> None:
+    # `/protocol export`, as the README's command line has it, was answered "did you mean
+    # `next`?" (the closest spelling), a control that moves the session on.
+    answer = message_text(bot.command("export"))
+    assert "(did you mean `notes`?)" in answer
