@@ -115,6 +115,16 @@ def test_heldout_does_not_regress() -> None:
         ("Very organized work", True),
         ("The diagram is so detailed", True),
         ("The table is organized into three columns", False),
+        # In Spanish, as many teachers write: judgments and inferences, and descriptions.
+        ("Creo que no entendió la pregunta", True),
+        ("Parece que se confundió con las fracciones", True),
+        ("El título está bien escrito", True),
+        ("La conclusión es débil", True),
+        ("Me gustó el dibujo", True),
+        ("El estudiante escribió tres párrafos y subrayó el título", False),
+        ("Hay dos dibujos en la primera página", False),
+        ("La respuesta dice 4/8 y no tiene unidades", False),
+        ("There is a units error in row 2", False),
         ("", False),
     ],
 )

@@ -606,6 +606,20 @@ def test_the_students_word_unquoted_is_not_nudged_and_a_verdict_of_degree_is(bot
     assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T3) == []
 
 
+def test_a_judgment_in_spanish_while_describing_gets_the_nudge(bot: Bot) -> None:
+    # "Creo que no entendió la pregunta" ("I think they didn't understand the question") was
+    # kept as an observation with no word, where the same words in English are nudged.
+    thread = _start_at_step(bot, 2)
+    described = _say(bot, T1, "El estudiante escribió tres párrafos y subrayó el título", thread)
+    judged = _say(bot, T2, "Creo que no entendió la pregunta", thread)
+    assert _recorded(bot, described).tag == "observation"
+    _recorded(bot, judged)
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+    (nudge,) = _ephemerals_to(bot, T2)
+    assert "What do you see in the work that makes you say that?" in json.dumps(nudge["blocks"])
+
+
 def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> None:
     # The edit was kept as an observation with no word, where the same words sent new are
     # nudged; an edit of a reply nudged already, or a typo fixed, is not nudged again.

@@ -289,6 +289,21 @@ _VERDICT_RE = _words(
     r"supports? (?:the|his|her|their|its) (?:claim|thesis|argument|answer|conclusion)",
 )
 
+# Spanish, which many teachers write in (their tags are read in it too): the same hedges and
+# stances, claims about the student's mind, and verdicts, as whole words, with their accents or
+# without. Not "error" (English as well, where "a units error" describes).
+_SPANISH_RE = _words(
+    r"creo|pienso|supongo|sospecho|me parece|parecen?|parec[ií]a|al parecer",
+    r"probablemente|quiz[aá]s?|tal vez|a lo mejor|seguramente|obviamente|claramente|se nota",
+    r"me gust(?:a|[oó])|me encant(?:a|[oó])",
+    r"entiende|entienden|entendi[oó]|entend[ií]a|comprend\w*|confundid[oa]s?|se confundi[oó]",
+    r"sabe|saben|sab[ií]a|se esforz[oó]|esfuerzo|le cost[oó]|se apur[oó]|se apresur[oó]",
+    r"con prisa|se le olvid[oó]|olvid[oó]|no le importa|quer[ií]a|intent[oó]|flojo|perezos[oa]",
+    r"bien|mal|buen[oa]?s?|mal[oa]s?|excelente|d[eé]bil|fuerte|correct[oa]s?|incorrect[oa]s?",
+    r"perfect[oa]s?|pobre|mejor|peor|desordenad[oa]s?|descuidad[oa]s?|creativ[oa]s?|interesante",
+    r"errores|le falta|tiene sentido|bien hecho|nivel de grado",
+)
+
 # Descriptions with the student as subject report marks on the page: wrote, drew, erased. Any
 # other predicate about the student ("she doesn't see", "he's treating the point like a comma",
 # "the student is comfortable with") is a claim about their mind or character.
@@ -370,7 +385,7 @@ def reads_as_interpretation(text: str) -> bool:
     body = _normalise(text)
     if any(token.strip("'") in EVALUATIVE for token in _TOKEN_RE.findall(body)):
         return True
-    if any(rx.search(body) for rx in (_HEDGE_RE, _MIND_RE, _VERDICT_RE)):
+    if any(rx.search(body) for rx in (_HEDGE_RE, _MIND_RE, _VERDICT_RE, _SPANISH_RE)):
         return True
     return _student_predicate_is_inference(body)
 
