@@ -150,6 +150,15 @@ def test_reads_as_interpretation(text: str, expected: bool) -> None:
         ("Is that a 7 or a 1 in the second row?", False),
         ("Maria, is this the final draft", True),
         ("@maria was this done in class", True),
+        # In Spanish, as many teachers write.
+        ("¿Fue un borrador?", True),
+        ("¿Tenían rúbrica?", True),
+        ("¿Cuánto tiempo tuvieron?", True),
+        ("Maria, ¿fue en clase?", True),
+        ("Me pregunto si fue cronometrado", True),
+        ("¿Alguien más ve la flecha?", False),
+        ("¿Crees que entendió la consigna?", False),
+        ("El título está subrayado.", False),
         ("", False),
     ],
 )

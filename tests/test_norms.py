@@ -620,6 +620,19 @@ def test_a_judgment_in_spanish_while_describing_gets_the_nudge(bot: Bot) -> None
     assert "What do you see in the work that makes you say that?" in json.dumps(nudge["blocks"])
 
 
+def test_a_question_in_spanish_for_the_listening_presenter_is_parked(bot: Bot) -> None:
+    # "¿Fue un borrador?" ("Was it a draft?"), asked while the presenter listens, was kept as
+    # an observation, where "Was this a draft?" is parked for the presenter's step.
+    thread = _start_at_step(bot, 2)
+    asked = _say(bot, T1, "¿Fue un borrador?", thread)
+    to_the_group = _say(bot, T2, "¿Alguien más ve la flecha?", thread)
+    assert _recorded(bot, asked).tag == "question"
+    assert _recorded(bot, to_the_group).tag == "observation"
+    _settle(bot)
+    (parked,) = _ephemerals_to(bot, T1)
+    assert "your question is parked for them" in json.dumps(parked["blocks"])
+
+
 def test_a_description_edited_into_a_judgment_gets_the_nudge_once(bot: Bot) -> None:
     # The edit was kept as an observation with no word, where the same words sent new are
     # nudged; an edit of a reply nudged already, or a typo fixed, is not nudged again.

@@ -458,6 +458,30 @@ _CONTEXT_RE = _words(
 )
 _CONDITIONS_START = re.compile(r"^(?:were|did|had|have|do) (?:they|the (?:students|kids|class))\b")
 
+# The same in Spanish, which many teachers write in: "¿Fue un borrador?", "¿Tenían rúbrica?",
+# "Me pregunto si fue cronometrado"; "¿Alguien más ve la flecha?" is for the group, and
+# "¿Crees que entendió?" about the student's mind.
+_SPANISH_SOFT_QUESTION_RE = _words(
+    r"me pregunto (?:si|qu[eé]|c[oó]mo|cu[aá]nto|cu[aá]ndo|d[oó]nde)|tengo curiosidad",
+    r"(?:quisiera|me gustar[ií]a|quiero) saber",
+)
+_SPANISH_GROUP_RE = _words(
+    r"alguien|todos|todas|ustedes|nosotros|nosotras|nuestr[oa]s?|vamos|los dem[aá]s|otros|otras",
+)
+_SPANISH_MIND_QUESTION_RE = _words(
+    r"entend\w*|entiend\w*|comprend\w*|pens\w*|piens\w*|crees|creen|confund\w*",
+    r"quis[oe] decir|significa",
+)
+_SPANISH_CONTEXT_RE = _words(
+    r"borrador(?:es)?|versi[oó]n|versiones|revis\w*|r[uú]brica|instrucci[oó]n(?:es)?|consigna",
+    r"tareas?|permitid[oa]s?|pod[ií]an|calculadoras?|diccionarios?|apuntes|materiales",
+    r"tiempo|minutos|horas|d[ií]as|semanas|cronometrad[oa]|en casa|en clase|clase|lecci[oó]n",
+    r"unidad|enseñ\w*|ense[nñ]\w*|modelo|ejemplos?|organizador|banco de palabras|apoyos?",
+    r"parejas?|grupos?|solos|solas|independiente\w*|grado|calificad[oa]|año|edad",
+    r"retroalimentaci[oó]n|examen|prueba|evaluaci[oó]n|pr[aá]ctica|lectura|texto|tema",
+    r"antes|despu[eé]s|final|eligi\w*|escogi\w*|usaron|tuvieron|ten[ií]an|hicieron|fue en",
+)
+
 
 def asks_presenter_for_context(text: str) -> bool:
     """True when a reply is a question seeking context from the presenter ("Is this the first draft?", "Were they allowed to use a calculator?", "What did the rubric say?"), as opposed to a statement or a rhetorical aside."""  # noqa: E501 - verbatim from the interface spec
@@ -468,11 +492,15 @@ def asks_presenter_for_context(text: str) -> bool:
         tagged
         or "?" in body
         or bool(_INTERROGATIVE_START.match(body) or _SOFT_QUESTION_RE.search(body))
+        or bool(_SPANISH_SOFT_QUESTION_RE.search(body))
     )
     if not is_question:
         return False
     if _GROUP_RE.search(_TELL_US_RE.sub(" ", body)) or _RHETORICAL_RE.search(body):
         return False
+    if _SPANISH_GROUP_RE.search(body) or _SPANISH_MIND_QUESTION_RE.search(body):
+        return False
     if _MIND_QUESTION_RE.search(body) or _wonders_about_the_student(body):
         return False
-    return tagged or bool(_CONTEXT_RE.search(body) or _CONDITIONS_START.match(body))
+    context = _CONTEXT_RE.search(body) or _SPANISH_CONTEXT_RE.search(body)
+    return tagged or bool(context or _CONDITIONS_START.match(body))
