@@ -532,6 +532,10 @@ def cmd_protocols(args: argparse.Namespace) -> int:
         for protocol in shown:
             steps = ", ".join(step.title for step in protocol.steps)
             print(f"{protocol.id:26} {protocol.live_minutes:4} min  {protocol.name}: {steps}")
+        if args.dir is not None and not shown and not errors:
+            # A folder named, and nothing listed: say so, as `docs` does, rather than nothing.
+            print(f"protocolbot: {args.dir} holds no protocol files", file=sys.stderr)
+            return 1
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if args.action == "check":

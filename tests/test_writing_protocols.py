@@ -36,6 +36,18 @@ def _check(folder: Path, tmp_path: Path) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+def test_listing_a_folder_with_no_protocol_files_says_so(tmp_path: Path) -> None:
+    # `protocolbot protocols list my-protocols` on a folder whose files were not there yet (or
+    # not YAML) printed nothing at all, and exited 0.
+    folder = tmp_path / "my-protocols"
+    folder.mkdir()
+    (folder / "peer-feedback.txt").write_text("id: peer-feedback\n")
+    env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="signing")
+    done = run_cli(["protocols", "list", str(folder)], env, tmp_path)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"protocolbot: {folder} holds no protocol files\n"
+
+
 def _one_ok(folder: Path) -> str:
     return f"{BUILT_IN + 1} protocols ok: 1 in {folder.resolve()}, {BUILT_IN} built-in\n"
 
