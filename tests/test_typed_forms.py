@@ -470,3 +470,18 @@ def test_export_in_slack_points_to_the_notes(bot: Bot) -> None:
     # `next`?" (the closest spelling), a control that moves the session on.
     answer = message_text(bot.command("export"))
     assert "(did you mean `notes`?)" in answer
+
+
+def test_a_weekdays_start_early_on_monday_is_not_said_to_be_at_the_weekend(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # At 7:30 on a Monday, a weekdays session waits for the working week to begin (8:00), and
+    # the answer said it "opens on Monday morning, not at the weekend", on a Monday.
+    monday = datetime(2027, 3, 15, 7, 30, tzinfo=ZoneInfo("America/Los_Angeles"))
+    bot = Bot(workspace, database_url, clock=_HeldClock(monday.astimezone(UTC))).start()
+    try:
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1d weekdays"))
+    finally:
+        bot.stop()
+    assert "when the working week begins, on Monday morning" in answer
+    assert "not at the weekend" not in answer

@@ -34,6 +34,7 @@ from bot.engine.pacing import (
     step_seconds,
     warning_time,
     working_start,
+    zone,
 )
 from bot.engine.presenter import presenter_turn
 from bot.protocols import Protocol
@@ -565,6 +566,9 @@ class Engine:
                     "delays": delays,
                     "ends_at": ends_at if delays else None,
                     "carried_from": carried_from,
+                    # Asked for early on a Monday: before the working week, not at the weekend.
+                    "before_the_week": carried_from is not None
+                    and carried_from.astimezone(zone(tz)).weekday() == 0,
                 },
             )
 
