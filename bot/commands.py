@@ -203,17 +203,22 @@ def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | 
         return text
     known = {each.lower() for each in ids}
     titled = {_name_key(name): each for name, each in (names or {}).items()}
-    for n in range(min(_NAME_WORDS, len(words) - 1), 0, -1):
+    found, span = None, 0  # the protocol the words after the subcommand name, and how many
+    for n in range(min(4, len(words) - 1), 0, -1):
+        joined = "-".join(word.strip(_QUOTES) for word in words[1 : 1 + n]).lower()
+        if joined in known:
+            protocol_word = len(words) > 1 + n and words[1 + n].lower() == "protocol"
+            found, span = joined, n + protocol_word
+            break
+    # A name counts where it takes more words than an id does: `tuning protocol` is the id's,
+    # whatever protocol an operator named "Tuning Protocol".
+    for n in range(min(_NAME_WORDS, len(words) - 1), span, -1):
         key = _name_key(" ".join(words[1 : 1 + n]))
         if key in titled:
-            words[1 : 1 + n] = [titled[key]]
+            found, span = titled[key], n
             break
-        joined = "-".join(word.strip(_QUOTES) for word in words[1 : 1 + n]).lower()
-        if n > 1 and joined in known:
-            words[1 : 1 + n] = [joined]
-            break
-    if len(words) > 2 and words[1].lower() in known and words[2].lower() == "protocol":
-        del words[2]
+    if found is not None:
+        words[1 : 1 + span] = [found]
     return " ".join(words)
 
 

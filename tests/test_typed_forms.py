@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from bot.protocols import BUILTIN_DIR
 from bot.slack_standin import SlackStandin
 from bot.store.models import ProtocolSession
 from tests.harness import PRESENTER, Bot
@@ -485,3 +488,24 @@ def test_a_weekdays_start_early_on_monday_is_not_said_to_be_at_the_weekend(
         bot.stop()
     assert "when the working week begins, on Monday morning" in answer
     assert "not at the weekend" not in answer
+
+
+def test_a_protocol_id_typed_is_not_taken_for_another_protocols_name(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # An operator's copy of Tuning, `tuning-v2`, keeps the name "Tuning Protocol": `preview
+    # tuning protocol`, the built-in's id and the word, is still the built-in's; the copy's
+    # name in full, with "the" before it, is the copy's.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    tuning = (BUILTIN_DIR / "tuning.yaml").read_text()
+    copy = tuning.replace("id: tuning\n", "id: tuning-v2\n").replace("Colleagues ask", "We ask")
+    (folder / "tuning-v2.yaml").write_text(copy)
+    bot = Bot(workspace, database_url, protocols_dir=folder).start()
+    try:
+        assert "Colleagues ask" in json.dumps(bot.command("preview tuning protocol"))
+        assert "We ask" in json.dumps(bot.command("preview the Tuning Protocol"))
+        shown = message_text(bot.command("preview ATLAS with Equity Questions"))
+    finally:
+        bot.stop()
+    assert "Preview of ATLAS with Equity Questions" in shown
