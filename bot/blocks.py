@@ -82,6 +82,15 @@ def _cut(text: str, limit: int, fences: list[int]) -> int:
     # to hold more than the fence that opened it again. A word that would be cut (a long link)
     # goes whole to the next part, unless it is longer than a part itself.
     room = limit - len(_FENCE) - 1
+    # Better still, a break outside a phrase marked bold, in italics, struck through or as code:
+    # cut there, each part showed its half of the phrase after (or before) a stray `*`.
+    marked = _MarkedPhrases(text)
+    for mark in ("\n", " "):
+        cut = text.rfind(mark, 0, room)
+        while cut > room // 2 and (_in_markup(text, cut) or marked.holds(cut)):
+            cut = text.rfind(mark, 0, cut)
+        if cut > room // 2:
+            return cut
     best = 0
     for mark in ("\n", " "):
         cut = text.rfind(mark, 0, room)
@@ -98,6 +107,47 @@ def _cut(text: str, limit: int, fences: list[int]) -> int:
 def _in_markup(text: str, at: int) -> bool:
     """Whether `at` is inside Slack's markup, `<...>` (a user's < arrives escaped: &lt;)."""
     return text.rfind("<", 0, at) > text.rfind(">", 0, at)
+
+
+# Where a marked phrase may open (after a space, a bracket or a quote, or at its line's start)
+# and close (before a space, a punctuation mark or its line's end), as Slack reads its markers.
+_OPENS_AFTER = frozenset(" \t([{\"'")
+_CLOSES_BEFORE = frozenset(" \t.,;:!?)]}\"'")
+_MARKERS = "*_~`"
+
+
+class _MarkedPhrases:
+    """The phrases of a text marked bold (`*`), in italics (`_`), struck through (`~`) or as
+    code (`` ` ``), each within its line, as Slack reads them: found a line at a time, as asked."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines: dict[int, list[tuple[int, int]]] = {}
+
+    def holds(self, at: int) -> bool:
+        """Whether `at` is inside a marked phrase (between its markers)."""
+        start = self.text.rfind("\n", 0, at) + 1
+        if start not in self.lines:
+            end = self.text.find("\n", at)
+            self.lines[start] = _phrases(self.text[start : end if end >= 0 else None])
+        return any(start + a < at < start + b for a, b in self.lines[start])
+
+
+def _phrases(line: str) -> list[tuple[int, int]]:
+    """Where a line's marked phrases start and end (markers included). Inside code, the other
+    markers are characters."""
+    found: list[tuple[int, int]] = []
+    opened: dict[str, int] = {}
+    for i, c in enumerate(line):
+        if c not in _MARKERS or ("`" in opened and c != "`"):
+            continue
+        before = line[i - 1] if i else " "
+        after = line[i + 1] if i + 1 < len(line) else " "
+        if c in opened and not before.isspace() and after in _CLOSES_BEFORE:
+            found.append((opened.pop(c), i + 1))
+        elif c not in opened and before in _OPENS_AFTER and not after.isspace():
+            opened[c] = i
+    return found
 
 
 def _before_markup(text: str, at: int) -> int:

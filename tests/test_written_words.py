@@ -302,6 +302,31 @@ def test_a_long_link_or_markup_is_never_cut_between_two_parts_of_the_notes(bot: 
     assert any(link in section for section in sections)
 
 
+# Slack's inline markup, whole: bold, italics, strikethrough and code, each within one line.
+_SPAN = re.compile(r"\*[^*\n]+\*|_[^_\n]+_|~[^~\n]+~|`[^`\n]+`")
+
+
+def test_a_long_paragraph_is_never_cut_inside_its_bold_italics_or_code(bot: Bot) -> None:
+    # A reflection pasted as one paragraph, longer than a block holds, with words marked all
+    # through it: cut at a space inside a marked phrase, each part showed its half of the
+    # phrase between a stray `*` (or `_`, `~`, `` ` ``) and the end of the part.
+    describe = _to_step(bot, 2)
+    marked = ("*the table has units* ", "_every row adds up_ ", "~not quite~ ", "`x = 3 y` ")
+    bot.reply(T1, "Obs: " + "".join(marked) * 80, describe)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    _ended(bot)
+
+    header_ts = str(bot.posts()[0]["ts"])
+    parts = [m for m in bot.posts() if m.get("thread_ts") == header_ts]
+    sections = [b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section"]
+    body = [s for s in sections if "the table has units" in s]
+    assert len(body) > 1, "long enough to be split"
+    unmarked = [re.sub(r"<[^<>]*>", "", _SPAN.sub("", s)) for s in body]  # and the author
+    stray = [s[-60:] for s in unmarked if re.search(r"[*_~`]", s)]
+    assert not stray
+    assert sum(s.count("*the table has units*") for s in body) == 80
+
+
 def test_the_csv_export_opens_in_a_spreadsheet_as_written_and_runs_nothing(
     bot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: Any
 ) -> None:
