@@ -106,6 +106,56 @@ def test_a_reply_deleted_after_the_end_is_gone_from_every_copy_of_the_notes(bot:
     assert len(_files(bot)) == 1
 
 
+def test_feedback_edited_warm_or_cool_after_the_end_moves_to_its_kind_in_the_notes(
+    bot: Bot,
+) -> None:
+    # Tuning's feedback step: the notes went out, then a teacher's :snowflake: became :sunny:
+    # (and another's the other way). Its words changed in the notes, under Cool feedback still,
+    # where "Cool:" edited to "Warm:" moved.
+    bot.command(f"start tuning <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for k in (2, 3, 4):
+        bot.command("next")
+        bot.wait_until(lambda k=k: len(bot.step_posts()) == k)  # type: ignore[misc]
+    header_ts, step = str(bot.posts()[0]["ts"]), str(bot.step_posts()[3]["ts"])
+    was = {
+        TEACHERS[0]: ":snowflake: The evidence doesn't tie back to the claim",
+        TEACHERS[1]: ":sunny: Every row has its units",
+    }
+    now = {
+        TEACHERS[0]: ":sunny: The evidence ties back to the claim in para 2",
+        TEACHERS[1]: ":snowflake: Two rows have no units",
+    }
+    said = {user: bot.reply(user, text, step) for user, text in was.items()}
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    for user, ts in said.items():
+        message = {"type": "message", "user": user, "ts": ts, "thread_ts": step}
+        edited = {"user": user, "ts": f"{float(ts) + 1:.6f}"}
+        event = {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "message": {**message, "text": now[user], "edited": edited},
+            "previous_message": {**message, "text": was[user]},
+            "ts": f"{float(ts) + 1:.6f}",
+            "hidden": True,
+        }
+        assert bot.event(event) == 200
+    bot.settle()
+
+    def headed(shown: str, words: str) -> str:
+        """The section the words are in: the last of the two headings before them."""
+        before = shown[: shown.index(words)]
+        return max(("Warm", "Cool"), key=lambda kind: before.rfind(f"{kind} feedback"))
+
+    *_, notes_file = _files(bot)
+    for shown in (_thread(bot, header_ts), _dm(bot), notes_file):
+        assert headed(shown, "ties back to the claim") == "Warm"
+        assert headed(shown, "Two rows have no units") == "Cool"
+
+
 def test_edits_one_after_another_are_gathered(bot: Bot) -> None:
     step, header_ts, (ts,) = _ended(bot, "Version 0 of what I saw.")
     for k in range(1, 11):

@@ -801,9 +801,11 @@ class Replies:
     ) -> None:
         """A reply edited into one a norm speaks to (a judgment while describing, a question for
         the presenter while they listen) is read as the same words sent new would be: parked,
-        and its author told, once (not for an edit of a reply that read so already)."""
+        and its author told, once (not for an edit of a reply that read so already). Once the
+        session has ended, its tag still follows its words (feedback's :sunny: edited to
+        :snowflake:, as a prefix's edit does), and nobody is told anything."""
         session = s.get(ProtocolSession, row.session_id)
-        if session is None or session.status not in ACTIVE:
+        if session is None:
             return
         protocol = self.engine.shown_protocol(s, session)
         step = protocol.step(row.step_index)
@@ -822,7 +824,7 @@ class Replies:
             # emoji of its kind): tagged as they would be sent new.
             self.retag(s, row, tag)
             return
-        if audience != "group" or norm not in _EDIT_NORMS:
+        if audience != "group" or norm not in _EDIT_NORMS or session.status not in ACTIVE:
             return
         if self._read(session.presenter_id, step, row.user_id, None, before)[2] == norm:
             return  # told (or not) when it read so the first time
