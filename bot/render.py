@@ -99,13 +99,38 @@ _QUOTE_LINE = re.compile(r"^\s*>")
 _AFTER_QUOTE = "\n\n  "
 
 
+# A `<` that Markdown would read as the start of HTML (`<div>`, `</p>`, `<!--`), and code spans,
+# where a `<` is shown as written.
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+_CODE_SPAN = re.compile(r"(`+).+?\1")
+
+
+def _no_html(lines: list[str]) -> list[str]:
+    """Lines of a reply whose `<` outside code stay text (`a<b and b>c`, `her <div> tags`):
+    a Markdown viewer shows HTML as what it makes, a tag as nothing. A line that opens or
+    closes a code block is left as written."""
+    shown, in_code = [], False
+    for line in lines:
+        if line.count("```") % 2:
+            in_code = not in_code
+        elif not in_code:
+            pieces, last = [], 0
+            for code in _CODE_SPAN.finditer(line):
+                pieces += [_HTML_START.sub(r"\\<", line[last : code.start()]), code.group()]
+                last = code.end()
+            line = "".join(pieces) + _HTML_START.sub(r"\\<", line[last:])
+        shown.append(line)
+    return shown
+
+
 def markdown_item(text: str, by: str | None = None) -> str:
     """A reply as one item of a Markdown list: a line that opens with `#` (a count, in a
-    teacher's words) stays text, not a heading, and each line stays a line of the item (a hard
-    break, indented under the first; a line after a quote, after a blank line). Then its
-    author, `(by)`: on a line of its own after a code block, whose closing ``` with words after
-    it would close nothing, and after a quote, which would take it for its own words."""
-    lines = _MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).split("\n")
+    teacher's words) stays text, not a heading, a `<` stays a character rather than open HTML,
+    and each line stays a line of the item (a hard break, indented under the first; a line
+    after a quote, after a blank line). Then its author, `(by)`: on a line of its own after a
+    code block, whose closing ``` with words after it would close nothing, and after a quote,
+    which would take it for its own words."""
+    lines = _no_html(_MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).split("\n"))
     item, in_code = lines[0], lines[0].count("```") % 2 == 1
     for previous, line in zip(lines, lines[1:], strict=False):
         # After a quote, a blank line: Markdown reads a line right after one as more of it.

@@ -240,6 +240,37 @@ def test_a_reply_that_quotes_the_student_keeps_its_own_words_and_author_out_of_t
         ]
 
 
+def test_words_in_angle_brackets_stay_words_in_the_notes_file(bot: Bot) -> None:
+    # A computer science team's replies name tags (`<div>`), a math team's compare (`a<b and
+    # b>c`): a Markdown viewer read them as HTML, and showed nothing of them (or hid the rest of
+    # the file in an unclosed `<details>`). Written as code, they are code already.
+    describe = _to_step(bot, 2)
+    said = [
+        "Her <div> tags are never closed, and <details> is misspelt",
+        "He wrote a<b and b>c, then </3",
+        "She typed `<br>` and\n```\n<p>hello</p>\n```",
+    ]
+    for n, text in enumerate(said):
+        bot.reply(TEACHERS[n], text.replace("<", "&lt;").replace(">", "&gt;"), describe)
+        bot.wait_until(lambda n=n: len(bot.recorded()) == n + 1)  # type: ignore[misc]
+    _ended(bot)
+    bot.wait_until(lambda: bot.standin.files)
+    for written in (bot.standin.files[0]["content"].decode(), export(bot.settings, "latest", "md")):
+        lines = [line.rstrip() for line in written.splitlines()]
+        assert (
+            "- Her \\<div> tags are never closed, and \\<details> is misspelt (teacher1)" in lines
+        )
+        assert "- He wrote a\\<b and b>c, then \\</3 (teacher2)" in lines
+        item = lines.index("- She typed `<br>` and")
+        assert lines[item : item + 5] == [
+            "- She typed `<br>` and",
+            "  ```",
+            "  <p>hello</p>",
+            "  ```",
+            "  (teacher3)",
+        ]
+
+
 def test_the_notes_say_what_work_the_team_looked_at(bot: Bot) -> None:
     # The record of a session: what the student was asked to do, and where the work is, as the
     # presenter gave them in their prep.
