@@ -1243,6 +1243,35 @@ def test_a_file_deleted_from_a_reply_leaves_its_words_alone_in_the_notes(bot: Bo
     assert [i.text for _, items in _notes(bot).sections for i in items] == ["The essay, page 1"]
 
 
+def test_a_parked_reply_deleted_or_edited_is_gone_or_changed_where_a_later_step_lists_it(
+    bot: Bot,
+) -> None:
+    # A teacher deleted an interpretation that named the student, once the interpreting step's
+    # message had listed it among the parked ones: the message quoted it still, for all to read.
+    describe = _start_at_step(bot, 2)
+    named = _say(bot, T1, "I: Jake probably guessed on number 4", describe)
+    copied = _say(bot, T2, "I: the units row was copied", describe)
+    _recorded(bot, named)
+    _recorded(bot, copied)
+    _next(bot, 3)
+    _settle(bot)
+    assert "Jake" in json.dumps(bot.step_posts()[2])
+
+    _delete(bot, T1, named, describe)
+    _edit(bot, T2, copied, describe, "I: the units row was copied from the board")
+    _settle(bot)
+    interpreting = json.dumps(bot.step_posts()[2])
+    assert "Jake" not in interpreting and "copied from the board" in interpreting
+    assert "Next step" in interpreting  # still open, its buttons with it
+
+    # Once that step has closed, its message follows too, and stays closed.
+    _next(bot, 4)
+    _delete(bot, T2, copied, describe)
+    _settle(bot)
+    interpreting = json.dumps(bot.step_posts()[2])
+    assert "copied" not in interpreting and "Next step" not in interpreting
+
+
 def test_a_reply_written_with_slash_me_is_kept_as_any_other(bot: Bot) -> None:
     # `/me points at the second column` in a step's thread arrives as a me_message: it was
     # dropped, from the notes, the counts and the exports, with no word to its author.

@@ -355,6 +355,17 @@ def notes_messages(notes: Notes, *, for_presenter: bool = False) -> list[Message
     return render_messages("notes.j2", notes=notes, for_presenter=for_presenter)
 
 
+def lists_parked(protocol: Protocol, index: int, reply_step: int, tag: str) -> bool:
+    """Whether step `index`'s message lists a reply of step `reply_step` tagged `tag` among
+    the parked ones (see step_context)."""
+    if reply_step >= index or index > len(protocol.steps):
+        return False
+    interpretations, listened = _parked(protocol, index)
+    if tag == "interpretation":
+        return interpretations and protocol.step(reply_step).collects != "interpretation"
+    return tag == "question" and reply_step in listened
+
+
 def _parked(protocol: Protocol, index: int) -> tuple[bool, set[int]]:
     """Whether step `index` shows parked interpretations, and the listening steps whose
     questions it gives back (none when the presenter does not speak in it)."""
