@@ -293,6 +293,30 @@ def test_forget_user_deletes_one_person_s_replies_in_every_session_and_in_the_no
     assert "expected a Slack member id like U0123ABCD, got '@maria'" in refused.stderr
 
 
+def test_forget_user_takes_their_parked_reply_out_of_the_step_that_listed_it(bot: Bot) -> None:
+    # Their interpretation, parked while the group described, was quoted in the interpreting
+    # step's message, and stayed there for the channel to read after `forget-user`.
+    secret = "Jake-from-period-3"
+    _header_ts, describe = _at_describing(bot)
+    bot.reply(TEACHERS[0], f"I: {secret} probably guessed", describe)
+    bot.reply(TEACHERS[1], "I: the units row was copied", describe)
+    bot.settle()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    bot.settle()
+    assert secret in json.dumps(bot.step_posts()[2])
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+    bot.wait_until(lambda: secret not in json.dumps(bot.step_posts()[2]))
+    interpreting = json.dumps(bot.step_posts()[2])
+    assert "the units row was copied" in interpreting and "Next step" in interpreting
+
+
 def test_a_presenter_note_edited_after_the_end_is_edited_in_their_copy_alone(bot: Bot) -> None:
     # The group's notes file was shared again in the header's thread (the old one deleted) for
     # an edit of words it never held: the presenter's private note from a listening step.

@@ -1093,6 +1093,7 @@ class Replies:
             if team_id is not None:
                 query = query.where(Contribution.team_id == team_id)
             rows = s.scalars(query.order_by(Contribution.id)).all()
+            listed = {row.id: {row.tag} if row.audience == "group" else set() for row in rows}
             for row in rows:
                 self._delete(s, row)
                 row.user_name = None  # the name Slack gave them, kept for the exports
@@ -1115,6 +1116,9 @@ class Replies:
                     wrote.append(session.id)
             s.flush()
             sessions = sorted({row.session_id for row in rows} | set(named))
+            for row in rows:
+                # A later step's message that listed it among the parked ones, shown anew.
+                self._parked_changed(s, row, listed[row.id])
             for session_id in sessions:
                 self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
