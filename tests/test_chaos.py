@@ -24,8 +24,8 @@ from sqlalchemy import select
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.models import Contribution, OutboxMessage, StepRun
-from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, http_post, signed_headers
-from tests.process import BotProcess, bot_environment, free_port, run_cli
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, http_post, migrated, signed_headers
+from tests.process import BotProcess, bot_environment, free_port
 from tests.test_processes import (
     Cluster,
     Proc,
@@ -222,7 +222,7 @@ def test_killing_the_single_process_loses_and_doubles_nothing(
         PORT=str(free_port()),
         LOG_LEVEL="WARNING",
     )
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    migrated(database_url)
     bot = BotProcess(env, tmp_path, int(env["PORT"]))
 
     def deliver(body: str, _n: int) -> bool:

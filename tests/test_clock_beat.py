@@ -21,8 +21,7 @@ from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.models import OutboxMessage
 from tests.conftest import PG_ADMIN_URL
-from tests.harness import PRESENTER, Bot
-from tests.process import run_cli
+from tests.harness import PRESENTER, Bot, migrated
 from tests.test_processes import (
     Proc,
     _environment,
@@ -247,7 +246,7 @@ def test_a_frozen_clock_is_replaced_and_posts_nothing_when_it_wakes(
     if not PG_ADMIN_URL:
         pytest.skip("PostgreSQL only")
     env = _environment(workspace, database_url)
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    migrated(database_url)
     first = FastProc("clock1", ["clock"], env, tmp_path)
     second = FastProc("clock2", ["clock"], env, tmp_path)
     web = FastProc("web", ["serve", "--no-scheduler", "--host", "127.0.0.1"], env, tmp_path)

@@ -43,8 +43,8 @@ from bot.store.models import (
 )
 from tests.conftest import PG_ADMIN_URL, database_out_of_reach, database_read_only
 from tests.fakes.signing import event_body, interaction_body, signed_headers, slash_command_body
-from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post
-from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
+from tests.harness import CHANNEL, PRESENTER, SECRET, TEACHERS, TEAM, Bot, http_post, migrated
+from tests.process import BotProcess, bot_environment, free_port, workers_taking
 from tests.test_processes import reply_body, step_threads, wait_for
 
 TOKEN = "xoxb-1111-2222-TOKENtokenTOKEN"
@@ -60,8 +60,7 @@ def _process(standin: SlackStandin, database_url: str, workdir: Path, **env: str
         PORT=str(free_port()),
         **env,
     )
-    upgraded = run_cli(["db", "upgrade"], settings, workdir)
-    assert upgraded.returncode == 0, upgraded.stderr
+    migrated(database_url)
     return BotProcess(settings, workdir, int(settings["PORT"]))
 
 

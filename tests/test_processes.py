@@ -38,8 +38,9 @@ from tests.harness import (
     TEAM,
     Bot,
     http_post,
+    migrated,
 )
-from tests.process import BotProcess, bot_environment, free_port, run_cli, workers_taking
+from tests.process import BotProcess, bot_environment, free_port, workers_taking
 
 needs_postgres = pytest.mark.skipif(
     not PG_ADMIN_URL,
@@ -125,8 +126,7 @@ class Cluster:
     def __init__(self, standin: SlackStandin, database_url: str, workdir: Path) -> None:
         self.standin = standin
         env = _environment(standin, database_url)
-        upgraded = run_cli(["db", "upgrade"], env, workdir)
-        assert upgraded.returncode == 0, upgraded.stderr
+        migrated(database_url)
         self.webs = [
             Proc(f"web{i}", ["serve", "--no-scheduler", "--host", "127.0.0.1"], env, workdir)
             for i in (1, 2)
@@ -583,7 +583,7 @@ def test_a_standby_clock_stops_when_asked(
 ) -> None:
     """SIGTERM to a second clock standing by stops it at once; the first one runs on."""
     env = _environment(workspace, database_url)
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    migrated(database_url)
     first = Proc("clock1", ["clock"], env, tmp_path)
     second = Proc("clock2", ["clock"], env, tmp_path)
     first.start()
@@ -607,7 +607,7 @@ def test_a_serve_with_the_timers_beside_a_clock_says_how_to_run_beside_it(
     """A `serve` (timers and all) started beside a running clock stands by and does not listen:
     its line says to start it as a web process instead."""
     env = _environment(workspace, database_url)
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    migrated(database_url)
     clock = Proc("clock", ["clock"], env, tmp_path)
     serve = Proc("serve", ["serve", "--host", "127.0.0.1"], env, tmp_path)
     clock.start()

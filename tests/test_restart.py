@@ -38,10 +38,11 @@ from tests.harness import (
     SECRET,
     TEACHERS,
     http_post,
+    migrated,
     signed_headers,
     slash_command_body,
 )
-from tests.process import BotProcess, bot_environment, free_port, run_cli
+from tests.process import BotProcess, bot_environment, free_port
 
 # Seconds per step (`step 3s`): room for a restart on a busy machine before the last step.
 STEP = 3.0
@@ -74,8 +75,7 @@ def process(workspace: SlackStandin, database_url: str, tmp_path: Path) -> Itera
         PORT=str(free_port()),
         LOG_LEVEL="WARNING",
     )
-    upgraded = run_cli(["db", "upgrade"], env, tmp_path)
-    assert upgraded.returncode == 0, upgraded.stderr
+    migrated(database_url)
     bot = BotProcess(env, tmp_path, int(env["PORT"]))
     try:
         yield bot
@@ -311,7 +311,7 @@ def on_sqlite(workspace: SlackStandin, tmp_path: Path) -> Iterator[tuple[BotProc
         PORT=str(free_port()),
         LOG_LEVEL="WARNING",
     )
-    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+    migrated(url)
     process = BotProcess(env, tmp_path, int(env["PORT"]))
     db = Database(url)
     try:
