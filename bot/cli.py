@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, sqlite_file
 
 if TYPE_CHECKING:
     from datetime import date
@@ -551,6 +551,9 @@ def _stranded(settings: Settings, library: dict[str, Protocol]) -> list[str]:
     """The sessions in DATABASE_URL that a bot loading `library` could not run on: an operator
     checking an edit to a protocol before restarting hears which sessions it would hold (or
     call off at their start). None without a database to read (a protocol author's checkout)."""
+    path = sqlite_file(settings.database_url)
+    if path is not None and not Path(path).is_file():
+        return []
     from sqlalchemy import make_url
 
     url = make_url(settings.database_url)

@@ -145,7 +145,23 @@ def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high:
     return value
 
 
+# `sqlite:///PATH`, PATH holding no `?` (a query) nor `%` (a quoted character) and not `:memory:`:
+# what SQLAlchemy reads as the SQLite file PATH, with its default driver and no host: a URL with
+# nothing more to check.
+_SQLITE_FILE_URL = re.compile(r"sqlite:///([^?%]+)\Z")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The PATH of a `sqlite:///PATH` URL in that plain form; None for any other URL. Read
+    without SQLAlchemy, whose import is half of what a command that opens no database (protocols
+    check, list, docs) takes to start."""
+    found = _SQLITE_FILE_URL.match(url)
+    return None if found is None or found.group(1) == ":memory:" else found.group(1)
+
+
 def _check_database_url(url: str) -> None:
+    if sqlite_file(url) is not None:
+        return
     from sqlalchemy import make_url
     from sqlalchemy.exc import ArgumentError
 
