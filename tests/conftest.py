@@ -36,7 +36,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept: list[pytest.Item] = []
     left: list[pytest.Item] = []
     for item in items:
-        reaches = "database_url" in getattr(item, "fixturenames", ())
+        # A test handed its own DATABASE_URL (test_cli's that cannot be opened or are refused
+        # before connecting) does not reach the test database, on either run.
+        callspec = getattr(item, "callspec", None)
+        given = callspec is not None and "database_url" in callspec.params
+        reaches = "database_url" in getattr(item, "fixturenames", ()) and not given
         (kept if reaches or item.get_closest_marker("postgres") else left).append(item)
     if left:
         config.hook.pytest_deselected(items=left)
