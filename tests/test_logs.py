@@ -229,9 +229,12 @@ def test_the_log_says_what_the_bot_did_in_counts_never_in_words(
     said = [r.getMessage() for r in caplog.records if r.name.startswith("bot.")]
     assert "session 1 started: atlas, 6 steps" in said and "session 1 ended" in said
     (line,) = [m for m in said if m.startswith("in the last ")]
+    # Steps are a second long: on a loaded machine step 2 may close on its timer too before
+    # `end`, and a close be more than a second late. The line counts them all the same.
     assert re.fullmatch(
-        r"in the last \d+ s: 1 session started, 1 session ended, 1 step closed on its timer"
-        r" \(late by 0\.\d\d s on average, 0\.\d\d s at most\), 1 reply recorded,"
+        r"in the last \d+ s: 1 session started, 1 session ended,"
+        r" (1 step closed on its timer|2 steps closed on their timers)"
+        r" \(late by \d+\.\d\d s on average, \d+\.\d\d s at most\), 1 reply recorded,"
         r" \d+ Slack calls made",
         line,
     ), line
