@@ -91,6 +91,13 @@ def create_sessions(
             .where(OutboxMessage.status == "pending")
             .values(status="sent", sent_at=now)
         )
+    if runtime.db.is_postgres:
+        # Rows loaded in bulk, as after a restore: until autovacuum gets to them the planner has
+        # no statistics, and read the outbox by its ref with a parallel scan of the whole table
+        # (58 ms a round against 0.7 ms by the index, once analyzed), every round of the run.
+        with runtime.db.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
     runtime.db.dispose()
     return took
 
