@@ -756,7 +756,7 @@ class Replies:
                 self._edit(s, row, read, _as_said(raw, names), previous, version)
                 if (row.text, row.tag, row.audience) != before:
                     self._notes_changed(s, row.session_id)
-                    self._parked_changed(s, row, {before[1], row.tag})
+                    self._parked_changed(s, [(row, {before[1], row.tag})])
         # Never recorded, or not yet: Slack may deliver an edit before the message itself, and
         # then the edit is the reply as it stands (the message, when it comes, is a duplicate).
         if row is None and _reply_in_thread(message):
@@ -1064,7 +1064,7 @@ class Replies:
                     was = {row.tag} if row.audience == "group" else set()
                     self._delete(s, row)
                     self._notes_changed(s, row.session_id)
-                    self._parked_changed(s, row, was)
+                    self._parked_changed(s, [(row, was)])
                 return
             # Deleted before its message reached us: an empty row keeps the message out.
             thread_ts = previous.get("thread_ts")
@@ -1116,9 +1116,8 @@ class Replies:
                     wrote.append(session.id)
             s.flush()
             sessions = sorted({row.session_id for row in rows} | set(named))
-            for row in rows:
-                # A later step's message that listed it among the parked ones, shown anew.
-                self._parked_changed(s, row, listed[row.id])
+            # Later steps' messages that listed them among the parked ones: each shown anew once.
+            self._parked_changed(s, [(row, listed[row.id]) for row in rows])
             for session_id in sessions:
                 self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
@@ -1135,27 +1134,31 @@ class Replies:
         if session is not None and session.status == "ended":
             posted_notes.refresh(self.engine, s, session)
 
-    def _parked_changed(self, s: Session, row: Contribution, tags: set[str]) -> None:
-        """A reply (tagged one of `tags`, before and after) edited or deleted once a later
-        step's message listed it among the parked ones: that message is shown again as it
-        stands, so a reply taken back (one that named a student) is not quoted there still. A
-        session held for its protocol keeps its messages as they were."""
-        session = s.get(ProtocolSession, row.session_id)
-        protocol = self.engine.installed(session) if session is not None else None
-        if session is None or protocol is None:
-            return
-        runs = s.scalars(
-            select(StepRun)
-            .where(StepRun.session_id == session.id, StepRun.index > row.step_index)
-            .order_by(StepRun.index)
-        )
-        for run in runs:
-            if not any(
-                notes_mod.lists_parked(protocol, run.index, row.step_index, tag) for tag in tags
-            ):
+    def _parked_changed(self, s: Session, changed: list[tuple[Contribution, set[str]]]) -> None:
+        """Replies (each tagged one of its `tags`, before and after) edited or deleted once a
+        later step's message listed them among the parked ones: that message is shown again as
+        it stands, once however many of them it listed, so a reply taken back (one that named a
+        student) is not quoted there still. A session held for its protocol keeps its messages
+        as they were."""
+        shown: set[tuple[int, int]] = set()
+        for row, tags in changed:
+            session = s.get(ProtocolSession, row.session_id)
+            protocol = self.engine.installed(session) if session is not None else None
+            if session is None or protocol is None:
                 continue
-            closed = run.ended_at or (session.ended_at if session.status == "ended" else None)
-            self.engine.show_step(s, session, protocol, run.index, closed)
+            runs = s.scalars(
+                select(StepRun)
+                .where(StepRun.session_id == session.id, StepRun.index > row.step_index)
+                .order_by(StepRun.index)
+            )
+            for run in runs:
+                if (session.id, run.index) in shown or not any(
+                    notes_mod.lists_parked(protocol, run.index, row.step_index, tag) for tag in tags
+                ):
+                    continue
+                shown.add((session.id, run.index))
+                closed = run.ended_at or (session.ended_at if session.status == "ended" else None)
+                self.engine.show_step(s, session, protocol, run.index, closed)
 
     def _delete(self, s: Session, row: Contribution) -> None:
         """A reply deleted in Slack: its words go, and an empty row stays in its place (DELETED)."""
