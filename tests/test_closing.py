@@ -232,3 +232,54 @@ def test_a_full_round_does_not_wait_out_the_gather(
     # A close alone waits the gather out, and no longer.
     close_apart(Closer(engine, gather=0.3, most=3), ids[3:4], gap=0.0)
     assert rounds[1:] == [[ids[3]]]
+
+
+def test_a_round_reads_the_presenters_listening_notes_with_the_other_replies(
+    engine: Engine, clock: HeldClock
+) -> None:
+    """The presenter's turn (ATLAS step 5) gives each presenter the notes they kept while they
+    listened: read with the replies the round reads anyway, not one more query a session."""
+    ids = start_in(engine, 3)
+    for step in (1, 2, 3):
+        clock.advance(60)
+        engine.close_steps([(sid, step) for sid in ids])  # to implications (step 4)
+    with engine.db.session() as s:
+        for n, sid in enumerate(ids):
+            for index, audience in ((2, "presenter"), (3, "group"), (4, "presenter")):
+                s.add(
+                    Contribution(
+                        session_id=sid,
+                        step_index=index,
+                        team_id=TEAM,
+                        channel_id=f"C_ROOM{n}",
+                        user_id="U_PRE" if audience == "presenter" else "U_T1",
+                        ts=f"1700000000.0000{n}{index}",
+                        thread_ts="1700000000.000001",
+                        text=f"room {n} step {index} {audience}",
+                        tag="note" if audience == "presenter" else "interpretation",
+                        audience=audience,
+                        created_at=clock.now(),
+                        updated_at=clock.now(),
+                    )
+                )
+    clock.advance(60)
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM contributions" in statement:
+            reads.append(statement)
+
+    event.listen(engine.db.engine, "before_cursor_execute", count)
+    try:
+        engine.close_steps([(sid, 4) for sid in ids])  # to reflect, the presenter's turn
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", count)
+    assert len(reads) == 1, "one read for the round, not one a session"
+    for n, sid in enumerate(ids):
+        (dm,) = [r for r in outbox(engine) if r.ref == f"presenter:{sid}:5"]
+        shown = json.dumps(dm.payload)
+        assert f"room {n} step 2 presenter" in shown and f"room {n} step 4 presenter" in shown
+        assert shown.index(f"room {n} step 2") < shown.index(f"room {n} step 4")
+        assert f"room {n} step 3 group" not in shown, "the group's replies are not notes"
+        others = [f"room {k} step" for k in range(3) if k != n]
+        assert not any(other in shown for other in others), "each presenter sees their own"

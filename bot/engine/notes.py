@@ -400,6 +400,12 @@ def read_ahead(s: Session, opening: list[tuple[int, Protocol, int]]) -> None:
         s.info.setdefault(_READ_AHEAD, {}).update(_items_of(s, ids))
 
 
+def session_items(s: Session, session_id: int) -> list[Item]:
+    """A session's replies (see _items_of): those read ahead in this transaction, or read now."""
+    ahead = s.info.get(_READ_AHEAD, {}).get(session_id)
+    return ahead if ahead is not None else _items(s, session_id)
+
+
 def step_context(
     s: Session, session: ProtocolSession, protocol: Protocol, index: int
 ) -> dict[str, Any]:
@@ -409,9 +415,11 @@ def step_context(
     # with 10,000 sessions on one-minute steps.
     earlier: list[Item] = []
     if wants_interpretations or listened:
-        ahead = s.info.get(_READ_AHEAD, {}).get(session.id)
-        every = ahead if ahead is not None else _items(s, session.id)
-        earlier = [i for i in every if i.step_index < index and i.audience == "group"]
+        earlier = [
+            i
+            for i in session_items(s, session.id)
+            if i.step_index < index and i.audience == "group"
+        ]
     return {
         "statement": session.statement if index == protocol.statement_step else None,
         "parked_interpretations": [
