@@ -230,6 +230,9 @@ class Pending:
         elif at_once:
             _ENQUEUE.execute(self._s, self.row)
             self.put()
+        elif (gathered := raw.gathered(self._s)) is not None:
+            gathered.add(_ENQUEUE, self.row)  # see raw.gathering
+            self.put()
         else:
             self._s.add(OutboxMessage(**self.row))
             self.put()

@@ -1,5 +1,6 @@
-"""Statements run by SQLite's driver alone store and read back what SQLAlchemy would: the same
-rows, the same types, in the same transaction (and on PostgreSQL they go through SQLAlchemy)."""
+"""Statements run by the driver alone (SQLite's, or a psycopg RawCursor) store and read back what
+SQLAlchemy would: the same rows, the same types, in the same transaction; and on PostgreSQL they
+fail as SQLAlchemy's statements fail, and are seen by its cursor events."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from bot import slack
 from bot.engine.core import Engine
 from bot.engine.replies import Replies
+from bot.logs import unreachable
 from bot.store import raw
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import Contribution, OutboxMessage
-from tests.harness import sqlite_statements
+from tests.conftest import cut_connections
+from tests.harness import sqlite_statements, statements
 from tests.test_engine import CHANNEL, TEACHER, TEAM, start
 
 # Every column but those an insert leaves empty (the id is the database's).
@@ -235,3 +240,91 @@ def test_a_reply_is_recorded_in_three_statements_and_its_second_delivery_in_two(
         assert s.scalars(select(Contribution.ts)).all() == ["2000.000200"]
         reactions = select(OutboxMessage.id).where(OutboxMessage.method == "reactions.add")
         assert len(s.scalars(reactions).all()) == 1
+
+
+def test_placeholder_marks_in_the_values_are_stored_as_given(db: Database) -> None:
+    """The statement's text goes as it is, and the values apart from it: what a teacher typed
+    that looks like a placeholder is not one."""
+    typed = {"text": "50% of them; %s %(x)s $1 ? :name {rows}"}
+    with db.session() as s:
+        INSERT_QUIETLY.execute(s, values("C6", payload=typed, ref="%s"))
+    with db.session() as s:
+        read = READ.first(s, {"channel": "C6"})
+        stored = s.scalars(select(OutboxMessage).where(OutboxMessage.channel_id == "C6")).one()
+    assert read is not None and read[1] == typed
+    assert (stored.payload, stored.ref) == (typed, "%s")
+
+
+def test_a_statement_by_the_driver_is_seen_by_sqlalchemys_cursor_events(db: Database) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    def before(_conn: object, _cursor: object, sql: str, *rest: object) -> None:
+        seen.append((" ".join(sql.split()[:3]), bool(rest[-1])))
+        # Numbered: psycopg sends the text as it is, where it parsed it for %s placeholders.
+        assert "$1" in sql and "%" not in sql
+
+    traced = statements(db)
+    if db.is_postgres:  # SQLite's driver is traced by the driver (statements() above)
+        event.listen(db.engine, "before_cursor_execute", before)
+    with db.session() as s:
+        INSERT_QUIETLY.executemany(s, [values("C7"), values("C7")])
+        assert len(READ.all(s, {"channel": "C7"})) == 2
+    assert len([sql for sql in traced if sql.startswith("INSERT INTO outbox")]) == 2
+    if db.is_postgres:
+        assert seen == [("INSERT INTO outbox", True), ("SELECT outbox.id, outbox.payload,", False)]
+
+
+def test_a_connection_cut_under_a_statement_is_an_outage_as_sqlalchemy_tells_it(
+    db: Database, database_url: str
+) -> None:
+    """PostgreSQL restarted under a transaction: the loops tell an outage (one line, retried)
+    by SQLAlchemy's OperationalError, and the dead connection must not go back to the pool."""
+    if not db.is_postgres:
+        pytest.skip("a server's connection")
+    with db.session() as s:
+        INSERT_QUIETLY.execute(s, values("C8"))
+    with pytest.raises(OperationalError) as raised, db.session() as s:
+        assert READ.first(s, {"channel": "C8"}) is not None
+        assert cut_connections(database_url) >= 1
+        READ.first(s, {"channel": "C8"})
+    assert raised.value.connection_invalidated
+    assert unreachable(raised.value) == "the database"
+    with db.session() as s:  # a new connection
+        assert len(READ.all(s, {"channel": "C8"})) == 1
+
+
+def test_rows_gathered_go_in_at_the_end_in_order_or_at_a_flush_before_it(db: Database) -> None:
+    now = datetime.now(UTC)
+
+    def put(s: Session, ref: str) -> None:
+        slack.enqueue(
+            s, now=now, team_id="T1", channel="C9", method="chat.postMessage", payload={}, ref=ref
+        )
+
+    def refs(s: Session) -> list[str | None]:
+        by_id = select(OutboxMessage.ref).where(OutboxMessage.channel_id == "C9")
+        return list(s.scalars(by_id.order_by(OutboxMessage.id)))
+
+    with db.session() as s:
+        with s.no_autoflush, raw.gathering(s):
+            put(s, "a")
+            put(s, "b")
+            assert refs(s) == []  # not in yet
+            s.add(OutboxMessage(**values("C-other")))
+            s.flush()  # the ORM's rows go in: the gathered ones before them
+            assert refs(s) == ["a", "b"]
+            put(s, "c")
+        assert refs(s) == ["a", "b", "c"]
+        put(s, "d")  # no longer gathered: the ORM's
+        assert raw.gathered(s) is None
+    with db.session() as s:
+        assert refs(s) == ["a", "b", "c", "d"]
+
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon), db.session() as s, raw.gathering(s):
+        put(s, "e")
+        raise Abandon
+    with db.session() as s:
+        assert refs(s) == ["a", "b", "c", "d"]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from typing import Protocol as TypingProtocol
 
-from sqlalchemy import ScalarResult, and_, bindparam, case, or_, select, text, update
+from sqlalchemy import ScalarResult, and_, bindparam, case, insert, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from bot import slack
@@ -747,17 +747,20 @@ class Engine:
         seconds = step_seconds(protocol, index, session.step_seconds)
         closes = _closes(session, opened, seconds)
         warn_at = warning_time(opened, closes, seconds, weekdays=session.weekdays, tz=session.tz)
-        run = StepRun(
-            session_id=session.id,
-            index=index,
-            step_id=step.id,
-            started_at=opened,
-            closes_at=closes,
-            opened_by=opened_by,
-            opened_by_button=by_button,
-            warn_at=warn_at,
-        )
-        s.add(run)
+        run = {
+            "session_id": session.id,
+            "index": index,
+            "step_id": step.id,
+            "started_at": opened,
+            "closes_at": closes,
+            "opened_by": opened_by,
+            "opened_by_button": by_button,
+            "warn_at": warn_at,
+        }
+        if (gathered := raw.gathered(s)) is not None:
+            gathered.add(_OPEN_RUN, {**run, **_RUN_UNSET})  # see raw.gathering
+        else:
+            s.add(StepRun(**run))
         session.current_step = index
         session.step_closes_at = closes
         self.post_step(s, session, protocol, index, closes)
@@ -975,8 +978,9 @@ class Engine:
                 ],
             )
             # The sessions are apart, so nothing read here waits on another's writes: flushing
-            # once at the commit sends each kind of row for all of them together.
-            with s.no_autoflush:
+            # once at the commit sends each kind of row for all of them together, and the rows
+            # they only add (steps opened, posts) go in by the driver, one executemany a table.
+            with s.no_autoflush, raw.gathering(s):
                 for session in locked:
                     current = runs.get((session.id, session.current_step))
                     self._close(s, after, session, first[session.id], current)
@@ -1462,6 +1466,29 @@ class SessionView(NamedTuple):
     planned_steps: int | None = None
 
 
+# A step run's row as the ORM would insert it (its defaults as models.StepRun has them), for a
+# round of closes to put in by the driver (raw.gathering).
+_RUN_UNSET = {
+    "ended_at": None,
+    "message_ts": None,
+    "extended_at": None,
+    "paused_at": None,
+    "paused_seconds": 0,
+}
+_OPEN_RUN = raw.Statement(
+    insert(StepRun),
+    [
+        "session_id",
+        "index",
+        "step_id",
+        "started_at",
+        "closes_at",
+        "opened_by",
+        "opened_by_button",
+        "warn_at",
+        *_RUN_UNSET,
+    ],
+)
 # What the clock plans from (Engine.due_work): each running session's close and its open step's
 # closing warning, and each scheduled session's start.
 _DUE_CLOSES = raw.Statement(

@@ -162,7 +162,7 @@ _RECORD_COLUMNS = [
     "created_at",
     "updated_at",
 ]
-# On SQLite, run by the driver alone (bot.store.raw): these run for every reply.
+# Run by the driver alone (bot.store.raw): these run for every reply.
 _OPEN_STEP_RUN = raw.Statement(_OPEN_STEP)
 _RECORD_RUN = raw.Statement(_RECORD, _RECORD_COLUMNS)
 # PostgreSQL: the reply and its tag reaction's outbox row in one statement, which returns both
@@ -178,7 +178,9 @@ _RECORDED = (
 )
 _REACTION = "reaction_"
 _REACTED = slack.enqueued_from(_RECORDED, _REACTION)
-_RECORD_AND_REACT = select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _REACTED, true())
+_RECORD_AND_REACT = raw.Statement(
+    select(_RECORDED.c.id, _REACTED.c.id).join_from(_RECORDED, _REACTED, true())
+)
 
 
 # The norms an edit is read for as a new reply is: what it says, not who says it or where.
@@ -452,7 +454,7 @@ class Replies:
             recorded: Sequence[Any] | None
             if engine.db.is_postgres:
                 values.update(reaction.named(_REACTION))
-                recorded = s.connection().execute(_RECORD_AND_REACT, values).first()
+                recorded = _RECORD_AND_REACT.first(s, values)
                 if recorded is not None:
                     reaction.put(recorded[1])
             else:

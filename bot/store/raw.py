@@ -1,30 +1,45 @@
-"""Core statements run with SQLite's driver alone, inside a session's transaction.
+"""Core statements run with the database's driver alone, inside a session's transaction.
 
-For the few statements every thread reply runs. SQLAlchemy's execution (building a context,
-processing each parameter and row, the events around it) costs several times what SQLite takes
-to run them. Each statement here is still written once, in Core, and compiled for SQLite once;
-only the values are converted here, the way the store keeps them: datetimes as UTC text (see
-UTCDateTime), dicts and lists as JSON text.
+For the few statements every thread reply and every step's close runs. SQLAlchemy's execution
+(building a context, processing each parameter and row, the events around it) costs several
+times what the database takes to run them. Each statement here is still written once, in Core,
+and compiled once for each database; only the values are converted here, the way the store
+keeps them (see UTCDateTime): on SQLite datetimes as UTC text and dicts and lists as JSON text;
+on PostgreSQL aware datetimes and JSON text, which psycopg reads back as Python values.
+
+On PostgreSQL the statements run on a psycopg RawCursor, with `$1` placeholders: psycopg then
+sends the text as it is. Its usual cursor parses every statement's text for `%s` placeholders,
+in Python, and keeps the parse only of short statements with few values, which left out the
+ORM's inserts of many rows: a tenth of the clock's CPU at 10,000 sessions (py-spy).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import JSON, Insert, Select, Update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import JSON, Connection, Insert, Select, Update, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot.clock import as_utc
 from bot.store.models import UTCDateTime
 
+if TYPE_CHECKING:
+    from psycopg import RawCursor
+
 _DIALECT = sqlite.dialect()
-# Session.info key: the transaction whose driver connection driver() found, and that connection.
+# PostgreSQL as SQLAlchemy's psycopg dialect writes it (its casts of each value), numbered.
+_PG_DIALECT = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
+# Session.info keys: the transaction whose driver connection _found() found, and what it found
+# (the SQLite connection, or a _Pg); the rows gathered for the driver to insert (gathering).
 _DRIVER = "raw_driver"
+_GATHERED = "raw_gathered"
 # Values the driver takes as they are (most of them: looked up before any isinstance).
 _AS_THEY_ARE = frozenset({str, int, float, bool, bytes, type(None)})
 # Pairs written per UPDATE ... FROM (VALUES ...) (update_pairs): 2 values each, within SQLite's
@@ -34,20 +49,80 @@ MARK_CHUNK = 400
 
 def driver(s: Session) -> sqlite3.Connection | None:
     """The session's SQLite connection, in its transaction (begun if it wasn't); None on any
-    other database. Kept in the session for the rest of its transaction: a lane runs several
-    statements for each reply of a batch, and finding the connection through the session each
-    time cost a fifth of the lane's CPU (cProfile)."""
+    other database."""
+    found = _found(s)
+    return found if isinstance(found, sqlite3.Connection) else None
+
+
+class _Pg:
+    """A RawCursor on a session's psycopg connection, and that connection as SQLAlchemy holds
+    it. A statement run here is seen by SQLAlchemy's cursor events, as one of its own is (a
+    tracer, a test counting statements); a failure is raised as SQLAlchemy raises it (an
+    OperationalError when the server is out of reach, which the loops tell as an outage), and
+    a connection lost is not pooled again."""
+
+    __slots__ = ("cursor", "connection")
+
+    def __init__(self, cursor: RawCursor[Any], connection: Connection) -> None:
+        self.cursor, self.connection = cursor, connection
+
+    def run(self, sql: str, params: list[Any], *, many: bool = False) -> RawCursor[Any]:
+        connection, cursor = self.connection, self.cursor
+        dispatch = connection.dispatch
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+        except Exception as error:
+            self.failed(sql, error)
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
+        return cursor
+
+    def failed(self, sql: str, error: Exception) -> NoReturn:
+        connection = self.connection
+        dialect = connection.dialect
+        dbapi = dialect.loaded_dbapi
+        lost = isinstance(error, dbapi.Error) and dialect.is_disconnect(
+            error, connection.connection.dbapi_connection, None
+        )
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql,
+            None,
+            error,
+            dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from error
+
+
+def _found(s: Session) -> sqlite3.Connection | _Pg:
+    """The session's SQLite connection, or a RawCursor on its psycopg connection (a _Pg), in
+    its transaction (begun if it wasn't). Kept in the session for the rest of its transaction: a
+    lane runs several statements for each reply of a batch, and finding the connection through
+    the session each time cost a fifth of the lane's CPU (cProfile)."""
     transaction = s.get_transaction()
     kept = s.info.get(_DRIVER)
     if kept is not None and transaction is not None and kept[0] is transaction:
-        return kept[1]
-    dbapi: sqlite3.Connection | None = None
-    if s.get_bind().dialect.name == "sqlite":
-        found = s.connection().connection.dbapi_connection
-        assert isinstance(found, sqlite3.Connection)
-        dbapi = found
-    s.info[_DRIVER] = (s.get_transaction(), dbapi)
-    return dbapi
+        return kept[1]  # type: ignore[no-any-return]
+    connection = s.connection()
+    dbapi = connection.connection.dbapi_connection
+    found: sqlite3.Connection | _Pg
+    if isinstance(dbapi, sqlite3.Connection):
+        found = dbapi
+    else:
+        import psycopg
+
+        assert isinstance(dbapi, psycopg.Connection)
+        found = _Pg(psycopg.RawCursor(dbapi), connection)
+    s.info[_DRIVER] = (s.get_transaction(), found)
+    return found
 
 
 def update_pairs(
@@ -79,6 +154,16 @@ def _bind(value: Any) -> Any:
     return value
 
 
+def _bind_pg(value: Any) -> Any:
+    if type(value) in _AS_THEY_ARE:
+        return value
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
 def _read_datetime(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -88,13 +173,17 @@ def _read_datetime(value: str | None) -> datetime | None:
         return as_utc(datetime.fromisoformat(value))
 
 
+def _read_pg_datetime(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
 def _read_json(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
 class Statement:
-    """A Core statement run in a session's transaction: on SQLite by the driver alone, compiled
-    once; on PostgreSQL through SQLAlchemy. Values are given by name, as to Core.
+    """A Core statement run in a session's transaction by the driver alone, compiled once for
+    each database. Values are given by name, as to Core.
 
     columns: for an INSERT, the columns it sets (every one it is given), in any order.
     An IN list (an expanding parameter) can't be compiled once: such statements stay Core.
@@ -106,6 +195,8 @@ class Statement:
         columns: list[str] | None = None,
     ) -> None:
         self.statement = statement
+        self._columns = columns
+        self._pg: tuple[str, tuple[str, ...]] | None = None  # compiled at its first use
         compiled = statement.compile(dialect=_DIALECT, column_keys=columns)
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ())
@@ -131,6 +222,16 @@ class Statement:
             for i, kind in enumerate(types)
             if isinstance(kind, UTCDateTime | JSON)
         ]
+        # On PostgreSQL psycopg reads JSON as Python values and timestamps as aware datetimes.
+        self._pg_reads: list[tuple[int, Callable[[Any], Any]]] = [
+            (i, _read_pg_datetime) for i, kind in enumerate(types) if isinstance(kind, UTCDateTime)
+        ]
+
+    def _pg_statement(self) -> tuple[str, tuple[str, ...]]:
+        if self._pg is None:
+            compiled = self.statement.compile(dialect=_PG_DIALECT, column_keys=self._columns)
+            self._pg = (compiled.string, tuple(compiled.positiontup or ()))
+        return self._pg
 
     def _args(self, values: dict[str, Any]) -> list[Any]:
         fixed = self._fixed
@@ -139,37 +240,53 @@ class Statement:
             for name in self._names
         ]
 
+    def _pg_args(self, names: tuple[str, ...], values: dict[str, Any]) -> list[Any]:
+        fixed = self._fixed
+        return [
+            _bind_pg(values[name] if name in values or name not in fixed else fixed[name])
+            for name in names
+        ]
+
     def execute(self, s: Session, values: dict[str, Any]) -> None:
         """Run the statement; whatever it returns is not read."""
-        dbapi = driver(s)
-        if dbapi is None:
-            s.connection().execute(self.statement, values)
+        found = _found(s)
+        if isinstance(found, sqlite3.Connection):
+            found.execute(self.sql, self._args(values))
         else:
-            dbapi.execute(self.sql, self._args(values))
+            sql, names = self._pg_statement()
+            found.run(sql, self._pg_args(names, values))
 
     def executemany(self, s: Session, rows: list[dict[str, Any]]) -> None:
-        """Run the statement once for each set of values, as Core's executemany does."""
-        dbapi = driver(s)
-        if dbapi is None:
-            s.connection().execute(self.statement, rows)
+        """Run the statement once for each set of values, as Core's executemany does (on
+        PostgreSQL in one round trip: psycopg pipelines them)."""
+        if not rows:
+            return
+        found = _found(s)
+        if isinstance(found, sqlite3.Connection):
+            found.executemany(self.sql, [self._args(values) for values in rows])
         else:
-            dbapi.executemany(self.sql, [self._args(values) for values in rows])
+            sql, names = self._pg_statement()
+            found.run(sql, [self._pg_args(names, values) for values in rows], many=True)
 
     def all(self, s: Session, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Every row the statement returns."""
-        dbapi = driver(s)
-        if dbapi is None:
-            return [tuple(row) for row in s.connection().execute(self.statement, values)]
-        return [self._read(row) for row in dbapi.execute(self.sql, self._args(values))]
+        found = _found(s)
+        if isinstance(found, sqlite3.Connection):
+            return [self._read(row) for row in found.execute(self.sql, self._args(values))]
+        sql, names = self._pg_statement()
+        return [
+            self._read_pg(row) for row in found.run(sql, self._pg_args(names, values)).fetchall()
+        ]
 
     def first(self, s: Session, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row the statement returns, or None."""
-        dbapi = driver(s)
-        if dbapi is None:
-            found = s.connection().execute(self.statement, values).first()
-            return None if found is None else tuple(found)
-        row = dbapi.execute(self.sql, self._args(values)).fetchone()
-        return None if row is None else self._read(row)
+        found = _found(s)
+        if isinstance(found, sqlite3.Connection):
+            row = found.execute(self.sql, self._args(values)).fetchone()
+            return None if row is None else self._read(row)
+        sql, names = self._pg_statement()
+        got = found.run(sql, self._pg_args(names, values)).fetchone()
+        return None if got is None else self._read_pg(got)
 
     def _read(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if not self._reads:
@@ -178,3 +295,54 @@ class Statement:
         for i, convert in self._reads:
             read[i] = convert(read[i])
         return tuple(read)
+
+    def _read_pg(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not self._pg_reads:
+            return row
+        read = list(row)
+        for i, convert in self._pg_reads:
+            read[i] = convert(read[i])
+        return tuple(read)
+
+
+class Gathered:
+    """The rows a transaction puts in together (see gathering): each statement's, in order."""
+
+    def __init__(self, s: Session) -> None:
+        self._s = s
+        self._rows: dict[Statement, list[dict[str, Any]]] = {}
+
+    def add(self, statement: Statement, values: dict[str, Any]) -> None:
+        self._rows.setdefault(statement, []).append(values)
+
+    def insert(self, *_: Any) -> None:
+        """Insert what is gathered: each statement's rows in one executemany."""
+        rows, self._rows = self._rows, {}
+        for statement, values in rows.items():
+            statement.executemany(self._s, values)
+
+
+def gathered(s: Session) -> Gathered | None:
+    """The rows `s` gathers for the driver to insert, if it is inside gathering()."""
+    found: Gathered | None = s.info.get(_GATHERED)
+    return found
+
+
+@contextmanager
+def gathering(s: Session) -> Iterator[Gathered]:
+    """Rows for INSERTs that the ORM would otherwise write (its objects added, flushed at the
+    commit) are gathered while inside, and inserted by the driver at its end, or before that at
+    a flush of the session: so they stand where the ORM's rows would, seen by the reads after a
+    flush. For a transaction that adds many and reads them no more: the clock's round of closes.
+    The ORM built an object for each and wrote each table's as one statement, which returned
+    the ids; on PostgreSQL psycopg parsed that statement's text anew every time, in Python.
+    Where the ORM will not flush before the end (no_autoflush), reads see neither."""
+    rows = Gathered(s)
+    s.info[_GATHERED] = rows
+    event.listen(s, "before_flush", rows.insert)
+    try:
+        yield rows
+        rows.insert()
+    finally:
+        event.remove(s, "before_flush", rows.insert)
+        del s.info[_GATHERED]
