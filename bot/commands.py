@@ -354,6 +354,21 @@ def unknown_protocol(name: str, choices: Iterable[str], command: str = "") -> Pa
     return ParseError("unknown_protocol", {**context, "example": example})
 
 
+def meant_here(error: ParseError, status: str | None) -> ParseError:
+    """An unknown subcommand's suggestion, for a word whose meaning hangs on the status of the
+    channel's session (MEANT_BY_STATUS); other errors as they are."""
+    meant = MEANT_BY_STATUS.get(str(error.context.get("text", "")).lower())
+    if error.code != "unknown_subcommand" or meant is None:
+        return error
+    return ParseError(error.code, {**error.context, "suggestion": meant.get(status)})
+
+
+def needs_status(error: ParseError) -> bool:
+    """Whether the error's suggestion hangs on the channel's session (see meant_here)."""
+    word = str(error.context.get("text", "")).lower()
+    return error.code == "unknown_subcommand" and word in MEANT_BY_STATUS
+
+
 def protocol_first(
     text: str, choices: Iterable[str], names: Mapping[str, str] | None = None
 ) -> ParseError | None:
@@ -1070,6 +1085,13 @@ SUBCOMMANDS = tuple(_HANDLERS)
 _CONTROLS = frozenset({"next", "pause", "resume", "end"})
 # Other words a facilitator reaches for mid-session, and the subcommand each means. ("stop" is
 # not here: it could mean pause or end, and end can't be undone.)
+# Words whose meaning hangs on the channel's session (see meant_here), by its status (None: no
+# session running or paused). `restart` of a paused session is `resume`, and where none runs,
+# `start`; of a running one, neither: no command starts a step over, and `start` would be
+# refused while it runs.
+MEANT_BY_STATUS: dict[str, dict[str | None, str | None]] = {
+    "restart": {"paused": "resume", "running": None, None: "start"},
+}
 # `/protocol ?`: a question mark alone asks what the command does.
 _ASKS_FOR_HELP = frozenset({"?", "??", "???"})
 _MEANT: dict[str, str | None] = {

@@ -7,24 +7,38 @@ from datetime import datetime
 
 from bot import commands as cmd
 from bot.engine import ahead, controls, rotation
-from bot.engine.core import Actor, Engine
+from bot.engine.core import Actor, Engine, channel_sessions
 from bot.engine.errors import Refusal, Reply
 from bot.engine.preview import preview, protocol_list
 from bot.profiles import Zone
+from bot.store.models import ACTIVE
 
 
-def parse(text: str, *, now: datetime, tz: str, engine: Engine) -> cmd.Command | Reply:
+def parse(
+    text: str, *, now: datetime, tz: str, engine: Engine, actor: Actor | None = None
+) -> cmd.Command | Reply:
+    """`actor`: who typed it, where; an unknown word's suggestion may hang on their channel's
+    session (`restart`)."""
     names = {protocol.name: protocol_id for protocol_id, protocol in engine.library.items()}
     parsed = cmd.parse(cmd.with_protocol_ids(text, engine.library, names), now=now, tz=tz)
     if isinstance(parsed, cmd.ParseError):
         if parsed.code == "unknown_subcommand":
             parsed = cmd.protocol_first(text, engine.library, names) or parsed
+        if actor is not None and cmd.needs_status(parsed):
+            parsed = cmd.meant_here(parsed, _status(engine, actor))
         return Reply("errors/render.j2", {"message": parsed.message()})
     name = getattr(parsed, "protocol", None)
     if name is not None and name not in engine.library:
         error = cmd.unknown_protocol(name, engine.library, text)
         return Reply("errors/render.j2", {"message": error.message()})
     return parsed
+
+
+def _status(engine: Engine, actor: Actor) -> str | None:
+    """The status of the channel's running or paused session; None if it has none."""
+    with engine.db.session() as s:
+        session = channel_sessions(s, actor, ACTIVE).first()
+        return session.status if session is not None else None
 
 
 def run(

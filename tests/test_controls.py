@@ -564,6 +564,21 @@ def test_words_a_facilitator_reaches_for_point_to_the_control_they_mean(bot: Bot
     assert (_session(bot).current_step, _session(bot).status) == (1, "running")
 
 
+def test_restart_points_to_what_the_channel_s_session_needs(bot: Bot) -> None:
+    """`restart` of a paused session means `resume`; with no session, `start`; of a running
+    one neither (nothing starts a step over, and no second session starts beside it)."""
+    assert "(did you mean `start`?)" in bot.command("restart")["text"]
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    assert "did you mean" not in bot.command("restart")["text"]
+    bot.command("pause")
+    assert "(did you mean `resume`?)" in bot.command("restart")["text"]
+    assert "(did you mean `resume`?)" in bot.command("Restart please")["text"]
+    assert _session(bot).status == "paused"
+    bot.command("end")
+    assert "(did you mean `start`?)" in bot.command("restart")["text"]
+
+
 def test_a_double_click_on_finish_says_the_session_is_over(bot: Bot) -> None:
     bot.command(f"start dese-everyday <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)

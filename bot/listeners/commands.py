@@ -63,7 +63,8 @@ def register(app: App, runtime: Runtime) -> None:
         likes_zone = not elsewhere and any(w in padded for w in LIKES_ZONE)
         zone = profiles.zone_of(actor.user_id) if needs_zone or likes_zone else None
         tz = zone.name if zone else "UTC"
-        parsed = dispatch.parse(text, now=runtime.clock.now(), tz=tz, engine=runtime.engine)
+        now = runtime.clock.now()
+        parsed = dispatch.parse(text, now=now, tz=tz, engine=runtime.engine, actor=actor)
         if zone is None and not elsewhere and _lives_by_the_clock(parsed):
             # Steps of whole days keep their local time of day across a daylight-saving change,
             # and long steps' warnings come in the day, in the caller's zone if Slack gives it
