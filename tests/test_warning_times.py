@@ -419,6 +419,54 @@ def test_a_weekdays_step_paused_over_a_weekend_keeps_the_working_time_it_had_lef
         web.stop()
 
 
+@pytest.mark.parametrize(
+    ("opens", "typed", "closes"),
+    [
+        # 60 hours from Friday 3 PM closed on Monday at 3 AM, where 36 hours (Sunday 3 AM) are
+        # carried to Monday morning: the working week begins at 8, for a start, a pause and a
+        # warning too, and a close before it is carried as a Saturday one is.
+        (datetime(2026, 11, 13, 15, 0), ["step 60h"], datetime(2026, 11, 16, 8, 0)),
+        (datetime(2026, 11, 13, 15, 0), ["step 64h"], datetime(2026, 11, 16, 8, 0)),
+        (datetime(2026, 11, 13, 15, 0), ["step 1h", "extend 62h"], datetime(2026, 11, 16, 8, 0)),
+        # Carried to Monday, then paused and resumed at once on Friday evening: its half hour
+        # left ran out at Saturday 0:00, and it closed then, on a Saturday.
+        (
+            datetime(2026, 11, 13, 23, 30),
+            ["step 1h", "pause", "resume"],
+            datetime(2026, 11, 16, 8, 0),
+        ),
+        (
+            datetime(2026, 11, 13, 15, 0),
+            ["step 9h", "pause", "resume"],
+            datetime(2026, 11, 16, 8, 0),
+        ),
+        # Within the week, and from Monday morning on, a step closes on its time.
+        (datetime(2026, 11, 13, 15, 0), ["step 8h59m"], datetime(2026, 11, 13, 23, 59)),
+        (datetime(2026, 11, 13, 15, 0), ["step 65h"], datetime(2026, 11, 16, 8, 0)),
+        (datetime(2026, 11, 13, 15, 0), ["step 66h"], datetime(2026, 11, 16, 9, 0)),
+        (
+            datetime(2026, 11, 16, 8, 0),
+            ["step 1h", "pause", "resume"],
+            datetime(2026, 11, 16, 9, 0),
+        ),
+    ],
+)
+def test_a_weekdays_step_due_before_the_working_week_begins_closes_on_monday_morning(
+    workspace: SlackStandin, database_url: str, opens: datetime, typed: list[str], closes: datetime
+) -> None:
+    clock = HeldClock(opens.replace(tzinfo=LOS_ANGELES).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        step, *commands = typed
+        web.command(f"start atlas <@{PRESENTER}> {step} weekdays")
+        for command in commands:
+            web.command(command)
+        local = datetime.fromtimestamp(_closes(web), LOS_ANGELES).replace(tzinfo=None)
+        assert local == closes
+    finally:
+        web.stop()
+
+
 def test_the_time_left_of_a_weekdays_step_skips_a_weekend_whatever_its_length() -> None:
     def at(day: int, hour: int, month: int = 11) -> datetime:
         return datetime(2026, month, day, hour, 0, tzinfo=LOS_ANGELES).astimezone(UTC)

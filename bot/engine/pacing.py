@@ -50,8 +50,14 @@ def zone(name: str | None) -> ZoneInfo:
 
 
 def carry_past_weekend(at: datetime, tz: str) -> datetime:
-    """A close that falls on a Saturday or Sunday in the channel's zone moves to Monday morning."""
+    """A close that falls in the weekend in the channel's zone, Saturday 0:00 to Monday morning,
+    moves to Monday morning. Monday before the morning too: the working week begins then for
+    the time a pause keeps, a resume runs and a warning counts back, and a step of 60 hours
+    from Friday 3 PM closed at 3 AM on Monday, where one of 36 hours was carried to 8 AM."""
     local = at.astimezone(zone(tz))
+    if local.weekday() == 0:
+        morning = datetime.combine(local.date(), MONDAY_MORNING, tzinfo=local.tzinfo)
+        return morning.astimezone(at.tzinfo) if local < morning else at
     if local.weekday() < 5:
         return at
     monday = local.date() + timedelta(days=7 - local.weekday())
@@ -83,14 +89,14 @@ def close_time(
     # A step opened at the weekend (started, or moved on with `next`, on a Saturday) counts from
     # Monday morning: counted from its opening, it was carried to Monday morning with no working
     # time at all.
-    return carry_past_weekend(later(_out_of_weekend(opened, tz), seconds, tz, days), tz)
+    return carry_past_weekend(later(carry_past_weekend(opened, tz), seconds, tz, days), tz)
 
 
 def working_start(at: datetime, tz: str) -> datetime:
     """When a weekdays session asked to start `at` opens its first step: then, or the Monday
     morning after the weekend it falls in (its step would count from there anyway, and a team
     that meets on weekdays should not find it waiting on Saturday)."""
-    return _out_of_weekend(at, tz)
+    return carry_past_weekend(at, tz)
 
 
 def after_working_time(at: datetime, seconds: int, tz: str, days: int | None = None) -> datetime:
@@ -99,27 +105,19 @@ def after_working_time(at: datetime, seconds: int, tz: str, days: int | None = N
     count it. A pause on Friday with 5 hours left, resumed on Saturday, closes on Monday at
     13:00, not at 8:00 with none of them. `days` as for later."""
     local_zone = zone(tz)
-    at = _out_of_weekend(at, tz)
+    at = carry_past_weekend(at, tz)
     closes = later(at, seconds, tz, days)
     while True:
         local = at.astimezone(local_zone)  # in working time: Monday morning to Friday night
         saturday = local.date() + timedelta(days=5 - local.weekday())
         weekend_starts = datetime.combine(saturday, time(0), tzinfo=local_zone).astimezone(UTC)
-        if closes <= weekend_starts:
+        # Run out at Saturday 0:00 itself: a close on Saturday, carried as close_time carries
+        # it (an hour's step opened on Friday at 11:30 PM, paused and resumed at once).
+        if closes < weekend_starts:
             return closes
         monday = datetime.combine(saturday + timedelta(days=2), MONDAY_MORNING, local_zone)
         at = monday.astimezone(at.tzinfo)
         closes = (monday.astimezone(UTC) + (closes - weekend_starts)).astimezone(closes.tzinfo)
-
-
-def _out_of_weekend(at: datetime, tz: str) -> datetime:
-    """`at`, or the Monday morning that ends the weekend it falls in (carry_past_weekend, and
-    Monday before the morning too)."""
-    local = at.astimezone(zone(tz))
-    morning = datetime.combine(local.date(), MONDAY_MORNING, tzinfo=local.tzinfo)
-    if local.weekday() == 0 and local < morning:
-        return morning.astimezone(at.tzinfo)
-    return carry_past_weekend(at, tz)
 
 
 def time_left(now: datetime, closes: datetime, *, weekdays: bool, tz: str) -> int:
@@ -195,7 +193,7 @@ def _in_the_day(
     morning = datetime.combine(day + timedelta(days=1), MORNING, tzinfo=local_zone)
     morning = morning.astimezone(at.tzinfo)
     if weekdays:
-        morning = _out_of_weekend(morning, tz)  # a Friday night's warning: not on Saturday
+        morning = carry_past_weekend(morning, tz)  # a Friday night's warning: not on Saturday
     choices = [evening] if evening > opened else []
     if closes - morning >= lead / 2:
         choices.append(morning)
