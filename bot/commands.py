@@ -693,6 +693,8 @@ _UNITS = {
     **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
     **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
     **dict.fromkeys(("d", "day", "days"), DAY),
+    # A week is 7 days, counted on the calendar as days are (`in 1 week` as `in 7 days`).
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * DAY),
 }
 _DURATION = re.compile(r"(?:\d+\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
 _DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)", re.IGNORECASE | re.ASCII)
@@ -723,9 +725,14 @@ def _sum_duration(text: str) -> int | None:
 
 
 def calendar_days(text: str) -> int:
-    """The days written in days (`2d`, `1 day`) in a duration already read."""
+    """The days written in days or weeks (`2d`, `1 day`, `1 week`: 7) in a duration already
+    read."""
     parts = _DURATION_PART.findall(text)
-    return sum(int(number) for number, unit in parts if _UNITS[unit.lower()] == DAY)
+    return sum(
+        int(number) * _UNITS[unit.lower()] // DAY
+        for number, unit in parts
+        if _UNITS[unit.lower()] % DAY == 0
+    )
 
 
 def _read_duration(cursor: _Cursor, option: str, limit: int) -> int:
@@ -757,8 +764,8 @@ def _duration_words(cursor: _Cursor) -> list[str]:
 
 def _continues_duration(previous: str, word: str) -> bool:
     if previous.isdigit():
-        # A number's unit, or the word in its place (`1 week`, `2 weeks`), for the error to
-        # quote with it; not an option (`step 90 weekdays`) or a courtesy (`extend 10 please`).
+        # A number's unit, or the word in its place (`1 month`, `2 fortnights`), for the error
+        # to quote with it; not an option (`step 90 weekdays`) or a courtesy (`extend 10 please`).
         return word.lower() in _UNITS or (
             word.isalpha() and not _is_option(word) and word.lower() not in _COURTESY
         )

@@ -361,9 +361,9 @@ def test_extend_by_hours_across_a_clock_change_is_that_many_hours(
 
 
 def test_a_number_with_a_unit_not_known_is_quoted_whole(bot: Bot) -> None:
-    # `step 2 weeks` was "`2` is not a duration": the word that was wrong left out.
-    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2 weeks"))
-    assert "`2 weeks` is not a duration: use a whole number and a unit (s, m, h or d)" in answer
+    # `step 2 months` was "`2` is not a duration": the word that was wrong left out.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2 months"))
+    assert "`2 months` is not a duration: use a whole number and a unit (s, m, h, d or w)" in answer
     assert "`10` is not a duration" in message_text(bot.command("extend 10 please"))
 
 
@@ -509,3 +509,20 @@ def test_a_protocol_id_typed_is_not_taken_for_another_protocols_name(
     finally:
         bot.stop()
     assert "Preview of ATLAS with Equity Questions" in shown
+
+
+def test_in_a_week_is_read_as_seven_days(before_spring_forward: Bot) -> None:
+    # `in 1 week` was refused (its answer showed `in 2d`): a week is 7 days on the calendar, the
+    # same time of day a week on across the clocks going forward, as `in 7 days` is.
+    bot = before_spring_forward
+    for typed in ("in 1 week", "in 7 days", "in 1w"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+        assert "Sat 20 Mar 2027 15:00 PDT" in answer, (typed, answer)
+        bot.command(f"cancel {len(_starts(bot))}")
+    assert "is starting" in message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1wk"))
+    with bot.db.session() as s:
+        running = select(ProtocolSession).where(ProtocolSession.status == "running")
+        closes = s.scalars(running).one().step_closes_at
+    assert closes is not None
+    week_on = datetime(2027, 3, 20, 15, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+    assert closes.replace(tzinfo=UTC) == week_on.astimezone(UTC)
