@@ -799,8 +799,9 @@ _RELATIVE_DAYS = {
     **dict.fromkeys(("tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow"), 1),
 }
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
-# 15:00, 3pm, 3:30 p.m., 3p; 15h30; 1500 (a 24-hour time without its colon); and 9.30am, with
-# the dot only before am or pm: 10.03 alone is as likely a date (10 March) as a time.
+# 15:00, 3pm, 3:30 p.m., 3p; 15h30; 1500 (a 24-hour time without its colon); and 9.30am or
+# 15.30, with the dot alone only where what follows it is no month: 10.03 alone is as likely a
+# date (10 March) as a time.
 _TIME = re.compile(
     r"(\d{1,2})(?:([:.h])?(\d{2}))?\s*(?:([ap])(?:\.?m)?\.?)?", re.IGNORECASE | re.ASCII
 )
@@ -991,8 +992,9 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     match = _TIME.fullmatch(time_text)
     if match is None or (match[3] is None and match[4] is None):
         raise bad
-    if match[2] == "." and match[4] is None:
-        raise bad  # 10.03: ten past three minutes, or the tenth of March?
+    if match[2] == "." and match[4] is None and 1 <= int(match[3]) <= 12:
+        # 10.03: three minutes past ten, or the tenth of March? 15.30 and 16.00 are no dates.
+        raise bad
     hour, minute = int(match[1]), int(match[3] or 0)
     if match[4] is not None:
         if not 1 <= hour <= 12:

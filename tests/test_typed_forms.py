@@ -526,3 +526,22 @@ def test_in_a_week_is_read_as_seven_days(before_spring_forward: Bot) -> None:
     assert closes is not None
     week_on = datetime(2027, 3, 20, 15, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
     assert closes.replace(tzinfo=UTC) == week_on.astimezone(UTC)
+
+
+def test_a_24_hour_time_with_a_dot_is_read_as_with_a_colon(before_spring_forward: Bot) -> None:
+    # `at 15.30`, as much of Europe writes a time, was refused as a time the bot could not read;
+    # minutes that can't be a month (00, 13 to 59) make it no date. `at 10.03` (the tenth of
+    # March?) is still asked about.
+    bot = before_spring_forward
+    for typed in ("at 15.30", "at 15:30", "at tue 9.45", "at 16.00"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+        assert "is scheduled for" in answer, (typed, answer)
+        bot.command(f"cancel {len(_starts(bot))}")
+    la = ZoneInfo("America/Los_Angeles")
+    wanted = [(13, 15, 30), (13, 15, 30), (16, 9, 45), (13, 16, 0)]
+    assert [
+        (at.astimezone(la).day, at.astimezone(la).hour, at.astimezone(la).minute)
+        for at in _starts(bot)
+    ] == wanted
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 10.03"))
+    assert "is scheduled for" not in answer and len(_starts(bot)) == 4
