@@ -601,6 +601,11 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
         _claim(given, key)
         return _START_OPTIONS[key](cursor, clock, command)
     after = cursor.peek() or ""
+    if key in _DONE_BY and after.lower() == "by":
+        # `presented by @maria`, `facilitated by @sam`: as `presenter @maria`, `facilitator @sam`.
+        cursor.take()
+        _claim(given, _DONE_BY[key])
+        return _START_OPTIONS[_DONE_BY[key]](cursor, clock, command)
     if (
         key in ("with", "for")
         and "presenter" not in given
@@ -615,6 +620,9 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
         _claim(given, "presenter")
         return replace(command, presenter=_user_id(word, "presenter_format"))
     raise _unexpected([word, *cursor.remaining()], "start")
+
+
+_DONE_BY = {"presented": "presenter", "facilitated": "facilitator"}
 
 
 def _claim(given: set[str], option: str) -> None:

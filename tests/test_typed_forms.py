@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.protocols import BUILTIN_DIR
 from bot.slack_standin import SlackStandin
 from bot.store.models import ProtocolSession
-from tests.harness import PRESENTER, Bot
+from tests.harness import PRESENTER, TEACHERS, Bot
 from tests.prep_world import message_text
 
 
@@ -545,3 +545,20 @@ def test_a_24_hour_time_with_a_dot_is_read_as_with_a_colon(before_spring_forward
     ] == wanted
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 10.03"))
     assert "is scheduled for" not in answer and len(_starts(bot)) == 4
+
+
+def test_presented_by_and_facilitated_by_name_the_presenter_and_facilitator(bot: Bot) -> None:
+    # `presented by @maria` was answered "`presented` is not a Slack mention": the presenter
+    # is the one after `by`, as after `presenter`; so too the facilitator after `facilitated by`.
+    answer = message_text(
+        bot.command(
+            f"start atlas presented by <@{PRESENTER}|maria> facilitated by <@{TEACHERS[0]}>"
+        )
+    )
+    assert "is starting" in answer, answer
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        assert (session.presenter_id, session.facilitator_id) == (PRESENTER, TEACHERS[0])
+    # Named twice, as for `presenter`: which one is meant is not guessed.
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}> presented by <@{TEACHERS[1]}>"))
+    assert "is starting" not in answer and "presenter" in answer, answer
