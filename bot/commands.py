@@ -98,7 +98,9 @@ class End:
 
 @dataclass(frozen=True)
 class Notes:
-    """`/protocol notes`."""
+    """`/protocol notes [<session-number>]`."""
+
+    session_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -505,6 +507,20 @@ def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
     seconds, text = _read_duration_text(cursor, "extend", MAX_EXTEND_SECONDS)
     _courtesy(cursor)
     return Extend(seconds, calendar_days(text))
+
+
+def _notes(cursor: _Cursor, clock: _Clock) -> Notes:
+    # `notes 3`, `notes #3`, `notes session 3`: session #3's, as `cancel 3` names it.
+    if (cursor.peek() or "").lower() == "session" and _SESSION_NUMBER.fullmatch(
+        cursor.peek_after() or ""
+    ):
+        cursor.take()
+    number = cursor.take_if(_SESSION_NUMBER.fullmatch)
+    _courtesy(cursor)
+    return Notes(int(number.lstrip("#")) if number is not None else None)
+
+
+_SESSION_NUMBER = re.compile(r"#?[1-9]\d{0,8}", re.ASCII)
 
 
 def _is_step(word: str) -> bool:
@@ -1092,7 +1108,7 @@ _HANDLERS: dict[str, _Handler] = {
     "pause": _control(Pause),
     "resume": _control(Resume),
     "end": _control(End),
-    "notes": _control(Notes),
+    "notes": _notes,
     "forget": _bare(Forget),
     "cancel": _cancel,
     "rotation": _rotation,

@@ -68,7 +68,6 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
         cmd.Status: lambda: rotation.status(engine, actor),
         cmd.Next: lambda: engine.next_step(actor),
         cmd.End: lambda: engine.end(actor),
-        cmd.Notes: lambda: engine.notes(actor),
         cmd.Help: lambda: Reply("replies/help.j2", {"library": engine.library}),
         cmd.ListProtocols: lambda: protocol_list(engine, actor),
         cmd.Pause: lambda: controls.pause(engine, actor),
@@ -77,6 +76,8 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
     }
     if type(command) in simple:
         return simple[type(command)]()
+    if isinstance(command, cmd.Notes):
+        return engine.notes(actor, command.session_number)
     if isinstance(command, cmd.Extend):
         return controls.extend(engine, actor, command.seconds, days=command.days)
     if isinstance(command, cmd.Cancel):

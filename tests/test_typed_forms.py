@@ -562,3 +562,27 @@ def test_presented_by_and_facilitated_by_name_the_presenter_and_facilitator(bot:
     # Named twice, as for `presenter`: which one is meant is not guessed.
     answer = message_text(bot.command(f"start tuning <@{PRESENTER}> presented by <@{TEACHERS[1]}>"))
     assert "is starting" not in answer and "presenter" in answer, answer
+
+
+def test_notes_with_a_session_number_are_that_session_s(bot: Bot) -> None:
+    # `notes 1` was refused as words `notes` does not take, though sessions are numbered for
+    # people (`cancel 3`, "the replies of session #1"): it gives session #1's notes, here.
+    bot.reply(TEACHERS[0], "Three paragraphs, the first without a claim.", bot.open_step())
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.runtime.sender.drain(5)
+    bot.reply(TEACHERS[1], "A table of results with no units.", bot.step_posts()[1]["ts"])
+    bot.settle()
+    for typed in ("notes 1", "notes #1", "notes session 1", "notes 1 please"):
+        answer = message_text(bot.command(typed))
+        assert "Three paragraphs" in answer and "no units" not in answer, (typed, answer)
+    answer = message_text(bot.command("notes 2"))
+    assert "no units" in answer and "Three paragraphs" not in answer, answer
+    assert "no units" in message_text(bot.command("notes"))
+    # A number this channel never ran is said so, and not another channel's notes.
+    answer = message_text(bot.command("notes 99"))
+    assert "There's no session #99 in this channel" in answer, answer
+    bot.command(f"start atlas <@{PRESENTER}> in 2d")
+    assert "Session #3 hasn't started yet" in message_text(bot.command("notes 3"))

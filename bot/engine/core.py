@@ -1340,11 +1340,20 @@ class Engine:
         context["library"] = self.library
         return context
 
-    def notes(self, actor: Actor) -> Reply:
+    def notes(self, actor: Actor, number: int | None = None) -> Reply:
+        """The notes of the channel's current or last session; of session #`number` if given
+        (the number people see, as `cancel` takes it), if it is this channel's and has run."""
         with self.transaction() as (s, _after):
-            session = self.latest_session(s, actor)
-            if session is None:
-                raise Refusal("refusals/no_notes.j2")
+            if number is None:
+                session = self.latest_session(s, actor)
+                if session is None:
+                    raise Refusal("refusals/no_notes.j2")
+            else:
+                values = {**channel_values(actor), "number": number}
+                session = s.scalars(_NUMBERED_SESSION, values).first()
+                if session is None or session.status not in (*ACTIVE, "ended"):
+                    status = session.status if session is not None else None
+                    raise Refusal("refusals/no_notes.j2", number=number, status=status)
             protocol = self.shown_protocol(s, session)
             notes = notes_mod.build_notes(s, session, protocol)
             # The answer is the asker's alone: the presenter's holds their own notes from the
@@ -1423,6 +1432,7 @@ _CHANNEL_SESSIONS = _IN_CHANNEL.where(
     ProtocolSession.status.in_(bindparam("statuses", expanding=True))
 ).order_by(ProtocolSession.id.desc())
 _CHANNEL_SESSIONS_LOCKED = _CHANNEL_SESSIONS.with_for_update()
+_NUMBERED_SESSION = _IN_CHANNEL.where(ProtocolSession.id == bindparam("number"))
 # Not the newest id: a session booked ahead may run after one started since.
 _LATEST_SESSION = (
     _IN_CHANNEL.where(ProtocolSession.status.in_((*ACTIVE, "ended")))
