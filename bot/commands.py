@@ -75,10 +75,12 @@ class Next:
 
 @dataclass(frozen=True)
 class Extend:
-    """`/protocol extend <duration>`."""
+    """`/protocol extend <duration>`, or `extend until <time>` (`until`, aware UTC: later today
+    in the caller's zone; `seconds` is then 0)."""
 
     seconds: int
     days: int = 0  # of `seconds`, the whole days written in days: counted on the calendar
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -504,9 +506,37 @@ def _courtesy(cursor: _Cursor) -> None:
 def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
     # `extend step 10m`, `extend by 10m`: the step is the one thing extend lengthens.
     cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
+    if cursor.take_if(lambda word: word.lower() in _UNTIL):
+        return _extend_until(cursor, clock)
     seconds, text = _read_duration_text(cursor, "extend", MAX_EXTEND_SECONDS)
     _courtesy(cursor)
     return Extend(seconds, calendar_days(text))
+
+
+_UNTIL = frozenset({"until", "till"})
+
+
+def _extend_until(cursor: _Cursor, clock: _Clock) -> Extend:
+    """`extend until 3pm`: the step closes at that time today, in the caller's zone (as `at`
+    reads a time). A day is not read: a step is extended within the day it runs in."""
+    words = [w for w in [cursor.take_if(_is_time)] if w]
+    if words and words[0][-1].isdigit():
+        words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
+    words = words or [w for w in [cursor.take_if(lambda w: w.lower() not in _COURTESY)] if w]
+    if not words:
+        raise _Rejected("missing_value", option="until")
+    text = " ".join(words)
+    try:
+        hour, minute = _time_of_day(text, text, clock)
+    except _Rejected as rejected:
+        unclear = rejected.error.context if rejected.error.code == "time_unclear" else {}
+        raise _Rejected("until_bad", **{**unclear, "text": _echo(text)}) from None
+    until = _local(clock.today, hour, minute, clock.zone).astimezone(UTC)
+    if until <= clock.now:
+        zone_name = getattr(clock.zone, "key", "UTC")
+        raise _Rejected("until_bad", text=_echo(text), past=True, zone=zone_name)
+    _courtesy(cursor)
+    return Extend(0, until=until)
 
 
 def _notes(cursor: _Cursor, clock: _Clock) -> Notes:

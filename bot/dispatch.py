@@ -79,7 +79,9 @@ def _run(command: cmd.Command, actor: Actor, engine: Engine, tz: str) -> Reply:
     if isinstance(command, cmd.Notes):
         return engine.notes(actor, command.session_number)
     if isinstance(command, cmd.Extend):
-        return controls.extend(engine, actor, command.seconds, days=command.days)
+        return controls.extend(
+            engine, actor, command.seconds, days=command.days, until=command.until
+        )
     if isinstance(command, cmd.Cancel):
         return ahead.cancel(engine, actor, command.session_number)
     if isinstance(command, cmd.Preview):

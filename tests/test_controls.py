@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -750,3 +751,35 @@ def test_in_a_channel_of_more_than_a_team_the_warning_counts_but_nobody_is_nudge
     assert any(f"1 of {len(staff) + 4} has described" in t for t in _thread(bot, describe_ts))
     bot.settle()
     assert bot.standin.calls_to("conversations.open") == []
+
+
+def test_extend_until_a_time_today_closes_the_step_then(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """`extend until 3pm` was refused (`until` is no duration): the step now closes at 3 PM
+    today where the facilitator is (Los Angeles), as `at 3pm` reads; a time passed, or before
+    the close, or a paused step, is said so."""
+    la = ZoneInfo("America/Los_Angeles")
+    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1h")
+        answer = web.command("extend until 3pm")["text"]
+        assert "Extended" in answer, answer
+        closes = _session(web).step_closes_at
+        assert closes is not None
+        assert closes.astimezone(la).replace(tzinfo=None) == datetime(2026, 11, 10, 15, 0)
+        assert "Extended" in web.command("extend until 15.30 please")["text"]
+        closes = _session(web).step_closes_at
+        assert closes is not None and closes.astimezone(la).strftime("%H:%M") == "15:30"
+        earlier = web.command("extend until 2:30pm")["text"]
+        assert "already closes" in earlier, earlier
+        past = web.command("extend until 12:30")["text"]
+        assert "has already passed today" in past and "/protocol extend 30m" in past, past
+        assert "`ten` is not a time of day" in web.command("extend until ten")["text"]
+        web.command("pause")
+        paused = web.command("extend until 4pm")["text"]
+        assert "paused" in paused, paused
+        assert _session(web).paused_remaining == 2 * 3600 + 30 * 60
+    finally:
+        web.stop()

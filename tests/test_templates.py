@@ -574,6 +574,8 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     said.append(render_message("refusals/direct_message.j2", rotation=True))
     said.append(render_message("refusals/direct_message.j2", command="status"))
     said.append(render_message("refusals/extend_too_far.j2", days=90))
+    said.append(render_message("refusals/extend_until_paused.j2", until=NOW))
+    said.append(render_message("refusals/extend_until_earlier.j2", step=2, closes_at=NOW))
     said.append(
         render_message(
             "refusals/already_scheduled.j2",
@@ -675,6 +677,10 @@ BAD_INPUTS = {
     "start atlas <@U1> at fri midnight": "which_midnight",
     "start atlas <@U1> at tue 330": "time_unclear",
     "start atlas <@U1> at 2027-12-01 10:00": "when_too_far",
+    "extend until <!channel>": "until_bad",
+    "extend until 9am": "until_bad",  # passed today
+    "extend until 3:30": "until_bad",  # am or pm?
+    "extend until": "missing_value",
 }
 
 

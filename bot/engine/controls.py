@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -105,11 +106,13 @@ def extend(
     pressed: Pressed | None = None,
     *,
     days: int | None = None,
+    until: datetime | None = None,
 ) -> Reply:
     """Move the current step's close later; the steps after it move with it. `seconds` None:
     the Extend button's quarter of the step, on the step it was `pressed` on. `days`: of
     `seconds`, the whole days typed as days (`extend 1d`: the same time a day on, across a
-    clock change; `extend 24h`: 24 hours); None, as many whole days as `seconds` holds."""
+    clock change; `extend 24h`: 24 hours); None, as many whole days as `seconds` holds.
+    `until`: the close asked for instead (`extend until 3pm`), later than the step's own."""
     with engine.transaction() as (s, after):
         session = engine._require_active(s, actor, pressed)
         engine.require_facilitator(session, actor, "extend")
@@ -122,6 +125,8 @@ def extend(
             if run is not None and run.extended_at and now - run.extended_at < DOUBLE_PRESS:
                 return Reply("replies/extended_just_now.j2", {"session": session})
         _require_runnable(engine, session)
+        if until is not None:
+            seconds, days = _seconds_until(session, until), 0
         if seconds is None:
             protocol = engine.shown_protocol(s, session)
             seconds = button_extension(
@@ -164,6 +169,20 @@ def extend(
         after(lambda: engine.timers.step_deadline(sid, step, closes))
         _move_warning(engine, s, after, session, run)
         return Reply("replies/extended.j2", {"session": session, "closes_at": closes})
+
+
+def _seconds_until(session: ProtocolSession, until: datetime) -> int:
+    """What `extend until` adds to the open step: from its close to `until`, in whole seconds
+    that reach it (a close shown as 3:00 PM, not 2:59)."""
+    if session.status == "paused" or session.step_closes_at is None:
+        # A paused step has time left, not a close: when it resumes is not known.
+        raise Refusal("refusals/extend_until_paused.j2", until=until)
+    closes = session.step_closes_at
+    if until <= closes:
+        # Plain values: the refusal rolls the transaction back, which expires the row.
+        step = session.current_step
+        raise Refusal("refusals/extend_until_earlier.j2", step=step, closes_at=closes)
+    return math.ceil((until - closes).total_seconds())
 
 
 def extend_step(engine: Engine, actor: Actor, pressed: Pressed) -> Reply:

@@ -32,7 +32,7 @@ from bot.profiles import SlackProfiles, impatient
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-NEEDS_ZONE = (" at ", " weekdays")
+NEEDS_ZONE = (" at ", " weekdays", " until ", " till ")
 # `in 2h` is placed without a zone; the caller's, if Slack gives it, labels the time they see.
 LIKES_ZONE = (" in ",)
 # Commands that only read: acknowledged at once, answered through response_url a moment later,
