@@ -716,7 +716,18 @@ def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 
 def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
-    return replace(command, remind_seconds=_read_duration(cursor, "remind", MAX_AHEAD_SECONDS))
+    seconds = _read_duration(cursor, "remind", MAX_AHEAD_SECONDS)
+    # `remind 1 day before`, `remind 2h ahead`, `remind 3d in advance`: the reminder is ever
+    # before the start.
+    if cursor.take_if(lambda word: word.lower() in _BEFORE) is None:
+        in_advance = [(cursor.peek() or "").lower(), (cursor.peek_after() or "").lower()]
+        if in_advance == ["in", "advance"]:
+            cursor.take()
+            cursor.take()
+    return replace(command, remind_seconds=seconds)
+
+
+_BEFORE = frozenset({"before", "ahead", "beforehand"})
 
 
 def _option_facilitator(cursor: _Cursor, clock: _Clock, command: Start) -> Start:

@@ -586,3 +586,15 @@ def test_notes_with_a_session_number_are_that_session_s(bot: Bot) -> None:
     assert "There's no session #99 in this channel" in answer, answer
     bot.command(f"start atlas <@{PRESENTER}> in 2d")
     assert "Session #3 hasn't started yet" in message_text(bot.command("notes 3"))
+
+
+def test_remind_before_the_start_is_read_as_remind(before_spring_forward: Bot) -> None:
+    # `remind 1 day before` was refused for its "before", as people say when the presenter is
+    # reminded: the same as `remind 1d` (so too `ahead`, `in advance`).
+    bot = before_spring_forward
+    for typed in ("remind 1 day before", "remind 2h ahead", "remind 3d in advance"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at fri 15:00 {typed}"))
+        assert "is scheduled for" in answer, (typed, answer)
+    with bot.db.session() as s:
+        reminds = s.scalars(select(ProtocolSession.remind_seconds).order_by(ProtocolSession.id))
+        assert list(reminds) == [86400, 7200, 3 * 86400]
