@@ -289,6 +289,12 @@ class _Cursor:
         word = self.peek()
         return self.take() if word is not None and accept(word) else None
 
+    def drop(self, filler: str) -> None:
+        """The first unread word that is `filler`, dropped (`extend 10 more minutes`)."""
+        rest = [word.lower() for word in self._words[self._pos :]]
+        if filler in rest:
+            del self._words[self._pos + rest.index(filler)]
+
     def peek_all(self) -> list[str]:
         """The words not read yet, left unread."""
         return self._words[self._pos :]
@@ -508,6 +514,11 @@ def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
     cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
     if cursor.take_if(lambda word: word.lower() in _UNTIL):
         return _extend_until(cursor, clock)
+    # `extend another 10m`, `extend 10 more minutes`, `extend 10m more`: more time is what
+    # extend gives (`another hour` is one, as `an hour` is).
+    if (cursor.peek() or "").lower() == "another" and (cursor.peek_after() or "")[:1].isdigit():
+        cursor.take()
+    cursor.drop("more")
     seconds, text = _read_duration_text(cursor, "extend", MAX_EXTEND_SECONDS)
     _courtesy(cursor)
     return Extend(seconds, calendar_days(text))
@@ -817,7 +828,12 @@ def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, 
 
 
 def _duration_words(cursor: _Cursor) -> list[str]:
-    """The first word, then any that continue it: `90 min`, `1h 30m`, `2 hours 30 minutes`."""
+    """The first word, then any that continue it: `90 min`, `1h 30m`, `2 hours 30 minutes`;
+    `an hour`, `a week` as `1 hour`, `1 week`."""
+    unit = (cursor.peek_after() or "").lower()
+    if (cursor.peek() or "").lower() in _ONE and len(unit) > 1 and unit in _UNITS:
+        cursor.take()
+        return ["1", cursor.take()]
     words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
     while words and (more := cursor.take_if(partial(_continues_duration, words[-1]))):
         words.append(more)
@@ -825,6 +841,10 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         if more.isdigit() and not words[-2][-1].isdigit():
             words += [w for w in [cursor.take_if(lambda w: w.lower() in _UNITS)] if w]
     return words
+
+
+# Words for one before a unit (`in an hour`, `extend another hour`).
+_ONE = frozenset({"a", "an", "one", "another"})
 
 
 def _continues_duration(previous: str, word: str) -> bool:

@@ -783,3 +783,26 @@ def test_extend_until_a_time_today_closes_the_step_then(
         assert _session(web).paused_remaining == 2 * 3600 + 30 * 60
     finally:
         web.stop()
+
+
+def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
+    """`extend 10 more minutes`, `extend another 10m`, `extend by an hour` were refused as no
+    duration: "more" and "another" say what extend does, and "a" or "an" before a unit is one."""
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for typed, seconds in (
+        ("extend 10 more minutes", 600),
+        ("extend another 10m", 600),
+        ("extend 5m more", 300),
+        ("extend by an hour", 3600),
+        ("extend another hour", 3600),
+        ("extend 1 more hour please", 3600),
+    ):
+        before = _session(bot).step_closes_at
+        answer = bot.command(typed)["text"]
+        after = _session(bot).step_closes_at
+        assert "Extended" in answer, (typed, answer)
+        assert before is not None and after is not None
+        assert (after - before).total_seconds() == seconds, typed
+    # A word that is no unit after "a" is still refused, with the example.
+    assert "/protocol extend 10m" in bot.command("extend a bit")["text"]

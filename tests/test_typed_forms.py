@@ -598,3 +598,12 @@ def test_remind_before_the_start_is_read_as_remind(before_spring_forward: Bot) -
     with bot.db.session() as s:
         reminds = s.scalars(select(ProtocolSession.remind_seconds).order_by(ProtocolSession.id))
         assert list(reminds) == [86400, 7200, 3 * 86400]
+
+
+def test_in_an_hour_and_in_a_week(before_spring_forward: Bot) -> None:
+    # `in an hour` and `in a week` were "`an` is not a duration".
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> in an hour"))
+    assert "Sat 13 Mar 2027 16:00 PST" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in a week"))
+    assert "Sat 20 Mar 2027 15:00 PDT" in answer, answer
