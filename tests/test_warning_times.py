@@ -570,3 +570,26 @@ def test_a_weekdays_session_freed_at_the_weekend_waits_for_monday_morning(
     clock.set(la(16, 8))
     engine.begin(second.id)
     assert session_row(engine, second.id).status == "running"
+
+
+def test_a_weekdays_step_paused_at_the_weekend_with_no_working_time_left_says_when_it_closes(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A day's step from Friday 3 PM closes on Monday morning; paused on Sunday it has none of
+    its working time left, and was said to close "as soon as the session resumes", though
+    resumed on Sunday it closes on Monday morning."""
+    clock = HeldClock(datetime(2026, 11, 13, 15, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d weekdays")
+        clock.set(datetime(2026, 11, 15, 20, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
+        said = json.dumps(web.command("pause"))
+        assert "on Monday morning if it resumes at the weekend" in said, said
+        said = json.dumps(web.command("status"))
+        assert "on Monday morning if it resumes at the weekend" in said, said
+        clock.set(datetime(2026, 11, 15, 21, 0, tzinfo=LOS_ANGELES).astimezone(UTC))
+        web.command("resume")
+        local = datetime.fromtimestamp(_closes(web), LOS_ANGELES).replace(tzinfo=None)
+        assert local == datetime(2026, 11, 16, 8, 0)
+    finally:
+        web.stop()

@@ -1474,6 +1474,7 @@ class SessionView(NamedTuple):
     facilitator_id: str
     prep: dict[str, Any] | None
     planned_steps: int | None = None
+    weekdays: bool = False
 
 
 # A step run's row as the ORM would insert it (its defaults as models.StepRun has them), for a
