@@ -1185,6 +1185,7 @@ _CONTROLS = frozenset({"next", "pause", "resume", "end"})
 # refused while it runs.
 MEANT_BY_STATUS: dict[str, dict[str | None, str | None]] = {
     "restart": {"paused": "resume", "running": None, None: "start"},
+    "reiniciar": {"paused": "resume", "running": None, None: "start"},
 }
 # `/protocol ?`: a question mark alone asks what the command does.
 _ASKS_FOR_HELP = frozenset({"?", "??", "???"})
@@ -1204,6 +1205,18 @@ _MEANT: dict[str, str | None] = {
     # The command line's `protocolbot export`: in Slack, a session's notes are `notes`.
     "export": "notes",
     "download": "notes",
+    # Words whose closest spelling is another command's, some of them one that acts (`more`
+    # is nearest `forget`, `abort` `start`, `steps` `notes`); "abort" and "reset" as "stop".
+    "more": "extend",
+    "abort": None,
+    "reset": None,
+    "steps": "preview",
+    "options": "help",
+    "time": "status",
+    "timer": "status",
+    "remaining": "status",
+    "summary": "notes",
+    "transcript": "notes",
     # In Spanish, which many teachers write in (their replies' tags are read in it too).
     "ayuda": "help",
     "lista": "list",
@@ -1221,6 +1234,9 @@ _MEANT: dict[str, str | None] = {
     "finalizar": "end",
     "fin": "end",
     "notas": "notes",
+    "anotaciones": "notes",
+    "resumen": "notes",  # a summary, not `resume`
+    "detener": None,  # stop: pause or end?
     "cancelar": "cancel",
     "rotacion": "rotation",
     "rotación": "rotation",

@@ -806,3 +806,27 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
         assert (after - before).total_seconds() == seconds, typed
     # A word that is no unit after "a" is still refused, with the example.
     assert "/protocol extend 10m" in bot.command("extend a bit")["text"]
+
+
+def test_words_that_spell_close_to_another_command_point_to_the_one_meant(bot: Bot) -> None:
+    # `/protocol more` (more time) was answered "did you mean `forget`?", which deletes the
+    # replies; `resumen` (Spanish: summary) "`resume`?", `detener` (stop) "`extend`?",
+    # `anotaciones` (notes) "`rotation`?", `abort` "`start`?", `steps` "`notes`?".
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for typed, meant in (
+        ("more", "extend"),
+        ("resumen", "notes"),
+        ("anotaciones", "notes"),
+        ("steps", "preview"),
+        ("timer", "status"),
+        ("summary", "notes"),
+        ("options", "help"),
+    ):
+        answer = bot.command(typed)["text"]
+        assert f"There is no `/protocol {typed}` (did you mean `{meant}`?)" in answer, answer
+    for typed in ("abort", "detener", "reset"):  # pause or end? not guessed
+        assert "did you mean" not in bot.command(typed)["text"], typed
+    bot.command("pause")
+    assert "(did you mean `resume`?)" in bot.command("reiniciar")["text"]
+    assert (_session(bot).current_step, _session(bot).status) == (1, "paused")
