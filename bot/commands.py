@@ -829,7 +829,10 @@ def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, 
 
 def _duration_words(cursor: _Cursor) -> list[str]:
     """The first word, then any that continue it: `90 min`, `1h 30m`, `2 hours 30 minutes`;
-    `an hour`, `a week` as `1 hour`, `1 week`."""
+    `an hour`, `a week` as `1 hour`, `1 week`; `half an hour`, `another half hour` as `30m`."""
+    half = _half_of(cursor)
+    if half is not None:
+        return half
     unit = (cursor.peek_after() or "").lower()
     if (cursor.peek() or "").lower() in _ONE and len(unit) > 1 and unit in _UNITS:
         cursor.take()
@@ -841,6 +844,26 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         if more.isdigit() and not words[-2][-1].isdigit():
             words += [w for w in [cursor.take_if(lambda w: w.lower() in _UNITS)] if w]
     return words
+
+
+def _half_of(cursor: _Cursor) -> list[str] | None:
+    """`half an hour`, `half a day`, `another half hour`: half the unit (`30m`, `12h`), taken;
+    None, and nothing taken, if the words are not that."""
+    ahead = [word.lower() for word in cursor.peek_all()[:4]]
+    skip = 1 if ahead[:1] and ahead[0] in _ONE else 0  # `another half hour`
+    if ahead[skip : skip + 1] != ["half"]:
+        return None
+    rest = ahead[skip + 1 :]
+    article = 1 if rest[:1] in (["a"], ["an"]) else 0
+    unit = rest[article] if len(rest) > article else ""
+    if unit not in _HALVED:
+        return None
+    for _ in range(skip + 1 + article + 1):
+        cursor.take()
+    return [_HALVED[unit]]
+
+
+_HALVED = {"hour": "30m", "hr": "30m", "day": "12h"}
 
 
 # Words for one before a unit (`in an hour`, `extend another hour`).

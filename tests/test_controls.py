@@ -797,6 +797,8 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
         ("extend by an hour", 3600),
         ("extend another hour", 3600),
         ("extend 1 more hour please", 3600),
+        ("extend half an hour", 1800),
+        ("extend another half hour", 1800),
     ):
         before = _session(bot).step_closes_at
         answer = bot.command(typed)["text"]

@@ -607,3 +607,5 @@ def test_in_an_hour_and_in_a_week(before_spring_forward: Bot) -> None:
     assert "Sat 13 Mar 2027 16:00 PST" in answer, answer
     answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in a week"))
     assert "Sat 20 Mar 2027 15:00 PDT" in answer, answer
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> in half an hour"))
+    assert "Sat 13 Mar 2027 15:30 PST" in answer, answer
