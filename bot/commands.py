@@ -745,6 +745,8 @@ def _option_facilitator(cursor: _Cursor, clock: _Clock, command: Start) -> Start
     word = cursor.take_if(lambda w: not _is_option(w))
     if word is None:
         raise _Rejected("missing_value", option="facilitator")
+    if word.lower() in ("me", "myself"):
+        return replace(command, facilitator=None)  # who starts it facilitates it, by default
     return replace(command, facilitator=_user_id(word, "user_format", option="facilitator"))
 
 

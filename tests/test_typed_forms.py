@@ -609,3 +609,17 @@ def test_in_an_hour_and_in_a_week(before_spring_forward: Bot) -> None:
     assert "Sat 20 Mar 2027 15:00 PDT" in answer, answer
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> in half an hour"))
     assert "Sat 13 Mar 2027 15:30 PST" in answer, answer
+
+
+def test_facilitator_me_is_whoever_starts_it(bot: Bot) -> None:
+    # `facilitator me` was "`me` is not a Slack mention"; who starts a session facilitates it
+    # unless they name someone else, so `me` (or `myself`, `facilitated by me`) is read as that.
+    for typed in ("facilitator me", "facilitated by myself"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}> {typed}", user=TEACHERS[2]))
+        assert "is starting" in answer, (typed, answer)
+        with bot.db.session() as s:
+            session = s.scalars(
+                select(ProtocolSession).where(ProtocolSession.status == "running")
+            ).one()
+            assert session.facilitator_id == TEACHERS[2]
+        bot.command("end", user=TEACHERS[2])
