@@ -528,26 +528,40 @@ _UNTIL = frozenset({"until", "till"})
 
 
 def _extend_until(cursor: _Cursor, clock: _Clock) -> Extend:
-    """`extend until 3pm`: the step closes at that time today, in the caller's zone (as `at`
-    reads a time). A day is not read: a step is extended within the day it runs in."""
-    words = [w for w in [cursor.take_if(_is_time)] if w]
-    if words and words[0][-1].isdigit():
-        words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
-    words = words or [w for w in [cursor.take_if(lambda w: w.lower() not in _COURTESY)] if w]
-    if not words:
+    """`extend until 3pm` (today), `extend until thu 3pm`, `until tomorrow 9am`: the step closes
+    then, a day and a time read as `at` reads them, in the caller's zone."""
+    which = _which(cursor)
+    words, which = _when_words(cursor, which)
+    if not words or words[0].lower() in _COURTESY:
         raise _Rejected("missing_value", option="until")
     text = " ".join(words)
+    day = words[0] if _is_day_word(words[0]) else None
     try:
-        hour, minute = _time_of_day(text, text, clock)
+        if which == "next":
+            # `next fri`: the coming one or the one after? `at` asks; here the day alone says.
+            raise _Rejected("bad_when")
+        hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
+        local = _place(day, hour, minute, clock, text) if day else None
     except _Rejected as rejected:
-        unclear = rejected.error.context if rejected.error.code == "time_unclear" else {}
-        raise _Rejected("until_bad", **{**unclear, "text": _echo(text)}) from None
-    until = _local(clock.today, hour, minute, clock.zone).astimezone(UTC)
+        context, code = rejected.error.context, rejected.error.code
+        if code == "when_past":  # a date gone by
+            raise _until_past(text, clock, today=False) from None
+        unclear = context if code == "time_unclear" else {}
+        day_alone = bool(context.get("day_alone")) and which != "next"
+        raise _Rejected(
+            "until_bad",
+            **{**unclear, "text": _echo(text), "day_alone": day_alone, "which": which == "next"},
+        ) from None
+    until = (local or _local(clock.today, hour, minute, clock.zone)).astimezone(UTC)
     if until <= clock.now:
-        zone_name = getattr(clock.zone, "key", "UTC")
-        raise _Rejected("until_bad", text=_echo(text), past=True, zone=zone_name)
+        raise _until_past(text, clock, today=day is None)
     _courtesy(cursor)
     return Extend(0, until=until)
+
+
+def _until_past(text: str, clock: _Clock, *, today: bool) -> _Rejected:
+    zone_name = getattr(clock.zone, "key", "UTC")
+    return _Rejected("until_bad", text=_echo(text), past=True, today=today, zone=zone_name)
 
 
 def _notes(cursor: _Cursor, clock: _Clock) -> Notes:

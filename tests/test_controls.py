@@ -776,7 +776,7 @@ def test_extend_until_a_time_today_closes_the_step_then(
         assert "already closes" in earlier, earlier
         past = web.command("extend until 12:30")["text"]
         assert "has already passed today" in past and "/protocol extend 30m" in past, past
-        assert "`ten` is not a time of day" in web.command("extend until ten")["text"]
+        assert "`ten` is not a time I can read" in web.command("extend until ten")["text"]
         web.command("pause")
         paused = web.command("extend until 4pm")["text"]
         assert "paused" in paused, paused
@@ -832,3 +832,30 @@ def test_words_that_spell_close_to_another_command_point_to_the_one_meant(bot: B
     bot.command("pause")
     assert "(did you mean `resume`?)" in bot.command("reiniciar")["text"]
     assert (_session(bot).current_step, _session(bot).status) == (1, "paused")
+
+
+def test_extend_until_a_day_and_time_for_a_step_of_days(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A day's step (Tuesday 1 PM to Wednesday 1 PM in Los Angeles) extended `until thu 3pm`
+    or `until tomorrow 5pm` was refused as no time of day; the day is read as `at` reads it."""
+    la = ZoneInfo("America/Los_Angeles")
+    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d")
+        for typed, wanted in (
+            ("extend until tomorrow 5pm", datetime(2026, 11, 11, 17, 0)),
+            ("extend until thu 3pm", datetime(2026, 11, 12, 15, 0)),
+            ("extend until 9am on fri", datetime(2026, 11, 13, 9, 0)),
+        ):
+            answer = web.command(typed)["text"]
+            assert "Extended" in answer, (typed, answer)
+            closes = _session(web).step_closes_at
+            assert closes is not None
+            assert closes.astimezone(la).replace(tzinfo=None) == wanted, typed
+        alone = web.command("extend until friday")["text"]
+        assert "needs a time too" in alone and "/protocol extend until friday 3pm" in alone, alone
+        assert "already closes" in web.command("extend until tomorrow 3pm")["text"]
+    finally:
+        web.stop()

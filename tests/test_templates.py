@@ -681,6 +681,8 @@ BAD_INPUTS = {
     "extend until 9am": "until_bad",  # passed today
     "extend until 3:30": "until_bad",  # am or pm?
     "extend until": "missing_value",
+    "extend until friday": "until_bad",  # no time
+    "extend until next fri 3pm": "until_bad",  # which Friday?
 }
 
 
