@@ -36,7 +36,7 @@ def parse(
 
 def _status(engine: Engine, actor: Actor) -> str | None:
     """The status of the channel's running or paused session; None if it has none."""
-    with engine.db.session() as s:
+    with engine.db.reading() as s:  # a read: no write lock queued for on SQLite
         session = channel_sessions(s, actor, ACTIVE).first()
         return session.status if session is not None else None
 
