@@ -75,8 +75,8 @@ class Next:
 
 @dataclass(frozen=True)
 class Extend:
-    """`/protocol extend <duration>`, or `extend until <time>` (`until`, aware UTC: later today
-    in the caller's zone; `seconds` is then 0)."""
+    """`/protocol extend <duration>`, or `extend until <when>` (`until`: the close asked for,
+    aware UTC, read in the caller's zone; `seconds` is then 0)."""
 
     seconds: int
     days: int = 0  # of `seconds`, the whole days written in days: counted on the calendar
@@ -1218,14 +1218,6 @@ SUBCOMMANDS = tuple(_HANDLERS)
 _CONTROLS = frozenset({"next", "pause", "resume", "end"})
 # Other words a facilitator reaches for mid-session, and the subcommand each means. ("stop" is
 # not here: it could mean pause or end, and end can't be undone.)
-# Words whose meaning hangs on the channel's session (see meant_here), by its status (None: no
-# session running or paused). `restart` of a paused session is `resume`, and where none runs,
-# `start`; of a running one, neither: no command starts a step over, and `start` would be
-# refused while it runs.
-MEANT_BY_STATUS: dict[str, dict[str | None, str | None]] = {
-    "restart": {"paused": "resume", "running": None, None: "start"},
-    "reiniciar": {"paused": "resume", "running": None, None: "start"},
-}
 # `/protocol ?`: a question mark alone asks what the command does.
 _ASKS_FOR_HELP = frozenset({"?", "??", "???"})
 _MEANT: dict[str, str | None] = {
@@ -1279,4 +1271,13 @@ _MEANT: dict[str, str | None] = {
     "cancelar": "cancel",
     "rotacion": "rotation",
     "rotación": "rotation",
+}
+
+# Words whose meaning hangs on the channel's session (see meant_here), by its status (None: no
+# session running or paused). `restart` of a paused session is `resume`, and where none runs,
+# `start`; of a running one, neither: no command starts a step over, and `start` would be
+# refused while it runs.
+MEANT_BY_STATUS: dict[str, dict[str | None, str | None]] = {
+    "restart": {"paused": "resume", "running": None, None: "start"},
+    "reiniciar": {"paused": "resume", "running": None, None: "start"},
 }
