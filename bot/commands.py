@@ -306,10 +306,11 @@ class _Cursor:
 
 @dataclass(frozen=True)
 class _Clock:
-    """The caller's now (UTC) and time zone."""
+    """The caller's now (UTC) and time zone; and who they are (`presenter me`), if known."""
 
     now: datetime
     zone: tzinfo
+    caller: str | None = None
 
     @property
     def today(self) -> date:
@@ -327,11 +328,14 @@ def _zone(name: str) -> tzinfo:
 # --- entry points ---------------------------------------------------------------------------
 
 
-def parse(text: str, *, now: datetime, tz: str = "UTC") -> Command | ParseError:
-    """Read `/protocol` text; `now` is the caller's aware clock, `tz` their IANA zone."""
+def parse(
+    text: str, *, now: datetime, tz: str = "UTC", caller: str | None = None
+) -> Command | ParseError:
+    """Read `/protocol` text; `now` is the caller's aware clock, `tz` their IANA zone, `caller`
+    their user id (for `presenter me`)."""
     if now.utcoffset() is None:
         raise ValueError("now must be an aware datetime")
-    clock = _Clock(now.astimezone(UTC), _zone(tz))
+    clock = _Clock(now.astimezone(UTC), _zone(tz), caller)
     try:
         return _command(_Cursor(normalize(text)), clock)
     except _Rejected as rejected:
@@ -753,13 +757,14 @@ def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 
 _BEFORE = frozenset({"before", "ahead", "beforehand"})
+_ME = frozenset({"me", "myself"})
 
 
 def _option_facilitator(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     word = cursor.take_if(lambda w: not _is_option(w))
     if word is None:
         raise _Rejected("missing_value", option="facilitator")
-    if word.lower() in ("me", "myself"):
+    if word.lower() in _ME:
         return replace(command, facilitator=None)  # who starts it facilitates it, by default
     return replace(command, facilitator=_user_id(word, "user_format", option="facilitator"))
 
@@ -769,6 +774,8 @@ def _option_presenter(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     word = cursor.take_if(lambda w: not _is_option(w))
     if word is None:
         raise _Rejected("missing_value", option="presenter")
+    if word.lower() in _ME and clock.caller is not None:
+        return replace(command, presenter=clock.caller)  # the teacher starting it presents
     return replace(command, presenter=_user_id(word, "presenter_format"))
 
 

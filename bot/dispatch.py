@@ -17,10 +17,12 @@ from bot.store.models import ACTIVE
 def parse(
     text: str, *, now: datetime, tz: str, engine: Engine, actor: Actor | None = None
 ) -> cmd.Command | Reply:
-    """`actor`: who typed it, where; an unknown word's suggestion may hang on their channel's
-    session (`restart`)."""
+    """`actor`: who typed it, where (`presenter me`); an unknown word's suggestion may hang on
+    their channel's session (`restart`)."""
     names = {protocol.name: protocol_id for protocol_id, protocol in engine.library.items()}
-    parsed = cmd.parse(cmd.with_protocol_ids(text, engine.library, names), now=now, tz=tz)
+    caller = actor.user_id if actor is not None else None
+    typed = cmd.with_protocol_ids(text, engine.library, names)
+    parsed = cmd.parse(typed, now=now, tz=tz, caller=caller)
     if isinstance(parsed, cmd.ParseError):
         if parsed.code == "unknown_subcommand":
             parsed = cmd.protocol_first(text, engine.library, names) or parsed

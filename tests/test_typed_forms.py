@@ -623,3 +623,15 @@ def test_facilitator_me_is_whoever_starts_it(bot: Bot) -> None:
             ).one()
             assert session.facilitator_id == TEACHERS[2]
         bot.command("end", user=TEACHERS[2])
+
+
+def test_presenter_me_is_whoever_starts_it(bot: Bot) -> None:
+    # `presenter me` was "`me` is not a Slack mention": the teacher starting the session is
+    # the one bringing the work.
+    for typed in ("presenter me", "presented by myself"):
+        answer = message_text(bot.command(f"start atlas {typed}", user=TEACHERS[1]))
+        assert "is starting" in answer, (typed, answer)
+        with bot.db.session() as s:
+            running = select(ProtocolSession).where(ProtocolSession.status == "running")
+            assert s.scalars(running).one().presenter_id == TEACHERS[1]
+        bot.command("end", user=TEACHERS[1])
