@@ -1243,6 +1243,23 @@ def test_a_file_deleted_from_a_reply_leaves_its_words_alone_in_the_notes(bot: Bo
     assert [i.text for _, items in _notes(bot).sections for i in items] == ["The essay, page 1"]
 
 
+def test_a_file_slack_hides_past_the_plan_limit_is_named_as_hidden_in_the_notes(bot: Bot) -> None:
+    # On a free plan past its file limit, Slack sends a shared file as `"hidden_by_limit": true`
+    # with no name or link: the notes said "Shared a file", and the team could not tell where
+    # the photo of the student work had gone.
+    thread = _start_at_step(bot, 1)
+    share = {"type": "message", "subtype": "file_share", "channel": CHANNEL, "thread_ts": thread}
+    # As the flag, or as the file's mode.
+    for n, hidden in enumerate([{"hidden_by_limit": True}, {"mode": "hidden_by_limit"}]):
+        said = f"Page {n + 1}"
+        ts = str(bot.standin.add_message(CHANNEL, PRESENTER, said, thread_ts=thread)["ts"])
+        files = [{"id": f"F{n}", **hidden}]
+        bot.event({**share, "user": PRESENTER, "text": said, "ts": ts, "files": files})
+        text = _recorded(bot, ts).text
+        assert text.startswith(f"{said}\nShared ") and not text.endswith("Shared a file")
+        assert "hides" in text and "plan" in text
+
+
 def test_a_parked_reply_deleted_or_edited_is_gone_or_changed_where_a_later_step_lists_it(
     bot: Bot,
 ) -> None:

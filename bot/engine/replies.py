@@ -1296,8 +1296,15 @@ def _shared_files(message: dict[str, Any]) -> str:
     ]
     if not files:
         return ""
+    # A file past a free workspace's file limit comes as `"hidden_by_limit": true` (or `"mode":
+    # "hidden_by_limit"`), with no name or link: it is said to be hidden, rather than "a file"
+    # with nothing of where it went.
     named = [
-        {"name": f.get("title") or f.get("name") or "", "permalink": f.get("permalink") or ""}
+        {
+            "name": f.get("title") or f.get("name") or "",
+            "permalink": f.get("permalink") or "",
+            "hidden": bool(f.get("hidden_by_limit")) or f.get("mode") == "hidden_by_limit",
+        }
         for f in files
     ]
     return render_text("shared_files.j2", files=named)
