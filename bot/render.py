@@ -123,13 +123,56 @@ def _no_html(lines: list[str]) -> list[str]:
     return shown
 
 
+# What Slack's markup leaves as written, and so does the notes file: a code block (to its close,
+# or the end where it has none), a code span, and a link (its closing punctuation aside, which
+# may close a bold phrase around it: `*see https://x.org*`).
+_AS_WRITTEN = re.compile(
+    r"```[\s\S]*?(?:```|\Z)|(`+)[^\n]+?\1"
+    r"|\b[A-Za-z][A-Za-z0-9+.-]*://\S+?(?=[*~_.,;:!?)\]]*(?:\s|\Z))"
+)
+# Slack's *bold* and ~struck~ phrases: opened and closed at a word's edge (inside italics too:
+# `_*both*_`), on one line, with no space inside the marks (`5 * 3`, `2*3*4` and `~5 and ~10`
+# are not marked in Slack either).
+# Each as Markdown marks it, where *x* is italics: **bold**, ~~struck~~ (`_italics_` is the same).
+_SLACK_MARKED = [
+    (re.compile(r"(?<![^\W_]|\*)\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![^\W_]|\*)"), r"**\1**"),
+    (re.compile(r"(?<![^\W_]|~)~(?=[^\s~])([^~\n]*?[^\s~])~(?![^\W_]|~)"), r"~~\1~~"),
+]
+
+# What stands for a piece left as written while the rest is marked: a character of a private-
+# use plane, neither a space nor a word's, as the piece is to the marks around it. A reply that
+# holds such characters already (none that a keyboard types) keeps its marks as written.
+_KEPT = re.compile("[\U000f0000-\U000ffffd]")
+
+
+def _slack_marks_in_markdown(text: str) -> str:
+    """A reply's bold and struck words, marked as Slack marks them, marked so in Markdown;
+    code and links as written."""
+    if _KEPT.search(text):
+        return text
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(match.group())
+        return chr(0xF0000 + len(kept) - 1)
+
+    marked_text = _AS_WRITTEN.sub(keep, text)
+    if len(kept) > 0xFFFD:
+        return text
+    for phrase, markdown in _SLACK_MARKED:
+        marked_text = phrase.sub(markdown, marked_text)
+    return _KEPT.sub(lambda m: kept[ord(m.group()) - 0xF0000], marked_text)
+
+
 def markdown_item(text: str, by: str | None = None) -> str:
-    """A reply as one item of a Markdown list: a line that opens with `#` (a count, in a
+    """A reply as one item of a Markdown list: its Slack *bold* and ~struck~ words marked so
+    in Markdown (where *x* is italics), a line that opens with `#` (a count, in a
     teacher's words) stays text, not a heading, a `<` stays a character rather than open HTML,
     and each line stays a line of the item (a hard break, indented under the first; a line
     after a quote, after a blank line). Then its author, `(by)`: on a line of its own after a
     code block, whose closing ``` with words after it would close nothing, and after a quote,
     which would take it for its own words."""
+    text = _slack_marks_in_markdown(text)
     lines = _no_html(_MARKDOWN_HEADING.sub(r"\1\\#", _directions_closed(text)).split("\n"))
     item, in_code = lines[0], lines[0].count("```") % 2 == 1
     for previous, line in zip(lines, lines[1:], strict=False):

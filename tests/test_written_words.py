@@ -271,6 +271,38 @@ def test_words_in_angle_brackets_stay_words_in_the_notes_file(bot: Bot) -> None:
         ]
 
 
+def test_bold_and_struck_words_in_slack_stay_so_in_the_notes_file(bot: Bot) -> None:
+    # Slack's *bold* is Markdown's italics: a teacher's bold showed in italics in the notes file,
+    # and ~struck~ words as written, tildes and all. Code and links are shown as written.
+    describe = _to_step(bot, 2)
+    said = [
+        "The *thesis* is _clear_ but ~wrong~, (*twice*) and _*both*_",
+        "Kept: `*as code*`, <https://example.org/files/*draft*/page>, 5 * 3 and 2*3*4",
+        "*Her words:*\n```\n*stays*\n```",
+    ]
+    for n, text in enumerate(said):
+        bot.reply(TEACHERS[n], text, describe)
+        bot.wait_until(lambda n=n: len(bot.recorded()) == n + 1)  # type: ignore[misc]
+    _ended(bot)
+    bot.wait_until(lambda: bot.standin.files)
+    for written in (bot.standin.files[0]["content"].decode(), export(bot.settings, "latest", "md")):
+        lines = [line.rstrip() for line in written.splitlines()]
+        said = "- The **thesis** is _clear_ but ~~wrong~~, (**twice**) and _**both**_ (teacher1)"
+        assert said in lines
+        assert (
+            "- Kept: `*as code*`, https://example.org/files/*draft*/page, 5 * 3 and 2*3*4"
+            " (teacher2)"
+        ) in lines
+        item = lines.index("- **Her words:**")
+        assert lines[item : item + 5] == [
+            "- **Her words:**",
+            "  ```",
+            "  *stays*",
+            "  ```",
+            "  (teacher3)",
+        ]
+
+
 def test_the_notes_say_what_work_the_team_looked_at(bot: Bot) -> None:
     # The record of a session: what the student was asked to do, and where the work is, as the
     # presenter gave them in their prep.
