@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -427,6 +428,23 @@ def test_the_csv_export_opens_in_a_spreadsheet_as_written_and_runs_nothing(
         "الطالب كتب 🎉 三次",
     ]
     assert exported("--no-bom") == written.removeprefix(b"\xef\xbb\xbf")
+
+
+def test_the_csv_keeps_each_replys_slack_ts_whole_in_a_spreadsheet(bot: Bot) -> None:
+    # A reply's ts (1796639254.123456, sixteen digits) opened in a spreadsheet as a number, which
+    # keeps fifteen: the cell showed 1.79664E+09, and the last digit was gone from it for good,
+    # so no one could find the reply by it. It shows as text, whole, as a formula-like cell does.
+    describe = _to_step(bot, 2)
+    ts = f"{int(time.time()) + 1}.123456"
+    bot.reply(T1, "The graph has no labels.", describe, ts=ts)
+    bot.wait_until(lambda: len(bot.recorded()) == 1)
+    (row,) = csv.DictReader(io.StringIO(export(bot.settings, "latest", "csv")))
+    assert row["ts"] == f"'{ts}"
+    with pytest.raises(ValueError):
+        float(row["ts"])  # as a spreadsheet reads a cell: not a number
+    # For programs, the JSON keeps Slack's ts as it is.
+    (item,) = json.loads(export(bot.settings, "latest", "json"))["contributions"]
+    assert item["ts"] == ts
 
 
 def test_right_to_left_text_emoji_and_mentions_slack_sends_bare_read_well_in_the_notes(

@@ -515,6 +515,12 @@ def _cell(value: object) -> object:
     return value
 
 
+def _text_cell(value: str) -> str:
+    """A cell a spreadsheet program would read as a number, and round: Slack's ts (16 digits,
+    of which a spreadsheet keeps 15), with the leading apostrophe that keeps it text, whole."""
+    return "'" + value
+
+
 def export_csv(notes: Notes) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -529,7 +535,10 @@ def export_csv(notes: Notes) -> str:
         title = notes.protocol.step(i.step_index).title
         own = "yes" if i.audience == "presenter" else "no"
         written = f"{_written(i.ts):%Y-%m-%d %H:%M:%S}"
-        row = [i.step_index, title, i.user, i.tag, i.text, i.ts, own, i.name or "", written]
+        # The ts is for finding the reply (the JSON has it bare, for programs); written_at is
+        # its time for a reader.
+        ts = _text_cell(i.ts)
+        row = [i.step_index, title, i.user, i.tag, i.text, ts, own, i.name or "", written]
         writer.writerow([_cell(value) for value in row])
     return out.getvalue()
 
