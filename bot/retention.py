@@ -10,7 +10,7 @@ that finds the database out of reach is tried again five minutes later (bot/sche
 
 `/protocol forget` does the same for one session at once (forget_copies, forget_events), and
 `protocolbot forget-user` for one person's replies in every session (forget_quotes,
-forget_user_events).
+forget_steps_shown_before, forget_user_events).
 """
 
 from __future__ import annotations
@@ -176,6 +176,32 @@ def forget_quotes(s: Session, session_id: int) -> int:
             session_rows(session_id),
             _quoting(session_id),
             OutboxMessage.status.in_(("sent", "failed")),
+        )
+        .values(payload={})
+    )
+    return _count(emptied)
+
+
+def forget_steps_shown_before(s: Session, session_id: int) -> int:
+    """The sent (or failed) posts and edits of a session's step messages that a later one of
+    the same message has taken the place of lose their content, for `protocolbot forget-user`:
+    they listed the person's parked replies as the message then stood. The last of each
+    message keeps its own (an edit of the message as sent starts from it, see
+    Engine._edit_as_sent), and a row still to send is left to go out."""
+    steps = or_(
+        OutboxMessage.ref.like(f"step:{session_id}:%"),
+        OutboxMessage.ref.like(f"edit:step:{session_id}:%"),
+    )
+    last: dict[str, int] = {}
+    for row_id, ref in s.execute(select(OutboxMessage.id, OutboxMessage.ref).where(steps)):
+        message = str(ref).removeprefix("edit:")
+        last[message] = max(last.get(message, 0), row_id)
+    emptied = s.execute(
+        update(OutboxMessage)
+        .where(
+            steps,
+            OutboxMessage.status.in_(("sent", "failed")),
+            OutboxMessage.id.not_in(list(last.values())),
         )
         .values(payload={})
     )

@@ -317,6 +317,40 @@ def test_forget_user_takes_their_parked_reply_out_of_the_step_that_listed_it(bot
     assert "the units row was copied" in interpreting and "Next step" in interpreting
 
 
+def test_forget_user_leaves_no_copy_of_their_parked_reply_in_the_steps_posted(bot: Bot) -> None:
+    # The interpreting step's message went out quoting their parked interpretation, and again
+    # when the step closed: after `forget-user` Slack showed it without them, but the outbox
+    # kept both messages as sent, their words in them, in the database.
+    secret = "Jake-from-period-3"
+    _header_ts, describe = _at_describing(bot)
+    bot.reply(TEACHERS[0], f"I: {secret} probably guessed", describe)
+    bot.reply(TEACHERS[1], "I: the units row was copied", describe)
+    bot.settle()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 4)
+    bot.settle()
+    assert "outbox" in tables_holding(bot, secret)
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+    # The step's message shown again without them, still to send then, goes out.
+    bot.wait_until(lambda: secret not in json.dumps(bot.step_posts()[2]))
+    interpreting = json.dumps(bot.step_posts()[2])
+    assert "the units row was copied" in interpreting and "Next step" not in interpreting
+    bot.settle()
+    assert tables_holding(bot, secret) == []
+    # The session runs on: the open step's message is still edited as it moves.
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 5)
+    assert "Next step" not in json.dumps(bot.step_posts()[3])
+
+
 def test_a_presenter_note_edited_after_the_end_is_edited_in_their_copy_alone(bot: Bot) -> None:
     # The group's notes file was shared again in the header's thread (the old one deleted) for
     # an edit of words it never held: the presenter's private note from a listening step.

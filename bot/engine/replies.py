@@ -1085,9 +1085,11 @@ class Replies:
         """One person's words in every session, for a data request (`protocolbot forget-user`):
         each reply is deleted as a deletion in Slack deletes it; as a presenter, their statement
         and the link they gave go; the name Slack gave them is forgotten; the notes already
-        posted are edited to match; the outbox's copies that quoted them and the events that
-        carried them (handled or not yet) lose their content. Returns how many replies, in how
-        many sessions, and in how many sessions their name or a presenter's words were kept."""
+        posted are edited to match (and the step messages that listed their parked replies);
+        the outbox's copies that quoted them, the step messages as they were before, and the
+        events that carried them (handled or not yet) lose their content. Returns how many
+        replies, in how many sessions, and in how many sessions their name or a presenter's
+        words were kept."""
         with self.engine.transaction() as (s, _after):
             query = select(Contribution).where(
                 Contribution.user_id == user_id, Contribution.audience != DELETED
@@ -1123,6 +1125,8 @@ class Replies:
             for session_id in sessions:
                 self._notes_changed(s, session_id)
                 retention.forget_quotes(s, session_id)
+                # The step messages as they went out before, listing their parked replies.
+                retention.forget_steps_shown_before(s, session_id)
             for session_id in wrote:
                 # The step their statement opened, and what it said in the thread, quoted it.
                 retention.forget_posted(s, session_id)
