@@ -606,6 +606,21 @@ def test_the_students_word_unquoted_is_not_nudged_and_a_verdict_of_degree_is(bot
     assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T3) == []
 
 
+def test_the_students_words_counted_or_listed_are_not_nudged(bot: Bot) -> None:
+    # "The student wrote good three times" says what is on the page, and "The words good and
+    # nice are circled" names two of the student's words: each was nudged as a judgment.
+    thread = _start_at_step(bot, 2)
+    counted = _say(bot, T1, "The student wrote good three times", thread)
+    listed = _say(bot, T2, "The words good and nice are circled", thread)
+    judged = _say(bot, T3, "She wrote good sentences three times", thread)
+    assert _recorded(bot, counted).tag == "observation"
+    assert _recorded(bot, listed).tag == "observation"
+    _recorded(bot, judged)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T3)) == 1)
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T2) == []
+
+
 def test_a_judgment_in_spanish_while_describing_gets_the_nudge(bot: Bot) -> None:
     # "Creo que no entendió la pregunta" ("I think they didn't understand the question") was
     # kept as an observation with no word, where the same words in English are nudged.

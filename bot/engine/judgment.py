@@ -169,14 +169,37 @@ _QUOTED_RE = re.compile(
 
 # The student's words are theirs without quote marks too, where the reply names one as a mark on
 # the page ("Good is underlined twice", "Nice appears three times", "the word wrong in red"):
-# the subject of how it is marked, or "the word" named.
+# the subject of how it is marked (or subjects: "Good, nice and great are circled"), "the word"
+# named or "the words" listed ("the words good and nice"; not "the words carefully"), or a word
+# written or marked a number of times ("wrote good three times", "circled nice twice"; not
+# "wrote good sentences three times", which judges them).
+_LISTED = r"(?:(?:,\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+)[\w']+)*"
+_TIMES = (
+    r"(?:once|twice|thrice|(?:\d+|two|three|four|five|six|seven|eight|nine|ten|several|many"
+    r"|multiple|a few|a couple of|a dozen|a lot of|lots of) times|a lot|often|repeatedly"
+    r"|over and over|throughout|(?:in|on) (?:every|each) (?:line|sentence|paragraph|page))\b"
+)
+# A word (or words) written or marked a number of times: the verb (kept, the predicate) and the
+# words.
+_COUNTED_RE = re.compile(
+    r"\b((?:wrote|write|writes|written|typed|types|used|uses|repeated|repeats|spelled|spelt"
+    r"|spells|printed|prints|underlined|circled|highlighted|boxed|erased|crossed out|copied"
+    r"|traced|capitali[sz]ed|misspelled|misspelt)\s+)[\w']+"
+    + _LISTED
+    + r"(?=\s+(?:again\s+)?"
+    + _TIMES
+    + r")",
+    re.IGNORECASE,
+)
 _MENTIONED_RE = re.compile(
-    r"(?:^|(?<=[.!?;:]\s))(?!(?:he|she|they|i|we|you)\b)[\w']+(?=\s+(?:(?:is|was|are|were)\s+(?:also\s+|\w+ly\s+)?"
+    r"(?:^|(?<=[.!?;:]\s))(?!(?:he|she|they|i|we|you)\b)[\w']+"
+    + _LISTED
+    + r"(?=\s+(?:(?:is|was|are|were)\s+(?:also\s+|\w+ly\s+)?"
     r"(?:underlined|circled|highlighted|boxed|bolded|crossed out|struck through|scratched out"
     r"|written|printed|typed|spelt|spelled|misspelt|misspelled|capitali[sz]ed|erased|repeated"
     r"|copied|traced|scribbled|used|in (?:bold|capitals|caps|all caps|red|blue|green|pencil|pen))"
     r"|appears|occurs|shows up|comes up)\b)"
-    r"|\bthe word [\w']+",
+    r"|\bthe word [\w']+|\bthe words (?![\w']*ly\b)[\w']+" + _LISTED.replace(")*", ")+"),
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -186,6 +209,7 @@ def _normalise(text: str) -> str:
     lower-case, and straighten apostrophes."""
     _, body = strip_tag_prefix(text)
     body = _MENTIONED_RE.sub(" ", _QUOTED_RE.sub(" ", body))
+    body = _COUNTED_RE.sub(r"\1 ", body)
     return " ".join(body.replace("’", "'").lower().split())
 
 
