@@ -98,6 +98,9 @@ def test_heldout_does_not_regress() -> None:
         ("She used nice a lot", False),
         ("He wrote good in every paragraph", False),
         ("She used good strategies a lot", True),
+        # A word misspelt is a checkable fact, as one spelt correctly is.
+        ("She misspelled wrong twice", False),
+        ('She misspelt "because" in every paragraph', False),
         ("The words good and nice are circled", False),
         ("Good, nice and great are underlined", False),
         ("The words good, nice, and great are boxed", False),

@@ -606,6 +606,19 @@ def test_the_students_word_unquoted_is_not_nudged_and_a_verdict_of_degree_is(bot
     assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T3) == []
 
 
+def test_a_word_misspelt_is_described_not_nudged(bot: Bot) -> None:
+    # "She misspelled "because" twice" reports a checkable fact, as "She correctly spelled"
+    # does: it was nudged as a claim about the student, "misspelled" not being a mark made.
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, 'She misspelled "because" twice', thread)
+    judged = _say(bot, T2, "She really understands place value", thread)
+    assert _recorded(bot, ts).tag == "observation"
+    _recorded(bot, judged)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T2)) == 1)
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+
+
 def test_the_students_words_counted_or_listed_are_not_nudged(bot: Bot) -> None:
     # "The student wrote good three times" says what is on the page, and "The words good and
     # nice are circled" names two of the student's words: each was nudged as a judgment.

@@ -340,7 +340,7 @@ OBSERVABLE_VERBS: frozenset[str] = _lexicon(
     highlight box mark change switch move rewrite rewrote revise skip skipped indent capitalize
     translate conjugate punctuate sketch build built make made solve attempt show shown give gave
     respond reply state say said call called title introduce identify explain describe compare
-    choose chose chosen select pick represent convert calculate compute estimate
+    choose chose chosen select pick represent convert calculate compute estimate misspell misspelt
     """
 )
 _SUBJECT_RE = re.compile(
