@@ -110,6 +110,11 @@ def test_heldout_does_not_regress() -> None:
         # So are the page's words given after a colon, to the end of their line.
         ("The last line reads: it was a good day", False),
         ("He wrote: 12\nGood thinking though", True),
+        # ...and words given capitalised, as a title is, after what says them.
+        ("The title says Good Times", False),
+        ("She titled it My Perfect Day", False),
+        ("The heading reads Wrong Answers", False),
+        ("The label says Great Lakes and the map is messy", True),
         ("The student's map has a compass rose but no key.", False),
         ("She doesn't see the connection between the documents.", True),
         # A helper verb before a mark made by hand is a description; before anything else, not.

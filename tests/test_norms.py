@@ -606,6 +606,19 @@ def test_the_students_word_unquoted_is_not_nudged_and_a_verdict_of_degree_is(bot
     assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T3) == []
 
 
+def test_a_title_on_the_page_is_described_not_nudged(bot: Bot) -> None:
+    # "The title says Good Times" gives the page's words as a title is written, capitalised,
+    # without the quote marks or colon people seldom type: it was nudged, for "Good".
+    thread = _start_at_step(bot, 2)
+    ts = _say(bot, T1, "The title says Good Times", thread)
+    judged = _say(bot, T2, "The label says Great Lakes and the map is messy", thread)
+    assert _recorded(bot, ts).tag == "observation"
+    _recorded(bot, judged)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T2)) == 1)
+    _settle(bot)
+    assert _ephemerals_to(bot, T1) == []
+
+
 def test_a_word_misspelt_is_described_not_nudged(bot: Bot) -> None:
     # "She misspelled "because" twice" reports a checkable fact, as "She correctly spelled"
     # does: it was nudged as a claim about the student, "misspelled" not being a mark made.

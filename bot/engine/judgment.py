@@ -160,10 +160,15 @@ def _strip_prefix(text: str) -> tuple[str | None, str]:
 # Quoted words belong to the student ('wrote "I think the plant will grow"'), not to the speaker,
 # so they must not trigger a judgment. Straight single quotes only count when they sit at word
 # edges, so apostrophes in "didn't" or "students'" stay put. Words given after a colon, as
-# the page has them ("The last line reads: it was a good day"), are quoted to the line's end.
+# the page has them ("The last line reads: it was a good day"), are quoted to the line's end, and
+# so are words given as a title is, capitalised after what says them ("The title says Good
+# Times", "She titled it My Perfect Day"; not "I", as in "It says I should"): those words, and
+# what follows them in lower case ("... says Great Lakes and the map is messy") is read.
 _QUOTED_RE = re.compile(
     r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|`[^`]*`|(?<!\w)'.+?'(?!\w)|^\s*(?:>|&gt;).*$"
-    r"|\b(?:wrote|writes|says|said|reads|asks|asked|answered|titled|labell?ed|states)\s*:.*$",
+    r"|\b(?:wrote|writes|says|said|reads|asks|asked|answered|titled|labell?ed|states)\s*:.*$"
+    r"|\b(?:says|said|reads|titled|called|named|labell?ed)(?:\s+(?:it|this|them))?\s+"
+    r"(?!I\b)(?:[A-Z][\w'’-]*[,.!?]?(?:[ \t]+|$))+",
     re.MULTILINE,
 )
 
