@@ -115,6 +115,14 @@ def test_heldout_does_not_regress() -> None:
         ("She titled it My Perfect Day", False),
         ("The heading reads Wrong Answers", False),
         ("The label says Great Lakes and the map is messy", True),
+        # How the work reads is a verdict on it.
+        ("The essay reads well", True),
+        ("It flows smoothly from the claim to the evidence", True),
+        ("The argument works well", True),
+        ("He writes well in every paragraph", True),
+        ("She explained it well", True),
+        ("She wrote a title as well", False),
+        ("The graph works as a summary of the table", False),
         ("The student's map has a compass rose but no key.", False),
         ("She doesn't see the connection between the documents.", True),
         # A helper verb before a mark made by hand is a description; before anything else, not.

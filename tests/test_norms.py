@@ -606,6 +606,16 @@ def test_the_students_word_unquoted_is_not_nudged_and_a_verdict_of_degree_is(bot
     assert _ephemerals_to(bot, T1) == [] and _ephemerals_to(bot, T3) == []
 
 
+def test_how_the_work_reads_is_a_verdict_and_gets_the_nudge(bot: Bot) -> None:
+    # "The essay reads well" judges the writing, as "well written" does: it was kept as an
+    # observation with no word while the team described.
+    thread = _start_at_step(bot, 2)
+    judged = _say(bot, T1, "The essay reads well", thread)
+    _recorded(bot, judged)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    assert NUDGE_WORDS in _ephemerals_to(bot, T1)[0]["text"]
+
+
 def test_a_title_on_the_page_is_described_not_nudged(bot: Bot) -> None:
     # "The title says Good Times" gives the page's words as a title is written, capitalised,
     # without the quote marks or colon people seldom type: it was nudged, for "Good".

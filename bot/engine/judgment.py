@@ -185,11 +185,12 @@ _TIMES = (
     r"|over and over|throughout|(?:in|on) (?:every|each) (?:line|sentence|paragraph|page))\b"
 )
 # A word (or words) written or marked a number of times: the verb (kept, the predicate) and the
-# words.
+# words; not how it was done ("writes well in every paragraph", "wrote it neatly twice").
 _COUNTED_RE = re.compile(
     r"\b((?:wrote|write|writes|written|typed|types|used|uses|repeated|repeats|spelled|spelt"
     r"|spells|printed|prints|underlined|circled|highlighted|boxed|erased|crossed out|copied"
-    r"|traced|capitali[sz]ed|misspelled|misspelt)\s+)[\w']+"
+    r"|traced|capitali[sz]ed|misspelled|misspelt)\s+)"
+    r"(?!(?:well|badly|it|this|them)\b|[\w']+ly\b)[\w']+"
     + _LISTED
     + r"(?=\s+(?:again\s+)?"
     + _TIMES
@@ -295,6 +296,10 @@ _MIND_RE = _words(
 # Overall verdicts and comparisons to a standard or to an expected level.
 _VERDICT_RE = _words(
     r"makes? (?:no )?sense|(?:hard|difficult|easy|tough) to \w+",
+    # How the work reads or holds together, or how it was done: "the essay reads well", "it
+    # flows smoothly", "he writes well", "she explained it well".
+    r"(?:reads?|flows?|works?|hangs? together|holds? together|comes? across|writes?|wrote"
+    r"|written|explains?|explained)(?: it| this| them)? (?:well|badly|smoothly|naturally|easily)",
     r"too (?:many|much|short|long|few|simple)|not enough|lacks?|lacking|falls? apart",
     r"well[- ](?:done|written|organized|developed|thought|crafted|structured|reasoned|supported)",
     # Subject words ("organized into a table", "a detailed diagram") said to a degree are a
