@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 
@@ -138,6 +140,22 @@ def test_one_broken_session_does_not_hold_up_the_rest_of_its_round(
     assert [session_row(engine, sid).current_step for sid in (first, *ids)] == [2, 2, 1, 2]
 
 
+@contextmanager
+def reads_of_replies(engine: Engine) -> Iterator[list[str]]:
+    """The statements that read replies while inside."""
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM contributions" in statement:
+            reads.append(statement)
+
+    event.listen(engine.db.engine, "before_cursor_execute", count)
+    try:
+        yield reads
+    finally:
+        event.remove(engine.db.engine, "before_cursor_execute", count)
+
+
 def test_a_round_reads_the_replies_its_steps_give_back_once_for_all(
     engine: Engine, clock: HeldClock
 ) -> None:
@@ -163,17 +181,8 @@ def test_a_round_reads_the_replies_its_steps_give_back_once_for_all(
                     )
                 )
     clock.advance(60)
-    reads: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM contributions" in statement:
-            reads.append(statement)
-
-    event.listen(engine.db.engine, "before_cursor_execute", count)
-    try:
+    with reads_of_replies(engine) as reads:
         engine.close_steps([(sid, 2) for sid in ids])  # to interpreting, which lists them
-    finally:
-        event.remove(engine.db.engine, "before_cursor_execute", count)
     assert len(reads) == 1, "one read for the round, not one a session"
     for n, sid in enumerate(ids):
         (post,) = [r for r in outbox(engine) if r.ref == f"step:{sid}:3"]
@@ -263,17 +272,8 @@ def test_a_round_reads_the_presenters_listening_notes_with_the_other_replies(
                     )
                 )
     clock.advance(60)
-    reads: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM contributions" in statement:
-            reads.append(statement)
-
-    event.listen(engine.db.engine, "before_cursor_execute", count)
-    try:
+    with reads_of_replies(engine) as reads:
         engine.close_steps([(sid, 4) for sid in ids])  # to reflect, the presenter's turn
-    finally:
-        event.remove(engine.db.engine, "before_cursor_execute", count)
     assert len(reads) == 1, "one read for the round, not one a session"
     for n, sid in enumerate(ids):
         (dm,) = [r for r in outbox(engine) if r.ref == f"presenter:{sid}:5"]
