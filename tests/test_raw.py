@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, event, insert, select, update
@@ -258,20 +259,28 @@ def test_placeholder_marks_in_the_values_are_stored_as_given(db: Database) -> No
 def test_a_statement_by_the_driver_is_seen_by_sqlalchemys_cursor_events(db: Database) -> None:
     seen: list[tuple[str, bool]] = []
 
-    def before(_conn: object, _cursor: object, sql: str, *rest: object) -> None:
+    def before(_conn: object, _cursor: object, sql: str, *rest: Any) -> None:
         seen.append((" ".join(sql.split()[:3]), bool(rest[-1])))
         # Numbered: psycopg sends the text as it is, where it parsed it for %s placeholders.
         assert "$1" in sql and "%" not in sql
+        rest[1].span = sql  # a tracer keeps its span on the context, for the event after
+
+    def after(_conn: object, _cursor: object, sql: str, *rest: Any) -> None:
+        assert rest[1].span == sql
+        ended.append(sql)
 
     traced = statements(db)
+    ended: list[str] = []
     if db.is_postgres:  # SQLite's driver is traced by the driver (statements() above)
         event.listen(db.engine, "before_cursor_execute", before)
+        event.listen(db.engine, "after_cursor_execute", after)
     with db.session() as s:
         INSERT_QUIETLY.executemany(s, [values("C7"), values("C7")])
         assert len(READ.all(s, {"channel": "C7"})) == 2
     assert len([sql for sql in traced if sql.startswith("INSERT INTO outbox")]) == 2
     if db.is_postgres:
         assert seen == [("INSERT INTO outbox", True), ("SELECT outbox.id, outbox.payload,", False)]
+        assert len(ended) == 2
 
 
 def test_a_connection_cut_under_a_statement_is_an_outage_as_sqlalchemy_tells_it(

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import JSON, Connection, Insert, Select, Update, event
@@ -69,8 +70,12 @@ class _Pg:
     def run(self, sql: str, params: list[Any], *, many: bool = False) -> RawCursor[Any]:
         connection, cursor = self.connection, self.cursor
         dispatch = connection.dispatch
-        if dispatch.before_cursor_execute:
-            dispatch.before_cursor_execute(connection, cursor, sql, params, None, many)
+        before, after = dispatch.before_cursor_execute, dispatch.after_cursor_execute
+        # Where SQLAlchemy's listeners find its execution context, what a tracer keeps from one
+        # event to the other (its span): these statements have no such context of their own.
+        context = SimpleNamespace() if before or after else None
+        if before:
+            before(connection, cursor, sql, params, context, many)
         try:
             if many:
                 cursor.executemany(sql, params)
@@ -78,8 +83,8 @@ class _Pg:
                 cursor.execute(sql, params)
         except Exception as error:
             self.failed(sql, error)
-        if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(connection, cursor, sql, params, None, many)
+        if after:
+            after(connection, cursor, sql, params, context, many)
         return cursor
 
     def failed(self, sql: str, error: Exception) -> NoReturn:
