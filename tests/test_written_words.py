@@ -111,6 +111,9 @@ def test_while_slack_leaves_a_name_unanswered_the_next_replies_do_not_wait_on_th
     # Each new author's name was asked of Slack as their reply was handled: while Slack did not
     # answer, every reply (and those queued behind it in its lane) waited a second for nothing.
     step = bot.open_step()
+    # The start's own work after its ack (who is in the channel, and who they are) is done
+    # first: under load it asked users.info after the faults were set, and took one of them.
+    bot.settle()
     bot.standin.fail_next("users.info", delay=3.0, times=3)  # longer than the bot waits
     replies = [
         bot.reply(user, f"Reply {n}: four columns.", step) for n, user in enumerate(TEACHERS)
