@@ -183,11 +183,12 @@ def forget_quotes(s: Session, session_id: int) -> int:
 
 
 def forget_steps_shown_before(s: Session, session_id: int) -> int:
-    """The sent (or failed) posts and edits of a session's step messages that a later one of
-    the same message has taken the place of lose their content, for `protocolbot forget-user`:
-    they listed the person's parked replies as the message then stood. The last of each
-    message keeps its own (an edit of the message as sent starts from it, see
-    Engine._edit_as_sent), and a row still to send is left to go out."""
+    """The posts and edits of a session's step messages that a later one of the same message
+    has taken the place of, for `protocolbot forget-user`: they listed the person's parked
+    replies as the message then stood. Sent (or failed) ones lose their content; an edit still
+    to send is dropped (the later one shows the message whole), and a post still to send goes
+    out with the later one's words. The last of each message keeps its own (an edit of the
+    message as sent starts from it, see Engine._edit_as_sent), and goes out if still to."""
     steps = or_(
         OutboxMessage.ref.like(f"step:{session_id}:%"),
         OutboxMessage.ref.like(f"edit:step:{session_id}:%"),
@@ -196,16 +197,36 @@ def forget_steps_shown_before(s: Session, session_id: int) -> int:
     for row_id, ref in s.execute(select(OutboxMessage.id, OutboxMessage.ref).where(steps)):
         message = str(ref).removeprefix("edit:")
         last[message] = max(last.get(message, 0), row_id)
+    replaced = (steps, OutboxMessage.id.not_in(list(last.values())))
+    dropped = s.execute(
+        delete(OutboxMessage).where(
+            *replaced,
+            OutboxMessage.status == "pending",
+            OutboxMessage.method == "chat.update",
+        )
+    )
+    posts = s.execute(
+        select(OutboxMessage.id, OutboxMessage.ref, OutboxMessage.payload).where(
+            *replaced, OutboxMessage.status == "pending"
+        )
+    ).all()
+    for row_id, ref, payload in posts:
+        latest = s.get(OutboxMessage, last[str(ref)])
+        if latest is not None and latest.method == "chat.update":
+            words = {
+                key: latest.payload[key] for key in ("text", "blocks") if key in latest.payload
+            }
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(payload={**payload, **words})
+            )
     emptied = s.execute(
         update(OutboxMessage)
-        .where(
-            steps,
-            OutboxMessage.status.in_(("sent", "failed")),
-            OutboxMessage.id.not_in(list(last.values())),
-        )
+        .where(*replaced, OutboxMessage.status.in_(("sent", "failed")))
         .values(payload={})
     )
-    return _count(emptied)
+    return _count(dropped) + len(posts) + _count(emptied)
 
 
 def forget_user_events(

@@ -8,7 +8,10 @@ import json
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bot.export import export
+from bot.store.models import OutboxMessage
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, tables_holding
 from tests.process import bot_environment, run_cli
 
@@ -407,3 +410,86 @@ def test_notes_of_a_session_run_to_its_end_say_nothing_of_ending_early(bot: Bot)
     assert "Notes from" in _thread(bot, header_ts)
     for shown in (_thread(bot, header_ts), _dm(bot), *_files(bot)):
         assert "ended early" not in shown
+
+
+def test_forget_user_drops_an_edit_of_a_step_still_to_send_that_quoted_them(bot: Bot) -> None:
+    # The interpreting step's edit as it closed, quoting their parked reply, was held back by
+    # Slack (a rate limit) when forget-user ran: it went out later with their words, before
+    # the message shown again without them, and stayed in the outbox as sent.
+    secret = "Jake-from-period-3"
+    _header_ts, describe = _at_describing(bot)
+    bot.reply(TEACHERS[0], f"I: {secret} probably guessed", describe)
+    bot.reply(TEACHERS[1], "I: the units row was copied", describe)
+    bot.settle()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    bot.settle()
+    bot.standin.fail_next(
+        "chat.update", status=429, retry_after=3, where=lambda p: secret in json.dumps(p)
+    )
+    bot.command("next")
+    bot.wait_until(lambda: bot.standin.faults_left("chat.update") == 0)
+    held = len(bot.standin.calls)
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+    bot.wait_until(lambda: len(bot.step_posts()) == 4)
+
+    def sent() -> bool:
+        with bot.db.session() as s:
+            return (
+                s.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).first()
+                is None
+            )
+
+    bot.wait_until(sent)
+    bot.settle()
+    assert [c.method for c in bot.standin.calls[held:] if secret in json.dumps(c.params)] == []
+    interpreting = json.dumps(bot.step_posts()[2])
+    assert secret not in interpreting and "the units row was copied" in interpreting
+    assert "Next step" not in interpreting
+    assert tables_holding(bot, secret) == []
+
+
+def test_forget_user_takes_their_words_out_of_a_step_post_still_to_send(bot: Bot) -> None:
+    # The interpreting step's post, listing their parked reply, was held back by Slack (a rate
+    # limit) when forget-user ran: it went out with their words, then was edited without them,
+    # and the outbox kept it as sent, words and all.
+    secret = "Jake-from-period-3"
+    _header_ts, describe = _at_describing(bot)
+    bot.reply(TEACHERS[0], f"I: {secret} probably guessed", describe)
+    bot.reply(TEACHERS[1], "I: the units row was copied", describe)
+    bot.settle()
+    bot.standin.fail_next(
+        "chat.postMessage", status=429, retry_after=3, where=lambda p: secret in json.dumps(p)
+    )
+    bot.command("next")
+    bot.wait_until(lambda: bot.standin.faults_left("chat.postMessage") == 0)
+    held = len(bot.standin.calls)
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+
+    def sent() -> bool:
+        with bot.db.session() as s:
+            pending = select(OutboxMessage).where(OutboxMessage.status == "pending")
+            return s.scalars(pending).first() is None
+
+    bot.wait_until(sent)
+    bot.settle()
+    assert [c.method for c in bot.standin.calls[held:] if secret in json.dumps(c.params)] == []
+    interpreting = json.dumps(bot.step_posts()[2])
+    assert secret not in interpreting and "the units row was copied" in interpreting
+    assert tables_holding(bot, secret) == []
+    # The session runs on: the step's message is edited as it closes.
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 4)
+    bot.wait_until(lambda: "Next step" not in json.dumps(bot.step_posts()[2]))
