@@ -97,6 +97,10 @@ def test_heldout_does_not_regress() -> None:
         ("He circled nice and great three times", False),
         ("She used nice a lot", False),
         ("He wrote good in every paragraph", False),
+        ("She wrote nice at the end", False),
+        ("He wrote great in the margin", False),
+        ("She wrote good sentences at the end", True),
+        ("She wrote well at the end", True),
         ("She used good strategies a lot", True),
         # A word misspelt is a checkable fact, as one spelt correctly is.
         ("She misspelled wrong twice", False),
@@ -115,6 +119,12 @@ def test_heldout_does_not_regress() -> None:
         ("She titled it My Perfect Day", False),
         ("The heading reads Wrong Answers", False),
         ("The label says Great Lakes and the map is messy", True),
+        # ...and words the page says in its writer's first person, to the clause's end.
+        ("It says I did a good job", False),
+        ("Her reflection reads I worked hard and my graph is neat", False),
+        ("It says I did a good job, and the essay is sloppy", True),
+        ("It says I did a good job and the essay is sloppy", True),
+        ("I said I liked it", True),
         # How the work reads is a verdict on it.
         ("The essay reads well", True),
         ("It flows smoothly from the claim to the evidence", True),

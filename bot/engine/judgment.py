@@ -168,7 +168,12 @@ _QUOTED_RE = re.compile(
     r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|`[^`]*`|(?<!\w)'.+?'(?!\w)|^\s*(?:>|&gt;).*$"
     r"|\b(?:wrote|writes|says|said|reads|asks|asked|answered|titled|labell?ed|states)\s*:.*$"
     r"|\b(?:says|said|reads|titled|called|named|labell?ed)(?:\s+(?:it|this|them))?\s+"
-    r"(?!I\b)(?:[A-Z][\w'’-]*[,.!?]?(?:[ \t]+|$))+",
+    r"(?!I\b)(?:[A-Z][\w'’-]*[,.!?]?(?:[ \t]+|$))+"
+    # What the page says in its writer's first person ("It says I did a good job", "Her note
+    # reads I worked hard and my graph is neat"), to the end of that clause (a comma, or "and"
+    # before other words than "I" or "my"); not the speaker's own ("I said I liked it").
+    r"|(?<!\bI )(?<!\b[Ww]e )\b(?:says|said|reads|writes|wrote)\s+(?=I\b)"
+    r"(?:(?!,|\s(?:and|but|so|because)\s+(?!(?:I|my)\b))[^.!?;\n])*",
     re.MULTILINE,
 )
 
@@ -180,12 +185,15 @@ _QUOTED_RE = re.compile(
 # "wrote good sentences three times", which judges them).
 _LISTED = r"(?:(?:,\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+)[\w']+)*"
 _TIMES = (
-    r"(?:once|twice|thrice|(?:\d+|two|three|four|five|six|seven|eight|nine|ten|several|many"
+    r"(?:(?:once|twice|thrice|(?:\d+|two|three|four|five|six|seven|eight|nine|ten|several|many"
     r"|multiple|a few|a couple of|a dozen|a lot of|lots of) times|a lot|often|repeatedly"
     r"|over and over|throughout|(?:in|on) (?:every|each) (?:line|sentence|paragraph|page))\b"
+    r"|(?:at|in|on|along|across|under|below|above|beside|next to|near) the (?:very )?"
+    r"(?:end|top|bottom|start|beginning|margins?|back|front|side|corner|title|heading)\b)"
 )
 # A word (or words) written or marked a number of times: the verb (kept, the predicate) and the
-# words; not how it was done ("writes well in every paragraph", "wrote it neatly twice").
+# words; not how it was done ("writes well in every paragraph", "wrote it neatly twice"). Or a
+# word written in a place on the page ("wrote nice at the end", "good in the margin").
 _COUNTED_RE = re.compile(
     r"\b((?:wrote|write|writes|written|typed|types|used|uses|repeated|repeats|spelled|spelt"
     r"|spells|printed|prints|underlined|circled|highlighted|boxed|erased|crossed out|copied"
