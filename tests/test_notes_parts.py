@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from bot.export import export
 from bot.store.models import Contribution
-from tests.harness import PRESENTER, TEACHERS, Bot
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 
 
 def _sections(messages: list[dict[str, Any]]) -> list[str]:
@@ -267,3 +269,21 @@ def test_each_part_of_long_notes_says_which_section_it_goes_on_with(bot: Bot) ->
             first = part["blocks"][0]["text"]["text"]
             assert first.startswith("*Observations* _(continued)_"), first[:100]
             assert part["text"].startswith("Observations (continued)"), part["text"][:100]
+
+
+def test_the_notes_file_is_dated_the_day_the_team_met_where_they_are(bot: Bot) -> None:
+    # A team in a zone whose day is not UTC's at this hour (far east of it, or far west): the
+    # notes file was named and titled with UTC's date, the day before or after their meeting.
+    now = datetime.now(UTC)
+    tz = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"  # UTC+14, UTC-11
+    bot.standin.add_user("U_FAR", "far", tz=tz)
+    bot.standin.add_member(CHANNEL, "U_FAR")
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1d", user="U_FAR")
+    bot.wait_until(lambda: bool(bot.step_posts()))
+    bot.command("end", user="U_FAR")
+    bot.wait_until(lambda: len(bot.standin.files) == 1)
+    day = datetime.now(ZoneInfo(tz)).date()
+    assert day != datetime.now(UTC).date()
+    upload = bot.standin.files[0]
+    assert upload["name"] == f"notes-atlas-{day:%Y-%m-%d}-1.md"
+    assert upload["title"] == f"Notes from ATLAS - Learning from Student Work, {day:%Y-%m-%d}"

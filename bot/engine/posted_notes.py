@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot import slack
 from bot.blocks import Message, render_messages
 from bot.engine import notes as notes_mod
+from bot.engine.pacing import zone
 from bot.protocols import Protocol
 from bot.render import render_text
 from bot.store.models import Contribution, OutboxMessage, ProtocolSession
@@ -325,9 +326,11 @@ def _file(
     unique: a retried upload looks for its own by name in the thread)."""
     protocol = notes.protocol
     version = f"-{n + 1}" if n else ""
+    # Dated the day it was where the session was started or booked (UTC if Slack didn't say).
+    day = when.astimezone(zone(session.tz))
     return {
         "channel": session.channel_id,
         "content": notes_mod.export_markdown(notes, engine.notes_names(session, notes)),
-        "filename": f"notes-{protocol.id}-{when:%Y-%m-%d}-{session.id}{version}.md",
-        "title": render_text("notes_file_title.j2", protocol=protocol, when=when),
+        "filename": f"notes-{protocol.id}-{day:%Y-%m-%d}-{session.id}{version}.md",
+        "title": render_text("notes_file_title.j2", protocol=protocol, when=day),
     }
