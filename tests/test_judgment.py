@@ -118,6 +118,9 @@ def test_heldout_does_not_regress() -> None:
         ("The title says Good Times", False),
         ("She titled it My Perfect Day", False),
         ("The heading reads Wrong Answers", False),
+        ("The title is My Best Day", False),
+        ("The caption was Great Lakes", False),
+        ("The title is good", True),
         ("The label says Great Lakes and the map is messy", True),
         # ...and words the page says in its writer's first person, to the clause's end.
         ("It says I did a good job", False),

@@ -162,12 +162,14 @@ def _strip_prefix(text: str) -> tuple[str | None, str]:
 # edges, so apostrophes in "didn't" or "students'" stay put. Words given after a colon, as
 # the page has them ("The last line reads: it was a good day"), are quoted to the line's end, and
 # so are words given as a title is, capitalised after what says them ("The title says Good
-# Times", "She titled it My Perfect Day"; not "I", as in "It says I should"): those words, and
-# what follows them in lower case ("... says Great Lakes and the map is messy") is read.
+# Times", "She titled it My Perfect Day", "The title is My Best Day"; not "I", as in "It says I
+# should"): those words, and what follows them in lower case ("... says Great Lakes and the map
+# is messy") is read.
 _QUOTED_RE = re.compile(
     r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|`[^`]*`|(?<!\w)'.+?'(?!\w)|^\s*(?:>|&gt;).*$"
     r"|\b(?:wrote|writes|says|said|reads|asks|asked|answered|titled|labell?ed|states)\s*:.*$"
-    r"|\b(?:says|said|reads|titled|called|named|labell?ed)(?:\s+(?:it|this|them))?\s+"
+    r"|\b(?:says|said|reads|titled|called|named|labell?ed|(?:title|heading|caption|headline)"
+    r"\s+(?:is|was))(?:\s+(?:it|this|them))?\s+"
     r"(?!I\b)(?:[A-Z][\w'’-]*[,.!?]?(?:[ \t]+|$))+"
     # What the page says in its writer's first person ("It says I did a good job", "Her note
     # reads I worked hard and my graph is neat"), to the end of that clause (a comma, or "and"
