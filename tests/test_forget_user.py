@@ -5,6 +5,7 @@ real CLI on the bot's database, the bot over signed HTTP against the stand-in Sl
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ from bot.runtime import Runtime
 from bot.slack_standin import SlackStandin
 from bot.store.db import Database
 from bot.store.models import InboxEvent
-from tests.harness import PRESENTER, TEACHERS, Bot, tables_holding
+from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, tables_holding
 from tests.prep_world import dialog_values, view_submission
 from tests.process import bot_environment, run_cli
 from tests.test_home import _press_on_home
 from tests.test_processes import needs_postgres, opened_then_no_clock
+
+DM = f"D{PRESENTER[1:]}"
 
 
 def _forget(bot: Bot, user: str) -> str:
@@ -101,3 +104,55 @@ def test_forget_user_blanks_a_reply_stored_and_not_handled_yet_and_it_is_never_r
         clock.stop()
         clock.db.dispose()
         web.stop()
+
+
+def _at_the_presenter_s_turn(bot: Bot, *questions: tuple[str, str]) -> list[str]:
+    """An ATLAS session on hour-long steps whose Describing step had `questions` (author, words)
+    for the presenter, moved on until the presenter's turn DM is sent: the questions' ts."""
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = str(bot.step_posts()[1]["ts"])
+    said = [bot.reply(user, text, describe) for user, text in questions]
+    bot.settle()
+    while not bot.standin.messages(DM):
+        bot.command("next")
+        bot.settle()
+    return said
+
+
+def test_a_question_deleted_is_taken_out_of_the_presenter_s_turn(bot: Bot) -> None:
+    # The DM that opened the presenter's turn listed the questions parked for them: one its
+    # author deleted in Slack stayed there, in the presenter's DMs.
+    secret = "Was Jake-from-period-3 allowed a calculator?"
+    said = _at_the_presenter_s_turn(
+        bot, (TEACHERS[0], secret), (TEACHERS[1], "Was this a first draft?")
+    )
+    assert secret in json.dumps(bot.standin.messages(DM))
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": said[0],
+        "previous_message": {"ts": said[0], "thread_ts": "1", "user": TEACHERS[0], "text": ""},
+        "ts": f"{time.time():.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+    bot.wait_until(lambda: secret not in json.dumps(bot.standin.messages(DM)))
+    turn = json.dumps(bot.standin.messages(DM))
+    assert "Was this a first draft?" in turn and "1 question was parked for you" in turn
+
+
+def test_forget_user_takes_their_question_out_of_the_presenter_s_turn(bot: Bot) -> None:
+    # forget-user emptied the bot's copy of that DM, and left the words in Slack.
+    secret = "Was Jake-from-period-3 allowed a calculator?"
+    _at_the_presenter_s_turn(bot, (TEACHERS[0], secret))
+    assert secret in json.dumps(bot.standin.messages(DM))
+    _forget(bot, TEACHERS[0])
+    bot.wait_until(lambda: secret not in json.dumps(bot.standin.messages(DM)))
+    bot.settle()
+    assert tables_holding(bot, "Jake-from-period-3") == []
+    turn = json.dumps(bot.standin.messages(DM))
+    assert "Nothing is parked for you now" in turn

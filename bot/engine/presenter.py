@@ -52,12 +52,13 @@ def listening_notes(
 
 
 def presenter_turn(
-    s: Session, session: ProtocolSession, protocol: Protocol, index: int
+    s: Session, session: ProtocolSession, protocol: Protocol, index: int, *, again: bool = False
 ) -> list[Message]:
     """The DM that tells the presenter their turn is open, with the questions parked for them
     and the notes they kept while they listened (in parts if long); none when there are neither:
     the step message in the channel names nobody, and the presenter who kept the norm silently
-    has questions waiting."""
+    has questions waiting. `again`: the DM as it stands now, for one already sent, which says
+    so when nothing is left in it (its questions deleted since)."""
     # Here, not at the top: bot.engine.notes reads this module's next_presenter_step.
     from bot.engine.notes import step_context
 
@@ -65,7 +66,7 @@ def presenter_turn(
         return []
     notes = listening_notes(s, session, protocol, index)
     questions = step_context(s, session, protocol, index)["parked_questions"]
-    if not notes and not questions:
+    if not notes and not questions and not again:
         return []
     return render_messages(
         "presenter_notes.j2",

@@ -32,7 +32,7 @@ from bot.engine.judgment import (
     reads_as_interpretation,
     strip_tag_prefix,
 )
-from bot.engine.presenter import next_presenter_step
+from bot.engine.presenter import next_presenter_step, opens_presenter_turn, presenter_turn
 from bot.engine.tags import REACTIONS, TAG_BY_REACTION
 from bot.protocols import Protocol, Step
 from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
@@ -1144,8 +1144,9 @@ class Replies:
         """Replies (each tagged one of its `tags`, before and after) edited or deleted once a
         later step's message listed them among the parked ones: that message is shown again as
         it stands, once however many of them it listed, so a reply taken back (one that named a
-        student) is not quoted there still. A session held for its protocol keeps its messages
-        as they were."""
+        student) is not quoted there still; so is the DM that opened the presenter's turn, for
+        a question parked for them. A session held for its protocol keeps its messages as they
+        were."""
         shown: set[tuple[int, int]] = set()
         for row, tags in changed:
             session = s.get(ProtocolSession, row.session_id)
@@ -1156,7 +1157,7 @@ class Replies:
                 select(StepRun)
                 .where(StepRun.session_id == session.id, StepRun.index > row.step_index)
                 .order_by(StepRun.index)
-            )
+            ).all()
             for run in runs:
                 if (session.id, run.index) in shown or not any(
                     notes_mod.lists_parked(protocol, run.index, row.step_index, tag) for tag in tags
@@ -1165,6 +1166,38 @@ class Replies:
                 shown.add((session.id, run.index))
                 closed = run.ended_at or (session.ended_at if session.status == "ended" else None)
                 self.engine.show_step(s, session, protocol, run.index, closed)
+            if tags and "question" not in tags:
+                continue  # in the group's columns, and not for the presenter
+            for run in runs:
+                turn = (session.id, -run.index)  # the DM that opened the presenter's turn there
+                if turn not in shown and opens_presenter_turn(protocol, run.index):
+                    shown.add(turn)
+                    self._turn_changed(s, session, protocol, run.index)
+
+    def _turn_changed(
+        self, s: Session, session: ProtocolSession, protocol: Protocol, index: int
+    ) -> None:
+        """The DM that opened the presenter's turn at step `index`, listing the questions parked
+        for them, shown again as it now stands if it changed (a question deleted, or its
+        author's words forgotten). One sent in parts (a long one) is left as it is."""
+        ref = f"presenter:{session.id}:{index}"
+        sent = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.team_id == session.team_id)
+            .where(OutboxMessage.ref.in_((ref, f"edit:{ref}")))
+            .order_by(OutboxMessage.id.desc())
+        ).all()
+        posts = [row for row in sent if row.ref == ref]
+        if len(posts) != 1:
+            return
+        now = presenter_turn(s, session, protocol, index, again=True)
+        shown = sent[0].payload
+        if len(now) != 1 or (shown.get("text"), shown.get("blocks")) == (
+            now[0].text,
+            now[0].blocks,
+        ):
+            return
+        self.engine.edit(s, session, now[0], of=ref, channel=session.presenter_id)
 
     def _delete(self, s: Session, row: Contribution) -> None:
         """A reply deleted in Slack: its words go, and an empty row stays in its place (DELETED)."""
