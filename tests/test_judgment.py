@@ -101,6 +101,10 @@ def test_heldout_does_not_regress() -> None:
         ("He wrote great in the margin", False),
         ("She wrote good sentences at the end", True),
         ("She wrote well at the end", True),
+        ("In the margin she wrote nice", False),
+        ("At the top the student wrote great.", False),
+        ("At the end she wrote good sentences", True),
+        ("At the end she wrote well", True),
         ("She used good strategies a lot", True),
         # A word misspelt is a checkable fact, as one spelt correctly is.
         ("She misspelled wrong twice", False),

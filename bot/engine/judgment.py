@@ -186,12 +186,15 @@ _QUOTED_RE = re.compile(
 # written or marked a number of times ("wrote good three times", "circled nice twice"; not
 # "wrote good sentences three times", which judges them).
 _LISTED = r"(?:(?:,\s*(?:and|or)\s+|,\s*|\s+(?:and|or)\s+)[\w']+)*"
+_PLACE = (
+    r"(?:at|in|on|along|across|under|below|above|beside|next to|near) the (?:very )?"
+    r"(?:end|top|bottom|start|beginning|margins?|back|front|side|corner|title|heading)\b"
+)
 _TIMES = (
     r"(?:(?:once|twice|thrice|(?:\d+|two|three|four|five|six|seven|eight|nine|ten|several|many"
     r"|multiple|a few|a couple of|a dozen|a lot of|lots of) times|a lot|often|repeatedly"
     r"|over and over|throughout|(?:in|on) (?:every|each) (?:line|sentence|paragraph|page))\b"
-    r"|(?:at|in|on|along|across|under|below|above|beside|next to|near) the (?:very )?"
-    r"(?:end|top|bottom|start|beginning|margins?|back|front|side|corner|title|heading)\b)"
+    r"|" + _PLACE + ")"
 )
 # A word (or words) written or marked a number of times: the verb (kept, the predicate) and the
 # words; not how it was done ("writes well in every paragraph", "wrote it neatly twice"). Or a
@@ -206,6 +209,12 @@ _COUNTED_RE = re.compile(
     + _TIMES
     + r")",
     re.IGNORECASE,
+)
+# The place first, and the word last in its sentence: "In the margin she wrote nice".
+_PLACED_RE = re.compile(
+    r"\b(" + _PLACE + r",?\s+(?:[\w']+\s+){1,3}?(?:wrote|writes|typed|printed|underlined|circled"
+    r"|highlighted|boxed)\s+)(?!(?:well|badly|it|this|them)\b|[\w']+ly\b)[\w']+(?=\s*[.!]?\s*$)",
+    re.IGNORECASE | re.MULTILINE,
 )
 _MENTIONED_RE = re.compile(
     r"(?:^|(?<=[.!?;:]\s))(?!(?:he|she|they|i|we|you)\b)[\w']+"
@@ -225,7 +234,7 @@ def _normalise(text: str) -> str:
     lower-case, and straighten apostrophes."""
     _, body = strip_tag_prefix(text)
     body = _MENTIONED_RE.sub(" ", _QUOTED_RE.sub(" ", body))
-    body = _COUNTED_RE.sub(r"\1 ", body)
+    body = _PLACED_RE.sub(r"\1 ", _COUNTED_RE.sub(r"\1 ", body))
     return " ".join(body.replace("’", "'").lower().split())
 
 
