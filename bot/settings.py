@@ -186,6 +186,17 @@ def _check_database_url(url: str) -> None:
             f"DATABASE_URL asks for the {driver} driver, which protocolbot does not use: write "
             "postgresql://user:password@host:port/database"
         )
+    if backend == "postgresql":
+        # Read as the engine will read it, without connecting: a port that is no number
+        # (?port=abc), or hosts and ports that do not pair up, would stop it with a traceback.
+        try:
+            parsed.get_dialect()().create_connect_args(parsed)
+        except ArgumentError as error:
+            # SQLAlchemy's words name the host or port, never the password.
+            raise SettingsError(
+                f"DATABASE_URL is malformed: {error}: write "
+                "postgresql://user:password@host:port/database"
+            ) from None
     if backend == "sqlite" and driver != "pysqlite":
         raise SettingsError(
             f"DATABASE_URL asks for the {driver} driver, which protocolbot does not use: write "

@@ -332,6 +332,18 @@ def test_a_database_url_that_is_no_url_is_named_without_quoting_it(tmp_path: Pat
     assert line.startswith("protocolbot: DATABASE_URL is malformed: "), line
 
 
+@pytest.mark.parametrize(
+    "query", ["port=abc", "host=a,b&port=1,2,3"], ids=["port-no-number", "hosts-and-ports"]
+)
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["sessions"]], ids=["upgrade", "sessions"])
+def test_a_port_in_the_url_s_query_that_cannot_be_read_is_named_without_a_traceback(
+    args: list[str], query: str, tmp_path: Path
+) -> None:
+    line = _one_line(_run(args, f"{REFUSED}?{query}", tmp_path))
+    assert line.startswith("protocolbot: DATABASE_URL is malformed: "), line
+    assert "port" in line
+
+
 @pytest.mark.parametrize("args", [["db", "upgrade"], ["serve"]], ids=["upgrade", "serve"])
 def test_a_password_with_an_at_sign_not_written_as_percent_40_is_not_shown(
     args: list[str], tmp_path: Path
