@@ -131,10 +131,16 @@ def _driver_reason(error: Exception, settings: Settings) -> str:
 
 def _not_up_yet(error: Exception) -> bool:
     """A PostgreSQL server not (yet) there, or still starting up; not one that answered with
-    a refusal (a wrong password, a database that does not exist)."""
-    from sqlalchemy.exc import DBAPIError
+    a refusal (a wrong password, a database that does not exist), nor settings in the URL the
+    driver will never take (`?sslmode=bogus`, `?foo=bar`, `?connect_timeout=abc`: refused before
+    connecting), nor a server that answered it has no SSL where the URL asks for it."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
 
     said = str(error.orig if isinstance(error, DBAPIError) else error)
+    if not isinstance(error, OperationalError) or said.startswith("connection is bad:"):
+        return False
+    if "server does not support SSL" in said:
+        return False
     return "FATAL:" not in said or "the database system is" in said
 
 

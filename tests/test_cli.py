@@ -193,6 +193,52 @@ def test_a_database_still_not_up_after_the_wait_stops_serve_as_before(tmp_path: 
     assert "Connection refused" in line
 
 
+@contextlib.contextmanager
+def _server_without_ssl() -> Iterator[int]:
+    """A PostgreSQL server's first answer, that it has no SSL ('N' to each SSL or GSS request),
+    on a port of 127.0.0.1: yields the port."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listening.accept()
+                with connection:
+                    while len(connection.recv(8)) == 8:
+                        connection.sendall(b"N")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        yield listening.getsockname()[1]
+    finally:
+        listening.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        ("foo=bar", 'invalid connection option "foo"'),
+        ("connect_timeout=abc", "connect_timeout"),
+        ("sslmode=require", "server does not support SSL, but SSL was required"),
+    ],
+    ids=["sslmode-bogus", "unknown-option", "timeout-no-number", "ssl-the-server-has-not"],
+)
+@pytest.mark.parametrize("command", ["serve", "clock"])
+def test_a_setting_in_the_url_the_driver_refuses_stops_at_once_not_waited_for(
+    command: str, query: str, reason: str, tmp_path: Path
+) -> None:
+    with _server_without_ssl() as port:
+        url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{port}/protocolbot?{query}"
+        began = time.monotonic()
+        line = _one_line(_run([command, "--wait-for-database", "30"], url, tmp_path))
+    assert time.monotonic() - began < 15
+    assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
+    assert reason in line
+
+
 def test_a_stop_while_waiting_for_the_database_stops_at_once(tmp_path: Path) -> None:
     log = tmp_path / "clock.log"
     env = bot_environment(SLACK_BOT_TOKEN="xoxb-test", DATABASE_URL=REFUSED)
