@@ -1003,6 +1003,10 @@ def main(argv: list[str] | None = None) -> int:
         # it wanted. Nothing more is written there (Python flushes stdout again on exit).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C: an operator who stopped it knows why; a traceback would say it broke.
+        print("protocolbot: stopped (Ctrl-C) before it finished: run it again", file=sys.stderr)
+        return 130
     return status
 
 

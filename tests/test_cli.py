@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -237,6 +238,44 @@ def test_a_setting_in_the_url_the_driver_refuses_stops_at_once_not_waited_for(
     assert time.monotonic() - began < 15
     assert line.startswith("protocolbot: cannot open DATABASE_URL: "), line
     assert reason in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["db", "upgrade"], ["export", "latest"], ["sessions"], ["forget-user", "U0123ABCD"]],
+    ids=["upgrade", "export", "sessions", "forget-user"],
+)
+def test_ctrl_c_in_a_command_stops_it_with_one_line_not_a_traceback(
+    args: list[str], tmp_path: Path
+) -> None:
+    # A server that takes the connection and never answers: the command is surely under way,
+    # waiting on the database, when it has connected.
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    listening.settimeout(30)
+    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{listening.getsockname()[1]}/protocolbot"
+    env = bot_environment(DATABASE_URL=url)
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI, *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        connection, _ = listening.accept()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+        listening.close()
+    connection.close()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and PASSWORD not in err
+    assert err.splitlines() == ["protocolbot: stopped (Ctrl-C) before it finished: run it again"]
 
 
 def test_a_stop_while_waiting_for_the_database_stops_at_once(tmp_path: Path) -> None:
