@@ -16,6 +16,8 @@ import hmac
 import io
 import json
 import logging
+import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +101,48 @@ def screen(environ: dict[str, Any], signing_secret: str) -> Verdict | None:
     else:
         log.warning("ignored a request of an unknown kind (%s)", str(what)[:40])
     return OK
+
+
+SLACK_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+REFUSALS_LOGGED_EVERY = 600.0  # seconds
+
+
+class RefusedSignatures:
+    """Says in the log what to do when requests signed as Slack signs them are refused: the
+    operator's log would otherwise hold only Bolt's INFO line, and everyone in Slack sees
+    `dispatch_failed`. A wrong SLACK_SIGNING_SECRET, or this machine's clock more than five
+    minutes off Slack's, refuses every request: said once every ten minutes, not per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._said_at: float | None = None
+
+    def refused(self, environ: dict[str, Any]) -> None:
+        stamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "")
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE") or "")
+        if not stamp.isdigit() or not SLACK_SIGNATURE.fullmatch(signature):
+            return  # not signed as Slack signs: a scanner, not Slack
+        now = time.monotonic()
+        with self._lock:
+            if self._said_at is not None and now - self._said_at < REFUSALS_LOGGED_EVERY:
+                return
+            self._said_at = now
+        off = time.time() - int(stamp)
+        if abs(off) > MAX_AGE:
+            log.warning(
+                "refused a request signed %d s %s this machine's clock (over %d s is refused as "
+                "a replay): if every request from Slack is refused, set this machine's clock "
+                "right (NTP)",
+                abs(off),
+                "behind" if off > 0 else "ahead of",
+                MAX_AGE,
+            )
+        else:
+            log.warning(
+                "refused a request whose signature does not match SLACK_SIGNING_SECRET: if "
+                "every request from Slack is refused (people see dispatch_failed), set it to the "
+                "Signing Secret on the app's Basic Information page"
+            )
 
 
 def is_signed(secret: str, raw: bytes, timestamp: str, signature: str) -> bool:

@@ -17,7 +17,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.runtime import Runtime
-from bot.screening import MAX_BODY, screen
+from bot.screening import MAX_BODY, RefusedSignatures, screen
 from bot.store.db import REQUEST_THREADS
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ def make_wsgi(
     app: App, runtime: Runtime
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     slack = SlackRequestHandler(app, path="/slack/events")
+    refusals = RefusedSignatures()
 
     def healthz(start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -58,6 +59,8 @@ def make_wsgi(
             return healthz(start_response)
         if path == "/slack/events" and method == "POST":
             verdict = screen(environ, runtime.settings.slack_signing_secret or "")
+            if verdict is not None and verdict.status.startswith("401"):
+                refusals.refused(environ)
             if verdict is not None:
                 start_response(
                     verdict.status,
@@ -69,8 +72,14 @@ def make_wsgi(
                 return [verdict.body]
             foreground = runtime.foreground
             foreground.begin()
+
+            def answer(status: str, headers: Any, exc_info: Any = None) -> Any:
+                if status.startswith("401"):
+                    refusals.refused(environ)
+                return start_response(status, headers, exc_info)
+
             try:
-                body = slack(environ, start_response)
+                body = slack(environ, answer)
             except BaseException:
                 foreground.end()
                 raise

@@ -58,6 +58,47 @@ def test_a_request_with_a_bad_signature_is_logged_without_its_body(
     assert "crossed it out" not in logged and "token" not in logged
 
 
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_requests_refused_for_a_wrong_signing_secret_say_once_which_setting_to_fix(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    command = slash_command_body("status")
+    event = event_body({"type": "message", "channel": CHANNEL, "user": TEACHERS[0], "text": "x"})
+    for body in (command, event, command):
+        status, _ = http_post(bot.url, body, signed_headers(body, "a-wrong-signing-secret"))
+        assert status == 401
+    said = [line for line in _warnings(caplog) if "SLACK_SIGNING_SECRET" in line]
+    assert len(said) == 1, _warnings(caplog)
+    assert "Basic Information" in said[0], said
+    assert SECRET not in caplog.text
+
+
+def test_requests_refused_for_this_machine_s_clock_say_to_set_it_right(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = slash_command_body("status")
+    headers = signed_headers(body, SECRET, timestamp=int(time.time()) - 20 * 60)
+    assert http_post(bot.url, body, headers)[0] == 401
+    said = _warnings(caplog)
+    assert any("this machine's clock" in line and "NTP" in line for line in said), said
+    assert not any("SLACK_SIGNING_SECRET" in line for line in said), said
+
+
+def test_requests_not_signed_as_slack_signs_log_no_advice(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = slash_command_body("status")
+    headers = {**signed_headers(body, SECRET), "X-Slack-Signature": "v0=x"}
+    assert http_post(bot.url, body, headers)[0] == 401
+    assert _warnings(caplog) == []
+
+
 @pytest.mark.parametrize(
     "line",
     [
