@@ -691,6 +691,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_sessions(args: argparse.Namespace) -> int:
     from bot.export import list_sessions
 
+    if args.since and args.until and args.until < args.since:
+        # Else an empty list, read as no sessions in the year asked for.
+        _stop(
+            f"--until {args.until} is before --since {args.since}: no session could be in both; "
+            "give the first day with --since and the last with --until"
+        )
     settings = _settings()
     _schema_ready(settings)
     print(list_sessions(settings, args.since, args.until), end="")

@@ -1025,6 +1025,19 @@ def test_sessions_lists_every_session_for_a_district_s_export_of_a_school_year(
     assert "expected a day as YYYY-MM-DD, got 'last year'" in done.stderr
 
 
+def test_sessions_with_the_days_the_wrong_way_round_says_so_not_an_empty_list(
+    tmp_path: Path,
+) -> None:
+    url = _migrated(tmp_path)
+    done = run_cli(
+        ["sessions", "--since", "2027-06-30", "--until", "2026-08-15"],
+        bot_environment(DATABASE_URL=url),
+        tmp_path,
+    )
+    line = _one_line(done)
+    assert line.startswith("protocolbot: --until 2026-08-15 is before --since 2027-06-30"), line
+
+
 @pytest.mark.parametrize("args", [["protocols", "list"], ["sessions"], ["export", "latest"]])
 def test_output_whose_reader_stops_early_ends_without_a_traceback(
     bot: Bot, database_url: str, tmp_path: Path, args: list[str]
