@@ -429,6 +429,8 @@ def _listen(app: App, runtime: Runtime, args: argparse.Namespace, settings: Sett
     from bot.server import make_server
 
     port = args.port or settings.port
+    # Where the operator gave it: --port, else PORT.
+    setting = "--port" if args.port else "PORT"
     try:
         return make_server(app, runtime, host=args.host, port=port)
     except ValueError:
@@ -438,9 +440,14 @@ def _listen(app: App, runtime: Runtime, args: argparse.Namespace, settings: Sett
     except OSError as error:
         runtime.stop()
         if error.errno == errno.EADDRINUSE:
-            _stop(f"port {port} is in use by another process: stop it, or set PORT to a free port")
+            _stop(
+                f"port {port} is in use by another process: stop it, or set {setting} to a free "
+                "port"
+            )
         reason = error.strerror or type(error).__name__
-        _stop(f"cannot listen on {args.host}:{port} ({reason}): set PORT to a port you may open")
+        _stop(
+            f"cannot listen on {args.host}:{port} ({reason}): set {setting} to a port you may open"
+        )
 
 
 def cmd_clock(args: argparse.Namespace) -> int:

@@ -666,19 +666,23 @@ def test_serve_and_the_clock_log_the_protocols_they_loaded(
     assert f"protocols loaded: {', '.join(sorted(BUILTIN_IDS))}\n" in said, said
 
 
+@pytest.mark.parametrize("given", ["PORT", "--port"])
 def test_serve_on_a_port_in_use_stops_with_one_line(
-    slack_api: SlackStandin, tmp_path: Path
+    given: str, slack_api: SlackStandin, tmp_path: Path
 ) -> None:
     url = _migrated(tmp_path)
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = _run(["serve"], url, tmp_path, SLACK_API_URL=slack_api.url, PORT=str(port))
+        if given == "PORT":
+            done = _run(["serve"], url, tmp_path, SLACK_API_URL=slack_api.url, PORT=str(port))
+        else:
+            done = _run(["serve", "--port", str(port)], url, tmp_path, SLACK_API_URL=slack_api.url)
     line = _one_line(done, password="signing")
     assert line == (
         f"protocolbot: port {port} is in use by another process: stop it, "
-        "or set PORT to a free port"
+        f"or set {given} to a free port"
     )
 
 
