@@ -321,13 +321,27 @@ def _schema_ready(settings: Settings, wait: float = 0.0) -> None:
     if at_head(db):
         db.dispose()
         return
-    from bot.store.migrate import is_up_to_date
+    from bot.store.migrate import current_revision, is_up_to_date
 
     _schema_known(db)
     try:
+        empty = current_revision(db) is None
         ready = is_up_to_date(db)
     finally:
         db.dispose()
+    if empty:
+        # Not "out of date": nothing of the bot's is there (a new database, or DATABASE_URL
+        # naming another program's), and an upgrade would make every table in it.
+        from sqlalchemy import make_url
+
+        url = make_url(settings.database_url)
+        where = url.database
+        if url.get_backend_name() != "sqlite":
+            where = f"{url.database} on {url.host}"
+        _stop(
+            f"the database {where} (DATABASE_URL) has no protocolbot tables yet: if it is the "
+            "bot's, run `protocolbot db upgrade` first to create them"
+        )
     if not ready:
         _stop("the database schema is out of date: run `protocolbot db upgrade` first")
 

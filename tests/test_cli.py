@@ -546,6 +546,20 @@ def test_serve_and_clock_on_a_database_one_migration_behind_say_to_upgrade(
     )
 
 
+@pytest.mark.parametrize("args", [["serve"], ["clock"], ["sessions"]])
+def test_a_database_with_nothing_of_the_bot_s_in_it_is_named_not_called_out_of_date(
+    args: list[str], tmp_path: Path
+) -> None:
+    # A database made by hand for the bot, or DATABASE_URL naming another program's.
+    with contextlib.closing(sqlite3.connect(tmp_path / "other.sqlite3")) as other:
+        other.execute("CREATE TABLE grades (id INTEGER)")
+    line = _one_line(_run(args, "sqlite:///other.sqlite3", tmp_path))
+    assert line == (
+        "protocolbot: the database other.sqlite3 (DATABASE_URL) has no protocolbot tables "
+        "yet: if it is the bot's, run `protocolbot db upgrade` first to create them"
+    )
+
+
 @pytest.mark.parametrize("step", ["0", "-1", "nan", "2.5", "inf", "3601", "1e9"])
 def test_a_demo_step_it_cannot_run_is_refused(step: str, tmp_path: Path) -> None:
     # 1e9 was refused by the start the demo sends, and the demo waited for ever; 2.5 ran as 2.
