@@ -597,9 +597,10 @@ class ClockFile:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, stopping: Callable[[], bool] | None = None) -> ClockFile:
+    def acquire(self, stopping: Callable[[], bool] | None = None, instead: str = "") -> ClockFile:
         """Wait until no other clock runs on this database, then hold the lock; or until
-        `stopping` says this process was asked to stop meanwhile (then not `held`)."""
+        `stopping` says this process was asked to stop meanwhile (then not `held`).
+        `instead`: what the operator may have meant, said with the standby's line."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
         def take() -> bool:
@@ -611,7 +612,7 @@ class ClockFile:
 
         database = self.path.name.removesuffix(".clock.lock")
         running = f"another protocolbot (`serve` or `clock`) is using {database}"
-        if _stand_by(take, stopping, time.sleep, running=running):
+        if _stand_by(take, stopping, time.sleep, running=running, instead=instead):
             self._fd = fd
             self.stopped_for = max(0.0, time.time() - os.fstat(fd).st_mtime)
             self.beat()

@@ -340,7 +340,8 @@ class Runtime:
         elif self.scheduler is not None and self.db.separate_inbox:
             # SQLite: one process runs the timers and the sender on a database file (one in
             # memory is the process's own).
-            self.clock_file = ClockFile(self.db.url).acquire(stopping)
+            instead = SERVE_BESIDE_THE_CLOCK if serving else ""
+            self.clock_file = ClockFile(self.db.url).acquire(stopping, instead=instead)
             if not self.clock_file.held:
                 return self
         if not self.inbox.hand_off:  # a web process leaves what was left to the clock

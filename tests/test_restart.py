@@ -465,6 +465,8 @@ def test_a_second_bot_on_one_database_stands_by_and_takes_over_when_the_first_di
         said = second.log_path.read_text()
         waits_for = "`protocolbot clock`" if "postgresql" in database_url else "`serve` or `clock`"
         assert waits_for in said and ": standing by until it stops" in said, said
+        # And what the operator may have meant, on either database.
+        assert "start this process as `protocolbot serve --no-scheduler`" in said, said
         body = slash_command_body(
             f"start atlas <@{PRESENTER}|maria> step 2s", response_url=workspace.response_url()
         )
