@@ -412,6 +412,23 @@ def test_notes_of_a_session_run_to_its_end_say_nothing_of_ending_early(bot: Bot)
         assert "ended early" not in shown
 
 
+def _forget_by_cli(bot: Bot, user: str) -> None:
+    """`protocolbot forget-user` run as an operator runs it, beside the running bot."""
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="signing",
+        DATABASE_URL=bot.settings.database_url,
+    )
+    done = run_cli(["forget-user", user], env, Path.cwd())
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def _outbox_sent(bot: Bot) -> bool:
+    with bot.db.session() as s:
+        pending = select(OutboxMessage).where(OutboxMessage.status == "pending")
+        return s.scalars(pending).first() is None
+
+
 def test_forget_user_drops_an_edit_of_a_step_still_to_send_that_quoted_them(bot: Bot) -> None:
     # The interpreting step's edit as it closed, quoting their parked reply, was held back by
     # Slack (a rate limit) when forget-user ran: it went out later with their words, before
@@ -430,23 +447,9 @@ def test_forget_user_drops_an_edit_of_a_step_still_to_send_that_quoted_them(bot:
     bot.command("next")
     bot.wait_until(lambda: bot.standin.faults_left("chat.update") == 0)
     held = len(bot.standin.calls)
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET="signing",
-        DATABASE_URL=bot.settings.database_url,
-    )
-    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
-    assert (done.returncode, done.stderr) == (0, "")
+    _forget_by_cli(bot, TEACHERS[0])
     bot.wait_until(lambda: len(bot.step_posts()) == 4)
-
-    def sent() -> bool:
-        with bot.db.session() as s:
-            return (
-                s.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).first()
-                is None
-            )
-
-    bot.wait_until(sent)
+    bot.wait_until(lambda: _outbox_sent(bot))
     bot.settle()
     assert [c.method for c in bot.standin.calls[held:] if secret in json.dumps(c.params)] == []
     interpreting = json.dumps(bot.step_posts()[2])
@@ -470,20 +473,8 @@ def test_forget_user_takes_their_words_out_of_a_step_post_still_to_send(bot: Bot
     bot.command("next")
     bot.wait_until(lambda: bot.standin.faults_left("chat.postMessage") == 0)
     held = len(bot.standin.calls)
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET="signing",
-        DATABASE_URL=bot.settings.database_url,
-    )
-    done = run_cli(["forget-user", TEACHERS[0]], env, Path.cwd())
-    assert (done.returncode, done.stderr) == (0, "")
-
-    def sent() -> bool:
-        with bot.db.session() as s:
-            pending = select(OutboxMessage).where(OutboxMessage.status == "pending")
-            return s.scalars(pending).first() is None
-
-    bot.wait_until(sent)
+    _forget_by_cli(bot, TEACHERS[0])
+    bot.wait_until(lambda: _outbox_sent(bot))
     bot.settle()
     assert [c.method for c in bot.standin.calls[held:] if secret in json.dumps(c.params)] == []
     interpreting = json.dumps(bot.step_posts()[2])

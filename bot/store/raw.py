@@ -149,21 +149,13 @@ def stored_datetime(at: datetime) -> str:
     return as_utc(at).isoformat(" ", "microseconds")[:-6]  # less "+00:00" (as_utc gives UTC)
 
 
-def _bind(value: Any) -> Any:
+def _bind(value: Any, when: Callable[[datetime], Any] = stored_datetime) -> Any:
+    """A value as the driver takes it: datetimes by `when` (SQLite's text, or PostgreSQL's aware
+    UTC: as_utc), dicts and lists as JSON text."""
     if type(value) in _AS_THEY_ARE:
         return value
     if isinstance(value, datetime):
-        return stored_datetime(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return value
-
-
-def _bind_pg(value: Any) -> Any:
-    if type(value) in _AS_THEY_ARE:
-        return value
-    if isinstance(value, datetime):
-        return as_utc(value)
+        return when(value)
     if isinstance(value, dict | list):
         return json.dumps(value)
     return value
@@ -238,18 +230,18 @@ class Statement:
             self._pg = (compiled.string, tuple(compiled.positiontup or ()))
         return self._pg
 
-    def _args(self, values: dict[str, Any]) -> list[Any]:
+    def _args(
+        self,
+        values: dict[str, Any],
+        names: tuple[str, ...] | None = None,
+        when: Callable[[datetime], Any] = stored_datetime,
+    ) -> list[Any]:
+        """The values in placeholder order (SQLite's, or `names`: PostgreSQL's, with its `when`
+        for datetimes), the statement's own filled in."""
         fixed = self._fixed
         return [
-            _bind(values[name] if name in values or name not in fixed else fixed[name])
-            for name in self._names
-        ]
-
-    def _pg_args(self, names: tuple[str, ...], values: dict[str, Any]) -> list[Any]:
-        fixed = self._fixed
-        return [
-            _bind_pg(values[name] if name in values or name not in fixed else fixed[name])
-            for name in names
+            _bind(values[name] if name in values or name not in fixed else fixed[name], when)
+            for name in (self._names if names is None else names)
         ]
 
     def execute(self, s: Session, values: dict[str, Any]) -> None:
@@ -259,7 +251,7 @@ class Statement:
             found.execute(self.sql, self._args(values))
         else:
             sql, names = self._pg_statement()
-            found.run(sql, self._pg_args(names, values))
+            found.run(sql, self._args(values, names, as_utc))
 
     def executemany(self, s: Session, rows: list[dict[str, Any]]) -> None:
         """Run the statement once for each set of values, as Core's executemany does (on
@@ -271,7 +263,7 @@ class Statement:
             found.executemany(self.sql, [self._args(values) for values in rows])
         else:
             sql, names = self._pg_statement()
-            found.run(sql, [self._pg_args(names, values) for values in rows], many=True)
+            found.run(sql, [self._args(values, names, as_utc) for values in rows], many=True)
 
     def all(self, s: Session, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Every row the statement returns."""
@@ -280,7 +272,8 @@ class Statement:
             return [self._read(row) for row in found.execute(self.sql, self._args(values))]
         sql, names = self._pg_statement()
         return [
-            self._read_pg(row) for row in found.run(sql, self._pg_args(names, values)).fetchall()
+            self._read(row, self._pg_reads)
+            for row in found.run(sql, self._args(values, names, as_utc)).fetchall()
         ]
 
     def first(self, s: Session, values: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -290,22 +283,19 @@ class Statement:
             row = found.execute(self.sql, self._args(values)).fetchone()
             return None if row is None else self._read(row)
         sql, names = self._pg_statement()
-        got = found.run(sql, self._pg_args(names, values)).fetchone()
-        return None if got is None else self._read_pg(got)
+        got = found.run(sql, self._args(values, names, as_utc)).fetchone()
+        return None if got is None else self._read(got, self._pg_reads)
 
-    def _read(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not self._reads:
+    def _read(
+        self, row: tuple[Any, ...], reads: list[tuple[int, Callable[[Any], Any]]] | None = None
+    ) -> tuple[Any, ...]:
+        """A row as SQLAlchemy would hand it out: its columns converted by `reads` (SQLite's
+        unless given)."""
+        reads = self._reads if reads is None else reads
+        if not reads:
             return row
         read = list(row)
-        for i, convert in self._reads:
-            read[i] = convert(read[i])
-        return tuple(read)
-
-    def _read_pg(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not self._pg_reads:
-            return row
-        read = list(row)
-        for i, convert in self._pg_reads:
+        for i, convert in reads:
             read[i] = convert(read[i])
         return tuple(read)
 
