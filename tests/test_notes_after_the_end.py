@@ -442,7 +442,7 @@ def test_forget_user_drops_an_edit_of_a_step_still_to_send_that_quoted_them(bot:
     bot.wait_until(lambda: len(bot.step_posts()) == 3)
     bot.settle()
     bot.standin.fail_next(
-        "chat.update", status=429, retry_after=3, where=lambda p: secret in json.dumps(p)
+        "chat.update", status=429, retry_after=10, where=lambda p: secret in json.dumps(p)
     )
     bot.command("next")
     bot.wait_until(lambda: bot.standin.faults_left("chat.update") == 0)
@@ -468,7 +468,7 @@ def test_forget_user_takes_their_words_out_of_a_step_post_still_to_send(bot: Bot
     bot.reply(TEACHERS[1], "I: the units row was copied", describe)
     bot.settle()
     bot.standin.fail_next(
-        "chat.postMessage", status=429, retry_after=3, where=lambda p: secret in json.dumps(p)
+        "chat.postMessage", status=429, retry_after=10, where=lambda p: secret in json.dumps(p)
     )
     bot.command("next")
     bot.wait_until(lambda: bot.standin.faults_left("chat.postMessage") == 0)
