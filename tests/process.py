@@ -98,6 +98,14 @@ def bot_environment(**settings: str) -> dict[str, str]:
     return env
 
 
+def as_from_a_terminal() -> None:
+    """Given to Popen as preexec_fn: the child takes Ctrl-C (SIGINT) as it would from a
+    terminal. A test run started in the background by a script (`.ci/run &`) has SIGINT
+    ignored, and its children inherit that: Python then keeps ignoring it, and a test's Ctrl-C
+    did nothing (the command ran on until its database connect timed out)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # `python -m bot.cli` would only import the module: it has no `__main__` guard.
 CLI = "import sys; from bot.cli import main; sys.exit(main())"
 

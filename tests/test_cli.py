@@ -30,7 +30,7 @@ from bot.store.migrate import alembic_config, head_revision, upgrade
 from bot.store.revision import HEAD
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import TEACHERS, Bot
-from tests.process import CLI, BotProcess, bot_environment, free_port, run_cli
+from tests.process import CLI, BotProcess, as_from_a_terminal, bot_environment, free_port, run_cli
 
 PASSWORD = "pw-Secret-4711"
 REFUSED = f"postgresql://bot:{PASSWORD}@127.0.0.1:1/protocolbot"
@@ -263,6 +263,7 @@ def test_ctrl_c_in_a_command_stops_it_with_one_line_not_a_traceback(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         connection, _ = listening.accept()
