@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.middleware import IgnoringSelfEvents
 
 from bot.blocks import render_message
 from bot.listeners import register_all
@@ -98,6 +100,25 @@ class _App(App):
         return response
 
 
+class _IgnoringSelfEvents(IgnoringSelfEvents):
+    """Bolt's, but a message of the bot's deleted at a channel's top level comes through: a
+    step's post someone deleted, which the bot puts back (see Replies.deleted)."""
+
+    @classmethod
+    def _is_self_event(
+        cls,
+        auth_result: AuthorizeResult,
+        user_id: str | None,
+        bot_id: str | None,
+        body: dict[str, Any],
+    ) -> bool:
+        event = body.get("event") or {}
+        previous = event.get("previous_message") or {}
+        if event.get("subtype") == "message_deleted" and not previous.get("thread_ts"):
+            return False
+        return bool(super()._is_self_event(auth_result, user_id, bot_id, body))
+
+
 def build_app(runtime: Runtime) -> App:
     settings = runtime.settings
     app = _App(
@@ -111,6 +132,7 @@ def build_app(runtime: Runtime) -> App:
         oauth_settings=runtime.installations.oauth_settings() if runtime.installations else None,
         # Bolt's own words say "for some unknown reason" the installation is "no longer" there.
         user_facing_authorize_error_message=render_text("refusals/not_installed.j2"),
+        ignoring_self_events_enabled=False,  # _IgnoringSelfEvents, below
     )
 
     @app.error
@@ -136,6 +158,7 @@ def build_app(runtime: Runtime) -> App:
         return BoltResponse(status=200, body="")
 
     app.outage.on_over = runtime.requests_back
+    app.use(_IgnoringSelfEvents(base_logger=app.logger))
     if runtime.one_workspace is not None:
         # One token: requests from other workspaces are turned away before any listener.
         app.use(runtime.one_workspace)

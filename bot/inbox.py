@@ -212,7 +212,9 @@ def worth_keeping(event: dict[str, Any]) -> bool:
         if subtype == "message_changed":
             return bool((event.get("message") or {}).get("thread_ts"))
         if subtype == "message_deleted":
-            return bool((event.get("previous_message") or {}).get("thread_ts"))
+            # A reply, or a message of the bot's at the top level (a step's post, put back).
+            previous = event.get("previous_message") or {}
+            return bool(previous.get("thread_ts") or previous.get("bot_id") or not previous)
         return bool(event.get("thread_ts"))
     return True
 

@@ -297,3 +297,70 @@ def test_the_pause_note_loses_its_resume_button_once_the_pause_is_over(bot: Bot)
         assert _buttons(note) == []
         assert "The pause ended <!date^" in json.dumps(note["blocks"])
     assert len(notes()) == 2
+
+
+def _step_post_deleted(bot: Bot, ts: str) -> None:
+    """Someone (a workspace admin: others can't) deletes a step's post, with no replies under
+    it: Slack takes it away and sends message_deleted, with the bot's message as it was."""
+    (post,) = [m for m in bot.step_posts() if m["ts"] == ts]
+    bot.standin.delete_message(CHANNEL, ts)
+    previous = {"ts": ts, "user": "U_BOT", "bot_id": "B_BOT", "text": post["text"]}
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": ts,
+        "previous_message": previous,
+        "ts": f"{float(ts) + 1:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
+def test_the_open_steps_post_deleted_is_posted_again_and_its_new_thread_collects(
+    bot: Bot,
+) -> None:
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = bot.reply(TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+
+    _step_post_deleted(bot, first["ts"])
+    bot.wait_until(lambda: len(bot.step_posts()) == 1 and bot.step_posts()[0]["ts"] != first["ts"])
+    bot.settle()
+    (again,) = bot.step_posts()
+    assert (again["text"], again["blocks"]) == (first["text"], first["blocks"])
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        assert session.steps[0].message_ts == again["ts"]
+    # The facilitator hears of it, and nobody else.
+    (told,) = bot.standin.messages(f"D{FACILITATOR[1:]}")
+    assert "deleted" in told["text"] and "posted it again" in told["text"]
+
+    # Its new thread is the step's: a reply there is recorded, the one before it kept.
+    new = bot.reply(TEACHERS[1], "The last line is crossed out.", again["ts"])
+    bot.wait_until(lambda: new in bot.recorded())
+    assert bot.recorded() == [kept, new]
+    # Edits to the step's message go to the new post.
+    bot.command("extend 30m")
+    bot.settle()
+    assert _closing_line(bot.step_posts()[0]) != _closing_line(again)
+    assert len(bot.step_posts()) == 1
+
+
+def test_a_closed_steps_post_deleted_is_not_posted_again(bot: Bot) -> None:
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = bot.reply(TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.settle()
+
+    _step_post_deleted(bot, first["ts"])
+    bot.settle()
+    assert [m["text"].split(" - ")[0] for m in bot.step_posts()] == ["Step 2 of 6"]
+    assert bot.standin.messages(f"D{FACILITATOR[1:]}") == []
+    assert bot.recorded() == [kept]
+    notes = bot.command("notes")
+    assert "She drew three boxes." in json.dumps(notes)

@@ -552,6 +552,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
     for private in (True, False):
         said.append(render_message("ended_cut_short.j2", session=session, steps=2, private=private))
     said.append(render_message("protocol_held.j2", session=session))
+    said.append(render_message("step_reposted.j2", session=session, protocol=atlas, index=2))
     for closed_at in (None, NOW):
         said.append(render_message("step_held.j2", closed_at=closed_at))
         said.append(render_message("header_held.j2", session=session, ended_at=closed_at))

@@ -1060,6 +1060,8 @@ class Replies:
 
     def deleted(self, team_id: str, channel: str, ts: str, previous: dict[str, Any]) -> None:
         with self.engine.transaction() as (s, _after):
+            if not previous.get("thread_ts") and self._step_post_deleted(s, team_id, channel, ts):
+                return
             row = self._find(s, team_id, channel, ts)
             if row is not None:
                 if row.audience != DELETED:
@@ -1080,6 +1082,45 @@ class Replies:
                 team_id, channel, ts, str(thread_ts), found, author, "", "note", DELETED, now
             )
             _RECORD_RUN.first(s, values)
+
+    def _step_post_deleted(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
+        """Whether `ts` was a step's post. The open step's is posted again, the same words with
+        a fresh thread that is the step's from then on, and its facilitator told: the team has
+        somewhere to reply. A closed step's is left gone: what was said there is in the notes.
+        The replies recorded stay either way. (The bot deletes no step post of its own.)"""
+        run = s.scalars(
+            select(StepRun)
+            .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
+            .where(
+                StepRun.message_ts == ts,
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+            )
+        ).first()
+        if run is None:
+            return False
+        session = self.engine._lock(s, run.session_id)
+        s.refresh(run)  # as it stands under the lock: a close may have come first
+        if (
+            session is None
+            or session.status not in ACTIVE
+            or session.current_step != run.index
+            or run.ended_at is not None
+        ):
+            return True
+        protocol = self.engine.installed(session)
+        if protocol is None:
+            return True  # held for its protocol, which can't render the step (see show_held)
+        # Until the new post is in Slack, no thread is the step's: a second delivery of the
+        # deletion finds no post to put back.
+        run.message_ts = None
+        message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
+        self.engine.post(s, session, message, ref=f"step:{session.id}:{run.index}")
+        told = render_message(
+            "step_reposted.j2", session=session, protocol=protocol, index=run.index
+        )
+        self.engine.post(s, session, told, channel=session.facilitator_id)
+        return True
 
     def forget_user(self, user_id: str, team_id: str | None = None) -> tuple[int, int, int]:
         """One person's words in every session, for a data request (`protocolbot forget-user`):
