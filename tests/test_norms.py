@@ -2130,3 +2130,48 @@ def test_a_presenter_out_of_the_channel_is_told_at_their_turn_to_join_it_again(
     _next(bot, 6)
     _settle(bot)
     assert len(bot.standin.messages(dm)) == 2  # at the turn, not at every later step
+
+
+def test_nudge_buttons_of_a_reply_edited_or_moved_since_change_nothing(bot: Bot) -> None:
+    # The buttons still acted: Keep made a reply tagged a question an observation again, and
+    # Park parked as an interpretation a reply edited into a plain description.
+    thread = _start_at_step(bot, 2)
+    judged = _say(bot, T1, "The ending is weak.", thread)
+    row = _recorded(bot, judged)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T1)) == 1)
+    _edit(bot, T1, judged, thread, "The ending has two sentences.", before="The ending is weak.")
+    bot.wait_until(lambda: _row(bot, judged).text == "The ending has two sentences.")  # type: ignore[union-attr]
+    assert bot.action("nudge_park", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 1)
+    (stale,) = _responses(bot)
+    assert "changed since" in stale["text"] and "an observation" in stale["text"]
+    _settle(bot)
+    assert _row(bot, judged).tag == "observation"  # type: ignore[union-attr]
+    assert bot.standin.reactions(CHANNEL, judged) == ["eyes"]
+    # Keep still keeps it an observation, which it now reads as.
+    assert bot.action("nudge_keep", str(row.id), user=T1)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 2)
+    assert "Kept as an observation" in _responses(bot)[1]["text"]
+
+    # Moved to another tag by its author's reaction: the buttons leave it there.
+    moved = _say(bot, T2, "She clearly didn't understand fractions.", thread)
+    other = _recorded(bot, moved)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T2)) == 1)
+    _react(bot, T2, "grey_question", moved)
+    bot.wait_until(lambda: _row(bot, moved).tag == "question")  # type: ignore[union-attr]
+    assert bot.action("nudge_keep", str(other.id), user=T2)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 3)
+    assert "changed since" in _responses(bot)[2]["text"]
+    assert "a question" in _responses(bot)[2]["text"]
+    _settle(bot)
+    assert _row(bot, moved).tag == "question"  # type: ignore[union-attr]
+
+    # A typo fixed in a judgment (no new nudge for it) leaves the buttons working.
+    typo = _say(bot, T3, "The drawing is messy", thread)
+    third = _recorded(bot, typo)
+    bot.wait_until(lambda: len(_ephemerals_to(bot, T3)) == 1)
+    _edit(bot, T3, typo, thread, "The drawing is messy.", before="The drawing is messy")
+    bot.wait_until(lambda: _row(bot, typo).text == "The drawing is messy.")  # type: ignore[union-attr]
+    assert bot.action("nudge_park", str(third.id), user=T3)[0] == 200
+    bot.wait_until(lambda: len(_responses(bot)) == 4)
+    assert "Parked as an interpretation" in _responses(bot)[3]["text"]

@@ -30,7 +30,7 @@ from bot.engine.core import Actor, Engine, Pressed, ScheduledView
 from bot.engine.errors import Refusal, Reply
 from bot.engine.replies import Replies
 from bot.engine.warnings import warn_step
-from bot.protocols import load_library
+from bot.protocols import TAGS, load_library
 from bot.render import MESSAGES_DIR, environment, render_text
 from bot.store.db import Database
 from bot.store.migrate import upgrade
@@ -351,6 +351,8 @@ def _controls(engine: Engine, replies: Replies, session_id: int) -> list[Message
             s.scalars(
                 select(Contribution.id)
                 .where(Contribution.session_id == session_id, Contribution.audience == "group")
+                # A reply the nudge could have been about first: the buttons leave others be.
+                .order_by(Contribution.tag.not_in(("observation", "interpretation")))
                 .order_by(Contribution.id)
             )
         )
@@ -553,6 +555,8 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         said.append(render_message("ended_cut_short.j2", session=session, steps=2, private=private))
     said.append(render_message("protocol_held.j2", session=session))
     said.append(render_message("step_reposted.j2", session=session, protocol=atlas, index=2))
+    for tag in TAGS:
+        said.append(render_message("nudge_changed.j2", tag=tag))
     for closed_at in (None, NOW):
         said.append(render_message("step_held.j2", closed_at=closed_at))
         said.append(render_message("header_held.j2", session=session, ended_at=closed_at))

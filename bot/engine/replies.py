@@ -1044,6 +1044,13 @@ class Replies:
                 raise Refusal("nudge_not_yours.j2", author=row.user_id)
             if session.status not in ACTIVE:
                 return Reply("nudge_gone.j2")
+            if row.tag not in ("observation", "interpretation") or (
+                park and row.edited_ts is not None and not reads_as_interpretation(row.text)
+            ):
+                # Moved to another tag since (a prefix, a reaction), or edited into words that
+                # don't read as a judgment, which are not to be parked (kept as an observation,
+                # they are what they now read as): the nudge no longer speaks to it.
+                return Reply("nudge_changed.j2", {"tag": row.tag})
             protocol = self.engine.shown_protocol(s, session)
             # Either answer stands as the author's last word: Keep after Park takes it back.
             wanted = "interpretation" if park else "observation"
