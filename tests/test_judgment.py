@@ -132,6 +132,15 @@ def test_heldout_does_not_regress() -> None:
         ("It says I did a good job, and the essay is sloppy", True),
         ("It says I did a good job and the essay is sloppy", True),
         ("I said I liked it", True),
+        # ...and praise written on the page, by a teacher or a sticker or stamp, in its stock words.
+        ("The sticker says great work", False),
+        ("She wrote good job at the top", False),
+        ("The stamp reads well done!", False),
+        ("Her teacher wrote great effort", False),
+        ("The sticker says great work and the essay is sloppy", True),
+        ("The student wrote good work", True),
+        ("She did a good job", True),
+        ("I said great job", True),
         # How the work reads is a verdict on it.
         ("The essay reads well", True),
         ("It flows smoothly from the claim to the evidence", True),

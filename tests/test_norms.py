@@ -566,6 +566,9 @@ def test_a_judgment_while_describing_gets_the_nudge_and_can_be_parked(bot: Bot) 
         "The prompt says: Explain how you know your answer is correct.",
         # The rubric as a sheet on the page, not as a measure of the work.
         "The rubric is stapled to the back",
+        # Praise written on the page, in a comment's stock words, is the page's.
+        "The sticker says great work",
+        "She wrote good job at the top",
     ],
 )
 def test_a_description_of_what_is_on_the_page_is_not_nudged(bot: Bot, text: str) -> None:

@@ -229,12 +229,34 @@ _MENTIONED_RE = re.compile(
 )
 
 
+# Praise as a teacher writes it on the page, or a sticker or stamp puts it there ("The sticker
+# says great work", "She wrote good job at the top"): stock words of a comment, which describe
+# the page as any words written on it do. After what the page says, "great work" is one; after
+# "wrote", not ("The student wrote good work" judges what the student wrote), while "good job"
+# can't be what a student writes but as words.
+_PRAISED = (
+    r"(?:good|great|nice|excellent|awesome|super|fantastic|amazing|wonderful|terrific"
+    r"|outstanding|brilliant|fabulous|perfect|superb)"
+)
+_STOCK = r"|well done|way to go|keep it up|nice going"
+_STOCK_PRAISE_RE = re.compile(
+    r"\b((?:says|reads|stamped|printed)\s+)(?:"
+    + _PRAISED
+    + r"\s+(?:job|work|effort|try|thinking)"
+    + _STOCK
+    + r")\b!*"
+    r"|\b((?:wrote|writes|typed)\s+)(?:" + _PRAISED + r"\s+(?:job|effort|try)" + _STOCK + r")\b!*",
+    re.IGNORECASE,
+)
+
+
 def _normalise(text: str) -> str:
     """Drop the tag prefix and quoted spans (and the words named as marks on the page),
     lower-case, and straighten apostrophes."""
     _, body = strip_tag_prefix(text)
     body = _MENTIONED_RE.sub(" ", _QUOTED_RE.sub(" ", body))
     body = _PLACED_RE.sub(r"\1 ", _COUNTED_RE.sub(r"\1 ", body))
+    body = _STOCK_PRAISE_RE.sub(lambda m: f"{m[1] or m[2]} ", body)
     return " ".join(body.replace("’", "'").lower().split())
 
 
