@@ -157,6 +157,24 @@ class SlackDirectory:
             log.warning("could not read a thread: %s", error.response.get("error"))
             return []
 
+    def file(self, team_id: str, file_id: str) -> dict[str, Any] | None:
+        """A file as files.info gives it (name, title, permalink); None if Slack will not say
+        (not shared where the bot can see it, or no answer in time)."""
+        client = self.client_for(team_id)
+        if client is None:
+            return None
+        try:
+            # Asked while a reply is handled, as names are: a slow answer is not waited on.
+            answer = impatient(client, CALL_SECONDS).files_info(file=file_id)
+        except SlackApiError as error:
+            log.warning("could not look a file up: %s", error.response.get("error"))
+            return None
+        except OSError as error:  # timed out, or no connection
+            log.warning("could not look a file up: %s", type(error).__name__)
+            return None
+        found = answer.get("file")
+        return found if isinstance(found, dict) else None
+
     def gone(self, team_id: str, user: str) -> bool:
         """Whether someone has left the workspace (their account deactivated, or unknown to
         it). Asked when someone else is refused what only they may do, before an ack: False

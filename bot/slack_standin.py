@@ -251,6 +251,8 @@ class SlackStandin:
         self._home_views: dict[str, str] = {}
         self._uploads: dict[str, Params] = {}
         self._files: list[Params] = []
+        # Files people shared, by id, as files.info gives them (see add_file).
+        self._shared_files: dict[str, Params] = {}
         # OAuth: codes and refresh tokens -> the install they grant; tokens issued -> their team.
         self._grants: dict[str, Params] = {}
         self._issued: dict[str, Params] = {}
@@ -281,6 +283,7 @@ class SlackStandin:
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "files.delete": self._files_delete,
+            "files.info": self._files_info,
             "apps.connections.open": self._apps_connections_open,
             "oauth.v2.access": self._oauth_v2_access,
             "auth.revoke": self._auth_revoke,
@@ -469,6 +472,22 @@ class SlackStandin:
             message.pop("app_id")
             message["client_msg_id"] = f"standin-{message['ts']}"
             return copy.deepcopy(message)
+
+    def add_file(
+        self, file_id: str, name: str, user: str, *, title: str | None = None
+    ) -> dict[str, Any]:
+        """A file a person shared, as files.info gives it (id, name, title, who, a permalink)."""
+        with self._lock:
+            record: Params = {
+                "id": file_id,
+                "name": name,
+                "title": title or name,
+                "user": user,
+                "created": int(time.time()),
+                "permalink": f"https://standin.slack.com/files/{user}/{file_id}/{name}",
+            }
+            self._shared_files[file_id] = record
+            return dict(record)
 
     def edit_message(self, channel: str, ts: str, text: str) -> dict[str, Any]:
         """A person edits their message: history and replies show the new text, marked edited
@@ -1275,6 +1294,17 @@ class SlackStandin:
             raise _SlackError("cant_delete_file")
         self._files.remove(found[0])
         return {}
+
+    def _files_info(self, p: Params, token: str) -> Params:
+        file_id = str(p.get("file") or "")
+        shared = self._shared_files.get(file_id)
+        if shared is not None:
+            return {"file": dict(shared)}
+        uploaded = [f for f in self._files if f["id"] == file_id]
+        if not uploaded:
+            raise _SlackError("file_not_found")
+        hidden = ("content", "channel_id", "share_ts")
+        return {"file": {k: v for k, v in uploaded[0].items() if k not in hidden}}
 
     def _oauth_v2_access(self, p: Params, token: str) -> Params:
         refreshing = p.get("grant_type") == "refresh_token"

@@ -2178,3 +2178,30 @@ def test_nudge_buttons_of_a_reply_edited_or_moved_since_change_nothing(bot: Bot)
     assert bot.action("nudge_park", str(third.id), user=T3)[0] == 200
     bot.wait_until(lambda: len(_responses(bot)) == 4)
     assert "Parked as an interpretation" in _responses(bot)[3]["text"]
+
+
+def test_a_file_slack_sends_as_a_stub_is_named_or_said_to_be_out_of_the_bots_sight(
+    bot: Bot,
+) -> None:
+    # Slack sends a file the bot may not see yet as a stub, `"file_access": "check_file_info"`
+    # (its name to be asked of files.info), and one it may not see at all as `"file_access":
+    # "access_denied"`: the notes said "Shared a file" of both.
+    thread = _start_at_step(bot, 1)
+    share = {"type": "message", "subtype": "file_share", "channel": CHANNEL, "thread_ts": thread}
+    bot.standin.add_file("F_SEEN", "essay-page1.jpg", PRESENTER, title="Essay, page 1")
+    stubs = {
+        "F_SEEN": {"id": "F_SEEN", "mode": "hidden_by_limit", "file_access": "check_file_info"},
+        "F_DENIED": {"id": "F_DENIED", "mode": "hidden_by_limit", "file_access": "access_denied"},
+    }
+    recorded = {}
+    for file_id, stub in stubs.items():
+        said = f"Here it is ({file_id})"
+        ts = str(bot.standin.add_message(CHANNEL, PRESENTER, said, thread_ts=thread)["ts"])
+        bot.event({**share, "user": PRESENTER, "text": said, "ts": ts, "files": [stub]})
+        recorded[file_id] = _recorded(bot, ts).text
+    seen = recorded["F_SEEN"]
+    assert seen.startswith("Here it is (F_SEEN)\nShared Essay, page 1 (https://")
+    assert "F_SEEN/essay-page1.jpg)" in seen
+    denied = recorded["F_DENIED"]
+    assert denied.startswith("Here it is (F_DENIED)\nShared a file ")
+    assert "couldn't see" in denied and "hides" not in denied

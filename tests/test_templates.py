@@ -148,6 +148,9 @@ class Team:
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
         return []
 
+    def file(self, team_id: str, file_id: str) -> dict[str, Any] | None:
+        return None
+
     def gone(self, team_id: str, user: str) -> bool:
         return False
 

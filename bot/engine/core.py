@@ -102,7 +102,8 @@ class Directory(TypingProtocol):
     invited) and whether the bot, or someone said to have left, is in one now, what people
     and channels are called, by id (those Slack cannot name left out), which names it gave
     before (asking nothing: for a transaction, which must not wait on Slack), what a thread
-    holds, and whether someone has left the workspace."""
+    holds, what a file shared is (its name and link), and whether someone has left the
+    workspace."""
 
     def members(self, team_id: str, channel: str) -> list[str]: ...
 
@@ -121,6 +122,8 @@ class Directory(TypingProtocol):
     def remembered(self, team_id: str, ids: list[str]) -> dict[str, str]: ...
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]: ...
+
+    def file(self, team_id: str, file_id: str) -> dict[str, Any] | None: ...
 
     def gone(self, team_id: str, user: str) -> bool: ...
 
@@ -151,6 +154,9 @@ class NoDirectory:
 
     def thread(self, team_id: str, channel: str, ts: str) -> list[dict[str, Any]]:
         return []
+
+    def file(self, team_id: str, file_id: str) -> dict[str, Any] | None:
+        return None
 
     def gone(self, team_id: str, user: str) -> bool:
         return False

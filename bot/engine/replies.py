@@ -406,7 +406,7 @@ class Replies:
         raw = _markup(event)
         names = self._names(team_id, raw, str(user or ""))
         typed = _as_typed(raw, names).strip()
-        text = _with_files(typed, event)
+        text = _with_files(typed, self._seen_files(team_id, event))
         explicit, kept = _prefix(raw, text, names)
         # A tag prefix alone ("O:", sent before the words) says nothing yet: its edit, when the
         # words come, is recorded as the reply (see edited). A nod (`+1`, an emoji) is not one.
@@ -594,6 +594,19 @@ class Replies:
         people = [author, *_BARE_MENTION.findall(raw)] if author else _BARE_MENTION.findall(raw)
         return self.engine.directory.names(team_id, people) if people else {}
 
+    def _seen_files(self, team_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        """The message with each file Slack sent as a stub to ask about (`"file_access":
+        "check_file_info"`: the bot may see it, but was not given it yet) as files.info gives
+        it, where Slack says. Asked before any transaction: Slack may be slow."""
+        files = message.get("files")
+        if not isinstance(files, list) or not any(_to_ask(f) for f in files):
+            return message
+        seen = [
+            (self.engine.directory.file(team_id, str(f["id"])) or f) if _to_ask(f) else f
+            for f in files
+        ]
+        return {**message, "files": seen}
+
     def _closed(self, s: Session, found: _Open, user: str, thread_ts: str, audience: str) -> None:
         """A reply kept in the thread of a step that has closed while its session runs on: its
         author hears, once a step, that the group has moved on, and where to; the presenter,
@@ -745,7 +758,8 @@ class Replies:
         raw = _markup(message)
         names = self._names(team_id, raw)
         typed = _as_typed(raw, names).strip()
-        text = _with_files(typed, message)  # a caption taken away leaves the files shared
+        # A caption taken away leaves the files shared.
+        text = _with_files(typed, self._seen_files(team_id, message))
         if not channel or not ts:
             return
         with self.engine.transaction() as (s, _after):
@@ -1384,15 +1398,29 @@ def _shared_files(message: dict[str, Any]) -> str:
     # A file past a free workspace's file limit comes as `"hidden_by_limit": true` (or `"mode":
     # "hidden_by_limit"`), with no name or link: it is said to be hidden, rather than "a file"
     # with nothing of where it went.
+    # A file the bot may not see at all comes as a stub with `"file_access": "access_denied"`
+    # (its mode, as for one past the limit, `hidden_by_limit`): it is said to be out of the
+    # bot's sight; one still to ask about (_to_ask) that Slack did not answer for is "a file".
     named = [
         {
             "name": f.get("title") or f.get("name") or "",
             "permalink": f.get("permalink") or "",
-            "hidden": bool(f.get("hidden_by_limit")) or f.get("mode") == "hidden_by_limit",
+            "hidden": not f.get("file_access")
+            and (bool(f.get("hidden_by_limit")) or f.get("mode") == "hidden_by_limit"),
+            "denied": f.get("file_access") == "access_denied",
         }
         for f in files
     ]
     return render_text("shared_files.j2", files=named)
+
+
+def _to_ask(shared: object) -> bool:
+    """A file Slack sent as a stub to ask files.info about."""
+    return (
+        isinstance(shared, dict)
+        and shared.get("file_access") == "check_file_info"
+        and bool(shared.get("id"))
+    )
 
 
 def _row(
