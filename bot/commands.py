@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from fractions import Fraction
 from functools import lru_cache, partial
 from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -795,8 +796,13 @@ _UNITS = {
     # A week is 7 days, counted on the calendar as days are (`in 1 week` as `in 7 days`).
     **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * DAY),
 }
-_DURATION = re.compile(r"(?:\d+\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
-_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)", re.IGNORECASE | re.ASCII)
+# A number may have a fraction, after a point or (as much of Europe writes it) a comma: `1.5h`,
+# `1,5 hours`, `0.5d`.
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_DURATION = re.compile(rf"(?:{_NUMBER}\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
+_DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE | re.ASCII)
+# `2h30`, as `15h30` writes a time: the two digits after the hours are minutes.
+_HOURS_MINUTES = re.compile(r"(.*\d\s*h)([0-5]\d)", re.IGNORECASE | re.ASCII)
 
 
 def parse_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
@@ -812,23 +818,29 @@ def parse_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
 
 
 def _sum_duration(text: str) -> int | None:
+    if joined := _HOURS_MINUTES.fullmatch(text):
+        text = f"{joined[1]}{joined[2]}m"
     if not _DURATION.fullmatch(text):
         return None
-    total = 0
+    total = Fraction(0)
     for number, unit in _DURATION_PART.findall(text):
         if unit.lower() not in _UNITS:
             return None
         # More digits than any limit needs: cap, so int() never meets a 4,300-digit string.
-        total += int(number) * _UNITS[unit.lower()] if len(number) <= 12 else 10**13
-    return total
+        total += _amount(number) * _UNITS[unit.lower()] if len(number) <= 12 else 10**13
+    return round(total)
+
+
+def _amount(number: str) -> Fraction:
+    return Fraction(number.replace(",", "."))
 
 
 def calendar_days(text: str) -> int:
-    """The days written in days or weeks (`2d`, `1 day`, `1 week`: 7) in a duration already
-    read."""
+    """The whole days written in days or weeks (`2d`, `1 day`, `1 week`: 7; `1.5d`: 1, its half
+    day counted in hours) in a duration already read."""
     parts = _DURATION_PART.findall(text)
     return sum(
-        int(number) * _UNITS[unit.lower()] // DAY
+        int(_amount(number) * _UNITS[unit.lower()] // DAY)
         for number, unit in parts
         if _UNITS[unit.lower()] % DAY == 0
     )
@@ -861,12 +873,27 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         cursor.take()
         return ["1", cursor.take()]
     words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
-    while words and (more := cursor.take_if(partial(_continues_duration, words[-1]))):
+    while words:
+        _and_more(cursor, words[-1])
+        more = cursor.take_if(partial(_continues_duration, words[-1]))
+        if more is None:
+            break
         words.append(more)
         # A number with its unit as the next word: `... 30 minutes`.
         if more.isdigit() and not words[-2][-1].isdigit():
             words += [w for w in [cursor.take_if(lambda w: w.lower() in _UNITS)] if w]
     return words
+
+
+def _and_more(cursor: _Cursor, previous: str) -> None:
+    """`2 hours and 30 minutes`: an `and` after a unit, before a number, taken."""
+    after = cursor.peek_after() or ""
+    joins = (cursor.peek() or "").lower() == "and" and _STARTS_NUMBER.match(after) is not None
+    if joins and not previous[-1].isdigit():
+        cursor.take()
+
+
+_STARTS_NUMBER = re.compile(r"\d", re.ASCII)
 
 
 def _half_of(cursor: _Cursor) -> list[str] | None:
@@ -894,7 +921,7 @@ _ONE = frozenset({"a", "an", "one", "another"})
 
 
 def _continues_duration(previous: str, word: str) -> bool:
-    if previous.isdigit():
+    if re.fullmatch(_NUMBER, previous, re.ASCII):
         # A number's unit, or the word in its place (`1 month`, `2 fortnights`), for the error
         # to quote with it; not an option (`step 90 weekdays`) or a courtesy (`extend 10 please`).
         return word.lower() in _UNITS or (

@@ -211,6 +211,10 @@ def test_options_in_any_order() -> None:
         ("1h 30m", 5400),
         (" 90 min ", 5400),
         ("90d", 90 * 86_400),
+        ("1.5h", 5400),
+        ("1,5h", 5400),
+        ("0.5 d", 43_200),
+        ("2h30", 9000),
     ],
 )
 def test_parse_duration(text: str, seconds: int) -> None:
@@ -221,7 +225,7 @@ def test_parse_duration(text: str, seconds: int) -> None:
     ("text", "code"),
     [
         ("5x", "bad_duration"),
-        ("1.5h", "bad_duration"),
+        ("1.5.5h", "bad_duration"),
         ("-1m", "bad_duration"),
         ("5", "bad_duration"),
         ("h", "bad_duration"),
@@ -260,9 +264,9 @@ def test_duration_limits_per_option() -> None:
         ("start atlas step 0s", "duration_zero", "0s"),
         ("start atlas step -1m", "bad_duration", "-1m"),
         ("start atlas step 99999999d", "duration_too_long", "99999999d"),
-        ("start atlas step 1.5h", "bad_duration", "1.5h"),
+        ("start atlas step 1.5x", "bad_duration", "1.5x"),
         ("start atlas remind 0m", "duration_zero", "0m"),
-        ("extend 1.5h", "bad_duration", "1.5h"),
+        ("extend 1.5.5h", "bad_duration", "1.5.5h"),
     ],
 )
 def test_bad_durations_name_the_text(text: str, code: str, offending: str) -> None:

@@ -363,7 +363,7 @@ def test_extend_by_hours_across_a_clock_change_is_that_many_hours(
 def test_a_number_with_a_unit_not_known_is_quoted_whole(bot: Bot) -> None:
     # `step 2 months` was "`2` is not a duration": the word that was wrong left out.
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2 months"))
-    assert "`2 months` is not a duration: use a whole number and a unit (s, m, h, d or w)" in answer
+    assert "`2 months` is not a duration: use a number and a unit (s, m, h, d or w)" in answer
     assert "`10` is not a duration" in message_text(bot.command("extend 10 please"))
 
 
@@ -635,3 +635,28 @@ def test_presenter_me_is_whoever_starts_it(bot: Bot) -> None:
             running = select(ProtocolSession).where(ProtocolSession.status == "running")
             assert s.scalars(running).one().presenter_id == TEACHERS[1]
         bot.command("end", user=TEACHERS[1])
+
+
+def test_hours_with_a_fraction_and_hours_and_minutes_as_people_say_them(
+    before_spring_forward: Bot,
+) -> None:
+    # `in 2 hours and 30 minutes` was "`and` is not a Slack mention", `in 2h30` (as `15h30` is
+    # a time) and `extend 1.5h` "not a duration": each is read as `2h30m` or `90m` is.
+    bot = before_spring_forward
+    for typed in ("in 2 hours and 30 minutes", "in 2h30", "in 2h 30m", "in 2.5 hours"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+        assert "Sat 13 Mar 2027 17:30 PST" in answer, (typed, answer)
+        bot.command(f"cancel {len(_starts(bot))}")
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    for typed in ("extend 1.5h", "extend 1.5 hours", "extend 1,5h", "extend 90m"):
+        with bot.db.session() as s:
+            running = select(ProtocolSession).where(ProtocolSession.status == "running")
+            before = s.scalars(running).one().step_closes_at
+        assert "Extended" in message_text(bot.command(typed)), typed
+        with bot.db.session() as s:
+            after = s.scalars(running).one().step_closes_at
+        assert before is not None and after is not None
+        assert after - before == timedelta(minutes=90), typed
+    # An `and` before no number is not read as part of the duration.
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 2 hours and soon"))
+    assert "is scheduled for" not in answer, answer
