@@ -433,7 +433,7 @@ def _expect_end(cursor: _Cursor, subcommand: str) -> None:
 def _unexpected(words: list[str], subcommand: str) -> _Rejected:
     # A day or time written other than after `at` (`tue 3pm`, `on tue at 15:00`, `next tue`)
     # is the likeliest slip, so the message says so and shows the form that works.
-    when = subcommand == "start" and any(_is_day_word(word) or _is_time(word) for word in words)
+    when = subcommand == "start" and any(_is_day_word(word) or _is_when(word) for word in words)
     return _Rejected(
         "unexpected_words",
         text=_echo(" ".join(words)),
@@ -957,11 +957,11 @@ _RELATIVE_DAYS = {
     **dict.fromkeys(("tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow"), 1),
 }
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
-# 15:00, 3pm, 3:30 p.m., 3p; 15h30; 1500 (a 24-hour time without its colon); and 9.30am or
-# 15.30, with the dot alone only where what follows it is no month: 10.03 alone is as likely a
-# date (10 March) as a time.
+# 15:00, 3pm, 3:30 p.m., 3p; 15h30, and 15h (as French writes 15:00); 1500 (a 24-hour time
+# without its colon); and 9.30am or 15.30, with the dot alone only where what follows it is no
+# month: 10.03 alone is as likely a date (10 March) as a time.
 _TIME = re.compile(
-    r"(\d{1,2})(?:([:.h])?(\d{2}))?\s*(?:([ap])(?:\.?m)?\.?)?", re.IGNORECASE | re.ASCII
+    r"(\d{1,2})(?:([:.h])?(\d{2})|(h))?\s*(?:([ap])(?:\.?m)?\.?)?", re.IGNORECASE | re.ASCII
 )
 # A time of day written H:MM without am or pm, before this hour, is asked about (see _time_of_day).
 NIGHT_ENDS = 7
@@ -986,6 +986,12 @@ _WHICH = frozenset({"on", "this", "next"})
 
 def _is_time(word: str) -> bool:
     return bool(_TIME.fullmatch(word)) or word.lower() in _NOON or word.lower() == _MIDNIGHT
+
+
+def _is_when(word: str) -> bool:
+    """A time of day, and not a duration too: `start atlas 2h` is as likely `step 2h` or `in
+    2h` as `at 2h`."""
+    return _is_time(word) and not word.lower().endswith("h")
 
 
 def _is_day_word(word: str) -> bool:
@@ -1148,24 +1154,27 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
             raise _Rejected("which_midnight", text=_echo(text), day=_echo(first))
         return 0, 0
     match = _TIME.fullmatch(time_text)
-    if match is None or (match[3] is None and match[4] is None):
+    hours_only, am_pm = match and match[4], match and match[5]
+    if match is None or (match[3] is None and am_pm is None and hours_only is None):
         raise bad
-    if match[2] == "." and match[4] is None and 1 <= int(match[3]) <= 12:
+    if hours_only and am_pm:
+        raise bad  # 3hpm: a 24-hour time with a 12-hour clock's pm
+    if match[2] == "." and am_pm is None and 1 <= int(match[3]) <= 12:
         # 10.03: three minutes past ten, or the tenth of March? 15.30 and 16.00 are no dates.
         raise bad
     hour, minute = int(match[1]), int(match[3] or 0)
-    if match[4] is not None:
+    if am_pm is not None:
         if not 1 <= hour <= 12:
             raise bad
-        hour = hour % 12 + (12 if match[4].lower() == "p" else 0)
+        hour = hour % 12 + (12 if am_pm.lower() == "p" else 0)
     if hour > 23 or minute > 59:
         raise bad
     joined = match[2] is None and match[3] is not None  # 330, 1500: no colon
     # 330 for 3:30: a teacher means the afternoon, a 24-hour clock the night (1500 and 0930
     # are 24-hour times). So too 3:30 itself, at an hour when no team meets in the night (a
-    # 24-hour clock writes 03:30 for that, and 7:45 may be before school).
-    night = match[2] is not None and 1 <= hour < NIGHT_ENDS
-    if match[4] is None and len(match[1]) == 1 and (joined and hour > 0 or night):
+    # 24-hour clock writes 03:30 for that, and 7:45 may be before school); and 3h.
+    night = (match[2] or hours_only) is not None and 1 <= hour < NIGHT_ENDS
+    if am_pm is None and len(match[1]) == 1 and (joined and hour > 0 or night):
         raise _Rejected("time_unclear", text=_echo(text), hour=hour, minute=minute)
     return hour, minute
 

@@ -660,3 +660,28 @@ def test_hours_with_a_fraction_and_hours_and_minutes_as_people_say_them(
     # An `and` before no number is not read as part of the duration.
     answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 2 hours and soon"))
     assert "is scheduled for" not in answer, answer
+
+
+def test_an_hour_written_as_french_writes_it_is_that_hour(before_spring_forward: Bot) -> None:
+    # `at 15h`, as French writes 15:00 (and `15h30` was read), was "not a time I can read".
+    bot = before_spring_forward
+    for typed, shown in (
+        ("at 16h", "Sat 13 Mar 2027 16:00 PST"),
+        ("at tue 9h", "Tue 16 Mar 2027 09:00 PDT"),
+    ):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+        assert shown in answer, (typed, answer)
+        bot.command(f"cancel {len(_starts(bot))}")
+    la = ZoneInfo("America/Los_Angeles")
+    assert [at.astimezone(la).strftime("%d %H:%M") for at in _starts(bot)] == [
+        "13 16:00",
+        "16 09:00",
+    ]
+    # An hour no team meets at is asked about, as `at 3:00` is.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3h"))
+    assert "3:00 am or 3:00 pm?" in answer, answer
+    # Without `at`, a number and h may be a length: the answer does not say a time goes there.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> 2h"))
+    assert "go after `at`" not in answer, answer
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    assert "Extended" in message_text(bot.command("extend until 17h"))
