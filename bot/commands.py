@@ -570,6 +570,12 @@ def _until_past(text: str, clock: _Clock, *, today: bool) -> _Rejected:
 
 
 def _notes(cursor: _Cursor, clock: _Clock) -> Notes:
+    # `notes last`, `notes the latest session`: the channel's latest, as `notes` alone gives.
+    if (cursor.peek() or "").lower() == "the" and (cursor.peek_after() or "").lower() in _LAST:
+        cursor.take()
+    if cursor.take_if(lambda word: word.lower() in _LAST):
+        _courtesy(cursor)
+        return Notes()
     # `notes 3`, `notes #3`, `notes session 3`: session #3's, as `cancel 3` names it.
     if (cursor.peek() or "").lower() == "session" and _SESSION_NUMBER.fullmatch(
         cursor.peek_after() or ""
@@ -580,6 +586,7 @@ def _notes(cursor: _Cursor, clock: _Clock) -> Notes:
     return Notes(int(number.lstrip("#")) if number is not None else None)
 
 
+_LAST = frozenset({"last", "latest"})
 _SESSION_NUMBER = re.compile(r"#?[1-9]\d{0,8}", re.ASCII)
 
 

@@ -685,3 +685,21 @@ def test_an_hour_written_as_french_writes_it_is_that_hour(before_spring_forward:
     assert "go after `at`" not in answer, answer
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     assert "Extended" in message_text(bot.command("extend until 17h"))
+
+
+def test_notes_last_are_the_latest_sessions_as_notes_alone_gives_them(bot: Bot) -> None:
+    # `notes last` and `notes latest` were "I don't know what to do with `last`".
+    bot.reply(TEACHERS[0], "Three paragraphs, the first without a claim.", bot.open_step())
+    bot.command("end")
+    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
+    bot.command(f"start tuning <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.runtime.sender.drain(5)
+    bot.reply(TEACHERS[1], "A table of results with no units.", bot.step_posts()[1]["ts"])
+    bot.settle()
+    for typed in ("notes last", "notes latest", "notes the last session", "notes latest please"):
+        answer = message_text(bot.command(typed))
+        assert "no units" in answer and "Three paragraphs" not in answer, (typed, answer)
+    # Not a guess at more than one session, or at a time.
+    for typed in ("notes last 3", "notes last week"):
+        assert "I don't know what to do with" in message_text(bot.command(typed)), typed
