@@ -859,3 +859,37 @@ def test_extend_until_a_day_and_time_for_a_step_of_days(
         assert "already closes" in web.command("extend until tomorrow 3pm")["text"]
     finally:
         web.stop()
+
+
+def test_extend_by_days_past_a_weekend_is_monday_at_the_steps_time_of_day(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A weekdays session's day step closing Friday at 3 PM, given `extend 1d`, closed on Monday
+    at 8 AM (the weekend's carry), and one closing Thursday given `extend 2d` the same: the
+    facilitator means the next weekday at the step's time of day, 3 PM on Monday."""
+    la = ZoneInfo("America/Los_Angeles")
+    clock = HeldClock(datetime(2026, 11, 11, 15, 0, tzinfo=la).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+
+    def closes() -> datetime:
+        at = _session(web).step_closes_at
+        assert at is not None
+        return at.astimezone(la).replace(tzinfo=None)
+
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d weekdays")  # Wednesday 3 PM
+        assert _session(web).tz == "America/Los_Angeles"
+        assert closes() == datetime(2026, 11, 12, 15, 0)  # Thursday
+        assert "Extended" in web.command("extend 2d")["text"]
+        assert closes() == datetime(2026, 11, 16, 15, 0)  # Monday
+        web.command("end")
+        clock.set(datetime(2026, 11, 12, 15, 0, tzinfo=la).astimezone(UTC))
+        web.command(f"start tuning <@{PRESENTER}> step 1d weekdays")  # Thursday 3 PM
+        assert closes() == datetime(2026, 11, 13, 15, 0)  # Friday
+        assert "Extended" in web.command("extend 1d")["text"]
+        assert closes() == datetime(2026, 11, 16, 15, 0)
+        # A day and some hours: Monday at 3 PM, and the hours on from there.
+        assert "Extended" in web.command("extend 1d 2h")["text"]
+        assert closes() == datetime(2026, 11, 17, 17, 0)
+    finally:
+        web.stop()

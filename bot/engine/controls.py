@@ -21,9 +21,9 @@ from bot.engine.pacing import (
     after_working_time,
     button_extension,
     calendar_days,
-    carry_past_weekend,
     days_left,
     later,
+    later_on_weekdays,
     step_seconds,
     time_left,
     warning_time,
@@ -148,14 +148,15 @@ def extend(
             _show(engine, s, session, plan=False)
             return Reply("replies/extended_paused.j2", {"session": session, "seconds": seconds})
         assert session.step_closes_at is not None
-        closes = later(session.step_closes_at, seconds, session.tz, days)
+        if session.weekdays:
+            closes = later_on_weekdays(session.step_closes_at, seconds, session.tz, days)
+        else:
+            closes = later(session.step_closes_at, seconds, session.tz, days)
         # One extend is held to 14 days; many are held together to a step's own limit.
         if closes - now > timedelta(seconds=MAX_AHEAD_SECONDS):
             raise Refusal("refusals/extend_too_far.j2", days=MAX_AHEAD_SECONDS // DAY)
         if run is not None and pressed is not None:
             run.extended_at = now
-        if session.weekdays:
-            closes = carry_past_weekend(closes, session.tz)
         session.step_closes_at = closes
         if run is not None:
             run.closes_at = closes

@@ -80,6 +80,21 @@ def later(at: datetime, seconds: int, tz: str | tzinfo, days: int | None = None)
     return at + timedelta(seconds=rest)
 
 
+def later_on_weekdays(at: datetime, seconds: int, tz: str, days: int | None = None) -> datetime:
+    """As later, for a weekdays session's close moved on (`extend`): a whole day that lands at
+    the weekend goes on to Monday at the same time of day, as a facilitator who gives a step
+    closing on Friday at 3 PM a day more means, where carry_past_weekend would close it on
+    Monday morning; then the hours, and a close at the weekend carried as ever."""
+    whole_days = seconds // 86400 if days is None else days
+    rest = seconds - whole_days * 86400
+    if whole_days:
+        local = later(at, whole_days * 86400, tz).astimezone(zone(tz))
+        if local.weekday() >= 5:
+            local += timedelta(days=7 - local.weekday())  # wall-clock arithmetic, as in later
+        at = local.astimezone(at.tzinfo)
+    return carry_past_weekend(at + timedelta(seconds=rest), tz)
+
+
 def close_time(
     opened: datetime, seconds: int, *, weekdays: bool, tz: str, days: int | None = None
 ) -> datetime:
