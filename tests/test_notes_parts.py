@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.export import export
-from bot.store.models import Contribution
+from bot.store.models import Contribution, ProtocolSession
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot
 
 
@@ -287,3 +287,24 @@ def test_the_notes_file_is_dated_the_day_the_team_met_where_they_are(bot: Bot) -
     upload = bot.standin.files[0]
     assert upload["name"] == f"notes-atlas-{day:%Y-%m-%d}-1.md"
     assert upload["title"] == f"Notes from ATLAS - Learning from Student Work, {day:%Y-%m-%d}"
+
+
+def test_a_session_of_short_steps_is_in_the_zone_of_whoever_started_it(bot: Bot) -> None:
+    # Started with `step 1h`, or with the protocol's own minutes, a session was kept in UTC
+    # (only a start with `at`, `in`, `weekdays` or steps of hours asked Slack the caller's
+    # zone): its notes file was dated UTC's day, not the day the team met where they are.
+    now = datetime.now(UTC)
+    tz = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"  # UTC+14, UTC-11
+    bot.standin.add_user("U_FAR", "far", tz=tz)
+    bot.standin.add_member(CHANNEL, "U_FAR")
+    for n, typed in enumerate(("step 1h", ""), start=1):
+        bot.command(f"start atlas <@{PRESENTER}|maria> {typed}", user="U_FAR")
+        bot.wait_until(lambda n=n: len(bot.step_posts()) == n)  # type: ignore[misc]
+        bot.command("end", user="U_FAR")
+        bot.wait_until(lambda n=n: len(bot.standin.files) == n)  # type: ignore[misc]
+    day = datetime.now(ZoneInfo(tz)).date()
+    assert day != datetime.now(UTC).date()
+    names = [upload["name"] for upload in bot.standin.files]
+    assert names == [f"notes-atlas-{day:%Y-%m-%d}-1.md", f"notes-atlas-{day:%Y-%m-%d}-2.md"]
+    with bot.db.session() as s:
+        assert list(s.scalars(select(ProtocolSession.tz))) == [tz, tz]

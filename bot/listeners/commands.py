@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -18,7 +17,6 @@ from bot.commands import OpenDialog
 from bot.dialogs import start_view
 from bot.engine.core import Actor
 from bot.engine.errors import Reply
-from bot.engine.pacing import DAYTIME_WARNING_STEP
 from bot.engine.rotation import next_presenter
 from bot.keepalive import answer_to
 from bot.listeners.people import (
@@ -65,10 +63,11 @@ def register(app: App, runtime: Runtime) -> None:
         tz = zone.name if zone else "UTC"
         now = runtime.clock.now()
         parsed = dispatch.parse(text, now=now, tz=tz, engine=runtime.engine, actor=actor)
-        if zone is None and not elsewhere and _lives_by_the_clock(parsed):
-            # Steps of whole days keep their local time of day across a daylight-saving change,
-            # and long steps' warnings come in the day, in the caller's zone if Slack gives it
-            # (else UTC's).
+        if zone is None and not elsewhere and isinstance(parsed, cmd.Start):
+            # A session lives in the zone of whoever starts it, if Slack gives it (else UTC):
+            # the day its notes are dated, the times it shows; steps of whole days keep their
+            # local time of day across a daylight-saving change, and long steps' warnings come
+            # in the day.
             zone = profiles.zone_of(actor.user_id)
             tz = zone.name if zone else "UTC"
         if needs_zone and zone is None:
@@ -109,11 +108,6 @@ def register(app: App, runtime: Runtime) -> None:
         if isinstance(parsed, cmd.Start) and "session" in reply.context:
             after_start(runtime, actor, reply, checked=(client, respond))
         after_refusal(runtime, actor, reply)
-
-
-def _lives_by_the_clock(parsed: object) -> bool:
-    step = timedelta(seconds=(parsed.step_seconds or 0) if isinstance(parsed, cmd.Start) else 0)
-    return step >= DAYTIME_WARNING_STEP
 
 
 def _answer_later(runtime: Runtime, command: cmd.Command, actor: Actor, respond: Respond) -> None:
