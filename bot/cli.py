@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
+from bot.console import STOPPED
 from bot.settings import Settings, SettingsError, load_settings, sqlite_file
 
 if TYPE_CHECKING:
@@ -1032,7 +1033,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         # Ctrl-C: an operator who stopped it knows why; a traceback would say it broke.
-        print("protocolbot: stopped (Ctrl-C) before it finished: run it again", file=sys.stderr)
+        print(STOPPED, file=sys.stderr)
         return 130
     return status
 

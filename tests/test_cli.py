@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,7 +31,15 @@ from bot.store.migrate import alembic_config, head_revision, upgrade
 from bot.store.revision import HEAD
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import TEACHERS, Bot
-from tests.process import CLI, BotProcess, as_from_a_terminal, bot_environment, free_port, run_cli
+from tests.process import (
+    CLI,
+    REPO_ROOT,
+    BotProcess,
+    as_from_a_terminal,
+    bot_environment,
+    free_port,
+    run_cli,
+)
 
 PASSWORD = "pw-Secret-4711"
 REFUSED = f"postgresql://bot:{PASSWORD}@127.0.0.1:1/protocolbot"
@@ -277,6 +286,52 @@ def test_ctrl_c_in_a_command_stops_it_with_one_line_not_a_traceback(
     assert process.returncode == 130, err
     assert "Traceback" not in err and PASSWORD not in err
     assert err.splitlines() == ["protocolbot: stopped (Ctrl-C) before it finished: run it again"]
+
+
+def _console_script() -> str:
+    """What the `protocolbot` script pip writes runs: the entry point pyproject.toml names."""
+    with (REPO_ROOT / "pyproject.toml").open("rb") as file:
+        module, name = tomllib.load(file)["project"]["scripts"]["protocolbot"].split(":")
+    return f"import sys; from {module} import {name}; sys.exit({name}())"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06])
+def test_ctrl_c_while_python_is_still_importing_the_command_is_one_line_too(
+    delay: float, tmp_path: Path
+) -> None:
+    # Ctrl-C in the first fifth of a second of a command, while Python was still importing it,
+    # printed a traceback. The signal is sent `delay` after the command's imports are under way
+    # (its first, argparse, done): not in Python's own start, its site module, which no
+    # program's code can answer for.
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{listening.getsockname()[1]}/protocolbot"
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-c", _console_script(), "sessions"],
+        env=bot_environment(DATABASE_URL=url),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
+    try:
+        assert process.stderr is not None
+        # -X importtime writes a line as each import ends.
+        while (line := process.stderr.readline()).rsplit("|", 1)[-1].strip() != "argparse":
+            assert line, "the command ended before it imported argparse"
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+        listening.close()
+    said = [line for line in err.splitlines() if not line.startswith("import time:")]
+    assert "Traceback" not in err, said
+    assert said == ["protocolbot: stopped (Ctrl-C) before it finished: run it again"], said
+    assert process.returncode == 130
 
 
 def test_a_stop_while_waiting_for_the_database_stops_at_once(tmp_path: Path) -> None:
