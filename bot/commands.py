@@ -515,8 +515,12 @@ def _courtesy(cursor: _Cursor) -> None:
 
 
 def _extend(cursor: _Cursor, clock: _Clock) -> Extend:
-    # `extend step 10m`, `extend by 10m`: the step is the one thing extend lengthens.
-    cursor.take_if(lambda word: _is_step(word) or word.lower() == "by")
+    # `extend step 10m`, `extend by 10m`, `extend the step for 10 minutes`: the step is the one
+    # thing extend lengthens, and a length what it is given.
+    if (cursor.peek() or "").lower() == "the" and _is_step(cursor.peek_after() or ""):
+        cursor.take()
+    cursor.take_if(_is_step)
+    cursor.take_if(lambda word: word.lower() in ("by", "for"))
     if cursor.take_if(lambda word: word.lower() in _UNTIL):
         return _extend_until(cursor, clock)
     # `extend another 10m`, `extend 10 more minutes`, `extend 10m more`: more time is what

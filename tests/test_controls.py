@@ -810,6 +810,25 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
     assert "/protocol extend 10m" in bot.command("extend a bit")["text"]
 
 
+def test_extend_for_a_duration_or_the_step_by_one(bot: Bot) -> None:
+    """`extend for 10 minutes` was "`for 10 minutes` is not a duration", and `extend the step
+    by 10m` or `extend step for 10m` the same: as `extend by 10m` is, each is 10 minutes more."""
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    for typed in (
+        "extend for 10 minutes",
+        "extend for another 10m",
+        "extend the step by 10m",
+        "extend step for 10 minutes please",
+    ):
+        before = _session(bot).step_closes_at
+        answer = bot.command(typed)["text"]
+        after = _session(bot).step_closes_at
+        assert "Extended" in answer, (typed, answer)
+        assert before is not None and after is not None
+        assert (after - before).total_seconds() == 600, typed
+
+
 def test_words_that_spell_close_to_another_command_point_to_the_one_meant(bot: Bot) -> None:
     # `/protocol more` (more time) was answered "did you mean `forget`?", which deletes the
     # replies; `resumen` (Spanish: summary) "`resume`?", `detener` (stop) "`extend`?",
