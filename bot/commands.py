@@ -882,9 +882,11 @@ def _duration_words(cursor: _Cursor) -> list[str]:
     unit = (cursor.peek_after() or "").lower()
     if (cursor.peek() or "").lower() in _ONE and len(unit) > 1 and unit in _UNITS:
         cursor.take()
-        return ["1", cursor.take()]
-    words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
+        words = ["1", cursor.take()]
+    else:
+        words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
     while words:
+        _and_a_half(cursor, words)
         _and_more(cursor, words[-1])
         more = cursor.take_if(partial(_continues_duration, words[-1]))
         if more is None:
@@ -894,6 +896,25 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         if more.isdigit() and not words[-2][-1].isdigit():
             words += [w for w in [cursor.take_if(lambda w: w.lower() in _UNITS)] if w]
     return words
+
+
+def _and_a_half(cursor: _Cursor, words: list[str]) -> None:
+    """`1 and a half hours` as `1.5 hours`, `an hour and a half` as `1 hour 0.5 hour`: the words
+    `and a half`, taken."""
+    if [word.lower() for word in cursor.peek_all()[:3]] != ["and", "a", "half"]:
+        return
+    unit = _TRAILING_UNIT.search(words[-1])
+    if words[-1].isdigit():
+        words[-1] += ".5"
+    elif unit is not None and unit[0].lower() in _UNITS:
+        words += ["0.5", unit[0]]
+    else:
+        return
+    for _ in range(3):
+        cursor.take()
+
+
+_TRAILING_UNIT = re.compile(r"[a-z]+$", re.IGNORECASE | re.ASCII)
 
 
 def _and_more(cursor: _Cursor, previous: str) -> None:

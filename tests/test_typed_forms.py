@@ -703,3 +703,23 @@ def test_notes_last_are_the_latest_sessions_as_notes_alone_gives_them(bot: Bot) 
     # Not a guess at more than one session, or at a time.
     for typed in ("notes last 3", "notes last week"):
         assert "I don't know what to do with" in message_text(bot.command(typed)), typed
+
+
+def test_an_hour_and_a_half_as_people_say_it(before_spring_forward: Bot) -> None:
+    # `in an hour and a half` was refused for its "and a half", `extend 1 and a half hours` as
+    # "`1 and` is not a duration": each is 90 minutes.
+    bot = before_spring_forward
+    for typed in ("in an hour and a half", "in 1 and a half hours", "in 1 hour and a half"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+        assert "Sat 13 Mar 2027 16:30 PST" in answer, (typed, answer)
+        bot.command(f"cancel {len(_starts(bot))}")
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    running = select(ProtocolSession).where(ProtocolSession.status == "running")
+    for typed in ("extend an hour and a half", "extend 1 and a half hours"):
+        with bot.db.session() as s:
+            before = s.scalars(running).one().step_closes_at
+        assert "Extended" in message_text(bot.command(typed)), typed
+        with bot.db.session() as s:
+            after = s.scalars(running).one().step_closes_at
+        assert before is not None and after is not None
+        assert after - before == timedelta(minutes=90), typed
