@@ -912,3 +912,26 @@ def test_extend_by_days_past_a_weekend_is_monday_at_the_steps_time_of_day(
         assert closes() == datetime(2026, 11, 17, 17, 0)
     finally:
         web.stop()
+
+
+def test_a_day_added_while_paused_lands_where_extend_after_the_resume_would(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """A weekdays day step paused on Friday at 2 PM with an hour left, given `extend 1d` while
+    paused and resumed at once, closed on Monday at 11 PM (a day of working time run on from
+    Friday 3 PM past the weekend); as `extend 1d` of a step closing Friday at 3 PM, it closes
+    on Monday at 3 PM."""
+    la = ZoneInfo("America/Los_Angeles")
+    clock = HeldClock(datetime(2026, 11, 12, 15, 0, tzinfo=la).astimezone(UTC))  # Thursday
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d weekdays")
+        clock.set(datetime(2026, 11, 13, 14, 0, tzinfo=la).astimezone(UTC))
+        assert "1 h left" in web.command("pause")["text"]
+        web.command("extend 1d")
+        assert "Resumed" in web.command("resume")["text"]
+        closes = _session(web).step_closes_at
+        assert closes is not None
+        assert closes.astimezone(la).replace(tzinfo=None) == datetime(2026, 11, 16, 15, 0)
+    finally:
+        web.stop()

@@ -239,7 +239,11 @@ def resume(engine: Engine, actor: Actor, pressed: Pressed | None = None) -> Repl
         added = session.paused_added or 0
         days = days_left(calendar_days(session.step_seconds, session.step_days))
         closes = _run_on(session, now, (session.paused_remaining or 0) - added, days)
-        if added:
+        if added and session.weekdays:
+            # As `extend` of that close: a day that lands at the weekend goes on to Monday at
+            # its time of day (not a day of working time from Friday, Monday night).
+            closes = later_on_weekdays(closes, added, session.tz, session.paused_added_days)
+        elif added:
             closes = _run_on(session, closes, added, session.paused_added_days)
         session.status = "running"
         session.step_closes_at = closes
