@@ -703,6 +703,9 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
         # Slack did not make a mention is the word an error names, not `with`).
         return command
 
+    if key in _WHICH and (_is_day_word(after) or after.lower() in _TWO_LETTER_DAYS):
+        # `on tue at 3pm`, `next fri 15:00` without `at`: a day, not a presenter named `on`.
+        raise _unexpected([word, *cursor.remaining()], "start")
     if _MENTION.fullmatch(word) or ("presenter" not in given and _looks_like_person(word)):
         _claim(given, "presenter")
         return replace(command, presenter=_user_id(word, "presenter_format"))

@@ -723,3 +723,14 @@ def test_an_hour_and_a_half_as_people_say_it(before_spring_forward: Bot) -> None
             after = s.scalars(running).one().step_closes_at
         assert before is not None and after is not None
         assert after - before == timedelta(minutes=90), typed
+
+
+def test_a_day_after_on_or_next_without_at_is_not_taken_for_a_presenter(bot: Bot) -> None:
+    # `start atlas on tue at 3pm` was "`on` is not a Slack mention": the word before the day
+    # was read as the presenter's name. The answer says where a day and a time go.
+    for typed in ("on tue at 3pm", "next fri 15:00", "this th 3pm"):
+        answer = message_text(bot.command(f"start atlas {typed}"))
+        assert "Slack mention" not in answer, (typed, answer)
+        assert f"`{typed}`" in answer and "a day and a time go after `at`" in answer, answer
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession)).all() == []
