@@ -734,3 +734,17 @@ def test_a_day_after_on_or_next_without_at_is_not_taken_for_a_presenter(bot: Bot
         assert f"`{typed}`" in answer and "a day and a time go after `at`" in answer, answer
     with bot.db.session() as s:
         assert s.scalars(select(ProtocolSession)).all() == []
+
+
+def test_hours_and_minutes_run_together_after_hr_or_hrs(bot: Bot) -> None:
+    # `extend 1h30` was read as 90 minutes, and `extend 1hr30` or `2hrs30` refused as no duration.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    running = select(ProtocolSession).where(ProtocolSession.status == "running")
+    for typed, minutes in (("extend 1hr30", 90), ("extend 2hrs30", 150)):
+        with bot.db.session() as s:
+            before = s.scalars(running).one().step_closes_at
+        assert "Extended" in message_text(bot.command(typed)), typed
+        with bot.db.session() as s:
+            after = s.scalars(running).one().step_closes_at
+        assert before is not None and after is not None
+        assert after - before == timedelta(minutes=minutes), typed
