@@ -1133,6 +1133,9 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
     if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
         cursor.take()
     time = cursor.take_if(_is_time)
+    if time and time.isdigit() and (cursor.peek() or "").lower() == "h":
+        # `15 h`, `15 h 30`: the spaced form of French typography, as `15h`, `15h30`.
+        time += cursor.take() + (cursor.take_if(_MINUTES.fullmatch) or "")
     words = [w for w in [day, time] if w]
     if time and time[-1].isdigit():
         words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
@@ -1148,6 +1151,9 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
         if words and _meant_day(words[0]) and (time := cursor.take_if(_is_time)):
             words += [time, *[w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]]
     return words, which
+
+
+_MINUTES = re.compile(r"[0-5]\d", re.ASCII)
 
 
 def _two_letter_day(cursor: _Cursor) -> str | None:

@@ -748,3 +748,14 @@ def test_hours_and_minutes_run_together_after_hr_or_hrs(bot: Bot) -> None:
             after = s.scalars(running).one().step_closes_at
         assert before is not None and after is not None
         assert after - before == timedelta(minutes=minutes), typed
+
+
+def test_an_hour_spaced_as_french_typography_spaces_it(before_spring_forward: Bot) -> None:
+    # `at 15 h` and `at 15 h 30`, as French typography spaces them, were "`15` is not a time".
+    bot = before_spring_forward
+    for typed, shown in (
+        ("at 16 h", "Sat 13 Mar 2027 16:00 PST"),
+        ("at tue 15 h 30", "Tue 16 Mar 2027 15:30 PDT"),
+    ):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed} step 1h"))
+        assert shown in answer, (typed, answer)
