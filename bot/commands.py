@@ -831,6 +831,18 @@ def parse_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
     return seconds
 
 
+def read_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> tuple[int, int]:
+    """A length alone, as `step` reads one (`1d`, `a day`, `2 hours and 30 minutes`, `an hour
+    and a half`): its seconds, and of them the whole days typed as days (calendar_days);
+    DurationError as for parse_duration."""
+    cursor = _Cursor(normalize(text))
+    words = _duration_words(cursor)
+    if not words or cursor.peek() is not None:
+        raise DurationError("bad_duration", text, limit)
+    joined = " ".join(words)
+    return parse_duration(joined, limit=limit), calendar_days(joined)
+
+
 def _sum_duration(text: str) -> int | None:
     if joined := _HOURS_MINUTES.fullmatch(text):
         text = f"{joined[1]}{joined[2]}m"

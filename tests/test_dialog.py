@@ -152,6 +152,24 @@ def test_a_step_length_typed_in_hours_in_the_dialog_is_hours(bot: Bot) -> None:
     assert (session.step_seconds, session.step_days) == (86400, 0)
 
 
+def test_a_step_length_in_words_is_read_in_the_dialog_as_the_command_reads_it(
+    bot: Bot,
+) -> None:
+    # `/protocol start ... step a day` (or `2 hours and 30 minutes`) was read, and the same
+    # words in the dialog's step length were "not a length of time".
+    view = _opened_view(bot)
+    for n, (step, length) in enumerate(
+        (("a day", (86400, 1)), ("2 hours and 30 minutes", (9000, 0))), start=1
+    ):
+        assert _submit(bot, view, pacing="async", step=step) == {}, step
+        bot.wait_until(lambda n=n: len(bot.step_posts()) == n)  # type: ignore[misc]
+        session = _sessions(bot)[-1]
+        assert (session.step_seconds, session.step_days) == length, step
+        bot.command("end")
+    answer = _submit(bot, view, pacing="async", step="1 day weekdays")
+    assert "not a length" in answer["errors"]["step"]
+
+
 def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:
     view = _opened_view(bot)
     answer = _submit(bot, view, pacing="async")
