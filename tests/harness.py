@@ -26,6 +26,7 @@ from bot.listeners.commands import READ_ONLY
 from bot.runtime import Runtime
 from bot.server import BackgroundServer, make_server
 from bot.settings import Settings
+from bot.slack import TokenBucket
 from bot.slack_standin import SlackStandin, refusal_of_message
 from bot.store.db import Database
 from bot.store.migrate import upgrade
@@ -164,6 +165,7 @@ class Bot:
         handle_events: bool = False,
         settings: Settings | None = None,
         protocols_dir: Path | None = None,
+        paced: bool = False,
     ) -> None:
         self.standin = standin
         self.settings = settings or Settings(
@@ -183,6 +185,12 @@ class Bot:
             handle_events=handle_events,
             database=self.db,
         )
+        if not paced:
+            # Posts go as soon as they are due, not a second apart in a channel as Slack would
+            # have them: a test that walks a session's steps waited a second for each post. The
+            # pacing has tests of its own (test_outbox_faults), and a bot process started by a
+            # test (tests/process.py) paces as in production.
+            self.runtime.sender.bucket = TokenBucket(rate=1000.0, burst=1000.0)
         self.app = build_app(self.runtime)
         self.server = BackgroundServer(
             make_server(self.app, self.runtime, host="127.0.0.1", port=0)

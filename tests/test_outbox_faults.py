@@ -104,6 +104,28 @@ def _pace_kept(calls: list[Call]) -> None:
             assert j - i + 1 <= allowed, (i, j, times[j] - times[i])
 
 
+def test_a_facilitator_hurrying_through_steps_gets_them_at_slacks_pace_and_in_order(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    # The test harness lets posts go at once; a bot as it runs keeps Slack's pace in a channel,
+    # a post a second after a burst of three, however fast `next` is typed.
+    bot = Bot(workspace, database_url, paced=True).start()
+    try:
+        bot.command(f"start atlas <@{PRESENTER}> step 1h")
+        for _ in range(4):
+            bot.command("next")
+        bot.wait_until(lambda: len(bot.step_posts()) == 5, timeout=30)
+        bot.settle()
+    finally:
+        bot.stop()
+    posts = _posts(workspace, CHANNEL)
+    steps = [str(c.params["text"]) for c in posts if str(c.params["text"]).startswith("Step ")]
+    assert [text.split(" ", 2)[1] for text in steps] == ["1", "2", "3", "4", "5"]
+    assert len(posts) >= 5
+    _pace_kept(posts)
+    assert posts[-1].at - posts[0].at >= len(posts) - BURST - ARRIVAL_DRIFT
+
+
 def test_429_500_and_timeouts_lose_nothing_and_keep_each_channel_in_order_and_pace(
     db: Database, workspace: SlackStandin
 ) -> None:
