@@ -322,14 +322,15 @@ def _schema_ready(settings: Settings, wait: float = 0.0) -> None:
     if at_head(db):
         db.dispose()
         return
-    from bot.store.migrate import current_revision, is_up_to_date
+    from bot.store.migrate import current_revision, head_revision
 
     _schema_known(db)
     try:
-        empty = current_revision(db) is None
-        ready = is_up_to_date(db)
+        revision = current_revision(db)
     finally:
         db.dispose()
+    empty = revision is None
+    ready = revision == head_revision()
     if empty:
         # Not "out of date": nothing of the bot's is there (a new database, or DATABASE_URL
         # naming another program's), and an upgrade would make every table in it.

@@ -46,10 +46,6 @@ def is_known(revision: str | None) -> bool:
         return False
 
 
-def is_up_to_date(db: Database) -> bool:
-    return current_revision(db) == head_revision()
-
-
 # The advisory lock an upgrade holds on PostgreSQL until it commits ("mgrt"): a second upgrade
 # started meanwhile (a release step on two machines) waits, then finds the schema up to date.
 MIGRATION_LOCK = 0x6D677274
