@@ -104,20 +104,28 @@ def _pace_kept(calls: list[Call]) -> None:
             assert j - i + 1 <= allowed, (i, j, times[j] - times[i])
 
 
+@pytest.fixture
+def paced_bot(workspace: SlackStandin, database_url: str) -> Iterator[Bot]:
+    """A running bot whose posts keep Slack's pace, as a bot process's do (the harness's go at
+    once): for the tests that check the pace."""
+    bot = Bot(workspace, database_url, paced=True).start()
+    try:
+        yield bot
+    finally:
+        bot.stop()
+
+
 def test_a_facilitator_hurrying_through_steps_gets_them_at_slacks_pace_and_in_order(
-    workspace: SlackStandin, database_url: str
+    paced_bot: Bot, workspace: SlackStandin
 ) -> None:
     # The test harness lets posts go at once; a bot as it runs keeps Slack's pace in a channel,
     # a post a second after a burst of three, however fast `next` is typed.
-    bot = Bot(workspace, database_url, paced=True).start()
-    try:
-        bot.command(f"start atlas <@{PRESENTER}> step 1h")
-        for _ in range(4):
-            bot.command("next")
-        bot.wait_until(lambda: len(bot.step_posts()) == 5, timeout=30)
-        bot.settle()
-    finally:
-        bot.stop()
+    bot = paced_bot
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    for _ in range(4):
+        bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 5, timeout=30)
+    bot.settle()
     posts = _posts(workspace, CHANNEL)
     steps = [str(c.params["text"]) for c in posts if str(c.params["text"]).startswith("Step ")]
     assert [text.split(" ", 2)[1] for text in steps] == ["1", "2", "3", "4", "5"]
@@ -320,7 +328,8 @@ def _session_id(bot: Bot) -> int:
         return int(s.scalars(select(ProtocolSession.id)).one())
 
 
-def test_a_session_under_faults_posts_every_step_once(bot: Bot) -> None:
+def test_a_session_under_faults_posts_every_step_once(paced_bot: Bot) -> None:
+    bot = paced_bot
     bot.runtime._outbox_client.timeout = 0.5
     standin = bot.standin
     standin.fail_next("chat.postMessage", status=429, retry_after=1)
@@ -337,7 +346,8 @@ def test_a_session_under_faults_posts_every_step_once(bot: Bot) -> None:
     _pace_kept(_posts(standin, CHANNEL))
 
 
-def test_private_nudges_to_many_replies_do_not_hold_the_next_step_back(bot: Bot) -> None:
+def test_private_nudges_to_many_replies_do_not_hold_the_next_step_back(paced_bot: Bot) -> None:
+    bot = paced_bot
     # Fifteen judgments in a describing step: a private nudge each (chat.postEphemeral, not a
     # message the channel sees). The next step goes out on time, and the channel's posts keep
     # their pace.
