@@ -118,6 +118,7 @@ def session_rows(session_id: int) -> ColumnElement[bool]:
         named += [column == f"header:{sid}", column == f"notes:{sid}"]
         kinds: tuple[str, ...] = ("step", "prep", "presenter", "notes", "late")
         kinds += tuple(f"{change}:{kind}" for change in ("edit", "delete") for kind in kinds[3:])
+        kinds += ("stepthread",)  # a step's message posted in its thread (Engine.step_shown)
         named += [column.like(f"{kind}:{sid}:%") for kind in kinds]
     return or_(*named)
 
@@ -190,8 +191,11 @@ def forget_steps_shown_before(s: Session, session_id: int) -> int:
     out with the later one's words. The last of each message keeps its own (an edit of the
     message as sent starts from it, see Engine._edit_as_sent), and goes out if still to."""
     steps = or_(
-        OutboxMessage.ref.like(f"step:{session_id}:%"),
-        OutboxMessage.ref.like(f"edit:step:{session_id}:%"),
+        *(
+            OutboxMessage.ref.like(f"{change}{kind}:{session_id}:%")
+            for change in ("", "edit:")
+            for kind in ("step", "stepthread")
+        )
     )
     last: dict[str, int] = {}
     for row_id, ref in s.execute(select(OutboxMessage.id, OutboxMessage.ref).where(steps)):

@@ -503,6 +503,24 @@ class SlackStandin:
         with self._lock:
             self._remove_message(self._find(channel, ts))
 
+    def tombstone_message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A message with replies is deleted (a person's, or the bot's by a workspace admin):
+        Slack keeps a tombstone in its place, its thread and replies as they were; the tombstone
+        is no one's to edit (chat.update: cant_update_message). The tombstone as Slack shows it."""
+        with self._lock:
+            message = self._find(channel, ts)
+            for key in ("bot_id", "app_id", "metadata", "edited"):
+                message.pop(key, None)
+            message.update(
+                subtype="tombstone",
+                text="This message was deleted.",
+                user="USLACKBOT",
+                blocks=[],
+                metadata=None,
+                hidden=True,
+            )
+            return self._public(message)
+
     def react(self, channel: str, ts: str, user: str, name: str, *, removed: bool = False) -> None:
         """A person puts a reaction on a message, or takes theirs off: Slack shows it on the
         message (conversations.history and .replies), beside the bot's own."""

@@ -364,3 +364,93 @@ def test_a_closed_steps_post_deleted_is_not_posted_again(bot: Bot) -> None:
     assert bot.recorded() == [kept]
     notes = bot.command("notes")
     assert "She drew three boxes." in json.dumps(notes)
+
+
+def _step_post_tombstoned(bot: Bot, ts: str) -> dict[str, Any]:
+    """A workspace admin deletes a step's post that has replies under it: Slack keeps a
+    tombstone in its place, the thread with it, and sends message_changed (not
+    message_deleted) with the tombstone as the message."""
+    (post,) = [m for m in bot.step_posts() if m["ts"] == ts]
+    tombstone = bot.standin.tombstone_message(CHANNEL, ts)
+    previous = {"ts": ts, "user": "U_BOT", "bot_id": "B_BOT", "text": post["text"]}
+    event = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "message": tombstone,
+        "previous_message": previous,
+        "ts": f"{float(ts) + 5:.6f}",
+        "hidden": True,
+    }
+    assert tombstone["thread_ts"] == ts and tombstone["reply_count"] >= 1
+    assert bot.event(event) == 200
+    return event
+
+
+def _written(bot: Bot, user: str, text: str, thread_ts: str) -> str:
+    """A reply in the thread as Slack has it (history and replies show it) and sends it."""
+    ts = str(bot.standin.add_message(CHANNEL, user, text, thread_ts)["ts"])
+    return bot.reply(user, text, thread_ts, ts=ts)
+
+
+def _in_thread(bot: Bot, ts: str) -> list[dict[str, Any]]:
+    """The step's messages in the thread of `ts` (not the bot's other words there)."""
+    return [
+        m
+        for m in bot.posts()
+        if m.get("thread_ts") == ts and m["ts"] != ts and str(m["text"]).startswith("Step ")
+    ]
+
+
+def test_the_open_steps_post_deleted_with_replies_comes_back_in_its_thread(bot: Bot) -> None:
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+
+    event = _step_post_tombstoned(bot, first["ts"])
+    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
+    bot.settle()
+    # The step's question and buttons, back in the thread the team replies in.
+    (copy,) = _in_thread(bot, first["ts"])
+    assert (copy["text"], copy["blocks"]) == (first["text"], first["blocks"])
+    assert bot.step_posts() == []
+    # The thread is still the step's: a reply there is recorded, the one before it kept.
+    new = _written(bot, TEACHERS[1], "The last line is crossed out.", first["ts"])
+    bot.wait_until(lambda: new in bot.recorded())
+    assert bot.recorded() == [kept, new]
+
+    # The step's later edits go to the copy, none to the tombstone (Slack would refuse them).
+    bot.command("extend 30m")
+    bot.settle()
+    (copy_now,) = _in_thread(bot, first["ts"])
+    assert _closing_line(copy_now) != _closing_line(copy)
+    with bot.db.session() as s:
+        refused = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "failed")).all()
+        assert [(row.method, row.error) for row in refused] == []
+    # Told again (Slack sends an event more than once), the bot puts up no second copy.
+    assert bot.event({**event, "ts": f"{float(event['ts']) + 1:.6f}"}) == 200
+    bot.settle()
+    assert len(_in_thread(bot, first["ts"])) == 1
+
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.settle()
+    (closed,) = _in_thread(bot, first["ts"])
+    assert _buttons(closed) == []
+
+
+def test_a_closed_steps_post_deleted_with_replies_is_not_put_back(bot: Bot) -> None:
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    bot.settle()
+
+    _step_post_tombstoned(bot, first["ts"])
+    bot.settle()
+    assert _in_thread(bot, first["ts"]) == []
+    assert [m["text"].split(" - ")[0] for m in bot.step_posts()] == ["Step 2 of 6"]
+    assert bot.recorded() == [kept]

@@ -864,7 +864,13 @@ class Engine:
         resumed, or the step `closed`: what people read in the channel says what is so."""
         closes = session.step_closes_at if closed is None else None
         message = self.step_message(s, session, protocol, index, closes, closed)
-        self.edit(s, session, message, of=f"step:{session.id}:{index}")
+        self.edit(s, session, message, of=self.step_shown(s, session, index))
+
+    def step_shown(self, s: Session, session: ProtocolSession, index: int) -> str:
+        """The ref of the message a step is shown in: its post, or its copy in its own thread
+        once the post was deleted with replies under it (Slack can't edit the tombstone)."""
+        copy = step_thread_ref(session.id, index)
+        return copy if slack.enqueued(s, session.team_id, copy) else f"step:{session.id}:{index}"
 
     def show_held(
         self, s: Session, session: ProtocolSession, closed: datetime | None = None
@@ -874,7 +880,7 @@ class Engine:
         the header's word on the session replaced by what is so, and the step's buttons gone,
         each of which could only answer that the protocol can't run. The step's question and
         the plan stay as the team read them: the protocol they came from can't render them."""
-        step = f"step:{session.id}:{session.current_step}"
+        step = self.step_shown(s, session, session.current_step)
         self._edit_as_sent(s, session, step, render_message("step_held.j2", closed_at=closed))
         held = render_message("header_held.j2", session=session, ended_at=closed)
         self._edit_as_sent(s, session, f"header:{session.id}", held, before="norms")
@@ -1413,6 +1419,12 @@ class Engine:
             s.connection().execute(_HEADER_POSTED, headers)
         if steps:
             s.connection().execute(_STEP_POSTED, steps)
+
+
+def step_thread_ref(session_id: int, index: int) -> str:
+    """The ref of a step's message posted again in its own thread, its post deleted with replies
+    under it (see Replies._step_post_tombstoned)."""
+    return f"stepthread:{session_id}:{index}"
 
 
 _HEADER_POSTED = (

@@ -24,7 +24,7 @@ from bot.blocks import render_message
 from bot.clock import as_utc
 from bot.engine import notes as notes_mod
 from bot.engine import posted_notes
-from bot.engine.core import Engine
+from bot.engine.core import Engine, step_thread_ref
 from bot.engine.errors import NotYet, Refusal, Reply
 from bot.engine.judgment import (
     asks_presenter_for_context,
@@ -755,6 +755,12 @@ class Replies:
     def edited(self, team_id: str, event: dict[str, Any]) -> None:
         message = event.get("message") or {}
         channel, ts = event.get("channel"), message.get("ts")
+        if message.get("subtype") == "tombstone":
+            # A message with replies deleted: Slack keeps its thread, under a tombstone.
+            if channel and ts:
+                with self.engine.transaction() as (s, _after):
+                    self._step_post_tombstoned(s, team_id, str(channel), str(ts))
+            return
         raw = _markup(message)
         names = self._names(team_id, raw)
         typed = _as_typed(raw, names).strip()
@@ -1109,6 +1115,43 @@ class Replies:
         a fresh thread that is the step's from then on, and its facilitator told: the team has
         somewhere to reply. A closed step's is left gone: what was said there is in the notes.
         The replies recorded stay either way. (The bot deletes no step post of its own.)"""
+        found = self._open_step_posted(s, team_id, channel, ts)
+        if not isinstance(found, tuple):
+            return found
+        session, run, protocol = found
+        # Until the new post is in Slack, no thread is the step's: a second delivery of the
+        # deletion finds no post to put back.
+        run.message_ts = None
+        message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
+        self.engine.post(s, session, message, ref=f"step:{session.id}:{run.index}")
+        told = render_message(
+            "step_reposted.j2", session=session, protocol=protocol, index=run.index
+        )
+        self.engine.post(s, session, told, channel=session.facilitator_id)
+        return True
+
+    def _step_post_tombstoned(self, s: Session, team_id: str, channel: str, ts: str) -> None:
+        """A step's post deleted with replies under it: its thread stays, and is still the
+        step's (replies there count), but the question and its buttons are gone. The open
+        step's message is posted in that thread, where the team is replying, and is the one the
+        step's later edits go to (the tombstone can't be edited); once is enough however often
+        Slack says so. A closed step's is left gone: what was said there is in the notes."""
+        found = self._open_step_posted(s, team_id, channel, ts)
+        if not isinstance(found, tuple):
+            return
+        session, run, protocol = found
+        ref = step_thread_ref(session.id, run.index)
+        if slack.enqueued(s, session.team_id, ref):
+            return
+        message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
+        self.engine.post(s, session, message, ref=ref, thread_ts=ts)
+
+    def _open_step_posted(
+        self, s: Session, team_id: str, channel: str, ts: str
+    ) -> tuple[ProtocolSession, StepRun, Protocol] | bool:
+        """The session, step and protocol whose open step `ts` is the post of; else whether
+        `ts` is a step's post at all (a closed one's, or one of a session held for its
+        protocol, which can't render the step: see show_held)."""
         run = s.scalars(
             select(StepRun)
             .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
@@ -1131,17 +1174,8 @@ class Replies:
             return True
         protocol = self.engine.installed(session)
         if protocol is None:
-            return True  # held for its protocol, which can't render the step (see show_held)
-        # Until the new post is in Slack, no thread is the step's: a second delivery of the
-        # deletion finds no post to put back.
-        run.message_ts = None
-        message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
-        self.engine.post(s, session, message, ref=f"step:{session.id}:{run.index}")
-        told = render_message(
-            "step_reposted.j2", session=session, protocol=protocol, index=run.index
-        )
-        self.engine.post(s, session, told, channel=session.facilitator_id)
-        return True
+            return True
+        return session, run, protocol
 
     def forget_user(self, user_id: str, team_id: str | None = None) -> tuple[int, int, int]:
         """One person's words in every session, for a data request (`protocolbot forget-user`):
