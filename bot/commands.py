@@ -296,6 +296,14 @@ class _Cursor:
         if filler in rest:
             del self._words[self._pos + rest.index(filler)]
 
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def read_since(self, position: int) -> list[str]:
+        """The words read from `position` on, as typed."""
+        return self._words[position : self._pos]
+
     def peek_all(self) -> list[str]:
         """The words not read yet, left unread."""
         return self._words[self._pos :]
@@ -878,6 +886,7 @@ def _read_duration(cursor: _Cursor, option: str, limit: int) -> int:
 
 def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, str]:
     """The seconds, and the words they were written in."""
+    start = cursor.position
     words = _duration_words(cursor)
     if not words:
         raise _Rejected("missing_value", option=option)
@@ -885,7 +894,9 @@ def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, 
     try:
         return parse_duration(text, limit=limit), text
     except DurationError as error:
-        raise _Rejected(error.code, text=_echo(text), option=option, limit=limit) from None
+        # Quoted as typed (`2 and a half`, `half a day`), not as read (`2.5`, `12h`).
+        typed = " ".join(cursor.read_since(start))
+        raise _Rejected(error.code, text=_echo(typed), option=option, limit=limit) from None
 
 
 def _duration_words(cursor: _Cursor) -> list[str]:

@@ -759,3 +759,14 @@ def test_an_hour_spaced_as_french_typography_spaces_it(before_spring_forward: Bo
     ):
         answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed} step 1h"))
         assert shown in answer, (typed, answer)
+
+
+def test_a_duration_refused_is_quoted_as_typed(bot: Bot) -> None:
+    # `extend 2 and a half` (no unit) was "`2.5` is not a duration": words nobody typed.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    answer = message_text(bot.command("extend 2 and a half"))
+    assert "`2 and a half` is not a duration" in answer, answer
+    answer = message_text(bot.command("extend 2 and a half weeks"))
+    assert "`2 and a half weeks` is longer than" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 3 and a half"))
+    assert "`3 and a half` is not a duration" in answer, answer
