@@ -769,14 +769,29 @@ def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
     seconds = _read_duration(cursor, "remind", MAX_AHEAD_SECONDS)
-    # `remind 1 day before`, `remind 2h ahead`, `remind 3d in advance`: the reminder is ever
-    # before the start.
+    _before(cursor)
+    return replace(command, remind_seconds=seconds)
+
+
+def _before(cursor: _Cursor) -> None:
+    """`1 day before`, `2h ahead`, `3d in advance`: a reminder is ever before the start, and the
+    words that say so, taken."""
     if cursor.take_if(lambda word: word.lower() in _BEFORE) is None:
         in_advance = [(cursor.peek() or "").lower(), (cursor.peek_after() or "").lower()]
         if in_advance == ["in", "advance"]:
             cursor.take()
             cursor.take()
-    return replace(command, remind_seconds=seconds)
+
+
+def read_reminder(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
+    """How long before the start a reminder goes, as `remind` reads it (`2d`, `2 days before`,
+    `a day in advance`): its seconds; DurationError as for parse_duration."""
+    cursor = _Cursor(normalize(text))
+    words = _duration_words(cursor)
+    _before(cursor)
+    if not words or cursor.peek() is not None:
+        raise DurationError("bad_duration", text, limit)
+    return parse_duration(" ".join(words), limit=limit)
 
 
 _BEFORE = frozenset({"before", "ahead", "beforehand"})

@@ -11,7 +11,7 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.blocks import render_message
-from bot.commands import DurationError, normalize, read_duration
+from bot.commands import DurationError, normalize, read_duration, read_reminder
 from bot.engine.errors import Reply
 from bot.protocols import Protocol
 from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
@@ -140,7 +140,7 @@ def read_start(
         errors.setdefault("remind", render_text("dialog/remind_now.j2"))
     elif remind:
         try:
-            remind_seconds = read_duration(remind)[0]
+            remind_seconds = read_reminder(remind)
         except DurationError as error:
             errors["remind"] = render_text(
                 "dialog/remind_bad.j2", code=error.code, text=remind[:100], limit=error.limit

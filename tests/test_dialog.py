@@ -227,6 +227,24 @@ def test_the_dialog_takes_weekdays_and_the_presenters_reminder_as_the_command_do
     assert session.tz == "America/Los_Angeles"  # the facilitator's: their weekend
 
 
+def test_the_dialogs_reminder_reads_the_words_the_command_reads(bot: Bot) -> None:
+    # `remind 2 days before` was read by the command, and the same words in the dialog's
+    # reminder were "not a length of time".
+    view = _opened_view(bot)
+    at = int(time.time()) + 3 * 86400
+    later = {"pacing": "async", "step": "1d", "when": "later"}
+    typed = ("2 days before", "a day in advance", "36h ahead")
+    for n, remind in enumerate(typed):
+        assert _submit(bot, view, **later, start_at=at + n * 3600, remind=remind) == {}, remind
+    assert [session.remind_seconds for session in _sessions(bot)] == [
+        2 * 86400,
+        86400,
+        36 * 3600,
+    ]
+    shown = _submit(bot, view, **later, start_at=at + 86400, remind="2 days after")
+    assert "not a length" in shown["errors"]["remind"]
+
+
 def test_a_later_start_submitted_twice_schedules_one_session(bot: Bot) -> None:
     # A double click (or Slack's retry) booked two identical sessions: two prep DMs to the
     # presenter, two "scheduled" answers, two sessions queued one after the other.
