@@ -838,8 +838,9 @@ _UNITS = {
 _NUMBER = r"\d+(?:[.,]\d+)?"
 _DURATION = re.compile(rf"(?:{_NUMBER}\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
 _DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE | re.ASCII)
-# `2h30` (or `2hrs30`), as `15h30` writes a time: the two digits after the hours are minutes.
-_HOURS_MINUTES = re.compile(r"(.*\d\s*(?:h|hrs?))([0-5]\d)", re.IGNORECASE | re.ASCII)
+# `2h30` (or `2hrs30`, `2h 30`), as `15h30` writes a time: the two digits after the hours are
+# minutes.
+_HOURS_MINUTES = re.compile(r"(.*\d\s*(?:h|hrs?))\s*([0-5]\d)", re.IGNORECASE | re.ASCII)
 
 
 def parse_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
@@ -1003,8 +1004,9 @@ def _continues_duration(previous: str, word: str) -> bool:
     if previous[-1].isdigit():
         return word.lower() in _UNITS
     if word.isdigit():
-        # After a unit, a number whose unit follows it; or one with none (`1h 30`), which
-        # nothing else after a duration could be: read with it, and refused as no duration.
+        # After a unit, a number whose unit follows it; or one with none, which nothing else
+        # after a duration could be: read with it, as minutes after hours (`1h 30`, as `1h30`),
+        # else refused as no duration (`2d 12`).
         return True
     return bool(_DURATION.fullmatch(word))
 

@@ -283,14 +283,14 @@ def test_tomorrow_shortened_or_misspelled_is_tomorrow(before_spring_forward: Bot
 
 
 def test_a_duration_ending_in_a_bare_number_is_refused_as_a_duration(bot: Bot) -> None:
-    # `step 1h 30` was answered "I don't know what to do with `30` ... (a day and a time go
-    # after `at`)": about a start time nobody wrote.
+    # `step 2d 12` was answered "I don't know what to do with `12` ... (a day and a time go
+    # after `at`)": about a start time nobody wrote. (`1h 30` is 90 minutes, as `1h30` is.)
     for text, example in (
-        (f"start atlas <@{PRESENTER}|maria> step 1h 30", "start atlas @maria step 1d"),
-        ("extend 1h 30", "extend 10m"),
+        (f"start atlas <@{PRESENTER}|maria> step 2d 12", "start atlas @maria step 1d"),
+        ("extend 2d 12", "extend 10m"),
     ):
         answer = message_text(bot.command(text))
-        assert "`1h 30` is not a duration" in answer and "sum like 1h30m" in answer, answer
+        assert "`2d 12` is not a duration" in answer and "sum like 1h30m" in answer, answer
         assert f"`/protocol {example}`" in answer, answer
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 1h 30 min"))
     assert "is starting" in answer, answer
@@ -748,6 +748,25 @@ def test_hours_and_minutes_run_together_after_hr_or_hrs(bot: Bot) -> None:
             after = s.scalars(running).one().step_closes_at
         assert before is not None and after is not None
         assert after - before == timedelta(minutes=minutes), typed
+
+
+def test_minutes_after_hours_with_a_space_as_without(bot: Bot) -> None:
+    # `extend 1h 30` was refused as no duration where `1h30` is 90 minutes.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h 30")
+    running = select(ProtocolSession).where(ProtocolSession.status == "running")
+    with bot.db.session() as s:
+        assert s.scalars(running).one().step_seconds == 90 * 60
+    for typed, minutes in (("extend 1h 30", 90), ("extend 2 hrs 05", 125)):
+        with bot.db.session() as s:
+            before = s.scalars(running).one().step_closes_at
+        assert "Extended" in message_text(bot.command(typed)), typed
+        with bot.db.session() as s:
+            after = s.scalars(running).one().step_closes_at
+        assert before is not None and after is not None
+        assert after - before == timedelta(minutes=minutes), typed
+    # One digit, or more than 59, is not read as minutes (`1h5` is not either).
+    for typed in ("extend 1h 5", "extend 1h 75"):
+        assert "is not a duration" in message_text(bot.command(typed)), typed
 
 
 def test_an_hour_spaced_as_french_typography_spaces_it(before_spring_forward: Bot) -> None:
