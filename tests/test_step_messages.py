@@ -454,3 +454,54 @@ def test_a_closed_steps_post_deleted_with_replies_is_not_put_back(bot: Bot) -> N
     assert _in_thread(bot, first["ts"]) == []
     assert [m["text"].split(" - ")[0] for m in bot.step_posts()] == ["Step 2 of 6"]
     assert bot.recorded() == [kept]
+
+
+def test_a_steps_tombstone_gone_with_its_replies_brings_the_step_back_to_the_channel(
+    bot: Bot,
+) -> None:
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+    _step_post_tombstoned(bot, first["ts"])
+    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
+    bot.settle()
+
+    # Every reply deleted, the bot's copy too: Slack takes the tombstone away, thread and all,
+    # and says so with message_deleted (the tombstone as the previous message).
+    (copy,) = _in_thread(bot, first["ts"])
+    bot.standin.delete_message(CHANNEL, copy["ts"])
+    bot.standin.delete_message(CHANNEL, first["ts"])
+    previous = {
+        "type": "message",
+        "subtype": "tombstone",
+        "text": "This message was deleted.",
+        "user": "USLACKBOT",
+        "hidden": True,
+        "ts": first["ts"],
+        "thread_ts": first["ts"],
+        "reply_count": 0,
+    }
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": first["ts"],
+        "previous_message": previous,
+        "ts": f"{float(first['ts']) + 9:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.settle()
+    (again,) = bot.step_posts()
+    assert again["text"] == first["text"]
+    (told,) = bot.standin.messages(f"D{FACILITATOR[1:]}")
+    assert "posted it again" in told["text"]
+    # The step's edits go to the new post.
+    bot.command("extend 30m")
+    bot.settle()
+    assert _closing_line(bot.step_posts()[0]) != _closing_line(again)
+    with bot.db.session() as s:
+        refused = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "failed")).all()
+        assert [(row.method, row.error) for row in refused] == []

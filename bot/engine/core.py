@@ -868,9 +868,16 @@ class Engine:
 
     def step_shown(self, s: Session, session: ProtocolSession, index: int) -> str:
         """The ref of the message a step is shown in: its post, or its copy in its own thread
-        once the post was deleted with replies under it (Slack can't edit the tombstone)."""
-        copy = step_thread_ref(session.id, index)
-        return copy if slack.enqueued(s, session.team_id, copy) else f"step:{session.id}:{index}"
+        once the post was deleted with replies under it (Slack can't edit the tombstone); the
+        later of the two, if the step was posted again since (the tombstone gone too)."""
+        refs = (f"step:{session.id}:{index}", step_thread_ref(session.id, index))
+        latest = s.scalars(
+            select(OutboxMessage.ref)
+            .where(OutboxMessage.team_id == session.team_id, OutboxMessage.ref.in_(refs))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).first()
+        return latest or refs[0]
 
     def show_held(
         self, s: Session, session: ProtocolSession, closed: datetime | None = None

@@ -1087,7 +1087,10 @@ class Replies:
 
     def deleted(self, team_id: str, channel: str, ts: str, previous: dict[str, Any]) -> None:
         with self.engine.transaction() as (s, _after):
-            if not previous.get("thread_ts") and self._step_post_deleted(s, team_id, channel, ts):
+            # A post with no thread, or a tombstone whose replies are all gone (Slack takes it
+            # away then, its thread with it).
+            post = previous.get("thread_ts") in (None, "", ts)
+            if post and self._step_post_deleted(s, team_id, channel, ts):
                 return
             row = self._find(s, team_id, channel, ts)
             if row is not None:
@@ -1141,8 +1144,8 @@ class Replies:
             return
         session, run, protocol = found
         ref = step_thread_ref(session.id, run.index)
-        if slack.enqueued(s, session.team_id, ref):
-            return
+        if self.engine.step_shown(s, session, run.index) == ref:
+            return  # in the thread already: Slack said so before
         message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
         self.engine.post(s, session, message, ref=ref, thread_ts=ts)
 
