@@ -838,9 +838,9 @@ _UNITS = {
 _NUMBER = r"\d+(?:[.,]\d+)?"
 _DURATION = re.compile(rf"(?:{_NUMBER}\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
 _DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE | re.ASCII)
-# `2h30` (or `2hrs30`, `2h 30`), as `15h30` writes a time: the two digits after the hours are
-# minutes.
-_HOURS_MINUTES = re.compile(r"(.*\d\s*(?:h|hrs?))\s*([0-5]\d)", re.IGNORECASE | re.ASCII)
+# `2h30` (or `2hrs30`, `2h 30`, `2 hours 30`), as `15h30` writes a time: the two digits after
+# the hours are minutes.
+_HOURS_MINUTES = re.compile(r"(.*\d\s*(?:h|hrs?|hours?))\s*([0-5]\d)", re.IGNORECASE | re.ASCII)
 
 
 def parse_duration(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:

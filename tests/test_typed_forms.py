@@ -769,6 +769,24 @@ def test_minutes_after_hours_with_a_space_as_without(bot: Bot) -> None:
         assert "is not a duration" in message_text(bot.command(typed)), typed
 
 
+def test_minutes_after_hours_written_out_as_after_h(bot: Bot) -> None:
+    # `extend 2 hours 30` (or `an hour 30`) was refused as no duration where `2h 30` is 150
+    # minutes.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 2 hours 30")
+    running = select(ProtocolSession).where(ProtocolSession.status == "running")
+    with bot.db.session() as s:
+        assert s.scalars(running).one().step_seconds == 150 * 60
+    with bot.db.session() as s:
+        before = s.scalars(running).one().step_closes_at
+    assert "Extended" in message_text(bot.command("extend an hour 30"))
+    with bot.db.session() as s:
+        after = s.scalars(running).one().step_closes_at
+    assert before is not None and after is not None
+    assert after - before == timedelta(minutes=90)
+    answer = message_text(bot.command("extend 1 hour 5"))
+    assert "`1 hour 5` is not a duration" in answer, answer
+
+
 def test_an_hour_spaced_as_french_typography_spaces_it(before_spring_forward: Bot) -> None:
     # `at 15 h` and `at 15 h 30`, as French typography spaces them, were "`15` is not a time".
     bot = before_spring_forward
