@@ -927,6 +927,8 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         words = ["1", cursor.take()]
     else:
         words = [w for w in [cursor.take_if(lambda w: not _is_option(w))] if w]
+        if words and words[0].lower() in _COUNTS and _counts(cursor):
+            words[0] = str(_COUNTS[words[0].lower()])  # `ten minutes`, `two and a half hours`
     while words:
         _and_a_half(cursor, words)
         _and_more(cursor, words[-1])
@@ -992,6 +994,20 @@ _HALVED = {"hour": "30m", "hr": "30m", "day": "12h"}
 
 # Words for one before a unit (`in an hour`, `extend another hour`).
 _ONE = frozenset({"a", "an", "one", "another"})
+# Numbers written out, as people say a length (`extend ten minutes`, `in two hours`).
+_COUNTS = {
+    **{"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8},
+    **{"nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20},
+    **{"thirty": 30, "forty": 40, "forty-five": 45, "fifty": 50, "ninety": 90},
+}
+
+
+def _counts(cursor: _Cursor) -> bool:
+    """Whether the words ahead make the word just read a number: a unit (`ten minutes`), or `and
+    a half` (`two and a half hours`)."""
+    ahead = [word.lower() for word in cursor.peek_all()[:3]]
+    unit = bool(ahead) and ahead[0] in _UNITS and len(ahead[0]) > 1
+    return unit or ahead == ["and", "a", "half"]
 
 
 def _continues_duration(previous: str, word: str) -> bool:

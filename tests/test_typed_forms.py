@@ -787,6 +787,26 @@ def test_minutes_after_hours_written_out_as_after_h(bot: Bot) -> None:
     assert "`1 hour 5` is not a duration" in answer, answer
 
 
+def test_a_length_with_its_number_written_out(bot: Bot) -> None:
+    # `extend ten minutes` was "`ten` is not a duration" (and `two hours`, `step two days`),
+    # where `one hour` was read.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step two days")
+    running = select(ProtocolSession).where(ProtocolSession.status == "running")
+    with bot.db.session() as s:
+        step = s.scalars(running).one()
+        assert (step.step_seconds, step.step_days) == (2 * 86400, 2)
+    for typed, minutes in (("extend ten minutes", 10), ("extend two and a half hours", 150)):
+        with bot.db.session() as s:
+            before = s.scalars(running).one().step_closes_at
+        assert "Extended" in message_text(bot.command(typed)), typed
+        with bot.db.session() as s:
+            after = s.scalars(running).one().step_closes_at
+        assert before is not None and after is not None
+        assert after - before == timedelta(minutes=minutes), typed
+    # A number alone is no length, written out or not.
+    assert "`ten` is not a duration" in message_text(bot.command("extend ten"))
+
+
 def test_an_hour_spaced_as_french_typography_spaces_it(before_spring_forward: Bot) -> None:
     # `at 15 h` and `at 15 h 30`, as French typography spaces them, were "`15` is not a time".
     bot = before_spring_forward
