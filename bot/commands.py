@@ -563,13 +563,17 @@ def _extend_until(cursor: _Cursor, clock: _Clock) -> Extend:
         context, code = rejected.error.context, rejected.error.code
         if code == "when_past":  # a date gone by
             raise _until_past(text, clock, today=False) from None
+        if code == "which_midnight":  # `fri midnight`: asked about, as `at` asks
+            raise _Rejected(code, **context, option="until") from None
         unclear = context if code == "time_unclear" else {}
         day_alone = bool(context.get("day_alone")) and which != "next"
         raise _Rejected(
             "until_bad",
             **{**unclear, "text": _echo(text), "day_alone": day_alone, "which": which == "next"},
         ) from None
-    until = (local or _local(clock.today, hour, minute, clock.zone)).astimezone(UTC)
+    # `until midnight`, alone, is the coming one (today's end), as `at midnight` reads it.
+    today = clock.today + timedelta(days=1) if words[0].lower() == _MIDNIGHT else clock.today
+    until = (local or _local(today, hour, minute, clock.zone)).astimezone(UTC)
     if until <= clock.now:
         raise _until_past(text, clock, today=day is None)
     _courtesy(cursor)

@@ -325,6 +325,26 @@ def test_midnight_alone_is_the_coming_one_and_a_days_midnight_is_asked_about(
     assert len(_starts(bot)) == 1
 
 
+def test_extend_until_midnight_is_the_coming_one_as_at_midnight_is(
+    before_spring_forward: Bot,
+) -> None:
+    # `extend until midnight` was "`midnight` has already passed today": it never had.
+    bot = before_spring_forward
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    assert "Extended" in message_text(bot.command("extend until midnight"))
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+        closes = session.step_closes_at
+    assert closes is not None
+    assert closes.astimezone(ZoneInfo(session.tz)) == datetime(
+        2027, 3, 14, tzinfo=ZoneInfo("America/Los_Angeles")
+    )
+    # A day's midnight is asked about, as `at fri midnight` is, not "not a time I can read".
+    answer = message_text(bot.command("extend until fri midnight"))
+    assert "`fri midnight`: the start of that day, or its end?" in answer, answer
+    assert "`/protocol extend until 3pm`" in answer, answer
+
+
 def test_a_day_after_the_time_with_on_this_or_next(before_spring_forward: Bot) -> None:
     # `at 3pm on friday`, as it is said, was "I don't know what to do with `on friday` ... (a
     # day and a time go after `at`)": they had.
