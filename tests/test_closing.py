@@ -141,12 +141,12 @@ def test_one_broken_session_does_not_hold_up_the_rest_of_its_round(
 
 
 @contextmanager
-def reads_of_replies(engine: Engine) -> Iterator[list[str]]:
-    """The statements that read replies while inside."""
+def reads_of(engine: Engine, read: str) -> Iterator[list[str]]:
+    """The statements run while inside that have `read` in them."""
     reads: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM contributions" in statement:
+        if read in " ".join(statement.split()):
             reads.append(statement)
 
     event.listen(engine.db.engine, "before_cursor_execute", count)
@@ -181,7 +181,7 @@ def test_a_round_reads_the_replies_its_steps_give_back_once_for_all(
                     )
                 )
     clock.advance(60)
-    with reads_of_replies(engine) as reads:
+    with reads_of(engine, "FROM contributions") as reads:
         engine.close_steps([(sid, 2) for sid in ids])  # to interpreting, which lists them
     assert len(reads) == 1, "one read for the round, not one a session"
     for n, sid in enumerate(ids):
@@ -190,6 +190,19 @@ def test_a_round_reads_the_replies_its_steps_give_back_once_for_all(
         assert f"room {n} reads it as rushed" in shown
         others = [f"room {k} reads" for k in range(3) if k != n]
         assert not any(other in shown for other in others), "each room sees its own"
+
+
+def test_a_round_asks_once_which_of_its_steps_were_posted_again_in_their_thread(
+    engine: Engine, clock: HeldClock
+) -> None:
+    # Each close edits its step's message, which is a copy in the step's thread once its post
+    # was deleted with replies under it (Engine.step_shown): a round asks for all its steps.
+    ids = start_in(engine, 4)
+    clock.advance(60)
+    with reads_of(engine, "SELECT outbox.ref FROM outbox") as reads:
+        engine.close_steps([(sid, 1) for sid in ids])
+    assert len(reads) == 1, "one read for the round, not one a session"
+    assert [session_row(engine, sid).current_step for sid in ids] == [2, 2, 2, 2]
 
 
 def due_and_recorded(
@@ -272,7 +285,7 @@ def test_a_round_reads_the_presenters_listening_notes_with_the_other_replies(
                     )
                 )
     clock.advance(60)
-    with reads_of_replies(engine) as reads:
+    with reads_of(engine, "FROM contributions") as reads:
         engine.close_steps([(sid, 4) for sid in ids])  # to reflect, the presenter's turn
     assert len(reads) == 1, "one read for the round, not one a session"
     for n, sid in enumerate(ids):

@@ -440,6 +440,26 @@ def test_the_open_steps_post_deleted_with_replies_comes_back_in_its_thread(bot: 
     assert _buttons(closed) == []
 
 
+def test_a_step_whose_post_came_back_in_its_thread_closes_on_schedule_in_that_copy(
+    bot: Bot,
+) -> None:
+    # The clock closes steps in rounds, which read the steps posted again in their thread all
+    # at once: the copy, not the tombstone, is the one its close edits.
+    _started(bot, "4s")
+    (first,) = bot.step_posts()
+    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+    _step_post_tombstoned(bot, first["ts"])
+    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
+    bot.wait_until(lambda: len(bot.step_posts()) == 1 and bot.step_posts()[0]["ts"] != first["ts"])
+    bot.settle()
+    (closed,) = _in_thread(bot, first["ts"])
+    assert _buttons(closed) == []
+    with bot.db.session() as s:
+        failed = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "failed")).all()
+        assert [(row.method, row.error) for row in failed] == []
+
+
 def test_a_closed_steps_post_deleted_with_replies_is_not_put_back(bot: Bot) -> None:
     _started(bot)
     (first,) = bot.step_posts()

@@ -871,6 +871,9 @@ class Engine:
         once the post was deleted with replies under it (Slack can't edit the tombstone); the
         later of the two, if the step was posted again since (the tombstone gone too)."""
         refs = (f"step:{session.id}:{index}", step_thread_ref(session.id, index))
+        asked, found = s.info.get(_IN_THREAD, ((), ()))
+        if refs[1] in asked and refs[1] not in found:
+            return refs[0]  # a round of closes read which of its steps have a copy (close_steps)
         latest = s.scalars(
             select(OutboxMessage.ref)
             .where(OutboxMessage.team_id == session.team_id, OutboxMessage.ref.in_(refs))
@@ -996,6 +999,12 @@ class Engine:
                     for index in (session.current_step, session.current_step + 1)
                 ],
             )
+            # The steps closing whose message was posted again in their thread (a rare case),
+            # read for the round: each close edits its step's message, and looked them up one
+            # by one (step_shown).
+            closing = {step_thread_ref(session.id, session.current_step) for session in locked}
+            found = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.ref.in_(closing)))
+            s.info[_IN_THREAD] = (closing, set(found))
             # The sessions are apart, so nothing read here waits on another's writes: flushing
             # once at the commit sends each kind of row for all of them together, and the rows
             # they only add (steps opened, posts) go in by the driver, one executemany a table.
@@ -1003,6 +1012,7 @@ class Engine:
                 for session in locked:
                     current = runs.get((session.id, session.current_step))
                     self._close(s, after, session, first[session.id], current)
+            del s.info[_IN_THREAD]
         for session_id, step in again:
             self.close_steps([(session_id, step)])
 
@@ -1426,6 +1436,11 @@ class Engine:
             s.connection().execute(_HEADER_POSTED, headers)
         if steps:
             s.connection().execute(_STEP_POSTED, steps)
+
+
+# Session.info key: the refs of step messages posted again in their thread, among a round of
+# closes' (Engine.close_steps, step_shown).
+_IN_THREAD = "steps_in_thread"
 
 
 def step_thread_ref(session_id: int, index: int) -> str:
