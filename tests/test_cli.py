@@ -249,6 +249,34 @@ def test_a_setting_in_the_url_the_driver_refuses_stops_at_once_not_waited_for(
     assert reason in line
 
 
+@contextlib.contextmanager
+def _interruptible(
+    command: list[str], tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], socket.socket]]:
+    """`command` run as from a terminal (Ctrl-C not ignored), its DATABASE_URL a server that
+    takes the connection and never answers; both ended on the way out."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    listening.settimeout(30)
+    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{listening.getsockname()[1]}/protocolbot"
+    process = subprocess.Popen(
+        command,
+        env=bot_environment(DATABASE_URL=url),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
+    try:
+        yield process, listening
+    finally:
+        process.kill()
+        process.wait()
+        listening.close()
+
+
 @pytest.mark.parametrize(
     "args",
     [["db", "upgrade"], ["export", "latest"], ["sessions"], ["forget-user", "U0123ABCD"]],
@@ -257,31 +285,11 @@ def test_a_setting_in_the_url_the_driver_refuses_stops_at_once_not_waited_for(
 def test_ctrl_c_in_a_command_stops_it_with_one_line_not_a_traceback(
     args: list[str], tmp_path: Path
 ) -> None:
-    # A server that takes the connection and never answers: the command is surely under way,
-    # waiting on the database, when it has connected.
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    listening.settimeout(30)
-    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{listening.getsockname()[1]}/protocolbot"
-    env = bot_environment(DATABASE_URL=url)
-    process = subprocess.Popen(
-        [sys.executable, "-c", CLI, *args],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=as_from_a_terminal,
-    )
-    try:
+    # The command is surely under way, waiting on the database, when it has connected.
+    with _interruptible([sys.executable, "-c", CLI, *args], tmp_path) as (process, listening):
         connection, _ = listening.accept()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=10)
-    finally:
-        process.kill()
-        process.wait()
-        listening.close()
     connection.close()
     assert process.returncode == 130, err
     assert "Traceback" not in err and PASSWORD not in err
@@ -303,20 +311,8 @@ def test_ctrl_c_while_python_is_still_importing_the_command_is_one_line_too(
     # printed a traceback. The signal is sent `delay` after the command's imports are under way
     # (its first, argparse, done): not in Python's own start, its site module, which no
     # program's code can answer for.
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{listening.getsockname()[1]}/protocolbot"
-    process = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-c", _console_script(), "sessions"],
-        env=bot_environment(DATABASE_URL=url),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=as_from_a_terminal,
-    )
-    try:
+    command = [sys.executable, "-X", "importtime", "-c", _console_script(), "sessions"]
+    with _interruptible(command, tmp_path) as (process, _listening):
         assert process.stderr is not None
         # -X importtime writes a line as each import ends.
         while (line := process.stderr.readline()).rsplit("|", 1)[-1].strip() != "argparse":
@@ -324,10 +320,6 @@ def test_ctrl_c_while_python_is_still_importing_the_command_is_one_line_too(
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=10)
-    finally:
-        process.kill()
-        process.wait()
-        listening.close()
     said = [line for line in err.splitlines() if not line.startswith("import time:")]
     assert "Traceback" not in err, said
     assert said == ["protocolbot: stopped (Ctrl-C) before it finished: run it again"], said

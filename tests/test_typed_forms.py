@@ -584,9 +584,8 @@ def test_presented_by_and_facilitated_by_name_the_presenter_and_facilitator(bot:
     assert "is starting" not in answer and "presenter" in answer, answer
 
 
-def test_notes_with_a_session_number_are_that_session_s(bot: Bot) -> None:
-    # `notes 1` was refused as words `notes` does not take, though sessions are numbered for
-    # people (`cancel 3`, "the replies of session #1"): it gives session #1's notes, here.
+def _two_sessions(bot: Bot) -> None:
+    """Session #1 ended, its notes posted ("Three paragraphs"); #2 running ("no units")."""
     bot.reply(TEACHERS[0], "Three paragraphs, the first without a claim.", bot.open_step())
     bot.command("end")
     bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
@@ -595,6 +594,12 @@ def test_notes_with_a_session_number_are_that_session_s(bot: Bot) -> None:
     bot.runtime.sender.drain(5)
     bot.reply(TEACHERS[1], "A table of results with no units.", bot.step_posts()[1]["ts"])
     bot.settle()
+
+
+def test_notes_with_a_session_number_are_that_session_s(bot: Bot) -> None:
+    # `notes 1` was refused as words `notes` does not take, though sessions are numbered for
+    # people (`cancel 3`, "the replies of session #1"): it gives session #1's notes, here.
+    _two_sessions(bot)
     for typed in ("notes 1", "notes #1", "notes session 1", "notes 1 please"):
         answer = message_text(bot.command(typed))
         assert "Three paragraphs" in answer and "no units" not in answer, (typed, answer)
@@ -709,14 +714,7 @@ def test_an_hour_written_as_french_writes_it_is_that_hour(before_spring_forward:
 
 def test_notes_last_are_the_latest_sessions_as_notes_alone_gives_them(bot: Bot) -> None:
     # `notes last` and `notes latest` were "I don't know what to do with `last`".
-    bot.reply(TEACHERS[0], "Three paragraphs, the first without a claim.", bot.open_step())
-    bot.command("end")
-    bot.wait_until(lambda: any("Notes from" in str(m.get("text")) for m in bot.posts()))
-    bot.command(f"start tuning <@{PRESENTER}> step 1h")
-    bot.wait_until(lambda: len(bot.step_posts()) == 2)
-    bot.runtime.sender.drain(5)
-    bot.reply(TEACHERS[1], "A table of results with no units.", bot.step_posts()[1]["ts"])
-    bot.settle()
+    _two_sessions(bot)
     for typed in ("notes last", "notes latest", "notes the last session", "notes latest please"):
         answer = message_text(bot.command(typed))
         assert "no units" in answer and "Three paragraphs" not in answer, (typed, answer)
