@@ -207,6 +207,21 @@ class _OneKeyOnce(yaml.constructor.SafeConstructor):
         return super().construct_mapping(node, deep=deep)
 
 
+def _sexagesimal_as_written(constructor: Any, node: yaml.ScalarNode) -> Any:
+    """YAML 1.1 reads `1:30` as 90, a number in base 60: `minutes: 1:30` was a 90-minute step,
+    whether an hour and a half or a minute and a half was meant. Kept as the text it is, it is
+    told as a length to write in minutes (and `title: 10:30` is the title it looks like)."""
+    if ":" in str(node.value):
+        return constructor.construct_scalar(node)
+    if node.tag.endswith(":int"):
+        return constructor.construct_yaml_int(node)
+    return constructor.construct_yaml_float(node)
+
+
+_OneKeyOnce.add_constructor("tag:yaml.org,2002:int", _sexagesimal_as_written)
+_OneKeyOnce.add_constructor("tag:yaml.org,2002:float", _sexagesimal_as_written)
+
+
 class _Loader(_OneKeyOnce, yaml.SafeLoader):
     """Pure Python: its errors say what to change (a tab, a colon) in words the C parser's lack."""
 
@@ -434,10 +449,35 @@ def _quietly(check: Callable[..., _T], *args: Any) -> _T | None:
 
 def _minutes(file: str, field: str, minutes: Any) -> int:
     if isinstance(minutes, bool) or not isinstance(minutes, int):
-        _fail(file, field, f"must be a whole number of minutes (got {_kind(minutes)})")
+        problem = f"must be a whole number of minutes (got {_kind(minutes)})"
+        _fail(file, field, problem + _minutes_hint(minutes))
     if not 1 <= minutes <= _MAX_MINUTES:
         _fail(file, field, f"must be from 1 to {_MAX_MINUTES} (got {minutes})")
     return minutes
+
+
+def _minutes_hint(value: Any) -> str:
+    """What to write for a length written as people write one: `"5"`, `10 min`, `1h30`, `1:30`."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return f": write it without quotes, minutes: {int(text)}"
+    if clock := re.fullmatch(r"(\d{1,2}):([0-5]\d)", text):
+        hours, minutes = int(clock[1]), int(clock[2])
+        return (
+            f": write {hours * 60 + minutes} for {hours} h {minutes} min, "
+            f"or {hours + (minutes >= 30)} for {hours} min {minutes} s"
+        )
+    from bot import commands  # here: commands reads protocols (bot.engine.pacing)
+
+    try:
+        seconds = commands.read_duration(text)[0]
+    except commands.DurationError:
+        return ""
+    if seconds % 60:
+        return ""
+    return f": write the number alone, minutes: {seconds // 60}"
 
 
 def _flag(file: str, field: str, value: Any) -> bool:

@@ -880,3 +880,27 @@ def test_a_value_yaml_reads_as_a_number_or_a_date_is_told_to_be_quoted(tmp_path:
     (tmp_path / "2024.yaml").write_text(quoted, encoding="utf-8")
     protocol = load_protocol(tmp_path / "2024.yaml")
     assert (protocol.id, protocol.step(1).title) == ("2024", "2024")
+
+
+def test_minutes_written_as_people_write_a_length_are_told_the_number_to_write(
+    tmp_path: Path,
+) -> None:
+    # `minutes: 1:30` loaded as a 90-minute step without a word (YAML reads 1:30 as a number
+    # in base 60), whether its writer meant an hour and a half or a minute and a half; and
+    # `minutes: 10 min` or `minutes: "5"` (quoted, as a line with a colon is told to be) were
+    # "must be a whole number of minutes" and no more, beside a 5 that looked whole.
+    text = _example().replace("minutes: 5", "minutes: 1:30", 1)
+    last = "minutes: 10\n    prompt: What could"
+    text = text.replace(last, last.replace("10", '"5"'))
+    text = text.replace("minutes: 10", "minutes: 10 min", 1)
+    whole = "must be a whole number of minutes"
+    assert _problems_of(tmp_path, text) == [
+        f"steps[1].minutes: {whole} (got '1:30'): write 90 for 1 h 30 min, or 2 for 1 min 30 s",
+        f"steps[2].minutes: {whole} (got '10 min'): write the number alone, minutes: 10",
+        f"steps[3].minutes: {whole} (got '5'): write it without quotes, minutes: 5",
+    ]
+    # Written as text, `title: 10:30` is the title it looks like, not 630.
+    (tmp_path / "peer-feedback.yaml").write_text(
+        _example().replace("title: The Assignment", "title: 10:30", 1), encoding="utf-8"
+    )
+    assert load_protocol(tmp_path / "peer-feedback.yaml").step(1).title == "10:30"
