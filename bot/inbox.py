@@ -52,6 +52,7 @@ KEPT_EVENTS = frozenset(
         "reaction_removed",
         "app_uninstalled",
         "tokens_revoked",
+        "team_access_revoked",
         "channel_left",
         "group_left",
         "member_joined_channel",
@@ -60,7 +61,7 @@ KEPT_EVENTS = frozenset(
 )
 LEAVING = frozenset({"app_uninstalled", "tokens_revoked"})
 # Events kept with the envelope's event_time, which tells when it happened.
-TIMED = LEAVING | {"member_left_channel"}
+TIMED = LEAVING | {"team_access_revoked", "member_left_channel"}
 Handler = Callable[[str, dict[str, Any]], None]
 # An event still unhandled this long after it arrived was left by a process that died.
 SWEEP_AFTER = timedelta(seconds=2)

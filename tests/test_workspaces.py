@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 
@@ -32,7 +33,7 @@ from tests.harness import (
     http_post,
     wait_until,
 )
-from tests.test_oauth import TEAM_A, TEAM_B, OAuthBot
+from tests.test_oauth import MANIFEST, TEAM_A, TEAM_B, OAuthBot
 
 START = f"start atlas <@{PRESENTER}|maria> step 1h"
 NO_SESSION = "No protocol session is running in this channel"
@@ -586,6 +587,30 @@ def test_an_org_wide_uninstall_stops_every_workspaces_sessions_and_forgets_the_t
             is None
         )
         assert bot.installations.bot_token(TEAM_B) is None
+    finally:
+        bot.stop()
+
+
+def test_an_org_wide_install_taken_from_one_workspace_stops_that_workspaces_sessions_only(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """The org's admin took the app, installed org-wide, away from one workspace of the org:
+    Slack says so with team_access_revoked and the workspaces' ids. It was dropped (not even
+    subscribed to), and that workspace's session ran on, posting where the bot no longer may;
+    its sessions stop, the other workspace's run on, and the org's token stays for them."""
+    bot = OAuthBot(workspace, database_url).start()
+    try:
+        _install_org_wide(bot, workspace)
+        for team in (TEAM_A, TEAM_B):
+            assert "starting" in _org_command(bot, START, team)
+        _settled(bot)
+        revoked = {"type": "team_access_revoked", "team_ids": [TEAM_A]}
+        _delivered(bot, revoked, team=None, installed=None, org="E_DISTRICT")
+        _settled(bot)
+        assert sorted(_sessions(bot)) == [(TEAM_A, "ended", 1), (TEAM_B, "running", 1)]
+        assert bot.installations.bot_token(TEAM_B) is not None
+        manifest = yaml.safe_load(MANIFEST.read_text())
+        assert "team_access_revoked" in manifest["settings"]["event_subscriptions"]["bot_events"]
     finally:
         bot.stop()
 

@@ -1,4 +1,6 @@
 """A workspace leaves (app_uninstalled, or its bot token revoked): its sessions stop, its tokens go.
+An org-wide install taken from some of the org's workspaces (team_access_revoked): their sessions
+stop, and the org's token stays for the others.
 
 Nothing is posted: the bot can no longer speak there. Sessions end where they are (scheduled ones
 are cancelled), their timers are cleared, the workspace's unsent outbox rows are dropped, and the
@@ -20,7 +22,7 @@ from bot.store.models import OutboxMessage, ProtocolSession, StepRun
 
 log = logging.getLogger(__name__)
 
-WORKSPACE_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
+WORKSPACE_EVENTS = frozenset({"app_uninstalled", "tokens_revoked", "team_access_revoked"})
 STOPPABLE = ("running", "paused", "scheduled")
 
 
@@ -36,13 +38,19 @@ class Workspaces:
         self.engine, self.tokens = engine, tokens
 
     def handle(self, team_id: str, event: dict[str, Any]) -> None:
-        if not team_id:
-            return
         kind = event.get("type")
         # What came after the workspace left (a reinstall, its sessions) stays. Slack gives the
         # time in whole seconds: what began in that second is taken to have come before.
         at = event.get("event_time")
         before = datetime.fromtimestamp(at + 1, UTC) if isinstance(at, int | float) else None
+        if kind == "team_access_revoked":
+            # The event names the workspaces, its envelope none (it comes to the org's install).
+            for team in event.get("team_ids") or []:
+                if team and isinstance(team, str):
+                    self.leave(team, reason=kind, before=before)
+            return
+        if not team_id:
+            return
         if kind == "app_uninstalled":
             self.leave(team_id, reason=kind, before=before)
             if self.tokens is not None:
