@@ -207,7 +207,11 @@ def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | 
     if len(words) < 2 or words[0].lower() not in ("start", "preview"):
         return text
     known = {each.lower() for each in ids}
-    titled = {_name_key(name): each for name, each in (names or {}).items()}
+    titled: dict[str, str] = {}
+    for name, each in (names or {}).items():
+        # Of protocols of one name (a copy of a built-in that kept its name), the first: the
+        # built-in, as for an id (`protocols check` warns of the copy, bot.protocols.advice).
+        titled.setdefault(name_key(name), each)
     found, span = None, 0  # the protocol the words after the subcommand name, and how many
     for n in range(min(4, len(words) - 1), 0, -1):
         joined = "-".join(word.strip(_QUOTES) for word in words[1 : 1 + n]).lower()
@@ -218,7 +222,7 @@ def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | 
     # A name counts where it takes more words than an id does: `tuning protocol` is the id's,
     # whatever protocol an operator named "Tuning Protocol".
     for n in range(min(_NAME_WORDS, len(words) - 1), span, -1):
-        key = _name_key(" ".join(words[1 : 1 + n]))
+        key = name_key(" ".join(words[1 : 1 + n]))
         if key in titled:
             found, span = titled[key], n
             break
@@ -231,7 +235,7 @@ def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | 
 _NAME_WORDS = 8
 
 
-def _name_key(name: str) -> str:
+def name_key(name: str) -> str:
     """A protocol's name as it is matched: without case, quotes, a dash between its words, or
     "the" before it."""
     words = [word.strip(_QUOTES).lower() for word in name.split()]

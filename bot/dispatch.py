@@ -19,7 +19,9 @@ def parse(
 ) -> cmd.Command | Reply:
     """`actor`: who typed it, where (`presenter me`); an unknown word's suggestion may hang on
     their channel's session (`restart`)."""
-    names = {protocol.name: protocol_id for protocol_id, protocol in engine.library.items()}
+    names: dict[str, str] = {}
+    for protocol_id, protocol in engine.library.items():
+        names.setdefault(protocol.name, protocol_id)  # of two of one name, the first (built-in)
     caller = actor.user_id if actor is not None else None
     typed = cmd.with_protocol_ids(text, engine.library, names)
     parsed = cmd.parse(typed, now=now, tz=tz, caller=caller)

@@ -384,9 +384,22 @@ def advice(library: Mapping[str, Protocol]) -> list[ProtocolError]:
       `/protocol start peer-feedback` in the folder looks for peer-feedback.yaml);
     - a presenter who listens in the step that opens with their statement of the assignment:
       that step asks them for it, in its thread when their prep did not give it, and their
-      reply there is then kept as a private note and the norm recalled to them."""
+      reply there is then kept as a private note and the norm recalled to them;
+    - a protocol with the name of one before it (a copy of a built-in that kept its name): the
+      two look alike in `/protocol list` and the start dialog, and a start by the name runs
+      the first."""
+    from bot.commands import name_key  # here: commands reads protocols (bot.engine.pacing)
+
     found = []
+    by_name: dict[str, Protocol] = {}
     for protocol in library.values():
+        first = by_name.setdefault(name_key(protocol.name), protocol)
+        if first is not protocol and protocol.path is not None:
+            problem = (
+                f"{protocol.name!r} is the name of {first.id} too ({first.path}), and a start "
+                f"by that name runs {first.id}: give this protocol a name of its own"
+            )
+            found.append(ProtocolError(str(protocol.path), "name", problem))
         if protocol.path is None:
             continue
         if protocol.path.stem != protocol.id:

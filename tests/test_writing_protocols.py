@@ -808,7 +808,8 @@ def test_a_file_not_named_after_its_id_is_not_told_to_take_the_name_of_a_file_th
     folder.mkdir()
     other, mine = folder / "other.yaml", folder / "peer-feedback.yaml"
     other.write_text(_example(), encoding="utf-8")
-    mine.write_text(_example().replace("id: peer-feedback", "id: peer-review", 1))
+    review = _example().replace("id: peer-feedback", "id: peer-review", 1)
+    mine.write_text(review.replace("name: Peer Feedback", "name: Peer Review", 1))
     status, out, err = _check(folder, tmp_path)
     assert (status, out) == (
         0,
@@ -904,3 +905,28 @@ def test_minutes_written_as_people_write_a_length_are_told_the_number_to_write(
         _example().replace("title: The Assignment", "title: 10:30", 1), encoding="utf-8"
     )
     assert load_protocol(tmp_path / "peer-feedback.yaml").step(1).title == "10:30"
+
+
+def test_a_copy_of_a_built_in_protocol_keeping_its_name_is_warned_and_the_name_runs_the_built_in(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # A coach copied atlas.yaml, gave it an id of its own and changed its steps, but kept its
+    # name: the check said "ok" without a word, `/protocol list` showed two protocols of one
+    # name, and `start ATLAS - Learning from Student Work ...` ran the copy, not the built-in.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    mine = folder / "atlas-ours.yaml"
+    text = (BUILTIN_DIR / "atlas.yaml").read_text(encoding="utf-8")
+    text = text.replace("id: atlas\n", "id: atlas-ours\n", 1)
+    mine.write_text(text.replace("title: Getting Started", "title: Our Start", 1), "utf-8")
+    warning = (
+        f"warning: {mine}: name: 'ATLAS - Learning from Student Work' is the name of atlas "
+        f"too ({BUILTIN_DIR / 'atlas.yaml'}), and a start by that name runs atlas: give this "
+        "protocol a name of its own\n"
+    )
+    assert _check(folder, tmp_path) == (0, _one_ok(folder), warning)
+    with _operator_bot(workspace, database_url, folder) as bot:
+        start = f"start ATLAS - Learning from Student Work <@{PRESENTER}|maria> step 1h"
+        assert "is starting" in json.dumps(bot.command(start))
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        assert bot.step_posts()[0]["text"].startswith("Step 1 of 6 - Getting Started")
