@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -507,18 +508,36 @@ def _check_keys(
     allowed: tuple[str, ...],
     required: tuple[str, ...],
 ) -> None:
-    """Every unknown field and every missing one, each a problem of its own."""
+    """Every unknown field and every missing one, each a problem of its own; a field name
+    mistyped (`promt`, `Guidance`, `presenter-prep`) is one problem, that names the field."""
+    meant: set[str] = set()
     for key in raw:
         if key not in allowed:
+            absent = [field for field in allowed if field not in raw]
+            field = _mistyped(str(key), absent)
+            if field is not None:
+                meant.add(field)
+                problems.note(file, f"{prefix}{key}", f"unknown field: write it {field}")
+                continue
             expected = f"unknown field (expected one of {', '.join(allowed)})"
             problems.note(file, f"{prefix}{key}", expected)
     for key in required:
-        if raw.get(key) is None:
+        if raw.get(key) is None and key not in meant:
             # `guidance:` left empty for none, where the docs write `guidance: []`.
             empty = key == "guidance" and key in raw
             problems.note(
                 file, f"{prefix}{key}", "is empty: write [] for none" if empty else "is required"
             )
+
+
+def _mistyped(key: str, fields: list[str]) -> str | None:
+    """The field a key not known was meant to be: in other case or with a hyphen for its
+    underscore, or a letter or two off (`promt`, `colects`)."""
+    written = key.strip().lower().replace("-", "_").replace(" ", "_")
+    if written in fields:
+        return written
+    close = difflib.get_close_matches(written, fields, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _text(file: str, field: str, value: Any) -> str:

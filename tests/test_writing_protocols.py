@@ -359,12 +359,8 @@ def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Pat
     assert problems == [
         "extra: unknown field (expected one of id, name, source, summary, steps, presenter_prep, "
         "asks_statement, presenter_brings)",
-        "sourc: unknown field (expected one of id, name, source, summary, steps, presenter_prep, "
-        "asks_statement, presenter_brings)",
-        "source: is required",
-        "steps[1].colects: unknown field (expected one of id, title, minutes, prompt, guidance, "
-        "presenter, collects, template, everyone, questions, statement)",
-        "steps[1].collects: is required",
+        "sourc: unknown field: write it source",
+        "steps[1].colects: unknown field: write it collects",
         "steps[1].minutes: must be from 1 to 600 (got 0)",
         "steps[3].statement: only one step can open with the statement (steps[2] does)",
     ]
@@ -930,3 +926,16 @@ def test_a_copy_of_a_built_in_protocol_keeping_its_name_is_warned_and_the_name_r
         assert "is starting" in json.dumps(bot.command(start))
         bot.wait_until(lambda: bool(bot.step_posts()))
         assert bot.step_posts()[0]["text"].startswith("Step 1 of 6 - Getting Started")
+
+
+def test_a_field_name_mistyped_is_told_the_name_to_write(tmp_path: Path) -> None:
+    # `promt:` was two problems, an unknown field followed by the eleven a step may have, and
+    # `prompt` required: one slip, told as one line that names the field to write.
+    text = _example().replace("    prompt: What do you see?", "    promt: What do you see?", 1)
+    text = text.replace("    guidance: []", "    Guidance: []", 1)
+    text = text.replace("presenter_prep: standard", "presenter-prep: standard", 1)
+    assert _problems_of(tmp_path, text) == [
+        "presenter-prep: unknown field: write it presenter_prep",
+        "steps[2].promt: unknown field: write it prompt",
+        "steps[3].Guidance: unknown field: write it guidance",
+    ]
