@@ -8,13 +8,14 @@ import re
 import threading
 from typing import Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse, Respond
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.middleware import IgnoringSelfEvents
 
 from bot.blocks import render_message
 from bot.listeners import register_all
 from bot.logs import DATABASE, Outage
+from bot.oauth import TokenNotRenewed
 from bot.render import render_text
 from bot.runtime import Runtime
 from bot.store.db import reached_database
@@ -136,16 +137,24 @@ def build_app(runtime: Runtime) -> App:
     )
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) -> BoltResponse:
         _failing.now = True
         # One place for the unexpected: log the type and where, never the payload's text.
         # Slack or the database out of reach fails every request alike: a line now and then.
-        if not app.outage.failed(error):
+        # A token Slack did not renew was said by bot.oauth, and is no fault of ours.
+        if not isinstance(error, TokenNotRenewed) and not app.outage.failed(error):
             log.error("listener failed: %s", type(error).__name__, exc_info=error)
         if body.get("type") == "event_callback":
             # Perhaps not stored (the database out of reach): a 500 has Slack send it again,
             # and an event that was stored after all is recognised as a retry then.
             return BoltResponse(status=500, body="")
+        if isinstance(error, TokenNotRenewed) and respond is not None and not body.get("command"):
+            # A button pressed in a step's message: Bolt said "not installed" here before.
+            message = render_message("refusals/command_failed.j2")
+            try:
+                respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
+            except OSError as unsent:  # Slack out of reach as well: the press goes unanswered
+                log.warning("could not answer a button press: %s", type(unsent).__name__)
         if body.get("command"):
             # A slash command answered with nothing leaves its author wondering: say so.
             message = render_message("refusals/command_failed.j2")

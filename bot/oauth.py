@@ -19,7 +19,7 @@ from slack_sdk.oauth.token_rotation import TokenRotator
 from sqlalchemy import delete, desc, select, union
 
 from bot.settings import Settings
-from bot.slack import make_client
+from bot.slack import RETRY_ERRORS, make_client
 from bot.store.db import Database
 from bot.store.models import ProtocolSession
 
@@ -90,7 +90,7 @@ class Installations:
         )
         # Bolt's default refreshes tokens through slack.com; this one through SLACK_API_URL. With
         # no user scopes a cached auth.test result holds no one's user token, so it is safe to keep.
-        authorize = InstallationStoreAuthorize(
+        authorize = _Authorize(
             logger=bolt_log,
             installation_store=self.store,
             client_id=self.client_id,
@@ -254,6 +254,30 @@ class Installations:
         return keys
 
 
+class TokenNotRenewed(Exception):
+    """A request from a workspace that installed the app, whose token has expired and which
+    Slack failed to renew just now (a 5xx, a rate limit): not a workspace without the app (see
+    app.py's on_error). A renewal Slack refuses (invalid_refresh_token) is as an uninstall."""
+
+
+# Set by _keep_while_it_works, on the thread of the request whose token it could not renew.
+_renewal = threading.local()
+
+
+class _Authorize(InstallationStoreAuthorize):
+    """Bolt's authorize, but a request it finds no token for because the installation's token
+    expired and its renewal failed raises TokenNotRenewed: Bolt answered it as from a workspace
+    without the app, with a 200 that an event is never sent again for (a reply lost), and told
+    a command's author to have the app installed."""
+
+    def __call__(self, **kwargs: Any) -> Any:
+        _renewal.failed_for_now = False
+        found = super().__call__(**kwargs)
+        if found is None and _renewal.failed_for_now:
+            raise TokenNotRenewed
+        return found
+
+
 class _PatientRotator(TokenRotator):
     """slack_sdk's rotator, but a refresh Slack fails while the token still works keeps that
     token (the next use tries again): Bolt's authorize gave a request up at one failed refresh
@@ -286,6 +310,12 @@ def _keep_while_it_works(found: Found, error: SlackTokenRotationError) -> None:
     """Say that the refresh failed, if the old token still works; else raise the error."""
     expires_at = found.bot_token_expires_at
     if expires_at is not None and expires_at <= time.time():
+        response = error.api_error.response
+        _renewal.failed_for_now = (
+            response.status_code >= 500
+            or response.status_code == 429
+            or response.get("error") in RETRY_ERRORS
+        )
         raise error
     log.warning(
         "could not refresh a workspace's bot token: %s", error.api_error.response.get("error")

@@ -334,6 +334,73 @@ def test_a_step_due_while_an_expired_token_fails_to_refresh_is_posted_when_it_re
     assert again[-1].token != token and again[-1].response.get("ok")
 
 
+def test_a_reply_while_an_expired_token_fails_to_renew_is_kept_when_slack_sends_it_again(
+    oauth_bot: OAuthBot,
+) -> None:
+    """A quiet workspace's token had expired, and Slack failed its renewal (a 500) when a
+    teacher's reply came: Bolt's authorize gave the event up and answered 200, so Slack never
+    sent it again and the reply was lost; a /protocol command was told the app was not
+    installed. The event is answered 500 (Slack sends it again, by then renewed), and the
+    command is told to give it a moment and try again."""
+    token = oauth_bot.install(TEAM_A, expires_in=12 * 3600)
+    oauth_bot.command(f"start atlas <@{PRESENTER}|maria> step 1h", team=TEAM_A)
+    oauth_bot.wait_until(lambda: len(oauth_bot.step_posts()) >= 1)
+    step_ts = oauth_bot.step_posts()[0]["ts"]
+    _expire_soon(oauth_bot, TEAM_A, seconds=-60)
+    oauth_bot.standin.expire_token(token)
+    oauth_bot.standin.fail_next("oauth.v2.access", times=2, status=500)
+    reply = {
+        "type": "message",
+        "channel": "C_TEAM",
+        "user": TEACHERS[0],
+        "text": "The essay has three paragraphs.",
+        "ts": f"{time.time():.6f}",
+        "thread_ts": step_ts,
+        "channel_type": "channel",
+    }
+    event_id = f"Ev{uuid.uuid4().hex[:10].upper()}"
+    assert oauth_bot.event(reply, team=TEAM_A, event_id=event_id) == 500
+    answer = oauth_bot.command("status", team=TEAM_A)
+    assert "not installed" not in str(answer)
+    assert "Something went wrong on my side" in str(answer.get("text")), answer
+    # The step's Next button, pressed meanwhile, says so too, and not nothing at all.
+    (step,) = oauth_bot.step_posts()
+    (value,) = [
+        e["value"]
+        for b in step["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "step_next"
+    ]
+    oauth_bot.standin.fail_next("oauth.v2.access", status=500)
+    assert oauth_bot.action("step_next", value, team=TEAM_A)[0] == 200
+    oauth_bot.wait_until(
+        lambda: any(
+            "Something went wrong on my side" in str(c.params)
+            for c in oauth_bot.standin.calls_to("response_url")
+        )
+    )
+
+    # Slack's retry, once the renewal works.
+    assert oauth_bot.event(reply, team=TEAM_A, event_id=event_id, retry=1) == 200
+    oauth_bot.wait_until(lambda: oauth_bot.recorded() == [reply["ts"]])
+
+
+def test_a_renewal_slack_refuses_is_not_answered_as_one_to_try_again(
+    oauth_bot: OAuthBot,
+) -> None:
+    """Slack refusing the renewal for good (invalid_refresh_token) is no outage to wait out:
+    events are not answered 500 (Slack would send each again, and disables an app that fails
+    5 % of its deliveries in an hour), and a command is told to have the app installed."""
+    token = oauth_bot.install(TEAM_A, expires_in=12 * 3600)
+    _expire_soon(oauth_bot, TEAM_A, seconds=-60)
+    oauth_bot.standin.expire_token(token)
+    oauth_bot.standin.fail_next("oauth.v2.access", times=2, error="invalid_refresh_token")
+    reply = {"type": "message", "channel": "C_TEAM", "user": TEACHERS[0], "text": "Hi"}
+    assert oauth_bot.event({**reply, "ts": f"{time.time():.6f}"}, team=TEAM_A) == 200
+    assert "not installed" in str(oauth_bot.command("status", team=TEAM_A))
+
+
 def test_no_token_or_secret_reaches_the_logs_at_info(
     workspace: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
