@@ -578,7 +578,11 @@ def _line(file: str, field: str, value: Any) -> str:
 
 def _text_list(file: str, field: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
-        _fail(file, field, f"must be a list of text (got {_kind(value)})")
+        problem = f"must be a list of text (got {_kind(value)})"
+        if isinstance(value, str):  # one bullet written on the key's own line
+            key = _base_name(field)
+            problem += f': write each item on a line of its own below {key}:, starting with "- "'
+        _fail(file, field, problem)
     problems = _Problems()
     items = [problems.read(_text, file, f"{field}[{n}]", item) for n, item in enumerate(value, 1)]
     problems.raise_any()

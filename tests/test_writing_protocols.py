@@ -343,7 +343,10 @@ def test_a_check_names_every_problem_of_a_file_at_once(tmp_path: Path) -> None:
         tmp_path,
         _example().replace("presenter_prep:", "presenter_brings: a class set\npresenter_prep:"),
     )
-    assert problem == "presenter_brings: must be a list of text (got 'a class set')"
+    assert problem == (
+        "presenter_brings: must be a list of text (got 'a class set'): write each item on a "
+        'line of its own below presenter_brings:, starting with "- "'
+    )
 
 
 def test_unknown_and_missing_fields_do_not_hide_the_other_problems(tmp_path: Path) -> None:
@@ -938,4 +941,21 @@ def test_a_field_name_mistyped_is_told_the_name_to_write(tmp_path: Path) -> None
         "presenter-prep: unknown field: write it presenter_prep",
         "steps[2].promt: unknown field: write it prompt",
         "steps[3].Guidance: unknown field: write it guidance",
+    ]
+
+
+def test_guidance_written_as_one_line_of_text_is_told_how_to_write_a_list(tmp_path: Path) -> None:
+    # `guidance: Say only what is in the work.` was "must be a list of text (got '...')",
+    # which did not say how a list is written in YAML.
+    text = _example().replace("    guidance: []", "    guidance: Say what could come next.", 1)
+    text = text.replace(
+        "    questions:\n      - What would you say to the student first?",
+        "    questions: What would you say first?",
+        1,
+    )
+    assert _problems_of(tmp_path, text) == [
+        "steps[3].guidance: must be a list of text (got 'Say what could come next.'): "
+        'write each item on a line of its own below guidance:, starting with "- "',
+        "steps[3].questions: must be a list of text (got 'What would you say first?'): "
+        'write each item on a line of its own below questions:, starting with "- "',
     ]
