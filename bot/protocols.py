@@ -466,7 +466,13 @@ def _minutes(file: str, field: str, minutes: Any) -> int:
         problem = f"must be a whole number of minutes (got {_kind(minutes)})"
         _fail(file, field, problem + _minutes_hint(minutes))
     if not 1 <= minutes <= _MAX_MINUTES:
-        _fail(file, field, f"must be from 1 to {_MAX_MINUTES} (got {minutes})")
+        problem = f"must be from 1 to {_MAX_MINUTES} (got {minutes})"
+        if minutes > _MAX_MINUTES:  # a day's step (1440) for a team that meets over days
+            problem += (
+                ": minutes are the step's length in a live meeting; for steps of hours or days,"
+                " start the session with `step`, as in `/protocol start <id> @presenter step 1d`"
+            )
+        _fail(file, field, problem)
     return minutes
 
 

@@ -959,3 +959,16 @@ def test_guidance_written_as_one_line_of_text_is_told_how_to_write_a_list(tmp_pa
         "steps[3].questions: must be a list of text (got 'What would you say first?'): "
         'write each item on a line of its own below questions:, starting with "- "',
     ]
+
+
+def test_a_step_of_a_day_written_in_minutes_is_told_how_a_session_runs_over_days(
+    tmp_path: Path,
+) -> None:
+    # A coach writing a protocol for a team that meets over a week wrote `minutes: 1440` for a
+    # day: "must be from 1 to 600 (got 1440)", with no word of how steps of days are had.
+    text = _example().replace("minutes: 10", "minutes: 1440", 1)
+    assert _problems_of(tmp_path, text) == [
+        "steps[2].minutes: must be from 1 to 600 (got 1440): minutes are the step's length in "
+        "a live meeting; for steps of hours or days, start the session with `step`, as in "
+        "`/protocol start <id> @presenter step 1d`"
+    ]
