@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -598,10 +599,20 @@ def _text_list(file: str, field: str, value: Any) -> tuple[str, ...]:
 def _ident(file: str, field: str, value: Any) -> str:
     if not isinstance(value, str) or not _ID_PATTERN.match(value):
         problem = f"must match {_ID_PATTERN.pattern}: lowercase letters, digits and hyphens"
-        _fail(file, field, f"{problem} (got {value!r}){_unquoted(value)}")
+        _fail(file, field, f"{problem} (got {value!r}){_unquoted(value) or _id_hint(value)}")
     if len(value) > _MAX_ID:
         _fail(file, field, f"must be at most {_MAX_ID} characters (got {len(value)})")
     return value
+
+
+def _id_hint(value: Any) -> str:
+    """The id a name written as words makes (`Describe the work`: describe-the-work; accents
+    dropped, as an id takes none)."""
+    if not isinstance(value, str):
+        return ""
+    plain = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    made = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+    return f": write it {made}" if made and _ID_PATTERN.match(made) else ""
 
 
 def _choice(file: str, field: str, value: Any, choices: tuple[str, ...]) -> str:

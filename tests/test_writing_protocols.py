@@ -383,7 +383,8 @@ def test_two_steps_with_one_id_are_named_beside_the_steps_other_problems(tmp_pat
         .replace("minutes: 10", "minutes: ten", 1),
     )
     assert problems == [
-        "id: must match ^[a-z0-9][a-z0-9-]*$: lowercase letters, digits and hyphens (got 'Bad_ID')",
+        "id: must match ^[a-z0-9][a-z0-9-]*$: lowercase letters, digits and hyphens (got 'Bad_ID')"
+        ": write it bad-id",
         "steps[2].minutes: must be a whole number of minutes (got 'ten')",
         "steps[2].id: duplicate step id 'context' (also steps[1])",
     ]
@@ -971,4 +972,16 @@ def test_a_step_of_a_day_written_in_minutes_is_told_how_a_session_runs_over_days
         "steps[2].minutes: must be from 1 to 600 (got 1440): minutes are the step's length in "
         "a live meeting; for steps of hours or days, start the session with `step`, as in "
         "`/protocol start <id> @presenter step 1d`"
+    ]
+
+
+def test_an_id_written_as_words_is_told_the_id_to_write(tmp_path: Path) -> None:
+    # `id: Describe the work` and `id: Café_Feedback` were told the pattern an id must match,
+    # in a regular expression, and not the id that would do.
+    text = _example().replace("id: peer-feedback", "id: Café_Feedback", 1)
+    text = text.replace("id: describe", "id: Describe the work", 1)
+    pattern = "must match ^[a-z0-9][a-z0-9-]*$: lowercase letters, digits and hyphens"
+    assert _problems_of(tmp_path, text) == [
+        f"id: {pattern} (got 'Café_Feedback'): write it cafe-feedback",
+        f"steps[2].id: {pattern} (got 'Describe the work'): write it describe-the-work",
     ]
