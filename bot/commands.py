@@ -211,7 +211,8 @@ def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | 
     for name, each in (names or {}).items():
         # Of protocols of one name (a copy of a built-in that kept its name), the first: the
         # built-in, as for an id (`protocols check` warns of the copy, bot.protocols.advice).
-        titled.setdefault(name_key(name), each)
+        if key := name_key(name):  # a name of emoji alone is not typed as the name
+            titled.setdefault(key, each)
     found, span = None, 0  # the protocol the words after the subcommand name, and how many
     for n in range(min(4, len(words) - 1), 0, -1):
         joined = "-".join(word.strip(_QUOTES) for word in words[1 : 1 + n]).lower()
@@ -236,11 +237,22 @@ _NAME_WORDS = 8
 
 
 def name_key(name: str) -> str:
-    """A protocol's name as it is matched: without case, quotes, a dash between its words, or
-    "the" before it."""
-    words = [word.strip(_QUOTES).lower() for word in name.split()]
-    words = [word for word in words if word.strip("-–—")]
+    """A protocol's name as it is matched: without case, quotes, a dash between its words,
+    "the" before it, or emoji (in the name as written, or as Slack sends them: `:dart:`)."""
+    plain = "".join(ch for ch in unicodedata.normalize("NFKC", name) if not _emoji_part(ch))
+    words = [word.strip(_QUOTES).lower() for word in plain.split()]
+    words = [word for word in words if word.strip("-–—") and not _EMOJI_CODE.fullmatch(word)]
     return " ".join(words[1:] if words[:1] == ["the"] else words)
+
+
+# An emoji as Slack writes it in a message's text (normalize takes the closing colon off).
+_EMOJI_CODE = re.compile(r":[a-z0-9_+'-]+:?")
+
+
+def _emoji_part(ch: str) -> bool:
+    """A character of an emoji: the symbol, a skin tone, the joiner and the variation selector."""
+    skin_tone = "\U0001f3fb" <= ch <= "\U0001f3ff"
+    return unicodedata.category(ch) in ("So", "Cf") or ch == "\ufe0f" or skin_tone
 
 
 # A link as Slack sends it (`<https://host/path|host/path>`, `<mailto:a@b.org|a@b.org>`), and a

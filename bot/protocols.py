@@ -395,7 +395,7 @@ def advice(library: Mapping[str, Protocol]) -> list[ProtocolError]:
     found = []
     by_name: dict[str, Protocol] = {}
     for protocol in library.values():
-        first = by_name.setdefault(name_key(protocol.name), protocol)
+        first = by_name.setdefault(name_key(protocol.name) or protocol.id, protocol)
         if first is not protocol and protocol.path is not None:
             problem = (
                 f"{protocol.name!r} is the name of {first.id} too ({first.path}), and a start "

@@ -985,3 +985,21 @@ def test_an_id_written_as_words_is_told_the_id_to_write(tmp_path: Path) -> None:
         f"id: {pattern} (got 'Café_Feedback'): write it cafe-feedback",
         f"steps[2].id: {pattern} (got 'Describe the work'): write it describe-the-work",
     ]
+
+
+def test_a_protocol_whose_name_has_an_emoji_starts_by_its_name_typed_with_or_without_it(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    # A coach named their protocol "Retroalimentación en el café 🎯": typed in Slack, whose
+    # messages carry an emoji as its :code:, or typed without the emoji, the name was taken for
+    # a protocol id `retroalimentación`, and the start refused.
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    text = _example().replace(
+        "name: Peer Feedback on a Draft", "name: Retroalimentación en el café 🎯", 1
+    )
+    (folder / "peer-feedback.yaml").write_text(text, encoding="utf-8")
+    with _operator_bot(workspace, database_url, folder) as bot:
+        for typed in ("Retroalimentación en el café :dart:", "retroalimentación en el café"):
+            preview = json.dumps(bot.command(f"preview {typed}"), ensure_ascii=False)
+            assert "Describing the Draft" in preview, preview
