@@ -562,6 +562,14 @@ def _org_command(bot: OAuthBot, text: str, team: str) -> str:
     return answer
 
 
+def _org_wide_with_a_session_each(bot: OAuthBot, workspace: SlackStandin) -> None:
+    """The app installed org-wide, and a session started in each of the org's two workspaces."""
+    _install_org_wide(bot, workspace)
+    for team in (TEAM_A, TEAM_B):
+        assert "starting" in _org_command(bot, START, team)
+    _settled(bot)
+
+
 @pytest.mark.parametrize("envelope_team", [None, TEAM_A], ids=["no-team", "a-workspace"])
 def test_an_org_wide_uninstall_stops_every_workspaces_sessions_and_forgets_the_token(
     envelope_team: str | None, workspace: SlackStandin, database_url: str
@@ -571,10 +579,7 @@ def test_an_org_wide_uninstall_stops_every_workspaces_sessions_and_forgets_the_t
     and the others' ran on; either way the org's token was kept."""
     bot = OAuthBot(workspace, database_url).start()
     try:
-        _install_org_wide(bot, workspace)
-        for team in (TEAM_A, TEAM_B):
-            assert "starting" in _org_command(bot, START, team)
-        _settled(bot)
+        _org_wide_with_a_session_each(bot, workspace)
         leaving = {"type": "app_uninstalled"}
         _delivered(bot, leaving, team=envelope_team, installed=None, org="E_DISTRICT")
         _settled(bot)
@@ -600,10 +605,7 @@ def test_an_org_wide_install_taken_from_one_workspace_stops_that_workspaces_sess
     its sessions stop, the other workspace's run on, and the org's token stays for them."""
     bot = OAuthBot(workspace, database_url).start()
     try:
-        _install_org_wide(bot, workspace)
-        for team in (TEAM_A, TEAM_B):
-            assert "starting" in _org_command(bot, START, team)
-        _settled(bot)
+        _org_wide_with_a_session_each(bot, workspace)
         revoked = {"type": "team_access_revoked", "team_ids": [TEAM_A]}
         _delivered(bot, revoked, team=None, installed=None, org="E_DISTRICT")
         _settled(bot)
