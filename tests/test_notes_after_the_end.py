@@ -265,8 +265,11 @@ def test_forget_user_deletes_one_person_s_replies_in_every_session_and_in_the_no
     _step, header_ts, _said = _ended(bot, f"{secret} wrote two graphs.", "Units in every row.")
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    # Its ts written back: a reply before that waits for the clock's next sweep (NotYet).
+    bot.runtime.sender.drain(5)
     bot.reply(TEACHERS[0], f"{secret} again, in the next session.", bot.step_posts()[-1]["ts"])
     bot.reply(TEACHERS[1], "Crossed out twice.", bot.step_posts()[-1]["ts"])
+    bot.wait_until(lambda: len(bot.recorded()) == 4)
     bot.settle()
     env = bot_environment(
         SLACK_BOT_TOKEN="xoxb-test",
