@@ -513,9 +513,10 @@ def test_a_weekdays_start_early_on_monday_is_not_said_to_be_at_the_weekend(
 def test_a_protocol_id_typed_is_not_taken_for_another_protocols_name(
     workspace: SlackStandin, database_url: str, tmp_path: Path
 ) -> None:
-    # An operator's copy of Tuning, `tuning-v2`, keeps the name "Tuning Protocol": `preview
-    # tuning protocol`, the built-in's id and the word, is still the built-in's; the copy's
-    # name in full, with "the" before it, is the copy's.
+    # An operator's copy of Tuning, `tuning-v2`, keeps the name "Tuning Protocol" (`protocols
+    # check` warns of it): `preview tuning protocol`, the built-in's id and the word, is still
+    # the built-in's, and so is the name in full, with "the" before it, as a name of two
+    # protocols is the first's; the copy is its id's.
     folder = tmp_path / "protocols"
     folder.mkdir()
     tuning = (BUILTIN_DIR / "tuning.yaml").read_text()
@@ -524,7 +525,8 @@ def test_a_protocol_id_typed_is_not_taken_for_another_protocols_name(
     bot = Bot(workspace, database_url, protocols_dir=folder).start()
     try:
         assert "Colleagues ask" in json.dumps(bot.command("preview tuning protocol"))
-        assert "We ask" in json.dumps(bot.command("preview the Tuning Protocol"))
+        assert "Colleagues ask" in json.dumps(bot.command("preview the Tuning Protocol"))
+        assert "We ask" in json.dumps(bot.command("preview tuning-v2"))
         shown = message_text(bot.command("preview ATLAS with Equity Questions"))
     finally:
         bot.stop()
