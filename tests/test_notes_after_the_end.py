@@ -14,6 +14,7 @@ from bot.export import export
 from bot.store.models import OutboxMessage
 from tests.harness import CHANNEL, PRESENTER, TEACHERS, Bot, tables_holding
 from tests.process import bot_environment, run_cli
+from tests.test_forget_user import _forget
 
 DM = f"D{PRESENTER[1:]}"
 
@@ -415,17 +416,6 @@ def test_notes_of_a_session_run_to_its_end_say_nothing_of_ending_early(bot: Bot)
         assert "ended early" not in shown
 
 
-def _forget_by_cli(bot: Bot, user: str) -> None:
-    """`protocolbot forget-user` run as an operator runs it, beside the running bot."""
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET="signing",
-        DATABASE_URL=bot.settings.database_url,
-    )
-    done = run_cli(["forget-user", user], env, Path.cwd())
-    assert (done.returncode, done.stderr) == (0, "")
-
-
 def _outbox_sent(bot: Bot) -> bool:
     with bot.db.session() as s:
         pending = select(OutboxMessage).where(OutboxMessage.status == "pending")
@@ -450,7 +440,7 @@ def test_forget_user_drops_an_edit_of_a_step_still_to_send_that_quoted_them(bot:
     bot.command("next")
     bot.wait_until(lambda: bot.standin.faults_left("chat.update") == 0)
     held = len(bot.standin.calls)
-    _forget_by_cli(bot, TEACHERS[0])
+    _forget(bot, TEACHERS[0])
     bot.wait_until(lambda: len(bot.step_posts()) == 4)
     bot.wait_until(lambda: _outbox_sent(bot))
     bot.settle()
@@ -476,7 +466,7 @@ def test_forget_user_takes_their_words_out_of_a_step_post_still_to_send(bot: Bot
     bot.command("next")
     bot.wait_until(lambda: bot.standin.faults_left("chat.postMessage") == 0)
     held = len(bot.standin.calls)
-    _forget_by_cli(bot, TEACHERS[0])
+    _forget(bot, TEACHERS[0])
     bot.wait_until(lambda: _outbox_sent(bot))
     bot.settle()
     assert [c.method for c in bot.standin.calls[held:] if secret in json.dumps(c.params)] == []
