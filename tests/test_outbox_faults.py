@@ -537,14 +537,21 @@ def test_a_post_slack_fails_while_it_does_the_workspaces_others_is_given_up_in_m
         assert len(workspace.messages(OTHER)) == 2  # the other session's start and its step 1
 
 
+# A step's post Slack answers after the bot stopped waiting. The bot waits long enough for a
+# stand-in on a loaded machine to have read the call: at 0.5 s, under CI's load, a post timed out
+# before the stand-in read it, the stand-in never saw it, and the faults meant for it met the
+# tries after it (the step's post then took 15 s).
+CLIENT_TIMEOUT, LATE = 2.0, 3.0
+
+
 def test_a_reply_to_a_step_whose_post_slack_answered_late_counts_after_a_quick_end(
     bot: Bot,
 ) -> None:
     # Slack posts step 2 but its answer is lost, and for a while it can't say whether it did;
     # meanwhile a teacher replies in its thread, and the facilitator ends the session.
-    bot.runtime._outbox_client.timeout = 0.5
+    bot.runtime._outbox_client.timeout = CLIENT_TIMEOUT
     bot.open_step()
-    bot.standin.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True, channel=CHANNEL)
+    bot.standin.fail_next("chat.postMessage", delay=LATE, apply_on_timeout=True, channel=CHANNEL)
     bot.standin.fail_next("conversations.history", status=500, times=3)
     bot.command("next")
     bot.wait_until(lambda: len(bot.step_posts()) == 2)  # in Slack; the bot is still to learn it
@@ -576,9 +583,11 @@ def test_a_reply_given_up_on_while_its_steps_post_went_unconfirmed_is_kept_once_
     clock = _Shifted()
     bot = Bot(workspace, database_url, clock=clock).start()
     try:
-        bot.runtime._outbox_client.timeout = 0.5
+        bot.runtime._outbox_client.timeout = CLIENT_TIMEOUT
         bot.open_step()
-        bot.standin.fail_next("chat.postMessage", delay=1.0, apply_on_timeout=True, channel=CHANNEL)
+        bot.standin.fail_next(
+            "chat.postMessage", delay=LATE, apply_on_timeout=True, channel=CHANNEL
+        )
         bot.standin.fail_next("conversations.history", status=500)
         bot.command("next")
         bot.wait_until(lambda: len(bot.step_posts()) == 2)  # in Slack; the bot is still to learn it

@@ -240,6 +240,31 @@ def _message_ts(db: Database, index: int) -> str | None:
         return s.scalar(select(StepRun.message_ts).where(StepRun.index == index))
 
 
+def _what_was_posted(standin: SlackStandin, db: Database) -> str:
+    """The channel's posts and the outbox's rows, for a failure message: which row each post
+    came from, and when."""
+    calls = [
+        f"  {_label(c)} at {c.at:.3f} row {_outbox_id(c.params)} delivered={c.delivered}"
+        for c in standin.calls_to("chat.postMessage")
+        if c.params.get("channel") == CHANNEL
+    ]
+    with db.session() as s:
+        rows = [
+            f"  row {r.id} {r.ref} {r.status} attempts={r.attempts} created={r.created_at} "
+            f"in_flight={r.in_flight_at} sent={r.sent_at}"
+            for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+            if r.method == "chat.postMessage"
+        ]
+    return "\n".join(["posts:", *calls, "rows:", *rows])
+
+
+def _outbox_id(params: dict[str, Any]) -> object:
+    metadata = params.get("metadata") or {}
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return (metadata.get("event_payload") or {}).get("outbox_id")
+
+
 def _check_posts(
     standin: SlackStandin,
     db: Database,
@@ -252,7 +277,7 @@ def _check_posts(
     labels = [_label(c) for c in channel_posts]
     expected = ["header", *(f"step {k}" for k in range(1, STEPS + 1)), "notes"]
     # Each exactly once, in order: none lost, none twice.
-    assert labels == expected, context
+    assert labels == expected, f"{context}\n{_what_was_posted(standin, db)}"
     dm = [_label(c) for c in _posts(standin, f"D{PRESENTER[1:]}")]
     assert dm == ["notes"], context
 
