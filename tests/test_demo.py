@@ -122,13 +122,14 @@ def test_the_demo_piped_to_a_reader_that_stops_ends_quietly(tmp_path: Path) -> N
         text=True,
     )
     assert demo.stdout is not None and demo.stderr is not None
-    began = time.monotonic()
     for line in demo.stdout:
         if "== Tuning Protocol ==" in line:
             break
     demo.stdout.close()  # `head` has its lines
+    # Timed from here: timed from the launch, a loaded machine's slow start made it 18.5 s.
+    stopped = time.monotonic()
     assert demo.wait(30) == 1
-    assert time.monotonic() - began < 15  # not the 30 s the rehearsal takes
+    assert time.monotonic() - stopped < 15  # not the 30 s the rehearsal takes
     errors = demo.stderr.read()
     assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
     assert list(tmp_path.glob("protocolbot-demo-*")) == []

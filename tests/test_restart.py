@@ -244,7 +244,8 @@ def _what_was_posted(standin: SlackStandin, db: Database) -> str:
     """The channel's posts and the outbox's rows, for a failure message: which row each post
     came from, and when."""
     calls = [
-        f"  {_label(c)} at {c.at:.3f} row {_outbox_id(c.params)} delivered={c.delivered}"
+        f"  {_label(c)} at {c.at:.3f} row {_outbox_id(c.params)} delivered={c.delivered} "
+        f"thread={c.params.get('thread_ts')}"
         for c in standin.calls_to("chat.postMessage")
         if c.params.get("channel") == CHANNEL
     ]
