@@ -1068,6 +1068,25 @@ _RELATIVE_DAYS = {
     **dict.fromkeys(("tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow"), 1),
 }
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
+# A date as teachers write it: `12/10` (month/day, or day/month: see _calendar_date), and with
+# its month in words, `dec 10`, `10 dec`, `December 10th`, `10th of december`.
+_SLASH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?", re.ASCII)
+_MONTHS = {
+    **dict.fromkeys(("jan", "january"), 1),
+    **dict.fromkeys(("feb", "february"), 2),
+    **dict.fromkeys(("mar", "march"), 3),
+    **dict.fromkeys(("apr", "april"), 4),
+    **dict.fromkeys(("may",), 5),
+    **dict.fromkeys(("jun", "june"), 6),
+    **dict.fromkeys(("jul", "july"), 7),
+    **dict.fromkeys(("aug", "august"), 8),
+    **dict.fromkeys(("sep", "sept", "september"), 9),
+    **dict.fromkeys(("oct", "october"), 10),
+    **dict.fromkeys(("nov", "november"), 11),
+    **dict.fromkeys(("dec", "december"), 12),
+}
+_DAY_OF_MONTH = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?", re.IGNORECASE | re.ASCII)
+_YEAR = re.compile(r"20\d\d", re.ASCII)
 # 15:00, 3pm, 3:30 p.m., 3p; 15h30, and 15h (as French writes 15:00); 1500 (a 24-hour time
 # without its colon); and 9.30am or 15.30, with the dot alone only where what follows it is no
 # month: 10.03 alone is as likely a date (10 March) as a time.
@@ -1087,7 +1106,7 @@ _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 def _which(cursor: _Cursor) -> str | None:
     """`on`, `this` or `next` before a day (`on fri`, `this fri`, `next tue`), taken."""
     after = cursor.peek_after() or ""
-    day = _is_day_word(after) or after.lower() in _TWO_LETTER_DAYS
+    day = _is_day_word(after) or after.lower() in _TWO_LETTER_DAYS or _is_month_date_start(after)
     qualified = (cursor.peek() or "").lower() in _WHICH and day
     return cursor.take().lower() if qualified else None
 
@@ -1107,7 +1126,33 @@ def _is_when(word: str) -> bool:
 
 def _is_day_word(word: str) -> bool:
     lower = word.lower()
-    return lower in _WEEKDAYS or lower in _RELATIVE_DAYS or bool(_ISO_DATE.fullmatch(word))
+    if lower in _WEEKDAYS or lower in _RELATIVE_DAYS or _ISO_DATE.fullmatch(word):
+        return True
+    return bool(_SLASH_DATE.fullmatch(word) or (" " in word and _readings(word)))
+
+
+def _month_date(cursor: _Cursor) -> str | None:
+    """A date with its month in words (`dec 10`, `10 dec`, `10th of december`, `Dec 10th 2026`),
+    taken, as one word."""
+    ahead = cursor.peek_all()[:4]
+    lower = [word.lower() for word in ahead] + ["", "", ""]
+    day_first = _DAY_OF_MONTH.fullmatch(lower[0]) and lower[1] in _MONTHS
+    if day_first or (lower[0] in _MONTHS and _DAY_OF_MONTH.fullmatch(lower[1])):
+        count = 2
+    elif _DAY_OF_MONTH.fullmatch(lower[0]) and lower[1] == "of" and lower[2] in _MONTHS:
+        count = 3
+    else:
+        return None
+    # A year after it, where a time follows (`dec 10 2030` alone may be 20:30).
+    after = lower[count + 1]
+    if _YEAR.fullmatch(lower[count]) and (after == "at" or _is_time(after)):
+        count += 1
+    return " ".join(cursor.take() for _ in range(count))
+
+
+def _is_month_date_start(word: str) -> bool:
+    """Whether a word may begin a date with its month in words (after `on`: `on dec 10`)."""
+    return word.lower() in _MONTHS or bool(_DAY_OF_MONTH.fullmatch(word))
 
 
 def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
@@ -1205,7 +1250,7 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
     """An optional day, a time, an optional am/pm, the day first or last (`tue 15:00`, `tue at
     15:00`, `9am tomorrow`, `3pm on tue`), as day and time, and the word before the day, if
     any; else one word, so the error can name it."""
-    day = cursor.take_if(_is_day_word) or _two_letter_day(cursor)
+    day = _month_date(cursor) or cursor.take_if(_is_day_word) or _two_letter_day(cursor)
     if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
         cursor.take()
     time = cursor.take_if(_is_time)
@@ -1217,7 +1262,7 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
         words += [w for w in [cursor.take_if(_AM_PM.fullmatch)] if w]
     if time and not day and which is None:
         which = _which(cursor)
-        if after := cursor.take_if(_is_day_word):
+        if after := _month_date(cursor) or cursor.take_if(_is_day_word):
             words.insert(0, after)
         elif after := cursor.take_if(lambda w: w.lower() in _TWO_LETTER_DAYS):
             words.insert(0, _TWO_LETTER_DAYS[after.lower()])  # `3pm tu`: after a time, a day
@@ -1268,7 +1313,8 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
         return 12, 0
     if time_text.lower() == _MIDNIGHT:
         if first.lower() != _MIDNIGHT:
-            raise _Rejected("which_midnight", text=_echo(text), day=_echo(first))
+            day = text[: -len(time_text)].strip() if text.endswith(time_text) else first
+            raise _Rejected("which_midnight", text=_echo(text), day=_echo(day))
         return 0, 0
     match = _TIME.fullmatch(time_text)
     hours_only, am_pm = match and match[4], match and match[5]
@@ -1318,17 +1364,87 @@ def _next_occurrence(first: date, hour: int, minute: int, clock: _Clock, every: 
 
 
 def _calendar_date(text: str, today: date, phrase: str) -> date:
-    """A YYYY-MM-DD date, checked to exist and to be near enough to place in a zone."""
-    year, month, day = (int(part) for part in text.split("-"))
-    try:
-        result = date(year, month, day)
-    except ValueError:
-        raise _Rejected("bad_date", text=_echo(phrase)) from None
-    if result < today - timedelta(days=1):
+    """A date (YYYY-MM-DD, `dec 10`, `10 dec`, `12/10`), checked to exist and to be near enough
+    to place in a zone. A date without its year is its next one: `jan 5` in December is next
+    January's. Of a date written with slashes, the reading (month/day or day/month) that falls
+    in the days a session may be set for; asked about if both do."""
+    last = today + timedelta(days=MAX_AHEAD_SECONDS // DAY + 1)
+    meant = {reading: _next_date(reading, today) for reading in _readings(text)}
+    dates = sorted({each for each in meant.values() if each is not None})
+    if not dates:
+        raise _Rejected("bad_date", text=_echo(phrase), **_month_length(meant, today))
+    near = [each for each in dates if today - timedelta(days=1) <= each <= last]
+    if len(near) > 1:
+        time = phrase[len(text) :].strip()
+        raise _Rejected("which_date", text=_echo(phrase), dates=near, time=_echo(time))
+    if near:
+        return near[0]
+    rolled = [each for reading, each in meant.items() if reading[0] is None and each is not None]
+    if dates[0] < today or any(_gone_by(each, today) for each in rolled):
         raise _Rejected("when_past", text=_echo(phrase))
-    if result > today + timedelta(days=MAX_AHEAD_SECONDS // DAY + 1):
-        raise _Rejected("when_too_far", text=_echo(phrase), days=MAX_AHEAD_SECONDS // DAY)
-    return result
+    raise _Rejected("when_too_far", text=_echo(phrase), days=MAX_AHEAD_SECONDS // DAY)
+
+
+_Reading: TypeAlias = tuple[int | None, int, int]  # year (None: not written), month, day
+
+
+def _readings(text: str) -> list[_Reading]:
+    """The (year, month, day) a date word may mean: one, or two for a slash date whose day and
+    month could be either (`12/10`)."""
+    if iso := _ISO_DATE.fullmatch(text):
+        return [(int(iso[1]), int(iso[2]), int(iso[3]))]
+    if slash := _SLASH_DATE.fullmatch(text):
+        first, second = int(slash[1]), int(slash[2])
+        year = None if slash[3] is None else int(slash[3]) + (2000 if len(slash[3]) == 2 else 0)
+        if first > 12:
+            return [(year, second, first)]  # 15/12: the day first
+        return list(dict.fromkeys([(year, first, second), (year, second, first)]))
+    words = [word.lower() for word in text.split(" ") if word.lower() != "of"]
+    months = [_MONTHS[word] for word in words if word in _MONTHS]
+    days = [int(m[1]) for word in words if (m := _DAY_OF_MONTH.fullmatch(word))]
+    years = [int(word) for word in words if _YEAR.fullmatch(word)]
+    if len(months) != 1 or len(days) != 1 or len(words) != 2 + len(years) or len(years) > 1:
+        return []
+    return [(years[0] if years else None, months[0], days[0])]
+
+
+def _next_date(reading: _Reading, today: date) -> date | None:
+    """The date read, its next one on the calendar if no year was written; None if no such
+    date exists."""
+    year, month, day = reading
+    for each in [year] if year is not None else [today.year, today.year + 1]:
+        try:
+            result = date(each, month, day)
+        except ValueError:
+            continue
+        if year is not None or result >= today:
+            return result
+    return None
+
+
+def _gone_by(meant: date, today: date) -> bool:
+    """Whether a date taken for next year's went by this year lately (`dec 1` on 8 December):
+    meant for this year, and past, rather than for a day too far away."""
+    try:
+        this_year = meant.replace(year=meant.year - 1)
+    except ValueError:
+        return False
+    return today - timedelta(days=183) <= this_year < today
+
+
+def _month_length(meant: Mapping[_Reading, date | None], today: date) -> dict[str, object]:
+    """For a day its month does not have (`feb 30`): the month, and its last day."""
+    if len(meant) != 1:
+        return {}
+    year, month, _ = next(iter(meant))
+    if not 1 <= month <= 12:
+        return {}
+    year = year if year is not None else today.year + (month < today.month)
+    if not 1 <= year <= 9999:
+        return {}
+    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    last = following - timedelta(days=1)
+    return {"month": last, "last_day": last.day}
 
 
 def _local(day: date, hour: int, minute: int, zone: tzinfo) -> datetime:

@@ -411,6 +411,73 @@ def test_bad_times(when: str, code: str) -> None:
     assert when.startswith(str(rejected.context["text"]))  # the whole time, or its first word
 
 
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        # It is Monday 2 March 2026, 10:00 in Los Angeles (PST; PDT from 8 March).
+        ("mar 10 3pm", utc(2026, 3, 10, 22, 0)),
+        ("10 mar 15:00", utc(2026, 3, 10, 22, 0)),
+        ("march 10 at 3pm", utc(2026, 3, 10, 22, 0)),
+        ("Mar 10th 3:30pm", utc(2026, 3, 10, 22, 30)),
+        ("10th of March 3pm", utc(2026, 3, 10, 22, 0)),
+        ("3pm on mar 10", utc(2026, 3, 10, 22, 0)),
+        ("on apr 5 at 9am", utc(2026, 4, 5, 16, 0)),
+        ("Mar 10th, 2026 3pm", utc(2026, 3, 10, 22, 0)),
+        ("mar 2 11:00", utc(2026, 3, 2, 19, 0)),  # later today
+        # With slashes, the reading a session may be set for: 5/15 and 15/5 are 15 May, and
+        # 3/10 is 10 March, 3 October being more than 90 days away.
+        ("5/15 15:00", utc(2026, 5, 15, 22, 0)),
+        ("15/5 15:00", utc(2026, 5, 15, 22, 0)),
+        ("3/10 15:00", utc(2026, 3, 10, 22, 0)),
+        ("3/10/2026 3pm", utc(2026, 3, 10, 22, 0)),
+    ],
+)
+def test_a_date_written_with_its_month_or_slashes_is_read(when: str, expected: datetime) -> None:
+    command = ok(f"start atlas {MARIA} at {when}", tz=LA)
+    assert isinstance(command, Start)
+    assert command.start_at == expected
+
+
+def test_a_date_without_its_year_is_its_next_one() -> None:
+    december = utc(2026, 12, 8, 15, 0)  # 10:00 in New York
+    command = ok(f"start atlas {MARIA} at jan 5 at 9am", tz=NY, now=december)
+    assert isinstance(command, Start)
+    assert command.start_at == utc(2027, 1, 5, 14, 0)
+    # Gone by this year, and next year's too far: refused as past, never scheduled.
+    assert error(f"start atlas {MARIA} at dec 1 3pm", tz=NY, now=december).code == "when_past"
+    assert error(f"start atlas {MARIA} at dec 8 9am", tz=NY, now=december).code == "when_past"
+
+
+@pytest.mark.parametrize(
+    ("when", "code", "said"),
+    [
+        ("feb 30 3pm", "bad_date", "February 2027 has 28 days, so write a day from 1 to 28"),
+        ("31 apr 15:00", "bad_date", "April 2026 has 30 days"),
+        ("13/13 3pm", "bad_date", "write the month in letters and the day"),
+        # 4 March or 3 April: both may be meant, so asked, in words.
+        ("4/3 15:00", "which_date", "Wednesday 4 March, or Friday 3 April?"),
+        ("mar 1 3pm", "when_past", "has already passed"),
+        ("jul 4 3pm", "when_too_far", "at most 90 days"),
+        ("mar 10", "bad_when", "`mar 10` needs a time too"),
+    ],
+)
+def test_a_date_that_cannot_be_placed_says_what_to_write(when: str, code: str, said: str) -> None:
+    rejected = error(f"start atlas {MARIA} at {when}", tz=LA)
+    assert rejected.code == code
+    assert said in rejected.message()
+    assert_good_message(rejected)
+
+
+def test_an_ambiguous_slash_date_shows_both_as_they_are_written() -> None:
+    message = error(f"start atlas {MARIA} at 4/3 15:00", tz=LA).message()
+    assert "`at mar 4 15:00` or `at apr 3 15:00`" in message
+
+
+def test_midnight_after_a_date_is_asked_about_with_the_whole_date() -> None:
+    message = error(f"start atlas {MARIA} at mar 10 midnight", tz=LA).message()
+    assert "Write `mar 10 00:00` for the start of it" in message
+
+
 def test_at_reaches_exactly_ninety_days() -> None:
     assert isinstance(ok("start atlas at 2026-05-31 18:00"), Start)
     assert error("start atlas at 2026-05-31 18:01").code == "when_too_far"
@@ -442,6 +509,7 @@ ERROR_CASES = [
     ("start atlas at 330", "time_unclear", {"text": "330", "hour": 3, "minute": 30}),
     ("start atlas at 2026-02-30 10:00", "bad_date", {"text": "2026-02-30 10:00"}),
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
+    ("start atlas at 4/3 15:00", "which_date", {"text": "4/3 15:00", "time": "15:00"}),
     ("start atlas at tue 15:00 CET", "zone_written", {"text": "tue 15:00 CET", "zone": LA}),
     ("start atlas at next fri 15:00", "which_day", {"text": "next fri 15:00", "day": "fri"}),
     ("start atlas at fri midnight", "which_midnight", {"text": "fri midnight", "day": "fri"}),

@@ -104,6 +104,22 @@ def test_the_date_an_unreadable_time_is_shown_as_an_example_is_one_a_start_takes
     assert "is scheduled for" in followed, followed
 
 
+@pytest.mark.parametrize("written", ["{month} {day} 3pm", "{day} {month} 15:00"])
+def test_a_session_is_scheduled_for_a_date_written_with_its_month(bot: Bot, written: str) -> None:
+    # The facilitator's Slack time zone is Los Angeles: the date and time are read in it.
+    la = ZoneInfo("America/Los_Angeles")
+    day = datetime.now(la).date() + timedelta(days=3)
+    when = written.format(month=day.strftime("%b").lower(), day=day.day)
+    answer = bot.command(f"start atlas <@{PRESENTER}|maria> at {when}")
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+    starts_at = datetime(day.year, day.month, day.day, 15, 0, tzinfo=la)
+    assert session.starts_at == starts_at
+    # The answer shows the date understood, in words in each reader's own zone.
+    token = f"<!date^{int(starts_at.timestamp())}^{{date_long_pretty}} at {{time}}|"
+    assert "is scheduled for" in message_text(answer) and token in message_text(answer)
+
+
 @pytest.mark.parametrize(
     ("typed", "sent", "shown"),
     [
