@@ -193,9 +193,20 @@ def normalize(text: str) -> str:
         words = typed.split()  # ASCII holds no Cf character, and NFKC leaves it as it is
     else:
         visible = "".join(ch for ch in typed if unicodedata.category(ch) != "Cf")
+        # `1½ hours`: NFKC would make it `11⁄2`, eleven halves.
+        visible = _VULGAR_FRACTION.sub(_spelled_fraction, visible)
         words = unicodedata.normalize("NFKC", visible).split()
     # A word of marks alone stays: `/protocol ?` is answered, not taken for the bare command.
     return " ".join(word.rstrip(_AFTER_WORD) or word for word in words)
+
+
+_VULGAR_FRACTION = re.compile(r"(\d?)([½⅓⅔¼¾])")
+_FRACTIONS = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4"}
+
+
+def _spelled_fraction(match: re.Match[str]) -> str:
+    """`1½` as `1 1/2`, `½` as `1/2`."""
+    return f"{match[1]} {_FRACTIONS[match[2]]}" if match[1] else _FRACTIONS[match[2]]
 
 
 def with_protocol_ids(text: str, ids: Iterable[str], names: Mapping[str, str] | None = None) -> str:
@@ -855,7 +866,8 @@ _UNITS = {
 }
 # A number may have a fraction, after a point or (as much of Europe writes it) a comma: `1.5h`,
 # `1,5 hours`, `0.5d`.
-_NUMBER = r"\d+(?:[.,]\d+)?"
+# Or be a fraction: `1/2 hour`, `1/2h` (and `1 1/2 hours` is read as 3/2, _and_a_fraction).
+_NUMBER = r"\d+(?:[.,]\d+|/\d*[1-9]\d*)?"
 _DURATION = re.compile(rf"(?:{_NUMBER}\s*[a-z]+\s*)+", re.IGNORECASE | re.ASCII)
 _DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE | re.ASCII)
 # `2h30` (or `2hrs30`, `2h 30`, `2 hours 30`), as `15h30` writes a time: the two digits after
@@ -950,6 +962,7 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         if words and words[0].lower() in _COUNTS and _counts(cursor):
             words[0] = str(_COUNTS[words[0].lower()])  # `ten minutes`, `two and a half hours`
     while words:
+        _and_a_fraction(cursor, words)
         _and_a_half(cursor, words)
         _and_more(cursor, words[-1])
         more = cursor.take_if(partial(_continues_duration, words[-1]))
@@ -960,6 +973,19 @@ def _duration_words(cursor: _Cursor) -> list[str]:
         if more.isdigit() and not words[-2][-1].isdigit():
             words += [w for w in [cursor.take_if(lambda w: w.lower() in _UNITS)] if w]
     return words
+
+
+def _and_a_fraction(cursor: _Cursor, words: list[str]) -> None:
+    """`1 1/2 hours`, `1 1/2h` (and `1½`, see normalize) as `3/2 hours`, `3/2h`: the
+    fraction after a whole number, taken."""
+    fraction = _FRACTION.fullmatch(cursor.peek() or "")
+    if not words[-1].isdigit() or fraction is None or len(words[-1]) > 12:
+        return
+    cursor.take()
+    words[-1] = f"{Fraction(int(words[-1])) + Fraction(fraction[1])}{fraction[2]}"
+
+
+_FRACTION = re.compile(r"(\d{1,3}/\d{0,2}[1-9]\d{0,2})([a-z]*)", re.IGNORECASE | re.ASCII)
 
 
 def _and_a_half(cursor: _Cursor, words: list[str]) -> None:

@@ -245,6 +245,33 @@ def test_parse_duration_rejects(text: str, code: str) -> None:
     assert raised.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("extend 1 1/2 hours", Extend(5400)),
+        ("extend 1½ hours", Extend(5400)),  # NFKC made it `11⁄2`, eleven halves
+        ("extend 1½h", Extend(5400)),
+        ("extend 1/2 hour", Extend(1800)),
+        ("extend ½ hour", Extend(1800)),
+        ("extend 1/2h", Extend(1800)),
+        ("extend 2 3/4 hours", Extend(9900)),
+        ("extend 1 1/2 days", Extend(129_600, days=1)),
+        ("start atlas step 1 1/2h", Start("atlas", step_seconds=5400, step_days=0)),
+        ("start atlas step 1 1/2 h", Start("atlas", step_seconds=5400, step_days=0)),
+        ("start atlas in 1/2 hour", Start("atlas", start_at=NOW + timedelta(minutes=30))),
+    ],
+)
+def test_a_length_with_a_fraction_is_read(text: str, expected: Command) -> None:
+    assert ok(text) == expected
+
+
+@pytest.mark.parametrize("text", ["extend 1/0h", "extend 1 1/2", "extend 1/2"])
+def test_a_fraction_that_is_no_length_is_refused_with_the_example(text: str) -> None:
+    rejected = error(text)
+    assert rejected.code == "bad_duration"
+    assert_good_message(rejected)
+
+
 def test_duration_limits_per_option() -> None:
     assert ok("extend 14d") == Extend(MAX_EXTEND_SECONDS, days=14)
     assert error("extend 15d").code == "duration_too_long"

@@ -799,6 +799,9 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
         ("extend 1 more hour please", 3600),
         ("extend half an hour", 1800),
         ("extend another half hour", 1800),
+        ("extend 1 1/2 hours", 5400),
+        ("extend 1½ hours", 5400),
+        ("extend 1/2 hour", 1800),
     ):
         before = _session(bot).step_closes_at
         answer = bot.command(typed)["text"]

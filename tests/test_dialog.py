@@ -159,7 +159,13 @@ def test_a_step_length_in_words_is_read_in_the_dialog_as_the_command_reads_it(
     # words in the dialog's step length were "not a length of time".
     view = _opened_view(bot)
     for n, (step, length) in enumerate(
-        (("a day", (86400, 1)), ("2 hours and 30 minutes", (9000, 0))), start=1
+        (
+            ("a day", (86400, 1)),
+            ("2 hours and 30 minutes", (9000, 0)),
+            ("1 1/2 hours", (5400, 0)),
+            ("1½ days", (129600, 1)),
+        ),
+        start=1,
     ):
         assert _submit(bot, view, pacing="async", step=step) == {}, step
         bot.wait_until(lambda n=n: len(bot.step_posts()) == n)  # type: ignore[misc]
