@@ -799,9 +799,31 @@ def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 
 def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
-    seconds = _read_duration(cursor, "remind", MAX_AHEAD_SECONDS)
+    _reminded(cursor)
+    seconds = DAY if _the_day(cursor) else _read_duration(cursor, "remind", MAX_AHEAD_SECONDS)
     _before(cursor)
     return replace(command, remind_seconds=seconds)
+
+
+def _reminded(cursor: _Cursor) -> None:
+    """`remind me 2 days before`, `remind them a day ahead`, as a reminder is asked for: the
+    word, taken. The presenter is the one reminded, as the answer to the start says."""
+    after = cursor.peek_after()
+    if (cursor.peek() or "").lower() in _REMINDED and after is not None and not _is_option(after):
+        cursor.take()
+
+
+_REMINDED = frozenset({"me", "them", "us"})
+
+
+def _the_day(cursor: _Cursor) -> bool:
+    """`the day before` (or `the day ahead`, `the day in advance`): a day, taken."""
+    ahead = [word.lower() for word in cursor.peek_all()[:3]]
+    if ahead[:2] != ["the", "day"] or not (ahead[2:] and (ahead[2] in _BEFORE or ahead[2] == "in")):
+        return False
+    cursor.take()
+    cursor.take()
+    return True
 
 
 def _before(cursor: _Cursor) -> None:
@@ -818,7 +840,8 @@ def read_reminder(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
     """How long before the start a reminder goes, as `remind` reads it (`2d`, `2 days before`,
     `a day in advance`): its seconds; DurationError as for parse_duration."""
     cursor = _Cursor(normalize(text))
-    words = _duration_words(cursor)
+    _reminded(cursor)
+    words = ["1d"] if _the_day(cursor) else _duration_words(cursor)
     _before(cursor)
     if not words or cursor.peek() is not None:
         raise DurationError("bad_duration", text, limit)

@@ -643,6 +643,29 @@ def test_remind_before_the_start_is_read_as_remind(before_spring_forward: Bot) -
         assert list(reminds) == [86400, 7200, 3 * 86400]
 
 
+@pytest.mark.parametrize(
+    ("typed", "seconds"),
+    [
+        ("remind me 2 days before", 2 * 86400),
+        ("remind the day before", 86400),
+        ("remind me a day before", 86400),
+        ("remind me the day before", 86400),
+        ("remind them 2h ahead", 7200),
+        ("remind the day in advance", 86400),
+    ],
+)
+def test_a_reminder_asked_for_as_people_ask_is_set(
+    before_spring_forward: Bot, typed: str, seconds: int
+) -> None:
+    # `remind me 2 days before` was "`me 2 days` is not a duration", and `remind the day
+    # before` "`the` is not a duration". The presenter is reminded, as the answer says.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at fri 15:00 {typed}"))
+    assert "is scheduled for" in answer and "I'll remind them" in answer, (typed, answer)
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession.remind_seconds)).one() == seconds
+
+
 def test_in_an_hour_and_in_a_week(before_spring_forward: Bot) -> None:
     # `in an hour` and `in a week` were "`an` is not a duration".
     bot = before_spring_forward
