@@ -721,6 +721,11 @@ def _start(cursor: _Cursor, clock: _Clock) -> Start:
 
 
 def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str]) -> Start:
+    if _which_day_ahead(cursor):
+        # `on jan 5 at 9am`, `on tue at 3pm`, `this fri 3pm` without `at`: a day, read as `at`
+        # reads it (`next tue` is asked about there).
+        _claim(given, "at")
+        return _option_at(cursor, clock, command)
     word = cursor.take()
     key = word.lower()
     if key in _START_OPTIONS:
@@ -742,9 +747,6 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
         # Slack did not make a mention is the word an error names, not `with`).
         return command
 
-    if key in _WHICH and (_is_day_word(after) or after.lower() in _TWO_LETTER_DAYS):
-        # `on tue at 3pm`, `next fri 15:00` without `at`: a day, not a presenter named `on`.
-        raise _unexpected([word, *cursor.remaining()], "start")
     if _MENTION.fullmatch(word) or ("presenter" not in given and _looks_like_person(word)):
         _claim(given, "presenter")
         return replace(command, presenter=_user_id(word, "presenter_format"))
@@ -752,6 +754,13 @@ def _start_option(cursor: _Cursor, clock: _Clock, command: Start, given: set[str
 
 
 _DONE_BY = {"presented": "presenter", "facilitated": "facilitator"}
+
+
+def _which_day_ahead(cursor: _Cursor) -> bool:
+    """Whether the words ahead are `on`, `this` or `next` and a day (`on tue`, `on dec 10`)."""
+    after = cursor.peek_after() or ""
+    day = _is_day_word(after) or after.lower() in _TWO_LETTER_DAYS or _is_month_date_start(after)
+    return (cursor.peek() or "").lower() in _WHICH and day
 
 
 def _claim(given: set[str], option: str) -> None:
@@ -1154,10 +1163,7 @@ _MAX_GAP_MINUTES = 24 * 60  # longer than any daylight-saving gap
 
 def _which(cursor: _Cursor) -> str | None:
     """`on`, `this` or `next` before a day (`on fri`, `this fri`, `next tue`), taken."""
-    after = cursor.peek_after() or ""
-    day = _is_day_word(after) or after.lower() in _TWO_LETTER_DAYS or _is_month_date_start(after)
-    qualified = (cursor.peek() or "").lower() in _WHICH and day
-    return cursor.take().lower() if qualified else None
+    return cursor.take().lower() if _which_day_ahead(cursor) else None
 
 
 _WHICH = frozenset({"on", "this", "next"})

@@ -912,7 +912,7 @@ def test_in_days_keeps_the_callers_time_of_day_across_a_clock_change() -> None:
 
 @pytest.mark.parametrize(
     "when",
-    ["on tue at 15:00", "next tue", "next tue at 15:00", "on tuesday", "this fri 3pm"],
+    ["next tue", "next tue at 15:00", "on tuesday", "tue 3pm", "tomorrow at 3pm"],
 )
 def test_a_day_written_other_than_after_at_is_shown_the_form_that_works(when: str) -> None:
     # The example was `/protocol start atlas @maria step 1d` whenever the day did not come
@@ -922,6 +922,23 @@ def test_a_day_written_other_than_after_at_is_shown_the_form_that_works(when: st
     message = error.message()
     assert "`/protocol start atlas @maria at tue 15:00`" in message
     assert "step 1d" not in message
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("on tue at 15:00", utc(2026, 3, 3, 23, 0)),  # 15:00 PST
+        ("this fri 3pm", utc(2026, 3, 6, 23, 0)),
+        ("on mar 10 at 9am", utc(2026, 3, 10, 16, 0)),  # PDT from 8 March
+        ("on 10 march 9am", utc(2026, 3, 10, 16, 0)),
+        ("next mon 9am", utc(2026, 3, 9, 16, 0)),  # said on a Monday: a week on
+    ],
+)
+def test_a_day_after_on_this_or_next_is_read_as_after_at(when: str, expected: datetime) -> None:
+    command = ok(f"start atlas {MARIA} {when}", tz=LA)
+    assert isinstance(command, Start)
+    assert command.start_at == expected
+    assert ok(f"start atlas {when} {MARIA}", tz=LA) == command
 
 
 def test_next_weekday_said_on_that_weekday_is_a_week_on() -> None:

@@ -784,13 +784,33 @@ def test_an_hour_and_a_half_as_people_say_it(before_spring_forward: Bot) -> None
         assert after - before == timedelta(minutes=90), typed
 
 
-def test_a_day_after_on_or_next_without_at_is_not_taken_for_a_presenter(bot: Bot) -> None:
-    # `start atlas on tue at 3pm` was "`on` is not a Slack mention": the word before the day
-    # was read as the presenter's name. The answer says where a day and a time go.
-    for typed in ("on tue at 3pm", "next fri 15:00", "this th 3pm"):
-        answer = message_text(bot.command(f"start atlas {typed}"))
-        assert "Slack mention" not in answer, (typed, answer)
-        assert f"`{typed}`" in answer and "a day and a time go after `at`" in answer, answer
+@pytest.mark.parametrize(
+    ("typed", "starts"),
+    [
+        ("on tue at 3pm", datetime(2027, 3, 16, 15, 0)),
+        ("this th 3pm", datetime(2027, 3, 18, 15, 0)),
+        ("on apr 5 at 9am", datetime(2027, 4, 5, 9, 0)),
+        ("on 5 april 9am", datetime(2027, 4, 5, 9, 0)),
+    ],
+)
+def test_a_day_after_on_or_this_without_at_schedules_the_session(
+    before_spring_forward: Bot, typed: str, starts: datetime
+) -> None:
+    # `start atlas @maria on jan 5 at 9am` (or `on tue at 3pm`) was "I don't know what to do
+    # with `on jan 5 at 9am`": `on` and `this` before a day say when, as `at` does.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+    assert "is scheduled for" in answer and "Slack mention" not in answer, (typed, answer)
+    with bot.db.session() as s:
+        session = s.scalars(select(ProtocolSession)).one()
+    assert session.starts_at == starts.replace(tzinfo=ZoneInfo("America/Los_Angeles"))
+
+
+def test_next_and_a_day_without_at_is_asked_about_as_after_at(before_spring_forward: Bot) -> None:
+    # Said on a Saturday, `next fri` is the coming one or the one after.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> next fri 15:00"))
+    assert "the coming one, Friday 19 March, or the one after, Friday 26 March?" in answer
     with bot.db.session() as s:
         assert s.scalars(select(ProtocolSession)).all() == []
 

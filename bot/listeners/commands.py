@@ -31,6 +31,8 @@ from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 NEEDS_ZONE = (" at ", " weekdays", " until ", " till ")
+# A start's day after `on`, `this` or `next` without `at` (`on tue 3pm`, `this fri 3pm`).
+START_NEEDS_ZONE = (" on ", " this ", " next ")
 # `in 2h` is placed without a zone; the caller's, if Slack gives it, labels the time they see.
 LIKES_ZONE = (" in ",)
 # Commands that only read: acknowledged at once, answered through response_url a moment later,
@@ -57,7 +59,8 @@ def register(app: App, runtime: Runtime) -> None:
         padded = f" {text.lower()} "
         profiles = SlackProfiles(client)
         elsewhere = between_people(command)  # nothing can start there: no zone needed
-        needs_zone = not elsewhere and any(w in padded for w in NEEDS_ZONE)
+        starts = padded.startswith(" start ") and any(w in padded for w in START_NEEDS_ZONE)
+        needs_zone = not elsewhere and (starts or any(w in padded for w in NEEDS_ZONE))
         likes_zone = not elsewhere and any(w in padded for w in LIKES_ZONE)
         zone = profiles.zone_of(actor.user_id) if needs_zone or likes_zone else None
         tz = zone.name if zone else "UTC"
