@@ -1205,6 +1205,12 @@ def _month_date(cursor: _Cursor) -> str | None:
     return " ".join(cursor.take() for _ in range(count))
 
 
+def _date_after_weekday(cursor: _Cursor) -> str | None:
+    """The date after a weekday (`thu dec 10`, `thu 12/10`), taken."""
+    dated = _SLASH_DATE.fullmatch(cursor.peek() or "") or _ISO_DATE.fullmatch(cursor.peek() or "")
+    return cursor.take() if dated else _month_date(cursor)
+
+
 def _is_month_date_start(word: str) -> bool:
     """Whether a word may begin a date with its month in words (after `on`: `on dec 10`)."""
     return word.lower() in _MONTHS or bool(_DAY_OF_MONTH.fullmatch(word))
@@ -1306,6 +1312,8 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
     15:00`, `9am tomorrow`, `3pm on tue`), as day and time, and the word before the day, if
     any; else one word, so the error can name it."""
     day = _month_date(cursor) or cursor.take_if(_is_day_word) or _two_letter_day(cursor)
+    if day and day.lower() in _WEEKDAYS and (date_too := _date_after_weekday(cursor)):
+        day = f"{day} {date_too}"  # `thu dec 10`, `Thursday, December 10`, `thu 12/10`
     if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
         cursor.take()
     time = cursor.take_if(_is_time)
@@ -1318,6 +1326,8 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
     if time and not day and which is None:
         which = _which(cursor)
         if after := _month_date(cursor) or cursor.take_if(_is_day_word):
+            if after.lower() in _WEEKDAYS and (date_too := _date_after_weekday(cursor)):
+                after = f"{after} {date_too}"
             words.insert(0, after)
         elif after := cursor.take_if(lambda w: w.lower() in _TWO_LETTER_DAYS):
             words.insert(0, _TWO_LETTER_DAYS[after.lower()])  # `3pm tu`: after a time, a day
@@ -1429,6 +1439,15 @@ def _calendar_date(text: str, today: date, phrase: str) -> date:
     if not dates:
         raise _Rejected("bad_date", text=_echo(phrase), **_month_length(meant, today))
     near = [each for each in dates if today - timedelta(days=1) <= each <= last]
+    weekday = _WEEKDAYS.get(text.partition(" ")[0].lower())
+    if weekday is not None and near:
+        # `thu dec 10`: the date of that weekday; `fri dec 10`, where 10 December is a
+        # Thursday, is asked about, as either may be the slip.
+        named = [each for each in near if each.weekday() == weekday]
+        if not named:
+            said = text.partition(" ")[0]
+            raise _Rejected("weekday_wrong", text=_echo(phrase), said=_echo(said), date=near[0])
+        near = named
     if len(near) > 1:
         time = phrase[len(text) :].strip()
         raise _Rejected("which_date", text=_echo(phrase), dates=near, time=_echo(time))
@@ -1446,6 +1465,9 @@ _Reading: TypeAlias = tuple[int | None, int, int]  # year (None: not written), m
 def _readings(text: str) -> list[_Reading]:
     """The (year, month, day) a date word may mean: one, or two for a slash date whose day and
     month could be either (`12/10`)."""
+    weekday, _, rest = text.partition(" ")
+    if weekday.lower() in _WEEKDAYS and rest:
+        return _readings(rest)  # `thu dec 10`: the date, its weekday checked (_calendar_date)
     if iso := _ISO_DATE.fullmatch(text):
         return [(int(iso[1]), int(iso[2]), int(iso[3]))]
     if slash := _SLASH_DATE.fullmatch(text):

@@ -457,6 +457,13 @@ def test_bad_times(when: str, code: str) -> None:
         ("15/5 15:00", utc(2026, 5, 15, 22, 0)),
         ("3/10 15:00", utc(2026, 3, 10, 22, 0)),
         ("3/10/2026 3pm", utc(2026, 3, 10, 22, 0)),
+        # With its weekday, as calendars write it; of a slash date's readings, that weekday's.
+        ("Tuesday, March 10 at 3pm", utc(2026, 3, 10, 22, 0)),
+        ("tue mar 10 3pm", utc(2026, 3, 10, 22, 0)),
+        ("3pm on tue 10 mar", utc(2026, 3, 10, 22, 0)),
+        ("sat 4/4 15:00", utc(2026, 4, 4, 22, 0)),
+        ("wed 4/3 15:00", utc(2026, 3, 4, 23, 0)),
+        ("fri 4/3 15:00", utc(2026, 4, 3, 22, 0)),
     ],
 )
 def test_a_date_written_with_its_month_or_slashes_is_read(when: str, expected: datetime) -> None:
@@ -486,6 +493,7 @@ def test_a_date_without_its_year_is_its_next_one() -> None:
         ("mar 1 3pm", "when_past", "has already passed"),
         ("jul 4 3pm", "when_too_far", "at most 90 days"),
         ("mar 10", "bad_when", "`mar 10` needs a time too"),
+        ("wed mar 10 3pm", "weekday_wrong", "10 March is a Tuesday, not `wed`"),
     ],
 )
 def test_a_date_that_cannot_be_placed_says_what_to_write(when: str, code: str, said: str) -> None:
@@ -537,6 +545,7 @@ ERROR_CASES = [
     ("start atlas at 2026-02-30 10:00", "bad_date", {"text": "2026-02-30 10:00"}),
     ("start atlas at today 9:00", "when_past", {"text": "today 9:00"}),
     ("start atlas at 4/3 15:00", "which_date", {"text": "4/3 15:00", "time": "15:00"}),
+    ("start atlas at fri mar 10 9am", "weekday_wrong", {"said": "fri"}),
     ("start atlas at tue 15:00 CET", "zone_written", {"text": "tue 15:00 CET", "zone": LA}),
     ("start atlas at next fri 15:00", "which_day", {"text": "next fri 15:00", "day": "fri"}),
     ("start atlas at fri midnight", "which_midnight", {"text": "fri midnight", "day": "fri"}),

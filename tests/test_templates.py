@@ -684,6 +684,7 @@ BAD_INPUTS = {
     "start atlas <@U1> at next fri 15:00": "which_day",
     "start atlas <@U1> at fri midnight": "which_midnight",
     "start atlas <@U1> at 4/5 15:00": "which_date",
+    "start atlas <@U1> at fri mar 10 15:00": "weekday_wrong",
     "start atlas <@U1> at tue 330": "time_unclear",
     "start atlas <@U1> at 2027-12-01 10:00": "when_too_far",
     "extend until <!channel>": "until_bad",

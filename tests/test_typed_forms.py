@@ -104,12 +104,14 @@ def test_the_date_an_unreadable_time_is_shown_as_an_example_is_one_a_start_takes
     assert "is scheduled for" in followed, followed
 
 
-@pytest.mark.parametrize("written", ["{month} {day} 3pm", "{day} {month} 15:00"])
+@pytest.mark.parametrize(
+    "written", ["{month} {day} 3pm", "{day} {month} 15:00", "{weekday}, {month} {day} at 3pm"]
+)
 def test_a_session_is_scheduled_for_a_date_written_with_its_month(bot: Bot, written: str) -> None:
     # The facilitator's Slack time zone is Los Angeles: the date and time are read in it.
     la = ZoneInfo("America/Los_Angeles")
     day = datetime.now(la).date() + timedelta(days=3)
-    when = written.format(month=day.strftime("%b").lower(), day=day.day)
+    when = written.format(month=day.strftime("%b").lower(), day=day.day, weekday=f"{day:%A}")
     answer = bot.command(f"start atlas <@{PRESENTER}|maria> at {when}")
     with bot.db.session() as s:
         session = s.scalars(select(ProtocolSession)).one()
