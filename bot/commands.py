@@ -857,7 +857,7 @@ def read_reminder(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
     return parse_duration(" ".join(words), limit=limit)
 
 
-_BEFORE = frozenset({"before", "ahead", "beforehand"})
+_BEFORE = frozenset({"before", "ahead", "beforehand", "prior", "earlier"})
 _ME = frozenset({"me", "myself"})
 
 

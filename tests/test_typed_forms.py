@@ -654,6 +654,8 @@ def test_remind_before_the_start_is_read_as_remind(before_spring_forward: Bot) -
         ("remind me the day before", 86400),
         ("remind them 2h ahead", 7200),
         ("remind the day in advance", 86400),
+        ("remind 2 days prior", 2 * 86400),
+        ("remind me 3h earlier", 3 * 3600),
     ],
 )
 def test_a_reminder_asked_for_as_people_ask_is_set(
