@@ -757,9 +757,13 @@ _DONE_BY = {"presented": "presenter", "facilitated": "facilitator"}
 
 
 def _which_day_ahead(cursor: _Cursor) -> bool:
-    """Whether the words ahead are `on`, `this` or `next` and a day (`on tue`, `on dec 10`)."""
+    """Whether the words ahead are `on`, `this` or `next` and a day (`on tue`, `on dec 10`,
+    `on the 10th`)."""
     after = cursor.peek_after() or ""
+    third = (cursor.peek_all()[2:3] or [""])[0]
+    the = after.lower() == "the" and _DAY_OF_MONTH.fullmatch(third) is not None
     day = _is_day_word(after) or after.lower() in _TWO_LETTER_DAYS or _is_month_date_start(after)
+    day = day or the
     return (cursor.peek() or "").lower() in _WHICH and day
 
 
@@ -1189,20 +1193,25 @@ def _is_day_word(word: str) -> bool:
 def _month_date(cursor: _Cursor) -> str | None:
     """A date with its month in words (`dec 10`, `10 dec`, `10th of december`, `Dec 10th 2026`),
     taken, as one word."""
-    ahead = cursor.peek_all()[:4]
-    lower = [word.lower() for word in ahead] + ["", "", ""]
+    ahead = cursor.peek_all()[:5]
+    lower = [word.lower() for word in ahead] + ["", "", "", ""]
+    # `the 10th of december`; `the 10th` alone, of this month or the next (see _next_date).
+    the = 1 if lower[0] == "the" and _DAY_OF_MONTH.fullmatch(lower[1]) else 0
+    lower = lower[the:]
     day_first = _DAY_OF_MONTH.fullmatch(lower[0]) and lower[1] in _MONTHS
     if day_first or (lower[0] in _MONTHS and _DAY_OF_MONTH.fullmatch(lower[1])):
         count = 2
     elif _DAY_OF_MONTH.fullmatch(lower[0]) and lower[1] == "of" and lower[2] in _MONTHS:
         count = 3
+    elif the:
+        count = 1
     else:
         return None
     # A year after it, where a time follows (`dec 10 2030` alone may be 20:30).
     after = lower[count + 1]
     if _YEAR.fullmatch(lower[count]) and (after == "at" or _is_time(after)):
         count += 1
-    return " ".join(cursor.take() for _ in range(count))
+    return " ".join(cursor.take() for _ in range(the + count))
 
 
 def _date_after_weekday(cursor: _Cursor) -> str | None:
@@ -1476,10 +1485,12 @@ def _readings(text: str) -> list[_Reading]:
         if first > 12:
             return [(year, second, first)]  # 15/12: the day first
         return list(dict.fromkeys([(year, first, second), (year, second, first)]))
-    words = [word.lower() for word in text.split(" ") if word.lower() != "of"]
+    words = [word.lower() for word in text.split(" ") if word.lower() not in ("of", "the")]
     months = [_MONTHS[word] for word in words if word in _MONTHS]
     days = [int(m[1]) for word in words if (m := _DAY_OF_MONTH.fullmatch(word))]
     years = [int(word) for word in words if _YEAR.fullmatch(word)]
+    if text.lower().startswith("the ") and not months and len(words) == 1 and days:
+        return [(None, 0, days[0])]  # `the 10th`: no month written (0), see _next_date
     if len(months) != 1 or len(days) != 1 or len(words) != 2 + len(years) or len(years) > 1:
         return []
     return [(years[0] if years else None, months[0], days[0])]
@@ -1489,6 +1500,18 @@ def _next_date(reading: _Reading, today: date) -> date | None:
     """The date read, its next one on the calendar if no year was written; None if no such
     date exists."""
     year, month, day = reading
+    if month == 0:
+        # `the 10th`: this month's, or if gone by or not in it (`the 31st`), the next's.
+        start = today.replace(day=1)
+        for ahead in range(3):
+            months = start.month - 1 + ahead
+            try:
+                result = date(start.year + months // 12, months % 12 + 1, day)
+            except ValueError:
+                continue
+            if result >= today:
+                return result
+        return None
     for each in [year] if year is not None else [today.year, today.year + 1]:
         try:
             result = date(each, month, day)

@@ -464,6 +464,12 @@ def test_bad_times(when: str, code: str) -> None:
         ("sat 4/4 15:00", utc(2026, 4, 4, 22, 0)),
         ("wed 4/3 15:00", utc(2026, 3, 4, 23, 0)),
         ("fri 4/3 15:00", utc(2026, 4, 3, 22, 0)),
+        # The day of the month alone, after `the`: this month's, or the next's once gone by.
+        ("the 10th 3pm", utc(2026, 3, 10, 22, 0)),
+        ("3pm on the 10th", utc(2026, 3, 10, 22, 0)),
+        ("the 1st at 3pm", utc(2026, 4, 1, 22, 0)),
+        ("tue the 10th 3pm", utc(2026, 3, 10, 22, 0)),
+        ("the 10th of March 3pm", utc(2026, 3, 10, 22, 0)),
     ],
 )
 def test_a_date_written_with_its_month_or_slashes_is_read(when: str, expected: datetime) -> None:
@@ -494,6 +500,8 @@ def test_a_date_without_its_year_is_its_next_one() -> None:
         ("jul 4 3pm", "when_too_far", "at most 90 days"),
         ("mar 10", "bad_when", "`mar 10` needs a time too"),
         ("wed mar 10 3pm", "weekday_wrong", "10 March is a Tuesday, not `wed`"),
+        ("the 32nd 3pm", "bad_date", "write the month in letters and the day"),
+        ("the 2nd 9am", "when_past", "has already passed"),
     ],
 )
 def test_a_date_that_cannot_be_placed_says_what_to_write(when: str, code: str, said: str) -> None:
@@ -940,6 +948,8 @@ def test_a_day_written_other_than_after_at_is_shown_the_form_that_works(when: st
         ("this fri 3pm", utc(2026, 3, 6, 23, 0)),
         ("on mar 10 at 9am", utc(2026, 3, 10, 16, 0)),  # PDT from 8 March
         ("on 10 march 9am", utc(2026, 3, 10, 16, 0)),
+        ("on the 10th at 9am", utc(2026, 3, 10, 16, 0)),
+        ("on the 10 at 9am", utc(2026, 3, 10, 16, 0)),
         ("next mon 9am", utc(2026, 3, 9, 16, 0)),  # said on a Monday: a week on
     ],
 )

@@ -795,6 +795,7 @@ def test_an_hour_and_a_half_as_people_say_it(before_spring_forward: Bot) -> None
         ("this th 3pm", datetime(2027, 3, 18, 15, 0)),
         ("on apr 5 at 9am", datetime(2027, 4, 5, 9, 0)),
         ("on 5 april 9am", datetime(2027, 4, 5, 9, 0)),
+        ("on the 20th at 9am", datetime(2027, 3, 20, 9, 0)),
     ],
 )
 def test_a_day_after_on_or_this_without_at_schedules_the_session(
