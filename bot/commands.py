@@ -980,7 +980,30 @@ def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, 
     except DurationError as error:
         # Quoted as typed (`2 and a half`, `half a day`), not as read (`2.5`, `12h`).
         typed = " ".join(cursor.read_since(start))
-        raise _Rejected(error.code, text=_echo(typed), option=option, limit=limit) from None
+        context = {"text": _echo(typed), "option": option, "limit": limit, **unit_hint(typed)}
+        raise _Rejected(error.code, **context) from None
+
+
+_BARE_NUMBER = re.compile(r"\d{1,4}", re.ASCII)
+_CLOCK_LENGTH = re.compile(r"(\d{1,2}):([0-5]\d)", re.ASCII)
+
+
+def unit_hint(text: str) -> dict[str, object]:
+    """For a length written without a unit, what to write: a number alone (`45`), the number
+    with each unit; one written as a clock (`1:30`), its hours and minutes or its minutes and
+    seconds (`1h30m`, `1m30s`), whichever was meant."""
+    text = text.strip()
+    if _BARE_NUMBER.fullmatch(text):
+        return {"bare": text}
+    if clock := _CLOCK_LENGTH.fullmatch(text):
+        big, small = int(clock[1]), clock[2]
+        return {
+            "as_hours": f"{big}h{small}m" if big else f"{int(small)}m",
+            "as_minutes": f"{big}m{small}s" if big else f"{int(small)}s",
+            "big": big,
+            "small": int(small),
+        }
+    return {}
 
 
 def _duration_words(cursor: _Cursor) -> list[str]:

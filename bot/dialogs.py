@@ -11,7 +11,7 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.blocks import render_message
-from bot.commands import DurationError, normalize, read_duration, read_reminder
+from bot.commands import DurationError, normalize, read_duration, read_reminder, unit_hint
 from bot.engine.errors import Reply
 from bot.protocols import Protocol
 from bot.render import SLACK_MARKUP, render_text, unescape_mrkdwn
@@ -118,7 +118,11 @@ def read_start(
                 step_seconds, step_days = read_duration(text)
             except DurationError as error:
                 errors["step"] = render_text(
-                    "dialog/step_bad.j2", code=error.code, text=text[:100], limit=error.limit
+                    "dialog/step_bad.j2",
+                    code=error.code,
+                    text=text[:100],
+                    limit=error.limit,
+                    **unit_hint(text),
                 )
     start_at: datetime | None = None
     stamp = _value(values, "start_at")
@@ -143,7 +147,11 @@ def read_start(
             remind_seconds = read_reminder(remind)
         except DurationError as error:
             errors["remind"] = render_text(
-                "dialog/remind_bad.j2", code=error.code, text=remind[:100], limit=error.limit
+                "dialog/remind_bad.j2",
+                code=error.code,
+                text=remind[:100],
+                limit=error.limit,
+                **unit_hint(remind),
             )
     if errors:
         return errors

@@ -176,6 +176,20 @@ def test_a_step_length_in_words_is_read_in_the_dialog_as_the_command_reads_it(
     assert "not a length" in answer["errors"]["step"]
 
 
+def test_a_length_typed_without_its_unit_is_shown_what_to_write(bot: Bot) -> None:
+    # `2` and `1:30` were "not a length of time" and no more: 2 what, and 1:30 of what?
+    view = _opened_view(bot)
+    answer = _submit(bot, view, pacing="async", step="2")
+    assert "2m for minutes, 2h for hours, 2d for days" in answer["errors"]["step"]
+    answer = _submit(bot, view, pacing="async", step="1:30")
+    assert "write 1h30m for 1 h 30 min, or 1m30s for 1 min 30 s" in answer["errors"]["step"]
+    at = int(time.time()) + 3 * 86400
+    later = {"pacing": "async", "step": "1d", "when": "later", "start_at": at}
+    answer = _submit(bot, view, **later, remind="48")
+    assert "48m for minutes, 48h for hours" in answer["errors"]["remind"]
+    assert _sessions(bot) == []
+
+
 def test_dialog_errors_are_shown_inline_and_change_nothing(bot: Bot) -> None:
     view = _opened_view(bot)
     answer = _submit(bot, view, pacing="async")

@@ -402,7 +402,7 @@ def test_a_number_with_a_unit_not_known_is_quoted_whole(bot: Bot) -> None:
     # `step 2 months` was "`2` is not a duration": the word that was wrong left out.
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> step 2 months"))
     assert "`2 months` is not a duration: use a number and a unit (s, m, h, d or w)" in answer
-    assert "`10` is not a duration" in message_text(bot.command("extend 10 please"))
+    assert "`10` needs a unit: `10m` for minutes" in message_text(bot.command("extend 10 please"))
 
 
 def test_a_start_on_steps_under_a_minute_says_the_session_will_be_over_at_once(bot: Bot) -> None:
@@ -818,6 +818,22 @@ def test_next_and_a_day_without_at_is_asked_about_as_after_at(before_spring_forw
     assert "the coming one, Friday 19 March, or the one after, Friday 26 March?" in answer
     with bot.db.session() as s:
         assert s.scalars(select(ProtocolSession)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("extend 45", "`45` needs a unit: `45m` for minutes, `45h` for hours, `45d` for days"),
+        ("extend 1:30", "write `1h30m` for 1 h 30 min, or `1m30s` for 1 min 30 s"),
+        ("extend 0:45", "write `45m` for 45 min, or `45s` for 45 s"),
+    ],
+)
+def test_a_length_without_its_unit_is_shown_what_to_write(bot: Bot, typed: str, said: str) -> None:
+    # `extend 45` and `extend 1:30` were "not a duration: use a number and a unit": the
+    # facilitator was not told which unit, nor that 1:30 may be 90 minutes or 90 seconds.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    answer = message_text(bot.command(typed))
+    assert said in answer and "/protocol extend 10m" in answer, answer
 
 
 def test_hours_and_minutes_run_together_after_hr_or_hrs(bot: Bot) -> None:
