@@ -1078,23 +1078,30 @@ _STARTS_NUMBER = re.compile(r"\d", re.ASCII)
 
 
 def _half_of(cursor: _Cursor) -> list[str] | None:
-    """`half an hour`, `half a day`, `another half hour`: half the unit (`30m`, `12h`), taken;
-    None, and nothing taken, if the words are not that."""
-    ahead = [word.lower() for word in cursor.peek_all()[:4]]
+    """`half an hour`, `half a day`, `another half hour`, `a quarter of an hour`, `three
+    quarters of an hour`: that share of the unit (`30m`, `720m`, `15m`, `45m`), taken; None,
+    and nothing taken, if the words are not that."""
+    ahead = [word.lower() for word in cursor.peek_all()[:6]]
     skip = 1 if ahead[:1] and ahead[0] in _ONE else 0  # `another half hour`
-    if ahead[skip : skip + 1] != ["half"]:
+    if ahead[skip : skip + 2] == ["three", "quarters"]:
+        share, used = Fraction(3, 4), 2
+    elif ahead[skip : skip + 1] and ahead[skip] in _SHARES:
+        share, used = _SHARES[ahead[skip]], 1
+    else:
         return None
-    rest = ahead[skip + 1 :]
-    article = 1 if rest[:1] in (["a"], ["an"]) else 0
-    unit = rest[article] if len(rest) > article else ""
-    if unit not in _HALVED:
+    rest = ahead[skip + used :]
+    of = 1 if rest[:1] == ["of"] else 0
+    article = 1 if rest[of : of + 1] in (["a"], ["an"]) else 0
+    unit = rest[of + article] if len(rest) > of + article else ""
+    if unit not in _SHARED:
         return None
-    for _ in range(skip + 1 + article + 1):
+    for _ in range(skip + used + of + article + 1):
         cursor.take()
-    return [_HALVED[unit]]
+    return [f"{share * _SHARED[unit]}m"]
 
 
-_HALVED = {"hour": "30m", "hr": "30m", "day": "12h"}
+_SHARES = {"half": Fraction(1, 2), "quarter": Fraction(1, 4)}
+_SHARED = {"hour": 60, "hr": 60, "day": 1440}  # in minutes
 
 
 # Words for one before a unit (`in an hour`, `extend another hour`).

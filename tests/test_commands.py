@@ -259,6 +259,10 @@ def test_parse_duration_rejects(text: str, code: str) -> None:
         ("start atlas step 1 1/2h", Start("atlas", step_seconds=5400, step_days=0)),
         ("start atlas step 1 1/2 h", Start("atlas", step_seconds=5400, step_days=0)),
         ("start atlas in 1/2 hour", Start("atlas", start_at=NOW + timedelta(minutes=30))),
+        ("extend a quarter of an hour", Extend(900)),
+        ("extend another quarter hour", Extend(900)),
+        ("extend three quarters of an hour", Extend(2700)),
+        ("start atlas step a quarter of a day", Start("atlas", step_seconds=21_600, step_days=0)),
     ],
 )
 def test_a_length_with_a_fraction_is_read(text: str, expected: Command) -> None:

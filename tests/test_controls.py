@@ -802,6 +802,9 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
         ("extend 1 1/2 hours", 5400),
         ("extend 1½ hours", 5400),
         ("extend 1/2 hour", 1800),
+        ("extend a quarter of an hour", 900),
+        ("extend quarter hour", 900),
+        ("extend three quarters of an hour", 2700),
     ):
         before = _session(bot).step_closes_at
         answer = bot.command(typed)["text"]
