@@ -172,6 +172,19 @@ def test_help_shows_how_to_change_a_scheduled_sessions_presenter_or_time(bot: Bo
     assert "the same presenter's prep is kept" in answer
 
 
+def test_help_shows_a_date_written_with_its_month_and_it_schedules(bot: Bot) -> None:
+    # The help showed `at tue 15:00` alone: a facilitator with a date in mind wrote it as
+    # `YYYY-MM-DD` or not at all. The form it shows is one a start reads.
+    answer = message_text(bot.command("help"))
+    match = re.search(r"\(or `at ([a-z]{3} \d{1,2} 3pm)`, `in 2d`\)", answer)
+    assert match is not None, answer
+    typed = f"start atlas <@{PRESENTER}|maria> at {match[1]}"
+    answer = message_text(bot.command(typed))
+    # Read as a date: scheduled, or (the help's date being fixed) too near or far in the year.
+    placed = ("is scheduled for", "has already passed", "is too far away")
+    assert any(said in answer for said in placed), answer
+
+
 def test_end_now_ends_the_session(bot: Bot) -> None:
     bot.command(f"start atlas <@{PRESENTER}> step 1h")
     bot.wait_until(lambda: len(bot.step_posts()) == 1)
