@@ -1048,15 +1048,16 @@ _FRACTION = re.compile(r"(\d{1,3}/\d{0,2}[1-9]\d{0,2})([a-z]*)", re.IGNORECASE |
 
 
 def _and_a_half(cursor: _Cursor, words: list[str]) -> None:
-    """`1 and a half hours` as `1.5 hours`, `an hour and a half` as `1 hour 0.5 hour`: the words
-    `and a half`, taken."""
-    if [word.lower() for word in cursor.peek_all()[:3]] != ["and", "a", "half"]:
+    """`1 and a half hours` as `1.5 hours`, `an hour and a half` as `1 hour 0.5 hour` (and `an
+    hour and a quarter` as `1 hour 0.25 hour`): the words `and a half`, taken."""
+    ahead = [word.lower() for word in cursor.peek_all()[:3]]
+    if ahead[:2] != ["and", "a"] or ahead[2:] == [] or ahead[2] not in _AND_A:
         return
     unit = _TRAILING_UNIT.search(words[-1])
     if words[-1].isdigit():
-        words[-1] += ".5"
+        words[-1] += _AND_A[ahead[2]]
     elif unit is not None and unit[0].lower() in _UNITS:
-        words += ["0.5", unit[0]]
+        words += [f"0{_AND_A[ahead[2]]}", unit[0]]
     else:
         return
     for _ in range(3):
@@ -1064,6 +1065,7 @@ def _and_a_half(cursor: _Cursor, words: list[str]) -> None:
 
 
 _TRAILING_UNIT = re.compile(r"[a-z]+$", re.IGNORECASE | re.ASCII)
+_AND_A = {"half": ".5", "quarter": ".25"}
 
 
 def _and_more(cursor: _Cursor, previous: str) -> None:
@@ -1119,7 +1121,7 @@ def _counts(cursor: _Cursor) -> bool:
     a half` (`two and a half hours`)."""
     ahead = [word.lower() for word in cursor.peek_all()[:3]]
     unit = bool(ahead) and ahead[0] in _UNITS and len(ahead[0]) > 1
-    return unit or ahead == ["and", "a", "half"]
+    return unit or (ahead[:2] == ["and", "a"] and ahead[2:3] != [] and ahead[2] in _AND_A)
 
 
 def _continues_duration(previous: str, word: str) -> bool:

@@ -262,6 +262,12 @@ def test_parse_duration_rejects(text: str, code: str) -> None:
         ("extend a quarter of an hour", Extend(900)),
         ("extend another quarter hour", Extend(900)),
         ("extend three quarters of an hour", Extend(2700)),
+        ("extend an hour and a quarter", Extend(4500)),
+        ("extend two and a quarter hours", Extend(8100)),
+        (
+            "start atlas step 1 and a quarter days",
+            Start("atlas", step_seconds=108_000, step_days=1),
+        ),
         ("start atlas step a quarter of a day", Start("atlas", step_seconds=21_600, step_days=0)),
     ],
 )

@@ -805,6 +805,7 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
         ("extend a quarter of an hour", 900),
         ("extend quarter hour", 900),
         ("extend three quarters of an hour", 2700),
+        ("extend an hour and a quarter", 4500),
     ):
         before = _session(bot).step_closes_at
         answer = bot.command(typed)["text"]
