@@ -887,6 +887,33 @@ def test_extend_until_a_day_and_time_for_a_step_of_days(
         web.stop()
 
 
+def test_extend_until_a_date_reads_it_and_asks_about_one_that_cannot_be_placed(
+    workspace: SlackStandin, database_url: str
+) -> None:
+    """`extend until 12/11 3pm` (11 December, or 12 November?), `until fri nov 12 3pm` (a
+    Thursday) and `until nov 31 3pm` were "not a time I can read"; each is asked about as `at`
+    asks, with `until` in what to write."""
+    la = ZoneInfo("America/Los_Angeles")
+    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step 1d")
+        for typed, said in (
+            ("extend until 12/11 3pm", "Write the month in letters: `until nov 12 3pm` or"),
+            ("extend until fri nov 12 3pm", "12 November is a Thursday, not `fri`"),
+            ("extend until nov 31 3pm", "November 2026 has 30 days"),
+        ):
+            answer = web.command(typed)["text"]
+            assert said in answer and "/protocol extend until 3pm" in answer, (typed, answer)
+        answer = web.command("extend until nov 13 9am")["text"]
+        assert "Extended" in answer, answer
+        closes = _session(web).step_closes_at
+        assert closes is not None
+        assert closes.astimezone(la).replace(tzinfo=None) == datetime(2026, 11, 13, 9, 0)
+    finally:
+        web.stop()
+
+
 def test_extend_by_days_past_a_weekend_is_monday_at_the_steps_time_of_day(
     workspace: SlackStandin, database_url: str
 ) -> None:
