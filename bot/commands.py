@@ -590,7 +590,7 @@ def _extend_until(cursor: _Cursor, clock: _Clock) -> Extend:
         context, code = rejected.error.context, rejected.error.code
         if code == "when_past":  # a date gone by
             raise _until_past(text, clock, today=False) from None
-        if code in ("which_midnight", "which_date", "weekday_wrong", "bad_date"):
+        if code in ("which_midnight", "which_date", "weekday_wrong", "bad_date", "when_too_far"):
             # `fri midnight`, `1/2 3pm`, `fri dec 10`, `feb 30`: asked about, as `at` asks
             raise _Rejected(code, **context, option="until") from None
         unclear = context if code == "time_unclear" else {}

@@ -891,8 +891,8 @@ def test_extend_until_a_date_reads_it_and_asks_about_one_that_cannot_be_placed(
     workspace: SlackStandin, database_url: str
 ) -> None:
     """`extend until 12/11 3pm` (11 December, or 12 November?), `until fri nov 12 3pm` (a
-    Thursday) and `until nov 31 3pm` were "not a time I can read"; each is asked about as `at`
-    asks, with `until` in what to write."""
+    Thursday), `until nov 31 3pm` and `until 2027-06-01 3pm` (too far) were "not a time I can
+    read"; each is answered as `at` is, with `until` in what to write."""
     la = ZoneInfo("America/Los_Angeles")
     clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
     web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
@@ -902,6 +902,7 @@ def test_extend_until_a_date_reads_it_and_asks_about_one_that_cannot_be_placed(
             ("extend until 12/11 3pm", "Write the month in letters: `until nov 12 3pm` or"),
             ("extend until fri nov 12 3pm", "12 November is a Thursday, not `fri`"),
             ("extend until nov 31 3pm", "November 2026 has 30 days"),
+            ("extend until 2027-06-01 3pm", "a step can stay open at most 90 days from now"),
         ):
             answer = web.command(typed)["text"]
             assert said in answer and "/protocol extend until 3pm" in answer, (typed, answer)
