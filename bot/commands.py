@@ -1413,6 +1413,7 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
         "bad_when",
         text=_echo(text),
         day=(clock.today + timedelta(days=7)).isoformat(),
+        ahead=clock.today + timedelta(days=7),
         meant=_echo(" ".join([meant, *rest])) if meant else None,
         day_alone=_is_day_word(text) or bool(meant and not rest),
     )

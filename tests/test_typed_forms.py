@@ -122,6 +122,15 @@ def test_a_session_is_scheduled_for_a_date_written_with_its_month(bot: Bot, writ
     assert "is scheduled for" in message_text(answer) and token in message_text(answer)
 
 
+def test_an_unreadable_time_is_shown_a_date_with_its_month_that_a_start_takes(bot: Bot) -> None:
+    # The forms listed were a weekday or YYYY-MM-DD: not the date as teachers write it.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at teatime"))
+    match = re.search(r", ([a-z]{3} \d{1,2} 3pm) or \d{4}-", answer)
+    assert match is not None, answer
+    followed = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at {match[1]}"))
+    assert "is scheduled for" in followed, followed
+
+
 @pytest.mark.parametrize(
     ("typed", "sent", "shown"),
     [
