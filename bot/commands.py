@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import re
 import unicodedata
@@ -1576,8 +1577,7 @@ def _month_length(meant: Mapping[_Reading, date | None], today: date) -> dict[st
     year = year if year is not None else today.year + (month < today.month)
     if not 1 <= year <= 9999:
         return {}
-    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    last = following - timedelta(days=1)
+    last = date(year, month, calendar.monthrange(year, month)[1])  # 9999-12 too
     return {"month": last, "last_day": last.day}
 
 

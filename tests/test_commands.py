@@ -504,6 +504,7 @@ def test_a_date_without_its_year_is_its_next_one() -> None:
         ("feb 30 3pm", "bad_date", "February 2027 has 28 days, so write a day from 1 to 28"),
         ("31 apr 15:00", "bad_date", "April 2026 has 30 days"),
         ("13/13 3pm", "bad_date", "write the month in letters and the day"),
+        ("9999-12-32 3pm", "bad_date", "December 9999 has 31 days"),  # the calendar's last
         # 4 March or 3 April: both may be meant, so asked, in words.
         ("4/3 15:00", "which_date", "Wednesday 4 March, or Friday 3 April?"),
         ("mar 1 3pm", "when_past", "has already passed"),

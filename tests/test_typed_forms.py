@@ -122,6 +122,13 @@ def test_a_session_is_scheduled_for_a_date_written_with_its_month(bot: Bot, writ
     assert "is scheduled for" in message_text(answer) and token in message_text(answer)
 
 
+def test_a_day_past_the_end_of_the_calendars_last_month_is_answered(bot: Bot) -> None:
+    # `at 9999-12-32 3pm` raised (the month after December 9999 is no date) and was answered
+    # with no word of the date.
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 9999-12-32 3pm"))
+    assert "`9999-12-32 3pm` is not a date on the calendar" in answer, answer
+
+
 def test_an_unreadable_time_is_shown_a_date_with_its_month_that_a_start_takes(bot: Bot) -> None:
     # The forms listed were a weekday or YYYY-MM-DD: not the date as teachers write it.
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at teatime"))
