@@ -1037,11 +1037,14 @@ def _duration_words(cursor: _Cursor) -> list[str]:
 
 
 def _and_a_fraction(cursor: _Cursor, words: list[str]) -> None:
-    """`1 1/2 hours`, `1 1/2h` (and `1½`, see normalize) as `3/2 hours`, `3/2h`: the
-    fraction after a whole number, taken."""
-    fraction = _FRACTION.fullmatch(cursor.peek() or "")
+    """`1 1/2 hours`, `1 1/2h`, `1 and 1/2 hours` (and `1½`, see normalize) as `3/2 hours`,
+    `3/2h`: the fraction after a whole number, taken."""
+    joined = (cursor.peek() or "").lower() == "and"
+    fraction = _FRACTION.fullmatch((cursor.peek_after() if joined else cursor.peek()) or "")
     if not words[-1].isdigit() or fraction is None or len(words[-1]) > 12:
         return
+    if joined:
+        cursor.take()
     cursor.take()
     words[-1] = f"{Fraction(int(words[-1])) + Fraction(fraction[1])}{fraction[2]}"
 

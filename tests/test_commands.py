@@ -255,6 +255,7 @@ def test_parse_duration_rejects(text: str, code: str) -> None:
         ("extend ½ hour", Extend(1800)),
         ("extend 1/2h", Extend(1800)),
         ("extend 2 3/4 hours", Extend(9900)),
+        ("extend 1 and 1/2 hours", Extend(5400)),
         ("extend 1 1/2 days", Extend(129_600, days=1)),
         ("start atlas step 1 1/2h", Start("atlas", step_seconds=5400, step_days=0)),
         ("start atlas step 1 1/2 h", Start("atlas", step_seconds=5400, step_days=0)),

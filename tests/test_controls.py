@@ -806,6 +806,7 @@ def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
         ("extend quarter hour", 900),
         ("extend three quarters of an hour", 2700),
         ("extend an hour and a quarter", 4500),
+        ("extend 1 and 1/2 hours", 5400),
     ):
         before = _session(bot).step_closes_at
         answer = bot.command(typed)["text"]
