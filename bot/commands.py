@@ -1360,7 +1360,8 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
     day = _month_date(cursor) or cursor.take_if(_is_day_word) or _two_letter_day(cursor)
     if day and day.lower() in _WEEKDAYS and (date_too := _date_after_weekday(cursor)):
         day = f"{day} {date_too}"  # `thu dec 10`, `Thursday, December 10`, `thu 12/10`
-    if day and (cursor.peek() or "").lower() == "at" and _is_time(cursor.peek_after() or ""):
+    between = (cursor.peek() or "").lower() in ("at", "@")  # `dec 10 @ 3pm`, as in a calendar
+    if day and between and _is_time(cursor.peek_after() or ""):
         cursor.take()
     time = cursor.take_if(_is_time)
     if time and time.isdigit() and (cursor.peek() or "").lower() == "h":

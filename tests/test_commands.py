@@ -461,6 +461,8 @@ def test_bad_times(when: str, code: str) -> None:
         ("3pm on mar 10", utc(2026, 3, 10, 22, 0)),
         ("on apr 5 at 9am", utc(2026, 4, 5, 16, 0)),
         ("Mar 10th, 2026 3pm", utc(2026, 3, 10, 22, 0)),
+        ("mar 10 @ 3pm", utc(2026, 3, 10, 22, 0)),
+        ("tue @ 3pm", utc(2026, 3, 3, 23, 0)),
         ("mar 2 11:00", utc(2026, 3, 2, 19, 0)),  # later today
         # With slashes, the reading a session may be set for: 5/15 and 15/5 are 15 May, and
         # 3/10 is 10 March, 3 October being more than 90 days away.

@@ -105,7 +105,13 @@ def test_the_date_an_unreadable_time_is_shown_as_an_example_is_one_a_start_takes
 
 
 @pytest.mark.parametrize(
-    "written", ["{month} {day} 3pm", "{day} {month} 15:00", "{weekday}, {month} {day} at 3pm"]
+    "written",
+    [
+        "{month} {day} 3pm",
+        "{day} {month} 15:00",
+        "{weekday}, {month} {day} at 3pm",
+        "{month} {day} @ 3pm",
+    ],
 )
 def test_a_session_is_scheduled_for_a_date_written_with_its_month(bot: Bot, written: str) -> None:
     # The facilitator's Slack time zone is Los Angeles: the date and time are read in it.
