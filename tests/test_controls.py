@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -753,25 +755,39 @@ def test_in_a_channel_of_more_than_a_team_the_warning_counts_but_nobody_is_nudge
     assert bot.standin.calls_to("conversations.open") == []
 
 
+LA = ZoneInfo("America/Los_Angeles")
+
+
+@contextmanager
+def _extending_in_los_angeles(
+    workspace: SlackStandin, database_url: str, step: str
+) -> Iterator[Bot]:
+    """A facilitator in Los Angeles on Tuesday 10 November 2026 at 1 PM, a session of `step`
+    steps started: a bot whose clock holds still there, without a scheduler."""
+    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=LA).astimezone(UTC))
+    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
+    try:
+        web.command(f"start atlas <@{PRESENTER}> step {step}")
+        yield web
+    finally:
+        web.stop()
+
+
 def test_extend_until_a_time_today_closes_the_step_then(
     workspace: SlackStandin, database_url: str
 ) -> None:
     """`extend until 3pm` was refused (`until` is no duration): the step now closes at 3 PM
     today where the facilitator is (Los Angeles), as `at 3pm` reads; a time passed, or before
     the close, or a paused step, is said so."""
-    la = ZoneInfo("America/Los_Angeles")
-    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
-    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
-    try:
-        web.command(f"start atlas <@{PRESENTER}> step 1h")
+    with _extending_in_los_angeles(workspace, database_url, "1h") as web:
         answer = web.command("extend until 3pm")["text"]
         assert "Extended" in answer, answer
         closes = _session(web).step_closes_at
         assert closes is not None
-        assert closes.astimezone(la).replace(tzinfo=None) == datetime(2026, 11, 10, 15, 0)
+        assert closes.astimezone(LA).replace(tzinfo=None) == datetime(2026, 11, 10, 15, 0)
         assert "Extended" in web.command("extend until 15.30 please")["text"]
         closes = _session(web).step_closes_at
-        assert closes is not None and closes.astimezone(la).strftime("%H:%M") == "15:30"
+        assert closes is not None and closes.astimezone(LA).strftime("%H:%M") == "15:30"
         earlier = web.command("extend until 2:30pm")["text"]
         assert "already closes" in earlier, earlier
         past = web.command("extend until 12:30")["text"]
@@ -781,8 +797,6 @@ def test_extend_until_a_time_today_closes_the_step_then(
         paused = web.command("extend until 4pm")["text"]
         assert "paused" in paused, paused
         assert _session(web).paused_remaining == 2 * 3600 + 30 * 60
-    finally:
-        web.stop()
 
 
 def test_extend_by_a_duration_as_facilitators_say_it(bot: Bot) -> None:
@@ -866,11 +880,7 @@ def test_extend_until_a_day_and_time_for_a_step_of_days(
 ) -> None:
     """A day's step (Tuesday 1 PM to Wednesday 1 PM in Los Angeles) extended `until thu 3pm`
     or `until tomorrow 5pm` was refused as no time of day; the day is read as `at` reads it."""
-    la = ZoneInfo("America/Los_Angeles")
-    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
-    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
-    try:
-        web.command(f"start atlas <@{PRESENTER}> step 1d")
+    with _extending_in_los_angeles(workspace, database_url, "1d") as web:
         for typed, wanted in (
             ("extend until tomorrow 5pm", datetime(2026, 11, 11, 17, 0)),
             ("extend until thu 3pm", datetime(2026, 11, 12, 15, 0)),
@@ -880,12 +890,10 @@ def test_extend_until_a_day_and_time_for_a_step_of_days(
             assert "Extended" in answer, (typed, answer)
             closes = _session(web).step_closes_at
             assert closes is not None
-            assert closes.astimezone(la).replace(tzinfo=None) == wanted, typed
+            assert closes.astimezone(LA).replace(tzinfo=None) == wanted, typed
         alone = web.command("extend until friday")["text"]
         assert "needs a time too" in alone and "/protocol extend until friday 3pm" in alone, alone
         assert "already closes" in web.command("extend until tomorrow 3pm")["text"]
-    finally:
-        web.stop()
 
 
 def test_extend_until_a_date_reads_it_and_asks_about_one_that_cannot_be_placed(
@@ -894,11 +902,7 @@ def test_extend_until_a_date_reads_it_and_asks_about_one_that_cannot_be_placed(
     """`extend until 12/11 3pm` (11 December, or 12 November?), `until fri nov 12 3pm` (a
     Thursday), `until nov 31 3pm` and `until 2027-06-01 3pm` (too far) were "not a time I can
     read"; each is answered as `at` is, with `until` in what to write."""
-    la = ZoneInfo("America/Los_Angeles")
-    clock = HeldClock(datetime(2026, 11, 10, 13, 0, tzinfo=la).astimezone(UTC))
-    web = Bot(workspace, database_url, with_scheduler=False, clock=clock).start()
-    try:
-        web.command(f"start atlas <@{PRESENTER}> step 1d")
+    with _extending_in_los_angeles(workspace, database_url, "1d") as web:
         for typed, said in (
             ("extend until 12/11 3pm", "Write the month in letters: `until nov 12 3pm` or"),
             ("extend until fri nov 12 3pm", "12 November is a Thursday, not `fri`"),
@@ -911,9 +915,7 @@ def test_extend_until_a_date_reads_it_and_asks_about_one_that_cannot_be_placed(
         assert "Extended" in answer, answer
         closes = _session(web).step_closes_at
         assert closes is not None
-        assert closes.astimezone(la).replace(tzinfo=None) == datetime(2026, 11, 13, 9, 0)
-    finally:
-        web.stop()
+        assert closes.astimezone(LA).replace(tzinfo=None) == datetime(2026, 11, 13, 9, 0)
 
 
 def test_extend_by_days_past_a_weekend_is_monday_at_the_steps_time_of_day(
