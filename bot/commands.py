@@ -1431,7 +1431,11 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
         return 0, 0
     match = _TIME.fullmatch(time_text)
     hours_only, am_pm = match and match[4], match and match[5]
-    if match is None or (match[3] is None and am_pm is None and hours_only is None):
+    bare_hour = match is not None and match[3] is None and am_pm is None and hours_only is None
+    if match is not None and bare_hour and time_text != text and 1 <= int(match[1]) <= 12:
+        # `dec 10 3`, `tue at 3`: after a day, a number alone is its hour, asked about as 330 is.
+        raise _Rejected("time_unclear", text=_echo(text), hour=int(match[1]), minute=0)
+    if match is None or bare_hour:
         raise bad
     if hours_only and am_pm:
         raise bad  # 3hpm: a 24-hour time with a 12-hour clock's pm

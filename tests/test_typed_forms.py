@@ -962,3 +962,25 @@ def test_a_duration_refused_is_quoted_as_typed(bot: Bot) -> None:
     assert "`2 and a half weeks` is longer than" in answer, answer
     answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 3 and a half"))
     assert "`3 and a half` is not a duration" in answer, answer
+
+
+@pytest.mark.parametrize(
+    ("typed", "asked"),
+    [
+        ("at mar 16 at 3", "`mar 16 3`: 3:00 am or 3:00 pm? Write `3:00am`, or `3:00pm` (`15:00`)"),
+        ("at tue 9", "`tue 9`: 9:00 am or 9:00 pm? Write `9:00am`, or `9:00pm` (`21:00`)"),
+        ("at tomorrow 12", "12:00 am or 12:00 pm? Write `12:00am`, or `12:00pm` (`12:00`)"),
+    ],
+)
+def test_an_hour_alone_after_a_date_is_asked_about_as_330_is(
+    before_spring_forward: Bot, typed: str, asked: str
+) -> None:
+    # `at dec 10 at 3` was "not a time I can read", where `at 330` asks am or pm.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+    assert asked in answer and "not a time I can read" not in answer, answer
+    assert _starts(bot) == []
+    # An hour alone with no day is still no time (`at 15`), nor one past 12 after a day.
+    for vague in ("at 15", "at tue 15"):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {vague}"))
+        assert "is not a time I can read" in answer, (vague, answer)
