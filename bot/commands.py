@@ -1270,6 +1270,11 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
     words, which = _when_words(cursor, which)
     if not words:
         raise _Rejected("missing_value", option="at")
+    if len(words) == 1 and (day_of_month := _DAY_OF_MONTH.fullmatch(words[0])):
+        # `on 5 at 3pm`: a day of the month with no month, where `on the 5th` is read.
+        meant = _next_date((None, 0, int(day_of_month[1])), clock.today)
+        if meant is not None and (time := _time_after_day(cursor)):
+            raise _Rejected("day_without_month", text=_echo(words[0]), date=meant, time=_echo(time))
     text = " ".join(words)
     day = words[0] if _is_day_word(words[0]) else None
     hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
@@ -1387,6 +1392,16 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
 
 
 _MINUTES = re.compile(r"[0-5]\d", re.ASCII)
+
+
+def _time_after_day(cursor: _Cursor) -> str | None:
+    """The time after a day (`at 3pm`, `@ 3:30 pm`, `15:00`), taken, without its `at`."""
+    if (cursor.peek() or "").lower() in ("at", "@") and _is_time(cursor.peek_after() or ""):
+        cursor.take()
+    time = cursor.take_if(_is_time)
+    if time and time[-1].isdigit() and (am_pm := cursor.take_if(_AM_PM.fullmatch)):
+        time = f"{time} {am_pm}"
+    return time
 
 
 def _two_letter_day(cursor: _Cursor) -> str | None:

@@ -686,6 +686,7 @@ BAD_INPUTS = {
     "start atlas <@U1> at 4/5 15:00": "which_date",
     "start atlas <@U1> at fri mar 10 15:00": "weekday_wrong",
     "start atlas <@U1> at tue 330": "time_unclear",
+    "start atlas <@U1> on 5 at 3pm": "day_without_month",
     "start atlas <@U1> at 2027-12-01 10:00": "when_too_far",
     "extend until <!channel>": "until_bad",
     "extend until 9am": "until_bad",  # passed today

@@ -984,3 +984,20 @@ def test_an_hour_alone_after_a_date_is_asked_about_as_330_is(
     for vague in ("at 15", "at tue 15"):
         answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {vague}"))
         assert "is not a time I can read" in answer, (vague, answer)
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("on 5 at 3pm", "`5` is a day with no month: write `on apr 5 at 3pm`, or `on the 5th"),
+        ("at 20th @ 9:30 am", "write `on mar 20 at 9:30 am`, or `on the 20th at 9:30 am`"),
+    ],
+)
+def test_a_day_of_the_month_without_its_month_is_shown_how_to_write_the_date(
+    before_spring_forward: Bot, typed: str, said: str
+) -> None:
+    # `on 5 at 3pm` was "`5` is not a time I can read", as if the 5 were the time.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
+    assert said in answer and "not a time I can read" not in answer, answer
+    assert _starts(bot) == []
