@@ -982,21 +982,25 @@ def _read_duration_text(cursor: _Cursor, option: str, limit: int) -> tuple[int, 
     except DurationError as error:
         # Quoted as typed (`2 and a half`, `half a day`), not as read (`2.5`, `12h`).
         typed = " ".join(cursor.read_since(start))
-        context = {"text": _echo(typed), "option": option, "limit": limit, **unit_hint(typed)}
+        hint = unit_hint(typed, limit)
+        context = {"text": _echo(typed), "option": option, "limit": limit, **hint}
         raise _Rejected(error.code, **context) from None
 
 
 _BARE_NUMBER = re.compile(r"\d{1,4}", re.ASCII)
+_HINTED_UNITS = (("m", 60), ("h", 3600), ("d", DAY))  # 9999m, the most, is within every limit
 _CLOCK_LENGTH = re.compile(r"(\d{1,2}):([0-5]\d)", re.ASCII)
 
 
-def unit_hint(text: str) -> dict[str, object]:
+def unit_hint(text: str, limit: int = MAX_AHEAD_SECONDS) -> dict[str, object]:
     """For a length written without a unit, what to write: a number alone (`45`), the number
-    with each unit; one written as a clock (`1:30`), its hours and minutes or its minutes and
-    seconds (`1h30m`, `1m30s`), whichever was meant."""
+    with each unit that keeps within the limit (`extend 45`: not `45d`); one written as a clock
+    (`1:30`), its hours and minutes or its minutes and seconds (`1h30m`, `1m30s`), whichever was
+    meant."""
     text = text.strip()
     if _BARE_NUMBER.fullmatch(text):
-        return {"bare": text}
+        units = [unit for unit, seconds in _HINTED_UNITS if int(text) * seconds <= limit]
+        return {"bare": text, "units": units}
     if clock := _CLOCK_LENGTH.fullmatch(text):
         big, small = int(clock[1]), clock[2]
         return {

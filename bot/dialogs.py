@@ -122,7 +122,7 @@ def read_start(
                     code=error.code,
                     text=text[:100],
                     limit=error.limit,
-                    **unit_hint(text),
+                    **unit_hint(text, error.limit),
                 )
     start_at: datetime | None = None
     stamp = _value(values, "start_at")
@@ -151,7 +151,7 @@ def read_start(
                 code=error.code,
                 text=remind[:100],
                 limit=error.limit,
-                **unit_hint(remind),
+                **unit_hint(remind, error.limit),
             )
     if errors:
         return errors

@@ -187,6 +187,9 @@ def test_a_length_typed_without_its_unit_is_shown_what_to_write(bot: Bot) -> Non
     later = {"pacing": "async", "step": "1d", "when": "later", "start_at": at}
     answer = _submit(bot, view, **later, remind="48")
     assert "48m for minutes, 48h for hours" in answer["errors"]["remind"]
+    # Only the units within the limit: 120 days is over the 90 a step may last.
+    answer = _submit(bot, view, pacing="async", step="120")
+    assert answer["errors"]["step"] == "120 needs a unit: 120m for minutes, 120h for hours."
     assert _sessions(bot) == []
 
 

@@ -858,7 +858,7 @@ def test_next_and_a_day_without_at_is_asked_about_as_after_at(before_spring_forw
 @pytest.mark.parametrize(
     ("typed", "said"),
     [
-        ("extend 45", "`45` needs a unit: `45m` for minutes, `45h` for hours, `45d` for days"),
+        ("extend 45", "`45` needs a unit: `45m` for minutes, `45h` for hours."),
         ("extend 1:30", "write `1h30m` for 1 h 30 min, or `1m30s` for 1 min 30 s"),
         ("extend 0:45", "write `45m` for 45 min, or `45s` for 45 s"),
     ],
@@ -1001,3 +1001,17 @@ def test_a_day_of_the_month_without_its_month_is_shown_how_to_write_the_date(
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
     assert said in answer and "not a time I can read" not in answer, answer
     assert _starts(bot) == []
+
+
+def test_a_number_without_its_unit_is_shown_only_the_units_within_the_limit(bot: Bot) -> None:
+    # `extend 45` suggested `45d`, three times the 14 days a step may be extended by.
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    for typed, said in (
+        ("extend 45", "`45m` for minutes, `45h` for hours."),
+        ("extend 400", "`400m` for minutes. For example"),  # 400 h is over 16 days
+        ("extend 14", "`14m` for minutes, `14h` for hours, `14d` for days."),
+    ):
+        answer = message_text(bot.command(typed))
+        assert f"`{typed[7:]}` needs a unit: {said}" in answer, answer
+    answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 120"))
+    assert "`120m` for minutes, `120h` for hours." in answer, answer  # 120 days is over 90
