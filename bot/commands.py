@@ -814,10 +814,39 @@ def _option_step(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
 
 
 def _option_remind(cursor: _Cursor, clock: _Clock, command: Start) -> Start:
+    if who := _everyone(cursor):
+        # `remind everyone 2 days before`: only the presenter gets the prep reminder.
+        start = cursor.position
+        try:
+            _read_reminder(cursor)
+            written: str | None = " ".join(cursor.read_since(start))
+        except _Rejected:
+            written = None
+        raise _Rejected("remind_everyone", who=_echo(who), written=_echo(written or "1d"))
+    return replace(command, remind_seconds=_read_reminder(cursor))
+
+
+def _read_reminder(cursor: _Cursor) -> int:
     _reminded(cursor)
     seconds = DAY if _the_day(cursor) else _read_duration(cursor, "remind", MAX_AHEAD_SECONDS)
     _before(cursor)
-    return replace(command, remind_seconds=seconds)
+    return seconds
+
+
+def _everyone(cursor: _Cursor) -> str | None:
+    """`everyone`, `all`, `the team`, `the whole group`, `all of us` after `remind`, taken."""
+    ahead = [word.lower() for word in cursor.peek_all()[:3]]
+    words = (n for n in (3, 2, 1) if n <= len(ahead) and " ".join(ahead[:n]) in _EVERYONE)
+    count = next(words, 0)
+    if not count:
+        return None
+    return " ".join(cursor.take() for _ in range(count))
+
+
+_EVERYONE = frozenset(
+    {"everyone", "everybody", "all", "all of us", "all of them", "y'all", "team", "group"}
+    | {"the team", "the group", "the whole team", "the whole group", "the teachers"}
+)
 
 
 def _reminded(cursor: _Cursor) -> None:

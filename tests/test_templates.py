@@ -661,6 +661,7 @@ def test_replies_and_refusals_render_within_slacks_limits(engine: Engine) -> Non
 BAD_INPUTS = {
     "start atlas <@U1> at 15:00 in 2h": "at_and_in",
     "start atlas <@U1> remind 2d": "remind_without_when",
+    "start atlas <@U1> at tue 15:00 remind everyone 2d": "remind_everyone",
     "start atlas <@U1> at 2026-02-30 15:00": "bad_date",
     "start atlas <@U1> step 5x<!channel>": "bad_duration",
     "cancel <@U123>": "bad_session_number",

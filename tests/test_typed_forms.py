@@ -1015,3 +1015,22 @@ def test_a_number_without_its_unit_is_shown_only_the_units_within_the_limit(bot:
         assert f"`{typed[7:]}` needs a unit: {said}" in answer, answer
     answer = message_text(bot.command(f"start tuning <@{PRESENTER}|maria> in 120"))
     assert "`120m` for minutes, `120h` for hours." in answer, answer  # 120 days is over 90
+
+
+@pytest.mark.parametrize(
+    ("typed", "written"),
+    [
+        ("remind everyone 2 days before", "2 days before"),
+        ("remind all of us the day before", "the day before"),
+        ("remind the team", "1d"),
+    ],
+)
+def test_a_reminder_asked_for_everyone_says_only_the_presenter_gets_it(
+    before_spring_forward: Bot, typed: str, written: str
+) -> None:
+    # `remind everyone 2 days before` was "`everyone 2 days` is not a duration".
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at tue 3pm {typed}"))
+    assert "reminds the presenter alone" in answer, answer
+    assert f"write `remind {written}`" in answer and "not a duration" not in answer, answer
+    assert _starts(bot) == []
