@@ -1323,6 +1323,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             session=None,
             scheduled=scheduled,
             waiting=[scheduled[0].id],
+            labels={row.id: prep.local_label(row.starts_at, row.tz) for row in scheduled},
             library=LIBRARY,
             rotation=rotation,
         )

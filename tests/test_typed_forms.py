@@ -1034,3 +1034,17 @@ def test_a_reminder_asked_for_everyone_says_only_the_presenter_gets_it(
     assert "reminds the presenter alone" in answer, answer
     assert f"write `remind {written}`" in answer and "not a duration" not in answer, answer
     assert _starts(bot) == []
+
+
+def test_status_names_a_scheduled_start_where_dates_are_not_shown_as_the_start_reply_does(
+    before_spring_forward: Bot,
+) -> None:
+    # The scheduled list's fallback (where Slack cannot show a date token) was `2027-03-20 22:00
+    # UTC`, where the answer to the start names the time in the caller's zone.
+    bot = before_spring_forward
+    started = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at mar 20 3pm"))
+    (stamp,) = _starts(bot)
+    fallback = re.search(rf"<!date\^{int(stamp.timestamp())}\^[^|]*\|([^>]*)>", started)
+    assert fallback is not None and fallback[1] == "Sat 20 Mar 2027 15:00 PDT", started
+    status = message_text(bot.command("status"))
+    assert f"|{fallback[1]}>" in status and "UTC" not in status, status

@@ -31,6 +31,7 @@ from bot.engine.pacing import (
     button_extension,
     calendar_days,
     close_time,
+    local_label,
     step_seconds,
     warning_time,
     working_start,
@@ -1352,6 +1353,8 @@ class Engine:
             "session": session,
             "scheduled": scheduled,
             "waiting": waiting,
+            # Where Slack cannot show a date token, each start as the answer to it named it.
+            "labels": {row.id: local_label(row.starts_at, row.tz) for row in scheduled},
             "earlier": _earlier([]),
         }
         if session is not None:
@@ -1515,6 +1518,7 @@ class SessionView(NamedTuple):
     prep: dict[str, Any] | None
     planned_steps: int | None = None
     weekdays: bool = False
+    tz: str = "UTC"  # the zone of the caller who scheduled it
 
 
 # A step run's row as the ORM would insert it (its defaults as models.StepRun has them), for a

@@ -49,6 +49,12 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def local_label(at: datetime, tz: str) -> str:
+    """The fallback shown where Slack cannot render a date token: unambiguous, zone named."""
+    local = at.astimezone(zone(tz))
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
+
+
 def carry_past_weekend(at: datetime, tz: str) -> datetime:
     """A close that falls in the weekend in the channel's zone, Saturday 0:00 to Monday morning,
     moves to Monday morning. Monday before the morning too: the working week begins then for

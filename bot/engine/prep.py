@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.blocks import render_message
 from bot.engine.core import Engine
-from bot.engine.pacing import zone
+from bot.engine.pacing import local_label
 from bot.store.models import OutboxMessage, ProtocolSession
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,6 @@ def plan(session: ProtocolSession) -> Plan:
     if followup_at - session.created_at < FOLD_WINDOW:
         return Plan(remind_at, None)
     return Plan(remind_at, followup_at)
-
-
-def local_label(at: datetime, tz: str) -> str:
-    """The fallback shown where Slack cannot render a date token: unambiguous, zone named."""
-    local = at.astimezone(zone(tz))
-    return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
 
 
 def is_ready(session: ProtocolSession) -> bool:
