@@ -878,6 +878,14 @@ def _before(cursor: _Cursor) -> None:
         if in_advance == ["in", "advance"]:
             cursor.take()
             cursor.take()
+        else:
+            return
+    # `2 days before the session`, `a day before it`: the start is what a reminder comes before.
+    if (cursor.peek() or "").lower() == "it":
+        cursor.take()
+    elif (cursor.peek() or "").lower() == "the" and (cursor.peek_after() or "").lower() in _IT:
+        cursor.take()
+        cursor.take()
 
 
 def read_reminder(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
@@ -893,6 +901,7 @@ def read_reminder(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
 
 
 _BEFORE = frozenset({"before", "ahead", "beforehand", "prior", "earlier"})
+_IT = frozenset({"session", "start", "meeting", "protocol"})
 _ME = frozenset({"me", "myself"})
 
 

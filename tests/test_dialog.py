@@ -257,6 +257,7 @@ def test_the_dialogs_reminder_reads_the_words_the_command_reads(bot: Bot) -> Non
     at = int(time.time()) + 3 * 86400
     later = {"pacing": "async", "step": "1d", "when": "later"}
     typed = ("2 days before", "a day in advance", "36h ahead", "the day before", "me 2h before")
+    typed += ("2 days before the session", "a day before it")
     for n, remind in enumerate(typed):
         assert _submit(bot, view, **later, start_at=at + n * 3600, remind=remind) == {}, remind
     assert [session.remind_seconds for session in _sessions(bot)] == [
@@ -265,6 +266,8 @@ def test_the_dialogs_reminder_reads_the_words_the_command_reads(bot: Bot) -> Non
         36 * 3600,
         86400,
         7200,
+        2 * 86400,
+        86400,
     ]
     shown = _submit(bot, view, **later, start_at=at + 86400, remind="2 days after")
     assert "not a length" in shown["errors"]["remind"]

@@ -1048,3 +1048,18 @@ def test_status_names_a_scheduled_start_where_dates_are_not_shown_as_the_start_r
     assert fallback is not None and fallback[1] == "Sat 20 Mar 2027 15:00 PDT", started
     status = message_text(bot.command("status"))
     assert f"|{fallback[1]}>" in status and "UTC" not in status, status
+
+
+def test_a_reminder_before_the_session_is_read_as_before(before_spring_forward: Bot) -> None:
+    # `remind 2 days before the session` was "I don't know what to do with `the session`".
+    bot = before_spring_forward
+    for n, (typed, seconds) in enumerate(
+        (("remind 2 days before the session", 2 * 86400), ("remind me a day before it", 86400)),
+        start=1,
+    ):
+        answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at fri 3pm {typed}"))
+        assert "is scheduled for" in answer, (typed, answer)
+        with bot.db.session() as s:
+            session = s.scalars(select(ProtocolSession).order_by(ProtocolSession.id)).all()[-1]
+            assert session.remind_seconds == seconds, typed
+        bot.command(f"cancel {n}")
