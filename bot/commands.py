@@ -1312,11 +1312,7 @@ def _read_at(cursor: _Cursor, clock: _Clock) -> tuple[datetime, str | None]:
     words, which = _when_words(cursor, which)
     if not words:
         raise _Rejected("missing_value", option="at")
-    if len(words) == 1 and (day_of_month := _DAY_OF_MONTH.fullmatch(words[0])):
-        # `on 5 at 3pm`: a day of the month with no month, where `on the 5th` is read.
-        meant = _next_date((None, 0, int(day_of_month[1])), clock.today)
-        if meant is not None and (time := _time_after_day(cursor)):
-            raise _Rejected("day_without_month", text=_echo(words[0]), date=meant, time=_echo(time))
+    _day_without_month(cursor, words, which, clock)
     text = " ".join(words)
     day = words[0] if _is_day_word(words[0]) else None
     hour, minute = _time_of_day(" ".join(words[1:] if day else words), text, clock)
@@ -1434,6 +1430,26 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
 
 
 _MINUTES = re.compile(r"[0-5]\d", re.ASCII)
+
+
+def _day_without_month(cursor: _Cursor, words: list[str], which: str | None, clock: _Clock) -> None:
+    """Refuse a day of the month with no month, before the time or after it (`on 5 at 3pm`,
+    `at 3pm on 5`), where `on the 5th` is read: as a time, or as words left over, it was
+    answered as if it were one or none."""
+    before = len(words) == 1 and _DAY_OF_MONTH.fullmatch(words[0])
+    after = which == "on" and _is_time(words[0]) and _DAY_OF_MONTH.fullmatch(cursor.peek() or "")
+    day_of_month = before or after
+    if not day_of_month:
+        return
+    meant = _next_date((None, 0, int(day_of_month[1])), clock.today)
+    if meant is None:
+        return
+    if before:
+        typed, time = words[0], _time_after_day(cursor)
+    else:
+        typed, time = cursor.take(), " ".join(words)
+    if time:
+        raise _Rejected("day_without_month", text=_echo(typed), date=meant, time=_echo(time))
 
 
 def _time_after_day(cursor: _Cursor) -> str | None:

@@ -991,6 +991,7 @@ def test_an_hour_alone_after_a_date_is_asked_about_as_330_is(
     [
         ("on 5 at 3pm", "`5` is a day with no month: write `on apr 5 at 3pm`, or `on the 5th"),
         ("at 20th @ 9:30 am", "write `on mar 20 at 9:30 am`, or `on the 20th at 9:30 am`"),
+        ("at 3pm on 5", "`5` is a day with no month: write `on apr 5 at 3pm`, or `on the 5th"),
     ],
 )
 def test_a_day_of_the_month_without_its_month_is_shown_how_to_write_the_date(
