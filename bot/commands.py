@@ -890,14 +890,20 @@ def _before(cursor: _Cursor) -> None:
 
 def read_reminder(text: str, *, limit: int = MAX_AHEAD_SECONDS) -> int:
     """How long before the start a reminder goes, as `remind` reads it (`2d`, `2 days before`,
-    `a day in advance`): its seconds; DurationError as for parse_duration."""
+    `a day in advance`): its seconds; DurationError as for parse_duration, and one coded
+    remind_everyone, with the words to write, for a reminder asked for everyone (as `remind`)."""
     cursor = _Cursor(normalize(text))
+    everyone = _everyone(cursor)
+    start = cursor.position
     _reminded(cursor)
     words = ["1d"] if _the_day(cursor) else _duration_words(cursor)
     _before(cursor)
     if not words or cursor.peek() is not None:
         raise DurationError("bad_duration", text, limit)
-    return parse_duration(" ".join(words), limit=limit)
+    seconds = parse_duration(" ".join(words), limit=limit)
+    if everyone:
+        raise DurationError("remind_everyone", " ".join(cursor.read_since(start)), limit)
+    return seconds
 
 
 _BEFORE = frozenset({"before", "ahead", "beforehand", "prior", "earlier"})

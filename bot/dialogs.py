@@ -151,6 +151,7 @@ def read_start(
                 code=error.code,
                 text=remind[:100],
                 limit=error.limit,
+                written=error.text[:100],
                 **unit_hint(remind, error.limit),
             )
     if errors:

@@ -271,6 +271,11 @@ def test_the_dialogs_reminder_reads_the_words_the_command_reads(bot: Bot) -> Non
     ]
     shown = _submit(bot, view, **later, start_at=at + 86400, remind="2 days after")
     assert "not a length" in shown["errors"]["remind"]
+    # As `remind everyone 2 days before` is answered: the presenter alone is reminded.
+    shown = _submit(bot, view, **later, start_at=at + 86400, remind="everyone 2 days before")
+    assert shown["errors"]["remind"] == (
+        "Only the presenter gets this reminder, to choose the work to bring: write 2 days before."
+    )
 
 
 def test_a_later_start_submitted_twice_schedules_one_session(bot: Bot) -> None:
