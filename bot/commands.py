@@ -579,6 +579,7 @@ def _extend_until(cursor: _Cursor, clock: _Clock) -> Extend:
     words, which = _when_words(cursor, which)
     if not words or words[0].lower() in _COURTESY:
         raise _Rejected("missing_value", option="until")
+    _day_without_month(cursor, words, which, clock, option="until")
     text = " ".join(words)
     day = words[0] if _is_day_word(words[0]) else None
     try:
@@ -1438,10 +1439,12 @@ def _when_words(cursor: _Cursor, which: str | None) -> tuple[list[str], str | No
 _MINUTES = re.compile(r"[0-5]\d", re.ASCII)
 
 
-def _day_without_month(cursor: _Cursor, words: list[str], which: str | None, clock: _Clock) -> None:
+def _day_without_month(
+    cursor: _Cursor, words: list[str], which: str | None, clock: _Clock, option: str = "at"
+) -> None:
     """Refuse a day of the month with no month, before the time or after it (`on 5 at 3pm`,
-    `at 3pm on 5`), where `on the 5th` is read: as a time, or as words left over, it was
-    answered as if it were one or none."""
+    `at 3pm on 5`, `until 5 at 3pm`), where `on the 5th` is read: as a time, or as words left
+    over, it was answered as if it were one or none."""
     before = len(words) == 1 and _DAY_OF_MONTH.fullmatch(words[0])
     after = which == "on" and _is_time(words[0]) and _DAY_OF_MONTH.fullmatch(cursor.peek() or "")
     day_of_month = before or after
@@ -1455,7 +1458,9 @@ def _day_without_month(cursor: _Cursor, words: list[str], which: str | None, clo
     else:
         typed, time = cursor.take(), " ".join(words)
     if time:
-        raise _Rejected("day_without_month", text=_echo(typed), date=meant, time=_echo(time))
+        raise _Rejected(
+            "day_without_month", text=_echo(typed), date=meant, time=_echo(time), option=option
+        )
 
 
 def _time_after_day(cursor: _Cursor) -> str | None:

@@ -1064,3 +1064,16 @@ def test_a_reminder_before_the_session_is_read_as_before(before_spring_forward: 
             session = s.scalars(select(ProtocolSession).order_by(ProtocolSession.id)).all()[-1]
             assert session.remind_seconds == seconds, typed
         bot.command(f"cancel {n}")
+
+
+def test_extend_until_a_day_of_the_month_without_its_month_is_shown_the_date(
+    before_spring_forward: Bot,
+) -> None:
+    # `extend until 20 at 3pm` was "`20` is not a time I can read", `until 3pm on 20` "I don't
+    # know what to do with `20`".
+    bot = before_spring_forward
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    said = "`20` is a day with no month: write `until mar 20 at 3pm`, or `until the 20th at 3pm`"
+    for typed in ("extend until 20 at 3pm", "extend until 3pm on 20"):
+        answer = message_text(bot.command(typed))
+        assert said in answer, (typed, answer)
