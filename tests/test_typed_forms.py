@@ -1077,3 +1077,13 @@ def test_extend_until_a_day_of_the_month_without_its_month_is_shown_the_date(
     for typed in ("extend until 20 at 3pm", "extend until 3pm on 20"):
         answer = message_text(bot.command(typed))
         assert said in answer, (typed, answer)
+
+
+def test_status_names_the_steps_close_where_dates_are_not_shown_in_the_callers_zone(
+    before_spring_forward: Bot,
+) -> None:
+    # The open step's close, in the same answer, fell back to `2027-03-14 00:00 UTC`.
+    bot = before_spring_forward
+    bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
+    status = message_text(bot.command("status"))
+    assert "|Sat 13 Mar 2027 16:00 PST>" in status and "UTC" not in status, status

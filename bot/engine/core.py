@@ -1353,8 +1353,14 @@ class Engine:
             "session": session,
             "scheduled": scheduled,
             "waiting": waiting,
-            # Where Slack cannot show a date token, each start as the answer to it named it.
+            # Where Slack cannot show a date token, each start as the answer to it named it, and
+            # the open step's close in the same zone.
             "labels": {row.id: local_label(row.starts_at, row.tz) for row in scheduled},
+            "closes_label": (
+                local_label(session.step_closes_at, session.tz)
+                if session is not None and session.step_closes_at is not None
+                else ""
+            ),
             "earlier": _earlier([]),
         }
         if session is not None:
