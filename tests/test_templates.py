@@ -636,7 +636,7 @@ def test_a_line_that_ends_in_a_tag_keeps_its_line_break(engine: Engine) -> None:
     assert not any("(in " in line for line in overdue), overdue
     assert sum(line[:3] in ("1. ", "2. ") for line in status) == 2, status
 
-    listed_twice = [{"id": 7, "name": "ATLAS", "starts_at": NOW, "presenter_id": PRESENTER}] * 2
+    listed_twice = [ScheduledView(7, "ATLAS", NOW, PRESENTER)] * 2
     refused = render_text(
         "prep/refusals/cancel_what.j2",
         number=7,
@@ -1328,7 +1328,7 @@ def prep_messages(engine: Engine) -> tuple[list[Message], list[str]]:
             rotation=rotation,
         )
     )
-    listed = [{"id": 7, "name": "ATLAS", "starts_at": NOW, "presenter_id": PRESENTER}]
+    listed = [ScheduledView(7, "ATLAS", NOW, PRESENTER)]
     for number, other, scheduled_list, running in (
         (7, "running", [], None),
         (7, None, [], None),

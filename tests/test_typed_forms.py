@@ -1087,3 +1087,16 @@ def test_status_names_the_steps_close_where_dates_are_not_shown_in_the_callers_z
     bot.command(f"start atlas <@{PRESENTER}|maria> step 1h")
     status = message_text(bot.command("status"))
     assert "|Sat 13 Mar 2027 16:00 PST>" in status and "UTC" not in status, status
+
+
+def test_refusals_naming_a_scheduled_start_name_it_as_the_start_reply_does(
+    before_spring_forward: Bot,
+) -> None:
+    # `next` with none running, and `cancel` with two scheduled, named the start, where Slack
+    # cannot show a date token, as `2027-03-20 22:00 UTC`.
+    bot = before_spring_forward
+    bot.command(f"start atlas <@{PRESENTER}|maria> at mar 20 3pm")
+    bot.command(f"start tuning <@{PRESENTER}|maria> at mar 22 3pm")
+    for typed in ("next", "cancel"):
+        answer = message_text(bot.command(typed))
+        assert "|Sat 20 Mar 2027 15:00 PDT>" in answer and "UTC" not in answer, (typed, answer)

@@ -599,7 +599,8 @@ class Engine:
 
     def scheduled_view(self, session: ProtocolSession) -> ScheduledView:
         name = self.protocol_name(session.protocol_id)
-        return ScheduledView(session.id, name, session.starts_at, session.presenter_id)
+        label = local_label(session.starts_at, session.tz)
+        return ScheduledView(session.id, name, session.starts_at, session.presenter_id, label)
 
     def protocol_name(self, protocol_id: str) -> str:
         """A protocol's name, or its id once it is no longer installed."""
@@ -1507,6 +1508,7 @@ class ScheduledView(NamedTuple):
     name: str  # the protocol's
     starts_at: datetime
     presenter_id: str
+    label: str = ""  # the start where Slack cannot show a date token, as the start's answer has it
 
 
 class SessionView(NamedTuple):
