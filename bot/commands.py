@@ -648,7 +648,8 @@ def _cancel(cursor: _Cursor, clock: _Clock) -> Cancel:
         return Cancel()
     number = re.fullmatch(r"#?(\d{1,9})", word, re.ASCII)
     if number is None or int(number[1]) == 0:
-        raise _Rejected("bad_session_number", text=_echo(word))
+        # `cancel dec 10`, `cancel the one on thursday`: quoted whole, and where numbers are.
+        raise _Rejected("bad_session_number", text=_echo(" ".join([word, *cursor.remaining()])))
     _courtesy(cursor)
     return Cancel(int(number[1]))
 

@@ -1100,3 +1100,13 @@ def test_refusals_naming_a_scheduled_start_name_it_as_the_start_reply_does(
     for typed in ("next", "cancel"):
         answer = message_text(bot.command(typed))
         assert "|Sat 20 Mar 2027 15:00 PDT>" in answer and "UTC" not in answer, (typed, answer)
+
+
+def test_cancel_given_a_day_says_where_the_session_numbers_are(before_spring_forward: Bot) -> None:
+    # `cancel mar 20` was "`mar` is not a session number: use a whole number such as 2", with
+    # no word of where the number is.
+    bot = before_spring_forward
+    bot.command(f"start atlas <@{PRESENTER}|maria> at mar 20 3pm")
+    answer = message_text(bot.command("cancel mar 20"))
+    assert "`mar 20` is not a session number: `/protocol status` lists" in answer, answer
+    assert "#1" in message_text(bot.command("status")) and len(_starts(bot)) == 1
