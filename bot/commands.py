@@ -1494,7 +1494,8 @@ def _meant_day(word: str) -> str | None:
 
 
 def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
-    """(hour, minute) from `15:00`, `3pm`, `3:30 pm`; a bare `15` is too vague."""
+    """(hour, minute) from `15:00`, `3pm`, `3:30 pm`; a bare `15` is too vague, and a bare `3`
+    asked about (am or pm?)."""
     # The error's example of a date is one ahead, as the caller's calendar has it: a date
     # written into the message would be in the past, and refused, for most of its life.
     first, *rest = text.split(" ")
@@ -1517,8 +1518,8 @@ def _time_of_day(time_text: str, text: str, clock: _Clock) -> tuple[int, int]:
     match = _TIME.fullmatch(time_text)
     hours_only, am_pm = match and match[4], match and match[5]
     bare_hour = match is not None and match[3] is None and am_pm is None and hours_only is None
-    if match is not None and bare_hour and time_text != text and 1 <= int(match[1]) <= 12:
-        # `dec 10 3`, `tue at 3`: after a day, a number alone is its hour, asked about as 330 is.
+    if match is not None and bare_hour and 1 <= int(match[1]) <= 12:
+        # `at 3`, `dec 10 3`, `tue at 3`: a number alone is an hour, asked about as 330 is.
         raise _Rejected("time_unclear", text=_echo(text), hour=int(match[1]), minute=0)
     if match is None or bare_hour:
         raise bad

@@ -980,10 +980,18 @@ def test_an_hour_alone_after_a_date_is_asked_about_as_330_is(
     answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {typed}"))
     assert asked in answer and "not a time I can read" not in answer, answer
     assert _starts(bot) == []
-    # An hour alone with no day is still no time (`at 15`), nor one past 12 after a day.
+    # One past 12 is still no time, with a day or without.
     for vague in ("at 15", "at tue 15"):
         answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> {vague}"))
         assert "is not a time I can read" in answer, (vague, answer)
+
+
+def test_an_hour_alone_is_asked_about_as_330_is(before_spring_forward: Bot) -> None:
+    # `at 3` was "not a time I can read", where `at 330` asks am or pm, and `at dec 10 3` too.
+    bot = before_spring_forward
+    answer = message_text(bot.command(f"start atlas <@{PRESENTER}|maria> at 3"))
+    assert "`3`: 3:00 am or 3:00 pm? Write `3:00am`, or `3:00pm` (`15:00`)" in answer, answer
+    assert _starts(bot) == []
 
 
 @pytest.mark.parametrize(
