@@ -32,6 +32,7 @@ from sqlalchemy import (
     Row,
     String,
     bindparam,
+    delete,
     insert,
     select,
     text,
@@ -78,6 +79,9 @@ HELD_UP_TRIES = 5
 HELD_UP_FOR = timedelta(minutes=1)
 # A pending row's `error` once on_held_up has told of it: its going through is news too.
 HELD_UP = "held_up"
+# A sent row's `error` once the message it posted was deleted in Slack (see deleted_in_slack):
+# nothing edits it since.
+GONE = "deleted_in_slack"
 # How far apart the clocks of the processes writing to the outbox may be without delaying a post.
 CLOCK_LEEWAY = timedelta(minutes=1)
 # Not a Web API method: the outbox's name for slack_sdk's three-call files upload v2.
@@ -265,6 +269,40 @@ def ref_session(ref: str | None, *kinds: str) -> int | None:
     kind, _, rest = (ref or "").partition(":")
     session_id = rest.partition(":")[0]
     return int(session_id) if kind in kinds and session_id.isdigit() else None
+
+
+def deleted_in_slack(s: Session, team_id: str, ref: str, ts: str) -> None:
+    """The message `ref` posted as `ts` was deleted in Slack (gone, or a tombstone, which no one
+    can edit): its row says so, and its edits not sent yet are dropped; none is made since."""
+    s.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.ref == ref,
+            OutboxMessage.status == "sent",
+            OutboxMessage.result_ts == ts,
+        )
+        .values(error=GONE)
+    )
+    s.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.team_id == team_id,
+            OutboxMessage.ref == f"edit:{ref}"[:64],
+            OutboxMessage.status == "pending",
+            OutboxMessage.in_flight_at.is_(None),
+        )
+    )
+
+
+def gone(s: Session, team_id: str, ref: str) -> bool:
+    """Whether the message last posted as `ref` was deleted in Slack since (deleted_in_slack)."""
+    last = s.execute(
+        select(OutboxMessage.status, OutboxMessage.error)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
+        .order_by(OutboxMessage.id.desc())
+        .limit(1)
+    ).first()
+    return last is not None and tuple(last) == ("sent", GONE)
 
 
 def enqueued(s: Session, team_id: str, ref: str, channel: str | None = None) -> bool:

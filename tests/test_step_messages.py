@@ -525,3 +525,63 @@ def test_a_steps_tombstone_gone_with_its_replies_brings_the_step_back_to_the_cha
     with bot.db.session() as s:
         refused = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "failed")).all()
         assert [(row.method, row.error) for row in refused] == []
+
+
+def _refused(bot: Bot) -> list[tuple[str, str | None]]:
+    with bot.db.session() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "failed")).all()
+        return [(row.method, row.error) for row in rows]
+
+
+def _interpreting_closed(bot: Bot) -> tuple[str, str, str]:
+    """An ATLAS session moved past Interpreting, which listed an interpretation parked while
+    the group described and has a reply in its thread: describing's ts, the parked reply's,
+    and interpreting's."""
+    bot.command(f"start atlas <@{PRESENTER}> step 1h")
+    bot.wait_until(lambda: len(bot.step_posts()) == 1)
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 2)
+    describe = str(bot.step_posts()[1]["ts"])
+    parked = _written(bot, TEACHERS[0], "I: she probably guessed", describe)
+    bot.settle()
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 3)
+    interpreting = str(bot.step_posts()[2]["ts"])
+    assert "she probably guessed" in json.dumps(bot.step_posts()[2])
+    kept = _written(bot, TEACHERS[1], "Maybe the units row was copied.", interpreting)
+    bot.wait_until(lambda: kept in bot.recorded())
+    bot.command("next")
+    bot.wait_until(lambda: len(bot.step_posts()) == 4)
+    bot.settle()
+    return describe, parked, interpreting
+
+
+def _parked_deleted(bot: Bot, describe: str, parked: str) -> None:
+    bot.standin.delete_message(CHANNEL, parked)
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": parked,
+        "previous_message": {"ts": parked, "thread_ts": describe, "user": TEACHERS[0]},
+        "ts": f"{float(parked) + 1:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
+def test_a_closed_steps_tombstone_gets_no_edits_later(bot: Bot) -> None:
+    # Interpreting lists the interpretations parked while the group described; its post,
+    # deleted with replies once closed, is a tombstone: an edit of what it listed (a parked
+    # reply deleted) went to the tombstone, and Slack refused it.
+    describe, parked, interpreting = _interpreting_closed(bot)
+    _step_post_tombstoned(bot, interpreting)
+    bot.settle()
+    tombstone = next(m for m in bot.standin.messages(CHANNEL) if m["ts"] == interpreting)
+    _parked_deleted(bot, describe, parked)
+    bot.settle()
+    bot.command("end")
+    bot.settle()
+    assert next(m for m in bot.standin.messages(CHANNEL) if m["ts"] == interpreting) == tombstone
+    assert _in_thread(bot, interpreting) == []
+    assert _refused(bot) == []

@@ -836,7 +836,9 @@ class Engine:
     ) -> None:
         """Change a message the bot posted to the session's channel, or to `channel` (`of`: its
         ref). The edit goes out after the post, with the post's ts; nothing is edited if the
-        post never was."""
+        post never was, or was deleted in Slack since (Slack would refuse the edit)."""
+        if slack.gone(s, session.team_id, of):
+            return
         channel = channel or session.channel_id
         payload: dict[str, Any] = {
             "channel": channel,

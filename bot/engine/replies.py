@@ -1118,6 +1118,7 @@ class Replies:
         a fresh thread that is the step's from then on, and its facilitator told: the team has
         somewhere to reply. A closed step's is left gone: what was said there is in the notes.
         The replies recorded stay either way. (The bot deletes no step post of its own.)"""
+        self._post_gone(s, team_id, channel, ts)
         found = self._open_step_posted(s, team_id, channel, ts)
         if not isinstance(found, tuple):
             return found
@@ -1139,6 +1140,7 @@ class Replies:
         step's message is posted in that thread, where the team is replying, and is the one the
         step's later edits go to (the tombstone can't be edited); once is enough however often
         Slack says so. A closed step's is left gone: what was said there is in the notes."""
+        self._post_gone(s, team_id, channel, ts)
         found = self._open_step_posted(s, team_id, channel, ts)
         if not isinstance(found, tuple):
             return
@@ -1148,6 +1150,22 @@ class Replies:
             return  # in the thread already: Slack said so before
         message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
         self.engine.post(s, session, message, ref=ref, thread_ts=ts)
+
+    @staticmethod
+    def _post_gone(s: Session, team_id: str, channel: str, ts: str) -> None:
+        """A step's post `ts` deleted in Slack: nothing edits it since (a closed step's later
+        edits, of the replies it listed, say)."""
+        posted = s.execute(
+            select(StepRun.session_id, StepRun.index)
+            .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
+            .where(
+                StepRun.message_ts == ts,
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+            )
+        ).first()
+        if posted is not None:
+            slack.deleted_in_slack(s, team_id, f"step:{posted[0]}:{posted[1]}", ts)
 
     def _open_step_posted(
         self, s: Session, team_id: str, channel: str, ts: str
