@@ -1286,8 +1286,18 @@ class OutboxSender:
                     payload["channel"],
                     join_error.response.get("error") or join_error.response.status_code,
                 )
+        if error == "cant_update_message" and self._edits_gone(row_id):
+            return _finished(row_id)  # on its way when the post was deleted: nothing to edit
         log.warning("slack refused outbox row %s: %s", row_id, error)
         return _finished(row_id, error=error)
+
+    def _edits_gone(self, row_id: int) -> bool:
+        """Whether row `row_id` edits a message the bot knows was deleted in Slack since."""
+        with self.db.session() as s:
+            row = s.get(OutboxMessage, row_id)
+            if row is None or row.thread_ref is None:
+                return False
+            return gone(s, row.team_id, row.thread_ref)
 
     def _retry(
         self, row_id: int, after: int | None, *, ambiguous: bool, limited: bool = False

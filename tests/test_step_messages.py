@@ -585,3 +585,24 @@ def test_a_closed_steps_tombstone_gets_no_edits_later(bot: Bot) -> None:
     assert next(m for m in bot.standin.messages(CHANNEL) if m["ts"] == interpreting) == tombstone
     assert _in_thread(bot, interpreting) == []
     assert _refused(bot) == []
+
+
+def test_an_edit_on_its_way_to_a_post_deleted_since_is_not_a_refusal(bot: Bot) -> None:
+    # The edit was tried once (Slack failed it) before the post was deleted with replies: tried
+    # again, Slack refuses to edit the tombstone, as the bot knows it would.
+    describe, parked, interpreting = _interpreting_closed(bot)
+    bot.standin.fail_next("chat.update", status=503, retry_after=3)
+    _parked_deleted(bot, describe, parked)
+
+    def tried() -> bool:
+        with bot.db.session() as s:
+            rows = s.scalars(
+                select(OutboxMessage).where(OutboxMessage.method == "chat.update")
+            ).all()
+            return any(row.status == "pending" and row.attempts >= 1 for row in rows)
+
+    bot.wait_until(tried)
+    _step_post_tombstoned(bot, interpreting)
+    bot.wait_until(lambda: not tried())
+    bot.settle()
+    assert _refused(bot) == []
