@@ -606,3 +606,87 @@ def test_an_edit_on_its_way_to_a_post_deleted_since_is_not_a_refusal(bot: Bot) -
     bot.wait_until(lambda: not tried())
     bot.settle()
     assert _refused(bot) == []
+
+
+def _header_deleted(bot: Bot, header: dict[str, Any]) -> None:
+    """A workspace admin deletes the session's header, with no replies under it."""
+    bot.standin.delete_message(CHANNEL, header["ts"])
+    previous = {"ts": header["ts"], "user": "U_BOT", "bot_id": "B_BOT", "text": header["text"]}
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": header["ts"],
+        "previous_message": previous,
+        "ts": f"{float(header['ts']) + 1:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+
+
+def test_the_header_deleted_while_the_session_runs_is_posted_again_and_gets_the_notes(
+    bot: Bot,
+) -> None:
+    _started(bot)
+    step = bot.open_step()
+    kept = bot.reply(TEACHERS[0], "She drew three boxes.", step)
+    bot.wait_until(lambda: kept in bot.recorded())
+    bot.settle()
+    header = _header(bot)
+
+    _header_deleted(bot, header)
+    bot.wait_until(lambda: any(" starts now." in str(m["text"]) for m in bot.posts()))
+    bot.settle()
+    again = _header(bot)
+    assert again["ts"] != header["ts"]
+    assert (again["text"], again["blocks"]) == (header["text"], header["blocks"])
+    with bot.db.session() as s:
+        assert s.scalars(select(ProtocolSession)).one().header_ts == again["ts"]
+    (told,) = bot.standin.messages(f"D{FACILITATOR[1:]}")
+    assert "deleted" in told["text"] and "posted it again" in told["text"]
+
+    # The schedule's edits go to the new header, and the notes under it.
+    bot.command("extend 30m")
+    bot.settle()
+    closes = _session(bot).step_closes_at
+    assert f"until {_at(closes)}" in _plan(bot)[0]
+    bot.command("end")
+    bot.settle()
+    under = [m for m in bot.posts() if m.get("thread_ts") == again["ts"] and m["ts"] != again["ts"]]
+    assert "She drew three boxes." in json.dumps(under)
+    assert _refused(bot) == []
+
+
+def test_the_header_deleted_with_replies_under_it_is_posted_again_in_the_channel(
+    bot: Bot,
+) -> None:
+    _started(bot)
+    header = _header(bot)
+    _written(bot, TEACHERS[0], "Where do we put our notes?", header["ts"])
+    bot.settle()
+    tombstone = bot.standin.tombstone_message(CHANNEL, header["ts"])
+    previous = {"ts": header["ts"], "user": "U_BOT", "bot_id": "B_BOT", "text": header["text"]}
+    event = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": CHANNEL,
+        "message": tombstone,
+        "previous_message": previous,
+        "ts": f"{float(header['ts']) + 5:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+    bot.wait_until(lambda: any(" starts now." in str(m["text"]) for m in bot.posts()))
+    bot.settle()
+    again = _header(bot)
+    assert (again["text"], again["blocks"]) == (header["text"], header["blocks"])
+    # Told again (Slack sends an event more than once), the bot posts no second header.
+    assert bot.event({**event, "ts": f"{float(event['ts']) + 1:.6f}"}) == 200
+    bot.settle()
+    assert _header(bot)["ts"] == again["ts"]
+    (told,) = bot.standin.messages(f"D{FACILITATOR[1:]}")
+    assert "posted it again" in told["text"]
+    bot.command("extend 30m")
+    bot.settle()
+    assert _refused(bot) == []
+    assert f"until {_at(_session(bot).step_closes_at)}" in _plan(bot)[0]

@@ -558,6 +558,7 @@ def direct_messages(engine: Engine) -> tuple[list[Message], list[str]]:
         said.append(render_message("ended_cut_short.j2", session=session, steps=2, private=private))
     said.append(render_message("protocol_held.j2", session=session))
     said.append(render_message("step_reposted.j2", session=session, protocol=atlas, index=2))
+    said.append(render_message("header_reposted.j2", session=session, protocol_name="ATLAS"))
     for tag in TAGS:
         said.append(render_message("nudge_changed.j2", tag=tag))
     for closed_at in (None, NOW):

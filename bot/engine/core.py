@@ -904,12 +904,7 @@ class Engine:
     ) -> None:
         """Edit the message `ref` as last sent, without its buttons: `new`'s blocks take the
         place of those with their block_ids, or go before the block `before` (else last)."""
-        sent = s.scalars(
-            select(OutboxMessage.payload)
-            .where(OutboxMessage.team_id == session.team_id)
-            .where(OutboxMessage.ref.in_((ref, f"edit:{ref}")))
-            .order_by(OutboxMessage.id.desc())
-        ).first()
+        sent = self.last_sent(s, session, ref)
         if sent is None:
             return  # never posted (its channel out of reach): nothing to edit
         ids = {block.get("block_id") for block in new.blocks}
@@ -921,6 +916,16 @@ class Engine:
         blocks = kept[:at] + new.blocks + kept[at:]
         message = Message(text=str(sent.get("text", "")), blocks=blocks)
         self.edit(s, session, message, of=ref)
+
+    @staticmethod
+    def last_sent(s: Session, session: ProtocolSession, ref: str) -> dict[str, Any] | None:
+        """The message `ref` as the bot last said it (posted, or edited since): its payload."""
+        return s.scalars(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.team_id == session.team_id)
+            .where(OutboxMessage.ref.in_((ref, f"edit:{ref}")))
+            .order_by(OutboxMessage.id.desc())
+        ).first()
 
     def unpaused(self, s: Session, session: ProtocolSession) -> None:
         """The session runs again, or ended while paused: the pause note's Resume button goes,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot import retention, slack
 from bot.activity import ACTIVITY, REPLIES
-from bot.blocks import render_message
+from bot.blocks import Message, render_message
 from bot.clock import as_utc
 from bot.engine import notes as notes_mod
 from bot.engine import posted_notes
@@ -759,7 +759,8 @@ class Replies:
             # A message with replies deleted: Slack keeps its thread, under a tombstone.
             if channel and ts:
                 with self.engine.transaction() as (s, _after):
-                    self._step_post_tombstoned(s, team_id, str(channel), str(ts))
+                    if not self._header_deleted(s, team_id, str(channel), str(ts)):
+                        self._step_post_tombstoned(s, team_id, str(channel), str(ts))
             return
         raw = _markup(message)
         names = self._names(team_id, raw)
@@ -1090,7 +1091,10 @@ class Replies:
             # A post with no thread, or a tombstone whose replies are all gone (Slack takes it
             # away then, its thread with it).
             post = previous.get("thread_ts") in (None, "", ts)
-            if post and self._step_post_deleted(s, team_id, channel, ts):
+            if post and (
+                self._step_post_deleted(s, team_id, channel, ts)
+                or self._header_deleted(s, team_id, channel, ts)
+            ):
                 return
             row = self._find(s, team_id, channel, ts)
             if row is not None:
@@ -1150,6 +1154,36 @@ class Replies:
             return  # in the thread already: Slack said so before
         message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
         self.engine.post(s, session, message, ref=ref, thread_ts=ts)
+
+    def _header_deleted(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
+        """Whether `ts` was a session's header (deleted in Slack, with replies under it or
+        not). While the session runs, the header is posted again in the channel as last shown
+        (its schedule as it stands), the facilitator told; its edits and the notes go to the
+        new one. A session's over is left gone: the notes went out in its thread."""
+        found = s.scalars(
+            select(ProtocolSession.id).where(
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+                ProtocolSession.header_ts == ts,
+            )
+        ).first()
+        session = self.engine._lock(s, found) if found is not None else None
+        if session is None or session.header_ts != ts:
+            return found is not None  # posted again already: Slack said so before
+        ref = f"header:{session.id}"
+        shown = self.engine.last_sent(s, session, ref)
+        slack.deleted_in_slack(s, team_id, ref, ts)
+        if session.status not in ACTIVE or shown is None:
+            return True
+        # Until the new header is in Slack, none is the session's: a second delivery of the
+        # deletion finds no header to put back.
+        session.header_ts = None
+        header = Message(text=str(shown.get("text") or ""), blocks=shown.get("blocks") or [])
+        self.engine.post(s, session, header, ref=ref)
+        name = self.engine.protocol_name(session.protocol_id)
+        told = render_message("header_reposted.j2", session=session, protocol_name=name)
+        self.engine.post(s, session, told, channel=session.facilitator_id)
+        return True
 
     @staticmethod
     def _post_gone(s: Session, team_id: str, channel: str, ts: str) -> None:
