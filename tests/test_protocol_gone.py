@@ -23,6 +23,13 @@ from bot.slack_standin import SlackStandin
 from tests.harness import CHANNEL, FACILITATOR, PRESENTER, TEACHERS, Bot
 from tests.process import CLI, bot_environment
 from tests.test_engine import HeldClock, RecordingTimers, actor, outbox, session_row, start
+from tests.test_step_messages import (
+    _in_thread,
+    _refused,
+    _step_post_deleted,
+    _step_post_tombstoned,
+    _written,
+)
 
 OURS = "our-everyday"
 
@@ -323,5 +330,69 @@ def test_a_held_step_ended_says_when_it_closed(
         assert "On hold" not in str(ended["blocks"]) and not _buttons(ended)
         bot.wait_until(lambda: "Ended" in _header(bot))
         assert "On hold" not in _header(bot)
+    finally:
+        bot.stop()
+
+
+def _held(workspace: SlackStandin, database_url: str, tmp_path: Path) -> tuple[Bot, str]:
+    """A session of OURS, a reply in its first step, held once that step was due to close with
+    the protocol's file removed meanwhile: the bot, running, and the step's ts."""
+    custom = _ours(tmp_path)
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    try:
+        bot.command(f"start {OURS} <@{PRESENTER}> step 6s")
+        bot.wait_until(lambda: bool(bot.step_posts()))
+        step = str(bot.step_posts()[0]["ts"])
+        kept = _written(bot, TEACHERS[0], "Most students listed the criteria.", step)
+        bot.wait_until(lambda: kept in bot.recorded())
+        bot.settle()
+    finally:
+        bot.stop()
+    (custom / f"{OURS}.yaml").unlink()
+    bot = Bot(workspace, database_url, protocols_dir=custom).start()
+    bot.wait_until(lambda: "On hold" in json.dumps(bot.posts()), timeout=20)
+    bot.settle()
+    return bot, step
+
+
+def test_the_held_steps_post_deleted_is_posted_again_as_it_stood(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    bot, step = _held(workspace, database_url, tmp_path)
+    try:
+        (held,) = bot.step_posts()
+        _step_post_deleted(bot, step)
+        bot.wait_until(lambda: [m["ts"] for m in bot.step_posts()] not in ([], [step]))
+        bot.settle()
+        (again,) = bot.step_posts()
+        assert (again["text"], again["blocks"]) == (held["text"], held["blocks"])
+        told = bot.standin.messages(f"D{FACILITATOR[1:]}")
+        assert "posted it again" in told[-1]["text"]
+        # Its new thread is the step's: a reply there is recorded.
+        new = bot.reply(TEACHERS[1], "Two used the rubric's own words.", again["ts"])
+        bot.wait_until(lambda: new in bot.recorded())
+        bot.command("end")
+        bot.settle()
+        assert "*Closed " in json.dumps(bot.step_posts()[0])
+        assert _refused(bot) == []
+    finally:
+        bot.stop()
+
+
+def test_the_held_steps_post_deleted_with_replies_comes_back_in_its_thread(
+    workspace: SlackStandin, database_url: str, tmp_path: Path
+) -> None:
+    bot, step = _held(workspace, database_url, tmp_path)
+    try:
+        (held,) = bot.step_posts()
+        _step_post_tombstoned(bot, step)
+        bot.wait_until(lambda: len(_in_thread(bot, step)) == 1)
+        bot.settle()
+        (copy,) = _in_thread(bot, step)
+        assert (copy["text"], copy["blocks"]) == (held["text"], held["blocks"])
+        bot.command("end")
+        bot.settle()
+        assert "*Closed " in json.dumps(_in_thread(bot, step)[0])
+        assert _refused(bot) == []
     finally:
         bot.stop()

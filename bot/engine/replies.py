@@ -1122,16 +1122,16 @@ class Replies:
         a fresh thread that is the step's from then on, and its facilitator told: the team has
         somewhere to reply. A closed step's is left gone: what was said there is in the notes.
         The replies recorded stay either way. (The bot deletes no step post of its own.)"""
-        self._post_gone(s, team_id, channel, ts)
         found = self._open_step_posted(s, team_id, channel, ts)
+        self._post_gone(s, team_id, channel, ts)
         if not isinstance(found, tuple):
             return found
-        session, run, protocol = found
+        session, run, message = found
         # Until the new post is in Slack, no thread is the step's: a second delivery of the
         # deletion finds no post to put back.
         run.message_ts = None
-        message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
         self.engine.post(s, session, message, ref=f"step:{session.id}:{run.index}")
+        protocol = self.engine.shown_protocol(s, session)
         told = render_message(
             "step_reposted.j2", session=session, protocol=protocol, index=run.index
         )
@@ -1144,15 +1144,14 @@ class Replies:
         step's message is posted in that thread, where the team is replying, and is the one the
         step's later edits go to (the tombstone can't be edited); once is enough however often
         Slack says so. A closed step's is left gone: what was said there is in the notes."""
-        self._post_gone(s, team_id, channel, ts)
         found = self._open_step_posted(s, team_id, channel, ts)
+        self._post_gone(s, team_id, channel, ts)
         if not isinstance(found, tuple):
             return
-        session, run, protocol = found
+        session, run, message = found
         ref = step_thread_ref(session.id, run.index)
         if self.engine.step_shown(s, session, run.index) == ref:
             return  # in the thread already: Slack said so before
-        message = self.engine.step_message(s, session, protocol, run.index, session.step_closes_at)
         self.engine.post(s, session, message, ref=ref, thread_ts=ts)
 
     def _header_deleted(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
@@ -1203,10 +1202,10 @@ class Replies:
 
     def _open_step_posted(
         self, s: Session, team_id: str, channel: str, ts: str
-    ) -> tuple[ProtocolSession, StepRun, Protocol] | bool:
-        """The session, step and protocol whose open step `ts` is the post of; else whether
-        `ts` is a step's post at all (a closed one's, or one of a session held for its
-        protocol, which can't render the step: see show_held)."""
+    ) -> tuple[ProtocolSession, StepRun, Message] | bool:
+        """The session and step whose open step `ts` is the post of, and the step's message as
+        it stands (of a session held for its protocol, which can't render the step, as last
+        shown: see show_held); else whether `ts` is a step's post at all (a closed one's)."""
         run = s.scalars(
             select(StepRun)
             .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
@@ -1228,9 +1227,13 @@ class Replies:
         ):
             return True
         protocol = self.engine.installed(session)
-        if protocol is None:
+        if protocol is not None:
+            closes = session.step_closes_at
+            return session, run, self.engine.step_message(s, session, protocol, run.index, closes)
+        shown = self.engine.last_sent(s, session, self.engine.step_shown(s, session, run.index))
+        if shown is None:
             return True
-        return session, run, protocol
+        return session, run, Message(text=str(shown.get("text") or ""), blocks=shown["blocks"])
 
     def forget_user(self, user_id: str, team_id: str | None = None) -> tuple[int, int, int]:
         """One person's words in every session, for a data request (`protocolbot forget-user`):
