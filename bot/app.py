@@ -102,8 +102,8 @@ class _App(App):
 
 
 class _IgnoringSelfEvents(IgnoringSelfEvents):
-    """Bolt's, but a message of the bot's deleted at a channel's top level comes through: a
-    step's post someone deleted, which the bot puts back (see Replies.deleted)."""
+    """Bolt's, but a message of the bot's deleted comes through: a step's post someone
+    deleted, or its copy in the step's thread, which the bot puts back (see Replies.deleted)."""
 
     @classmethod
     def _is_self_event(
@@ -114,8 +114,7 @@ class _IgnoringSelfEvents(IgnoringSelfEvents):
         body: dict[str, Any],
     ) -> bool:
         event = body.get("event") or {}
-        previous = event.get("previous_message") or {}
-        if event.get("subtype") == "message_deleted" and not previous.get("thread_ts"):
+        if event.get("subtype") == "message_deleted":
             return False
         return bool(super()._is_self_event(auth_result, user_id, bot_id, body))
 

@@ -690,3 +690,49 @@ def test_the_header_deleted_with_replies_under_it_is_posted_again_in_the_channel
     bot.settle()
     assert _refused(bot) == []
     assert f"until {_at(_session(bot).step_closes_at)}" in _plan(bot)[0]
+
+
+def test_the_steps_copy_in_its_thread_deleted_is_posted_there_again(bot: Bot) -> None:
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+    _step_post_tombstoned(bot, first["ts"])
+    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
+    bot.settle()
+
+    # The admin deletes the bot's copy too (the thread stays: the team's replies are in it).
+    (copy,) = _in_thread(bot, first["ts"])
+    bot.standin.delete_message(CHANNEL, copy["ts"])
+    previous = {
+        "ts": copy["ts"],
+        "thread_ts": first["ts"],
+        "user": "U_BOT",
+        "bot_id": "B_BOT",
+        "text": copy["text"],
+    }
+    event = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "deleted_ts": copy["ts"],
+        "previous_message": previous,
+        "ts": f"{float(copy['ts']) + 1:.6f}",
+        "hidden": True,
+    }
+    assert bot.event(event) == 200
+    bot.wait_until(
+        lambda: [m["ts"] for m in _in_thread(bot, first["ts"])] not in ([], [copy["ts"]])
+    )
+    bot.settle()
+    (again,) = _in_thread(bot, first["ts"])
+    assert (again["text"], again["blocks"]) == (copy["text"], copy["blocks"])
+    # Told again, the bot puts up no second copy; the step's edits go to the new one.
+    assert bot.event({**event, "ts": f"{float(event['ts']) + 1:.6f}"}) == 200
+    bot.command("extend 30m")
+    bot.settle()
+    (now,) = _in_thread(bot, first["ts"])
+    assert _closing_line(now) != _closing_line(again)
+    new = _written(bot, TEACHERS[1], "The last line is crossed out.", first["ts"])
+    bot.wait_until(lambda: new in bot.recorded())
+    assert bot.recorded() == [kept, new]

@@ -1096,6 +1096,9 @@ class Replies:
                 or self._header_deleted(s, team_id, channel, ts)
             ):
                 return
+            thread_ts = previous.get("thread_ts")
+            if not post and self._step_copy_deleted(s, team_id, channel, str(thread_ts), ts):
+                return
             row = self._find(s, team_id, channel, ts)
             if row is not None:
                 if row.audience != DELETED:
@@ -1104,8 +1107,9 @@ class Replies:
                     self._notes_changed(s, row.session_id)
                     self._parked_changed(s, [(row, was)])
                 return
+            if previous.get("bot_id"):
+                return  # a bot's (this one's, or another app's): never a reply recorded
             # Deleted before its message reached us: an empty row keeps the message out.
-            thread_ts = previous.get("thread_ts")
             if not thread_ts or not _reply_in_thread({"ts": ts, "thread_ts": thread_ts}):
                 return
             found = self._step_of(s, team_id, channel, str(thread_ts), ts)
@@ -1153,6 +1157,39 @@ class Replies:
         if self.engine.step_shown(s, session, run.index) == ref:
             return  # in the thread already: Slack said so before
         self.engine.post(s, session, message, ref=ref, thread_ts=ts)
+
+    def _step_copy_deleted(
+        self, s: Session, team_id: str, channel: str, thread_ts: str, ts: str
+    ) -> bool:
+        """Whether `ts` was the step's message the bot posted in its thread, its post deleted
+        with replies under it (_step_post_tombstoned). Deleted too, the open step's is posted
+        there again, where the team is replying; a closed step's is left gone."""
+        posted = s.execute(
+            select(StepRun.session_id, StepRun.index)
+            .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
+            .where(
+                StepRun.message_ts == thread_ts,
+                ProtocolSession.team_id == team_id,
+                ProtocolSession.channel_id == channel,
+            )
+        ).first()
+        if posted is None:
+            return False
+        ref = step_thread_ref(posted[0], posted[1])
+        copy = s.execute(
+            select(OutboxMessage.result_ts)
+            .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).first()
+        if copy is None or copy[0] != ts:
+            return False
+        found = self._open_step_posted(s, team_id, channel, thread_ts)
+        slack.deleted_in_slack(s, team_id, ref, ts)
+        if isinstance(found, tuple):
+            session, _run, message = found
+            self.engine.post(s, session, message, ref=ref, thread_ts=thread_ts)
+        return True
 
     def _header_deleted(self, s: Session, team_id: str, channel: str, ts: str) -> bool:
         """Whether `ts` was a session's header (deleted in Slack, with replies under it or
