@@ -205,6 +205,19 @@ def test_a_round_asks_once_which_of_its_steps_were_posted_again_in_their_thread(
     assert [session_row(engine, sid).current_step for sid in ids] == [2, 2, 2, 2]
 
 
+def test_a_round_asks_which_of_the_messages_it_edits_were_deleted_in_its_one_read(
+    engine: Engine, clock: HeldClock
+) -> None:
+    # A message deleted in Slack is not edited (Engine.edit): a round's closes, each editing
+    # its step's message and its header, asked so of each, one by one.
+    ids = start_in(engine, 4)
+    clock.advance(60)
+    with reads_of(engine, "SELECT outbox.status, outbox.error FROM outbox") as reads:
+        engine.close_steps([(sid, 1) for sid in ids])
+    assert reads == []
+    assert [session_row(engine, sid).current_step for sid in ids] == [2, 2, 2, 2]
+
+
 def due_and_recorded(
     engine: Engine, clock: HeldClock, monkeypatch: pytest.MonkeyPatch, channels: int
 ) -> tuple[list[int], list[list[int]]]:
