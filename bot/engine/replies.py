@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, or_, select, true, tuple_
+from sqlalchemy import Row, Select, bindparam, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -1164,15 +1164,7 @@ class Replies:
         """Whether `ts` was the step's message the bot posted in its thread, its post deleted
         with replies under it (_step_post_tombstoned). Deleted too, the open step's is posted
         there again, where the team is replying; a closed step's is left gone."""
-        posted = s.execute(
-            select(StepRun.session_id, StepRun.index)
-            .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
-            .where(
-                StepRun.message_ts == thread_ts,
-                ProtocolSession.team_id == team_id,
-                ProtocolSession.channel_id == channel,
-            )
-        ).first()
+        posted = _step_posted_as(s, team_id, channel, thread_ts)
         if posted is None:
             return False
         ref = step_thread_ref(posted[0], posted[1])
@@ -1225,15 +1217,7 @@ class Replies:
     def _post_gone(s: Session, team_id: str, channel: str, ts: str) -> None:
         """A step's post `ts` deleted in Slack: nothing edits it since (a closed step's later
         edits, of the replies it listed, say)."""
-        posted = s.execute(
-            select(StepRun.session_id, StepRun.index)
-            .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
-            .where(
-                StepRun.message_ts == ts,
-                ProtocolSession.team_id == team_id,
-                ProtocolSession.channel_id == channel,
-            )
-        ).first()
+        posted = _step_posted_as(s, team_id, channel, ts)
         if posted is not None:
             slack.deleted_in_slack(s, team_id, f"step:{posted[0]}:{posted[1]}", ts)
 
@@ -1767,3 +1751,16 @@ def _interpreting_step(protocol: Protocol, index: int) -> int | None:
         if protocol.step(k).collects == "interpretation":
             return k
     return None
+
+
+def _step_posted_as(s: Session, team_id: str, channel: str, ts: str) -> Row[int, int] | None:
+    """The session and index of the step whose post in `channel` is `ts`, if any."""
+    return s.execute(
+        select(StepRun.session_id, StepRun.index)
+        .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
+        .where(
+            StepRun.message_ts == ts,
+            ProtocolSession.team_id == team_id,
+            ProtocolSession.channel_id == channel,
+        )
+    ).first()
