@@ -32,7 +32,6 @@ from sqlalchemy import (
     Row,
     String,
     bindparam,
-    delete,
     insert,
     select,
     text,
@@ -273,7 +272,8 @@ def ref_session(ref: str | None, *kinds: str) -> int | None:
 
 def deleted_in_slack(s: Session, team_id: str, ref: str, ts: str) -> None:
     """The message `ref` posted as `ts` was deleted in Slack (gone, or a tombstone, which no one
-    can edit): its row says so, and its edits not sent yet are dropped; none is made since."""
+    can edit): its row says so, and the outbox makes no edit or deletion of it since, those
+    waiting included (see OutboxSender._claim)."""
     s.execute(
         update(OutboxMessage)
         .where(
@@ -284,25 +284,6 @@ def deleted_in_slack(s: Session, team_id: str, ref: str, ts: str) -> None:
         )
         .values(error=GONE)
     )
-    s.execute(
-        delete(OutboxMessage).where(
-            OutboxMessage.team_id == team_id,
-            OutboxMessage.ref == f"edit:{ref}"[:64],
-            OutboxMessage.status == "pending",
-            OutboxMessage.in_flight_at.is_(None),
-        )
-    )
-
-
-def gone(s: Session, team_id: str, ref: str) -> bool:
-    """Whether the message last posted as `ref` was deleted in Slack since (deleted_in_slack)."""
-    last = s.execute(
-        select(OutboxMessage.status, OutboxMessage.error)
-        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
-        .order_by(OutboxMessage.id.desc())
-        .limit(1)
-    ).first()
-    return last is not None and tuple(last) == ("sent", GONE)
 
 
 def enqueued(s: Session, team_id: str, ref: str, channel: str | None = None) -> bool:
@@ -337,7 +318,7 @@ def _upload(client: WebClient, payload: dict[str, Any]) -> Any:
 
 
 # team, ref, status, result_ts
-_Parent = Row[str, str | None, str, str | None]
+_Parent = Row[str, str | None, str, str | None, str | None]
 
 
 def _thread(
@@ -358,13 +339,17 @@ def _thread(
 
 
 def _parents(s: Session, refs: set[str]) -> dict[tuple[str, str], _Parent]:
-    """The latest row carrying each (team, ref) in `refs` as its ref: status and ts only."""
+    """The latest row carrying each (team, ref) in `refs` as its ref: status, ts and error only."""
     if not refs:
         return {}
     found: dict[tuple[str, str], _Parent] = {}
     for parent in s.connection().execute(
         select(
-            OutboxMessage.team_id, OutboxMessage.ref, OutboxMessage.status, OutboxMessage.result_ts
+            OutboxMessage.team_id,
+            OutboxMessage.ref,
+            OutboxMessage.status,
+            OutboxMessage.result_ts,
+            OutboxMessage.error,
         )
         .where(OutboxMessage.ref.in_(refs))
         .order_by(OutboxMessage.id)
@@ -498,6 +483,8 @@ class _Claim:
     previous_in_flight: datetime | None = None
     # Told of as held up (see HELD_UP): if Slack takes it now, that is told too.
     held_up: bool = False
+    # An edit or deletion of a message deleted in Slack since (deleted_in_slack): not made.
+    gone: bool = False
 
 
 @dataclass
@@ -952,7 +939,7 @@ class OutboxSender:
                 if row.status != "pending":
                     continue
                 payload = dict(row.payload)
-                parent_ref = None
+                parent_ref, gone = None, False
                 if row.thread_ref:
                     parent = parents.get((row.team_id, row.thread_ref))
                     if parent is not None and parent.status == "pending":
@@ -961,6 +948,7 @@ class OutboxSender:
                         parent_ref = row.thread_ref
                     elif parent is not None and parent.status == "sent" and parent.result_ts:
                         payload[_parent_key(row.method)] = parent.result_ts
+                        gone = row.method in _OF_A_POST and parent.error == GONE
                     # a failed (or long purged) parent: post at top level rather than lose it
                 mine.append(
                     _Claim(
@@ -974,6 +962,7 @@ class OutboxSender:
                         parent_ref=parent_ref,
                         previous_in_flight=row.in_flight_at,
                         held_up=row.error == HELD_UP,
+                        gone=gone,
                     )
                 )
                 claimed.append(row.id)
@@ -1138,6 +1127,8 @@ class OutboxSender:
         if client is None:
             return _finished(row_id, error="no_installation")
 
+        if claim.gone:
+            return _finished(row_id)  # the message was deleted in Slack: nothing to change
         if method in _OF_A_POST and not payload.get(_parent_key(method)):
             # The message to edit or delete was never posted (Slack refused it, or it was given
             # up on), or the file never shared.
@@ -1286,18 +1277,8 @@ class OutboxSender:
                     payload["channel"],
                     join_error.response.get("error") or join_error.response.status_code,
                 )
-        if error == "cant_update_message" and self._edits_gone(row_id):
-            return _finished(row_id)  # on its way when the post was deleted: nothing to edit
         log.warning("slack refused outbox row %s: %s", row_id, error)
         return _finished(row_id, error=error)
-
-    def _edits_gone(self, row_id: int) -> bool:
-        """Whether row `row_id` edits a message the bot knows was deleted in Slack since."""
-        with self.db.session() as s:
-            row = s.get(OutboxMessage, row_id)
-            if row is None or row.thread_ref is None:
-                return False
-            return gone(s, row.team_id, row.thread_ref)
 
     def _retry(
         self, row_id: int, after: int | None, *, ambiguous: bool, limited: bool = False

@@ -205,11 +205,13 @@ def test_a_round_asks_once_which_of_its_steps_were_posted_again_in_their_thread(
     assert [session_row(engine, sid).current_step for sid in ids] == [2, 2, 2, 2]
 
 
-def test_a_round_asks_which_of_the_messages_it_edits_were_deleted_in_its_one_read(
+def test_a_rounds_closes_read_nothing_more_for_the_messages_deleted_in_slack(
     engine: Engine, clock: HeldClock
 ) -> None:
-    # A message deleted in Slack is not edited (Engine.edit): a round's closes, each editing
-    # its step's message and its header, asked so of each, one by one.
+    # A message deleted in Slack is not edited: the outbox's claim, which reads the row of the
+    # message each edit is of anyway, skips it (bot.slack.deleted_in_slack). Asked in
+    # Engine.edit, a round's closes, each editing its step's message and its header, read so
+    # of each, one by one.
     ids = start_in(engine, 4)
     clock.advance(60)
     with reads_of(engine, "SELECT outbox.status, outbox.error FROM outbox") as reads:

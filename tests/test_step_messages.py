@@ -366,6 +366,20 @@ def test_a_closed_steps_post_deleted_is_not_posted_again(bot: Bot) -> None:
     assert "She drew three boxes." in json.dumps(notes)
 
 
+def _copied_into_its_thread(bot: Bot) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A session's first step post deleted with a reply under it, and the step's message the
+    bot then posted in that thread: the post (now a tombstone), the reply's ts and the copy."""
+    _started(bot)
+    (first,) = bot.step_posts()
+    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
+    bot.wait_until(lambda: kept in bot.recorded())
+    _step_post_tombstoned(bot, first["ts"])
+    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
+    bot.settle()
+    (copy,) = _in_thread(bot, first["ts"])
+    return first, kept, copy
+
+
 def _step_post_tombstoned(bot: Bot, ts: str) -> dict[str, Any]:
     """A workspace admin deletes a step's post that has replies under it: Slack keeps a
     tombstone in its place, the thread with it, and sends message_changed (not
@@ -479,17 +493,9 @@ def test_a_closed_steps_post_deleted_with_replies_is_not_put_back(bot: Bot) -> N
 def test_a_steps_tombstone_gone_with_its_replies_brings_the_step_back_to_the_channel(
     bot: Bot,
 ) -> None:
-    _started(bot)
-    (first,) = bot.step_posts()
-    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
-    bot.wait_until(lambda: kept in bot.recorded())
-    _step_post_tombstoned(bot, first["ts"])
-    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
-    bot.settle()
-
+    first, _, copy = _copied_into_its_thread(bot)
     # Every reply deleted, the bot's copy too: Slack takes the tombstone away, thread and all,
     # and says so with message_deleted (the tombstone as the previous message).
-    (copy,) = _in_thread(bot, first["ts"])
     bot.standin.delete_message(CHANNEL, copy["ts"])
     bot.standin.delete_message(CHANNEL, first["ts"])
     previous = {
@@ -693,16 +699,8 @@ def test_the_header_deleted_with_replies_under_it_is_posted_again_in_the_channel
 
 
 def test_the_steps_copy_in_its_thread_deleted_is_posted_there_again(bot: Bot) -> None:
-    _started(bot)
-    (first,) = bot.step_posts()
-    kept = _written(bot, TEACHERS[0], "She drew three boxes.", first["ts"])
-    bot.wait_until(lambda: kept in bot.recorded())
-    _step_post_tombstoned(bot, first["ts"])
-    bot.wait_until(lambda: len(_in_thread(bot, first["ts"])) == 1)
-    bot.settle()
-
+    first, kept, copy = _copied_into_its_thread(bot)
     # The admin deletes the bot's copy too (the thread stays: the team's replies are in it).
-    (copy,) = _in_thread(bot, first["ts"])
     bot.standin.delete_message(CHANNEL, copy["ts"])
     previous = {
         "ts": copy["ts"],

@@ -836,10 +836,8 @@ class Engine:
     ) -> None:
         """Change a message the bot posted to the session's channel, or to `channel` (`of`: its
         ref). The edit goes out after the post, with the post's ts; nothing is edited if the
-        post never was, or was deleted in Slack since (Slack would refuse the edit)."""
-        asked, maybe = s.info.get(_GONE_READ, ((), ()))
-        if (of not in asked or of in maybe) and slack.gone(s, session.team_id, of):
-            return
+        post never was, or was deleted in Slack since (the outbox skips such an edit: see
+        bot.slack.deleted_in_slack)."""
         channel = channel or session.channel_id
         payload: dict[str, Any] = {
             "channel": channel,
@@ -1012,23 +1010,9 @@ class Engine:
             # The steps closing whose message was posted again in their thread (a rare case),
             # read for the round: each close edits its step's message, and looked them up one
             # by one (step_shown).
-            # So too, in the same read, the messages each close edits that were deleted in
-            # Slack since (rarer still: see edit).
             closing = {step_thread_ref(session.id, session.current_step) for session in locked}
-            edited = {f"header:{session.id}" for session in locked}
-            edited |= {f"step:{session.id}:{session.current_step}" for session in locked}
-            found = set(
-                s.scalars(
-                    select(OutboxMessage.ref).where(
-                        or_(
-                            OutboxMessage.ref.in_(closing),
-                            and_(OutboxMessage.ref.in_(edited), OutboxMessage.error == slack.GONE),
-                        )
-                    )
-                )
-            )
-            s.info[_IN_THREAD] = (closing, found & closing)
-            s.info[_GONE_READ] = (closing | edited, found)
+            found = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.ref.in_(closing)))
+            s.info[_IN_THREAD] = (closing, set(found))
             # The sessions are apart, so nothing read here waits on another's writes: flushing
             # once at the commit sends each kind of row for all of them together, and the rows
             # they only add (steps opened, posts) go in by the driver, one executemany a table.
@@ -1036,7 +1020,7 @@ class Engine:
                 for session in locked:
                     current = runs.get((session.id, session.current_step))
                     self._close(s, after, session, first[session.id], current)
-            del s.info[_IN_THREAD], s.info[_GONE_READ]
+            del s.info[_IN_THREAD]
         for session_id, step in again:
             self.close_steps([(session_id, step)])
 
@@ -1473,9 +1457,6 @@ class Engine:
 # Session.info key: the refs of step messages posted again in their thread, among a round of
 # closes' (Engine.close_steps, step_shown).
 _IN_THREAD = "steps_in_thread"
-# Session.info key: of the messages a round of closes edits, those deleted in Slack since, or
-# posted again after (Engine.close_steps, edit).
-_GONE_READ = "edited_gone"
 
 
 def step_thread_ref(session_id: int, index: int) -> str:

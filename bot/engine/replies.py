@@ -1227,15 +1227,7 @@ class Replies:
         """The session and step whose open step `ts` is the post of, and the step's message as
         it stands (of a session held for its protocol, which can't render the step, as last
         shown: see show_held); else whether `ts` is a step's post at all (a closed one's)."""
-        run = s.scalars(
-            select(StepRun)
-            .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
-            .where(
-                StepRun.message_ts == ts,
-                ProtocolSession.team_id == team_id,
-                ProtocolSession.channel_id == channel,
-            )
-        ).first()
+        run = s.scalars(_step_posted(team_id, channel, ts, StepRun)).first()
         if run is None:
             return False
         session = self.engine._lock(s, run.session_id)
@@ -1755,12 +1747,17 @@ def _interpreting_step(protocol: Protocol, index: int) -> int | None:
 
 def _step_posted_as(s: Session, team_id: str, channel: str, ts: str) -> Row[int, int] | None:
     """The session and index of the step whose post in `channel` is `ts`, if any."""
-    return s.execute(
-        select(StepRun.session_id, StepRun.index)
+    return s.execute(_step_posted(team_id, channel, ts, StepRun.session_id, StepRun.index)).first()
+
+
+def _step_posted(team_id: str, channel: str, ts: str, *columns: Any) -> Select[Any]:
+    """`columns` of the step whose post in `channel` is `ts`."""
+    return (
+        select(*columns)
         .join(ProtocolSession, StepRun.session_id == ProtocolSession.id)
         .where(
             StepRun.message_ts == ts,
             ProtocolSession.team_id == team_id,
             ProtocolSession.channel_id == channel,
         )
-    ).first()
+    )
